@@ -1,0 +1,95 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Versions are the ones in the local package mirror (see README "Building offline").
+let package = Package(
+    name: "esante-sandbox",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "esante-sandbox", targets: ["esante-sandbox"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+    ],
+    targets: [
+        // The executable only parses the command line and wires the modules below.
+        .executableTarget(
+            name: "esante-sandbox",
+            dependencies: [
+                "SandboxServer", "Access", "Store", "TestPKI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Listeners, TLS, lifecycle, admin API, ready file. Knows no FHIR or SOAP detail beyond error shapes.
+        .target(
+            name: "SandboxServer",
+            dependencies: [
+                "Access", "Store", "TestPKI", "FHIRCore", "SOAPCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Who calls and whether they may: identities, DNs, whitelist, journal.
+        .target(
+            name: "Access",
+            dependencies: [
+                "Store", "TestPKI",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // One SQLite file (WAL) or memory; schema as migrations.
+        .target(
+            name: "Store",
+            dependencies: [.product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        // The IGC-Santé-shaped local PKI: CAs, server and client leaves, negative certificates, revocations.
+        .target(
+            name: "TestPKI",
+            dependencies: [
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
+        // FHIR R4 shapes shared by FHIR services (OperationOutcome for now).
+        .target(name: "FHIRCore"),
+        // SOAP 1.2 shapes shared by SOAP services (Fault for now).
+        .target(name: "SOAPCore"),
+        .testTarget(name: "AccessTests", dependencies: ["Access", "TestPKI", "Store"]),
+        .testTarget(name: "TestPKITests", dependencies: ["TestPKI", "Access"]),
+        .testTarget(
+            name: "SandboxServerTests",
+            dependencies: [
+                "SandboxServer", "Access", "Store", "TestPKI",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+    ]
+)

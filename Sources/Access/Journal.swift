@@ -1,0 +1,195 @@
+import Foundation
+import GRDB
+import Logging
+import NIOConcurrencyHelpers
+import Store
+
+/// `accepted` or `refused`, as the journal and `/_sandbox/whoami` say it.
+public enum JournalDecision: String, Sendable, Codable {
+    case accepted
+    case refused
+}
+
+/// One call (or one refused TLS handshake) as the sandbox saw it.
+public struct JournalEntry: Sendable, Codable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "journal"
+
+    public var id: Int64?
+    public var time: Date
+    public var environment: String
+    public var service: String?
+    /// HTTP method, or `TLS` for a handshake refused before any request.
+    public var method: String
+    public var path: String
+    public var query: String?
+    /// HTTP status; 0 when the TLS handshake was refused.
+    public var status: Int
+    public var decision: JournalDecision
+    public var reason: String?
+    public var subjectDN: String?
+    public var issuerDN: String?
+    public var serialNumber: String?
+    public var spkiSHA256: String?
+    public var durationMs: Double
+    public var remoteAddress: String?
+    /// JSON object of header name → value, authorization values masked.
+    public var requestHeaders: String?
+    public var requestBody: Data?
+    public var requestBodyTruncated: Bool
+    public var responseHeaders: String?
+    public var responseBody: Data?
+    public var responseBodyTruncated: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case id, time, environment, service, method, path, query, status, decision, reason
+        case subjectDN = "subject_dn", issuerDN = "issuer_dn", serialNumber = "serial_number"
+        case spkiSHA256 = "spki_sha256", durationMs = "duration_ms", remoteAddress = "remote_address"
+        case requestHeaders = "request_headers", requestBody = "request_body", requestBodyTruncated = "request_body_truncated"
+        case responseHeaders = "response_headers", responseBody = "response_body"
+        case responseBodyTruncated = "response_body_truncated"
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) {
+        id = inserted.rowID
+    }
+
+    public init(
+        time: Date = Date(), environment: String, service: String?, method: String, path: String, query: String? = nil,
+        status: Int, decision: JournalDecision, reason: String?, identity: ClientIdentity?, durationMs: Double,
+        remoteAddress: String? = nil
+    ) {
+        self.time = time
+        self.environment = environment
+        self.service = service
+        self.method = method
+        self.path = path
+        self.query = query
+        self.status = status
+        self.decision = decision
+        self.reason = reason
+        self.subjectDN = identity?.subject.rfc4514
+        self.issuerDN = identity?.issuer.rfc4514
+        self.serialNumber = identity?.serialNumber
+        self.spkiSHA256 = identity?.spkiSHA256.hex
+        self.durationMs = durationMs
+        self.remoteAddress = remoteAddress
+        self.requestBodyTruncated = false
+        self.responseBodyTruncated = false
+    }
+
+    /// Keeps at most `limit` bytes of a body; says whether it cut.
+    public static func clip(_ bytes: [UInt8], limit: Int) -> (Data?, Bool) {
+        guard !bytes.isEmpty else { return (nil, false) }
+        if bytes.count <= limit { return (Data(bytes), false) }
+        return (Data(bytes.prefix(limit)), true)
+    }
+
+    /// Header list as stored: JSON object, `authorization`-like values masked.
+    public static func encodeHeaders(_ headers: [(String, String)]) -> String {
+        var object: [String: String] = [:]
+        for (name, value) in headers {
+            let lower = name.lowercased()
+            let masked = Self.maskedHeaderNames.contains(lower) ? Self.mask(value) : value
+            object[lower] = object[lower].map { "\($0), \(masked)" } ?? masked
+        }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static let maskedHeaderNames: Set<String> = ["authorization", "proxy-authorization", "cookie", "set-cookie", "x-admin-token"]
+
+    /// `Bearer eyJhbGciOi…` → `Bearer ***(1234 chars)`: enough to tell tokens apart by length, nothing to replay.
+    static func mask(_ value: String) -> String {
+        let parts = value.split(separator: " ", maxSplits: 1)
+        if parts.count == 2 { return "\(parts[0]) ***(\(parts[1].count) chars)" }
+        return "***(\(value.count) chars)"
+    }
+}
+
+/// Journal query filters (admin API, CLI).
+public struct JournalFilter: Sendable {
+    public var limit: Int = 100
+    public var service: String?
+    public var decision: JournalDecision?
+    /// Only rows with an id greater than this (for `--follow`).
+    public var afterID: Int64?
+
+    public init(limit: Int = 100, service: String? = nil, decision: JournalDecision? = nil, afterID: Int64? = nil) {
+        self.limit = limit
+        self.service = service
+        self.decision = decision
+        self.afterID = afterID
+    }
+}
+
+/// The call journal: rows are queued in memory and written in batches by a background task, so journaling costs
+/// the request path a lock and an append rather than a SQLite transaction. Bounded to `maxRows` (oldest pruned).
+///
+/// A batch is written at most `flushInterval` after its first row; a `kill -9` can lose that window of journal
+/// rows (never service data, which is written before the response).
+public final class Journal: Sendable {
+    private let store: SandboxStore
+    public let maxRows: Int
+    private let pending = NIOLockedValueBox<[JournalEntry]>([])
+    private let flushLock = NIOLock()
+    private let logger: Logger
+
+    public init(store: SandboxStore, maxRows: Int = 100_000, logger: Logger = Logger(label: "journal")) {
+        self.store = store
+        self.maxRows = max(1, maxRows)
+        self.logger = logger
+    }
+
+    /// Queues a row; never blocks on SQLite.
+    public func record(_ entry: JournalEntry) {
+        pending.withLockedValue { $0.append(entry) }
+    }
+
+    /// Writes queued rows now, then prunes beyond `maxRows`. Safe to call from several places.
+    public func flush() {
+        flushLock.withLock {
+            let batch = pending.withLockedValue { queue -> [JournalEntry] in
+                defer { queue.removeAll(keepingCapacity: true) }
+                return queue
+            }
+            guard !batch.isEmpty else { return }
+            do {
+                try store.writer.write { db in
+                    for var entry in batch { try entry.insert(db) }
+                    // ids are monotonic (AUTOINCREMENT), so "older than the newest maxRows" is a range delete.
+                    try db.execute(
+                        sql: "DELETE FROM journal WHERE id <= (SELECT MAX(id) FROM journal) - ?", arguments: [maxRows])
+                }
+            } catch {
+                logger.error("journal: could not write \(batch.count) rows: \(error)")
+            }
+        }
+    }
+
+    /// Background writer loop: flushes every `interval` until cancelled, then once more.
+    public func run(interval: Duration = .milliseconds(50)) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            await Task.detached(priority: .utility) { self.flush() }.value
+        }
+        flush()
+    }
+
+    public func entries(_ filter: JournalFilter) throws -> [JournalEntry] {
+        flush()
+        return try store.writer.read { db in
+            var request = JournalEntry.all()
+            if let service = filter.service { request = request.filter(Column("service") == service) }
+            if let decision = filter.decision { request = request.filter(Column("decision") == decision.rawValue) }
+            if let after = filter.afterID {
+                return try request.filter(Column("id") > after).order(Column("id")).limit(filter.limit).fetchAll(db)
+            }
+            return try request.order(Column("id").desc).limit(filter.limit).fetchAll(db)
+        }
+    }
+
+    public func removeAll() throws {
+        flush()
+        _ = try store.writer.write { db in try JournalEntry.deleteAll(db) }
+    }
+}

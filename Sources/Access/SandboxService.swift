@@ -1,0 +1,62 @@
+/// The national services the sandbox stands in for. Each owns URL path prefixes and is whitelisted separately.
+public enum SandboxService: String, Sendable, Hashable, Codable, CaseIterable {
+    /// ROR FHIR "MEV3" (consumer API, capacity feed, Keycloak token endpoint).
+    case rorFHIR = "ror-fhir"
+    /// ROR SOAP "CSD MEV2.4" (legacy), whitelisted by public key.
+    case rorCSD = "ror-csd"
+    /// INSi teleservice (Assurance Maladie), SOAP.
+    case insi = "insi"
+    /// DMP (dossier médical partagé).
+    case dmp = "dmp"
+    /// Mon espace santé.
+    case mes = "mes"
+
+    /// How the ANS identifies a caller of this service in its whitelist.
+    public enum Credential: String, Sendable {
+        /// Certificate subject DN (FHIR, INSi, DMP, MES).
+        case subjectDN
+        /// Certificate public key (CSD MEV2.4).
+        case publicKey
+    }
+
+    /// How errors are written on this service's paths.
+    public enum ErrorForm: Sendable {
+        case fhirOperationOutcome
+        case soapFault
+    }
+
+    public var credential: Credential { self == .rorCSD ? .publicKey : .subjectDN }
+
+    public var errorForm: ErrorForm {
+        switch self {
+        case .rorFHIR, .mes: .fhirOperationOutcome
+        case .rorCSD, .insi, .dmp: .soapFault
+        }
+    }
+
+    public var pathPrefixes: [String] {
+        switch self {
+        case .rorFHIR: ["/ws-diffusion-fhir", "/ws-synchro-dispo-lits-fhir", "/auth/realms/ror"]
+        case .rorCSD: ["/ROR/CSD"]
+        case .insi: ["/lps"]
+        case .dmp: ["/si-dmp-server"]
+        case .mes: ["/mes"]
+        }
+    }
+
+    /// The service owning a request path, matched on whole path segments (`/lps` and `/lps/x`, not `/lpsx`).
+    public static func owning(path: String) -> SandboxService? {
+        for service in allCases {
+            for prefix in service.pathPrefixes where path.hasPrefix(prefix) {
+                let rest = path.dropFirst(prefix.count)
+                if rest.isEmpty || rest.hasPrefix("/") || rest.hasPrefix("?") { return service }
+            }
+        }
+        return nil
+    }
+}
+
+/// Whitelist environments ("bac à sable" is the ANS sandbox, the default here).
+public enum SandboxEnvironment {
+    public static let sandbox = "bac-a-sable"
+}

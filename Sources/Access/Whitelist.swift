@@ -1,0 +1,324 @@
+import Foundation
+import GRDB
+import NIOConcurrencyHelpers
+import Store
+import X509
+
+/// What a whitelisted caller may do on a service.
+public enum WhitelistRole: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Read (consommateur).
+    case consume
+    /// Write (alimentation), possibly limited to establishments.
+    case feed
+}
+
+/// One line of a service's whitelist ("liste blanche"): an environment, a service and the credential the ANS
+/// registered — a subject DN (FHIR, INSi, DMP, MES) or a public key (CSD).
+public struct WhitelistEntry: Sendable, Hashable, Codable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "whitelist_entry"
+
+    public var id: Int64?
+    public var environment: String
+    public var service: SandboxService
+    /// RFC 4514 form of the DN as normalised at insertion.
+    public var subjectDN: String?
+    public var subjectDNKey: String?
+    public var publicKeySHA256: SPKIDigest?
+    public var role: WhitelistRole
+    /// Establishment identifiers (FINESS) this entry may write for; empty means its own only.
+    public var establishments: [String]
+    public var label: String?
+    /// `seed`, `admin` or `cli`: who created it.
+    public var origin: String
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    enum CodingKeys: String, CodingKey {
+        case id, environment, service, role, establishments, label, origin
+        case subjectDN = "subject_dn", subjectDNKey = "subject_dn_key", publicKeySHA256 = "public_key_sha256"
+        case createdAt = "created_at", updatedAt = "updated_at"
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) {
+        id = inserted.rowID
+    }
+
+    public init(
+        environment: String = SandboxEnvironment.sandbox, service: SandboxService, subjectDN: SubjectDN? = nil,
+        publicKeySHA256: SPKIDigest? = nil, role: WhitelistRole = .consume, establishments: [String] = [],
+        label: String? = nil, origin: String = "admin", now: Date = Date()
+    ) {
+        self.environment = environment
+        self.service = service
+        self.subjectDN = subjectDN?.rfc4514
+        self.subjectDNKey = subjectDN?.matchKey
+        self.publicKeySHA256 = publicKeySHA256
+        self.role = role
+        self.establishments = establishments
+        self.label = label
+        self.origin = origin
+        self.createdAt = now
+        self.updatedAt = now
+    }
+
+    func matches(_ identity: ClientIdentity) -> Bool {
+        if let key = subjectDNKey, key == identity.subject.matchKey { return true }
+        if let spki = publicKeySHA256, spki == identity.spkiSHA256 { return true }
+        return false
+    }
+}
+
+/// Why a request may or may not reach a service.
+public struct AccessDecision: Sendable, Hashable {
+    public var allowed: Bool
+    /// Short machine-readable reason stored in the journal (`whitelisted`, `not-whitelisted`, `expired`…).
+    public var reason: String
+    /// Sentence for the caller, quoting the presented DN or key.
+    public var message: String
+    public var entry: WhitelistEntry?
+}
+
+/// A request to add an entry, as the admin API and the CLI receive it. Exactly one credential must be usable.
+public struct WhitelistRequest: Sendable, Codable {
+    public var environment: String?
+    public var service: String
+    public var subjectDN: String?
+    public var publicKeySHA256: String?
+    public var certificatePEM: String?
+    public var role: String?
+    public var establishments: [String]?
+    public var label: String?
+
+    public init(
+        environment: String? = nil, service: String, subjectDN: String? = nil, publicKeySHA256: String? = nil,
+        certificatePEM: String? = nil, role: String? = nil, establishments: [String]? = nil, label: String? = nil
+    ) {
+        self.environment = environment
+        self.service = service
+        self.subjectDN = subjectDN
+        self.publicKeySHA256 = publicKeySHA256
+        self.certificatePEM = certificatePEM
+        self.role = role
+        self.establishments = establishments
+        self.label = label
+    }
+}
+
+/// A whitelist request that cannot become an entry; `description` is the message shown to the user.
+public struct WhitelistError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The whitelists of every environment and service, cached in memory for the request path and kept in SQLite.
+public final class Whitelist: Sendable {
+    private let store: SandboxStore
+    private struct Cache {
+        var entries: [WhitelistEntry] = []
+        var revision: Int64 = -1
+        var checkedAt: Date = .distantPast
+    }
+    private let cache = NIOLockedValueBox(Cache())
+    /// How stale the cache may be with respect to edits made by another process (the CLI).
+    private let externalRefreshInterval: TimeInterval
+
+    public init(store: SandboxStore, externalRefreshInterval: TimeInterval = 0.5) throws {
+        self.store = store
+        self.externalRefreshInterval = externalRefreshInterval
+        try reload()
+    }
+
+    // MARK: Editing
+
+    /// Validates a request and turns it into an entry (not stored).
+    public static func entry(from request: WhitelistRequest, origin: String, now: Date = Date()) throws -> WhitelistEntry {
+        guard let service = SandboxService(rawValue: request.service) else {
+            throw WhitelistError("unknown service '\(request.service)' (expected one of: \(SandboxService.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        let roleText = request.role ?? WhitelistRole.consume.rawValue
+        guard let role = WhitelistRole(rawValue: roleText) else {
+            throw WhitelistError("unknown role '\(roleText)' (expected consume or feed)")
+        }
+        var dn: SubjectDN?
+        var spki: SPKIDigest?
+        if let text = request.subjectDN {
+            do { dn = try SubjectDN(parsing: text) } catch { throw WhitelistError("subjectDN: \(error)") }
+        }
+        if let text = request.publicKeySHA256 {
+            guard let digest = SPKIDigest(text: text) else {
+                throw WhitelistError("publicKeySHA256: expected 64 hex digits (SHA-256 of the DER SubjectPublicKeyInfo) or its base64")
+            }
+            spki = digest
+        }
+        if let pem = request.certificatePEM {
+            let material = try PublicKeyMaterial(pem: pem)
+            spki = material.spkiSHA256
+            // For DN services a certificate stands for its subject DN; CSD keeps the key only.
+            if service.credential == .subjectDN, dn == nil { dn = material.subject }
+        }
+        switch service.credential {
+        case .subjectDN:
+            guard dn != nil else {
+                throw WhitelistError("service \(service.rawValue) whitelists by subject DN: give subjectDN (or certificatePEM)")
+            }
+            if request.publicKeySHA256 == nil { spki = nil } // the DN is the credential; a certificate only named it
+        case .publicKey:
+            guard spki != nil else {
+                throw WhitelistError("service ror-csd whitelists by public key, as the ANS does: give publicKeySHA256 or certificatePEM")
+            }
+            if request.subjectDN != nil {
+                throw WhitelistError("service ror-csd whitelists by public key only: remove subjectDN")
+            }
+        }
+        let establishments = request.establishments ?? []
+        if let bad = establishments.first(where: { $0.isEmpty || $0.contains(where: \.isWhitespace) }) {
+            throw WhitelistError("establishments: '\(bad)' is not an identifier")
+        }
+        let environment = request.environment ?? SandboxEnvironment.sandbox
+        guard !environment.isEmpty, environment.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }) else {
+            throw WhitelistError("environment: '\(environment)' is not a valid name")
+        }
+        return WhitelistEntry(
+            environment: environment, service: service, subjectDN: dn, publicKeySHA256: spki, role: role,
+            establishments: establishments, label: request.label, origin: origin, now: now)
+    }
+
+    /// Stores an entry; an entry with the same environment, service and credential is updated instead
+    /// (role, establishments, label), so adding twice is harmless.
+    @discardableResult
+    public func add(_ entry: WhitelistEntry) throws -> WhitelistEntry {
+        let saved = try store.writer.write { db -> WhitelistEntry in
+            var entry = entry
+            if var existing = try Self.sameCredential(as: entry, in: db) {
+                existing.role = entry.role
+                existing.establishments = entry.establishments
+                existing.label = entry.label ?? existing.label
+                existing.updatedAt = entry.updatedAt
+                try existing.update(db)
+                return existing
+            }
+            try entry.insert(db)
+            return entry
+        }
+        try reload()
+        return saved
+    }
+
+    private static func sameCredential(as entry: WhitelistEntry, in db: Database) throws -> WhitelistEntry? {
+        var request = WhitelistEntry
+            .filter(Column("environment") == entry.environment && Column("service") == entry.service.rawValue)
+        if let key = entry.subjectDNKey {
+            request = request.filter(Column("subject_dn_key") == key)
+        } else if let spki = entry.publicKeySHA256 {
+            request = request.filter(Column("subject_dn_key") == nil && Column("public_key_sha256") == spki.hex)
+        }
+        return try request.fetchOne(db)
+    }
+
+    /// Removes an entry; false when there was none with this id.
+    @discardableResult
+    public func remove(id: Int64) throws -> Bool {
+        let deleted = try store.writer.write { db in try WhitelistEntry.deleteOne(db, key: id) }
+        try reload()
+        return deleted
+    }
+
+    /// Removes every entry (used by `reset?scope=all` before re-seeding).
+    public func removeAll() throws {
+        _ = try store.writer.write { db in try WhitelistEntry.deleteAll(db) }
+        try reload()
+    }
+
+    public func entries() throws -> [WhitelistEntry] {
+        try refreshIfChangedElsewhere()
+        return cache.withLockedValue { $0.entries }
+    }
+
+    public func reload() throws {
+        let (entries, revision) = try store.writer.read { db in
+            (try WhitelistEntry.order(Column("id")).fetchAll(db),
+             try Int64.fetchOne(db, sql: "SELECT value FROM store_revision WHERE name = 'whitelist'") ?? 0)
+        }
+        cache.withLockedValue { $0 = Cache(entries: entries, revision: revision, checkedAt: Date()) }
+    }
+
+    /// Picks up edits made by another process at most every `externalRefreshInterval`.
+    private func refreshIfChangedElsewhere() throws {
+        let (due, known) = cache.withLockedValue { cache -> (Bool, Int64) in
+            let due = Date().timeIntervalSince(cache.checkedAt) >= externalRefreshInterval
+            if due { cache.checkedAt = Date() }
+            return (due, cache.revision)
+        }
+        guard due else { return }
+        if try store.revision("whitelist") != known { try reload() }
+    }
+
+    // MARK: Decisions
+
+    /// Whether `identity` may call `service` in `environment`, with the reason in words.
+    public func decide(identity: ClientIdentity?, service: SandboxService, environment: String) -> AccessDecision {
+        guard let identity else {
+            return AccessDecision(allowed: false, reason: ChainFailure.noCertificate.rawValue,
+                                  message: "Access refused: \(ChainFailure.noCertificate.explanation).", entry: nil)
+        }
+        if let failure = identity.chainFailure {
+            return AccessDecision(
+                allowed: false, reason: failure.rawValue,
+                message: "Access refused: \(failure.explanation) (subject DN '\(identity.subject.rfc4514)', issuer '\(identity.issuer.rfc4514)').",
+                entry: nil)
+        }
+        let all = (try? entries()) ?? cache.withLockedValue { $0.entries }
+        let candidates = all.filter { $0.environment == environment && $0.service == service }
+        if let entry = candidates.first(where: { $0.matches(identity) }) {
+            return AccessDecision(allowed: true, reason: "whitelisted", message: "whitelisted (entry \(entry.id ?? 0))", entry: entry)
+        }
+        return AccessDecision(allowed: false, reason: "not-whitelisted",
+                              message: refusalMessage(identity: identity, service: service, environment: environment, all: all),
+                              entry: nil)
+    }
+
+    private func refusalMessage(identity: ClientIdentity, service: SandboxService, environment: String, all: [WhitelistEntry]) -> String {
+        var message: String
+        switch service.credential {
+        case .subjectDN:
+            message = "The certificate subject DN '\(identity.subject.rfc4514)' is not in the \(service.rawValue) whitelist of environment '\(environment)'."
+        case .publicKey:
+            message = "The certificate public key (SPKI SHA-256 \(identity.spkiSHA256.hex)) is not in the \(service.rawValue) whitelist of environment '\(environment)'."
+        }
+        let elsewhere = all.filter { $0.matches(identity) && !($0.environment == environment && $0.service == service) }
+        if !elsewhere.isEmpty {
+            let places = Set(elsewhere.map { "\($0.service.rawValue)@\($0.environment)" }).sorted()
+            message += " It is whitelisted for: \(places.joined(separator: ", "))."
+        }
+        let unordered = identity.subject.unorderedMatchKey
+        if let near = all.first(where: { $0.environment == environment && $0.service == service && $0.subjectDN != nil
+                                         && ((try? SubjectDN(parsing: $0.subjectDN!).unorderedMatchKey) == unordered) }) {
+            message += " Entry \(near.id ?? 0) has the same attributes in another order ('\(near.subjectDN!)'): the RDN order of a DN is significant."
+        }
+        return message
+    }
+}
+
+/// A PEM certificate or public key given to identify a caller by key (or, for a certificate, by DN).
+public struct PublicKeyMaterial: Sendable {
+    public var spkiSHA256: SPKIDigest
+    public var subject: SubjectDN?
+
+    public init(pem: String) throws {
+        if pem.contains("BEGIN CERTIFICATE") {
+            guard let certificate = try? Certificate(pemEncoded: pem) else {
+                throw WhitelistError("certificatePEM: not a valid PEM certificate")
+            }
+            self.spkiSHA256 = try SPKIDigest(publicKey: certificate.publicKey)
+            self.subject = SubjectDN(certificate.subject)
+        } else if pem.contains("BEGIN PUBLIC KEY") {
+            guard let key = try? Certificate.PublicKey(pemEncoded: pem) else {
+                throw WhitelistError("certificatePEM: not a valid PEM public key")
+            }
+            self.spkiSHA256 = try SPKIDigest(publicKey: key)
+            self.subject = nil
+        } else {
+            throw WhitelistError("certificatePEM: expected a PEM 'CERTIFICATE' or 'PUBLIC KEY' block")
+        }
+    }
+}

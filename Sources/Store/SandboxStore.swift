@@ -1,0 +1,120 @@
+import Foundation
+import GRDB
+
+/// The sandbox's single SQLite database: one file in WAL mode under the data folder, or memory for tests.
+///
+/// Every table is created by a migration below; service modules add theirs by appending migrations here, so the
+/// schema history stays in one place and `reset` knows every table.
+public final class SandboxStore: Sendable {
+    public let writer: any DatabaseWriter
+    /// File path, or nil in memory.
+    public let path: String?
+
+    /// Opens (creating if needed) the database file and migrates it.
+    ///
+    /// `synchronous = NORMAL` in WAL mode: a commit is in the OS before the response is sent, so `kill -9` loses
+    /// nothing acknowledged; only a power cut could lose the last commits (acceptable for a sandbox).
+    public static func open(path: String) throws -> SandboxStore {
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        configuration.busyMode = .timeout(5)
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        let store = SandboxStore(writer: pool, path: path)
+        try store.migrate()
+        return store
+    }
+
+    /// A private in-memory database (tests, `serve --in-memory`).
+    public static func inMemory() throws -> SandboxStore {
+        let queue = try DatabaseQueue()
+        let store = SandboxStore(writer: queue, path: nil)
+        try store.migrate()
+        return store
+    }
+
+    init(writer: any DatabaseWriter, path: String?) {
+        self.writer = writer
+        self.path = path
+    }
+
+    func migrate() throws {
+        try Self.migrator.migrate(writer)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-access") { db in
+            try db.create(table: "whitelist_entry") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("environment", .text).notNull()
+                t.column("service", .text).notNull()
+                t.column("subject_dn", .text)
+                t.column("subject_dn_key", .text)
+                t.column("public_key_sha256", .text)
+                t.column("role", .text).notNull()
+                t.column("establishments", .text).notNull().defaults(to: "[]")
+                t.column("label", .text)
+                t.column("origin", .text).notNull().defaults(to: "admin")
+                t.column("created_at", .datetime).notNull()
+                t.column("updated_at", .datetime).notNull()
+                t.check(sql: "subject_dn_key IS NOT NULL OR public_key_sha256 IS NOT NULL")
+            }
+            try db.create(index: "whitelist_by_dn", on: "whitelist_entry", columns: ["environment", "service", "subject_dn_key"])
+            try db.create(index: "whitelist_by_key", on: "whitelist_entry", columns: ["environment", "service", "public_key_sha256"])
+
+            // A counter bumped by triggers, so a running server sees whitelist edits made by the CLI (another process).
+            try db.create(table: "store_revision") { t in
+                t.primaryKey("name", .text)
+                t.column("value", .integer).notNull()
+            }
+            try db.execute(sql: "INSERT INTO store_revision(name, value) VALUES ('whitelist', 0)")
+            for event in ["INSERT", "UPDATE", "DELETE"] {
+                try db.execute(sql: """
+                    CREATE TRIGGER whitelist_revision_\(event.lowercased()) AFTER \(event) ON whitelist_entry
+                    BEGIN UPDATE store_revision SET value = value + 1 WHERE name = 'whitelist'; END
+                    """)
+            }
+
+            try db.create(table: "journal") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("time", .datetime).notNull()
+                t.column("environment", .text).notNull()
+                t.column("service", .text)
+                t.column("method", .text).notNull()
+                t.column("path", .text).notNull()
+                t.column("query", .text)
+                t.column("status", .integer).notNull()
+                t.column("decision", .text).notNull()
+                t.column("reason", .text)
+                t.column("subject_dn", .text)
+                t.column("issuer_dn", .text)
+                t.column("serial_number", .text)
+                t.column("spki_sha256", .text)
+                t.column("duration_ms", .double).notNull()
+                t.column("remote_address", .text)
+                t.column("request_headers", .text)
+                t.column("request_body", .blob)
+                t.column("request_body_truncated", .boolean).notNull().defaults(to: false)
+                t.column("response_headers", .text)
+                t.column("response_body", .blob)
+                t.column("response_body_truncated", .boolean).notNull().defaults(to: false)
+            }
+            try db.create(index: "journal_by_service", on: "journal", columns: ["service", "id"])
+            try db.create(index: "journal_by_decision", on: "journal", columns: ["decision", "id"])
+        }
+        return migrator
+    }
+
+    /// Current value of a revision counter (see `store_revision`).
+    public func revision(_ name: String) throws -> Int64 {
+        try writer.read { db in
+            try Int64.fetchOne(db, sql: "SELECT value FROM store_revision WHERE name = ?", arguments: [name]) ?? 0
+        }
+    }
+
+    /// Tables holding service data, emptied by a reset before the seeds are loaded again.
+    /// Service modules register theirs as they land.
+    public static let serviceDataTables: [String] = []
+}

@@ -1,0 +1,129 @@
+import Crypto
+import Foundation
+import SwiftASN1
+import X509
+import _CryptoExtras
+
+/// Key algorithms the sandbox mints: RSA-2048 as IGC-Santé issues, or P-256 (fast, for tests).
+public enum KeyAlgorithm: String, Sendable, CaseIterable, Codable {
+    case rsa2048 = "rsa"
+    case p256 = "p256"
+
+    func generate() throws -> Certificate.PrivateKey {
+        switch self {
+        case .rsa2048: return Certificate.PrivateKey(try _RSA.Signing.PrivateKey(keySize: .bits2048))
+        case .p256: return Certificate.PrivateKey(P256.Signing.PrivateKey())
+        }
+    }
+}
+
+/// A certificate with its private key, and the PEM texts the sandbox writes.
+public struct IssuedCertificate: Sendable {
+    public var certificate: Certificate
+    public var privateKey: Certificate.PrivateKey
+
+    public init(certificate: Certificate, privateKey: Certificate.PrivateKey) {
+        self.certificate = certificate
+        self.privateKey = privateKey
+    }
+
+    /// PEM with a final newline (swift-certificates' PEM has none, and `cat cert key` would then break).
+    public var certificatePEM: String { get throws { try certificate.serializeAsPEM().pemString + "\n" } }
+    public var privateKeyPEM: String { get throws { try privateKey.serializeAsPEM().pemString + "\n" } }
+
+    /// Lower-case hex serial, the form `certs revoke` takes and the journal stores.
+    public var serialHex: String { SerialText.hex(certificate.serialNumber) }
+}
+
+/// The negative certificates publishers need to see refused.
+public enum NegativeKind: String, Sendable, CaseIterable, Codable {
+    case expired
+    case notYetValid = "not-yet-valid"
+    case selfSigned = "self-signed"
+    case untrustedCA = "untrusted-ca"
+    case serverEKU = "server-eku"
+    case revoked
+    /// `key.pem` does not belong to `cert.pem`: the client's own TLS stack refuses to use the pair.
+    case mismatchedKey = "mismatched-key"
+}
+
+/// Builders for each certificate shape; pure functions of their inputs (no files).
+public enum CertificateMinter {
+    /// A CA (root when `issuer` is nil). IGC-Santé's issuing CAs have pathlen 0; roots have none.
+    public static func authority(
+        subject: DistinguishedName, algorithm: KeyAlgorithm, issuer: IssuedCertificate?, validity: DateInterval
+    ) throws -> IssuedCertificate {
+        let key = try algorithm.generate()
+        let signer = issuer?.privateKey ?? key
+        let certificate = try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: key.publicKey,
+            notValidBefore: validity.start, notValidAfter: validity.end,
+            issuer: issuer?.certificate.subject ?? subject, subject: subject,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: issuer == nil ? nil : 0))
+                Critical(KeyUsage(keyCertSign: true, cRLSign: true))
+                SubjectKeyIdentifier(hash: key.publicKey)
+                if let issuer {
+                    AuthorityKeyIdentifier(keyIdentifier: try issuer.certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
+                }
+            },
+            issuerPrivateKey: signer)
+        return IssuedCertificate(certificate: certificate, privateKey: key)
+    }
+
+    /// A TLS server leaf (`AUTH_SERV`-like) for `localhost` and `127.0.0.1` plus extra names.
+    public static func server(
+        subject: DistinguishedName, dnsNames: [String], ipAddresses: [[UInt8]], algorithm: KeyAlgorithm,
+        issuer: IssuedCertificate, validity: DateInterval
+    ) throws -> IssuedCertificate {
+        let key = try algorithm.generate()
+        var names: [GeneralName] = dnsNames.map { .dnsName($0) }
+        names += ipAddresses.map { .ipAddress(ASN1OctetString(contentBytes: ArraySlice($0))) }
+        let certificate = try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: key.publicKey,
+            notValidBefore: validity.start, notValidAfter: validity.end,
+            issuer: issuer.certificate.subject, subject: subject,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.notCertificateAuthority)
+                Critical(KeyUsage(digitalSignature: true, keyEncipherment: true))
+                try ExtendedKeyUsage([.serverAuth])
+                SubjectAlternativeNames(names)
+                SubjectKeyIdentifier(hash: key.publicKey)
+                AuthorityKeyIdentifier(keyIdentifier: try issuer.certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
+            },
+            issuerPrivateKey: issuer.privateKey)
+        return IssuedCertificate(certificate: certificate, privateKey: key)
+    }
+
+    /// A client leaf (`ORG AUTH_CLI`-like). `selfSigned` signs it with its own key under its own DN.
+    public static func client(
+        subject: DistinguishedName, algorithm: KeyAlgorithm, issuer: IssuedCertificate?, validity: DateInterval,
+        extendedKeyUsage: [ExtendedKeyUsage.Usage] = [.clientAuth]
+    ) throws -> IssuedCertificate {
+        let key = try algorithm.generate()
+        let certificate = try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: key.publicKey,
+            notValidBefore: validity.start, notValidAfter: validity.end,
+            issuer: issuer?.certificate.subject ?? subject, subject: subject,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.notCertificateAuthority)
+                Critical(KeyUsage(digitalSignature: true, keyEncipherment: true))
+                try ExtendedKeyUsage(extendedKeyUsage)
+                SubjectKeyIdentifier(hash: key.publicKey)
+                if let issuer {
+                    AuthorityKeyIdentifier(keyIdentifier: try issuer.certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
+                }
+            },
+            issuerPrivateKey: issuer?.privateKey ?? key)
+        return IssuedCertificate(certificate: certificate, privateKey: key)
+    }
+}
+
+/// Serial numbers as the sandbox writes them: lower-case hex, no separators, no DER sign-padding zero byte.
+public enum SerialText {
+    public static func hex(_ serial: Certificate.SerialNumber) -> String {
+        var bytes = ArraySlice(serial.bytes)
+        while bytes.count > 1, bytes.first == 0 { bytes = bytes.dropFirst() }
+        return bytes.map { String(format: "%02x", $0) }.joined()
+    }
+}
