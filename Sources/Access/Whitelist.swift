@@ -76,6 +76,13 @@ public struct AccessDecision: Sendable, Hashable {
     /// Sentence for the caller, quoting the presented DN or key.
     public var message: String
     public var entry: WhitelistEntry?
+
+    public init(allowed: Bool, reason: String, message: String, entry: WhitelistEntry?) {
+        self.allowed = allowed
+        self.reason = reason
+        self.message = message
+        self.entry = entry
+    }
 }
 
 /// A request to add an entry, as the admin API and the CLI receive it. Exactly one credential must be usable.

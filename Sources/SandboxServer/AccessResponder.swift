@@ -1,0 +1,146 @@
+import Access
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// The front of the mutual-TLS listener, wrapped around the router: decides access **on the path prefix, before
+/// any route exists behind it** (a caller that is not whitelisted gets 403, not 404), turns every error into the
+/// service's own form, and journals every request with its bodies.
+struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context == SandboxRequestContext {
+    typealias Context = SandboxRequestContext
+
+    let inner: Inner
+    let environment: String
+    let whitelist: Whitelist
+    let journal: Journal
+    /// Bytes of each body kept in the journal.
+    let journalBodyLimit: Int
+
+    func respond(to request: Request, context: Context) async throws -> Response {
+        let started = ContinuousClock.now
+        var request = request
+        var context = context
+        let path = request.uri.path
+        let service = SandboxService.owning(path: path)
+
+        var requestBytes: [UInt8] = []
+        var response: Response
+        let decision = decide(service: service, path: path, identity: context.identity)
+        do {
+            let body = try await request.collectBody(upTo: context.maxUploadSize)
+            requestBytes = Array(body.readableBytesView)
+            if decision.allowed {
+                context.access = decision
+                do {
+                    response = try await inner.respond(to: request, context: context)
+                } catch {
+                    response = ServiceErrors.response(for: error, service: service)
+                }
+            } else if path == WhoAmI.path, context.identity != nil {
+                // whoami explains a refused chain instead of hiding it behind a bare 403.
+                response = WhoAmI.response(identity: context.identity, environment: environment, whitelist: whitelist,
+                                           status: .forbidden)
+            } else {
+                response = ServiceErrors.refusal(service: service, decision: decision)
+            }
+        } catch {
+            // Body over the upload limit (413) or the client went away while sending it.
+            response = ServiceErrors.response(for: error, service: service)
+        }
+        return journaled(
+            response, request: request, requestBytes: requestBytes, service: service, decision: decision,
+            context: context, started: started)
+    }
+
+    /// Service paths need a verified chain and a whitelist entry; other paths only a verified chain.
+    private func decide(service: SandboxService?, path: String, identity: ClientIdentity?) -> AccessDecision {
+        if let service {
+            return whitelist.decide(identity: identity, service: service, environment: environment)
+        }
+        guard let identity else {
+            return AccessDecision(allowed: false, reason: ChainFailure.noCertificate.rawValue,
+                                  message: "Access refused: \(ChainFailure.noCertificate.explanation).", entry: nil)
+        }
+        if let failure = identity.chainFailure {
+            return AccessDecision(allowed: false, reason: failure.rawValue,
+                                  message: "Access refused: \(failure.explanation) (subject DN '\(identity.subject.rfc4514)').",
+                                  entry: nil)
+        }
+        return AccessDecision(allowed: true, reason: "chain-verified", message: "chain verified", entry: nil)
+    }
+
+    /// Wraps the response body so that what is written is also kept (up to the limit), then journals the exchange
+    /// once the body has been written (so `duration` covers the whole response).
+    private func journaled(
+        _ response: Response, request: Request, requestBytes: [UInt8], service: SandboxService?,
+        decision: AccessDecision, context: Context, started: ContinuousClock.Instant
+    ) -> Response {
+        var response = response
+        let original = response.body
+        let captured = CapturedBody(limit: journalBodyLimit)
+        let journal = self.journal
+        var entry = JournalEntry(
+            environment: environment, service: service?.rawValue, method: request.method.rawValue,
+            path: request.uri.path, query: request.uri.query, status: Int(response.status.code),
+            decision: decision.allowed ? .accepted : .refused,
+            reason: decision.reason, identity: context.identity, durationMs: 0, remoteAddress: context.remoteAddress)
+        entry.requestHeaders = JournalEntry.encodeHeaders(request.headers.map { ($0.name.canonicalName, $0.value) })
+        (entry.requestBody, entry.requestBodyTruncated) = JournalEntry.clip(requestBytes, limit: journalBodyLimit)
+        entry.responseHeaders = JournalEntry.encodeHeaders(response.headers.map { ($0.name.canonicalName, $0.value) })
+        let pending = entry
+        response.body = ResponseBody(contentLength: original.contentLength) { writer in
+            let tee = TeeBodyWriter(base: writer, captured: captured)
+            defer {
+                var finished = pending
+                (finished.responseBody, finished.responseBodyTruncated) = captured.snapshot()
+                finished.durationMs = Self.milliseconds(ContinuousClock.now - started)
+                journal.record(finished)
+            }
+            try await original.write(tee)
+        }
+        return response
+    }
+
+    static func milliseconds(_ duration: Duration) -> Double {
+        let (seconds, attoseconds) = duration.components
+        return Double(seconds) * 1000 + Double(attoseconds) / 1e15
+    }
+}
+
+/// The first `limit` bytes of a response body.
+final class CapturedBody: Sendable {
+    private let state = NIOLockedValueBox<(bytes: [UInt8], truncated: Bool)>(([], false))
+    let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    func append(_ buffer: ByteBuffer) {
+        state.withLockedValue { state in
+            let room = limit - state.bytes.count
+            if buffer.readableBytes > room { state.truncated = true }
+            if room > 0 { state.bytes += buffer.readableBytesView.prefix(room) }
+        }
+    }
+
+    func snapshot() -> (Data?, Bool) {
+        state.withLockedValue { state in
+            (state.bytes.isEmpty ? nil : Data(state.bytes), state.truncated)
+        }
+    }
+}
+
+struct TeeBodyWriter: ResponseBodyWriter {
+    var base: any ResponseBodyWriter
+    let captured: CapturedBody
+
+    mutating func write(_ buffer: ByteBuffer) async throws {
+        captured.append(buffer)
+        try await base.write(buffer)
+    }
+
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
+        try await base.finish(trailingHeaders)
+    }
+}

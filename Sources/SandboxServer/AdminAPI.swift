@@ -1,0 +1,240 @@
+import Access
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+public struct AdminRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+    }
+
+    public var responseEncoder: JSONEncoder { SandboxJSON.encoder }
+    public var requestDecoder: JSONDecoder { SandboxJSON.decoder }
+}
+
+/// The admin API (plain HTTP, loopback by default): health, whitelist, journal, reset, and its OpenAPI document.
+/// Errors are `{"error": "…"}` with a 4xx status.
+enum AdminAPI {
+    /// A whitelist entry as the API shows it.
+    struct EntryView: Encodable {
+        var id: Int64
+        var environment: String
+        var service: String
+        var subjectDN: String?
+        var publicKeySHA256: String?
+        var role: String
+        var establishments: [String]
+        var label: String?
+        var origin: String
+        var createdAt: Date
+        var updatedAt: Date
+
+        init(_ entry: WhitelistEntry) {
+            id = entry.id ?? 0
+            environment = entry.environment
+            service = entry.service.rawValue
+            subjectDN = entry.subjectDN
+            publicKeySHA256 = entry.publicKeySHA256?.hex
+            role = entry.role.rawValue
+            establishments = entry.establishments
+            label = entry.label
+            origin = entry.origin
+            createdAt = entry.createdAt
+            updatedAt = entry.updatedAt
+        }
+    }
+
+    /// A journal row as the API shows it; bodies as text when UTF-8, else base64 with `…Encoding: "base64"`.
+    struct JournalView: Encodable {
+        var id: Int64
+        var time: Date
+        var environment: String
+        var service: String?
+        var method: String
+        var path: String
+        var query: String?
+        var status: Int
+        var decision: String
+        var reason: String?
+        var subjectDN: String?
+        var issuerDN: String?
+        var serialNumber: String?
+        var spkiSHA256: String?
+        var durationMs: Double
+        var remoteAddress: String?
+        var requestHeaders: [String: String]?
+        var requestBody: String?
+        var requestBodyEncoding: String?
+        var requestBodyTruncated: Bool
+        var responseHeaders: [String: String]?
+        var responseBody: String?
+        var responseBodyEncoding: String?
+        var responseBodyTruncated: Bool
+
+        init(_ entry: JournalEntry) {
+            id = entry.id ?? 0
+            time = entry.time
+            environment = entry.environment
+            service = entry.service
+            method = entry.method
+            path = entry.path
+            query = entry.query
+            status = entry.status
+            decision = entry.decision.rawValue
+            reason = entry.reason
+            subjectDN = entry.subjectDN
+            issuerDN = entry.issuerDN
+            serialNumber = entry.serialNumber
+            spkiSHA256 = entry.spkiSHA256
+            durationMs = entry.durationMs
+            remoteAddress = entry.remoteAddress
+            requestHeaders = Self.headers(entry.requestHeaders)
+            (requestBody, requestBodyEncoding) = Self.body(entry.requestBody)
+            requestBodyTruncated = entry.requestBodyTruncated
+            responseHeaders = Self.headers(entry.responseHeaders)
+            (responseBody, responseBodyEncoding) = Self.body(entry.responseBody)
+            responseBodyTruncated = entry.responseBodyTruncated
+        }
+
+        static func headers(_ json: String?) -> [String: String]? {
+            guard let json else { return nil }
+            return try? JSONDecoder().decode([String: String].self, from: Data(json.utf8))
+        }
+
+        static func body(_ data: Data?) -> (String?, String?) {
+            guard let data else { return (nil, nil) }
+            if let text = String(data: data, encoding: .utf8) { return (text, nil) }
+            return (data.base64EncodedString(), "base64")
+        }
+    }
+
+    static func add(to router: Router<AdminRequestContext>, sandbox: Sandbox) {
+        if let token = sandbox.configuration.adminToken, !token.isEmpty {
+            router.add(middleware: AdminTokenMiddleware(token: token))
+        }
+        let admin = router.group("admin")
+
+        admin.get("health") { _, _ in
+            let info = await sandbox.waitUntilReady()
+            let entries = (try? sandbox.whitelist.entries().count) ?? 0
+            return SandboxJSON.response(Health(
+                status: "ok", environment: sandbox.configuration.environment, tls: info.tls, admin: info.admin,
+                rejectMode: sandbox.configuration.rejectMode.rawValue, whitelistEntries: entries,
+                uptimeSeconds: Date().timeIntervalSince(sandbox.startedAt)))
+        }
+
+        admin.get("whitelist") { _, _ in
+            do {
+                return SandboxJSON.response(try sandbox.whitelist.entries().map(EntryView.init))
+            } catch {
+                return SandboxJSON.error(.internalServerError, "could not read the whitelist: \(error)")
+            }
+        }
+
+        admin.post("whitelist") { request, _ in
+            var request = request
+            let body = try await request.collectBody(upTo: 1024 * 1024)
+            let whitelistRequest: WhitelistRequest
+            do {
+                whitelistRequest = try JSONDecoder().decode(WhitelistRequest.self, from: body)
+            } catch {
+                return SandboxJSON.error(.badRequest, "body must be a JSON whitelist entry: \(describe(decodingError: error))")
+            }
+            do {
+                let entry = try sandbox.whitelist.add(try Whitelist.entry(from: whitelistRequest, origin: "admin"))
+                return SandboxJSON.response(EntryView(entry), status: .created)
+            } catch let error as WhitelistError {
+                return SandboxJSON.error(.badRequest, error.description)
+            }
+        }
+
+        admin.delete("whitelist/:id") { _, context in
+            guard let id = context.parameters.get("id", as: Int64.self) else {
+                return SandboxJSON.error(.badRequest, "the entry id must be an integer")
+            }
+            guard try sandbox.whitelist.remove(id: id) else {
+                return SandboxJSON.error(.notFound, "no whitelist entry \(id)")
+            }
+            return Response(status: .noContent)
+        }
+
+        admin.get("journal") { request, _ in
+            var filter = JournalFilter()
+            let query = request.uri.queryParameters
+            if let limit = query["limit"] {
+                guard let value = Int(String(limit)), (1...10_000).contains(value) else {
+                    return SandboxJSON.error(.badRequest, "limit must be an integer from 1 to 10000")
+                }
+                filter.limit = value
+            }
+            if let decision = query["decision"] {
+                guard let value = JournalDecision(rawValue: String(decision)) else {
+                    return SandboxJSON.error(.badRequest, "decision must be accepted or refused")
+                }
+                filter.decision = value
+            }
+            if let after = query["after"] {
+                guard let value = Int64(String(after)) else { return SandboxJSON.error(.badRequest, "after must be a journal id") }
+                filter.afterID = value
+            }
+            filter.service = query["service"].map(String.init)
+            return SandboxJSON.response(try sandbox.journal.entries(filter).map(JournalView.init))
+        }
+
+        admin.post("reset") { request, _ in
+            let scope = request.uri.queryParameters["scope"].map(String.init) ?? "data"
+            guard scope == "data" || scope == "all" else {
+                return SandboxJSON.error(.badRequest, "scope must be data (default) or all")
+            }
+            try sandbox.reset(all: scope == "all")
+            return SandboxJSON.response(["reset": scope])
+        }
+
+        admin.get("openapi.json") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"],
+                     body: .init(byteBuffer: ByteBuffer(string: AdminOpenAPI.document)))
+        }
+    }
+
+    struct Health: Encodable {
+        var status: String
+        var environment: String
+        var tls: String
+        var admin: String
+        var rejectMode: String
+        var whitelistEntries: Int
+        var uptimeSeconds: Double
+    }
+
+    static func describe(decodingError error: any Error) -> String {
+        switch error as? DecodingError {
+        case .keyNotFound(let key, _): "missing field '\(key.stringValue)'"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context):
+            "field '\(context.codingPath.map(\.stringValue).joined(separator: "."))': \(context.debugDescription)"
+        case .dataCorrupted(let context): "invalid JSON (\(context.debugDescription))"
+        default: "\(error)"
+        }
+    }
+}
+
+/// With `--admin-token T`, every admin call needs `Authorization: Bearer T` (or `X-Admin-Token: T`).
+struct AdminTokenMiddleware: RouterMiddleware {
+    typealias Context = AdminRequestContext
+    let token: String
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let bearer = request.headers[.authorization].flatMap { value -> String? in
+            value.lowercased().hasPrefix("bearer ") ? String(value.dropFirst(7)) : nil
+        }
+        let header = request.headers[HTTPField.Name("X-Admin-Token")!]
+        guard bearer == token || header == token else {
+            var response = SandboxJSON.error(.unauthorized, "admin token required (Authorization: Bearer <token>)")
+            response.headers[.wwwAuthenticate] = "Bearer realm=\"esante-sandbox-admin\""
+            return response
+        }
+        return try await next(request, context)
+    }
+}

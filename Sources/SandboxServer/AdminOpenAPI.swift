@@ -1,0 +1,143 @@
+/// OpenAPI 3.1 description of the admin API, served at `GET /admin/openapi.json`.
+/// Kept next to `AdminAPI` and checked by a test that every route is described.
+enum AdminOpenAPI {
+    static let document = #"""
+{
+  "openapi": "3.1.0",
+  "info": {
+    "title": "esante-sandbox admin API",
+    "version": "1.0.0",
+    "description": "Loopback HTTP API to inspect and drive the sandbox: health, whitelists, journal, reset. With --admin-token every call needs 'Authorization: Bearer <token>'."
+  },
+  "components": {
+    "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
+    "schemas": {
+      "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+      "WhitelistRequest": {
+        "type": "object",
+        "required": ["service"],
+        "properties": {
+          "service": {"type": "string", "enum": ["ror-fhir", "ror-csd", "insi", "dmp", "mes"]},
+          "environment": {"type": "string", "default": "bac-a-sable"},
+          "subjectDN": {"type": "string", "description": "RFC 4514, OpenSSL one-line or slash form; required for DN services unless certificatePEM is given"},
+          "publicKeySHA256": {"type": "string", "description": "SHA-256 of the DER SubjectPublicKeyInfo, hex or base64 (ror-csd)"},
+          "certificatePEM": {"type": "string", "description": "PEM certificate (or PUBLIC KEY) the DN or key is read from"},
+          "role": {"type": "string", "enum": ["consume", "feed"], "default": "consume"},
+          "establishments": {"type": "array", "items": {"type": "string"}, "description": "FINESS identifiers the entry may write for"},
+          "label": {"type": "string"}
+        }
+      },
+      "WhitelistEntry": {
+        "type": "object",
+        "required": ["id", "environment", "service", "role", "establishments", "origin", "createdAt", "updatedAt"],
+        "properties": {
+          "id": {"type": "integer"},
+          "environment": {"type": "string"},
+          "service": {"type": "string"},
+          "subjectDN": {"type": ["string", "null"]},
+          "publicKeySHA256": {"type": ["string", "null"]},
+          "role": {"type": "string"},
+          "establishments": {"type": "array", "items": {"type": "string"}},
+          "label": {"type": ["string", "null"]},
+          "origin": {"type": "string", "enum": ["seed", "admin", "cli"]},
+          "createdAt": {"type": "string", "format": "date-time"},
+          "updatedAt": {"type": "string", "format": "date-time"}
+        }
+      },
+      "JournalEntry": {
+        "type": "object",
+        "required": ["id", "time", "environment", "method", "path", "status", "decision", "durationMs"],
+        "properties": {
+          "id": {"type": "integer"},
+          "time": {"type": "string", "format": "date-time"},
+          "environment": {"type": "string"},
+          "service": {"type": ["string", "null"]},
+          "method": {"type": "string", "description": "HTTP method, or TLS for a refused handshake"},
+          "path": {"type": "string"},
+          "query": {"type": ["string", "null"]},
+          "status": {"type": "integer", "description": "0 for a refused handshake"},
+          "decision": {"type": "string", "enum": ["accepted", "refused"]},
+          "reason": {"type": ["string", "null"]},
+          "subjectDN": {"type": ["string", "null"]},
+          "issuerDN": {"type": ["string", "null"]},
+          "serialNumber": {"type": ["string", "null"]},
+          "spkiSHA256": {"type": ["string", "null"]},
+          "durationMs": {"type": "number"},
+          "remoteAddress": {"type": ["string", "null"]},
+          "requestHeaders": {"type": ["object", "null"], "additionalProperties": {"type": "string"}},
+          "requestBody": {"type": ["string", "null"]},
+          "requestBodyEncoding": {"type": ["string", "null"], "enum": ["base64", null]},
+          "requestBodyTruncated": {"type": "boolean"},
+          "responseHeaders": {"type": ["object", "null"], "additionalProperties": {"type": "string"}},
+          "responseBody": {"type": ["string", "null"]},
+          "responseBodyEncoding": {"type": ["string", "null"], "enum": ["base64", null]},
+          "responseBodyTruncated": {"type": "boolean"}
+        }
+      }
+    }
+  },
+  "security": [{}, {"adminToken": []}],
+  "paths": {
+    "/admin/health": {
+      "get": {
+        "summary": "Liveness and listener URLs",
+        "responses": {"200": {"description": "Running", "content": {"application/json": {"schema": {"type": "object"}}}}}
+      }
+    },
+    "/admin/whitelist": {
+      "get": {
+        "summary": "All whitelist entries of every environment and service",
+        "responses": {"200": {"description": "Entries", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/WhitelistEntry"}}}}}}
+      },
+      "post": {
+        "summary": "Add (or update) a whitelist entry",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/WhitelistRequest"}}}},
+        "responses": {
+          "201": {"description": "Stored", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/WhitelistEntry"}}}},
+          "400": {"description": "Invalid request (malformed DN, unknown service, missing credential…)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        }
+      }
+    },
+    "/admin/whitelist/{id}": {
+      "delete": {
+        "summary": "Remove a whitelist entry",
+        "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
+        "responses": {
+          "204": {"description": "Removed"},
+          "400": {"description": "Not an id", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+          "404": {"description": "No such entry", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        }
+      }
+    },
+    "/admin/journal": {
+      "get": {
+        "summary": "Journal rows, newest first (oldest first with 'after')",
+        "parameters": [
+          {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 100}},
+          {"name": "service", "in": "query", "schema": {"type": "string"}},
+          {"name": "decision", "in": "query", "schema": {"type": "string", "enum": ["accepted", "refused"]}},
+          {"name": "after", "in": "query", "schema": {"type": "integer"}, "description": "only rows with a greater id, oldest first"}
+        ],
+        "responses": {
+          "200": {"description": "Rows", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/JournalEntry"}}}}},
+          "400": {"description": "Bad filter", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        }
+      }
+    },
+    "/admin/reset": {
+      "post": {
+        "summary": "Service data back to the seeds and journal emptied; scope=all also resets the whitelist to the seeds and empties the CRL",
+        "parameters": [{"name": "scope", "in": "query", "schema": {"type": "string", "enum": ["data", "all"], "default": "data"}}],
+        "responses": {
+          "200": {"description": "Done", "content": {"application/json": {"schema": {"type": "object"}}}},
+          "400": {"description": "Unknown scope", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        }
+      }
+    },
+    "/admin/openapi.json": {
+      "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}}}
+    }
+  }
+}
+"""#
+}

@@ -1,0 +1,227 @@
+import Access
+import Foundation
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypesHTTP1
+import NIOSSL
+import NIOTLS
+import X509
+
+/// How a listener refuses a client certificate chain that does not verify.
+public enum RejectMode: String, Sendable, CaseIterable {
+    /// TLS alert during the handshake (what a real mTLS front does).
+    case tls
+    /// Complete the handshake and answer 403 naming the reason (for trainers and learners).
+    case http
+}
+
+/// The identity captured by the TLS layer for the connection a request arrived on.
+enum PeerIdentity {
+    @TaskLocal static var current: ClientIdentity?
+}
+
+/// What the TLS layer learnt about the peer of a completed handshake.
+enum ConnectionPeer: Sendable {
+    case identified(ClientIdentity)
+    /// Handshake completed without a client certificate (only possible in reject mode http).
+    case anonymous
+
+    var identity: ClientIdentity? {
+        if case .identified(let identity) = self { return identity }
+        return nil
+    }
+}
+
+/// A refused handshake, reported by the TLS layer to whoever journals it.
+public struct HandshakeRefusal: Sendable {
+    public var reason: String
+    public var identity: ClientIdentity?
+    public var remoteAddress: String?
+    public var duration: Duration
+}
+
+/// Per-connection state shared by the verification callback and the capture handler; both run on the channel's
+/// event loop, so no locking is needed.
+final class ConnectionVerification: @unchecked Sendable {
+    var chain: [Certificate] = []
+    var verdict: ChainVerdict?
+    let started = ContinuousClock.now
+
+    /// The identity for the presented leaf, with the chain verdict; nil when no certificate was presented.
+    func identity() -> ClientIdentity? {
+        guard let leaf = chain.first, let verdict else { return nil }
+        return try? ClientIdentity(certificate: leaf, verdict: verdict)
+    }
+}
+
+/// Replaces HummingbirdTLS' `TLSChannel`: creates the TLS handler **per connection** so that (a) the chain is checked
+/// by ``TrustStore`` with a precise reason, (b) `--reject-mode http` can let a bad chain through to answer 403, and
+/// (c) the identity is parsed once per connection and bound as a task local for every request on it.
+struct MTLSChannel<Base: ServerChildChannel>: ServerChildChannel {
+    struct Value: ServerChildChannelValue {
+        let base: Base.Value
+        let peer: EventLoopFuture<ConnectionPeer?>
+        var channel: any Channel { base.channel }
+    }
+
+    let base: Base
+    let sslContext: NIOSSLContext
+    let trustStore: TrustStore
+    let rejectMode: RejectMode
+    let onRefusal: @Sendable (HandshakeRefusal) -> Void
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture { () -> EventLoopFuture<ConnectionPeer?> in
+            let promise = channel.eventLoop.makePromise(of: ConnectionPeer?.self)
+            let state = ConnectionVerification()
+            let trustStore = self.trustStore
+            let rejectMode = self.rejectMode
+            let tls = NIOSSLServerHandler(context: sslContext) { presented, result in
+                let chain = presented.compactMap { try? Certificate(derEncoded: $0.toDERBytes()) }
+                state.chain = chain
+                let verdict: ChainVerdict =
+                    chain.count == presented.count ? trustStore.verify(chain: chain) : .refused(.unparsable)
+                state.verdict = verdict
+                if case .refused = verdict, rejectMode == .tls {
+                    result.succeed(.failed)
+                } else {
+                    result.succeed(.certificateVerified)
+                }
+            }
+            try channel.pipeline.syncOperations.addHandler(tls)
+            try channel.pipeline.syncOperations.addHandler(
+                PeerCertificateCapture(promise: promise, state: state, onRefusal: onRefusal))
+            return promise.futureResult
+        }.flatMap { peer in
+            base.setup(channel: channel, logger: logger).flatMapThrowing { value in
+                // HTTP/1.0 semantics sit between NIO's HTTP/1 decoder and Hummingbird's HTTP-types codec.
+                let codec = try channel.pipeline.syncOperations.handler(type: HTTP1ToHTTPServerCodec.self)
+                try channel.pipeline.syncOperations.addHandler(HTTP10ConnectionHandler(), position: .before(codec))
+                return Value(base: value, peer: peer)
+            }
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        guard let peer = (try? await value.peer.get()) ?? nil else {
+            // The handshake was refused or the peer left: nothing to serve.
+            try? await value.channel.close()
+            return
+        }
+        await PeerIdentity.$current.withValue(peer.identity) {
+            await base.handle(value: value.base, logger: logger)
+        }
+    }
+}
+
+/// Waits for the end of the handshake, then publishes the identity; reports refused handshakes.
+final class PeerCertificateCapture: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let promise: EventLoopPromise<ConnectionPeer?>
+    private let state: ConnectionVerification
+    private let onRefusal: @Sendable (HandshakeRefusal) -> Void
+    private var done = false
+
+    init(promise: EventLoopPromise<ConnectionPeer?>, state: ConnectionVerification,
+         onRefusal: @escaping @Sendable (HandshakeRefusal) -> Void) {
+        self.promise = promise
+        self.state = state
+        self.onRefusal = onRefusal
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if !done, let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent {
+            done = true
+            // No certificate here is only possible in reject mode http: the access layer then answers 403.
+            promise.succeed(state.identity().map(ConnectionPeer.identified) ?? .anonymous)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if !done {
+            done = true
+            let reason: String
+            if case .refused(let failure) = state.verdict {
+                reason = failure.rawValue
+            } else if state.chain.isEmpty, "\(error)".contains("CERTIFICATE") {
+                reason = ChainFailure.noCertificate.rawValue
+            } else {
+                reason = "tls-error: \(error)"
+            }
+            onRefusal(HandshakeRefusal(
+                reason: reason, identity: state.identity(), remoteAddress: context.channel.remoteAddress.map(SandboxRequestContext.describe),
+                duration: ContinuousClock.now - state.started))
+            promise.succeed(nil)
+        }
+        context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        finishSilently()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        finishSilently()
+    }
+
+    private func finishSilently() {
+        if !done {
+            done = true
+            promise.succeed(nil)
+        }
+    }
+}
+
+/// HTTP/1.0 for old clients (`ab`, `openssl s_time -www`, legacy publisher stacks): Hummingbird 2 answers HTTP/1.0
+/// with HTTP/1.1 and keeps the connection open without saying so, and those clients hang. This answers in the
+/// request's version and closes unless the client asked `Connection: keep-alive` (echoed when kept).
+/// It also makes `Connection: Close` (any case) close, as RFC 9110 says header values are case-insensitive.
+final class HTTP10ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private struct Exchange {
+        var version: HTTPVersion
+        var keepAlive: Bool
+    }
+
+    /// One per request awaiting its response (requests may be pipelined).
+    private var exchanges: [Exchange] = []
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var part = unwrapInboundIn(data)
+        if case .head(var head) = part {
+            let keepAlive = head.isKeepAlive
+            exchanges.append(Exchange(version: head.version, keepAlive: keepAlive))
+            if !keepAlive {
+                // Hummingbird closes after the response only on this exact header value.
+                head.headers.replaceOrAdd(name: "connection", value: "close")
+                part = .head(head)
+            }
+        }
+        context.fireChannelRead(wrapInboundOut(part))
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        var part = unwrapOutboundIn(data)
+        if case .head(var head) = part, head.status.code >= 200, !exchanges.isEmpty {
+            let exchange = exchanges.removeFirst()
+            if exchange.version.major == 1, exchange.version.minor == 0 {
+                head.version = .http1_0
+                head.headers.replaceOrAdd(name: "connection", value: exchange.keepAlive ? "keep-alive" : "close")
+            } else if !exchange.keepAlive {
+                head.headers.replaceOrAdd(name: "connection", value: "close")
+            }
+            part = .head(head)
+        }
+        context.write(wrapOutboundOut(part), promise: promise)
+    }
+}

@@ -1,0 +1,292 @@
+import Access
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOSSL
+import ServiceLifecycle
+import Store
+import TestPKI
+import X509
+
+/// Where a running sandbox listens, as written to `--ready-file`.
+public struct ReadyInfo: Codable, Sendable {
+    public var tls: String
+    public var admin: String
+    public var environment: String
+    /// PEM of the CA bundle clients must trust (root + issuing CA).
+    public var caCertificate: String
+    public var caCertificateFile: String
+    /// Demo client name → files (`certificate`, `key`, `bundle`).
+    public var clientCertificates: [String: DemoClientFiles]
+    public var pid: Int32
+}
+
+/// The sandbox: store, PKI, trust, whitelist, journal, and the two listeners (mutual TLS and admin).
+public final class Sandbox: Sendable {
+    public let configuration: SandboxConfiguration
+    public let store: SandboxStore
+    public let pki: SandboxPKI
+    public let trustStore: TrustStore
+    public let whitelist: Whitelist
+    public let journal: Journal
+    public let seeds: Seeds
+    public let demoClients: [String: DemoClientFiles]
+    let logger: Logger
+    private let ready = NIOLockedValueBox<(tls: Int?, admin: Int?, waiters: [CheckedContinuation<ReadyInfo, Never>], info: ReadyInfo?)>(
+        (nil, nil, [], nil))
+    let startedAt = Date()
+
+    /// Prepares everything that does not listen: opens the store, loads or mints the PKI, loads the seeds.
+    public init(configuration: SandboxConfiguration, logger: Logger = Logger(label: "esante-sandbox")) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.logger = logger
+        if configuration.inMemory {
+            self.store = try SandboxStore.inMemory()
+        } else {
+            try FileManager.default.createDirectory(at: configuration.dataDirectory, withIntermediateDirectories: true)
+            self.store = try SandboxStore.open(path: configuration.dataDirectory.appendingPathComponent("sandbox.sqlite").path)
+        }
+        let (pki, created) = try SandboxPKI.loadOrCreate(
+            directory: configuration.resolvedPKIDirectory, algorithm: configuration.keyAlgorithm)
+        if created { logger.info("minted the test PKI in \(pki.directory.path)") }
+        self.pki = pki
+
+        var trusted = [pki.root.certificate, pki.issuingCA.certificate]
+        for file in configuration.trustCAFiles {
+            do { trusted += try PEMFile.certificates(at: file) } catch {
+                throw SandboxError.configuration("--trust-ca \(file.path): \(error)")
+            }
+        }
+        self.trustStore = TrustStore(certificates: trusted)
+        trustStore.setRevokedSerials(try pki.revokedSerials())
+
+        self.seeds = try Seeds.load(from: configuration.resolvedSeedsDirectory)
+        self.demoClients = try seeds.ensureDemoClients(in: pki, algorithm: configuration.keyAlgorithm)
+        self.whitelist = try Whitelist(store: store)
+        self.journal = Journal(store: store, maxRows: configuration.journalMaxRows, logger: logger)
+        try seedWhitelist()
+    }
+
+    /// Adds the seed whitelist entries (idempotent: an existing entry for the same credential is updated).
+    func seedWhitelist() throws {
+        for request in try seeds.whitelistRequests(clients: demoClients) {
+            do {
+                try whitelist.add(try Whitelist.entry(from: request, origin: "seed"))
+            } catch let error as WhitelistError {
+                throw SandboxError.seeds("whitelist entry for \(request.service): \(error)")
+            }
+        }
+    }
+
+    /// `POST /admin/reset`: service data back to the seeds and the journal emptied; with `all`, the whitelist and
+    /// the CRL too (the PKI files themselves are kept: clients hold copies of them).
+    public func reset(all: Bool) throws {
+        try store.writer.write { db in
+            for table in SandboxStore.serviceDataTables { try db.execute(sql: "DELETE FROM \(table)") }
+        }
+        try journal.removeAll()
+        if all {
+            try whitelist.removeAll()
+            try pki.clearRevocations()
+            trustStore.setRevokedSerials([])
+        }
+        try seedWhitelist()
+    }
+
+    // MARK: Running
+
+    /// Runs both listeners until cancelled or, with `handleSignals`, until SIGTERM/SIGINT (graceful shutdown).
+    public func run(handleSignals: Bool = true) async throws {
+        let tlsApp = try makeTLSApplication()
+        let adminApp = makeAdminApplication()
+        let background = BackgroundTasks(sandbox: self)
+        let group = ServiceGroup(configuration: .init(
+            services: [
+                .init(service: tlsApp),
+                .init(service: adminApp),
+                .init(service: background),
+            ],
+            gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
+            logger: logger))
+        try await group.run()
+        journal.flush()
+    }
+
+    /// Waits until both listeners are bound (for tests and the ready file).
+    public func waitUntilReady() async -> ReadyInfo {
+        await withCheckedContinuation { continuation in
+            let info = ready.withLockedValue { state -> ReadyInfo? in
+                if let info = state.info { return info }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let info { continuation.resume(returning: info) }
+        }
+    }
+
+    private func listening(tls: Int? = nil, admin: Int? = nil) {
+        let (info, waiters) = ready.withLockedValue { state -> (ReadyInfo?, [CheckedContinuation<ReadyInfo, Never>]) in
+            if let tls { state.tls = tls }
+            if let admin { state.admin = admin }
+            guard let tlsPort = state.tls, let adminPort = state.admin, state.info == nil else { return (nil, []) }
+            let info = makeReadyInfo(tlsPort: tlsPort, adminPort: adminPort)
+            state.info = info
+            defer { state.waiters = [] }
+            return (info, state.waiters)
+        }
+        guard let info else { return }
+        if let file = configuration.readyFile {
+            do {
+                let data = try SandboxJSON.encoder.encode(info)
+                try data.write(to: file, options: .atomic)
+            } catch {
+                logger.error("could not write the ready file \(file.path): \(error)")
+            }
+        }
+        if configuration.printBanner {
+            // Explicit write: stdout is block-buffered when redirected, and test harnesses read it live.
+            FileHandle.standardOutput.write(Data((banner(info) + "\n").utf8))
+        }
+        for waiter in waiters { waiter.resume(returning: info) }
+    }
+
+    private func makeReadyInfo(tlsPort: Int, adminPort: Int) -> ReadyInfo {
+        let tlsHost = Self.urlHost(configuration.host)
+        let adminHost = Self.urlHost(configuration.resolvedAdminHost)
+        return ReadyInfo(
+            tls: "https://\(tlsHost):\(tlsPort)", admin: "http://\(adminHost):\(adminPort)",
+            environment: configuration.environment,
+            caCertificate: (try? String(contentsOf: pki.caBundleURL, encoding: .utf8)) ?? "",
+            caCertificateFile: pki.caBundleURL.path, clientCertificates: demoClients,
+            pid: ProcessInfo.processInfo.processIdentifier)
+    }
+
+    /// The address clients use: a wildcard bind is reached on loopback.
+    static func urlHost(_ host: String) -> String {
+        switch host {
+        case "0.0.0.0", "::", "": "127.0.0.1"
+        default: host.contains(":") ? "[\(host)]" : host
+        }
+    }
+
+    func banner(_ info: ReadyInfo) -> String {
+        var lines = [
+            "esante-sandbox is listening (environment \(info.environment))",
+            "  mutual TLS : \(info.tls)   (reject mode: \(configuration.rejectMode.rawValue))",
+            "  admin API  : \(info.admin)/admin/health   (OpenAPI: \(info.admin)/admin/openapi.json)",
+            "  CA bundle  : \(info.caCertificateFile)",
+        ]
+        if let consumer = demoClients["ror-consumer"] ?? demoClients.values.first {
+            lines.append("Try it:")
+            lines.append("  curl --cacert \(Self.shellQuote(info.caCertificateFile)) --cert \(Self.shellQuote(consumer.certificate.path)) --key \(Self.shellQuote(consumer.key.path)) \(info.tls)/_sandbox/whoami")
+        }
+        lines.append("Demo client certificates: " + demoClients.keys.sorted().joined(separator: ", "))
+        return lines.joined(separator: "\n")
+    }
+
+    static func shellQuote(_ text: String) -> String {
+        text.allSatisfy({ $0.isLetter || $0.isNumber || "/._-".contains($0) }) ? text : "'\(text.replacingOccurrences(of: "'", with: "'\\''"))'"
+    }
+
+    // MARK: Listeners
+
+    func makeTLSContext() throws -> NIOSSLContext {
+        let chain: [NIOSSLCertificate]
+        let key: NIOSSLPrivateKey
+        if let certURL = configuration.serverCertificate, let keyURL = configuration.serverKey {
+            do {
+                chain = try NIOSSLCertificate.fromPEMFile(certURL.path)
+                key = try NIOSSLPrivateKey(file: keyURL.path, format: .pem)
+            } catch {
+                throw SandboxError.configuration("--server-cert/--server-key: \(error)")
+            }
+        } else {
+            chain = try NIOSSLCertificate.fromPEMFile(pki.serverChainURL.path)
+            key = try NIOSSLPrivateKey(file: pki.directory.appendingPathComponent("server-key.pem").path, format: .pem)
+        }
+        var tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        tls.minimumTLSVersion = .tlsv12
+        // tls: a bad or missing client certificate ends the handshake; http: let it through to answer 403.
+        tls.certificateVerification = configuration.rejectMode == .tls ? .noHostnameVerification : .optionalVerification
+        // Advertise the trusted CAs so clients holding several certificates pick the right one.
+        tls.trustRoots = .certificates(try (trustStore.anchors + trustStore.intermediates).map {
+            try NIOSSLCertificate(bytes: $0.serializeAsPEM().derBytes, format: .der)
+        })
+        tls.sendCANameList = true
+        return try NIOSSLContext(configuration: tls)
+    }
+
+    func makeTLSApplication() throws -> some Service {
+        let sslContext = try makeTLSContext()
+        let router = Router(context: SandboxRequestContext.self)
+        SandboxRoutes.add(to: router, sandbox: self)
+        let responder = AccessResponder(
+            inner: router.buildResponder(), environment: configuration.environment, whitelist: whitelist,
+            journal: journal, journalBodyLimit: configuration.journalBodyLimit)
+        let trustStore = self.trustStore
+        let rejectMode = configuration.rejectMode
+        let journal = self.journal
+        let environment = configuration.environment
+        let server = HTTPServerBuilder { responder in
+            MTLSChannel(
+                base: HTTP1Channel(responder: responder), sslContext: sslContext, trustStore: trustStore,
+                rejectMode: rejectMode,
+                onRefusal: { refusal in
+                    journal.record(JournalEntry(
+                        environment: environment, service: nil, method: "TLS", path: "", status: 0,
+                        decision: .refused, reason: refusal.reason, identity: refusal.identity,
+                        durationMs: AccessResponder<Router<SandboxRequestContext>.Responder>.milliseconds(refusal.duration),
+                        remoteAddress: refusal.remoteAddress))
+                })
+        }
+        return Application(
+            responder: responder, server: server,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+            onServerRunning: { [weak self] channel in self?.listening(tls: channel.localAddress?.port) },
+            logger: logger)
+    }
+
+    func makeAdminApplication() -> some Service {
+        let router = Router(context: AdminRequestContext.self)
+        AdminAPI.add(to: router, sandbox: self)
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.resolvedAdminHost, port: configuration.adminPort), serverName: nil),
+            onServerRunning: { [weak self] channel in self?.listening(admin: channel.localAddress?.port) },
+            logger: logger)
+    }
+}
+
+/// Work that runs beside the listeners: the journal writer and the CRL watcher.
+struct BackgroundTasks: Service {
+    let sandbox: Sandbox
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await sandbox.journal.run() }
+                group.addTask { await watchRevocations() }
+            }
+        }
+        sandbox.journal.flush()
+    }
+
+    /// `certs revoke` edits `revoked.txt`, possibly from another process: picked up within a second.
+    private func watchRevocations() async {
+        var lastModified: Date?
+        while !Task.isCancelled {
+            let url = sandbox.pki.revocationURL
+            let modified = (try? FileManager.default.attributesOfItem(atPath: url.path))?[.modificationDate] as? Date
+            if modified != lastModified {
+                lastModified = modified
+                if let serials = try? SandboxPKI.revokedSerials(at: url) { sandbox.trustStore.setRevokedSerials(serials) }
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+}

@@ -1,0 +1,80 @@
+import Access
+import Foundation
+import TestPKI
+
+/// Everything `serve` can be told; the defaults are the README's first command.
+public struct SandboxConfiguration: Sendable {
+    /// Data folder: the SQLite file and, unless `pkiDirectory` is set, the generated PKI (`pki/`).
+    public var dataDirectory = URL(fileURLWithPath: ".esante-sandbox")
+    /// Keep the database in memory (tests): nothing is written but the PKI.
+    public var inMemory = false
+    /// Where the test PKI lives (minted there if absent). Default `<data-dir>/pki`.
+    public var pkiDirectory: URL?
+    /// Key algorithm of certificates minted at first start.
+    public var keyAlgorithm: KeyAlgorithm = .rsa2048
+    /// Seed datasets; nil = `./Seeds` when it exists.
+    public var seedsDirectory: URL?
+    public var host = "127.0.0.1"
+    /// mTLS port; 0 picks a free one.
+    public var port = 8443
+    /// Admin host; nil = the same as `host` (a non-loopback admin address requires an admin token).
+    public var adminHost: String?
+    /// Admin port; 0 picks a free one.
+    public var adminPort = 8080
+    public var readyFile: URL?
+    /// Extra trusted CA files (PEM, several certificates each), e.g. the public IGC-Santé TEST chain.
+    public var trustCAFiles: [URL] = []
+    public var serverCertificate: URL?
+    public var serverKey: URL?
+    public var rejectMode: RejectMode = .tls
+    public var adminToken: String?
+    public var environment = SandboxEnvironment.sandbox
+    public var journalMaxRows = 100_000
+    /// Bytes of each request/response body kept in the journal.
+    public var journalBodyLimit = 1024 * 1024
+    /// Print the start-up banner (URLs and curl line) to standard output.
+    public var printBanner = true
+
+    public init() {}
+
+    var resolvedPKIDirectory: URL { pkiDirectory ?? dataDirectory.appendingPathComponent("pki") }
+
+    var resolvedSeedsDirectory: URL? {
+        if let seedsDirectory { return seedsDirectory }
+        let local = URL(fileURLWithPath: "Seeds")
+        return FileManager.default.fileExists(atPath: local.path) ? local : nil
+    }
+
+    var resolvedAdminHost: String { adminHost ?? host }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    /// Refuses an admin API reachable from the network without a token.
+    func validate() throws {
+        if !Self.isLoopback(resolvedAdminHost), (adminToken ?? "").isEmpty {
+            throw SandboxError.configuration(
+                "the admin API would listen on \(resolvedAdminHost), which is not a loopback address: set --admin-token")
+        }
+        if (serverCertificate == nil) != (serverKey == nil) {
+            throw SandboxError.configuration("--server-cert and --server-key go together")
+        }
+        if journalMaxRows < 1 { throw SandboxError.configuration("--journal-max-rows must be at least 1") }
+        if !(0...65535).contains(port) || !(0...65535).contains(adminPort) {
+            throw SandboxError.configuration("ports must be between 0 and 65535")
+        }
+    }
+}
+
+public enum SandboxError: Error, CustomStringConvertible {
+    case configuration(String)
+    case seeds(String)
+
+    public var description: String {
+        switch self {
+        case .configuration(let message): message
+        case .seeds(let message): "seeds: \(message)"
+        }
+    }
+}

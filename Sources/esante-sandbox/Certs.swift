@@ -1,0 +1,119 @@
+import Access
+import ArgumentParser
+import Foundation
+import TestPKI
+import X509
+
+struct Certs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "certs",
+        abstract: "The local test PKI: mint CAs and certificates (including the negative ones), revoke, inspect.",
+        subcommands: [Init.self, Issue.self, Revoke.self, Show.self])
+
+    struct Init: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Mint the root, issuing CA and server certificate if absent.")
+        @OptionGroup var data: DataOptions
+        @Option(help: "rsa (RSA-2048) or p256.") var keyType: KeyAlgorithm = .rsa2048
+
+        func run() async throws {
+            try await reportingErrors {
+                let (pki, created) = try SandboxPKI.loadOrCreate(directory: data.pkiDirectory, algorithm: keyType)
+                print(created ? "minted the test PKI in \(pki.directory.path)" : "the test PKI in \(pki.directory.path) already exists")
+                print("CA bundle (curl --cacert): \(pki.caBundleURL.path)")
+                print("root:       \(SubjectDN(pki.root.certificate.subject).rfc4514)")
+                print("issuing CA: \(SubjectDN(pki.issuingCA.certificate.subject).rfc4514)")
+            }
+        }
+    }
+
+    struct Issue: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Mint a client certificate into --out: cert.pem, key.pem, bundle.pem (cert + key).",
+            discussion: """
+                The subject DN may be written in RFC 4514 (CN=…,OU=…,C=FR), OpenSSL one-line (C = FR, …) or slash \
+                (/C=FR/…) form. At most one negative kind may be given.
+                """)
+        @OptionGroup var data: DataOptions
+        @Option(help: "Subject DN, e.g. 'CN=CLIENT_TEST_RORN,OU=33333333333,O=GIP - TEST3012,ST=Paris (75),C=FR'.")
+        var subject: String
+        @Option(help: "Output folder.") var out: String
+        @Option(help: "rsa (RSA-2048, as IGC-Santé) or p256.") var keyType: KeyAlgorithm = .rsa2048
+        @Option(help: "Validity in days.") var days: Double = 3 * 365
+        @Flag(help: "Already expired.") var expired = false
+        @Flag(help: "Valid only from 30 days from now.") var notYetValid = false
+        @Flag(help: "Self-signed: same DN, no chain to the sandbox CA.") var selfSigned = false
+        @Flag(help: "Issued by another root the sandbox does not trust.") var untrustedCA = false
+        @Flag(help: "Extended key usage serverAuth only (clientAuth missing).") var serverEKU = false
+        @Flag(help: "Listed on the sandbox CRL at once.") var revoked = false
+        @Flag(help: "key.pem does not match cert.pem (the client's own TLS stack refuses the pair).") var mismatchedKey = false
+
+        func run() async throws {
+            try await reportingErrors {
+                let kinds: [(Bool, NegativeKind)] = [
+                    (expired, .expired), (notYetValid, .notYetValid), (selfSigned, .selfSigned),
+                    (untrustedCA, .untrustedCA), (serverEKU, .serverEKU), (revoked, .revoked), (mismatchedKey, .mismatchedKey),
+                ]
+                let chosen = kinds.filter(\.0).map(\.1)
+                guard chosen.count <= 1 else {
+                    throw UsageFailure("choose at most one negative kind (got \(chosen.map { "--\($0.rawValue)" }.joined(separator: ", ")))")
+                }
+                guard days > 0 else { throw UsageFailure("--days must be positive") }
+                let dn = try SubjectDN(parsing: subject)
+                let (pki, _) = try SandboxPKI.loadOrCreate(directory: data.pkiDirectory, algorithm: keyType)
+                let issued = try pki.issueClient(
+                    subject: try dn.distinguishedName(), algorithm: keyType, negative: chosen.first, validityDays: days)
+                let outURL = URL(fileURLWithPath: out)
+                try pki.write(issued, to: outURL)
+                let spki = try SPKIDigest(publicKey: issued.certificate.publicKey)
+                print("wrote \(outURL.appendingPathComponent("cert.pem").path), key.pem, bundle.pem")
+                print("subject DN (RFC 4514): \(SubjectDN(issued.certificate.subject).rfc4514)")
+                print("issuer DN:             \(SubjectDN(issued.certificate.issuer).rfc4514)")
+                print("serial:                \(issued.serialHex)")
+                print("SPKI SHA-256 (hex):    \(spki.hex)")
+                print("SPKI SHA-256 (base64): \(spki.base64)")
+                if let kind = chosen.first { print("negative kind:         \(kind.rawValue)") }
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List a serial on the sandbox CRL (a running server picks it up within a second).")
+        @OptionGroup var data: DataOptions
+        @Argument(help: "Serial number in hex (as 'certs issue' prints it; ':' separators allowed).") var serial: String
+
+        func run() async throws {
+            try await reportingErrors {
+                let (pki, _) = try SandboxPKI.loadOrCreate(directory: data.pkiDirectory)
+                let normalised = try pki.revoke(serial: serial)
+                print("revoked \(normalised) (\(pki.revocationURL.path))")
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print a certificate's DN in every form and its SPKI SHA-256 (what to send the ANS).")
+        @Argument(help: "PEM certificate file.") var file: String
+
+        func run() async throws {
+            try await reportingErrors {
+                let certificates: [Certificate]
+                do { certificates = try PEMFile.certificates(at: URL(fileURLWithPath: file)) } catch {
+                    throw UsageFailure("\(error)")
+                }
+                let certificate = certificates[0]
+                let subject = SubjectDN(certificate.subject)
+                let spki = try SPKIDigest(publicKey: certificate.publicKey)
+                print("subject (RFC 4514):    \(subject.rfc4514)")
+                print("subject (OpenSSL):     \(subject.openSSLOneLine)")
+                print("subject (slash):       \(subject.slashForm)")
+                print("issuer (RFC 4514):     \(SubjectDN(certificate.issuer).rfc4514)")
+                print("serial:                \(SerialText.hex(certificate.serialNumber))")
+                print("valid:                 \(certificate.notValidBefore) → \(certificate.notValidAfter)")
+                print("SPKI SHA-256 (hex):    \(spki.hex)")
+                print("SPKI SHA-256 (base64): \(spki.base64)")
+            }
+        }
+    }
+}

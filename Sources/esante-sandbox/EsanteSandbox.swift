@@ -1,0 +1,70 @@
+import Access
+import ArgumentParser
+import Foundation
+import Logging
+import SandboxServer
+import Store
+import TestPKI
+
+@main
+struct EsanteSandbox: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "esante-sandbox",
+        abstract: "An offline stand-in for the French national e-health services (ROR, INSi, DMP, Mon espace santé).",
+        subcommands: [Serve.self, Certs.self, WhitelistCommand.self, JournalCommand.self],
+        defaultSubcommand: Serve.self)
+}
+
+/// A user error: printed as `error: …` on standard error, exit status 2.
+struct UsageFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension AsyncParsableCommand {
+    /// Runs `body`, turning known errors into a message and exit status 2 (never a crash or a stack trace).
+    func reportingErrors(_ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let error as UsageFailure {
+            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+            throw ExitCode(2)
+        } catch let error as DNParseError {
+            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+            throw ExitCode(2)
+        } catch let error as SandboxError {
+            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+            throw ExitCode(2)
+        } catch let error as PKIError {
+            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+            throw ExitCode(2)
+        } catch let error as WhitelistError {
+            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+}
+
+/// Options naming the data folder, shared by every command that reads it.
+struct DataOptions: ParsableArguments {
+    @Option(help: "Data folder (SQLite database, generated PKI).")
+    var dataDir: String = ".esante-sandbox"
+
+    @Option(help: "Test PKI folder (default: <data-dir>/pki).")
+    var pkiDir: String?
+
+    var dataDirectory: URL { URL(fileURLWithPath: dataDir) }
+    var pkiDirectory: URL { pkiDir.map { URL(fileURLWithPath: $0) } ?? dataDirectory.appendingPathComponent("pki") }
+
+    /// Opens the database of a data folder (which may be in use by a running server: SQLite WAL allows it).
+    func openStore() throws -> SandboxStore {
+        let path = dataDirectory.appendingPathComponent("sandbox.sqlite").path
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw UsageFailure("no sandbox database at \(path): run 'esante-sandbox serve' once, or pass --data-dir")
+        }
+        return try SandboxStore.open(path: path)
+    }
+}
+
+extension KeyAlgorithm: ExpressibleByArgument {}
+extension RejectMode: ExpressibleByArgument {}

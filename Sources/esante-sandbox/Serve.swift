@@ -1,0 +1,96 @@
+import ArgumentParser
+import Foundation
+import Logging
+import SandboxServer
+import TestPKI
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start the sandbox: mutual-TLS listener (services) and admin listener (plain HTTP).")
+
+    @OptionGroup var data: DataOptions
+
+    @Flag(help: "Keep the database in memory (nothing but the PKI is written).")
+    var inMemory = false
+
+    @Option(help: "Seed datasets folder (default: ./Seeds when present).")
+    var seeds: String?
+
+    @Option(help: "Address of the mutual-TLS listener.")
+    var host = "127.0.0.1"
+
+    @Option(help: "Port of the mutual-TLS listener (0: a free port).")
+    var port = 8443
+
+    @Option(help: "Address of the admin listener (default: same as --host; non-loopback needs --admin-token).")
+    var adminHost: String?
+
+    @Option(help: "Port of the admin listener (0: a free port).")
+    var adminPort = 8080
+
+    @Option(help: "Write the listeners' URLs, CA and demo certificates as JSON to this file once listening.")
+    var readyFile: String?
+
+    @Option(help: "Also trust the CA certificates of this PEM file for client certificates (repeatable).")
+    var trustCA: [String] = []
+
+    @Option(help: "Server certificate chain (PEM) instead of the generated one.")
+    var serverCert: String?
+
+    @Option(help: "Private key (PEM) of --server-cert.")
+    var serverKey: String?
+
+    @Option(help: "How a client certificate that does not verify is refused: tls (handshake alert) or http (403 naming the reason).")
+    var rejectMode: RejectMode = .tls
+
+    @Option(help: "Token required on the admin API (Authorization: Bearer <token>).")
+    var adminToken: String?
+
+    @Option(help: "Keep at most this many journal rows (oldest pruned).")
+    var journalMaxRows = 100_000
+
+    @Option(help: "Bytes of each request and response body kept in the journal.")
+    var journalBodyLimit = 1024 * 1024
+
+    @Option(help: "Key algorithm of the certificates minted at first start: rsa (RSA-2048, as IGC-Santé) or p256.")
+    var keyType: KeyAlgorithm = .rsa2048
+
+    @Option(help: "Log level (trace, debug, info, notice, warning, error, critical).")
+    var logLevel = "warning"
+
+    func run() async throws {
+        try await reportingErrors {
+            guard let level = Logger.Level(rawValue: logLevel) else { throw UsageFailure("unknown log level '\(logLevel)'") }
+            var configuration = SandboxConfiguration()
+            configuration.dataDirectory = data.dataDirectory
+            configuration.pkiDirectory = data.pkiDir.map { URL(fileURLWithPath: $0) }
+            configuration.inMemory = inMemory
+            configuration.seedsDirectory = seeds.map { URL(fileURLWithPath: $0) }
+            configuration.host = host
+            configuration.port = port
+            configuration.adminHost = adminHost
+            configuration.adminPort = adminPort
+            configuration.readyFile = readyFile.map { URL(fileURLWithPath: $0) }
+            configuration.trustCAFiles = trustCA.map { URL(fileURLWithPath: $0) }
+            configuration.serverCertificate = serverCert.map { URL(fileURLWithPath: $0) }
+            configuration.serverKey = serverKey.map { URL(fileURLWithPath: $0) }
+            configuration.rejectMode = rejectMode
+            configuration.adminToken = adminToken
+            configuration.journalMaxRows = journalMaxRows
+            configuration.journalBodyLimit = journalBodyLimit
+            configuration.keyAlgorithm = keyType
+            if let seedsDirectory = configuration.seedsDirectory,
+               !FileManager.default.fileExists(atPath: seedsDirectory.path) {
+                throw UsageFailure("--seeds \(seedsDirectory.path): no such folder")
+            }
+            var logger = Logger(label: "esante-sandbox")
+            logger.logLevel = level
+            let sandbox = try Sandbox(configuration: configuration, logger: logger)
+            do {
+                try await sandbox.run()
+            } catch {
+                throw UsageFailure("could not serve: \(error)")
+            }
+        }
+    }
+}
