@@ -1,0 +1,169 @@
+import Foundation
+import Store
+import Testing
+import TestPKI
+import X509
+
+@testable import Access
+
+@Suite("Whitelist entries, decisions and the journal")
+struct WhitelistTests {
+    static let dn = "CN=CLIENT_TEST_RORN,OU=33333333333,O=GIP - TEST3012,ST=Paris (75),C=FR"
+
+    /// An identity for a freshly minted client certificate (P-256, fast), chain verdict given.
+    static func identity(_ dn: String, verdict: ChainVerdict = .trusted) throws -> ClientIdentity {
+        let root = try CertificateMinter.authority(
+            subject: try SandboxPKI.caName("TEST ROOT"), algorithm: .p256, issuer: nil,
+            validity: DateInterval(start: Date().addingTimeInterval(-60), duration: 86400))
+        let leaf = try CertificateMinter.client(
+            subject: try SubjectDN(parsing: dn).distinguishedName(), algorithm: .p256, issuer: root,
+            validity: DateInterval(start: Date().addingTimeInterval(-60), duration: 86400))
+        return try ClientIdentity(certificate: leaf.certificate, verdict: verdict)
+    }
+
+    @Test func dnEntryAcceptsTheSameDNWrittenAnyWay() throws {
+        let whitelist = try Whitelist(store: try SandboxStore.inMemory())
+        let caller = try Self.identity(Self.dn)
+        for form in [caller.subject.openSSLOneLine, caller.subject.slashForm, Self.dn.lowercased()] {
+            try whitelist.removeAll()
+            try whitelist.add(try Whitelist.entry(from: .init(service: "ror-fhir", subjectDN: form), origin: "test"))
+            let decision = whitelist.decide(identity: caller, service: .rorFHIR, environment: SandboxEnvironment.sandbox)
+            #expect(decision.allowed, "written as \(form)")
+        }
+    }
+
+    @Test func refusalQuotesTheDNAndNamesTheWhitelist() throws {
+        let whitelist = try Whitelist(store: try SandboxStore.inMemory())
+        let caller = try Self.identity(Self.dn)
+        try whitelist.add(try Whitelist.entry(from: .init(service: "insi", subjectDN: Self.dn), origin: "test"))
+        let decision = whitelist.decide(identity: caller, service: .rorFHIR, environment: SandboxEnvironment.sandbox)
+        #expect(!decision.allowed)
+        #expect(decision.reason == "not-whitelisted")
+        #expect(decision.message.contains("'\(Self.dn)'"))
+        #expect(decision.message.contains("ror-fhir whitelist of environment 'bac-a-sable'"))
+        #expect(decision.message.contains("whitelisted for: insi@bac-a-sable"))
+    }
+
+    @Test func nearMissInAnotherRDNOrderIsExplainedNotAccepted() throws {
+        let whitelist = try Whitelist(store: try SandboxStore.inMemory())
+        let caller = try Self.identity(Self.dn)
+        try whitelist.add(try Whitelist.entry(
+            from: .init(service: "ror-fhir", subjectDN: "C=FR,ST=Paris (75),O=GIP - TEST3012,OU=33333333333,CN=CLIENT_TEST_RORN"),
+            origin: "test"))
+        let decision = whitelist.decide(identity: caller, service: .rorFHIR, environment: SandboxEnvironment.sandbox)
+        #expect(!decision.allowed)
+        #expect(decision.message.contains("same attributes in another order"))
+    }
+
+    @Test func publicKeyEntryMatchesWhateverTheDN() throws {
+        let whitelist = try Whitelist(store: try SandboxStore.inMemory())
+        let caller = try Self.identity("CN=ANYTHING,O=Whatever,C=FR")
+        try whitelist.add(try Whitelist.entry(
+            from: .init(service: "ror-csd", publicKeySHA256: caller.spkiSHA256.base64), origin: "test"))
+        #expect(whitelist.decide(identity: caller, service: .rorCSD, environment: SandboxEnvironment.sandbox).allowed)
+        let other = try Self.identity("CN=ANYTHING,O=Whatever,C=FR") // same DN, another key
+        let refused = whitelist.decide(identity: other, service: .rorCSD, environment: SandboxEnvironment.sandbox)
+        #expect(!refused.allowed)
+        #expect(refused.message.contains(other.spkiSHA256.hex))
+    }
+
+    @Test func environmentsAreSeparate() throws {
+        let whitelist = try Whitelist(store: try SandboxStore.inMemory())
+        let caller = try Self.identity(Self.dn)
+        try whitelist.add(try Whitelist.entry(from: .init(environment: "production", service: "ror-fhir", subjectDN: Self.dn), origin: "test"))
+        #expect(!whitelist.decide(identity: caller, service: .rorFHIR, environment: SandboxEnvironment.sandbox).allowed)
+        #expect(whitelist.decide(identity: caller, service: .rorFHIR, environment: "production").allowed)
+    }
+
+    @Test func chainFailureWinsOverTheWhitelist() throws {
+        let whitelist = try Whitelist(store: try SandboxStore.inMemory())
+        let caller = try Self.identity(Self.dn, verdict: .refused(.expired))
+        try whitelist.add(try Whitelist.entry(from: .init(service: "ror-fhir", subjectDN: Self.dn), origin: "test"))
+        let decision = whitelist.decide(identity: caller, service: .rorFHIR, environment: SandboxEnvironment.sandbox)
+        #expect(!decision.allowed)
+        #expect(decision.reason == "expired")
+        #expect(decision.message.contains("expired"))
+    }
+
+    @Test func addingTwiceUpdatesInsteadOfDuplicating() throws {
+        let whitelist = try Whitelist(store: try SandboxStore.inMemory())
+        let first = try whitelist.add(try Whitelist.entry(from: .init(service: "ror-fhir", subjectDN: Self.dn), origin: "test"))
+        let second = try whitelist.add(try Whitelist.entry(
+            from: .init(service: "ror-fhir", subjectDN: "C = FR, ST = Paris (75), O = GIP - TEST3012, OU = 33333333333, CN = CLIENT_TEST_RORN",
+                        role: "feed", establishments: ["750099992"]), origin: "test"))
+        #expect(first.id == second.id)
+        let entries = try whitelist.entries()
+        #expect(entries.count == 1)
+        #expect(entries[0].role == .feed)
+        #expect(entries[0].establishments == ["750099992"])
+        #expect(try whitelist.remove(id: first.id!))
+        #expect(try !whitelist.remove(id: first.id!))
+    }
+
+    @Test(arguments: [
+        (WhitelistRequest(service: "ror-fhr", subjectDN: dn), "unknown service"),
+        (WhitelistRequest(service: "ror-fhir"), "whitelists by subject DN"),
+        (WhitelistRequest(service: "ror-fhir", subjectDN: "CN=x,FOO=y"), "unknown attribute type 'FOO'"),
+        (WhitelistRequest(service: "ror-csd", subjectDN: dn), "whitelists by public key"),
+        (WhitelistRequest(service: "ror-csd", publicKeySHA256: "abcd"), "64 hex digits"),
+        (WhitelistRequest(service: "ror-csd", certificatePEM: "not pem"), "expected a PEM"),
+        (WhitelistRequest(service: "ror-fhir", subjectDN: dn, role: "admin"), "unknown role"),
+        (WhitelistRequest(service: "ror-fhir", subjectDN: dn, establishments: ["75 01"]), "not an identifier"),
+        (WhitelistRequest(environment: "prod env", service: "ror-fhir", subjectDN: dn), "not a valid name"),
+    ])
+    func invalidRequests(request: WhitelistRequest, message: String) {
+        #expect {
+            _ = try Whitelist.entry(from: request, origin: "test")
+        } throws: { error in
+            "\(error)".contains(message)
+        }
+    }
+
+    @Test func certificatePEMGivesTheDNForDNServicesAndTheKeyForCSD() throws {
+        let root = try CertificateMinter.authority(
+            subject: try SandboxPKI.caName("TEST ROOT"), algorithm: .p256, issuer: nil,
+            validity: DateInterval(start: Date(), duration: 86400))
+        let leaf = try CertificateMinter.client(
+            subject: try SubjectDN(parsing: Self.dn).distinguishedName(), algorithm: .p256, issuer: root,
+            validity: DateInterval(start: Date(), duration: 86400))
+        let pem = try leaf.certificatePEM
+        let fhir = try Whitelist.entry(from: .init(service: "ror-fhir", certificatePEM: pem), origin: "test")
+        #expect(fhir.subjectDN == Self.dn)
+        #expect(fhir.publicKeySHA256 == nil)
+        let csd = try Whitelist.entry(from: .init(service: "ror-csd", certificatePEM: pem), origin: "test")
+        #expect(csd.subjectDN == nil)
+        #expect(csd.publicKeySHA256 == (try SPKIDigest(publicKey: leaf.certificate.publicKey)))
+    }
+
+    @Test func editsByAnotherConnectionAreSeen() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wl-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("db.sqlite").path
+        let server = try Whitelist(store: try SandboxStore.open(path: path), externalRefreshInterval: 0)
+        let cli = try Whitelist(store: try SandboxStore.open(path: path))
+        try cli.add(try Whitelist.entry(from: .init(service: "insi", subjectDN: Self.dn), origin: "cli"))
+        #expect(try server.entries().count == 1)
+    }
+
+    @Test func journalKeepsAtMostMaxRowsAndMasksAuthorization() throws {
+        let store = try SandboxStore.inMemory()
+        let journal = Journal(store: store, maxRows: 5)
+        for index in 0..<12 {
+            var entry = JournalEntry(
+                environment: "bac-a-sable", service: "ror-fhir", method: "GET", path: "/p\(index)", status: 200,
+                decision: .accepted, reason: "whitelisted", identity: nil, durationMs: 1)
+            entry.requestHeaders = JournalEntry.encodeHeaders([("Authorization", "Bearer secret-token-value")])
+            journal.record(entry)
+            if index % 4 == 0 { journal.flush() }
+        }
+        let rows = try journal.entries(JournalFilter(limit: 100))
+        #expect(rows.count == 5)
+        #expect(rows.first?.path == "/p11")
+        #expect(rows.last?.path == "/p7")
+        #expect(rows[0].requestHeaders?.contains("secret-token-value") == false)
+        #expect(rows[0].requestHeaders?.contains("Bearer ***(18 chars)") == true)
+        let clipped = JournalEntry.clip(Array(repeating: 65, count: 10), limit: 4)
+        #expect(clipped.0?.count == 4 && clipped.1)
+    }
+}
