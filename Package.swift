@@ -87,10 +87,13 @@ let package = Package(
         .testTarget(
             name: "SandboxServerTests",
             dependencies: [
-                "SandboxServer", "Access", "Store", "TestPKI",
+                "SandboxServer", "Access", "Store", "TestPKI", "esante-sandbox",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
     ]

@@ -105,12 +105,13 @@ struct MTLSChannel<Base: ServerChildChannel>: ServerChildChannel {
     }
 
     func handle(value: Value, logger: Logger) async {
-        guard let peer = (try? await value.peer.get()) ?? nil else {
-            // The handshake was refused or the peer left: nothing to serve.
+        let peer = (try? await value.peer.get()) ?? nil
+        if peer == nil {
+            // The handshake was refused or the peer left: close, then let the HTTP handler drain and finish its
+            // async channel (dropping it unfinished traps in NIO). No request can arrive without an identity.
             try? await value.channel.close()
-            return
         }
-        await PeerIdentity.$current.withValue(peer.identity) {
+        await PeerIdentity.$current.withValue(peer?.identity) {
             await base.handle(value: value.base, logger: logger)
         }
     }

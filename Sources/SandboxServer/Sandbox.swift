@@ -38,6 +38,7 @@ public final class Sandbox: Sendable {
     private let ready = NIOLockedValueBox<(tls: Int?, admin: Int?, waiters: [CheckedContinuation<ReadyInfo, Never>], info: ReadyInfo?)>(
         (nil, nil, [], nil))
     let startedAt = Date()
+    private let serviceGroup = NIOLockedValueBox<ServiceGroup?>(nil)
 
     /// Prepares everything that does not listen: opens the store, loads or mints the PKI, loads the seeds.
     public init(configuration: SandboxConfiguration, logger: Logger = Logger(label: "esante-sandbox")) throws {
@@ -112,8 +113,14 @@ public final class Sandbox: Sendable {
             ],
             gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
             logger: logger))
+        serviceGroup.withLockedValue { $0 = group }
         try await group.run()
         journal.flush()
+    }
+
+    /// Stops a running sandbox gracefully (in-flight requests finish, the journal is flushed), as SIGTERM does.
+    public func shutdown() async {
+        await serviceGroup.withLockedValue { $0 }?.triggerGracefulShutdown()
     }
 
     /// Waits until both listeners are bound (for tests and the ready file).

@@ -67,7 +67,15 @@ public struct Seeds: Sendable {
                     throw SandboxError.seeds("demo client \(client.name): \(error)")
                 }
                 let issued = try pki.issueClient(subject: try dn.distinguishedName(), algorithm: algorithm)
-                try pki.write(issued, to: directory)
+                // Mint aside then rename: two sandboxes starting on one PKI folder must not mix two key pairs.
+                let staging = pki.clientsURL.appendingPathComponent(".staging-\(UUID().uuidString)")
+                try pki.write(issued, to: staging)
+                do {
+                    try FileManager.default.moveItem(at: staging, to: directory)
+                } catch {
+                    try? FileManager.default.removeItem(at: staging)
+                    guard FileManager.default.fileExists(atPath: paths.certificate.path) else { throw error }
+                }
             }
             files[client.name] = paths
         }

@@ -1,0 +1,163 @@
+import Foundation
+import GRDB
+import Store
+import Testing
+
+/// Runs shell commands and the built `esante-sandbox` executable.
+enum Shell {
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// The executable next to the test bundle (`swift build` puts both in the same folder).
+    static let executable: URL = {
+        var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: folder.appendingPathComponent("esante-sandbox").path), folder.path != "/" {
+            folder.deleteLastPathComponent()
+        }
+        return folder.appendingPathComponent("esante-sandbox")
+    }()
+
+    static func run(_ command: String) throws -> Output {
+        try run(URL(fileURLWithPath: "/bin/sh"), ["-c", command])
+    }
+
+    static func sandbox(_ arguments: [String]) throws -> Output {
+        try run(executable, arguments)
+    }
+
+    static func run(_ executable: URL, _ arguments: [String]) throws -> Output {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                      stderr: String(decoding: stderr, as: UTF8.self))
+    }
+}
+
+@Suite("Command line")
+struct CommandLineTests {
+    static let dn = "CN=CLIENT_TEST_RORN,OU=33333333333,O=GIP - TEST3012,ST=Paris (75),C=FR"
+
+    static func folder() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    @Test func certsIssuePrintsTheDNAndSPKIAndWritesTheFiles() throws {
+        let dir = try Self.folder()
+        let output = try Shell.sandbox([
+            "certs", "issue", "--pki-dir", dir.appendingPathComponent("pki").path, "--key-type", "p256",
+            "--subject", "C = FR, ST = Paris (75), O = GIP - TEST3012, OU = 33333333333, CN = CLIENT_TEST_RORN",
+            "--out", dir.appendingPathComponent("out").path, "--expired",
+        ])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.stdout.contains("subject DN (RFC 4514): \(Self.dn)"))
+        #expect(output.stdout.contains("SPKI SHA-256 (hex):"))
+        #expect(output.stdout.contains("negative kind:         expired"))
+        for name in ["cert.pem", "key.pem", "bundle.pem"] {
+            #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("out/\(name)").path))
+        }
+    }
+
+    @Test(arguments: [
+        (["certs", "issue", "--subject", "CN=x,FOO=bar", "--out", "/tmp/never"], "unknown attribute type 'FOO'"),
+        (["certs", "issue", "--subject", "CN=x\\", "--out", "/tmp/never"], "malformed DN"),
+        (["certs", "issue", "--subject", "CN=x", "--out", "/tmp/never", "--expired", "--revoked"], "at most one negative kind"),
+        (["certs", "revoke", "zz-not-hex"], "is not a serial number"),
+        (["whitelist", "add", "--service", "ror-fhir", "--subject-dn", "CN=x"], "no sandbox database"),
+        (["serve", "--host", "0.0.0.0", "--port", "0", "--admin-port", "0"], "--admin-token"),
+        (["serve", "--seeds", "/nonexistent/seeds", "--port", "0", "--admin-port", "0"], "no such folder"),
+        (["journal", "--decision", "maybe"], "must be accepted or refused"),
+    ])
+    func badInputIsAClearErrorWithExitStatus2(arguments: [String], message: String) throws {
+        let dir = try Self.folder()
+        let output = try Shell.sandbox(arguments + ["--data-dir", dir.path])
+        #expect(output.status == 2, "\(arguments): \(output.stdout) \(output.stderr)")
+        #expect(output.stderr.contains("error: "))
+        #expect(output.stderr.contains(message), "\(output.stderr)")
+        #expect(!output.stderr.contains("Fatal error"))
+    }
+
+    /// The CLI edits the same database a server uses; a malformed DN is refused before anything is stored.
+    @Test func whitelistCommandsRoundTrip() throws {
+        let dir = try Self.folder()
+        _ = try SandboxStore.open(path: dir.appendingPathComponent("sandbox.sqlite").path)
+        let add = try Shell.sandbox(["whitelist", "add", "--data-dir", dir.path, "--service", "ror-fhir",
+                                     "--subject-dn", "/C=FR/ST=Paris (75)/O=GIP - TEST3012/OU=33333333333/CN=CLIENT_TEST_RORN"])
+        #expect(add.status == 0, "\(add.stderr)")
+        #expect(add.stdout.contains("DN \(Self.dn)"))
+        let bad = try Shell.sandbox(["whitelist", "add", "--data-dir", dir.path, "--service", "ror-fhir", "--subject-dn", "CN"])
+        #expect(bad.status == 2)
+        let list = try Shell.sandbox(["whitelist", "list", "--data-dir", dir.path, "--json"])
+        let entries = try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]]
+        #expect(entries?.count == 1)
+        let id = try #require(entries?.first?["id"] as? Int)
+        #expect(try Shell.sandbox(["whitelist", "remove", "--data-dir", dir.path, "\(id)"]).status == 0)
+        #expect(try Shell.sandbox(["whitelist", "remove", "--data-dir", dir.path, "\(id)"]).status == 2)
+    }
+
+    /// Start the real binary, add a whitelist entry through the admin API, `kill -9` right after the 201, restart:
+    /// the entry is there. Also checks `--ready-file` and that a request works against the started process.
+    @Test func acknowledgedWritesSurviveKillMinus9() async throws {
+        let dir = try Self.folder()
+        let ready = dir.appendingPathComponent("ready.json")
+        let seeds = dir.appendingPathComponent("seeds")
+        try FileManager.default.createDirectory(at: seeds, withIntermediateDirectories: true)
+        let process = Process()
+        process.executableURL = Shell.executable
+        process.arguments = ["serve", "--data-dir", dir.path, "--port", "0", "--admin-port", "0", "--key-type", "p256",
+                             "--seeds", seeds.path, "--ready-file", ready.path]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        var info: [String: Any]?
+        for _ in 0..<200 where info == nil {
+            try await Task.sleep(for: .milliseconds(25))
+            info = (try? Data(contentsOf: ready)).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+        }
+        let admin = try #require(info?["admin"] as? String)
+        let add = try Shell.run("""
+            curl -s -o /dev/null -w '%{http_code}' -X POST -H 'content-type: application/json' \
+            -d '{"service":"insi","subjectDN":"\(Self.dn)"}' \(admin)/admin/whitelist && kill -9 \(process.processIdentifier)
+            """)
+        #expect(add.stdout == "201")
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal)
+        let store = try SandboxStore.open(path: dir.appendingPathComponent("sandbox.sqlite").path)
+        let count = try await store.writer.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM whitelist_entry WHERE service = 'insi'")
+        }
+        #expect(count == 1)
+    }
+
+    @Test func sigtermStopsTheServerCleanly() async throws {
+        let dir = try Self.folder()
+        let ready = dir.appendingPathComponent("ready.json")
+        let process = Process()
+        process.executableURL = Shell.executable
+        process.arguments = ["serve", "--data-dir", dir.path, "--port", "0", "--admin-port", "0", "--key-type", "p256",
+                             "--seeds", dir.path, "--ready-file", ready.path]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        for _ in 0..<200 where !FileManager.default.fileExists(atPath: ready.path) {
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        process.terminate() // SIGTERM
+        for _ in 0..<200 where process.isRunning { try await Task.sleep(for: .milliseconds(25)) }
+        #expect(!process.isRunning)
+        #expect(process.terminationReason == .exit)
+        #expect(process.terminationStatus == 0)
+    }
+}

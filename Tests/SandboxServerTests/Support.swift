@@ -1,0 +1,203 @@
+import Access
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import NIOSSL
+import SandboxServer
+import Testing
+import TestPKI
+
+/// A test PKI minted once per test process (P-256: fast), shared by every test; tests mint their own clients in it.
+enum SharedPKI {
+    static let directory: URL = {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("esante-sandbox-tests-\(UUID().uuidString)")
+        try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }()
+
+    static let pki: SandboxPKI = try! SandboxPKI.loadOrCreate(directory: directory.appendingPathComponent("pki"), algorithm: .p256).pki
+
+    /// The repository's own `Seeds/` folder.
+    static let repositorySeeds = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Seeds")
+
+    /// Mints a client certificate into a fresh folder and returns its files.
+    static func client(_ dn: String, negative: NegativeKind? = nil, algorithm: KeyAlgorithm = .p256) throws -> ClientFiles {
+        let issued = try pki.issueClient(subject: try SubjectDN(parsing: dn).distinguishedName(), algorithm: algorithm, negative: negative)
+        let folder = directory.appendingPathComponent("clients/\(UUID().uuidString)")
+        try pki.write(issued, to: folder)
+        return ClientFiles(folder: folder, issued: issued)
+    }
+
+    static func emptySeeds() throws -> URL {
+        let url = directory.appendingPathComponent("seeds-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+}
+
+struct ClientFiles {
+    var folder: URL
+    var issued: IssuedCertificate
+    var certificate: URL { folder.appendingPathComponent("cert.pem") }
+    var key: URL { folder.appendingPathComponent("key.pem") }
+    var bundle: URL { folder.appendingPathComponent("bundle.pem") }
+}
+
+/// A sandbox running in this process on free ports.
+struct RunningSandbox {
+    let sandbox: Sandbox
+    let info: ReadyInfo
+    let task: Task<Void, any Error>
+
+    var tlsPort: Int { Int(info.tls.split(separator: ":").last!)! }
+    var adminPort: Int { Int(info.admin.split(separator: ":").last!)! }
+
+    static func start(
+        rejectMode: RejectMode = .tls, seeds: URL? = nil, readyFile: URL? = nil,
+        configure: (inout SandboxConfiguration) -> Void = { _ in }
+    ) async throws -> RunningSandbox {
+        var configuration = SandboxConfiguration()
+        configuration.inMemory = true
+        configuration.pkiDirectory = SharedPKI.pki.directory
+        configuration.keyAlgorithm = .p256
+        configuration.seedsDirectory = try seeds ?? SharedPKI.emptySeeds()
+        configuration.port = 0
+        configuration.adminPort = 0
+        configuration.rejectMode = rejectMode
+        configuration.readyFile = readyFile
+        configuration.printBanner = false
+        configure(&configuration)
+        var logger = Logger(label: "sandbox-under-test")
+        logger.logLevel = .warning
+        let sandbox = try Sandbox(configuration: configuration, logger: logger)
+        let task = Task { try await sandbox.run(handleSignals: false) }
+        let info = await sandbox.waitUntilReady()
+        return RunningSandbox(sandbox: sandbox, info: info, task: task)
+    }
+
+    func stop() async {
+        await sandbox.shutdown()
+        _ = try? await task.value
+    }
+
+    /// Whitelists a DN (or key) directly.
+    @discardableResult
+    func whitelist(_ service: String, dn: String? = nil, spki: String? = nil) throws -> WhitelistEntry {
+        try sandbox.whitelist.add(try Whitelist.entry(
+            from: .init(service: service, subjectDN: dn, publicKeySHA256: spki), origin: "test"))
+    }
+
+    /// Journal rows matching `predicate`, waiting up to 3 s for them (rows are written after the response).
+    func journalRows(where predicate: (JournalEntry) -> Bool) async throws -> [JournalEntry] {
+        for _ in 0..<150 {
+            let rows = try sandbox.journal.entries(JournalFilter(limit: 1000)).filter(predicate)
+            if !rows.isEmpty { return rows }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return []
+    }
+
+    /// One HTTPS request on a new connection with this client certificate.
+    func request(
+        _ path: String, method: HTTPRequest.Method = .get, client: ClientFiles?, tlsVersion: TLSVersion? = nil,
+        headers: HTTPFields = [:], body: String? = nil
+    ) async throws -> TestClient.Response {
+        let configuration = try TLSClients.configuration(client: client, tlsVersion: tlsVersion)
+        let testClient = TestClient(
+            host: "127.0.0.1", port: tlsPort,
+            configuration: .init(tlsConfiguration: configuration, timeout: .seconds(10), serverName: "localhost"))
+        testClient.connect()
+        defer { Task { try? await testClient.shutdown() } }
+        return try await testClient.execute(.init(path, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) }))
+    }
+
+    /// A plain-HTTP admin call.
+    func admin(_ path: String, method: HTTPRequest.Method = .get, body: String? = nil, headers: HTTPFields = [:]) async throws -> TestClient.Response {
+        let testClient = TestClient(host: "127.0.0.1", port: adminPort)
+        testClient.connect()
+        defer { Task { try? await testClient.shutdown() } }
+        var headers = headers
+        if body != nil { headers[.contentType] = "application/json" }
+        return try await testClient.execute(.init(path, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) }))
+    }
+}
+
+enum TLSClients {
+    static func configuration(client: ClientFiles?, tlsVersion: TLSVersion?) throws -> TLSConfiguration {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .file(SharedPKI.pki.caBundleURL.path)
+        if let client {
+            tls.certificateChain = try NIOSSLCertificate.fromPEMFile(client.certificate.path).map { .certificate($0) }
+            tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: client.key.path, format: .pem))
+        }
+        if let tlsVersion {
+            tls.minimumTLSVersion = tlsVersion
+            tls.maximumTLSVersion = tlsVersion
+        }
+        return tls
+    }
+}
+
+/// Sends raw bytes over TLS and collects everything the server sends until it closes (or `timeout`).
+enum RawTLS {
+    struct Exchange {
+        var received: String
+        var serverClosed: Bool
+    }
+
+    final class Collector: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        var bytes = ByteBuffer()
+        let closed: EventLoopPromise<Void>
+        init(closed: EventLoopPromise<Void>) { self.closed = closed }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var buffer = unwrapInboundIn(data)
+            bytes.writeBuffer(&buffer)
+        }
+        let isClosed = NIOLockedValueBox(false)
+        func channelInactive(context: ChannelHandlerContext) {
+            isClosed.withLockedValue { $0 = true }
+            closed.succeed(())
+        }
+        func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
+    }
+
+    static func exchange(port: Int, client: ClientFiles, send text: String, timeout: Duration = .seconds(3)) async throws -> Exchange {
+        let context = try NIOSSLContext(configuration: try TLSClients.configuration(client: client, tlsVersion: nil))
+        let group = MultiThreadedEventLoopGroup.singleton
+        let closed = group.next().makePromise(of: Void.self)
+        let collector = Collector(closed: closed)
+        let channel = try await ClientBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: "localhost"))
+                    try channel.pipeline.syncOperations.addHandler(collector)
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        try await channel.writeAndFlush(ByteBuffer(string: text)).get()
+        var serverClosed = false
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if collector.isClosed.withLockedValue({ $0 }) { serverClosed = true; break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let received = try await channel.eventLoop.submit { String(buffer: collector.bytes) }.get()
+        try? await channel.close()
+        return Exchange(received: received, serverClosed: serverClosed)
+    }
+}
+
+extension TestClient.Response {
+    var text: String { body.map { String(buffer: $0) } ?? "" }
+
+    func json() throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] ?? [:]
+    }
+}
