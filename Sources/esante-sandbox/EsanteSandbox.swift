@@ -21,24 +21,20 @@ struct UsageFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
+/// Errors whose text is a message for the user (bad DN, bad flag, unreadable file…), not a crash.
+protocol UserFacingError: Error, CustomStringConvertible {}
+extension UsageFailure: UserFacingError {}
+extension DNParseError: UserFacingError {}
+extension SandboxError: UserFacingError {}
+extension PKIError: UserFacingError {}
+extension WhitelistError: UserFacingError {}
+
 extension AsyncParsableCommand {
-    /// Runs `body`, turning known errors into a message and exit status 2 (never a crash or a stack trace).
+    /// Runs `body`, turning user errors into `error: …` on standard error and exit status 2.
     func reportingErrors(_ body: () async throws -> Void) async throws {
         do {
             try await body()
-        } catch let error as UsageFailure {
-            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
-            throw ExitCode(2)
-        } catch let error as DNParseError {
-            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
-            throw ExitCode(2)
-        } catch let error as SandboxError {
-            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
-            throw ExitCode(2)
-        } catch let error as PKIError {
-            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
-            throw ExitCode(2)
-        } catch let error as WhitelistError {
+        } catch let error as any UserFacingError {
             FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
             throw ExitCode(2)
         }

@@ -55,6 +55,17 @@ struct CommandLineTests {
         return url
     }
 
+    /// `esante-sandbox serve` on free ports, as a child process.
+    static func serve(dir: URL, seeds: URL, ready: URL) throws -> Process {
+        let process = Process()
+        process.executableURL = Shell.executable
+        process.arguments = ["serve", "--data-dir", dir.path, "--port", "0", "--admin-port", "0", "--key-type", "p256",
+                             "--seeds", seeds.path, "--ready-file", ready.path]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
     @Test func certsIssuePrintsTheDNAndSPKIAndWritesTheFiles() throws {
         let dir = try Self.folder()
         let output = try Shell.sandbox([
@@ -115,12 +126,7 @@ struct CommandLineTests {
         let ready = dir.appendingPathComponent("ready.json")
         let seeds = dir.appendingPathComponent("seeds")
         try FileManager.default.createDirectory(at: seeds, withIntermediateDirectories: true)
-        let process = Process()
-        process.executableURL = Shell.executable
-        process.arguments = ["serve", "--data-dir", dir.path, "--port", "0", "--admin-port", "0", "--key-type", "p256",
-                             "--seeds", seeds.path, "--ready-file", ready.path]
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        let process = try Self.serve(dir: dir, seeds: seeds, ready: ready)
         defer { if process.isRunning { process.terminate() } }
         var info: [String: Any]?
         for _ in 0..<200 where info == nil {
@@ -145,12 +151,7 @@ struct CommandLineTests {
     @Test func sigtermStopsTheServerCleanly() async throws {
         let dir = try Self.folder()
         let ready = dir.appendingPathComponent("ready.json")
-        let process = Process()
-        process.executableURL = Shell.executable
-        process.arguments = ["serve", "--data-dir", dir.path, "--port", "0", "--admin-port", "0", "--key-type", "p256",
-                             "--seeds", dir.path, "--ready-file", ready.path]
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        let process = try Self.serve(dir: dir, seeds: dir, ready: ready)
         for _ in 0..<200 where !FileManager.default.fileExists(atPath: ready.path) {
             try await Task.sleep(for: .milliseconds(25))
         }
