@@ -136,7 +136,9 @@ enum AdminAPI {
 
         admin.post("whitelist") { request, _ in
             var request = request
-            let body = try await request.collectBody(upTo: 1024 * 1024)
+            guard let body = try? await request.collectBody(upTo: 1024 * 1024) else {
+                return SandboxJSON.error(.contentTooLarge, "a whitelist entry is at most 1 MiB of JSON")
+            }
             let whitelistRequest: WhitelistRequest
             do {
                 whitelistRequest = try JSONDecoder().decode(WhitelistRequest.self, from: body)

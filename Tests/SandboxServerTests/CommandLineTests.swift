@@ -155,10 +155,17 @@ struct CommandLineTests {
         for _ in 0..<200 where !FileManager.default.fileExists(atPath: ready.path) {
             try await Task.sleep(for: .milliseconds(25))
         }
+        // A refused handshake (no client certificate) is journaled, and flushed by the graceful stop.
+        let info = try JSONSerialization.jsonObject(with: Data(contentsOf: ready)) as? [String: Any]
+        let tls = try #require(info?["tls"] as? String)
+        _ = try Shell.run("curl -s --max-time 5 --cacert '\(dir.path)/pki/ca-bundle.pem' \(tls)/_sandbox/whoami")
         process.terminate() // SIGTERM
         for _ in 0..<200 where process.isRunning { try await Task.sleep(for: .milliseconds(25)) }
         #expect(!process.isRunning)
         #expect(process.terminationReason == .exit)
         #expect(process.terminationStatus == 0)
+        let journal = try Shell.sandbox(["journal", "--data-dir", dir.path, "--json", "--decision", "refused"])
+        #expect(journal.status == 0)
+        #expect(journal.stdout.contains("\"reason\":\"no-client-certificate\""), "\(journal.stdout)")
     }
 }

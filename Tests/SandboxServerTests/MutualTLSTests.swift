@@ -1,6 +1,7 @@
 import Access
 import Foundation
 import HTTPTypes
+import HummingbirdTesting
 import NIOSSL
 import Testing
 import TestPKI
@@ -246,6 +247,58 @@ struct MutualTLSTests {
         #expect(!eleven.serverClosed)
     }
 }
+
+extension MutualTLSTests {
+    @Test func plainHTTPOnTheTLSPortIsJournaledWithTheTLSLayersReason() async throws {
+        let running = try await RunningSandbox.start()
+        defer { Task { await running.stop() } }
+        let plain = TestClient(host: "127.0.0.1", port: running.tlsPort)
+        plain.connect()
+        _ = try? await plain.get("/_sandbox/whoami")
+        try? await plain.shutdown()
+        let rows = try await running.journalRows { $0.method == "TLS" }
+        #expect(rows.first?.reason?.hasPrefix("tls-error:") == true)
+        #expect(rows.first?.subjectDN == nil)
+    }
+
+    @Test func bodyOverTheUploadLimitIs413InTheServiceForm() async throws {
+        let running = try await RunningSandbox.start()
+        defer { Task { await running.stop() } }
+        let client = try SharedPKI.client(Self.dn)
+        try running.whitelist("ror-fhir", dn: Self.dn)
+        let big = String(repeating: "x", count: 10 * 1024 * 1024 + 1)
+        let response = try await running.request("/ws-diffusion-fhir/Location", method: .post, client: client, body: big)
+        #expect(response.status == .contentTooLarge)
+        #expect(response.text.contains("OperationOutcome"))
+        let admin = try await running.admin("/admin/whitelist", method: .post, body: String(repeating: " ", count: 1024 * 1024 + 1))
+        #expect(admin.status == .contentTooLarge)
+        #expect(try admin.json()["error"] != nil)
+        // The server keeps serving.
+        #expect(try await running.request("/_sandbox/whoami", client: client).status == .ok)
+    }
+
+    /// `--server-cert/--server-key`: the sandbox presents the given chain (here from another PKI).
+    @Test func ownServerCertificateIsPresented() async throws {
+        let other = SharedPKI.directory.appendingPathComponent("own-server-\(UUID().uuidString)")
+        let (otherPKI, _) = try SandboxPKI.loadOrCreate(directory: other, algorithm: .p256)
+        let running = try await RunningSandbox.start {
+            $0.serverCertificate = otherPKI.serverChainURL
+            $0.serverKey = otherPKI.serverKeyURL
+        }
+        defer { Task { await running.stop() } }
+        let client = try SharedPKI.client(Self.dn)
+        // Our usual CA no longer validates the server…
+        await #expect(throws: (any Error).self) { _ = try await running.request("/_sandbox/whoami", client: client) }
+        // …the other PKI's does.
+        var tls = try TLSClients.configuration(client: client, tlsVersion: nil)
+        tls.trustRoots = .file(otherPKI.caBundleURL.path)
+        let testClient = TestClient(host: "127.0.0.1", port: running.tlsPort, configuration: .init(tlsConfiguration: tls, serverName: "localhost"))
+        testClient.connect()
+        #expect(try await testClient.get("/_sandbox/whoami").status == .ok)
+        try await testClient.shutdown()
+    }
+}
+
 
 enum XMLEscaped {
     static func of(_ text: String) -> String {
