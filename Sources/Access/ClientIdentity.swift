@@ -7,8 +7,14 @@ import X509
 /// What the sandbox knows about the caller of one TLS connection: read once from the presented certificate at
 /// handshake time, then shared by every request on that connection.
 public struct ClientIdentity: Sendable, Hashable {
-    public var subject: SubjectDN
-    public var issuer: SubjectDN
+    public let subject: SubjectDN
+    public let issuer: SubjectDN
+    /// `subject.rfc4514`, `issuer.rfc4514` and `subject.matchKey`, computed once per connection (they are read on
+    /// every request by the whitelist and the journal).
+    public let subjectDN: String
+    public let issuerDN: String
+    public let subjectMatchKey: String
+    public let subjectUnorderedMatchKey: String
     /// Serial number, lower-case hex without separators (as `openssl x509 -serial`, lower-cased).
     public var serialNumber: String
     public var notBefore: Date
@@ -25,6 +31,11 @@ public struct ClientIdentity: Sendable, Hashable {
     public init(certificate: Certificate, verdict: ChainVerdict) throws {
         self.subject = SubjectDN(certificate.subject)
         self.issuer = SubjectDN(certificate.issuer)
+        self.subjectDN = subject.rfc4514
+        self.issuerDN = issuer.rfc4514
+        let normalised = subject.normalisedRDNs()
+        self.subjectMatchKey = SubjectDN.matchKey(normalised)
+        self.subjectUnorderedMatchKey = SubjectDN.unorderedMatchKey(normalised)
         self.serialNumber = SerialText.hex(certificate.serialNumber)
         self.notBefore = certificate.notValidBefore
         self.notAfter = certificate.notValidAfter
@@ -83,7 +94,7 @@ public struct SPKIDigest: Hashable, Sendable, CustomStringConvertible, Codable {
         }
     }
 
-    public var hex: String { bytes.map { String(format: "%02x", $0) }.joined() }
+    public var hex: String { Hex.encode(bytes) }
     public var base64: String { Data(bytes).base64EncodedString() }
     public var description: String { hex }
 

@@ -67,8 +67,8 @@ public struct JournalEntry: Sendable, Codable, FetchableRecord, MutablePersistab
         self.status = status
         self.decision = decision
         self.reason = reason
-        self.subjectDN = identity?.subject.rfc4514
-        self.issuerDN = identity?.issuer.rfc4514
+        self.subjectDN = identity?.subjectDN
+        self.issuerDN = identity?.issuerDN
         self.serialNumber = identity?.serialNumber
         self.spkiSHA256 = identity?.spkiSHA256.hex
         self.durationMs = durationMs
@@ -84,16 +84,26 @@ public struct JournalEntry: Sendable, Codable, FetchableRecord, MutablePersistab
         return (Data(bytes.prefix(limit)), true)
     }
 
-    /// Header list as stored: JSON object, `authorization`-like values masked.
+    /// Header list as stored: JSON object (names lower-cased, repeated names joined with `, `), authorization-like
+    /// values masked. Written by hand: this runs for every request.
     public static func encodeHeaders(_ headers: [(String, String)]) -> String {
-        var object: [String: String] = [:]
+        var merged: [(String, String)] = []
         for (name, value) in headers {
             let lower = name.lowercased()
             let masked = Self.maskedHeaderNames.contains(lower) ? Self.mask(value) : value
-            object[lower] = object[lower].map { "\($0), \(masked)" } ?? masked
+            if let index = merged.firstIndex(where: { $0.0 == lower }) {
+                merged[index].1 += ", " + masked
+            } else {
+                merged.append((lower, masked))
+            }
         }
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
+        merged.sort { $0.0 < $1.0 }
+        var out = "{"
+        for (index, (name, value)) in merged.enumerated() {
+            if index > 0 { out += "," }
+            out += JSONText.quote(name) + ":" + JSONText.quote(value)
+        }
+        return out + "}"
     }
 
     static let maskedHeaderNames: Set<String> = ["authorization", "proxy-authorization", "cookie", "set-cookie", "x-admin-token"]
@@ -191,5 +201,24 @@ public final class Journal: Sendable {
     public func removeAll() throws {
         flush()
         _ = try store.writer.write { db in try JournalEntry.deleteAll(db) }
+    }
+}
+
+/// JSON string literals.
+public enum JSONText {
+    public static func quote(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case let c where c.value < 0x20: out += "\\u" + String(repeating: "0", count: 4 - String(c.value, radix: 16).count) + String(c.value, radix: 16)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
     }
 }

@@ -108,22 +108,38 @@ public struct SubjectDN: Hashable, Sendable, CustomStringConvertible {
     // MARK: Matching
 
     /// Canonical comparison key: equal for the same DN however it was written.
-    public var matchKey: String {
-        rdns.map { rdn in
-            rdn.map { "\($0.type)=\(Self.normalisedValue($0.value))" }.sorted().joined(separator: "+")
-        }.joined(separator: ",")
-    }
+    public var matchKey: String { Self.matchKey(normalisedRDNs()) }
 
     /// Same attributes regardless of RDN order; used only to explain a near miss, never to accept.
-    public var unorderedMatchKey: String {
-        rdns.map { rdn in
-            rdn.map { "\($0.type)=\(Self.normalisedValue($0.value))" }.sorted().joined(separator: "+")
-        }.sorted().joined(separator: ",")
+    public var unorderedMatchKey: String { Self.unorderedMatchKey(normalisedRDNs()) }
+
+    /// Each RDN as its sorted `TYPE=normalised value` strings: the part both keys share (computed once per
+    /// connection by ``ClientIdentity``).
+    public func normalisedRDNs() -> [String] {
+        rdns.map { rdn in rdn.map { "\($0.type)=\(Self.normalisedValue($0.value))" }.sorted().joined(separator: "+") }
     }
+
+    public static func matchKey(_ normalisedRDNs: [String]) -> String { normalisedRDNs.joined(separator: ",") }
+    public static func unorderedMatchKey(_ normalisedRDNs: [String]) -> String { normalisedRDNs.sorted().joined(separator: ",") }
 
     public func matches(_ other: SubjectDN) -> Bool { matchKey == other.matchKey }
 
     static func normalisedValue(_ value: String) -> String {
+        // Fast path for the usual ASCII value: no NFC, ASCII case folding, spaces collapsed.
+        if value.utf8.allSatisfy({ $0 < 0x80 }) {
+            var out: [UInt8] = []
+            out.reserveCapacity(value.utf8.count)
+            var pendingSpace = false
+            for byte in value.utf8 {
+                if byte == 0x20 || (0x09...0x0d).contains(byte) {
+                    pendingSpace = !out.isEmpty
+                    continue
+                }
+                if pendingSpace { out.append(0x20); pendingSpace = false }
+                out.append((0x41...0x5a).contains(byte) ? byte + 0x20 : byte)
+            }
+            return String(decoding: out, as: UTF8.self)
+        }
         let nfc = value.precomposedStringWithCanonicalMapping.lowercased()
         return nfc.split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
     }

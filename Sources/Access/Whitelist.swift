@@ -62,7 +62,7 @@ public struct WhitelistEntry: Sendable, Hashable, Codable, FetchableRecord, Muta
     }
 
     func matches(_ identity: ClientIdentity) -> Bool {
-        if let key = subjectDNKey, key == identity.subject.matchKey { return true }
+        if let key = subjectDNKey, key == identity.subjectMatchKey { return true }
         if let spki = publicKeySHA256, spki == identity.spkiSHA256 { return true }
         return false
     }
@@ -120,10 +120,41 @@ public struct WhitelistError: Error, Sendable, CustomStringConvertible {
 /// The whitelists of every environment and service, cached in memory for the request path and kept in SQLite.
 public final class Whitelist: Sendable {
     private let store: SandboxStore
+    /// The entries and, per environment and service, indexes by DN key and by SPKI: the request path does two
+    /// dictionary lookups instead of scanning and re-normalising entries.
     private struct Cache {
         var entries: [WhitelistEntry] = []
+        var byDN: [String: WhitelistEntry] = [:]
+        var bySPKI: [String: WhitelistEntry] = [:]
+        /// Entry id → its DN's attributes in any order (to explain near misses).
+        var unorderedKeys: [Int64: String] = [:]
         var revision: Int64 = -1
         var checkedAt: Date = .distantPast
+
+        init() {}
+
+        init(entries: [WhitelistEntry], revision: Int64) {
+            self.entries = entries
+            self.revision = revision
+            self.checkedAt = Date()
+            for entry in entries {
+                let scope = Self.scope(entry.environment, entry.service)
+                if let key = entry.subjectDNKey { byDN[scope + key] = byDN[scope + key] ?? entry }
+                if let spki = entry.publicKeySHA256 { bySPKI[scope + spki.hex] = bySPKI[scope + spki.hex] ?? entry }
+                if let id = entry.id, let text = entry.subjectDN, let dn = try? SubjectDN(parsing: text) {
+                    unorderedKeys[id] = dn.unorderedMatchKey
+                }
+            }
+        }
+
+        static func scope(_ environment: String, _ service: SandboxService) -> String {
+            environment + "|" + service.rawValue + "|"
+        }
+
+        func match(_ identity: ClientIdentity, service: SandboxService, environment: String) -> WhitelistEntry? {
+            let scope = Self.scope(environment, service)
+            return byDN[scope + identity.subjectMatchKey] ?? bySPKI[scope + identity.spkiSHA256.hex]
+        }
     }
     private let cache = NIOLockedValueBox(Cache())
     /// How stale the cache may be with respect to edits made by another process (the CLI).
@@ -241,12 +272,19 @@ public final class Whitelist: Sendable {
         return cache.withLockedValue { $0.entries }
     }
 
+    /// Changes whenever the whitelist does (in this process or another): a cache key for derived answers.
+    public var revision: Int64 {
+        try? refreshIfChangedElsewhere()
+        return cache.withLockedValue { $0.revision }
+    }
+
     public func reload() throws {
         let (entries, revision) = try store.writer.read { db in
             (try WhitelistEntry.order(Column("id")).fetchAll(db),
              try Int64.fetchOne(db, sql: "SELECT value FROM store_revision WHERE name = 'whitelist'") ?? 0)
         }
-        cache.withLockedValue { $0 = Cache(entries: entries, revision: revision, checkedAt: Date()) }
+        let fresh = Cache(entries: entries, revision: revision)
+        cache.withLockedValue { $0 = fresh }
     }
 
     /// Picks up edits made by another process at most every `externalRefreshInterval`.
@@ -271,36 +309,37 @@ public final class Whitelist: Sendable {
         if let failure = identity.chainFailure {
             return AccessDecision(
                 allowed: false, reason: failure.rawValue,
-                message: "Access refused: \(failure.explanation) (subject DN '\(identity.subject.rfc4514)', issuer '\(identity.issuer.rfc4514)').",
+                message: "Access refused: \(failure.explanation) (subject DN '\(identity.subjectDN)', issuer '\(identity.issuerDN)').",
                 entry: nil)
         }
-        let all = (try? entries()) ?? cache.withLockedValue { $0.entries }
-        let candidates = all.filter { $0.environment == environment && $0.service == service }
-        if let entry = candidates.first(where: { $0.matches(identity) }) {
+        try? refreshIfChangedElsewhere()
+        let snapshot = cache.withLockedValue { $0 }
+        if let entry = snapshot.match(identity, service: service, environment: environment) {
             return AccessDecision(allowed: true, reason: "whitelisted", message: "whitelisted (entry \(entry.id ?? 0))", entry: entry)
         }
         return AccessDecision(allowed: false, reason: "not-whitelisted",
-                              message: refusalMessage(identity: identity, service: service, environment: environment, all: all),
+                              message: refusalMessage(identity: identity, service: service, environment: environment, cache: snapshot),
                               entry: nil)
     }
 
-    private func refusalMessage(identity: ClientIdentity, service: SandboxService, environment: String, all: [WhitelistEntry]) -> String {
+    private func refusalMessage(identity: ClientIdentity, service: SandboxService, environment: String, cache: Cache) -> String {
         var message: String
         switch service.credential {
         case .subjectDN:
-            message = "The certificate subject DN '\(identity.subject.rfc4514)' is not in the \(service.rawValue) whitelist of environment '\(environment)'."
+            message = "The certificate subject DN '\(identity.subjectDN)' is not in the \(service.rawValue) whitelist of environment '\(environment)'."
         case .publicKey:
             message = "The certificate public key (SPKI SHA-256 \(identity.spkiSHA256.hex)) is not in the \(service.rawValue) whitelist of environment '\(environment)'."
         }
-        let elsewhere = all.filter { $0.matches(identity) && !($0.environment == environment && $0.service == service) }
+        let elsewhere = cache.entries.filter { $0.matches(identity) && !($0.environment == environment && $0.service == service) }
         if !elsewhere.isEmpty {
             let places = Set(elsewhere.map { "\($0.service.rawValue)@\($0.environment)" }).sorted()
             message += " It is whitelisted for: \(places.joined(separator: ", "))."
         }
-        let unordered = identity.subject.unorderedMatchKey
-        if let near = all.first(where: { $0.environment == environment && $0.service == service && $0.subjectDN != nil
-                                         && ((try? SubjectDN(parsing: $0.subjectDN!).unorderedMatchKey) == unordered) }) {
-            message += " Entry \(near.id ?? 0) has the same attributes in another order ('\(near.subjectDN!)'): the RDN order of a DN is significant."
+        let unordered = identity.subjectUnorderedMatchKey
+        if let near = cache.entries.first(where: {
+            $0.environment == environment && $0.service == service && $0.id.flatMap { cache.unorderedKeys[$0] } == unordered
+        }), let nearDN = near.subjectDN {
+            message += " Entry \(near.id ?? 0) has the same attributes in another order ('\(nearDN)'): the RDN order of a DN is significant."
         }
         return message
     }

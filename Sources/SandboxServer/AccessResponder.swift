@@ -65,7 +65,7 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
         }
         if let failure = identity.chainFailure {
             return AccessDecision(allowed: false, reason: failure.rawValue,
-                                  message: "Access refused: \(failure.explanation) (subject DN '\(identity.subject.rfc4514)').",
+                                  message: "Access refused: \(failure.explanation) (subject DN '\(identity.subjectDN)').",
                                   entry: nil)
         }
         return AccessDecision(allowed: true, reason: "chain-verified", message: "chain verified", entry: nil)

@@ -1,5 +1,8 @@
 import Access
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import HummingbirdCore
 import Logging
 import NIOCore
@@ -78,6 +81,8 @@ struct MTLSChannel<Base: ServerChildChannel>: ServerChildChannel {
             let state = ConnectionVerification()
             let trustStore = self.trustStore
             let rejectMode = self.rejectMode
+            // Small responses must not wait for delayed ACKs (Nagle): 40 ms per exchange otherwise.
+            try channel.syncOptions?.setOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             let tls = NIOSSLServerHandler(context: sslContext) { presented, result in
                 let chain = presented.compactMap { try? Certificate(derEncoded: $0.toDERBytes()) }
                 state.chain = chain
@@ -137,10 +142,21 @@ final class PeerCertificateCapture: ChannelInboundHandler, RemovableChannelHandl
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if !done, let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent {
             done = true
+            Self.acknowledgeNow(context.channel)
             // No certificate here is only possible in reject mode http: the access layer then answers 403.
             promise.succeed(state.identity().map(ConnectionPeer.identified) ?? .anonymous)
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    /// TLS 1.3 with a client certificate: the server sends nothing after the client's Finished, so Linux delays
+    /// its ACK (up to 40 ms) and a client with Nagle on (`ab`, many older stacks) holds its request until then —
+    /// 25 handshakes/s per connection instead of hundreds. Setting TCP_QUICKACK sends the pending ACK now.
+    static func acknowledgeNow(_ channel: any Channel) {
+        #if os(Linux)
+        try? channel.syncOptions?.setOption(
+            ChannelOptions.Types.SocketOption(level: .tcp, name: .init(rawValue: TCP_QUICKACK)), value: 1)
+        #endif
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

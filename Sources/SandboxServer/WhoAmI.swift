@@ -1,6 +1,8 @@
 import Access
 import Foundation
 import Hummingbird
+import NIOConcurrencyHelpers
+import NIOCore
 
 /// `GET /_sandbox/whoami`: what the sandbox read from the caller's certificate and, for each service, whether that
 /// identity is whitelisted and why not — the first question a publisher asks.
@@ -41,12 +43,12 @@ enum WhoAmI {
         }
         return Body(
             environment: environment,
-            subjectDN: identity?.subject.rfc4514,
+            subjectDN: identity?.subjectDN,
             subjectDNForms: identity.map {
-                .init(rfc4514: $0.subject.rfc4514, openssl: $0.subject.openSSLOneLine, slash: $0.subject.slashForm)
+                .init(rfc4514: $0.subjectDN, openssl: $0.subject.openSSLOneLine, slash: $0.subject.slashForm)
             },
             subjectAttributes: identity?.subject.attributes,
-            issuerDN: identity?.issuer.rfc4514,
+            issuerDN: identity?.issuerDN,
             serialNumber: identity?.serialNumber,
             spkiSHA256: identity?.spkiSHA256.hex,
             spkiSHA256Base64: identity?.spkiSHA256.base64,
@@ -60,6 +62,21 @@ enum WhoAmI {
     }
 
     static func response(identity: ClientIdentity?, environment: String, whitelist: Whitelist, status: HTTPResponse.Status = .ok) -> Response {
-        SandboxJSON.response(body(identity: identity, environment: environment, whitelist: whitelist), status: status)
+        // The body only changes with the certificate and the whitelist: encode it once per (identity, revision).
+        let key = "\(environment)|\(whitelist.revision)|\(identity?.spkiSHA256.hex ?? "-")|\(identity?.subjectMatchKey ?? "-")|\(identity?.chainFailure?.rawValue ?? "")"
+        let bytes: ByteBuffer
+        if let cached = cache.withLockedValue({ $0[key] }) {
+            bytes = cached
+        } else {
+            let data = (try? SandboxJSON.encoder.encode(body(identity: identity, environment: environment, whitelist: whitelist))) ?? Data()
+            bytes = ByteBuffer(bytes: data)
+            cache.withLockedValue { cache in
+                if cache.count >= 512 { cache.removeAll(keepingCapacity: true) }
+                cache[key] = bytes
+            }
+        }
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: bytes))
     }
+
+    private static let cache = NIOLockedValueBox<[String: ByteBuffer]>([:])
 }

@@ -124,6 +124,21 @@ public enum SerialText {
     public static func hex(_ serial: Certificate.SerialNumber) -> String {
         var bytes = ArraySlice(serial.bytes)
         while bytes.count > 1, bytes.first == 0 { bytes = bytes.dropFirst() }
-        return bytes.map { String(format: "%02x", $0) }.joined()
+        return Hex.encode(bytes)
+    }
+}
+
+/// Lower-case hex without `String(format:)` (which goes through Foundation's formatter: slow on hot paths).
+public enum Hex {
+    private static let digits = Array("0123456789abcdef".utf8)
+
+    public static func encode<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.underestimatedCount * 2)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -47,7 +47,7 @@ struct TestPKITests {
         let (pki, _) = try SandboxPKI.loadOrCreate(directory: directory, algorithm: .p256)
         let issued = try pki.issueClient(subject: try SubjectDN(parsing: Self.dn).distinguishedName(), algorithm: .rsa2048)
         #expect(String(describing: issued.certificate.subject) == Self.dn)
-        #expect(try pki.issuingCA.certificate.publicKey.isValidSignature(issued.certificate.signature, for: issued.certificate))
+        #expect(pki.issuingCA.certificate.publicKey.isValidSignature(issued.certificate.signature, for: issued.certificate))
         #expect(try Self.trustStore(pki).verify(chain: [issued.certificate]) == .trusted)
         try pki.write(issued, to: directory.appendingPathComponent("client"))
         let bundle = try String(contentsOf: directory.appendingPathComponent("client/bundle.pem"), encoding: .utf8)
