@@ -77,6 +77,13 @@ public struct JournalEntry: Sendable, Codable, FetchableRecord, MutablePersistab
         self.responseBodyTruncated = false
     }
 
+    /// Values for ``Journal/insertSQL``, in its column order.
+    var insertArguments: StatementArguments {
+        [time, environment, service, method, path, query, status, decision.rawValue, reason, subjectDN, issuerDN,
+         serialNumber, spkiSHA256, durationMs, remoteAddress, requestHeaders, requestBody, requestBodyTruncated,
+         responseHeaders, responseBody, responseBodyTruncated]
+    }
+
     /// Keeps at most `limit` bytes of a body; says whether it cut.
     public static func clip(_ bytes: [UInt8], limit: Int) -> (Data?, Bool) {
         guard !bytes.isEmpty else { return (nil, false) }
@@ -165,7 +172,9 @@ public final class Journal: Sendable {
             guard !batch.isEmpty else { return }
             do {
                 try store.writer.write { db in
-                    for var entry in batch { try entry.insert(db) }
+                    // One prepared statement for the batch: several times cheaper than Codable record inserts.
+                    let insert = try db.cachedStatement(sql: Self.insertSQL)
+                    for entry in batch { try insert.execute(arguments: entry.insertArguments) }
                     // ids are monotonic (AUTOINCREMENT), so "older than the newest maxRows" is a range delete.
                     try db.execute(
                         sql: "DELETE FROM journal WHERE id <= (SELECT MAX(id) FROM journal) - ?", arguments: [maxRows])
@@ -184,6 +193,13 @@ public final class Journal: Sendable {
         }
         flush()
     }
+
+    static let insertSQL = """
+        INSERT INTO journal (time, environment, service, method, path, query, status, decision, reason, subject_dn,
+        issuer_dn, serial_number, spki_sha256, duration_ms, remote_address, request_headers, request_body,
+        request_body_truncated, response_headers, response_body, response_body_truncated)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """
 
     public func entries(_ filter: JournalFilter) throws -> [JournalEntry] {
         flush()
