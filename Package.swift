@@ -26,7 +26,7 @@ let package = Package(
         .executableTarget(
             name: "esante-sandbox",
             dependencies: [
-                "SandboxServer", "Access", "Store", "TestPKI",
+                "SandboxServer", "Access", "Store", "TestPKI", "RORFHIR",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -35,7 +35,7 @@ let package = Package(
         .target(
             name: "SandboxServer",
             dependencies: [
-                "Access", "Store", "TestPKI", "FHIRCore", "SOAPCore",
+                "Access", "Store", "TestPKI", "FHIRCore", "SOAPCore", "RORFHIR",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -78,12 +78,32 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
-        // FHIR R4 shapes shared by FHIR services (OperationOutcome for now).
-        .target(name: "FHIRCore"),
+        // FHIR R4 machinery shared by FHIR services: OperationOutcome, resource store and search engine, Bundles.
+        .target(
+            name: "FHIRCore",
+            dependencies: [
+                "Store",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+        // The national ROR's FHIR "MEV3" API: search parameters, routes, CapabilityStatement, dataset.
+        .target(
+            name: "RORFHIR",
+            dependencies: [
+                "FHIRCore", "Access", "Store",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
         // SOAP 1.2 shapes shared by SOAP services (Fault for now).
         .target(name: "SOAPCore"),
         .testTarget(name: "AccessTests", dependencies: ["Access", "TestPKI", "Store"]),
         .testTarget(name: "TestPKITests", dependencies: ["TestPKI", "Access"]),
+        .testTarget(
+            name: "FHIRCoreTests",
+            dependencies: ["FHIRCore", "Store", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .testTarget(
             name: "SandboxServerTests",
             dependencies: [

@@ -60,3 +60,11 @@ public enum SandboxService: String, Sendable, Hashable, Codable, CaseIterable {
 public enum SandboxEnvironment {
     public static let sandbox = "bac-a-sable"
 }
+
+/// What a service route may ask of the request context about its caller (implemented by the mTLS listener's
+/// context), so service modules do not depend on the server module.
+public protocol CallerContext {
+    var identity: ClientIdentity? { get }
+    /// The access layer's decision for this request (set on service paths once the caller is whitelisted).
+    var access: AccessDecision? { get }
+}

@@ -35,6 +35,17 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
                 context.access = decision
                 do {
                     response = try await inner.respond(to: request, context: context)
+                    if response.status == .notFound, response.headers[.contentType] == nil {
+                        // The router's bare 404 (no route): answer in the service's own form.
+                        response = ServiceErrors.response(
+                            service: service, status: .notFound,
+                            message: "No \(service?.rawValue ?? "sandbox") operation answers \(request.method.rawValue) \(path) in this sandbox version.",
+                            subcode: "NotFound")
+                    }
+                } catch let error as any HTTPResponseError where !(error is HTTPError) {
+                    // A service's own error type already knows its protocol form (e.g. FHIRError → OperationOutcome).
+                    response = (try? error.response(from: request, context: context))
+                        ?? ServiceErrors.response(for: error, service: service)
                 } catch {
                     response = ServiceErrors.response(for: error, service: service)
                 }

@@ -6,6 +6,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
+import RORFHIR
 import ServiceLifecycle
 import Store
 import TestPKI
@@ -34,6 +35,8 @@ public final class Sandbox: Sendable {
     public let journal: Journal
     public let seeds: Seeds
     public let demoClients: [String: DemoClientFiles]
+    /// ROR FHIR MEV3 (`/ws-diffusion-fhir`).
+    public let ror: RORFHIRService
     let logger: Logger
     private let ready = NIOLockedValueBox<(tls: Int?, admin: Int?, waiters: [CheckedContinuation<ReadyInfo, Never>], info: ReadyInfo?)>(
         (nil, nil, [], nil))
@@ -69,7 +72,14 @@ public final class Sandbox: Sendable {
         self.demoClients = try seeds.ensureDemoClients(in: pki, algorithm: configuration.keyAlgorithm)
         self.whitelist = try Whitelist(store: store)
         self.journal = Journal(store: store, maxRows: configuration.journalMaxRows, logger: logger)
+        self.ror = RORFHIRService(store: store)
         try seedWhitelist()
+        // Service data is seeded on first start only: what clients wrote survives restarts (reset re-seeds).
+        do {
+            try ror.loadSeeds(from: configuration.resolvedSeedsDirectory, replace: false)
+        } catch {
+            throw SandboxError.seeds("ror: \(error)")
+        }
     }
 
     /// Adds the seed whitelist entries (idempotent: an existing entry for the same credential is updated).
@@ -89,6 +99,8 @@ public final class Sandbox: Sendable {
         try store.writer.write { db in
             for table in SandboxStore.serviceDataTables { try db.execute(sql: "DELETE FROM \(table)") }
         }
+        try ror.loadSeeds(from: configuration.resolvedSeedsDirectory, replace: true)
+        ror.snapshots.removeAll()
         try journal.removeAll()
         if all {
             try whitelist.removeAll()

@@ -5,7 +5,7 @@ import NIOCore
 
 /// Request context of the mutual-TLS listener: the caller's identity is read from the connection (captured once
 /// per TLS connection by ``MTLSChannel``), never re-parsed per request.
-public struct SandboxRequestContext: RequestContext {
+public struct SandboxRequestContext: RequestContext, CallerContext {
     public var coreContext: CoreRequestContextStorage
     /// Nil only in reject mode http when no certificate was presented.
     public let identity: ClientIdentity?

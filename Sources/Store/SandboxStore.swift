@@ -104,6 +104,39 @@ public final class SandboxStore: Sendable {
             try db.create(index: "journal_by_service", on: "journal", columns: ["service", "id"])
             try db.create(index: "journal_by_decision", on: "journal", columns: ["decision", "id"])
         }
+        migrator.registerMigration("v2-fhir") { db in
+            // FHIR resources as stored JSON, one row per current version (the ROR has no history).
+            try db.create(table: "fhir_resource") { t in
+                t.column("type", .text).notNull()
+                t.column("id", .text).notNull()
+                t.column("version", .integer).notNull()
+                t.column("last_updated", .text).notNull() // FHIR instant, UTC, sortable
+                t.column("deleted", .boolean).notNull().defaults(to: false)
+                t.column("json", .blob).notNull()
+                t.primaryKey(["type", "id"])
+            }
+            try db.create(index: "fhir_resource_updated", on: "fhir_resource", columns: ["type", "last_updated"])
+            // Search index: one row per value a search parameter finds in a resource (columns by parameter type).
+            try db.create(table: "fhir_index") { t in
+                t.column("type", .text).notNull()
+                t.column("id", .text).notNull()
+                t.column("param", .text).notNull()
+                t.column("system", .text)
+                t.column("code", .text)
+                t.column("text", .text)
+                t.column("number", .double)
+                t.column("low", .double)
+                t.column("high", .double)
+                t.column("ref_type", .text)
+                t.column("ref_id", .text)
+            }
+            try db.create(index: "fhir_index_resource", on: "fhir_index", columns: ["type", "id", "param"])
+            try db.create(index: "fhir_index_code", on: "fhir_index", columns: ["type", "param", "code", "system"])
+            try db.create(index: "fhir_index_text", on: "fhir_index", columns: ["type", "param", "text"])
+            try db.create(index: "fhir_index_number", on: "fhir_index", columns: ["type", "param", "number"])
+            try db.create(index: "fhir_index_date", on: "fhir_index", columns: ["type", "param", "low", "high"])
+            try db.create(index: "fhir_index_ref", on: "fhir_index", columns: ["ref_type", "ref_id", "type", "param"])
+        }
         return migrator
     }
 
@@ -116,5 +149,5 @@ public final class SandboxStore: Sendable {
 
     /// Tables holding service data, emptied by a reset before the seeds are loaded again.
     /// Service modules register theirs as they land.
-    public static let serviceDataTables: [String] = []
+    public static let serviceDataTables: [String] = ["fhir_index", "fhir_resource"]
 }

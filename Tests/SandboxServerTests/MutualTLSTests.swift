@@ -33,13 +33,13 @@ struct MutualTLSTests {
         let reasons = body["reasons"] as? [String: String]
         #expect(reasons?["insi"]?.contains("is not in the insi whitelist") == true)
 
-        // A whitelisted caller reaches the service: no operation there yet, so a FHIR 404, not a 403.
-        let fhir = try await running.request("/ws-diffusion-fhir/Location?identifier=x", client: client)
+        // A whitelisted caller reaches the service: an unknown path there is a FHIR 404, not a 403.
+        let fhir = try await running.request("/ws-diffusion-fhir/Location/x/y/z?identifier=x", client: client)
         #expect(fhir.status == .notFound)
         #expect(fhir.headers[.contentType]?.hasPrefix("application/fhir+json") == true)
         #expect(fhir.text.contains("\"resourceType\":\"OperationOutcome\""))
 
-        let rows = try await running.journalRows { $0.path == "/ws-diffusion-fhir/Location" }
+        let rows = try await running.journalRows { $0.path == "/ws-diffusion-fhir/Location/x/y/z" }
         #expect(rows.first?.decision == .accepted)
         #expect(rows.first?.reason == "whitelisted")
         #expect(rows.first?.service == "ror-fhir")
@@ -61,8 +61,8 @@ struct MutualTLSTests {
         #expect(created.status == .created)
         #expect(try created.json()["subjectDN"] as? String == Self.dn)
         let response = try await running.request("/ws-diffusion-fhir/metadata", client: client)
-        #expect(response.status == .notFound) // accepted; the route itself is another issue's
-        #expect(!response.text.contains("forbidden"))
+        #expect(response.status == .ok)
+        #expect(try response.json()["resourceType"] as? String == "CapabilityStatement")
     }
 
     @Test func notWhitelistedGets403InTheServiceFormWithTheDNQuoted() async throws {

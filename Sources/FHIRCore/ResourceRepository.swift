@@ -1,0 +1,210 @@
+import Foundation
+import GRDB
+import NIOConcurrencyHelpers
+import Store
+
+/// A resource as stored: canonical JSON bytes with `meta.versionId` and `meta.lastUpdated` set.
+public struct StoredResource: Sendable, Hashable {
+    public var type: String
+    public var id: String
+    public var version: Int
+    public var lastUpdated: String
+    public var json: Data
+}
+
+/// A resource that cannot be stored (not JSON, no resourceType/id…).
+public struct ResourceError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// FHIR resources and their search index in the sandbox store. Every write indexes in the same transaction.
+public final class ResourceRepository: Sendable {
+    public let store: SandboxStore
+    public let registry: SearchParameterRegistry
+
+    public init(store: SandboxStore, registry: SearchParameterRegistry) {
+        self.store = store
+        self.registry = registry
+    }
+
+    // MARK: Writing
+
+    /// Stores (creating or replacing) a resource, bumping its version; `lastUpdated` defaults to now.
+    @discardableResult
+    public func save(_ resource: [String: Any], lastUpdated: Date = Date(), in db: Database) throws -> StoredResource {
+        guard let type = resource["resourceType"] as? String, registry.parameters[type] != nil else {
+            throw ResourceError("resourceType missing or not served here")
+        }
+        guard let id = resource["id"] as? String, FHIRID.isValid(id) else {
+            throw ResourceError("\(type): id missing or not a FHIR id")
+        }
+        let previous = try Int.fetchOne(db, sql: "SELECT version FROM fhir_resource WHERE type = ? AND id = ?", arguments: [type, id])
+        let version = (previous ?? 0) + 1
+        let instant = FHIRInstant.string(lastUpdated)
+        var resource = resource
+        var meta = resource["meta"] as? [String: Any] ?? [:]
+        meta["versionId"] = String(version)
+        meta["lastUpdated"] = instant
+        resource["meta"] = meta
+        let json = try JSONSerialization.data(withJSONObject: resource, options: [.sortedKeys, .withoutEscapingSlashes])
+        try db.execute(
+            sql: "INSERT OR REPLACE INTO fhir_resource (type, id, version, last_updated, deleted, json) VALUES (?, ?, ?, ?, 0, ?)",
+            arguments: [type, id, version, instant, json])
+        try db.execute(sql: "DELETE FROM fhir_index WHERE type = ? AND id = ?", arguments: [type, id])
+        let insert = try db.cachedStatement(sql: """
+            INSERT INTO fhir_index (type, id, param, system, code, text, number, low, high, ref_type, ref_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        let parameters = Array(registry.parameters[type]!.values)
+        for row in SearchIndexer.rows(for: resource, parameters: parameters) {
+            try insert.execute(arguments: [type, id, row.param, row.system, row.code, row.text, row.number, row.low,
+                                           row.high, row.refType, row.refID])
+        }
+        return StoredResource(type: type, id: id, version: version, lastUpdated: instant, json: json)
+    }
+
+    // MARK: Reading
+
+    public func read(type: String, id: String) async throws -> StoredResource? {
+        try await store.writer.read { db in
+            try Row.fetchOne(db, sql: "SELECT type, id, version, last_updated, json FROM fhir_resource WHERE type = ? AND id = ? AND deleted = 0",
+                             arguments: [type, id]).map(Self.stored)
+        }
+    }
+
+    /// Ids matching a search, in result order.
+    public func searchIDs(_ request: SearchRequest) async throws -> [String] {
+        var builder = SearchSQL()
+        let sql = try builder.idQuery(request)
+        let arguments = StatementArguments(builder.arguments.map(\.databaseValue))
+        return try await store.writer.read { db in try String.fetchAll(db, sql: sql, arguments: arguments) }
+    }
+
+    /// Resources by id, in the order given (missing ones skipped: deleted since a snapshot was taken).
+    public func resources(type: String, ids: [String]) async throws -> [StoredResource] {
+        guard !ids.isEmpty else { return [] }
+        let found = try await store.writer.read { db -> [String: StoredResource] in
+            var found: [String: StoredResource] = [:]
+            for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
+                let rows = try Row.fetchAll(
+                    db, sql: "SELECT type, id, version, last_updated, json FROM fhir_resource WHERE type = ? AND deleted = 0 AND id IN (\(Array(repeating: "?", count: chunk.count).joined(separator: ",")))",
+                    arguments: StatementArguments([type] + chunk))
+                for row in rows { found[row["id"]] = Self.stored(row) }
+            }
+            return found
+        }
+        return ids.compactMap { found[$0] }
+    }
+
+    /// References made by resources (`type`, `ids`) through reference parameters `parameters` (nil = all).
+    public func outgoingReferences(type: String, ids: [String], parameters: [String]?, targetType: String?) async throws -> [(String, String)] {
+        guard !ids.isEmpty else { return [] }
+        return try await store.writer.read { db in
+            var sql = "SELECT DISTINCT ref_type, ref_id FROM fhir_index WHERE type = ? AND ref_type IS NOT NULL AND id IN (\(Array(repeating: "?", count: ids.count).joined(separator: ",")))"
+            var arguments: [any DatabaseValueConvertible] = [type] + ids
+            if let parameters {
+                sql += " AND param IN (\(Array(repeating: "?", count: parameters.count).joined(separator: ",")))"
+                arguments += parameters
+            }
+            if let targetType {
+                sql += " AND ref_type = ?"
+                arguments.append(targetType)
+            }
+            return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)).map { ($0["ref_type"], $0["ref_id"]) }
+        }
+    }
+
+    /// Resources of `sourceType` that reference (`targetType`, `ids`) through `parameters` (nil = any).
+    public func incomingReferences(sourceType: String, parameters: [String]?, targetType: String, ids: [String]) async throws -> [String] {
+        guard !ids.isEmpty else { return [] }
+        return try await store.writer.read { db in
+            var sql = "SELECT DISTINCT id FROM fhir_index WHERE type = ? AND ref_type = ? AND ref_id IN (\(Array(repeating: "?", count: ids.count).joined(separator: ",")))"
+            var arguments: [any DatabaseValueConvertible] = [sourceType, targetType] + ids
+            if let parameters {
+                sql += " AND param IN (\(Array(repeating: "?", count: parameters.count).joined(separator: ",")))"
+                arguments += parameters
+            }
+            return try String.fetchAll(db, sql: sql, arguments: StatementArguments(arguments))
+        }
+    }
+
+    public func count(type: String) async throws -> Int {
+        try await store.writer.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM fhir_resource WHERE type = ? AND deleted = 0", arguments: [type]) ?? 0
+        }
+    }
+
+    static func stored(_ row: Row) -> StoredResource {
+        StoredResource(type: row["type"], id: row["id"], version: row["version"], lastUpdated: row["last_updated"], json: row["json"])
+    }
+}
+
+/// FHIR `id`: 1–64 of `[A-Za-z0-9\-\.]`.
+public enum FHIRID {
+    public static func isValid(_ id: String) -> Bool {
+        !id.isEmpty && id.utf8.count <= 64 && id.utf8.allSatisfy { $0 == 0x2d || $0 == 0x2e || (0x30...0x39).contains($0) || (0x41...0x5a).contains($0) || (0x61...0x7a).contains($0) }
+    }
+}
+
+/// FHIR `instant` text in UTC with milliseconds, as HAPI writes `meta.lastUpdated`.
+public enum FHIRInstant {
+    public static func string(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        formatter.timeZone = TimeZone(secondsFromGMT: 0)
+        return formatter.string(from: date).replacingOccurrences(of: "Z", with: "+00:00")
+    }
+}
+
+/// Result id lists kept for paging (HAPI's `_getpages`): links keep working while data changes, until they expire.
+public final class SearchSnapshots: Sendable {
+    public struct Snapshot: Sendable {
+        public var type: String
+        public var ids: [String]
+        public var request: SearchRequestSummary
+        public var created: Date
+    }
+
+    /// What a page needs besides the ids.
+    public struct SearchRequestSummary: Sendable {
+        public var includes: [IncludeSpec]
+        public var revIncludes: [IncludeSpec]
+        public var elements: [String]?
+        public var includeTotal: Bool
+        public var query: String
+    }
+
+    private let snapshots = NIOLockedValueBox<[String: Snapshot]>([:])
+    public let lifetime: TimeInterval
+    public let capacity: Int
+
+    public init(lifetime: TimeInterval = 3600, capacity: Int = 200) {
+        self.lifetime = lifetime
+        self.capacity = capacity
+    }
+
+    public func store(_ snapshot: Snapshot) -> String {
+        let key = UUID().uuidString.lowercased()
+        snapshots.withLockedValue { all in
+            let now = Date()
+            all = all.filter { now.timeIntervalSince($0.value.created) < lifetime }
+            if all.count >= capacity, let oldest = all.min(by: { $0.value.created < $1.value.created })?.key {
+                all[oldest] = nil
+            }
+            all[key] = snapshot
+        }
+        return key
+    }
+
+    public func snapshot(_ key: String) -> Snapshot? {
+        snapshots.withLockedValue { all in
+            guard let snapshot = all[key], Date().timeIntervalSince(snapshot.created) < lifetime else { return nil }
+            return snapshot
+        }
+    }
+
+    public func removeAll() {
+        snapshots.withLockedValue { $0.removeAll() }
+    }
+}

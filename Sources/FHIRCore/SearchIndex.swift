@@ -1,0 +1,208 @@
+import Foundation
+
+/// One row of the search index: what a search parameter found in a resource, in the column its type uses.
+/// Rows are written with the resource (same transaction), so a search sees a write at once.
+public struct SearchIndexRow: Sendable, Hashable {
+    public var param: String
+    /// Token/quantity/uri system; nil when the element has none.
+    public var system: String?
+    /// Token code, exact string (for `:exact`), quantity unit code, uri.
+    public var code: String?
+    /// Normalised text: string value (case and accents folded), token display/text for `:text`.
+    public var text: String?
+    /// Number, or quantity value.
+    public var number: Double?
+    /// Date range, seconds since 1970, inclusive bounds.
+    public var low: Double?
+    public var high: Double?
+    /// Reference target.
+    public var refType: String?
+    public var refID: String?
+
+    public init(param: String, system: String? = nil, code: String? = nil, text: String? = nil, number: Double? = nil,
+                low: Double? = nil, high: Double? = nil, refType: String? = nil, refID: String? = nil) {
+        self.param = param
+        self.system = system
+        self.code = code
+        self.text = text
+        self.number = number
+        self.low = low
+        self.high = high
+        self.refType = refType
+        self.refID = refID
+    }
+}
+
+public enum SearchIndexer {
+    /// The index rows of a resource for the given parameters.
+    public static func rows(for resource: [String: Any], parameters: [SearchParameterDefinition]) -> [SearchIndexRow] {
+        var rows: [SearchIndexRow] = []
+        for parameter in parameters {
+            for path in parameter.paths {
+                for node in path.evaluate(resource) {
+                    rows += extract(node, parameter: parameter)
+                }
+            }
+        }
+        return rows
+    }
+
+    static func extract(_ node: Any, parameter: SearchParameterDefinition) -> [SearchIndexRow] {
+        let code = parameter.code
+        switch parameter.type {
+        case .token:
+            return tokens(node).map { SearchIndexRow(param: code, system: $0.system, code: $0.code, text: $0.text.map(FHIRText.normalise)) }
+        case .string:
+            return strings(node).map { SearchIndexRow(param: code, code: $0, text: FHIRText.normalise($0)) }
+        case .uri:
+            return (node as? String).map { [SearchIndexRow(param: code, code: $0)] } ?? []
+        case .date:
+            return dateRanges(node).map { SearchIndexRow(param: code, low: $0.low, high: $0.high) }
+        case .number:
+            return number(node).map { [SearchIndexRow(param: code, number: $0)] } ?? []
+        case .quantity:
+            guard let object = node as? [String: Any], let value = number(object["value"]) else { return [] }
+            let unit = (object["code"] as? String) ?? (object["unit"] as? String)
+            return [SearchIndexRow(param: code, system: object["system"] as? String, code: unit, number: value)]
+        case .reference:
+            guard let object = node as? [String: Any], let reference = object["reference"] as? String,
+                  let (type, id) = FHIRReference.split(reference) else { return [] }
+            return [SearchIndexRow(param: code, refType: type, refID: id)]
+        case .special:
+            return []
+        }
+    }
+
+    struct Token {
+        var system: String?
+        var code: String
+        var text: String?
+    }
+
+    /// Coding, CodeableConcept, Identifier, code/string/boolean primitives, ContactPoint.
+    static func tokens(_ node: Any) -> [Token] {
+        if let string = node as? String { return [Token(system: nil, code: string, text: nil)] }
+        if let bool = node as? Bool { return [Token(system: nil, code: bool ? "true" : "false", text: nil)] }
+        guard let object = node as? [String: Any] else { return [] }
+        if let codings = object["coding"] as? [Any] {
+            let text = object["text"] as? String
+            return codings.compactMap { coding -> Token? in
+                guard let coding = coding as? [String: Any], let code = coding["code"] as? String else { return nil }
+                return Token(system: coding["system"] as? String, code: code, text: (coding["display"] as? String) ?? text)
+            }
+        }
+        if let code = object["code"] as? String {
+            return [Token(system: object["system"] as? String, code: code, text: object["display"] as? String)]
+        }
+        if let value = object["value"] as? String {
+            let typeText = ((object["type"] as? [String: Any])?["text"] as? String)
+            return [Token(system: object["system"] as? String, code: value, text: typeText)]
+        }
+        return []
+    }
+
+    /// string primitives, HumanName and Address parts.
+    static func strings(_ node: Any) -> [String] {
+        if let string = node as? String { return [string] }
+        guard let object = node as? [String: Any] else { return [] }
+        var out: [String] = []
+        for key in ["text", "family", "given", "prefix", "suffix", "line", "city", "district", "state", "postalCode", "country"] {
+            if let value = object[key] as? String { out.append(value) }
+            if let values = object[key] as? [Any] { out += values.compactMap { $0 as? String } }
+        }
+        return out
+    }
+
+    static func number(_ node: Any?) -> Double? {
+        if node is Bool { return nil }
+        if let number = node as? NSNumber { return number.doubleValue }
+        if let double = node as? Double { return double }
+        if let int = node as? Int { return Double(int) }
+        return nil
+    }
+
+    /// date, dateTime, instant, Period.
+    static func dateRanges(_ node: Any) -> [(low: Double, high: Double)] {
+        if let text = node as? String, let range = FHIRDate.range(of: text) { return [range] }
+        guard let object = node as? [String: Any] else { return [] }
+        let start = (object["start"] as? String).flatMap(FHIRDate.range(of:))
+        let end = (object["end"] as? String).flatMap(FHIRDate.range(of:))
+        if start == nil, end == nil { return [] }
+        return [(start?.low ?? -Double.greatestFiniteMagnitude, end?.high ?? Double.greatestFiniteMagnitude)]
+    }
+}
+
+/// `Type/id` references (absolute URLs keep their last two segments).
+public enum FHIRReference {
+    public static func split(_ reference: String) -> (String, String)? {
+        let parts = reference.split(separator: "/").map(String.init)
+        guard parts.count >= 2 else { return nil }
+        let type = parts[parts.count - 2]
+        let id = parts[parts.count - 1]
+        guard type.first?.isUppercase == true, !id.isEmpty else { return nil }
+        return (type, id)
+    }
+}
+
+/// FHIR string matching: case- and accent-insensitive (R4 §3.1.1.4.6).
+public enum FHIRText {
+    public static func normalise(_ text: String) -> String {
+        text.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: nil)
+    }
+}
+
+/// FHIR date/dateTime/instant values as the range of instants they cover, at their precision.
+public enum FHIRDate {
+    nonisolated(unsafe) private static let pattern = try! NSRegularExpression(
+        pattern: #"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$"#)
+
+    /// `2024`, `2024-03`, `2024-03-05`, `2024-03-05T10:00`, `…:00`, `…:00.123`, with `Z` or `±hh:mm` (default UTC).
+    /// Returns nil for anything else.
+    public static func range(of text: String) -> (low: Double, high: Double)? {
+        guard let match = pattern.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) else { return nil }
+        func group(_ index: Int) -> String? {
+            let range = match.range(at: index)
+            guard range.location != NSNotFound, let swiftRange = Range(range, in: text) else { return nil }
+            return String(text[swiftRange])
+        }
+        guard let year = Int(group(1)!) else { return nil }
+        let month = group(2).flatMap(Int.init)
+        let day = group(3).flatMap(Int.init)
+        let hour = group(4).flatMap(Int.init)
+        let minute = group(5).flatMap(Int.init)
+        let second = group(6).flatMap(Int.init)
+        let fraction = group(7).map { Double("0." + $0) ?? 0 }
+        var offset = 0
+        if let zone = group(8), zone != "Z" {
+            let sign = zone.hasPrefix("-") ? -1 : 1
+            let parts = zone.dropFirst().split(separator: ":").compactMap { Int($0) }
+            offset = sign * (parts[0] * 3600 + parts[1] * 60)
+        }
+        if let month, !(1...12).contains(month) { return nil }
+        if let day, !(1...31).contains(day) { return nil }
+        if let hour, !(0...23).contains(hour) { return nil }
+        if let minute, !(0...59).contains(minute) { return nil }
+        if let second, !(0...60).contains(second) { return nil }
+        if hour != nil, minute == nil { return nil }
+
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(secondsFromGMT: 0)!
+        var components = DateComponents(year: year, month: month ?? 1, day: day ?? 1, hour: hour ?? 0, minute: minute ?? 0,
+                                        second: second ?? 0)
+        guard let date = calendar.date(from: components) else { return nil }
+        if let day, calendar.component(.day, from: date) != day { return nil } // 2023-02-30
+        let start = date.timeIntervalSince1970 - Double(offset) + (fraction ?? 0)
+        let end: Double
+        if second != nil {
+            end = start + (fraction != nil ? 0.0009 : 0.999)
+        } else if minute != nil {
+            end = start + 59.999
+        } else {
+            components = DateComponents()
+            if day != nil { components.day = 1 } else if month != nil { components.month = 1 } else { components.year = 1 }
+            let next = calendar.date(byAdding: components, to: date)!
+            end = next.timeIntervalSince1970 - Double(offset) - 0.001
+        }
+        return (start, end)
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+
+/// FHIR search parameter types (R4 §3.1.1.4).
+public enum SearchParameterType: String, Sendable, Hashable, Codable {
+    case token, string, date, number, quantity, reference, uri, special
+}
+
+/// One search parameter a server supports, declared as data: a code, a type and the element paths it indexes.
+///
+/// Paths use a small, declarative subset of FHIRPath navigation, enough for the ROR's SearchParameter expressions:
+/// - `identifier`, `meta.tag`, `address.city` — element names, arrays are traversed;
+/// - `extension[url=https://…/ror-location-supported-capacity]` — keep elements whose `url` (or any key) equals;
+/// - `value*` — the polymorphic `value[x]` element whatever its type (`valueCodeableConcept`, `valueCode`, …).
+public struct SearchParameterDefinition: Sendable, Hashable {
+    public var code: String
+    public var type: SearchParameterType
+    public var paths: [ElementPath]
+    /// For references: the resource types it may point to (used by chains and `_include`).
+    public var targets: [String]
+    public var documentation: String?
+
+    public init(_ code: String, _ type: SearchParameterType, paths: [String], targets: [String] = [], documentation: String? = nil) {
+        self.code = code
+        self.type = type
+        self.paths = paths.map { ElementPath(parsing: $0) }
+        self.targets = targets
+        self.documentation = documentation
+    }
+}
+
+/// A parsed element path (see ``SearchParameterDefinition``).
+public struct ElementPath: Sendable, Hashable, CustomStringConvertible {
+    public struct Step: Sendable, Hashable {
+        public var name: String
+        /// `name[key=value]` filter.
+        public var filter: (key: String, value: String)?
+
+        public static func == (lhs: Step, rhs: Step) -> Bool {
+            lhs.name == rhs.name && lhs.filter?.key == rhs.filter?.key && lhs.filter?.value == rhs.filter?.value
+        }
+
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(name)
+            hasher.combine(filter?.key)
+            hasher.combine(filter?.value)
+        }
+    }
+
+    public var steps: [Step]
+    public let description: String
+
+    public init(parsing text: String) {
+        self.description = text
+        var steps: [Step] = []
+        var current = ""
+        var depth = 0
+        for character in text {
+            if character == "[" { depth += 1 }
+            if character == "]" { depth -= 1 }
+            if character == ".", depth == 0 {
+                steps.append(Self.step(current))
+                current = ""
+            } else {
+                current.append(character)
+            }
+        }
+        if !current.isEmpty { steps.append(Self.step(current)) }
+        self.steps = steps
+    }
+
+    private static func step(_ text: String) -> Step {
+        guard let open = text.firstIndex(of: "["), text.hasSuffix("]") else { return Step(name: text, filter: nil) }
+        let name = String(text[..<open])
+        let inside = text[text.index(after: open)..<text.index(before: text.endIndex)]
+        let parts = inside.split(separator: "=", maxSplits: 1).map(String.init)
+        return Step(name: name, filter: parts.count == 2 ? (parts[0], parts[1]) : nil)
+    }
+
+    /// The elements this path selects in a JSON resource (as parsed by `JSONSerialization`).
+    public func evaluate(_ root: Any) -> [Any] {
+        var nodes: [Any] = [root]
+        for step in steps {
+            var next: [Any] = []
+            for node in nodes {
+                guard let object = node as? [String: Any] else { continue }
+                let children: [Any]
+                if step.name.hasSuffix("*") {
+                    let prefix = step.name.dropLast()
+                    children = object.filter { $0.key.hasPrefix(prefix) && !$0.key.hasPrefix("_") }.map(\.value)
+                } else if let child = object[step.name] {
+                    children = [child]
+                } else {
+                    children = []
+                }
+                for child in children {
+                    let items = (child as? [Any]) ?? [child]
+                    for item in items {
+                        if let filter = step.filter {
+                            guard let element = item as? [String: Any], let value = element[filter.key] as? String,
+                                  value == filter.value else { continue }
+                        }
+                        next.append(item)
+                    }
+                }
+            }
+            nodes = next
+        }
+        return nodes
+    }
+}

@@ -1,0 +1,281 @@
+import Foundation
+
+/// The search parameters a server supports, per resource type.
+public struct SearchParameterRegistry: Sendable {
+    public var parameters: [String: [String: SearchParameterDefinition]]
+
+    public init(_ parameters: [String: [SearchParameterDefinition]]) {
+        self.parameters = parameters.mapValues { Dictionary($0.map { ($0.code, $0) }, uniquingKeysWith: { first, _ in first }) }
+    }
+
+    public func parameter(_ code: String, of type: String) -> SearchParameterDefinition? {
+        parameters[type]?[code]
+    }
+
+    public var resourceTypes: [String] { parameters.keys.sorted() }
+}
+
+/// A search that cannot run; becomes a 400 OperationOutcome with `expression`.
+public struct SearchError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    /// The offending parameter (as sent).
+    public var parameter: String
+    public var description: String { message }
+
+    public init(_ message: String, parameter: String) {
+        self.message = message
+        self.parameter = parameter
+    }
+}
+
+/// One condition of a search (all conditions must hold; `values` of one condition are alternatives).
+public indirect enum SearchCondition: Sendable {
+    /// `name[:modifier]=v1,v2`
+    case parameter(SearchParameterDefinition, modifier: String?, values: [String], raw: String)
+    /// `_id=a,b`
+    case ids([String])
+    /// `_id:not`, `:missing` etc. are expressed through `.parameter`; `missing` is its own case.
+    case missing(SearchParameterDefinition, Bool)
+    /// `reference.param=…` (chained search).
+    case chain(reference: SearchParameterDefinition, targetType: String, condition: SearchCondition)
+    /// `_has:Source:reference:param=…` (reverse chain).
+    case has(sourceType: String, reference: SearchParameterDefinition, condition: SearchCondition)
+}
+
+/// `_include` / `_revinclude` specification.
+public struct IncludeSpec: Sendable, Hashable {
+    public var sourceType: String
+    /// nil for `*`.
+    public var parameter: String?
+    public var targetType: String?
+    public var iterate: Bool
+}
+
+/// A parsed search: conditions plus result controls.
+public struct SearchRequest: Sendable {
+    public var type: String
+    public var conditions: [SearchCondition] = []
+    public var count: Int
+    public var sort: [(parameter: String, descending: Bool)] = []
+    public var includes: [IncludeSpec] = []
+    public var revIncludes: [IncludeSpec] = []
+    public var summaryCount = false
+    public var elements: [String]?
+    /// `_total=none` leaves `Bundle.total` out.
+    public var includeTotal = true
+    /// Parameters ignored under `Prefer: handling=lenient`, for the OperationOutcome that says so.
+    public var ignored: [String] = []
+
+    public static let defaultCount = 200
+    public static let maximumCount = 1000
+
+    /// Parameters that shape the result rather than filter it.
+    static let resultParameters: Set<String> = [
+        "_count", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total", "_format", "_pretty",
+    ]
+
+    /// Parses `items` (query string pairs, in order) for a search of `type`.
+    public init(type: String, items: [(String, String)], registry: SearchParameterRegistry, lenient: Bool = false) throws {
+        self.type = type
+        self.count = Self.defaultCount
+        for (rawName, value) in items {
+            do {
+                try apply(rawName, value, registry: registry)
+            } catch let error as SearchError where lenient && error.message.hasPrefix("Unknown search parameter") {
+                ignored.append(rawName)
+            }
+        }
+    }
+
+    private mutating func apply(_ rawName: String, _ value: String, registry: SearchParameterRegistry) throws {
+        let (name, modifier) = Self.splitModifier(rawName)
+        switch name {
+        case "_count":
+            guard let count = Int(value), count >= 0 else {
+                throw SearchError("_count must be a non-negative integer (got '\(value)')", parameter: rawName)
+            }
+            guard count <= Self.maximumCount else {
+                throw SearchError("_count must not exceed \(Self.maximumCount) (got \(count))", parameter: rawName)
+            }
+            self.count = count
+        case "_sort":
+            for item in value.split(separator: ",").map(String.init) {
+                let descending = item.hasPrefix("-")
+                let code = descending ? String(item.dropFirst()) : item
+                guard code == "_id" || code == "_lastUpdated" || registry.parameter(code, of: type) != nil else {
+                    throw SearchError("Unknown sort parameter '\(code)' for \(type)", parameter: rawName)
+                }
+                sort.append((code, descending))
+            }
+        case "_include", "_revinclude":
+            let spec = try Self.include(value, iterate: modifier == "iterate" || modifier == "recurse", registry: registry, parameter: rawName)
+            if name == "_include" { includes.append(spec) } else { revIncludes.append(spec) }
+        case "_summary":
+            switch value {
+            case "count": summaryCount = true
+            case "false": break
+            default: throw SearchError("_summary supports 'count' and 'false' (got '\(value)')", parameter: rawName)
+            }
+        case "_elements":
+            elements = value.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+        case "_total":
+            switch value {
+            case "none": includeTotal = false
+            case "estimate", "accurate": includeTotal = true
+            default: throw SearchError("_total must be none, estimate or accurate (got '\(value)')", parameter: rawName)
+            }
+        case "_format", "_pretty":
+            break // checked by the caller (content negotiation)
+        default:
+            conditions.append(try Self.condition(type: type, name: rawName, value: value, registry: registry))
+        }
+    }
+
+    static func splitModifier(_ raw: String) -> (String, String?) {
+        guard let colon = raw.firstIndex(of: ":") else { return (raw, nil) }
+        return (String(raw[..<colon]), String(raw[raw.index(after: colon)...]))
+    }
+
+    static func include(_ value: String, iterate: Bool, registry: SearchParameterRegistry, parameter: String) throws -> IncludeSpec {
+        if value == "*" { return IncludeSpec(sourceType: "*", parameter: nil, targetType: nil, iterate: iterate) }
+        let parts = value.split(separator: ":").map(String.init)
+        guard parts.count >= 2, parts.count <= 3, registry.parameters[parts[0]] != nil else {
+            throw SearchError("\(parameter) must be Type:parameter[:TargetType] or * (got '\(value)')", parameter: parameter)
+        }
+        if parts[1] == "*" { return IncludeSpec(sourceType: parts[0], parameter: nil, targetType: nil, iterate: iterate) }
+        guard let definition = registry.parameter(parts[1], of: parts[0]), definition.type == .reference else {
+            throw SearchError("\(parts[0]) has no reference search parameter '\(parts[1])'", parameter: parameter)
+        }
+        return IncludeSpec(sourceType: parts[0], parameter: parts[1], targetType: parts.count == 3 ? parts[2] : nil, iterate: iterate)
+    }
+
+    /// A filtering parameter: plain, `_id`, chained (`a.b`), or reverse-chained (`_has:T:ref:param`).
+    static func condition(type: String, name rawName: String, value: String, registry: SearchParameterRegistry) throws -> SearchCondition {
+        if rawName.hasPrefix("_has:") {
+            let parts = rawName.split(separator: ":", maxSplits: 3).map(String.init)
+            guard parts.count == 4, registry.parameters[parts[1]] != nil else {
+                throw SearchError("_has must be _has:Type:reference:parameter (got '\(rawName)')", parameter: rawName)
+            }
+            guard let reference = registry.parameter(parts[2], of: parts[1]), reference.type == .reference,
+                  reference.targets.isEmpty || reference.targets.contains(type) else {
+                throw SearchError("\(parts[1]) has no reference parameter '\(parts[2])' to \(type)", parameter: rawName)
+            }
+            let inner = try condition(type: parts[1], name: parts[3], value: value, registry: registry)
+            return .has(sourceType: parts[1], reference: reference, condition: inner)
+        }
+        let (name, modifier) = splitModifier(rawName)
+        if let dot = name.firstIndex(of: ".") {
+            let referenceCode = String(name[..<dot])
+            var rest = String(name[name.index(after: dot)...])
+            if let modifier { rest += ":" + modifier }
+            // `reference:Type.param` names the target type explicitly.
+            let (code, typeModifier) = splitModifier(referenceCode)
+            guard let reference = registry.parameter(code, of: type), reference.type == .reference else {
+                throw SearchError("Unknown search parameter '\(code)' for resource type \(type) (chains need a reference parameter)", parameter: rawName)
+            }
+            let targets = typeModifier.map { [$0] } ?? reference.targets
+            guard targets.count == 1, let target = targets.first, registry.parameters[target] != nil else {
+                throw SearchError("Chain '\(rawName)' is ambiguous: name the target type (\(code):Type.param)", parameter: rawName)
+            }
+            let inner = try condition(type: target, name: rest, value: value, registry: registry)
+            return .chain(reference: reference, targetType: target, condition: inner)
+        }
+        if name == "_id" {
+            guard modifier == nil else { throw SearchError("_id supports no modifier", parameter: rawName) }
+            return .ids(splitValues(value))
+        }
+        guard let definition = registry.parameter(name, of: type) else {
+            let known = (registry.parameters[type]?.keys.sorted() ?? []).joined(separator: ", ")
+            throw SearchError("Unknown search parameter '\(name)' for resource type \(type). Valid search parameters: [\(known)]", parameter: rawName)
+        }
+        if modifier == "missing" {
+            guard value == "true" || value == "false" else {
+                throw SearchError(":missing takes true or false (got '\(value)')", parameter: rawName)
+            }
+            return .missing(definition, value == "true")
+        }
+        try validateModifier(modifier, for: definition, raw: rawName)
+        let values = splitValues(value)
+        guard !values.isEmpty, values.allSatisfy({ !$0.isEmpty }) else {
+            throw SearchError("Parameter '\(rawName)' has an empty value", parameter: rawName)
+        }
+        for item in values { try SearchValue.validate(item, definition: definition, modifier: modifier, parameter: rawName) }
+        return .parameter(definition, modifier: modifier, values: values, raw: rawName)
+    }
+
+    static func validateModifier(_ modifier: String?, for definition: SearchParameterDefinition, raw: String) throws {
+        guard let modifier else { return }
+        let allowed: Set<String>
+        switch definition.type {
+        case .token: allowed = ["not", "text"]
+        case .string: allowed = ["exact", "contains"]
+        case .uri: allowed = ["below"]
+        case .reference: allowed = Set(definition.targets)
+        case .date, .number, .quantity, .special: allowed = []
+        }
+        guard allowed.contains(modifier) else {
+            throw SearchError("Modifier ':\(modifier)' is not supported on \(definition.type.rawValue) parameter '\(definition.code)'", parameter: raw)
+        }
+    }
+
+    /// Comma separates alternatives; `\,` is a literal comma.
+    static func splitValues(_ value: String) -> [String] {
+        var values: [String] = []
+        var current = ""
+        var escaped = false
+        for character in value {
+            if escaped {
+                current.append(character)
+                escaped = false
+            } else if character == "\\" {
+                escaped = true
+            } else if character == "," {
+                values.append(current)
+                current = ""
+            } else {
+                current.append(character)
+            }
+        }
+        values.append(current)
+        return values
+    }
+}
+
+/// Prefixed values of number/date/quantity parameters.
+public enum SearchPrefix: String, Sendable, CaseIterable {
+    case eq, ne, gt, lt, ge, le, sa, eb, ap
+}
+
+enum SearchValue {
+    /// Splits `ge2024-01-01` into (ge, "2024-01-01"); no prefix = eq. An alphabetic prefix that is not a FHIR
+    /// prefix is an error.
+    static func prefixed(_ value: String, parameter: String) throws -> (SearchPrefix, String) {
+        let letters = value.prefix(while: { $0.isLetter })
+        if letters.isEmpty { return (.eq, value) }
+        guard letters.count == 2, let prefix = SearchPrefix(rawValue: String(letters)) else {
+            throw SearchError("Invalid prefix '\(letters)' in '\(value)' (use eq, ne, gt, lt, ge, le, sa, eb or ap)", parameter: parameter)
+        }
+        return (prefix, String(value.dropFirst(2)))
+    }
+
+    static func validate(_ value: String, definition: SearchParameterDefinition, modifier: String?, parameter: String) throws {
+        switch definition.type {
+        case .date:
+            let (_, text) = try prefixed(value, parameter: parameter)
+            guard FHIRDate.range(of: text) != nil else {
+                throw SearchError("Invalid date '\(text)' for '\(parameter)' (expected YYYY, YYYY-MM, YYYY-MM-DD or a dateTime)", parameter: parameter)
+            }
+        case .number:
+            let (_, text) = try prefixed(value, parameter: parameter)
+            guard Double(text) != nil else { throw SearchError("Invalid number '\(text)' for '\(parameter)'", parameter: parameter) }
+        case .quantity:
+            let (_, text) = try prefixed(value, parameter: parameter)
+            let number = text.split(separator: "|", omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            guard Double(number) != nil else {
+                throw SearchError("Invalid quantity '\(text)' for '\(parameter)' (expected [prefix]number[|system|code])", parameter: parameter)
+            }
+        case .token, .string, .uri, .reference, .special:
+            break
+        }
+    }
+}

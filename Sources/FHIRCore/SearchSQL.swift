@@ -1,0 +1,214 @@
+import Foundation
+import GRDB
+
+/// Turns a ``SearchRequest`` into SQL over `fhir_resource` / `fhir_index` (see `Store` migration `v2-fhir`).
+/// Conditions are `EXISTS` sub-queries on the index, so repetitions AND, commas OR, chains and `_has` nest.
+struct SearchSQL {
+    private var aliasCounter = 0
+    var arguments: [any DatabaseValueConvertible & Sendable] = []
+
+    mutating func alias() -> String {
+        aliasCounter += 1
+        return "i\(aliasCounter)"
+    }
+
+    /// `SELECT r.id FROM fhir_resource r WHERE … ORDER BY …`.
+    mutating func idQuery(_ request: SearchRequest) throws -> String {
+        var clauses = ["r.type = ?", "r.deleted = 0"]
+        arguments.append(request.type)
+        for condition in request.conditions {
+            clauses.append(try sql(condition, type: request.type, id: "r.id"))
+        }
+        var order: [String] = []
+        for (parameter, descending) in request.sort {
+            let direction = descending ? "DESC" : "ASC"
+            switch parameter {
+            case "_id": order.append("r.id \(direction)")
+            case "_lastUpdated": order.append("r.last_updated \(direction)")
+            default:
+                let column = "COALESCE(s.text, s.code, s.number, s.low)"
+                let aggregate = descending ? "MAX" : "MIN"
+                order.append("(SELECT \(aggregate)(\(column)) FROM fhir_index s WHERE s.type = r.type AND s.id = r.id AND s.param = '\(parameter.replacingOccurrences(of: "'", with: "''"))') \(direction)")
+            }
+        }
+        order.append("r.id ASC")
+        return "SELECT r.id FROM fhir_resource r WHERE \(clauses.joined(separator: " AND ")) ORDER BY \(order.joined(separator: ", "))"
+    }
+
+    /// SQL for one condition on the resource whose id is the SQL expression `id`, of type `type`.
+    mutating func sql(_ condition: SearchCondition, type: String, id: String) throws -> String {
+        switch condition {
+        case .ids(let ids):
+            arguments += ids
+            return "\(id) IN (\(Array(repeating: "?", count: ids.count).joined(separator: ", ")))"
+        case .missing(let definition, let missing):
+            let a = alias()
+            arguments += [type, definition.code]
+            return "\(missing ? "NOT " : "")EXISTS (SELECT 1 FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).id = \(id) AND \(a).param = ?)"
+        case .parameter(let definition, let modifier, let values, let raw):
+            let a = alias()
+            arguments += [type, definition.code]
+            var alternatives: [String] = []
+            for value in values {
+                alternatives.append(try valueSQL(value, definition: definition, modifier: modifier, alias: a, parameter: raw))
+            }
+            let negate = modifier == "not"
+            return "\(negate ? "NOT " : "")EXISTS (SELECT 1 FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).id = \(id) AND \(a).param = ? AND (\(alternatives.joined(separator: " OR "))))"
+        case .chain(let reference, let targetType, let inner):
+            let a = alias()
+            arguments += [type, reference.code, targetType]
+            let innerSQL = try sql(inner, type: targetType, id: "\(a).ref_id")
+            return "EXISTS (SELECT 1 FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).id = \(id) AND \(a).param = ? AND \(a).ref_type = ? AND \(innerSQL))"
+        case .has(let sourceType, let reference, let inner):
+            let a = alias()
+            arguments += [sourceType, reference.code, type]
+            let innerSQL = try sql(inner, type: sourceType, id: "\(a).id")
+            return "EXISTS (SELECT 1 FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).param = ? AND \(a).ref_type = ? AND \(a).ref_id = \(id) AND \(innerSQL))"
+        }
+    }
+
+    /// One alternative value, on index alias `a`.
+    mutating func valueSQL(_ value: String, definition: SearchParameterDefinition, modifier: String?, alias a: String, parameter: String) throws -> String {
+        switch definition.type {
+        case .token:
+            if modifier == "text" {
+                arguments.append(Self.likePrefix(FHIRText.normalise(value)))
+                return "\(a).text LIKE ? ESCAPE '\\'"
+            }
+            guard let bar = value.firstIndex(of: "|") else {
+                arguments.append(value)
+                return "\(a).code = ?"
+            }
+            let system = String(value[..<bar])
+            let code = String(value[value.index(after: bar)...])
+            switch (system.isEmpty, code.isEmpty) {
+            case (true, _):
+                arguments.append(code)
+                return "(\(a).system IS NULL AND \(a).code = ?)"
+            case (false, true):
+                arguments.append(system)
+                return "\(a).system = ?"
+            case (false, false):
+                arguments += [system, code]
+                return "(\(a).system = ? AND \(a).code = ?)"
+            }
+        case .string:
+            switch modifier {
+            case "exact":
+                arguments.append(value)
+                return "\(a).code = ?"
+            case "contains":
+                arguments.append("%" + Self.likeEscape(FHIRText.normalise(value)) + "%")
+                return "\(a).text LIKE ? ESCAPE '\\'"
+            default:
+                arguments.append(Self.likePrefix(FHIRText.normalise(value)))
+                return "\(a).text LIKE ? ESCAPE '\\'"
+            }
+        case .uri:
+            if modifier == "below" {
+                arguments.append(Self.likePrefix(value))
+                return "\(a).code LIKE ? ESCAPE '\\'"
+            }
+            arguments.append(value)
+            return "\(a).code = ?"
+        case .number:
+            let (prefix, text) = try SearchValue.prefixed(value, parameter: parameter)
+            return numberSQL(prefix, text, column: "\(a).number")
+        case .quantity:
+            let (prefix, text) = try SearchValue.prefixed(value, parameter: parameter)
+            let parts = text.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+            var sql = numberSQL(prefix, parts[0], column: "\(a).number")
+            if parts.count > 1, !parts[1].isEmpty {
+                arguments.append(parts[1])
+                sql += " AND \(a).system = ?"
+            }
+            if parts.count > 2, !parts[2].isEmpty {
+                arguments.append(parts[2])
+                sql += " AND \(a).code = ?"
+            }
+            return "(\(sql))"
+        case .date:
+            let (prefix, text) = try SearchValue.prefixed(value, parameter: parameter)
+            guard let (low, high) = FHIRDate.range(of: text) else {
+                throw SearchError("Invalid date '\(text)'", parameter: parameter)
+            }
+            let l = "\(a).low", h = "\(a).high"
+            switch prefix {
+            case .eq, .ap:
+                arguments += [low, high]
+                return "(\(l) >= ? AND \(h) <= ?)"
+            case .ne:
+                arguments += [low, high]
+                return "NOT (\(l) >= ? AND \(h) <= ?)"
+            case .gt:
+                arguments.append(high)
+                return "\(h) > ?"
+            case .lt:
+                arguments.append(low)
+                return "\(l) < ?"
+            case .ge:
+                arguments.append(low)
+                return "\(h) >= ?"
+            case .le:
+                arguments.append(high)
+                return "\(l) <= ?"
+            case .sa:
+                arguments.append(high)
+                return "\(l) > ?"
+            case .eb:
+                arguments.append(low)
+                return "\(h) < ?"
+            }
+        case .reference:
+            var type = modifier
+            var id = value
+            if let (t, i) = FHIRReference.split(value) {
+                type = t
+                id = i
+            }
+            arguments.append(id)
+            var sql = "\(a).ref_id = ?"
+            if let type {
+                arguments.append(type)
+                sql += " AND \(a).ref_type = ?"
+            }
+            return "(\(sql))"
+        case .special:
+            throw SearchError("Parameter '\(definition.code)' cannot be searched in this sandbox", parameter: parameter)
+        }
+    }
+
+    /// Numbers compare at the precision written (R4 §3.1.1.4.1): `100` means [99.5, 100.5).
+    mutating func numberSQL(_ prefix: SearchPrefix, _ text: String, column: String) -> String {
+        let value = Double(text) ?? 0
+        let decimals = text.split(separator: ".").dropFirst().first?.count ?? 0
+        let half = 0.5 * pow(10, -Double(decimals))
+        switch prefix {
+        case .eq, .ap:
+            arguments += [value - half, value + half]
+            return "(\(column) >= ? AND \(column) < ?)"
+        case .ne:
+            arguments += [value - half, value + half]
+            return "NOT (\(column) >= ? AND \(column) < ?)"
+        case .gt, .sa:
+            arguments.append(value)
+            return "\(column) > ?"
+        case .lt, .eb:
+            arguments.append(value)
+            return "\(column) < ?"
+        case .ge:
+            arguments.append(value)
+            return "\(column) >= ?"
+        case .le:
+            arguments.append(value)
+            return "\(column) <= ?"
+        }
+    }
+
+    static func likeEscape(_ text: String) -> String {
+        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+            .replacingOccurrences(of: "_", with: "\\_")
+    }
+
+    static func likePrefix(_ text: String) -> String { likeEscape(text) + "%" }
+}

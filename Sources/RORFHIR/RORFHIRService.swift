@@ -1,0 +1,231 @@
+import Access
+import FHIRCore
+import Foundation
+import GRDB
+import HTTPTypes
+import Hummingbird
+import Store
+
+/// The national ROR's FHIR consumer API under `/ws-diffusion-fhir`: `metadata`, read, search (GET and
+/// `POST _search`), HAPI-style paging. JSON only (`application/fhir+json`), as the sandbox states in a 406.
+public final class RORFHIRService: Sendable {
+    public static let basePath = "/ws-diffusion-fhir"
+    public let repository: ResourceRepository
+    public let executor: SearchExecutor
+    public let snapshots = SearchSnapshots()
+
+    public init(store: SandboxStore) {
+        self.repository = ResourceRepository(store: store, registry: RORSearchParameters.registry)
+        self.executor = SearchExecutor(repository: repository, snapshots: snapshots)
+    }
+
+    // MARK: Data
+
+    /// Loads `Seeds/ror/*.json` (FHIR Bundles or single resources) when the store holds no ROR resource yet, or
+    /// always with `replace` (reset). Returns the number of resources stored.
+    @discardableResult
+    public func loadSeeds(from seeds: URL?, replace: Bool) throws -> Int {
+        let files = try Self.seedFiles(in: seeds)
+        var resources: [[String: Any]] = []
+        for file in files {
+            let data = try Data(contentsOf: file)
+            guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw ResourceError("\(file.path): not a JSON object")
+            }
+            if object["resourceType"] as? String == "Bundle" {
+                for entry in object["entry"] as? [[String: Any]] ?? [] {
+                    if let resource = entry["resource"] as? [String: Any] { resources.append(resource) }
+                }
+            } else {
+                resources.append(object)
+            }
+        }
+        return try repository.store.writer.write { db -> Int in
+            if !replace, try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM fhir_resource") ?? 0 > 0 { return 0 }
+            if replace {
+                try db.execute(sql: "DELETE FROM fhir_index")
+                try db.execute(sql: "DELETE FROM fhir_resource")
+            }
+            for resource in resources {
+                do { try repository.save(resource, in: db) } catch {
+                    throw ResourceError("seed \(resource["resourceType"] ?? "?")/\(resource["id"] ?? "?"): \(error)")
+                }
+            }
+            return resources.count
+        }
+    }
+
+    static func seedFiles(in seeds: URL?) throws -> [URL] {
+        guard let folder = seeds?.appendingPathComponent("ror"), FileManager.default.fileExists(atPath: folder.path) else { return [] }
+        return try FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: nil)
+            .filter { $0.pathExtension == "json" }.sorted { $0.lastPathComponent < $1.lastPathComponent }
+    }
+
+    // MARK: Routes
+
+    public func addRoutes<Context: RequestContext & CallerContext>(to router: Router<Context>) {
+        let base = RouterPath(Self.basePath)
+        let group = router.group(base)
+        group.get("metadata") { request, _ in
+            try self.negotiate(request)
+            return Self.fhir(.ok, RORCapabilityStatement.json(registry: self.repository.registry))
+        }
+        group.get { request, _ in try await self.page(request) }
+        group.get(":type") { request, context in
+            try self.negotiate(request)
+            return try await self.search(request, type: try self.type(context), items: Self.queryItems(request))
+        }
+        group.post(":type/_search") { request, context in
+            var request = request
+            try self.negotiate(request)
+            let body = try await request.collectBody(upTo: 1024 * 1024)
+            let form = Self.formItems(String(buffer: body))
+            return try await self.search(request, type: try self.type(context), items: Self.queryItems(request) + form)
+        }
+        group.get(":type/:id") { request, context in
+            try self.negotiate(request)
+            let type = try self.type(context)
+            let id = context.parameters.get("id") ?? ""
+            guard let resource = try await self.repository.read(type: type, id: id) else {
+                throw FHIRError(.notFound, code: "not-found", "Resource \(type)/\(id) is not known", expression: [type])
+            }
+            var response = Self.fhir(.ok, resource.json)
+            response.headers[.eTag] = "W/\"\(resource.version)\""
+            response.headers[.lastModified] = Self.httpDate(resource.lastUpdated)
+            return response
+        }
+        // Other methods on the base (transactions, batches) are not offered. Unmatched paths under the base reach
+        // the router's 404, which the access layer writes as an OperationOutcome.
+        for method in [HTTPRequest.Method.post, .put, .patch, .delete] {
+            group.on("", method: method) { request, _ -> Response in
+                throw FHIRError(.methodNotAllowed, code: "not-supported",
+                                "No ROR operation answers \(request.method.rawValue) \(request.uri.path) (transactions and batches are not offered)",
+                                expression: nil)
+            }
+        }
+        for path in [":type/:id/_history", ":type/:id/_history/:version", ":type/_history", "_history"] {
+            group.get(RouterPath(path)) { _, _ -> Response in
+                throw FHIRError(.methodNotAllowed, code: "not-supported",
+                                "The national ROR keeps no history: vread and _history are not supported", expression: nil)
+            }
+        }
+    }
+
+    func type<Context: RequestContext>(_ context: Context) throws -> String {
+        let type = context.parameters.get("type") ?? ""
+        guard repository.registry.parameters[type] != nil else {
+            throw FHIRError(.badRequest, code: "not-supported",
+                            "Unknown resource type '\(type)': this server serves \(repository.registry.resourceTypes.joined(separator: ", "))",
+                            expression: nil)
+        }
+        return type
+    }
+
+    func search(_ request: Request, type: String, items: [(String, String)]) async throws -> Response {
+        let lenient = request.headers[HTTPField.Name("Prefer")!]?.contains("handling=lenient") == true
+        let search: SearchRequest
+        do {
+            search = try SearchRequest(type: type, items: items, registry: repository.registry, lenient: lenient)
+        } catch let error as SearchError {
+            throw FHIRError(.badRequest, code: "invalid", error.message, expression: [error.parameter])
+        }
+        let query = items.map { "\(Self.formEncode($0.0))=\(Self.formEncode($0.1))" }.joined(separator: "&")
+        let bundle = try await executor.search(search, baseURL: baseURL(request), query: query)
+        return Self.fhir(.ok, bundle)
+    }
+
+    func page(_ request: Request) async throws -> Response {
+        try negotiate(request)
+        let query = request.uri.queryParameters
+        guard let key = query["_getpages"].map(String.init) else {
+            throw FHIRError(.badRequest, code: "not-supported", "A search names a resource type: \(Self.basePath)/[type]?…", expression: nil)
+        }
+        let offset = Int(query["_getpagesoffset"].map(String.init) ?? "0") ?? -1
+        let count = Int(query["_count"].map(String.init) ?? "\(SearchRequest.defaultCount)") ?? -1
+        guard offset >= 0, (1...SearchRequest.maximumCount).contains(count) else {
+            throw FHIRError(.badRequest, code: "invalid", "_getpagesoffset and _count must be non-negative integers", expression: ["_getpagesoffset"])
+        }
+        guard let bundle = try await executor.page(key: key, offset: offset, count: count, baseURL: baseURL(request)) else {
+            throw FHIRError(.gone, code: "not-found", "Search \(key) has expired or never existed: run the search again", expression: ["_getpages"])
+        }
+        return Self.fhir(.ok, bundle)
+    }
+
+    /// The base URL clients used (host header), so links work through port mappings.
+    func baseURL(_ request: Request) -> String {
+        let host = request.head.authority ?? "localhost"
+        return "https://\(host)\(Self.basePath)"
+    }
+
+    /// JSON only: `_format=xml` or an XML-only `Accept` is a 406.
+    func negotiate(_ request: Request) throws {
+        let format = request.uri.queryParameters["_format"].map { String($0).lowercased() }
+        if let format, !["json", "application/json", "application/fhir+json"].contains(format.split(separator: ";").first.map(String.init) ?? format) {
+            throw FHIRError(.notAcceptable, code: "not-supported",
+                            "This sandbox answers in JSON only (application/fhir+json); _format=\(format) is not supported", expression: ["_format"])
+        }
+        if let accept = request.headers[.accept]?.lowercased(), !accept.isEmpty,
+           !accept.contains("json"), !accept.contains("*/*") {
+            throw FHIRError(.notAcceptable, code: "not-supported",
+                            "This sandbox answers in JSON only (application/fhir+json); Accept: \(accept) cannot be honoured", expression: nil)
+        }
+    }
+
+    // MARK: Helpers
+
+    static func fhir(_ status: HTTPResponse.Status, _ data: Data) -> Response {
+        Response(status: status, headers: [.contentType: OperationOutcome.contentType], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// Query items in order, percent-decoded (`+` is a space in forms).
+    static func queryItems(_ request: Request) -> [(String, String)] {
+        formItems(request.uri.query ?? "")
+    }
+
+    static func formItems(_ text: String) -> [(String, String)] {
+        text.split(separator: "&").compactMap { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            guard let name = decode(parts[0]), !name.isEmpty else { return nil }
+            return (name, decode(parts.count > 1 ? parts[1] : "") ?? "")
+        }
+    }
+
+    static func decode(_ text: String) -> String? {
+        text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+    }
+
+    static func formEncode(_ text: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~:|,*/")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+    }
+
+    static func httpDate(_ instant: String) -> String {
+        guard let range = FHIRDate.range(of: instant.replacingOccurrences(of: "+00:00", with: "Z")) else { return instant }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(secondsFromGMT: 0)
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        return formatter.string(from: Date(timeIntervalSince1970: range.low.rounded(.down)))
+    }
+}
+
+/// An error that leaves as a FHIR OperationOutcome with this status, issue code and expression.
+public struct FHIRError: HTTPResponseError, Sendable {
+    public var status: HTTPResponse.Status
+    public var code: String
+    public var message: String
+    public var expression: [String]?
+
+    public init(_ status: HTTPResponse.Status, code: String, _ message: String, expression: [String]?) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.expression = expression
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let outcome = OperationOutcome(code: code, diagnostics: message, expression: expression)
+        return RORFHIRService.fhir(status, outcome.jsonData())
+    }
+}
