@@ -160,8 +160,12 @@ public struct SearchRequest: Sendable {
                   reference.targets.isEmpty || reference.targets.contains(type) else {
                 throw SearchError("\(parts[1]) has no reference parameter '\(parts[2])' to \(type)", parameter: rawName)
             }
-            let inner = try condition(type: parts[1], name: parts[3], value: value, registry: registry)
-            return .has(sourceType: parts[1], reference: reference, condition: inner)
+            do {
+                let inner = try condition(type: parts[1], name: parts[3], value: value, registry: registry)
+                return .has(sourceType: parts[1], reference: reference, condition: inner)
+            } catch let error as SearchError {
+                throw SearchError(error.message, parameter: rawName)
+            }
         }
         let (name, modifier) = splitModifier(rawName)
         if let dot = name.firstIndex(of: ".") {
@@ -177,8 +181,12 @@ public struct SearchRequest: Sendable {
             guard targets.count == 1, let target = targets.first, registry.parameters[target] != nil else {
                 throw SearchError("Chain '\(rawName)' is ambiguous: name the target type (\(code):Type.param)", parameter: rawName)
             }
-            let inner = try condition(type: target, name: rest, value: value, registry: registry)
-            return .chain(reference: reference, targetType: target, condition: inner)
+            do {
+                let inner = try condition(type: target, name: rest, value: value, registry: registry)
+                return .chain(reference: reference, targetType: target, condition: inner)
+            } catch let error as SearchError {
+                throw SearchError(error.message, parameter: rawName) // name the whole chain, as sent
+            }
         }
         if name == "_id" {
             guard modifier == nil else { throw SearchError("_id supports no modifier", parameter: rawName) }
@@ -250,9 +258,9 @@ enum SearchValue {
     /// Splits `ge2024-01-01` into (ge, "2024-01-01"); no prefix = eq. An alphabetic prefix that is not a FHIR
     /// prefix is an error.
     static func prefixed(_ value: String, parameter: String) throws -> (SearchPrefix, String) {
-        let letters = value.prefix(while: { $0.isLetter })
-        if letters.isEmpty { return (.eq, value) }
-        guard letters.count == 2, let prefix = SearchPrefix(rawValue: String(letters)) else {
+        guard let first = value.first, first.isLetter else { return (.eq, value) }
+        guard let prefix = SearchPrefix(rawValue: String(value.prefix(2))) else {
+            let letters = value.prefix(while: { $0.isLetter }).prefix(2)
             throw SearchError("Invalid prefix '\(letters)' in '\(value)' (use eq, ne, gt, lt, ge, le, sa, eb or ap)", parameter: parameter)
         }
         return (prefix, String(value.dropFirst(2)))

@@ -132,33 +132,19 @@ struct SearchSQL {
             guard let (low, high) = FHIRDate.range(of: text) else {
                 throw SearchError("Invalid date '\(text)'", parameter: parameter)
             }
-            let l = "\(a).low", h = "\(a).high"
-            switch prefix {
-            case .eq, .ap:
-                arguments += [low, high]
-                return "(\(l) >= ? AND \(h) <= ?)"
-            case .ne:
-                arguments += [low, high]
-                return "NOT (\(l) >= ? AND \(h) <= ?)"
-            case .gt:
-                arguments.append(high)
-                return "\(h) > ?"
-            case .lt:
-                arguments.append(low)
-                return "\(l) < ?"
-            case .ge:
-                arguments.append(low)
-                return "\(h) >= ?"
-            case .le:
-                arguments.append(high)
-                return "\(l) <= ?"
-            case .sa:
-                arguments.append(high)
-                return "\(l) > ?"
-            case .eb:
-                arguments.append(low)
-                return "\(h) < ?"
+            // R4 §3.1.1.4.2 on ranges: the value covers [low, high], the indexed element [<L>, <H>].
+            let (template, bounds): (String, [Double]) = switch prefix {
+            case .eq, .ap: ("(<L> >= ? AND <H> <= ?)", [low, high])
+            case .ne: ("NOT (<L> >= ? AND <H> <= ?)", [low, high])
+            case .gt: ("<H> > ?", [high])
+            case .lt: ("<L> < ?", [low])
+            case .ge: ("<H> >= ?", [low])
+            case .le: ("<L> <= ?", [high])
+            case .sa: ("<L> > ?", [high])
+            case .eb: ("<H> < ?", [low])
             }
+            arguments += bounds
+            return template.replacingOccurrences(of: "<L>", with: "\(a).low").replacingOccurrences(of: "<H>", with: "\(a).high")
         case .reference:
             var type = modifier
             var id = value
@@ -183,26 +169,16 @@ struct SearchSQL {
         let value = Double(text) ?? 0
         let decimals = text.split(separator: ".").dropFirst().first?.count ?? 0
         let half = 0.5 * pow(10, -Double(decimals))
-        switch prefix {
-        case .eq, .ap:
-            arguments += [value - half, value + half]
-            return "(\(column) >= ? AND \(column) < ?)"
-        case .ne:
-            arguments += [value - half, value + half]
-            return "NOT (\(column) >= ? AND \(column) < ?)"
-        case .gt, .sa:
-            arguments.append(value)
-            return "\(column) > ?"
-        case .lt, .eb:
-            arguments.append(value)
-            return "\(column) < ?"
-        case .ge:
-            arguments.append(value)
-            return "\(column) >= ?"
-        case .le:
-            arguments.append(value)
-            return "\(column) <= ?"
+        let (template, bounds): (String, [Double]) = switch prefix {
+        case .eq, .ap: ("(# >= ? AND # < ?)", [value - half, value + half])
+        case .ne: ("NOT (# >= ? AND # < ?)", [value - half, value + half])
+        case .gt, .sa: ("# > ?", [value])
+        case .lt, .eb: ("# < ?", [value])
+        case .ge: ("# >= ?", [value])
+        case .le: ("# <= ?", [value])
         }
+        arguments += bounds
+        return template.replacingOccurrences(of: "#", with: column)
     }
 
     static func likeEscape(_ text: String) -> String {

@@ -2,6 +2,7 @@ import Access
 import Foundation
 import HTTPTypes
 import Testing
+import GRDB
 import TestPKI
 import X509
 
@@ -112,18 +113,25 @@ struct AdminAndLifecycleTests {
     }
 
     @Test func resetEmptiesTheJournalAndScopeAllRestoresTheSeededWhitelist() async throws {
-        let running = try await RunningSandbox.start(seeds: SharedPKI.repositorySeeds)
+        let running = try await RunningSandbox.start(seeds: SharedPKI.repositorySeeds, privatePKI: true)
         defer { Task { await running.stop() } }
         let seeded = try running.sandbox.whitelist.entries().count
         #expect(seeded == 6)
         try running.whitelist("insi", dn: Self.dn)
-        let client = try SharedPKI.client(Self.dn)
-        _ = try await running.request("/_sandbox/whoami", client: client)
+        _ = try? await running.request("/_sandbox/whoami", client: nil) // refused handshake: a journal row
+        // Service data changed by a client (here: a ROR resource removed) comes back with the reset.
+        let services = try await running.sandbox.ror.repository.count(type: "HealthcareService")
+        #expect(services >= 50)
+        try await running.sandbox.store.writer.write { db in
+            try db.execute(sql: "DELETE FROM fhir_resource WHERE type = 'HealthcareService' AND id = 'hs-00001-1'")
+        }
+        #expect(try await running.sandbox.ror.repository.count(type: "HealthcareService") == services - 1)
         _ = try await running.journalRows { _ in true }
 
         #expect(try await running.admin("/admin/reset?scope=everything", method: .post).status == .badRequest)
         #expect(try await running.admin("/admin/reset", method: .post).status == .ok)
         #expect(try running.sandbox.journal.entries(JournalFilter()).isEmpty)
+        #expect(try await running.sandbox.ror.repository.count(type: "HealthcareService") == services)
         #expect(try running.sandbox.whitelist.entries().count == seeded + 1) // the whitelist is kept
 
         #expect(try await running.admin("/admin/reset?scope=all", method: .post).status == .ok)

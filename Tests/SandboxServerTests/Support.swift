@@ -59,12 +59,14 @@ struct RunningSandbox {
     var adminPort: Int { Int(info.admin.split(separator: ":").last!)! }
 
     static func start(
-        rejectMode: RejectMode = .tls, seeds: URL? = nil, readyFile: URL? = nil,
+        rejectMode: RejectMode = .tls, seeds: URL? = nil, readyFile: URL? = nil, privatePKI: Bool = false,
         configure: (inout SandboxConfiguration) -> Void = { _ in }
     ) async throws -> RunningSandbox {
         var configuration = SandboxConfiguration()
         configuration.inMemory = true
-        configuration.pkiDirectory = SharedPKI.pki.directory
+        // A private PKI for tests that change it (reset?scope=all empties the CRL other tests rely on).
+        configuration.pkiDirectory = privatePKI
+            ? SharedPKI.directory.appendingPathComponent("pki-\(UUID().uuidString)") : SharedPKI.pki.directory
         configuration.keyAlgorithm = .p256
         configuration.seedsDirectory = try seeds ?? SharedPKI.emptySeeds()
         configuration.port = 0

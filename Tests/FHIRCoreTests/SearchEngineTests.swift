@@ -1,0 +1,277 @@
+import Foundation
+import GRDB
+import Store
+import Testing
+
+@testable import FHIRCore
+
+/// The search engine on a small hand-written dataset: every parameter type, modifier and prefix, chains, `_has`,
+/// includes and paging.
+@Suite("FHIR search engine")
+struct SearchEngineTests {
+    static let registry = SearchParameterRegistry([
+        "Location": [
+            SearchParameterDefinition("identifier", .token, paths: ["identifier"]),
+            SearchParameterDefinition("name", .string, paths: ["name"]),
+            SearchParameterDefinition("type", .token, paths: ["type"]),
+            SearchParameterDefinition("nb", .number, paths: ["extension[url=cap].extension[url=nb].value*"]),
+            SearchParameterDefinition("updated", .date, paths: ["extension[url=cap].extension[url=date].value*"]),
+            SearchParameterDefinition("organization", .reference, paths: ["managingOrganization"], targets: ["Organization"]),
+            SearchParameterDefinition("_lastUpdated", .date, paths: ["meta.lastUpdated"]),
+        ],
+        "Organization": [
+            SearchParameterDefinition("identifier", .token, paths: ["identifier"]),
+            SearchParameterDefinition("name", .string, paths: ["name"]),
+            SearchParameterDefinition("partof", .reference, paths: ["partOf"], targets: ["Organization"]),
+        ],
+        "HealthcareService": [
+            SearchParameterDefinition("specialty", .token, paths: ["specialty"]),
+            SearchParameterDefinition("location", .reference, paths: ["location"], targets: ["Location"]),
+            SearchParameterDefinition("age-low", .quantity, paths: ["extension[url=age].valueRange.low"]),
+        ],
+    ])
+
+    static func location(_ id: String, system: String, value: String, name: String, nb: Int?, date: String?, org: String) -> [String: Any] {
+        var capacity: [[String: Any]] = []
+        if let nb { capacity.append(["url": "nb", "valueInteger": nb]) }
+        if let date { capacity.append(["url": "date", "valueDateTime": date]) }
+        return [
+            "resourceType": "Location", "id": id, "name": name,
+            "identifier": [["system": system, "value": value]],
+            "type": [["coding": [["system": "T", "code": "001", "display": "Hébergement"]]]],
+            "extension": capacity.isEmpty ? [] : [["url": "cap", "extension": capacity]],
+            "managingOrganization": ["reference": "Organization/\(org)"],
+        ]
+    }
+
+    static func service(_ id: String, specialty: String, locations: [String], ageLow: Int) -> [String: Any] {
+        [
+            "resourceType": "HealthcareService", "id": id,
+            "specialty": [["coding": [["system": "S", "code": specialty]]]],
+            "location": locations.map { ["reference": "Location/\($0)"] },
+            "extension": [["url": "age", "valueRange": ["low": ["value": ageLow, "system": "http://unitsofmeasure.org", "code": "a"]]]],
+        ]
+    }
+
+    static func executor() throws -> SearchExecutor {
+        let store = try SandboxStore.inMemory()
+        let repository = ResourceRepository(store: store, registry: registry)
+        let resources: [[String: Any]] = [
+            ["resourceType": "Organization", "id": "o1", "name": "Clinique Saint-Étienne", "identifier": [["system": "finess", "value": "111"]]],
+            ["resourceType": "Organization", "id": "o2", "name": "Pôle A", "partOf": ["reference": "Organization/o1"]],
+            location("l1", system: "sys", value: "L1", name: "Bâtiment Nord", nb: 5, date: "2024-03-05T10:00:00Z", org: "o1"),
+            location("l2", system: "sys", value: "L2", name: "Annexe", nb: 0, date: "2024-04-01", org: "o2"),
+            location("l3", system: "other", value: "L3", name: "Nordic", nb: nil, date: nil, org: "o1"),
+            service("h1", specialty: "356", locations: ["l1"], ageLow: 18),
+            service("h2", specialty: "147", locations: ["l2"], ageLow: 0),
+            service("h3", specialty: "356", locations: ["l1", "l2"], ageLow: 65),
+        ]
+        try store.writer.write { db in
+            for resource in resources { try repository.save(resource, in: db) }
+        }
+        return SearchExecutor(repository: repository, snapshots: SearchSnapshots())
+    }
+
+    /// Runs `query` on `type`; returns (matches, includes, total, links).
+    static func run(_ executor: SearchExecutor, _ type: String, _ query: String) async throws
+        -> (matches: [String], includes: [String], total: Int?, links: [String: String])
+    {
+        let items: [(String, String)] = query.split(separator: "&").map {
+            let parts = $0.split(separator: "=", maxSplits: 1).map(String.init)
+            return (parts[0], parts.count > 1 ? parts[1] : "")
+        }
+        let request = try SearchRequest(type: type, items: items, registry: registry)
+        let data = try await executor.search(request, baseURL: "https://x/base", query: query)
+        return try parse(data)
+    }
+
+    static func parse(_ data: Data) throws -> (matches: [String], includes: [String], total: Int?, links: [String: String]) {
+        let bundle = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let entries = bundle["entry"] as? [[String: Any]] ?? []
+        func ids(_ mode: String) -> [String] {
+            entries.filter { ($0["search"] as? [String: String])?["mode"] == mode }
+                .map { ($0["resource"] as! [String: Any])["id"] as! String }
+        }
+        var links: [String: String] = [:]
+        for link in bundle["link"] as? [[String: String]] ?? [] { links[link["relation"]!] = link["url"] }
+        return (ids("match"), ids("include"), bundle["total"] as? Int, links)
+    }
+
+    @Test(arguments: [
+        ("identifier=sys|L1", ["l1"]),
+        ("identifier=L3", ["l3"]),
+        ("identifier=|L3", []),
+        ("identifier=sys|", ["l1", "l2"]),
+        ("identifier=sys|L1,sys|L2", ["l1", "l2"]),
+        ("identifier:not=sys|L1", ["l2", "l3"]),
+        ("identifier=sys|L1&identifier=sys|L2", []),
+        ("type:text=heberg", ["l1", "l2", "l3"]),
+        ("name=bat", ["l1"]),
+        ("name=NORD", ["l3"]),
+        ("name:contains=nord", ["l1", "l3"]),
+        ("name:exact=Nordic", ["l3"]),
+        ("name:exact=nordic", []),
+        ("nb=5", ["l1"]),
+        ("nb=gt0", ["l1"]),
+        ("nb=le0", ["l2"]),
+        ("nb=ne5", ["l2"]),
+        ("nb:missing=true", ["l3"]),
+        ("nb:missing=false", ["l1", "l2"]),
+        ("updated=2024-03", ["l1"]),
+        ("updated=2024", ["l1", "l2"]),
+        ("updated=ge2024-03-06", ["l2"]),
+        ("updated=lt2024-03-06", ["l1"]),
+        ("updated=2024-03-05T10:00:00Z", ["l1"]),
+        ("updated=2024-03-05T11:00:00%2B01:00", ["l1"]),
+        ("updated=sa2024-03-31", ["l2"]),
+        ("updated=eb2024-03-31", ["l1"]),
+        ("organization=Organization/o1", ["l1", "l3"]),
+        ("organization=o2", ["l2"]),
+        ("organization.name=pole", ["l2"]),
+        ("organization.partof.identifier=finess|111", ["l2"]),
+        ("_id=l1,l3", ["l1", "l3"]),
+        ("_has:HealthcareService:location:specialty=S|147", ["l2"]),
+        ("_has:HealthcareService:location:age-low=ge60|http://unitsofmeasure.org|a", ["l1", "l2"]),
+    ])
+    func locationSearches(query: String, expected: [String]) async throws {
+        let executor = try Self.executor()
+        let decoded = query.replacingOccurrences(of: "%2B", with: "+")
+        let result = try await Self.run(executor, "Location", decoded)
+        #expect(Set(result.matches) == Set(expected), "\(query)")
+        #expect(result.total == expected.count)
+    }
+
+    @Test func chainsAcrossTwoReferences() async throws {
+        let executor = try Self.executor()
+        let result = try await Self.run(executor, "HealthcareService", "location.nb=gt0&specialty=S|356")
+        #expect(Set(result.matches) == ["h1", "h3"])
+        let deep = try await Self.run(executor, "HealthcareService", "location.organization.name=pole")
+        #expect(Set(deep.matches) == ["h2", "h3"])
+        let quantity = try await Self.run(executor, "HealthcareService", "age-low=lt18")
+        #expect(Set(quantity.matches) == ["h2"])
+    }
+
+    @Test func includesAndIterate() async throws {
+        let executor = try Self.executor()
+        let plain = try await Self.run(executor, "HealthcareService", "specialty=S|356&_include=HealthcareService:location")
+        #expect(Set(plain.matches) == ["h1", "h3"])
+        #expect(Set(plain.includes) == ["l1", "l2"])
+        let iterate = try await Self.run(
+            executor, "HealthcareService", "specialty=S|356&_include=HealthcareService:location&_include:iterate=Location:organization")
+        #expect(Set(iterate.includes) == ["l1", "l2", "o1", "o2"])
+        let all = try await Self.run(executor, "HealthcareService", "_id=h2&_include=*")
+        #expect(Set(all.includes) == ["l2"])
+        let reverse = try await Self.run(executor, "Location", "_id=l1&_revinclude=HealthcareService:location")
+        #expect(Set(reverse.includes) == ["h1", "h3"])
+        let iterateUp = try await Self.run(executor, "Location", "_id=l2&_include=Location:organization&_include:iterate=Organization:partof")
+        #expect(Set(iterateUp.includes) == ["o2", "o1"])
+    }
+
+    @Test func pagingKeepsWorkingWhileDataChanges() async throws {
+        let executor = try Self.executor()
+        let first = try await Self.run(executor, "Location", "_count=2&_sort=_id")
+        #expect(first.matches == ["l1", "l2"])
+        #expect(first.total == 3)
+        let next = try #require(first.links["next"])
+        #expect(next.contains("_getpages="))
+        #expect(first.links["previous"] == nil)
+        // A new resource sorted before the cursor does not shift the pages of the running search.
+        _ = try await executor.repository.store.writer.write { db in
+            try executor.repository.save(Self.location("l0", system: "sys", value: "L0", name: "Zéro", nb: 1, date: nil, org: "o1"), in: db)
+        }
+        let components = URLComponents(string: next)!
+        let key = components.queryItems!.first { $0.name == "_getpages" }!.value!
+        let data = try #require(try await executor.page(key: key, offset: 2, count: 2, baseURL: "https://x/base"))
+        let second = try Self.parse(data)
+        #expect(second.matches == ["l3"])
+        #expect(second.links["next"] == nil)
+        #expect(second.links["previous"] != nil)
+        #expect(try await executor.page(key: "unknown", offset: 0, count: 2, baseURL: "https://x/base") == nil)
+    }
+
+    @Test func sortAndSummary() async throws {
+        let executor = try Self.executor()
+        #expect(try await Self.run(executor, "Location", "_sort=-nb&nb:missing=false").matches == ["l1", "l2"])
+        #expect(try await Self.run(executor, "Location", "_sort=name").matches == ["l2", "l1", "l3"])
+        let count = try await Self.run(executor, "Location", "_summary=count")
+        #expect(count.total == 3)
+        #expect(count.matches.isEmpty)
+        #expect(try await Self.run(executor, "Location", "_total=none").total == nil)
+    }
+
+    @Test func elementsSubsetsAndTags() async throws {
+        let executor = try Self.executor()
+        let request = try SearchRequest(type: "Location", items: [("_id", "l1"), ("_elements", "name")], registry: Self.registry)
+        let data = try await executor.search(request, baseURL: "https://x", query: "")
+        let bundle = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        let resource = ((bundle["entry"] as! [[String: Any]])[0]["resource"]) as! [String: Any]
+        #expect(Set(resource.keys) == ["resourceType", "id", "meta", "name"])
+        #expect("\(resource["meta"]!)".contains("SUBSETTED"))
+    }
+
+    @Test(arguments: [
+        ("foo=bar", "Unknown search parameter 'foo'", "foo"),
+        ("nb=xx5", "Invalid prefix 'xx'", "nb"),
+        ("nb=five", "Invalid prefix", "nb"),
+        ("nb=gtfive", "Invalid number", "nb"),
+        ("updated=2024-13-01", "Invalid date", "updated"),
+        ("updated=2023-02-30", "Invalid date", "updated"),
+        ("_count=-1", "_count must be a non-negative integer", "_count"),
+        ("_count=abc", "_count must be a non-negative integer", "_count"),
+        ("_count=5000", "must not exceed", "_count"),
+        ("name:below=x", "Modifier ':below' is not supported", "name:below"),
+        ("nb:missing=maybe", ":missing takes true or false", "nb:missing"),
+        ("_sort=nope", "Unknown sort parameter", "_sort"),
+        ("_include=Location:name", "has no reference search parameter", "_include"),
+        ("_include=bogus", "must be Type:parameter", "_include"),
+        ("name=", "empty value", "name"),
+        ("organization.bogus=1", "Unknown search parameter 'bogus'", "organization.bogus"),
+        ("_has:HealthcareService:specialty:x=1", "no reference parameter", "_has:HealthcareService:specialty:x"),
+        ("_summary=true", "_summary supports", "_summary"),
+    ])
+    func badSearchesAreErrorsNamingTheParameter(query: String, message: String, parameter: String) {
+        let parts = query.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        #expect {
+            _ = try SearchRequest(type: "Location", items: [(parts[0], parts[1])], registry: Self.registry)
+        } throws: { error in
+            guard let error = error as? SearchError else { return false }
+            return error.message.contains(message) && error.parameter == parameter
+        }
+    }
+
+    @Test func lenientHandlingIgnoresUnknownParameters() throws {
+        let request = try SearchRequest(type: "Location", items: [("foo", "1"), ("name", "x")], registry: Self.registry, lenient: true)
+        #expect(request.ignored == ["foo"])
+        #expect(request.conditions.count == 1)
+    }
+
+    @Test(arguments: [
+        ("2024", "2024-01-01T00:00:00Z", "2024-12-31T23:59:59Z"),
+        ("2024-02", "2024-02-01T00:00:00Z", "2024-02-29T23:59:59Z"),
+        ("2024-03-05", "2024-03-05T00:00:00Z", "2024-03-05T23:59:59Z"),
+        ("2024-03-05T10:00", "2024-03-05T10:00:00Z", "2024-03-05T10:00:59Z"),
+        ("2024-03-05T12:00:00+02:00", "2024-03-05T10:00:00Z", "2024-03-05T10:00:00Z"),
+    ])
+    func dateRanges(text: String, low: String, high: String) throws {
+        let range = try #require(FHIRDate.range(of: text))
+        let formatter = ISO8601DateFormatter()
+        #expect(range.low == formatter.date(from: low)!.timeIntervalSince1970)
+        #expect(floor(range.high) == formatter.date(from: high)!.timeIntervalSince1970)
+    }
+
+    @Test func savingBumpsTheVersionAndReindexes() async throws {
+        let executor = try Self.executor()
+        let repository = executor.repository
+        _ = try await repository.store.writer.write { db in
+            try repository.save(Self.location("l1", system: "sys", value: "L1-NEW", name: "Renamed", nb: 9, date: nil, org: "o1"), in: db)
+        }
+        let stored = try #require(try await repository.read(type: "Location", id: "l1"))
+        #expect(stored.version == 2)
+        #expect(String(decoding: stored.json, as: UTF8.self).contains("\"versionId\":\"2\""))
+        #expect(try await Self.run(executor, "Location", "identifier=sys|L1").matches.isEmpty)
+        #expect(try await Self.run(executor, "Location", "identifier=sys|L1-NEW").matches == ["l1"])
+        await #expect(throws: ResourceError.self) {
+            try await repository.store.writer.write { db in try repository.save(["resourceType": "Location", "id": "bad id!"], in: db) }
+        }
+    }
+}
