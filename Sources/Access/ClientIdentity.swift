@@ -15,6 +15,9 @@ public struct ClientIdentity: Sendable, Hashable {
     public let issuerDN: String
     public let subjectMatchKey: String
     public let subjectUnorderedMatchKey: String
+    /// SHA-256 of the DER certificate, base64url without padding: RFC 8705 `x5t#S256`, what a certificate-bound
+    /// access token carries in `cnf`.
+    public let certificateThumbprint: String
     /// Serial number, lower-case hex without separators (as `openssl x509 -serial`, lower-cased).
     public var serialNumber: String
     public var notBefore: Date
@@ -41,6 +44,9 @@ public struct ClientIdentity: Sendable, Hashable {
         self.notAfter = certificate.notValidAfter
         self.extendedKeyUsages = Self.extendedKeyUsages(of: certificate)
         self.spkiSHA256 = try SPKIDigest(publicKey: certificate.publicKey)
+        var serializer = DER.Serializer()
+        try serializer.serialize(certificate)
+        self.certificateThumbprint = Base64URL.encode(Array(SHA256.hash(data: serializer.serializedBytes)))
         switch verdict {
         case .trusted:
             self.chainVerified = true
@@ -109,5 +115,13 @@ public struct SPKIDigest: Hashable, Sendable, CustomStringConvertible, Codable {
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(hex)
+    }
+}
+
+/// base64url without padding (RFC 4648 §5), as JOSE uses it.
+public enum Base64URL {
+    public static func encode(_ bytes: [UInt8]) -> String {
+        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
     }
 }

@@ -30,6 +30,12 @@ public struct WhitelistEntry: Sendable, Hashable, Codable, FetchableRecord, Muta
     public var label: String?
     /// `seed`, `admin` or `cli`: who created it.
     public var origin: String
+    /// ROR FHIR (Keycloak realm `ror`) client id, access profile 0–5, secret (profile 0) and the `Ror-*` header
+    /// values the ANS assigned with the profile.
+    public var clientId: String?
+    public var accessProfile: Int?
+    public var clientSecret: String?
+    public var rorHeaders: [String: String]?
     public var createdAt: Date
     public var updatedAt: Date
 
@@ -37,6 +43,7 @@ public struct WhitelistEntry: Sendable, Hashable, Codable, FetchableRecord, Muta
         case id, environment, service, role, establishments, label, origin
         case subjectDN = "subject_dn", subjectDNKey = "subject_dn_key", publicKeySHA256 = "public_key_sha256"
         case createdAt = "created_at", updatedAt = "updated_at"
+        case clientId = "client_id", accessProfile = "access_profile", clientSecret = "client_secret", rorHeaders = "ror_headers"
     }
 
     public mutating func didInsert(_ inserted: InsertionSuccess) {
@@ -95,11 +102,20 @@ public struct WhitelistRequest: Sendable, Codable {
     public var role: String?
     public var establishments: [String]?
     public var label: String?
+    public var clientId: String?
+    public var accessProfile: Int?
+    public var clientSecret: String?
+    public var rorHeaders: [String: String]?
 
     public init(
         environment: String? = nil, service: String, subjectDN: String? = nil, publicKeySHA256: String? = nil,
-        certificatePEM: String? = nil, role: String? = nil, establishments: [String]? = nil, label: String? = nil
+        certificatePEM: String? = nil, role: String? = nil, establishments: [String]? = nil, label: String? = nil,
+        clientId: String? = nil, accessProfile: Int? = nil, clientSecret: String? = nil, rorHeaders: [String: String]? = nil
     ) {
+        self.clientId = clientId
+        self.accessProfile = accessProfile
+        self.clientSecret = clientSecret
+        self.rorHeaders = rorHeaders
         self.environment = environment
         self.service = service
         self.subjectDN = subjectDN
@@ -216,9 +232,46 @@ public final class Whitelist: Sendable {
         guard !environment.isEmpty, environment.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }) else {
             throw WhitelistError("environment: '\(environment)' is not a valid name")
         }
-        return WhitelistEntry(
+        var entry = WhitelistEntry(
             environment: environment, service: service, subjectDN: dn, publicKeySHA256: spki, role: role,
             establishments: establishments, label: request.label, origin: origin, now: now)
+        try applyRORClient(request, to: &entry)
+        return entry
+    }
+
+    /// The four headers every ROR consumer call carries, with the values the ANS assigns at onboarding.
+    public static let rorHeaderNames = [
+        "Ror-Profil-Utilisateur-Code", "Ror-Profil-Utilisateur-System", "Ror-Role-Metier-Code", "Ror-Role-Metier-System",
+    ]
+
+    /// ROR FHIR client fields: only on `ror-fhir` entries; profile 0 (public data) authenticates with a secret.
+    static func applyRORClient(_ request: WhitelistRequest, to entry: inout WhitelistEntry) throws {
+        let given = request.clientId != nil || request.accessProfile != nil || request.clientSecret != nil || request.rorHeaders != nil
+        guard given else { return }
+        guard entry.service == .rorFHIR else {
+            throw WhitelistError("clientId, accessProfile, clientSecret and rorHeaders apply to ror-fhir entries only")
+        }
+        if let clientId = request.clientId {
+            guard !clientId.isEmpty, clientId.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+                throw WhitelistError("clientId: '\(clientId)' is not a valid client id (letters, digits, - _ .)")
+            }
+        }
+        if let profile = request.accessProfile, !(0...5).contains(profile) {
+            throw WhitelistError("accessProfile must be 0 to 5 (got \(profile))")
+        }
+        if request.accessProfile == 0, (request.clientSecret ?? "").isEmpty {
+            throw WhitelistError("accessProfile 0 (public data) authenticates with client_secret: give clientSecret")
+        }
+        if let headers = request.rorHeaders {
+            let unknown = headers.keys.filter { name in !rorHeaderNames.contains { $0.caseInsensitiveCompare(name) == .orderedSame } }
+            guard unknown.isEmpty else {
+                throw WhitelistError("rorHeaders: unknown header(s) \(unknown.sorted().joined(separator: ", ")) (expected \(rorHeaderNames.joined(separator: ", ")))")
+            }
+        }
+        entry.clientId = request.clientId
+        entry.accessProfile = request.accessProfile ?? (request.clientId != nil ? 1 : nil)
+        entry.clientSecret = request.clientSecret
+        entry.rorHeaders = request.rorHeaders
     }
 
     /// Stores an entry; an entry with the same environment, service and credential is updated instead
@@ -231,6 +284,10 @@ public final class Whitelist: Sendable {
                 existing.role = entry.role
                 existing.establishments = entry.establishments
                 existing.label = entry.label ?? existing.label
+                existing.clientId = entry.clientId ?? existing.clientId
+                existing.accessProfile = entry.accessProfile ?? existing.accessProfile
+                existing.clientSecret = entry.clientSecret ?? existing.clientSecret
+                existing.rorHeaders = entry.rorHeaders ?? existing.rorHeaders
                 existing.updatedAt = entry.updatedAt
                 try existing.update(db)
                 return existing
@@ -259,6 +316,14 @@ public final class Whitelist: Sendable {
         let deleted = try store.writer.write { db in try WhitelistEntry.deleteOne(db, key: id) }
         try reload()
         return deleted
+    }
+
+    /// The `ror-fhir` entry of a Keycloak client id in an environment.
+    public func rorClient(_ clientId: String, environment: String) -> WhitelistEntry? {
+        try? refreshIfChangedElsewhere()
+        return cache.withLockedValue { cache in
+            cache.entries.first { $0.service == .rorFHIR && $0.environment == environment && $0.clientId == clientId }
+        }
     }
 
     /// Removes every entry (used by `reset?scope=all` before re-seeding).

@@ -4,6 +4,7 @@ import Foundation
 import GRDB
 import HTTPTypes
 import Hummingbird
+import JWTKit
 import Store
 
 /// The national ROR's FHIR consumer API under `/ws-diffusion-fhir`: `metadata`, read, search (GET and
@@ -13,10 +14,12 @@ public final class RORFHIRService: Sendable {
     public let repository: ResourceRepository
     public let executor: SearchExecutor
     public let snapshots = SearchSnapshots()
+    public let tokens: RORTokenService
 
-    public init(store: SandboxStore) {
+    public init(store: SandboxStore, tokens: RORTokenService) {
         self.repository = ResourceRepository(store: store, registry: RORSearchParameters.registry)
         self.executor = SearchExecutor(repository: repository, snapshots: snapshots)
+        self.tokens = tokens
     }
 
     // MARK: Data
@@ -64,8 +67,9 @@ public final class RORFHIRService: Sendable {
     // MARK: Routes
 
     public func addRoutes<Context: RequestContext & CallerContext>(to router: Router<Context>) {
+        tokens.addRoutes(to: router)
         let base = RouterPath(Self.basePath)
-        let group = router.group(base)
+        let group = router.group(base).add(middleware: ConsumerAuthorization<Context>(tokens: tokens))
         group.get("metadata") { request, _ in
             try self.negotiate(request)
             return Self.fhir(.ok, RORCapabilityStatement.json(registry: self.repository.registry))
@@ -216,6 +220,8 @@ public struct FHIRError: HTTPResponseError, Sendable {
     public var code: String
     public var message: String
     public var expression: [String]?
+    /// Extra response headers (e.g. `WWW-Authenticate` on a 401).
+    public var headers: HTTPFields = [:]
 
     public init(_ status: HTTPResponse.Status, code: String, _ message: String, expression: [String]?) {
         self.status = status
@@ -226,6 +232,35 @@ public struct FHIRError: HTTPResponseError, Sendable {
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         let outcome = OperationOutcome(code: code, diagnostics: message, expression: expression)
-        return RORFHIRService.fhir(status, outcome.jsonData())
+        var response = RORFHIRService.fhir(status, outcome.jsonData())
+        for field in headers { response.headers.append(field) }
+        return response
+    }
+}
+
+/// Every consumer call except `metadata` carries `Authorization: Bearer` (a token from the realm `ror`, bound to the
+/// presented certificate) and the four `Ror-*` headers with the values registered for the client.
+///
+/// `metadata` is open, as HAPI serves its CapabilityStatement (assumption: the real gateway's behaviour there is
+/// not documented).
+struct ConsumerAuthorization<Context: RequestContext & CallerContext>: RouterMiddleware {
+    let tokens: RORTokenService
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if request.uri.path == RORFHIRService.basePath + "/metadata" { return try await next(request, context) }
+        let (_, entry) = try await tokens.verify(authorization: request.headers[.authorization], identity: context.identity)
+        for name in Whitelist.rorHeaderNames {
+            guard let value = request.headers[HTTPField.Name(name)!], !value.isEmpty else {
+                throw FHIRError(.badRequest, code: "required", "Missing header \(name): ROR consumer calls carry the four Ror-* headers given with the access profile",
+                                expression: [name])
+            }
+            if let expected = entry.rorHeaders?.first(where: { $0.key.caseInsensitiveCompare(name) == .orderedSame })?.value,
+               expected != value {
+                throw FHIRError(.forbidden, code: "forbidden",
+                                "Header \(name) '\(value)' does not match the value registered for client '\(entry.clientId ?? "?")'",
+                                expression: [name])
+            }
+        }
+        return try await next(request, context)
     }
 }

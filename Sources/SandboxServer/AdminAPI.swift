@@ -31,8 +31,17 @@ enum AdminAPI {
         var origin: String
         var createdAt: Date
         var updatedAt: Date
+        var clientId: String?
+        var accessProfile: Int?
+        /// Whether a client secret is set (the secret itself is never shown).
+        var clientSecretSet: Bool?
+        var rorHeaders: [String: String]?
 
         init(_ entry: WhitelistEntry) {
+            clientId = entry.clientId
+            accessProfile = entry.accessProfile
+            clientSecretSet = entry.service == .rorFHIR ? (entry.clientSecret != nil) : nil
+            rorHeaders = entry.rorHeaders
             id = entry.id ?? 0
             environment = entry.environment
             service = entry.service.rawValue

@@ -72,7 +72,9 @@ public final class Sandbox: Sendable {
         self.demoClients = try seeds.ensureDemoClients(in: pki, algorithm: configuration.keyAlgorithm)
         self.whitelist = try Whitelist(store: store)
         self.journal = Journal(store: store, maxRows: configuration.journalMaxRows, logger: logger)
-        self.ror = RORFHIRService(store: store)
+        self.ror = RORFHIRService(store: store, tokens: try RORTokenService(
+            keyFile: pki.directory.appendingPathComponent("token-signing-key.pem"), whitelist: whitelist,
+            environment: configuration.environment))
         try seedWhitelist()
         // Service data is seeded on first start only: what clients wrote survives restarts (reset re-seeds).
         do {

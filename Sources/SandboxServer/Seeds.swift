@@ -23,6 +23,10 @@ public struct Seeds: Sendable {
         public var establishments: [String]?
         public var label: String?
         public var environment: String?
+        public var clientId: String?
+        public var accessProfile: Int?
+        public var clientSecret: String?
+        public var rorHeaders: [String: String]?
     }
 
     struct DemoClientsFile: Codable { var clients: [DemoClient] }
@@ -88,7 +92,8 @@ public struct Seeds: Sendable {
             var request = WhitelistRequest(
                 environment: seed.environment, service: seed.service, subjectDN: seed.subjectDN,
                 publicKeySHA256: seed.publicKeySHA256, role: seed.role, establishments: seed.establishments,
-                label: seed.label)
+                label: seed.label, clientId: seed.clientId, accessProfile: seed.accessProfile, clientSecret: seed.clientSecret,
+                rorHeaders: seed.rorHeaders)
             if let name = seed.client {
                 guard let files = clients[name] else {
                     throw SandboxError.seeds("whitelist entry for \(seed.service) names unknown demo client '\(name)'")

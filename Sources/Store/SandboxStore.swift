@@ -137,6 +137,16 @@ public final class SandboxStore: Sendable {
             try db.create(index: "fhir_index_date", on: "fhir_index", columns: ["type", "param", "low", "high"])
             try db.create(index: "fhir_index_ref", on: "fhir_index", columns: ["ref_type", "ref_id", "type", "param"])
         }
+        migrator.registerMigration("v3-ror-clients") { db in
+            // ROR FHIR clients (Keycloak realm `ror`): client id, access profile 0–5, secret (profile 0), the four
+            // Ror-* header values the ANS assigns.
+            try db.alter(table: "whitelist_entry") { t in
+                t.add(column: "client_id", .text)
+                t.add(column: "access_profile", .integer)
+                t.add(column: "client_secret", .text)
+                t.add(column: "ror_headers", .text)
+            }
+        }
         return migrator
     }
 

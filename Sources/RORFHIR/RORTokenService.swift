@@ -1,0 +1,194 @@
+import Access
+import FHIRCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import JWTKit
+import NIOConcurrencyHelpers
+
+/// The access token a ROR client gets from the Keycloak realm `ror`: client id, access profile and the RFC 8705
+/// certificate binding (`cnf.x5t#S256`).
+public struct RORAccessToken: JWTPayload, Sendable {
+    public struct Confirmation: Codable, Sendable {
+        public var thumbprint: String
+        enum CodingKeys: String, CodingKey { case thumbprint = "x5t#S256" }
+    }
+
+    public var iss: IssuerClaim
+    public var sub: SubjectClaim
+    public var azp: String
+    public var clientId: String
+    /// Access profile 0–5 ("profil d'accès").
+    public var profil: Int
+    public var exp: ExpirationClaim
+    public var iat: IssuedAtClaim
+    public var jti: IDClaim
+    public var typ: String
+    public var scope: String
+    public var cnf: Confirmation?
+
+    public func verify(using algorithm: some JWTAlgorithm) throws {
+        try exp.verifyNotExpired()
+    }
+}
+
+/// Why a token request or a token is refused, in OAuth2 / RFC 6750 terms.
+public struct OAuthError: HTTPResponseError, Sendable {
+    public var status: HTTPResponse.Status
+    /// `invalid_request`, `invalid_client`, `unauthorized_client`, `invalid_grant`, `unsupported_grant_type`.
+    public var error: String
+    public var description: String
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let body = try JSONSerialization.data(withJSONObject: ["error": error, "error_description": description], options: [.sortedKeys])
+        var headers: HTTPFields = [.contentType: "application/json", .cacheControl: "no-store"]
+        if status == .unauthorized { headers[.wwwAuthenticate] = "Basic realm=\"ror\"" }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}
+
+/// `POST /auth/realms/ror/protocol/openid-connect/token` (client credentials grant), as the real Keycloak realm
+/// `ror` answers it, and the verification of the resulting tokens on FHIR calls.
+///
+/// Profiles 1–5 authenticate with the TLS client certificate (RFC 8705 `tls_client_auth`): the presented DN must be
+/// the one whitelisted with that client id. Profile 0 (public data) authenticates with `client_secret`. Tokens are
+/// ES256-signed by a sandbox key kept in the PKI folder (`token-signing-key.pem`), so they survive restarts.
+public final class RORTokenService: Sendable {
+    public static let path = "/auth/realms/ror/protocol/openid-connect/token"
+    public static let lifetime: TimeInterval = 300
+
+    private let collection = JWTKeyCollection()
+    private let signingKey: ES256PrivateKey
+    private let keyAdded = NIOLockedValueBox(false)
+    let whitelist: Whitelist
+    let environment: String
+
+    public init(keyFile: URL, whitelist: Whitelist, environment: String) throws {
+        if let pem = try? String(contentsOf: keyFile, encoding: .utf8) {
+            signingKey = try ES256PrivateKey(pem: pem)
+        } else {
+            signingKey = ES256PrivateKey()
+            try Data(signingKey.pemRepresentation.utf8).write(to: keyFile, options: .atomic)
+            try? FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyFile.path)
+        }
+        self.whitelist = whitelist
+        self.environment = environment
+    }
+
+    private func keys() async -> JWTKeyCollection {
+        if !keyAdded.withLockedValue({ $0 }) {
+            await collection.add(ecdsa: signingKey, kid: "esante-sandbox")
+            keyAdded.withLockedValue { $0 = true }
+        }
+        return collection
+    }
+
+    // MARK: Token endpoint
+
+    public func addRoutes<Context: RequestContext & CallerContext>(to router: Router<Context>) {
+        router.post(RouterPath(Self.path)) { request, context in
+            var request = request
+            guard request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true else {
+                throw OAuthError(status: .badRequest, error: "invalid_request",
+                                 description: "Content-Type must be application/x-www-form-urlencoded")
+            }
+            let body = try await request.collectBody(upTo: 64 * 1024)
+            let form = Dictionary(RORFHIRService.formItems(String(buffer: body)), uniquingKeysWith: { first, _ in first })
+            return try await self.token(form: form, authorization: request.headers[.authorization], identity: context.identity,
+                                        issuer: "https://\(request.head.authority ?? "localhost")/auth/realms/ror")
+        }
+    }
+
+    func token(form: [String: String], authorization: String?, identity: ClientIdentity?, issuer: String) async throws -> Response {
+        guard let grant = form["grant_type"] else {
+            throw OAuthError(status: .badRequest, error: "invalid_request", description: "Missing form parameter: grant_type")
+        }
+        guard grant == "client_credentials" else {
+            throw OAuthError(status: .badRequest, error: "unsupported_grant_type", description: "Unsupported grant_type '\(grant)' (use client_credentials)")
+        }
+        var clientId = form["client_id"]
+        var secret = form["client_secret"]
+        if let authorization, authorization.lowercased().hasPrefix("basic "),
+           let decoded = Data(base64Encoded: String(authorization.dropFirst(6))).flatMap({ String(data: $0, encoding: .utf8) }),
+           let colon = decoded.firstIndex(of: ":") {
+            clientId = clientId ?? String(decoded[..<colon]).removingPercentEncoding
+            secret = secret ?? String(decoded[decoded.index(after: colon)...]).removingPercentEncoding
+        }
+        guard let clientId, !clientId.isEmpty else {
+            throw OAuthError(status: .badRequest, error: "invalid_request", description: "Missing parameter: client_id")
+        }
+        guard let entry = whitelist.rorClient(clientId, environment: environment) else {
+            throw OAuthError(status: .unauthorized, error: "invalid_client", description: "Invalid client or Invalid client credentials")
+        }
+        let profile = entry.accessProfile ?? 1
+        if profile == 0 {
+            guard let expected = entry.clientSecret, let secret, Self.constantTimeEqual(expected, secret) else {
+                throw OAuthError(status: .unauthorized, error: "invalid_client", description: "Invalid client or Invalid client credentials")
+            }
+        } else {
+            // tls_client_auth: the certificate is the credential.
+            guard let identity, identity.chainVerified else {
+                throw OAuthError(status: .unauthorized, error: "invalid_client", description: "Client certificate missing or not trusted")
+            }
+            guard entry.subjectDNKey == identity.subjectMatchKey || entry.publicKeySHA256 == identity.spkiSHA256 else {
+                throw OAuthError(status: .unauthorized, error: "invalid_client",
+                                 description: "Client certificate '\(identity.subjectDN)' is not the one registered for client '\(clientId)'")
+            }
+            if secret != nil, entry.clientSecret == nil {
+                throw OAuthError(status: .badRequest, error: "unauthorized_client",
+                                 description: "Client '\(clientId)' (profile \(profile)) authenticates with its certificate, not a secret")
+            }
+        }
+        let now = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down)) // NumericDate in whole seconds
+        let payload = RORAccessToken(
+            iss: IssuerClaim(value: issuer), sub: SubjectClaim(value: clientId), azp: clientId, clientId: clientId,
+            profil: profile, exp: ExpirationClaim(value: now.addingTimeInterval(Self.lifetime)), iat: IssuedAtClaim(value: now),
+            jti: IDClaim(value: UUID().uuidString.lowercased()), typ: "Bearer", scope: "profile email",
+            cnf: identity.map { .init(thumbprint: $0.certificateThumbprint) })
+        let token = try await keys().sign(payload, kid: "esante-sandbox")
+        let body: [String: Any] = [
+            "access_token": token, "expires_in": Int(Self.lifetime), "refresh_expires_in": 0, "token_type": "Bearer",
+            "not-before-policy": 0, "scope": "profile email",
+        ]
+        let data = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])
+        return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        return zip(x, y).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+
+    // MARK: Verifying bearer tokens
+
+    /// The verified token of a FHIR call, bound to the presented certificate; throws a 401 `invalid_token`.
+    public func verify(authorization: String?, identity: ClientIdentity?) async throws -> (RORAccessToken, WhitelistEntry) {
+        guard let authorization, authorization.lowercased().hasPrefix("bearer ") else {
+            throw Self.invalidToken("Authorization: Bearer <access token> is required (get one from \(Self.path))")
+        }
+        let token = String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        let payload: RORAccessToken
+        do {
+            payload = try await keys().verify(token, as: RORAccessToken.self)
+        } catch let error as JWTError where error.errorType == .claimVerificationFailure {
+            throw Self.invalidToken("The access token has expired")
+        } catch {
+            throw Self.invalidToken("The access token is not valid (signature or format)")
+        }
+        if let bound = payload.cnf?.thumbprint, bound != identity?.certificateThumbprint {
+            throw Self.invalidToken("The access token is bound to another certificate (cnf.x5t#S256)")
+        }
+        guard let entry = whitelist.rorClient(payload.clientId, environment: environment) else {
+            throw Self.invalidToken("Client '\(payload.clientId)' is no longer registered")
+        }
+        return (payload, entry)
+    }
+
+    static func invalidToken(_ message: String) -> FHIRError {
+        var error = FHIRError(.unauthorized, code: "login", message, expression: nil)
+        error.headers = [.wwwAuthenticate: "Bearer realm=\"ror\", error=\"invalid_token\", error_description=\"\(message.replacingOccurrences(of: "\"", with: "'"))\""]
+        return error
+    }
+}
