@@ -110,7 +110,7 @@ let package = Package(
         .testTarget(
             name: "SandboxServerTests",
             dependencies: [
-                "SandboxServer", "Access", "Store", "TestPKI", "esante-sandbox",
+                "SandboxServer", "Access", "Store", "TestPKI", "esante-sandbox", "RORFHIR", "FHIRCore",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "X509", package: "swift-certificates"),

@@ -139,13 +139,7 @@ public final class RORTokenService: Sendable {
                                  description: "Client '\(clientId)' (profile \(profile)) authenticates with its certificate, not a secret")
             }
         }
-        let now = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down)) // NumericDate in whole seconds
-        let payload = RORAccessToken(
-            iss: IssuerClaim(value: issuer), sub: SubjectClaim(value: clientId), azp: clientId, clientId: clientId,
-            profil: profile, exp: ExpirationClaim(value: now.addingTimeInterval(Self.lifetime)), iat: IssuedAtClaim(value: now),
-            jti: IDClaim(value: UUID().uuidString.lowercased()), typ: "Bearer", scope: "profile email",
-            cnf: identity.map { .init(thumbprint: $0.certificateThumbprint) })
-        let token = try await keys().sign(payload, kid: "esante-sandbox")
+        let token = try await sign(clientId: clientId, profile: profile, lifetime: Self.lifetime, identity: identity, issuer: issuer)
         let body: [String: Any] = [
             "access_token": token, "expires_in": Int(Self.lifetime), "refresh_expires_in": 0, "token_type": "Bearer",
             "not-before-policy": 0, "scope": "profile email",
@@ -153,6 +147,17 @@ public final class RORTokenService: Sendable {
         let data = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])
         return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
                         body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// A signed access token for `clientId`, bound to `identity`'s certificate when given.
+    func sign(clientId: String, profile: Int, lifetime: TimeInterval, identity: ClientIdentity?, issuer: String) async throws -> String {
+        let now = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down)) // NumericDate in whole seconds
+        let payload = RORAccessToken(
+            iss: IssuerClaim(value: issuer), sub: SubjectClaim(value: clientId), azp: clientId, clientId: clientId,
+            profil: profile, exp: ExpirationClaim(value: now.addingTimeInterval(lifetime)), iat: IssuedAtClaim(value: now),
+            jti: IDClaim(value: UUID().uuidString.lowercased()), typ: "Bearer", scope: "profile email",
+            cnf: identity.map { .init(thumbprint: $0.certificateThumbprint) })
+        return try await keys().sign(payload, kid: "esante-sandbox")
     }
 
     static func constantTimeEqual(_ a: String, _ b: String) -> Bool {

@@ -1,0 +1,289 @@
+import Access
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import Testing
+import FHIRCore
+import TestPKI
+
+@testable import RORFHIR
+
+@testable import SandboxServer
+
+/// The ROR FHIR consumer API over mutual TLS with the repository's seeds: the token flow and its errors, the
+/// Ror-* headers, reads and searches as a consumer's code sends them.
+@Suite("ROR FHIR consumer API")
+struct RORFHIRTests {
+    static let consumerDN = "CN=CLIENT_TEST_RORN,OU=33333333333,O=GIP - TEST3012,ST=Paris (75),C=FR"
+    static let rorHeaders: HTTPFields = [
+        HTTPField.Name("Ror-Profil-Utilisateur-Code")!: "CU22",
+        HTTPField.Name("Ror-Profil-Utilisateur-System")!: "1.2.250.1.213.1.6.1.66",
+        HTTPField.Name("Ror-Role-Metier-Code")!: "AUTOMATE",
+        HTTPField.Name("Ror-Role-Metier-System")!: "1.2.250.1.213.1.1.4.6",
+    ]
+    static let tokenPath = "/auth/realms/ror/protocol/openid-connect/token"
+
+    /// A sandbox with the repository seeds and the demo consumer's files.
+    static func start() async throws -> (RunningSandbox, ClientFiles) {
+        let running = try await RunningSandbox.start(seeds: SharedPKI.repositorySeeds)
+        let files = try #require(running.info.clientCertificates["ror-consumer"])
+        return (running, ClientFiles(folder: files.certificate.deletingLastPathComponent(), issued: try AdminAndLifecycleTests.issued(files)))
+    }
+
+    static func token(_ running: RunningSandbox, client: ClientFiles?, form: String) async throws -> TestClient.Response {
+        try await running.request(tokenPath, method: .post, client: client,
+                                  headers: [.contentType: "application/x-www-form-urlencoded"], body: form)
+    }
+
+    static func accessToken(_ running: RunningSandbox, client: ClientFiles) async throws -> String {
+        let response = try await token(running, client: client, form: "grant_type=client_credentials&client_id=esante-sandbox-consumer")
+        #expect(response.status == .ok, "\(response.text)")
+        return try #require(try response.json()["access_token"] as? String)
+    }
+
+    /// A consumer call with token and headers.
+    static func get(_ running: RunningSandbox, _ path: String, client: ClientFiles, token: String) async throws -> TestClient.Response {
+        var headers = rorHeaders
+        headers[.authorization] = "Bearer \(token)"
+        return try await running.request(path, client: client, headers: headers)
+    }
+
+    @Test func tokenFlowLikeKeycloak() async throws {
+        let (running, consumer) = try await Self.start()
+        defer { Task { await running.stop() } }
+        let response = try await Self.token(running, client: consumer, form: "grant_type=client_credentials&client_id=esante-sandbox-consumer")
+        #expect(response.status == .ok)
+        let body = try response.json()
+        #expect(body["token_type"] as? String == "Bearer")
+        #expect(body["expires_in"] as? Int == 300)
+        let token = try #require(body["access_token"] as? String)
+        let claims = try Self.claims(token)
+        #expect(claims["clientId"] as? String == "esante-sandbox-consumer")
+        #expect(claims["profil"] as? Int == 1)
+        #expect((claims["cnf"] as? [String: String])?["x5t#S256"] != nil)
+        #expect(claims["exp"] as? Int != nil)
+    }
+
+    static func claims(_ token: String) throws -> [String: Any] {
+        var part = String(token.split(separator: ".")[1]).replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while part.count % 4 != 0 { part += "=" }
+        return try JSONSerialization.jsonObject(with: Data(base64Encoded: part)!) as! [String: Any]
+    }
+
+    @Test(arguments: [
+        ("client_id=esante-sandbox-consumer", 400, "invalid_request"),
+        ("grant_type=password&client_id=esante-sandbox-consumer", 400, "unsupported_grant_type"),
+        ("grant_type=client_credentials", 400, "invalid_request"),
+        ("grant_type=client_credentials&client_id=nobody", 401, "invalid_client"),
+        ("grant_type=client_credentials&client_id=esante-sandbox-feeder", 401, "invalid_client"),
+        ("grant_type=client_credentials&client_id=esante-sandbox-consumer&client_secret=x", 400, "unauthorized_client"),
+    ])
+    func tokenErrorsInOAuth2Form(form: String, status: Int, error: String) async throws {
+        let (running, consumer) = try await Self.start()
+        defer { Task { await running.stop() } }
+        let response = try await Self.token(running, client: consumer, form: form)
+        #expect(Int(response.status.code) == status, "\(form): \(response.text)")
+        #expect(try response.json()["error"] as? String == error)
+        #expect(try response.json()["error_description"] is String)
+    }
+
+    @Test func profileZeroAuthenticatesWithASecret() async throws {
+        let (running, consumer) = try await Self.start()
+        defer { Task { await running.stop() } }
+        let client = try SharedPKI.client("CN=PUBLIC_APP,OU=33333333300,O=PUBLIC,ST=Paris (75),C=FR")
+        let body = #"{"service": "ror-fhir", "subjectDN": "CN=PUBLIC_APP,OU=33333333300,O=PUBLIC,ST=Paris (75),C=FR", "clientId": "public-app", "accessProfile": 0, "clientSecret": "s3cret"}"#
+        #expect(try await running.admin("/admin/whitelist", method: .post, body: body).status == .created)
+        let wrong = try await Self.token(running, client: client, form: "grant_type=client_credentials&client_id=public-app&client_secret=nope")
+        #expect(wrong.status == .unauthorized)
+        let right = try await Self.token(running, client: client, form: "grant_type=client_credentials&client_id=public-app&client_secret=s3cret")
+        #expect(right.status == .ok)
+        #expect(try Self.claims(try right.json()["access_token"] as! String)["profil"] as? Int == 0)
+        // Profile 0 without a secret is refused at registration.
+        let invalid = try await running.admin("/admin/whitelist", method: .post,
+                                              body: #"{"service": "ror-fhir", "subjectDN": "CN=X,C=FR", "clientId": "x", "accessProfile": 0}"#)
+        #expect(invalid.status == .badRequest)
+        _ = consumer
+    }
+
+    @Test func fhirCallsNeedACertificateBoundTokenAndTheRorHeaders() async throws {
+        let (running, consumer) = try await Self.start()
+        defer { Task { await running.stop() } }
+        let path = "/ws-diffusion-fhir/Location?_summary=count"
+
+        let missing = try await running.request(path, client: consumer, headers: Self.rorHeaders)
+        #expect(missing.status == .unauthorized)
+        #expect(missing.headers[.wwwAuthenticate]?.contains("error=\"invalid_token\"") == true)
+        #expect(try missing.json()["resourceType"] as? String == "OperationOutcome")
+
+        var forged = Self.rorHeaders
+        forged[.authorization] = "Bearer eyJhbGciOiJFUzI1NiJ9.eyJjbGllbnRJZCI6IngifQ.AAAA"
+        #expect(try await running.request(path, client: consumer, headers: forged).status == .unauthorized)
+
+        let token = try await Self.accessToken(running, client: consumer)
+        #expect(try await Self.get(running, path, client: consumer, token: token).status == .ok)
+
+        // The same token presented with another (whitelisted) certificate: bound to the first one.
+        let other = try SharedPKI.client("CN=OTHER_CONSUMER,OU=33333333301,O=OTHER,ST=Paris (75),C=FR")
+        try running.whitelist("ror-fhir", dn: "CN=OTHER_CONSUMER,OU=33333333301,O=OTHER,ST=Paris (75),C=FR")
+        let stolen = try await Self.get(running, path, client: other, token: token)
+        #expect(stolen.status == .unauthorized)
+        #expect(stolen.text.contains("bound to another certificate"))
+
+        // Each Ror-* header is required, and must match the values registered for the client.
+        for name in Whitelist.rorHeaderNames {
+            var headers = Self.rorHeaders
+            headers[.authorization] = "Bearer \(token)"
+            headers[HTTPField.Name(name)!] = nil
+            let response = try await running.request(path, client: consumer, headers: headers)
+            #expect(response.status == .badRequest, "\(name)")
+            #expect(response.text.contains("\"expression\":[\"\(name)\"]"), "\(name)")
+        }
+        var wrongValue = Self.rorHeaders
+        wrongValue[.authorization] = "Bearer \(token)"
+        wrongValue[HTTPField.Name("Ror-Role-Metier-Code")!] = "HUMAIN"
+        let mismatch = try await running.request(path, client: consumer, headers: wrongValue)
+        #expect(mismatch.status == .forbidden)
+        #expect(mismatch.text.contains("Ror-Role-Metier-Code"))
+
+        // metadata is open.
+        #expect(try await running.request("/ws-diffusion-fhir/metadata", client: consumer).status == .ok)
+    }
+
+    @Test func expiredTokenIsRefused() async throws {
+        let (running, consumer) = try await Self.start()
+        defer { Task { await running.stop() } }
+        // A token signed by the sandbox key but expired an hour ago.
+        let expired = try await running.sandbox.ror.tokens.sign(
+            clientId: "esante-sandbox-consumer", profile: 1, lifetime: -3600, identity: nil, issuer: "https://localhost/auth/realms/ror")
+        let response = try await Self.get(running, "/ws-diffusion-fhir/Location", client: consumer, token: expired)
+        #expect(response.status == .unauthorized)
+        #expect(response.text.contains("expired"))
+    }
+
+    @Test func readSearchPagingAndErrors() async throws {
+        let (running, consumer) = try await Self.start()
+        defer { Task { await running.stop() } }
+        let token = try await Self.accessToken(running, client: consumer)
+
+        let read = try await Self.get(running, "/ws-diffusion-fhir/Location/loc-00001-1", client: consumer, token: token)
+        #expect(read.status == .ok)
+        #expect(read.headers[.eTag] == "W/\"1\"")
+        #expect(read.headers[.lastModified] != nil)
+        #expect(read.headers[.contentType]?.hasPrefix("application/fhir+json") == true)
+
+        let unknown = try await Self.get(running, "/ws-diffusion-fhir/Location/nope", client: consumer, token: token)
+        #expect(unknown.status == .notFound)
+        #expect(unknown.text.contains("not-found"))
+
+        let history = try await Self.get(running, "/ws-diffusion-fhir/Location/loc-00001-1/_history", client: consumer, token: token)
+        #expect(history.status == .methodNotAllowed)
+
+        let xml = try await Self.get(running, "/ws-diffusion-fhir/Location?_format=xml", client: consumer, token: token)
+        #expect(xml.status == .notAcceptable)
+        #expect(xml.text.contains("JSON only"))
+
+        let badParam = try await Self.get(running, "/ws-diffusion-fhir/Location?nonsense=1", client: consumer, token: token)
+        #expect(badParam.status == .badRequest)
+        #expect(badParam.text.contains("\"expression\":[\"nonsense\"]"))
+
+        let badDate = try await Self.get(running, "/ws-diffusion-fhir/Location?_lastUpdated=ge2024-99", client: consumer, token: token)
+        #expect(badDate.status == .badRequest)
+        #expect(badDate.text.contains("_lastUpdated"))
+
+        let empty = try await Self.get(running, "/ws-diffusion-fhir/Location?identifier=does-not-exist", client: consumer, token: token)
+        #expect(empty.status == .ok)
+        #expect(try empty.json()["total"] as? Int == 0)
+
+        // Paging: default 200 per page; here 7 per page over the 60 seeded offers, following `next` links.
+        var url = "/ws-diffusion-fhir/HealthcareService?_count=7&_sort=_id"
+        var seen: [String] = []
+        var total = 0
+        for _ in 0..<20 {
+            let page = try await Self.get(running, url, client: consumer, token: token)
+            #expect(page.status == .ok, "\(url): \(page.text)")
+            let bundle = try page.json()
+            total = bundle["total"] as? Int ?? total
+            seen += (bundle["entry"] as? [[String: Any]] ?? []).map { ($0["resource"] as! [String: Any])["id"] as! String }
+            guard let next = (bundle["link"] as? [[String: String]])?.first(where: { $0["relation"] == "next" })?["url"] else { break }
+            let components = try #require(URLComponents(string: next))
+            url = components.path + "?" + (components.percentEncodedQuery ?? "")
+        }
+        #expect(total >= 50)
+        #expect(seen.count == total)
+        #expect(Set(seen).count == total)
+        #expect(seen == seen.sorted())
+
+        let gone = try await Self.get(running, "/ws-diffusion-fhir?_getpages=unknown&_getpagesoffset=7&_count=7", client: consumer, token: token)
+        #expect(gone.status == .gone)
+
+        // POST _search with a form body.
+        var headers = Self.rorHeaders
+        headers[.authorization] = "Bearer \(token)"
+        headers[.contentType] = "application/x-www-form-urlencoded"
+        let post = try await running.request("/ws-diffusion-fhir/Location/_search", method: .post, client: consumer, headers: headers,
+                                             body: "_id=loc-00001-1")
+        #expect(try post.json()["total"] as? Int == 1)
+    }
+
+    /// The brief's example query (IG/DOC §4) on the seeds: offers of an activity with a currently available
+    /// bed for women in their place, with the places included.
+    @Test func briefExampleQueryFindsAvailableBeds() async throws {
+        let (running, consumer) = try await Self.start()
+        defer { Task { await running.stop() } }
+        let token = try await Self.accessToken(running, client: consumer)
+        let nos = { (tre: String) in "https://mos.esante.gouv.fr/NOS/\(tre)/FHIR/\(tre.replacingOccurrences(of: "_", with: "-"))" }
+        let query = [
+            "specialty=\(nos("TRE_R211-ActiviteOperationnelle"))|356",
+            "location.capacity-type=\(nos("TRE_R329-NatureCapacite"))|01",
+            "location.gender-capacity-available=\(nos("TRE_R332-GenreCapacite"))|01",
+            "location.temporality-capacity=\(nos("TRE_R331-TemporaliteCapacite"))|01",
+            "location.capacity-status=\(nos("TRE_R330-TypeStatutCapacite"))|02",
+            "location.nb-capacity=gt0",
+            "_include=HealthcareService:location",
+        ].joined(separator: "&").replacingOccurrences(of: "|", with: "%7C")
+        let response = try await Self.get(running, "/ws-diffusion-fhir/HealthcareService?\(query)", client: consumer, token: token)
+        #expect(response.status == .ok, "\(response.text)")
+        let bundle = try response.json()
+        let entries = bundle["entry"] as? [[String: Any]] ?? []
+        let matches = entries.filter { ($0["search"] as? [String: String])?["mode"] == "match" }
+        let includes = entries.filter { ($0["search"] as? [String: String])?["mode"] == "include" }
+        #expect(!matches.isEmpty)
+        #expect(!includes.isEmpty)
+        for match in matches {
+            let resource = match["resource"] as! [String: Any]
+            #expect("\(resource["specialty"]!)".contains("356"))
+        }
+        for include in includes {
+            #expect((include["resource"] as! [String: Any])["resourceType"] as? String == "Location")
+        }
+    }
+
+    /// The IG's own JSON examples, when `../shared/reference` is there: loaded, then found by their identifiers.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: RORFHIRTests.referenceExamples.path)))
+    func referenceExamplesAreSearchableByIdentifier() async throws {
+        let seeds = try SharedPKI.emptySeeds()
+        try FileManager.default.createDirectory(at: seeds.appendingPathComponent("ror"), withIntermediateDirectories: true)
+        for file in try FileManager.default.contentsOfDirectory(at: Self.referenceExamples, includingPropertiesForKeys: nil)
+        where file.pathExtension == "json" {
+            try FileManager.default.copyItem(at: file, to: seeds.appendingPathComponent("ror/\(file.lastPathComponent)"))
+        }
+        let running = try await RunningSandbox.start(seeds: seeds)
+        defer { Task { await running.stop() } }
+        for file in try FileManager.default.contentsOfDirectory(at: Self.referenceExamples, includingPropertiesForKeys: nil)
+        where file.pathExtension == "json" {
+            let resource = try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as! [String: Any]
+            let type = resource["resourceType"] as! String
+            for identifier in resource["identifier"] as? [[String: Any]] ?? [] {
+                guard let value = identifier["value"] as? String else { continue }
+                let items: [(String, String)] = [("identifier", value)]
+                let request = try SearchRequest(type: type, items: items, registry: RORSearchParameters.registry)
+                let ids = try await running.sandbox.ror.repository.searchIDs(request)
+                #expect(ids.contains(resource["id"] as! String), "\(type) identifier \(value)")
+            }
+        }
+    }
+
+    static let referenceExamples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/reference/ror-fhir/examples")
+}
