@@ -173,6 +173,8 @@ public final class SearchSnapshots: Sendable {
         public var elements: [String]?
         public var includeTotal: Bool
         public var query: String
+        /// Parameters ignored under `Prefer: handling=lenient`, reported in an `outcome` entry.
+        public var ignored: [String] = []
     }
 
     private let snapshots = NIOLockedValueBox<[String: Snapshot]>([:])

@@ -21,7 +21,7 @@ public struct SearchExecutor: Sendable {
         let ids = try await repository.searchIDs(request)
         let summary = SearchSnapshots.SearchRequestSummary(
             includes: request.includes, revIncludes: request.revIncludes, elements: request.elements,
-            includeTotal: request.includeTotal, query: query)
+            includeTotal: request.includeTotal, query: query, ignored: request.ignored)
         let selfLink = "\(baseURL)/\(request.type)" + (query.isEmpty ? "" : "?\(query)")
         if request.summaryCount || request.count == 0 {
             return Self.bundle(total: ids.count, links: [("self", selfLink)], entries: [])
@@ -60,8 +60,15 @@ public struct SearchExecutor: Sendable {
         try await addIncludes(snapshot.request, matches: matches, seen: &seen, into: &included)
         var entries = matches.map { (baseURL, $0, "match", snapshot.request.elements) }
         entries += included.map { (baseURL, $0, "include", nil as [String]?) }
-        return Self.bundle(total: snapshot.request.includeTotal ? snapshot.ids.count : nil, links: links,
-                           entries: entries.map { Self.entry(baseURL: $0.0, resource: $0.1, mode: $0.2, elements: $0.3) })
+        var entryData = entries.map { Self.entry(baseURL: $0.0, resource: $0.1, mode: $0.2, elements: $0.3) }
+        if !snapshot.request.ignored.isEmpty {
+            let outcome = OperationOutcome(
+                severity: "warning", code: "not-supported",
+                diagnostics: "Ignored unknown search parameter(s) under Prefer: handling=lenient: \(snapshot.request.ignored.joined(separator: ", "))",
+                expression: snapshot.request.ignored)
+            entryData.append(Data("{\"resource\":".utf8) + outcome.jsonData() + Data(",\"search\":{\"mode\":\"outcome\"}}".utf8))
+        }
+        return Self.bundle(total: snapshot.request.includeTotal ? snapshot.ids.count : nil, links: links, entries: entryData)
     }
 
     /// `_include` (with `:iterate` to a fixed point, 5 rounds at most) and `_revinclude`.

@@ -18,7 +18,9 @@ public final class RORFHIRService: Sendable {
 
     public init(store: SandboxStore, tokens: RORTokenService) {
         self.repository = ResourceRepository(store: store, registry: RORSearchParameters.registry)
-        self.executor = SearchExecutor(repository: repository, snapshots: snapshots)
+        self.executor = SearchExecutor(repository: repository, snapshots: snapshots) { resource in
+            RORAccessPolicy.apply(resource, profile: RORCaller.profile)
+        }
         self.tokens = tokens
     }
 
@@ -90,7 +92,8 @@ public final class RORFHIRService: Sendable {
             try self.negotiate(request)
             let type = try self.type(context)
             let id = context.parameters.get("id") ?? ""
-            guard let resource = try await self.repository.read(type: type, id: id) else {
+            guard let stored = try await self.repository.read(type: type, id: id),
+                  let resource = RORAccessPolicy.apply(stored, profile: RORCaller.profile) else {
                 throw FHIRError(.notFound, code: "not-found", "Resource \(type)/\(id) is not known", expression: [type])
             }
             var response = Self.fhir(.ok, resource.json)
@@ -127,11 +130,16 @@ public final class RORFHIRService: Sendable {
 
     func search(_ request: Request, type: String, items: [(String, String)]) async throws -> Response {
         let lenient = request.headers[HTTPField.Name("Prefer")!]?.contains("handling=lenient") == true
-        let search: SearchRequest
+        var search: SearchRequest
         do {
             search = try SearchRequest(type: type, items: items, registry: repository.registry, lenient: lenient)
         } catch let error as SearchError {
             throw FHIRError(.badRequest, code: "invalid", error.message, expression: [error.parameter])
+        }
+        if type == "HealthcareService", RORAccessPolicy.hidesSensitiveUnits(RORCaller.profile),
+           let sensitive = repository.registry.parameter("sensitive-unit", of: type) {
+            // Filtered in the query, so totals and pages count only what this profile may see.
+            search.conditions.append(.parameter(sensitive, modifier: "not", values: ["true"], raw: "sensitive-unit:not"))
         }
         let query = items.map { "\(Self.formEncode($0.0))=\(Self.formEncode($0.1))" }.joined(separator: "&")
         let bundle = try await executor.search(search, baseURL: baseURL(request), query: query)
@@ -248,7 +256,7 @@ struct ConsumerAuthorization<Context: RequestContext & CallerContext>: RouterMid
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if request.uri.path == RORFHIRService.basePath + "/metadata" { return try await next(request, context) }
-        let (_, entry) = try await tokens.verify(authorization: request.headers[.authorization], identity: context.identity)
+        let (token, entry) = try await tokens.verify(authorization: request.headers[.authorization], identity: context.identity)
         for name in Whitelist.rorHeaderNames {
             guard let value = request.headers[HTTPField.Name(name)!], !value.isEmpty else {
                 throw FHIRError(.badRequest, code: "required", "Missing header \(name): ROR consumer calls carry the four Ror-* headers given with the access profile",
@@ -261,6 +269,8 @@ struct ConsumerAuthorization<Context: RequestContext & CallerContext>: RouterMid
                                 expression: [name])
             }
         }
-        return try await next(request, context)
+        return try await RORCaller.$profile.withValue(entry.accessProfile ?? token.profil) {
+            try await next(request, context)
+        }
     }
 }

@@ -284,6 +284,82 @@ struct RORFHIRTests {
         }
     }
 
+    /// A consumer registered with `profile` (fresh certificate, own client id), and its token.
+    static func consumer(_ running: RunningSandbox, profile: Int) async throws -> (ClientFiles, String) {
+        let dn = "CN=PROFILE_\(profile)_\(UUID().uuidString.prefix(8)),OU=33333333302,O=PROFILES,ST=Paris (75),C=FR"
+        let client = try SharedPKI.client(dn)
+        let clientId = "profile-\(profile)-\(UUID().uuidString.prefix(8))"
+        var fields: [String: Any] = ["service": "ror-fhir", "subjectDN": dn, "clientId": clientId, "accessProfile": profile]
+        if profile == 0 { fields["clientSecret"] = "secret" }
+        let body = String(decoding: try JSONSerialization.data(withJSONObject: fields), as: UTF8.self)
+        #expect(try await running.admin("/admin/whitelist", method: .post, body: body).status == .created)
+        let form = "grant_type=client_credentials&client_id=\(clientId)" + (profile == 0 ? "&client_secret=secret" : "")
+        let response = try await token(running, client: client, form: form)
+        return (client, try #require(try response.json()["access_token"] as? String))
+    }
+
+    static func capacityStatuses(_ response: TestClient.Response) throws -> Set<String> {
+        let text = response.text
+        var statuses = Set<String>()
+        let marker = "TRE-R330-TypeStatutCapacite\""
+        var rest = Substring(text)
+        while let range = rest.range(of: marker) {
+            // "code":"02","display":…,"system":"…TRE-R330…" — sorted keys put the code before the system.
+            let before = rest[..<range.lowerBound]
+            if let codeRange = before.range(of: "\"code\":\"", options: .backwards) {
+                statuses.insert(String(before[codeRange.upperBound...].prefix(2)))
+            }
+            rest = rest[range.upperBound...]
+        }
+        return statuses
+    }
+
+    @Test func accessProfilesFilterWhatConsumersSee() async throws {
+        let (running, consumer) = try await Self.start()
+        defer { Task { await running.stop() } }
+        let fullToken = try await Self.accessToken(running, client: consumer)
+        let allServices = try await Self.get(running, "/ws-diffusion-fhir/HealthcareService?_summary=count", client: consumer, token: fullToken)
+        let total = try #require(try allServices.json()["total"] as? Int)
+        let sensitive = "/ws-diffusion-fhir/HealthcareService/hs-00002-1"
+        #expect(try await Self.get(running, sensitive, client: consumer, token: fullToken).status == .ok)
+        let location = "/ws-diffusion-fhir/Location/loc-00001-1"
+        let full = try Self.capacityStatuses(try await Self.get(running, location, client: consumer, token: fullToken))
+        #expect(full.isSuperset(of: ["01", "02", "05", "06"]))
+
+        for profile in [0, 2, 3] {
+            let (client, token) = try await Self.consumer(running, profile: profile)
+            let count = try await Self.get(running, "/ws-diffusion-fhir/HealthcareService?_summary=count", client: client, token: token)
+            #expect(try count.json()["total"] as? Int == total - 1, "profile \(profile) sees no sensitive unit")
+            #expect(try await Self.get(running, sensitive, client: client, token: token).status == .notFound, "profile \(profile)")
+            let statuses = try Self.capacityStatuses(try await Self.get(running, location, client: client, token: token))
+            if profile == 0 { #expect(statuses.isEmpty) } else { #expect(statuses == full.subtracting(["06"]), "profile \(profile)") }
+        }
+        let (client5, token5) = try await Self.consumer(running, profile: 5)
+        #expect(try Self.capacityStatuses(try await Self.get(running, location, client: client5, token: token5)) == ["01"])
+        #expect(try await Self.get(running, sensitive, client: client5, token: token5).status == .ok)
+
+        let (client4, token4) = try await Self.consumer(running, profile: 4)
+        let practitioner = try await Self.get(running, "/ws-diffusion-fhir/Practitioner/pr-00001-1", client: client4, token: token4)
+        #expect(try practitioner.json()["name"] == nil)
+        let practitionerFull = try await Self.get(running, "/ws-diffusion-fhir/Practitioner/pr-00001-1", client: consumer, token: fullToken)
+        #expect(try practitionerFull.json()["name"] != nil)
+    }
+
+    @Test func lenientHandlingSaysWhatItIgnored() async throws {
+        let (running, consumer) = try await Self.start()
+        defer { Task { await running.stop() } }
+        let token = try await Self.accessToken(running, client: consumer)
+        var headers = Self.rorHeaders
+        headers[.authorization] = "Bearer \(token)"
+        headers[HTTPField.Name("Prefer")!] = "handling=lenient"
+        let response = try await running.request("/ws-diffusion-fhir/Location?bogus=1&_id=loc-00001-1", client: consumer, headers: headers)
+        #expect(response.status == .ok)
+        let entries = try response.json()["entry"] as? [[String: Any]] ?? []
+        let outcome = entries.first { ($0["search"] as? [String: String])?["mode"] == "outcome" }
+        #expect("\(outcome?["resource"] ?? "")".contains("bogus"))
+        #expect(entries.filter { ($0["search"] as? [String: String])?["mode"] == "match" }.count == 1)
+    }
+
     static let referenceExamples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/reference/ror-fhir/examples")
 }
