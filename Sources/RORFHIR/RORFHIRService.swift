@@ -15,6 +15,7 @@ public final class RORFHIRService: Sendable {
     public let executor: SearchExecutor
     public let snapshots = SearchSnapshots()
     public let tokens: RORTokenService
+    public let export: RORBulkExport
 
     public init(store: SandboxStore, tokens: RORTokenService) {
         self.repository = ResourceRepository(store: store, registry: RORSearchParameters.registry)
@@ -22,6 +23,7 @@ public final class RORFHIRService: Sendable {
             RORAccessPolicy.apply(resource, profile: RORCaller.profile)
         }
         self.tokens = tokens
+        self.export = RORBulkExport(repository: repository)
     }
 
     // MARK: Data
@@ -77,6 +79,9 @@ public final class RORFHIRService: Sendable {
             return Self.fhir(.ok, RORCapabilityStatement.json(registry: self.repository.registry))
         }
         group.get { request, _ in try await self.page(request) }
+        group.get("$export") { request, _ in try self.export.kickOff(request, baseURL: self.baseURL(request)) }
+        group.get("$export-poll-status") { request, _ in try self.export.poll(request, baseURL: self.baseURL(request)) }
+        group.get("$export-get-file") { request, _ in try self.export.file(request) }
         group.get(":type") { request, context in
             try self.negotiate(request)
             return try await self.search(request, type: try self.type(context), items: Self.queryItems(request))

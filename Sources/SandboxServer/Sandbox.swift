@@ -103,6 +103,7 @@ public final class Sandbox: Sendable {
         }
         try ror.loadSeeds(from: configuration.resolvedSeedsDirectory, replace: true)
         ror.snapshots.removeAll()
+        ror.export.removeAll()
         try journal.removeAll()
         if all {
             try whitelist.removeAll()

@@ -360,6 +360,57 @@ struct RORFHIRTests {
         #expect(entries.filter { ($0["search"] as? [String: String])?["mode"] == "match" }.count == 1)
     }
 
+    @Test(arguments: [false, true])
+    func bulkExportEndToEnd(ndjson: Bool) async throws {
+        let (running, consumer) = try await Self.start()
+        defer { Task { await running.stop() } }
+        let token = try await Self.accessToken(running, client: consumer)
+        let format = ndjson ? "&_outputFormat=application/fhir%2Bndjson" : ""
+        let kickOff = try await Self.get(
+            running, "/ws-diffusion-fhir/$export?_type=HealthcareService&includeAssociatedData=_myCompleteExtract\(format)",
+            client: consumer, token: token)
+        #expect(kickOff.status == .accepted)
+        let location = try #require(kickOff.headers[.contentLocation])
+        #expect(location.contains("/ws-diffusion-fhir/$export-poll-status?_jobId="))
+        let poll = try #require(URLComponents(string: location))
+        var manifest: [String: Any]?
+        for _ in 0..<200 where manifest == nil {
+            let status = try await Self.get(running, poll.path + "?" + poll.percentEncodedQuery!, client: consumer, token: token)
+            if status.status == .ok { manifest = try status.json() } else {
+                #expect(status.status == .accepted)
+                #expect(status.headers[HTTPField.Name("X-Progress")!] != nil)
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        let outputs = try #require(manifest?["output"] as? [[String: Any]])
+        var counts: [String: Int] = [:]
+        for output in outputs {
+            let url = try #require(URLComponents(string: output["url"] as! String))
+            let file = try await Self.get(running, url.path + "?" + url.percentEncodedQuery!, client: consumer, token: token)
+            #expect(file.status == .ok)
+            let type = output["type"] as! String
+            if ndjson {
+                #expect(file.headers[.contentType] == "application/fhir+ndjson")
+                counts[type, default: 0] += file.text.split(separator: "\n").count
+            } else {
+                let entries = try file.json()["entry"] as? [[String: Any]] ?? []
+                counts[type, default: 0] += entries.count
+            }
+        }
+        let services = try await running.sandbox.ror.repository.count(type: "HealthcareService")
+        #expect(counts["HealthcareService"] == services)
+        #expect((counts["Location"] ?? 0) > 0) // associated data: the offers' places, organisations, roles
+        #expect((counts["Organization"] ?? 0) > 0)
+        #expect((counts["PractitionerRole"] ?? 0) > 0)
+
+        let unknown = try await Self.get(running, "/ws-diffusion-fhir/$export-poll-status?_jobId=nope", client: consumer, token: token)
+        #expect(unknown.status == .notFound)
+        let badType = try await Self.get(running, "/ws-diffusion-fhir/$export?_type=Patient", client: consumer, token: token)
+        #expect(badType.status == .badRequest)
+        let badFilter = try await Self.get(running, "/ws-diffusion-fhir/$export?_typeFilter=HealthcareService%3Fbogus%3D1", client: consumer, token: token)
+        #expect(badFilter.status == .badRequest)
+    }
+
     static let referenceExamples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/reference/ror-fhir/examples")
 }

@@ -1,0 +1,229 @@
+import FHIRCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOConcurrencyHelpers
+
+/// Bulk export as the live ROR runs it (DOC `methodes-fhir/export.md`): `GET [base]/$export?_type=…` → 202 with
+/// `Content-Location: [base]/$export-poll-status?_jobId=<uuid>`; polling answers 202 (`X-Progress`) until the job
+/// is done, then 200 with the manifest whose `output[].url` are served by `$export-get-file`.
+///
+/// Live behaviour kept: `Prefer: respond-async` is not required; the associated resources are always exported
+/// (`includeAssociatedData=_myCompleteExtract` or not). Beyond the live server: `_outputFormat=application/fhir+ndjson`
+/// is honoured (the live server answers Bundles only).
+public final class RORBulkExport: Sendable {
+    struct Job: Sendable {
+        var id: String
+        var request: String
+        var created: Date
+        var profile: Int?
+        var done = false
+        var progress = "0%"
+        var files: [(type: String, name: String, count: Int, data: Data)] = []
+        var error: String?
+    }
+
+    private let jobs = NIOLockedValueBox<[String: Job]>([:])
+    let repository: ResourceRepository
+    /// Resources per output file.
+    static let fileSize = 1000
+
+    init(repository: ResourceRepository) {
+        self.repository = repository
+    }
+
+    /// Parses and validates the kick-off, starts the job in the background, answers 202.
+    func kickOff(_ request: Request, baseURL: String) throws -> Response {
+        let items = RORFHIRService.queryItems(request)
+        var types = repository.registry.resourceTypes
+        var filters: [String: [(String, String)]] = [:]
+        var ndjson = false
+        for (name, value) in items {
+            switch name {
+            case "_type":
+                let asked = value.split(separator: ",").map(String.init)
+                if let unknown = asked.first(where: { repository.registry.parameters[$0] == nil }) {
+                    throw FHIRError(.badRequest, code: "invalid", "_type: '\(unknown)' cannot be exported (types: \(repository.registry.resourceTypes.joined(separator: ", ")))", expression: ["_type"])
+                }
+                types = asked
+            case "_typeFilter":
+                for filter in value.split(separator: ",").map(String.init) {
+                    guard let question = filter.firstIndex(of: "?") else {
+                        throw FHIRError(.badRequest, code: "invalid", "_typeFilter must be Type?query (got '\(filter)')", expression: ["_typeFilter"])
+                    }
+                    let type = String(filter[..<question])
+                    filters[type, default: []] += RORFHIRService.formItems(String(filter[filter.index(after: question)...]))
+                }
+            case "_outputFormat":
+                switch value {
+                case "application/fhir+json", "application/json", "json": ndjson = false
+                case "application/fhir+ndjson", "application/ndjson", "ndjson": ndjson = true
+                default:
+                    throw FHIRError(.badRequest, code: "not-supported", "_outputFormat '\(value)' is not supported (application/fhir+json or application/fhir+ndjson)", expression: ["_outputFormat"])
+                }
+            case "includeAssociatedData", "_since", "_format":
+                break
+            default:
+                throw FHIRError(.badRequest, code: "not-supported", "Unknown $export parameter '\(name)'", expression: [name])
+            }
+        }
+        if let since = items.first(where: { $0.0 == "_since" })?.1 {
+            guard FHIRDate.range(of: since) != nil else {
+                throw FHIRError(.badRequest, code: "invalid", "_since must be a FHIR instant (got '\(since)')", expression: ["_since"])
+            }
+            for type in types { filters[type, default: []].append(("_lastUpdated", "ge\(since)")) }
+        }
+        // Validate every filter now: a bad one is the kick-off's 400, not a failed job.
+        var searches: [SearchRequest] = []
+        for type in types {
+            do {
+                var search = try SearchRequest(type: type, items: filters[type] ?? [], registry: repository.registry)
+                search.count = SearchRequest.maximumCount
+                searches.append(search)
+            } catch let error as SearchError {
+                throw FHIRError(.badRequest, code: "invalid", "_typeFilter for \(type): \(error.message)", expression: ["_typeFilter"])
+            }
+        }
+        let id = UUID().uuidString.lowercased()
+        let profile = RORCaller.profile
+        jobs.withLockedValue { $0[id] = Job(id: id, request: "\(baseURL)/$export?\(request.uri.query ?? "")", created: Date(), profile: profile) }
+        Task.detached(priority: .utility) { [self] in
+            await RORCaller.$profile.withValue(profile) { await self.run(id: id, searches: searches, ndjson: ndjson) }
+        }
+        var response = Response(status: .accepted)
+        response.headers[.contentLocation] = "\(baseURL)/$export-poll-status?_jobId=\(id)"
+        return response
+    }
+
+    /// Runs the export: the matching resources of each type, then the resources they reference (associated data).
+    func run(id: String, searches: [SearchRequest], ndjson: Bool) async {
+        do {
+            var exported = Set<String>()
+            var byType: [String: [StoredResource]] = [:]
+            for (index, search) in searches.enumerated() {
+                let ids = try await repository.searchIDs(search)
+                let resources = try await repository.resources(type: search.type, ids: ids)
+                    .compactMap { RORAccessPolicy.apply($0, profile: RORCaller.profile) }
+                byType[search.type, default: []] += resources
+                exported.formUnion(resources.map { "\($0.type)/\($0.id)" })
+                update(id) { $0.progress = "\(Int(Double(index + 1) / Double(searches.count + 1) * 100))%" }
+            }
+            // Associated data: what the exported resources reference, and the roles of exported offers.
+            var frontier = byType
+            for _ in 0..<3 {
+                var found: [String: [StoredResource]] = [:]
+                for (type, resources) in frontier {
+                    let references = try await repository.outgoingReferences(type: type, ids: resources.map(\.id), parameters: nil, targetType: nil)
+                    for (target, refs) in Dictionary(grouping: references, by: \.0) {
+                        let fresh = refs.map(\.1).filter { !exported.contains("\(target)/\($0)") }
+                        let loaded = try await repository.resources(type: target, ids: fresh).compactMap { RORAccessPolicy.apply($0, profile: RORCaller.profile) }
+                        found[target, default: []] += loaded
+                        exported.formUnion(loaded.map { "\($0.type)/\($0.id)" })
+                    }
+                }
+                if let services = frontier["HealthcareService"], !services.isEmpty {
+                    let roleIDs = try await repository.incomingReferences(sourceType: "PractitionerRole", parameters: ["service"],
+                                                                          targetType: "HealthcareService", ids: services.map(\.id))
+                    let roles = try await repository.resources(type: "PractitionerRole", ids: roleIDs.filter { !exported.contains("PractitionerRole/\($0)") })
+                    found["PractitionerRole", default: []] += roles
+                    exported.formUnion(roles.map { "PractitionerRole/\($0.id)" })
+                }
+                for (type, resources) in found { byType[type, default: []] += resources }
+                frontier = found
+                if found.values.allSatisfy(\.isEmpty) { break }
+            }
+            var files: [(String, String, Int, Data)] = []
+            for type in byType.keys.sorted() {
+                let resources = byType[type]!
+                for (part, start) in stride(from: 0, to: resources.count, by: Self.fileSize).enumerated() {
+                    let chunk = Array(resources[start..<min(start + Self.fileSize, resources.count)])
+                    let data = ndjson ? Self.ndjson(chunk) : Self.bundle(chunk)
+                    files.append((type, "\(type)-\(part + 1).\(ndjson ? "ndjson" : "json")", chunk.count, data))
+                }
+            }
+            update(id) {
+                $0.files = files
+                $0.done = true
+                $0.progress = "100%"
+            }
+        } catch {
+            update(id) {
+                $0.error = "\(error)"
+                $0.done = true
+            }
+        }
+    }
+
+    private func update(_ id: String, _ change: (inout Job) -> Void) {
+        jobs.withLockedValue { jobs in
+            if var job = jobs[id] {
+                change(&job)
+                jobs[id] = job
+            }
+        }
+    }
+
+    func job(_ request: Request) throws -> Job {
+        guard let id = request.uri.queryParameters["_jobId"].map(String.init), let job = jobs.withLockedValue({ $0[id] }) else {
+            throw FHIRError(.notFound, code: "not-found", "Unknown export job", expression: ["_jobId"])
+        }
+        guard job.profile == RORCaller.profile else {
+            throw FHIRError(.notFound, code: "not-found", "Unknown export job", expression: ["_jobId"])
+        }
+        return job
+    }
+
+    func poll(_ request: Request, baseURL: String) throws -> Response {
+        let job = try job(request)
+        guard job.done else {
+            var response = Response(status: .accepted)
+            response.headers[HTTPField.Name("X-Progress")!] = job.progress
+            response.headers[.retryAfter] = "1"
+            return response
+        }
+        if let error = job.error {
+            throw FHIRError(.internalServerError, code: "exception", "Export failed: \(error)", expression: nil)
+        }
+        let manifest: [String: Any] = [
+            "transactionTime": FHIRInstant.string(job.created),
+            "request": job.request,
+            "requiresAccessToken": true,
+            "output": job.files.map { file in
+                ["type": file.type, "count": file.count, "url": "\(baseURL)/$export-get-file?_jobId=\(job.id)&_fileId=\(file.name)"]
+            },
+            "error": [],
+        ]
+        let data = try JSONSerialization.data(withJSONObject: manifest, options: [.sortedKeys, .withoutEscapingSlashes])
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    func file(_ request: Request) throws -> Response {
+        let job = try job(request)
+        let name = request.uri.queryParameters["_fileId"].map(String.init)
+        guard job.done, let file = job.files.first(where: { $0.name == name }) else {
+            throw FHIRError(.notFound, code: "not-found", "Unknown export file '\(name ?? "")'", expression: ["_fileId"])
+        }
+        let type = file.name.hasSuffix(".ndjson") ? "application/fhir+ndjson" : OperationOutcome.contentType
+        return Response(status: .ok, headers: [.contentType: type], body: .init(byteBuffer: ByteBuffer(bytes: file.data)))
+    }
+
+    static func bundle(_ resources: [StoredResource]) -> Data {
+        var data = Data("{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"total\":\(resources.count),\"entry\":[".utf8)
+        for (index, resource) in resources.enumerated() {
+            if index > 0 { data += Data(",".utf8) }
+            data += Data("{\"resource\":".utf8) + resource.json + Data("}".utf8)
+        }
+        return data + Data("]}".utf8)
+    }
+
+    static func ndjson(_ resources: [StoredResource]) -> Data {
+        resources.reduce(into: Data()) { data, resource in
+            data += resource.json
+            data += Data("\n".utf8)
+        }
+    }
+
+    public func removeAll() {
+        jobs.withLockedValue { $0.removeAll() }
+    }
+}
