@@ -5,6 +5,22 @@ import Foundation
 /// search-type and read on the five ROR resources, the search parameters this sandbox really implements (generated
 /// from the registry, so it never claims more), `_include`/`_revinclude` with `*` and `:iterate`.
 enum RORCapabilityStatement {
+    /// `OperationDefinition/{id}` (read), for the system operations the server declares.
+    static var operationDefinitions: [String: [String: Any]] { [
+        "export": [
+            "resourceType": "OperationDefinition", "id": "export", "name": "export", "status": "active", "kind": "operation",
+            "code": "export", "system": true, "type": false, "instance": false, "affectsState": false,
+            "description": "Bulk export (FHIR Bulk Data 2.0): 202 + Content-Location to $export-poll-status, then a manifest of $export-get-file URLs",
+            "parameter": [
+                ["name": "_outputFormat", "use": "in", "min": 0, "max": "1", "type": "string"],
+                ["name": "_since", "use": "in", "min": 0, "max": "1", "type": "instant"],
+                ["name": "_type", "use": "in", "min": 0, "max": "*", "type": "string"],
+                ["name": "_typeFilter", "use": "in", "min": 0, "max": "*", "type": "string"],
+                ["name": "includeAssociatedData", "use": "in", "min": 0, "max": "*", "type": "code"],
+            ],
+        ],
+    ] }
+
     static func json(registry: SearchParameterRegistry) -> Data {
         let resources: [[String: Any]] = registry.resourceTypes.map { type in
             let parameters = (registry.parameters[type] ?? [:]).values.sorted { $0.code < $1.code }
@@ -38,6 +54,7 @@ enum RORCapabilityStatement {
                 "mode": "server",
                 "security": ["cors": false, "service": [["text": "OAuth"]]],
                 "resource": resources,
+                "operation": [["name": "export", "definition": "OperationDefinition/export"]],
                 "searchParam": [
                     ["name": "_count", "type": "number", "documentation": "200 per page by default, 1000 at most"],
                     ["name": "_sort", "type": "string"],

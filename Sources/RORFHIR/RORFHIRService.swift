@@ -79,6 +79,14 @@ public final class RORFHIRService: Sendable {
             return Self.fhir(.ok, RORCapabilityStatement.json(registry: self.repository.registry))
         }
         group.get { request, _ in try await self.page(request) }
+        group.get("OperationDefinition/:id") { request, context in
+            try self.negotiate(request)
+            let id = context.parameters.get("id") ?? ""
+            guard let definition = RORCapabilityStatement.operationDefinitions[id] else {
+                throw FHIRError(.notFound, code: "not-found", "OperationDefinition/\(id) is not known (known: \(RORCapabilityStatement.operationDefinitions.keys.sorted().joined(separator: ", ")))", expression: ["OperationDefinition"])
+            }
+            return Self.fhir(.ok, try JSONSerialization.data(withJSONObject: definition, options: [.sortedKeys, .withoutEscapingSlashes]))
+        }
         group.get("$export") { request, _ in try self.export.kickOff(request, baseURL: self.baseURL(request)) }
         group.get("$export-poll-status") { request, _ in try self.export.poll(request, baseURL: self.baseURL(request)) }
         group.get("$export-get-file") { request, _ in try self.export.file(request) }

@@ -176,6 +176,10 @@ struct RORFHIRTests {
         #expect(unknown.status == .notFound)
         #expect(unknown.text.contains("not-found"))
 
+        let operation = try await Self.get(running, "/ws-diffusion-fhir/OperationDefinition/export", client: consumer, token: token)
+        #expect(try operation.json()["code"] as? String == "export")
+        #expect(try await Self.get(running, "/ws-diffusion-fhir/OperationDefinition/nope", client: consumer, token: token).status == .notFound)
+
         let history = try await Self.get(running, "/ws-diffusion-fhir/Location/loc-00001-1/_history", client: consumer, token: token)
         #expect(history.status == .methodNotAllowed)
 
