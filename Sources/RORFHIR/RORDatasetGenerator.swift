@@ -8,10 +8,13 @@ import Foundation
 public struct RORDatasetGenerator {
     public var establishments: Int
     public var seed: UInt64
+    /// The establishments to produce (all by default): lets a national dataset be written in parts.
+    public var range: Range<Int>
 
-    public init(establishments: Int, seed: UInt64) {
+    public init(establishments: Int, seed: UInt64, range: Range<Int>? = nil) {
         self.establishments = establishments
         self.seed = seed
+        self.range = range ?? 0..<establishments
     }
 
     // MARK: Terminology (system URLs as in the IG examples)
@@ -58,7 +61,6 @@ public struct RORDatasetGenerator {
 
     /// All resources, dependencies first (organisations, places, offers, practitioners, roles).
     public func resources() -> [[String: Any]] {
-        var random = SeededRandom(seed: seed)
         var organizations: [[String: Any]] = []
         var locations: [[String: Any]] = []
         var services: [[String: Any]] = []
@@ -66,7 +68,9 @@ public struct RORDatasetGenerator {
         var roles: [[String: Any]] = []
         let created = "2019-01-15T09:00:00+00:00"
 
-        for index in 0..<establishments {
+        for index in range {
+            // One random stream per establishment: any part of the dataset is generated identically on its own.
+            var random = SeededRandom(seed: seed &+ UInt64(index) &* 0x9E37_79B9)
             let region = Self.regions[index % Self.regions.count]
             let number = String(format: "%05d", index + 1)
             let finessEJ = "\(region.department)\(String(format: "%07d", 9_000_000 + index * 2))".prefix(9)

@@ -33,32 +33,32 @@ public final class RORFHIRService: Sendable {
     @discardableResult
     public func loadSeeds(from seeds: URL?, replace: Bool) throws -> Int {
         let files = try Self.seedFiles(in: seeds)
-        var resources: [[String: Any]] = []
-        for file in files {
-            let data = try Data(contentsOf: file)
-            guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-                throw ResourceError("\(file.path): not a JSON object")
-            }
-            if object["resourceType"] as? String == "Bundle" {
-                for entry in object["entry"] as? [[String: Any]] ?? [] {
-                    if let resource = entry["resource"] as? [String: Any] { resources.append(resource) }
-                }
-            } else {
-                resources.append(object)
-            }
-        }
         return try repository.store.writer.write { db -> Int in
             if !replace, try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM fhir_resource") ?? 0 > 0 { return 0 }
             if replace {
                 try db.execute(sql: "DELETE FROM fhir_index")
                 try db.execute(sql: "DELETE FROM fhir_resource")
             }
-            for resource in resources {
-                do { try repository.save(resource, in: db) } catch {
-                    throw ResourceError("seed \(resource["resourceType"] ?? "?")/\(resource["id"] ?? "?"): \(error)")
+            // One file at a time (a national dataset is split in several), all in one transaction.
+            var count = 0
+            for file in files {
+                do {
+                    let data = try Data(contentsOf: file)
+                    guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                        throw ResourceError("\(file.path): not a JSON object")
+                    }
+                    let resources: [[String: Any]] = object["resourceType"] as? String == "Bundle"
+                        ? (object["entry"] as? [[String: Any]] ?? []).compactMap { $0["resource"] as? [String: Any] }
+                        : [object]
+                    for resource in resources {
+                        do { try repository.save(resource, in: db) } catch {
+                            throw ResourceError("seed \(file.lastPathComponent) \(resource["resourceType"] ?? "?")/\(resource["id"] ?? "?"): \(error)")
+                        }
+                    }
+                    count += resources.count
                 }
             }
-            return resources.count
+            return count
         }
     }
 

@@ -206,6 +206,10 @@ public final class Sandbox: Sendable {
             lines.append("Try it:")
             lines.append("  curl --cacert \(Self.shellQuote(info.caCertificateFile)) --cert \(Self.shellQuote(consumer.certificate.path)) --key \(Self.shellQuote(consumer.key.path)) \(info.tls)/_sandbox/whoami")
         }
+        if let consumer = demoClients["ror-consumer"] {
+            lines.append("ROR FHIR token (then call \(info.tls)/ws-diffusion-fhir with Authorization: Bearer and the Ror-* headers, see README):")
+            lines.append("  curl --cacert \(Self.shellQuote(info.caCertificateFile)) --cert \(Self.shellQuote(consumer.bundle.path)) -d 'grant_type=client_credentials&client_id=esante-sandbox-consumer' \(info.tls)/auth/realms/ror/protocol/openid-connect/token")
+        }
         lines.append("Demo client certificates: " + demoClients.keys.sorted().joined(separator: ", "))
         return lines.joined(separator: "\n")
     }

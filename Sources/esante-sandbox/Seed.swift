@@ -24,11 +24,26 @@ struct Seed: AsyncParsableCommand {
                 let outURL = URL(fileURLWithPath: out)
                 let folder = outURL.appendingPathComponent("ror")
                 try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-                let generator = RORDatasetGenerator(establishments: establishments, seed: seed)
+                // Small datasets: one readable file. National ones: compact files of 1000 establishments each, so
+                // loading parses one at a time.
                 let started = Date()
-                let bundle = generator.bundle()
-                let data = try JSONSerialization.data(withJSONObject: bundle, options: [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted])
-                try data.write(to: folder.appendingPathComponent("dataset.json"), options: .atomic)
+                let chunk = establishments <= 100 ? establishments : 1000
+                var written = 0
+                for (index, first) in stride(from: 0, to: establishments, by: chunk).enumerated() {
+                    let generator = RORDatasetGenerator(establishments: establishments, seed: seed, range: first..<min(first + chunk, establishments))
+                    let bundle = generator.bundle()
+                    let options: JSONSerialization.WritingOptions = chunk == establishments
+                        ? [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted] : [.sortedKeys, .withoutEscapingSlashes]
+                    let data = try JSONSerialization.data(withJSONObject: bundle, options: options)
+                    let name = chunk == establishments ? "dataset.json" : String(format: "dataset-%04d.json", index + 1)
+                    try data.write(to: folder.appendingPathComponent(name), options: .atomic)
+                    written += (bundle["entry"] as? [Any])?.count ?? 0
+                    if isatty(STDOUT_FILENO) != 0 {
+                        // Progress on a TTY only (unbuffered write: no flush needed).
+                        FileHandle.standardOutput.write(Data("\r\(min(first + chunk, establishments))/\(establishments) establishments".utf8))
+                    }
+                }
+                if isatty(STDOUT_FILENO) != 0 { print("") }
                 for part in ["pki", "access"] {
                     let source = URL(fileURLWithPath: "Seeds").appendingPathComponent(part)
                     let target = outURL.appendingPathComponent(part)
@@ -37,8 +52,7 @@ struct Seed: AsyncParsableCommand {
                         try FileManager.default.copyItem(at: source, to: target)
                     }
                 }
-                let entries = (bundle["entry"] as? [Any])?.count ?? 0
-                print("wrote \(entries) resources to \(folder.appendingPathComponent("dataset.json").path) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+                print("wrote \(written) resources to \(folder.path) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
             }
         }
     }

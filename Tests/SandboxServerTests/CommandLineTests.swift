@@ -91,6 +91,7 @@ struct CommandLineTests {
         (["serve", "--host", "0.0.0.0", "--port", "0", "--admin-port", "0"], "--admin-token"),
         (["serve", "--seeds", "/nonexistent/seeds", "--port", "0", "--admin-port", "0"], "no such folder"),
         (["journal", "--decision", "maybe"], "must be accepted or refused"),
+        (["seed", "generate", "--establishments", "0", "--out", "/tmp/never"], "--establishments must be between"),
     ])
     func badInputIsAClearErrorWithExitStatus2(arguments: [String], message: String) throws {
         let dir = try Self.folder()
@@ -99,6 +100,20 @@ struct CommandLineTests {
         #expect(output.stderr.contains("error: "))
         #expect(output.stderr.contains(message), "\(output.stderr)")
         #expect(!output.stderr.contains("Fatal error"))
+    }
+
+    /// `seed generate` is deterministic, and a part of a large dataset is the same as in the whole.
+    @Test func seedGenerateIsDeterministic() throws {
+        let dir = try Self.folder()
+        for name in ["a", "b"] {
+            let output = try Shell.sandbox(["seed", "generate", "--establishments", "5", "--seed", "7", "--out", dir.appendingPathComponent(name).path])
+            #expect(output.status == 0, "\(output.stderr)")
+        }
+        let a = try Data(contentsOf: dir.appendingPathComponent("a/ror/dataset.json"))
+        let b = try Data(contentsOf: dir.appendingPathComponent("b/ror/dataset.json"))
+        #expect(a == b)
+        let bundle = try JSONSerialization.jsonObject(with: a) as? [String: Any]
+        #expect((bundle?["entry"] as? [Any])?.count ?? 0 > 20)
     }
 
     /// The CLI edits the same database a server uses; a malformed DN is refused before anything is stored.
