@@ -53,12 +53,17 @@ def main():
     context.load_cert_chain(args.cert, args.key)
     connection = http.client.HTTPSConnection("127.0.0.1", args.port, context=context)
 
-    connection.request("POST", "/auth/realms/ror/protocol/openid-connect/token",
-                       body="grant_type=client_credentials&client_id=esante-sandbox-consumer",
-                       headers={"Content-Type": "application/x-www-form-urlencoded"})
-    token = json.loads(connection.getresponse().read())["access_token"]
-    open(args.token_file, "w").write(token)
-    headers = dict(HEADERS, Authorization="Bearer " + token)
+    headers = {}
+
+    def refresh_token():
+        # Tokens live 300 s, as the ROR's: take a fresh one before each measurement.
+        connection.request("POST", "/auth/realms/ror/protocol/openid-connect/token",
+                           body="grant_type=client_credentials&client_id=esante-sandbox-consumer",
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+        token = json.loads(connection.getresponse().read())["access_token"]
+        open(args.token_file, "w").write(token)
+        headers.clear()
+        headers.update(HEADERS, Authorization="Bearer " + token)
 
     def get(path):
         quoted = urllib.parse.quote(path, safe="/?=&,:._-")
@@ -68,6 +73,7 @@ def main():
 
     print("== example queries: %d runs each on one keep-alive connection (ms)" % args.runs)
     for query in QUERIES:
+        refresh_token()
         status, body, _ = get(query)
         total = json.loads(body).get("total", "-") if status == 200 else body[:200]
         times = []
@@ -80,6 +86,7 @@ def main():
         print("  p50 %6.1f  p99 %6.1f  max %6.1f  [%s, total %s]  %s" % (
             statistics.median(times), p99, times[-1], status, total, query[:110]))
 
+    refresh_token()
     status, body, _ = get("Location/loc-00001-1")
     open(args.out, "wb").write(body)
 
@@ -88,7 +95,7 @@ def main():
     connection.request("GET", "/ws-diffusion-fhir/$export?includeAssociatedData=_myCompleteExtract", headers=headers)
     response = connection.getresponse()
     response.read()
-    location = response.getheader("Content-Location")
+    location = response.getheader("Content-Location") or ""
     poll = urllib.parse.urlsplit(location)
     while True:
         connection.request("GET", poll.path + "?" + poll.query, headers=headers)

@@ -82,7 +82,7 @@ public enum SearchIndexer {
     /// Coding, CodeableConcept, Identifier, code/string/boolean primitives, ContactPoint.
     static func tokens(_ node: Any) -> [Token] {
         if let string = node as? String { return [Token(system: nil, code: string, text: nil)] }
-        if let bool = node as? Bool { return [Token(system: nil, code: bool ? "true" : "false", text: nil)] }
+        if let bool = JSONScalar.bool(node) { return [Token(system: nil, code: bool ? "true" : "false", text: nil)] }
         guard let object = node as? [String: Any] else { return [] }
         if let codings = object["coding"] as? [Any] {
             let text = object["text"] as? String
@@ -113,13 +113,7 @@ public enum SearchIndexer {
         return out
     }
 
-    static func number(_ node: Any?) -> Double? {
-        if node is Bool { return nil }
-        if let number = node as? NSNumber { return number.doubleValue }
-        if let double = node as? Double { return double }
-        if let int = node as? Int { return Double(int) }
-        return nil
-    }
+    static func number(_ node: Any?) -> Double? { JSONScalar.number(node) }
 
     /// date, dateTime, instant, Period.
     static func dateRanges(_ node: Any) -> [(low: Double, high: Double)] {
@@ -204,5 +198,30 @@ public enum FHIRDate {
             end = next.timeIntervalSince1970 - Double(offset) - 0.001
         }
         return (start, end)
+    }
+}
+
+/// JSON scalars as `JSONSerialization` gives them. On Linux a parsed `0` or `1` is an `NSNumber` that also casts to
+/// `Bool`, so booleans are recognised by their boxed type, never by `as? Bool`.
+public enum JSONScalar {
+    public static func isBoolean(_ value: Any?) -> Bool {
+        guard let value else { return false }
+        if type(of: value) == Bool.self { return true }
+        guard let number = value as? NSNumber else { return false }
+        let kind = String(cString: number.objCType)
+        return kind == "c" || kind == "B"
+    }
+
+    public static func bool(_ value: Any?) -> Bool? {
+        guard isBoolean(value) else { return nil }
+        return (value as? NSNumber)?.boolValue ?? (value as? Bool)
+    }
+
+    public static func number(_ value: Any?) -> Double? {
+        guard let value, !isBoolean(value) else { return nil }
+        if let number = value as? NSNumber { return number.doubleValue }
+        if let int = value as? Int { return Double(int) }
+        if let double = value as? Double { return double }
+        return nil
     }
 }

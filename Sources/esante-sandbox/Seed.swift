@@ -24,16 +24,16 @@ struct Seed: AsyncParsableCommand {
                 let outURL = URL(fileURLWithPath: out)
                 let folder = outURL.appendingPathComponent("ror")
                 try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-                // Small datasets: one readable file. National ones: compact files of 1000 establishments each, so
+                // Small datasets: one readable file. National ones: compact files of 250 establishments each, so
                 // loading parses one at a time.
                 let started = Date()
-                let chunk = establishments <= 100 ? establishments : 1000
+                let chunk = establishments <= 100 ? establishments : 250
                 var written = 0
                 for (index, first) in stride(from: 0, to: establishments, by: chunk).enumerated() {
                     let generator = RORDatasetGenerator(establishments: establishments, seed: seed, range: first..<min(first + chunk, establishments))
                     let bundle = generator.bundle()
                     let options: JSONSerialization.WritingOptions = chunk == establishments
-                        ? [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted] : [.sortedKeys, .withoutEscapingSlashes]
+                        ? [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted] : [.withoutEscapingSlashes]
                     let data = try JSONSerialization.data(withJSONObject: bundle, options: options)
                     let name = chunk == establishments ? "dataset.json" : String(format: "dataset-%04d.json", index + 1)
                     try data.write(to: folder.appendingPathComponent(name), options: .atomic)

@@ -275,3 +275,25 @@ struct SearchEngineTests {
         }
     }
 }
+
+@Suite("Search index extraction")
+struct SearchIndexTests {
+    /// Parsed JSON (not Swift literals): on Linux `0` and `1` are NSNumbers that also cast to Bool.
+    @Test func parsedZeroAndOneAreNumbersAndBooleansAreTokens() throws {
+        let json = #"{"resourceType":"Location","id":"x","extension":[{"url":"cap","extension":[{"url":"nb","valueInteger":0}]},{"url":"cap","extension":[{"url":"nb","valueInteger":1}]},{"url":"flag","valueBoolean":true}]}"#
+        let resource = try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any]
+        let rows = SearchIndexer.rows(for: resource, parameters: [
+            SearchParameterDefinition("nb", .number, paths: ["extension[url=cap].extension[url=nb].value*"]),
+            SearchParameterDefinition("flag", .token, paths: ["extension[url=flag].value*"]),
+            SearchParameterDefinition("nb-token", .token, paths: ["extension[url=cap].extension[url=nb].value*"]),
+        ])
+        #expect(rows.filter { $0.param == "nb" }.compactMap(\.number).sorted() == [0, 1])
+        #expect(rows.first { $0.param == "flag" }?.code == "true")
+        #expect(rows.filter { $0.param == "nb-token" }.isEmpty) // an integer is not a token
+    }
+}
+
+@Test func instantsAreWrittenLikeHAPI() {
+    #expect(FHIRInstant.string(Date(timeIntervalSince1970: 1_795_316_723.303)) == "2026-11-22T03:05:23.303+00:00")
+    #expect(FHIRInstant.string(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000+00:00")
+}

@@ -302,18 +302,15 @@ struct RORFHIRTests {
         return (client, try #require(try response.json()["access_token"] as? String))
     }
 
+    /// The capacity statuses (TRE_R330 codes) of the indicators of a Location.
     static func capacityStatuses(_ response: TestClient.Response) throws -> Set<String> {
-        let text = response.text
+        let location = try response.json()
         var statuses = Set<String>()
-        let marker = "TRE-R330-TypeStatutCapacite\""
-        var rest = Substring(text)
-        while let range = rest.range(of: marker) {
-            // "code":"02","display":…,"system":"…TRE-R330…" — sorted keys put the code before the system.
-            let before = rest[..<range.lowerBound]
-            if let codeRange = before.range(of: "\"code\":\"", options: .backwards) {
-                statuses.insert(String(before[codeRange.upperBound...].prefix(2)))
+        for ext in location["extension"] as? [[String: Any]] ?? [] where (ext["url"] as? String)?.hasSuffix("ror-location-supported-capacity") == true {
+            for part in ext["extension"] as? [[String: Any]] ?? [] where part["url"] as? String == "capacityStatus" {
+                let coding = ((part["valueCodeableConcept"] as? [String: Any])?["coding"] as? [[String: Any]])?.first
+                if let code = coding?["code"] as? String { statuses.insert(code) }
             }
-            rest = rest[range.upperBound...]
         }
         return statuses
     }
