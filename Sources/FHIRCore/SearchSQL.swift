@@ -36,15 +36,24 @@ struct SearchSQL {
     }
 
     /// SQL for one condition on the resource whose id is the SQL expression `id`, of type `type`.
+    ///
+    /// Every condition is `id [NOT] IN (SELECT … FROM fhir_index …)`: SQLite runs each sub-query once through the
+    /// index that fits its own equalities and probes the result, instead of a correlated `EXISTS` per resource
+    /// (which it may plan through the wrong index: seconds on a national dataset).
     mutating func sql(_ condition: SearchCondition, type: String, id: String) throws -> String {
+        "\(id) \(try membership(condition, type: type))"
+    }
+
+    /// `IN (…)` / `NOT IN (…)` selecting the ids of `type` resources satisfying `condition`.
+    mutating func membership(_ condition: SearchCondition, type: String) throws -> String {
         switch condition {
         case .ids(let ids):
             arguments += ids
-            return "\(id) IN (\(Array(repeating: "?", count: ids.count).joined(separator: ", ")))"
+            return "IN (\(Array(repeating: "?", count: ids.count).joined(separator: ", ")))"
         case .missing(let definition, let missing):
             let a = alias()
             arguments += [type, definition.code]
-            return "\(missing ? "NOT " : "")EXISTS (SELECT 1 FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).id = \(id) AND \(a).param = ?)"
+            return "\(missing ? "NOT " : "")IN (SELECT \(a).id FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).param = ?)"
         case .parameter(let definition, let modifier, let values, let raw):
             let a = alias()
             arguments += [type, definition.code]
@@ -53,17 +62,17 @@ struct SearchSQL {
                 alternatives.append(try valueSQL(value, definition: definition, modifier: modifier, alias: a, parameter: raw))
             }
             let negate = modifier == "not"
-            return "\(negate ? "NOT " : "")EXISTS (SELECT 1 FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).id = \(id) AND \(a).param = ? AND (\(alternatives.joined(separator: " OR "))))"
+            return "\(negate ? "NOT " : "")IN (SELECT \(a).id FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).param = ? AND (\(alternatives.joined(separator: " OR "))))"
         case .chain(let reference, let targetType, let inner):
             let a = alias()
             arguments += [type, reference.code, targetType]
             let innerSQL = try sql(inner, type: targetType, id: "\(a).ref_id")
-            return "EXISTS (SELECT 1 FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).id = \(id) AND \(a).param = ? AND \(a).ref_type = ? AND \(innerSQL))"
+            return "IN (SELECT \(a).id FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).param = ? AND \(a).ref_type = ? AND \(innerSQL))"
         case .has(let sourceType, let reference, let inner):
             let a = alias()
             arguments += [sourceType, reference.code, type]
             let innerSQL = try sql(inner, type: sourceType, id: "\(a).id")
-            return "EXISTS (SELECT 1 FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).param = ? AND \(a).ref_type = ? AND \(a).ref_id = \(id) AND \(innerSQL))"
+            return "IN (SELECT \(a).ref_id FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).param = ? AND \(a).ref_type = ? AND \(innerSQL))"
         }
     }
 

@@ -58,6 +58,8 @@ public final class RORFHIRService: Sendable {
                     count += resources.count
                 }
             }
+            // Statistics for the query planner (index choice on fhir_index).
+            if count > 0 { try db.execute(sql: "ANALYZE") }
             return count
         }
     }
