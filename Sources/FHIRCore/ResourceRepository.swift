@@ -69,8 +69,8 @@ public final class ResourceRepository: Sendable {
 
     public func read(type: String, id: String) async throws -> StoredResource? {
         try await store.writer.read { db in
-            try Row.fetchOne(db, sql: "SELECT type, id, version, last_updated, json FROM fhir_resource WHERE type = ? AND id = ? AND deleted = 0",
-                             arguments: [type, id]).map(Self.stored)
+            let statement = try db.cachedStatement(sql: "SELECT type, id, version, last_updated, json FROM fhir_resource WHERE type = ? AND id = ? AND deleted = 0")
+            return try Row.fetchOne(statement, arguments: [type, id]).map(Self.stored)
         }
     }
 

@@ -227,13 +227,34 @@ public final class RORFHIRService: Sendable {
         return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
     }
 
+    /// `Last-Modified` from a stored `meta.lastUpdated` (`2026-11-22T03:05:23.303+00:00`), formatted by hand: a
+    /// DateFormatter and a regex per read were a tenth of a keep-alive `GET Location/{id}`.
     static func httpDate(_ instant: String) -> String {
-        guard let range = FHIRDate.range(of: instant.replacingOccurrences(of: "+00:00", with: "Z")) else { return instant }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(secondsFromGMT: 0)
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
-        return formatter.string(from: Date(timeIntervalSince1970: range.low.rounded(.down)))
+        let digits = Array(instant.utf8)
+        func number(_ from: Int, _ count: Int) -> Int32? {
+            guard digits.count >= from + count else { return nil }
+            var value: Int32 = 0
+            for byte in digits[from..<(from + count)] {
+                guard (0x30...0x39).contains(byte) else { return nil }
+                value = value * 10 + Int32(byte - 0x30)
+            }
+            return value
+        }
+        guard let year = number(0, 4), let month = number(5, 2), let day = number(8, 2), let hour = number(11, 2),
+              let minute = number(14, 2), let second = number(17, 2) else { return instant }
+        var parts = tm()
+        parts.tm_year = year - 1900
+        parts.tm_mon = month - 1
+        parts.tm_mday = day
+        parts.tm_hour = hour
+        parts.tm_min = minute
+        parts.tm_sec = second
+        var time = timegm(&parts)
+        gmtime_r(&time, &parts) // fills tm_wday
+        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) \(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
     }
 }
 

@@ -60,6 +60,9 @@ public final class RORTokenService: Sendable {
     private let collection = JWTKeyCollection()
     private let signingKey: ES256PrivateKey
     private let keyAdded = NIOLockedValueBox(false)
+    /// Tokens whose signature was already verified (a client reuses its token for 300 s): the ES256 verification
+    /// dominated a keep-alive `GET Location/{id}`. Expiry and certificate binding are still checked on every call.
+    private let verified = NIOLockedValueBox<[String: RORAccessToken]>([:])
     let whitelist: Whitelist
     let environment: String
 
@@ -175,12 +178,23 @@ public final class RORTokenService: Sendable {
         }
         let token = String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces)
         let payload: RORAccessToken
-        do {
-            payload = try await keys().verify(token, as: RORAccessToken.self)
-        } catch let error as JWTError where error.errorType == .claimVerificationFailure {
-            throw Self.invalidToken("The access token has expired")
-        } catch {
-            throw Self.invalidToken("The access token is not valid (signature or format)")
+        if let cached = verified.withLockedValue({ $0[token] }) {
+            payload = cached
+            guard cached.exp.value > Date() else { throw Self.invalidToken("The access token has expired") }
+        } else {
+            do {
+                payload = try await keys().verify(token, as: RORAccessToken.self)
+            } catch let error as JWTError where error.errorType == .claimVerificationFailure {
+                throw Self.invalidToken("The access token has expired")
+            } catch {
+                throw Self.invalidToken("The access token is not valid (signature or format)")
+            }
+            let fresh = payload
+            verified.withLockedValue { cache in
+                if cache.count >= 4096 { cache = cache.filter { $0.value.exp.value > Date() } }
+                if cache.count >= 4096 { cache.removeAll() }
+                cache[token] = fresh
+            }
         }
         if let bound = payload.cnf?.thumbprint, bound != identity?.certificateThumbprint {
             throw Self.invalidToken("The access token is bound to another certificate (cnf.x5t#S256)")

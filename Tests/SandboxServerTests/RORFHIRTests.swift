@@ -415,3 +415,8 @@ struct RORFHIRTests {
     static let referenceExamples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/reference/ror-fhir/examples")
 }
+
+@Test func lastModifiedIsAnHTTPDate() {
+    #expect(RORFHIRService.httpDate("2026-11-22T03:05:23.303+00:00") == "Sun, 22 Nov 2026 03:05:23 GMT")
+    #expect(RORFHIRService.httpDate("2024-02-29T23:59:59.000+00:00") == "Thu, 29 Feb 2024 23:59:59 GMT")
+}
