@@ -36,8 +36,9 @@ public indirect enum SearchCondition: Sendable {
     case ids([String])
     /// `_id:not`, `:missing` etc. are expressed through `.parameter`; `missing` is its own case.
     case missing(SearchParameterDefinition, Bool)
-    /// `reference.param=…` (chained search).
-    case chain(reference: SearchParameterDefinition, targetType: String, condition: SearchCondition)
+    /// `reference.param=…` (chained search). With `above` (`reference.param:above=…`, as the production ROR offers
+    /// on `organization`), a target also matches when one of its ancestors (through `hierarchy`) does.
+    case chain(reference: SearchParameterDefinition, targetType: String, condition: SearchCondition, above: SearchParameterDefinition?)
     /// `_has:Source:reference:param=…` (reverse chain).
     case has(sourceType: String, reference: SearchParameterDefinition, condition: SearchCondition)
 }
@@ -171,7 +172,14 @@ public struct SearchRequest: Sendable {
         if let dot = name.firstIndex(of: ".") {
             let referenceCode = String(name[..<dot])
             var rest = String(name[name.index(after: dot)...])
-            if let modifier { rest += ":" + modifier }
+            // `:above` closes the chain (hierarchy-aware); any other modifier belongs to the chained parameter.
+            var innerModifier = modifier
+            var above = false
+            if let modifier, modifier == "above" || modifier.hasSuffix(":above") {
+                above = true
+                innerModifier = modifier == "above" ? nil : String(modifier.dropLast(":above".count))
+            }
+            if let innerModifier { rest += ":" + innerModifier }
             // `reference:Type.param` names the target type explicitly.
             let (code, typeModifier) = splitModifier(referenceCode)
             guard let reference = registry.parameter(code, of: type), reference.type == .reference else {
@@ -181,9 +189,16 @@ public struct SearchRequest: Sendable {
             guard targets.count == 1, let target = targets.first, registry.parameters[target] != nil else {
                 throw SearchError("Chain '\(rawName)' is ambiguous: name the target type (\(code):Type.param)", parameter: rawName)
             }
+            var hierarchy: SearchParameterDefinition?
+            if above {
+                guard let partOf = registry.parameters[target]?.values.first(where: { $0.type == .reference && $0.targets == [target] }) else {
+                    throw SearchError(":above needs a hierarchy: \(target) has no reference to itself", parameter: rawName)
+                }
+                hierarchy = partOf
+            }
             do {
                 let inner = try condition(type: target, name: rest, value: value, registry: registry)
-                return .chain(reference: reference, targetType: target, condition: inner)
+                return .chain(reference: reference, targetType: target, condition: inner, above: hierarchy)
             } catch let error as SearchError {
                 throw SearchError(error.message, parameter: rawName) // name the whole chain, as sent
             }

@@ -63,11 +63,25 @@ struct SearchSQL {
             }
             let negate = modifier == "not"
             return "\(negate ? "NOT " : "")IN (SELECT \(a).id FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).param = ? AND (\(alternatives.joined(separator: " OR "))))"
-        case .chain(let reference, let targetType, let inner):
+        case .chain(let reference, let targetType, let inner, let above):
             let a = alias()
             arguments += [type, reference.code, targetType]
-            let innerSQL = try sql(inner, type: targetType, id: "\(a).ref_id")
-            return "IN (SELECT \(a).id FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).param = ? AND \(a).ref_type = ? AND \(innerSQL))"
+            guard let above else {
+                let innerSQL = try sql(inner, type: targetType, id: "\(a).ref_id")
+                return "IN (SELECT \(a).id FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).param = ? AND \(a).ref_type = ? AND \(innerSQL))"
+            }
+            // Targets matching the condition, then (recursively) everything below them in the hierarchy: a
+            // reference to a child matches when an ancestor does.
+            let m = alias(), t = alias(), h = alias()
+            arguments += [targetType]
+            let matching = try sql(inner, type: targetType, id: "\(t).id")
+            arguments += [targetType, above.code, targetType]
+            return """
+                IN (SELECT \(a).id FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).param = ? AND \(a).ref_type = ? AND \(a).ref_id IN (
+                WITH RECURSIVE \(m)(id) AS (SELECT \(t).id FROM fhir_resource \(t) WHERE \(t).type = ? AND \(matching)
+                UNION SELECT \(h).id FROM fhir_index \(h) JOIN \(m) ON \(h).ref_id = \(m).id WHERE \(h).type = ? AND \(h).param = ? AND \(h).ref_type = ?)
+                SELECT id FROM \(m)))
+                """
         case .has(let sourceType, let reference, let inner):
             let a = alias()
             arguments += [sourceType, reference.code, type]
