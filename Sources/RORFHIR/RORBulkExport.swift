@@ -19,7 +19,8 @@ public final class RORBulkExport: Sendable {
         var profile: Int?
         var done = false
         var progress = "0%"
-        var files: [(type: String, name: String, count: Int, data: Data)] = []
+        /// Output files, written to disk (a national export is ~700 MB: not kept in memory).
+        var files: [(type: String, name: String, count: Int, url: URL)] = []
         var error: String?
     }
 
@@ -27,9 +28,14 @@ public final class RORBulkExport: Sendable {
     let repository: ResourceRepository
     /// Resources per output file.
     static let fileSize = 1000
+    /// Jobs and their files are kept this long.
+    static let lifetime: TimeInterval = 3600
+    let directory: URL
 
-    init(repository: ResourceRepository) {
+    init(repository: ResourceRepository, directory: URL = FileManager.default.temporaryDirectory
+        .appendingPathComponent("esante-sandbox-export-\(UUID().uuidString.lowercased())")) {
         self.repository = repository
+        self.directory = directory
     }
 
     /// Parses and validates the kick-off, starts the job in the background, answers 202.
@@ -84,6 +90,7 @@ public final class RORBulkExport: Sendable {
                 throw FHIRError(.badRequest, code: "invalid", "_typeFilter for \(type): \(error.message)", expression: ["_typeFilter"])
             }
         }
+        removeExpired()
         let id = UUID().uuidString.lowercased()
         let profile = RORCaller.profile
         jobs.withLockedValue { $0[id] = Job(id: id, request: "\(baseURL)/$export?\(request.uri.query ?? "")", created: Date(), profile: profile) }
@@ -132,14 +139,19 @@ public final class RORBulkExport: Sendable {
                 frontier = found
                 if found.values.allSatisfy(\.isEmpty) { break }
             }
-            var files: [(String, String, Int, Data)] = []
+            var files: [(String, String, Int, URL)] = []
+            let folder = directory.appendingPathComponent(id)
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             for type in byType.keys.sorted() {
                 let resources = byType[type]!
                 for (part, start) in stride(from: 0, to: resources.count, by: Self.fileSize).enumerated() {
                     let chunk = Array(resources[start..<min(start + Self.fileSize, resources.count)])
-                    let data = ndjson ? Self.ndjson(chunk) : Self.bundle(chunk)
-                    files.append((type, "\(type)-\(part + 1).\(ndjson ? "ndjson" : "json")", chunk.count, data))
+                    let name = "\(type)-\(part + 1).\(ndjson ? "ndjson" : "json")"
+                    let url = folder.appendingPathComponent(name)
+                    try (ndjson ? Self.ndjson(chunk) : Self.bundle(chunk)).write(to: url)
+                    files.append((type, name, chunk.count, url))
                 }
+                byType[type] = nil // release as we go
             }
             update(id) {
                 $0.files = files
@@ -204,7 +216,10 @@ public final class RORBulkExport: Sendable {
             throw FHIRError(.notFound, code: "not-found", "Unknown export file '\(name ?? "")'", expression: ["_fileId"])
         }
         let type = file.name.hasSuffix(".ndjson") ? "application/fhir+ndjson" : OperationOutcome.contentType
-        return Response(status: .ok, headers: [.contentType: type], body: .init(byteBuffer: ByteBuffer(bytes: file.data)))
+        guard let data = try? Data(contentsOf: file.url) else {
+            throw FHIRError(.gone, code: "not-found", "Export file '\(file.name)' has expired", expression: ["_fileId"])
+        }
+        return Response(status: .ok, headers: [.contentType: type], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
     static func bundle(_ resources: [StoredResource]) -> Data {
@@ -225,5 +240,16 @@ public final class RORBulkExport: Sendable {
 
     public func removeAll() {
         jobs.withLockedValue { $0.removeAll() }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Drops jobs older than ``lifetime`` with their files.
+    func removeExpired() {
+        let expired = jobs.withLockedValue { jobs -> [String] in
+            let old = jobs.values.filter { Date().timeIntervalSince($0.created) > Self.lifetime }.map(\.id)
+            for id in old { jobs[id] = nil }
+            return old
+        }
+        for id in expired { try? FileManager.default.removeItem(at: directory.appendingPathComponent(id)) }
     }
 }

@@ -33,7 +33,7 @@ public final class RORFHIRService: Sendable {
     @discardableResult
     public func loadSeeds(from seeds: URL?, replace: Bool) throws -> Int {
         let files = try Self.seedFiles(in: seeds)
-        return try repository.store.writer.write { db -> Int in
+        let count = try repository.store.writer.write { db -> Int in
             if !replace, try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM fhir_resource") ?? 0 > 0 { return 0 }
             if replace {
                 try db.execute(sql: "DELETE FROM fhir_index")
@@ -62,6 +62,11 @@ public final class RORFHIRService: Sendable {
             if count > 0 { try db.execute(sql: "ANALYZE") }
             return count
         }
+        // Fold the load's large WAL into the database now rather than at the next start.
+        if count > 0, repository.store.path != nil {
+            try? repository.store.writer.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        }
+        return count
     }
 
     static func seedFiles(in seeds: URL?) throws -> [URL] {

@@ -129,6 +129,7 @@ public final class Sandbox: Sendable {
             gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
             logger: logger))
         serviceGroup.withLockedValue { $0 = group }
+        defer { ror.export.removeAll() } // export files live in a temporary folder
         try await group.run()
         journal.flush()
     }
