@@ -101,7 +101,10 @@ let package = Package(
         ),
         // SOAP 1.2 shapes shared by SOAP services (Fault for now).
         .target(name: "SOAPCore"),
-        .testTarget(name: "AccessTests", dependencies: ["Access", "TestPKI", "Store"]),
+        .testTarget(
+            name: "AccessTests",
+            dependencies: ["Access", "TestPKI", "Store", .product(name: "SwiftASN1", package: "swift-asn1")]
+        ),
         .testTarget(name: "TestPKITests", dependencies: ["TestPKI", "Access"]),
         .testTarget(
             name: "FHIRCoreTests",

@@ -31,7 +31,8 @@ public struct ClientIdentity: Sendable, Hashable {
     /// Why the chain did not verify, when it did not.
     public var chainFailure: ChainFailure?
 
-    public init(certificate: Certificate, verdict: ChainVerdict) throws {
+    /// `der` is the certificate's encoding when the caller has it (the TLS layer does): saves re-serialising it.
+    public init(certificate: Certificate, der: [UInt8]? = nil, verdict: ChainVerdict) throws {
         self.subject = SubjectDN(certificate.subject)
         self.issuer = SubjectDN(certificate.issuer)
         self.subjectDN = subject.rfc4514
@@ -44,9 +45,15 @@ public struct ClientIdentity: Sendable, Hashable {
         self.notAfter = certificate.notValidAfter
         self.extendedKeyUsages = Self.extendedKeyUsages(of: certificate)
         self.spkiSHA256 = try SPKIDigest(publicKey: certificate.publicKey)
-        var serializer = DER.Serializer()
-        try serializer.serialize(certificate)
-        self.certificateThumbprint = Base64URL.encode(Array(SHA256.hash(data: serializer.serializedBytes)))
+        let encoded: [UInt8]
+        if let der {
+            encoded = der
+        } else {
+            var serializer = DER.Serializer()
+            try serializer.serialize(certificate)
+            encoded = serializer.serializedBytes
+        }
+        self.certificateThumbprint = Base64URL.encode(Array(SHA256.hash(data: encoded)))
         switch verdict {
         case .trusted:
             self.chainVerified = true

@@ -49,13 +49,15 @@ public struct HandshakeRefusal: Sendable {
 /// event loop, so no locking is needed.
 final class ConnectionVerification: @unchecked Sendable {
     var chain: [Certificate] = []
+    /// DER of the presented leaf (for the RFC 8705 thumbprint without re-encoding).
+    var leafDER: [UInt8]?
     var verdict: ChainVerdict?
     let started = ContinuousClock.now
 
     /// The identity for the presented leaf, with the chain verdict; nil when no certificate was presented.
     func identity() -> ClientIdentity? {
         guard let leaf = chain.first, let verdict else { return nil }
-        return try? ClientIdentity(certificate: leaf, verdict: verdict)
+        return try? ClientIdentity(certificate: leaf, der: leafDER, verdict: verdict)
     }
 }
 
@@ -84,8 +86,10 @@ struct MTLSChannel<Base: ServerChildChannel>: ServerChildChannel {
             // Small responses must not wait for delayed ACKs (Nagle): 40 ms per exchange otherwise.
             try channel.syncOptions?.setOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             let tls = NIOSSLServerHandler(context: sslContext) { presented, result in
-                let chain = presented.compactMap { try? Certificate(derEncoded: $0.toDERBytes()) }
+                let encoded = presented.compactMap { try? $0.toDERBytes() }
+                let chain = encoded.compactMap { try? Certificate(derEncoded: $0) }
                 state.chain = chain
+                state.leafDER = encoded.first
                 let verdict: ChainVerdict =
                     chain.count == presented.count ? trustStore.verify(chain: chain) : .refused(.unparsable)
                 state.verdict = verdict

@@ -2,6 +2,7 @@ import Foundation
 import Store
 import Testing
 import TestPKI
+import SwiftASN1
 import X509
 
 @testable import Access
@@ -166,4 +167,17 @@ struct WhitelistTests {
         let clipped = JournalEntry.clip(Array(repeating: 65, count: 10), limit: 4)
         #expect(clipped.0?.count == 4 && clipped.1)
     }
+}
+
+@Test func thumbprintIsTheSameFromTheCertificateOrItsDER() throws {
+    let identity = try WhitelistTests.identity(WhitelistTests.dn)
+    let root = try CertificateMinter.authority(subject: try SandboxPKI.caName("R"), algorithm: .p256, issuer: nil,
+                                               validity: DateInterval(start: Date(), duration: 60))
+    var serializer = DER.Serializer()
+    try serializer.serialize(root.certificate)
+    let viaDER = try ClientIdentity(certificate: root.certificate, der: serializer.serializedBytes, verdict: .trusted)
+    let viaCertificate = try ClientIdentity(certificate: root.certificate, verdict: .trusted)
+    #expect(viaDER.certificateThumbprint == viaCertificate.certificateThumbprint)
+    #expect(viaDER.certificateThumbprint.count == 43) // 32 bytes, base64url without padding
+    #expect(identity.certificateThumbprint != viaDER.certificateThumbprint)
 }
