@@ -16,8 +16,12 @@ struct SearchSQL {
     mutating func idQuery(_ request: SearchRequest) throws -> String {
         var clauses = ["r.type = ?", "r.deleted = 0"]
         arguments.append(request.type)
-        for condition in request.conditions {
-            clauses.append(try sql(condition, type: request.type, id: "r.id"))
+        // The first condition (the likely most selective: ids, then the resource's own parameters) drives as an
+        // `IN (…)` list; the others are checked per candidate through the (type, id, param) index, so a chain over
+        // a large set is not materialised when a selective condition already narrowed the candidates.
+        let ordered = request.conditions.enumerated().sorted { Self.rank($0.element) < Self.rank($1.element) || (Self.rank($0.element) == Self.rank($1.element) && $0.offset < $1.offset) }.map(\.element)
+        for (index, condition) in ordered.enumerated() {
+            clauses.append(index == 0 ? try sql(condition, type: request.type, id: "r.id") : try correlated(condition, type: request.type, id: "r.id"))
         }
         var order: [String] = []
         for (parameter, descending) in request.sort {
@@ -33,6 +37,48 @@ struct SearchSQL {
         }
         order.append("r.id ASC")
         return "SELECT r.id FROM fhir_resource r WHERE \(clauses.joined(separator: " AND ")) ORDER BY \(order.joined(separator: ", "))"
+    }
+
+    /// Which condition should drive the query: ids, then own parameters, then chains and `_has`.
+    static func rank(_ condition: SearchCondition) -> Int {
+        switch condition {
+        case .ids: 0
+        case .parameter(_, let modifier, _, _): modifier == "not" ? 3 : 1
+        case .missing(_, let missing): missing ? 3 : 2
+        case .has: 2
+        case .chain: 2
+        }
+    }
+
+    /// The condition checked for one candidate resource whose id is the SQL expression `id` (correlated, through
+    /// the index that starts with the resource id).
+    mutating func correlated(_ condition: SearchCondition, type: String, id: String) throws -> String {
+        switch condition {
+        case .ids, .chain(_, _, _, .some):
+            return try sql(condition, type: type, id: id)
+        case .missing(let definition, let missing):
+            let a = alias()
+            arguments += [type, definition.code]
+            return "\(missing ? "NOT " : "")EXISTS (SELECT 1 FROM fhir_index \(a) INDEXED BY fhir_index_resource WHERE \(a).type = ? AND \(a).id = \(id) AND \(a).param = ?)"
+        case .parameter(let definition, let modifier, let values, let raw):
+            let a = alias()
+            arguments += [type, definition.code]
+            var alternatives: [String] = []
+            for value in values {
+                alternatives.append(try valueSQL(value, definition: definition, modifier: modifier, alias: a, parameter: raw))
+            }
+            return "\(modifier == "not" ? "NOT " : "")EXISTS (SELECT 1 FROM fhir_index \(a) INDEXED BY fhir_index_resource WHERE \(a).type = ? AND \(a).id = \(id) AND \(a).param = ? AND (\(alternatives.joined(separator: " OR "))))"
+        case .chain(let reference, let targetType, let inner, nil):
+            let a = alias()
+            arguments += [type, reference.code, targetType]
+            let innerSQL = try correlated(inner, type: targetType, id: "\(a).ref_id")
+            return "EXISTS (SELECT 1 FROM fhir_index \(a) INDEXED BY fhir_index_resource WHERE \(a).type = ? AND \(a).id = \(id) AND \(a).param = ? AND \(a).ref_type = ? AND \(innerSQL))"
+        case .has(let sourceType, let reference, let inner):
+            let a = alias()
+            arguments += [type, sourceType, reference.code]
+            let innerSQL = try correlated(inner, type: sourceType, id: "\(a).id")
+            return "EXISTS (SELECT 1 FROM fhir_index \(a) INDEXED BY fhir_index_ref WHERE \(a).ref_type = ? AND \(a).ref_id = \(id) AND \(a).type = ? AND \(a).param = ? AND \(innerSQL))"
+        }
     }
 
     /// SQL for one condition on the resource whose id is the SQL expression `id`, of type `type`.
