@@ -61,13 +61,8 @@ struct SearchSQL {
             arguments += [type, definition.code]
             return "\(missing ? "NOT " : "")EXISTS (SELECT 1 FROM fhir_index \(a) INDEXED BY fhir_index_resource WHERE \(a).type = ? AND \(a).id = \(id) AND \(a).param = ?)"
         case .parameter(let definition, let modifier, let values, let raw):
-            let a = alias()
-            arguments += [type, definition.code]
-            var alternatives: [String] = []
-            for value in values {
-                alternatives.append(try valueSQL(value, definition: definition, modifier: modifier, alias: a, parameter: raw))
-            }
-            return "\(modifier == "not" ? "NOT " : "")EXISTS (SELECT 1 FROM fhir_index \(a) INDEXED BY fhir_index_resource WHERE \(a).type = ? AND \(a).id = \(id) AND \(a).param = ? AND (\(alternatives.joined(separator: " OR "))))"
+            let (a, alternatives) = try values(of: definition, type: type, modifier: modifier, values: values, raw: raw)
+            return "\(modifier == "not" ? "NOT " : "")EXISTS (SELECT 1 FROM fhir_index \(a) INDEXED BY fhir_index_resource WHERE \(a).type = ? AND \(a).id = \(id) AND \(a).param = ? AND \(alternatives))"
         case .chain(let reference, let targetType, let inner, nil):
             let a = alias()
             arguments += [type, reference.code, targetType]
@@ -101,14 +96,8 @@ struct SearchSQL {
             arguments += [type, definition.code]
             return "\(missing ? "NOT " : "")IN (SELECT \(a).id FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).param = ?)"
         case .parameter(let definition, let modifier, let values, let raw):
-            let a = alias()
-            arguments += [type, definition.code]
-            var alternatives: [String] = []
-            for value in values {
-                alternatives.append(try valueSQL(value, definition: definition, modifier: modifier, alias: a, parameter: raw))
-            }
-            let negate = modifier == "not"
-            return "\(negate ? "NOT " : "")IN (SELECT \(a).id FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).param = ? AND (\(alternatives.joined(separator: " OR "))))"
+            let (a, alternatives) = try values(of: definition, type: type, modifier: modifier, values: values, raw: raw)
+            return "\(modifier == "not" ? "NOT " : "")IN (SELECT \(a).id FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).param = ? AND \(alternatives))"
         case .chain(let reference, let targetType, let inner, let above):
             let a = alias()
             arguments += [type, reference.code, targetType]
@@ -134,6 +123,18 @@ struct SearchSQL {
             let innerSQL = try sql(inner, type: sourceType, id: "\(a).id")
             return "IN (SELECT \(a).ref_id FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).param = ? AND \(a).ref_type = ? AND \(innerSQL))"
         }
+    }
+
+    /// A fresh index alias, its `type`/`param` arguments, and the OR of the values on it (parenthesised).
+    mutating func values(of definition: SearchParameterDefinition, type: String, modifier: String?, values: [String],
+                         raw: String) throws -> (alias: String, sql: String) {
+        let a = alias()
+        arguments += [type, definition.code]
+        var alternatives: [String] = []
+        for value in values {
+            alternatives.append(try valueSQL(value, definition: definition, modifier: modifier, alias: a, parameter: raw))
+        }
+        return (a, "(\(alternatives.joined(separator: " OR ")))")
     }
 
     /// One alternative value, on index alias `a`.
