@@ -61,7 +61,7 @@ struct SearchSQL {
             arguments += [type, definition.code]
             return "\(missing ? "NOT " : "")EXISTS (SELECT 1 FROM fhir_index \(a) INDEXED BY fhir_index_resource WHERE \(a).type = ? AND \(a).id = \(id) AND \(a).param = ?)"
         case .parameter(let definition, let modifier, let values, let raw):
-            let (a, alternatives) = try values(of: definition, type: type, modifier: modifier, values: values, raw: raw)
+            let (a, alternatives) = try self.alternatives(of: definition, type: type, modifier: modifier, values: values, raw: raw)
             return "\(modifier == "not" ? "NOT " : "")EXISTS (SELECT 1 FROM fhir_index \(a) INDEXED BY fhir_index_resource WHERE \(a).type = ? AND \(a).id = \(id) AND \(a).param = ? AND \(alternatives))"
         case .chain(let reference, let targetType, let inner, nil):
             let a = alias()
@@ -96,7 +96,7 @@ struct SearchSQL {
             arguments += [type, definition.code]
             return "\(missing ? "NOT " : "")IN (SELECT \(a).id FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).param = ?)"
         case .parameter(let definition, let modifier, let values, let raw):
-            let (a, alternatives) = try values(of: definition, type: type, modifier: modifier, values: values, raw: raw)
+            let (a, alternatives) = try self.alternatives(of: definition, type: type, modifier: modifier, values: values, raw: raw)
             return "\(modifier == "not" ? "NOT " : "")IN (SELECT \(a).id FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).param = ? AND \(alternatives))"
         case .chain(let reference, let targetType, let inner, let above):
             let a = alias()
@@ -126,7 +126,7 @@ struct SearchSQL {
     }
 
     /// A fresh index alias, its `type`/`param` arguments, and the OR of the values on it (parenthesised).
-    mutating func values(of definition: SearchParameterDefinition, type: String, modifier: String?, values: [String],
+    mutating func alternatives(of definition: SearchParameterDefinition, type: String, modifier: String?, values: [String],
                          raw: String) throws -> (alias: String, sql: String) {
         let a = alias()
         arguments += [type, definition.code]
