@@ -105,54 +105,47 @@ public final class RORBulkExport: Sendable {
     /// Runs the export: the matching resources of each type, then the resources they reference (associated data).
     func run(id: String, searches: [SearchRequest], ndjson: Bool) async {
         do {
+            let folder = directory.appendingPathComponent(id)
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            var writer = ExportWriter(folder: folder, ndjson: ndjson)
             var exported = Set<String>()
-            var byType: [String: [StoredResource]] = [:]
+            /// Loads resources by id a file at a time, writes them, and returns the ids written (never holding a
+            /// whole national export in memory).
+            func export(_ type: String, _ ids: [String]) async throws -> [String] {
+                var written: [String] = []
+                for start in stride(from: 0, to: ids.count, by: Self.fileSize) {
+                    let chunk = Array(ids[start..<min(start + Self.fileSize, ids.count)]).filter { !exported.contains("\(type)/\($0)") }
+                    let resources = try await repository.resources(type: type, ids: chunk)
+                        .compactMap { RORAccessPolicy.apply($0, profile: RORCaller.profile) }
+                    try writer.write(type, resources)
+                    exported.formUnion(resources.map { "\(type)/\($0.id)" })
+                    written += resources.map(\.id)
+                }
+                return written
+            }
+            var frontier: [String: [String]] = [:]
             for (index, search) in searches.enumerated() {
-                let ids = try await repository.searchIDs(search)
-                let resources = try await repository.resources(type: search.type, ids: ids)
-                    .compactMap { RORAccessPolicy.apply($0, profile: RORCaller.profile) }
-                byType[search.type, default: []] += resources
-                exported.formUnion(resources.map { "\($0.type)/\($0.id)" })
+                frontier[search.type, default: []] += try await export(search.type, try await repository.searchIDs(search))
                 update(id) { $0.progress = "\(Int(Double(index + 1) / Double(searches.count + 1) * 100))%" }
             }
             // Associated data: what the exported resources reference, and the roles of exported offers.
-            var frontier = byType
             for _ in 0..<3 {
-                var found: [String: [StoredResource]] = [:]
-                for (type, resources) in frontier {
-                    let references = try await repository.outgoingReferences(type: type, ids: resources.map(\.id), parameters: nil, targetType: nil)
+                var found: [String: [String]] = [:]
+                for (type, ids) in frontier where !ids.isEmpty {
+                    let references = try await repository.outgoingReferences(type: type, ids: ids, parameters: nil, targetType: nil)
                     for (target, refs) in Dictionary(grouping: references, by: \.0) {
-                        let fresh = refs.map(\.1).filter { !exported.contains("\(target)/\($0)") }
-                        let loaded = try await repository.resources(type: target, ids: fresh).compactMap { RORAccessPolicy.apply($0, profile: RORCaller.profile) }
-                        found[target, default: []] += loaded
-                        exported.formUnion(loaded.map { "\($0.type)/\($0.id)" })
+                        found[target, default: []] += try await export(target, refs.map(\.1))
                     }
                 }
                 if let services = frontier["HealthcareService"], !services.isEmpty {
-                    let roleIDs = try await repository.incomingReferences(sourceType: "PractitionerRole", parameters: ["service"],
-                                                                          targetType: "HealthcareService", ids: services.map(\.id))
-                    let roles = try await repository.resources(type: "PractitionerRole", ids: roleIDs.filter { !exported.contains("PractitionerRole/\($0)") })
-                    found["PractitionerRole", default: []] += roles
-                    exported.formUnion(roles.map { "PractitionerRole/\($0.id)" })
+                    let roles = try await repository.incomingReferences(sourceType: "PractitionerRole", parameters: ["service"],
+                                                                        targetType: "HealthcareService", ids: services)
+                    found["PractitionerRole", default: []] += try await export("PractitionerRole", roles)
                 }
-                for (type, resources) in found { byType[type, default: []] += resources }
                 frontier = found
                 if found.values.allSatisfy(\.isEmpty) { break }
             }
-            var files: [(String, String, Int, URL)] = []
-            let folder = directory.appendingPathComponent(id)
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            for type in byType.keys.sorted() {
-                let resources = byType[type]!
-                for (part, start) in stride(from: 0, to: resources.count, by: Self.fileSize).enumerated() {
-                    let chunk = Array(resources[start..<min(start + Self.fileSize, resources.count)])
-                    let name = "\(type)-\(part + 1).\(ndjson ? "ndjson" : "json")"
-                    let url = folder.appendingPathComponent(name)
-                    try (ndjson ? Self.ndjson(chunk) : Self.bundle(chunk)).write(to: url)
-                    files.append((type, name, chunk.count, url))
-                }
-                byType[type] = nil // release as we go
-            }
+            let files = try writer.finish()
             update(id) {
                 $0.files = files
                 $0.done = true
@@ -220,6 +213,44 @@ public final class RORBulkExport: Sendable {
             throw FHIRError(.gone, code: "not-found", "Export file '\(file.name)' has expired", expression: ["_fileId"])
         }
         return Response(status: .ok, headers: [.contentType: type], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// Appends resources to per-type output files of at most ``fileSize`` resources.
+    struct ExportWriter {
+        let folder: URL
+        let ndjson: Bool
+        var pending: [String: [StoredResource]] = [:]
+        var parts: [String: Int] = [:]
+        var files: [(type: String, name: String, count: Int, url: URL)] = []
+
+        init(folder: URL, ndjson: Bool) {
+            self.folder = folder
+            self.ndjson = ndjson
+        }
+
+        mutating func write(_ type: String, _ resources: [StoredResource]) throws {
+            pending[type, default: []] += resources
+            while (pending[type]?.count ?? 0) >= RORBulkExport.fileSize {
+                try flush(type, Array(pending[type]!.prefix(RORBulkExport.fileSize)))
+                pending[type]!.removeFirst(RORBulkExport.fileSize)
+            }
+        }
+
+        mutating func flush(_ type: String, _ chunk: [StoredResource]) throws {
+            guard !chunk.isEmpty else { return }
+            let part = (parts[type] ?? 0) + 1
+            parts[type] = part
+            let name = "\(type)-\(part).\(ndjson ? "ndjson" : "json")"
+            let url = folder.appendingPathComponent(name)
+            try (ndjson ? RORBulkExport.ndjson(chunk) : RORBulkExport.bundle(chunk)).write(to: url)
+            files.append((type, name, chunk.count, url))
+        }
+
+        mutating func finish() throws -> [(type: String, name: String, count: Int, url: URL)] {
+            for type in pending.keys.sorted() { try flush(type, pending[type]!) }
+            pending = [:]
+            return files.sorted { ($0.type, parts[$0.type] ?? 0, $0.name) < ($1.type, parts[$1.type] ?? 0, $1.name) }
+        }
     }
 
     static func bundle(_ resources: [StoredResource]) -> Data {
