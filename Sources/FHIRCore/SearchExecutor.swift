@@ -75,10 +75,18 @@ public struct SearchExecutor: Sendable {
     private func addIncludes(_ request: SearchSnapshots.SearchRequestSummary, matches: [StoredResource],
                              seen: inout Set<String>, into included: inout [StoredResource]) async throws {
         var frontier = matches
+        let primaryType = matches.first?.type
+        // As HAPI (the production ROR) does, a plain `_include` naming another type than the searched one also
+        // applies, once, to what the first round brought in: the ANS extraction query
+        // `…&_revinclude=PractitionerRole:service&_include=PractitionerRole:practitioner` returns the practitioners.
+        func applies(_ spec: IncludeSpec, round: Int) -> Bool {
+            round == 0 || spec.iterate || (round == 1 && spec.sourceType != "*" && spec.sourceType != primaryType)
+        }
+        let crossType = request.includes.contains { $0.sourceType != "*" && $0.sourceType != primaryType }
         for round in 0..<5 {
             var found: [StoredResource] = []
             let byType = Dictionary(grouping: frontier, by: \.type)
-            for spec in request.includes where round == 0 || spec.iterate {
+            for spec in request.includes where applies(spec, round: round) {
                 for (type, resources) in byType where spec.sourceType == "*" || spec.sourceType == type {
                     let references = try await repository.outgoingReferences(
                         type: type, ids: resources.map(\.id), parameters: spec.parameter.map { [$0] }, targetType: spec.targetType)
@@ -105,7 +113,8 @@ public struct SearchExecutor: Sendable {
             }
             included += found
             frontier = found
-            if found.isEmpty || !(request.includes + request.revIncludes).contains(where: \.iterate) { break }
+            let iterating = (request.includes + request.revIncludes).contains(where: \.iterate) || (crossType && round == 0)
+            if found.isEmpty || !iterating { break }
         }
     }
 

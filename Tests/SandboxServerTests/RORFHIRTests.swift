@@ -412,6 +412,55 @@ struct RORFHIRTests {
         #expect(badFilter.status == .badRequest)
     }
 
+    /// The brief's other example queries (IG/DOC §4) on the seeds, checked against what the seeds contain.
+    @Test func briefExampleQueriesOnTheSeeds() async throws {
+        let (running, consumer) = try await Self.start()
+        defer { Task { await running.stop() } }
+        let token = try await Self.accessToken(running, client: consumer)
+        func bundle(_ query: String) async throws -> [String: Any] {
+            let response = try await Self.get(running, "/ws-diffusion-fhir/\(query.replacingOccurrences(of: "|", with: "%7C"))", client: consumer, token: token)
+            #expect(response.status == .ok, "\(query): \(response.text)")
+            return try response.json()
+        }
+        func modes(_ bundle: [String: Any]) -> [String: Int] {
+            var counts: [String: Int] = [:]
+            for entry in bundle["entry"] as? [[String: Any]] ?? [] {
+                let resource = entry["resource"] as! [String: Any]
+                counts["\((entry["search"] as! [String: String])["mode"]!):\(resource["resourceType"]!)", default: 0] += 1
+            }
+            return counts
+        }
+        let locations = try await running.sandbox.ror.repository.count(type: "Location")
+        // All places with their offers (all the capacity data).
+        let all = try await bundle("Location?_revinclude=HealthcareService:location")
+        #expect(all["total"] as? Int == locations)
+        #expect(modes(all)["include:HealthcareService"] ?? 0 >= 50)
+        // By region (regionSource tag, TRE_R30): the four seeded regions partition the places.
+        var byRegion = 0
+        for region in ["11", "84", "93", "53"] {
+            byRegion += try await bundle("Location?_tag=\(region)&_summary=count")["total"] as? Int ?? 0
+        }
+        #expect(byRegion == locations)
+        #expect(try await bundle("Location?_tag=52&_summary=count")["total"] as? Int == 0)
+        // By identifiers (OR), by last update, by the offers that use them.
+        #expect(try await bundle("Location?identifier=L1,L2")["total"] as? Int == 0)
+        #expect(try await bundle("Location?identifier=11/loc-00001-1,84/loc-00002-1")["total"] as? Int == 2)
+        #expect(try await bundle("Location?_lastUpdated=ge2022-11-06T15:00&_summary=count")["total"] as? Int == locations)
+        #expect(try await bundle("Location?_lastUpdated=ge2099-01-01T00:00&_summary=count")["total"] as? Int == 0)
+        let has = try await bundle("Location?_has:HealthcareService:location:identifier=11/000011,11/000012")
+        #expect((has["total"] as? Int ?? 0) >= 1)
+        // Equipment limits: none in the seeds, and the query is valid.
+        #expect(try await bundle("HealthcareService?location.limit-value=ge200|http://unitsofmeasure.org|kg")["total"] as? Int == 0)
+        // The extraction shape: offers with their organisation (and its parents), places, roles and practitioners.
+        let extraction = try await bundle("HealthcareService?_id=hs-00001-1&_include=HealthcareService:organization&_include:iterate=Organization:partof&_include=HealthcareService:location&_revinclude=PractitionerRole:service&_include=PractitionerRole:practitioner")
+        let counts = modes(extraction)
+        #expect(counts["match:HealthcareService"] == 1)
+        #expect(counts["include:Location"] == 1)
+        #expect(counts["include:Organization"] ?? 0 >= 2) // the EG and its EJ (partof, iterated)
+        #expect(counts["include:PractitionerRole"] == 1)
+        #expect(counts["include:Practitioner"] == 1)
+    }
+
     static let referenceExamples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/reference/ror-fhir/examples")
 }
