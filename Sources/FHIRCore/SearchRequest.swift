@@ -41,6 +41,10 @@ public indirect enum SearchCondition: Sendable {
     case chain(reference: SearchParameterDefinition, targetType: String, condition: SearchCondition, above: SearchParameterDefinition?)
     /// `_has:Source:reference:param=…` (reverse chain).
     case has(sourceType: String, reference: SearchParameterDefinition, condition: SearchCondition)
+    /// `_filter` combinations.
+    case any([SearchCondition])
+    case all([SearchCondition])
+    case not(SearchCondition)
 }
 
 /// `_include` / `_revinclude` specification.
@@ -127,6 +131,8 @@ public struct SearchRequest: Sendable {
             }
         case "_format", "_pretty":
             break // checked by the caller (content negotiation)
+        case "_filter":
+            conditions.append(try FilterExpression.parse(value, type: type, registry: registry))
         default:
             conditions.append(try Self.condition(type: type, name: rawName, value: value, registry: registry))
         }

@@ -45,8 +45,7 @@ struct SearchSQL {
         case .ids: 0
         case .parameter(_, let modifier, _, _): modifier == "not" ? 3 : 1
         case .missing(_, let missing): missing ? 3 : 2
-        case .has: 2
-        case .chain: 2
+        case .has, .chain, .any, .all, .not: 2
         }
     }
 
@@ -54,6 +53,9 @@ struct SearchSQL {
     /// the index that starts with the resource id).
     mutating func correlated(_ condition: SearchCondition, type: String, id: String) throws -> String {
         switch condition {
+        case .any(let terms): return "(" + (try terms.map { try correlated($0, type: type, id: id) }).joined(separator: " OR ") + ")"
+        case .all(let terms): return "(" + (try terms.map { try correlated($0, type: type, id: id) }).joined(separator: " AND ") + ")"
+        case .not(let term): return "NOT (" + (try correlated(term, type: type, id: id)) + ")"
         case .ids, .chain(_, _, _, .some):
             return try sql(condition, type: type, id: id)
         case .missing(let definition, let missing):
@@ -82,12 +84,19 @@ struct SearchSQL {
     /// index that fits its own equalities and probes the result, instead of a correlated `EXISTS` per resource
     /// (which it may plan through the wrong index: seconds on a national dataset).
     mutating func sql(_ condition: SearchCondition, type: String, id: String) throws -> String {
-        "\(id) \(try membership(condition, type: type))"
+        switch condition {
+        case .any(let terms): return "(" + (try terms.map { try sql($0, type: type, id: id) }).joined(separator: " OR ") + ")"
+        case .all(let terms): return "(" + (try terms.map { try sql($0, type: type, id: id) }).joined(separator: " AND ") + ")"
+        case .not(let term): return "NOT (" + (try sql(term, type: type, id: id)) + ")"
+        default: return "\(id) \(try membership(condition, type: type))"
+        }
     }
 
     /// `IN (…)` / `NOT IN (…)` selecting the ids of `type` resources satisfying `condition`.
     mutating func membership(_ condition: SearchCondition, type: String) throws -> String {
         switch condition {
+        case .any, .all, .not:
+            throw SearchError("internal: composite condition in membership", parameter: "_filter")
         case .ids(let ids):
             arguments += ids
             return "IN (\(Array(repeating: "?", count: ids.count).joined(separator: ", ")))"

@@ -63,6 +63,7 @@ enum RORCapabilityStatement {
                     ["name": "_summary", "type": "token"],
                     ["name": "_elements", "type": "string"],
                     ["name": "_total", "type": "token"],
+                    ["name": "_filter", "type": "special", "documentation": "and/or/not, parentheses, eq ne gt lt ge le sa eb sw co, chained parameters"],
                 ],
             ]],
         ]

@@ -136,6 +136,13 @@ struct SearchEngineTests {
         ("_id=l1,l3", ["l1", "l3"]),
         ("_has:HealthcareService:location:specialty=S|147", ["l2"]),
         ("_has:HealthcareService:location:age-low=ge60|http://unitsofmeasure.org|a", ["l1", "l2"]),
+        ("_filter=name sw bat or name co ordic", ["l1", "l3"]),
+        ("_filter=nb gt 0 and name eq \"Bâtiment Nord\"", ["l1"]),
+        ("_filter=not (identifier eq sys|L1)", ["l2", "l3"]),
+        ("_filter=updated ge 2024-03-10", ["l2"]),
+        ("_filter=(updated ge 2024-03-10 or nb eq 5) and organization.name:above sw clinique", ["l1", "l2"]),
+        ("_filter=organization.name:above sw pole", ["l2"]),
+        ("_filter=identifier ne sys|L1 and nb:missing eq false", ["l2"]),
     ])
     func locationSearches(query: String, expected: [String]) async throws {
         let executor = try Self.executor()
@@ -232,6 +239,11 @@ struct SearchEngineTests {
         ("organization.bogus=1", "Unknown search parameter 'bogus'", "organization.bogus"),
         ("_has:HealthcareService:specialty:x=1", "no reference parameter", "_has:HealthcareService:specialty:x"),
         ("_summary=true", "_summary supports", "_summary"),
+        ("_filter=name xx 1", "operator 'xx' is not supported", "_filter"),
+        ("_filter=(name sw a", "missing ')'", "_filter"),
+        ("_filter=bogus eq 1", "unknown parameter 'bogus'", "_filter"),
+        ("_filter=nb co 1", "does not apply", "_filter"),
+        ("_filter=name sw", "missing value", "_filter"),
     ])
     func badSearchesAreErrorsNamingTheParameter(query: String, message: String, parameter: String) {
         let parts = query.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)

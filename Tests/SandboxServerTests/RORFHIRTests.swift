@@ -451,6 +451,14 @@ struct RORFHIRTests {
         #expect((has["total"] as? Int ?? 0) >= 1)
         // Equipment limits: none in the seeds, and the query is valid.
         #expect(try await bundle("HealthcareService?location.limit-value=ge200|http://unitsofmeasure.org|kg")["total"] as? Int == 0)
+        // The DOC's delta extraction: offers changed since a date, or whose organisation (or a parent) changed.
+        let services = try await running.sandbox.ror.repository.count(type: "HealthcareService")
+        let filter = "(_lastUpdated ge 2022-11-06T15:00 or organization._lastUpdated:above ge 2022-11-06T15:00)"
+            .addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+        #expect(try await bundle("HealthcareService?_filter=\(filter)&_summary=count")["total"] as? Int == services)
+        let none = "(_lastUpdated ge 2099-01-01 or organization._lastUpdated:above ge 2099-01-01)"
+            .addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+        #expect(try await bundle("HealthcareService?_filter=\(none)&_summary=count")["total"] as? Int == 0)
         // The extraction shape: offers with their organisation (and its parents), places, roles and practitioners.
         let extraction = try await bundle("HealthcareService?_id=hs-00001-1&_include=HealthcareService:organization&_include:iterate=Organization:partof&_include=HealthcareService:location&_revinclude=PractitionerRole:service&_include=PractitionerRole:practitioner")
         let counts = modes(extraction)
