@@ -55,21 +55,22 @@ enum FilterExpression {
         }
 
         mutating func orExpression() throws -> SearchCondition {
-            var terms = [try andExpression()]
-            while peekKeyword("or") {
-                _ = word()
-                terms.append(try andExpression())
-            }
-            return terms.count == 1 ? terms[0] : .any(terms)
+            try joined("or", operand: { try $0.andExpression() }, combine: SearchCondition.any)
         }
 
         mutating func andExpression() throws -> SearchCondition {
-            var terms = [try primary()]
-            while peekKeyword("and") {
+            try joined("and", operand: { try $0.primary() }, combine: SearchCondition.all)
+        }
+
+        /// `operand (keyword operand)*`, combined when there is more than one.
+        mutating func joined(_ keyword: String, operand: (inout Parser) throws -> SearchCondition,
+                             combine: ([SearchCondition]) -> SearchCondition) throws -> SearchCondition {
+            var terms = [try operand(&self)]
+            while peekKeyword(keyword) {
                 _ = word()
-                terms.append(try primary())
+                terms.append(try operand(&self))
             }
-            return terms.count == 1 ? terms[0] : .all(terms)
+            return terms.count == 1 ? terms[0] : combine(terms)
         }
 
         mutating func primary() throws -> SearchCondition {
