@@ -33,14 +33,32 @@ public final class ResourceRepository: Sendable {
     /// Stores (creating or replacing) a resource, bumping its version; `lastUpdated` defaults to now.
     @discardableResult
     public func save(_ resource: [String: Any], lastUpdated: Date = Date(), in db: Database) throws -> StoredResource {
+        let (type, id) = try identify(resource)
+        let previous = try Int.fetchOne(db, sql: "SELECT version FROM fhir_resource WHERE type = ? AND id = ?", arguments: [type, id])
+        let prepared = try prepare(resource, version: (previous ?? 0) + 1, lastUpdated: lastUpdated)
+        try write(prepared, in: db)
+        return prepared.stored
+    }
+
+    /// A resource ready to be written: its final JSON and index rows (pure work, may run on any thread).
+    public struct PreparedResource: @unchecked Sendable {
+        public var stored: StoredResource
+        var rows: [SearchIndexRow]
+    }
+
+    func identify(_ resource: [String: Any]) throws -> (String, String) {
         guard let type = resource["resourceType"] as? String, registry.parameters[type] != nil else {
             throw ResourceError("resourceType missing or not served here")
         }
         guard let id = resource["id"] as? String, FHIRID.isValid(id) else {
             throw ResourceError("\(type): id missing or not a FHIR id")
         }
-        let previous = try Int.fetchOne(db, sql: "SELECT version FROM fhir_resource WHERE type = ? AND id = ?", arguments: [type, id])
-        let version = (previous ?? 0) + 1
+        return (type, id)
+    }
+
+    /// Sets `meta.versionId`/`meta.lastUpdated`, serialises, and extracts the index rows.
+    public func prepare(_ resource: [String: Any], version: Int, lastUpdated: Date = Date()) throws -> PreparedResource {
+        let (type, id) = try identify(resource)
         let instant = FHIRInstant.string(lastUpdated)
         var resource = resource
         var meta = resource["meta"] as? [String: Any] ?? [:]
@@ -49,20 +67,24 @@ public final class ResourceRepository: Sendable {
         resource["meta"] = meta
         // Not `.sortedKeys`: sorting every object's keys was a third of the load time of a national dataset.
         let json = try JSONSerialization.data(withJSONObject: resource, options: [.withoutEscapingSlashes])
-        try db.execute(
-            sql: "INSERT OR REPLACE INTO fhir_resource (type, id, version, last_updated, deleted, json) VALUES (?, ?, ?, ?, 0, ?)",
-            arguments: [type, id, version, instant, json])
-        try db.execute(sql: "DELETE FROM fhir_index WHERE type = ? AND id = ?", arguments: [type, id])
+        let rows = SearchIndexer.rows(for: resource, parameters: Array(registry.parameters[type]!.values))
+        return PreparedResource(stored: StoredResource(type: type, id: id, version: version, lastUpdated: instant, json: json), rows: rows)
+    }
+
+    /// Writes a prepared resource and replaces its index rows.
+    public func write(_ prepared: PreparedResource, in db: Database) throws {
+        let resource = prepared.stored
+        try db.cachedStatement(sql: "INSERT OR REPLACE INTO fhir_resource (type, id, version, last_updated, deleted, json) VALUES (?, ?, ?, ?, 0, ?)")
+            .execute(arguments: [resource.type, resource.id, resource.version, resource.lastUpdated, resource.json])
+        try db.cachedStatement(sql: "DELETE FROM fhir_index WHERE type = ? AND id = ?").execute(arguments: [resource.type, resource.id])
         let insert = try db.cachedStatement(sql: """
             INSERT INTO fhir_index (type, id, param, system, code, text, number, low, high, ref_type, ref_id)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
-        let parameters = Array(registry.parameters[type]!.values)
-        for row in SearchIndexer.rows(for: resource, parameters: parameters) {
-            try insert.execute(arguments: [type, id, row.param, row.system, row.code, row.text, row.number, row.low,
-                                           row.high, row.refType, row.refID])
+        for row in prepared.rows {
+            try insert.execute(arguments: [resource.type, resource.id, row.param, row.system, row.code, row.text, row.number,
+                                           row.low, row.high, row.refType, row.refID])
         }
-        return StoredResource(type: type, id: id, version: version, lastUpdated: instant, json: json)
     }
 
     // MARK: Reading

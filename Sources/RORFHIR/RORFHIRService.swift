@@ -50,11 +50,20 @@ public final class RORFHIRService: Sendable {
                     let resources: [[String: Any]] = object["resourceType"] as? String == "Bundle"
                         ? (object["entry"] as? [[String: Any]] ?? []).compactMap { $0["resource"] as? [String: Any] }
                         : [object]
-                    for resource in resources {
-                        do { try repository.save(resource, in: db) } catch {
-                            throw ResourceError("seed \(file.lastPathComponent) \(resource["resourceType"] ?? "?")/\(resource["id"] ?? "?"): \(error)")
-                        }
+                    // Serialising and indexing run on every core; the writes stay on this connection. The table
+                    // was empty or just emptied, so every seed is version 1.
+                    let repository = self.repository
+                    let prepared = PreparedBatch(count: resources.count)
+                    let input = UnsafeSendable(resources)
+                    DispatchQueue.concurrentPerform(iterations: resources.count) { index in
+                        let resource = input.value[index]
+                        prepared.set(index, Result {
+                            do { return try repository.prepare(resource, version: 1) } catch {
+                                throw ResourceError("seed \(file.lastPathComponent) \(resource["resourceType"] ?? "?")/\(resource["id"] ?? "?"): \(error)")
+                            }
+                        })
                     }
+                    for result in prepared.results() { try repository.write(try result.get(), in: db) }
                     count += resources.count
                 }
             }
@@ -314,4 +323,30 @@ struct ConsumerAuthorization<Context: RequestContext & CallerContext>: RouterMid
             try await next(request, context)
         }
     }
+}
+
+/// Results of a parallel preparation, one slot per input (each slot written by exactly one iteration).
+final class PreparedBatch: @unchecked Sendable {
+    private var slots: [Result<ResourceRepository.PreparedResource, any Error>?]
+    private let lock = NSLock()
+
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    func set(_ index: Int, _ result: Result<ResourceRepository.PreparedResource, any Error>) {
+        lock.lock()
+        slots[index] = result
+        lock.unlock()
+    }
+
+    func results() -> [Result<ResourceRepository.PreparedResource, any Error>] {
+        lock.lock()
+        defer { lock.unlock() }
+        return slots.map { $0! }
+    }
+}
+
+/// Read-only JSON trees handed to `concurrentPerform` (parsed by JSONSerialization, never mutated).
+struct UnsafeSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
