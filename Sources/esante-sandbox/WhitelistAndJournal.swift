@@ -113,7 +113,8 @@ struct JournalCommand: AsyncParsableCommand {
             var rows = try journal.entries(filter).reversed() as [JournalEntry]
             var lastID = rows.last?.id ?? 0
             while true {
-                for row in rows { print(json ? try Self.json(row) : Self.line(row)) }
+                // Written unbuffered: with --follow into a pipe (`| grep`), rows must show as they arrive.
+                for row in rows { FileHandle.standardOutput.write(Data(((json ? try Self.json(row) : Self.line(row)) + "\n").utf8)) }
                 lastID = rows.last?.id ?? lastID
                 guard follow else { return }
                 try await Task.sleep(for: .milliseconds(300))

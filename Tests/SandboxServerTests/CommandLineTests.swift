@@ -1,4 +1,5 @@
 import Foundation
+import Access
 import GRDB
 import Store
 import Testing
@@ -99,6 +100,38 @@ struct CommandLineTests {
         #expect(output.stderr.contains("error: "))
         #expect(output.stderr.contains(message), "\(output.stderr)")
         #expect(!output.stderr.contains("Fatal error"))
+    }
+
+    /// `journal --follow --json` prints rows written by another process as they arrive.
+    @Test func journalFollowPrintsNewRows() async throws {
+        let dir = try Self.folder()
+        let store = try SandboxStore.open(path: dir.appendingPathComponent("sandbox.sqlite").path)
+        let journal = Journal(store: store)
+        journal.record(JournalEntry(environment: "bac-a-sable", service: "insi", method: "POST", path: "/lps/before",
+                                    status: 200, decision: .accepted, reason: "whitelisted", identity: nil, durationMs: 1))
+        journal.flush()
+        let process = Process()
+        process.executableURL = Shell.executable
+        process.arguments = ["journal", "--data-dir", dir.path, "--follow", "--json", "--service", "insi"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        try await Task.sleep(for: .milliseconds(700))
+        journal.record(JournalEntry(environment: "bac-a-sable", service: "insi", method: "POST", path: "/lps/after",
+                                    status: 403, decision: .refused, reason: "not-whitelisted", identity: nil, durationMs: 1))
+        journal.record(JournalEntry(environment: "bac-a-sable", service: "ror-fhir", method: "GET", path: "/ws-diffusion-fhir/x",
+                                    status: 200, decision: .accepted, reason: "whitelisted", identity: nil, durationMs: 1))
+        journal.flush()
+        try await Task.sleep(for: .milliseconds(1200))
+        process.terminate()
+        process.waitUntilExit()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let lines = output.split(separator: "\n")
+        #expect(lines.count == 2, "\(output)")
+        #expect(lines.first?.contains("\"path\":\"/lps/before\"") == true)
+        #expect(lines.last?.contains("\"path\":\"/lps/after\"") == true)
+        #expect(!output.contains("ws-diffusion-fhir"))
     }
 
     /// `seed generate` is deterministic, and a part of a large dataset is the same as in the whole.
