@@ -142,6 +142,8 @@ public final class Whitelist: Sendable {
         var entries: [WhitelistEntry] = []
         var byDN: [String: WhitelistEntry] = [:]
         var bySPKI: [String: WhitelistEntry] = [:]
+        /// `environment|clientId` → the ror-fhir entry of that Keycloak client (looked up on every FHIR call).
+        var byClient: [String: WhitelistEntry] = [:]
         /// Entry id → its DN's attributes in any order (to explain near misses).
         var unorderedKeys: [Int64: String] = [:]
         var revision: Int64 = -1
@@ -157,6 +159,9 @@ public final class Whitelist: Sendable {
                 let scope = Self.scope(entry.environment, entry.service)
                 if let key = entry.subjectDNKey { byDN[scope + key] = byDN[scope + key] ?? entry }
                 if let spki = entry.publicKeySHA256 { bySPKI[scope + spki.hex] = bySPKI[scope + spki.hex] ?? entry }
+                if entry.service == .rorFHIR, let client = entry.clientId {
+                    byClient[entry.environment + "|" + client] = byClient[entry.environment + "|" + client] ?? entry
+                }
                 if let id = entry.id, let text = entry.subjectDN, let dn = try? SubjectDN(parsing: text) {
                     unorderedKeys[id] = dn.unorderedMatchKey
                 }
@@ -321,9 +326,7 @@ public final class Whitelist: Sendable {
     /// The `ror-fhir` entry of a Keycloak client id in an environment.
     public func rorClient(_ clientId: String, environment: String) -> WhitelistEntry? {
         try? refreshIfChangedElsewhere()
-        return cache.withLockedValue { cache in
-            cache.entries.first { $0.service == .rorFHIR && $0.environment == environment && $0.clientId == clientId }
-        }
+        return cache.withLockedValue { $0.byClient[environment + "|" + clientId] }
     }
 
     /// Removes every entry (used by `reset?scope=all` before re-seeding).
@@ -366,17 +369,21 @@ public final class Whitelist: Sendable {
     // MARK: Decisions
 
     /// Whether `identity` may call `service` in `environment`, with the reason in words.
-    public func decide(identity: ClientIdentity?, service: SandboxService, environment: String) -> AccessDecision {
+    /// The refusal of a caller whose certificate is missing or did not verify; nil when the chain is fine.
+    public static func chainRefusal(_ identity: ClientIdentity?) -> AccessDecision? {
         guard let identity else {
             return AccessDecision(allowed: false, reason: ChainFailure.noCertificate.rawValue,
                                   message: "Access refused: \(ChainFailure.noCertificate.explanation).", entry: nil)
         }
-        if let failure = identity.chainFailure {
-            return AccessDecision(
-                allowed: false, reason: failure.rawValue,
-                message: "Access refused: \(failure.explanation) (subject DN '\(identity.subjectDN)', issuer '\(identity.issuerDN)').",
-                entry: nil)
-        }
+        guard let failure = identity.chainFailure else { return nil }
+        return AccessDecision(
+            allowed: false, reason: failure.rawValue,
+            message: "Access refused: \(failure.explanation) (subject DN '\(identity.subjectDN)', issuer '\(identity.issuerDN)').",
+            entry: nil)
+    }
+
+    public func decide(identity: ClientIdentity?, service: SandboxService, environment: String) -> AccessDecision {
+        guard let identity, identity.chainFailure == nil else { return Self.chainRefusal(identity)! }
         try? refreshIfChangedElsewhere()
         let snapshot = cache.withLockedValue { $0 }
         if let entry = snapshot.match(identity, service: service, environment: environment) {

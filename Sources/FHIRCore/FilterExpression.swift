@@ -154,7 +154,7 @@ enum FilterExpression {
                     throw error("unknown parameter '\(code)' for \(current)")
                 }
                 if position == parts.count - 1 { return definition }
-                guard let next = typeModifier.map({ [$0] }).flatMap({ $0.first }) ?? definition.targets.first else {
+                guard let next = typeModifier ?? definition.targets.first else {
                     throw error("'\(code)' is not a reference")
                 }
                 current = next

@@ -249,7 +249,8 @@ public final class RORBulkExport: Sendable {
         mutating func finish() throws -> [(type: String, name: String, count: Int, url: URL)] {
             for type in pending.keys.sorted() { try flush(type, pending[type]!) }
             pending = [:]
-            return files.sorted { ($0.type, parts[$0.type] ?? 0, $0.name) < ($1.type, parts[$1.type] ?? 0, $1.name) }
+            // Grouped by type; within a type, in part order (as written).
+            return files.enumerated().sorted { ($0.element.type, $0.offset) < ($1.element.type, $1.offset) }.map(\.element)
         }
     }
 

@@ -28,14 +28,16 @@ public final class RORFHIRService: Sendable {
 
     // MARK: Data
 
-    /// Loads `Seeds/ror/*.json` (FHIR Bundles or single resources) when the store holds no ROR resource yet, or
-    /// always with `replace` (reset). Returns the number of resources stored.
+    /// Loads `Seeds/ror/*.json` (FHIR Bundles or single resources) when the store holds no ROR resource yet, or,
+    /// with `replace` (reset), in place of what is stored. Returns the number of resources stored.
     @discardableResult
     public func loadSeeds(from seeds: URL?, replace: Bool) throws -> Int {
         let files = try Self.seedFiles(in: seeds)
         let count = try repository.store.writer.write { db -> Int in
-            if !replace, try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM fhir_resource") ?? 0 > 0 { return 0 }
+            // EXISTS, not COUNT(*): this runs at every start, on tables of hundreds of thousands of rows.
+            if !replace, try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM fhir_resource)") == true { return 0 }
             if replace {
+                // In the same transaction as the reload: a broken seed file leaves the previous data in place.
                 try db.execute(sql: "DELETE FROM fhir_index")
                 try db.execute(sql: "DELETE FROM fhir_resource")
             }
@@ -88,12 +90,13 @@ public final class RORFHIRService: Sendable {
 
     public func addRoutes<Context: RequestContext & CallerContext>(to router: Router<Context>) {
         tokens.addRoutes(to: router)
-        let base = RouterPath(Self.basePath)
-        let group = router.group(base).add(middleware: ConsumerAuthorization<Context>(tokens: tokens))
-        group.get("metadata") { request, _ in
+        // `metadata` is open, as HAPI serves its CapabilityStatement (assumption: the real gateway's behaviour
+        // there is not documented); everything else goes through the consumer checks.
+        router.get(RouterPath(Self.basePath + "/metadata")) { request, _ in
             try self.negotiate(request)
             return Self.fhir(.ok, RORCapabilityStatement.json(registry: self.repository.registry))
         }
+        let group = router.group(RouterPath(Self.basePath)).add(middleware: ConsumerAuthorization<Context>(tokens: tokens))
         group.get { request, _ in try await self.page(request) }
         group.get("OperationDefinition/:id") { request, context in
             try self.negotiate(request)
@@ -296,16 +299,12 @@ public struct FHIRError: HTTPResponseError, Sendable {
     }
 }
 
-/// Every consumer call except `metadata` carries `Authorization: Bearer` (a token from the realm `ror`, bound to the
-/// presented certificate) and the four `Ror-*` headers with the values registered for the client.
-///
-/// `metadata` is open, as HAPI serves its CapabilityStatement (assumption: the real gateway's behaviour there is
-/// not documented).
+/// Every consumer call carries `Authorization: Bearer` (a token from the realm `ror`, bound to the presented
+/// certificate) and the four `Ror-*` headers with the values registered for the client.
 struct ConsumerAuthorization<Context: RequestContext & CallerContext>: RouterMiddleware {
     let tokens: RORTokenService
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if request.uri.path == RORFHIRService.basePath + "/metadata" { return try await next(request, context) }
         let (token, entry) = try await tokens.verify(authorization: request.headers[.authorization], identity: context.identity)
         for name in Whitelist.rorHeaderNames {
             guard let value = request.headers[HTTPField.Name(name)!], !value.isEmpty else {

@@ -27,7 +27,7 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
 
         var requestBytes: [UInt8] = []
         var response: Response
-        let decision = decide(service: service, path: path, identity: context.identity)
+        let decision = decide(service: service, identity: context.identity)
         do {
             let body = try await request.collectBody(upTo: context.maxUploadSize)
             requestBytes = Array(body.readableBytesView)
@@ -66,19 +66,11 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
     }
 
     /// Service paths need a verified chain and a whitelist entry; other paths only a verified chain.
-    private func decide(service: SandboxService?, path: String, identity: ClientIdentity?) -> AccessDecision {
+    private func decide(service: SandboxService?, identity: ClientIdentity?) -> AccessDecision {
         if let service {
             return whitelist.decide(identity: identity, service: service, environment: environment)
         }
-        guard let identity else {
-            return AccessDecision(allowed: false, reason: ChainFailure.noCertificate.rawValue,
-                                  message: "Access refused: \(ChainFailure.noCertificate.explanation).", entry: nil)
-        }
-        if let failure = identity.chainFailure {
-            return AccessDecision(allowed: false, reason: failure.rawValue,
-                                  message: "Access refused: \(failure.explanation) (subject DN '\(identity.subjectDN)').",
-                                  entry: nil)
-        }
+        if let refusal = Whitelist.chainRefusal(identity) { return refusal }
         return AccessDecision(allowed: true, reason: "chain-verified", message: "chain verified", entry: nil)
     }
 

@@ -18,108 +18,6 @@ public struct AdminRequestContext: RequestContext {
 /// The admin API (plain HTTP, loopback by default): health, whitelist, journal, reset, and its OpenAPI document.
 /// Errors are `{"error": "…"}` with a 4xx status.
 enum AdminAPI {
-    /// A whitelist entry as the API shows it.
-    struct EntryView: Encodable {
-        var id: Int64
-        var environment: String
-        var service: String
-        var subjectDN: String?
-        var publicKeySHA256: String?
-        var role: String
-        var establishments: [String]
-        var label: String?
-        var origin: String
-        var createdAt: Date
-        var updatedAt: Date
-        var clientId: String?
-        var accessProfile: Int?
-        /// Whether a client secret is set (the secret itself is never shown).
-        var clientSecretSet: Bool?
-        var rorHeaders: [String: String]?
-
-        init(_ entry: WhitelistEntry) {
-            clientId = entry.clientId
-            accessProfile = entry.accessProfile
-            clientSecretSet = entry.service == .rorFHIR ? (entry.clientSecret != nil) : nil
-            rorHeaders = entry.rorHeaders
-            id = entry.id ?? 0
-            environment = entry.environment
-            service = entry.service.rawValue
-            subjectDN = entry.subjectDN
-            publicKeySHA256 = entry.publicKeySHA256?.hex
-            role = entry.role.rawValue
-            establishments = entry.establishments
-            label = entry.label
-            origin = entry.origin
-            createdAt = entry.createdAt
-            updatedAt = entry.updatedAt
-        }
-    }
-
-    /// A journal row as the API shows it; bodies as text when UTF-8, else base64 with `…Encoding: "base64"`.
-    struct JournalView: Encodable {
-        var id: Int64
-        var time: Date
-        var environment: String
-        var service: String?
-        var method: String
-        var path: String
-        var query: String?
-        var status: Int
-        var decision: String
-        var reason: String?
-        var subjectDN: String?
-        var issuerDN: String?
-        var serialNumber: String?
-        var spkiSHA256: String?
-        var durationMs: Double
-        var remoteAddress: String?
-        var requestHeaders: [String: String]?
-        var requestBody: String?
-        var requestBodyEncoding: String?
-        var requestBodyTruncated: Bool
-        var responseHeaders: [String: String]?
-        var responseBody: String?
-        var responseBodyEncoding: String?
-        var responseBodyTruncated: Bool
-
-        init(_ entry: JournalEntry) {
-            id = entry.id ?? 0
-            time = entry.time
-            environment = entry.environment
-            service = entry.service
-            method = entry.method
-            path = entry.path
-            query = entry.query
-            status = entry.status
-            decision = entry.decision.rawValue
-            reason = entry.reason
-            subjectDN = entry.subjectDN
-            issuerDN = entry.issuerDN
-            serialNumber = entry.serialNumber
-            spkiSHA256 = entry.spkiSHA256
-            durationMs = entry.durationMs
-            remoteAddress = entry.remoteAddress
-            requestHeaders = Self.headers(entry.requestHeaders)
-            (requestBody, requestBodyEncoding) = Self.body(entry.requestBody)
-            requestBodyTruncated = entry.requestBodyTruncated
-            responseHeaders = Self.headers(entry.responseHeaders)
-            (responseBody, responseBodyEncoding) = Self.body(entry.responseBody)
-            responseBodyTruncated = entry.responseBodyTruncated
-        }
-
-        static func headers(_ json: String?) -> [String: String]? {
-            guard let json else { return nil }
-            return try? JSONDecoder().decode([String: String].self, from: Data(json.utf8))
-        }
-
-        static func body(_ data: Data?) -> (String?, String?) {
-            guard let data else { return (nil, nil) }
-            if let text = String(data: data, encoding: .utf8) { return (text, nil) }
-            return (data.base64EncodedString(), "base64")
-        }
-    }
-
     static func add(to router: Router<AdminRequestContext>, sandbox: Sandbox) {
         if let token = sandbox.configuration.adminToken, !token.isEmpty {
             router.add(middleware: AdminTokenMiddleware(token: token))
@@ -137,7 +35,7 @@ enum AdminAPI {
 
         admin.get("whitelist") { _, _ in
             do {
-                return SandboxJSON.response(try sandbox.whitelist.entries().map(EntryView.init))
+                return SandboxJSON.response(try sandbox.whitelist.entries().map(WhitelistEntry.View.init))
             } catch {
                 return SandboxJSON.error(.internalServerError, "could not read the whitelist: \(error)")
             }
@@ -156,7 +54,7 @@ enum AdminAPI {
             }
             do {
                 let entry = try sandbox.whitelist.add(try Whitelist.entry(from: whitelistRequest, origin: "admin"))
-                return SandboxJSON.response(EntryView(entry), status: .created)
+                return SandboxJSON.response(WhitelistEntry.View(entry), status: .created)
             } catch let error as WhitelistError {
                 return SandboxJSON.error(.badRequest, error.description)
             }
@@ -192,7 +90,7 @@ enum AdminAPI {
                 filter.afterID = value
             }
             filter.service = query["service"].map(String.init)
-            return SandboxJSON.response(try sandbox.journal.entries(filter).map(JournalView.init))
+            return SandboxJSON.response(try sandbox.journal.entries(filter).map(JournalEntry.View.init))
         }
 
         admin.post("reset") { request, _ in

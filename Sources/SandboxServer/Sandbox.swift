@@ -98,9 +98,6 @@ public final class Sandbox: Sendable {
     /// `POST /admin/reset`: service data back to the seeds and the journal emptied; with `all`, the whitelist and
     /// the CRL too (the PKI files themselves are kept: clients hold copies of them).
     public func reset(all: Bool) throws {
-        try store.writer.write { db in
-            for table in SandboxStore.serviceDataTables { try db.execute(sql: "DELETE FROM \(table)") }
-        }
         try ror.loadSeeds(from: configuration.resolvedSeedsDirectory, replace: true)
         ror.snapshots.removeAll()
         ror.export.removeAll()

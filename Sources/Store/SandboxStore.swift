@@ -169,8 +169,4 @@ public final class SandboxStore: Sendable {
             try Int64.fetchOne(db, sql: "SELECT value FROM store_revision WHERE name = ?", arguments: [name]) ?? 0
         }
     }
-
-    /// Tables holding service data, emptied by a reset before the seeds are loaded again.
-    /// Service modules register theirs as they land.
-    public static let serviceDataTables: [String] = ["fhir_index", "fhir_resource"]
 }

@@ -1,6 +1,7 @@
 import Access
 import ArgumentParser
 import Foundation
+import SandboxServer
 import Store
 
 struct WhitelistCommand: AsyncParsableCommand {
@@ -81,10 +82,8 @@ struct WhitelistCommand: AsyncParsableCommand {
     }
 
     static func render(_ entries: [WhitelistEntry]) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .iso8601
-        return String(decoding: try encoder.encode(entries), as: UTF8.self)
+        // The admin API's view and encoder: camelCase, the client secret never printed.
+        String(decoding: try SandboxJSON.encoder.encode(entries.map(WhitelistEntry.View.init)), as: UTF8.self)
     }
 }
 
@@ -132,19 +131,11 @@ struct JournalCommand: AsyncParsableCommand {
             + "\(row.service ?? "-") \(row.method) \(target) \(row.reason ?? "") \(row.subjectDN.map { "[\($0)]" } ?? "")"
     }
 
+    /// One line of JSON per row: the admin API's view of a journal row (`GET /admin/journal`), compact.
     static func json(_ row: JournalEntry) throws -> String {
-        var object: [String: Any] = [
-            "id": row.id ?? 0, "time": ISO8601DateFormatter().string(from: row.time), "environment": row.environment,
-            "method": row.method, "path": row.path, "status": row.status, "decision": row.decision.rawValue,
-            "durationMs": row.durationMs,
-        ]
-        object["service"] = row.service
-        object["query"] = row.query
-        object["reason"] = row.reason
-        object["subjectDN"] = row.subjectDN
-        object["spkiSHA256"] = row.spkiSHA256
-        object["serialNumber"] = row.serialNumber
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
-        return String(decoding: data, as: UTF8.self)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return String(decoding: try encoder.encode(JournalEntry.View(row)), as: UTF8.self)
     }
 }
