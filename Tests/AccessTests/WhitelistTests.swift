@@ -111,6 +111,10 @@ struct WhitelistTests {
         (WhitelistRequest(service: "ror-fhir", subjectDN: dn, role: "admin"), "unknown role"),
         (WhitelistRequest(service: "ror-fhir", subjectDN: dn, establishments: ["75 01"]), "not an identifier"),
         (WhitelistRequest(environment: "prod env", service: "ror-fhir", subjectDN: dn), "not a valid name"),
+        (WhitelistRequest(service: "insi", subjectDN: dn, clientId: "x"), "apply to ror-fhir entries only"),
+        (WhitelistRequest(service: "ror-fhir", subjectDN: dn, clientId: "bad id"), "not a valid client id"),
+        (WhitelistRequest(service: "ror-fhir", subjectDN: dn, clientId: "x", accessProfile: 6), "accessProfile must be 0 to 5"),
+        (WhitelistRequest(service: "ror-fhir", subjectDN: dn, clientId: "x", rorHeaders: ["Ror-Bogus": "1"]), "unknown header(s) Ror-Bogus"),
     ])
     func invalidRequests(request: WhitelistRequest, message: String) {
         #expect {

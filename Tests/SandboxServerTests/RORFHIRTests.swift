@@ -469,6 +469,40 @@ struct RORFHIRTests {
         #expect(counts["include:Practitioner"] == 1)
     }
 
+    /// The remaining refusals of the consumer API, each in its protocol's form.
+    @Test func otherBadRequestsAreProtocolShaped() async throws {
+        let (running, consumer) = try await Self.start()
+        defer { Task { await running.stop() } }
+        // Token request not sent as a form: OAuth2 invalid_request.
+        let json = try await running.request(Self.tokenPath, method: .post, client: consumer,
+                                             headers: [.contentType: "application/json"], body: #"{"grant_type":"client_credentials"}"#)
+        #expect(json.status == .badRequest)
+        #expect(try json.json()["error"] as? String == "invalid_request")
+
+        let token = try await Self.accessToken(running, client: consumer)
+        for (path, status, expression) in [
+            ("/ws-diffusion-fhir/Patient?name=x", HTTPResponse.Status.badRequest, nil as String?),
+            ("/ws-diffusion-fhir?_getpages=abc&_getpagesoffset=-1&_count=10", .badRequest, "_getpagesoffset"),
+            ("/ws-diffusion-fhir?_getpages=abc&_getpagesoffset=0&_count=0", .badRequest, "_getpagesoffset"),
+            ("/ws-diffusion-fhir?name=x", .badRequest, nil),
+            ("/ws-diffusion-fhir/$export?_outputFormat=text/csv", .badRequest, "_outputFormat"),
+            ("/ws-diffusion-fhir/$export?_since=yesterday", .badRequest, "_since"),
+            ("/ws-diffusion-fhir/$export?bogus=1", .badRequest, "bogus"),
+            ("/ws-diffusion-fhir/$export?_typeFilter=HealthcareService", .badRequest, "_typeFilter"),
+            ("/ws-diffusion-fhir/$export-get-file?_jobId=nope&_fileId=x", .notFound, "_jobId"),
+        ] {
+            let response = try await Self.get(running, path, client: consumer, token: token)
+            #expect(response.status == status, "\(path): \(response.text)")
+            #expect(try response.json()["resourceType"] as? String == "OperationOutcome", "\(path)")
+            if let expression { #expect(response.text.contains("\"expression\":[\"\(expression)\"]"), "\(path): \(response.text)") }
+        }
+        var headers = Self.rorHeaders
+        headers[.authorization] = "Bearer \(token)"
+        let batch = try await running.request("/ws-diffusion-fhir", method: .post, client: consumer, headers: headers, body: "{}")
+        #expect(batch.status == .methodNotAllowed)
+        #expect(try batch.json()["resourceType"] as? String == "OperationOutcome")
+    }
+
     static let referenceExamples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/reference/ror-fhir/examples")
 }
