@@ -5,11 +5,12 @@ import Foundation
 public struct SearchExecutor: Sendable {
     public let repository: ResourceRepository
     public let snapshots: SearchSnapshots
-    /// Filter applied to every resource leaving the server (access profiles); nil drops the resource.
-    public let visibility: @Sendable (StoredResource) -> StoredResource?
+    /// Filter applied to every batch of resources leaving the server (access profiles): it may drop resources or
+    /// trim them. A batch, so a filter that needs related data looks it up once per page, not once per resource.
+    public let visibility: @Sendable ([StoredResource]) async throws -> [StoredResource]
 
     public init(repository: ResourceRepository, snapshots: SearchSnapshots,
-                visibility: @escaping @Sendable (StoredResource) -> StoredResource? = { $0 }) {
+                visibility: @escaping @Sendable ([StoredResource]) async throws -> [StoredResource] = { $0 }) {
         self.repository = repository
         self.snapshots = snapshots
         self.visibility = visibility
@@ -54,7 +55,7 @@ public struct SearchExecutor: Sendable {
                 links.append(("previous", Self.pageLink(baseURL: baseURL, key: key, offset: max(0, offset - count), count: count)))
             }
         }
-        let matches = try await repository.resources(type: snapshot.type, ids: pageIDs).compactMap(visibility)
+        let matches = try await visibility(repository.resources(type: snapshot.type, ids: pageIDs))
         var seen = Set(matches.map { "\($0.type)/\($0.id)" })
         var included: [StoredResource] = []
         try await addIncludes(snapshot.request, matches: matches, seen: &seen, into: &included)
@@ -92,7 +93,7 @@ public struct SearchExecutor: Sendable {
                         type: type, ids: resources.map(\.id), parameters: spec.parameter.map { [$0] }, targetType: spec.targetType)
                     for (targetType, ids) in Dictionary(grouping: references, by: \.0) {
                         let fresh = ids.map(\.1).filter { !seen.contains("\(targetType)/\($0)") }
-                        for resource in try await repository.resources(type: targetType, ids: fresh).compactMap(visibility) {
+                        for resource in try await visibility(repository.resources(type: targetType, ids: fresh)) {
                             if seen.insert("\(resource.type)/\(resource.id)").inserted { found.append(resource) }
                         }
                     }
@@ -105,7 +106,7 @@ public struct SearchExecutor: Sendable {
                         let ids = try await repository.incomingReferences(
                             sourceType: source, parameters: spec.parameter.map { [$0] }, targetType: type, ids: resources.map(\.id))
                         let fresh = ids.filter { !seen.contains("\(source)/\($0)") }
-                        for resource in try await repository.resources(type: source, ids: fresh).compactMap(visibility) {
+                        for resource in try await visibility(repository.resources(type: source, ids: fresh)) {
                             if seen.insert("\(resource.type)/\(resource.id)").inserted { found.append(resource) }
                         }
                     }

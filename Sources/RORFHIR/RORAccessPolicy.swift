@@ -1,5 +1,6 @@
 import FHIRCore
 import Foundation
+import GRDB
 
 /// The caller's access profile ("profil d'accès" 0–5) for the request being served, set once the bearer token is
 /// verified (nil: no token checked, e.g. `metadata`).
@@ -7,24 +8,36 @@ public enum RORCaller {
     @TaskLocal public static var profile: Int?
 }
 
-/// What each access profile may see, applied to every resource the consumer API returns (read, search matches and
-/// includes). From `../shared/notes/ror-fhir.md` §1 (IG mappings) and §6 (DOC `acces-donnees/vue-ensemble.md`):
+/// What each access profile may see, applied to every resource the consumer API returns (read, search matches,
+/// includes, bulk export). From the IG's FSH mappings ("Profil 1, Profil 2 si niveau de confidentialité … = public
+/// ou restreint (sauf si uniteSensible = Oui), Profil 3 si champ d'activité MS …", `../shared/notes/ror-fhir.md` §1)
+/// and the DOC's access page (§6):
 ///
-/// | profile | rule implemented |
-/// |---|---|
-/// | 1 | everything |
-/// | 0 | public data: no sensitive unit (`uniteSensible`), no bed/place indicator, only contacts of confidentiality level 1 (Accès libre) |
-/// | 2 | no sensitive unit, indicators except supplementary beds (status 06) |
-/// | 3 | as 2 (the "medico-social offer only" refinement is left out, see README) |
-/// | 4 | everything except contacts and personal data (telecom, contacts, practitioners' names) |
-/// | 5 | no sensitive-unit restriction, indicators of installed beds only (status 01) |
+/// | profile | sensitive units | bed/place indicators | contacts and telecoms, by confidentiality level (TRE_R283) |
+/// |---|---|---|---|
+/// | 1 | seen | all | all |
+/// | 2 | hidden | all but supplementary (status 06) | 1 Accès libre, 2 Accès restreint (not 3 "très restreint") |
+/// | 3 | hidden | medico-social places only, all but 06 | medico-social: 1 and 2; other fields: 1; places' and roles' telecoms: medico-social only |
+/// | 0 | hidden | none | 1 only; places' and roles' telecoms: none |
+/// | 4 | seen | all | none (contacts, telecoms and practitioners' names removed) |
+/// | 5 | seen | installed beds only (status 01) | 1 and 2 |
 ///
-/// Left out (documented): the "très restreint" level (no such data in the seeds), profile 3's medico-social rule.
-public enum RORAccessPolicy {
+/// A resource's activity field (champ d'activité, TRE_R227) is its own for an offer, and for a place, an
+/// organisation or a role that of the offers located there / provided by it / it works in: it counts as
+/// medico-social when all of them are (a mixed site shows a medico-social consumer only what other fields may see).
+/// The mappings' "AMBULATOIRE" field has no code in the sandbox's data: places' telecoms are never public.
+public struct RORAccessPolicy: Sendable {
     static let sensitiveUnit = RORSearchParameters.structureDefinition + "ror-healthcareservice-sensitive-unit"
     static let supportedCapacity = RORSearchParameters.structureDefinition + "ror-location-supported-capacity"
-    static let confidentiality = RORSearchParameters.structureDefinition + "ror-telecom-confidentiality-level"
     static let healthcareServiceContact = RORSearchParameters.structureDefinition + "ror-healthcareservice-contact"
+    static let healthcareServiceContactTelecom = RORSearchParameters.structureDefinition + "ror-healthcareservice-contact-telecom"
+    static let medicoSocialField = RORDatasetGenerator.fieldCodes["MS"]!
+
+    public let repository: ResourceRepository
+
+    public init(repository: ResourceRepository) {
+        self.repository = repository
+    }
 
     /// Profiles that do not see sensitive units at all.
     public static func hidesSensitiveUnits(_ profile: Int?) -> Bool {
@@ -32,27 +45,47 @@ public enum RORAccessPolicy {
         return [0, 2, 3].contains(profile)
     }
 
+    /// Confidentiality levels a profile may see; nil: every level.
+    static func visibleLevels(_ profile: Int, medicoSocial: Bool) -> Set<String>? {
+        switch profile {
+        case 0: return ["1"]
+        case 2, 5: return ["1", "2"]
+        case 3: return medicoSocial ? ["1", "2"] : ["1"]
+        case 4: return []
+        default: return nil
+        }
+    }
+
+    /// The resources as the current caller's profile may see them (dropped or trimmed).
+    public func visible(_ resources: [StoredResource]) async throws -> [StoredResource] {
+        try await visible(resources, profile: RORCaller.profile)
+    }
+
+    public func visible(_ resources: [StoredResource], profile: Int?) async throws -> [StoredResource] {
+        guard let profile, profile != 1, !resources.isEmpty else { return resources }
+        let medicoSocial = profile == 3 ? try await medicoSocialResources(resources) : []
+        return resources.compactMap {
+            Self.apply($0, profile: profile, medicoSocial: medicoSocial.contains("\($0.type)/\($0.id)"))
+        }
+    }
+
     /// The resource as `profile` may see it; nil when it may not see it at all.
-    public static func apply(_ stored: StoredResource, profile: Int?) -> StoredResource? {
-        guard let profile, profile != 1 else { return stored }
+    static func apply(_ stored: StoredResource, profile: Int, medicoSocial: Bool) -> StoredResource? {
         guard var resource = (try? JSONSerialization.jsonObject(with: stored.json)) as? [String: Any] else { return stored }
         let original = resource
-        switch stored.type {
-        case "HealthcareService":
-            if hidesSensitiveUnits(profile), isSensitive(resource) { return nil }
-        case "Location":
-            resource["extension"] = filterCapacity(resource["extension"] as? [Any], profile: profile)
-        default:
-            break
+        if stored.type == "HealthcareService", hidesSensitiveUnits(profile), isSensitive(resource) { return nil }
+        if stored.type == "Location" {
+            resource["extension"] = filterCapacity(resource["extension"] as? [Any], profile: profile, medicoSocial: medicoSocial)
         }
-        if profile == 0 { resource = keepPublicContacts(resource) }
-        if profile == 4 {
+        // Places' and roles' telecoms: profile 3 for medico-social ones only, never profile 0 (ambulatory only).
+        if ["Location", "PractitionerRole"].contains(stored.type), profile == 0 || (profile == 3 && !medicoSocial) {
             resource["telecom"] = nil
-            resource["contact"] = nil
-            resource["extension"] = (resource["extension"] as? [Any])?.filter { ($0 as? [String: Any])?["url"] as? String != healthcareServiceContact }
-            if stored.type == "Practitioner" { resource["name"] = nil }
         }
-        if (resource["extension"] as? [Any])?.isEmpty == true { resource["extension"] = nil }
+        if let levels = visibleLevels(profile, medicoSocial: medicoSocial) {
+            resource = keepLevels(resource, levels)
+        }
+        if profile == 4, stored.type == "Practitioner" { resource["name"] = nil }
+        for key in ["extension", "telecom", "contact"] where (resource[key] as? [Any])?.isEmpty == true { resource[key] = nil }
         guard !NSDictionary(dictionary: resource).isEqual(to: original) else { return stored }
         var filtered = stored
         filtered.json = (try? JSONSerialization.data(withJSONObject: resource, options: [.sortedKeys, .withoutEscapingSlashes])) ?? stored.json
@@ -64,13 +97,14 @@ public enum RORAccessPolicy {
     }
 
     /// Bed/place indicators a profile may see.
-    static func filterCapacity(_ extensions: [Any]?, profile: Int) -> [Any]? {
+    static func filterCapacity(_ extensions: [Any]?, profile: Int, medicoSocial: Bool) -> [Any]? {
         extensions?.filter { element in
             guard let ext = element as? [String: Any], ext["url"] as? String == supportedCapacity else { return true }
             let status = capacityStatus(ext)
             switch profile {
             case 0: return false
-            case 2, 3: return status != "06"
+            case 2: return status != "06"
+            case 3: return medicoSocial && status != "06"
             case 5: return status == "01"
             default: return true
             }
@@ -84,25 +118,87 @@ public enum RORAccessPolicy {
         return ((status["valueCodeableConcept"] as? [String: Any])?["coding"] as? [[String: Any]])?.first?["code"] as? String
     }
 
-    /// Profile 0 sees only contacts (and telecoms) of confidentiality level 1 (Accès libre) or without a level.
-    static func keepPublicContacts(_ resource: [String: Any]) -> [String: Any] {
-        var resource = resource
-        func isPublic(_ element: Any) -> Bool {
+    /// The confidentiality level (TRE_R283 code) an element carries in its own extensions: the telecom, contact and
+    /// offer-contact extensions all end in `confidentiality-level`. An element without one counts as level 1.
+    static func level(_ element: [String: Any]) -> String {
+        let levels = (element["extension"] as? [[String: Any]] ?? []).filter {
+            ($0["url"] as? String)?.hasSuffix("confidentiality-level") == true
+        }
+        guard let level = levels.first else { return "1" }
+        return (((level["valueCodeableConcept"] as? [String: Any])?["coding"] as? [[String: Any]])?.first?["code"] as? String) ?? "1"
+    }
+
+    /// Keeps the telecoms, contacts (with their telecoms) and offer contacts (with theirs) of the given levels.
+    static func keepLevels(_ resource: [String: Any], _ levels: Set<String>) -> [String: Any] {
+        func visible(_ element: Any) -> Bool {
             guard let object = element as? [String: Any] else { return true }
-            let levels = (object["extension"] as? [[String: Any]] ?? []).filter {
-                ($0["url"] as? String)?.hasSuffix("confidentiality-level") == true
-            }
-            return levels.allSatisfy { level in
-                (((level["valueCodeableConcept"] as? [String: Any])?["coding"] as? [[String: Any]])?.first?["code"] as? String) == "1"
+            return levels.contains(level(object))
+        }
+        var resource = resource
+        if let telecom = resource["telecom"] as? [Any] { resource["telecom"] = telecom.filter(visible) }
+        if let contacts = resource["contact"] as? [Any] {
+            resource["contact"] = contacts.filter(visible).map { element -> Any in
+                guard var contact = element as? [String: Any] else { return element }
+                if let telecom = contact["telecom"] as? [Any] { contact["telecom"] = telecom.filter(visible) }
+                return contact
             }
         }
-        if let telecom = resource["telecom"] as? [Any] { resource["telecom"] = telecom.filter(isPublic) }
         if let extensions = resource["extension"] as? [Any] {
-            resource["extension"] = extensions.filter { element in
-                guard let ext = element as? [String: Any], ext["url"] as? String == healthcareServiceContact else { return true }
-                return isPublic(ext)
+            resource["extension"] = extensions.compactMap { element -> Any? in
+                guard var contact = element as? [String: Any], contact["url"] as? String == healthcareServiceContact else { return element }
+                guard visible(contact) else { return nil }
+                contact["extension"] = (contact["extension"] as? [Any])?.filter { part in
+                    guard let telecom = part as? [String: Any], telecom["url"] as? String == healthcareServiceContactTelecom else { return true }
+                    return visible(telecom)
+                }
+                return contact
             }
         }
         return resource
+    }
+
+    // MARK: Activity field
+
+    /// `Type/id` of the resources among `resources` that count as medico-social (see the type's comment).
+    func medicoSocialResources(_ resources: [StoredResource]) async throws -> Set<String> {
+        var result = Set<String>()
+        for resource in resources where resource.type == "HealthcareService" {
+            let object = (try? JSONSerialization.jsonObject(with: resource.json)) as? [String: Any]
+            let fields = ((object?["type"] as? [[String: Any]]) ?? []).flatMap { ($0["coding"] as? [[String: Any]]) ?? [] }
+                .filter { $0["system"] as? String == RORDatasetGenerator.activityField }.compactMap { $0["code"] as? String }
+            if !fields.isEmpty, fields.allSatisfy({ $0 == Self.medicoSocialField }) { result.insert("HealthcareService/\(resource.id)") }
+        }
+        let byType = Dictionary(grouping: resources, by: \.type).mapValues { $0.map(\.id) }
+        let field = RORDatasetGenerator.activityField
+        let related = try await repository.store.writer.read { db -> Set<String> in
+            var result = Set<String>()
+            // Places and organisations: through the offers that point at them (HealthcareService.location / providedBy).
+            for (type, parameter) in [("Location", "location"), ("Organization", "organization")] {
+                guard let ids = byType[type] else { continue }
+                let rows = try Row.fetchAll(db, sql: """
+                    SELECT r.ref_id AS id, MIN(t.code = ?) AS all_ms FROM fhir_index r
+                    JOIN fhir_index t ON t.type = 'HealthcareService' AND t.id = r.id AND t.param = 'service-type' AND t.system = ?
+                    WHERE r.type = 'HealthcareService' AND r.param = ? AND r.ref_type = ? AND r.ref_id IN (\(Self.placeholders(ids.count)))
+                    GROUP BY r.ref_id
+                    """, arguments: StatementArguments([Self.medicoSocialField, field, parameter, type] + ids))
+                for row in rows where row["all_ms"] as Bool? == true { result.insert("\(type)/\(row["id"] as String)") }
+            }
+            // Roles: through the offers they work in (PractitionerRole.healthcareService).
+            if let ids = byType["PractitionerRole"] {
+                let rows = try Row.fetchAll(db, sql: """
+                    SELECT r.id AS id, MIN(t.code = ?) AS all_ms FROM fhir_index r
+                    JOIN fhir_index t ON t.type = 'HealthcareService' AND t.id = r.ref_id AND t.param = 'service-type' AND t.system = ?
+                    WHERE r.type = 'PractitionerRole' AND r.param = 'service' AND r.id IN (\(Self.placeholders(ids.count)))
+                    GROUP BY r.id
+                    """, arguments: StatementArguments([Self.medicoSocialField, field] + ids))
+                for row in rows where row["all_ms"] as Bool? == true { result.insert("PractitionerRole/\(row["id"] as String)") }
+            }
+            return result
+        }
+        return result.union(related)
+    }
+
+    static func placeholders(_ count: Int) -> String {
+        Array(repeating: "?", count: count).joined(separator: ",")
     }
 }

@@ -26,15 +26,17 @@ public final class RORBulkExport: Sendable {
 
     private let jobs = NIOLockedValueBox<[String: Job]>([:])
     let repository: ResourceRepository
+    let policy: RORAccessPolicy
     /// Resources per output file.
     static let fileSize = 1000
     /// Jobs and their files are kept this long.
     static let lifetime: TimeInterval = 3600
     let directory: URL
 
-    init(repository: ResourceRepository, directory: URL = FileManager.default.temporaryDirectory
+    init(repository: ResourceRepository, policy: RORAccessPolicy, directory: URL = FileManager.default.temporaryDirectory
         .appendingPathComponent("esante-sandbox-export-\(UUID().uuidString.lowercased())")) {
         self.repository = repository
+        self.policy = policy
         self.directory = directory
     }
 
@@ -115,8 +117,7 @@ public final class RORBulkExport: Sendable {
                 var written: [String] = []
                 for start in stride(from: 0, to: ids.count, by: Self.fileSize) {
                     let chunk = Array(ids[start..<min(start + Self.fileSize, ids.count)]).filter { !exported.contains("\(type)/\($0)") }
-                    let resources = try await repository.resources(type: type, ids: chunk)
-                        .compactMap { RORAccessPolicy.apply($0, profile: RORCaller.profile) }
+                    let resources = try await policy.visible(repository.resources(type: type, ids: chunk))
                     try writer.write(type, resources)
                     exported.formUnion(resources.map { "\(type)/\($0.id)" })
                     written += resources.map(\.id)

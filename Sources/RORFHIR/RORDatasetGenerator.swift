@@ -41,6 +41,9 @@ public struct RORDatasetGenerator {
     public static let profession = nos("TRE_G15-ProfessionSante")
     public static let unitExerciseMode = nos("TRE_R23-ModeExercice")
     public static let expertiseType = nos("TRE_R97-TypeSavoirFaire")
+    public static let communicationChannel = nos("TRE_R200-CanalCommunication")
+    public static let confidentialityLevel = nos("TRE_R283-NiveauConfidentialite")
+    public static let contactNature = nos("TRE_R287-NatureContact")
     public static let sd = "https://interop.esante.gouv.fr/ig/fhir/ror/StructureDefinition/"
 
     /// Regions used (TRE_R30 codes) with a département, its main town and INSEE commune code.
@@ -50,6 +53,9 @@ public struct RORDatasetGenerator {
         ("93", "Provence-Alpes-Côte d'Azur", "13", "Marseille", "13055", "13005"),
         ("53", "Bretagne", "35", "Rennes", "35238", "35000"),
     ]
+
+    /// Activity fields (champ d'activité, TRE_R227 codes) of the offers: the access policy reads the medico-social one.
+    public static let fieldCodes = ["MCO": "01", "PSY": "02", "SSR": "03", "MS": "04"]
 
     /// Operational activities (TRE_R211 codes) with the field (champ d'activité) and capacity nature they use.
     static let activities: [(code: String, field: String, nature: String)] = [
@@ -89,7 +95,8 @@ public struct RORDatasetGenerator {
                 partOf: nil))
             organizations.append(organization(
                 id: egID, name: name, tag: tag, created: created, address: address,
-                identifiers: [structureIdentifier("1\(finessEG)", type: "40"), finess(String(finessEG))], partOf: ejID))
+                identifiers: [structureIdentifier("1\(finessEG)", type: "40"), finess(String(finessEG))], partOf: ejID,
+                phone: index * 100))
             let oiID = "oi-\(number)"
             organizations.append(organization(
                 id: oiID, name: "PÔLE MÉDICAL \(index + 1)", tag: tag, created: created, address: address,
@@ -103,7 +110,7 @@ public struct RORDatasetGenerator {
                 let activity = Self.activities[Int(random.next() % UInt64(Self.activities.count))]
                 locations.append(location(
                     id: id, tag: tag, created: created, region: region, egID: egID, finessEG: String(finessEG),
-                    externalID: "LIT\(number)\(l + 1)", nature: activity.nature, random: &random))
+                    externalID: "LIT\(number)\(l + 1)", nature: activity.nature, phone: index * 100 + 10 * (l + 1), random: &random))
             }
 
             let serviceCount = 4 + Int(random.next() % 3)
@@ -114,12 +121,13 @@ public struct RORDatasetGenerator {
                 services.append(healthcareService(
                     id: id, tag: tag, created: created, region: region, number: number, serial: s + 1, activity: activity,
                     organization: s % 2 == 0 ? egID : oiID, location: locationIDs[s % locationIDs.count],
-                    sensitive: sensitive, random: &random))
+                    sensitive: sensitive, phone: index * 100 + 40 + 4 * s, random: &random))
                 if s < 2 {
                     let practitionerID = "pr-\(number)-\(s + 1)"
                     practitioners.append(practitioner(id: practitionerID, tag: tag, created: created, serial: index * 10 + s, random: &random))
                     roles.append(practitionerRole(id: "prr-\(number)-\(s + 1)", tag: tag, created: created,
-                                                  practitioner: practitionerID, service: id, organization: egID))
+                                                  practitioner: practitionerID, service: id, organization: egID,
+                                                  phone: index * 100 + 80 + s))
                 }
             }
         }
@@ -168,19 +176,49 @@ public struct RORDatasetGenerator {
     }
 
     func organization(id: String, name: String, tag: [[String: String]], created: String, address: [String: Any],
-                      identifiers: [[String: Any]], partOf: String?) -> [String: Any] {
+                      identifiers: [[String: Any]], partOf: String?, phone: Int? = nil) -> [String: Any] {
         var resource: [String: Any] = [
             "resourceType": "Organization", "id": id, "meta": meta("ror-organization", tag: tag),
             "extension": [creationDate(created)], "identifier": identifiers, "active": true, "name": name,
             "address": [address],
         ]
         if let partOf { resource["partOf"] = ["reference": "Organization/\(partOf)"] }
+        if let phone {
+            // A geographical establishment's switchboard, and one contact per confidentiality level.
+            resource["telecom"] = [telecom(phone, level: "1")]
+            resource["contact"] = Self.contactLevels.map { level, nature, label in
+                [
+                    "extension": [["url": Self.sd + "ror-contact-confidentiality-level", "valueCodeableConcept": levelConcept(level)]],
+                    "purpose": concept(Self.contactNature, nature, label),
+                    "name": ["text": label],
+                    "telecom": [telecom(phone + Int(level)!, level: level)],
+                ] as [String: Any]
+            }
+        }
         return resource
+    }
+
+    /// Contacts written for each confidentiality level (TRE_R283): level, nature (TRE_R287), label.
+    static let contactLevels = [("1", "06", "Standard"), ("2", "03", "Secrétariat de direction"), ("3", "09", "Astreinte administrative")]
+
+    func levelConcept(_ level: String) -> [String: Any] {
+        concept(Self.confidentialityLevel, level, ["1": "Accès libre", "2": "Accès restreint", "3": "Accès très restreint"][level])
+    }
+
+    /// A landline (ContactPoint) with the ROR channel and confidentiality extensions.
+    func telecom(_ number: Int, level: String) -> [String: Any] {
+        [
+            "system": "phone", "value": String(format: "01%08d", number % 100_000_000),
+            "extension": [
+                ["url": Self.sd + "ror-telecom-communication-channel", "valueCodeableConcept": concept(Self.communicationChannel, "2", "Téléphone fixe")],
+                ["url": Self.sd + "ror-telecom-confidentiality-level", "valueCodeableConcept": levelConcept(level)],
+            ],
+        ]
     }
 
     func location(id: String, tag: [[String: String]], created: String,
                   region: (code: String, name: String, department: String, city: String, cog: String, postal: String),
-                  egID: String, finessEG: String, externalID: String, nature: String, random: inout SeededRandom) -> [String: Any] {
+                  egID: String, finessEG: String, externalID: String, nature: String, phone: Int, random: inout SeededRandom) -> [String: Any] {
         let installed = 10 + Int(random.next() % 30)
         var indicators: [[String: Any]] = [capacityIndicator(nature: nature, status: "01", temporality: "01", gender: nil, count: installed)]
         var free = Int(random.next() % 6)
@@ -206,6 +244,7 @@ public struct RORDatasetGenerator {
             "type": [concept(Self.placeFunction, "001", "Hébergement")],
             "address": ["line": ["Bâtiment \(id.suffix(1))"], "city": region.city, "postalCode": region.postal],
             "managingOrganization": ["reference": "Organization/\(egID)"],
+            "telecom": Self.contactLevels.map { telecom(phone + Int($0.0)!, level: $0.0) },
         ]
     }
 
@@ -231,10 +270,9 @@ public struct RORDatasetGenerator {
     func healthcareService(id: String, tag: [[String: String]], created: String,
                            region: (code: String, name: String, department: String, city: String, cog: String, postal: String),
                            number: String, serial: Int, activity: (code: String, field: String, nature: String),
-                           organization: String, location: String, sensitive: Bool, random: inout SeededRandom) -> [String: Any] {
+                           organization: String, location: String, sensitive: Bool, phone: Int, random: inout SeededRandom) -> [String: Any] {
         let low = activity.field == "MS" ? 60 : (activity.code == "201" ? 0 : 18)
         let high = activity.code == "201" ? 17 : 120
-        let fieldCodes = ["MCO": "01", "PSY": "02", "SSR": "03", "MS": "04"]
         return [
             "resourceType": "HealthcareService", "id": id, "meta": meta("ror-healthcareservice", tag: tag),
             "extension": [
@@ -246,11 +284,25 @@ public struct RORDatasetGenerator {
                     ]],
                 ]],
                 creationDate(created),
-            ],
+            ] + Self.contactLevels.map { level, nature, label in
+                // The offer's contacts (ror-healthcareservice-contact), one per confidentiality level.
+                [
+                    "url": Self.sd + "ror-healthcareservice-contact",
+                    "extension": [
+                        ["url": "purposeContact", "valueCodeableConcept": concept(Self.contactNature, nature, label)],
+                        ["url": Self.sd + "ror-confidentiality-level", "valueCodeableConcept": levelConcept(level)],
+                        ["url": Self.sd + "ror-healthcareservice-contact-telecom", "extension": [
+                            ["url": Self.sd + "ror-telecom-communication-channel", "valueCodeableConcept": concept(Self.communicationChannel, "2", "Téléphone fixe")],
+                            ["url": Self.sd + "ror-telecom-confidentiality-level", "valueCodeableConcept": levelConcept(level)],
+                            ["url": "telecomAddress", "valueString": String(format: "01%08d", (phone + Int(level)!) % 100_000_000)],
+                        ]],
+                    ],
+                ] as [String: Any]
+            },
             "identifier": [["type": concept(Self.offerIdentifierType, "35"), "value": "\(region.code)/\(number)\(serial)"]],
             "active": true,
             "providedBy": ["reference": "Organization/\(organization)"],
-            "type": [concept(Self.activityField, fieldCodes[activity.field]!, activity.field)],
+            "type": [concept(Self.activityField, Self.fieldCodes[activity.field]!, activity.field)],
             "specialty": [concept(Self.operationalActivity, activity.code, "Activité opérationnelle \(activity.code)")],
             "characteristic": [concept(Self.careMode, random.next() % 2 == 0 ? "07" : "10", nil)],
             "location": [["reference": "Location/\(location)"]],
@@ -273,7 +325,7 @@ public struct RORDatasetGenerator {
     }
 
     func practitionerRole(id: String, tag: [[String: String]], created: String, practitioner: String, service: String,
-                          organization: String) -> [String: Any] {
+                          organization: String, phone: Int) -> [String: Any] {
         [
             "resourceType": "PractitionerRole", "id": id, "meta": meta("ror-practitionerrole", tag: tag),
             "extension": [
@@ -285,6 +337,7 @@ public struct RORDatasetGenerator {
             "organization": ["reference": "Organization/\(organization)"],
             "code": [concept(Self.profession, "10", "Médecin")],
             "specialty": [concept(Self.expertiseType, "S", nil)],
+            "telecom": [telecom(phone, level: "2")],
         ]
     }
 }

@@ -16,14 +16,15 @@ public final class RORFHIRService: Sendable {
     public let snapshots = SearchSnapshots()
     public let tokens: RORTokenService
     public let export: RORBulkExport
+    public let policy: RORAccessPolicy
 
     public init(store: SandboxStore, tokens: RORTokenService) {
         self.repository = ResourceRepository(store: store, registry: RORSearchParameters.registry)
-        self.executor = SearchExecutor(repository: repository, snapshots: snapshots) { resource in
-            RORAccessPolicy.apply(resource, profile: RORCaller.profile)
-        }
+        let policy = RORAccessPolicy(repository: repository)
+        self.policy = policy
+        self.executor = SearchExecutor(repository: repository, snapshots: snapshots, visibility: policy.visible)
         self.tokens = tokens
-        self.export = RORBulkExport(repository: repository)
+        self.export = RORBulkExport(repository: repository, policy: policy)
     }
 
     // MARK: Data
@@ -125,7 +126,7 @@ public final class RORFHIRService: Sendable {
             let type = try self.type(context)
             let id = context.parameters.get("id") ?? ""
             guard let stored = try await self.repository.read(type: type, id: id),
-                  let resource = RORAccessPolicy.apply(stored, profile: RORCaller.profile) else {
+                  let resource = try await self.policy.visible([stored]).first else {
                 throw FHIRError(.notFound, code: "not-found", "Resource \(type)/\(id) is not known", expression: [type])
             }
             var response = Self.fhir(.ok, resource.json)

@@ -315,35 +315,87 @@ struct RORFHIRTests {
         return statuses
     }
 
-    @Test func accessProfilesFilterWhatConsumersSee() async throws {
+    /// Confidentiality levels (TRE_R283 codes) of a resource's telecoms, contacts and offer contacts, sorted.
+    static func confidentialityLevels(_ response: TestClient.Response) throws -> [String] {
+        let resource = try response.json()
+        func level(_ element: Any) -> String? {
+            let extensions = (element as? [String: Any])?["extension"] as? [[String: Any]] ?? []
+            let level = extensions.first { ($0["url"] as? String)?.hasSuffix("confidentiality-level") == true }
+            return ((level?["valueCodeableConcept"] as? [String: Any])?["coding"] as? [[String: Any]])?.first?["code"] as? String
+        }
+        var levels = (resource["telecom"] as? [Any] ?? []).compactMap(level)
+        levels += (resource["contact"] as? [Any] ?? []).compactMap(level)
+        levels += (resource["extension"] as? [[String: Any]] ?? [])
+            .filter { ($0["url"] as? String)?.hasSuffix("ror-healthcareservice-contact") == true }.compactMap(level)
+        return levels.sorted()
+    }
+
+    /// What each profile sees, by the IG's mappings (see `RORAccessPolicy`): places, offers and roles of the
+    /// medico-social field (MS) and of others (loc-00006-2, hs-00006-2 and prr-00007-1 are MS; the others MCO).
+    struct ProfileView: Sendable, CustomStringConvertible {
+        let profile: Int
+        let sensitiveVisible: Bool
+        let statuses: (other: Set<String>, medicoSocial: Set<String>)
+        let placeLevels: (other: [String], medicoSocial: [String])
+        let offerLevels: (other: [String], medicoSocial: [String])
+        let roleLevels: (other: [String], medicoSocial: [String])
+        let organizationLevels: [String]
+        var description: String { "profile \(profile)" }
+    }
+
+    static let all: Set<String> = ["01", "02", "05", "06"]
+    static let profileViews = [
+        ProfileView(profile: 1, sensitiveVisible: true, statuses: (all, all), placeLevels: (["1", "2", "3"], ["1", "2", "3"]),
+                    offerLevels: (["1", "2", "3"], ["1", "2", "3"]), roleLevels: (["2"], ["2"]), organizationLevels: ["1", "1", "2", "3"]),
+        ProfileView(profile: 2, sensitiveVisible: false, statuses: (["01", "02", "05"], ["01", "02", "05"]), placeLevels: (["1", "2"], ["1", "2"]),
+                    offerLevels: (["1", "2"], ["1", "2"]), roleLevels: (["2"], ["2"]), organizationLevels: ["1", "1", "2"]),
+        ProfileView(profile: 3, sensitiveVisible: false, statuses: ([], ["01", "02", "05"]), placeLevels: ([], ["1", "2"]),
+                    offerLevels: (["1"], ["1", "2"]), roleLevels: ([], ["2"]), organizationLevels: ["1", "1"]),
+        ProfileView(profile: 0, sensitiveVisible: false, statuses: ([], []), placeLevels: ([], []),
+                    offerLevels: (["1"], ["1"]), roleLevels: ([], []), organizationLevels: ["1", "1"]),
+        ProfileView(profile: 4, sensitiveVisible: true, statuses: (all, all), placeLevels: ([], []),
+                    offerLevels: ([], []), roleLevels: ([], []), organizationLevels: []),
+        ProfileView(profile: 5, sensitiveVisible: true, statuses: (["01"], ["01"]), placeLevels: (["1", "2"], ["1", "2"]),
+                    offerLevels: (["1", "2"], ["1", "2"]), roleLevels: (["2"], ["2"]), organizationLevels: ["1", "1", "2"]),
+    ]
+
+    @Test(arguments: profileViews)
+    func accessProfilesFilterWhatConsumersSee(_ view: ProfileView) async throws {
         let (running, consumer) = try await Self.start()
         defer { Task { await running.stop() } }
         let fullToken = try await Self.accessToken(running, client: consumer)
         let allServices = try await Self.get(running, "/ws-diffusion-fhir/HealthcareService?_summary=count", client: consumer, token: fullToken)
         let total = try #require(try allServices.json()["total"] as? Int)
-        let sensitive = "/ws-diffusion-fhir/HealthcareService/hs-00002-1"
-        #expect(try await Self.get(running, sensitive, client: consumer, token: fullToken).status == .ok)
-        let location = "/ws-diffusion-fhir/Location/loc-00001-1"
-        let full = try Self.capacityStatuses(try await Self.get(running, location, client: consumer, token: fullToken))
-        #expect(full.isSuperset(of: ["01", "02", "05", "06"]))
-
-        for profile in [0, 2, 3] {
-            let (client, token) = try await Self.consumer(running, profile: profile)
-            let count = try await Self.get(running, "/ws-diffusion-fhir/HealthcareService?_summary=count", client: client, token: token)
-            #expect(try count.json()["total"] as? Int == total - 1, "profile \(profile) sees no sensitive unit")
-            #expect(try await Self.get(running, sensitive, client: client, token: token).status == .notFound, "profile \(profile)")
-            let statuses = try Self.capacityStatuses(try await Self.get(running, location, client: client, token: token))
-            if profile == 0 { #expect(statuses.isEmpty) } else { #expect(statuses == full.subtracting(["06"]), "profile \(profile)") }
+        let (client, token) = view.profile == 1 ? (consumer, fullToken) : try await Self.consumer(running, profile: view.profile)
+        func read(_ path: String) async throws -> TestClient.Response {
+            let response = try await Self.get(running, "/ws-diffusion-fhir/" + path, client: client, token: token)
+            #expect(response.status == .ok, "\(path)")
+            return response
         }
-        let (client5, token5) = try await Self.consumer(running, profile: 5)
-        #expect(try Self.capacityStatuses(try await Self.get(running, location, client: client5, token: token5)) == ["01"])
-        #expect(try await Self.get(running, sensitive, client: client5, token: token5).status == .ok)
 
-        let (client4, token4) = try await Self.consumer(running, profile: 4)
-        let practitioner = try await Self.get(running, "/ws-diffusion-fhir/Practitioner/pr-00001-1", client: client4, token: token4)
-        #expect(try practitioner.json()["name"] == nil)
-        let practitionerFull = try await Self.get(running, "/ws-diffusion-fhir/Practitioner/pr-00001-1", client: consumer, token: fullToken)
-        #expect(try practitionerFull.json()["name"] != nil)
+        let count = try await Self.get(running, "/ws-diffusion-fhir/HealthcareService?_summary=count", client: client, token: token)
+        #expect(try count.json()["total"] as? Int == (view.sensitiveVisible ? total : total - 1), "sensitive unit counted")
+        let sensitive = try await Self.get(running, "/ws-diffusion-fhir/HealthcareService/hs-00002-1", client: client, token: token)
+        #expect(sensitive.status == (view.sensitiveVisible ? .ok : .notFound))
+
+        #expect(try Self.capacityStatuses(try await read("Location/loc-00001-1")) == view.statuses.other)
+        #expect(try Self.capacityStatuses(try await read("Location/loc-00006-2")) == view.statuses.medicoSocial)
+        #expect(try Self.confidentialityLevels(try await read("Location/loc-00001-1")) == view.placeLevels.other)
+        #expect(try Self.confidentialityLevels(try await read("Location/loc-00006-2")) == view.placeLevels.medicoSocial)
+        #expect(try Self.confidentialityLevels(try await read("HealthcareService/hs-00001-1")) == view.offerLevels.other)
+        #expect(try Self.confidentialityLevels(try await read("HealthcareService/hs-00006-2")) == view.offerLevels.medicoSocial)
+        #expect(try Self.confidentialityLevels(try await read("PractitionerRole/prr-00001-1")) == view.roleLevels.other)
+        #expect(try Self.confidentialityLevels(try await read("PractitionerRole/prr-00007-1")) == view.roleLevels.medicoSocial)
+        #expect(try Self.confidentialityLevels(try await read("Organization/eg-00001")) == view.organizationLevels)
+        // The same filtering applies to what a search returns, included resources too.
+        let search = try await Self.get(running, "/ws-diffusion-fhir/HealthcareService?_id=hs-00006-2&_include=HealthcareService:location",
+                                        client: client, token: token)
+        let place = try #require((try search.json()["entry"] as? [[String: Any]])?.first { ($0["resource"] as? [String: Any])?["resourceType"] as? String == "Location" })
+        let placeResponse = TestClient.Response(head: .init(status: .ok), body: ByteBuffer(data: try JSONSerialization.data(withJSONObject: place["resource"]!)), trailerHeaders: nil)
+        #expect(try Self.capacityStatuses(placeResponse) == view.statuses.medicoSocial)
+
+        let practitioner = try await read("Practitioner/pr-00001-1")
+        #expect((try practitioner.json()["name"] == nil) == (view.profile == 4))
     }
 
     @Test func lenientHandlingSaysWhatItIgnored() async throws {
