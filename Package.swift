@@ -27,7 +27,7 @@ let package = Package(
         .executableTarget(
             name: "esante-sandbox",
             dependencies: [
-                "SandboxServer", "Access", "Store", "TestPKI", "RORFHIR",
+                "SandboxServer", "Access", "Store", "TestPKI", "RORFHIR", "INSi",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -36,7 +36,7 @@ let package = Package(
         .target(
             name: "SandboxServer",
             dependencies: [
-                "Access", "Store", "TestPKI", "FHIRCore", "SOAPCore", "RORFHIR",
+                "Access", "Store", "TestPKI", "FHIRCore", "SOAPCore", "RORFHIR", "INSi",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -99,7 +99,16 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
-        // SOAP 1.2 shapes shared by SOAP services (Fault for now).
+        // The INSi teleservice (Assurance Maladie): INS search by traits and by Vitale card, test base, WSDL.
+        .target(
+            name: "INSi",
+            dependencies: [
+                "SOAPCore", "Access", "Store",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        // SOAP 1.2 shared by the SOAP services: hardened XML parsing (no DTD, bounded), envelope, Fault.
         .target(name: "SOAPCore"),
         .testTarget(
             name: "AccessTests",
@@ -113,7 +122,7 @@ let package = Package(
         .testTarget(
             name: "SandboxServerTests",
             dependencies: [
-                "SandboxServer", "Access", "Store", "TestPKI", "esante-sandbox", "RORFHIR", "FHIRCore",
+                "SandboxServer", "Access", "Store", "TestPKI", "esante-sandbox", "RORFHIR", "FHIRCore", "INSi", "SOAPCore",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "X509", package: "swift-certificates"),

@@ -16,12 +16,15 @@ public struct SOAPFault: Sendable, Hashable, Error {
     public var reason: String
     /// Already-serialised XML placed inside `env:Detail`, or nil.
     public var detailXML: String?
+    /// `xml:lang` of the reason (the CNAM services answer in French).
+    public var language: String
 
-    public init(code: Code, subcode: String? = nil, reason: String, detailXML: String? = nil) {
+    public init(code: Code, subcode: String? = nil, reason: String, detailXML: String? = nil, language: String = "en") {
         self.code = code
         self.subcode = subcode
         self.reason = reason
         self.detailXML = detailXML
+        self.language = language
     }
 
     public static let envelopeNamespace = "http://www.w3.org/2003/05/soap-envelope"
@@ -39,7 +42,7 @@ public struct SOAPFault: Sendable, Hashable, Error {
             <?xml version="1.0" encoding="UTF-8"?>
             <env:Envelope xmlns:env="\(Self.envelopeNamespace)" xmlns:sandbox="\(Self.sandboxNamespace)">\
             <env:Body><env:Fault><env:Code><env:Value>\(code.rawValue)</env:Value>\(subcodeXML)</env:Code>\
-            <env:Reason><env:Text xml:lang="en">\(XMLText.escape(reason))</env:Text></env:Reason>\(detail)</env:Fault>\
+            <env:Reason><env:Text xml:lang="\(language)">\(XMLText.escape(reason))</env:Text></env:Reason>\(detail)</env:Fault>\
             </env:Body></env:Envelope>
             """
     }

@@ -42,15 +42,10 @@ enum AdminAPI {
         }
 
         admin.post("whitelist") { request, _ in
-            var request = request
-            guard let body = try? await request.collectBody(upTo: 1024 * 1024) else {
-                return SandboxJSON.error(.contentTooLarge, "a whitelist entry is at most 1 MiB of JSON")
-            }
             let whitelistRequest: WhitelistRequest
-            do {
-                whitelistRequest = try JSONDecoder().decode(WhitelistRequest.self, from: body)
-            } catch {
-                return SandboxJSON.error(.badRequest, "body must be a JSON whitelist entry: \(describe(decodingError: error))")
+            switch await decodeBody(request, as: WhitelistRequest.self, "whitelist entry") {
+            case .refusal(let response): return response
+            case .value(let value): whitelistRequest = value
             }
             do {
                 let entry = try sandbox.whitelist.add(try Whitelist.entry(from: whitelistRequest, origin: "admin"))
@@ -102,9 +97,29 @@ enum AdminAPI {
             return SandboxJSON.response(["reset": scope])
         }
 
+        AdminINSi.add(to: admin, directory: sandbox.insi.directory)
+
         admin.get("openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"],
                      body: .init(byteBuffer: ByteBuffer(string: AdminOpenAPI.document)))
+        }
+    }
+
+    enum Decoded<Value> {
+        case value(Value)
+        case refusal(Response)
+    }
+
+    /// A JSON request body (at most 1 MiB) as `Value`, or the 413/400 answer naming what is wrong.
+    static func decodeBody<Value: Decodable>(_ request: Request, as: Value.Type, _ what: String) async -> Decoded<Value> {
+        var request = request
+        guard let body = try? await request.collectBody(upTo: 1024 * 1024) else {
+            return .refusal(SandboxJSON.error(.contentTooLarge, "a \(what) is at most 1 MiB of JSON"))
+        }
+        do {
+            return .value(try JSONDecoder().decode(Value.self, from: body))
+        } catch {
+            return .refusal(SandboxJSON.error(.badRequest, "body must be a JSON \(what): \(describe(decodingError: error))"))
         }
     }
 

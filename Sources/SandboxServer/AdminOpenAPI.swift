@@ -13,6 +13,24 @@ enum AdminOpenAPI {
     "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
     "schemas": {
       "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+      "INSiIdentity": {
+        "type": "object", "required": ["matricule", "cle", "nomNaissance", "listePrenom", "sexe", "dateNaissance"],
+        "properties": {
+          "matricule": {"type": "string", "description": "13 characters (NIR or NIA)"}, "cle": {"type": "string"},
+          "type": {"type": "string", "enum": ["NIR", "NIA"], "default": "NIR"}, "nomNaissance": {"type": "string"},
+          "listePrenom": {"type": "string"}, "sexe": {"type": "string", "enum": ["M", "F"]},
+          "dateNaissance": {"type": "string", "format": "date"}, "lieuNaissance": {"type": "string"}, "note": {"type": "string"},
+          "insHisto": {"type": "array", "items": {"type": "object", "required": ["matricule", "cle"], "properties": {
+            "matricule": {"type": "string"}, "cle": {"type": "string"}, "dateDeb": {"type": "string"}, "dateFin": {"type": "string"}}}}
+        }
+      },
+      "INSiCard": {
+        "type": "object", "required": ["id", "assure", "beneficiaires"],
+        "properties": {"id": {"type": "string"}, "assure": {"type": "string"}, "note": {"type": "string"},
+          "beneficiaires": {"type": "array", "items": {"type": "object", "required": ["matricule", "rang"], "properties": {
+            "matricule": {"type": "string"}, "rang": {"type": "integer"}}}}}
+      },
+      "INSiLPS": {"type": "object", "required": ["idam"], "properties": {"idam": {"type": "string"}, "label": {"type": "string"}}},
       "WhitelistRequest": {
         "type": "object",
         "required": ["service"],
@@ -132,6 +150,61 @@ enum AdminOpenAPI {
           "200": {"description": "Done", "content": {"application/json": {"schema": {"type": "object"}}}},
           "400": {"description": "Unknown scope", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
         }
+      }
+    },
+    "/admin/insi/identities": {
+      "get": {"summary": "INSi test identities", "responses": {"200": {"description": "List", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/INSiIdentity"}}}}}}},
+      "post": {
+        "summary": "Add or replace (INSi test identities)",
+        "parameters": [{"name": "allowBadKey", "in": "query", "schema": {"type": "boolean", "default": false}}],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/INSiIdentity"}}}},
+        "responses": {
+          "201": {"description": "Stored", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/INSiIdentity"}}}},
+          "400": {"description": "Invalid (the field is named)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        }
+      }
+    },
+    "/admin/insi/identities/{id}": {
+      "delete": {
+        "summary": "Remove (identities by matricule, cards by id, lps by number)",
+        "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "responses": {"204": {"description": "Removed"}, "404": {"description": "Absent", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}
+      }
+    },
+    "/admin/insi/cards": {
+      "get": {"summary": "Simulated Vitale cards", "responses": {"200": {"description": "List", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/INSiCard"}}}}}}},
+      "post": {
+        "summary": "Add or replace (Simulated Vitale cards)",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/INSiCard"}}}},
+        "responses": {
+          "201": {"description": "Stored", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/INSiCard"}}}},
+          "400": {"description": "Invalid (the field is named)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        }
+      }
+    },
+    "/admin/insi/cards/{id}": {
+      "delete": {
+        "summary": "Remove (identities by matricule, cards by id, lps by number)",
+        "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "responses": {"204": {"description": "Removed"}, "404": {"description": "Absent", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}
+      }
+    },
+    "/admin/insi/lps": {
+      "get": {"summary": "LPS authorisation numbers (ContexteLPS/LPS/IDAM)", "responses": {"200": {"description": "List", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/INSiLPS"}}}}}}},
+      "post": {
+        "summary": "Add or replace (LPS authorisation numbers (ContexteLPS/LPS/IDAM))",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/INSiLPS"}}}},
+        "responses": {
+          "201": {"description": "Stored", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/INSiLPS"}}}},
+          "400": {"description": "Invalid (the field is named)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        }
+      }
+    },
+    "/admin/insi/lps/{id}": {
+      "delete": {
+        "summary": "Remove (identities by matricule, cards by id, lps by number)",
+        "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "responses": {"204": {"description": "Removed"}, "404": {"description": "Absent", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}
       }
     },
     "/admin/openapi.json": {

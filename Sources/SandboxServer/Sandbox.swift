@@ -1,5 +1,6 @@
 import Access
 import Foundation
+import INSi
 import Hummingbird
 import HummingbirdCore
 import Logging
@@ -37,6 +38,8 @@ public final class Sandbox: Sendable {
     public let demoClients: [String: DemoClientFiles]
     /// ROR FHIR MEV3 (`/ws-diffusion-fhir`).
     public let ror: RORFHIRService
+    /// INSi teleservice (`/lps`).
+    public let insi: INSiService
     let logger: Logger
     private let ready = NIOLockedValueBox<(tls: Int?, admin: Int?, waiters: [CheckedContinuation<ReadyInfo, Never>], info: ReadyInfo?)>(
         (nil, nil, [], nil))
@@ -75,12 +78,18 @@ public final class Sandbox: Sendable {
         self.ror = RORFHIRService(store: store, tokens: try RORTokenService(
             keyFile: pki.directory.appendingPathComponent("token-signing-key.pem"), whitelist: whitelist,
             environment: configuration.environment))
+        self.insi = INSiService(store: store, mode: configuration.insiMode, nirOID: configuration.insiNIROID)
         try seedWhitelist()
         // Service data is seeded on first start only: what clients wrote survives restarts (reset re-seeds).
         do {
             try ror.loadSeeds(from: configuration.resolvedSeedsDirectory, replace: false)
         } catch {
             throw SandboxError.seeds("ror: \(error)")
+        }
+        do {
+            try insi.directory.loadSeeds(from: configuration.resolvedSeedsDirectory, replace: false)
+        } catch {
+            throw SandboxError.seeds("insi: \(error)")
         }
     }
 
@@ -99,6 +108,7 @@ public final class Sandbox: Sendable {
     /// the CRL too (the PKI files themselves are kept: clients hold copies of them).
     public func reset(all: Bool) throws {
         try ror.loadSeeds(from: configuration.resolvedSeedsDirectory, replace: true)
+        try insi.directory.loadSeeds(from: configuration.resolvedSeedsDirectory, replace: true)
         ror.snapshots.removeAll()
         ror.export.removeAll()
         try journal.removeAll()

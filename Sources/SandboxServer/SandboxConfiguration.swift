@@ -1,5 +1,6 @@
 import Access
 import Foundation
+import INSi
 import TestPKI
 
 /// Everything `serve` can be told; the defaults are the README's first command.
@@ -34,6 +35,10 @@ public struct SandboxConfiguration: Sendable {
     public var journalBodyLimit = 1024 * 1024
     /// Print the start-up banner (URLs and curl line) to standard output.
     public var printBanner = true
+    /// INSi: CR 01 as production (`strict`) or the editor test environment's `insi_101` fault (`realistic`).
+    public var insiMode = INSiMode.strict
+    /// INSi: OID of INS-NIR answers (the editor test environment returns the production `.8`).
+    public var insiNIROID = "1.2.250.1.213.1.4.8"
 
     public init() {}
 

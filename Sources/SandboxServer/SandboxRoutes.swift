@@ -12,5 +12,6 @@ enum SandboxRoutes {
             WhoAmI.response(identity: context.identity, environment: environment, whitelist: whitelist)
         }
         sandbox.ror.addRoutes(to: router)
+        sandbox.insi.addRoutes(to: router)
     }
 }

@@ -160,6 +160,22 @@ public final class SandboxStore: Sendable {
             try db.create(index: "fhir_index_ref", on: "fhir_index", columns: ["ref_type", "ref_id", "type", "param", "id"])
             try db.create(index: "fhir_index_outgoing", on: "fhir_index", columns: ["type", "param", "ref_type", "ref_id", "id"])
         }
+        migrator.registerMigration("v5-insi") { db in
+            // INSi test base (the CNDA's role): identities by matricule, simulated Vitale cards, and the LPS
+            // authorisation numbers (IDAM) the CNDA assigned. JSON rows: the INSi module owns their shape.
+            try db.create(table: "insi_identity") { t in
+                t.primaryKey("matricule", .text)
+                t.column("json", .text).notNull()
+            }
+            try db.create(table: "insi_card") { t in
+                t.primaryKey("id", .text)
+                t.column("json", .text).notNull()
+            }
+            try db.create(table: "insi_lps") { t in
+                t.primaryKey("idam", .text)
+                t.column("label", .text)
+            }
+        }
         return migrator
     }
 

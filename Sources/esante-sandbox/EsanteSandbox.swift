@@ -1,6 +1,7 @@
 import Access
 import ArgumentParser
 import Foundation
+import INSi
 import Logging
 import SandboxServer
 import Store
@@ -11,7 +12,7 @@ struct EsanteSandbox: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "esante-sandbox",
         abstract: "An offline stand-in for the French national e-health services (ROR, INSi, DMP, Mon espace santé).",
-        subcommands: [Serve.self, Certs.self, WhitelistCommand.self, JournalCommand.self, Seed.self],
+        subcommands: [Serve.self, Certs.self, WhitelistCommand.self, JournalCommand.self, INSiCommand.self, Seed.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -64,3 +65,4 @@ struct DataOptions: ParsableArguments {
 
 extension KeyAlgorithm: ExpressibleByArgument {}
 extension RejectMode: ExpressibleByArgument {}
+extension INSiMode: ExpressibleByArgument {}

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import INSi
 import Logging
 import SandboxServer
 import TestPKI
@@ -55,6 +56,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Key algorithm of the certificates minted at first start: rsa (RSA-2048, as IGC-Santé) or p256.")
     var keyType: KeyAlgorithm = .rsa2048
 
+    @Option(help: "INSi answer for nobody found: strict (CR 01, as production) or realistic (insi_101 fault, as the editor test environment).")
+    var insiMode: INSiMode = .strict
+
+    @Option(help: "OID of INS-NIR answers (default 1.2.250.1.213.1.4.8, what the INSi test environment returns; .10 = INS-NIR de test).")
+    var insiNirOid = "1.2.250.1.213.1.4.8"
+
     @Option(help: "Log level (trace, debug, info, notice, warning, error, critical).")
     var logLevel = "warning"
 
@@ -79,6 +86,8 @@ struct Serve: AsyncParsableCommand {
             configuration.journalMaxRows = journalMaxRows
             configuration.journalBodyLimit = journalBodyLimit
             configuration.keyAlgorithm = keyType
+            configuration.insiMode = insiMode
+            configuration.insiNIROID = insiNirOid
             if let seedsDirectory = configuration.seedsDirectory,
                !FileManager.default.fileExists(atPath: seedsDirectory.path) {
                 throw UsageFailure("--seeds \(seedsDirectory.path): no such folder")

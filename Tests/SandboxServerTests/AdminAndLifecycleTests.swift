@@ -154,6 +154,8 @@ struct AdminAndLifecycleTests {
         let expected: [String: Set<String>] = [
             "/admin/health": ["get"], "/admin/whitelist": ["get", "post"], "/admin/whitelist/{id}": ["delete"],
             "/admin/journal": ["get"], "/admin/reset": ["post"], "/admin/openapi.json": ["get"],
+            "/admin/insi/identities": ["get", "post"], "/admin/insi/cards": ["get", "post"], "/admin/insi/lps": ["get", "post"],
+            "/admin/insi/identities/{id}": ["delete"], "/admin/insi/cards/{id}": ["delete"], "/admin/insi/lps/{id}": ["delete"],
         ]
         #expect(Set(paths.keys) == Set(expected.keys))
         for (path, methods) in expected { #expect(Set(paths[path]!.keys) == methods, "\(path)") }

@@ -169,6 +169,32 @@ struct CommandLineTests {
         #expect(try Shell.sandbox(["whitelist", "remove", "--data-dir", dir.path, "\(id)"]).status == 2)
     }
 
+    /// `insi identities|cards|lps`: bad NIR keys refused (exit 2) unless `--allow-bad-key`, cards need known identities.
+    @Test func insiCommandsEditTheTestBase() throws {
+        let dir = try Self.folder()
+        _ = try SandboxStore.open(path: dir.appendingPathComponent("sandbox.sqlite").path)
+        let identity = ["insi", "identities", "add", "--data-dir", dir.path, "--matricule", "1810363220456", "--cle", "60",
+                        "--nom", "HERMANN", "--prenoms", "GATIEN", "--sexe", "M", "--date-naissance", "1981-03-24", "--lieu-naissance", "63220"]
+        let refused = try Shell.sandbox(identity)
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("does not verify"), "\(refused.stderr)")
+        #expect(try Shell.sandbox(identity + ["--allow-bad-key"]).status == 0)
+        let badDate = try Shell.sandbox(identity.map { $0 == "1981-03-24" ? "1981-02-30" : $0 } + ["--allow-bad-key"])
+        #expect(badDate.status == 2 && badDate.stderr.contains("DateNaissance"))
+        let list = try Shell.sandbox(["insi", "identities", "list", "--data-dir", dir.path])
+        let identities = try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]]
+        #expect(identities?.map { $0["matricule"] as? String } == ["1810363220456"])
+        let card = try Shell.sandbox(["insi", "cards", "add", "--data-dir", dir.path, "--id", "CV-1", "--assure", "1810363220456",
+                                      "--beneficiaire", "1810363220457:1"])
+        #expect(card.status == 2 && card.stderr.contains("not an identity"))
+        #expect(try Shell.sandbox(["insi", "cards", "add", "--data-dir", dir.path, "--id", "CV-1", "--assure", "1810363220456",
+                                   "--beneficiaire", "1810363220456:1"]).status == 0)
+        #expect(try Shell.sandbox(["insi", "lps", "add", "--data-dir", dir.path, "LPS-CLI", "--label", "cli"]).status == 0)
+        #expect(try Shell.sandbox(["insi", "lps", "list", "--data-dir", dir.path]).stdout.contains("LPS-CLI"))
+        #expect(try Shell.sandbox(["insi", "lps", "remove", "--data-dir", dir.path, "LPS-CLI"]).status == 0)
+        #expect(try Shell.sandbox(["insi", "lps", "remove", "--data-dir", dir.path, "LPS-CLI"]).status == 2)
+    }
+
     /// Start the real binary, add a whitelist entry through the admin API, `kill -9` right after the 201, restart:
     /// the entry is there. Also checks `--ready-file` and that a request works against the started process.
     @Test func acknowledgedWritesSurviveKillMinus9() async throws {

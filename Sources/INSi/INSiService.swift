@@ -1,0 +1,141 @@
+import Access
+import Foundation
+import Hummingbird
+import NIOCore
+import SOAPCore
+import Store
+
+/// How the INSi stub answers a search that finds nobody.
+public enum INSiMode: String, Sendable, CaseIterable {
+    /// CR 01 "Aucune identite trouvee", as the production service.
+    case strict
+    /// `insi_101` fault, as the editor test environment does for anyone outside its test base (which is why the
+    /// CNDA hands out injection files).
+    case realistic
+}
+
+/// The INSi teleservice (Assurance Maladie, `DESIR_ICIR_EXP_1.5.0`): `POST /lps` (SOAP 1.2) with
+/// `rechercherInsAvecTraitsIdentite` and `rechercherInsAvecCarteVitale`, `GET /lps?wsdl` and its XSDs.
+/// Facts: `../shared/notes/insi-mes.md` §1–2.
+public final class INSiService: Sendable {
+    public static let path = "/lps"
+    public let directory: INSiDirectory
+    public let mode: INSiMode
+    /// OIDs the answers carry: the editor test environment returns the production ones (`.8` NIR, `.9` NIA).
+    public let nirOID: String
+    public let niaOID: String
+    let parser = HardenedXMLParser(maximumBytes: 256 * 1024, maximumDepth: 32, maximumElements: 2_000)
+
+    public init(store: SandboxStore, mode: INSiMode = .strict, nirOID: String = "1.2.250.1.213.1.4.8", niaOID: String = "1.2.250.1.213.1.4.9") {
+        self.directory = INSiDirectory(store: store)
+        self.mode = mode
+        self.nirOID = nirOID
+        self.niaOID = niaOID
+    }
+
+    public func addRoutes<Context: RequestContext & CallerContext>(to router: Router<Context>) {
+        router.get(RouterPath(Self.path)) { request, _ in
+            try INSiWSDL.response(request, baseURL: Self.baseURL(request))
+        }
+        router.post(RouterPath(Self.path)) { request, context in
+            var request = request
+            let limit = self.parser.maximumBytes
+            guard let body = try? await request.collectBody(upTo: limit) else {
+                return INSiFault(.sender, "sbx_taille", "Message refusé : plus de \(limit) octets", status: .contentTooLarge).response
+            }
+            return self.answer(body: Data(buffer: body), contentType: request.headers[.contentType], identity: context.identity)
+        }
+    }
+
+    static func baseURL(_ request: Request) -> String {
+        "https://\(request.head.authority ?? "localhost")\(path)"
+    }
+
+    // MARK: Handling
+
+    /// The SOAP answer to one request: a `RESULTAT` (HTTP 200) or a fault (HTTP 500, as the real service).
+    func answer(body: Data, contentType: String?, identity: ClientIdentity?) -> Response {
+        do {
+            let xml = try handle(body: body, contentType: contentType, identity: identity)
+            return Response(status: .ok, headers: [.contentType: SOAPFault.contentType], body: .init(byteBuffer: ByteBuffer(string: xml)))
+        } catch {
+            return error.response
+        }
+    }
+
+    func handle(body: Data, contentType: String?, identity: ClientIdentity?) throws(INSiFault) -> String {
+        guard let contentType, contentType.lowercased().hasPrefix("application/soap+xml") else {
+            throw INSiFault(.sender, "sbx_content_type", "Content-Type '\(contentType ?? "")' : le service attend du SOAP 1.2 (application/soap+xml; action=\"…\")", status: .unsupportedMediaType)
+        }
+        let envelope: SOAPEnvelope
+        do {
+            envelope = try SOAPEnvelope(data: body, parser: parser)
+        } catch {
+            throw INSiFault(envelope: error)
+        }
+        let messageID = envelope.headerBlock("MessageID", namespace: INSiNamespace.addressing)?.text
+        var request = INSiRequest(envelope: envelope, messageID: messageID)
+        let operation = try request.operation(httpAction: SOAPEnvelope.action(contentType: contentType))
+        try request.checkCaller(identity: identity)
+        try request.checkContexts()
+        let idam = request.idam
+        let authorised: Bool
+        do { authorised = try directory.isAuthorised(idam: idam) } catch { throw INSiFault.storage(error, messageID: messageID) }
+        guard authorised else {
+            throw INSiFault(.sender, "desir_550", subcode: "siram_100",
+                            reason: "L'accès par ce progiciel au service n'est pas autorisé. Contactez l'éditeur du progiciel ou votre responsable informatique.",
+                            message: "Numéro d'autorisation du logiciel inconnu.", messageID: messageID)
+        }
+        let found: [INSIdentity]
+        do {
+            switch operation {
+            case .traits:
+                let traits = try request.traits()
+                found = try directory.identities().filter(traits.matches)
+            case .vitale:
+                let beneficiary = try request.beneficiary()
+                found = try beneficiary.lookup(identities: directory.identities(), cards: directory.cards())
+            }
+        } catch let fault as INSiFault {
+            throw fault
+        } catch {
+            throw INSiFault.storage(error, messageID: messageID)
+        }
+        if found.isEmpty, mode == .realistic {
+            throw INSiFault(.receiver, "insi_101", subcode: "insi_101",
+                            reason: "Erreur technique : le service est momentanément indisponible.",
+                            message: "Identité absente de la base de test (mode realistic : l'environnement de test éditeur ne sait pas répondre CR 01).",
+                            messageID: messageID)
+        }
+        return INSiResult(found: found, nirOID: nirOID, niaOID: niaOID).envelope
+    }
+}
+
+/// Namespaces of the INSi messages (WSDL `DESIR_ICIR_EXP_1.5.0`).
+public enum INSiNamespace {
+    public static let service = "http://www.cnamts.fr/webservice"
+    public static let traitsRequest = "http://www.cnamts.fr/INSiRecSans"
+    public static let vitaleRequest = "http://www.cnamts.fr/INSiRecVit"
+    public static let result = "http://www.cnamts.fr/INSiResultat"
+    public static let contextBAM = "urn:siram:bam:ctxbam"
+    public static let contextLPS = "urn:siram:lps:ctxlps"
+    public static let siram = "urn:siram"
+    public static let addressing = "http://www.w3.org/2005/08/addressing"
+    public static let security = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+    public static let saml2 = "urn:oasis:names:tc:SAML:2.0:assertion"
+}
+
+/// The two operations and their SOAP actions.
+public enum INSiOperation: String, Sendable, CaseIterable {
+    case traits = "rechercherInsAvecTraitsIdentite"
+    case vitale = "rechercherInsAvecCarteVitale"
+
+    public var action: String { "urn:ServiceIdentiteCertifiee:1.0.0:\(rawValue)" }
+
+    var bodyElement: (namespace: String, name: String) {
+        switch self {
+        case .traits: (INSiNamespace.traitsRequest, "RECSANSVITALE")
+        case .vitale: (INSiNamespace.vitaleRequest, "RECVITALE")
+        }
+    }
+}

@@ -1,0 +1,211 @@
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+
+/// An element of a parsed SOAP message: namespace-resolved name, attributes, children and text. A value type,
+/// small enough for the few kilobytes a SOAP request carries.
+public struct SOAPElement: Sendable, Hashable {
+    /// Namespace URI ("" when none).
+    public var namespace: String
+    public var name: String
+    /// Attributes by local name (SOAP payloads here use no namespaced attributes that could collide).
+    public var attributes: [String: String]
+    public var children: [SOAPElement]
+    /// Character data directly inside this element, whitespace kept.
+    public var rawText: String
+
+    public init(namespace: String, name: String, attributes: [String: String] = [:], children: [SOAPElement] = [], rawText: String = "") {
+        self.namespace = namespace
+        self.name = name
+        self.attributes = attributes
+        self.children = children
+        self.rawText = rawText
+    }
+
+    /// The text with surrounding whitespace removed.
+    public var text: String { rawText.trimmingCharacters(in: .whitespacesAndNewlines) }
+
+    /// The first child with that local name (and namespace, when given).
+    public func child(_ name: String, namespace: String? = nil) -> SOAPElement? {
+        children.first { $0.name == name && (namespace == nil || $0.namespace == namespace) }
+    }
+
+    public func children(_ name: String, namespace: String? = nil) -> [SOAPElement] {
+        children.filter { $0.name == name && (namespace == nil || $0.namespace == namespace) }
+    }
+
+    /// Follows a path of local names (`child("A")?.child("B")…`).
+    public func path(_ names: String...) -> SOAPElement? {
+        var element: SOAPElement? = self
+        for name in names { element = element?.child(name) }
+        return element
+    }
+
+    /// Every element below this one, depth first.
+    public var descendants: [SOAPElement] {
+        children.flatMap { [$0] + $0.descendants }
+    }
+}
+
+/// Why a message was refused before any service logic ran.
+public enum XMLRejection: Error, Hashable, Sendable, CustomStringConvertible {
+    /// SOAP 1.2 part 1 §5: "A SOAP message MUST NOT contain a Document Type Declaration" — which also rules out
+    /// external entities (XXE) and entity expansion (billion laughs) before the parser sees them.
+    case documentTypeDeclaration
+    case tooLarge(bytes: Int, limit: Int)
+    case tooDeep(limit: Int)
+    case tooManyElements(limit: Int)
+    case malformed(line: Int, column: Int, message: String)
+    case empty
+
+    public var description: String {
+        switch self {
+        case .documentTypeDeclaration:
+            "the message contains a Document Type Declaration (<!DOCTYPE or <!ENTITY): forbidden in SOAP messages (SOAP 1.2 part 1 §5), no entity is expanded"
+        case .tooLarge(let bytes, let limit): "the message is \(bytes) bytes, over the \(limit)-byte limit"
+        case .tooDeep(let limit): "the message nests elements deeper than \(limit) levels"
+        case .tooManyElements(let limit): "the message has more than \(limit) elements"
+        case .malformed(let line, let column, let message): "malformed XML at line \(line), column \(column): \(message)"
+        case .empty: "the message is empty"
+        }
+    }
+}
+
+/// A parser for untrusted SOAP messages: no DTD at all (hence no external entity, no entity expansion), bounded
+/// size, depth and element count, namespace-aware, declared encodings honoured (libxml2 through FoundationXML).
+public struct HardenedXMLParser: Sendable {
+    public var maximumBytes: Int
+    public var maximumDepth: Int
+    public var maximumElements: Int
+
+    public init(maximumBytes: Int = 1 << 20, maximumDepth: Int = 64, maximumElements: Int = 10_000) {
+        self.maximumBytes = maximumBytes
+        self.maximumDepth = maximumDepth
+        self.maximumElements = maximumElements
+    }
+
+    public func parse(_ data: Data) throws(XMLRejection) -> SOAPElement {
+        guard data.count <= maximumBytes else { throw .tooLarge(bytes: data.count, limit: maximumBytes) }
+        guard !data.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) else { throw .empty }
+        // Looked for in the raw bytes, before parsing: ASCII markup reads the same in every encoding a SOAP
+        // message may declare (UTF-8, ISO-8859-x). A UTF-16 message would hide it, so UTF-16 is refused by the
+        // parser's encoding check below.
+        if data.range(of: Data("<!DOCTYPE".utf8)) != nil || data.range(of: Data("<!ENTITY".utf8)) != nil {
+            throw .documentTypeDeclaration
+        }
+        if data.starts(with: [0xFE, 0xFF]) || data.starts(with: [0xFF, 0xFE]) || (data.count > 1 && (data[data.startIndex] == 0 || data[data.startIndex + 1] == 0)) {
+            throw .malformed(line: 1, column: 1, message: "UTF-16 messages are not accepted; send UTF-8")
+        }
+        let builder = TreeBuilder(maximumDepth: maximumDepth, maximumElements: maximumElements)
+        let parser = XMLParser(data: data)
+        parser.shouldProcessNamespaces = true
+        parser.shouldReportNamespacePrefixes = false
+        parser.shouldResolveExternalEntities = false
+        parser.delegate = builder
+        let ok = parser.parse()
+        if let limit = builder.limitHit { throw limit }
+        guard ok, let root = builder.root else {
+            let message = parser.parserError.map { ($0 as NSError).localizedDescription } ?? "not well-formed"
+            throw .malformed(line: parser.lineNumber, column: parser.columnNumber, message: message)
+        }
+        return root
+    }
+}
+
+private final class TreeBuilder: NSObject, XMLParserDelegate {
+    let maximumDepth: Int
+    let maximumElements: Int
+    var stack: [SOAPElement] = []
+    var root: SOAPElement?
+    var count = 0
+    var limitHit: XMLRejection?
+
+    init(maximumDepth: Int, maximumElements: Int) {
+        self.maximumDepth = maximumDepth
+        self.maximumElements = maximumElements
+    }
+
+    func parser(_ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?, qualifiedName qName: String?,
+                attributes attributeDict: [String: String] = [:]) {
+        count += 1
+        if stack.count >= maximumDepth { limitHit = .tooDeep(limit: maximumDepth); parser.abortParsing(); return }
+        if count > maximumElements { limitHit = .tooManyElements(limit: maximumElements); parser.abortParsing(); return }
+        var attributes: [String: String] = [:]
+        for (key, value) in attributeDict {
+            attributes[String(key.split(separator: ":").last ?? Substring(key))] = value
+        }
+        stack.append(SOAPElement(namespace: namespaceURI ?? "", name: elementName, attributes: attributes))
+    }
+
+    func parser(_ parser: XMLParser, foundCharacters string: String) {
+        guard !stack.isEmpty else { return }
+        stack[stack.count - 1].rawText += string
+    }
+
+    func parser(_ parser: XMLParser, foundCDATA CDATABlock: Data) {
+        guard !stack.isEmpty else { return }
+        stack[stack.count - 1].rawText += String(decoding: CDATABlock, as: UTF8.self)
+    }
+
+    func parser(_ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?, qualifiedName qName: String?) {
+        guard let element = stack.popLast() else { return }
+        if stack.isEmpty { root = element } else { stack[stack.count - 1].children.append(element) }
+    }
+
+    func parser(_ parser: XMLParser, resolveExternalEntityName name: String, systemID: String?) -> Data? { nil }
+}
+
+/// A SOAP 1.2 envelope: its header blocks and the single body element.
+public struct SOAPEnvelope: Sendable {
+    public static let soap11Namespace = "http://schemas.xmlsoap.org/soap/envelope/"
+
+    public var header: SOAPElement?
+    public var body: SOAPElement
+    /// Attributes of `env:Body` (INSi's CPx mode signs a body carrying `Id="_0"`).
+    public var bodyAttributes: [String: String]
+
+    /// Parses and checks the envelope; every refusal is the SOAP 1.2 fault a SOAP node would send.
+    public init(data: Data, parser: HardenedXMLParser = HardenedXMLParser()) throws(SOAPFault) {
+        let root: SOAPElement
+        do {
+            root = try parser.parse(data)
+        } catch {
+            throw SOAPFault(code: .sender, subcode: "sandbox:MalformedMessage", reason: "Message refused: \(error)")
+        }
+        if root.name == "Envelope", root.namespace == Self.soap11Namespace {
+            throw SOAPFault(code: .versionMismatch, reason: "SOAP 1.1 envelope received: this service speaks SOAP 1.2 (namespace \(SOAPFault.envelopeNamespace), Content-Type application/soap+xml)")
+        }
+        guard root.name == "Envelope", root.namespace == SOAPFault.envelopeNamespace else {
+            throw SOAPFault(code: .sender, subcode: "sandbox:MalformedMessage",
+                            reason: "The document element is {\(root.namespace)}\(root.name), not a SOAP 1.2 {\(SOAPFault.envelopeNamespace)}Envelope")
+        }
+        guard let body = root.child("Body", namespace: SOAPFault.envelopeNamespace) else {
+            throw SOAPFault(code: .sender, subcode: "sandbox:MalformedMessage", reason: "The envelope has no Body")
+        }
+        guard body.children.count == 1, let payload = body.children.first else {
+            throw SOAPFault(code: .sender, subcode: "sandbox:MalformedMessage",
+                            reason: "The Body must carry exactly one element (it carries \(body.children.count))")
+        }
+        self.header = root.child("Header", namespace: SOAPFault.envelopeNamespace)
+        self.body = payload
+        self.bodyAttributes = body.attributes
+    }
+
+    /// The header block with that local name and namespace.
+    public func headerBlock(_ name: String, namespace: String) -> SOAPElement? {
+        header?.child(name, namespace: namespace)
+    }
+
+    /// The `action` parameter of a SOAP 1.2 Content-Type (`application/soap+xml; charset=utf-8; action="…"`).
+    public static func action(contentType: String?) -> String? {
+        guard let contentType else { return nil }
+        for parameter in contentType.split(separator: ";").dropFirst() {
+            let parts = parameter.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            if parts.count == 2, parts[0].lowercased() == "action" {
+                return parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+            }
+        }
+        return nil
+    }
+}

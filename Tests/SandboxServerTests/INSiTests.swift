@@ -1,0 +1,462 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import INSi
+import NIOCore
+import SOAPCore
+import Testing
+
+@testable import SandboxServer
+
+/// One INSi request, as a CNDA-conformant LPS builds it; each field can be broken by a test.
+struct INSiCall {
+    var operation = INSiOperation.traits
+    var birthName = "ADRTROIS"
+    var firstNames = ["DOMINIQUE"]
+    var sex = "F"
+    var birthDate = "1997-02-26"
+    var birthPlace: String?
+    var idam = "SANDBOX-LPS-0001"
+    var messageID: String? = "uuid:\(UUID().uuidString.lowercased())"
+    var action: String?
+    var bamVersion = "01_02"
+    var coverage = ""
+    /// Raw XML of `wsse:Security` children (nil: no Security header, the mTLS mode).
+    var security: String?
+    /// Raw body element (nil: built from the traits).
+    var body: String?
+
+    var xml: String {
+        let recSans = "http://www.cnamts.fr/INSiRecSans"
+        let payload = body ?? """
+            <rs:RECSANSVITALE xmlns:rs="\(recSans)"><rs:NomNaissance>\(birthName)</rs:NomNaissance>\
+            \(firstNames.map { "<rs:Prenom>\($0)</rs:Prenom>" }.joined())<rs:Sexe>\(sex)</rs:Sexe>\
+            <rs:DateNaissance>\(birthDate)</rs:DateNaissance>\(birthPlace.map { "<rs:LieuNaissance>\($0)</rs:LieuNaissance>" } ?? "")</rs:RECSANSVITALE>
+            """
+        let securityXML = security.map {
+            "<wsse:Security xmlns:wsse=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd\">\($0)</wsse:Security>"
+        } ?? ""
+        return """
+            <?xml version="1.0" encoding="UTF-8"?>
+            <s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://www.w3.org/2005/08/addressing" \
+            xmlns:bam="urn:siram:bam:ctxbam" xmlns:lps="urn:siram:lps:ctxlps"><s:Header>\(securityXML)\
+            <bam:ContexteBAM Version="\(bamVersion)"><bam:Id>\(UUID().uuidString)</bam:Id><bam:Temps>2026-11-22T10:00:00Z</bam:Temps>\
+            <bam:Emetteur>tests</bam:Emetteur><bam:COUVERTURE>\(coverage)</bam:COUVERTURE></bam:ContexteBAM>\
+            <lps:ContexteLPS Nature="CTXLPS" Version="01_00"><lps:Id>\(UUID().uuidString)</lps:Id><lps:Temps>2026-11-22T10:00:00Z</lps:Temps>\
+            <lps:Emetteur>tests</lps:Emetteur><lps:LPS><lps:IDAM R="4">\(idam)</lps:IDAM><lps:Version>1</lps:Version>\
+            <lps:Instance>\(UUID().uuidString)</lps:Instance><lps:Nom>urn:lps:tests:1</lps:Nom></lps:LPS></lps:ContexteLPS>\
+            <a:Action>\(action ?? operation.action)</a:Action>\(messageID.map { "<a:MessageID>\($0)</a:MessageID>" } ?? "")\
+            </s:Header><s:Body>\(payload)</s:Body></s:Envelope>
+            """
+    }
+
+    /// A Vitale search for a beneficiary, with the card context and the card's assertion.
+    static func vitale(matricule: String, name: String?, birthDate: String?, rank: Int?, assertion: String? = INSiCall.cardAssertion()) -> INSiCall {
+        var call = INSiCall()
+        call.operation = .vitale
+        call.body = """
+            <rv:RECVITALE xmlns:rv="http://www.cnamts.fr/INSiRecVit"><rv:MatriculeIndividu><rv:NumIdentifiant>\(matricule)</rv:NumIdentifiant></rv:MatriculeIndividu>\
+            \(name.map { "<rv:NomNaissance>\($0)</rv:NomNaissance>" } ?? "")\(birthDate.map { "<rv:DateNaissance>\($0)</rv:DateNaissance>" } ?? "")\
+            \(rank.map { "<rv:RangNaissance>\($0)</rv:RangNaissance>" } ?? "")</rv:RECVITALE>
+            """
+        call.coverage = "<bam:BENEFICIAIRE><bam:Nir><bam:Num>\(matricule)</bam:Num></bam:Nir>\(rank.map { "<bam:Rang>\($0)</bam:Rang>" } ?? "")</bam:BENEFICIAIRE>"
+        call.security = assertion
+        return call
+    }
+
+    static func cardAssertion(notOnOrAfter: Date = Date().addingTimeInterval(1200)) -> String {
+        """
+        <saml2:Assertion xmlns:saml2="urn:oasis:names:tc:SAML:2.0:assertion" ID="_cv" Version="2.0"><saml2:Issuer>CN=CARTE VITALE SANDBOX</saml2:Issuer>\
+        <saml2:Subject><saml2:NameID>CV-SBX-0003</saml2:NameID></saml2:Subject>\
+        <saml2:Conditions NotOnOrAfter="\(ISO8601DateFormatter().string(from: notOnOrAfter))"/></saml2:Assertion>
+        """
+    }
+
+    /// A CPS assertion (CPx mode) with the attributes the real service reads; `leaving` drops one of them.
+    static func professionalAssertion(leaving: String? = nil) -> String {
+        let attributes = ["identifiantFacturation": "991000123", "secteurActivite": "SA07"].filter { $0.key != leaving }
+            .sorted { $0.key < $1.key }
+            .map { "<saml2:Attribute Name=\"\($0.key)\"><saml2:AttributeValue>\($0.value)</saml2:AttributeValue></saml2:Attribute>" }.joined()
+        return """
+            <saml2:Assertion xmlns:saml2="urn:oasis:names:tc:SAML:2.0:assertion" ID="_cps" Version="2.0">\
+            <saml2:Issuer Format="urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName">CN=899700001234,O=CABINET SANDBOX,C=FR</saml2:Issuer>\
+            <ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo/></ds:Signature>\
+            <saml2:Subject><saml2:NameID NameQualifier="CPS">899700001234</saml2:NameID></saml2:Subject>\
+            <saml2:AttributeStatement>\(attributes)</saml2:AttributeStatement></saml2:Assertion>
+            """
+    }
+}
+
+/// What an INSi answer says: CR and identity, or the fault's codes.
+struct INSiAnswer {
+    var status: HTTPResponse.Status
+    var xml: String
+    var root: SOAPElement
+
+    init(_ response: TestClient.Response) throws {
+        status = response.status
+        xml = response.text
+        root = try HardenedXMLParser().parse(Data(xml.utf8))
+    }
+
+    var result: SOAPElement? { root.path("Body", "RESULTAT") }
+    var code: String? { result?.path("CR", "CodeCR")?.text }
+    var matricule: String? { result?.path("INDIVIDU", "INSACTIF", "IdIndividu", "NumIdentifiant")?.text }
+    var fault: SOAPElement? { root.path("Body", "Fault") }
+    var subcode: String? { fault?.path("Code", "Subcode", "Value")?.text }
+    var errorCode: String? { fault?.path("Detail", "Erreur")?.attributes["code"] }
+    var reason: String { fault?.path("Reason", "Text")?.text ?? "" }
+}
+
+@Suite("INSi teleservice")
+struct INSiTests {
+    static let autoDN = "CN=INSI-AUTO,OU=1690099990,O=CENTRE DE SANTE SANDBOX,C=FR"
+
+    static func start(configure: (inout SandboxConfiguration) -> Void = { _ in }, dn: String = autoDN) async throws -> (RunningSandbox, ClientFiles) {
+        let running = try await RunningSandbox.start(seeds: SharedPKI.repositorySeeds, configure: configure)
+        let client = try SharedPKI.client(dn)
+        try running.whitelist("insi", dn: dn)
+        return (running, client)
+    }
+
+    static func send(_ running: RunningSandbox, _ call: INSiCall, client: ClientFiles, contentType: String? = nil) async throws -> INSiAnswer {
+        try await send(running, body: call.xml, client: client,
+                       contentType: contentType ?? "application/soap+xml; charset=utf-8; action=\"\(call.action ?? call.operation.action)\"")
+    }
+
+    static func send(_ running: RunningSandbox, body: String, client: ClientFiles, contentType: String = "application/soap+xml; charset=utf-8") async throws -> INSiAnswer {
+        try INSiAnswer(try await running.request("/lps", method: .post, client: client, headers: [.contentType: contentType], body: body))
+    }
+
+    struct TraitsCase: Sendable, CustomStringConvertible {
+        var name: String, firstName: String, sex: String, date: String, place: String?
+        var code: String, matricule: String?
+        var description: String { "\(name) \(firstName) → CR \(code)" }
+    }
+
+    static let traitsCases = [
+        TraitsCase(name: "ADRTROIS", firstName: "DOMINIQUE", sex: "F", date: "1997-02-26", place: nil, code: "00", matricule: "297022A020778"),
+        TraitsCase(name: "ADRTROIS", firstName: "TOUSSAINT", sex: "M", date: "1960-01-01", place: "2B020", code: "00", matricule: "160012B020777"),
+        TraitsCase(name: "ECETINSI", firstName: "PIERRE-ALAIN", sex: "M", date: "2009-07-14", place: nil, code: "00", matricule: "1090763220834"),
+        TraitsCase(name: "ECETINSI", firstName: "PIERRE-ALAIN MURIEL FLORIANT", sex: "M", date: "2009-07-14", place: nil, code: "00", matricule: "1090763220834"),
+        TraitsCase(name: "TCHITCHI", firstName: "OLA", sex: "F", date: "1936-06-21", place: nil, code: "01", matricule: nil),
+        TraitsCase(name: "TCHITCHI", firstName: "CATARINA", sex: "F", date: "1936-06-21", place: nil, code: "00", matricule: "2360663220836"),
+        TraitsCase(name: "ADRTROIS", firstName: "DOMINIQUE", sex: "M", date: "1997-02-26", place: nil, code: "01", matricule: nil),
+        TraitsCase(name: "ADRTROIS", firstName: "DOMINIQUE", sex: "F", date: "1997-02-26", place: "63220", code: "01", matricule: nil),
+        TraitsCase(name: "HOUILLES", firstName: "PIERRE", sex: "M", date: "1993-01-27", place: nil, code: "01", matricule: nil),
+        TraitsCase(name: "DE VINCI", firstName: "LEONARDO", sex: "M", date: "2014-02-01", place: nil, code: "02", matricule: nil),
+        TraitsCase(name: "DE VINCI", firstName: "LEONARDO", sex: "M", date: "2014-02-01", place: "69123", code: "00", matricule: "1140269123102"),
+    ]
+
+    @Test func traitsSearchAnswersEachReturnCode() async throws {
+        let (running, client) = try await Self.start()
+        defer { Task { await running.stop() } }
+        for test in Self.traitsCases {
+            var call = INSiCall()
+            (call.birthName, call.firstNames, call.sex, call.birthDate, call.birthPlace) = (test.name, [test.firstName], test.sex, test.date, test.place)
+            let answer = try await Self.send(running, call, client: client)
+            #expect(answer.status == .ok, "\(test): \(answer.xml)")
+            #expect(answer.code == test.code, "\(test)")
+            #expect(answer.matricule == test.matricule, "\(test)")
+            if test.code != "00" { #expect(answer.result?.child("INDIVIDU") == nil, "\(test): no INDIVIDU unless CR 00") }
+        }
+        // CR 00 in detail: key, OID, INSHISTO, traits in upper case with the whole first-name list.
+        var call = INSiCall()
+        (call.birthName, call.firstNames, call.sex, call.birthDate) = ("ECETINSI", ["PIERRE-ALAIN"], "M", "2009-07-14")
+        let answer = try await Self.send(running, call, client: client)
+        let individual = try #require(answer.result?.child("INDIVIDU"))
+        #expect(individual.path("INSACTIF", "IdIndividu", "Cle")?.text == "89")
+        #expect(individual.path("INSACTIF", "OID")?.text == "1.2.250.1.213.1.4.8")
+        #expect(individual.path("INSHISTO", "IdIndividu", "NumIdentifiant")?.text == "2090763220834")
+        #expect(individual.path("INSHISTO", "DateFin")?.text == "2019-02-28")
+        #expect(individual.path("TIQ", "ListePrenom")?.text == "PIERRE-ALAIN MURIEL FLORIANT")
+        #expect(individual.children.map(\.name) == ["INSACTIF", "INSHISTO", "TIQ"])
+        // An NIA answers with the NIA OID.
+        (call.birthName, call.firstNames, call.sex, call.birthDate) = ("PROVISOIRE", ["MATRICULE"], "M", "2009-07-01")
+        #expect(try await Self.send(running, call, client: client).result?.path("INDIVIDU", "INSACTIF", "OID")?.text == "1.2.250.1.213.1.4.9")
+    }
+
+    /// The CNDA-mandated loop: each first name in turn until CR 00, then all of them joined by spaces.
+    static func cndaLoop(_ running: RunningSandbox, client: ClientFiles, name: String, firstNames: [String], sex: String, date: String) async throws -> (code: String?, calls: Int) {
+        var calls = 0
+        for firstName in firstNames + (firstNames.count > 1 ? [firstNames.joined(separator: " ")] : []) {
+            var call = INSiCall()
+            (call.birthName, call.firstNames, call.sex, call.birthDate) = (name, [firstName], sex, date)
+            calls += 1
+            let answer = try await send(running, call, client: client)
+            if answer.code != "01" { return (answer.code, calls) }
+        }
+        return ("01", calls)
+    }
+
+    @Test func firstNameLoopOfACNDAConformantClient() async throws {
+        let (running, client) = try await Self.start()
+        defer { Task { await running.stop() } }
+        let tchitchi = try await Self.cndaLoop(running, client: client, name: "TCHITCHI", firstNames: ["OLA", "CATARINA"], sex: "F", date: "1936-06-21")
+        #expect(tchitchi.code == "00" && tchitchi.calls == 2)
+        let houilles = try await Self.cndaLoop(running, client: client, name: "HOUILLES", firstNames: ["PIERRE", "PAUL", "JACQUES"], sex: "M", date: "1993-01-27")
+        #expect(houilles.code == "01" && houilles.calls == 4, "three first names then the list: four calls, all CR 01")
+        let nessi = try await Self.cndaLoop(running, client: client, name: "NESSI", firstNames: ["MICHELANGELO", "ANTHONY"], sex: "M", date: "2010-08-07")
+        #expect(nessi.code == "00" && nessi.calls == 1)
+    }
+
+    struct FaultCase: Sendable, CustomStringConvertible {
+        var label: String
+        var call: @Sendable () -> INSiCall
+        var errorCode: String
+        var subcode: String?
+        var reasonContains: String
+        var description: String { label }
+    }
+
+    static let faultCases: [FaultCase] = [
+        FaultCase(label: "unknown IDAM", call: { var c = INSiCall(); c.idam = "INCONNU-42"; return c },
+                  errorCode: "desir_550", subcode: "env:siram_100", reasonContains: "progiciel"),
+        FaultCase(label: "no MessageID", call: { var c = INSiCall(); c.messageID = nil; return c },
+                  errorCode: "sbx_entete", reasonContains: "MessageID"),
+        FaultCase(label: "MessageID not a uuid", call: { var c = INSiCall(); c.messageID = "42"; return c },
+                  errorCode: "sbx_entete", reasonContains: "MessageID"),
+        FaultCase(label: "ContexteBAM version", call: { var c = INSiCall(); c.bamVersion = "01_01"; return c },
+                  errorCode: "sbx_entete", reasonContains: "01_02"),
+        FaultCase(label: "Action of the other operation", call: { var c = INSiCall(); c.action = INSiOperation.vitale.action; return c },
+                  errorCode: "sbx_action", reasonContains: "RECSANSVITALE"),
+        FaultCase(label: "unknown body element", call: { var c = INSiCall(); c.body = "<x:Autre xmlns:x=\"urn:x\"/>"; return c },
+                  errorCode: "sbx_operation", reasonContains: "Autre"),
+        FaultCase(label: "lower-case birth name", call: { var c = INSiCall(); c.birthName = "Adrtrois"; return c },
+                  errorCode: "sbx_requete", reasonContains: "NomNaissance"),
+        FaultCase(label: "accented first name", call: { var c = INSiCall(); c.firstNames = ["DOMINIQUÉ"]; return c },
+                  errorCode: "sbx_requete", reasonContains: "Prenom"),
+        FaultCase(label: "two first names in one call", call: { var c = INSiCall(); c.firstNames = ["DOMINIQUE", "MARIE"]; return c },
+                  errorCode: "sbx_requete", reasonContains: "un seul prénom"),
+        FaultCase(label: "sex I", call: { var c = INSiCall(); c.sex = "I"; return c }, errorCode: "sbx_requete", reasonContains: "Sexe"),
+        FaultCase(label: "30 February", call: { var c = INSiCall(); c.birthDate = "1997-02-30"; return c },
+                  errorCode: "sbx_requete", reasonContains: "DateNaissance"),
+        FaultCase(label: "COG code", call: { var c = INSiCall(); c.birthPlace = "PARIS"; return c },
+                  errorCode: "sbx_requete", reasonContains: "LieuNaissance"),
+        FaultCase(label: "missing birth date", call: { var c = INSiCall(); c.birthDate = ""; return c },
+                  errorCode: "sbx_requete", reasonContains: "DateNaissance"),
+        FaultCase(label: "CPS assertion without secteurActivite",
+                  call: { var c = INSiCall(); c.security = INSiCall.professionalAssertion(leaving: "secteurActivite"); return c },
+                  errorCode: "sbx_assertion", reasonContains: "secteurActivite"),
+        FaultCase(label: "Vitale search without the card assertion",
+                  call: { INSiCall.vitale(matricule: "2181213055202", name: "JUMEAU", birthDate: "2018-12-24", rank: 2, assertion: nil) },
+                  errorCode: "sbx_vitale", reasonContains: "assertion"),
+        FaultCase(label: "stale card assertion",
+                  call: { INSiCall.vitale(matricule: "2181213055202", name: nil, birthDate: nil, rank: 2,
+                                          assertion: INSiCall.cardAssertion(notOnOrAfter: Date().addingTimeInterval(-60))) },
+                  errorCode: "sbx_vitale", reasonContains: "périmée"),
+    ]
+
+    @Test(arguments: faultCases)
+    func eachCheckAnswersASOAPFault(_ test: FaultCase) async throws {
+        let (running, client) = try await Self.start()
+        defer { Task { await running.stop() } }
+        let call = test.call()
+        let answer = try await Self.send(running, call, client: client)
+        #expect(answer.status == .internalServerError, "\(answer.xml)")
+        #expect(answer.errorCode == test.errorCode, "\(answer.xml)")
+        #expect(answer.subcode == (test.subcode ?? "env:\(test.errorCode)"))
+        #expect(answer.reason.contains(test.reasonContains), "\(answer.reason)")
+        #expect(answer.fault?.path("Detail", "Erreur")?.attributes["messageID"] == call.messageID)
+        #expect(answer.fault?.path("Reason", "Text")?.attributes["lang"] == "fr")
+    }
+
+    @Test func certificateCommonNameMustBeINSIAutoOrManu() async throws {
+        let (running, _) = try await Self.start()
+        defer { Task { await running.stop() } }
+        let other = "CN=INSI-SANDBOX,OU=1690099990,O=CENTRE DE SANTE SANDBOX,C=FR"
+        let client = try SharedPKI.client(other)
+        try running.whitelist("insi", dn: other)
+        let refused = try await Self.send(running, INSiCall(), client: client)
+        #expect(refused.status == .internalServerError)
+        #expect(refused.errorCode == "DESIR_560")
+        #expect(refused.reason == "Niveau d'accès insuffisant")
+        // CPx mode: the CPS assertion authenticates the professional, whatever the TLS certificate's CN.
+        var cpx = INSiCall()
+        cpx.security = INSiCall.professionalAssertion()
+        #expect(try await Self.send(running, cpx, client: client).code == "00")
+        // INSI-MANU is accepted as INSI-AUTO.
+        let manu = "CN=INSI-MANU,OU=1690099990,O=CENTRE DE SANTE SANDBOX,C=FR"
+        let manual = try SharedPKI.client(manu)
+        try running.whitelist("insi", dn: manu)
+        #expect(try await Self.send(running, INSiCall(), client: manual).code == "00")
+    }
+
+    @Test func vitaleCardSearch() async throws {
+        let (running, client) = try await Self.start()
+        defer { Task { await running.stop() } }
+        // Twins on one card are told apart by their birth rank.
+        let second = try await Self.send(running, .vitale(matricule: "2181213055202", name: "JUMEAU", birthDate: "2018-12-24", rank: 2), client: client)
+        #expect(second.code == "00")
+        #expect(second.result?.path("INDIVIDU", "TIQ", "ListePrenom")?.text == "SACHA")
+        let first = try await Self.send(running, .vitale(matricule: "2181213055201", name: nil, birthDate: nil, rank: 1), client: client)
+        #expect(first.result?.path("INDIVIDU", "TIQ", "ListePrenom")?.text == "ALEXANDRA")
+        // Wrong rank, wrong name, a person on no card: CR 01.
+        #expect(try await Self.send(running, .vitale(matricule: "2181213055202", name: nil, birthDate: nil, rank: 1), client: client).code == "01")
+        #expect(try await Self.send(running, .vitale(matricule: "2181213055202", name: "DUPONT", birthDate: nil, rank: 2), client: client).code == "01")
+        #expect(try await Self.send(running, .vitale(matricule: "1090763220834", name: nil, birthDate: nil, rank: 1), client: client).code == "01")
+        // The card context must name the same beneficiary.
+        var mismatch = INSiCall.vitale(matricule: "2181213055202", name: nil, birthDate: nil, rank: 2)
+        mismatch.coverage = "<bam:BENEFICIAIRE><bam:Nir><bam:Num>2181213055201</bam:Num></bam:Nir></bam:BENEFICIAIRE>"
+        let refused = try await Self.send(running, mismatch, client: client)
+        #expect(refused.errorCode == "sbx_vitale")
+        #expect(refused.reason.contains("2181213055201"))
+    }
+
+    @Test func realisticModeAnswersInsi101ForNobody() async throws {
+        let (running, client) = try await Self.start(configure: { $0.insiMode = .realistic; $0.insiNIROID = "1.2.250.1.213.1.4.10" })
+        defer { Task { await running.stop() } }
+        var call = INSiCall()
+        call.birthName = "HOUILLES"
+        (call.firstNames, call.sex, call.birthDate) = (["PIERRE"], "M", "1993-01-27")
+        let answer = try await Self.send(running, call, client: client)
+        #expect(answer.status == .internalServerError)
+        #expect(answer.errorCode == "insi_101")
+        #expect(answer.fault?.path("Code", "Value")?.text == "env:Receiver")
+        let found = try await Self.send(running, INSiCall(), client: client)
+        #expect(found.result?.path("INDIVIDU", "INSACTIF", "OID")?.text == "1.2.250.1.213.1.4.10", "configured NIR OID")
+    }
+
+    static let hostileMessages: [(String, String, String)] = [
+        ("XXE", """
+            <?xml version="1.0"?><!DOCTYPE s:Envelope [<!ENTITY x SYSTEM "file:///etc/passwd">]>\
+            <s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><r>&x;</r></s:Body></s:Envelope>
+            """, "Document Type Declaration"),
+        ("billion laughs", """
+            <?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">\
+            <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>\
+            <s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><r>&lol3;</r></s:Body></s:Envelope>
+            """, "Document Type Declaration"),
+        ("malformed", "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><s:Body><r></s:Body>", "malformed XML"),
+        ("deep", "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><s:Body>" + String(repeating: "<d>", count: 200)
+            + String(repeating: "</d>", count: 200) + "</s:Body></s:Envelope>", "deeper than"),
+        ("too many elements", "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><s:Body><r>" + String(repeating: "<e/>", count: 3000)
+            + "</r></s:Body></s:Envelope>", "more than"),
+        ("SOAP 1.1", "<e:Envelope xmlns:e=\"http://schemas.xmlsoap.org/soap/envelope/\"><e:Body><r/></e:Body></e:Envelope>", "SOAP 1.1"),
+        ("not an envelope", "<hello/>", "not a SOAP 1.2"),
+        ("empty body", "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><s:Body/></s:Envelope>", "exactly one element"),
+        ("empty", "", "empty"),
+    ]
+
+    @Test func hostileAndMalformedMessagesGetFaultsAndLeaveTheServerServing() async throws {
+        let (running, client) = try await Self.start()
+        defer { Task { await running.stop() } }
+        for (label, body, reason) in Self.hostileMessages {
+            let answer = try await Self.send(running, body: body, client: client)
+            #expect(answer.status == .internalServerError, "\(label)")
+            #expect(answer.reason.contains(reason), "\(label): \(answer.reason)")
+            #expect(!answer.xml.contains("root:"), "\(label): no file content leaked")
+        }
+        let version = try await Self.send(running, body: Self.hostileMessages[5].1, client: client)
+        #expect(version.fault?.path("Code", "Value")?.text == "env:VersionMismatch")
+        // Over the size limit: refused before parsing, in SOAP form.
+        let huge = try await running.request("/lps", method: .post, client: client, headers: [.contentType: "application/soap+xml"],
+                                             body: String(repeating: "<a/>", count: 100_000))
+        #expect(huge.status == .contentTooLarge)
+        #expect(huge.text.contains("Fault"))
+        // Not SOAP 1.2 by its media type.
+        let text = try await Self.send(running, INSiCall(), client: client, contentType: "text/xml")
+        #expect(text.status == .unsupportedMediaType && text.errorCode == "sbx_content_type")
+        // Still serving.
+        #expect(try await Self.send(running, INSiCall(), client: client).code == "00")
+    }
+
+    @Test func parserHonoursDeclaredEncodings() throws {
+        let text = "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><r>T\u{E9}l\u{E9}service</r>"
+        let root = try HardenedXMLParser().parse(try #require(text.data(using: .isoLatin1)))
+        #expect(root.text == "Téléservice")
+        #expect(throws: XMLRejection.documentTypeDeclaration) { try HardenedXMLParser().parse(Data("<!DOCTYPE r><r/>".utf8)) }
+    }
+
+    @Test func wsdlAndSchemasAreServedAndResponsesValidate() async throws {
+        let (running, client) = try await Self.start()
+        defer { Task { await running.stop() } }
+        let wsdl = try await running.request("/lps?wsdl", client: client)
+        #expect(wsdl.status == .ok)
+        let definitions = try HardenedXMLParser().parse(Data(wsdl.text.utf8))
+        #expect(definitions.attributes["targetNamespace"] == "http://www.cnamts.fr/webservice")
+        #expect(definitions.attributes["name"] == "ServiceIdentiteCertifiee-v1")
+        let actions = definitions.descendants.filter { $0.name == "operation" }.compactMap { $0.attributes["soapAction"] }
+        #expect(Set(actions) == Set(INSiOperation.allCases.map(\.action)))
+        #expect(definitions.path("service")?.attributes["name"] == "ICIR-v1")
+        let imports = definitions.descendants.filter { $0.name == "import" }.compactMap { $0.attributes["schemaLocation"] }
+        #expect(imports.count == 8)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("insi-xsd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        for location in imports {
+            let url = try #require(URLComponents(string: location))
+            let schema = try await running.request(url.path + "?" + url.percentEncodedQuery!, client: client)
+            #expect(schema.status == .ok, "\(location)")
+            try Data(schema.text.utf8).write(to: folder.appendingPathComponent((url.queryItems?.first?.value ?? "x") + ".xsd"))
+        }
+        #expect(try await running.request("/lps?xsd=nope", client: client).status == .notFound)
+
+        // Every answer validates against the served schema and, when present, the CNAM's own XSD.
+        guard try Shell.run("command -v xmllint").status == 0 else { return } // CI installs libxml2-utils
+        let reference = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("shared/reference/insi/wsdl/xsd/ServiceIdentiteCertifiee/INSi_RESULTAT_INS.xsd")
+        var schemas = [folder.appendingPathComponent("resultat.xsd")]
+        if FileManager.default.fileExists(atPath: reference.path) { schemas.append(reference) }
+        let calls: [INSiCall] = Self.traitsCases.map { test in
+            var call = INSiCall()
+            (call.birthName, call.firstNames, call.sex, call.birthDate, call.birthPlace) = (test.name, [test.firstName], test.sex, test.date, test.place)
+            return call
+        } + [.vitale(matricule: "2181213055202", name: "JUMEAU", birthDate: "2018-12-24", rank: 2)]
+        for (index, call) in calls.enumerated() {
+            let answer = try await Self.send(running, call, client: client)
+            let resultXML = try #require(answer.xml.range(of: "<RESULTAT").map { String(answer.xml[$0.lowerBound...]) }?
+                .components(separatedBy: "</RESULTAT>").first.map { $0 + "</RESULTAT>" })
+            let file = folder.appendingPathComponent("result-\(index).xml")
+            try Data(resultXML.utf8).write(to: file)
+            for schema in schemas {
+                let run = try Shell.run("xmllint --noout --schema '\(schema.path)' '\(file.path)'")
+                #expect(run.status == 0, "\(schema.lastPathComponent): \(run.stderr)")
+            }
+        }
+    }
+
+    @Test func adminAPIManagesTheTestBase() async throws {
+        let (running, client) = try await Self.start()
+        defer { Task { await running.stop() } }
+        let identity = #"{"matricule":"1990175056123","cle":"00","nomNaissance":"NOUVEAU","listePrenom":"JEAN","sexe":"M","dateNaissance":"1999-01-01","lieuNaissance":"75056"}"#
+        let badKey = try await running.admin("/admin/insi/identities", method: .post, body: identity)
+        #expect(badKey.status == .badRequest)
+        #expect(badKey.text.contains("does not verify"))
+        let key = try #require(NIRKey.compute("1990175056123"))
+        let good = identity.replacingOccurrences(of: #""cle":"00""#, with: #""cle":"\#(key)""#)
+        #expect(try await running.admin("/admin/insi/identities", method: .post, body: good).status == .created)
+        #expect(try await running.admin("/admin/insi/identities?allowBadKey=true", method: .post,
+                                        body: identity.replacingOccurrences(of: "1990175056123", with: "1990175056124")).status == .created)
+        let badTraits = identity.replacingOccurrences(of: "NOUVEAU", with: "Nouveau")
+        #expect(try await running.admin("/admin/insi/identities?allowBadKey=true", method: .post, body: badTraits).status == .badRequest)
+        #expect(try await running.admin("/admin/insi/identities", method: .post, body: "{").status == .badRequest)
+
+        var call = INSiCall()
+        (call.birthName, call.firstNames, call.sex, call.birthDate) = ("NOUVEAU", ["JEAN"], "M", "1999-01-01")
+        #expect(try await Self.send(running, call, client: client).code == "02", "two NOUVEAU JEAN now")
+        #expect(try await running.admin("/admin/insi/identities/1990175056124", method: .delete).status == .noContent)
+        #expect(try await Self.send(running, call, client: client).matricule == "1990175056123")
+        #expect(try await running.admin("/admin/insi/identities/1990175056124", method: .delete).status == .notFound)
+
+        let card = #"{"id":"CV-NEW","assure":"1990175056123","beneficiaires":[{"matricule":"1234567890123","rang":1}]}"#
+        let refusedCard = try await running.admin("/admin/insi/cards", method: .post, body: card)
+        #expect(refusedCard.status == .badRequest && refusedCard.text.contains("not an identity"))
+
+        call.idam = "LPS-NOUVEAU"
+        #expect(try await Self.send(running, call, client: client).errorCode == "desir_550")
+        #expect(try await running.admin("/admin/insi/lps", method: .post, body: #"{"idam":"LPS-NOUVEAU","label":"test"}"#).status == .created)
+        #expect(try await Self.send(running, call, client: client).code == "00")
+        #expect(try await running.admin("/admin/insi/lps", method: .post, body: #"{"idam":"avec espace"}"#).status == .badRequest)
+        let list = try await running.admin("/admin/insi/lps")
+        #expect(list.text.contains("LPS-NOUVEAU"))
+    }
+
+    @Test func nirKeyRule() {
+        #expect(NIRKey.compute("297022A020778") == "78")
+        #expect(NIRKey.compute("160012B020777") == "13")
+        #expect(NIRKey.compute("1090763220834") == "89")
+        #expect(NIRKey.compute("1810363220456") == "76", "the CNDA's HERMANN carries 60 on purpose")
+        #expect(NIRKey.compute("12345") == nil)
+    }
+}
