@@ -58,7 +58,7 @@ struct INSiRequest {
     /// The operation, from the body element, checked against `wsa:Action` and the Content-Type's `action`.
     func operation(httpAction: String?) throws(INSiFault) -> INSiOperation {
         let body = envelope.body
-        guard let operation = INSiOperation.allCases.first(where: { $0.bodyElement == (body.namespace, body.name) }) else {
+        guard let operation = INSiOperation.allCases.first(where: { $0.selects(body) }) else {
             throw INSiFault(.sender, "sbx_operation",
                             "Élément {\(body.namespace)}\(body.name) inconnu : le service attend RECSANSVITALE (\(INSiNamespace.traitsRequest)) ou RECVITALE (\(INSiNamespace.vitaleRequest))",
                             messageID: messageID)
@@ -152,7 +152,28 @@ struct INSiRequest {
 
     /// The traits of `RECSANSVITALE`, checked by the Référentiel INS rules.
     func traits() throws(INSiFault) -> INSTraits {
-        let body = envelope.body
+        try traits(in: envelope.body)
+    }
+
+    /// The INS supplied and the traits of a verification (`RequeteUnitaire/IndividuVerifie`).
+    func verification() throws(INSiFault) -> (HistoricINS, INSTraits) {
+        guard let individual = envelope.body.child("IndividuVerifie") else {
+            throw INSiFault.invalid("RequeteUnitaire/IndividuVerifie", "absent", messageID: messageID)
+        }
+        guard let supplied = individual.path("INSFourni", "IdIndividu"), let matricule = supplied.child("NumIdentifiant")?.text,
+              let key = supplied.child("Cle")?.text else {
+            throw INSiFault.invalid("IndividuVerifie/INSFourni/IdIndividu", "NumIdentifiant et Cle requis", messageID: messageID)
+        }
+        do { try INSTraits.checkMatricule(matricule, field: "INSFourni/IdIndividu/NumIdentifiant") } catch {
+            throw INSiFault.invalid(error.field, error.message, messageID: messageID)
+        }
+        guard let traits = individual.child("TraitsIdentiteIndividu") else {
+            throw INSiFault.invalid("IndividuVerifie/TraitsIdentiteIndividu", "absent", messageID: messageID)
+        }
+        return (HistoricINS(matricule: matricule, key: key), try self.traits(in: traits))
+    }
+
+    func traits(in body: SOAPElement) throws(INSiFault) -> INSTraits {
         func value(_ name: String) throws(INSiFault) -> String {
             guard let text = body.child(name)?.text, !text.isEmpty else {
                 throw INSiFault.invalid(name, "trait absent", messageID: messageID)

@@ -95,6 +95,11 @@ public final class INSiService: Sendable {
             case .vitale:
                 let beneficiary = try request.beneficiary()
                 found = try beneficiary.lookup(identities: directory.identities(), cards: directory.cards())
+            case .verification:
+                let (supplied, traits) = try request.verification()
+                let candidates = try directory.identities().filter(traits.matches)
+                // One identity answering the traits, carrying the INS supplied: verified (CR 00); several: CR 02.
+                found = candidates.count == 1 ? candidates.filter { $0.matricule == supplied.matricule && $0.key == supplied.key } : candidates
             }
         } catch let fault as INSiFault {
             throw fault
@@ -125,17 +130,26 @@ public enum INSiNamespace {
     public static let saml2 = "urn:oasis:names:tc:SAML:2.0:assertion"
 }
 
-/// The two operations and their SOAP actions.
+/// The operations and their SOAP actions: the two of WSDL 1.5.0, and the verification the sandbox assumes.
 public enum INSiOperation: String, Sendable, CaseIterable {
     case traits = "rechercherInsAvecTraitsIdentite"
     case vitale = "rechercherInsAvecCarteVitale"
+    /// "Vérification unitaire": no public WSDL. Assumed shape (from public client notes): body `RequeteUnitaire/
+    /// IndividuVerifie/{INSFourni/IdIndividu, TraitsIdentiteIndividu}`; answered as a traits search whose single
+    /// identity must carry the INS supplied. Not in the served WSDL, which stays the CNAM's interface.
+    case verification = "verifierInsAvecTraitsIdentite"
+
+    /// The operations of `DESIR_ICIR_EXP_1.5.0` (the served WSDL).
+    public static let published: [INSiOperation] = [.traits, .vitale]
 
     public var action: String { "urn:ServiceIdentiteCertifiee:1.0.0:\(rawValue)" }
 
-    var bodyElement: (namespace: String, name: String) {
+    /// The body element that selects the operation (the verification's namespace is not public: any is accepted).
+    func selects(_ body: SOAPElement) -> Bool {
         switch self {
-        case .traits: (INSiNamespace.traitsRequest, "RECSANSVITALE")
-        case .vitale: (INSiNamespace.vitaleRequest, "RECVITALE")
+        case .traits: body.namespace == INSiNamespace.traitsRequest && body.name == "RECSANSVITALE"
+        case .vitale: body.namespace == INSiNamespace.vitaleRequest && body.name == "RECVITALE"
+        case .verification: body.name == "RequeteUnitaire"
         }
     }
 }

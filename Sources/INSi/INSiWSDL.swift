@@ -30,7 +30,7 @@ enum INSiWSDL {
                 "<soap12:header message=\"tns:\(message)\" part=\"NO1_\($0)\" use=\"literal\"/>"
             }.joined()
         }
-        let messages = INSiOperation.allCases.map { operation in
+        let messages = INSiOperation.published.map { operation in
             """
               <wsdl:message name="\(operation.rawValue)">
                 <wsdl:part name="\(operation.rawValue)" element="\(operation == .traits ? "recsans:RECSANSVITALE" : "recvit:RECVITALE")"/>
@@ -44,7 +44,7 @@ enum INSiWSDL {
               </wsdl:message>
             """
         }.joined(separator: "\n")
-        let portOperations = INSiOperation.allCases.map { operation in
+        let portOperations = INSiOperation.published.map { operation in
             """
                 <wsdl:operation name="\(operation.rawValue)">
                   <wsdl:input name="\(operation.rawValue)" message="tns:\(operation.rawValue)" wsaw:Action="\(operation.action)"/>
@@ -53,7 +53,7 @@ enum INSiWSDL {
                 </wsdl:operation>
             """
         }.joined(separator: "\n")
-        let bindingOperations = INSiOperation.allCases.map { operation in
+        let bindingOperations = INSiOperation.published.map { operation in
             """
                 <wsdl:operation name="\(operation.rawValue)">
                   <soap12:operation soapAction="\(operation.action)"/>

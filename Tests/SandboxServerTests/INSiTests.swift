@@ -378,7 +378,7 @@ struct INSiTests {
         #expect(definitions.attributes["targetNamespace"] == "http://www.cnamts.fr/webservice")
         #expect(definitions.attributes["name"] == "ServiceIdentiteCertifiee-v1")
         let actions = definitions.descendants.filter { $0.name == "operation" }.compactMap { $0.attributes["soapAction"] }
-        #expect(Set(actions) == Set(INSiOperation.allCases.map(\.action)))
+        #expect(Set(actions) == Set(INSiOperation.published.map(\.action)))
         #expect(definitions.path("service")?.attributes["name"] == "ICIR-v1")
         let imports = definitions.descendants.filter { $0.name == "import" }.compactMap { $0.attributes["schemaLocation"] }
         #expect(imports.count == 8)
@@ -403,6 +403,19 @@ struct INSiTests {
             (call.birthName, call.firstNames, call.sex, call.birthDate, call.birthPlace) = (test.name, [test.firstName], test.sex, test.date, test.place)
             return call
         } + [.vitale(matricule: "2181213055202", name: "JUMEAU", birthDate: "2018-12-24", rank: 2)]
+        // A fault's siram:Erreur detail, against the GIE SESAM-Vitale fault schema.
+        let faultSchema = reference.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("schema_faultSOAP_V01_01.xsd")
+        if FileManager.default.fileExists(atPath: faultSchema.path) {
+            var unknown = INSiCall()
+            unknown.idam = "INCONNU"
+            let fault = try await Self.send(running, unknown, client: client)
+            let detail = try #require(fault.xml.range(of: "<siram:Erreur").map { String(fault.xml[$0.lowerBound...]) }?
+                .components(separatedBy: "</siram:Erreur>").first.map { $0 + "</siram:Erreur>" })
+            let file = folder.appendingPathComponent("fault.xml")
+            try Data(detail.utf8).write(to: file)
+            let run = try Shell.run("xmllint --noout --schema '\(faultSchema.path)' '\(file.path)'")
+            #expect(run.status == 0, "\(run.stderr)")
+        }
         for (index, call) in calls.enumerated() {
             let answer = try await Self.send(running, call, client: client)
             let resultXML = try #require(answer.xml.range(of: "<RESULTAT").map { String(answer.xml[$0.lowerBound...]) }?
@@ -450,6 +463,54 @@ struct INSiTests {
         #expect(try await running.admin("/admin/insi/lps", method: .post, body: #"{"idam":"avec espace"}"#).status == .badRequest)
         let list = try await running.admin("/admin/insi/lps")
         #expect(list.text.contains("LPS-NOUVEAU"))
+    }
+
+    static func verification(matricule: String, key: String, name: String, firstName: String, sex: String, date: String) -> INSiCall {
+        var call = INSiCall()
+        call.operation = .verification
+        call.body = """
+            <v:RequeteUnitaire xmlns:v="urn:example:verification"><v:IndividuVerifie><v:INSFourni><v:IdIndividu>\
+            <v:NumIdentifiant>\(matricule)</v:NumIdentifiant><v:Cle>\(key)</v:Cle></v:IdIndividu><v:OID>1.2.250.1.213.1.4.8</v:OID></v:INSFourni>\
+            <v:TraitsIdentiteIndividu><v:NomNaissance>\(name)</v:NomNaissance><v:Prenom>\(firstName)</v:Prenom><v:Sexe>\(sex)</v:Sexe>\
+            <v:DateNaissance>\(date)</v:DateNaissance></v:TraitsIdentiteIndividu></v:IndividuVerifie></v:RequeteUnitaire>
+            """
+        return call
+    }
+
+    /// The assumed verification: a traits search whose one identity must carry the INS supplied.
+    @Test func verificationComparesTheSuppliedINS() async throws {
+        let (running, client) = try await Self.start()
+        defer { Task { await running.stop() } }
+        let verified = try await Self.send(running, Self.verification(matricule: "297022A020778", key: "78", name: "ADRTROIS", firstName: "DOMINIQUE", sex: "F", date: "1997-02-26"), client: client)
+        #expect(verified.code == "00" && verified.matricule == "297022A020778")
+        let otherINS = try await Self.send(running, Self.verification(matricule: "160012B020777", key: "13", name: "ADRTROIS", firstName: "DOMINIQUE", sex: "F", date: "1997-02-26"), client: client)
+        #expect(otherINS.code == "01")
+        let wrongKey = try await Self.send(running, Self.verification(matricule: "297022A020778", key: "77", name: "ADRTROIS", firstName: "DOMINIQUE", sex: "F", date: "1997-02-26"), client: client)
+        #expect(wrongKey.code == "01")
+        let homonyms = try await Self.send(running, Self.verification(matricule: "1140275056101", key: "49", name: "DE VINCI", firstName: "LEONARDO", sex: "M", date: "2014-02-01"), client: client)
+        #expect(homonyms.code == "02")
+        var broken = Self.verification(matricule: "297022A", key: "78", name: "ADRTROIS", firstName: "DOMINIQUE", sex: "F", date: "1997-02-26")
+        #expect(try await Self.send(running, broken, client: client).errorCode == "sbx_requete")
+        broken = Self.verification(matricule: "297022A020778", key: "78", name: "adrtrois", firstName: "DOMINIQUE", sex: "F", date: "1997-02-26")
+        #expect(try await Self.send(running, broken, client: client).reason.contains("NomNaissance"))
+    }
+
+    /// Every seed identity's keys verify by the NIR rule, except the CNDA file's deliberate mismatch (noted as such).
+    @Test func seedIdentitiesCarryValidKeys() throws {
+        let data = try Data(contentsOf: SharedPKI.repositorySeeds.appendingPathComponent("insi/identities.json"))
+        let seed = try JSONDecoder().decode(INSiDirectory.SeedFile.self, from: data)
+        let identities = try #require(seed.identities)
+        #expect(identities.count >= 10)
+        for identity in identities {
+            let deliberate = identity.note?.contains("on purpose") == true
+            #expect((NIRKey.compute(identity.matricule) == identity.key) != deliberate, "\(identity.birthName) \(identity.matricule)")
+            for previous in identity.history where !deliberate {
+                #expect(NIRKey.compute(previous.matricule) == previous.key, "\(identity.birthName) INSHISTO \(previous.matricule)")
+            }
+        }
+        #expect(identities.contains { $0.kind == .nia })
+        #expect(!identities.filter { !$0.history.isEmpty }.isEmpty)
+        #expect(try #require(seed.cards).contains { Set($0.beneficiaries.map(\.rank)).count > 1 }, "twins told apart by rank")
     }
 
     @Test func nirKeyRule() {
