@@ -29,6 +29,7 @@ let package = Package(
             dependencies: [
                 "SandboxServer", "Access", "Store", "TestPKI", "RORFHIR", "INSi",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -36,7 +37,7 @@ let package = Package(
         .target(
             name: "SandboxServer",
             dependencies: [
-                "Access", "Store", "TestPKI", "FHIRCore", "SOAPCore", "RORFHIR", "INSi",
+                "Access", "Store", "TestPKI", "FHIRCore", "SOAPCore", "RORFHIR", "RORCSD", "INSi",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -99,6 +100,14 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
+        // The ROR's legacy SOAP interface "CSD MEV2.4" over the ROR FHIR store: TR_Lecture, TR-Notif, WSDL.
+        .target(
+            name: "RORCSD",
+            dependencies: [
+                "SOAPCore", "FHIRCore", "RORFHIR", "Access",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
         // The INSi teleservice (Assurance Maladie): INS search by traits and by Vitale card, test base, WSDL.
         .target(
             name: "INSi",
@@ -109,7 +118,7 @@ let package = Package(
             ]
         ),
         // SOAP 1.2 shared by the SOAP services: hardened XML parsing (no DTD, bounded), envelope, Fault.
-        .target(name: "SOAPCore"),
+        .target(name: "SOAPCore", dependencies: [.product(name: "Hummingbird", package: "hummingbird")]),
         .testTarget(
             name: "AccessTests",
             dependencies: ["Access", "TestPKI", "Store", .product(name: "SwiftASN1", package: "swift-asn1")]
@@ -122,7 +131,7 @@ let package = Package(
         .testTarget(
             name: "SandboxServerTests",
             dependencies: [
-                "SandboxServer", "Access", "Store", "TestPKI", "esante-sandbox", "RORFHIR", "FHIRCore", "INSi", "SOAPCore",
+                "SandboxServer", "Access", "Store", "TestPKI", "esante-sandbox", "RORFHIR", "FHIRCore", "INSi", "SOAPCore", "RORCSD",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "X509", package: "swift-certificates"),

@@ -31,9 +31,7 @@ struct INSiFault: Error {
         if envelope.code == .versionMismatch { fault.subcode = nil }
     }
 
-    var response: Response {
-        Response(status: status, headers: [.contentType: SOAPFault.contentType], body: .init(byteBuffer: ByteBuffer(string: fault.xml)))
-    }
+    var response: Response { fault.response(status: status) }
 
     static func storage(_ error: any Error, messageID: String?) -> INSiFault {
         INSiFault(.receiver, "sbx_base", reason: "Erreur interne du bac à sable : \(error)", messageID: messageID)

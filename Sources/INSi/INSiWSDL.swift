@@ -9,19 +9,7 @@ import SOAPCore
 /// schemas reduced to what the messages carry. Code generated from either reads the same messages.
 enum INSiWSDL {
     static func response(_ request: Request, baseURL: String) throws -> Response {
-        let query = request.uri.queryParameters
-        let text: String
-        if let name = query["xsd"].map(String.init) {
-            guard let schema = schemas[name] else {
-                throw HTTPError(.notFound, message: "No schema '\(name)': \(schemas.keys.sorted().joined(separator: ", "))")
-            }
-            text = schema
-        } else if request.uri.query?.lowercased() == "wsdl" || query["wsdl"] != nil {
-            text = wsdl(baseURL: baseURL)
-        } else {
-            throw HTTPError(.methodNotAllowed, message: "POST SOAP 1.2 requests to \(INSiService.path); GET \(INSiService.path)?wsdl for the WSDL")
-        }
-        return Response(status: .ok, headers: [.contentType: "application/xml; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text)))
+        try SOAPServiceDescription.response(request, path: INSiService.path, wsdl: { wsdl(baseURL: baseURL) }, schemas: schemas)
     }
 
     static func wsdl(baseURL: String) -> String {

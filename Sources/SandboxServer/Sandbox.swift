@@ -7,6 +7,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
+import RORCSD
 import RORFHIR
 import ServiceLifecycle
 import Store
@@ -38,6 +39,8 @@ public final class Sandbox: Sendable {
     public let demoClients: [String: DemoClientFiles]
     /// ROR FHIR MEV3 (`/ws-diffusion-fhir`).
     public let ror: RORFHIRService
+    /// ROR CSD MEV2.4 (`/ROR/CSD`), over the ROR FHIR store.
+    public let csd: RORCSDService
     /// INSi teleservice (`/lps`).
     public let insi: INSiService
     let logger: Logger
@@ -78,6 +81,7 @@ public final class Sandbox: Sendable {
         self.ror = RORFHIRService(store: store, tokens: try RORTokenService(
             keyFile: pki.directory.appendingPathComponent("token-signing-key.pem"), whitelist: whitelist,
             environment: configuration.environment))
+        self.csd = RORCSDService(repository: ror.repository)
         self.insi = INSiService(store: store, mode: configuration.insiMode, nirOID: configuration.insiNIROID)
         try seedWhitelist()
         // Service data is seeded on first start only: what clients wrote survives restarts (reset re-seeds).

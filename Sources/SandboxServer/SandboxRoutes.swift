@@ -12,6 +12,7 @@ enum SandboxRoutes {
             WhoAmI.response(identity: context.identity, environment: environment, whitelist: whitelist)
         }
         sandbox.ror.addRoutes(to: router)
+        sandbox.csd.addRoutes(to: router)
         sandbox.insi.addRoutes(to: router)
     }
 }

@@ -41,9 +41,7 @@ enum ServiceErrors {
             let fault = SOAPFault(
                 code: status.code >= 500 ? .receiver : .sender, subcode: "sandbox:\(subcode)", reason: message,
                 detailXML: "<sandbox:status>\(status.code)</sandbox:status>")
-            return Response(
-                status: status, headers: [.contentType: SOAPFault.contentType],
-                body: .init(byteBuffer: ByteBuffer(string: fault.xml)))
+            return fault.response(status: status)
         case nil:
             return SandboxJSON.response(["error": message, "reason": subcode], status: status)
         }

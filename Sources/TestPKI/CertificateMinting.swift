@@ -98,9 +98,9 @@ public enum CertificateMinter {
     /// A client leaf (`ORG AUTH_CLI`-like). `selfSigned` signs it with its own key under its own DN.
     public static func client(
         subject: DistinguishedName, algorithm: KeyAlgorithm, issuer: IssuedCertificate?, validity: DateInterval,
-        extendedKeyUsage: [ExtendedKeyUsage.Usage] = [.clientAuth]
+        extendedKeyUsage: [ExtendedKeyUsage.Usage] = [.clientAuth], key existingKey: Certificate.PrivateKey? = nil
     ) throws -> IssuedCertificate {
-        let key = try algorithm.generate()
+        let key = try existingKey ?? algorithm.generate()
         let certificate = try Certificate(
             version: .v3, serialNumber: .init(), publicKey: key.publicKey,
             notValidBefore: validity.start, notValidAfter: validity.end,

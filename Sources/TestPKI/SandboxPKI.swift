@@ -117,7 +117,7 @@ public struct SandboxPKI: Sendable {
     /// `revoked` also lists the serial on the sandbox CRL; `untrusted-ca` signs with another root.
     public func issueClient(
         subject: DistinguishedName, algorithm: KeyAlgorithm = .rsa2048, negative: NegativeKind? = nil,
-        now: Date = Date(), validityDays: Double = 3 * 365
+        now: Date = Date(), validityDays: Double = 3 * 365, reusing key: Certificate.PrivateKey? = nil
     ) throws -> IssuedCertificate {
         let day: TimeInterval = 86400
         var validity = DateInterval(start: now.addingTimeInterval(-3600), duration: validityDays * day)
@@ -132,7 +132,7 @@ public struct SandboxPKI: Sendable {
         case .revoked, .mismatchedKey, nil: break
         }
         var issued = try CertificateMinter.client(
-            subject: subject, algorithm: algorithm, issuer: issuer, validity: validity, extendedKeyUsage: usages)
+            subject: subject, algorithm: algorithm, issuer: issuer, validity: validity, extendedKeyUsage: usages, key: key)
         if negative == .revoked { try revoke(serial: issued.serialHex) }
         if negative == .mismatchedKey { issued.privateKey = try algorithm.generate() }
         return issued

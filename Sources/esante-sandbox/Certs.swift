@@ -46,6 +46,8 @@ struct Certs: AsyncParsableCommand {
         @Flag(help: "Extended key usage serverAuth only (clientAuth missing).") var serverEKU = false
         @Flag(help: "Listed on the sandbox CRL at once.") var revoked = false
         @Flag(help: "key.pem does not match cert.pem (the client's own TLS stack refuses the pair).") var mismatchedKey = false
+        @Option(help: "Re-use this PEM private key (a renewal: same public key, so a CSD key whitelist entry still matches).")
+        var reuseKey: String?
 
         func run() async throws {
             try await reportingErrors {
@@ -59,9 +61,16 @@ struct Certs: AsyncParsableCommand {
                 }
                 guard days > 0 else { throw UsageFailure("--days must be positive") }
                 let dn = try SubjectDN(parsing: subject)
+                var key: Certificate.PrivateKey?
+                if let reuseKey {
+                    guard let pem = try? String(contentsOfFile: reuseKey, encoding: .utf8), let parsed = try? Certificate.PrivateKey(pemEncoded: pem) else {
+                        throw UsageFailure("--reuse-key \(reuseKey): not a readable PEM private key")
+                    }
+                    key = parsed
+                }
                 let (pki, _) = try SandboxPKI.loadOrCreate(directory: data.pkiDirectory, algorithm: keyType)
                 let issued = try pki.issueClient(
-                    subject: try dn.distinguishedName(), algorithm: keyType, negative: chosen.first, validityDays: days)
+                    subject: try dn.distinguishedName(), algorithm: keyType, negative: chosen.first, validityDays: days, reusing: key)
                 let outURL = URL(fileURLWithPath: out)
                 try pki.write(issued, to: outURL)
                 let spki = try SPKIDigest(publicKey: issued.certificate.publicKey)
