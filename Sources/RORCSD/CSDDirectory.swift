@@ -62,18 +62,21 @@ struct CSDDirectory: Sendable {
 
     /// The units (offers) of the EGs, with their EG and place, filtered by activity field and supported patient.
     func units(of establishments: [FHIRObject], fields: Set<String>, patients: Set<String>) async throws -> [(unit: FHIRObject, establishment: String, place: FHIRObject?)] {
-        var result: [(FHIRObject, String, FHIRObject?)] = []
+        var selected: [(FHIRObject, String)] = []
         for establishment in establishments {
             let poles = try await search("Organization", [("partof", establishment.id)]).map(\.id)
             let owners = ([establishment.id] + poles).joined(separator: ",")
             for unit in try await search("HealthcareService", [("organization", owners), ("_sort", "_id")]) {
                 if !fields.isEmpty, !fields.contains(unit.activityField ?? "") { continue }
                 if !patients.isEmpty, patients.isDisjoint(with: unit.supportedPatients) { continue }
-                let place = try await unit.reference("location").asyncFlatMap { try await read("Location", $0) }
-                result.append((unit, establishment.id, place))
+                selected.append((unit, establishment.id))
             }
         }
-        return result
+        // The places in one read, not one per unit.
+        let placeIDs = Array(Set(selected.compactMap { $0.0.reference("location") }))
+        let places = Dictionary(uniqueKeysWithValues: try await repository.resources(type: "Location", ids: placeIDs)
+            .compactMap(FHIRObject.init).map { ($0.id, $0) })
+        return selected.map { ($0.0, $0.1, $0.0.reference("location").flatMap { places[$0] }) }
     }
 
     // MARK: Writing
@@ -104,7 +107,7 @@ struct CSDDirectory: Sendable {
     func organization(_ organization: FHIRObject, codedType: (String, String), parent: String?) -> String {
         var xml = "<csd:organization entityID=\"\(e(organization.id))\">"
         if let id = organization.identifier(typeCode: "40") { xml += "<csd:otherID code=\"\(e(id))\" assigningAuthorityName=\"\(Scheme.structureID)\"/>" }
-        xml += "<csd:codedType code=\"\(codedType.0)\" codingScheme=\"\(codedType.1)\"/><csd:primaryName>\(e(organization.string("name") ?? organization.id))</csd:primaryName>"
+        xml += "<csd:codedType code=\"\(codedType.0)\" codingScheme=\"\(codedType.1)\"/><csd:primaryName>\(e(organization.name ?? organization.id))</csd:primaryName>"
         if let parent { xml += "<csd:parent entityID=\"\(e(parent))\"/>" }
         return xml + record(organization) + "</csd:organization>"
     }
@@ -112,7 +115,7 @@ struct CSDDirectory: Sendable {
     func facility(_ unit: FHIRObject, establishment: String, serviceID: String, place: FHIRObject?, restricted: Bool) -> String {
         var xml = "<csd:facility entityID=\"\(e(unit.id))\">"
         if let id = unit.identifier(typeCode: "35") { xml += "<csd:otherID code=\"\(e(id))\" assigningAuthorityName=\"\(Scheme.establishmentID)\"/>" }
-        xml += "<csd:codedType code=\"4\" codingScheme=\"\(Scheme.internalOrganisationType)\"/><csd:primaryName>\(e(unit.string("name") ?? unit.id))</csd:primaryName>"
+        xml += "<csd:codedType code=\"4\" codingScheme=\"\(Scheme.internalOrganisationType)\"/><csd:primaryName>\(e(unit.name ?? unit.id))</csd:primaryName>"
         xml += "<csd:organizations><csd:organization entityID=\"\(e(establishment))\"><csd:service entityID=\"\(e(serviceID))\"/></csd:organization></csd:organizations>"
         xml += "<csd:extension type=\"Type1\" urn=\"Urn0\">"
         xml += "<csd:typeActivity code=\"\(e(unit.activityField ?? "01"))\" codingScheme=\"\(Scheme.activityField)\"/>"
@@ -139,84 +142,101 @@ struct CSDDirectory: Sendable {
     func e(_ text: String) -> String { XMLText.escape(text) }
 }
 
-/// A stored FHIR resource read as JSON, with the few ROR fields the CSD mapping needs.
-struct FHIRObject: @unchecked Sendable {
+/// A stored FHIR resource with the few ROR fields the CSD mapping needs, read from its JSON in one pass (casting
+/// Foundation's JSON objects again and again is slow on Linux; `JSONDecoder` measured slower still here).
+struct FHIRObject: Sendable {
     let type: String
     let id: String
     let lastUpdated: String
-    let json: [String: Any]
+    let name: String?
+    let created: String?
+    /// Reference ids by element (`partOf`, `providedBy`, `location`, `managingOrganization`): the first one.
+    let references: [String: String]
+    /// Identifier values by type code (TRE_G07 / TRE_R355 / TRE_R354).
+    let identifiers: [String: String]
+    let activityField: String?
+    let operationalActivity: String?
+    let careMode: String?
+    let sensitive: Bool
+    let supportedPatients: Set<String>
+    let ageRange: (Int?, Int?)
+    /// Installed capacity (status 01) of a place: beds (nature 01) or places.
+    let installedCapacity: (total: Int, beds: Bool, updated: String?)?
 
     init?(_ stored: StoredResource) {
         guard let json = (try? JSONSerialization.jsonObject(with: stored.json)) as? [String: Any] else { return nil }
-        self.type = stored.type
-        self.id = stored.id
-        self.lastUpdated = stored.lastUpdated
-        self.json = json
+        type = stored.type
+        id = stored.id
+        lastUpdated = stored.lastUpdated
+        name = json["name"] as? String
+        var references: [String: String] = [:]
+        for key in ["partOf", "providedBy", "location", "managingOrganization"] {
+            let value = (json[key] as? [String: Any]) ?? (json[key] as? [[String: Any]])?.first
+            references[key] = (value?["reference"] as? String)?.split(separator: "/").last.map(String.init)
+        }
+        self.references = references
+        var identifiers: [String: String] = [:]
+        for identifier in json["identifier"] as? [[String: Any]] ?? [] {
+            guard let value = identifier["value"] as? String else { continue }
+            for code in Self.codes(identifier["type"]) where identifiers[code] == nil { identifiers[code] = value }
+        }
+        self.identifiers = identifiers
+        activityField = Self.codes(json["type"], system: RORDatasetGenerator.activityField).first
+        operationalActivity = Self.codes(json["specialty"], system: RORDatasetGenerator.operationalActivity).first
+        careMode = Self.codes(json["characteristic"]).first
+
+        var created: String?
+        var sensitive = false
+        var patients = Set<String>()
+        var ages: (Int?, Int?) = (nil, nil)
+        var capacity: (total: Int, beds: Bool, updated: String?)?
+        for ext in json["extension"] as? [[String: Any]] ?? [] {
+            guard let url = ext["url"] as? String else { continue }
+            let parts = ext["extension"] as? [[String: Any]] ?? []
+            if url.hasSuffix("/ror-meta-creation-date") {
+                created = ext["valueDateTime"] as? String
+            } else if url.hasSuffix("/ror-healthcareservice-sensitive-unit") {
+                sensitive = ext["valueBoolean"] as? Bool ?? false
+            } else if url.hasSuffix("/ror-healthcareservice-patient-type") {
+                for part in parts {
+                    switch part["url"] as? String {
+                    case "supportedPatientInfo": patients.formUnion(Self.codes(part["valueCodeableConcept"]))
+                    case "ageRange":
+                        let range = part["valueRange"] as? [String: Any]
+                        func value(_ key: String) -> Int? { ((range?[key] as? [String: Any])?["value"] as? NSNumber)?.intValue }
+                        ages = (value("low"), value("high"))
+                    default: break
+                    }
+                }
+            } else if url.hasSuffix("/ror-location-supported-capacity") {
+                var codes: [String: String] = [:]
+                var count = 0
+                var updated: String?
+                for part in parts {
+                    guard let name = part["url"] as? String else { continue }
+                    if let code = (part["valueCode"] as? String) ?? Self.codes(part["valueCodeableConcept"]).first { codes[name] = code }
+                    if name == "nbCapacity" { count = (part["valueInteger"] as? NSNumber)?.intValue ?? 0 }
+                    if name == "capacityUpdateDate" { updated = part["valueDateTime"] as? String }
+                }
+                guard codes["capacityStatus"] == "01" else { continue }
+                capacity = ((capacity?.total ?? 0) + count, codes["capacityType"] != "02", updated ?? capacity?.updated)
+            }
+        }
+        self.created = created
+        self.sensitive = sensitive
+        self.supportedPatients = patients
+        self.ageRange = ages
+        self.installedCapacity = capacity
     }
 
-    func string(_ key: String) -> String? { json[key] as? String }
+    func reference(_ key: String) -> String? { references[key] }
 
-    /// The id a reference element (or the first of a list) points to.
-    func reference(_ key: String) -> String? {
-        let value = (json[key] as? [String: Any]) ?? (json[key] as? [[String: Any]])?.first
-        return (value?["reference"] as? String)?.split(separator: "/").last.map(String.init)
-    }
-
-    func identifier(typeCode: String) -> String? {
-        (json["identifier"] as? [[String: Any]])?.first { identifier in
-            (((identifier["type"] as? [String: Any])?["coding"] as? [[String: Any]]) ?? []).contains { $0["code"] as? String == typeCode }
-        }?["value"] as? String
-    }
-
-    var extensions: [[String: Any]] { json["extension"] as? [[String: Any]] ?? [] }
-
-    func ext(_ name: String) -> [String: Any]? {
-        extensions.first { ($0["url"] as? String)?.hasSuffix("/" + name) == true }
-    }
+    func identifier(typeCode: String) -> String? { identifiers[typeCode] }
 
     static func codes(_ concept: Any?, system: String? = nil) -> [String] {
         let concepts = (concept as? [[String: Any]]) ?? ((concept as? [String: Any]).map { [$0] } ?? [])
         return concepts.flatMap { ($0["coding"] as? [[String: Any]]) ?? [] }
             .filter { system == nil || $0["system"] as? String == system }.compactMap { $0["code"] as? String }
-    }
-
-    var created: String? { ext("ror-meta-creation-date")?["valueDateTime"] as? String }
-    var activityField: String? { Self.codes(json["type"], system: RORDatasetGenerator.activityField).first }
-    var operationalActivity: String? { Self.codes(json["specialty"], system: RORDatasetGenerator.operationalActivity).first }
-    var careMode: String? { Self.codes(json["characteristic"]).first }
-    var sensitive: Bool { ext("ror-healthcareservice-sensitive-unit")?["valueBoolean"] as? Bool ?? false }
-
-    var supportedPatients: Set<String> {
-        let parts = ext("ror-healthcareservice-patient-type")?["extension"] as? [[String: Any]] ?? []
-        return Set(parts.filter { $0["url"] as? String == "supportedPatientInfo" }.flatMap { Self.codes($0["valueCodeableConcept"]) })
-    }
-
-    var ageRange: (Int?, Int?) {
-        let parts = ext("ror-healthcareservice-patient-type")?["extension"] as? [[String: Any]] ?? []
-        let range = parts.first { $0["url"] as? String == "ageRange" }?["valueRange"] as? [String: Any]
-        func value(_ key: String) -> Int? { ((range?[key] as? [String: Any])?["value"] as? NSNumber)?.intValue }
-        return (value("low"), value("high"))
-    }
-
-    /// Installed capacity (status 01, current temporality) of a place: beds (nature 01) or places.
-    var installedCapacity: (total: Int, beds: Bool, updated: String?)? {
-        var total = 0
-        var beds = true
-        var updated: String?
-        var found = false
-        for indicator in extensions where (indicator["url"] as? String)?.hasSuffix("ror-location-supported-capacity") == true {
-            let parts = indicator["extension"] as? [[String: Any]] ?? []
-            func code(_ name: String) -> String? {
-                guard let part = parts.first(where: { $0["url"] as? String == name }) else { return nil }
-                return (part["valueCode"] as? String) ?? Self.codes(part["valueCodeableConcept"]).first
-            }
-            guard code("capacityStatus") == "01" else { continue }
-            found = true
-            total += (parts.first { $0["url"] as? String == "nbCapacity" }?["valueInteger"] as? NSNumber)?.intValue ?? 0
-            beds = code("capacityType") != "02"
-            updated = parts.first { $0["url"] as? String == "capacityUpdateDate" }?["valueDateTime"] as? String ?? updated
-        }
-        return found ? (total, beds, updated) : nil
     }
 }
 
