@@ -187,6 +187,9 @@ struct CommandLineTests {
         let card = try Shell.sandbox(["insi", "cards", "add", "--data-dir", dir.path, "--id", "CV-1", "--assure", "1810363220456",
                                       "--beneficiaire", "1810363220457:1"])
         #expect(card.status == 2 && card.stderr.contains("not an identity"))
+        let badRank = try Shell.sandbox(["insi", "cards", "add", "--data-dir", dir.path, "--id", "CV-1", "--assure", "1810363220456",
+                                         "--beneficiaire", "1810363220456"])
+        #expect(badRank.status == 2 && badRank.stderr.contains("MATRICULE:RANK"))
         #expect(try Shell.sandbox(["insi", "cards", "add", "--data-dir", dir.path, "--id", "CV-1", "--assure", "1810363220456",
                                    "--beneficiaire", "1810363220456:1"]).status == 0)
         #expect(try Shell.sandbox(["insi", "lps", "add", "--data-dir", dir.path, "LPS-CLI", "--label", "cli"]).status == 0)

@@ -489,6 +489,12 @@ struct INSiTests {
         #expect(wrongKey.code == "01")
         let homonyms = try await Self.send(running, Self.verification(matricule: "1140275056101", key: "49", name: "DE VINCI", firstName: "LEONARDO", sex: "M", date: "2014-02-01"), client: client)
         #expect(homonyms.code == "02")
+        var empty = INSiCall()
+        empty.operation = .verification
+        empty.body = "<v:RequeteUnitaire xmlns:v=\"urn:example:verification\"/>"
+        #expect(try await Self.send(running, empty, client: client).reason.contains("IndividuVerifie"))
+        empty.body = "<v:RequeteUnitaire xmlns:v=\"urn:example:verification\"><v:IndividuVerifie><v:INSFourni/></v:IndividuVerifie></v:RequeteUnitaire>"
+        #expect(try await Self.send(running, empty, client: client).reason.contains("INSFourni"))
         var broken = Self.verification(matricule: "297022A", key: "78", name: "ADRTROIS", firstName: "DOMINIQUE", sex: "F", date: "1997-02-26")
         #expect(try await Self.send(running, broken, client: client).errorCode == "sbx_requete")
         broken = Self.verification(matricule: "297022A020778", key: "78", name: "adrtrois", firstName: "DOMINIQUE", sex: "F", date: "1997-02-26")
