@@ -17,14 +17,17 @@ public final class RORFHIRService: Sendable {
     public let tokens: RORTokenService
     public let export: RORBulkExport
     public let policy: RORAccessPolicy
+    /// The capacity feed (`/ws-synchro-dispo-lits-fhir`).
+    public let feed: RORCapacityFeed
 
-    public init(store: SandboxStore, tokens: RORTokenService) {
+    public init(store: SandboxStore, tokens: RORTokenService, indicators: RORCapacityIndicators = RORCapacityIndicators()) {
         self.repository = ResourceRepository(store: store, registry: RORSearchParameters.registry)
         let policy = RORAccessPolicy(repository: repository)
         self.policy = policy
         self.executor = SearchExecutor(repository: repository, snapshots: snapshots, visibility: policy.visible)
         self.tokens = tokens
         self.export = RORBulkExport(repository: repository, policy: policy)
+        self.feed = RORCapacityFeed(repository: repository, tokens: tokens, indicators: indicators)
     }
 
     // MARK: Data
@@ -41,6 +44,7 @@ public final class RORFHIRService: Sendable {
                 // In the same transaction as the reload: a broken seed file leaves the previous data in place.
                 try db.execute(sql: "DELETE FROM fhir_index")
                 try db.execute(sql: "DELETE FROM fhir_resource")
+                try db.execute(sql: "DELETE FROM fhir_history")
             }
             // One file at a time (a national dataset is split in several), all in one transaction.
             var count = 0
@@ -91,6 +95,7 @@ public final class RORFHIRService: Sendable {
 
     public func addRoutes<Context: RequestContext & CallerContext>(to router: Router<Context>) {
         tokens.addRoutes(to: router)
+        feed.addRoutes(to: router)
         // `metadata` is open, as HAPI serves its CapabilityStatement (assumption: the real gateway's behaviour
         // there is not documented); everything else goes through the consumer checks.
         router.get(RouterPath(Self.basePath + "/metadata")) { request, _ in

@@ -78,9 +78,13 @@ public final class Sandbox: Sendable {
         self.demoClients = try seeds.ensureDemoClients(in: pki, algorithm: configuration.keyAlgorithm)
         self.whitelist = try Whitelist(store: store)
         self.journal = Journal(store: store, maxRows: configuration.journalMaxRows, logger: logger)
+        let indicators: RORCapacityIndicators
+        do { indicators = try RORCapacityIndicators.load(from: configuration.resolvedSeedsDirectory) } catch {
+            throw SandboxError.seeds("capacity indicators: \(error)")
+        }
         self.ror = RORFHIRService(store: store, tokens: try RORTokenService(
             keyFile: pki.directory.appendingPathComponent("token-signing-key.pem"), whitelist: whitelist,
-            environment: configuration.environment))
+            environment: configuration.environment), indicators: indicators)
         self.csd = RORCSDService(repository: ror.repository)
         self.insi = INSiService(store: store, mode: configuration.insiMode, nirOID: configuration.insiNIROID)
         try seedWhitelist()

@@ -176,6 +176,17 @@ public final class SandboxStore: Sendable {
                 t.column("label", .text)
             }
         }
+        migrator.registerMigration("v6-fhir-history") { db in
+            // Versions replaced by a write (a capacity PATCH keeps the Location it changed): what changed stays visible.
+            try db.create(table: "fhir_history") { t in
+                t.column("type", .text).notNull()
+                t.column("id", .text).notNull()
+                t.column("version", .integer).notNull()
+                t.column("last_updated", .text).notNull()
+                t.column("json", .blob).notNull()
+                t.primaryKey(["type", "id", "version"])
+            }
+        }
         return migrator
     }
 

@@ -9,7 +9,7 @@ struct Seed: AsyncParsableCommand {
     struct Generate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Generate a synthetic ROR dataset into OUT/ror/dataset.json (deterministic for a given seed).",
-            discussion: "Then: esante-sandbox serve --seeds OUT. Seeds/pki and Seeds/access are copied when present.")
+            discussion: "Then: esante-sandbox serve --seeds OUT. Seeds/pki, access, insi and terminology are copied when present.")
 
         @Option(help: "Number of establishments (each: EJ, EG, internal organisation, 1–3 places, 4–6 offers).")
         var establishments = 12
@@ -44,7 +44,7 @@ struct Seed: AsyncParsableCommand {
                     }
                 }
                 if isatty(STDOUT_FILENO) != 0 { print("") }
-                for part in ["pki", "access"] {
+                for part in ["pki", "access", "insi", "terminology"] {
                     let source = URL(fileURLWithPath: "Seeds").appendingPathComponent(part)
                     let target = outURL.appendingPathComponent(part)
                     if FileManager.default.fileExists(atPath: source.path), source.standardizedFileURL != target.standardizedFileURL,

@@ -1,0 +1,142 @@
+import Foundation
+
+/// FHIR Patch (FHIRPath Patch, a `Parameters` resource, R4 §2.40): operations `add`, `replace`, `delete` applied to a
+/// JSON resource with the `FHIRPath` subset. `insert` and `move` are refused by name.
+public struct FHIRPatch: @unchecked Sendable {
+    public struct Operation: @unchecked Sendable {
+        public enum Kind: String, Sendable { case add, replace, delete }
+        public var kind: Kind
+        public var pathText: String
+        public var path: FHIRPath
+        /// `add`: the child to add to (absent: the ROR variant, whose path names the list itself).
+        public var name: String?
+        public var value: Any?
+    }
+
+    public var operations: [Operation]
+
+    /// Why a patch cannot be read or applied; `expression` is the FHIRPath (or the Parameters element) concerned.
+    public struct Failure: Error, Sendable, CustomStringConvertible {
+        public enum Kind: Sendable { case invalid, unsupported, noMatch, multipleMatches }
+        public var kind: Kind
+        public var message: String
+        public var expression: String
+        public var description: String { message }
+    }
+
+    /// Reads a `Parameters` patch body.
+    public init(parameters: [String: Any]) throws(Failure) {
+        guard parameters["resourceType"] as? String == "Parameters" else {
+            throw Failure(kind: .invalid, message: "A FHIR Patch body is a Parameters resource (resourceType '\(parameters["resourceType"] as? String ?? "")')", expression: "Parameters")
+        }
+        let entries = parameters["parameter"] as? [[String: Any]] ?? []
+        guard !entries.isEmpty else { throw Failure(kind: .invalid, message: "The Parameters carry no operation", expression: "Parameters.parameter") }
+        operations = []
+        for (index, entry) in entries.enumerated() {
+            let at = "Parameters.parameter[\(index)]"
+            guard entry["name"] as? String == "operation" else {
+                throw Failure(kind: .invalid, message: "\(at): every parameter is an 'operation' (got '\(entry["name"] as? String ?? "")')", expression: "\(at).name")
+            }
+            let parts = entry["part"] as? [[String: Any]] ?? []
+            func part(_ name: String) -> [String: Any]? { parts.first { $0["name"] as? String == name } }
+            func text(_ name: String) -> String? {
+                guard let part = part(name) else { return nil }
+                return part.first { $0.key.hasPrefix("value") }?.value as? String
+            }
+            guard let typeText = text("type") else { throw Failure(kind: .invalid, message: "\(at): part 'type' missing", expression: "\(at).part") }
+            guard let kind = Operation.Kind(rawValue: typeText) else {
+                throw Failure(kind: .unsupported, message: "\(at): operation type '\(typeText)' is not supported (add, replace, delete)", expression: "\(at).part")
+            }
+            guard let pathText = text("path"), !pathText.isEmpty else { throw Failure(kind: .invalid, message: "\(at): part 'path' missing", expression: "\(at).part") }
+            let path: FHIRPath
+            do { path = try FHIRPath(parsing: pathText) } catch {
+                throw Failure(kind: .unsupported, message: "\(at): \(error)", expression: pathText)
+            }
+            var value: Any?
+            if kind != .delete {
+                guard let valuePart = part("value") else { throw Failure(kind: .invalid, message: "\(at): part 'value' missing for \(kind.rawValue)", expression: "\(at).part") }
+                if valuePart["part"] != nil {
+                    throw Failure(kind: .unsupported, message: "\(at): a value given as parts is not supported; send it as value[x] (e.g. valueExtension)", expression: "\(at).part")
+                }
+                guard let found = valuePart.first(where: { $0.key.hasPrefix("value") })?.value else {
+                    throw Failure(kind: .invalid, message: "\(at): part 'value' has no value[x]", expression: "\(at).part")
+                }
+                value = found
+            }
+            operations.append(Operation(kind: kind, pathText: pathText, path: path, name: text("name"), value: value))
+        }
+    }
+
+    /// Applies every operation in order; the input is left untouched.
+    public func apply(to resource: [String: Any]) throws(Failure) -> [String: Any] {
+        var current: Any = resource
+        for operation in operations {
+            guard let object = current as? [String: Any] else { break }
+            switch operation.kind {
+            case .replace, .delete:
+                let matches = operation.path.evaluate(on: object).filter { !$0.location.isEmpty }
+                guard !matches.isEmpty else {
+                    throw Failure(kind: .noMatch, message: "\(operation.kind.rawValue): no element matches \(operation.pathText)", expression: operation.pathText)
+                }
+                guard matches.count == 1 else {
+                    throw Failure(kind: .multipleMatches, message: "\(operation.kind.rawValue): \(matches.count) elements match \(operation.pathText) (one expected)", expression: operation.pathText)
+                }
+                current = Self.setting(current, at: matches[0].location[...], to: operation.kind == .replace ? operation.value : nil)
+            case .add:
+                let (container, name) = try Self.container(of: operation)
+                let targets = container.evaluate(on: object)
+                guard targets.count == 1, targets[0].value is [String: Any] else {
+                    throw Failure(kind: targets.isEmpty ? .noMatch : .multipleMatches,
+                                  message: "add: \(targets.count) elements match the container \(container) (one expected)", expression: operation.pathText)
+                }
+                var target = targets[0].value as! [String: Any]
+                if let list = target[name] as? [Any] {
+                    target[name] = list + [operation.value!]
+                } else if target[name] == nil {
+                    target[name] = [operation.value!]
+                } else {
+                    throw Failure(kind: .invalid, message: "add: \(name) already has a value (use replace)", expression: operation.pathText)
+                }
+                current = Self.setting(current, at: targets[0].location[...], to: target)
+            }
+        }
+        return current as? [String: Any] ?? resource
+    }
+
+    /// The container and child name of an `add`: its `path` and `name`, or, without `name` (the ROR's variant),
+    /// the list its path names: `Location.extension.where(…)` adds to `Location.extension`.
+    static func container(of operation: Operation) throws(Failure) -> (FHIRPath, String) {
+        if let name = operation.name { return (operation.path, name) }
+        var path = operation.path
+        while case .function(let base, _, _) = path { path = base }
+        guard case .member(let base, let name) = path else {
+            throw Failure(kind: .invalid, message: "add: part 'name' missing and the path names no list", expression: operation.pathText)
+        }
+        return (base, name)
+    }
+
+    /// `root` with the value at `location` replaced (`nil`: removed).
+    static func setting(_ root: Any, at location: ArraySlice<JSONPathStep>, to value: Any?) -> Any {
+        guard let step = location.first else { return value as Any }
+        let rest = location.dropFirst()
+        switch step {
+        case .key(let key):
+            var object = root as? [String: Any] ?? [:]
+            if rest.isEmpty, value == nil {
+                object[key] = nil
+            } else {
+                object[key] = setting(object[key] as Any, at: rest, to: value)
+            }
+            return object
+        case .index(let index):
+            var array = root as? [Any] ?? []
+            guard array.indices.contains(index) else { return array }
+            if rest.isEmpty, value == nil {
+                array.remove(at: index)
+            } else {
+                array[index] = setting(array[index], at: rest, to: value)
+            }
+            return array
+        }
+    }
+}

@@ -1,0 +1,368 @@
+import Foundation
+
+/// A FHIRPath subset, enough for FHIR Patch paths such as the ROR capacity feed's
+/// `Location.extension.where(url='…' and extension.where(url='capacityStatus' and valueCodeableConcept.coding.code='02').exists())`:
+/// path navigation (choice elements `value` → `valueX`), `where()`, `exists()`, `first()`, `not()`, `as()`/`ofType()`,
+/// `and`/`or`, `=`/`!=`, string/integer/boolean literals, parentheses. Anything else is refused by name.
+public indirect enum FHIRPath: Sendable, Hashable, CustomStringConvertible {
+    case root
+    case member(FHIRPath, String)
+    case function(FHIRPath, String, [FHIRPath])
+    case string(String)
+    case integer(Int)
+    case boolean(Bool)
+    case equals(FHIRPath, FHIRPath, negated: Bool)
+    case and(FHIRPath, FHIRPath)
+    case or(FHIRPath, FHIRPath)
+
+    public static let supportedFunctions: Set<String> = ["where", "exists", "first", "not", "as", "ofType"]
+
+    public var description: String {
+        switch self {
+        case .root: return "$this"
+        case .member(.root, let name): return name
+        case .member(let base, let name): return "\(base).\(name)"
+        case .function(.root, let name, let arguments): return "\(name)(\(arguments.map(\.description).joined(separator: ", ")))"
+        case .function(let base, let name, let arguments): return "\(base).\(name)(\(arguments.map(\.description).joined(separator: ", ")))"
+        case .string(let value): return "'\(value.replacingOccurrences(of: "'", with: "\\'"))'"
+        case .integer(let value): return "\(value)"
+        case .boolean(let value): return "\(value)"
+        case .equals(let left, let right, let negated): return "\(left) \(negated ? "!=" : "=") \(right)"
+        case .and(let left, let right): return "(\(left) and \(right))"
+        case .or(let left, let right): return "(\(left) or \(right))"
+        }
+    }
+
+    // MARK: Parsing
+
+    public init(parsing text: String) throws(FHIRPathError) {
+        var parser = Parser(tokens: try Self.tokenize(text), text: text)
+        self = try parser.expression()
+        if let extra = parser.peek { throw FHIRPathError(text, "unexpected '\(extra.text)' after the expression") }
+    }
+
+    enum Token: Equatable {
+        case identifier(String), string(String), number(Int), symbol(String)
+        var text: String {
+            switch self {
+            case .identifier(let value), .symbol(let value): value
+            case .string(let value): "'\(value)'"
+            case .number(let value): "\(value)"
+            }
+        }
+    }
+
+    static func tokenize(_ text: String) throws(FHIRPathError) -> [Token] {
+        var tokens: [Token] = []
+        let characters = Array(text)
+        var index = 0
+        while index < characters.count {
+            let character = characters[index]
+            if character.isWhitespace { index += 1; continue }
+            if character == "'" {
+                var value = ""
+                index += 1
+                while index < characters.count, characters[index] != "'" {
+                    if characters[index] == "\\", index + 1 < characters.count { index += 1 }
+                    value.append(characters[index])
+                    index += 1
+                }
+                guard index < characters.count else { throw FHIRPathError(text, "unterminated string literal") }
+                index += 1
+                tokens.append(.string(value))
+            } else if character.isLetter || character == "_" || character == "$" || character == "`" {
+                var value = ""
+                if character == "`" {
+                    index += 1
+                    while index < characters.count, characters[index] != "`" { value.append(characters[index]); index += 1 }
+                    index += 1
+                } else {
+                    while index < characters.count, characters[index].isLetter || characters[index].isNumber || characters[index] == "_" || characters[index] == "$" {
+                        value.append(characters[index])
+                        index += 1
+                    }
+                }
+                tokens.append(.identifier(value))
+            } else if character.isNumber {
+                var value = ""
+                while index < characters.count, characters[index].isNumber { value.append(characters[index]); index += 1 }
+                if index < characters.count, characters[index] == "." , index + 1 < characters.count, characters[index + 1].isNumber {
+                    throw FHIRPathError(text, "decimal literals are not supported")
+                }
+                tokens.append(.number(Int(value) ?? 0))
+            } else if character == "!", index + 1 < characters.count, characters[index + 1] == "=" {
+                tokens.append(.symbol("!="))
+                index += 2
+            } else if ".()=,".contains(character) {
+                tokens.append(.symbol(String(character)))
+                index += 1
+            } else {
+                let rest = String(characters[index...].prefix(2)).trimmingCharacters(in: .whitespaces)
+                throw FHIRPathError(text, "operator '\(rest.first.map(String.init) ?? rest)' is not supported (supported: . where() exists() first() not() as() ofType() and or = !=)")
+            }
+        }
+        return tokens
+    }
+
+    struct Parser {
+        var tokens: [Token]
+        let text: String
+        var position = 0
+
+        var peek: Token? { position < tokens.count ? tokens[position] : nil }
+
+        mutating func next() -> Token? {
+            defer { position += 1 }
+            return peek
+        }
+
+        mutating func expect(_ symbol: String) throws(FHIRPathError) {
+            guard next() == .symbol(symbol) else { throw FHIRPathError(text, "'\(symbol)' expected") }
+        }
+
+        mutating func expression() throws(FHIRPathError) -> FHIRPath {
+            var left = try conjunction()
+            while peek == .identifier("or") {
+                position += 1
+                left = .or(left, try conjunction())
+            }
+            if case .identifier(let word)? = peek, ["xor", "implies", "in", "contains", "is", "div", "mod"].contains(word) {
+                throw FHIRPathError(text, "operator '\(word)' is not supported")
+            }
+            return left
+        }
+
+        mutating func conjunction() throws(FHIRPathError) -> FHIRPath {
+            var left = try equality()
+            while peek == .identifier("and") {
+                position += 1
+                left = .and(left, try equality())
+            }
+            return left
+        }
+
+        mutating func equality() throws(FHIRPathError) -> FHIRPath {
+            let left = try term()
+            if peek == .symbol("=") || peek == .symbol("!=") {
+                let negated = next() == .symbol("!=")
+                return .equals(left, try term(), negated: negated)
+            }
+            return left
+        }
+
+        mutating func term() throws(FHIRPathError) -> FHIRPath {
+            var base: FHIRPath
+            switch next() {
+            case .string(let value)?: return .string(value)
+            case .number(let value)?: return .integer(value)
+            case .identifier("true")?: return .boolean(true)
+            case .identifier("false")?: return .boolean(false)
+            case .symbol("(")?:
+                base = try expression()
+                try expect(")")
+            case .identifier(let name)?:
+                base = try invocation(on: .root, name: name)
+            case let token?: throw FHIRPathError(text, "unexpected '\(token.text)'")
+            case nil: throw FHIRPathError(text, "unexpected end of expression")
+            }
+            while peek == .symbol(".") {
+                position += 1
+                guard case .identifier(let name)? = next() else { throw FHIRPathError(text, "a name is expected after '.'") }
+                base = try invocation(on: base, name: name)
+            }
+            return base
+        }
+
+        mutating func invocation(on base: FHIRPath, name: String) throws(FHIRPathError) -> FHIRPath {
+            guard peek == .symbol("(") else {
+                if name == "$this" { return base }
+                if name.hasPrefix("$") || name.hasPrefix("%") { throw FHIRPathError(text, "variable '\(name)' is not supported") }
+                return .member(base, name)
+            }
+            guard FHIRPath.supportedFunctions.contains(name) else {
+                throw FHIRPathError(text, "function '\(name)()' is not supported (supported: \(FHIRPath.supportedFunctions.sorted().map { "\($0)()" }.joined(separator: ", ")))")
+            }
+            position += 1
+            var arguments: [FHIRPath] = []
+            if peek != .symbol(")") {
+                repeat {
+                    if ["as", "ofType"].contains(name), case .identifier(let type)? = peek {
+                        position += 1
+                        arguments.append(.string(type))
+                    } else {
+                        arguments.append(try expression())
+                    }
+                } while peek == .symbol(",") && next() != nil
+            }
+            try expect(")")
+            let expected: ClosedRange<Int> = switch name {
+            case "where", "as", "ofType": 1...1
+            case "exists": 0...1
+            default: 0...0
+            }
+            guard expected.contains(arguments.count) else { throw FHIRPathError(text, "\(name)() takes \(expected.upperBound) argument(s)") }
+            return .function(base, name, arguments)
+        }
+    }
+}
+
+public struct FHIRPathError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var expression: String
+    public var message: String
+
+    public init(_ expression: String, _ message: String) {
+        self.expression = expression
+        self.message = message
+    }
+
+    public var description: String { "FHIRPath '\(expression)': \(message)" }
+}
+
+/// Where a value sits in a JSON resource: keys and array indices from the root.
+public enum JSONPathStep: Hashable, Sendable {
+    case key(String)
+    case index(Int)
+}
+
+/// One item of a FHIRPath result over a JSON resource: its value, where it sits, and for a choice element its type.
+public struct FHIRPathItem: @unchecked Sendable {
+    public var value: Any
+    public var location: [JSONPathStep]
+    /// `CodeableConcept` for an item reached as `value` through `valueCodeableConcept`.
+    public var choiceType: String?
+}
+
+extension FHIRPath {
+    /// Evaluates against a resource (JSON object). A path's first name may be the resource type (`Location.…`).
+    public func evaluate(on resource: [String: Any]) -> [FHIRPathItem] {
+        evaluate([FHIRPathItem(value: resource, location: [], choiceType: nil)], isRoot: true)
+    }
+
+    func evaluate(_ context: [FHIRPathItem], isRoot: Bool) -> [FHIRPathItem] {
+        switch self {
+        case .root:
+            return context
+        case .member(.root, let name) where isRoot:
+            // `Location` at the start names the resource itself when its type matches.
+            if let first = context.first, let object = first.value as? [String: Any], object["resourceType"] as? String == name {
+                return context
+            }
+            return Self.children(of: context, named: name)
+        case .member(let base, let name):
+            return Self.children(of: base.evaluate(context, isRoot: isRoot), named: name)
+        case .function(let base, let name, let arguments):
+            let input = base.evaluate(context, isRoot: isRoot)
+            switch name {
+            case "where":
+                return input.filter { item in arguments[0].evaluate([item], isRoot: false).isSingleTrue }
+            case "exists":
+                let items = arguments.isEmpty ? input : input.filter { arguments[0].evaluate([$0], isRoot: false).isSingleTrue }
+                return [Self.boolean(!items.isEmpty)]
+            case "first":
+                return Array(input.prefix(1))
+            case "not":
+                guard let value = input.singleBoolean else { return [] }
+                return [Self.boolean(!value)]
+            default: // as, ofType
+                guard case .string(let type)? = arguments.first else { return [] }
+                return input.filter { item in
+                    if let choice = item.choiceType { return choice.lowercased() == type.lowercased() }
+                    return Self.matches(item.value, type: type)
+                }
+            }
+        case .string(let value): return [Self.literal(value)]
+        case .integer(let value): return [Self.literal(value)]
+        case .boolean(let value): return [Self.boolean(value)]
+        case .equals(let left, let right, let negated):
+            let lhs = left.evaluate(context, isRoot: isRoot)
+            let rhs = right.evaluate(context, isRoot: isRoot)
+            guard !lhs.isEmpty, !rhs.isEmpty else { return [] }
+            let equal = lhs.count == rhs.count && zip(lhs, rhs).allSatisfy { Self.equal($0.value, $1.value) }
+            return [Self.boolean(negated ? !equal : equal)]
+        case .and(let left, let right):
+            let lhs = left.evaluate(context, isRoot: isRoot).singleBoolean
+            let rhs = right.evaluate(context, isRoot: isRoot).singleBoolean
+            if lhs == false || rhs == false { return [Self.boolean(false)] }
+            if lhs == true && rhs == true { return [Self.boolean(true)] }
+            return []
+        case .or(let left, let right):
+            let lhs = left.evaluate(context, isRoot: isRoot).singleBoolean
+            let rhs = right.evaluate(context, isRoot: isRoot).singleBoolean
+            if lhs == true || rhs == true { return [Self.boolean(true)] }
+            if lhs == false && rhs == false { return [Self.boolean(false)] }
+            return []
+        }
+    }
+
+    static func children(of items: [FHIRPathItem], named name: String) -> [FHIRPathItem] {
+        var result: [FHIRPathItem] = []
+        for item in items {
+            guard let object = item.value as? [String: Any] else { continue }
+            var found: [(String, Any, String?)] = []
+            if let value = object[name] {
+                found.append((name, value, nil))
+            } else {
+                // A choice element (`value` → `valueCodeableConcept`, `valueInteger`…).
+                for (key, value) in object where key.hasPrefix(name) && key.count > name.count
+                    && key[key.index(key.startIndex, offsetBy: name.count)].isUppercase {
+                    found.append((key, value, String(key.dropFirst(name.count))))
+                }
+            }
+            for (key, value, choice) in found {
+                if let array = value as? [Any] {
+                    for (index, element) in array.enumerated() {
+                        result.append(FHIRPathItem(value: element, location: item.location + [.key(key), .index(index)], choiceType: choice))
+                    }
+                } else {
+                    result.append(FHIRPathItem(value: value, location: item.location + [.key(key)], choiceType: choice))
+                }
+            }
+        }
+        return result
+    }
+
+    static func literal(_ value: Any) -> FHIRPathItem { FHIRPathItem(value: value, location: [], choiceType: nil) }
+    static func boolean(_ value: Bool) -> FHIRPathItem { FHIRPathItem(value: value, location: [], choiceType: "boolean") }
+
+    static func equal(_ lhs: Any, _ rhs: Any) -> Bool {
+        switch (Scalar(lhs), Scalar(rhs)) {
+        case (.string(let a)?, .string(let b)?): return a == b
+        case (.number(let a)?, .number(let b)?): return a == b
+        case (.bool(let a)?, .bool(let b)?): return a == b
+        default: return false
+        }
+    }
+
+    /// A JSON primitive, booleans told apart from numbers (Foundation parses both as NSNumber).
+    enum Scalar {
+        case string(String), number(Double), bool(Bool)
+
+        init?(_ value: Any) {
+            if let bool = JSONScalar.bool(value) { self = .bool(bool) }
+            else if let number = JSONScalar.number(value) { self = .number(number) }
+            else if let string = value as? String { self = .string(string) }
+            else { return nil }
+        }
+    }
+
+    static func matches(_ value: Any, type: String) -> Bool {
+        switch (Scalar(value), type.lowercased()) {
+        case (.string?, "string"), (.string?, "code"), (.string?, "uri"), (.string?, "datetime"): return true
+        case (.number?, "integer"), (.number?, "decimal"): return true
+        case (.bool?, "boolean"): return true
+        default: return false
+        }
+    }
+}
+
+extension [FHIRPathItem] {
+    /// Singleton evaluation in a boolean context (FHIRPath §4.5): a boolean is itself, empty is empty, any other
+    /// non-empty collection is true — so `extension.where(…) and …` reads as "such an extension exists and …".
+    var singleBoolean: Bool? {
+        guard !isEmpty else { return nil }
+        if count == 1, case .bool(let value)? = FHIRPath.Scalar(self[0].value) { return value }
+        return true
+    }
+
+    var isSingleTrue: Bool { singleBoolean == true }
+}

@@ -1,0 +1,292 @@
+import Access
+import FHIRCore
+import Foundation
+import GRDB
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// The valid capacity indicators ("indicateurs capacitaires"). The ANS hands its list privately; the sandbox's is
+/// `Seeds/terminology/capacity-indicators.json`, built from the indicators the brief documents and editable: each
+/// entry lists, per qualifier, the accepted codes (`null` = qualifier absent) and the capacity natures allowed.
+public struct RORCapacityIndicators: Sendable {
+    public struct Indicator: Codable, Sendable {
+        public var label: String
+        /// Accepted codes by qualifier (`capacityStatus`, `temporalityCapacity`, …); a nil code = absent.
+        public var qualifiers: [String: [String?]]
+        /// Accepted `capacityType` codes (TRE_R329: 01 lits, 02 places).
+        public var capacityType: [String]
+    }
+
+    /// The qualifiers whose combination identifies an indicator, in the order the ROR's message lists them.
+    public static let key = ["capacityStatus", "temporalityCapacity", "genderCapacityAvailable", "capacityClosingType",
+                             "additionalBedType", "crisisType", "temporaryAssignement"]
+    /// Sub-extensions every indicator carries (1..1 in the profile).
+    public static let required = ["capacityType", "capacityStatus", "temporalityCapacity", "nbCapacity", "capacitySourceType",
+                                  "capacityUpdateDate", "temporaryAssignement"]
+
+    public var indicators: [Indicator]
+
+    public init(indicators: [Indicator] = []) { self.indicators = indicators }
+
+    /// `Seeds/terminology/capacity-indicators.json` (`{"indicators": [...]}`); none when the file is absent.
+    public static func load(from seeds: URL?) throws -> RORCapacityIndicators {
+        guard let file = seeds?.appendingPathComponent("terminology/capacity-indicators.json"),
+              FileManager.default.fileExists(atPath: file.path) else { return RORCapacityIndicators() }
+        struct File: Codable { var indicators: [Indicator] }
+        do {
+            return RORCapacityIndicators(indicators: try JSONDecoder().decode(File.self, from: Data(contentsOf: file)).indicators)
+        } catch {
+            throw ResourceError("\(file.path): \(error)")
+        }
+    }
+
+    /// The indicator a combination of qualifiers names, if any.
+    public func indicator(_ qualifiers: [String: String]) -> Indicator? {
+        indicators.first { indicator in
+            Self.key.allSatisfy { name in (indicator.qualifiers[name] ?? [nil]).contains(qualifiers[name]) }
+        }
+    }
+}
+
+/// `PATCH /ws-synchro-dispo-lits-fhir/Location?identifier=<idNatStructEtab>/<idExterne>`: the national ROR's bed and
+/// place availability feed (FHIRPath Patch on the Location's `ror-location-supported-capacity` indicators), with the
+/// real service's answers (`../shared/notes/ror-fhir.md` §3 and §5): 404 for no matching indicator (the client then
+/// sends `add`), 404 / 412 for an unknown / ambiguous Location, 400 `business-rule` for an invalid indicator.
+public struct RORCapacityFeed: Sendable {
+    public static let basePath = "/ws-synchro-dispo-lits-fhir"
+    static let capacityURL = RORSearchParameters.structureDefinition + "ror-location-supported-capacity"
+    /// The path prefix every operation must target (the indicators of the Location).
+    static let capacityPath = "Location.extension.where(url='\(capacityURL)')"
+
+    let repository: ResourceRepository
+    let tokens: RORTokenService
+    let indicators: RORCapacityIndicators
+    let maximumBody: Int
+
+    public init(repository: ResourceRepository, tokens: RORTokenService, indicators: RORCapacityIndicators, maximumBody: Int = 10 << 20) {
+        self.repository = repository
+        self.tokens = tokens
+        self.indicators = indicators
+        self.maximumBody = maximumBody
+    }
+
+    public func addRoutes<Context: RequestContext & CallerContext>(to router: Router<Context>) {
+        router.patch(RouterPath(Self.basePath + "/Location")) { request, context in
+            try await self.patch(request, identity: context.identity)
+        }
+    }
+
+    func patch(_ request: Request, identity: ClientIdentity?) async throws -> Response {
+        // Bearer token of a client whose whitelist entry may feed (no Ror-* headers on this endpoint).
+        let (_, entry) = try await tokens.verify(authorization: request.headers[.authorization], identity: identity)
+        guard entry.role == .feed else {
+            throw FHIRError(.forbidden, code: "forbidden", "Client '\(entry.clientId ?? "?")' is whitelisted to consume, not to feed capacities (role feed required)", expression: nil)
+        }
+        guard let identifier = request.uri.queryParameters["identifier"].map(String.init), !identifier.isEmpty else {
+            throw FHIRError(.badRequest, code: "required", "The conditional PATCH names the Location: ?identifier=<idNatStructEtab>/<idExterne>", expression: ["identifier"])
+        }
+        let contentType = request.headers[.contentType]?.lowercased() ?? ""
+        guard contentType.hasPrefix("application/fhir+json") || contentType.hasPrefix("application/json") else {
+            throw FHIRError(.unsupportedMediaType, code: "not-supported",
+                            "Content-Type '\(request.headers[.contentType] ?? "")': the capacity feed takes a FHIRPath Patch Parameters resource as application/fhir+json",
+                            expression: nil)
+        }
+        var request = request
+        guard let buffer = try? await request.collectBody(upTo: maximumBody) else {
+            throw FHIRError(.contentTooLarge, code: "too-costly", "The body is over \(maximumBody) bytes", expression: nil)
+        }
+        let patch = try Self.readPatch(Data(buffer: buffer))
+
+        let matches = try await repository.searchIDs(try SearchRequest(type: "Location", items: [("identifier", identifier)], registry: repository.registry))
+        guard !matches.isEmpty else {
+            throw FHIRError(.notFound, code: "not-found",
+                            "La Location avec l'identifiant externe de synchro OU l'identifiant unique de saisie : '\(identifier)' n'a pas été trouvée.",
+                            expression: ["Location"])
+        }
+        guard matches.count == 1 else {
+            throw FHIRError(.preconditionFailed, code: "multiple-matches", "La Location recherchée n'est pas unique, il y a '\(matches.count)' résultats", expression: ["Location"])
+        }
+        let id = matches[0]
+        guard let current = try await repository.read(type: "Location", id: id),
+              let location = try JSONSerialization.jsonObject(with: current.json) as? [String: Any] else {
+            throw FHIRError(.notFound, code: "not-found", "Location/\(id) disappeared", expression: ["Location"])
+        }
+        try await authorise(entry: entry, identity: identity, location: location)
+
+        let patched: [String: Any]
+        do {
+            patched = try patch.apply(to: location)
+        } catch let failure {
+            throw Self.error(failure)
+        }
+        try validate(patched, original: location, patch: patch)
+
+        // Read, check and write under the writer: two feeds of one Location never lose each other's changes.
+        let repository = self.repository
+        let payload = try JSONSerialization.data(withJSONObject: patched)
+        let stored = try await repository.store.writer.write { db -> (StoredResource, Int) in
+            let previous = try Row.fetchOne(db, sql: "SELECT version, last_updated, json FROM fhir_resource WHERE type = 'Location' AND id = ?", arguments: [id])
+            guard let previous, previous["version"] as Int == current.version else {
+                throw FHIRError(.conflict, code: "conflict", "Location/\(id) changed while this PATCH was applied: send it again", expression: ["Location"])
+            }
+            try db.execute(sql: "INSERT OR REPLACE INTO fhir_history (type, id, version, last_updated, json) VALUES ('Location', ?, ?, ?, ?)",
+                           arguments: [id, current.version, current.lastUpdated, current.json])
+            let resource = try JSONSerialization.jsonObject(with: payload) as! [String: Any]
+            return (try repository.save(resource, in: db), current.version)
+        }
+        var response = RORFHIRService.fhir(.ok, stored.0.json)
+        response.headers[.eTag] = "W/\"\(stored.0.version)\""
+        response.headers[.lastModified] = RORFHIRService.httpDate(stored.0.lastUpdated)
+        response.headers[.contentLocation] = "\(Self.basePath)/Location/\(id)/_history/\(stored.0.version)"
+        // The journal keeps response headers: this links the row to the version the PATCH replaced.
+        response.headers[HTTPField.Name("X-Sandbox-Previous-Version")!] = "\(stored.1)"
+        return response
+    }
+
+    /// Parses the body as a `Parameters` patch whose operations all target the capacity indicators.
+    static func readPatch(_ data: Data) throws -> FHIRPatch {
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw FHIRError(.badRequest, code: "structure", "The body is not valid UTF-8", expression: nil)
+        }
+        guard JSONDepth.within(text.utf8, limit: 64) else {
+            throw FHIRError(.badRequest, code: "structure", "The JSON body nests deeper than 64 levels", expression: nil)
+        }
+        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw FHIRError(.badRequest, code: "structure", "The body is not a JSON object", expression: nil)
+        }
+        let patch: FHIRPatch
+        do {
+            patch = try FHIRPatch(parameters: object)
+        } catch {
+            throw Self.error(error)
+        }
+        // `Location.extension.where(url='…capacity')…` or `Location.extension.where(url='…capacity' and …)`.
+        let prefix = String(capacityPath.dropLast()).replacingOccurrences(of: " ", with: "")
+        for operation in patch.operations where !operation.pathText.replacingOccurrences(of: " ", with: "").hasPrefix(prefix) {
+            throw FHIRError(.badRequest, code: "invalid",
+                            "This endpoint only changes capacity indicators: every path starts with \(capacityPath)", expression: [operation.pathText])
+        }
+        return patch
+    }
+
+    static func error(_ failure: FHIRPatch.Failure) -> FHIRError {
+        switch failure.kind {
+        case .noMatch:
+            return FHIRError(.notFound, code: "not-found",
+                             "\(failure.message) : Aucun indicateur présent en base ne correspond (envoyer un add pour le créer)",
+                             expression: ["Location.extension.where(url='\(capacityURL)')"])
+        case .multipleMatches:
+            return FHIRError(.badRequest, code: "business-rule", "\(failure.message) : le chemin doit désigner un seul indicateur", expression: [failure.expression])
+        case .unsupported:
+            return FHIRError(.badRequest, code: "not-supported", failure.message, expression: [failure.expression])
+        case .invalid:
+            return FHIRError(.badRequest, code: "invalid", failure.message, expression: [failure.expression])
+        }
+    }
+
+    /// The Location's establishment must be one the entry feeds (EAI/SaaS list) or the certificate's own (proprietary
+    /// solutions: one certificate per establishment, FINESS in the OU as `1<FINESS>`).
+    func authorise(entry: WhitelistEntry, identity: ClientIdentity?, location: [String: Any]) async throws {
+        let owner = ((location["managingOrganization"] as? [String: Any])?["reference"] as? String)?.split(separator: "/").last.map(String.init)
+        var codes = Set<String>()
+        if let owner, let organization = try await repository.read(type: "Organization", id: owner),
+           let json = try JSONSerialization.jsonObject(with: organization.json) as? [String: Any] {
+            for identifier in json["identifier"] as? [[String: Any]] ?? [] {
+                if let value = identifier["value"] as? String { codes.insert(value) }
+            }
+        }
+        // idNat_Struct is "1" + FINESS: either form names the establishment.
+        let finess = Set(codes.flatMap { [$0, $0.hasPrefix("1") && $0.count == 10 ? String($0.dropFirst()) : $0] })
+        let allowed = Set(entry.establishments)
+        let own = identity?.subject.value(of: "OU").map { $0.hasPrefix("1") ? String($0.dropFirst()) : $0 }
+        guard !finess.isDisjoint(with: allowed) || own.map({ finess.contains($0) }) == true else {
+            let name = codes.sorted().first ?? owner ?? "?"
+            throw FHIRError(.forbidden, code: "forbidden",
+                            "Client '\(entry.clientId ?? "?")' may not feed establishment \(name): not in its establishment list (\(entry.establishments.joined(separator: ", "))) nor its certificate's",
+                            expression: ["Location.managingOrganization"])
+        }
+    }
+
+    /// Every indicator added or replaced must be a valid one, of the Location's capacity nature, and unique.
+    func validate(_ patched: [String: Any], original: [String: Any], patch: FHIRPatch) throws {
+        let nature = Self.installedNature(original)
+        for operation in patch.operations where operation.kind != .delete {
+            guard let indicator = operation.value as? [String: Any], indicator["url"] as? String == Self.capacityURL else {
+                throw FHIRError(.badRequest, code: "invalid", "The value of \(operation.kind.rawValue) is a \(Self.capacityURL) extension (valueExtension)",
+                                expression: [operation.pathText])
+            }
+            let qualifiers = Self.qualifiers(indicator)
+            for name in RORCapacityIndicators.required where qualifiers[name] == nil {
+                throw FHIRError(.badRequest, code: "business-rule", "Indicateur incomplet : la sous-extension '\(name)' est obligatoire", expression: [operation.pathText])
+            }
+            guard let known = indicators.indicator(qualifiers) else {
+                let listed = RORCapacityIndicators.key.map { "\($0): \(qualifiers[$0] ?? "null")" }.joined(separator: " / ")
+                throw FHIRError(.badRequest, code: "business-rule", "Les valeurs du nouvel objet ne correspondent pas à un indicateur valide : \(listed)",
+                                expression: [operation.pathText])
+            }
+            let type = qualifiers["capacityType"] ?? ""
+            guard known.capacityType.contains(type), nature.map({ $0 == type }) ?? true else {
+                throw FHIRError(.badRequest, code: "business-rule",
+                                "Indicateur \(known.label) : L'attribut 'natureCapacite' a un code différent de celui attendu (\(type) ; attendu \(nature ?? known.capacityType.joined(separator: "|")))",
+                                expression: [operation.pathText])
+            }
+        }
+        var seen = Set<String>()
+        for indicator in Self.indicatorsOf(patched) {
+            let key = RORCapacityIndicators.key.map { Self.qualifiers(indicator)[$0] ?? "null" }.joined(separator: "/")
+            guard seen.insert(key).inserted else {
+                throw FHIRError(.badRequest, code: "business-rule", "L'indicateur \(key) serait présent deux fois : utiliser replace", expression: [Self.capacityPath])
+            }
+        }
+    }
+
+    static func indicatorsOf(_ location: [String: Any]) -> [[String: Any]] {
+        (location["extension"] as? [[String: Any]] ?? []).filter { $0["url"] as? String == capacityURL }
+    }
+
+    /// Sub-extension codes (and the count) of an indicator, by relative url.
+    static func qualifiers(_ indicator: [String: Any]) -> [String: String] {
+        var result: [String: String] = [:]
+        for part in indicator["extension"] as? [[String: Any]] ?? [] {
+            guard let url = part["url"] as? String else { continue }
+            if let code = part["valueCode"] as? String {
+                result[url] = code
+            } else if let coding = ((part["valueCodeableConcept"] as? [String: Any])?["coding"] as? [[String: Any]])?.first, let code = coding["code"] as? String {
+                result[url] = code
+            } else if let value = part.first(where: { $0.key.hasPrefix("value") })?.value {
+                result[url] = "\(value)"
+            }
+        }
+        return result
+    }
+
+    /// The nature (TRE_R329) of the Location's installed capacity, when it has one: feeds keep to it.
+    static func installedNature(_ location: [String: Any]) -> String? {
+        indicatorsOf(location).map(qualifiers).first { $0["capacityStatus"] == "01" }?["capacityType"]
+    }
+}
+
+/// JSON nesting depth, scanned on the raw text (strings skipped) before parsing.
+enum JSONDepth {
+    static func within(_ bytes: String.UTF8View, limit: Int) -> Bool {
+        var depth = 0
+        var inString = false
+        var escaped = false
+        for byte in bytes {
+            if inString {
+                if escaped { escaped = false } else if byte == 0x5C { escaped = true } else if byte == 0x22 { inString = false }
+                continue
+            }
+            switch byte {
+            case 0x22: inString = true
+            case 0x7B, 0x5B:
+                depth += 1
+                if depth > limit { return false }
+            case 0x7D, 0x5D: depth -= 1
+            default: break
+            }
+        }
+        return true
+    }
+}
