@@ -86,8 +86,8 @@ public struct RORCapacityFeed: Sendable {
         guard let identifier = request.uri.queryParameters["identifier"].map(String.init), !identifier.isEmpty else {
             throw FHIRError(.badRequest, code: "required", "The conditional PATCH names the Location: ?identifier=<idNatStructEtab>/<idExterne>", expression: ["identifier"])
         }
-        let contentType = request.headers[.contentType]?.lowercased() ?? ""
-        guard contentType.hasPrefix("application/fhir+json") || contentType.hasPrefix("application/json") else {
+        let mediaType = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+        guard mediaType == "application/fhir+json" || mediaType == "application/json" else {
             throw FHIRError(.unsupportedMediaType, code: "not-supported",
                             "Content-Type '\(request.headers[.contentType] ?? "")': the capacity feed takes a FHIRPath Patch Parameters resource as application/fhir+json",
                             expression: nil)

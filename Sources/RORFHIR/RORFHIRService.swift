@@ -20,14 +20,15 @@ public final class RORFHIRService: Sendable {
     /// The capacity feed (`/ws-synchro-dispo-lits-fhir`).
     public let feed: RORCapacityFeed
 
-    public init(store: SandboxStore, tokens: RORTokenService, indicators: RORCapacityIndicators = RORCapacityIndicators()) {
+    public init(store: SandboxStore, tokens: RORTokenService, indicators: RORCapacityIndicators = RORCapacityIndicators(),
+                maximumBody: Int = 10 << 20) {
         self.repository = ResourceRepository(store: store, registry: RORSearchParameters.registry)
         let policy = RORAccessPolicy(repository: repository)
         self.policy = policy
         self.executor = SearchExecutor(repository: repository, snapshots: snapshots, visibility: policy.visible)
         self.tokens = tokens
         self.export = RORBulkExport(repository: repository, policy: policy)
-        self.feed = RORCapacityFeed(repository: repository, tokens: tokens, indicators: indicators)
+        self.feed = RORCapacityFeed(repository: repository, tokens: tokens, indicators: indicators, maximumBody: maximumBody)
     }
 
     // MARK: Data

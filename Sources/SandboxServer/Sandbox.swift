@@ -84,7 +84,7 @@ public final class Sandbox: Sendable {
         }
         self.ror = RORFHIRService(store: store, tokens: try RORTokenService(
             keyFile: pki.directory.appendingPathComponent("token-signing-key.pem"), whitelist: whitelist,
-            environment: configuration.environment), indicators: indicators)
+            environment: configuration.environment), indicators: indicators, maximumBody: configuration.maxBody)
         self.csd = RORCSDService(repository: ror.repository)
         self.insi = INSiService(store: store, mode: configuration.insiMode, nirOID: configuration.insiNIROID)
         try seedWhitelist()

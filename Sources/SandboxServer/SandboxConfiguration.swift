@@ -35,6 +35,8 @@ public struct SandboxConfiguration: Sendable {
     public var journalBodyLimit = 1024 * 1024
     /// Print the start-up banner (URLs and curl line) to standard output.
     public var printBanner = true
+    /// Largest FHIR write body accepted (413 above).
+    public var maxBody = 10 << 20
     /// INSi: CR 01 as production (`strict`) or the editor test environment's `insi_101` fault (`realistic`).
     public var insiMode = INSiMode.strict
     /// INSi: OID of INS-NIR answers (the editor test environment returns the production `.8`).
@@ -66,6 +68,7 @@ public struct SandboxConfiguration: Sendable {
             throw SandboxError.configuration("--server-cert and --server-key go together")
         }
         if journalMaxRows < 1 { throw SandboxError.configuration("--journal-max-rows must be at least 1") }
+        if maxBody < 1024 { throw SandboxError.configuration("--max-body must be at least 1024 bytes") }
         if !(0...65535).contains(port) || !(0...65535).contains(adminPort) {
             throw SandboxError.configuration("ports must be between 0 and 65535")
         }

@@ -56,6 +56,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Key algorithm of the certificates minted at first start: rsa (RSA-2048, as IGC-Santé) or p256.")
     var keyType: KeyAlgorithm = .rsa2048
 
+    @Option(help: "Largest FHIR write body in bytes (413 above).")
+    var maxBody = 10 << 20
+
     @Option(help: "INSi answer for nobody found: strict (CR 01, as production) or realistic (insi_101 fault, as the editor test environment).")
     var insiMode: INSiMode = .strict
 
@@ -86,6 +89,7 @@ struct Serve: AsyncParsableCommand {
             configuration.journalMaxRows = journalMaxRows
             configuration.journalBodyLimit = journalBodyLimit
             configuration.keyAlgorithm = keyType
+            configuration.maxBody = maxBody
             configuration.insiMode = insiMode
             configuration.insiNIROID = insiNirOid
             if let seedsDirectory = configuration.seedsDirectory,

@@ -108,7 +108,7 @@ struct RunningSandbox {
     /// One HTTPS request on a new connection with this client certificate.
     func request(
         _ path: String, method: HTTPRequest.Method = .get, client: ClientFiles?, tlsVersion: TLSVersion? = nil,
-        headers: HTTPFields = [:], body: String? = nil
+        headers: HTTPFields = [:], body: String? = nil, bytes: [UInt8]? = nil
     ) async throws -> TestClient.Response {
         let configuration = try TLSClients.configuration(client: client, tlsVersion: tlsVersion)
         let testClient = TestClient(
@@ -116,7 +116,8 @@ struct RunningSandbox {
             configuration: .init(tlsConfiguration: configuration, timeout: .seconds(10), serverName: "localhost"))
         testClient.connect()
         defer { Task { try? await testClient.shutdown() } }
-        return try await testClient.execute(.init(path, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) }))
+        let payload = bytes.map { ByteBuffer(bytes: $0) } ?? body.map { ByteBuffer(string: $0) }
+        return try await testClient.execute(.init(path, method: method, headers: headers, body: payload))
     }
 
     /// A plain-HTTP admin call.
