@@ -114,26 +114,37 @@ public struct RORCapacityFeed: Sendable {
         }
         try await authorise(entry: entry, identity: identity, location: location)
 
-        let patched: [String: Any]
-        do {
-            patched = try patch.apply(to: location)
-        } catch let failure {
-            throw Self.error(failure)
-        }
-        try validate(patched, original: location, patch: patch)
-
-        // Read, check and write under the writer: two feeds of one Location never lose each other's changes.
+        // Patch, check and serialise outside the writer (the costly part, on any core), then write if the
+        // Location is still at the version patched; a concurrent feed of the same Location makes this one start
+        // again on the new version (optimistic concurrency, a few rounds at most).
         let repository = self.repository
-        let payload = try JSONSerialization.data(withJSONObject: patched)
-        let stored = try await repository.store.writer.write { db -> (StoredResource, Int) in
-            let previous = try Row.fetchOne(db, sql: "SELECT version, last_updated, json FROM fhir_resource WHERE type = 'Location' AND id = ?", arguments: [id])
-            guard let previous, previous["version"] as Int == current.version else {
-                throw FHIRError(.conflict, code: "conflict", "Location/\(id) changed while this PATCH was applied: send it again", expression: ["Location"])
+        var stored: (StoredResource, Int)?
+        var base = current
+        for _ in 0..<20 {
+            guard let object = try JSONSerialization.jsonObject(with: base.json) as? [String: Any] else { break }
+            let patched = try Self.applying(patch, to: object)
+            try validate(patched, original: object, patch: patch)
+            let prepared = try repository.prepare(patched, version: base.version + 1)
+            let previous = base
+            let written = try await repository.store.writer.write { db -> Bool in
+                let version = try Int.fetchOne(db, sql: "SELECT version FROM fhir_resource WHERE type = 'Location' AND id = ? AND deleted = 0", arguments: [id])
+                guard version == previous.version else { return false }
+                try db.execute(sql: "INSERT OR REPLACE INTO fhir_history (type, id, version, last_updated, json) VALUES ('Location', ?, ?, ?, ?)",
+                               arguments: [id, previous.version, previous.lastUpdated, previous.json])
+                try repository.write(prepared, in: db)
+                return true
             }
-            try db.execute(sql: "INSERT OR REPLACE INTO fhir_history (type, id, version, last_updated, json) VALUES ('Location', ?, ?, ?, ?)",
-                           arguments: [id, current.version, current.lastUpdated, current.json])
-            let resource = try JSONSerialization.jsonObject(with: payload) as! [String: Any]
-            return (try repository.save(resource, in: db), current.version)
+            if written {
+                stored = (prepared.stored, previous.version)
+                break
+            }
+            guard let fresh = try await repository.read(type: "Location", id: id) else {
+                throw FHIRError(.notFound, code: "not-found", "Location/\(id) disappeared", expression: ["Location"])
+            }
+            base = fresh
+        }
+        guard let stored else {
+            throw FHIRError(.conflict, code: "conflict", "Location/\(id) kept changing while this PATCH was applied: send it again", expression: ["Location"])
         }
         var response = RORFHIRService.fhir(.ok, stored.0.json)
         response.headers[.eTag] = "W/\"\(stored.0.version)\""
@@ -168,6 +179,15 @@ public struct RORCapacityFeed: Sendable {
                             "This endpoint only changes capacity indicators: every path starts with \(capacityPath)", expression: [operation.pathText])
         }
         return patch
+    }
+
+    /// The patched resource, or the ROR's answer for a patch that does not apply.
+    static func applying(_ patch: FHIRPatch, to resource: [String: Any]) throws -> [String: Any] {
+        do {
+            return try patch.apply(to: resource)
+        } catch let failure {
+            throw error(failure)
+        }
     }
 
     static func error(_ failure: FHIRPatch.Failure) -> FHIRError {

@@ -180,6 +180,28 @@ struct RORCapacityFeedTests {
                                      client: feeder, token: token).status == .ok)
     }
 
+    /// Concurrent feeds of one Location: each is applied on the version the previous one wrote (none lost).
+    @Test func concurrentFeedsOfOneLocationAreAllApplied() async throws {
+        let (running, feeder, token) = try await Self.start()
+        defer { Task { await running.stop() } }
+        let statuses = try await withThrowingTaskGroup(of: (HTTPResponse.Status, String?).self) { group in
+            for count in 1...8 {
+                group.addTask {
+                    let response = try await Self.patch(running, body: Self.body("replace", path: Self.selector(status: "02"), value: Self.indicator(status: "02", count: count)),
+                                                        client: feeder, token: token)
+                    return (response.status, response.headers[.eTag])
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(statuses.allSatisfy { $0.0 == .ok })
+        #expect(Set(statuses.compactMap(\.1)) == Set((2...9).map { "W/\"\($0)\"" }), "eight distinct versions")
+        let versions = try await running.sandbox.store.writer.read { db in
+            try Int.fetchAll(db, sql: "SELECT version FROM fhir_history WHERE type = 'Location' AND id = 'loc-00001-1' ORDER BY version")
+        }
+        #expect(versions == Array(1...8))
+    }
+
     @Test func severalLocationsForOneIdentifierAnswer412() async throws {
         let (running, feeder, token) = try await Self.start()
         defer { Task { await running.stop() } }

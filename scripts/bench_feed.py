@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Helpers of scripts/bench-feed: the PATCH body, a load generator recording every acknowledged version, the check."""
+import argparse, http.client, json, sqlite3, ssl, sys, threading, time
+
+CAPACITY = "https://interop.esante.gouv.fr/ig/fhir/ror/StructureDefinition/ror-location-supported-capacity"
+# The demo feeder's places in the repository seeds, with their capacity nature (01 beds, 02 places).
+NATURES = {"1759000001/LIT000011": "01", "1759000001/LIT000012": "01", "1759000009/LIT000051": "02", "1759000009/LIT000052": "01"}
+
+
+def nos(tre):
+    return "https://mos.esante.gouv.fr/NOS/%s/FHIR/%s" % (tre, tre.replace("_", "-"))
+
+
+def body(count=5, nature="01"):
+    def cc(url, tre, code):
+        return {"url": url, "valueCodeableConcept": {"coding": [{"system": nos(tre), "code": code}]}}
+    def where(url, code):
+        return "extension.where(url='%s' and valueCodeableConcept.coding.code='%s')" % (url, code)
+    path = "Location.extension.where(url='%s').where(%s)" % (CAPACITY, " and ".join([
+        where("capacityStatus", "02"), where("temporalityCapacity", "01"), where("genderCapacityAvailable", "03"), where("temporaryAssignement", "01")]))
+    value = {"url": CAPACITY, "extension": [
+        cc("capacityStatus", "TRE_R330-TypeStatutCapacite", "02"), cc("capacityType", "TRE_R329-NatureCapacite", nature),
+        cc("temporalityCapacity", "TRE_R331-TemporaliteCapacite", "01"), cc("capacitySourceType", "TRE_R335-TypeSourceCapacite", "02"),
+        cc("genderCapacityAvailable", "TRE_R332-GenreCapacite", "03"), cc("temporaryAssignement", "TRE_R337-AffectationTemporaire", "01"),
+        {"url": "nbCapacity", "valueInteger": count}, {"url": "capacityUpdateDate", "valueDateTime": "2026-11-22T10:00:00+01:00"}]}
+    return json.dumps({"resourceType": "Parameters", "parameter": [{"name": "operation", "part": [
+        {"name": "type", "valueCode": "replace"}, {"name": "path", "valueString": path}, {"name": "value", "valueExtension": value}]}]})
+
+
+def load(args):
+    places = list(NATURES)
+    acked, lock = [], threading.Lock()
+
+    def client(place):
+        context = ssl.create_default_context(cafile=args.cacert)
+        context.load_cert_chain(args.cert, args.key)
+        connection = http.client.HTTPSConnection("127.0.0.1", args.port, context=context, timeout=5)
+        n = 0
+        while True:
+            n += 1
+            try:
+                connection.request("PATCH", "/ws-synchro-dispo-lits-fhir/Location?identifier=" + place, body=body(n % 50, NATURES[place]),
+                                   headers={"Content-Type": "application/fhir+json", "Authorization": "Bearer " + args.token})
+                response = connection.getresponse()
+                payload = response.read()
+            except Exception:
+                return
+            if response.status == 200:
+                resource = json.loads(payload)
+                with lock:
+                    acked.append([resource["id"], int(resource["meta"]["versionId"])])
+            elif response.status != 404:
+                print("  unexpected", response.status, payload[:200])
+                return
+
+    threads = [threading.Thread(target=client, args=(place,)) for place in places]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    json.dump(acked, open(args.out, "w"))
+
+
+def _worker(args, place, n, queue):
+    context = ssl.create_default_context(cafile=args.cacert)
+    context.load_cert_chain(args.cert, args.key)
+    connection = http.client.HTTPSConnection("127.0.0.1", args.port, context=context, timeout=10)
+    headers = {"Content-Type": "application/fhir+json", "Authorization": "Bearer " + args.token}
+    times, failures = [], 0
+    for i in range(n):
+        started = time.perf_counter()
+        connection.request("PATCH", "/ws-synchro-dispo-lits-fhir/Location?identifier=" + place, body=body(i % 50, NATURES[place]), headers=headers)
+        response = connection.getresponse()
+        response.read()
+        times.append((time.perf_counter() - started) * 1000)
+        failures += response.status != 200
+    queue.put((times, failures))
+
+
+def throughput(args):
+    """`--clients` processes (one keep-alive connection each, spread over the feeder's places), `--requests` each."""
+    import multiprocessing
+    places = list(NATURES)
+    queue = multiprocessing.Queue()
+    workers = [multiprocessing.Process(target=_worker, args=(args, places[i % len(places)], args.requests, queue)) for i in range(args.clients)]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    results = [queue.get() for _ in workers]
+    elapsed = time.perf_counter() - started
+    for worker in workers:
+        worker.join()
+    times = sorted(t for r in results for t in r[0])
+    failures = sum(r[1] for r in results)
+    print("  %d clients x %d PATCHes: %.0f PATCH/s, p50 %.2f ms, p99 %.2f ms, max %.2f ms, non-200: %d" % (
+        args.clients, args.requests, len(times) / elapsed, times[len(times) // 2], times[int(len(times) * 0.99) - 1], times[-1], failures))
+
+
+def check(args):
+    acked = json.load(open(args.acked))
+    db = sqlite3.connect(args.db)
+    present = set(db.execute("SELECT id, version FROM fhir_history WHERE type = 'Location'").fetchall())
+    present |= set(db.execute("SELECT id, version FROM fhir_resource WHERE type = 'Location'").fetchall())
+    missing = [a for a in acked if tuple(a) not in present]
+    print("  %d PATCHes answered 200 before the kill; after restart %d present, %d missing" % (len(acked), len(acked) - len(missing), len(missing)))
+    sys.exit(1 if missing else 0)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["body", "load", "check", "throughput"])
+    for name in ["cacert", "cert", "key", "token", "out", "db", "acked"]:
+        parser.add_argument("--" + name)
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=500)
+    args = parser.parse_args()
+    if args.mode == "body":
+        print(body())
+    elif args.mode == "throughput":
+        throughput(args)
+    elif args.mode == "load":
+        load(args)
+    else:
+        check(args)
