@@ -62,12 +62,15 @@ public struct RORCapacityFeed: Sendable {
     let repository: ResourceRepository
     let tokens: RORTokenService
     let indicators: RORCapacityIndicators
+    let validator: ProfileValidator
     let maximumBody: Int
 
-    public init(repository: ResourceRepository, tokens: RORTokenService, indicators: RORCapacityIndicators, maximumBody: Int = 10 << 20) {
+    public init(repository: ResourceRepository, tokens: RORTokenService, indicators: RORCapacityIndicators,
+                validator: ProfileValidator = ProfileValidator(), maximumBody: Int = 10 << 20) {
         self.repository = repository
         self.tokens = tokens
         self.indicators = indicators
+        self.validator = validator
         self.maximumBody = maximumBody
     }
 
@@ -124,6 +127,9 @@ public struct RORCapacityFeed: Sendable {
             guard let object = try JSONSerialization.jsonObject(with: base.json) as? [String: Any] else { break }
             let patched = try Self.applying(patch, to: object)
             try validate(patched, original: object, patch: patch)
+            // The whole Location against the RORLocation rules (the new indicators' structure, codes, types).
+            let issues = validator.validate(patched)
+            guard issues.isEmpty else { throw FHIRError(profileIssues: issues, resourceType: "Location") }
             let prepared = try repository.prepare(patched, version: base.version + 1)
             let previous = base
             let written = try await repository.store.writer.write { db -> Bool in

@@ -20,15 +20,19 @@ public final class RORFHIRService: Sendable {
     /// The capacity feed (`/ws-synchro-dispo-lits-fhir`).
     public let feed: RORCapacityFeed
 
+    /// The ROR profile rules every write is checked against (`Seeds/terminology`).
+    public let validator: ProfileValidator
+
     public init(store: SandboxStore, tokens: RORTokenService, indicators: RORCapacityIndicators = RORCapacityIndicators(),
-                maximumBody: Int = 10 << 20) {
+                validator: ProfileValidator = ProfileValidator(), maximumBody: Int = 10 << 20) {
+        self.validator = validator
         self.repository = ResourceRepository(store: store, registry: RORSearchParameters.registry)
         let policy = RORAccessPolicy(repository: repository)
         self.policy = policy
         self.executor = SearchExecutor(repository: repository, snapshots: snapshots, visibility: policy.visible)
         self.tokens = tokens
         self.export = RORBulkExport(repository: repository, policy: policy)
-        self.feed = RORCapacityFeed(repository: repository, tokens: tokens, indicators: indicators, maximumBody: maximumBody)
+        self.feed = RORCapacityFeed(repository: repository, tokens: tokens, indicators: indicators, validator: validator, maximumBody: maximumBody)
     }
 
     // MARK: Data
@@ -290,6 +294,8 @@ public struct FHIRError: HTTPResponseError, Sendable {
     public var expression: [String]?
     /// Extra response headers (e.g. `WWW-Authenticate` on a 401).
     public var headers: HTTPFields = [:]
+    /// Several issues (profile validation): one per problem, in place of the single one above.
+    public var issues: [OperationOutcome.Issue]?
 
     public init(_ status: HTTPResponse.Status, code: String, _ message: String, expression: [String]?) {
         self.status = status
@@ -298,8 +304,15 @@ public struct FHIRError: HTTPResponseError, Sendable {
         self.expression = expression
     }
 
+    /// 422 with one issue per profile problem.
+    public init(profileIssues: [ProfileValidator.Issue], resourceType: String) {
+        self.init(.unprocessableContent, code: profileIssues.first?.code ?? "invalid",
+                  "\(resourceType) does not conform to its ROR profile (\(profileIssues.count) problem(s))", expression: profileIssues.first.map { [$0.expression] })
+        issues = profileIssues.map { OperationOutcome.Issue(code: $0.code, diagnostics: $0.diagnostics, expression: [$0.expression]) }
+    }
+
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        let outcome = OperationOutcome(code: code, diagnostics: message, expression: expression)
+        let outcome = issues.map(OperationOutcome.init(issue:)) ?? OperationOutcome(code: code, diagnostics: message, expression: expression)
         var response = RORFHIRService.fhir(status, outcome.jsonData())
         for field in headers { response.headers.append(field) }
         return response

@@ -1,4 +1,5 @@
 import Access
+import FHIRCore
 import Foundation
 import INSi
 import Hummingbird
@@ -79,12 +80,16 @@ public final class Sandbox: Sendable {
         self.whitelist = try Whitelist(store: store)
         self.journal = Journal(store: store, maxRows: configuration.journalMaxRows, logger: logger)
         let indicators: RORCapacityIndicators
-        do { indicators = try RORCapacityIndicators.load(from: configuration.resolvedSeedsDirectory) } catch {
-            throw SandboxError.seeds("capacity indicators: \(error)")
+        let validator: ProfileValidator
+        do {
+            indicators = try RORCapacityIndicators.load(from: configuration.resolvedSeedsDirectory)
+            validator = try ProfileValidator.load(from: configuration.resolvedSeedsDirectory?.appendingPathComponent("terminology"))
+        } catch {
+            throw SandboxError.seeds("terminology: \(error)")
         }
         self.ror = RORFHIRService(store: store, tokens: try RORTokenService(
             keyFile: pki.directory.appendingPathComponent("token-signing-key.pem"), whitelist: whitelist,
-            environment: configuration.environment), indicators: indicators, maximumBody: configuration.maxBody)
+            environment: configuration.environment), indicators: indicators, validator: validator, maximumBody: configuration.maxBody)
         self.csd = RORCSDService(repository: ror.repository)
         self.insi = INSiService(store: store, mode: configuration.insiMode, nirOID: configuration.insiNIROID)
         try seedWhitelist()

@@ -159,6 +159,12 @@ struct RORCapacityFeedTests {
         RefusalCase(label: "not Parameters", body: #"{"resourceType":"Location"}"#, status: .badRequest, code: "invalid", message: "Parameters resource"),
         RefusalCase(label: "malformed JSON", body: #"{"resourceType": "Parameters", "#, status: .badRequest, code: "structure", message: "not a JSON object"),
         RefusalCase(label: "deep JSON", body: String(repeating: "[", count: 100) + String(repeating: "]", count: 100), status: .badRequest, code: "structure", message: "deeper than 64"),
+        RefusalCase(label: "nbCapacity as text (profile)", body: body("replace", path: selector(status: "02"), value: {
+            var value = indicator(status: "02", count: 1)
+            value["extension"] = (value["extension"] as! [[String: Any]]).map { $0["url"] as? String == "nbCapacity" ? ["url": "nbCapacity", "valueInteger": "douze"] : $0 }
+            return value
+        }()), status: .unprocessableContent, code: "value", message: "is not a valid integer",
+                    expression: "Location.extension.where(url='\(capacity)').extension.where(url='nbCapacity').valueInteger"),
         RefusalCase(label: "not an extension value", body: body("replace", path: selector(status: "02"), value: ["url": "https://example.org/x"]),
                     status: .badRequest, code: "invalid", message: "valueExtension"),
     ]

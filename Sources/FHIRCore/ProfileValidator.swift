@@ -1,0 +1,192 @@
+import Foundation
+
+/// Validation of resources against profiles written as rule tables (data, not code), so a maintainer follows the next
+/// IG version by editing a file: each rule names an element path (`extension[url=…].valueCodeableConcept.coding.code`),
+/// its cardinality, datatype, code list, reference targets, and rules for each element found (`each`).
+public struct ProfileValidator: Sendable {
+    public struct Rule: Codable, Sendable {
+        public var path: String
+        public var min: Int?
+        /// `nil` or absent: unbounded.
+        public var max: Int?
+        /// `string`, `code`, `uri`, `id`, `integer`, `decimal`, `boolean`, `date`, `dateTime`, `instant`, `object`.
+        public var type: String?
+        /// Name of a code list the values must belong to.
+        public var binding: String?
+        /// Resource types a `reference` may point to.
+        public var targets: [String]?
+        /// Rules applied to each element found at `path` (paths relative to it).
+        public var each: [Rule]?
+        /// Why the rule exists (IG element), for maintainers.
+        public var comment: String?
+    }
+
+    public struct Profile: Codable, Sendable {
+        public var resourceType: String
+        public var profile: String?
+        public var rules: [Rule]
+    }
+
+    /// One problem, as an OperationOutcome issue.
+    public struct Issue: Sendable, Hashable {
+        /// `required`, `structure`, `value`, `code-invalid`.
+        public var code: String
+        public var diagnostics: String
+        public var expression: String
+    }
+
+    public var profiles: [String: Profile]
+    public var codeLists: [String: Set<String>]
+
+    public init(profiles: [Profile] = [], codeLists: [String: [String]] = [:]) {
+        self.profiles = Dictionary(profiles.map { ($0.resourceType, $0) }, uniquingKeysWith: { first, _ in first })
+        self.codeLists = codeLists.mapValues(Set.init)
+    }
+
+    /// `profiles.json` (`{"profiles": [...]}`) and `code-lists.json` (`{"lists": {name: [codes]}}`) of a folder.
+    public static func load(from folder: URL?) throws -> ProfileValidator {
+        guard let folder else { return ProfileValidator() }
+        struct ProfilesFile: Codable { var profiles: [Profile] }
+        struct ListsFile: Codable { var lists: [String: [String]] }
+        var profiles: [Profile] = []
+        var lists: [String: [String]] = [:]
+        let profilesURL = folder.appendingPathComponent("ror-profiles.json")
+        let listsURL = folder.appendingPathComponent("code-lists.json")
+        do {
+            if FileManager.default.fileExists(atPath: profilesURL.path) {
+                profiles = try JSONDecoder().decode(ProfilesFile.self, from: Data(contentsOf: profilesURL)).profiles
+            }
+            if FileManager.default.fileExists(atPath: listsURL.path) {
+                lists = try JSONDecoder().decode(ListsFile.self, from: Data(contentsOf: listsURL)).lists
+            }
+        } catch {
+            throw ResourceError("\(folder.path): \(error)")
+        }
+        return ProfileValidator(profiles: profiles, codeLists: lists)
+    }
+
+    /// Every problem of `resource` against its type's profile (none when no profile is known for the type).
+    public func validate(_ resource: [String: Any]) -> [Issue] {
+        guard let type = resource["resourceType"] as? String else {
+            return [Issue(code: "structure", diagnostics: "resourceType is missing", expression: "resourceType")]
+        }
+        guard let profile = profiles[type] else { return [] }
+        var issues: [Issue] = []
+        check(profile.rules, on: resource, expression: type, into: &issues)
+        return issues
+    }
+
+    func check(_ rules: [Rule], on node: Any, expression: String, into issues: inout [Issue]) {
+        for rule in rules {
+            let found = Self.select(rule.path, from: node, expression: expression)
+            let where_ = Self.expression(rule.path, base: expression)
+            if let min = rule.min, found.count < min {
+                issues.append(Issue(code: "required", diagnostics: "\(where_): at least \(min) required, \(found.count) found", expression: where_))
+            }
+            if let max = rule.max, found.count > max {
+                issues.append(Issue(code: "structure", diagnostics: "\(where_): at most \(max) allowed, \(found.count) found", expression: where_))
+            }
+            for (value, at) in found {
+                if let type = rule.type, !Self.matches(value, type: type) {
+                    issues.append(Issue(code: "value", diagnostics: "\(at): '\(value)' is not a valid \(type)", expression: at))
+                    continue
+                }
+                if let binding = rule.binding {
+                    if let list = codeLists[binding] {
+                        if let code = value as? String, !list.contains(code) {
+                            issues.append(Issue(code: "code-invalid", diagnostics: "\(at): code '\(code)' is not in \(binding) (\(list.sorted().joined(separator: ", ")))", expression: at))
+                        }
+                    } else {
+                        issues.append(Issue(code: "code-invalid", diagnostics: "\(at): code list \(binding) is not loaded", expression: at))
+                    }
+                }
+                if let targets = rule.targets, let reference = value as? String {
+                    let type = reference.split(separator: "/").dropLast().last.map(String.init) ?? ""
+                    if !targets.contains(type) {
+                        issues.append(Issue(code: "value", diagnostics: "\(at): '\(reference)' must reference \(targets.joined(separator: " or "))", expression: at))
+                    }
+                }
+                if let each = rule.each { check(each, on: value, expression: at, into: &issues) }
+            }
+        }
+    }
+
+    // MARK: Paths
+
+    /// Path segments: names, with an optional `[key=value]` filter, e.g. `extension[url=…]`, `identifier[system=…]`
+    /// (dots inside brackets are part of the value).
+    static func segments(_ path: String) -> [(name: String, filter: (key: String, value: String)?)] {
+        var result: [(String, (String, String)?)] = []
+        var current = ""
+        var depth = 0
+        for character in path {
+            if character == "[" { depth += 1 } else if character == "]" { depth -= 1 }
+            if character == ".", depth == 0 {
+                result.append(split(current))
+                current = ""
+            } else {
+                current.append(character)
+            }
+        }
+        if !current.isEmpty { result.append(split(current)) }
+        return result
+    }
+
+    static func split(_ segment: String) -> (String, (String, String)?) {
+        guard let open = segment.firstIndex(of: "["), segment.hasSuffix("]") else { return (segment, nil) }
+        let filter = segment[segment.index(after: open)..<segment.index(before: segment.endIndex)]
+        guard let equals = filter.firstIndex(of: "=") else { return (segment, nil) }
+        return (String(segment[..<open]), (String(filter[..<equals]), String(filter[filter.index(after: equals)...])))
+    }
+
+    /// Values at a path, with the FHIRPath of each (`…extension.where(url='…')[1]`-free: the where-form).
+    static func select(_ path: String, from node: Any, expression: String) -> [(Any, String)] {
+        var current: [(Any, String)] = [(node, expression)]
+        for (name, filter) in segments(path) {
+            var next: [(Any, String)] = []
+            for (value, at) in current {
+                guard let object = value as? [String: Any], let child = object[name] else { continue }
+                let items = (child as? [Any]) ?? [child]
+                for item in items {
+                    if let filter {
+                        guard (item as? [String: Any])?[filter.key] as? String == filter.value else { continue }
+                        next.append((item, "\(at).\(name).where(\(filter.key)='\(filter.value)')"))
+                    } else {
+                        next.append((item, "\(at).\(name)"))
+                    }
+                }
+            }
+            current = next
+        }
+        return current
+    }
+
+    static func expression(_ path: String, base: String) -> String {
+        segments(path).reduce(base) { at, segment in
+            segment.filter.map { "\(at).\(segment.name).where(\($0.key)='\($0.value)')" } ?? "\(at).\(segment.name)"
+        }
+    }
+
+    static func matches(_ value: Any, type: String) -> Bool {
+        func string(_ pattern: String) -> Bool {
+            guard let text = value as? String, !JSONScalar.isBoolean(value) else { return false }
+            return text.range(of: pattern, options: .regularExpression) != nil
+        }
+        switch type {
+        case "string": return string(#"^[\s\S]+$"#)
+        case "code": return string(#"^[^\s]+( [^\s]+)*$"#)
+        case "uri": return string(#"^\S+$"#)
+        case "id": return string(#"^[A-Za-z0-9\-\.]{1,64}$"#)
+        case "date": return string(#"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$"#)
+        case "dateTime": return string(#"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01])(T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?(Z|[+-]((0\d|1[0-3]):[0-5]\d|14:00)))?)?)?$"#)
+        case "instant": return string(#"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?(Z|[+-]((0\d|1[0-3]):[0-5]\d|14:00))$"#)
+        case "integer":
+            guard let number = JSONScalar.number(value) else { return false }
+            return number == number.rounded() && abs(number) < 2_147_483_648
+        case "decimal": return JSONScalar.number(value) != nil
+        case "boolean": return JSONScalar.isBoolean(value)
+        case "object": return value is [String: Any]
+        default: return true
+        }
+    }
+}
