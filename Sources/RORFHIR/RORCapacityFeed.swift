@@ -89,17 +89,8 @@ public struct RORCapacityFeed: Sendable {
         guard let identifier = request.uri.queryParameters["identifier"].map(String.init), !identifier.isEmpty else {
             throw FHIRError(.badRequest, code: "required", "The conditional PATCH names the Location: ?identifier=<idNatStructEtab>/<idExterne>", expression: ["identifier"])
         }
-        let mediaType = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
-        guard mediaType == "application/fhir+json" || mediaType == "application/json" else {
-            throw FHIRError(.unsupportedMediaType, code: "not-supported",
-                            "Content-Type '\(request.headers[.contentType] ?? "")': the capacity feed takes a FHIRPath Patch Parameters resource as application/fhir+json",
-                            expression: nil)
-        }
-        var request = request
-        guard let buffer = try? await request.collectBody(upTo: maximumBody) else {
-            throw FHIRError(.contentTooLarge, code: "too-costly", "The body is over \(maximumBody) bytes", expression: nil)
-        }
-        let patch = try Self.readPatch(Data(buffer: buffer))
+        let body = try await FHIRBody.json(request, maximumBody: maximumBody, what: "the capacity feed takes a FHIRPath Patch Parameters resource")
+        let patch = try Self.readPatch(body)
 
         let matches = try await repository.searchIDs(try SearchRequest(type: "Location", items: [("identifier", identifier)], registry: repository.registry))
         guard !matches.isEmpty else {
@@ -162,22 +153,14 @@ public struct RORCapacityFeed: Sendable {
     }
 
     /// Parses the body as a `Parameters` patch whose operations all target the capacity indicators.
-    static func readPatch(_ data: Data) throws -> FHIRPatch {
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw FHIRError(.badRequest, code: "structure", "The body is not valid UTF-8", expression: nil)
-        }
-        guard JSONDepth.within(text.utf8, limit: 64) else {
-            throw FHIRError(.badRequest, code: "structure", "The JSON body nests deeper than 64 levels", expression: nil)
-        }
-        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw FHIRError(.badRequest, code: "structure", "The body is not a JSON object", expression: nil)
-        }
+    static func readPatch(_ object: [String: Any], capacityOnly: Bool = true) throws -> FHIRPatch {
         let patch: FHIRPatch
         do {
             patch = try FHIRPatch(parameters: object)
         } catch {
             throw Self.error(error)
         }
+        guard capacityOnly else { return patch }
         // `Location.extension.where(url='…capacity')…` or `Location.extension.where(url='…capacity' and …)`.
         let prefix = String(capacityPath.dropLast()).replacingOccurrences(of: " ", with: "")
         for operation in patch.operations where !operation.pathText.replacingOccurrences(of: " ", with: "").hasPrefix(prefix) {
@@ -290,6 +273,33 @@ public struct RORCapacityFeed: Sendable {
     /// The nature (TRE_R329) of the Location's installed capacity, when it has one: feeds keep to it.
     static func installedNature(_ location: [String: Any]) -> String? {
         indicatorsOf(location).map(qualifiers).first { $0["capacityStatus"] == "01" }?["capacityType"]
+    }
+}
+
+/// Reading a FHIR JSON request body, with the refusals every write shares: media type (415), size (413), UTF-8,
+/// nesting depth and JSON object (400).
+enum FHIRBody {
+    static func json(_ request: Request, maximumBody: Int, what: String) async throws -> [String: Any] {
+        let mediaType = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+        guard mediaType == "application/fhir+json" || mediaType == "application/json" else {
+            throw FHIRError(.unsupportedMediaType, code: "not-supported",
+                            "Content-Type '\(request.headers[.contentType] ?? "")': \(what) as application/fhir+json", expression: nil)
+        }
+        var request = request
+        guard let buffer = try? await request.collectBody(upTo: maximumBody) else {
+            throw FHIRError(.contentTooLarge, code: "too-costly", "The body is over \(maximumBody) bytes", expression: nil)
+        }
+        let data = Data(buffer: buffer)
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw FHIRError(.badRequest, code: "structure", "The body is not valid UTF-8", expression: nil)
+        }
+        guard JSONDepth.within(text.utf8, limit: 64) else {
+            throw FHIRError(.badRequest, code: "structure", "The JSON body nests deeper than 64 levels", expression: nil)
+        }
+        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw FHIRError(.badRequest, code: "structure", "The body is not a JSON object", expression: nil)
+        }
+        return object
     }
 }
 

@@ -22,10 +22,13 @@ public final class RORFHIRService: Sendable {
 
     /// The ROR profile rules every write is checked against (`Seeds/terminology`).
     public let validator: ProfileValidator
+    /// Largest write body (`--max-body`).
+    public let maximumBody: Int
 
     public init(store: SandboxStore, tokens: RORTokenService, indicators: RORCapacityIndicators = RORCapacityIndicators(),
                 validator: ProfileValidator = ProfileValidator(), maximumBody: Int = 10 << 20) {
         self.validator = validator
+        self.maximumBody = maximumBody
         self.repository = ResourceRepository(store: store, registry: RORSearchParameters.registry)
         let policy = RORAccessPolicy(repository: repository)
         self.policy = policy
@@ -120,6 +123,7 @@ public final class RORFHIRService: Sendable {
         group.get("$export") { request, _ in try self.export.kickOff(request, baseURL: self.baseURL(request)) }
         group.get("$export-poll-status") { request, _ in try self.export.poll(request, baseURL: self.baseURL(request)) }
         group.get("$export-get-file") { request, _ in try self.export.file(request) }
+        addWriteRoutes(to: group)
         group.get(":type") { request, context in
             try self.negotiate(request)
             return try await self.search(request, type: try self.type(context), items: Self.queryItems(request))

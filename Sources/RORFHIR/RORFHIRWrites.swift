@@ -1,0 +1,170 @@
+import Access
+import FHIRCore
+import Foundation
+import GRDB
+import HTTPTypes
+import Hummingbird
+
+/// The writes the IG's server CapabilityStatement allows under `/ws-diffusion-fhir`: `create` (`POST [type]`, with
+/// `If-None-Exist`), `update` (`PUT [type]/[id]`, with `If-Match`), `patch` of a HealthcareService (scenario 1:
+/// attach a new place), and `POST [type]/$validate`. Every write is checked against the ROR profile rules (422 with
+/// one issue per problem), keeps the replaced version, answers `ETag`/`Last-Modified`/`Location` and honours
+/// `Prefer: return=minimal|representation|OperationOutcome`. Writers need a whitelist entry with role `feed`.
+/// Task (anomaly reports) is not served yet.
+extension RORFHIRService {
+    static let writableTypes: Set<String> = ["Location", "HealthcareService", "Organization", "Practitioner", "PractitionerRole"]
+
+    func addWriteRoutes<Context: RequestContext & CallerContext>(to group: RouterGroup<Context>) {
+        group.post(":type/$validate") { request, context in
+            let type = try self.writableType(context)
+            let resource = try await FHIRBody.json(request, maximumBody: self.maximumBody, what: "$validate takes the resource")
+            let candidate = (resource["resourceType"] as? String == "Parameters")
+                ? ((resource["parameter"] as? [[String: Any]])?.first { $0["name"] as? String == "resource" }?["resource"] as? [String: Any]) ?? resource
+                : resource
+            guard candidate["resourceType"] as? String == type else {
+                throw FHIRError(.badRequest, code: "invalid", "The resource to validate is not a \(type)", expression: ["resourceType"])
+            }
+            var stamped = candidate
+            var meta = stamped["meta"] as? [String: Any] ?? [:]
+            if meta["lastUpdated"] == nil { meta["lastUpdated"] = FHIRInstant.string(Date()) } // set by the server on a write
+            stamped["meta"] = meta
+            let issues = self.validator.validate(stamped)
+            let outcome = issues.isEmpty
+                ? OperationOutcome(severity: "information", code: "informational", diagnostics: "No issue: the \(type) conforms to its ROR profile")
+                : OperationOutcome(issue: issues.map { OperationOutcome.Issue(code: $0.code, diagnostics: $0.diagnostics, expression: [$0.expression]) })
+            return Self.fhir(.ok, outcome.jsonData())
+        }
+        group.post(":type") { request, context in
+            let type = try self.writableType(context)
+            try await self.requireWriter(request, context: context)
+            var resource = try await FHIRBody.json(request, maximumBody: self.maximumBody, what: "a create takes the resource")
+            guard resource["resourceType"] as? String == type else {
+                throw FHIRError(.badRequest, code: "invalid", "The body is a \(resource["resourceType"] as? String ?? "?"), not a \(type)", expression: ["resourceType"])
+            }
+            if let condition = request.headers[HTTPField.Name("If-None-Exist")!] {
+                let items = condition.split(separator: "&").map { pair -> (String, String) in
+                    let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
+                    return (parts[0], parts.count > 1 ? parts[1] : "")
+                }
+                let search: SearchRequest
+                do { search = try SearchRequest(type: type, items: items, registry: self.repository.registry) } catch let error as SearchError {
+                    throw FHIRError(.badRequest, code: "invalid", "If-None-Exist: \(error.message)", expression: ["If-None-Exist"])
+                }
+                let existing = try await self.repository.searchIDs(search)
+                if existing.count > 1 {
+                    throw FHIRError(.preconditionFailed, code: "multiple-matches", "If-None-Exist matches \(existing.count) resources", expression: ["If-None-Exist"])
+                }
+                if let id = existing.first, let stored = try await self.repository.read(type: type, id: id) {
+                    return self.written(request, stored, status: .ok)
+                }
+            }
+            // The server names what is created (FHIR create ignores a client id).
+            resource["id"] = UUID().uuidString.lowercased()
+            let stored = try await self.store(resource, type: type, expectedVersion: nil)
+            return self.written(request, stored, status: .created)
+        }
+        group.put(":type/:id") { request, context in
+            let type = try self.writableType(context)
+            try await self.requireWriter(request, context: context)
+            let id = context.parameters.get("id") ?? ""
+            let resource = try await FHIRBody.json(request, maximumBody: self.maximumBody, what: "an update takes the resource")
+            guard resource["resourceType"] as? String == type, resource["id"] as? String == id else {
+                throw FHIRError(.badRequest, code: "invalid", "The body must be the \(type) with id '\(id)' (resourceType and id as in the URL)", expression: ["id"])
+            }
+            let existed = try await self.repository.read(type: type, id: id) != nil
+            let stored = try await self.store(resource, type: type, expectedVersion: try Self.ifMatch(request))
+            return self.written(request, stored, status: existed ? .ok : .created)
+        }
+        // `:type/:id`, not a literal `HealthcareService/:id`: a literal beside `:type` would hide the searches (the
+        // router does not backtrack).
+        group.patch(":type/:id") { request, context in
+            guard try self.type(context) == "HealthcareService" else {
+                throw FHIRError(.methodNotAllowed, code: "not-supported",
+                                "PATCH is served for HealthcareService (scenario 1) here; capacities go through PATCH \(RORCapacityFeed.basePath)/Location", expression: nil)
+            }
+            try await self.requireWriter(request, context: context)
+            let id = context.parameters.get("id") ?? ""
+            let body = try await FHIRBody.json(request, maximumBody: self.maximumBody, what: "a patch takes a FHIRPath Patch Parameters resource")
+            let patch = try RORCapacityFeed.readPatch(body, capacityOnly: false)
+            guard let current = try await self.repository.read(type: "HealthcareService", id: id),
+                  let object = try JSONSerialization.jsonObject(with: current.json) as? [String: Any] else {
+                throw FHIRError(.notFound, code: "not-found", "Resource HealthcareService/\(id) is not known", expression: ["HealthcareService"])
+            }
+            let expected = try Self.ifMatch(request) ?? current.version
+            let patched = try RORCapacityFeed.applying(patch, to: object)
+            let stored = try await self.store(patched, type: "HealthcareService", expectedVersion: expected)
+            return self.written(request, stored, status: .ok)
+        }
+    }
+
+    func writableType<Context: RequestContext>(_ context: Context) throws -> String {
+        let type = try self.type(context)
+        guard Self.writableTypes.contains(type) else {
+            throw FHIRError(.methodNotAllowed, code: "not-supported", "\(type) is not written through this API", expression: nil)
+        }
+        return type
+    }
+
+    /// Writers are clients whose whitelist entry has role `feed`.
+    func requireWriter<Context: RequestContext & CallerContext>(_ request: Request, context: Context) async throws {
+        let (_, entry) = try await tokens.verify(authorization: request.headers[.authorization], identity: context.identity)
+        guard entry.role == .feed else {
+            throw FHIRError(.forbidden, code: "forbidden", "Client '\(entry.clientId ?? "?")' is whitelisted to consume: writes need role feed", expression: nil)
+        }
+    }
+
+    /// `If-Match: W/"<version>"` (the version an update was based on).
+    static func ifMatch(_ request: Request) throws -> Int? {
+        guard let header = request.headers[.ifMatch] else { return nil }
+        let digits = header.replacingOccurrences(of: "W/", with: "").trimmingCharacters(in: CharacterSet(charactersIn: "\" "))
+        guard let version = Int(digits) else {
+            throw FHIRError(.badRequest, code: "invalid", "If-Match '\(header)' is not a version ETag (W/\"<version>\")", expression: ["If-Match"])
+        }
+        return version
+    }
+
+    /// Validates, then writes in one transaction: the previous version kept in `fhir_history`, the new one indexed.
+    /// `expectedVersion` (If-Match) must be the current one, else 412.
+    func store(_ resource: [String: Any], type: String, expectedVersion: Int?) async throws -> StoredResource {
+        var stamped = resource
+        var meta = stamped["meta"] as? [String: Any] ?? [:]
+        meta["lastUpdated"] = FHIRInstant.string(Date())
+        stamped["meta"] = meta
+        let issues = validator.validate(stamped)
+        guard issues.isEmpty else { throw FHIRError(profileIssues: issues, resourceType: type) }
+        let repository = self.repository
+        let payload = try JSONSerialization.data(withJSONObject: resource)
+        let id = resource["id"] as? String ?? ""
+        return try await repository.store.writer.write { db in
+            let current = try Row.fetchOne(db, sql: "SELECT version, last_updated, json FROM fhir_resource WHERE type = ? AND id = ?", arguments: [type, id])
+            if let expectedVersion, (current?["version"] as Int?) != expectedVersion {
+                throw FHIRError(.preconditionFailed, code: "conflict",
+                                "If-Match W/\"\(expectedVersion)\" but \(type)/\(id) is at version \(current.map { "\($0["version"] as Int)" } ?? "none")",
+                                expression: ["If-Match"])
+            }
+            if let current {
+                try db.execute(sql: "INSERT OR REPLACE INTO fhir_history (type, id, version, last_updated, json) VALUES (?, ?, ?, ?, ?)",
+                               arguments: [type, id, current["version"] as Int, current["last_updated"] as String, current["json"] as Data])
+            }
+            return try repository.save(try JSONSerialization.jsonObject(with: payload) as! [String: Any], in: db)
+        }
+    }
+
+    /// 200/201 with `ETag`, `Last-Modified`, `Location` and the body `Prefer: return=` asks for.
+    func written(_ request: Request, _ stored: StoredResource, status: HTTPResponse.Status) -> Response {
+        let prefer = request.headers[HTTPField.Name("Prefer")!] ?? ""
+        var response: Response
+        if prefer.contains("return=minimal") {
+            response = Response(status: status)
+        } else if prefer.contains("return=OperationOutcome") {
+            response = Self.fhir(status, OperationOutcome(severity: "information", code: "informational",
+                                                          diagnostics: "\(stored.type)/\(stored.id) stored at version \(stored.version)").jsonData())
+        } else {
+            response = Self.fhir(status, stored.json)
+        }
+        response.headers[.eTag] = "W/\"\(stored.version)\""
+        response.headers[.lastModified] = Self.httpDate(stored.lastUpdated)
+        response.headers[.location] = "\(baseURL(request))/\(stored.type)/\(stored.id)/_history/\(stored.version)"
+        return response
+    }
+}
