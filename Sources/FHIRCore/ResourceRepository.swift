@@ -40,6 +40,18 @@ public final class ResourceRepository: Sendable {
         return prepared.stored
     }
 
+    /// Keeps a version that a write is about to replace (`fhir_history`): what changed stays visible.
+    public func archive(_ stored: StoredResource, in db: Database) throws {
+        try db.cachedStatement(sql: "INSERT OR REPLACE INTO fhir_history (type, id, version, last_updated, json) VALUES (?, ?, ?, ?, ?)")
+            .execute(arguments: [stored.type, stored.id, stored.version, stored.lastUpdated, stored.json])
+    }
+
+    /// The current stored version of a resource, read inside a write transaction.
+    public func current(type: String, id: String, in db: Database) throws -> StoredResource? {
+        try Row.fetchOne(db, sql: "SELECT type, id, version, last_updated, json FROM fhir_resource WHERE type = ? AND id = ? AND deleted = 0",
+                         arguments: [type, id]).map(Self.stored)
+    }
+
     /// A resource ready to be written: its final JSON and index rows (pure work, may run on any thread).
     public struct PreparedResource: @unchecked Sendable {
         public var stored: StoredResource

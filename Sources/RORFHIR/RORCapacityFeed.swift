@@ -124,10 +124,8 @@ public struct RORCapacityFeed: Sendable {
             let prepared = try repository.prepare(patched, version: base.version + 1)
             let previous = base
             let written = try await repository.store.writer.write { db -> Bool in
-                let version = try Int.fetchOne(db, sql: "SELECT version FROM fhir_resource WHERE type = 'Location' AND id = ? AND deleted = 0", arguments: [id])
-                guard version == previous.version else { return false }
-                try db.execute(sql: "INSERT OR REPLACE INTO fhir_history (type, id, version, last_updated, json) VALUES ('Location', ?, ?, ?, ?)",
-                               arguments: [id, previous.version, previous.lastUpdated, previous.json])
+                guard try repository.current(type: "Location", id: id, in: db)?.version == previous.version else { return false }
+                try repository.archive(previous, in: db)
                 try repository.write(prepared, in: db)
                 return true
             }

@@ -136,16 +136,13 @@ extension RORFHIRService {
         let payload = try JSONSerialization.data(withJSONObject: resource)
         let id = resource["id"] as? String ?? ""
         return try await repository.store.writer.write { db in
-            let current = try Row.fetchOne(db, sql: "SELECT version, last_updated, json FROM fhir_resource WHERE type = ? AND id = ?", arguments: [type, id])
-            if let expectedVersion, (current?["version"] as Int?) != expectedVersion {
+            let current = try repository.current(type: type, id: id, in: db)
+            if let expectedVersion, current?.version != expectedVersion {
                 throw FHIRError(.preconditionFailed, code: "conflict",
-                                "If-Match W/\"\(expectedVersion)\" but \(type)/\(id) is at version \(current.map { "\($0["version"] as Int)" } ?? "none")",
+                                "If-Match W/\"\(expectedVersion)\" but \(type)/\(id) is at version \(current.map { "\($0.version)" } ?? "none")",
                                 expression: ["If-Match"])
             }
-            if let current {
-                try db.execute(sql: "INSERT OR REPLACE INTO fhir_history (type, id, version, last_updated, json) VALUES (?, ?, ?, ?, ?)",
-                               arguments: [type, id, current["version"] as Int, current["last_updated"] as String, current["json"] as Data])
-            }
+            if let current { try repository.archive(current, in: db) }
             return try repository.save(try JSONSerialization.jsonObject(with: payload) as! [String: Any], in: db)
         }
     }
