@@ -7,12 +7,14 @@ import Hummingbird
 
 /// The writes the IG's server CapabilityStatement allows under `/ws-diffusion-fhir`: `create` (`POST [type]`, with
 /// `If-None-Exist`), `update` (`PUT [type]/[id]`, with `If-Match`), `patch` of a HealthcareService (scenario 1:
-/// attach a new place), and `POST [type]/$validate`. Every write is checked against the ROR profile rules (422 with
+/// attach a new place) or a Task, and `POST [type]/$validate`. Every write is checked against the ROR profile rules (422 with
 /// one issue per problem), keeps the replaced version, answers `ETag`/`Last-Modified`/`Location` and honours
 /// `Prefer: return=minimal|representation|OperationOutcome`. Writers need a whitelist entry with role `feed`.
-/// Task (anomaly reports) is not served yet.
+/// Task: the IG's RORTask (anomaly reports); production serves none (the IG draft is followed here, as the issue asks).
 extension RORFHIRService {
-    static let writableTypes: Set<String> = ["Location", "HealthcareService", "Organization", "Practitioner", "PractitionerRole"]
+    static let writableTypes: Set<String> = ["Location", "HealthcareService", "Organization", "Practitioner", "PractitionerRole", "Task"]
+    /// PATCH as the IG's CapabilityStatement allows it (capacities have their own endpoint).
+    static let patchableTypes: Set<String> = ["HealthcareService", "Task"]
 
     func addWriteRoutes<Context: RequestContext & CallerContext>(to group: RouterGroup<Context>) {
         group.post(":type/$validate") { request, context in
@@ -78,21 +80,22 @@ extension RORFHIRService {
         // `:type/:id`, not a literal `HealthcareService/:id`: a literal beside `:type` would hide the searches (the
         // router does not backtrack).
         group.patch(":type/:id") { request, context in
-            guard try self.type(context) == "HealthcareService" else {
+            let type = try self.type(context)
+            guard Self.patchableTypes.contains(type) else {
                 throw FHIRError(.methodNotAllowed, code: "not-supported",
-                                "PATCH is served for HealthcareService (scenario 1) here; capacities go through PATCH \(RORCapacityFeed.basePath)/Location", expression: nil)
+                                "PATCH is served for HealthcareService (scenario 1) and Task here; capacities go through PATCH \(RORCapacityFeed.basePath)/Location", expression: nil)
             }
             try await self.requireWriter(request, context: context)
             let id = context.parameters.get("id") ?? ""
             let body = try await FHIRBody.json(request, maximumBody: self.maximumBody, what: "a patch takes a FHIRPath Patch Parameters resource")
             let patch = try RORCapacityFeed.readPatch(body, capacityOnly: false)
-            guard let current = try await self.repository.read(type: "HealthcareService", id: id),
+            guard let current = try await self.repository.read(type: type, id: id),
                   let object = try JSONSerialization.jsonObject(with: current.json) as? [String: Any] else {
-                throw FHIRError(.notFound, code: "not-found", "Resource HealthcareService/\(id) is not known", expression: ["HealthcareService"])
+                throw FHIRError(.notFound, code: "not-found", "Resource \(type)/\(id) is not known", expression: [type])
             }
             let expected = try Self.ifMatch(request) ?? current.version
             let patched = try RORCapacityFeed.applying(patch, to: object)
-            let stored = try await self.store(patched, type: "HealthcareService", expectedVersion: expected)
+            let stored = try await self.store(patched, type: type, expectedVersion: expected)
             return self.written(request, stored, status: .ok)
         }
     }

@@ -113,11 +113,21 @@ public enum RORSearchParameters {
         SearchParameterDefinition("location", .reference, paths: ["location"], targets: ["Location"]),
     ]
 
+    /// RORTask, the anomaly report (IG draft; DOC parameters `identifier`, `focus`, `business-status`, `authored-on`).
+    public static let task: [SearchParameterDefinition] = common + [
+        SearchParameterDefinition("identifier", .token, paths: ["identifier"]),
+        SearchParameterDefinition("focus", .reference, paths: ["focus"], targets: ["Location", "HealthcareService", "Organization", "Practitioner", "PractitionerRole"]),
+        SearchParameterDefinition("business-status", .token, paths: ["businessStatus"]),
+        SearchParameterDefinition("authored-on", .date, paths: ["authoredOn"]),
+        SearchParameterDefinition("status", .token, paths: ["status"]),
+    ]
+
     public static let registry = SearchParameterRegistry([
         "Location": location,
         "HealthcareService": healthcareService,
         "Organization": organization,
         "Practitioner": practitioner,
         "PractitionerRole": practitionerRole,
+        "Task": task,
     ])
 }

@@ -101,7 +101,7 @@ struct RORWritesTests {
         #expect(try await running.sandbox.ror.repository.read(type: "HealthcareService", id: "hs-00001-1")?.version == 1)
 
         #expect(try await Self.send(running, .post, "HealthcareService", body: ["resourceType": "Organization"], client: feeder, token: token).status == .badRequest)
-        #expect(try await Self.send(running, .post, "Task", body: ["resourceType": "Task"], client: feeder, token: token).status == .badRequest,
+        #expect(try await Self.send(running, .post, "Device", body: ["resourceType": "Device"], client: feeder, token: token).status == .badRequest,
                 "not a served type")
         // A consumer may not write.
         let consumerFiles = try #require(running.info.clientCertificates["ror-consumer"])
@@ -139,6 +139,35 @@ struct RORWritesTests {
         let breaking: [String: Any] = ["resourceType": "Parameters", "parameter": [["name": "operation", "part": [
             ["name": "type", "valueCode": "delete"], ["name": "path", "valueString": "HealthcareService.identifier"]]]]]
         #expect(try await Self.send(running, .patch, "HealthcareService/hs-00001-1", body: breaking, client: feeder, token: token).status == .unprocessableContent)
+    }
+
+    /// RORTask, the anomaly report: create, read back by a consumer search on its focus, patch its business status.
+    @Test func anomalyReportTasks() async throws {
+        let (running, feeder, token) = try await RORCapacityFeedTests.start()
+        defer { Task { await running.stop() } }
+        let task: [String: Any] = [
+            "resourceType": "Task", "status": "draft", "intent": "proposal",
+            "businessStatus": ["coding": [["code": "01"]]], "code": ["coding": [["code": "01"]]], "reasonCode": ["text": "Téléphone erroné"],
+            "focus": ["reference": "Location/loc-00001-1"], "authoredOn": "2026-11-22T10:00:00+01:00", "lastModified": "2026-11-22T10:00:00+01:00",
+            "input": [["type": ["coding": [["code": "systemRequester"]]], "valueString": "LOGICIEL SANDBOX"]],
+        ]
+        let created = try await Self.send(running, .post, "Task", body: task, client: feeder, token: token)
+        #expect(created.status == .created, "\(created.text)")
+        let id = try #require(try created.json()["id"] as? String)
+        var invalid = task
+        invalid["focus"] = nil
+        let refused = try await Self.send(running, .post, "Task", body: invalid, client: feeder, token: token)
+        #expect(refused.status == .unprocessableContent && refused.text.contains("Task.focus.reference"))
+        let patch: [String: Any] = ["resourceType": "Parameters", "parameter": [["name": "operation", "part": [
+            ["name": "type", "valueCode": "replace"], ["name": "path", "valueString": "Task.businessStatus"],
+            ["name": "value", "valueCodeableConcept": ["coding": [["code": "02"]]]]]]]]
+        let patched = try await Self.send(running, .patch, "Task/\(id)", body: patch, client: feeder, token: token)
+        #expect(patched.status == .ok && patched.headers[.eTag] == "W/\"2\"", "\(patched.text)")
+        let consumerFiles = try #require(running.info.clientCertificates["ror-consumer"])
+        let consumer = ClientFiles(folder: consumerFiles.certificate.deletingLastPathComponent(), issued: try AdminAndLifecycleTests.issued(consumerFiles))
+        let consumerToken = try await RORFHIRTests.accessToken(running, client: consumer)
+        let found = try await RORFHIRTests.get(running, "/ws-diffusion-fhir/Task?focus=Location/loc-00001-1&business-status=02", client: consumer, token: consumerToken)
+        #expect(try found.json()["total"] as? Int == 1)
     }
 
     @Test func validateOperation() async throws {
