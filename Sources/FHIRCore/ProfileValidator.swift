@@ -167,19 +167,23 @@ public struct ProfileValidator: Sendable {
         }
     }
 
+    /// FHIR datatype patterns, compiled once (compiling one per value made validation the slowest step of a write).
+    static let patterns: [String: NSRegularExpression] = [
+        "code": #"^[^\s]+( [^\s]+)*$"#,
+        "id": #"^[A-Za-z0-9\-\.]{1,64}$"#,
+        "date": #"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$"#,
+        "dateTime": #"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01])(T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?(Z|[+-]((0\d|1[0-3]):[0-5]\d|14:00)))?)?)?$"#,
+        "instant": #"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?(Z|[+-]((0\d|1[0-3]):[0-5]\d|14:00))$"#,
+    ].mapValues { try! NSRegularExpression(pattern: $0) }
+
     static func matches(_ value: Any, type: String) -> Bool {
-        func string(_ pattern: String) -> Bool {
-            guard let text = value as? String, !JSONScalar.isBoolean(value) else { return false }
-            return text.range(of: pattern, options: .regularExpression) != nil
-        }
         switch type {
-        case "string": return string(#"^[\s\S]+$"#)
-        case "code": return string(#"^[^\s]+( [^\s]+)*$"#)
-        case "uri": return string(#"^\S+$"#)
-        case "id": return string(#"^[A-Za-z0-9\-\.]{1,64}$"#)
-        case "date": return string(#"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$"#)
-        case "dateTime": return string(#"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01])(T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?(Z|[+-]((0\d|1[0-3]):[0-5]\d|14:00)))?)?)?$"#)
-        case "instant": return string(#"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?(Z|[+-]((0\d|1[0-3]):[0-5]\d|14:00))$"#)
+        case "string", "uri", "code", "id", "date", "dateTime", "instant":
+            guard let text = value as? String, !JSONScalar.isBoolean(value), !text.isEmpty else { return false }
+            if type == "string" { return true }
+            if type == "uri" { return !text.contains(where: \.isWhitespace) }
+            let regex = patterns[type]!
+            return regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
         case "integer":
             guard let number = JSONScalar.number(value) else { return false }
             return number == number.rounded() && abs(number) < 2_147_483_648
