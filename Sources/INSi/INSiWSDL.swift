@@ -79,7 +79,7 @@ enum INSiWSDL {
             \(bindingOperations)
               </wsdl:binding>
               <wsdl:service name="ICIR-v1">
-                <wsdl:port name="ICIRServicePort" binding="tns:ICIRServiceBinding">
+                <wsdl:port name="ICIRService" binding="tns:ICIRServiceBinding">
                   <soap12:address location="\(baseURL)"/>
                 </wsdl:port>
               </wsdl:service>

@@ -380,6 +380,9 @@ struct INSiTests {
         let actions = definitions.descendants.filter { $0.name == "operation" }.compactMap { $0.attributes["soapAction"] }
         #expect(Set(actions) == Set(INSiOperation.published.map(\.action)))
         #expect(definitions.path("service")?.attributes["name"] == "ICIR-v1")
+        #expect(definitions.path("service", "port")?.attributes["name"] == "ICIRService")
+        #expect(definitions.child("binding")?.attributes["name"] == "ICIRServiceBinding")
+        #expect(definitions.child("portType")?.attributes["name"] == "ICIRService")
         let imports = definitions.descendants.filter { $0.name == "import" }.compactMap { $0.attributes["schemaLocation"] }
         #expect(imports.count == 8)
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("insi-xsd-\(UUID().uuidString)")
