@@ -231,6 +231,8 @@ public final class Sandbox: Sendable {
             lines.append("ROR FHIR token (then call \(info.tls)/ws-diffusion-fhir with Authorization: Bearer and the Ror-* headers, see README):")
             lines.append("  curl --cacert \(Self.shellQuote(info.caCertificateFile)) --cert \(Self.shellQuote(consumer.bundle.path)) -d 'grant_type=client_credentials&client_id=esante-sandbox-consumer' \(info.tls)/auth/realms/ror/protocol/openid-connect/token")
         }
+        lines.append("Services: ROR FHIR \(info.tls)/ws-diffusion-fhir · capacity feed \(info.tls)/ws-synchro-dispo-lits-fhir/Location · "
+                     + "ROR CSD \(info.tls)/ROR/CSD?wsdl · INSi \(info.tls)/lps?wsdl")
         lines.append("Demo client certificates: " + demoClients.keys.sorted().joined(separator: ", "))
         return lines.joined(separator: "\n")
     }
