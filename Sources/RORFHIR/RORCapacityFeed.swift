@@ -110,12 +110,14 @@ public struct RORCapacityFeed: Sendable {
 
         // Patch, check and serialise outside the writer (the costly part, on any core), then write if the
         // Location is still at the version patched; a concurrent feed of the same Location makes this one start
-        // again on the new version (optimistic concurrency, a few rounds at most).
+        // again on the new version (optimistic concurrency: each round lost is another feed written, so it ends).
         let repository = self.repository
-        var stored: (StoredResource, Int)?
+        var stored: (StoredResource, Int)
         var base = current
-        for _ in 0..<20 {
-            guard let object = try JSONSerialization.jsonObject(with: base.json) as? [String: Any] else { break }
+        while true {
+            guard let object = try JSONSerialization.jsonObject(with: base.json) as? [String: Any] else {
+                throw FHIRError(.internalServerError, code: "exception", "Location/\(id) is not stored as a JSON object", expression: ["Location"])
+            }
             let patched = try Self.applying(patch, to: object)
             try validate(patched, original: object, patch: patch)
             // The whole Location against the RORLocation rules (the new indicators' structure, codes, types).
@@ -137,9 +139,6 @@ public struct RORCapacityFeed: Sendable {
                 throw FHIRError(.notFound, code: "not-found", "Location/\(id) disappeared", expression: ["Location"])
             }
             base = fresh
-        }
-        guard let stored else {
-            throw FHIRError(.conflict, code: "conflict", "Location/\(id) kept changing while this PATCH was applied: send it again", expression: ["Location"])
         }
         var response = RORFHIRService.fhir(.ok, stored.0.json)
         response.headers[.eTag] = "W/\"\(stored.0.version)\""
