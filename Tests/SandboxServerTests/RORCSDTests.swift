@@ -130,6 +130,9 @@ struct RORCSDTests {
         let (_, none) = try await Self.post(running, Self.establishment("1759000001", extra: "<csd:typeActivity code=\"99\" codingScheme=\"1.2.250.1.213.3.3.17\"/>"), client: client)
         #expect(none.path("Body", "careServicesResponse", "result", "facilityNumber")?.text == "0")
         #expect(none.path("Body", "careServicesResponse", "result", "queryResult", "organizationDirectory")?.children.count == 2)
+        // The seeds declare no supported public (supportedPatient): filtering on one leaves no unit.
+        let (_, patients) = try await Self.post(running, Self.establishment("1759000001", extra: "<csd:supportedPatient code=\"01\" codingScheme=\"1.2.250.1.213.3.3.29\"/>"), client: client)
+        #expect(patients.path("Body", "careServicesResponse", "result", "facilityNumber")?.text == "0")
         let (restricted, restrictedRoot) = try await Self.post(running, Self.establishment("1759000001", extra: "<csd:restrictedOrganisation>1</csd:restrictedOrganisation>"), client: client)
         let restrictedFacilities = try #require(restrictedRoot.path("Body", "careServicesResponse", "result", "queryResult", "facilityDirectory")?.children)
         #expect(restrictedFacilities.count == expected.count)
@@ -166,6 +169,13 @@ struct RORCSDTests {
         #expect(answer.child("result")?.text == "12")
         #expect(answer.children("etablissementReponseNotif").count == 12)
         try Self.validate(all, element: "ror:TR-Notif-ListeEtablissementMajApresDate_Reponse")
+        // Filtered on an activity field: only the establishments with units in it, each listing its fields.
+        let (_, msRoot) = try await Self.post(running, Self.notification("<csd:dateRef>2020-01-01T00:00:00Z</csd:dateRef><csd:typeActivity code=\"04\" codingScheme=\"1.2.250.1.213.3.3.17\"/>"),
+                                              client: client, operation: .notification)
+        let ms = try #require(msRoot.path("Body", "TR-Notif-ListeEtablissementMajApresDate_Reponse"))
+        let msCount = Int(ms.child("result")?.text ?? "") ?? -1
+        #expect(msCount > 0 && msCount < 12, "\(msCount)")
+        #expect(ms.children("etablissementReponseNotif").allSatisfy { $0.children("typeActivity").map { $0.attributes["code"] } == ["04"] })
         let future = ISO8601DateFormatter().string(from: Date().addingTimeInterval(3600))
         let (_, noneRoot) = try await Self.post(running, Self.notification("<csd:dateRef>\(future)</csd:dateRef>"), client: client, operation: .notification)
         #expect(noneRoot.path("Body", "TR-Notif-ListeEtablissementMajApresDate_Reponse", "result")?.text == "0")
