@@ -279,18 +279,16 @@ extension FHIRPath {
             guard !lhs.isEmpty, !rhs.isEmpty else { return [] }
             let equal = lhs.count == rhs.count && zip(lhs, rhs).allSatisfy { Self.equal($0.value, $1.value) }
             return [Self.boolean(negated ? !equal : equal)]
-        case .and(let left, let right):
+        case .and(let left, let right), .or(let left, let right):
+            // Three-valued logic: the dominant value (false for `and`, true for `or`) decides alone — the right side
+            // is then not evaluated —, both of the other value give it, anything else is empty.
+            let dominant: Bool
+            if case .or = self { dominant = true } else { dominant = false }
             let lhs = left.evaluate(context, isRoot: isRoot).singleBoolean
+            if lhs == dominant { return [Self.boolean(dominant)] }
             let rhs = right.evaluate(context, isRoot: isRoot).singleBoolean
-            if lhs == false || rhs == false { return [Self.boolean(false)] }
-            if lhs == true && rhs == true { return [Self.boolean(true)] }
-            return []
-        case .or(let left, let right):
-            let lhs = left.evaluate(context, isRoot: isRoot).singleBoolean
-            let rhs = right.evaluate(context, isRoot: isRoot).singleBoolean
-            if lhs == true || rhs == true { return [Self.boolean(true)] }
-            if lhs == false && rhs == false { return [Self.boolean(false)] }
-            return []
+            if rhs == dominant { return [Self.boolean(dominant)] }
+            return lhs == !dominant && rhs == !dominant ? [Self.boolean(!dominant)] : []
         }
     }
 

@@ -170,11 +170,18 @@ public final class RORCSDService: Sendable {
         let filters = try Filters(params, requireDate: true)
         let since = "ge" + filters.date!
         var changed = Set<String>()
+        // The EG of each owner, read once: a far dateRef lists every offer and place of the country.
+        var establishments: [String: String?] = [:]
         func establishment(ofOwner owner: String?) async throws -> String? {
-            guard let owner, let organization = try await directory.read("Organization", owner) else { return nil }
-            guard let parent = organization.reference("partOf") else { return nil }
-            let grandParent = try await directory.read("Organization", parent)?.reference("partOf")
-            return grandParent == nil ? organization.id : parent
+            guard let owner else { return nil }
+            if let known = establishments[owner] { return known }
+            var result: String?
+            if let organization = try await directory.read("Organization", owner), let parent = organization.reference("partOf") {
+                let grandParent = try await directory.read("Organization", parent)?.reference("partOf")
+                result = grandParent == nil ? organization.id : parent
+            }
+            establishments[owner] = result
+            return result
         }
         for organization in try await directory.search("Organization", [("_lastUpdated", since)]) {
             if let id = try await establishment(ofOwner: organization.id) { changed.insert(id) }

@@ -70,9 +70,10 @@ public struct RORAccessPolicy: Sendable {
     }
 
     /// The resource as `profile` may see it; nil when it may not see it at all.
-    static func apply(_ stored: StoredResource, profile: Int, medicoSocial: Bool) -> StoredResource? {
+    static func apply(_ stored: StoredResource, profile: Int, medicoSocial related: Bool) -> StoredResource? {
         guard var resource = (try? JSONSerialization.jsonObject(with: stored.json)) as? [String: Any] else { return stored }
         let original = resource
+        let medicoSocial = stored.type == "HealthcareService" ? isMedicoSocialOffer(resource) : related
         if stored.type == "HealthcareService", hidesSensitiveUnits(profile), isSensitive(resource) { return nil }
         if stored.type == "Location" {
             resource["extension"] = filterCapacity(resource["extension"] as? [Any], profile: profile, medicoSocial: medicoSocial)
@@ -159,18 +160,12 @@ public struct RORAccessPolicy: Sendable {
 
     // MARK: Activity field
 
-    /// `Type/id` of the resources among `resources` that count as medico-social (see the type's comment).
+    /// `Type/id` of the places, organisations and roles among `resources` that count as medico-social (see the type's comment).
     func medicoSocialResources(_ resources: [StoredResource]) async throws -> Set<String> {
-        var result = Set<String>()
-        for resource in resources where resource.type == "HealthcareService" {
-            let object = (try? JSONSerialization.jsonObject(with: resource.json)) as? [String: Any]
-            let fields = ((object?["type"] as? [[String: Any]]) ?? []).flatMap { ($0["coding"] as? [[String: Any]]) ?? [] }
-                .filter { $0["system"] as? String == RORDatasetGenerator.activityField }.compactMap { $0["code"] as? String }
-            if !fields.isEmpty, fields.allSatisfy({ $0 == Self.medicoSocialField }) { result.insert("HealthcareService/\(resource.id)") }
-        }
+        // Offers carry their own field: `apply` reads it from the JSON it parses anyway (`isMedicoSocialOffer`).
         let byType = Dictionary(grouping: resources, by: \.type).mapValues { $0.map(\.id) }
         let field = RORDatasetGenerator.activityField
-        let related = try await repository.store.writer.read { db -> Set<String> in
+        return try await repository.store.writer.read { db -> Set<String> in
             var result = Set<String>()
             // Places and organisations: through the offers that point at them (HealthcareService.location / providedBy).
             for (type, parameter) in [("Location", "location"), ("Organization", "organization")] {
@@ -195,7 +190,13 @@ public struct RORAccessPolicy: Sendable {
             }
             return result
         }
-        return result.union(related)
+    }
+
+    /// An offer whose activity field (TRE_R227) is medico-social.
+    static func isMedicoSocialOffer(_ offer: [String: Any]) -> Bool {
+        let fields = ((offer["type"] as? [[String: Any]]) ?? []).flatMap { ($0["coding"] as? [[String: Any]]) ?? [] }
+            .filter { $0["system"] as? String == RORDatasetGenerator.activityField }.compactMap { $0["code"] as? String }
+        return !fields.isEmpty && fields.allSatisfy { $0 == medicoSocialField }
     }
 
     static func placeholders(_ count: Int) -> String {

@@ -102,23 +102,16 @@ public struct RORCapacityFeed: Sendable {
             throw FHIRError(.preconditionFailed, code: "multiple-matches", "La Location recherchée n'est pas unique, il y a '\(matches.count)' résultats", expression: ["Location"])
         }
         let id = matches[0]
-        guard let current = try await repository.read(type: "Location", id: id),
-              let location = try JSONSerialization.jsonObject(with: current.json) as? [String: Any] else {
-            throw FHIRError(.notFound, code: "not-found", "Location/\(id) disappeared", expression: ["Location"])
-        }
-        try await authorise(entry: entry, identity: identity, location: location)
+        var (base, object) = try await location(id)
+        try await authorise(entry: entry, identity: identity, location: object)
 
         // Patch, check and serialise outside the writer (the costly part, on any core), then write if the
         // Location is still at the version patched; a concurrent feed of the same Location makes this one start
         // again on the new version (optimistic concurrency: each round lost is another feed written, so it ends).
         let repository = self.repository
         var stored: (StoredResource, Int)
-        var base = current
         while true {
-            guard let object = try JSONSerialization.jsonObject(with: base.json) as? [String: Any] else {
-                throw FHIRError(.internalServerError, code: "exception", "Location/\(id) is not stored as a JSON object", expression: ["Location"])
-            }
-            let patched = try Self.applying(patch, to: object)
+            let patched = try FHIRPatchRequest.apply(patch, to: object, answer: Self.rorAnswer)
             try validate(patched, original: object, patch: patch)
             // The whole Location against the RORLocation rules (the new indicators' structure, codes, types).
             let issues = validator.validate(patched)
@@ -135,10 +128,7 @@ public struct RORCapacityFeed: Sendable {
                 stored = (prepared.stored, previous.version)
                 break
             }
-            guard let fresh = try await repository.read(type: "Location", id: id) else {
-                throw FHIRError(.notFound, code: "not-found", "Location/\(id) disappeared", expression: ["Location"])
-            }
-            base = fresh
+            (base, object) = try await location(id)
         }
         var response = RORFHIRService.fhir(.ok, stored.0.json)
         response.headers[.eTag] = "W/\"\(stored.0.version)\""
@@ -149,15 +139,18 @@ public struct RORCapacityFeed: Sendable {
         return response
     }
 
-    /// Parses the body as a `Parameters` patch whose operations all target the capacity indicators.
-    static func readPatch(_ object: [String: Any], capacityOnly: Bool = true) throws -> FHIRPatch {
-        let patch: FHIRPatch
-        do {
-            patch = try FHIRPatch(parameters: object)
-        } catch {
-            throw Self.error(error)
+    /// The stored Location and its JSON (a feed racing a reset can find it gone).
+    func location(_ id: String) async throws -> (StoredResource, [String: Any]) {
+        guard let stored = try await repository.read(type: "Location", id: id),
+              let object = try JSONSerialization.jsonObject(with: stored.json) as? [String: Any] else {
+            throw FHIRError(.notFound, code: "not-found", "Location/\(id) disappeared", expression: ["Location"])
         }
-        guard capacityOnly else { return patch }
+        return (stored, object)
+    }
+
+    /// Parses the body as a `Parameters` patch whose operations all target the capacity indicators.
+    static func readPatch(_ object: [String: Any]) throws -> FHIRPatch {
+        let patch = try FHIRPatchRequest.read(object)
         // `Location.extension.where(url='…capacity')…` or `Location.extension.where(url='…capacity' and …)`.
         let prefix = String(capacityPath.dropLast()).replacingOccurrences(of: " ", with: "")
         for operation in patch.operations where !operation.pathText.replacingOccurrences(of: " ", with: "").hasPrefix(prefix) {
@@ -167,16 +160,8 @@ public struct RORCapacityFeed: Sendable {
         return patch
     }
 
-    /// The patched resource, or the ROR's answer for a patch that does not apply.
-    static func applying(_ patch: FHIRPatch, to resource: [String: Any]) throws -> [String: Any] {
-        do {
-            return try patch.apply(to: resource)
-        } catch let failure {
-            throw error(failure)
-        }
-    }
-
-    static func error(_ failure: FHIRPatch.Failure) -> FHIRError {
+    /// The ROR's own answers when a capacity patch does not apply (the client algorithm depends on the 404).
+    static func rorAnswer(_ failure: FHIRPatch.Failure) -> FHIRError? {
         switch failure.kind {
         case .noMatch:
             return FHIRError(.notFound, code: "not-found",
@@ -184,10 +169,8 @@ public struct RORCapacityFeed: Sendable {
                              expression: ["Location.extension.where(url='\(capacityURL)')"])
         case .multipleMatches:
             return FHIRError(.badRequest, code: "business-rule", "\(failure.message) : le chemin doit désigner un seul indicateur", expression: [failure.expression])
-        case .unsupported:
-            return FHIRError(.badRequest, code: "not-supported", failure.message, expression: [failure.expression])
-        case .invalid:
-            return FHIRError(.badRequest, code: "invalid", failure.message, expression: [failure.expression])
+        default:
+            return nil
         }
     }
 
@@ -195,11 +178,12 @@ public struct RORCapacityFeed: Sendable {
     /// solutions: one certificate per establishment, FINESS in the OU as `1<FINESS>`).
     func authorise(entry: WhitelistEntry, identity: ClientIdentity?, location: [String: Any]) async throws {
         let owner = ((location["managingOrganization"] as? [String: Any])?["reference"] as? String)?.split(separator: "/").last.map(String.init)
+        // The establishment's identifiers from the search index (no JSON to read on this hot path).
         var codes = Set<String>()
-        if let owner, let organization = try await repository.read(type: "Organization", id: owner),
-           let json = try JSONSerialization.jsonObject(with: organization.json) as? [String: Any] {
-            for identifier in json["identifier"] as? [[String: Any]] ?? [] {
-                if let value = identifier["value"] as? String { codes.insert(value) }
+        if let owner {
+            codes = try await repository.store.writer.read { db in
+                Set(try String.fetchAll(db, sql: "SELECT code FROM fhir_index WHERE type = 'Organization' AND id = ? AND param = 'identifier' AND code IS NOT NULL",
+                                        arguments: [owner]))
             }
         }
         // idNat_Struct is "1" + FINESS: either form names the establishment.
@@ -270,56 +254,5 @@ public struct RORCapacityFeed: Sendable {
     /// The nature (TRE_R329) of the Location's installed capacity, when it has one: feeds keep to it.
     static func installedNature(_ location: [String: Any]) -> String? {
         indicatorsOf(location).map(qualifiers).first { $0["capacityStatus"] == "01" }?["capacityType"]
-    }
-}
-
-/// Reading a FHIR JSON request body, with the refusals every write shares: media type (415), size (413), UTF-8,
-/// nesting depth and JSON object (400).
-enum FHIRBody {
-    static func json(_ request: Request, maximumBody: Int, what: String) async throws -> [String: Any] {
-        let mediaType = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
-        guard mediaType == "application/fhir+json" || mediaType == "application/json" else {
-            throw FHIRError(.unsupportedMediaType, code: "not-supported",
-                            "Content-Type '\(request.headers[.contentType] ?? "")': \(what) as application/fhir+json", expression: nil)
-        }
-        var request = request
-        guard let buffer = try? await request.collectBody(upTo: maximumBody) else {
-            throw FHIRError(.contentTooLarge, code: "too-costly", "The body is over \(maximumBody) bytes", expression: nil)
-        }
-        let data = Data(buffer: buffer)
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw FHIRError(.badRequest, code: "structure", "The body is not valid UTF-8", expression: nil)
-        }
-        guard JSONDepth.within(text.utf8, limit: 64) else {
-            throw FHIRError(.badRequest, code: "structure", "The JSON body nests deeper than 64 levels", expression: nil)
-        }
-        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw FHIRError(.badRequest, code: "structure", "The body is not a JSON object", expression: nil)
-        }
-        return object
-    }
-}
-
-/// JSON nesting depth, scanned on the raw text (strings skipped) before parsing.
-enum JSONDepth {
-    static func within(_ bytes: String.UTF8View, limit: Int) -> Bool {
-        var depth = 0
-        var inString = false
-        var escaped = false
-        for byte in bytes {
-            if inString {
-                if escaped { escaped = false } else if byte == 0x5C { escaped = true } else if byte == 0x22 { inString = false }
-                continue
-            }
-            switch byte {
-            case 0x22: inString = true
-            case 0x7B, 0x5B:
-                depth += 1
-                if depth > limit { return false }
-            case 0x7D, 0x5D: depth -= 1
-            default: break
-            }
-        }
-        return true
     }
 }

@@ -26,11 +26,7 @@ extension RORFHIRService {
             guard candidate["resourceType"] as? String == type else {
                 throw FHIRError(.badRequest, code: "invalid", "The resource to validate is not a \(type)", expression: ["resourceType"])
             }
-            var stamped = candidate
-            var meta = stamped["meta"] as? [String: Any] ?? [:]
-            if meta["lastUpdated"] == nil { meta["lastUpdated"] = FHIRInstant.string(Date()) } // set by the server on a write
-            stamped["meta"] = meta
-            let issues = self.validator.validate(stamped)
+            let issues = self.profileIssues(candidate, keepingLastUpdated: true)
             let outcome = issues.isEmpty
                 ? OperationOutcome(severity: "information", code: "informational", diagnostics: "No issue: the \(type) conforms to its ROR profile")
                 : OperationOutcome(issue: issues.map { OperationOutcome.Issue(code: $0.code, diagnostics: $0.diagnostics, expression: [$0.expression]) })
@@ -88,13 +84,13 @@ extension RORFHIRService {
             try await self.requireWriter(request, context: context)
             let id = context.parameters.get("id") ?? ""
             let body = try await FHIRBody.json(request, maximumBody: self.maximumBody, what: "a patch takes a FHIRPath Patch Parameters resource")
-            let patch = try RORCapacityFeed.readPatch(body, capacityOnly: false)
+            let patch = try FHIRPatchRequest.read(body)
             guard let current = try await self.repository.read(type: type, id: id),
                   let object = try JSONSerialization.jsonObject(with: current.json) as? [String: Any] else {
                 throw FHIRError(.notFound, code: "not-found", "Resource \(type)/\(id) is not known", expression: [type])
             }
             let expected = try Self.ifMatch(request) ?? current.version
-            let patched = try RORCapacityFeed.applying(patch, to: object)
+            let patched = try FHIRPatchRequest.apply(patch, to: object)
             let stored = try await self.store(patched, type: type, expectedVersion: expected)
             return self.written(request, stored, status: .ok)
         }
@@ -126,17 +122,24 @@ extension RORFHIRService {
         return version
     }
 
+    /// The resource's problems against its ROR profile with the `meta.lastUpdated` the server sets on a write
+    /// (`keepingLastUpdated`: `$validate` checks the one sent, when there is one).
+    func profileIssues(_ resource: [String: Any], keepingLastUpdated: Bool = false) -> [ProfileValidator.Issue] {
+        var stamped = resource
+        var meta = stamped["meta"] as? [String: Any] ?? [:]
+        if !keepingLastUpdated || meta["lastUpdated"] == nil { meta["lastUpdated"] = FHIRInstant.string(Date()) }
+        stamped["meta"] = meta
+        return validator.validate(stamped)
+    }
+
     /// Validates, then writes in one transaction: the previous version kept in `fhir_history`, the new one indexed.
     /// `expectedVersion` (If-Match) must be the current one, else 412.
     func store(_ resource: [String: Any], type: String, expectedVersion: Int?) async throws -> StoredResource {
-        var stamped = resource
-        var meta = stamped["meta"] as? [String: Any] ?? [:]
-        meta["lastUpdated"] = FHIRInstant.string(Date())
-        stamped["meta"] = meta
-        let issues = validator.validate(stamped)
+        let issues = profileIssues(resource)
         guard issues.isEmpty else { throw FHIRError(profileIssues: issues, resourceType: type) }
         let repository = self.repository
-        let payload = try JSONSerialization.data(withJSONObject: resource)
+        // Handed to the writer as is (read-only there), not re-encoded and decoded to cross the closure.
+        let input = UnsafeSendable(resource)
         let id = resource["id"] as? String ?? ""
         return try await repository.store.writer.write { db in
             let current = try repository.current(type: type, id: id, in: db)
@@ -146,7 +149,7 @@ extension RORFHIRService {
                                 expression: ["If-Match"])
             }
             if let current { try repository.archive(current, in: db) }
-            return try repository.save(try JSONSerialization.jsonObject(with: payload) as! [String: Any], in: db)
+            return try repository.save(input.value, in: db)
         }
     }
 
