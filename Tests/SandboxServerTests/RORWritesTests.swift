@@ -135,6 +135,16 @@ struct RORWritesTests {
                                     headers: [.ifMatch: "W/\"1\""]).status == .preconditionFailed)
         #expect(try await Self.send(running, .patch, "HealthcareService/nope", body: patch, client: feeder, token: token).status == .notFound)
         #expect(try await Self.send(running, .patch, "Organization/eg-00001", body: patch, client: feeder, token: token).status == .methodNotAllowed)
+        // A patch that does not apply: FHIR Patch's 422, naming the path (not the capacity feed's answer).
+        let nothing: [String: Any] = ["resourceType": "Parameters", "parameter": [["name": "operation", "part": [
+            ["name": "type", "valueCode": "delete"], ["name": "path", "valueString": "HealthcareService.telecom.where(value='nope')"]]]]]
+        let unapplied = try await Self.send(running, .patch, "HealthcareService/hs-00001-1", body: nothing, client: feeder, token: token)
+        #expect(unapplied.status == .unprocessableContent)
+        let issue = try #require((try unapplied.json()["issue"] as? [[String: Any]])?.first)
+        #expect(issue["code"] as? String == "processing" && issue["expression"] as? [String] == ["HealthcareService.telecom.where(value='nope')"])
+        let unsupported: [String: Any] = ["resourceType": "Parameters", "parameter": [["name": "operation", "part": [
+            ["name": "type", "valueCode": "move"], ["name": "path", "valueString": "HealthcareService.telecom"]]]]]
+        #expect(try await Self.send(running, .patch, "HealthcareService/hs-00001-1", body: unsupported, client: feeder, token: token).status == .badRequest)
         // A patch leaving the offer invalid is refused (422) and not stored.
         let breaking: [String: Any] = ["resourceType": "Parameters", "parameter": [["name": "operation", "part": [
             ["name": "type", "valueCode": "delete"], ["name": "path", "valueString": "HealthcareService.identifier"]]]]]
