@@ -19,8 +19,10 @@ extension WhitelistEntry {
         /// Whether a client secret is set (the secret itself is never shown).
         var clientSecretSet: Bool?
         var rorHeaders: [String: String]?
+        var onboardingRequestId: Int64?
 
         public init(_ entry: WhitelistEntry) {
+            onboardingRequestId = entry.onboardingRequestId
             clientId = entry.clientId
             accessProfile = entry.accessProfile
             clientSecretSet = entry.service == .rorFHIR ? (entry.clientSecret != nil) : nil
@@ -103,6 +105,36 @@ extension JournalEntry {
             guard let data else { return (nil, nil) }
             if let text = String(data: data, encoding: .utf8) { return (text, nil) }
             return (data.base64EncodedString(), "base64")
+        }
+    }
+}
+
+extension OnboardingRequest {
+    /// The request as shown (API, CLI, console): the committee's client secret masked.
+    public var masked: OnboardingRequest {
+        var copy = self
+        if copy.committee?.clientSecret != nil { copy.committee?.clientSecret = "***" }
+        return copy
+    }
+}
+
+extension OnboardingEvent {
+    /// An onboarding event as shown (camelCase).
+    public struct View: Encodable, Sendable {
+        var id: Int64
+        var time: Date
+        var fromState: String?
+        var toState: String
+        var actor: String
+        var reason: String?
+
+        public init(_ event: OnboardingEvent) {
+            id = event.id ?? 0
+            time = event.time
+            fromState = event.fromState
+            toState = event.toState
+            actor = event.actor
+            reason = event.reason
         }
     }
 }

@@ -36,6 +36,8 @@ public struct WhitelistEntry: Sendable, Hashable, Codable, FetchableRecord, Muta
     public var accessProfile: Int?
     public var clientSecret: String?
     public var rorHeaders: [String: String]?
+    /// The onboarding request ("demande d'intégration") that created this entry, if any.
+    public var onboardingRequestId: Int64?
     public var createdAt: Date
     public var updatedAt: Date
 
@@ -44,6 +46,7 @@ public struct WhitelistEntry: Sendable, Hashable, Codable, FetchableRecord, Muta
         case subjectDN = "subject_dn", subjectDNKey = "subject_dn_key", publicKeySHA256 = "public_key_sha256"
         case createdAt = "created_at", updatedAt = "updated_at"
         case clientId = "client_id", accessProfile = "access_profile", clientSecret = "client_secret", rorHeaders = "ror_headers"
+        case onboardingRequestId = "onboarding_request_id"
     }
 
     public mutating func didInsert(_ inserted: InsertionSuccess) {
@@ -283,25 +286,34 @@ public final class Whitelist: Sendable {
     /// (role, establishments, label), so adding twice is harmless.
     @discardableResult
     public func add(_ entry: WhitelistEntry) throws -> WhitelistEntry {
-        let saved = try store.writer.write { db -> WhitelistEntry in
-            var entry = entry
-            if var existing = try Self.sameCredential(as: entry, in: db) {
-                existing.role = entry.role
-                existing.establishments = entry.establishments
-                existing.label = entry.label ?? existing.label
-                existing.clientId = entry.clientId ?? existing.clientId
-                existing.accessProfile = entry.accessProfile ?? existing.accessProfile
-                existing.clientSecret = entry.clientSecret ?? existing.clientSecret
-                existing.rorHeaders = entry.rorHeaders ?? existing.rorHeaders
-                existing.updatedAt = entry.updatedAt
-                try existing.update(db)
-                return existing
-            }
-            try entry.insert(db)
-            return entry
-        }
+        try edit { db in try Self.upsert(entry, in: db) }
+    }
+
+    /// Runs whitelist edits in one transaction (with the caller's own writes), then refreshes the cache.
+    public func edit<T>(_ body: (Database) throws -> T) throws -> T {
+        let result = try store.writer.write(body)
         try reload()
-        return saved
+        return result
+    }
+
+    /// `add` inside a transaction the caller owns.
+    public static func upsert(_ entry: WhitelistEntry, in db: Database) throws -> WhitelistEntry {
+        var entry = entry
+        if var existing = try sameCredential(as: entry, in: db) {
+            existing.role = entry.role
+            existing.establishments = entry.establishments
+            existing.label = entry.label ?? existing.label
+            existing.clientId = entry.clientId ?? existing.clientId
+            existing.accessProfile = entry.accessProfile ?? existing.accessProfile
+            existing.clientSecret = entry.clientSecret ?? existing.clientSecret
+            existing.rorHeaders = entry.rorHeaders ?? existing.rorHeaders
+            existing.onboardingRequestId = entry.onboardingRequestId ?? existing.onboardingRequestId
+            existing.updatedAt = entry.updatedAt
+            try existing.update(db)
+            return existing
+        }
+        try entry.insert(db)
+        return entry
     }
 
     private static func sameCredential(as entry: WhitelistEntry, in db: Database) throws -> WhitelistEntry? {

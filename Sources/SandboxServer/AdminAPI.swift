@@ -98,6 +98,7 @@ enum AdminAPI {
         }
 
         AdminINSi.add(to: admin, directory: sandbox.insi.directory)
+        AdminOnboarding.add(to: admin, onboarding: sandbox.onboarding)
 
         admin.get("openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"],

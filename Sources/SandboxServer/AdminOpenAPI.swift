@@ -31,6 +31,47 @@ enum AdminOpenAPI {
             "matricule": {"type": "string"}, "rang": {"type": "integer"}}}}}
       },
       "INSiLPS": {"type": "object", "required": ["idam"], "properties": {"idam": {"type": "string"}, "label": {"type": "string"}}},
+      "OnboardingSubmission": {
+        "type": "object", "required": ["kind", "direction", "service", "contact"],
+        "properties": {
+          "kind": {"type": "string", "enum": ["eai-regional", "saas", "proprietary"]},
+          "direction": {"type": "string", "enum": ["feed", "consume"]},
+          "service": {"type": "string", "enum": ["ror-fhir", "ror-csd", "insi", "dmp", "mes"]},
+          "environment": {"type": "string", "description": "default: the first environment served"},
+          "contact": {"type": "string"},
+          "subjectDN": {"type": "string", "description": "EAI/SaaS on DN services (or certificatePEM)"},
+          "certificatePEM": {"type": "string", "description": "EAI/SaaS: the certificate, or for ror-csd the certificate or PUBLIC KEY (required)"},
+          "establishments": {"type": "array", "items": {"type": "string"}, "description": "EAI/SaaS: FINESS list (required to feed)"},
+          "establishmentCertificates": {"type": "array", "description": "proprietary: one certificate per establishment",
+            "items": {"type": "object", "required": ["finess", "certificatePEM"], "properties": {"finess": {"type": "string"}, "certificatePEM": {"type": "string"}}}}
+        }
+      },
+      "OnboardingAction": {
+        "type": "object", "description": "Body of the action endpoints (optional for tests-done, whitelist, revoke); each reads its fields",
+        "properties": {
+          "actor": {"type": "string", "description": "recorded in the history (default committee, publisher or ans)"},
+          "reason": {"type": "string", "description": "required by reject"},
+          "accessProfile": {"type": "integer", "minimum": 0, "maximum": 5, "description": "validate: required for ror-fhir consumers"},
+          "clientId": {"type": "string"}, "clientSecret": {"type": "string"},
+          "rorHeaders": {"type": "object", "additionalProperties": {"type": "string"}},
+          "establishments": {"type": "array", "items": {"type": "string"}, "description": "PUT establishments"},
+          "finess": {"type": "string"}, "certificatePEM": {"type": "string", "description": "POST certificates"}
+        }
+      },
+      "OnboardingRequest": {
+        "type": "object",
+        "properties": {
+          "id": {"type": "integer"}, "kind": {"type": "string"}, "direction": {"type": "string"}, "service": {"type": "string"},
+          "environment": {"type": "string"}, "contact": {"type": "string"}, "subjectDN": {"type": ["string", "null"]},
+          "establishments": {"type": "array", "items": {"type": "string"}},
+          "establishmentCertificates": {"type": "array", "items": {"type": "object"}},
+          "state": {"type": "string", "enum": ["submitted", "validated", "rejected", "tests-done", "whitelisted", "revoked"]},
+          "committee": {"type": ["object", "null"]}, "rejectionReason": {"type": ["string", "null"]},
+          "whitelistDueAt": {"type": ["string", "null"], "format": "date-time", "description": "sandbox clock"},
+          "createdAt": {"type": "string", "format": "date-time"}, "updatedAt": {"type": "string", "format": "date-time"}
+        }
+      },
+      "Clock": {"type": "object", "properties": {"now": {"type": "string", "format": "date-time"}, "speed": {"type": "number"}, "label": {"type": "string"}}},
       "WhitelistRequest": {
         "type": "object",
         "required": ["service"],
@@ -206,6 +247,54 @@ enum AdminOpenAPI {
         "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
         "responses": {"204": {"description": "Removed"}, "404": {"description": "Absent", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}
       }
+    },
+    "/admin/onboarding": {
+      "get": {"summary": "Integration requests (oldest first)", "parameters": [{"name": "state", "in": "query", "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "List", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/OnboardingRequest"}}}}}, "400": {"description": "Invalid input (the field is named)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}},
+      "post": {"summary": "Submit an integration request", "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OnboardingSubmission"}}}},
+        "responses": {"201": {"description": "Submitted", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OnboardingRequest"}}}}, "400": {"description": "Invalid input (the field is named)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}
+    },
+    "/admin/onboarding/{id}": {
+      "get": {"summary": "A request, its history (who, when, why) and the sandbox clock", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
+        "responses": {"200": {"description": "Request", "content": {"application/json": {"schema": {"type": "object", "properties": {"request": {"$ref": "#/components/schemas/OnboardingRequest"}, "events": {"type": "array", "items": {"type": "object"}}, "clock": {"$ref": "#/components/schemas/Clock"}}}}}}, "404": {"description": "No such request", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}
+    },
+    "/admin/onboarding/{id}/validate": {
+      "post": {"summary": "Committee: accept, assign the access profile (and ROR client)", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}], "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OnboardingAction"}}}},
+        "responses": {"200": {"description": "The request after the change", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OnboardingRequest"}}}}, "400": {"description": "Invalid input (the field is named)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}, "404": {"description": "No such request", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}, "409": {"description": "Not allowed in the request's state", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}
+    },
+    "/admin/onboarding/{id}/reject": {
+      "post": {"summary": "Committee: reject (reason required)", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}], "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OnboardingAction"}}}},
+        "responses": {"200": {"description": "The request after the change", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OnboardingRequest"}}}}, "400": {"description": "Invalid input (the field is named)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}, "404": {"description": "No such request", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}, "409": {"description": "Not allowed in the request's state", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}
+    },
+    "/admin/onboarding/{id}/tests-done": {
+      "post": {"summary": "Publisher: tests done; the ANS delay starts", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}], "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OnboardingAction"}}}},
+        "responses": {"200": {"description": "The request after the change", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OnboardingRequest"}}}}, "400": {"description": "Invalid input (the field is named)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}, "404": {"description": "No such request", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}, "409": {"description": "Not allowed in the request's state", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}
+    },
+    "/admin/onboarding/{id}/whitelist": {
+      "post": {"summary": "ANS: whitelist once the delay has passed (the server also does it by itself)", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}], "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OnboardingAction"}}}},
+        "responses": {"200": {"description": "The request after the change", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OnboardingRequest"}}}}, "400": {"description": "Invalid input (the field is named)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}, "404": {"description": "No such request", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}, "409": {"description": "Not allowed in the request's state", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}
+    },
+    "/admin/onboarding/{id}/revoke": {
+      "post": {"summary": "ANS: revoke; the request's whitelist entries are removed", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}], "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OnboardingAction"}}}},
+        "responses": {"200": {"description": "The request after the change", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OnboardingRequest"}}}}, "400": {"description": "Invalid input (the field is named)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}, "404": {"description": "No such request", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}, "409": {"description": "Not allowed in the request's state", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}
+    },
+    "/admin/onboarding/{id}/certificates": {
+      "post": {"summary": "ANS: add an establishment certificate (proprietary)", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}], "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OnboardingAction"}}}},
+        "responses": {"200": {"description": "The request after the change", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OnboardingRequest"}}}}, "400": {"description": "Invalid input (the field is named)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}, "404": {"description": "No such request", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}, "409": {"description": "Not allowed in the request's state", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}
+    },
+    "/admin/onboarding/{id}/establishments": {
+      "put": {"summary": "ANS: replace the FINESS list of an EAI/SaaS request (and of its whitelist entries)", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}], "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OnboardingAction"}}}},
+        "responses": {"200": {"description": "The request after the change", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OnboardingRequest"}}}}, "400": {"description": "Invalid input (the field is named)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}, "404": {"description": "No such request", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}, "409": {"description": "Not allowed in the request's state", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}
+    },
+    "/admin/onboarding/{id}/certificates/{finess}": {
+      "delete": {"summary": "ANS: remove an establishment certificate (proprietary)", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}, {"name": "finess", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "The request after the change", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OnboardingRequest"}}}}, "400": {"description": "Invalid input (the field is named)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}, "404": {"description": "No such request", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}, "409": {"description": "Not allowed in the request's state", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}
+    },
+    "/admin/clock": {
+      "get": {"summary": "The sandbox clock", "responses": {"200": {"description": "Clock", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Clock"}}}}}},
+      "post": {"summary": "Change the clock speed (sandbox time continues from where it is)",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["speed"], "properties": {"speed": {"type": "number", "minimum": 1, "maximum": 100000}}}}}},
+        "responses": {"200": {"description": "Clock", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Clock"}}}}, "400": {"description": "Invalid input (the field is named)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}
     },
     "/admin/openapi.json": {
       "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}}}

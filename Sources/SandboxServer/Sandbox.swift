@@ -44,6 +44,9 @@ public final class Sandbox: Sendable {
     public let csd: RORCSDService
     /// INSi teleservice (`/lps`).
     public let insi: INSiService
+    /// The sandbox clock (compressible for demos) and the onboarding flow that runs on it.
+    public let clock: SandboxClock
+    public let onboarding: Onboarding
     let logger: Logger
     private let ready = NIOLockedValueBox<(tls: Int?, admin: Int?, waiters: [CheckedContinuation<ReadyInfo, Never>], info: ReadyInfo?)>(
         (nil, nil, [], nil))
@@ -79,6 +82,9 @@ public final class Sandbox: Sendable {
         self.demoClients = try seeds.ensureDemoClients(in: pki, algorithm: configuration.keyAlgorithm)
         self.whitelist = try Whitelist(store: store)
         self.journal = Journal(store: store, maxRows: configuration.journalMaxRows, logger: logger)
+        self.clock = try SandboxClock(store: store, speed: configuration.clockSpeed)
+        self.onboarding = try Onboarding(store: store, whitelist: whitelist, clock: clock, delay: configuration.whitelistDelay,
+                                     environments: [configuration.environment], journal: journal)
         let indicators: RORCapacityIndicators
         let validator: ProfileValidator
         do {
@@ -126,6 +132,9 @@ public final class Sandbox: Sendable {
         ror.export.removeAll()
         try journal.removeAll()
         if all {
+            try onboarding.removeAll()
+            try clock.reset()
+            if let speed = configuration.clockSpeed { try clock.setSpeed(speed) }
             try whitelist.removeAll()
             try pki.clearRevocations()
             trustStore.setRevokedSerials([])
@@ -320,9 +329,24 @@ struct BackgroundTasks: Service {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await sandbox.journal.run() }
                 group.addTask { await watchRevocations() }
+                group.addTask { await promoteOnboarding() }
             }
         }
         sandbox.journal.flush()
+    }
+
+    /// The ANS's part of onboarding: requests whose delay has passed on the sandbox clock are whitelisted within
+    /// 200 ms (real time); a clock speed set by the CLI is picked up too.
+    private func promoteOnboarding() async {
+        while !Task.isCancelled {
+            do {
+                try sandbox.clock.reload()
+                try sandbox.onboarding.promoteDue()
+            } catch {
+                sandbox.logger.error("onboarding: \(error)")
+            }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
     }
 
     /// `certs revoke` edits `revoked.txt`, possibly from another process: picked up within a second.

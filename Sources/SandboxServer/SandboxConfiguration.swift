@@ -41,6 +41,10 @@ public struct SandboxConfiguration: Sendable {
     public var insiMode = INSiMode.strict
     /// INSi: OID of INS-NIR answers (the editor test environment returns the production `.8`).
     public var insiNIROID = "1.2.250.1.213.1.4.8"
+    /// Onboarding: the ANS delay between "tests done" and the whitelist (sandbox clock).
+    public var whitelistDelay = WhitelistDelay(seconds: 0)
+    /// Sandbox clock speed (1 = real time, 3600 = an hour per second); nil keeps the stored clock as it is.
+    public var clockSpeed: Double?
 
     public init() {}
 
@@ -69,6 +73,9 @@ public struct SandboxConfiguration: Sendable {
         }
         if journalMaxRows < 1 { throw SandboxError.configuration("--journal-max-rows must be at least 1") }
         if maxBody < 1024 { throw SandboxError.configuration("--max-body must be at least 1024 bytes") }
+        if let clockSpeed, !SandboxClock.speeds.contains(clockSpeed) {
+            throw SandboxError.configuration("--clock-speed must be between 1 and 100000")
+        }
         if !(0...65535).contains(port) || !(0...65535).contains(adminPort) {
             throw SandboxError.configuration("ports must be between 0 and 65535")
         }

@@ -187,6 +187,40 @@ public final class SandboxStore: Sendable {
                 t.primaryKey(["type", "id", "version"])
             }
         }
+        migrator.registerMigration("v7-onboarding") { db in
+            // Integration requests ("demandes d'intégration") and their history; whitelist entries created by a
+            // request point back to it (removed with it on revocation).
+            try db.create(table: "onboarding_request") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("state", .text).notNull()
+                t.column("json", .text).notNull()
+                t.column("created_at", .datetime).notNull()
+                t.column("updated_at", .datetime).notNull()
+                t.column("whitelist_due_at", .datetime)
+            }
+            try db.create(table: "onboarding_event") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("request_id", .integer).notNull().indexed()
+                t.column("time", .datetime).notNull()
+                t.column("from_state", .text)
+                t.column("to_state", .text).notNull()
+                t.column("actor", .text).notNull()
+                t.column("reason", .text)
+            }
+            try db.alter(table: "whitelist_entry") { t in t.add(column: "onboarding_request_id", .integer) }
+            // Settings the server was started with that the CLI must follow too (the ANS delay).
+            try db.create(table: "onboarding_setting") { t in
+                t.primaryKey("name", .text)
+                t.column("value", .text).notNull()
+            }
+            // The sandbox clock, compressible for demos: sandbox time = sandbox_anchor + (now - real_anchor) × speed.
+            try db.create(table: "sandbox_clock") { t in
+                t.primaryKey("id", .integer)
+                t.column("real_anchor", .double).notNull()
+                t.column("sandbox_anchor", .double).notNull()
+                t.column("speed", .double).notNull()
+            }
+        }
         return migrator
     }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import INSi
 import Logging
+import Access
 import SandboxServer
 import TestPKI
 
@@ -65,6 +66,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "OID of INS-NIR answers (default 1.2.250.1.213.1.4.8, what the INSi test environment returns; .10 = INS-NIR de test).")
     var insiNirOid = "1.2.250.1.213.1.4.8"
 
+    @Option(help: "Onboarding: the ANS delay between tests done and the whitelist, on the sandbox clock (0, 45s, 30m, 2h, 5d).")
+    var whitelistDelay = "0"
+
+    @Option(help: "Sandbox clock speed: 1 = real time, 3600 = an hour passes per second (kept in the data folder).")
+    var clockSpeed: Double?
+
     @Option(help: "Log level (trace, debug, info, notice, warning, error, critical).")
     var logLevel = "warning"
 
@@ -92,6 +99,8 @@ struct Serve: AsyncParsableCommand {
             configuration.maxBody = maxBody
             configuration.insiMode = insiMode
             configuration.insiNIROID = insiNirOid
+            configuration.whitelistDelay = try WhitelistDelay(parsing: whitelistDelay)
+            configuration.clockSpeed = clockSpeed
             if let seedsDirectory = configuration.seedsDirectory,
                !FileManager.default.fileExists(atPath: seedsDirectory.path) {
                 throw UsageFailure("--seeds \(seedsDirectory.path): no such folder")

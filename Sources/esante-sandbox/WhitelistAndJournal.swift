@@ -26,13 +26,7 @@ struct WhitelistCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                var pem: String?
-                if let certificate {
-                    guard let text = try? String(contentsOfFile: certificate, encoding: .utf8) else {
-                        throw UsageFailure("cannot read \(certificate)")
-                    }
-                    pem = text
-                }
+                let pem = try certificate.map(readPEM)
                 let request = WhitelistRequest(
                     environment: environment, service: service, subjectDN: subjectDN, publicKeySHA256: publicKeySHA256,
                     certificatePEM: pem, role: role, establishments: establishment, label: label)

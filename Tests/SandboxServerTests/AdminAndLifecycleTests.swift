@@ -156,6 +156,11 @@ struct AdminAndLifecycleTests {
             "/admin/journal": ["get"], "/admin/reset": ["post"], "/admin/openapi.json": ["get"],
             "/admin/insi/identities": ["get", "post"], "/admin/insi/cards": ["get", "post"], "/admin/insi/lps": ["get", "post"],
             "/admin/insi/identities/{id}": ["delete"], "/admin/insi/cards/{id}": ["delete"], "/admin/insi/lps/{id}": ["delete"],
+            "/admin/onboarding": ["get", "post"], "/admin/onboarding/{id}": ["get"], "/admin/onboarding/{id}/validate": ["post"],
+            "/admin/onboarding/{id}/reject": ["post"], "/admin/onboarding/{id}/tests-done": ["post"],
+            "/admin/onboarding/{id}/whitelist": ["post"], "/admin/onboarding/{id}/revoke": ["post"],
+            "/admin/onboarding/{id}/certificates": ["post"], "/admin/onboarding/{id}/establishments": ["put"],
+            "/admin/onboarding/{id}/certificates/{finess}": ["delete"], "/admin/clock": ["get", "post"],
         ]
         #expect(Set(paths.keys) == Set(expected.keys))
         for (path, methods) in expected { #expect(Set(paths[path]!.keys) == methods, "\(path)") }

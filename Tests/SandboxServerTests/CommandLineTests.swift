@@ -102,6 +102,38 @@ struct CommandLineTests {
         #expect(!output.stderr.contains("Fatal error"))
     }
 
+    /// The onboarding flow from the command line, on a data folder; refused transitions exit 2 with the reason.
+    @Test func onboardingCommandsDriveTheFlow() throws {
+        let dir = try Self.folder()
+        _ = try SandboxStore.open(path: dir.appendingPathComponent("sandbox.sqlite").path)
+        let data = ["--data-dir", dir.path]
+        let submitted = try Shell.sandbox(["onboarding", "submit", "--kind", "eai-regional", "--direction", "feed",
+                                           "--service", "ror-fhir", "--contact", "eai@example.test", "--subject-dn", Self.dn,
+                                           "--establishment", "750000001", "--establishment", "750000002"] + data)
+        #expect(submitted.status == 0, "\(submitted.stderr)")
+        #expect(submitted.stdout.hasPrefix("#1 submitted eai-regional feed ror-fhir@bac-a-sable DN \(Self.dn)"), "\(submitted.stdout)")
+        let early = try Shell.sandbox(["onboarding", "whitelist", "1"] + data)
+        #expect(early.status == 2)
+        #expect(early.stderr.contains("error: request 1 is submitted: it cannot become whitelisted (next: validated or rejected)"), "\(early.stderr)")
+        #expect(try Shell.sandbox(["onboarding", "validate", "1", "--actor", "comité", "--reason", "ok"] + data).status == 0)
+        let done = try Shell.sandbox(["onboarding", "tests-done", "1"] + data)
+        #expect(done.stdout.hasPrefix("#1 whitelisted"), "delay 0: \(done.stdout) \(done.stderr)")
+        let listed = try Shell.sandbox(["whitelist", "list"] + data)
+        #expect(listed.stdout.contains("feed DN \(Self.dn) establishments=750000001,750000002"), "\(listed.stdout)")
+        let edited = try Shell.sandbox(["onboarding", "establishments", "1", "--establishment", "750000003"] + data)
+        #expect(edited.status == 0, "\(edited.stderr)")
+        #expect(try Shell.sandbox(["whitelist", "list"] + data).stdout.contains("establishments=750000003"))
+        let shown = try Shell.sandbox(["onboarding", "show", "1"] + data)
+        #expect(shown.stdout.contains("submitted → validated by comité: ok"), "\(shown.stdout)")
+        let bad = try Shell.sandbox(["onboarding", "submit", "--kind", "hospital", "--direction", "feed", "--service", "ror-fhir",
+                                     "--contact", "c"] + data)
+        #expect(bad.status == 2)
+        #expect(bad.stderr.contains("kind: 'hospital'"))
+        let clock = try Shell.sandbox(["onboarding", "clock", "--speed", "3600"] + data)
+        #expect(clock.stdout.contains("×3600 (1 h per second)"), "\(clock.stdout)")
+        #expect(try Shell.sandbox(["onboarding", "list", "--state", "whitelisted"] + data).stdout.split(separator: "\n").count == 1)
+    }
+
     /// `journal --follow --json` prints rows written by another process as they arrive.
     @Test func journalFollowPrintsNewRows() async throws {
         let dir = try Self.folder()
