@@ -17,6 +17,7 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
     let journal: Journal
     /// Bytes of each body kept in the journal.
     let journalBodyLimit: Int
+    let faults: FaultInjector
 
     func respond(to request: Request, context: Context) async throws -> Response {
         let started = ContinuousClock.now
@@ -27,11 +28,28 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
 
         var requestBytes: [UInt8] = []
         var response: Response
-        let decision = decide(service: service, identity: context.identity)
+        var decision = decide(service: service, identity: context.identity)
+        let fault = faults.effect(path: path, service: service)
+        if let delay = fault.delay { try? await Task.sleep(for: delay) }
         do {
             let body = try await request.collectBody(upTo: context.maxUploadSize)
             requestBytes = Array(body.readableBytesView)
-            if decision.allowed {
+            if case .unavailable(let retryAfter, let message, let reason) = fault.outcome {
+                // Injected fault: the service's own 503 (before access, as a real outage or maintenance would be).
+                decision = AccessDecision(allowed: false, reason: reason, message: message, entry: nil)
+                response = ServiceErrors.response(service: service, status: .serviceUnavailable, message: message, subcode: "ServiceUnavailable")
+                response.headers[.retryAfter] = String(retryAfter)
+            } else if fault.outcome == .drop {
+                // Injected fault: the connection closes with no answer at all.
+                context.channel.close(promise: nil)
+                var entry = JournalEntry(
+                    environment: environment, service: service?.rawValue, method: request.method.rawValue, path: path,
+                    query: request.uri.query, status: 0, decision: .refused, reason: "fault-dropped", identity: context.identity,
+                    durationMs: Self.milliseconds(ContinuousClock.now - started), remoteAddress: context.remoteAddress)
+                (entry.requestBody, entry.requestBodyTruncated) = JournalEntry.clip(requestBytes, limit: journalBodyLimit)
+                journal.record(entry)
+                return Response(status: .serviceUnavailable)
+            } else if decision.allowed {
                 context.access = decision
                 do {
                     response = try await inner.respond(to: request, context: context)

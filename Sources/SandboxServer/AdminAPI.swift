@@ -99,6 +99,7 @@ enum AdminAPI {
 
         AdminINSi.add(to: admin, directory: sandbox.insi.directory)
         AdminOnboarding.add(to: admin, onboarding: sandbox.onboarding)
+        AdminFaults.add(to: admin, sandbox: sandbox)
 
         admin.get("openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"],
@@ -118,7 +119,7 @@ enum AdminAPI {
             return .refusal(SandboxJSON.error(.contentTooLarge, "a \(what) is at most 1 MiB of JSON"))
         }
         do {
-            return .value(try JSONDecoder().decode(Value.self, from: body))
+            return .value(try SandboxJSON.decoder.decode(Value.self, from: body))
         } catch {
             return .refusal(SandboxJSON.error(.badRequest, "body must be a JSON \(what): \(describe(decodingError: error))"))
         }
@@ -138,6 +139,8 @@ enum AdminAPI {
         switch error as? DecodingError {
         case .keyNotFound(let key, _): "missing field '\(key.stringValue)'"
         case .typeMismatch(_, let context), .valueNotFound(_, let context):
+            "field '\(context.codingPath.map(\.stringValue).joined(separator: "."))': \(context.debugDescription)"
+        case .dataCorrupted(let context) where !context.codingPath.isEmpty:
             "field '\(context.codingPath.map(\.stringValue).joined(separator: "."))': \(context.debugDescription)"
         case .dataCorrupted(let context): "invalid JSON (\(context.debugDescription))"
         default: "\(error)"

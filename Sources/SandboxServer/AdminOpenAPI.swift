@@ -72,6 +72,21 @@ enum AdminOpenAPI {
         }
       },
       "Clock": {"type": "object", "properties": {"now": {"type": "string", "format": "date-time"}, "speed": {"type": "number"}, "label": {"type": "string"}}},
+      "FaultRule": {
+        "type": "object", "description": "Give service or pathPrefix, and at least one effect; effects combine (latency, then maintenance, drop or error)",
+        "properties": {
+          "id": {"type": "integer", "readOnly": true},
+          "service": {"type": "string", "enum": ["ror-fhir", "ror-csd", "insi", "dmp", "mes"]},
+          "pathPrefix": {"type": "string", "description": "e.g. /ws-synchro-dispo-lits-fhir"},
+          "latencyMs": {"type": "integer", "minimum": 0, "maximum": 60000}, "latencyMaxMs": {"type": "integer", "description": "random latency in latencyMs..latencyMaxMs"},
+          "errorRate": {"type": "number", "minimum": 0, "maximum": 1, "description": "share answered 503 with Retry-After and a body in the service's form"},
+          "retryAfter": {"type": "integer", "default": 30},
+          "maintenanceFrom": {"type": "string", "format": "date-time", "description": "sandbox clock; default now"},
+          "maintenanceUntil": {"type": "string", "format": "date-time", "description": "503 for every request of the window"},
+          "dropRate": {"type": "number", "minimum": 0, "maximum": 1, "description": "share of connections closed without an answer"},
+          "label": {"type": "string"}
+        }
+      },
       "WhitelistRequest": {
         "type": "object",
         "required": ["service"],
@@ -295,6 +310,16 @@ enum AdminOpenAPI {
       "post": {"summary": "Change the clock speed (sandbox time continues from where it is)",
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["speed"], "properties": {"speed": {"type": "number", "minimum": 1, "maximum": 100000}}}}}},
         "responses": {"200": {"description": "Clock", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Clock"}}}}, "400": {"description": "Invalid input (the field is named)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}
+    },
+    "/admin/faults": {
+      "get": {"summary": "Faults in force", "responses": {"200": {"description": "List", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/FaultRule"}}}}}}},
+      "post": {"summary": "Inject a fault", "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FaultRule"}}}},
+        "responses": {"201": {"description": "In force", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FaultRule"}}}}, "400": {"description": "Invalid (the field is named)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}},
+      "delete": {"summary": "Clear every fault (reset does too)", "responses": {"204": {"description": "Cleared"}}}
+    },
+    "/admin/faults/{id}": {
+      "delete": {"summary": "Remove a fault", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
+        "responses": {"204": {"description": "Removed"}, "404": {"description": "Absent", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}
     },
     "/admin/openapi.json": {
       "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}}}

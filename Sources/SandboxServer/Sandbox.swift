@@ -47,6 +47,8 @@ public final class Sandbox: Sendable {
     /// The sandbox clock (compressible for demos) and the onboarding flow that runs on it.
     public let clock: SandboxClock
     public let onboarding: Onboarding
+    /// Injected faults (latency, 503s, maintenance, dropped connections), in memory.
+    public let faults: FaultInjector
     let logger: Logger
     private let ready = NIOLockedValueBox<(tls: Int?, admin: Int?, waiters: [CheckedContinuation<ReadyInfo, Never>], info: ReadyInfo?)>(
         (nil, nil, [], nil))
@@ -85,6 +87,7 @@ public final class Sandbox: Sendable {
         self.clock = try SandboxClock(store: store, speed: configuration.clockSpeed)
         self.onboarding = try Onboarding(store: store, whitelist: whitelist, clock: clock, delay: configuration.whitelistDelay,
                                      environments: [configuration.environment], journal: journal)
+        self.faults = FaultInjector(clock: clock)
         let indicators: RORCapacityIndicators
         let validator: ProfileValidator
         do {
@@ -128,6 +131,7 @@ public final class Sandbox: Sendable {
     public func reset(all: Bool) throws {
         try ror.loadSeeds(from: configuration.resolvedSeedsDirectory, replace: true)
         try insi.directory.loadSeeds(from: configuration.resolvedSeedsDirectory, replace: true)
+        faults.removeAll()
         ror.snapshots.removeAll()
         ror.export.removeAll()
         try journal.removeAll()
@@ -285,7 +289,7 @@ public final class Sandbox: Sendable {
         SandboxRoutes.add(to: router, sandbox: self)
         let responder = AccessResponder(
             inner: router.buildResponder(), environment: configuration.environment, whitelist: whitelist,
-            journal: journal, journalBodyLimit: configuration.journalBodyLimit)
+            journal: journal, journalBodyLimit: configuration.journalBodyLimit, faults: faults)
         let trustStore = self.trustStore
         let rejectMode = configuration.rejectMode
         let journal = self.journal

@@ -12,9 +12,12 @@ public struct SandboxRequestContext: RequestContext, CallerContext {
     public let remoteAddress: String?
     /// Set by the access layer for service paths, once the whitelist accepted the caller.
     public var access: AccessDecision?
+    /// The connection (fault injection closes it to simulate a dropped connection).
+    let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
+        self.channel = source.channel
         self.identity = PeerIdentity.current
         self.remoteAddress = source.channel.remoteAddress.map(Self.describe)
     }
