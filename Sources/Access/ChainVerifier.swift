@@ -14,6 +14,8 @@ public enum ChainFailure: String, Sendable, Hashable, Codable, CaseIterable {
     case revoked = "revoked"
     case badSignature = "bad-signature"
     case unparsable = "unparsable-certificate"
+    /// Issued by the PKI of another environment of this sandbox (a TEST certificate presented to production).
+    case otherEnvironment = "other-environment-ca"
 
     /// One sentence for a human, quoted in 403 bodies.
     public var explanation: String {
@@ -27,6 +29,9 @@ public enum ChainFailure: String, Sendable, Hashable, Codable, CaseIterable {
         case .revoked: "the client certificate is revoked (listed on the sandbox CRL)"
         case .badSignature: "a signature in the client certificate chain does not verify"
         case .unparsable: "the client certificate could not be parsed"
+        case .otherEnvironment:
+            "the client certificate was issued by the CA of another environment (TEST and production have separate PKIs: "
+                + "a TEST certificate is refused in production)"
         }
     }
 }
@@ -48,9 +53,13 @@ public final class TrustStore: Sendable {
     public let intermediates: [Certificate]
     private let revoked = NIOLockedValueBox<Set<String>>([])
 
-    public init(certificates: [Certificate]) {
+    /// CAs of the sandbox's other environments: recognised only to name the refusal.
+    let otherEnvironmentCAs: [Certificate]
+
+    public init(certificates: [Certificate], otherEnvironmentCAs: [Certificate] = []) {
         self.anchors = certificates.filter { Self.isSelfIssued($0) }
         self.intermediates = certificates.filter { !Self.isSelfIssued($0) }
+        self.otherEnvironmentCAs = otherEnvironmentCAs
     }
 
     /// Lower-case hex serials (see ``ClientIdentity/serialNumber``) that are refused as revoked.
@@ -87,6 +96,9 @@ public final class TrustStore: Sendable {
             current = next
         }
         guard anchored else {
+            if otherEnvironmentCAs.contains(where: { $0.subject == current.issuer && $0.publicKey.isValidSignature(current.signature, for: current) }) {
+                return .refused(.otherEnvironment)
+            }
             if anchors.contains(where: { $0.subject == current.issuer }) || pool.contains(where: { $0.subject == current.issuer }) {
                 return .refused(.badSignature)
             }

@@ -67,4 +67,6 @@ public protocol CallerContext {
     var identity: ClientIdentity? { get }
     /// The access layer's decision for this request (set on service paths once the caller is whitelisted).
     var access: AccessDecision? { get }
+    /// The environment of the listener the request arrived on (`bac-a-sable`, `production`…).
+    var environment: String { get }
 }

@@ -76,13 +76,13 @@ public struct RORCapacityFeed: Sendable {
 
     public func addRoutes<Context: RequestContext & CallerContext>(to router: Router<Context>) {
         router.patch(RouterPath(Self.basePath + "/Location")) { request, context in
-            try await self.patch(request, identity: context.identity)
+            try await self.patch(request, identity: context.identity, environment: context.environment)
         }
     }
 
-    func patch(_ request: Request, identity: ClientIdentity?) async throws -> Response {
+    func patch(_ request: Request, identity: ClientIdentity?, environment: String) async throws -> Response {
         // Bearer token of a client whose whitelist entry may feed (no Ror-* headers on this endpoint).
-        let (_, entry) = try await tokens.verify(authorization: request.headers[.authorization], identity: identity)
+        let (_, entry) = try await tokens.verify(authorization: request.headers[.authorization], identity: identity, environment: environment)
         guard entry.role == .feed else {
             throw FHIRError(.forbidden, code: "forbidden", "Client '\(entry.clientId ?? "?")' is whitelisted to consume, not to feed capacities (role feed required)", expression: nil)
         }

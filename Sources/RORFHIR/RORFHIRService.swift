@@ -329,7 +329,7 @@ struct ConsumerAuthorization<Context: RequestContext & CallerContext>: RouterMid
     let tokens: RORTokenService
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let (token, entry) = try await tokens.verify(authorization: request.headers[.authorization], identity: context.identity)
+        let (token, entry) = try await tokens.verify(authorization: request.headers[.authorization], identity: context.identity, environment: context.environment)
         for name in Whitelist.rorHeaderNames {
             guard let value = request.headers[HTTPField.Name(name)!], !value.isEmpty else {
                 throw FHIRError(.badRequest, code: "required", "Missing header \(name): ROR consumer calls carry the four Ror-* headers given with the access profile",

@@ -106,7 +106,7 @@ extension RORFHIRService {
 
     /// Writers are clients whose whitelist entry has role `feed`.
     func requireWriter<Context: RequestContext & CallerContext>(_ request: Request, context: Context) async throws {
-        let (_, entry) = try await tokens.verify(authorization: request.headers[.authorization], identity: context.identity)
+        let (_, entry) = try await tokens.verify(authorization: request.headers[.authorization], identity: context.identity, environment: context.environment)
         guard entry.role == .feed else {
             throw FHIRError(.forbidden, code: "forbidden", "Client '\(entry.clientId ?? "?")' is whitelisted to consume: writes need role feed", expression: nil)
         }

@@ -64,9 +64,8 @@ public final class RORTokenService: Sendable {
     /// dominated a keep-alive `GET Location/{id}`. Expiry and certificate binding are still checked on every call.
     private let verified = NIOLockedValueBox<[String: RORAccessToken]>([:])
     let whitelist: Whitelist
-    let environment: String
 
-    public init(keyFile: URL, whitelist: Whitelist, environment: String) throws {
+    public init(keyFile: URL, whitelist: Whitelist) throws {
         if let pem = try? String(contentsOf: keyFile, encoding: .utf8) {
             signingKey = try ES256PrivateKey(pem: pem)
         } else {
@@ -75,7 +74,6 @@ public final class RORTokenService: Sendable {
             try? FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyFile.path)
         }
         self.whitelist = whitelist
-        self.environment = environment
     }
 
     private func keys() async -> JWTKeyCollection {
@@ -98,11 +96,11 @@ public final class RORTokenService: Sendable {
             let body = try await request.collectBody(upTo: 64 * 1024)
             let form = Dictionary(RORFHIRService.formItems(String(buffer: body)), uniquingKeysWith: { first, _ in first })
             return try await self.token(form: form, authorization: request.headers[.authorization], identity: context.identity,
-                                        issuer: "https://\(request.head.authority ?? "localhost")/auth/realms/ror")
+                                        environment: context.environment, issuer: "https://\(request.head.authority ?? "localhost")/auth/realms/ror")
         }
     }
 
-    func token(form: [String: String], authorization: String?, identity: ClientIdentity?, issuer: String) async throws -> Response {
+    func token(form: [String: String], authorization: String?, identity: ClientIdentity?, environment: String, issuer: String) async throws -> Response {
         guard let grant = form["grant_type"] else {
             throw OAuthError(status: .badRequest, error: "invalid_request", description: "Missing form parameter: grant_type")
         }
@@ -172,7 +170,7 @@ public final class RORTokenService: Sendable {
     // MARK: Verifying bearer tokens
 
     /// The verified token of a FHIR call, bound to the presented certificate; throws a 401 `invalid_token`.
-    public func verify(authorization: String?, identity: ClientIdentity?) async throws -> (RORAccessToken, WhitelistEntry) {
+    public func verify(authorization: String?, identity: ClientIdentity?, environment: String) async throws -> (RORAccessToken, WhitelistEntry) {
         guard let authorization, authorization.lowercased().hasPrefix("bearer ") else {
             throw Self.invalidToken("Authorization: Bearer <access token> is required (get one from \(Self.path))")
         }

@@ -23,6 +23,7 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
         let started = ContinuousClock.now
         var request = request
         var context = context
+        context.environment = environment
         let path = request.uri.path
         let service = SandboxService.owning(path: path)
 

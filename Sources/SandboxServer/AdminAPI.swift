@@ -30,7 +30,8 @@ enum AdminAPI {
             return SandboxJSON.response(Health(
                 status: "ok", environment: sandbox.configuration.environment, tls: info.tls, admin: info.admin,
                 rejectMode: sandbox.configuration.rejectMode.rawValue, whitelistEntries: entries,
-                uptimeSeconds: Date().timeIntervalSince(sandbox.startedAt)))
+                uptimeSeconds: Date().timeIntervalSince(sandbox.startedAt), environments: info.environments,
+                clock: sandbox.clock.view, onboardingWaiting: (try? sandbox.onboarding.waitingCount()) ?? 0))
         }
 
         admin.get("whitelist") { _, _ in
@@ -133,6 +134,9 @@ enum AdminAPI {
         var rejectMode: String
         var whitelistEntries: Int
         var uptimeSeconds: Double
+        var environments: [ReadyEnvironment]
+        var clock: SandboxClock.View
+        var onboardingWaiting: Int
     }
 
     static func describe(decodingError error: any Error) -> String {

@@ -17,6 +17,7 @@ import X509
 
 /// Where a running sandbox listens, as written to `--ready-file`.
 public struct ReadyInfo: Codable, Sendable {
+    /// The first environment's mutual-TLS URL.
     public var tls: String
     public var admin: String
     public var environment: String
@@ -26,14 +27,35 @@ public struct ReadyInfo: Codable, Sendable {
     /// Demo client name → files (`certificate`, `key`, `bundle`).
     public var clientCertificates: [String: DemoClientFiles]
     public var pid: Int32
+    /// Every environment's listener (`--environments`), first one first.
+    public var environments: [ReadyEnvironment]
+}
+
+/// One environment's listener in the ready file.
+public struct ReadyEnvironment: Codable, Sendable {
+    public var name: String
+    public var tls: String
+    public var caCertificateFile: String
+}
+
+/// One environment (`bac-a-sable`, `production`…): its own mutual-TLS listener, PKI, trusted CAs and whitelist.
+public struct EnvironmentListener: Sendable {
+    public let name: String
+    public let pki: SandboxPKI
+    public let trustStore: TrustStore
+    /// Configured port (0: a free one).
+    let port: Int
 }
 
 /// The sandbox: store, PKI, trust, whitelist, journal, and the two listeners (mutual TLS and admin).
 public final class Sandbox: Sendable {
     public let configuration: SandboxConfiguration
     public let store: SandboxStore
-    public let pki: SandboxPKI
-    public let trustStore: TrustStore
+    /// One per environment, the first being the default one.
+    public let listeners: [EnvironmentListener]
+    /// The first environment's PKI (demo clients are minted in it) and trusted CAs.
+    public var pki: SandboxPKI { listeners[0].pki }
+    public var trustStore: TrustStore { listeners[0].trustStore }
     public let whitelist: Whitelist
     public let journal: Journal
     public let seeds: Seeds
@@ -50,8 +72,8 @@ public final class Sandbox: Sendable {
     /// Injected faults (latency, 503s, maintenance, dropped connections), in memory.
     public let faults: FaultInjector
     let logger: Logger
-    private let ready = NIOLockedValueBox<(tls: Int?, admin: Int?, waiters: [CheckedContinuation<ReadyInfo, Never>], info: ReadyInfo?)>(
-        (nil, nil, [], nil))
+    private let ready = NIOLockedValueBox<(tls: [String: Int], admin: Int?, waiters: [CheckedContinuation<ReadyInfo, Never>], info: ReadyInfo?)>(
+        ([:], nil, [], nil))
     let startedAt = Date()
     private let serviceGroup = NIOLockedValueBox<ServiceGroup?>(nil)
 
@@ -66,19 +88,36 @@ public final class Sandbox: Sendable {
             try FileManager.default.createDirectory(at: configuration.dataDirectory, withIntermediateDirectories: true)
             self.store = try SandboxStore.open(path: configuration.dataDirectory.appendingPathComponent("sandbox.sqlite").path)
         }
-        let (pki, created) = try SandboxPKI.loadOrCreate(
-            directory: configuration.resolvedPKIDirectory, algorithm: configuration.keyAlgorithm)
-        if created { logger.info("minted the test PKI in \(pki.directory.path)") }
-        self.pki = pki
-
-        var trusted = [pki.root.certificate, pki.issuingCA.certificate]
+        var pkis: [SandboxPKI] = []
+        for name in configuration.resolvedEnvironments {
+            let (pki, created) = try SandboxPKI.loadOrCreate(
+                directory: SandboxPKI.directory(base: configuration.resolvedPKIDirectory, environment: name),
+                algorithm: configuration.keyAlgorithm, environment: name)
+            if created { logger.info("minted the \(name) PKI in \(pki.directory.path)") }
+            pkis.append(pki)
+        }
+        var extraTrusted: [Certificate] = []
         for file in configuration.trustCAFiles {
-            do { trusted += try PEMFile.certificates(at: file) } catch {
+            do { extraTrusted += try PEMFile.certificates(at: file) } catch {
                 throw SandboxError.configuration("--trust-ca \(file.path): \(error)")
             }
         }
-        self.trustStore = TrustStore(certificates: trusted)
-        trustStore.setRevokedSerials(try pki.revokedSerials())
+        var listeners: [EnvironmentListener] = []
+        for (index, name) in configuration.resolvedEnvironments.enumerated() {
+            let pki = pkis[index]
+            // Each environment trusts its own chain only (--trust-ca adds to the first); the others' CAs are known
+            // just to name the refusal of a certificate from the wrong environment.
+            let others = pkis.enumerated().filter { $0.offset != index }.flatMap { [$0.element.root.certificate, $0.element.issuingCA.certificate] }
+            let trustStore = TrustStore(
+                certificates: [pki.root.certificate, pki.issuingCA.certificate] + (index == 0 ? extraTrusted : []),
+                otherEnvironmentCAs: others)
+            trustStore.setRevokedSerials(try pki.revokedSerials())
+            listeners.append(EnvironmentListener(
+                name: name, pki: pki, trustStore: trustStore,
+                port: configuration.port == 0 ? 0 : configuration.port + index))
+        }
+        self.listeners = listeners
+        let pki = pkis[0]
 
         self.seeds = try Seeds.load(from: configuration.resolvedSeedsDirectory)
         self.demoClients = try seeds.ensureDemoClients(in: pki, algorithm: configuration.keyAlgorithm)
@@ -86,7 +125,7 @@ public final class Sandbox: Sendable {
         self.journal = Journal(store: store, maxRows: configuration.journalMaxRows, logger: logger)
         self.clock = try SandboxClock(store: store, speed: configuration.clockSpeed)
         self.onboarding = try Onboarding(store: store, whitelist: whitelist, clock: clock, delay: configuration.whitelistDelay,
-                                     environments: [configuration.environment], journal: journal)
+                                     environments: configuration.resolvedEnvironments, journal: journal)
         self.faults = FaultInjector(clock: clock)
         let indicators: RORCapacityIndicators
         let validator: ProfileValidator
@@ -97,8 +136,7 @@ public final class Sandbox: Sendable {
             throw SandboxError.seeds("terminology: \(error)")
         }
         self.ror = RORFHIRService(store: store, tokens: try RORTokenService(
-            keyFile: pki.directory.appendingPathComponent("token-signing-key.pem"), whitelist: whitelist,
-            environment: configuration.environment), indicators: indicators, validator: validator, maximumBody: configuration.maxBody)
+            keyFile: pki.directory.appendingPathComponent("token-signing-key.pem"), whitelist: whitelist), indicators: indicators, validator: validator, maximumBody: configuration.maxBody)
         self.csd = RORCSDService(repository: ror.repository)
         self.insi = INSiService(store: store, mode: configuration.insiMode, nirOID: configuration.insiNIROID)
         try seedWhitelist()
@@ -140,8 +178,10 @@ public final class Sandbox: Sendable {
             try clock.reset()
             if let speed = configuration.clockSpeed { try clock.setSpeed(speed) }
             try whitelist.removeAll()
-            try pki.clearRevocations()
-            trustStore.setRevokedSerials([])
+            for listener in listeners {
+                try listener.pki.clearRevocations()
+                listener.trustStore.setRevokedSerials([])
+            }
         }
         try seedWhitelist()
     }
@@ -150,15 +190,12 @@ public final class Sandbox: Sendable {
 
     /// Runs both listeners until cancelled or, with `handleSignals`, until SIGTERM/SIGINT (graceful shutdown).
     public func run(handleSignals: Bool = true) async throws {
-        let tlsApp = try makeTLSApplication()
-        let adminApp = makeAdminApplication()
-        let background = BackgroundTasks(sandbox: self)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        for listener in listeners { services.append(.init(service: try makeTLSApplication(listener))) }
+        services.append(.init(service: makeAdminApplication()))
+        services.append(.init(service: BackgroundTasks(sandbox: self)))
         let group = ServiceGroup(configuration: .init(
-            services: [
-                .init(service: tlsApp),
-                .init(service: adminApp),
-                .init(service: background),
-            ],
+            services: services,
             gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
             logger: logger))
         serviceGroup.withLockedValue { $0 = group }
@@ -184,12 +221,12 @@ public final class Sandbox: Sendable {
         }
     }
 
-    private func listening(tls: Int? = nil, admin: Int? = nil) {
+    private func listening(environment: String? = nil, tls: Int? = nil, admin: Int? = nil) {
         let (info, waiters) = ready.withLockedValue { state -> (ReadyInfo?, [CheckedContinuation<ReadyInfo, Never>]) in
-            if let tls { state.tls = tls }
+            if let environment, let tls { state.tls[environment] = tls }
             if let admin { state.admin = admin }
-            guard let tlsPort = state.tls, let adminPort = state.admin, state.info == nil else { return (nil, []) }
-            let info = makeReadyInfo(tlsPort: tlsPort, adminPort: adminPort)
+            guard state.tls.count == listeners.count, let adminPort = state.admin, state.info == nil else { return (nil, []) }
+            let info = makeReadyInfo(tlsPorts: state.tls, adminPort: adminPort)
             state.info = info
             defer { state.waiters = [] }
             return (info, state.waiters)
@@ -210,15 +247,18 @@ public final class Sandbox: Sendable {
         for waiter in waiters { waiter.resume(returning: info) }
     }
 
-    private func makeReadyInfo(tlsPort: Int, adminPort: Int) -> ReadyInfo {
+    private func makeReadyInfo(tlsPorts: [String: Int], adminPort: Int) -> ReadyInfo {
         let tlsHost = Self.urlHost(configuration.host)
         let adminHost = Self.urlHost(configuration.resolvedAdminHost)
+        let environments = listeners.map {
+            ReadyEnvironment(name: $0.name, tls: "https://\(tlsHost):\(tlsPorts[$0.name] ?? 0)", caCertificateFile: $0.pki.caBundleURL.path)
+        }
         return ReadyInfo(
-            tls: "https://\(tlsHost):\(tlsPort)", admin: "http://\(adminHost):\(adminPort)",
+            tls: environments[0].tls, admin: "http://\(adminHost):\(adminPort)",
             environment: configuration.environment,
             caCertificate: (try? String(contentsOf: pki.caBundleURL, encoding: .utf8)) ?? "",
             caCertificateFile: pki.caBundleURL.path, clientCertificates: demoClients,
-            pid: ProcessInfo.processInfo.processIdentifier)
+            pid: ProcessInfo.processInfo.processIdentifier, environments: environments)
     }
 
     /// The address clients use: a wildcard bind is reached on loopback.
@@ -233,6 +273,11 @@ public final class Sandbox: Sendable {
         var lines = [
             "esante-sandbox is listening (environment \(info.environment))",
             "  mutual TLS : \(info.tls)   (reject mode: \(configuration.rejectMode.rawValue))",
+        ]
+        for environment in info.environments.dropFirst() {
+            lines.append("  \(environment.name) : \(environment.tls)   (own PKI and whitelist; CA bundle \(environment.caCertificateFile))")
+        }
+        lines += [
             "  admin API  : \(info.admin)/admin/health   (OpenAPI: \(info.admin)/admin/openapi.json)",
             "  CA bundle  : \(info.caCertificateFile)",
         ]
@@ -256,7 +301,9 @@ public final class Sandbox: Sendable {
 
     // MARK: Listeners
 
-    func makeTLSContext() throws -> NIOSSLContext {
+    func makeTLSContext(_ listener: EnvironmentListener) throws -> NIOSSLContext {
+        let pki = listener.pki
+        let trustStore = listener.trustStore
         let chain: [NIOSSLCertificate]
         let key: NIOSSLPrivateKey
         if let certURL = configuration.serverCertificate, let keyURL = configuration.serverKey {
@@ -283,17 +330,17 @@ public final class Sandbox: Sendable {
         return try NIOSSLContext(configuration: tls)
     }
 
-    func makeTLSApplication() throws -> some Service {
-        let sslContext = try makeTLSContext()
+    func makeTLSApplication(_ listener: EnvironmentListener) throws -> some Service {
+        let sslContext = try makeTLSContext(listener)
         let router = Router(context: SandboxRequestContext.self)
         SandboxRoutes.add(to: router, sandbox: self)
         let responder = AccessResponder(
-            inner: router.buildResponder(), environment: configuration.environment, whitelist: whitelist,
+            inner: router.buildResponder(), environment: listener.name, whitelist: whitelist,
             journal: journal, journalBodyLimit: configuration.journalBodyLimit, faults: faults)
-        let trustStore = self.trustStore
+        let trustStore = listener.trustStore
         let rejectMode = configuration.rejectMode
         let journal = self.journal
-        let environment = configuration.environment
+        let environment = listener.name
         let server = HTTPServerBuilder { responder in
             MTLSChannel(
                 base: HTTP1Channel(responder: responder), sslContext: sslContext, trustStore: trustStore,
@@ -308,8 +355,8 @@ public final class Sandbox: Sendable {
         }
         return Application(
             responder: responder, server: server,
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
-            onServerRunning: { [weak self] channel in self?.listening(tls: channel.localAddress?.port) },
+            configuration: .init(address: .hostname(configuration.host, port: listener.port), serverName: nil),
+            onServerRunning: { [weak self] channel in self?.listening(environment: environment, tls: channel.localAddress?.port) },
             logger: logger)
     }
 
@@ -353,15 +400,17 @@ struct BackgroundTasks: Service {
         }
     }
 
-    /// `certs revoke` edits `revoked.txt`, possibly from another process: picked up within a second.
+    /// `certs revoke` edits `revoked.txt` (one per environment), possibly from another process: picked up within a second.
     private func watchRevocations() async {
-        var lastModified: Date?
+        var lastModified: [String: Date] = [:]
         while !Task.isCancelled {
-            let url = sandbox.pki.revocationURL
-            let modified = (try? FileManager.default.attributesOfItem(atPath: url.path))?[.modificationDate] as? Date
-            if modified != lastModified {
-                lastModified = modified
-                if let serials = try? SandboxPKI.revokedSerials(at: url) { sandbox.trustStore.setRevokedSerials(serials) }
+            for listener in sandbox.listeners {
+                let url = listener.pki.revocationURL
+                let modified = (try? FileManager.default.attributesOfItem(atPath: url.path))?[.modificationDate] as? Date
+                if modified != lastModified[listener.name] {
+                    lastModified[listener.name] = modified
+                    if let serials = try? SandboxPKI.revokedSerials(at: url) { listener.trustStore.setRevokedSerials(serials) }
+                }
             }
             try? await Task.sleep(for: .seconds(1))
         }

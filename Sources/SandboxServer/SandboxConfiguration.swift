@@ -29,7 +29,13 @@ public struct SandboxConfiguration: Sendable {
     public var serverKey: URL?
     public var rejectMode: RejectMode = .tls
     public var adminToken: String?
+    /// The first (default) environment: where the admin API's entries go unless told otherwise.
     public var environment = SandboxEnvironment.sandbox
+    /// `--environments bac-a-sable,production`: one mutual-TLS listener each (ports `port`, `port + 1`…), each with its
+    /// own PKI and whitelist. Nil = `[environment]`.
+    public var environments: [String]? {
+        didSet { if let first = environments?.first { environment = first } }
+    }
     public var journalMaxRows = 100_000
     /// Bytes of each request/response body kept in the journal.
     public var journalBodyLimit = 1024 * 1024
@@ -58,6 +64,8 @@ public struct SandboxConfiguration: Sendable {
 
     var resolvedAdminHost: String { adminHost ?? host }
 
+    public var resolvedEnvironments: [String] { environments ?? [environment] }
+
     static func isLoopback(_ host: String) -> Bool {
         host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
@@ -73,8 +81,18 @@ public struct SandboxConfiguration: Sendable {
         }
         if journalMaxRows < 1 { throw SandboxError.configuration("--journal-max-rows must be at least 1") }
         if maxBody < 1024 { throw SandboxError.configuration("--max-body must be at least 1024 bytes") }
+        if let environments {
+            guard !environments.isEmpty else { throw SandboxError.configuration("--environments needs at least one name") }
+            if let bad = environments.first(where: { $0.isEmpty || !$0.allSatisfy({ $0.isLowercase || $0.isNumber || $0 == "-" }) }) {
+                throw SandboxError.configuration("--environments: '\(bad)' is not a valid name (lower-case letters, digits, -)")
+            }
+            if Set(environments).count != environments.count { throw SandboxError.configuration("--environments: a name appears twice") }
+        }
         if let clockSpeed, !SandboxClock.speeds.contains(clockSpeed) {
             throw SandboxError.configuration("--clock-speed must be between 1 and 100000")
+        }
+        if port != 0, port + resolvedEnvironments.count - 1 > 65535 {
+            throw SandboxError.configuration("--port \(port): no room for \(resolvedEnvironments.count) environment listeners below 65536")
         }
         if !(0...65535).contains(port) || !(0...65535).contains(adminPort) {
             throw SandboxError.configuration("ports must be between 0 and 65535")

@@ -12,6 +12,8 @@ public struct SandboxRequestContext: RequestContext, CallerContext {
     public let remoteAddress: String?
     /// Set by the access layer for service paths, once the whitelist accepted the caller.
     public var access: AccessDecision?
+    /// Set by the access layer: the listener's environment.
+    public var environment = SandboxEnvironment.sandbox
     /// The connection (fault injection closes it to simulate a dropped connection).
     let channel: any Channel
 

@@ -6,10 +6,9 @@ import RORFHIR
 /// owning service's error form (see `AccessResponder`).
 enum SandboxRoutes {
     static func add(to router: Router<SandboxRequestContext>, sandbox: Sandbox) {
-        let environment = sandbox.configuration.environment
         let whitelist = sandbox.whitelist
         router.get(RouterPath(WhoAmI.path)) { _, context in
-            WhoAmI.response(identity: context.identity, environment: environment, whitelist: whitelist)
+            WhoAmI.response(identity: context.identity, environment: context.environment, whitelist: whitelist)
         }
         sandbox.ror.addRoutes(to: router)
         sandbox.csd.addRoutes(to: router)

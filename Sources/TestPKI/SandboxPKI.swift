@@ -33,6 +33,25 @@ public struct SandboxPKI: Sendable {
 
     public static let rootCommonName = "SANDBOX AC RACINE IGC-SANTE ELEMENTAIRE"
     public static let issuingCommonName = "SANDBOX AC IGC-SANTE ELEMENTAIRE ORGANISATIONS"
+
+    /// Each environment has its own PKI, as IGC-Santé has a TEST and a production hierarchy: `bac-a-sable` (the
+    /// TEST-like one) in `base`, any other environment in `base-NAME` (e.g. `pki-production`).
+    public static func directory(base: URL, environment: String) -> URL {
+        environment == defaultEnvironment ? base
+            : base.deletingLastPathComponent().appendingPathComponent(base.lastPathComponent + "-" + environment)
+    }
+
+    public static let defaultEnvironment = "bac-a-sable"
+
+    /// `SANDBOX AC …` for bac-a-sable, `SANDBOX PROD AC …` for production, `SANDBOX NAME AC …` otherwise: the CA names
+    /// say which environment a certificate belongs to.
+    static func commonName(_ name: String, environment: String) -> String {
+        switch environment {
+        case defaultEnvironment: name
+        case "production": name.replacingOccurrences(of: "SANDBOX ", with: "SANDBOX PROD ")
+        default: name.replacingOccurrences(of: "SANDBOX ", with: "SANDBOX \(environment.uppercased()) ")
+        }
+    }
     public static let untrustedCommonName = "SANDBOX UNTRUSTED ROOT (NOT IN THE TRUST STORE)"
 
     // MARK: Files
@@ -47,16 +66,16 @@ public struct SandboxPKI: Sendable {
 
     /// Loads the PKI in `directory`, minting whatever is missing. `created` says whether anything was minted.
     public static func loadOrCreate(
-        directory: URL, algorithm: KeyAlgorithm = .rsa2048, now: Date = Date()
+        directory: URL, algorithm: KeyAlgorithm = .rsa2048, now: Date = Date(), environment: String = defaultEnvironment
     ) throws -> (pki: SandboxPKI, created: Bool) {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var created = false
         let years = { (n: Double) in DateInterval(start: now.addingTimeInterval(-3600), duration: n * 365 * 86400) }
         let root = try loadOrMint(directory, "root-ca", created: &created) {
-            try CertificateMinter.authority(subject: caName(rootCommonName), algorithm: algorithm, issuer: nil, validity: years(20))
+            try CertificateMinter.authority(subject: caName(commonName(rootCommonName, environment: environment)), algorithm: algorithm, issuer: nil, validity: years(20))
         }
         let issuing = try loadOrMint(directory, "org-ca", created: &created) {
-            try CertificateMinter.authority(subject: caName(issuingCommonName), algorithm: algorithm, issuer: root, validity: years(10))
+            try CertificateMinter.authority(subject: caName(commonName(issuingCommonName, environment: environment)), algorithm: algorithm, issuer: root, validity: years(10))
         }
         let server = try loadOrMint(directory, "server", created: &created, chain: [issuing]) {
             try CertificateMinter.server(

@@ -13,11 +13,13 @@ struct Certs: AsyncParsableCommand {
     struct Init: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Mint the root, issuing CA and server certificate if absent.")
         @OptionGroup var data: DataOptions
+        @Option(help: "Environment whose PKI to use (bac-a-sable: <pki-dir>; another: <pki-dir>-NAME, e.g. production).")
+        var environment = SandboxPKI.defaultEnvironment
         @Option(help: "rsa (RSA-2048) or p256.") var keyType: KeyAlgorithm = .rsa2048
 
         func run() async throws {
             try await reportingErrors {
-                let (pki, created) = try SandboxPKI.loadOrCreate(directory: data.pkiDirectory, algorithm: keyType)
+                let (pki, created) = try SandboxPKI.loadOrCreate(directory: data.pkiDirectory(environment), algorithm: keyType, environment: environment)
                 print(created ? "minted the test PKI in \(pki.directory.path)" : "the test PKI in \(pki.directory.path) already exists")
                 print("CA bundle (curl --cacert): \(pki.caBundleURL.path)")
                 print("root:       \(SubjectDN(pki.root.certificate.subject).rfc4514)")
@@ -34,6 +36,8 @@ struct Certs: AsyncParsableCommand {
                 (/C=FR/…) form. At most one negative kind may be given.
                 """)
         @OptionGroup var data: DataOptions
+        @Option(help: "Environment whose PKI to use (bac-a-sable: <pki-dir>; another: <pki-dir>-NAME, e.g. production).")
+        var environment = SandboxPKI.defaultEnvironment
         @Option(help: "Subject DN, e.g. 'CN=CLIENT_TEST_RORN,OU=33333333333,O=GIP - TEST3012,ST=Paris (75),C=FR'.")
         var subject: String
         @Option(help: "Output folder.") var out: String
@@ -68,7 +72,7 @@ struct Certs: AsyncParsableCommand {
                     }
                     key = parsed
                 }
-                let (pki, _) = try SandboxPKI.loadOrCreate(directory: data.pkiDirectory, algorithm: keyType)
+                let (pki, _) = try SandboxPKI.loadOrCreate(directory: data.pkiDirectory(environment), algorithm: keyType, environment: environment)
                 let issued = try pki.issueClient(
                     subject: try dn.distinguishedName(), algorithm: keyType, negative: chosen.first, validityDays: days, reusing: key)
                 let outURL = URL(fileURLWithPath: out)
@@ -89,11 +93,13 @@ struct Certs: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List a serial on the sandbox CRL (a running server picks it up within a second).")
         @OptionGroup var data: DataOptions
+        @Option(help: "Environment whose PKI to use (bac-a-sable: <pki-dir>; another: <pki-dir>-NAME, e.g. production).")
+        var environment = SandboxPKI.defaultEnvironment
         @Argument(help: "Serial number in hex (as 'certs issue' prints it; ':' separators allowed).") var serial: String
 
         func run() async throws {
             try await reportingErrors {
-                let (pki, _) = try SandboxPKI.loadOrCreate(directory: data.pkiDirectory)
+                let (pki, _) = try SandboxPKI.loadOrCreate(directory: data.pkiDirectory(environment), environment: environment)
                 let normalised = try pki.revoke(serial: serial)
                 print("revoked \(normalised) (\(pki.revocationURL.path))")
             }

@@ -53,6 +53,9 @@ struct DataOptions: ParsableArguments {
     var dataDirectory: URL { URL(fileURLWithPath: dataDir) }
     var pkiDirectory: URL { pkiDir.map { URL(fileURLWithPath: $0) } ?? dataDirectory.appendingPathComponent("pki") }
 
+    /// The PKI folder of an environment (`--environments`): `pki` for bac-a-sable, `pki-NAME` otherwise.
+    func pkiDirectory(_ environment: String) -> URL { SandboxPKI.directory(base: pkiDirectory, environment: environment) }
+
     /// Opens the database of a data folder (which may be in use by a running server: SQLite WAL allows it).
     func openStore() throws -> SandboxStore {
         let path = dataDirectory.appendingPathComponent("sandbox.sqlite").path

@@ -66,6 +66,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "OID of INS-NIR answers (default 1.2.250.1.213.1.4.8, what the INSi test environment returns; .10 = INS-NIR de test).")
     var insiNirOid = "1.2.250.1.213.1.4.8"
 
+    @Option(help: "Environments, comma-separated (e.g. bac-a-sable,production): one mutual-TLS listener each on --port, --port+1…, each with its own PKI (<pki-dir>-NAME) and whitelist.")
+    var environments: String?
+
     @Option(help: "Onboarding: the ANS delay between tests done and the whitelist, on the sandbox clock (0, 45s, 30m, 2h, 5d).")
     var whitelistDelay = "0"
 
@@ -101,6 +104,7 @@ struct Serve: AsyncParsableCommand {
             configuration.insiNIROID = insiNirOid
             configuration.whitelistDelay = try WhitelistDelay(parsing: whitelistDelay)
             configuration.clockSpeed = clockSpeed
+            configuration.environments = environments.map { $0.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) } }
             if let seedsDirectory = configuration.seedsDirectory,
                !FileManager.default.fileExists(atPath: seedsDirectory.path) {
                 throw UsageFailure("--seeds \(seedsDirectory.path): no such folder")

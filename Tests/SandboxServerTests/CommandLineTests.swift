@@ -3,6 +3,7 @@ import Access
 import GRDB
 import Store
 import Testing
+import X509
 
 /// Runs shell commands and the built `esante-sandbox` executable.
 enum Shell {
@@ -81,6 +82,15 @@ struct CommandLineTests {
         for name in ["cert.pem", "key.pem", "bundle.pem"] {
             #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("out/\(name)").path))
         }
+        // --environment production: issued by the production PKI, minted beside (pki-production).
+        let production = try Shell.sandbox([
+            "certs", "issue", "--pki-dir", dir.appendingPathComponent("pki").path, "--key-type", "p256", "--environment", "production",
+            "--subject", Self.dn, "--out", dir.appendingPathComponent("prod").path,
+        ])
+        #expect(production.status == 0, "\(production.stderr)")
+        let pem = try String(contentsOf: dir.appendingPathComponent("prod/cert.pem"), encoding: .utf8)
+        #expect(SubjectDN(try Certificate(pemEncoded: pem).issuer).rfc4514.contains("SANDBOX PROD AC IGC-SANTE"))
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("pki-production/ca-bundle.pem").path))
     }
 
     @Test(arguments: [

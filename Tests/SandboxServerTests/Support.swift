@@ -105,14 +105,16 @@ struct RunningSandbox {
         return []
     }
 
-    /// One HTTPS request on a new connection with this client certificate.
+    /// One HTTPS request on a new connection with this client certificate (to the listener of `environment`).
     func request(
         _ path: String, method: HTTPRequest.Method = .get, client: ClientFiles?, tlsVersion: TLSVersion? = nil,
-        headers: HTTPFields = [:], body: String? = nil, bytes: [UInt8]? = nil
+        headers: HTTPFields = [:], body: String? = nil, bytes: [UInt8]? = nil, environment: String? = nil
     ) async throws -> TestClient.Response {
-        let configuration = try TLSClients.configuration(client: client, tlsVersion: tlsVersion)
+        let listener = environment.flatMap { name in info.environments.first { $0.name == name } }
+        let configuration = try TLSClients.configuration(
+            client: client, tlsVersion: tlsVersion, trust: listener.map { URL(fileURLWithPath: $0.caCertificateFile) })
         let testClient = TestClient(
-            host: "127.0.0.1", port: tlsPort,
+            host: "127.0.0.1", port: listener.map { Int($0.tls.split(separator: ":").last!)! } ?? tlsPort,
             configuration: .init(tlsConfiguration: configuration, timeout: .seconds(10), serverName: "localhost"))
         testClient.connect()
         defer { Task { try? await testClient.shutdown() } }
@@ -132,9 +134,9 @@ struct RunningSandbox {
 }
 
 enum TLSClients {
-    static func configuration(client: ClientFiles?, tlsVersion: TLSVersion?) throws -> TLSConfiguration {
+    static func configuration(client: ClientFiles?, tlsVersion: TLSVersion?, trust: URL? = nil) throws -> TLSConfiguration {
         var tls = TLSConfiguration.makeClientConfiguration()
-        tls.trustRoots = .file(SharedPKI.pki.caBundleURL.path)
+        tls.trustRoots = .file((trust ?? SharedPKI.pki.caBundleURL).path)
         if let client {
             tls.certificateChain = try NIOSSLCertificate.fromPEMFile(client.certificate.path).map { .certificate($0) }
             tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: client.key.path, format: .pem))
