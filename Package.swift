@@ -21,13 +21,15 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
+        // Already built for HummingbirdTesting; the guided demo is an HTTPS client with client certificates.
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // The executable only parses the command line and wires the modules below.
         .executableTarget(
             name: "esante-sandbox",
             dependencies: [
-                "SandboxServer", "Access", "Store", "TestPKI", "RORFHIR", "INSi",
+                "SandboxServer", "Access", "Store", "TestPKI", "RORFHIR", "INSi", "GuidedDemo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Logging", package: "swift-log"),
@@ -50,6 +52,18 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // `esante-sandbox demo`: the whitelisting flow played against a sandbox over HTTPS, checked step by step.
+        .target(
+            name: "GuidedDemo",
+            dependencies: [
+                "SandboxServer",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         // Who calls and whether they may: identities, DNs, whitelist, journal.

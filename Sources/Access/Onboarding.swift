@@ -248,10 +248,11 @@ public final class Onboarding: Sendable {
     public func validate(_ id: Int64, decision: CommitteeDecision, actor: String) throws -> OnboardingRequest {
         try transition(id, to: .validated, actor: actor, reason: decision.reason) { request in
             var decision = decision
-            if request.service == .rorFHIR, request.direction == .consume {
-                guard decision.accessProfile != nil else {
+            if request.service == .rorFHIR {
+                if request.direction == .consume, decision.accessProfile == nil {
                     throw OnboardingError(.invalid, "accessProfile: the committee assigns a ROR access profile (0 to 5) to a consumer")
                 }
+                // Consumers and feeders both get a Keycloak client (the feed takes a bearer token too).
                 decision.clientId = decision.clientId ?? "sandbox-client-\(request.id)"
             }
             request.committee = decision
@@ -402,7 +403,7 @@ public final class Onboarding: Sendable {
     /// The whitelist entries a request stands for: one per certificate, scoped to its establishments.
     func entries(for request: OnboardingRequest) throws -> [WhitelistEntry] {
         let committee = request.committee
-        let client = request.service == .rorFHIR && request.direction == .consume
+        let client = request.service == .rorFHIR
         func entry(certificatePEM: String?, subjectDN: String?, establishments: [String], what: String) throws -> WhitelistEntry {
             let whitelistRequest = WhitelistRequest(
                 environment: request.environment, service: request.service.rawValue, subjectDN: subjectDN,

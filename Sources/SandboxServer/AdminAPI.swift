@@ -101,6 +101,7 @@ enum AdminAPI {
         AdminINSi.add(to: admin, directory: sandbox.insi.directory)
         AdminOnboarding.add(to: admin, onboarding: sandbox.onboarding)
         AdminFaults.add(to: admin, sandbox: sandbox)
+        AdminCertificates.add(to: admin, sandbox: sandbox)
 
         admin.get("openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"],

@@ -321,6 +321,18 @@ enum AdminOpenAPI {
       "delete": {"summary": "Remove a fault", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
         "responses": {"204": {"description": "Removed"}, "404": {"description": "Absent", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}
     },
+    "/admin/certificates": {
+      "post": {"summary": "Certificate workshop: mint a client certificate (or a negative one) in an environment's PKI; nothing is whitelisted",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["subjectDN"], "properties": {
+          "subjectDN": {"type": "string"}, "environment": {"type": "string"},
+          "negative": {"type": "string", "enum": ["expired", "not-yet-valid", "self-signed", "untrusted-ca", "server-eku", "revoked", "mismatched-key"]},
+          "keyType": {"type": "string", "enum": ["rsa", "p256"]}}}}}},
+        "responses": {"201": {"description": "PEMs and what the certificate says", "content": {"application/json": {"schema": {"type": "object", "properties": {
+          "subjectDN": {"type": "string"}, "issuerDN": {"type": "string"}, "serialNumber": {"type": "string"}, "spkiSHA256": {"type": "string"},
+          "notValidBefore": {"type": "string", "format": "date-time"}, "notValidAfter": {"type": "string", "format": "date-time"},
+          "certificatePEM": {"type": "string"}, "privateKeyPEM": {"type": "string"}, "bundlePEM": {"type": "string"}}}}}},
+          "400": {"description": "Invalid order (the field is named)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}
+    },
     "/admin/openapi.json": {
       "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}}}
     }

@@ -12,7 +12,7 @@ struct EsanteSandbox: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "esante-sandbox",
         abstract: "An offline stand-in for the French national e-health services (ROR, INSi, DMP, Mon espace santé).",
-        subcommands: [Serve.self, Certs.self, WhitelistCommand.self, JournalCommand.self, INSiCommand.self, OnboardingCommand.self, Seed.self],
+        subcommands: [Serve.self, Certs.self, WhitelistCommand.self, JournalCommand.self, INSiCommand.self, OnboardingCommand.self, DemoCommand.self, Seed.self],
         defaultSubcommand: Serve.self)
 }
 

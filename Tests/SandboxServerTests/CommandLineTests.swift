@@ -144,6 +144,31 @@ struct CommandLineTests {
         #expect(try Shell.sandbox(["onboarding", "list", "--state", "whitelisted"] + data).stdout.split(separator: "\n").count == 1)
     }
 
+    /// `demo` plays the whole story against a sandbox it starts, and exits 0 when every step behaved as announced.
+    @Test func demoPlaysTheStoryEndToEnd() throws {
+        let output = try Shell.sandbox(["demo", "--seeds", SharedPKI.repositorySeeds.path, "--whitelist-delay", "0"])
+        #expect(output.status == 0, "\(output.stdout)\n\(output.stderr)")
+        for line in ["2. It calls the ROR capacity feed before being whitelisted: refused.", "403 Forbidden — The certificate subject DN",
+                     "state validated, client id sandbox-client-1", "the consumer sees 4 available beds", "Done: every step behaved as announced."] {
+            #expect(output.stdout.contains(line), "\(line)")
+        }
+    }
+
+    /// Against a running sandbox where the publisher is already whitelisted, step 2 is not as announced: exit 1.
+    @Test func demoFailsWhenAStepDoesNotBehaveAsAnnounced() async throws {
+        let dir = try Self.folder()
+        let ready = dir.appendingPathComponent("ready.json")
+        let running = try await RunningSandbox.start(seeds: SharedPKI.repositorySeeds, readyFile: ready)
+        defer { Task { await running.stop() } }
+        try running.whitelist("ror-fhir", dn: "CN=DEMO-EDITEUR-LITS,OU=0002 759000001,O=EDITEUR DEMO GESTION DES LITS,ST=Paris (75),C=FR")
+        let output = try Shell.sandbox(["demo", "--ready-file", ready.path, "--seeds", SharedPKI.repositorySeeds.path])
+        #expect(output.status == 1, "\(output.stdout)\n\(output.stderr)")
+        #expect(output.stderr.contains("demo failed: step 2: expected 403"), "\(output.stderr)")
+        let missing = try Shell.sandbox(["demo", "--ready-file", dir.appendingPathComponent("none.json").path])
+        #expect(missing.status == 2)
+        #expect(missing.stderr.contains("cannot read the ready file"))
+    }
+
     /// `journal --follow --json` prints rows written by another process as they arrive.
     @Test func journalFollowPrintsNewRows() async throws {
         let dir = try Self.folder()

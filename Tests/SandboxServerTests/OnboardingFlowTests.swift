@@ -3,6 +3,8 @@ import Foundation
 import HTTPTypes
 import SandboxServer
 import Testing
+import TestPKI
+import X509
 
 @Suite("Onboarding flow over the admin API and mutual TLS")
 struct OnboardingFlowTests {
@@ -96,5 +98,36 @@ struct OnboardingFlowTests {
         #expect(try running.sandbox.onboarding.list().isEmpty)
         let clock = try await running.admin("/admin/clock", method: .post, body: #"{"speed": 60}"#)
         #expect(try clock.json()["label"] as? String == "×60 (1 min per second)")
+    }
+
+    /// The certificate workshop mints in the sandbox PKI: the PEMs work over mutual TLS; bad orders are 400s.
+    @Test func certificateWorkshopMintsUsableCertificates() async throws {
+        let running = try await RunningSandbox.start(rejectMode: .http)
+        defer { Task { await running.stop() } }
+        let minted = try await running.admin("/admin/certificates", method: .post, body: #"{"subjectDN": "CN=ATELIER,O=EDITEUR,C=FR", "keyType": "p256"}"#)
+        #expect(minted.status == .created, "\(minted.text)")
+        let order = try minted.json()
+        #expect(order["subjectDN"] as? String == "CN=ATELIER,O=EDITEUR,C=FR")
+        #expect((order["bundlePEM"] as? String)?.contains("PRIVATE KEY") == true)
+        let folder = SharedPKI.directory.appendingPathComponent("clients/workshop-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try (order["certificatePEM"] as! String).write(to: folder.appendingPathComponent("cert.pem"), atomically: true, encoding: .utf8)
+        try (order["privateKeyPEM"] as! String).write(to: folder.appendingPathComponent("key.pem"), atomically: true, encoding: .utf8)
+        let files = ClientFiles(folder: folder, issued: IssuedCertificate(
+            certificate: try Certificate(pemEncoded: order["certificatePEM"] as! String),
+            privateKey: try Certificate.PrivateKey(pemEncoded: order["privateKeyPEM"] as! String)))
+        let whoami = try await running.request("/_sandbox/whoami", client: files)
+        #expect(whoami.status == .ok)
+        #expect(try whoami.json()["subjectDN"] as? String == "CN=ATELIER,O=EDITEUR,C=FR")
+
+        let expired = try await running.admin("/admin/certificates", method: .post, body: #"{"subjectDN": "CN=VIEUX,C=FR", "negative": "expired", "keyType": "p256"}"#)
+        #expect(try expired.json()["negative"] as? String == "expired")
+        for (body, message) in [(#"{"subjectDN": "CN=a,,"}"#, "subjectDN"), (#"{"subjectDN": "CN=a", "negative": "broken"}"#, "negative: 'broken'"),
+                                (#"{"subjectDN": "CN=a", "environment": "production"}"#, "environment: 'production' is not served"),
+                                (#"{"subjectDN": "CN=a", "keyType": "dsa"}"#, "keyType: 'dsa'"), (#"{}"#, "missing field")] {
+            let response = try await running.admin("/admin/certificates", method: .post, body: body)
+            #expect(response.status == .badRequest, "\(body)")
+            #expect(response.text.contains(message), "\(body): \(response.text)")
+        }
     }
 }
