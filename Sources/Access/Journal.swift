@@ -214,6 +214,24 @@ public final class Journal: Sendable {
         }
     }
 
+    /// Accepted and refused rows since `date` (the console's dashboard).
+    public func counts(since date: Date) throws -> (accepted: Int, refused: Int) {
+        flush()
+        return try store.writer.read { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT decision, COUNT(*) AS n FROM journal WHERE time >= ? GROUP BY decision", arguments: [date])
+            var counts = (accepted: 0, refused: 0)
+            for row in rows {
+                if row["decision"] == JournalDecision.accepted.rawValue { counts.accepted = row["n"] } else { counts.refused = row["n"] }
+            }
+            return counts
+        }
+    }
+
+    public func entry(id: Int64) throws -> JournalEntry? {
+        flush()
+        return try store.writer.read { db in try JournalEntry.fetchOne(db, key: id) }
+    }
+
     public func removeAll() throws {
         flush()
         _ = try store.writer.write { db in try JournalEntry.deleteAll(db) }

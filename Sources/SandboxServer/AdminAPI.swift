@@ -21,7 +21,9 @@ enum AdminAPI {
     static func add(to router: Router<AdminRequestContext>, sandbox: Sandbox) {
         if let token = sandbox.configuration.adminToken, !token.isEmpty {
             router.add(middleware: AdminTokenMiddleware(token: token))
+            AdminTokenMiddleware.addLogin(to: router, token: token)
         }
+        Console.add(to: router, sandbox: sandbox)
         let admin = router.group("admin")
 
         admin.get("health") { _, _ in
@@ -163,11 +165,48 @@ struct AdminTokenMiddleware: RouterMiddleware {
             value.lowercased().hasPrefix("bearer ") ? String(value.dropFirst(7)) : nil
         }
         let header = request.headers[HTTPField.Name("X-Admin-Token")!]
-        guard bearer == token || header == token else {
+        let path = request.uri.path
+        if path == "/console/login" { return try await next(request, context) }
+        guard bearer == token || header == token || Self.cookie(request) == token else {
+            if path == "/console" || path.hasPrefix("/console/") || path == "/" {
+                // A browser: the login form (the token then travels as a same-site cookie).
+                return Self.loginPage(status: .unauthorized)
+            }
             var response = SandboxJSON.error(.unauthorized, "admin token required (Authorization: Bearer <token>)")
             response.headers[.wwwAuthenticate] = "Bearer realm=\"esante-sandbox-admin\""
             return response
         }
         return try await next(request, context)
+    }
+
+    static let cookieName = "esante_admin_token"
+
+    static func cookie(_ request: Request) -> String? {
+        for header in request.headers[values: .cookie] {
+            for part in header.split(separator: ";") {
+                let pair = part.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
+                if pair.count == 2, pair[0] == cookieName { return String(pair[1]).removingPercentEncoding }
+            }
+        }
+        return nil
+    }
+
+    static func loginPage(status: HTTPResponse.Status, error: String? = nil) -> Response {
+        HTML.page("Connexion", active: "", """
+            \(error.map { HTML.notice($0, error: true) } ?? "<p>Ce bac à sable protège son administration par un jeton (<code>--admin-token</code>).</p>")
+            <form class="panel" method="post" action="/console/login">\(HTML.field("token", "Jeton d'administration", error: error, type: "password", required: true))\
+            <div><button>Entrer</button></div></form>
+            """, status: status)
+    }
+
+    static func addLogin(to router: Router<AdminRequestContext>, token: String) {
+        router.get("console/login") { _, _ in loginPage(status: .ok) }
+        router.post("console/login") { request, _ in
+            let form = try await FormData.read(request)
+            guard let given = form["token"], given == token else { return loginPage(status: .unauthorized, error: "jeton incorrect") }
+            var response = HTML.redirect("/console")
+            response.headers[.setCookie] = "\(cookieName)=\(HTML.url(token)); Path=/; HttpOnly; SameSite=Strict"
+            return response
+        }
     }
 }

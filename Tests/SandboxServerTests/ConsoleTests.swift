@@ -1,0 +1,166 @@
+import Access
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import Testing
+
+@testable import SandboxServer
+
+@Suite("Web console pages and forms")
+struct ConsoleTests {
+    static let form: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
+
+    static func post(_ running: RunningSandbox, _ path: String, _ fields: [(String, String)], headers: HTTPFields = [:]) async throws -> TestClient.Response {
+        let body = fields.map { "\($0.0)=\(HTML.url($0.1))" }.joined(separator: "&")
+        var all = form
+        for field in headers { all.append(field) }
+        return try await running.admin(path, method: .post, body: body, headers: all)
+    }
+
+    @Test func everyPageRendersOfflineHTML() async throws {
+        let running = try await RunningSandbox.start(seeds: SharedPKI.repositorySeeds)
+        defer { Task { await running.stop() } }
+        let pages = ["/console": "Tableau de bord", "/console/onboarding": "Nouvelle demande", "/console/whitelist": "demo ROR consumer",
+                     "/console/journal": "journal-rows", "/console/data": "Location", "/console/data?type=Organization&identifier=759000001": "CENTRE HOSPITALIER",
+                     "/console/data/Location/loc-00001-1": "resource-json", "/console/capacity": "Installés", "/console/certificates": "certificate-form",
+                     "/console/faults": "fault-form"]
+        for (path, marker) in pages {
+            let response = try await running.admin(path)
+            #expect(response.status == .ok, "\(path)")
+            #expect(response.headers[.contentType] == "text/html; charset=utf-8")
+            #expect(response.text.contains(marker), "\(path) should show \(marker)")
+            // Nothing fetched from elsewhere: no external stylesheet, script, font or image.
+            #expect(!response.text.contains("src=\"http") && !response.text.contains("<link") && !response.text.contains("@import"), "\(path)")
+            #expect(response.text.contains("name=\"viewport\""))
+        }
+        #expect(try await running.admin("/console/data/Location/nope").status == .notFound)
+        #expect(try await running.admin("/console/journal/999999").status == .notFound)
+        #expect(try await running.admin("/").headers[.location] == "/console")
+    }
+
+    @Test func onboardingFormsShowErrorsInlineAndDriveTheFlow() async throws {
+        let running = try await RunningSandbox.start()
+        defer { Task { await running.stop() } }
+        let bad = try await Self.post(running, "/console/onboarding", [("kind", "saas"), ("direction", "consume"), ("service", "ror-fhir"),
+                                                                        ("contact", "qa@example.test"), ("subjectDN", "CN=broken,,")])
+        #expect(bad.status == .badRequest)
+        #expect(bad.text.contains("aria-invalid=\"true\""))
+        #expect(bad.text.contains("value=\"CN=broken,,\""), "the form keeps what was typed")
+        #expect(bad.text.contains("subjectDN"))
+        #expect(try running.sandbox.onboarding.list().isEmpty)
+        let noFINESS = try await Self.post(running, "/console/onboarding", [("kind", "eai-regional"), ("direction", "feed"), ("service", "ror-fhir"),
+                                                                             ("contact", "eai@example.test"), ("subjectDN", "CN=EAI,O=GCS,C=FR")])
+        #expect(noFINESS.status == .badRequest)
+        #expect(noFINESS.text.contains("<em class=\"error\">establishments: a feeding eai-regional gives the FINESS it acts for</em>"))
+
+        let created = try await Self.post(running, "/console/onboarding", [("kind", "saas"), ("direction", "consume"), ("service", "ror-fhir"),
+                                                                            ("contact", "qa@example.test"), ("subjectDN", "CN=CONSOLE,O=EDITEUR,C=FR")])
+        #expect(created.status == .seeOther)
+        #expect(created.headers[.location] == "/console/onboarding#request-1")
+        let list = try await running.admin("/console/onboarding")
+        #expect(list.text.contains("CN=CONSOLE,O=EDITEUR,C=FR"))
+        #expect(list.text.contains("/console/onboarding/1/validate"))
+        let missingProfile = try await Self.post(running, "/console/onboarding/1/validate", [])
+        #expect(missingProfile.status == .badRequest)
+        #expect(missingProfile.text.contains("accessProfile"))
+        #expect(try await Self.post(running, "/console/onboarding/1/validate", [("accessProfile", "2")]).status == .seeOther)
+        #expect(try await Self.post(running, "/console/onboarding/1/tests-done", []).status == .seeOther)
+        #expect(try running.sandbox.onboarding.request(1).state == .whitelisted)
+        let again = try await Self.post(running, "/console/onboarding/1/tests-done", [])
+        #expect(again.status == .conflict)
+        #expect(again.text.contains("Demande #1 : request 1 is whitelisted"))
+        #expect(try await running.admin("/console/whitelist").text.contains("demande #1"))
+        #expect(try await Self.post(running, "/console/onboarding/1/revoke", [("reason", "fin")]).status == .seeOther)
+        #expect(try await Self.post(running, "/console/clock", [("speed", "0")]).status == .badRequest)
+        #expect(try await Self.post(running, "/console/clock", [("speed", "3600")]).status == .seeOther)
+        #expect(try await running.admin("/console").text.contains("×3600 (1 h per second)"))
+    }
+
+    @Test func journalRowsArriveAfterAnIdAndOpenInFull() async throws {
+        let running = try await RunningSandbox.start(rejectMode: .http)
+        defer { Task { await running.stop() } }
+        let client = try SharedPKI.client("CN=JOURNAL-CONSOLE,O=EDITEUR,C=FR")
+        _ = try await running.request("/ws-diffusion-fhir/metadata", client: client, headers: [.authorization: "Bearer secret-token-value"])
+        let rows = try await running.journalRows { $0.path == "/ws-diffusion-fhir/metadata" }
+        let id = try #require(rows.first?.id)
+        let fragment = try await running.admin("/console/journal/rows?after=\(id - 1)")
+        #expect(fragment.text.contains("/console/journal/\(id)"))
+        #expect(fragment.text.contains("CN=JOURNAL-CONSOLE,O=EDITEUR,C=FR"))
+        #expect(fragment.headers[HTTPField.Name("X-Last-Id")!] == "\(id)")
+        #expect(try await running.admin("/console/journal/rows?after=\(id)").text.isEmpty)
+        #expect(try await running.admin("/console/journal/rows").status == .badRequest)
+        let detail = try await running.admin("/console/journal/\(id)")
+        #expect(detail.text.contains("not-whitelisted"))
+        #expect(detail.text.contains("&quot;resourceType&quot; : &quot;OperationOutcome&quot;"), "the body pretty-printed")
+        #expect(!detail.text.contains("secret-token-value"), "authorization masked")
+        #expect(detail.text.contains("Bearer ***(18 chars)"))
+    }
+
+    @Test func certificateAndFaultFormsValidateInline() async throws {
+        let running = try await RunningSandbox.start()
+        defer { Task { await running.stop() } }
+        let minted = try await Self.post(running, "/console/certificates", [("subjectDN", "CN=ATELIER-CONSOLE,C=FR"), ("keyType", "p256"), ("negative", "expired")])
+        #expect(minted.status == .ok)
+        #expect(minted.text.contains("download=\"bundle.pem\" href=\"data:application/x-pem-file;base64,"))
+        #expect(minted.text.contains("BEGIN CERTIFICATE"))
+        #expect(minted.text.contains("expired"))
+        let bad = try await Self.post(running, "/console/certificates", [("subjectDN", "CN=x,FOO=bar")])
+        #expect(bad.status == .badRequest)
+        #expect(bad.text.contains("aria-invalid=\"true\""))
+        #expect(bad.text.contains("FOO"))
+
+        let fault = try await Self.post(running, "/console/faults", [("target", "insi"), ("errorPercent", "25"), ("label", "démo")])
+        #expect(fault.status == .seeOther)
+        #expect(running.sandbox.faults.rules.first?.errorRate == 0.25)
+        #expect(try await running.admin("/console/faults").text.contains("insi: 25 % 503"))
+        let invalid = try await Self.post(running, "/console/faults", [("target", "insi"), ("errorPercent", "lots")])
+        #expect(invalid.status == .badRequest)
+        #expect(invalid.text.contains("errorPercent: &apos;lots&apos; is not a number"))
+        let nothing = try await Self.post(running, "/console/faults", [("target", "insi")])
+        #expect(nothing.text.contains("at least one effect"))
+        #expect(try await Self.post(running, "/console/faults/1/delete", []).status == .seeOther)
+        #expect(running.sandbox.faults.rules.isEmpty)
+    }
+
+    @Test func capacityBoardAndDataPageFollowAPatch() async throws {
+        let (running, feeder, token) = try await RORCapacityFeedTests.start()
+        defer { Task { await running.stop() } }
+        let patched = try await RORCapacityFeedTests.patch(running, body: RORCapacityFeedTests.body(
+            "replace", path: RORCapacityFeedTests.selector(status: "02"), value: RORCapacityFeedTests.indicator(status: "02", count: 17)),
+                                                          client: feeder, token: token)
+        #expect(patched.status == .ok)
+        let board = try await running.admin("/console/capacity/board?finess=759000001")
+        #expect(board.text.contains("Disponibles indifférencié <b>17</b>"), "\(board.text.prefix(400))")
+        let resource = try await running.admin("/console/data/Location/loc-00001-1")
+        #expect(resource.text.contains("Version 1 → 2"))
+        #expect(resource.text.contains("<span class=\"add\">+ ") && resource.text.contains("&quot;valueInteger&quot; : 17"))
+        #expect(try await running.admin("/console/capacity/board?finess=000000000").text.contains("Aucun établissement"))
+    }
+
+    @Test func consoleBehindAnAdminTokenAsksForItOnce() async throws {
+        let running = try await RunningSandbox.start { $0.adminToken = "jeton" }
+        defer { Task { await running.stop() } }
+        let denied = try await running.admin("/console")
+        #expect(denied.status == .unauthorized)
+        #expect(denied.text.contains("action=\"/console/login\""))
+        #expect(try await Self.post(running, "/console/login", [("token", "faux")]).status == .unauthorized)
+        let login = try await Self.post(running, "/console/login", [("token", "jeton")])
+        #expect(login.status == .seeOther)
+        let cookie = try #require(login.headers[.setCookie])
+        #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"))
+        let page = try await running.admin("/console", headers: [.cookie: String(cookie.split(separator: ";")[0])])
+        #expect(page.status == .ok)
+        #expect(try await running.admin("/admin/whitelist").status == .unauthorized, "the API still wants the bearer token")
+    }
+
+    @Test func prettyPrintingAndDiffs() {
+        #expect(Pretty.print(Data(#"{"b":1,"a":[true]}"#.utf8)) == "{\n  \"a\" : [\n    true\n  ],\n  \"b\" : 1\n}")
+        #expect(Pretty.print(Data("<a><b>x</b><c/></a>".utf8)) == "<a>\n  <b>x</b>\n  <c/>\n</a>")
+        #expect(Pretty.print(Data("plain".utf8)) == "plain")
+        let diff = LineDiff.lines(old: ["a", "b", "c"], new: ["a", "x", "c", "d"])
+        #expect(diff == [.same("a"), .added("x"), .removed("b"), .same("c"), .added("d")] || diff == [.same("a"), .removed("b"), .added("x"), .same("c"), .added("d")])
+        #expect(LineDiff.html(old: "same", new: "same").contains("identiques"))
+        #expect(HTML.escape("<a href='x'>&\"") == "&lt;a href=&apos;x&apos;&gt;&amp;&quot;")
+        #expect(FormData("a=1+2&b=%C3%A9&c=").values == ["a": ["1 2"], "b": ["é"], "c": [""]])
+    }
+}
