@@ -214,11 +214,11 @@ public final class Journal: Sendable {
         }
     }
 
-    /// Accepted and refused rows since `date` (the console's dashboard).
+    /// Calls accepted and refused since `date` (the console's dashboard; onboarding and fault rows are not calls).
     public func counts(since date: Date) throws -> (accepted: Int, refused: Int) {
         flush()
         return try store.writer.read { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT decision, COUNT(*) AS n FROM journal WHERE time >= ? GROUP BY decision", arguments: [date])
+            let rows = try Row.fetchAll(db, sql: "SELECT decision, COUNT(*) AS n FROM journal WHERE time >= ? AND method NOT IN ('ONBOARDING', 'FAULT') GROUP BY decision", arguments: [date])
             var counts = (accepted: 0, refused: 0)
             for row in rows {
                 if row["decision"] == JournalDecision.accepted.rawValue { counts.accepted = row["n"] } else { counts.refused = row["n"] }

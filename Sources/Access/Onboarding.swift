@@ -404,12 +404,12 @@ public final class Onboarding: Sendable {
     func entries(for request: OnboardingRequest) throws -> [WhitelistEntry] {
         let committee = request.committee
         let client = request.service == .rorFHIR
-        func entry(certificatePEM: String?, subjectDN: String?, establishments: [String], what: String) throws -> WhitelistEntry {
+        func entry(certificatePEM: String?, subjectDN: String?, establishments: [String], what: String, clientSuffix: String = "") throws -> WhitelistEntry {
             let whitelistRequest = WhitelistRequest(
                 environment: request.environment, service: request.service.rawValue, subjectDN: subjectDN,
                 certificatePEM: certificatePEM, role: request.direction.rawValue, establishments: establishments,
                 label: "onboarding #\(request.id) \(request.kind.rawValue) (\(request.contact))",
-                clientId: client ? committee?.clientId : nil, accessProfile: client ? committee?.accessProfile : nil,
+                clientId: client ? committee?.clientId.map { $0 + clientSuffix } : nil, accessProfile: client ? committee?.accessProfile : nil,
                 clientSecret: client ? committee?.clientSecret : nil, rorHeaders: client ? committee?.rorHeaders : nil)
             do {
                 var entry = try Whitelist.entry(from: whitelistRequest, origin: "onboarding", now: clock.now)
@@ -421,8 +421,9 @@ public final class Onboarding: Sendable {
         }
         if request.kind == .proprietary {
             return try request.establishmentCertificates.map {
+                // One Keycloak client per establishment certificate (`<client>-<FINESS>`): a token is bound to one certificate.
                 try entry(certificatePEM: $0.certificatePEM, subjectDN: nil, establishments: [$0.finess],
-                          what: "certificate of establishment \($0.finess)")
+                          what: "certificate of establishment \($0.finess)", clientSuffix: "-" + $0.finess)
             }
         }
         return [try entry(certificatePEM: request.certificatePEM, subjectDN: request.subjectDN,

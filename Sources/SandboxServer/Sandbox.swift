@@ -279,6 +279,7 @@ public final class Sandbox: Sendable {
         }
         lines += [
             "  admin API  : \(info.admin)/admin/health   (OpenAPI: \(info.admin)/admin/openapi.json)",
+            "  console    : \(info.admin)/console   (onboarding: ANS delay \(onboarding.delay), clock \(clock.view.label))",
             "  CA bundle  : \(info.caCertificateFile)",
         ]
         if let consumer = demoClients["ror-consumer"] ?? demoClients.values.first {

@@ -130,4 +130,46 @@ struct OnboardingFlowTests {
             #expect(response.text.contains(message), "\(body): \(response.text)")
         }
     }
+
+    /// A proprietary solution: each establishment's certificate feeds its own establishment only; an EAI's one
+    /// certificate feeds every FINESS of its list and nothing else.
+    @Test func feedScopeFollowsTheRequestKind() async throws {
+        let running = try await RunningSandbox.start(seeds: SharedPKI.repositorySeeds)
+        defer { Task { await running.stop() } }
+        let first = try SharedPKI.client("CN=PROPRIETAIRE-A,O=EDITEUR PROPRIETAIRE,C=FR")
+        let second = try SharedPKI.client("CN=PROPRIETAIRE-B,O=EDITEUR PROPRIETAIRE,C=FR")
+        let eai = try SharedPKI.client("CN=EAI-REGION,O=GCS REGION,C=FR")
+        func pem(_ files: ClientFiles) throws -> String { try String(contentsOf: files.certificate, encoding: .utf8) }
+        let proprietary = try running.sandbox.onboarding.submit(OnboardingSubmission(
+            kind: "proprietary", direction: "feed", service: "ror-fhir", contact: "p@example.test",
+            establishmentCertificates: [.init(finess: "759000001", certificatePEM: try pem(first)),
+                                        .init(finess: "759000009", certificatePEM: try pem(second))]), actor: "test")
+        let regional = try running.sandbox.onboarding.submit(OnboardingSubmission(
+            kind: "eai-regional", direction: "feed", service: "ror-fhir", contact: "e@example.test",
+            subjectDN: "CN=EAI-REGION,O=GCS REGION,C=FR", establishments: ["759000009"]), actor: "test")
+        for id in [proprietary.id, regional.id] {
+            _ = try running.sandbox.onboarding.validate(id, decision: .init(), actor: "c")
+            #expect(try running.sandbox.onboarding.markTestsDone(id, actor: "p").state == .whitelisted)
+        }
+        func token(_ client: ClientFiles, _ clientId: String) async throws -> String {
+            let answer = try await RORFHIRTests.token(running, client: client, form: "grant_type=client_credentials&client_id=\(clientId)")
+            return try #require(try answer.json()["access_token"] as? String, "\(clientId): \(answer.text)")
+        }
+        let body = RORCapacityFeedTests.body("replace", path: RORCapacityFeedTests.selector(status: "02"),
+                                             value: RORCapacityFeedTests.indicator(status: "02", count: 2))
+        // loc-00005-1 (FINESS 759000009) counts places (nature 02).
+        let places = RORCapacityFeedTests.body("replace", path: RORCapacityFeedTests.selector(status: "02"),
+                                               value: RORCapacityFeedTests.indicator(status: "02", type: "02", count: 2))
+        let tokenA = try await token(first, "sandbox-client-\(proprietary.id)-759000001")
+        let tokenB = try await token(second, "sandbox-client-\(proprietary.id)-759000009")
+        let tokenEAI = try await token(eai, "sandbox-client-\(regional.id)")
+        #expect(try await RORCapacityFeedTests.patch(running, "1759000001/LIT000011", body: body, client: first, token: tokenA).status == .ok)
+        #expect(try await RORCapacityFeedTests.patch(running, "1759000009/LIT000051", body: places, client: first, token: tokenA).status == .forbidden)
+        #expect(try await RORCapacityFeedTests.patch(running, "1759000009/LIT000051", body: places, client: second, token: tokenB).status == .ok)
+        #expect(try await RORCapacityFeedTests.patch(running, "1759000009/LIT000051", body: places, client: eai, token: tokenEAI).status == .ok)
+        #expect(try await RORCapacityFeedTests.patch(running, "1759000001/LIT000011", body: body, client: eai, token: tokenEAI).status == .forbidden)
+        // The ANS adds 759000001 to the EAI's list by mail: now it may feed it.
+        _ = try running.sandbox.onboarding.setEstablishments(regional.id, ["759000009", "759000001"], actor: "ans")
+        #expect(try await RORCapacityFeedTests.patch(running, "1759000001/LIT000011", body: body, client: eai, token: tokenEAI).status == .ok)
+    }
 }
