@@ -35,12 +35,38 @@ public struct ProfileValidator: Sendable {
         public var expression: String
     }
 
-    public var profiles: [String: Profile]
+    public var profiles: [String: Profile] {
+        didSet { compiled = profiles.mapValues { $0.rules.map(CompiledRule.init) } }
+    }
     public var codeLists: [String: Set<String>]
+    /// The rules with their paths parsed once (parsing them for every write was a tenth of a capacity PATCH).
+    private var compiled: [String: [CompiledRule]]
+
+    struct Segment: Sendable {
+        var name: String
+        var filter: (key: String, value: String)?
+    }
+
+    struct CompiledRule: Sendable {
+        var rule: Rule
+        var segments: [Segment]
+        /// FHIRPath of the elements found, relative to the node checked (the same for every element found).
+        var suffix: String
+        var each: [CompiledRule]
+
+        init(_ rule: Rule) {
+            self.rule = rule
+            self.segments = ProfileValidator.segments(rule.path).map { Segment(name: $0.name, filter: $0.filter) }
+            self.suffix = ProfileValidator.expression(rule.path, base: "")
+            self.each = (rule.each ?? []).map(CompiledRule.init)
+        }
+    }
 
     public init(profiles: [Profile] = [], codeLists: [String: [String]] = [:]) {
-        self.profiles = Dictionary(profiles.map { ($0.resourceType, $0) }, uniquingKeysWith: { first, _ in first })
+        let byType = Dictionary(profiles.map { ($0.resourceType, $0) }, uniquingKeysWith: { first, _ in first })
+        self.profiles = byType
         self.codeLists = codeLists.mapValues(Set.init)
+        self.compiled = byType.mapValues { $0.rules.map(CompiledRule.init) }
     }
 
     /// `profiles.json` (`{"profiles": [...]}`) and `code-lists.json` (`{"lists": {name: [codes]}}`) of a folder.
@@ -70,43 +96,53 @@ public struct ProfileValidator: Sendable {
         guard let type = resource["resourceType"] as? String else {
             return [Issue(code: "structure", diagnostics: "resourceType is missing", expression: "resourceType")]
         }
-        guard let profile = profiles[type] else { return [] }
+        guard let rules = compiled[type] else { return [] }
         var issues: [Issue] = []
-        check(profile.rules, on: resource, expression: type, into: &issues)
+        check(rules, on: resource, expression: type, into: &issues)
         return issues
     }
 
-    func check(_ rules: [Rule], on node: Any, expression: String, into issues: inout [Issue]) {
-        for rule in rules {
-            let found = Self.select(rule.path, from: node, expression: expression)
-            let where_ = Self.expression(rule.path, base: expression)
+    func check(_ rules: [CompiledRule], on node: Any, expression: String, into issues: inout [Issue]) {
+        for compiled in rules {
+            let rule = compiled.rule
+            let found = Self.select(compiled.segments, from: node)
+            // Every element found has the same FHIRPath (filters are where-forms, not indexes): built once, and only
+            // when an issue or a nested rule needs it.
+            var built: String?
+            func at() -> String {
+                if let built { return built }
+                let text = expression + compiled.suffix
+                built = text
+                return text
+            }
+            let where_ = { at() }
             if let min = rule.min, found.count < min {
-                issues.append(Issue(code: "required", diagnostics: "\(where_): at least \(min) required, \(found.count) found", expression: where_))
+                issues.append(Issue(code: "required", diagnostics: "\(where_()): at least \(min) required, \(found.count) found", expression: where_()))
             }
             if let max = rule.max, found.count > max {
-                issues.append(Issue(code: "structure", diagnostics: "\(where_): at most \(max) allowed, \(found.count) found", expression: where_))
+                issues.append(Issue(code: "structure", diagnostics: "\(where_()): at most \(max) allowed, \(found.count) found", expression: where_()))
             }
-            for (value, at) in found {
+            for value in found {
                 if let type = rule.type, !Self.matches(value, type: type) {
-                    issues.append(Issue(code: "value", diagnostics: "\(at): '\(value)' is not a valid \(type)", expression: at))
+                    issues.append(Issue(code: "value", diagnostics: "\(at()): '\(value)' is not a valid \(type)", expression: at()))
                     continue
                 }
                 if let binding = rule.binding {
                     if let list = codeLists[binding] {
                         if let code = value as? String, !list.contains(code) {
-                            issues.append(Issue(code: "code-invalid", diagnostics: "\(at): code '\(code)' is not in \(binding) (\(list.sorted().joined(separator: ", ")))", expression: at))
+                            issues.append(Issue(code: "code-invalid", diagnostics: "\(at()): code '\(code)' is not in \(binding) (\(list.sorted().joined(separator: ", ")))", expression: at()))
                         }
                     } else {
-                        issues.append(Issue(code: "code-invalid", diagnostics: "\(at): code list \(binding) is not loaded", expression: at))
+                        issues.append(Issue(code: "code-invalid", diagnostics: "\(at()): code list \(binding) is not loaded", expression: at()))
                     }
                 }
                 if let targets = rule.targets, let reference = value as? String {
                     let type = reference.split(separator: "/").dropLast().last.map(String.init) ?? ""
                     if !targets.contains(type) {
-                        issues.append(Issue(code: "value", diagnostics: "\(at): '\(reference)' must reference \(targets.joined(separator: " or "))", expression: at))
+                        issues.append(Issue(code: "value", diagnostics: "\(at()): '\(reference)' must reference \(targets.joined(separator: " or "))", expression: at()))
                     }
                 }
-                if let each = rule.each { check(each, on: value, expression: at, into: &issues) }
+                if !compiled.each.isEmpty { check(compiled.each, on: value, expression: at(), into: &issues) }
             }
         }
     }
@@ -139,21 +175,19 @@ public struct ProfileValidator: Sendable {
         return (String(segment[..<open]), (String(filter[..<equals]), String(filter[filter.index(after: equals)...])))
     }
 
-    /// Values at a path, with the FHIRPath of each (`…extension.where(url='…')[1]`-free: the where-form).
-    static func select(_ path: String, from node: Any, expression: String) -> [(Any, String)] {
-        var current: [(Any, String)] = [(node, expression)]
-        for (name, filter) in segments(path) {
-            var next: [(Any, String)] = []
-            for (value, at) in current {
-                guard let object = value as? [String: Any], let child = object[name] else { continue }
+    /// Values at a path.
+    static func select(_ segments: [Segment], from node: Any) -> [Any] {
+        var current: [Any] = [node]
+        for segment in segments {
+            var next: [Any] = []
+            for value in current {
+                guard let object = value as? [String: Any], let child = object[segment.name] else { continue }
                 let items = (child as? [Any]) ?? [child]
                 for item in items {
-                    if let filter {
+                    if let filter = segment.filter {
                         guard (item as? [String: Any])?[filter.key] as? String == filter.value else { continue }
-                        next.append((item, "\(at).\(name).where(\(filter.key)='\(filter.value)')"))
-                    } else {
-                        next.append((item, "\(at).\(name)"))
                     }
+                    next.append(item)
                 }
             }
             current = next
@@ -169,12 +203,31 @@ public struct ProfileValidator: Sendable {
 
     /// FHIR datatype patterns, compiled once (compiling one per value made validation the slowest step of a write).
     static let patterns: [String: NSRegularExpression] = [
-        "code": #"^[^\s]+( [^\s]+)*$"#,
-        "id": #"^[A-Za-z0-9\-\.]{1,64}$"#,
         "date": #"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$"#,
         "dateTime": #"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01])(T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?(Z|[+-]((0\d|1[0-3]):[0-5]\d|14:00)))?)?)?$"#,
         "instant": #"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?(Z|[+-]((0\d|1[0-3]):[0-5]\d|14:00))$"#,
     ].mapValues { try! NSRegularExpression(pattern: $0) }
+
+    /// FHIR `code`: `[^\s]+( [^\s]+)*` — no leading, trailing or doubled space, no other whitespace (by hand: the
+    /// commonest datatype of a write, and ICU regexes are slow on Linux).
+    static func isCode(_ text: String) -> Bool {
+        var previousSpace = true
+        for scalar in text.unicodeScalars {
+            if scalar == " " {
+                if previousSpace { return false }
+                previousSpace = true
+            } else if scalar.properties.isWhitespace {
+                return false
+            } else {
+                previousSpace = false
+            }
+        }
+        return !previousSpace
+    }
+
+    static func isIDByte(_ byte: UInt8) -> Bool {
+        (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x2D || byte == 0x2E
+    }
 
     static func matches(_ value: Any, type: String) -> Bool {
         switch type {
@@ -182,6 +235,8 @@ public struct ProfileValidator: Sendable {
             guard let text = value as? String, !JSONScalar.isBoolean(value), !text.isEmpty else { return false }
             if type == "string" { return true }
             if type == "uri" { return !text.contains(where: \.isWhitespace) }
+            if type == "code" { return isCode(text) }
+            if type == "id" { return text.utf8.count <= 64 && text.utf8.allSatisfy { isIDByte($0) } }
             let regex = patterns[type]!
             return regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
         case "integer":

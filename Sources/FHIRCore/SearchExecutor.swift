@@ -155,8 +155,9 @@ public struct SearchExecutor: Sendable {
     }
 
     static func quoted(_ text: String) -> Data {
-        (try? JSONSerialization.data(withJSONObject: [text], options: [.withoutEscapingSlashes]))
-            .map { $0.dropFirst().dropLast() } ?? Data("\"\"".utf8)
+        var out: [UInt8] = []
+        FHIRJSON.writeString(text, into: &out)
+        return Data(out)
     }
 
     /// `_elements`: keep the listed top-level elements plus the mandatory ones, and tag the result SUBSETTED.
@@ -169,6 +170,6 @@ public struct SearchExecutor: Sendable {
         tags.append(["system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"])
         meta["tag"] = tags
         object["meta"] = meta
-        return (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? json
+        return (try? FHIRJSON.data(object)) ?? json
     }
 }

@@ -208,8 +208,10 @@ public enum JSONScalar {
         guard let value else { return false }
         if type(of: value) == Bool.self { return true }
         guard let number = value as? NSNumber else { return false }
-        let kind = String(cString: number.objCType)
-        return kind == "c" || kind == "B"
+        // First byte of the ObjC type encoding: `c` (char) or `B` — JSONSerialization's booleans. No String built:
+        // this runs for every scalar a write or a search looks at.
+        let kind = number.objCType.pointee
+        return kind == 0x63 || kind == 0x42
     }
 
     public static func bool(_ value: Any?) -> Bool? {

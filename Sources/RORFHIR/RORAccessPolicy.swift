@@ -89,7 +89,7 @@ public struct RORAccessPolicy: Sendable {
         for key in ["extension", "telecom", "contact"] where (resource[key] as? [Any])?.isEmpty == true { resource[key] = nil }
         guard !NSDictionary(dictionary: resource).isEqual(to: original) else { return stored }
         var filtered = stored
-        filtered.json = (try? JSONSerialization.data(withJSONObject: resource, options: [.sortedKeys, .withoutEscapingSlashes])) ?? stored.json
+        filtered.json = (try? FHIRJSON.data(resource)) ?? stored.json
         return filtered
     }
 
