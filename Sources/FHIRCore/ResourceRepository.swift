@@ -83,19 +83,38 @@ public final class ResourceRepository: Sendable {
         return PreparedResource(stored: StoredResource(type: type, id: id, version: version, lastUpdated: instant, json: json), rows: rows)
     }
 
-    /// Writes a prepared resource and replaces its index rows.
+    /// Writes a prepared resource and brings its index rows to `prepared.rows`, touching only the rows that differ:
+    /// a capacity PATCH changes a few of a Location's ~100 rows, and each row written costs seven B-tree updates.
     public func write(_ prepared: PreparedResource, in db: Database) throws {
         let resource = prepared.stored
         try db.cachedStatement(sql: "INSERT OR REPLACE INTO fhir_resource (type, id, version, last_updated, deleted, json) VALUES (?, ?, ?, ?, 0, ?)")
             .execute(arguments: [resource.type, resource.id, resource.version, resource.lastUpdated, resource.json])
-        try db.cachedStatement(sql: "DELETE FROM fhir_index WHERE type = ? AND id = ?").execute(arguments: [resource.type, resource.id])
+        var wanted: [SearchIndexRow: Int] = [:]
+        for row in prepared.rows { wanted[row, default: 0] += 1 }
+        let existing = try Row.fetchCursor(db.cachedStatement(sql: """
+            SELECT rowid, param, system, code, text, number, low, high, ref_type, ref_id FROM fhir_index WHERE type = ? AND id = ?
+            """), arguments: [resource.type, resource.id])
+        var stale: [Int64] = []
+        while let row = try existing.next() {
+            let current = SearchIndexRow(param: row[1], system: row[2], code: row[3], text: row[4], number: row[5], low: row[6],
+                                         high: row[7], refType: row[8], refID: row[9])
+            if let count = wanted[current], count > 0 {
+                wanted[current] = count - 1
+            } else {
+                stale.append(row[0])
+            }
+        }
+        let delete = try db.cachedStatement(sql: "DELETE FROM fhir_index WHERE rowid = ?")
+        for rowid in stale { try delete.execute(arguments: [rowid]) }
         let insert = try db.cachedStatement(sql: """
             INSERT INTO fhir_index (type, id, param, system, code, text, number, low, high, ref_type, ref_id)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
-        for row in prepared.rows {
-            try insert.execute(arguments: [resource.type, resource.id, row.param, row.system, row.code, row.text, row.number,
-                                           row.low, row.high, row.refType, row.refID])
+        for (row, count) in wanted where count > 0 {
+            for _ in 0..<count {
+                try insert.execute(arguments: [resource.type, resource.id, row.param, row.system, row.code, row.text, row.number,
+                                               row.low, row.high, row.refType, row.refID])
+            }
         }
     }
 

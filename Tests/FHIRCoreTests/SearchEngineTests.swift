@@ -212,7 +212,7 @@ struct SearchEngineTests {
 
     @Test func elementsSubsetsAndTags() async throws {
         let executor = try Self.executor()
-        let request = try SearchRequest(type: "Location", items: [("_id", "l1"), ("_elements", "name")], registry: Self.registry)
+        let request = try SearchRequest(type: "Location", items: [("_id", "l1"), ("_elements", "name")], registry: SearchEngineTests.registry)
         let data = try await executor.search(request, baseURL: "https://x", query: "")
         let bundle = try JSONSerialization.jsonObject(with: data) as! [String: Any]
         let resource = ((bundle["entry"] as! [[String: Any]])[0]["resource"]) as! [String: Any]
@@ -248,7 +248,7 @@ struct SearchEngineTests {
     func badSearchesAreErrorsNamingTheParameter(query: String, message: String, parameter: String) {
         let parts = query.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         #expect {
-            _ = try SearchRequest(type: "Location", items: [(parts[0], parts[1])], registry: Self.registry)
+            _ = try SearchRequest(type: "Location", items: [(parts[0], parts[1])], registry: SearchEngineTests.registry)
         } throws: { error in
             guard let error = error as? SearchError else { return false }
             return error.message.contains(message) && error.parameter == parameter
@@ -312,4 +312,53 @@ struct SearchIndexTests {
 @Test func instantsAreWrittenLikeHAPI() {
     #expect(FHIRInstant.string(Date(timeIntervalSince1970: 1_795_316_723.303)) == "2026-11-22T03:05:23.303+00:00")
     #expect(FHIRInstant.string(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000+00:00")
+}
+
+@Suite("Index rows on rewrite")
+struct IndexRewriteTests {
+    /// A rewrite touches only the index rows that changed, and leaves exactly the rows of the new version.
+    @Test func rewritingAResourceKeepsItsIndexExact() async throws {
+        let store = try SandboxStore.inMemory()
+        let repository = ResourceRepository(store: store, registry: SearchEngineTests.registry)
+        func rows() throws -> [SearchIndexRow] {
+            try store.writer.read { db in
+                try Row.fetchAll(db, sql: "SELECT param, system, code, text, number, low, high, ref_type, ref_id FROM fhir_index WHERE type = 'Location' AND id = 'l9'")
+                    .map { (row: Row) -> SearchIndexRow in
+                        let numbers: (Double?, Double?, Double?) = (row[4], row[5], row[6])
+                        return SearchIndexRow(param: row[0], system: row[1], code: row[2], text: row[3], number: numbers.0, low: numbers.1,
+                                              high: numbers.2, refType: row[7], refID: row[8])
+                    }
+            }
+        }
+        func ids(_ items: [(String, String)]) async throws -> [String] {
+            try await repository.searchIDs(try SearchRequest(type: "Location", items: items, registry: SearchEngineTests.registry))
+        }
+        var location = SearchEngineTests.location("l9", system: "sys", value: "A", name: "Nord", nb: 5, date: "2024-03-05", org: "o1")
+        func write(_ resource: [String: Any], version: Int) throws -> ResourceRepository.PreparedResource {
+            let prepared = try repository.prepare(resource, version: version)
+            try store.writer.write { db in try repository.write(prepared, in: db) }
+            return prepared
+        }
+        _ = try write(location, version: 1)
+        let first = try rows()
+        #expect(try await ids([("identifier", "A")]) == ["l9"])
+        location = SearchEngineTests.location("l9", system: "sys", value: "B", name: "Nord", nb: 7, date: "2024-03-05", org: "o1")
+        // Two identical identifiers: duplicate rows are kept as many times as the resource has them.
+        location["identifier"] = [["system": "sys", "value": "B"], ["system": "sys", "value": "B"]]
+        let prepared = try write(location, version: 2)
+        let second = try rows()
+        #expect(second.count == prepared.rows.count)
+        func counted(_ rows: [SearchIndexRow]) -> [SearchIndexRow: Int] {
+            var counts: [SearchIndexRow: Int] = [:]
+            for row in rows { counts[row, default: 0] += 1 }
+            return counts
+        }
+        #expect(counted(second) == counted(prepared.rows))
+        #expect(second.filter { $0.param == "identifier" }.count == 2)
+        #expect(first.count + 1 == second.count)
+        #expect(try await ids([("identifier", "A")]).isEmpty)
+        #expect(try await ids([("identifier", "B")]) == ["l9"])
+        #expect(try await ids([("nb", "7")]) == ["l9"])
+        #expect(try await ids([("nb", "5")]).isEmpty)
+    }
 }
