@@ -336,9 +336,12 @@ extension FHIRPath {
         case string(String), number(Double), bool(Bool)
 
         init?(_ value: Any) {
-            if let bool = JSONScalar.bool(value) { self = .bool(bool) }
+            // Strings and objects first: they are most of what a path meets, and the NSNumber test below is the
+            // costly one (a bridging cast).
+            if let string = value as? String { self = .string(string) }
+            else if value is [String: Any] || value is [Any] { return nil }
+            else if let bool = JSONScalar.bool(value) { self = .bool(bool) }
             else if let number = JSONScalar.number(value) { self = .number(number) }
-            else if let string = value as? String { self = .string(string) }
             else { return nil }
         }
     }

@@ -206,7 +206,8 @@ public enum FHIRDate {
 public enum JSONScalar {
     public static func isBoolean(_ value: Any?) -> Bool {
         guard let value else { return false }
-        if value is String { return false } // most FHIR scalars; cheaper than the NSNumber bridge below
+        // Strings and objects are most of what is tested, and far cheaper to rule out than the NSNumber bridge below.
+        if value is String || value is [String: Any] || value is [Any] { return false }
         if type(of: value) == Bool.self { return true }
         guard let number = value as? NSNumber else { return false }
         // First byte of the ObjC type encoding: `c` (char) or `B` — JSONSerialization's booleans. No String built:
