@@ -19,6 +19,7 @@ public struct AdminRequestContext: RequestContext {
 /// Errors are `{"error": "…"}` with a 4xx status.
 enum AdminAPI {
     static func add(to router: Router<AdminRequestContext>, sandbox: Sandbox) {
+        router.add(middleware: SameOriginMiddleware())
         if let token = sandbox.configuration.adminToken, !token.isEmpty {
             router.add(middleware: AdminTokenMiddleware(token: token))
             AdminTokenMiddleware.addLogin(to: router, token: token)
@@ -152,6 +153,24 @@ enum AdminAPI {
         case .dataCorrupted(let context): "invalid JSON (\(context.debugDescription))"
         default: "\(error)"
         }
+    }
+}
+
+/// Refuses a state-changing request a browser sent from another site (an `Origin` that is not this listener): the
+/// console's forms work on loopback without a token, and a page elsewhere must not be able to post to them. Clients
+/// that send no `Origin` (curl, test suites) are not concerned.
+struct SameOriginMiddleware: RouterMiddleware {
+    typealias Context = AdminRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if request.method != .get, request.method != .head, let origin = request.headers[.origin] {
+            let host = request.head.authority ?? ""
+            let originHost = origin.split(separator: "/", omittingEmptySubsequences: true).dropFirst().first.map(String.init) ?? origin
+            guard origin != "null", originHost == host else {
+                return SandboxJSON.error(.forbidden, "cross-site request refused: Origin \(origin) is not this admin listener (\(host))")
+            }
+        }
+        return try await next(request, context)
     }
 }
 

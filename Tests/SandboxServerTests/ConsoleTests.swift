@@ -163,4 +163,19 @@ struct ConsoleTests {
         #expect(HTML.escape("<a href='x'>&\"") == "&lt;a href=&apos;x&apos;&gt;&amp;&quot;")
         #expect(FormData("a=1+2&b=%C3%A9&c=").values == ["a": ["1 2"], "b": ["é"], "c": [""]])
     }
+
+    /// A page on another site cannot post to the console (Origin checked); the console's own forms can.
+    @Test func crossSitePostsAreRefused() async throws {
+        let running = try await RunningSandbox.start()
+        defer { Task { await running.stop() } }
+        let evil = try await Self.post(running, "/console/faults", [("target", "insi"), ("errorPercent", "100")],
+                                       headers: [.origin: "http://evil.example"])
+        #expect(evil.status == .forbidden)
+        #expect(evil.text.contains("cross-site request refused"))
+        #expect(running.sandbox.faults.rules.isEmpty)
+        let same = try await Self.post(running, "/console/faults", [("target", "insi"), ("errorPercent", "100")],
+                                       headers: [.origin: "http://127.0.0.1:\(running.adminPort)"])
+        #expect(same.status == .seeOther, "\(same.text)")
+        #expect(try await running.admin("/console", headers: [.origin: "http://evil.example"]).status == .ok, "reading is not refused")
+    }
 }

@@ -129,7 +129,9 @@ struct RunningSandbox {
         defer { Task { try? await testClient.shutdown() } }
         var headers = headers
         if body != nil { headers[.contentType] = "application/json" }
-        return try await testClient.execute(.init(path, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) }))
+        // With a Host header, as curl and browsers send it (the admin listener compares it with Origin).
+        return try await testClient.execute(.init(path, method: method, authority: "127.0.0.1:\(adminPort)", headers: headers,
+                                                  body: body.map { ByteBuffer(string: $0) }))
     }
 }
 
