@@ -241,6 +241,8 @@ public final class Journal: Sendable {
 /// JSON string literals.
 public enum JSONText {
     public static func quote(_ text: String) -> String {
+        // Most header values need no escape: one scan of the bytes, one concatenation.
+        if !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) { return "\"" + text + "\"" }
         var out = "\""
         for scalar in text.unicodeScalars {
             switch scalar {

@@ -323,6 +323,11 @@ public struct FHIRError: HTTPResponseError, Sendable {
     }
 }
 
+/// The four `Ror-*` header names as field names, built once.
+enum RORHeaderFields {
+    static let all: [(String, HTTPField.Name)] = Whitelist.rorHeaderNames.map { ($0, HTTPField.Name($0)!) }
+}
+
 /// Every consumer call carries `Authorization: Bearer` (a token from the realm `ror`, bound to the presented
 /// certificate) and the four `Ror-*` headers with the values registered for the client.
 struct ConsumerAuthorization<Context: RequestContext & CallerContext>: RouterMiddleware {
@@ -330,12 +335,13 @@ struct ConsumerAuthorization<Context: RequestContext & CallerContext>: RouterMid
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let (token, entry) = try await tokens.verify(authorization: request.headers[.authorization], identity: context.identity, environment: context.environment)
-        for name in Whitelist.rorHeaderNames {
-            guard let value = request.headers[HTTPField.Name(name)!], !value.isEmpty else {
+        for (name, field) in RORHeaderFields.all {
+            guard let value = request.headers[field], !value.isEmpty else {
                 throw FHIRError(.badRequest, code: "required", "Missing header \(name): ROR consumer calls carry the four Ror-* headers given with the access profile",
                                 expression: [name])
             }
-            if let expected = entry.rorHeaders?.first(where: { $0.key.caseInsensitiveCompare(name) == .orderedSame })?.value,
+            // Registered names may be written in any case: compared as HTTP field names (no NSString bridging per call).
+            if let expected = entry.rorHeaders?.first(where: { HTTPField.Name($0.key) == field })?.value,
                expected != value {
                 throw FHIRError(.forbidden, code: "forbidden",
                                 "Header \(name) '\(value)' does not match the value registered for client '\(entry.clientId ?? "?")'",

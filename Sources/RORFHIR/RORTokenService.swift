@@ -109,7 +109,7 @@ public final class RORTokenService: Sendable {
         }
         var clientId = form["client_id"]
         var secret = form["client_secret"]
-        if let authorization, authorization.lowercased().hasPrefix("basic "),
+        if let authorization, Self.hasScheme("basic ", authorization),
            let decoded = Data(base64Encoded: String(authorization.dropFirst(6))).flatMap({ String(data: $0, encoding: .utf8) }),
            let colon = decoded.firstIndex(of: ":") {
             clientId = clientId ?? String(decoded[..<colon]).removingPercentEncoding
@@ -161,6 +161,12 @@ public final class RORTokenService: Sendable {
         return try await keys().sign(payload, kid: "esante-sandbox")
     }
 
+    /// `Bearer `/`Basic ` in any case, without lower-casing the whole (long) header value.
+    static func hasScheme(_ scheme: String, _ value: String) -> Bool {
+        let head = value.utf8.prefix(scheme.utf8.count)
+        return head.count == scheme.utf8.count && zip(head, scheme.utf8).allSatisfy { a, b in a | 0x20 == b | 0x20 }
+    }
+
     static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
         let x = Array(a.utf8), y = Array(b.utf8)
         guard x.count == y.count else { return false }
@@ -171,10 +177,13 @@ public final class RORTokenService: Sendable {
 
     /// The verified token of a FHIR call, bound to the presented certificate; throws a 401 `invalid_token`.
     public func verify(authorization: String?, identity: ClientIdentity?, environment: String) async throws -> (RORAccessToken, WhitelistEntry) {
-        guard let authorization, authorization.lowercased().hasPrefix("bearer ") else {
+        guard let authorization, Self.hasScheme("bearer ", authorization) else {
             throw Self.invalidToken("Authorization: Bearer <access token> is required (get one from \(Self.path))")
         }
-        let token = String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        var rest = authorization.utf8.dropFirst(7)
+        while rest.first == 0x20 { rest = rest.dropFirst() }
+        while rest.last == 0x20 { rest = rest.dropLast() }
+        let token = String(Substring(rest))
         let payload: RORAccessToken
         if let cached = verified.withLockedValue({ $0[token] }) {
             payload = cached
