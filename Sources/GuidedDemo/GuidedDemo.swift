@@ -175,15 +175,17 @@ public struct GuidedDemo {
         guard let files = target.clientCertificates[story.consumerClient] else {
             throw Failure(description: "no demo client '\(story.consumerClient)' in this sandbox")
         }
-        let whitelist = try await send(admin, .GET, target.admin + "/admin/whitelist")
-        let entries = (try? JSONSerialization.jsonObject(with: Data(whitelist.text.utf8)) as? [[String: Any]]) ?? []
-        guard let entry = entries.first(where: { $0["label"] as? String == "demo ROR consumer" || ($0["clientId"] as? String)?.hasSuffix("consumer") == true }),
-              let clientId = entry["clientId"] as? String else {
-            throw Failure(description: "the demo consumer is not in the whitelist")
-        }
         let consumer = try clients.make(ca: target.caCertificateFile,
                                         certificatePEM: try String(contentsOf: files.certificate, encoding: .utf8),
                                         keyPEM: try String(contentsOf: files.key, encoding: .utf8))
+        // Its Keycloak client and Ror-* values: the ror-fhir entry of the DN the sandbox reads from its certificate.
+        let subjectDN = try await send(consumer, .GET, target.tls + "/_sandbox/whoami").object["subjectDN"] as? String
+        let whitelist = try await send(admin, .GET, target.admin + "/admin/whitelist")
+        let entries = (try? JSONSerialization.jsonObject(with: Data(whitelist.text.utf8)) as? [[String: Any]]) ?? []
+        guard let entry = entries.first(where: { $0["service"] as? String == "ror-fhir" && $0["subjectDN"] as? String == subjectDN }),
+              let clientId = entry["clientId"] as? String else {
+            throw Failure(description: "the demo consumer (\(subjectDN ?? "?")) is not a ror-fhir client of the whitelist")
+        }
         let token = try await send(consumer, .POST, target.tls + "/auth/realms/ror/protocol/openid-connect/token",
                                    headers: [("Content-Type", "application/x-www-form-urlencoded")],
                                    body: "grant_type=client_credentials&client_id=\(clientId)")
