@@ -38,7 +38,7 @@ enum Console {
             ("Appels refusés (5 min)", "\(recent.refused)", "\(hour.refused) sur l'heure"),
             ("Demandes en attente", "\(waiting.values.map(\.count).reduce(0, +))",
              OnboardingState.allCases.compactMap { state in waiting[state].map { "\($0.count) \(state.rawValue)" } }.joined(separator: ", ")),
-            ("Entrées de listes blanches", "\(try sandbox.whitelist.entries().count)", "toutes environnements"),
+            ("Entrées de listes blanches", "\(try sandbox.whitelist.entries().count)", "tous environnements confondus"),
             ("Pannes injectées", "\(sandbox.faults.rules.count)", sandbox.faults.rules.isEmpty ? "aucune" : "voir Pannes"),
         ].map { "<div class=\"card\"><span class=\"muted\">\(HTML.escape($0.0))</span><b>\(HTML.escape($0.1))</b><small class=\"muted\">\(HTML.escape($0.2))</small></div>" }
         let listeners = info.environments.map { environment in
