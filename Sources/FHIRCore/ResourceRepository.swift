@@ -22,10 +22,14 @@ public struct ResourceError: Error, Sendable, CustomStringConvertible {
 public final class ResourceRepository: Sendable {
     public let store: SandboxStore
     public let registry: SearchParameterRegistry
+    /// Resources read by id, kept until the next committed change of `fhir_resource` (a read then costs no hop to a
+    /// database thread: consumers re-read the same Locations all day).
+    let readCache = ReadCache()
 
     public init(store: SandboxStore, registry: SearchParameterRegistry) {
         self.store = store
         self.registry = registry
+        store.writer.add(transactionObserver: readCache, extent: .observerLifetime)
     }
 
     // MARK: Writing
@@ -121,10 +125,15 @@ public final class ResourceRepository: Sendable {
     // MARK: Reading
 
     public func read(type: String, id: String) async throws -> StoredResource? {
-        try await store.writer.read { db in
+        let key = type + "/" + id
+        if let hit = readCache.get(key) { return hit }
+        let generation = readCache.generation
+        let stored = try await store.writer.read { db in
             let statement = try db.cachedStatement(sql: "SELECT type, id, version, last_updated, json FROM fhir_resource WHERE type = ? AND id = ? AND deleted = 0")
             return try Row.fetchOne(statement, arguments: [type, id]).map(Self.stored)
         }
+        if let stored { readCache.put(key, stored, ifGeneration: generation) }
+        return stored
     }
 
     /// Ids matching a search, in result order.
@@ -270,4 +279,47 @@ public final class SearchSnapshots: Sendable {
     public func removeAll() {
         snapshots.withLockedValue { $0.removeAll() }
     }
+}
+
+/// The repository's read cache. Emptied after every committed transaction that changed `fhir_resource`; a read puts
+/// its result only if no such commit happened since it began (so a read that raced a write never caches the old
+/// version: either its generation changed, or the commit's emptying comes after the put).
+final class ReadCache: TransactionObserver, @unchecked Sendable {
+    private let state = NIOLockedValueBox<(generation: Int, entries: [String: StoredResource])>((0, [:]))
+    /// Touched on the writer's queue only.
+    private var changed = false
+    static let capacity = 20_000
+
+    var generation: Int { state.withLockedValue { $0.generation } }
+
+    func get(_ key: String) -> StoredResource? { state.withLockedValue { $0.entries[key] } }
+
+    func put(_ key: String, _ value: StoredResource, ifGeneration generation: Int) {
+        state.withLockedValue { state in
+            guard state.generation == generation else { return }
+            if state.entries.count >= Self.capacity { state.entries.removeAll(keepingCapacity: true) }
+            state.entries[key] = value
+        }
+    }
+
+    func invalidate() {
+        state.withLockedValue { state in
+            state.generation += 1
+            state.entries.removeAll(keepingCapacity: true)
+        }
+    }
+
+    func observes(eventsOfKind eventKind: DatabaseEventKind) -> Bool { eventKind.tableName == "fhir_resource" }
+
+    func databaseDidChange(with event: DatabaseEvent) {
+        changed = true
+        stopObservingDatabaseChangesUntilNextTransaction()
+    }
+
+    func databaseDidCommit(_ db: Database) {
+        if changed { invalidate() }
+        changed = false
+    }
+
+    func databaseDidRollback(_ db: Database) { changed = false }
 }

@@ -361,4 +361,31 @@ struct IndexRewriteTests {
         #expect(try await ids([("nb", "7")]) == ["l9"])
         #expect(try await ids([("nb", "5")]).isEmpty)
     }
+
+    /// Reads by id are cached until a committed change of `fhir_resource`: a write, a rolled-back write, a delete.
+    @Test func readsFollowEveryCommittedWrite() async throws {
+        let store = try SandboxStore.inMemory()
+        let repository = ResourceRepository(store: store, registry: SearchEngineTests.registry)
+        func save(_ name: String) throws {
+            let resource = SearchEngineTests.location("l7", system: "sys", value: "A", name: name, nb: 1, date: nil, org: "o1")
+            try store.writer.write { db in _ = try repository.save(resource, in: db) }
+        }
+        try save("Premier")
+        #expect(try await repository.read(type: "Location", id: "l7")?.version == 1)
+        #expect(try await repository.read(type: "Location", id: "l7")?.version == 1, "from the cache")
+        try save("Second")
+        #expect(try await repository.read(type: "Location", id: "l7")?.version == 2)
+        struct Abort: Error {}
+        func failedWrite() throws {
+            try store.writer.write { db in
+                try db.execute(sql: "UPDATE fhir_resource SET version = 99 WHERE id = 'l7'")
+                throw Abort()
+            }
+        }
+        #expect(throws: Abort.self) { try failedWrite() }
+        #expect(try await repository.read(type: "Location", id: "l7")?.version == 2, "a rolled-back write changes nothing")
+        func deleteAll() throws { try store.writer.write { db in try db.execute(sql: "DELETE FROM fhir_resource") } }
+        try deleteAll()
+        #expect(try await repository.read(type: "Location", id: "l7") == nil)
+    }
 }
