@@ -23,13 +23,13 @@ public final class ResourceRepository: Sendable {
     public let store: SandboxStore
     public let registry: SearchParameterRegistry
     /// Resources read by id, kept until the next committed change of `fhir_resource` (a read then costs no hop to a
-    /// database thread: consumers re-read the same Locations all day).
+    /// database thread: consumers re-read the same Locations all day). Every change goes through `write` here or
+    /// calls `resourcesChanged(in:)`.
     let readCache = ReadCache()
 
     public init(store: SandboxStore, registry: SearchParameterRegistry) {
         self.store = store
         self.registry = registry
-        store.writer.add(transactionObserver: readCache, extent: .observerLifetime)
     }
 
     // MARK: Writing
@@ -90,6 +90,7 @@ public final class ResourceRepository: Sendable {
     /// Writes a prepared resource and brings its index rows to `prepared.rows`, touching only the rows that differ:
     /// a capacity PATCH changes a few of a Location's ~100 rows, and each row written costs seven B-tree updates.
     public func write(_ prepared: PreparedResource, in db: Database) throws {
+        resourcesChanged(in: db)
         let resource = prepared.stored
         try db.cachedStatement(sql: "INSERT OR REPLACE INTO fhir_resource (type, id, version, last_updated, deleted, json) VALUES (?, ?, ?, ?, 0, ?)")
             .execute(arguments: [resource.type, resource.id, resource.version, resource.lastUpdated, resource.json])
@@ -120,6 +121,12 @@ public final class ResourceRepository: Sendable {
                                                row.low, row.high, row.refType, row.refID])
             }
         }
+    }
+
+    /// Tells the read cache that this transaction changes `fhir_resource` (for writes not made through `write`,
+    /// e.g. emptying the table before loading seeds): it is emptied when the transaction commits.
+    public func resourcesChanged(in db: Database) {
+        readCache.changing(in: db)
     }
 
     // MARK: Reading
@@ -283,11 +290,12 @@ public final class SearchSnapshots: Sendable {
 
 /// The repository's read cache. Emptied after every committed transaction that changed `fhir_resource`; a read puts
 /// its result only if no such commit happened since it began (so a read that raced a write never caches the old
-/// version: either its generation changed, or the commit's emptying comes after the put).
-final class ReadCache: TransactionObserver, @unchecked Sendable {
+/// version: either its generation changed, or the commit's emptying comes after the put). A one-shot commit hook
+/// per transaction rather than a GRDB transaction observer: an observer's update hook would run for every index row.
+final class ReadCache: @unchecked Sendable {
     private let state = NIOLockedValueBox<(generation: Int, entries: [String: StoredResource])>((0, [:]))
-    /// Touched on the writer's queue only.
-    private var changed = false
+    /// Whether the current write transaction already registered its hook (writer's queue only: transactions are serial).
+    private var registered = false
     static let capacity = 20_000
 
     var generation: Int { state.withLockedValue { $0.generation } }
@@ -309,17 +317,14 @@ final class ReadCache: TransactionObserver, @unchecked Sendable {
         }
     }
 
-    func observes(eventsOfKind eventKind: DatabaseEventKind) -> Bool { eventKind.tableName == "fhir_resource" }
-
-    func databaseDidChange(with event: DatabaseEvent) {
-        changed = true
-        stopObservingDatabaseChangesUntilNextTransaction()
+    func changing(in db: Database) {
+        guard !registered else { return }
+        registered = true
+        db.afterNextTransaction(onCommit: { [self] _ in
+            registered = false
+            invalidate()
+        }, onRollback: { [self] _ in
+            registered = false
+        })
     }
-
-    func databaseDidCommit(_ db: Database) {
-        if changed { invalidate() }
-        changed = false
-    }
-
-    func databaseDidRollback(_ db: Database) { changed = false }
 }

@@ -51,6 +51,7 @@ public final class RORFHIRService: Sendable {
             if replace {
                 // In the same transaction as the reload: a broken seed file leaves the previous data in place.
                 try db.execute(sql: "DELETE FROM fhir_index")
+                repository.resourcesChanged(in: db)
                 try db.execute(sql: "DELETE FROM fhir_resource")
                 try db.execute(sql: "DELETE FROM fhir_history")
             }

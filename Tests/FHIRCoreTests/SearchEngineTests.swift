@@ -362,7 +362,8 @@ struct IndexRewriteTests {
         #expect(try await ids([("nb", "5")]).isEmpty)
     }
 
-    /// Reads by id are cached until a committed change of `fhir_resource`: a write, a rolled-back write, a delete.
+    /// Reads by id are cached until a committed change of `fhir_resource`: a write (not a rolled-back one), a delete
+    /// that declares itself.
     @Test func readsFollowEveryCommittedWrite() async throws {
         let store = try SandboxStore.inMemory()
         let repository = ResourceRepository(store: store, registry: SearchEngineTests.registry)
@@ -378,13 +379,19 @@ struct IndexRewriteTests {
         struct Abort: Error {}
         func failedWrite() throws {
             try store.writer.write { db in
+                repository.resourcesChanged(in: db)
                 try db.execute(sql: "UPDATE fhir_resource SET version = 99 WHERE id = 'l7'")
                 throw Abort()
             }
         }
         #expect(throws: Abort.self) { try failedWrite() }
         #expect(try await repository.read(type: "Location", id: "l7")?.version == 2, "a rolled-back write changes nothing")
-        func deleteAll() throws { try store.writer.write { db in try db.execute(sql: "DELETE FROM fhir_resource") } }
+        func deleteAll() throws {
+            try store.writer.write { db in
+                repository.resourcesChanged(in: db)
+                try db.execute(sql: "DELETE FROM fhir_resource")
+            }
+        }
         try deleteAll()
         #expect(try await repository.read(type: "Location", id: "l7") == nil)
     }
