@@ -178,4 +178,35 @@ struct ConsoleTests {
         #expect(same.status == .seeOther, "\(same.text)")
         #expect(try await running.admin("/console", headers: [.origin: "http://evil.example"]).status == .ok, "reading is not refused")
     }
+
+    /// The ANS's edits by mail from the console: an EAI's FINESS list, a proprietary solution's certificates.
+    @Test func ansEditsFromTheConsole() async throws {
+        let running = try await RunningSandbox.start()
+        defer { Task { await running.stop() } }
+        let eai = try running.sandbox.onboarding.submit(OnboardingSubmission(
+            kind: "eai-regional", direction: "feed", service: "ror-fhir", contact: "e@example.test",
+            subjectDN: "CN=EAI-CONSOLE,O=GCS,C=FR", establishments: ["690000001"]), actor: "t")
+        let page = try await running.admin("/console/onboarding")
+        #expect(page.text.contains("/console/onboarding/\(eai.id)/establishments"))
+        #expect(try await Self.post(running, "/console/onboarding/\(eai.id)/establishments", [("establishments", "690000001, 690000002")]).status == .seeOther)
+        #expect(try running.sandbox.onboarding.request(eai.id).establishments == ["690000001", "690000002"])
+        let bad = try await Self.post(running, "/console/onboarding/\(eai.id)/establishments", [("establishments", "69")])
+        #expect(bad.status == .badRequest)
+        #expect(bad.text.contains("is not a FINESS number"))
+
+        let first = try SharedPKI.client("CN=PROPRIO-CONSOLE-A,O=EDITEUR,C=FR")
+        let second = try SharedPKI.client("CN=PROPRIO-CONSOLE-B,O=EDITEUR,C=FR")
+        let proprietary = try running.sandbox.onboarding.submit(OnboardingSubmission(
+            kind: "proprietary", direction: "feed", service: "ror-fhir", contact: "p@example.test",
+            establishmentCertificates: [.init(finess: "750000001", certificatePEM: try String(contentsOf: first.certificate, encoding: .utf8))]), actor: "t")
+        let added = try await Self.post(running, "/console/onboarding/\(proprietary.id)/add-certificate",
+                                        [("finess", "750000002"), ("certificatePEM", try String(contentsOf: second.certificate, encoding: .utf8))])
+        #expect(added.status == .seeOther)
+        #expect(try running.sandbox.onboarding.request(proprietary.id).establishmentCertificates.map(\.finess) == ["750000001", "750000002"])
+        #expect(try await running.admin("/console/onboarding").text.contains("Retirer 750000002"))
+        #expect(try await Self.post(running, "/console/onboarding/\(proprietary.id)/remove-certificate", [("finess", "750000001")]).status == .seeOther)
+        let last = try await Self.post(running, "/console/onboarding/\(proprietary.id)/remove-certificate", [("finess", "750000002")])
+        #expect(last.status == .conflict)
+        #expect(last.text.contains("last certificate"))
+    }
 }

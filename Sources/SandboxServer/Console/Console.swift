@@ -97,6 +97,11 @@ enum ConsoleAccess {
                 case "establishments":
                     let list = (form["establishments"] ?? "").split(whereSeparator: { $0 == "," || $0.isWhitespace }).map(String.init)
                     _ = try sandbox.onboarding.setEstablishments(id, list, actor: actor)
+                case "add-certificate":
+                    _ = try sandbox.onboarding.addEstablishmentCertificate(
+                        id, EstablishmentCertificate(finess: form["finess"] ?? "", certificatePEM: form["certificatePEM"] ?? ""), actor: actor)
+                case "remove-certificate":
+                    _ = try sandbox.onboarding.removeEstablishmentCertificate(id, finess: form["finess"] ?? "", actor: actor)
                 default: return onboardingPage(sandbox, notice: "action inconnue '\(action)'", status: .badRequest)
                 }
             } catch let error as OnboardingError {
@@ -234,6 +239,22 @@ enum ConsoleAccess {
             case .whitelisted:
                 actions.append(HTML.button(base + "/revoke", "Révoquer", inputs: "<input name=\"reason\" placeholder=\"motif\" aria-label=\"motif\">", kind: "danger"))
             case .rejected, .revoked: break
+            }
+            // The ANS's edits by mail, while the request is alive.
+            if !request.state.isFinal {
+                if request.kind == .proprietary {
+                    for certificate in request.establishmentCertificates where request.establishmentCertificates.count > 1 {
+                        actions.append(HTML.button(base + "/remove-certificate", "Retirer \(certificate.finess)",
+                                                   inputs: "<input type=\"hidden\" name=\"finess\" value=\"\(HTML.escape(certificate.finess))\">", kind: "secondary"))
+                    }
+                    actions.append("<details><summary>Ajouter un établissement</summary>" + HTML.button(
+                        base + "/add-certificate", "Ajouter",
+                        inputs: "<input name=\"finess\" placeholder=\"FINESS\" aria-label=\"FINESS\"><textarea name=\"certificatePEM\" rows=\"2\" aria-label=\"certificat PEM\" placeholder=\"-----BEGIN CERTIFICATE-----\"></textarea>") + "</details>")
+                } else {
+                    actions.append(HTML.button(base + "/establishments", "Modifier les FINESS",
+                                               inputs: "<input name=\"establishments\" value=\"\(HTML.escape(request.establishments.joined(separator: ", ")))\" aria-label=\"FINESS\">",
+                                               kind: "secondary"))
+                }
             }
             let due = request.state == .testsDone ? request.whitelistDueAt.map { "échéance " + HTML.time($0) } ?? "" : ""
             let note = request.rejectionReason.map { "<br><small class=\"muted\">\(HTML.escape($0))</small>" } ?? ""
