@@ -256,7 +256,6 @@ public final class Onboarding: Sendable {
                 decision.clientId = decision.clientId ?? "sandbox-client-\(request.id)"
             }
             request.committee = decision
-            _ = try self.entries(for: request)
         }
     }
 
@@ -353,23 +352,28 @@ public final class Onboarding: Sendable {
 
     // MARK: Internals
 
-    /// Moves a request to `target` if its state allows it, applying `change`, syncing its whitelist entries and
-    /// recording the event — all in one transaction.
+    /// Moves a request to `target` if its state allows it (or, with no target, edits it in place unless it is final),
+    /// applying `change`, checking the entries it stands for, syncing them and recording the event — in one
+    /// transaction.
     private func transition(
-        _ id: Int64, to target: OnboardingState, actor: String, reason: String?,
+        _ id: Int64, to target: OnboardingState?, actor: String, reason: String?,
         _ change: (inout OnboardingRequest) throws -> Void
     ) throws -> OnboardingRequest {
         try whitelist.edit { db in
             var request = try Self.fetch(id, in: db)
             let from = request.state
-            guard from.next.contains(target) else {
-                let allowed = from.next.map(\.rawValue)
-                throw OnboardingError(.conflict, "request \(id) is \(from.rawValue): it cannot become \(target.rawValue)"
-                    + (allowed.isEmpty ? " (\(from.rawValue) is final)" : " (next: \(allowed.joined(separator: " or ")))"))
+            if let target {
+                guard from.next.contains(target) else {
+                    let allowed = from.next.map(\.rawValue)
+                    throw OnboardingError(.conflict, "request \(id) is \(from.rawValue): it cannot become \(target.rawValue)"
+                        + (allowed.isEmpty ? " (\(from.rawValue) is final)" : " (next: \(allowed.joined(separator: " or ")))"))
+                }
+            } else if from.isFinal {
+                throw OnboardingError(.conflict, "request \(id) is \(from.rawValue): it can no longer be changed")
             }
             try change(&request)
-            request.state = target
-            try syncEntries(of: request, in: db)
+            request.state = target ?? from
+            try syncEntries(of: request, entries: try entries(for: request), in: db)
             try save(request, in: db)
             try record(request, from: from, actor: actor, reason: reason, in: db)
             return request
@@ -378,26 +382,15 @@ public final class Onboarding: Sendable {
 
     /// An edit that keeps the state (refused on final requests).
     private func edit(_ id: Int64, actor: String, reason: String, _ change: (inout OnboardingRequest) throws -> Void) throws -> OnboardingRequest {
-        try whitelist.edit { db in
-            var request = try Self.fetch(id, in: db)
-            guard !request.state.isFinal else {
-                throw OnboardingError(.conflict, "request \(id) is \(request.state.rawValue): it can no longer be changed")
-            }
-            try change(&request)
-            _ = try entries(for: request)
-            try syncEntries(of: request, in: db)
-            try save(request, in: db)
-            try record(request, from: request.state, actor: actor, reason: reason, in: db)
-            return request
-        }
+        try transition(id, to: nil, actor: actor, reason: reason, change)
     }
 
     /// The request's whitelist entries are exactly what its state says: its certificate(s) when whitelisted,
     /// nothing otherwise.
-    private func syncEntries(of request: OnboardingRequest, in db: Database) throws {
+    private func syncEntries(of request: OnboardingRequest, entries: [WhitelistEntry], in db: Database) throws {
         try db.execute(sql: "DELETE FROM whitelist_entry WHERE onboarding_request_id = ?", arguments: [request.id])
         guard request.state == .whitelisted else { return }
-        for entry in try entries(for: request) { _ = try Whitelist.upsert(entry, in: db) }
+        for entry in entries { _ = try Whitelist.upsert(entry, in: db) }
     }
 
     /// The whitelist entries a request stands for: one per certificate, scoped to its establishments.

@@ -123,6 +123,11 @@ enum AdminAPI {
         guard let body = try? await request.collectBody(upTo: 1024 * 1024) else {
             return .refusal(SandboxJSON.error(.contentTooLarge, "a \(what) is at most 1 MiB of JSON"))
         }
+        return decode(body, as: Value.self, what)
+    }
+
+    /// A collected body as `Value`, or the 400 naming what is wrong.
+    static func decode<Value: Decodable>(_ body: ByteBuffer, as: Value.Type, _ what: String) -> Decoded<Value> {
         do {
             return .value(try SandboxJSON.decoder.decode(Value.self, from: body))
         } catch {

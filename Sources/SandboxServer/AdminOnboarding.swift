@@ -45,41 +45,21 @@ enum AdminOnboarding {
         }
         group.get(":id") { _, context in
             guard let id = context.parameters.get("id", as: Int64.self) else { return badID }
-            return answer(onboarding) { _ in try onboarding.request(id) } detail: { try onboarding.events(id) }
-        }
-        let actions: [(String, @Sendable (Int64, Action) throws -> OnboardingRequest)] = [
-            ("validate", { id, action in
-                try onboarding.validate(id, decision: CommitteeDecision(
-                    accessProfile: action.accessProfile, clientId: action.clientId, clientSecret: action.clientSecret,
-                    rorHeaders: action.rorHeaders, reason: action.reason), actor: action.actor ?? "committee")
-            }),
-            ("reject", { id, action in try onboarding.reject(id, reason: action.reason ?? "", actor: action.actor ?? "committee") }),
-            ("tests-done", { id, action in try onboarding.markTestsDone(id, actor: action.actor ?? "publisher") }),
-            ("whitelist", { id, action in try onboarding.addToWhitelist(id, actor: action.actor ?? "ans") }),
-            ("revoke", { id, action in try onboarding.revoke(id, reason: action.reason, actor: action.actor ?? "ans") }),
-            ("certificates", { id, action in
-                guard let finess = action.finess, let pem = action.certificatePEM else {
-                    throw OnboardingError(.invalid, "give finess and certificatePEM")
-                }
-                return try onboarding.addEstablishmentCertificate(
-                    id, EstablishmentCertificate(finess: finess, certificatePEM: pem), actor: action.actor ?? "ans")
-            }),
-        ]
-        for (name, perform) in actions {
-            group.post(RouterPath(":id/\(name)")) { request, context in
-                try await act(request, context, perform)
+            do {
+                let detail = Detail(request: try onboarding.request(id).masked, events: try onboarding.events(id).map(OnboardingEvent.View.init),
+                                    clock: onboarding.clock.view)
+                return SandboxJSON.response(detail)
+            } catch {
+                return refusal(error)
             }
         }
-        group.put(":id/establishments") { request, context in
-            try await act(request, context) { id, action in
-                guard let establishments = action.establishments else { throw OnboardingError(.invalid, "give establishments (a FINESS list)") }
-                return try onboarding.setEstablishments(id, establishments, actor: action.actor ?? "ans")
-            }
+        for name in ["validate", "reject", "tests-done", "whitelist", "revoke"] {
+            group.post(RouterPath(":id/\(name)")) { request, context in try await act(name, request, context, onboarding) }
         }
-        group.delete(":id/certificates/:finess") { _, context in
-            guard let id = context.parameters.get("id", as: Int64.self) else { return badID }
-            let finess = context.parameters.get("finess") ?? ""
-            return answer { try onboarding.removeEstablishmentCertificate(id, finess: finess, actor: "ans") }
+        group.post(":id/certificates") { request, context in try await act("add-certificate", request, context, onboarding) }
+        group.put(":id/establishments") { request, context in try await act("establishments", request, context, onboarding) }
+        group.delete(":id/certificates/:finess") { request, context in
+            try await act("remove-certificate", request, context, onboarding) { $0.finess = context.parameters.get("finess") }
         }
 
         admin.get("clock") { _, _ in SandboxJSON.response(onboarding.clock.view) }
@@ -100,35 +80,59 @@ enum AdminOnboarding {
 
     static var badID: Response { SandboxJSON.error(.badRequest, "the request id must be an integer") }
 
-    /// Runs an action whose body may be empty.
-    static func act(_ request: Request, _ context: AdminRequestContext,
-                    _ perform: (Int64, Action) throws -> OnboardingRequest) async throws -> Response {
+    /// The actions on a request by the names the API's and the console's paths use (one table for both); nil when
+    /// the name is none of them. `defaultActor` stands in for an absent `actor` (else committee, publisher or ans).
+    static func perform(_ name: String, id: Int64, _ action: Action, on onboarding: Onboarding,
+                        defaultActor: String? = nil) throws -> OnboardingRequest? {
+        func actor(_ role: String) -> String { action.actor ?? defaultActor ?? role }
+        switch name {
+        case "validate":
+            return try onboarding.validate(id, decision: CommitteeDecision(
+                accessProfile: action.accessProfile, clientId: action.clientId, clientSecret: action.clientSecret,
+                rorHeaders: action.rorHeaders, reason: action.reason), actor: actor("committee"))
+        case "reject": return try onboarding.reject(id, reason: action.reason ?? "", actor: actor("committee"))
+        case "tests-done": return try onboarding.markTestsDone(id, actor: actor("publisher"))
+        case "whitelist": return try onboarding.addToWhitelist(id, actor: actor("ans"))
+        case "revoke": return try onboarding.revoke(id, reason: action.reason, actor: actor("ans"))
+        case "establishments":
+            guard let establishments = action.establishments else { throw OnboardingError(.invalid, "give establishments (a FINESS list)") }
+            return try onboarding.setEstablishments(id, establishments, actor: actor("ans"))
+        case "add-certificate":
+            guard let finess = action.finess, let pem = action.certificatePEM else {
+                throw OnboardingError(.invalid, "give finess and certificatePEM")
+            }
+            return try onboarding.addEstablishmentCertificate(id, EstablishmentCertificate(finess: finess, certificatePEM: pem), actor: actor("ans"))
+        case "remove-certificate":
+            return try onboarding.removeEstablishmentCertificate(id, finess: action.finess ?? "", actor: actor("ans"))
+        default: return nil
+        }
+    }
+
+    /// Runs an action of the API; its JSON body may be empty.
+    static func act(_ name: String, _ request: Request, _ context: AdminRequestContext, _ onboarding: Onboarding,
+                    adjust: (inout Action) -> Void = { _ in }) async throws -> Response {
         guard let id = context.parameters.get("id", as: Int64.self) else { return badID }
         var request = request
-        let body = try? await request.collectBody(upTo: 1024 * 1024)
         var action = Action()
-        if let body, body.readableBytes > 0 {
-            switch await AdminAPI.decodeBody(Request(head: request.head, body: .init(buffer: body)), as: Action.self, "onboarding action") {
+        if let body = try? await request.collectBody(upTo: 1024 * 1024), body.readableBytes > 0 {
+            switch AdminAPI.decode(body, as: Action.self, "onboarding action") {
             case .refusal(let response): return response
             case .value(let value): action = value
             }
         }
-        return answer { try perform(id, action) }
-    }
-
-    /// The request (and its history) or the refusal in the admin API's error form.
-    static func answer(status: HTTPResponse.Status = .ok, _ body: () throws -> OnboardingRequest) -> Response {
-        do {
-            return SandboxJSON.response(try body().masked, status: status)
-        } catch {
-            return refusal(error)
+        adjust(&action)
+        return answer {
+            guard let request = try perform(name, id: id, action, on: onboarding) else {
+                throw OnboardingError(.notFound, "no onboarding action '\(name)'")
+            }
+            return request
         }
     }
 
-    static func answer(_ onboarding: Onboarding, _ body: (Onboarding) throws -> OnboardingRequest,
-                       detail events: () throws -> [OnboardingEvent]) -> Response {
+    /// The request or the refusal in the admin API's error form.
+    static func answer(status: HTTPResponse.Status = .ok, _ body: () throws -> OnboardingRequest) -> Response {
         do {
-            return SandboxJSON.response(Detail(request: try body(onboarding).masked, events: try events().map(OnboardingEvent.View.init), clock: onboarding.clock.view))
+            return SandboxJSON.response(try body().masked, status: status)
         } catch {
             return refusal(error)
         }

@@ -79,30 +79,21 @@ enum ConsoleAccess {
             guard let id = context.parameters.get("id", as: Int64.self), let action = context.parameters.get("action") else {
                 return onboardingPage(sandbox, notice: "identifiant de demande invalide", status: .badRequest)
             }
-            let actor = form["actor"] ?? "console"
             do {
-                switch action {
-                case "validate":
-                    var profile: Int?
-                    if let text = form["accessProfile"] {
-                        guard let value = Int(text) else { throw OnboardingError(.invalid, "accessProfile: '\(text)' is not a number") }
-                        profile = value
-                    }
-                    _ = try sandbox.onboarding.validate(id, decision: CommitteeDecision(
-                        accessProfile: profile, clientId: form["clientId"], reason: form["reason"]), actor: form["actor"] ?? "comité (console)")
-                case "reject": _ = try sandbox.onboarding.reject(id, reason: form["reason"] ?? "", actor: form["actor"] ?? "comité (console)")
-                case "tests-done": _ = try sandbox.onboarding.markTestsDone(id, actor: form["actor"] ?? "éditeur (console)")
-                case "whitelist": _ = try sandbox.onboarding.addToWhitelist(id, actor: form["actor"] ?? "ANS (console)")
-                case "revoke": _ = try sandbox.onboarding.revoke(id, reason: form["reason"], actor: actor)
-                case "establishments":
-                    let list = (form["establishments"] ?? "").split(whereSeparator: { $0 == "," || $0.isWhitespace }).map(String.init)
-                    _ = try sandbox.onboarding.setEstablishments(id, list, actor: actor)
-                case "add-certificate":
-                    _ = try sandbox.onboarding.addEstablishmentCertificate(
-                        id, EstablishmentCertificate(finess: form["finess"] ?? "", certificatePEM: form["certificatePEM"] ?? ""), actor: actor)
-                case "remove-certificate":
-                    _ = try sandbox.onboarding.removeEstablishmentCertificate(id, finess: form["finess"] ?? "", actor: actor)
-                default: return onboardingPage(sandbox, notice: "action inconnue '\(action)'", status: .badRequest)
+                // The API's action table, fed from the form (labels of the console's own actors kept).
+                var profile: Int?
+                if let text = form["accessProfile"] {
+                    guard let value = Int(text) else { throw OnboardingError(.invalid, "accessProfile: '\(text)' is not a number") }
+                    profile = value
+                }
+                let fields = AdminOnboarding.Action(
+                    actor: form["actor"], reason: form["reason"], accessProfile: profile, clientId: form["clientId"],
+                    establishments: (form["establishments"] ?? "").split(whereSeparator: { $0 == "," || $0.isWhitespace }).map(String.init),
+                    finess: form["finess"], certificatePEM: form["certificatePEM"])
+                let defaultActor = ["validate": "comité (console)", "reject": "comité (console)", "tests-done": "éditeur (console)",
+                                    "whitelist": "ANS (console)"][action] ?? "console"
+                guard try AdminOnboarding.perform(action, id: id, fields, on: sandbox.onboarding, defaultActor: defaultActor) != nil else {
+                    return onboardingPage(sandbox, notice: "action inconnue '\(action)'", status: .badRequest)
                 }
             } catch let error as OnboardingError {
                 return onboardingPage(sandbox, notice: "Demande #\(id) : \(error.description)",
