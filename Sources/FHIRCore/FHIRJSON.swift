@@ -50,10 +50,10 @@ public enum FHIRJSON {
         case is NSNull:
             out.append(contentsOf: "null".utf8)
         default:
-            if JSONScalar.isBoolean(value) {
-                out.append(contentsOf: (JSONScalar.bool(value) ?? false ? "true" : "false").utf8)
-            } else if let int = value as? Int, !(value is NSNumber) || isInteger(value as! NSNumber) {
-                out.append(contentsOf: String(int).utf8)
+            if let flag = JSONScalar.bool(value) {
+                out.append(contentsOf: (flag ? "true" : "false").utf8)
+            } else if let number = value as? NSNumber, isInteger(number) {
+                out.append(contentsOf: String(number.int64Value).utf8)
             } else if let number = JSONScalar.number(value) {
                 guard number.isFinite else { throw UnsupportedValue(description: "JSON cannot hold \(number)") }
                 if number == number.rounded(), abs(number) < 9_007_199_254_740_992 {

@@ -115,12 +115,11 @@ public struct ProfileValidator: Sendable {
                 built = text
                 return text
             }
-            let where_ = { at() }
             if let min = rule.min, found.count < min {
-                issues.append(Issue(code: "required", diagnostics: "\(where_()): at least \(min) required, \(found.count) found", expression: where_()))
+                issues.append(Issue(code: "required", diagnostics: "\(at()): at least \(min) required, \(found.count) found", expression: at()))
             }
             if let max = rule.max, found.count > max {
-                issues.append(Issue(code: "structure", diagnostics: "\(where_()): at most \(max) allowed, \(found.count) found", expression: where_()))
+                issues.append(Issue(code: "structure", diagnostics: "\(at()): at most \(max) allowed, \(found.count) found", expression: at()))
             }
             for value in found {
                 if let type = rule.type, !Self.matches(value, type: type) {

@@ -43,11 +43,9 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
             } else if fault.outcome == .drop {
                 // Injected fault: the connection closes with no answer at all.
                 context.channel.close(promise: nil)
-                var entry = JournalEntry(
-                    environment: environment, service: service?.rawValue, method: request.method.rawValue, path: path,
-                    query: request.uri.query, status: 0, decision: .refused, reason: "fault-dropped", identity: context.identity,
-                    durationMs: Self.milliseconds(ContinuousClock.now - started), remoteAddress: context.remoteAddress)
-                (entry.requestBody, entry.requestBodyTruncated) = JournalEntry.clip(requestBytes, limit: journalBodyLimit)
+                var entry = journalEntry(request: request, requestBytes: requestBytes, service: service, status: 0,
+                                         decision: AccessDecision(allowed: false, reason: "fault-dropped", message: "", entry: nil), context: context)
+                entry.durationMs = Self.milliseconds(ContinuousClock.now - started)
                 journal.record(entry)
                 return Response(status: .serviceUnavailable)
             } else if decision.allowed {
@@ -103,13 +101,8 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
         let original = response.body
         let captured = CapturedBody(limit: journalBodyLimit)
         let journal = self.journal
-        var entry = JournalEntry(
-            environment: environment, service: service?.rawValue, method: request.method.rawValue,
-            path: request.uri.path, query: request.uri.query, status: Int(response.status.code),
-            decision: decision.allowed ? .accepted : .refused,
-            reason: decision.reason, identity: context.identity, durationMs: 0, remoteAddress: context.remoteAddress)
-        entry.requestHeaders = JournalEntry.encodeHeaders(request.headers.map { ($0.name.canonicalName, $0.value) })
-        (entry.requestBody, entry.requestBodyTruncated) = JournalEntry.clip(requestBytes, limit: journalBodyLimit)
+        var entry = journalEntry(request: request, requestBytes: requestBytes, service: service, status: Int(response.status.code),
+                                 decision: decision, context: context)
         entry.responseHeaders = JournalEntry.encodeHeaders(response.headers.map { ($0.name.canonicalName, $0.value) })
         let pending = entry
         response.body = ResponseBody(contentLength: original.contentLength) { writer in
@@ -123,6 +116,18 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
             try await original.write(tee)
         }
         return response
+    }
+
+    /// The journal row of a request (its headers and body kept), before its response is known.
+    private func journalEntry(request: Request, requestBytes: [UInt8], service: SandboxService?, status: Int,
+                              decision: AccessDecision, context: Context) -> JournalEntry {
+        var entry = JournalEntry(
+            environment: environment, service: service?.rawValue, method: request.method.rawValue,
+            path: request.uri.path, query: request.uri.query, status: status, decision: decision.allowed ? .accepted : .refused,
+            reason: decision.reason, identity: context.identity, durationMs: 0, remoteAddress: context.remoteAddress)
+        entry.requestHeaders = JournalEntry.encodeHeaders(request.headers.map { ($0.name.canonicalName, $0.value) })
+        (entry.requestBody, entry.requestBodyTruncated) = JournalEntry.clip(requestBytes, limit: journalBodyLimit)
+        return entry
     }
 
     static func milliseconds(_ duration: Duration) -> Double {

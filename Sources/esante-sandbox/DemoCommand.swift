@@ -36,6 +36,7 @@ struct DemoCommand: AsyncParsableCommand {
         let say: @Sendable (String) -> Void = { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }
         var started: Sandbox?
         var runTask: Task<Void, any Error>?
+        var exit: (status: Int32, message: String)?
         let target: ReadyInfo
         do {
             if let readyFile {
@@ -69,19 +70,18 @@ struct DemoCommand: AsyncParsableCommand {
             let story = try GuidedDemo.Story.load(seeds: seedsURL)
             try await GuidedDemo(target: target, story: story, pause: pause, say: say).run()
         } catch let failure as GuidedDemo.Failure {
-            await stop(started, runTask)
-            FileHandle.standardError.write(Data("demo failed: \(failure.description)\n".utf8))
-            throw ExitCode(1)
+            exit = (1, "demo failed: \(failure.description)")
         } catch let error as any UserFacingError {
-            await stop(started, runTask)
-            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
-            throw ExitCode(2)
+            exit = (2, "error: \(error.description)")
         } catch {
-            await stop(started, runTask)
-            FileHandle.standardError.write(Data("demo failed: \(error)\n".utf8))
-            throw ExitCode(1)
+            exit = (1, "demo failed: \(error)")
         }
+        // The self-started sandbox stops whatever happened.
         await stop(started, runTask)
+        if let exit {
+            FileHandle.standardError.write(Data((exit.message + "\n").utf8))
+            throw ExitCode(exit.status)
+        }
     }
 
     func stop(_ sandbox: Sandbox?, _ task: Task<Void, any Error>?) async {

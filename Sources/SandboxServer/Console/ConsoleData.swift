@@ -79,8 +79,8 @@ enum ConsoleData {
         })();
         </script>
         """
-        let table = HTML.table(journalHeaders, rows.map(journalCells), id: "journal-rows", empty: "Aucun appel pour l'instant.")
-            .replacingOccurrences(of: "<tbody id=\"journal-rows\">", with: "<tbody id=\"journal-rows\" data-last=\"\(rows.first?.id ?? 0)\">")
+        let table = HTML.table(journalHeaders, rows.map(journalCells), id: "journal-rows",
+                               bodyAttributes: " data-last=\"\(rows.first?.id ?? 0)\"", empty: "Aucun appel pour l'instant.")
         return Console.page(sandbox, "Journal", active: "/console/journal", filters + table + script)
     }
 

@@ -52,11 +52,12 @@ enum HTML {
     }
 
     /// A table; `rows` are already-escaped cells. Wrapped so a narrow window scrolls it instead of the page.
-    static func table(_ headers: [String], _ rows: [[String]], id: String? = nil, empty: String = "Rien à afficher.") -> String {
+    static func table(_ headers: [String], _ rows: [[String]], id: String? = nil, bodyAttributes: String = "",
+                      empty: String = "Rien à afficher.") -> String {
         let head = headers.map { "<th>\(escape($0))</th>" }.joined()
         let body = rows.isEmpty ? "<tr><td colspan=\"\(headers.count)\" class=\"muted\">\(escape(empty))</td></tr>"
             : rows.map { "<tr>" + $0.map { "<td>\($0)</td>" }.joined() + "</tr>" }.joined(separator: "\n")
-        return "<div class=\"scroll\"><table><thead><tr>\(head)</tr></thead><tbody\(id.map { " id=\"\($0)\"" } ?? "")>\(body)</tbody></table></div>"
+        return "<div class=\"scroll\"><table><thead><tr>\(head)</tr></thead><tbody\(id.map { " id=\"\($0)\"" } ?? "")\(bodyAttributes)>\(body)</tbody></table></div>"
     }
 
     static func badge(_ text: String, _ kind: String) -> String { "<span class=\"badge \(kind)\">\(escape(text))</span>" }
