@@ -340,6 +340,9 @@ public final class Onboarding: Sendable {
 
     public func removeEstablishmentCertificate(_ id: Int64, finess: String, actor: String) throws -> OnboardingRequest {
         try edit(id, actor: actor, reason: "certificate removed for \(finess)") { request in
+            guard request.kind == .proprietary else {
+                throw OnboardingError(.conflict, "request \(id) is \(request.kind.rawValue): only proprietary solutions have one certificate per establishment")
+            }
             guard let index = request.establishmentCertificates.firstIndex(where: { $0.finess == finess }) else {
                 throw OnboardingError(.notFound, "request \(id) has no certificate for establishment \(finess)")
             }

@@ -102,6 +102,11 @@ struct CommandLineTests {
         (["serve", "--host", "0.0.0.0", "--port", "0", "--admin-port", "0"], "--admin-token"),
         (["serve", "--seeds", "/nonexistent/seeds", "--port", "0", "--admin-port", "0"], "no such folder"),
         (["journal", "--decision", "maybe"], "must be accepted or refused"),
+        (["serve", "--whitelist-delay", "soon", "--port", "0", "--admin-port", "0"], "whitelist delay 'soon'"),
+        (["serve", "--clock-speed", "0", "--port", "0", "--admin-port", "0"], "--clock-speed must be between 1 and 100000"),
+        (["serve", "--environments", "bac-a-sable,Prod", "--port", "0", "--admin-port", "0"], "'Prod' is not a valid name"),
+        (["serve", "--environments", "a,b", "--port", "65535", "--admin-port", "0"], "no room for 2 environment listeners"),
+        (["onboarding", "validate", "1"], "no sandbox database"),
     ])
     func badInputIsAClearErrorWithExitStatus2(arguments: [String], message: String) throws {
         let dir = try Self.folder()
@@ -167,6 +172,9 @@ struct CommandLineTests {
         let missing = try Shell.sandbox(["demo", "--ready-file", dir.appendingPathComponent("none.json").path])
         #expect(missing.status == 2)
         #expect(missing.stderr.contains("cannot read the ready file"))
+        let delay = try Shell.sandbox(["demo", "--whitelist-delay", "5 days"])
+        #expect(delay.status == 2)
+        #expect(delay.stderr.contains("--whitelist-delay: whitelist delay '5 days'"), "\(delay.stderr)")
     }
 
     /// `journal --follow --json` prints rows written by another process as they arrive.

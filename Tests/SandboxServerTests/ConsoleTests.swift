@@ -209,4 +209,24 @@ struct ConsoleTests {
         #expect(last.status == .conflict)
         #expect(last.text.contains("last certificate"))
     }
+
+    /// Console POSTs naming nothing that exists: a page with the reason, never a 500.
+    @Test func unknownTargetsAreAnsweredWithTheReason() async throws {
+        let running = try await RunningSandbox.start()
+        defer { Task { await running.stop() } }
+        let id = try running.sandbox.onboarding.submit(OnboardingSubmission(
+            kind: "saas", direction: "consume", service: "insi", contact: "c", subjectDN: "CN=X,C=FR"), actor: "t").id
+        let unknown = try await Self.post(running, "/console/onboarding/\(id)/promote", [])
+        #expect(unknown.status == .badRequest)
+        #expect(unknown.text.contains("action inconnue &apos;promote&apos;"))
+        let notNumber = try await Self.post(running, "/console/onboarding/\(id)/validate", [("accessProfile", "deux")])
+        #expect(notNumber.status == .badRequest)
+        #expect(notNumber.text.contains("accessProfile: &apos;deux&apos; is not a number"))
+        #expect(try await Self.post(running, "/console/onboarding/999/validate", [("accessProfile", "1")]).status == .notFound)
+        #expect(try await Self.post(running, "/console/onboarding/x/validate", []).status == .badRequest)
+        #expect(try await Self.post(running, "/console/whitelist/999/delete", []).status == .notFound)
+        #expect(try await Self.post(running, "/console/faults/999/delete", []).status == .notFound)
+        #expect(try await Self.post(running, "/console/clock", [("speed", "vite")]).status == .badRequest)
+        #expect(try running.sandbox.onboarding.request(id).state == .submitted)
+    }
 }

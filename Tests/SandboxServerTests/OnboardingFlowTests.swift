@@ -96,6 +96,22 @@ struct OnboardingFlowTests {
             #expect(response.text.contains(message), "\(method) \(path): \(response.text)")
         }
         #expect(try running.sandbox.onboarding.list().isEmpty)
+        let id = try running.sandbox.onboarding.submit(OnboardingSubmission(
+            kind: "eai-regional", direction: "feed", service: "ror-fhir", contact: "c", subjectDN: "CN=EAI-API,C=FR",
+            establishments: ["690000001"]), actor: "t").id
+        let edits: [(String, HTTPRequest.Method, String?, HTTPResponse.Status, String)] = [
+            ("/admin/onboarding/\(id)/establishments", .put, nil, .badRequest, "give establishments"),
+            ("/admin/onboarding/\(id)/establishments", .put, #"{"establishments": ["x"]}"#, .badRequest, "is not a FINESS number"),
+            ("/admin/onboarding/\(id)/certificates", .post, #"{"finess": "690000002"}"#, .badRequest, "give finess and certificatePEM"),
+            ("/admin/onboarding/\(id)/certificates/690000001", .delete, nil, .conflict, "only proprietary solutions"),
+            ("/admin/onboarding/\(id)/validate", .post, #"{"accessProfile": "one"}"#, .badRequest, "field 'accessProfile'"),
+        ]
+        for (path, method, body, status, message) in edits {
+            let response = try await running.admin(path, method: method, body: body)
+            #expect(response.status == status, "\(method) \(path): \(response.text)")
+            #expect(response.text.contains(message), "\(method) \(path): \(response.text)")
+        }
+        #expect(try running.sandbox.onboarding.request(id).establishments == ["690000001"])
         let clock = try await running.admin("/admin/clock", method: .post, body: #"{"speed": 60}"#)
         #expect(try clock.json()["label"] as? String == "×60 (1 min per second)")
     }
