@@ -22,7 +22,7 @@ public struct ResourceError: Error, Sendable, CustomStringConvertible {
 public final class ResourceRepository: Sendable {
     public let store: SandboxStore
     public let registry: SearchParameterRegistry
-    /// Resources read by id, kept until the next committed change of `fhir_resource` (a read then costs no hop to a
+    /// Resources read by id and search results, kept until the next committed change of `fhir_resource` (a read then costs no hop to a
     /// database thread: consumers re-read the same Locations all day). Every change goes through `write` here or
     /// calls `resourcesChanged(in:)`.
     let readCache = ReadCache()
@@ -111,15 +111,26 @@ public final class ResourceRepository: Sendable {
         }
         let delete = try db.cachedStatement(sql: "DELETE FROM fhir_index WHERE rowid = ?")
         for rowid in stale { try delete.execute(arguments: [rowid]) }
+        try insertRows(wanted.flatMap { row, count in Array(repeating: row, count: count) }, of: resource, in: db)
+    }
+
+    /// Writes a resource that has no row yet (bulk loads into emptied tables: no index rows to compare with).
+    /// The caller tells the read cache once (``resourcesChanged(in:)``).
+    public func insert(_ prepared: PreparedResource, in db: Database) throws {
+        let resource = prepared.stored
+        try db.cachedStatement(sql: "INSERT INTO fhir_resource (type, id, version, last_updated, deleted, json) VALUES (?, ?, ?, ?, 0, ?)")
+            .execute(arguments: [resource.type, resource.id, resource.version, resource.lastUpdated, resource.json])
+        try insertRows(prepared.rows, of: resource, in: db)
+    }
+
+    private func insertRows(_ rows: [SearchIndexRow], of resource: StoredResource, in db: Database) throws {
         let insert = try db.cachedStatement(sql: """
             INSERT INTO fhir_index (type, id, param, system, code, text, number, low, high, ref_type, ref_id)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
-        for (row, count) in wanted where count > 0 {
-            for _ in 0..<count {
-                try insert.execute(arguments: [resource.type, resource.id, row.param, row.system, row.code, row.text, row.number,
-                                               row.low, row.high, row.refType, row.refID])
-            }
+        for row in rows {
+            try insert.execute(arguments: [resource.type, resource.id, row.param, row.system, row.code, row.text, row.number,
+                                           row.low, row.high, row.refType, row.refID])
         }
     }
 
@@ -147,8 +158,15 @@ public final class ResourceRepository: Sendable {
     public func searchIDs(_ request: SearchRequest) async throws -> [String] {
         var builder = SearchSQL()
         let sql = try builder.idQuery(request)
-        let arguments = StatementArguments(builder.arguments.map(\.databaseValue))
-        return try await store.writer.read { db in try String.fetchAll(db, sql: sql, arguments: arguments) }
+        let values = builder.arguments.map(\.databaseValue)
+        // Identical searches reuse their result until the next change, as HAPI (the ROR's server) reuses cached
+        // search results; the key is the SQL and its values, so the sensitive-unit filter of a profile is in it.
+        let key = sql + "\u{0}" + values.map(\.description).joined(separator: "\u{0}")
+        if let ids = readCache.search(key) { return ids }
+        let generation = readCache.generation
+        let ids = try await store.writer.read { db in try String.fetchAll(db, sql: sql, arguments: StatementArguments(values)) }
+        readCache.putSearch(key, ids, ifGeneration: generation)
+        return ids
     }
 
     /// Resources by id, in the order given (missing ones skipped: deleted since a snapshot was taken).
@@ -293,10 +311,12 @@ public final class SearchSnapshots: Sendable {
 /// version: either its generation changed, or the commit's emptying comes after the put). A one-shot commit hook
 /// per transaction rather than a GRDB transaction observer: an observer's update hook would run for every index row.
 final class ReadCache: @unchecked Sendable {
-    private let state = NIOLockedValueBox<(generation: Int, entries: [String: StoredResource])>((0, [:]))
+    private let state = NIOLockedValueBox<(generation: Int, entries: [String: StoredResource], searches: [String: [String]], searchIDs: Int)>((0, [:], [:], 0))
     /// Whether the current write transaction already registered its hook (writer's queue only: transactions are serial).
     private var registered = false
     static let capacity = 20_000
+    /// Search results kept: ids in all (a national search can match 10 000 offers; ~40 bytes each).
+    static let searchCapacity = 500_000
 
     var generation: Int { state.withLockedValue { $0.generation } }
 
@@ -310,10 +330,26 @@ final class ReadCache: @unchecked Sendable {
         }
     }
 
+    func search(_ key: String) -> [String]? { state.withLockedValue { $0.searches[key] } }
+
+    func putSearch(_ key: String, _ ids: [String], ifGeneration generation: Int) {
+        state.withLockedValue { state in
+            guard state.generation == generation, ids.count <= Self.searchCapacity else { return }
+            if state.searchIDs + ids.count > Self.searchCapacity {
+                state.searches.removeAll()
+                state.searchIDs = 0
+            }
+            state.searches[key] = ids
+            state.searchIDs += ids.count
+        }
+    }
+
     func invalidate() {
         state.withLockedValue { state in
             state.generation += 1
             state.entries.removeAll(keepingCapacity: true)
+            state.searches.removeAll()
+            state.searchIDs = 0
         }
     }
 

@@ -34,6 +34,10 @@ public struct SearchIndexRow: Sendable, Hashable {
 }
 
 public enum SearchIndexer {
+    /// Bump when the rows extracted for the same parameter definitions change (normalisation, new columns):
+    /// prebuilt datasets made with another version are then reloaded from their JSON.
+    public static let version = 1
+
     /// The index rows of a resource for the given parameters.
     public static func rows(for resource: [String: Any], parameters: [SearchParameterDefinition]) -> [SearchIndexRow] {
         var rows: [SearchIndexRow] = []

@@ -13,6 +13,18 @@ public struct SearchParameterRegistry: Sendable {
     }
 
     public var resourceTypes: [String] { parameters.keys.sorted() }
+
+    /// What the index rows of a resource depend on: every parameter's type, paths and targets, and the indexer's
+    /// version. Stored with a prebuilt dataset, whose rows are reused only when this text is unchanged.
+    public var indexingFingerprint: String {
+        var lines = ["indexer \(SearchIndexer.version)"]
+        for type in resourceTypes {
+            for (code, definition) in parameters[type]!.sorted(by: { $0.key < $1.key }) {
+                lines.append("\(type).\(code) \(definition.type.rawValue) \(definition.paths.map(\.description).joined(separator: " | ")) -> \(definition.targets.joined(separator: ","))")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
 }
 
 /// A search that cannot run; becomes a 400 OperationOutcome with `expression`.

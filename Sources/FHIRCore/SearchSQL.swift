@@ -74,7 +74,7 @@ struct SearchSQL {
             let a = alias()
             arguments += [type, sourceType, reference.code]
             let innerSQL = try correlated(inner, type: sourceType, id: "\(a).id")
-            return "EXISTS (SELECT 1 FROM fhir_index \(a) INDEXED BY fhir_index_ref WHERE \(a).ref_type = ? AND \(a).ref_id = \(id) AND \(a).type = ? AND \(a).param = ? AND \(innerSQL))"
+            return "EXISTS (SELECT 1 FROM fhir_index \(a) INDEXED BY fhir_index_ref WHERE \(a).ref_id IS NOT NULL AND \(a).ref_type = ? AND \(a).ref_id = \(id) AND \(a).type = ? AND \(a).param = ? AND \(innerSQL))"
         }
     }
 
@@ -112,7 +112,7 @@ struct SearchSQL {
             arguments += [type, reference.code, targetType]
             guard let above else {
                 let innerSQL = try sql(inner, type: targetType, id: "\(a).ref_id")
-                return "IN (SELECT \(a).id FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).param = ? AND \(a).ref_type = ? AND \(innerSQL))"
+                return "IN (SELECT \(a).id FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).param = ? AND \(a).ref_type = ? AND \(a).ref_id IS NOT NULL AND \(innerSQL))"
             }
             // Targets matching the condition, then (recursively) everything below them in the hierarchy: a
             // reference to a child matches when an ancestor does.
@@ -130,7 +130,7 @@ struct SearchSQL {
             let a = alias()
             arguments += [sourceType, reference.code, type]
             let innerSQL = try sql(inner, type: sourceType, id: "\(a).id")
-            return "IN (SELECT \(a).ref_id FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).param = ? AND \(a).ref_type = ? AND \(innerSQL))"
+            return "IN (SELECT \(a).ref_id FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).param = ? AND \(a).ref_type = ? AND \(a).ref_id IS NOT NULL AND \(innerSQL))"
         }
     }
 
@@ -143,7 +143,17 @@ struct SearchSQL {
         for value in values {
             alternatives.append(try valueSQL(value, definition: definition, modifier: modifier, alias: a, parameter: raw))
         }
-        return (a, "(\(alternatives.joined(separator: " OR ")))")
+        // The partial indexes (migration v8) hold the rows that fill their column: the condition says so at its
+        // top level, where SQLite looks for it, so the planner may use them.
+        let filled: String? = switch definition.type {
+        case .number, .quantity: "number"
+        case .date: "low"
+        case .reference: "ref_id"
+        case .string: modifier == "exact" ? nil : "text"
+        case .token: modifier == "text" ? "text" : nil
+        case .uri, .special: nil
+        }
+        return (a, (filled.map { "\(a).\($0) IS NOT NULL AND " } ?? "") + "(\(alternatives.joined(separator: " OR ")))")
     }
 
     /// One alternative value, on index alias `a`.

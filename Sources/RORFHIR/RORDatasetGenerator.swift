@@ -1,4 +1,6 @@
+import FHIRCore
 import Foundation
+import NIOConcurrencyHelpers
 
 /// Generates a synthetic ROR dataset — legal entities (EJ), establishments (EG), internal organisations (OI),
 /// places (Location) with bed/place indicators, operational offers (HealthcareService), practitioners and their
@@ -141,6 +143,46 @@ public struct RORDatasetGenerator {
             "type": "collection",
             "entry": resources().map { ["fullUrl": "urn:esante-sandbox:\($0["resourceType"]!)/\($0["id"]!)", "resource": $0] },
         ]
+    }
+
+    /// Writes the dataset as seed files under `folder` (`Seeds/ror` layout) and returns how many resources it holds.
+    /// Small datasets (≤ 100 establishments): one readable `dataset.json`. National ones: compact
+    /// `dataset-NNNN.json` files of 250 establishments each, generated and written on every core (one random
+    /// stream per establishment makes the parts independent), so loading parses one at a time.
+    /// `progress` receives the establishments done so far, from any thread.
+    public static func write(establishments: Int, seed: UInt64, to folder: URL,
+                             progress: @Sendable (Int) -> Void = { _ in }) throws -> Int {
+        let chunk = establishments <= 100 ? establishments : 250
+        let firsts = Array(stride(from: 0, to: establishments, by: chunk))
+        let state = NIOLockedValueBox((establishments: 0, resources: 0, error: (any Error)?.none))
+        DispatchQueue.concurrentPerform(iterations: firsts.count) { index in
+            let range = firsts[index]..<min(firsts[index] + chunk, establishments)
+            do {
+                let bundle = RORDatasetGenerator(establishments: establishments, seed: seed, range: range).bundle()
+                let data: Data
+                let name: String
+                if chunk == establishments {
+                    data = try JSONSerialization.data(withJSONObject: bundle, options: [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted])
+                    name = "dataset.json"
+                } else {
+                    // Foundation's writer took 80% of a national generation; the FHIR writer walks the tree once.
+                    data = try FHIRJSON.data(bundle, sortedKeys: false)
+                    name = String(format: "dataset-%04d.json", index + 1)
+                }
+                try data.write(to: folder.appendingPathComponent(name), options: .atomic)
+                let done = state.withLockedValue { state -> Int in
+                    state.establishments += range.count
+                    state.resources += (bundle["entry"] as? [Any])?.count ?? 0
+                    return state.establishments
+                }
+                progress(done)
+            } catch {
+                state.withLockedValue { if $0.error == nil { $0.error = error } }
+            }
+        }
+        let result = state.withLockedValue { $0 }
+        if let error = result.error { throw error }
+        return result.resources
     }
 
     // MARK: Builders

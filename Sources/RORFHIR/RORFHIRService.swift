@@ -40,64 +40,28 @@ public final class RORFHIRService: Sendable {
 
     // MARK: Data
 
-    /// Loads `Seeds/ror/*.json` (FHIR Bundles or single resources) when the store holds no ROR resource yet, or,
-    /// with `replace` (reset), in place of what is stored. Returns the number of resources stored.
+    /// Loads `Seeds/ror/*.json` (``RORSeedDataset``) when the store holds no ROR resource yet, or, with `replace`
+    /// (reset), in place of what is stored. Returns the number of resources stored.
     @discardableResult
     public func loadSeeds(from seeds: URL?, replace: Bool) throws -> Int {
-        let files = try Self.seedFiles(in: seeds)
+        let files = try seeds.map { try RORSeedDataset(seeds: $0).jsonFiles() } ?? []
         let count = try repository.store.writer.write { db -> Int in
             // EXISTS, not COUNT(*): this runs at every start, on tables of hundreds of thousands of rows.
             if !replace, try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM fhir_resource)") == true { return 0 }
             if replace {
                 // In the same transaction as the reload: a broken seed file leaves the previous data in place.
-                try db.execute(sql: "DELETE FROM fhir_index")
                 repository.resourcesChanged(in: db)
+                try db.execute(sql: "DELETE FROM fhir_index")
                 try db.execute(sql: "DELETE FROM fhir_resource")
                 try db.execute(sql: "DELETE FROM fhir_history")
             }
-            // One file at a time (a national dataset is split in several), all in one transaction.
-            var count = 0
-            for file in files {
-                do {
-                    let data = try Data(contentsOf: file)
-                    guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-                        throw ResourceError("\(file.path): not a JSON object")
-                    }
-                    let resources: [[String: Any]] = object["resourceType"] as? String == "Bundle"
-                        ? (object["entry"] as? [[String: Any]] ?? []).compactMap { $0["resource"] as? [String: Any] }
-                        : [object]
-                    // Serialising and indexing run on every core; the writes stay on this connection. The table
-                    // was empty or just emptied, so every seed is version 1.
-                    let repository = self.repository
-                    let prepared = PreparedBatch(count: resources.count)
-                    let input = UnsafeSendable(resources)
-                    DispatchQueue.concurrentPerform(iterations: resources.count) { index in
-                        let resource = input.value[index]
-                        prepared.set(index, Result {
-                            do { return try repository.prepare(resource, version: 1) } catch {
-                                throw ResourceError("seed \(file.lastPathComponent) \(resource["resourceType"] ?? "?")/\(resource["id"] ?? "?"): \(error)")
-                            }
-                        })
-                    }
-                    for result in prepared.results() { try repository.write(try result.get(), in: db) }
-                    count += resources.count
-                }
-            }
-            // Statistics for the query planner (index choice on fhir_index).
-            if count > 0 { try db.execute(sql: "ANALYZE") }
-            return count
+            return try RORSeedDataset.load(files, into: repository, db: db)
         }
         // Fold the load's large WAL into the database now rather than at the next start.
         if count > 0, repository.store.path != nil {
             try? repository.store.writer.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
         }
         return count
-    }
-
-    static func seedFiles(in seeds: URL?) throws -> [URL] {
-        guard let folder = seeds?.appendingPathComponent("ror"), FileManager.default.fileExists(atPath: folder.path) else { return [] }
-        return try FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: nil)
-            .filter { $0.pathExtension == "json" }.sorted { $0.lastPathComponent < $1.lastPathComponent }
     }
 
     // MARK: Routes
@@ -352,26 +316,6 @@ struct ConsumerAuthorization<Context: RequestContext & CallerContext>: RouterMid
         return try await RORCaller.$profile.withValue(entry.accessProfile ?? token.profil) {
             try await next(request, context)
         }
-    }
-}
-
-/// Results of a parallel preparation, one slot per input (each slot written by exactly one iteration).
-final class PreparedBatch: @unchecked Sendable {
-    private var slots: [Result<ResourceRepository.PreparedResource, any Error>?]
-    private let lock = NSLock()
-
-    init(count: Int) { slots = Array(repeating: nil, count: count) }
-
-    func set(_ index: Int, _ result: Result<ResourceRepository.PreparedResource, any Error>) {
-        lock.lock()
-        slots[index] = result
-        lock.unlock()
-    }
-
-    func results() -> [Result<ResourceRepository.PreparedResource, any Error>] {
-        lock.lock()
-        defer { lock.unlock() }
-        return slots.map { $0! }
     }
 }
 

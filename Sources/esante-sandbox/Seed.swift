@@ -4,17 +4,23 @@ import RORFHIR
 
 struct Seed: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Seed datasets.", subcommands: [Generate.self])
+        abstract: "Seed datasets.", subcommands: [Generate.self, Prebuild.self])
 
     struct Generate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Generate a synthetic ROR dataset into OUT/ror/dataset.json (deterministic for a given seed).",
-            discussion: "Then: esante-sandbox serve --seeds OUT. Seeds/pki, access, insi and terminology are copied when present.")
+            abstract: "Generate a synthetic ROR dataset into OUT/ror (deterministic for a given seed).",
+            discussion: """
+                Writes OUT/ror/dataset.json (≤ 100 establishments) or dataset-NNNN.json parts, then OUT/ror/dataset.sqlite, \
+                the same data stored and indexed, which a new data folder starts from (see `seed prebuild`). \
+                Then: esante-sandbox serve --seeds OUT. Seeds/pki, access, insi and terminology are copied when present.
+                """)
 
         @Option(help: "Number of establishments (each: EJ, EG, internal organisation, 1–3 places, 4–6 offers).")
         var establishments = 12
         @Option(help: "Random seed.") var seed: UInt64 = 2026
         @Option(help: "Output seeds folder.") var out: String
+        @Flag(inversion: .prefixedNo, help: "Also write ror/dataset.sqlite (a national dataset then starts in seconds).")
+        var prebuild = true
 
         func run() async throws {
             try await reportingErrors {
@@ -24,24 +30,11 @@ struct Seed: AsyncParsableCommand {
                 let outURL = URL(fileURLWithPath: out)
                 let folder = outURL.appendingPathComponent("ror")
                 try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-                // Small datasets: one readable file. National ones: compact files of 250 establishments each, so
-                // loading parses one at a time.
                 let started = Date()
-                let chunk = establishments <= 100 ? establishments : 250
-                var written = 0
-                for (index, first) in stride(from: 0, to: establishments, by: chunk).enumerated() {
-                    let generator = RORDatasetGenerator(establishments: establishments, seed: seed, range: first..<min(first + chunk, establishments))
-                    let bundle = generator.bundle()
-                    let options: JSONSerialization.WritingOptions = chunk == establishments
-                        ? [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted] : [.withoutEscapingSlashes]
-                    let data = try JSONSerialization.data(withJSONObject: bundle, options: options)
-                    let name = chunk == establishments ? "dataset.json" : String(format: "dataset-%04d.json", index + 1)
-                    try data.write(to: folder.appendingPathComponent(name), options: .atomic)
-                    written += (bundle["entry"] as? [Any])?.count ?? 0
-                    if isatty(STDOUT_FILENO) != 0 {
-                        // Progress on a TTY only (unbuffered write: no flush needed).
-                        FileHandle.standardOutput.write(Data("\r\(min(first + chunk, establishments))/\(establishments) establishments".utf8))
-                    }
+                let tty = isatty(STDOUT_FILENO) != 0
+                let written = try RORDatasetGenerator.write(establishments: establishments, seed: seed, to: folder) { [establishments] done in
+                    // Progress on a TTY only (unbuffered write: no flush needed).
+                    if tty { FileHandle.standardOutput.write(Data("\r\(done)/\(establishments) establishments".utf8)) }
                 }
                 if isatty(STDOUT_FILENO) != 0 { print("") }
                 for part in ["pki", "access", "insi", "terminology"] {
@@ -53,7 +46,39 @@ struct Seed: AsyncParsableCommand {
                     }
                 }
                 print("wrote \(written) resources to \(folder.path) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+                if prebuild {
+                    try Prebuild.prebuild(RORSeedDataset(seeds: outURL))
+                } else {
+                    // A prebuilt file from an earlier generation would no longer describe these files.
+                    try? FileManager.default.removeItem(at: RORSeedDataset(seeds: outURL).prebuiltFile)
+                }
             }
+        }
+    }
+
+    struct Prebuild: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Store and index SEEDS/ror/*.json once into SEEDS/ror/dataset.sqlite.",
+            discussion: """
+                A data folder created by `serve --seeds SEEDS` then starts as a copy of it instead of loading the JSON. \
+                It is used only while the JSON files keep their names and sizes and the sandbox indexes as when it was \
+                built; otherwise serve loads the JSON and says why. Run again after editing the JSON.
+                """)
+
+        @Option(help: "Seeds folder (holding ror/*.json).") var seeds = "Seeds"
+
+        func run() async throws {
+            try await reportingErrors { try Self.prebuild(RORSeedDataset(seeds: URL(fileURLWithPath: seeds))) }
+        }
+
+        static func prebuild(_ dataset: RORSeedDataset) throws {
+            let started = Date()
+            let count: Int
+            do { count = try dataset.prebuild(registry: RORSearchParameters.registry) } catch {
+                throw UsageFailure("\(error)")
+            }
+            let size = (try? FileManager.default.attributesOfItem(atPath: dataset.prebuiltFile.path)[.size] as? NSNumber)?.int64Value ?? 0
+            print("prebuilt \(count) resources into \(dataset.prebuiltFile.path) (\(size >> 20) MiB) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
         }
     }
 }

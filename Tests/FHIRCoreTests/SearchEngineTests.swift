@@ -200,6 +200,32 @@ struct SearchEngineTests {
         #expect(try await executor.page(key: "unknown", offset: 0, count: 2, baseURL: "https://x/base") == nil)
     }
 
+    /// A repeated search reuses its result until a write commits; a rolled-back write keeps it.
+    @Test func repeatedSearchesSeeEveryCommittedWrite() async throws {
+        let executor = try Self.executor()
+        let repository = executor.repository
+        #expect(try await Self.run(executor, "Location", "nb=gt0").matches == ["l1"])
+        #expect(try await Self.run(executor, "Location", "nb=gt0").matches == ["l1"])
+        _ = try await repository.store.writer.write { db in
+            try repository.save(Self.location("l2", system: "sys", value: "L2", name: "Annexe", nb: 3, date: nil, org: "o2"), in: db)
+        }
+        #expect(try await Self.run(executor, "Location", "nb=gt0").matches == ["l1", "l2"])
+        struct Abort: Error {}
+        await #expect(throws: Abort.self) {
+            try await repository.store.writer.write { db in
+                try repository.save(Self.location("l3", system: "other", value: "L3", name: "Nordic", nb: 9, date: nil, org: "o1"), in: db)
+                throw Abort()
+            }
+        }
+        #expect(try await Self.run(executor, "Location", "nb=gt0").matches == ["l1", "l2"])
+        // A raw change announced by `resourcesChanged(in:)` (seed reload) empties it too.
+        _ = try await repository.store.writer.write { db in
+            repository.resourcesChanged(in: db)
+            try db.execute(sql: "DELETE FROM fhir_index WHERE id = 'l1'")
+        }
+        #expect(try await Self.run(executor, "Location", "nb=gt0").matches == ["l2"])
+    }
+
     @Test func sortAndSummary() async throws {
         let executor = try Self.executor()
         #expect(try await Self.run(executor, "Location", "_sort=-nb&nb:missing=false").matches == ["l1", "l2"])

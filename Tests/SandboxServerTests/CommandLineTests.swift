@@ -224,6 +224,17 @@ struct CommandLineTests {
         let bad = try Shell.sandbox(["seed", "generate", "--establishments", "0", "--out", dir.appendingPathComponent("c").path])
         #expect(bad.status == 2)
         #expect(bad.stderr.contains("--establishments must be between"))
+        // The prebuilt database is written beside the JSON, and `seed prebuild` rebuilds it; without JSON it says so.
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("a/ror/dataset.sqlite").path))
+        let prebuilt = try Shell.sandbox(["seed", "prebuild", "--seeds", dir.appendingPathComponent("a").path])
+        #expect(prebuilt.status == 0, "\(prebuilt.stderr)")
+        #expect(prebuilt.stdout.contains("prebuilt \(((try JSONSerialization.jsonObject(with: a) as? [String: Any])?["entry"] as? [Any])?.count ?? -1) resources"))
+        let empty = try Shell.sandbox(["seed", "prebuild", "--seeds", dir.appendingPathComponent("c").path])
+        #expect(empty.status == 2)
+        #expect(empty.stderr.contains("no JSON seed file"))
+        let jsonOnly = try Shell.sandbox(["seed", "generate", "--establishments", "2", "--no-prebuild", "--out", dir.appendingPathComponent("a").path])
+        #expect(jsonOnly.status == 0, "\(jsonOnly.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("a/ror/dataset.sqlite").path))
     }
 
     /// The CLI edits the same database a server uses; a malformed DN is refused before anything is stored.

@@ -1,0 +1,101 @@
+import Foundation
+import GRDB
+import Logging
+import RORFHIR
+@testable import SandboxServer
+import Store
+import Testing
+
+/// `Seeds/ror/dataset.sqlite`: a new data folder starts as a copy of it, only while it stands for the JSON beside it.
+@Suite struct PrebuiltDatasetTests {
+    static func generated(establishments: Int = 3) throws -> (seeds: URL, dataset: RORSeedDataset, count: Int) {
+        let seeds = try SharedPKI.emptySeeds()
+        let dataset = RORSeedDataset(seeds: seeds)
+        try FileManager.default.createDirectory(at: dataset.folder, withIntermediateDirectories: true)
+        let count = try RORDatasetGenerator.write(establishments: establishments, seed: 11, to: dataset.folder)
+        return (seeds, dataset, count)
+    }
+
+    /// A sandbox on a new data folder (not started).
+    static func sandbox(seeds: URL) throws -> Sandbox {
+        var configuration = SandboxConfiguration()
+        configuration.dataDirectory = SharedPKI.directory.appendingPathComponent("data-\(UUID().uuidString)")
+        configuration.pkiDirectory = SharedPKI.pki.directory
+        configuration.keyAlgorithm = .p256
+        configuration.seedsDirectory = seeds
+        configuration.printBanner = false
+        var logger = Logger(label: "prebuilt-under-test")
+        logger.logLevel = .critical
+        return try Sandbox(configuration: configuration, logger: logger)
+    }
+
+    static func count(_ sandbox: Sandbox, where condition: String = "1") throws -> Int {
+        try sandbox.store.writer.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM fhir_resource WHERE \(condition)") ?? 0 }
+    }
+
+    @Test func newDataFolderStartsFromThePrebuiltDatabase() throws {
+        let (seeds, dataset, written) = try Self.generated()
+        #expect(try dataset.prebuiltMismatch(registry: RORSearchParameters.registry) == "no dataset.sqlite")
+        #expect(try dataset.prebuild(registry: RORSearchParameters.registry) == written)
+        #expect(try dataset.prebuiltMismatch(registry: RORSearchParameters.registry) == nil)
+
+        // The JSON garbled at the same size: a start that parsed it would fail, so this one used the copy.
+        let json = dataset.folder.appendingPathComponent("dataset.json")
+        let original = try Data(contentsOf: json)
+        try Data(repeating: 0x20, count: original.count).write(to: json)
+        let fromCopy = try Self.sandbox(seeds: seeds)
+        #expect(try Self.count(fromCopy) == written)
+        // Searchable at once: the copy carries the index.
+        let hospitals = try fromCopy.store.writer.read {
+            try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM fhir_index WHERE type = 'Organization' AND param = 'name' AND text LIKE 'centre hospitalier%'")
+        }
+        #expect(hospitals ?? 0 > 0)
+
+        // Edited JSON (another size): the prebuilt file no longer stands for it and the JSON is what is served.
+        let edited = String(decoding: original, as: UTF8.self).replacingOccurrences(of: "SANDBOX", with: "SANDBOX RENOMME")
+        try Data(edited.utf8).write(to: json)
+        #expect(try dataset.prebuiltMismatch(registry: RORSearchParameters.registry)?.contains("JSON files changed") == true)
+        let fromJSON = try Self.sandbox(seeds: seeds)
+        #expect(try Self.count(fromJSON) == written)
+        #expect(try Self.count(fromJSON, where: "CAST(json AS TEXT) LIKE '%RENOMME%'") > 0)
+    }
+
+    /// Index rows made with other search parameters (another sandbox version) are not reused.
+    @Test func prebuiltFromOtherSearchParametersIsNotUsed() throws {
+        let (_, dataset, _) = try Self.generated(establishments: 1)
+        try dataset.prebuild(registry: RORSearchParameters.registry)
+        var other = RORSearchParameters.registry
+        other.parameters["Location"]?["near-capacity"] = .init("near-capacity", .number, paths: ["extension.valueInteger"])
+        #expect(try dataset.prebuiltMismatch(registry: other)?.contains("other search parameters") == true)
+        // A file that is not a prebuilt dataset.
+        try Data("not a database".utf8).write(to: dataset.prebuiltFile)
+        #expect(try dataset.prebuiltMismatch(registry: RORSearchParameters.registry)?.contains("not readable") == true)
+    }
+
+    /// Nothing to prebuild is an error naming the folder; a failed build leaves no file behind.
+    @Test func prebuildErrors() throws {
+        let dataset = RORSeedDataset(seeds: try SharedPKI.emptySeeds())
+        #expect { try dataset.prebuild(registry: RORSearchParameters.registry) } throws: { "\($0)".contains("no JSON seed file") }
+        try FileManager.default.createDirectory(at: dataset.folder, withIntermediateDirectories: true)
+        try Data(#"{"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Location", "id": "a"}}, {"resource": {"resourceType": "Location", "id": "a"}}]}"#.utf8)
+            .write(to: dataset.folder.appendingPathComponent("dataset.json"))
+        #expect { try dataset.prebuild(registry: RORSearchParameters.registry) } throws: { "\($0)".contains("Location/a appears twice") }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dataset.folder.path) == ["dataset.json"])
+    }
+
+    /// Installing never replaces an existing database, and an unreadable source is named.
+    @Test func installNeverOverwrites() throws {
+        let (_, dataset, _) = try Self.generated(establishments: 1)
+        try dataset.prebuild(registry: RORSearchParameters.registry)
+        let folder = try SharedPKI.emptySeeds()
+        let target = folder.appendingPathComponent("sandbox.sqlite").path
+        try SandboxStore.install(prebuilt: dataset.prebuiltFile.path, at: target)
+        let installed = try SandboxStore.open(path: target)
+        #expect(try installed.writer.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM fhir_resource") } ?? 0 > 0)
+        #expect { try SandboxStore.install(prebuilt: dataset.prebuiltFile.path, at: target) } throws: { "\($0)".contains("cannot create") }
+        #expect { try SandboxStore.install(prebuilt: folder.appendingPathComponent("missing").path, at: target + "2") } throws: {
+            "\($0)".contains("cannot read")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.contains("installing") }.isEmpty)
+    }
+}
