@@ -48,6 +48,7 @@ def main():
         parser.add_argument("--" + name, required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--pid", type=int, help="server process: its RSS is printed after the queries")
     args = parser.parse_args()
     context = ssl.create_default_context(cafile=args.cacert)
     context.load_cert_chain(args.cert, args.key)
@@ -88,6 +89,10 @@ def main():
         p99 = times[int(len(times) * 0.99) - 1]
         print("  first %6.1f  p50 %6.1f  p99 %6.1f  max %6.1f  [%s, total %s]  %s" % (
             first, statistics.median(times), p99, times[-1], status, total, query[:110]))
+
+    if args.pid:
+        rss = [line.split()[1] for line in open("/proc/%d/status" % args.pid) if line.startswith("VmRSS")][0]
+        print("== RSS after the queries: %.0f MiB" % (int(rss) / 1024))
 
     refresh_token()
     status, body, _ = get("Location/loc-00001-1")

@@ -311,11 +311,22 @@ public final class SearchSnapshots: Sendable {
 /// version: either its generation changed, or the commit's emptying comes after the put). A one-shot commit hook
 /// per transaction rather than a GRDB transaction observer: an observer's update hook would run for every index row.
 final class ReadCache: @unchecked Sendable {
-    private let state = NIOLockedValueBox<(generation: Int, entries: [String: StoredResource], searches: [String: [String]], searchIDs: Int)>((0, [:], [:], 0))
+    private struct State {
+        var generation = 0
+        var entries: [String: StoredResource] = [:]
+        /// JSON bytes of `entries`.
+        var bytes = 0
+        var searches: [String: [String]] = [:]
+        /// Ids in `searches`.
+        var searchIDs = 0
+    }
+
+    private let state = NIOLockedValueBox(State())
     /// Whether the current write transaction already registered its hook (writer's queue only: transactions are serial).
     private var registered = false
-    static let capacity = 20_000
-    /// Search results kept: ids in all (a national search can match 10 000 offers; ~40 bytes each).
+    /// JSON bytes of resources kept (a national Location is 5–30 KB): the cache stays within the memory budget.
+    static let byteCapacity = 48 << 20
+    /// Search results kept: ids in all (a national search can match 40 000 places; ~16 bytes each).
     static let searchCapacity = 500_000
 
     var generation: Int { state.withLockedValue { $0.generation } }
@@ -324,9 +335,12 @@ final class ReadCache: @unchecked Sendable {
 
     func put(_ key: String, _ value: StoredResource, ifGeneration generation: Int) {
         state.withLockedValue { state in
-            guard state.generation == generation else { return }
-            if state.entries.count >= Self.capacity { state.entries.removeAll(keepingCapacity: true) }
-            state.entries[key] = value
+            guard state.generation == generation, value.json.count <= Self.byteCapacity / 16 else { return }
+            if state.bytes + value.json.count > Self.byteCapacity {
+                state.entries.removeAll()
+                state.bytes = 0
+            }
+            state.bytes += value.json.count - (state.entries.updateValue(value, forKey: key)?.json.count ?? 0)
         }
     }
 
@@ -339,17 +353,15 @@ final class ReadCache: @unchecked Sendable {
                 state.searches.removeAll()
                 state.searchIDs = 0
             }
-            state.searches[key] = ids
-            state.searchIDs += ids.count
+            state.searchIDs += ids.count - (state.searches.updateValue(ids, forKey: key)?.count ?? 0)
         }
     }
 
     func invalidate() {
         state.withLockedValue { state in
-            state.generation += 1
-            state.entries.removeAll(keepingCapacity: true)
-            state.searches.removeAll()
-            state.searchIDs = 0
+            let generation = state.generation + 1
+            state = State()
+            state.generation = generation
         }
     }
 

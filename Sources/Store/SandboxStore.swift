@@ -70,9 +70,9 @@ public final class SandboxStore: Sendable {
             var remaining = Int(info.st_size)
             var buffer: [UInt8] = []
             while remaining > 0 {
-                var copied = Self.copyFileRange.map { $0(input, nil, output, nil, remaining, 0) } ?? -1
+                var copied = LinuxCalls.copyFileRange.map { $0(input, nil, output, nil, remaining, 0) } ?? -1
                 if copied < 0, errno == EINTR { continue }
-                if copied < 0, Self.copyFileRange == nil || errno == EXDEV || errno == ENOSYS || errno == EINVAL {
+                if copied < 0, LinuxCalls.copyFileRange == nil || errno == EXDEV || errno == ENOSYS || errno == EINVAL {
                     // No in-kernel copy here (other system or file system): through a buffer.
                     if buffer.isEmpty { buffer = [UInt8](repeating: 0, count: 8 << 20) }
                     copied = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, min(remaining, $0.count)) }
@@ -96,17 +96,6 @@ public final class SandboxStore: Sendable {
             throw error
         }
     }
-
-    /// Linux's `copy_file_range(2)`, which the Glibc module does not declare (looked up once; nil elsewhere).
-    private typealias CopyFileRange = @convention(c) (Int32, UnsafeMutablePointer<Int>?, Int32, UnsafeMutablePointer<Int>?, Int, UInt32) -> Int
-    private static let copyFileRange: CopyFileRange? = {
-        #if os(Linux)
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "copy_file_range") else { return nil }
-        return unsafeBitCast(symbol, to: CopyFileRange.self)
-        #else
-        return nil
-        #endif
-    }()
 
     /// A private in-memory database (tests, `serve --in-memory`).
     public static func inMemory() throws -> SandboxStore {
