@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Helpers of scripts/bench-feed: the PATCH body, a load generator recording every acknowledged version, the check."""
-import argparse, http.client, json, sqlite3, ssl, sys, threading, time
+import argparse, http.client, json, os, sqlite3, ssl, sys, threading, time
 
 CAPACITY = "https://interop.esante.gouv.fr/ig/fhir/ror/StructureDefinition/ror-location-supported-capacity"
 # The demo feeder's places in the repository seeds, with their capacity nature (01 beds, 02 places).
@@ -83,17 +83,28 @@ def throughput(args):
     places = list(NATURES)
     queue = multiprocessing.Queue()
     workers = [multiprocessing.Process(target=_worker, args=(args, places[i % len(places)], args.requests, queue)) for i in range(args.clients)]
+    cpu_before = server_cpu(args.pid)
     started = time.perf_counter()
     for worker in workers:
         worker.start()
     results = [queue.get() for _ in workers]
     elapsed = time.perf_counter() - started
+    cpu = server_cpu(args.pid) - cpu_before
     for worker in workers:
         worker.join()
     times = sorted(t for r in results for t in r[0])
     failures = sum(r[1] for r in results)
-    print("  %d clients x %d PATCHes: %.0f PATCH/s, p50 %.2f ms, p99 %.2f ms, max %.2f ms, non-200: %d" % (
-        args.clients, args.requests, len(times) / elapsed, times[len(times) // 2], times[int(len(times) * 0.99) - 1], times[-1], failures))
+    print("  %d clients x %d PATCHes: %.0f PATCH/s, p50 %.2f ms, p99 %.2f ms, max %.2f ms, non-200: %d; server CPU %.2f ms per PATCH" % (
+        args.clients, args.requests, len(times) / elapsed, times[len(times) // 2], times[int(len(times) * 0.99) - 1], times[-1], failures,
+        cpu * 1000 / len(times)))
+
+
+def server_cpu(pid):
+    """CPU seconds (user + system) the server process has used."""
+    if not pid:
+        return 0.0
+    fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def check(args):
@@ -114,6 +125,7 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--pid", type=int, help="server process (its CPU time per PATCH is printed)")
     args = parser.parse_args()
     if args.mode == "body":
         print(body())

@@ -74,7 +74,7 @@ public struct FHIRPatch: @unchecked Sendable {
             guard let object = current as? [String: Any] else { break }
             switch operation.kind {
             case .replace, .delete:
-                let matches = operation.path.evaluate(on: object).filter { !$0.location.isEmpty }
+                let matches = operation.path.evaluate(on: object).filter(\.isInsideResource)
                 guard !matches.isEmpty else {
                     throw Failure(kind: .noMatch, message: "\(operation.kind.rawValue): no element matches \(operation.pathText)", expression: operation.pathText)
                 }

@@ -227,15 +227,48 @@ public enum JSONPathStep: Hashable, Sendable {
 /// One item of a FHIRPath result over a JSON resource: its value, where it sits, and for a choice element its type.
 public struct FHIRPathItem: @unchecked Sendable {
     public var value: Any
-    public var location: [JSONPathStep]
+    /// Where it sits: the last step, linked to its parent's (a child shares its parent's chain instead of copying
+    /// an array of steps: evaluating a filter over a Location's hundred indicators allocated one array per node).
+    var node: PathNode?
     /// `CodeableConcept` for an item reached as `value` through `valueCodeableConcept`.
     public var choiceType: String?
+
+    init(value: Any, node: PathNode?, choiceType: String?) {
+        self.value = value
+        self.node = node
+        self.choiceType = choiceType
+    }
+
+    /// The steps from the resource to the item (empty for the resource itself and for literals).
+    public var location: [JSONPathStep] {
+        var steps: [JSONPathStep] = []
+        var current = node
+        while let step = current {
+            steps.append(step.step)
+            current = step.parent
+        }
+        return steps.reversed()
+    }
+
+    /// Whether the item is inside the resource (not the resource itself, not a literal).
+    public var isInsideResource: Bool { node != nil }
+}
+
+/// One step of an item's location, linked to the location of its parent.
+final class PathNode: @unchecked Sendable {
+    let parent: PathNode?
+    let step: JSONPathStep
+
+    init(parent: PathNode?, step: JSONPathStep) {
+        self.parent = parent
+        self.step = step
+    }
 }
 
 extension FHIRPath {
     /// Evaluates against a resource (JSON object). A path's first name may be the resource type (`Location.…`).
     public func evaluate(on resource: [String: Any]) -> [FHIRPathItem] {
-        evaluate([FHIRPathItem(value: resource, location: [], choiceType: nil)], isRoot: true)
+        evaluate([FHIRPathItem(value: resource, node: nil, choiceType: nil)], isRoot: true)
     }
 
     func evaluate(_ context: [FHIRPathItem], isRoot: Bool) -> [FHIRPathItem] {
@@ -307,20 +340,21 @@ extension FHIRPath {
                 }
             }
             for (key, value, choice) in found {
+                let keyNode = PathNode(parent: item.node, step: .key(key))
                 if let array = value as? [Any] {
                     for (index, element) in array.enumerated() {
-                        result.append(FHIRPathItem(value: element, location: item.location + [.key(key), .index(index)], choiceType: choice))
+                        result.append(FHIRPathItem(value: element, node: PathNode(parent: keyNode, step: .index(index)), choiceType: choice))
                     }
                 } else {
-                    result.append(FHIRPathItem(value: value, location: item.location + [.key(key)], choiceType: choice))
+                    result.append(FHIRPathItem(value: value, node: keyNode, choiceType: choice))
                 }
             }
         }
         return result
     }
 
-    static func literal(_ value: Any) -> FHIRPathItem { FHIRPathItem(value: value, location: [], choiceType: nil) }
-    static func boolean(_ value: Bool) -> FHIRPathItem { FHIRPathItem(value: value, location: [], choiceType: "boolean") }
+    static func literal(_ value: Any) -> FHIRPathItem { FHIRPathItem(value: value, node: nil, choiceType: nil) }
+    static func boolean(_ value: Bool) -> FHIRPathItem { FHIRPathItem(value: value, node: nil, choiceType: "boolean") }
 
     static func equal(_ lhs: Any, _ rhs: Any) -> Bool {
         switch (Scalar(lhs), Scalar(rhs)) {

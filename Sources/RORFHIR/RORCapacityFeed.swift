@@ -224,7 +224,8 @@ public struct RORCapacityFeed: Sendable {
         }
         var seen = Set<String>()
         for indicator in Self.indicatorsOf(patched) {
-            let key = RORCapacityIndicators.key.map { Self.qualifiers(indicator)[$0] ?? "null" }.joined(separator: "/")
+            let qualifiers = Self.qualifiers(indicator)
+            let key = RORCapacityIndicators.key.map { qualifiers[$0] ?? "null" }.joined(separator: "/")
             guard seen.insert(key).inserted else {
                 throw FHIRError(.badRequest, code: "business-rule", "L'indicateur \(key) serait présent deux fois : utiliser replace", expression: [Self.capacityPath])
             }
@@ -253,6 +254,6 @@ public struct RORCapacityFeed: Sendable {
 
     /// The nature (TRE_R329) of the Location's installed capacity, when it has one: feeds keep to it.
     static func installedNature(_ location: [String: Any]) -> String? {
-        indicatorsOf(location).map(qualifiers).first { $0["capacityStatus"] == "01" }?["capacityType"]
+        indicatorsOf(location).lazy.map(qualifiers).first { $0["capacityStatus"] == "01" }?["capacityType"]
     }
 }
