@@ -326,8 +326,10 @@ final class ReadCache: @unchecked Sendable {
     private var registered = false
     /// JSON bytes of resources kept (a national Location is 5–30 KB): the cache stays within the memory budget.
     static let byteCapacity = 48 << 20
-    /// Search results kept: ids in all (a national search can match 40 000 places; ~16 bytes each).
+    /// Search results kept: ids in all (a national search can match 40 000 places; ~16 bytes each), and searches
+    /// (each key is its SQL, ~1 KB: a client looking places up one identifier at a time makes many small ones).
     static let searchCapacity = 500_000
+    static let searchCount = 4_096
 
     var generation: Int { state.withLockedValue { $0.generation } }
 
@@ -349,7 +351,7 @@ final class ReadCache: @unchecked Sendable {
     func putSearch(_ key: String, _ ids: [String], ifGeneration generation: Int) {
         state.withLockedValue { state in
             guard state.generation == generation, ids.count <= Self.searchCapacity else { return }
-            if state.searchIDs + ids.count > Self.searchCapacity {
+            if state.searchIDs + ids.count > Self.searchCapacity || state.searches.count >= Self.searchCount {
                 state.searches.removeAll()
                 state.searchIDs = 0
             }
