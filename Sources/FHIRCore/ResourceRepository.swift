@@ -90,8 +90,8 @@ public final class ResourceRepository: Sendable {
     /// Writes a prepared resource and brings its index rows to `prepared.rows`, touching only the rows that differ:
     /// a capacity PATCH changes a few of a Location's ~100 rows, and each row written costs seven B-tree updates.
     public func write(_ prepared: PreparedResource, in db: Database) throws {
-        resourcesChanged(in: db)
         let resource = prepared.stored
+        readCache.writing(resource, key: resource.type + "/" + resource.id, in: db)
         try db.cachedStatement(sql: "INSERT OR REPLACE INTO fhir_resource (type, id, version, last_updated, deleted, json) VALUES (?, ?, ?, ?, 0, ?)")
             .execute(arguments: [resource.type, resource.id, resource.version, resource.lastUpdated, resource.json])
         var wanted: [SearchIndexRow: Int] = [:]
@@ -306,10 +306,12 @@ public final class SearchSnapshots: Sendable {
     }
 }
 
-/// The repository's read cache. Emptied after every committed transaction that changed `fhir_resource`; a read puts
-/// its result only if no such commit happened since it began (so a read that raced a write never caches the old
-/// version: either its generation changed, or the commit's emptying comes after the put). A one-shot commit hook
-/// per transaction rather than a GRDB transaction observer: an observer's update hook would run for every index row.
+/// The repository's read cache. After every committed transaction that changed `fhir_resource`, the searches are
+/// forgotten and the resources written take their new version (every resource when the change was a raw one,
+/// ``ResourceRepository/resourcesChanged(in:)``): a feeder's PATCHes no longer empty the cache consumers read from.
+/// A read puts its result only if no such commit happened since it began (so a read that raced a write never caches
+/// the old version: either its generation changed, or the commit's update comes after the put). A one-shot commit
+/// hook per transaction rather than a GRDB transaction observer: an observer's update hook would run for every index row.
 final class ReadCache: @unchecked Sendable {
     private struct State {
         var generation = 0
@@ -322,8 +324,10 @@ final class ReadCache: @unchecked Sendable {
     }
 
     private let state = NIOLockedValueBox(State())
-    /// Whether the current write transaction already registered its hook (writer's queue only: transactions are serial).
+    /// The current write transaction's hook and changes (writer's queue only: transactions are serial).
     private var registered = false
+    private var written: [String: StoredResource] = [:]
+    private var rawChange = false
     /// JSON bytes of resources kept (a national Location is 5–30 KB): the cache stays within the memory budget.
     static let byteCapacity = 48 << 20
     /// Search results kept: ids in all (a national search can match 40 000 places; ~16 bytes each), and searches
@@ -359,22 +363,49 @@ final class ReadCache: @unchecked Sendable {
         }
     }
 
-    func invalidate() {
-        state.withLockedValue { state in
-            let generation = state.generation + 1
-            state = State()
-            state.generation = generation
-        }
+    /// A raw change of `fhir_resource` in this transaction: everything is forgotten at commit.
+    func changing(in db: Database) {
+        register(in: db)
+        rawChange = true
     }
 
-    func changing(in db: Database) {
+    /// A resource written in this transaction: its new version replaces the cached one at commit.
+    func writing(_ resource: StoredResource, key: String, in db: Database) {
+        register(in: db)
+        written[key] = resource
+    }
+
+    private func register(in db: Database) {
         guard !registered else { return }
         registered = true
         db.afterNextTransaction(onCommit: { [self] _ in
-            registered = false
-            invalidate()
+            let (raw, resources) = (rawChange, written)
+            reset()
+            state.withLockedValue { state in
+                let generation = state.generation + 1
+                if raw {
+                    state = State()
+                } else {
+                    state.searches.removeAll()
+                    state.searchIDs = 0
+                    for (key, resource) in resources {
+                        state.bytes -= state.entries.removeValue(forKey: key)?.json.count ?? 0
+                        if state.bytes + resource.json.count <= Self.byteCapacity {
+                            state.entries[key] = resource
+                            state.bytes += resource.json.count
+                        }
+                    }
+                }
+                state.generation = generation
+            }
         }, onRollback: { [self] _ in
-            registered = false
+            reset()
         })
+    }
+
+    private func reset() {
+        registered = false
+        written.removeAll()
+        rawChange = false
     }
 }

@@ -405,6 +405,7 @@ struct BackgroundTasks: Service {
                 group.addTask { await sandbox.journal.run() }
                 group.addTask { await watchRevocations() }
                 group.addTask { await promoteOnboarding() }
+                group.addTask { await trimMemory() }
             }
         }
         sandbox.journal.flush()
@@ -421,6 +422,15 @@ struct BackgroundTasks: Service {
                 sandbox.logger.error("onboarding: \(error)")
             }
             try? await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    /// Requests build pages, bundles and exports on many threads, and malloc keeps what they free in per-thread
+    /// arenas (a national query run left 125–334 MiB resident for ~100 MiB in use): given back every 5 s.
+    private func trimMemory() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(5))
+            LinuxCalls.trimMallocHeap()
         }
     }
 

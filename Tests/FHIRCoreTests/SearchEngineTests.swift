@@ -226,6 +226,38 @@ struct SearchEngineTests {
         #expect(try await Self.run(executor, "Location", "nb=gt0").matches == ["l2"])
     }
 
+    /// Reads by id see each committed version: a write replaces the cached entry, a rollback keeps it, a raw change
+    /// (seed reload) forgets everything.
+    @Test func readsByIdSeeEveryCommittedVersion() async throws {
+        let executor = try Self.executor()
+        let repository = executor.repository
+        func name(_ id: String) async throws -> String? {
+            guard let stored = try await repository.read(type: "Location", id: id) else { return nil }
+            return (try JSONSerialization.jsonObject(with: stored.json) as? [String: Any])?["name"] as? String
+        }
+        #expect(try await name("l1") == "Bâtiment Nord")
+        #expect(try await name("l2") == "Annexe")
+        _ = try await repository.store.writer.write { db in
+            try repository.save(Self.location("l1", system: "sys", value: "L1", name: "Bâtiment Sud", nb: 5, date: nil, org: "o1"), in: db)
+        }
+        #expect(try await name("l1") == "Bâtiment Sud")
+        #expect(try await repository.read(type: "Location", id: "l1")?.version == 2)
+        struct Abort: Error {}
+        await #expect(throws: Abort.self) {
+            try await repository.store.writer.write { db in
+                try repository.save(Self.location("l1", system: "sys", value: "L1", name: "Perdu", nb: 5, date: nil, org: "o1"), in: db)
+                throw Abort()
+            }
+        }
+        #expect(try await name("l1") == "Bâtiment Sud")
+        _ = try await repository.store.writer.write { db in
+            repository.resourcesChanged(in: db)
+            try db.execute(sql: "DELETE FROM fhir_resource WHERE id = 'l2'")
+        }
+        #expect(try await name("l2") == nil)
+        #expect(try await name("l1") == "Bâtiment Sud")
+    }
+
     @Test func sortAndSummary() async throws {
         let executor = try Self.executor()
         #expect(try await Self.run(executor, "Location", "_sort=-nb&nb:missing=false").matches == ["l1", "l2"])
