@@ -22,9 +22,9 @@ public struct ResourceError: Error, Sendable, CustomStringConvertible {
 public final class ResourceRepository: Sendable {
     public let store: SandboxStore
     public let registry: SearchParameterRegistry
-    /// Resources read by id and search results, kept until the next committed change of `fhir_resource` (a read then costs no hop to a
-    /// database thread: consumers re-read the same Locations all day). Every change goes through `write` here or
-    /// calls `resourcesChanged(in:)`.
+    /// Resources read by id and search results (a read then costs no hop to a database thread: consumers re-read the
+    /// same Locations all day), brought up to date by every commit. Every change goes through `write` here or calls
+    /// `resourcesChanged(in:)`.
     let readCache = ReadCache()
 
     public init(store: SandboxStore, registry: SearchParameterRegistry) {
@@ -88,7 +88,7 @@ public final class ResourceRepository: Sendable {
     }
 
     /// Writes a prepared resource and brings its index rows to `prepared.rows`, touching only the rows that differ:
-    /// a capacity PATCH changes a few of a Location's ~100 rows, and each row written costs seven B-tree updates.
+    /// a capacity PATCH changes a few of a Location's ~100 rows, and each row written costs three or four B-tree updates.
     public func write(_ prepared: PreparedResource, in db: Database) throws {
         let resource = prepared.stored
         readCache.writing(resource, key: resource.type + "/" + resource.id, in: db)
