@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import GRDB
 import Logging
@@ -77,11 +78,11 @@ public struct JournalEntry: Sendable, Codable, FetchableRecord, MutablePersistab
         self.responseBodyTruncated = false
     }
 
-    /// Values for ``Journal/insertSQL``, in its column order.
-    var insertArguments: StatementArguments {
+    /// Values for ``Journal/insertSQL``, in its column order; a body kept in `journal_body` is given by its id.
+    func insertArguments(requestBody: JournalBodyReference, responseBody: JournalBodyReference) -> StatementArguments {
         [time, environment, service, method, path, query, status, decision.rawValue, reason, subjectDN, issuerDN,
-         serialNumber, spkiSHA256, durationMs, remoteAddress, requestHeaders, requestBody, requestBodyTruncated,
-         responseHeaders, responseBody, responseBodyTruncated]
+         serialNumber, spkiSHA256, durationMs, remoteAddress, requestHeaders, requestBody.inline, requestBodyTruncated,
+         responseHeaders, responseBody.inline, responseBodyTruncated, requestBody.id, responseBody.id]
     }
 
     /// Keeps at most `limit` bytes of a body; says whether it cut.
@@ -123,6 +124,12 @@ public struct JournalEntry: Sendable, Codable, FetchableRecord, MutablePersistab
     }
 }
 
+/// Where a row's body is: in the row (short bodies), or shared in `journal_body`.
+struct JournalBodyReference {
+    var inline: Data?
+    var id: Int64?
+}
+
 /// Journal query filters (admin API, CLI).
 public struct JournalFilter: Sendable {
     public var limit: Int = 100
@@ -150,6 +157,11 @@ public final class Journal: Sendable {
     private let pending = NIOLockedValueBox<[JournalEntry]>([])
     private let flushLock = NIOLock()
     private let logger: Logger
+    /// Shared bodies already stored (hash → `journal_body.id`) and rows pruned since their last collection.
+    /// Touched under `flushLock` only; emptied whenever an id may have gone (collection, failed flush, removal).
+    private let bodies = NIOLockedValueBox<(ids: [Data: Int64], pruned: Int)>(([:], 0))
+    /// Bodies this long or longer are shared (`journal_body`); shorter ones stay in the row.
+    static let sharedBodySize = 1024
 
     public init(store: SandboxStore, maxRows: Int = 100_000, logger: Logger = Logger(label: "journal")) {
         self.store = store
@@ -174,15 +186,54 @@ public final class Journal: Sendable {
                 try store.writer.write { db in
                     // One prepared statement for the batch: several times cheaper than Codable record inserts.
                     let insert = try db.cachedStatement(sql: Self.insertSQL)
-                    for entry in batch { try insert.execute(arguments: entry.insertArguments) }
+                    for entry in batch {
+                        let request = try share(entry.requestBody, in: db)
+                        let response = try share(entry.responseBody, in: db)
+                        try insert.execute(arguments: entry.insertArguments(requestBody: request, responseBody: response))
+                    }
                     // ids are monotonic (AUTOINCREMENT), so "older than the newest maxRows" is a range delete.
                     try db.execute(
                         sql: "DELETE FROM journal WHERE id <= (SELECT MAX(id) FROM journal) - ?", arguments: [maxRows])
+                    try collectBodies(pruned: db.changesCount, in: db)
                 }
             } catch {
+                bodies.withLockedValue { $0 = ([:], 0) }
                 logger.error("journal: could not write \(batch.count) rows: \(error)")
             }
         }
+    }
+
+    /// A body as a row stores it: inline when short, else the id of its one `journal_body` copy.
+    private func share(_ body: Data?, in db: Database) throws -> JournalBodyReference {
+        guard let body, body.count >= Self.sharedBodySize else { return JournalBodyReference(inline: body, id: nil) }
+        let hash = Data(SHA256.hash(data: body))
+        if let id = bodies.withLockedValue({ $0.ids[hash] }) { return JournalBodyReference(inline: nil, id: id) }
+        try db.cachedStatement(sql: "INSERT INTO journal_body (hash, body) VALUES (?, ?) ON CONFLICT (hash) DO NOTHING")
+            .execute(arguments: [hash, body])
+        guard let id = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM journal_body WHERE hash = ?"), arguments: [hash]) else {
+            return JournalBodyReference(inline: body, id: nil)
+        }
+        bodies.withLockedValue { state in
+            if state.ids.count >= 10_000 { state.ids.removeAll() }
+            state.ids[hash] = id
+        }
+        return JournalBodyReference(inline: nil, id: id)
+    }
+
+    /// Removes the shared bodies no row refers to any more, once a tenth of `maxRows` rows were pruned since the
+    /// last time (a scan of the journal: about once a second at 10 000 calls per second).
+    private func collectBodies(pruned: Int, in db: Database) throws {
+        let due = bodies.withLockedValue { state -> Bool in
+            state.pruned += pruned
+            return state.pruned > 0 && state.pruned >= max(1, maxRows / 10)
+        }
+        guard due else { return }
+        try db.execute(sql: """
+            DELETE FROM journal_body
+            WHERE id NOT IN (SELECT request_body_id FROM journal WHERE request_body_id IS NOT NULL)
+              AND id NOT IN (SELECT response_body_id FROM journal WHERE response_body_id IS NOT NULL)
+            """)
+        bodies.withLockedValue { $0 = ([:], 0) }
     }
 
     /// Background writer loop: flushes every `interval` until cancelled, then once more.
@@ -197,21 +248,41 @@ public final class Journal: Sendable {
     static let insertSQL = """
         INSERT INTO journal (time, environment, service, method, path, query, status, decision, reason, subject_dn,
         issuer_dn, serial_number, spki_sha256, duration_ms, remote_address, request_headers, request_body,
-        request_body_truncated, response_headers, response_body, response_body_truncated)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        request_body_truncated, response_headers, response_body, response_body_truncated, request_body_id, response_body_id)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """
+
+    /// Rows with their bodies, wherever kept (the columns ``JournalEntry`` decodes).
+    static let selectSQL = """
+        SELECT j.id, j.time, j.environment, j.service, j.method, j.path, j.query, j.status, j.decision, j.reason,
+        j.subject_dn, j.issuer_dn, j.serial_number, j.spki_sha256, j.duration_ms, j.remote_address, j.request_headers,
+        COALESCE(j.request_body, (SELECT body FROM journal_body WHERE id = j.request_body_id)) AS request_body,
+        j.request_body_truncated, j.response_headers,
+        COALESCE(j.response_body, (SELECT body FROM journal_body WHERE id = j.response_body_id)) AS response_body,
+        j.response_body_truncated
+        FROM journal j
         """
 
     public func entries(_ filter: JournalFilter) throws -> [JournalEntry] {
         flush()
-        return try store.writer.read { db in
-            var request = JournalEntry.all()
-            if let service = filter.service { request = request.filter(Column("service") == service) }
-            if let decision = filter.decision { request = request.filter(Column("decision") == decision.rawValue) }
-            if let after = filter.afterID {
-                return try request.filter(Column("id") > after).order(Column("id")).limit(filter.limit).fetchAll(db)
-            }
-            return try request.order(Column("id").desc).limit(filter.limit).fetchAll(db)
+        var conditions: [String] = []
+        var arguments: StatementArguments = []
+        if let service = filter.service {
+            conditions.append("j.service = ?")
+            _ = arguments.append(contentsOf: [service])
         }
+        if let decision = filter.decision {
+            conditions.append("j.decision = ?")
+            _ = arguments.append(contentsOf: [decision.rawValue])
+        }
+        if let after = filter.afterID {
+            conditions.append("j.id > ?")
+            _ = arguments.append(contentsOf: [after])
+        }
+        _ = arguments.append(contentsOf: [filter.limit])
+        let sql = Self.selectSQL + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
+            + " ORDER BY j.id \(filter.afterID == nil ? "DESC" : "ASC") LIMIT ?"
+        return try store.writer.read { db in try JournalEntry.fetchAll(db, sql: sql, arguments: arguments) }
     }
 
     /// Calls accepted and refused since `date` (the console's dashboard; onboarding and fault rows are not calls).
@@ -229,12 +300,18 @@ public final class Journal: Sendable {
 
     public func entry(id: Int64) throws -> JournalEntry? {
         flush()
-        return try store.writer.read { db in try JournalEntry.fetchOne(db, key: id) }
+        return try store.writer.read { db in try JournalEntry.fetchOne(db, sql: Self.selectSQL + " WHERE j.id = ?", arguments: [id]) }
     }
 
     public func removeAll() throws {
         flush()
-        _ = try store.writer.write { db in try JournalEntry.deleteAll(db) }
+        try flushLock.withLock {
+            try store.writer.write { db in
+                try db.execute(sql: "DELETE FROM journal")
+                try db.execute(sql: "DELETE FROM journal_body")
+            }
+            bodies.withLockedValue { $0 = ([:], 0) }
+        }
     }
 }
 

@@ -310,6 +310,19 @@ public final class SandboxStore: Sendable {
             // Statistics for the new indexes (dropping the old ones dropped theirs).
             try analyze(db)
         }
+        migrator.registerMigration("v9-journal-bodies") { db in
+            // A body of 1 KiB or more is kept once however many calls carried it: consumers re-read the same
+            // resources all day, and each read wrote (then pruned) the whole resource again.
+            try db.create(table: "journal_body") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("hash", .blob).notNull().unique()
+                t.column("body", .blob).notNull()
+            }
+            try db.alter(table: "journal") { t in
+                t.add(column: "request_body_id", .integer)
+                t.add(column: "response_body_id", .integer)
+            }
+        }
         return migrator
     }
 

@@ -171,6 +171,51 @@ struct WhitelistTests {
         let clipped = JournalEntry.clip(Array(repeating: 65, count: 10), limit: 4)
         #expect(clipped.0?.count == 4 && clipped.1)
     }
+
+    /// A long body repeated by many calls is stored once; every row still gives it back whole; bodies no row
+    /// refers to any more are removed as rows are pruned; short bodies stay in their row.
+    @Test func journalStoresARepeatedBodyOnce() throws {
+        let store = try SandboxStore.inMemory()
+        let journal = Journal(store: store, maxRows: 20)
+        func record(_ path: String, response: String, request: String? = nil) {
+            var entry = JournalEntry(environment: "bac-a-sable", service: "ror-fhir", method: "GET", path: path, status: 200,
+                                     decision: .accepted, reason: nil, identity: nil, durationMs: 1)
+            entry.responseBody = Data(response.utf8)
+            entry.requestBody = request.map { Data($0.utf8) }
+            journal.record(entry)
+        }
+        let location = String(repeating: "{\"resourceType\":\"Location\"}", count: 100) // 2 700 bytes
+        for index in 0..<10 { record("/same\(index)", response: location, request: "short") }
+        journal.flush()
+        record("/other", response: location + " ", request: location)
+        journal.flush()
+        func count(_ table: String) throws -> Int { try store.writer.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM \(table)") ?? 0 } }
+        #expect(try count("journal") == 11)
+        #expect(try count("journal_body") == 2)
+        let rows = try journal.entries(JournalFilter(limit: 100))
+        #expect(rows.allSatisfy { $0.responseBody.map { String(decoding: $0, as: UTF8.self).hasPrefix(location) } == true })
+        #expect(rows.first?.requestBody == Data(location.utf8))
+        #expect(rows.last?.requestBody == Data("short".utf8))
+        let one = try #require(rows.first?.id)
+        #expect(try journal.entry(id: one)?.responseBody == Data((location + " ").utf8))
+
+        // 30 rows with their own bodies push the first ones out: their bodies go with them.
+        for index in 0..<30 { record("/unique\(index)", response: location + String(index)) }
+        journal.flush()
+        #expect(try count("journal") == 20)
+        #expect(try count("journal_body") <= 20 + 2)
+        #expect(try journal.entries(JournalFilter(limit: 100)).allSatisfy { $0.responseBody?.count ?? 0 > location.count })
+        let stale = try store.writer.read {
+            try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM journal_body WHERE id NOT IN (SELECT response_body_id FROM journal WHERE response_body_id IS NOT NULL) AND id NOT IN (SELECT request_body_id FROM journal WHERE request_body_id IS NOT NULL)")
+        }
+        #expect(stale == 0)
+        // The same body again after its copy was removed is stored anew.
+        record("/again", response: location)
+        journal.flush()
+        #expect(try journal.entries(JournalFilter(limit: 1)).first?.responseBody == Data(location.utf8))
+        try journal.removeAll()
+        #expect(try count("journal_body") == 0)
+    }
 }
 
 @Test func thumbprintIsTheSameFromTheCertificateOrItsDER() throws {
