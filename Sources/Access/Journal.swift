@@ -154,7 +154,7 @@ public struct JournalFilter: Sendable {
 public final class Journal: Sendable {
     private let store: SandboxStore
     public let maxRows: Int
-    private let pending = NIOLockedValueBox<[JournalEntry]>([])
+    private let pending = NIOLockedValueBox<(entries: [JournalEntry], recorded: Int)>(([], 0))
     private let flushLock = NIOLock()
     private let logger: Logger
     /// Shared bodies already stored (hash → `journal_body.id`) and rows pruned since their last collection.
@@ -171,15 +171,23 @@ public final class Journal: Sendable {
 
     /// Queues a row; never blocks on SQLite.
     public func record(_ entry: JournalEntry) {
-        pending.withLockedValue { $0.append(entry) }
+        pending.withLockedValue {
+            $0.entries.append(entry)
+            $0.recorded &+= 1
+        }
+    }
+
+    /// Rows recorded since the start (a sign of activity: the sandbox is idle while it does not move).
+    public var recordedCount: Int {
+        pending.withLockedValue { $0.recorded }
     }
 
     /// Writes queued rows now, then prunes beyond `maxRows`. Safe to call from several places.
     public func flush() {
         flushLock.withLock {
             let batch = pending.withLockedValue { queue -> [JournalEntry] in
-                defer { queue.removeAll(keepingCapacity: true) }
-                return queue
+                defer { queue.entries.removeAll(keepingCapacity: true) }
+                return queue.entries
             }
             guard !batch.isEmpty else { return }
             do {
