@@ -30,6 +30,11 @@ struct Seed: AsyncParsableCommand {
                 let outURL = URL(fileURLWithPath: out)
                 let folder = outURL.appendingPathComponent("ror")
                 try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                // A previous, larger generation's parts would otherwise be loaded with this one's.
+                for name in try FileManager.default.contentsOfDirectory(atPath: folder.path)
+                where name == "dataset.json" || name == RORSeedDataset.prebuiltName || (name.hasPrefix("dataset-") && name.hasSuffix(".json")) {
+                    try FileManager.default.removeItem(at: folder.appendingPathComponent(name))
+                }
                 let started = Date()
                 let tty = isatty(STDOUT_FILENO) != 0
                 let written = try RORDatasetGenerator.write(establishments: establishments, seed: seed, to: folder) { [establishments] done in

@@ -235,6 +235,13 @@ struct CommandLineTests {
         let jsonOnly = try Shell.sandbox(["seed", "generate", "--establishments", "2", "--no-prebuild", "--out", dir.appendingPathComponent("a").path])
         #expect(jsonOnly.status == 0, "\(jsonOnly.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("a/ror/dataset.sqlite").path))
+        // A smaller generation over a larger one leaves none of the larger one's parts behind.
+        let parts = try Shell.sandbox(["seed", "generate", "--establishments", "260", "--no-prebuild", "--out", dir.appendingPathComponent("p").path])
+        #expect(parts.status == 0, "\(parts.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("p/ror").path).sorted()
+                == ["dataset-0001.json", "dataset-0002.json"])
+        _ = try Shell.sandbox(["seed", "generate", "--establishments", "3", "--no-prebuild", "--out", dir.appendingPathComponent("p").path])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("p/ror").path) == ["dataset.json"])
     }
 
     /// The CLI edits the same database a server uses; a malformed DN is refused before anything is stored.
