@@ -273,23 +273,12 @@ public final class Journal: Sendable {
 
     public func entries(_ filter: JournalFilter) throws -> [JournalEntry] {
         flush()
-        var conditions: [String] = []
-        var arguments: StatementArguments = []
-        if let service = filter.service {
-            conditions.append("j.service = ?")
-            _ = arguments.append(contentsOf: [service])
-        }
-        if let decision = filter.decision {
-            conditions.append("j.decision = ?")
-            _ = arguments.append(contentsOf: [decision.rawValue])
-        }
-        if let after = filter.afterID {
-            conditions.append("j.id > ?")
-            _ = arguments.append(contentsOf: [after])
-        }
-        _ = arguments.append(contentsOf: [filter.limit])
-        let sql = Self.selectSQL + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
+        let conditions: [(String, (any DatabaseValueConvertible & Sendable)?)] = [
+            ("j.service = ?", filter.service), ("j.decision = ?", filter.decision?.rawValue), ("j.id > ?", filter.afterID),
+        ].filter { $0.1 != nil }
+        let sql = Self.selectSQL + (conditions.isEmpty ? "" : " WHERE " + conditions.map(\.0).joined(separator: " AND "))
             + " ORDER BY j.id \(filter.afterID == nil ? "DESC" : "ASC") LIMIT ?"
+        let arguments = StatementArguments(conditions.map(\.1) + [filter.limit])
         return try store.writer.read { db in try JournalEntry.fetchAll(db, sql: sql, arguments: arguments) }
     }
 

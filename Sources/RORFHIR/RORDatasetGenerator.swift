@@ -149,9 +149,15 @@ public struct RORDatasetGenerator {
     /// Small datasets (≤ 100 establishments): one readable `dataset.json`. National ones: compact
     /// `dataset-NNNN.json` files of 250 establishments each, generated and written on every core (one random
     /// stream per establishment makes the parts independent), so loading parses one at a time.
-    /// `progress` receives the establishments done so far, from any thread.
+    /// `progress` receives the establishments done so far, from any thread. An earlier generation's files in
+    /// `folder` (parts, and the prebuilt database that stood for them) are removed first: a smaller dataset written
+    /// over a larger one would otherwise keep its extra parts.
     public static func write(establishments: Int, seed: UInt64, to folder: URL,
                              progress: @Sendable (Int) -> Void = { _ in }) throws -> Int {
+        for name in try FileManager.default.contentsOfDirectory(atPath: folder.path)
+        where name == "dataset.json" || name == RORSeedDataset.prebuiltName || (name.hasPrefix("dataset-") && name.hasSuffix(".json")) {
+            try FileManager.default.removeItem(at: folder.appendingPathComponent(name))
+        }
         let chunk = establishments <= 100 ? establishments : 250
         let firsts = Array(stride(from: 0, to: establishments, by: chunk))
         let state = NIOLockedValueBox((establishments: 0, resources: 0, error: (any Error)?.none))

@@ -53,48 +53,40 @@ public final class SandboxStore: Sendable {
     public static var schemaIdentifiers: [String] { migrator.migrations }
 
     /// Installs a prebuilt database (``build(at:_:)``) as the database file `path`, which must not exist yet, by an
-    /// in-kernel copy (`copy_file_range`: no round trip through this process). Staged then renamed: a copy
-    /// interrupted half-way leaves no database behind.
+    /// in-kernel copy (`copy_file_range`: no round trip through this process) where the system offers one. Staged
+    /// then linked: a copy interrupted half-way leaves no database behind, an existing one is never replaced.
     public static func install(prebuilt: String, at path: String) throws {
+        guard FileManager.default.isReadableFile(atPath: prebuilt) else { throw StoreError("cannot read \(prebuilt)") }
         let staging = path + ".installing-\(UUID().uuidString)"
-        let input = Foundation.open(prebuilt, O_RDONLY)
-        guard input >= 0 else { throw StoreError("cannot read \(prebuilt): \(String(cString: strerror(errno)))") }
-        defer { close(input) }
-        let output = Foundation.open(staging, O_WRONLY | O_CREAT | O_EXCL, 0o644)
-        guard output >= 0 else { throw StoreError("cannot write \(staging): \(String(cString: strerror(errno)))") }
-        var outputOpen = true
-        defer { if outputOpen { close(output) } }
-        do {
-            var info = stat()
-            guard fstat(input, &info) == 0 else { throw StoreError("cannot stat \(prebuilt)") }
-            var remaining = Int(info.st_size)
-            var buffer: [UInt8] = []
-            while remaining > 0 {
-                var copied = LinuxCalls.copyFileRange.map { $0(input, nil, output, nil, remaining, 0) } ?? -1
-                if copied < 0, errno == EINTR { continue }
-                if copied < 0, LinuxCalls.copyFileRange == nil || errno == EXDEV || errno == ENOSYS || errno == EINVAL {
-                    // No in-kernel copy here (other system or file system): through a buffer.
-                    if buffer.isEmpty { buffer = [UInt8](repeating: 0, count: 8 << 20) }
-                    copied = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, min(remaining, $0.count)) }
-                    var written = 0
-                    while copied > 0, written < copied {
-                        let chunk = buffer.withUnsafeBytes { write(output, $0.baseAddress! + written, copied - written) }
-                        if chunk < 0, errno == EINTR { continue }
-                        guard chunk > 0 else { copied = -1; break }
-                        written += chunk
-                    }
-                }
-                guard copied > 0 else { throw StoreError("copying \(prebuilt): \(copied < 0 ? String(cString: strerror(errno)) : "file shrank")") }
-                remaining -= copied
-            }
-            close(output)
-            outputOpen = false
-            guard link(staging, path) == 0 else { throw StoreError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        defer { unlink(staging) }
+        if try !copyInKernel(from: prebuilt, to: staging) {
             unlink(staging)
-        } catch {
-            unlink(staging)
-            throw error
+            try FileManager.default.copyItem(atPath: prebuilt, toPath: staging)
         }
+        guard link(staging, path) == 0 else { throw StoreError("cannot create \(path): \(String(cString: strerror(errno)))") }
+    }
+
+    /// Copies `source` to the new file `target` with `copy_file_range(2)`; false when the kernel cannot (no such
+    /// call, or not between these file systems), for the caller to copy otherwise.
+    private static func copyInKernel(from source: String, to target: String) throws -> Bool {
+        guard let copyFileRange = LinuxCalls.copyFileRange else { return false }
+        let input = Foundation.open(source, O_RDONLY)
+        guard input >= 0 else { throw StoreError("cannot read \(source): \(String(cString: strerror(errno)))") }
+        defer { close(input) }
+        let output = Foundation.open(target, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+        guard output >= 0 else { throw StoreError("cannot write \(target): \(String(cString: strerror(errno)))") }
+        defer { close(output) }
+        var info = stat()
+        guard fstat(input, &info) == 0 else { throw StoreError("cannot stat \(source)") }
+        var remaining = Int(info.st_size)
+        while remaining > 0 {
+            let copied = copyFileRange(input, nil, output, nil, remaining, 0)
+            if copied < 0, errno == EINTR { continue }
+            if copied < 0, remaining == Int(info.st_size), [EXDEV, ENOSYS, EINVAL, EOPNOTSUPP].contains(errno) { return false }
+            guard copied > 0 else { throw StoreError("copying \(source): \(copied < 0 ? String(cString: strerror(errno)) : "file shrank")") }
+            remaining -= copied
+        }
+        return true
     }
 
     /// A private in-memory database (tests, `serve --in-memory`).

@@ -30,18 +30,13 @@ struct Seed: AsyncParsableCommand {
                 let outURL = URL(fileURLWithPath: out)
                 let folder = outURL.appendingPathComponent("ror")
                 try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-                // A previous, larger generation's parts would otherwise be loaded with this one's.
-                for name in try FileManager.default.contentsOfDirectory(atPath: folder.path)
-                where name == "dataset.json" || name == RORSeedDataset.prebuiltName || (name.hasPrefix("dataset-") && name.hasSuffix(".json")) {
-                    try FileManager.default.removeItem(at: folder.appendingPathComponent(name))
-                }
                 let started = Date()
                 let tty = isatty(STDOUT_FILENO) != 0
                 let written = try RORDatasetGenerator.write(establishments: establishments, seed: seed, to: folder) { [establishments] done in
                     // Progress on a TTY only (unbuffered write: no flush needed).
                     if tty { FileHandle.standardOutput.write(Data("\r\(done)/\(establishments) establishments".utf8)) }
                 }
-                if isatty(STDOUT_FILENO) != 0 { print("") }
+                if tty { print("") }
                 for part in ["pki", "access", "insi", "terminology"] {
                     let source = URL(fileURLWithPath: "Seeds").appendingPathComponent(part)
                     let target = outURL.appendingPathComponent(part)
@@ -51,12 +46,7 @@ struct Seed: AsyncParsableCommand {
                     }
                 }
                 print("wrote \(written) resources to \(folder.path) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
-                if prebuild {
-                    try Prebuild.prebuild(RORSeedDataset(seeds: outURL))
-                } else {
-                    // A prebuilt file from an earlier generation would no longer describe these files.
-                    try? FileManager.default.removeItem(at: RORSeedDataset(seeds: outURL).prebuiltFile)
-                }
+                if prebuild { try Prebuild.prebuild(RORSeedDataset(seeds: outURL)) }
             }
         }
     }

@@ -67,6 +67,11 @@ import Testing
         var other = RORSearchParameters.registry
         other.parameters["Location"]?["near-capacity"] = .init("near-capacity", .number, paths: ["extension.valueInteger"])
         #expect(try dataset.prebuiltMismatch(registry: other)?.contains("other search parameters") == true)
+        // Built by a sandbox with other migrations.
+        let queue = try DatabaseQueue(path: dataset.prebuiltFile.path)
+        try queue.write { try $0.execute(sql: "UPDATE seed_dataset SET value = value || '\nv99-future' WHERE key = 'schema'") }
+        try queue.close()
+        #expect(try dataset.prebuiltMismatch(registry: RORSearchParameters.registry)?.contains("another version of the sandbox") == true)
         // A file that is not a prebuilt dataset.
         try Data("not a database".utf8).write(to: dataset.prebuiltFile)
         #expect(try dataset.prebuiltMismatch(registry: RORSearchParameters.registry)?.contains("not readable") == true)
