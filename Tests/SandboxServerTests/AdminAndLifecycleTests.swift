@@ -38,7 +38,7 @@ struct AdminAndLifecycleTests {
         if FileManager.default.isExecutableFile(atPath: "/usr/bin/curl") {
             let banner = running.sandbox.banner(running.info)
             let line = try #require(banner.split(separator: "\n").first { $0.contains("curl ") })
-            let output = try Shell.run(String(line).trimmingCharacters(in: .whitespaces))
+            let output = try await Shell.run(String(line).trimmingCharacters(in: .whitespaces))
             #expect(output.status == 0)
             #expect(output.stdout.contains("\"subjectDN\" : \"\(Self.dn)\""))
         }

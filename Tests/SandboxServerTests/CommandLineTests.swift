@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import Access
 import GRDB
 import Store
@@ -22,28 +23,51 @@ enum Shell {
         return folder.appendingPathComponent("esante-sandbox")
     }()
 
-    static func run(_ command: String) throws -> Output {
-        try run(URL(fileURLWithPath: "/bin/sh"), ["-c", command])
+    static func run(_ command: String) async throws -> Output {
+        try await run(URL(fileURLWithPath: "/bin/sh"), ["-c", command])
     }
 
-    static func sandbox(_ arguments: [String]) throws -> Output {
-        try run(executable, arguments)
+    static func sandbox(_ arguments: [String]) async throws -> Output {
+        try await run(executable, arguments)
     }
 
-    static func run(_ executable: URL, _ arguments: [String]) throws -> Output {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                      stderr: String(decoding: stderr, as: UTF8.self))
+    /// Runs a child process to its end on a thread of its own. Waiting on a thread of Swift's cooperative pool
+    /// (2 threads on 2 cores) starved the sandboxes other tests run in this process: a `demo` child then timed out
+    /// against one of them (CI, 2026-11-22).
+    static func run(_ executable: URL, _ arguments: [String]) async throws -> Output {
+        try await offPool {
+            let process = Process()
+            process.executableURL = executable
+            process.arguments = arguments
+            let out = Pipe()
+            let err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            try process.run()
+            // stderr on its own thread: a child filling one pipe while we block on the other would hang both.
+            let stderr = NIOLockedValueBox(Data())
+            let readStderr = DispatchSemaphore(value: 0)
+            Thread {
+                stderr.withLockedValue { $0 = err.fileHandleForReading.readDataToEndOfFile() }
+                readStderr.signal()
+            }.start()
+            let stdout = out.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            readStderr.wait()
+            return Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                          stderr: String(decoding: stderr.withLockedValue { $0 }, as: UTF8.self))
+        }
+    }
+
+    /// Waits for a child started elsewhere to end, without holding a cooperative thread.
+    static func waitForExit(_ process: Process) async throws {
+        try await offPool { process.waitUntilExit() }
+    }
+
+    static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try work() }) }.start()
+        }
     }
 }
 
@@ -68,9 +92,9 @@ struct CommandLineTests {
         return process
     }
 
-    @Test func certsIssuePrintsTheDNAndSPKIAndWritesTheFiles() throws {
+    @Test func certsIssuePrintsTheDNAndSPKIAndWritesTheFiles() async throws {
         let dir = try Self.folder()
-        let output = try Shell.sandbox([
+        let output = try await Shell.sandbox([
             "certs", "issue", "--pki-dir", dir.appendingPathComponent("pki").path, "--key-type", "p256",
             "--subject", "C = FR, ST = Paris (75), O = GIP - TEST3012, OU = 33333333333, CN = CLIENT_TEST_RORN",
             "--out", dir.appendingPathComponent("out").path, "--expired",
@@ -83,7 +107,7 @@ struct CommandLineTests {
             #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("out/\(name)").path))
         }
         // --environment production: issued by the production PKI, minted beside (pki-production).
-        let production = try Shell.sandbox([
+        let production = try await Shell.sandbox([
             "certs", "issue", "--pki-dir", dir.appendingPathComponent("pki").path, "--key-type", "p256", "--environment", "production",
             "--subject", Self.dn, "--out", dir.appendingPathComponent("prod").path,
         ])
@@ -108,9 +132,9 @@ struct CommandLineTests {
         (["serve", "--environments", "a,b", "--port", "65535", "--admin-port", "0"], "no room for 2 environment listeners"),
         (["onboarding", "validate", "1"], "no sandbox database"),
     ])
-    func badInputIsAClearErrorWithExitStatus2(arguments: [String], message: String) throws {
+    func badInputIsAClearErrorWithExitStatus2(arguments: [String], message: String) async throws {
         let dir = try Self.folder()
-        let output = try Shell.sandbox(arguments + ["--data-dir", dir.path])
+        let output = try await Shell.sandbox(arguments + ["--data-dir", dir.path])
         #expect(output.status == 2, "\(arguments): \(output.stdout) \(output.stderr)")
         #expect(output.stderr.contains("error: "))
         #expect(output.stderr.contains(message), "\(output.stderr)")
@@ -118,40 +142,40 @@ struct CommandLineTests {
     }
 
     /// The onboarding flow from the command line, on a data folder; refused transitions exit 2 with the reason.
-    @Test func onboardingCommandsDriveTheFlow() throws {
+    @Test func onboardingCommandsDriveTheFlow() async throws {
         let dir = try Self.folder()
         _ = try SandboxStore.open(path: dir.appendingPathComponent("sandbox.sqlite").path)
         let data = ["--data-dir", dir.path]
-        let submitted = try Shell.sandbox(["onboarding", "submit", "--kind", "eai-regional", "--direction", "feed",
+        let submitted = try await Shell.sandbox(["onboarding", "submit", "--kind", "eai-regional", "--direction", "feed",
                                            "--service", "ror-fhir", "--contact", "eai@example.test", "--subject-dn", Self.dn,
                                            "--establishment", "750000001", "--establishment", "750000002"] + data)
         #expect(submitted.status == 0, "\(submitted.stderr)")
         #expect(submitted.stdout.hasPrefix("#1 submitted eai-regional feed ror-fhir@bac-a-sable DN \(Self.dn)"), "\(submitted.stdout)")
-        let early = try Shell.sandbox(["onboarding", "whitelist", "1"] + data)
+        let early = try await Shell.sandbox(["onboarding", "whitelist", "1"] + data)
         #expect(early.status == 2)
         #expect(early.stderr.contains("error: request 1 is submitted: it cannot become whitelisted (next: validated or rejected)"), "\(early.stderr)")
-        #expect(try Shell.sandbox(["onboarding", "validate", "1", "--actor", "comité", "--reason", "ok"] + data).status == 0)
-        let done = try Shell.sandbox(["onboarding", "tests-done", "1"] + data)
+        #expect(try await Shell.sandbox(["onboarding", "validate", "1", "--actor", "comité", "--reason", "ok"] + data).status == 0)
+        let done = try await Shell.sandbox(["onboarding", "tests-done", "1"] + data)
         #expect(done.stdout.hasPrefix("#1 whitelisted"), "delay 0: \(done.stdout) \(done.stderr)")
-        let listed = try Shell.sandbox(["whitelist", "list"] + data)
+        let listed = try await Shell.sandbox(["whitelist", "list"] + data)
         #expect(listed.stdout.contains("feed DN \(Self.dn) establishments=750000001,750000002"), "\(listed.stdout)")
-        let edited = try Shell.sandbox(["onboarding", "establishments", "1", "--establishment", "750000003"] + data)
+        let edited = try await Shell.sandbox(["onboarding", "establishments", "1", "--establishment", "750000003"] + data)
         #expect(edited.status == 0, "\(edited.stderr)")
-        #expect(try Shell.sandbox(["whitelist", "list"] + data).stdout.contains("establishments=750000003"))
-        let shown = try Shell.sandbox(["onboarding", "show", "1"] + data)
+        #expect(try await Shell.sandbox(["whitelist", "list"] + data).stdout.contains("establishments=750000003"))
+        let shown = try await Shell.sandbox(["onboarding", "show", "1"] + data)
         #expect(shown.stdout.contains("submitted → validated by comité: ok"), "\(shown.stdout)")
-        let bad = try Shell.sandbox(["onboarding", "submit", "--kind", "hospital", "--direction", "feed", "--service", "ror-fhir",
+        let bad = try await Shell.sandbox(["onboarding", "submit", "--kind", "hospital", "--direction", "feed", "--service", "ror-fhir",
                                      "--contact", "c"] + data)
         #expect(bad.status == 2)
         #expect(bad.stderr.contains("kind: 'hospital'"))
-        let clock = try Shell.sandbox(["onboarding", "clock", "--speed", "3600"] + data)
+        let clock = try await Shell.sandbox(["onboarding", "clock", "--speed", "3600"] + data)
         #expect(clock.stdout.contains("×3600 (1 h per second)"), "\(clock.stdout)")
-        #expect(try Shell.sandbox(["onboarding", "list", "--state", "whitelisted"] + data).stdout.split(separator: "\n").count == 1)
+        #expect(try await Shell.sandbox(["onboarding", "list", "--state", "whitelisted"] + data).stdout.split(separator: "\n").count == 1)
     }
 
     /// `demo` plays the whole story against a sandbox it starts, and exits 0 when every step behaved as announced.
-    @Test func demoPlaysTheStoryEndToEnd() throws {
-        let output = try Shell.sandbox(["demo", "--seeds", SharedPKI.repositorySeeds.path, "--whitelist-delay", "0"])
+    @Test func demoPlaysTheStoryEndToEnd() async throws {
+        let output = try await Shell.sandbox(["demo", "--seeds", SharedPKI.repositorySeeds.path, "--whitelist-delay", "0"])
         #expect(output.status == 0, "\(output.stdout)\n\(output.stderr)")
         for line in ["2. It calls the ROR capacity feed before being whitelisted: refused.", "403 Forbidden — The certificate subject DN",
                      "state validated, client id sandbox-client-1", "the consumer sees 4 available beds", "Done: every step behaved as announced."] {
@@ -166,13 +190,13 @@ struct CommandLineTests {
         let running = try await RunningSandbox.start(seeds: SharedPKI.repositorySeeds, readyFile: ready)
         defer { Task { await running.stop() } }
         try running.whitelist("ror-fhir", dn: "CN=DEMO-EDITEUR-LITS,OU=0002 759000001,O=EDITEUR DEMO GESTION DES LITS,ST=Paris (75),C=FR")
-        let output = try Shell.sandbox(["demo", "--ready-file", ready.path, "--seeds", SharedPKI.repositorySeeds.path])
+        let output = try await Shell.sandbox(["demo", "--ready-file", ready.path, "--seeds", SharedPKI.repositorySeeds.path])
         #expect(output.status == 1, "\(output.stdout)\n\(output.stderr)")
         #expect(output.stderr.contains("demo failed: step 2: expected 403"), "\(output.stderr)")
-        let missing = try Shell.sandbox(["demo", "--ready-file", dir.appendingPathComponent("none.json").path])
+        let missing = try await Shell.sandbox(["demo", "--ready-file", dir.appendingPathComponent("none.json").path])
         #expect(missing.status == 2)
         #expect(missing.stderr.contains("cannot read the ready file"))
-        let delay = try Shell.sandbox(["demo", "--whitelist-delay", "5 days"])
+        let delay = try await Shell.sandbox(["demo", "--whitelist-delay", "5 days"])
         #expect(delay.status == 2)
         #expect(delay.stderr.contains("--whitelist-delay: whitelist delay '5 days'"), "\(delay.stderr)")
     }
@@ -200,7 +224,7 @@ struct CommandLineTests {
         journal.flush()
         try await Task.sleep(for: .milliseconds(1200))
         process.terminate()
-        process.waitUntilExit()
+        try await Shell.waitForExit(process)
         let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         let lines = output.split(separator: "\n")
         #expect(lines.count == 2, "\(output)")
@@ -210,10 +234,10 @@ struct CommandLineTests {
     }
 
     /// `seed generate` is deterministic, and a part of a large dataset is the same as in the whole.
-    @Test func seedGenerateIsDeterministic() throws {
+    @Test func seedGenerateIsDeterministic() async throws {
         let dir = try Self.folder()
         for name in ["a", "b"] {
-            let output = try Shell.sandbox(["seed", "generate", "--establishments", "5", "--seed", "7", "--out", dir.appendingPathComponent(name).path])
+            let output = try await Shell.sandbox(["seed", "generate", "--establishments", "5", "--seed", "7", "--out", dir.appendingPathComponent(name).path])
             #expect(output.status == 0, "\(output.stderr)")
         }
         let a = try Data(contentsOf: dir.appendingPathComponent("a/ror/dataset.json"))
@@ -221,74 +245,74 @@ struct CommandLineTests {
         #expect(a == b)
         let bundle = try JSONSerialization.jsonObject(with: a) as? [String: Any]
         #expect((bundle?["entry"] as? [Any])?.count ?? 0 > 20)
-        let bad = try Shell.sandbox(["seed", "generate", "--establishments", "0", "--out", dir.appendingPathComponent("c").path])
+        let bad = try await Shell.sandbox(["seed", "generate", "--establishments", "0", "--out", dir.appendingPathComponent("c").path])
         #expect(bad.status == 2)
         #expect(bad.stderr.contains("--establishments must be between"))
         // The prebuilt database is written beside the JSON, and `seed prebuild` rebuilds it; without JSON it says so.
         #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("a/ror/dataset.sqlite").path))
-        let prebuilt = try Shell.sandbox(["seed", "prebuild", "--seeds", dir.appendingPathComponent("a").path])
+        let prebuilt = try await Shell.sandbox(["seed", "prebuild", "--seeds", dir.appendingPathComponent("a").path])
         #expect(prebuilt.status == 0, "\(prebuilt.stderr)")
         #expect(prebuilt.stdout.contains("prebuilt \(((try JSONSerialization.jsonObject(with: a) as? [String: Any])?["entry"] as? [Any])?.count ?? -1) resources"))
-        let empty = try Shell.sandbox(["seed", "prebuild", "--seeds", dir.appendingPathComponent("c").path])
+        let empty = try await Shell.sandbox(["seed", "prebuild", "--seeds", dir.appendingPathComponent("c").path])
         #expect(empty.status == 2)
         #expect(empty.stderr.contains("no JSON seed file"))
-        let jsonOnly = try Shell.sandbox(["seed", "generate", "--establishments", "2", "--no-prebuild", "--out", dir.appendingPathComponent("a").path])
+        let jsonOnly = try await Shell.sandbox(["seed", "generate", "--establishments", "2", "--no-prebuild", "--out", dir.appendingPathComponent("a").path])
         #expect(jsonOnly.status == 0, "\(jsonOnly.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("a/ror/dataset.sqlite").path))
         // A smaller generation over a larger one leaves none of the larger one's parts behind.
-        let parts = try Shell.sandbox(["seed", "generate", "--establishments", "260", "--no-prebuild", "--out", dir.appendingPathComponent("p").path])
+        let parts = try await Shell.sandbox(["seed", "generate", "--establishments", "260", "--no-prebuild", "--out", dir.appendingPathComponent("p").path])
         #expect(parts.status == 0, "\(parts.stderr)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("p/ror").path).sorted()
                 == ["dataset-0001.json", "dataset-0002.json"])
-        _ = try Shell.sandbox(["seed", "generate", "--establishments", "3", "--no-prebuild", "--out", dir.appendingPathComponent("p").path])
+        _ = try await Shell.sandbox(["seed", "generate", "--establishments", "3", "--no-prebuild", "--out", dir.appendingPathComponent("p").path])
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("p/ror").path) == ["dataset.json"])
     }
 
     /// The CLI edits the same database a server uses; a malformed DN is refused before anything is stored.
-    @Test func whitelistCommandsRoundTrip() throws {
+    @Test func whitelistCommandsRoundTrip() async throws {
         let dir = try Self.folder()
         _ = try SandboxStore.open(path: dir.appendingPathComponent("sandbox.sqlite").path)
-        let add = try Shell.sandbox(["whitelist", "add", "--data-dir", dir.path, "--service", "ror-fhir",
+        let add = try await Shell.sandbox(["whitelist", "add", "--data-dir", dir.path, "--service", "ror-fhir",
                                      "--subject-dn", "/C=FR/ST=Paris (75)/O=GIP - TEST3012/OU=33333333333/CN=CLIENT_TEST_RORN"])
         #expect(add.status == 0, "\(add.stderr)")
         #expect(add.stdout.contains("DN \(Self.dn)"))
-        let bad = try Shell.sandbox(["whitelist", "add", "--data-dir", dir.path, "--service", "ror-fhir", "--subject-dn", "CN"])
+        let bad = try await Shell.sandbox(["whitelist", "add", "--data-dir", dir.path, "--service", "ror-fhir", "--subject-dn", "CN"])
         #expect(bad.status == 2)
-        let list = try Shell.sandbox(["whitelist", "list", "--data-dir", dir.path, "--json"])
+        let list = try await Shell.sandbox(["whitelist", "list", "--data-dir", dir.path, "--json"])
         let entries = try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]]
         #expect(entries?.count == 1)
         let id = try #require(entries?.first?["id"] as? Int)
-        #expect(try Shell.sandbox(["whitelist", "remove", "--data-dir", dir.path, "\(id)"]).status == 0)
-        #expect(try Shell.sandbox(["whitelist", "remove", "--data-dir", dir.path, "\(id)"]).status == 2)
+        #expect(try await Shell.sandbox(["whitelist", "remove", "--data-dir", dir.path, "\(id)"]).status == 0)
+        #expect(try await Shell.sandbox(["whitelist", "remove", "--data-dir", dir.path, "\(id)"]).status == 2)
     }
 
     /// `insi identities|cards|lps`: bad NIR keys refused (exit 2) unless `--allow-bad-key`, cards need known identities.
-    @Test func insiCommandsEditTheTestBase() throws {
+    @Test func insiCommandsEditTheTestBase() async throws {
         let dir = try Self.folder()
         _ = try SandboxStore.open(path: dir.appendingPathComponent("sandbox.sqlite").path)
         let identity = ["insi", "identities", "add", "--data-dir", dir.path, "--matricule", "1810363220456", "--cle", "60",
                         "--nom", "HERMANN", "--prenoms", "GATIEN", "--sexe", "M", "--date-naissance", "1981-03-24", "--lieu-naissance", "63220"]
-        let refused = try Shell.sandbox(identity)
+        let refused = try await Shell.sandbox(identity)
         #expect(refused.status == 2)
         #expect(refused.stderr.contains("does not verify"), "\(refused.stderr)")
-        #expect(try Shell.sandbox(identity + ["--allow-bad-key"]).status == 0)
-        let badDate = try Shell.sandbox(identity.map { $0 == "1981-03-24" ? "1981-02-30" : $0 } + ["--allow-bad-key"])
+        #expect(try await Shell.sandbox(identity + ["--allow-bad-key"]).status == 0)
+        let badDate = try await Shell.sandbox(identity.map { $0 == "1981-03-24" ? "1981-02-30" : $0 } + ["--allow-bad-key"])
         #expect(badDate.status == 2 && badDate.stderr.contains("DateNaissance"))
-        let list = try Shell.sandbox(["insi", "identities", "list", "--data-dir", dir.path])
+        let list = try await Shell.sandbox(["insi", "identities", "list", "--data-dir", dir.path])
         let identities = try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]]
         #expect(identities?.map { $0["matricule"] as? String } == ["1810363220456"])
-        let card = try Shell.sandbox(["insi", "cards", "add", "--data-dir", dir.path, "--id", "CV-1", "--assure", "1810363220456",
+        let card = try await Shell.sandbox(["insi", "cards", "add", "--data-dir", dir.path, "--id", "CV-1", "--assure", "1810363220456",
                                       "--beneficiaire", "1810363220457:1"])
         #expect(card.status == 2 && card.stderr.contains("not an identity"))
-        let badRank = try Shell.sandbox(["insi", "cards", "add", "--data-dir", dir.path, "--id", "CV-1", "--assure", "1810363220456",
+        let badRank = try await Shell.sandbox(["insi", "cards", "add", "--data-dir", dir.path, "--id", "CV-1", "--assure", "1810363220456",
                                          "--beneficiaire", "1810363220456"])
         #expect(badRank.status == 2 && badRank.stderr.contains("MATRICULE:RANK"))
-        #expect(try Shell.sandbox(["insi", "cards", "add", "--data-dir", dir.path, "--id", "CV-1", "--assure", "1810363220456",
+        #expect(try await Shell.sandbox(["insi", "cards", "add", "--data-dir", dir.path, "--id", "CV-1", "--assure", "1810363220456",
                                    "--beneficiaire", "1810363220456:1"]).status == 0)
-        #expect(try Shell.sandbox(["insi", "lps", "add", "--data-dir", dir.path, "LPS-CLI", "--label", "cli"]).status == 0)
-        #expect(try Shell.sandbox(["insi", "lps", "list", "--data-dir", dir.path]).stdout.contains("LPS-CLI"))
-        #expect(try Shell.sandbox(["insi", "lps", "remove", "--data-dir", dir.path, "LPS-CLI"]).status == 0)
-        #expect(try Shell.sandbox(["insi", "lps", "remove", "--data-dir", dir.path, "LPS-CLI"]).status == 2)
+        #expect(try await Shell.sandbox(["insi", "lps", "add", "--data-dir", dir.path, "LPS-CLI", "--label", "cli"]).status == 0)
+        #expect(try await Shell.sandbox(["insi", "lps", "list", "--data-dir", dir.path]).stdout.contains("LPS-CLI"))
+        #expect(try await Shell.sandbox(["insi", "lps", "remove", "--data-dir", dir.path, "LPS-CLI"]).status == 0)
+        #expect(try await Shell.sandbox(["insi", "lps", "remove", "--data-dir", dir.path, "LPS-CLI"]).status == 2)
     }
 
     /// Start the real binary, add a whitelist entry through the admin API, `kill -9` right after the 201, restart:
@@ -306,12 +330,12 @@ struct CommandLineTests {
             info = (try? Data(contentsOf: ready)).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
         }
         let admin = try #require(info?["admin"] as? String)
-        let add = try Shell.run("""
+        let add = try await Shell.run("""
             curl -s -o /dev/null -w '%{http_code}' -X POST -H 'content-type: application/json' \
             -d '{"service":"insi","subjectDN":"\(Self.dn)"}' \(admin)/admin/whitelist && kill -9 \(process.processIdentifier)
             """)
         #expect(add.stdout == "201")
-        process.waitUntilExit()
+        try await Shell.waitForExit(process)
         #expect(process.terminationReason == .uncaughtSignal)
         let store = try SandboxStore.open(path: dir.appendingPathComponent("sandbox.sqlite").path)
         let count = try await store.writer.read { db in
@@ -330,13 +354,13 @@ struct CommandLineTests {
         // A refused handshake (no client certificate) is journaled, and flushed by the graceful stop.
         let info = try JSONSerialization.jsonObject(with: Data(contentsOf: ready)) as? [String: Any]
         let tls = try #require(info?["tls"] as? String)
-        _ = try Shell.run("curl -s --max-time 5 --cacert '\(dir.path)/pki/ca-bundle.pem' \(tls)/_sandbox/whoami")
+        _ = try await Shell.run("curl -s --max-time 5 --cacert '\(dir.path)/pki/ca-bundle.pem' \(tls)/_sandbox/whoami")
         process.terminate() // SIGTERM
         for _ in 0..<200 where process.isRunning { try await Task.sleep(for: .milliseconds(25)) }
         #expect(!process.isRunning)
         #expect(process.terminationReason == .exit)
         #expect(process.terminationStatus == 0)
-        let journal = try Shell.sandbox(["journal", "--data-dir", dir.path, "--json", "--decision", "refused"])
+        let journal = try await Shell.sandbox(["journal", "--data-dir", dir.path, "--json", "--decision", "refused"])
         #expect(journal.status == 0)
         #expect(journal.stdout.contains("\"reason\":\"no-client-certificate\""), "\(journal.stdout)")
     }

@@ -396,7 +396,7 @@ struct INSiTests {
         #expect(try await running.request("/lps?xsd=nope", client: client).status == .notFound)
 
         // Every answer validates against the served schema and, when present, the CNAM's own XSD.
-        guard try Shell.run("command -v xmllint").status == 0 else { return } // CI installs libxml2-utils
+        guard try await Shell.run("command -v xmllint").status == 0 else { return } // CI installs libxml2-utils
         let reference = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("shared/reference/insi/wsdl/xsd/ServiceIdentiteCertifiee/INSi_RESULTAT_INS.xsd")
         var schemas = [folder.appendingPathComponent("resultat.xsd")]
@@ -416,7 +416,7 @@ struct INSiTests {
                 .components(separatedBy: "</siram:Erreur>").first.map { $0 + "</siram:Erreur>" })
             let file = folder.appendingPathComponent("fault.xml")
             try Data(detail.utf8).write(to: file)
-            let run = try Shell.run("xmllint --noout --schema '\(faultSchema.path)' '\(file.path)'")
+            let run = try await Shell.run("xmllint --noout --schema '\(faultSchema.path)' '\(file.path)'")
             #expect(run.status == 0, "\(run.stderr)")
         }
         for (index, call) in calls.enumerated() {
@@ -426,7 +426,7 @@ struct INSiTests {
             let file = folder.appendingPathComponent("result-\(index).xml")
             try Data(resultXML.utf8).write(to: file)
             for schema in schemas {
-                let run = try Shell.run("xmllint --noout --schema '\(schema.path)' '\(file.path)'")
+                let run = try await Shell.run("xmllint --noout --schema '\(schema.path)' '\(file.path)'")
                 #expect(run.status == 0, "\(schema.lastPathComponent): \(run.stderr)")
             }
         }

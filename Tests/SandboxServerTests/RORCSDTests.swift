@@ -66,9 +66,9 @@ struct RORCSDTests {
     }
 
     /// Validates the `soap:Body` child against the ANS ROR v2.4 XSD (skipped without the reference folder or xmllint).
-    static func validate(_ response: TestClient.Response, element: String) throws {
+    static func validate(_ response: TestClient.Response, element: String) async throws {
         var schema = reference.appendingPathComponent("ror-ans-mev2.4/IHE_ProfilCSD-ExtensionROR_fr-v2.4.xsd")
-        guard FileManager.default.fileExists(atPath: schema.path), try Shell.run("command -v xmllint").status == 0 else { return }
+        guard FileManager.default.fileExists(atPath: schema.path), try await Shell.run("command -v xmllint").status == 0 else { return }
         if element.hasPrefix("ror:") {
             // The ror: elements are declared in the WSDL's types, over the XSD's types: the same declaration here.
             let wrapper = FileManager.default.temporaryDirectory.appendingPathComponent("ror-\(UUID().uuidString).xsd")
@@ -85,7 +85,7 @@ struct RORCSDTests {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("csd-\(UUID().uuidString).xml")
         try Data(xml[start.lowerBound..<end.upperBound].utf8).write(to: file)
         let catalog = reference.appendingPathComponent("catalog.xml").path
-        let run = try Shell.run("XML_CATALOG_FILES='\(catalog)' xmllint --nonet --noout --schema '\(schema.path)' '\(file.path)'")
+        let run = try await Shell.run("XML_CATALOG_FILES='\(catalog)' xmllint --nonet --noout --schema '\(schema.path)' '\(file.path)'")
         #expect(run.status == 0, "\(run.stderr)")
     }
 
@@ -110,7 +110,7 @@ struct RORCSDTests {
             #expect(facilities.allSatisfy { $0.path("organizations", "organization")?.attributes["entityID"] == "eg-00001" })
             #expect(csd.child("serviceDirectory")!.children.count == expected.count)
             #expect(facilities.contains { $0.path("extension", "accommodationCapacity", "beds") != nil || $0.path("extension", "accommodationCapacity", "space") != nil })
-            try Self.validate(response, element: "csd:careServicesResponse")
+            try await Self.validate(response, element: "csd:careServicesResponse")
         }
         // An EJ's id: every EG of it.
         let (_, byLegalEntity) = try await Self.post(running, Self.establishment("1759000000"), client: client)
@@ -125,7 +125,7 @@ struct RORCSDTests {
         let (filtered, root) = try await Self.post(running, Self.establishment("1759000001", extra: "<csd:typeActivity code=\"\(field)\" codingScheme=\"1.2.250.1.213.3.3.17\"/>"), client: client)
         let facilities = try #require(root.path("Body", "careServicesResponse", "result", "queryResult", "facilityDirectory")?.children)
         #expect(facilities.map { $0.attributes["entityID"]! } == expected.filter { $0.field == field }.map(\.id))
-        try Self.validate(filtered, element: "csd:careServicesResponse")
+        try await Self.validate(filtered, element: "csd:careServicesResponse")
         // No unit in that field: the EJ/EG tree, zero facilities (RG_ALIM_018/019).
         let (_, none) = try await Self.post(running, Self.establishment("1759000001", extra: "<csd:typeActivity code=\"99\" codingScheme=\"1.2.250.1.213.3.3.17\"/>"), client: client)
         #expect(none.path("Body", "careServicesResponse", "result", "facilityNumber")?.text == "0")
@@ -137,7 +137,7 @@ struct RORCSDTests {
         let restrictedFacilities = try #require(restrictedRoot.path("Body", "careServicesResponse", "result", "queryResult", "facilityDirectory")?.children)
         #expect(restrictedFacilities.count == expected.count)
         #expect(restrictedFacilities.allSatisfy { $0.path("extension", "accommodationCapacity") == nil })
-        try Self.validate(restricted, element: "csd:careServicesResponse")
+        try await Self.validate(restricted, element: "csd:careServicesResponse")
     }
 
     @Test func lectureOfAnInternalOrganisationOrAUnit() async throws {
@@ -151,7 +151,7 @@ struct RORCSDTests {
         let poleFacilities = try #require(poleRoot.path("Body", "careServicesResponse", "result", "queryResult", "facilityDirectory")?.children)
         #expect(!poleFacilities.isEmpty)
         #expect(poleFacilities.allSatisfy { $0.path("organizations", "organization")?.attributes["entityID"] == "eg-00001" })
-        try Self.validate(pole, element: "csd:careServicesResponse")
+        try await Self.validate(pole, element: "csd:careServicesResponse")
         let unitIdentifier = try #require(poleFacilities.first?.child("otherID")?.attributes["code"])
         let (_, unitRoot) = try await Self.post(running, internalRequest(unitIdentifier), client: client)
         #expect(unitRoot.path("Body", "careServicesResponse", "result", "facilityNumber")?.text == "1")
@@ -168,7 +168,7 @@ struct RORCSDTests {
         let answer = try #require(allRoot.path("Body", "TR-Notif-ListeEtablissementMajApresDate_Reponse"))
         #expect(answer.child("result")?.text == "12")
         #expect(answer.children("etablissementReponseNotif").count == 12)
-        try Self.validate(all, element: "ror:TR-Notif-ListeEtablissementMajApresDate_Reponse")
+        try await Self.validate(all, element: "ror:TR-Notif-ListeEtablissementMajApresDate_Reponse")
         // Filtered on an activity field: only the establishments with units in it, each listing its fields.
         let (_, msRoot) = try await Self.post(running, Self.notification("<csd:dateRef>2020-01-01T00:00:00Z</csd:dateRef><csd:typeActivity code=\"04\" codingScheme=\"1.2.250.1.213.3.3.17\"/>"),
                                               client: client, operation: .notification)
