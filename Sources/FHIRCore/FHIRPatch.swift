@@ -49,7 +49,7 @@ public struct FHIRPatch: @unchecked Sendable {
             }
             guard let pathText = text("path"), !pathText.isEmpty else { throw Failure(kind: .invalid, message: "\(at): part 'path' missing", expression: "\(at).part") }
             let path: FHIRPath
-            do { path = try FHIRPath(parsing: pathText) } catch {
+            do { path = try FHIRPath.parsed(pathText) } catch {
                 throw Failure(kind: .unsupported, message: "\(at): \(error)", expression: pathText)
             }
             var value: Any?

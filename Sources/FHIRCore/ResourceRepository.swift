@@ -76,15 +76,21 @@ public final class ResourceRepository: Sendable {
     public func prepare(_ resource: [String: Any], version: Int, lastUpdated: Date = Date()) throws -> PreparedResource {
         let (type, id) = try identify(resource)
         let instant = FHIRInstant.string(lastUpdated)
-        var resource = resource
-        var meta = resource["meta"] as? [String: Any] ?? [:]
-        meta["versionId"] = String(version)
-        meta["lastUpdated"] = instant
-        resource["meta"] = meta
+        let resource = Self.stamped(resource, version: version, lastUpdated: lastUpdated)
         // Keys unsorted: sorting every object's keys was a third of the load time of a national dataset.
         let json = try FHIRJSON.data(resource, sortedKeys: false)
         let rows = SearchIndexer.rows(for: resource, parameters: Array(registry.parameters[type]!.values))
         return PreparedResource(stored: StoredResource(type: type, id: id, version: version, lastUpdated: instant, json: json), rows: rows)
+    }
+
+    /// The resource with `meta.versionId` and `meta.lastUpdated` as `prepare` stores them.
+    public static func stamped(_ resource: [String: Any], version: Int, lastUpdated: Date) -> [String: Any] {
+        var resource = resource
+        var meta = resource["meta"] as? [String: Any] ?? [:]
+        meta["versionId"] = String(version)
+        meta["lastUpdated"] = FHIRInstant.string(lastUpdated)
+        resource["meta"] = meta
+        return resource
     }
 
     /// Writes a prepared resource and brings its index rows to `prepared.rows`, touching only the rows that differ:

@@ -64,6 +64,7 @@ public struct RORCapacityFeed: Sendable {
     let indicators: RORCapacityIndicators
     let validator: ProfileValidator
     let maximumBody: Int
+    let parsedLocations = ParsedLocations()
 
     public init(repository: ResourceRepository, tokens: RORTokenService, indicators: RORCapacityIndicators,
                 validator: ProfileValidator = ProfileValidator(), maximumBody: Int = 10 << 20) {
@@ -116,7 +117,8 @@ public struct RORCapacityFeed: Sendable {
             // The whole Location against the RORLocation rules (the new indicators' structure, codes, types).
             let issues = validator.validate(patched)
             guard issues.isEmpty else { throw FHIRError(profileIssues: issues, resourceType: "Location") }
-            let prepared = try repository.prepare(patched, version: base.version + 1)
+            let now = Date()
+            let prepared = try repository.prepare(patched, version: base.version + 1, lastUpdated: now)
             let previous = base
             let written = try await repository.store.writer.write { db -> Bool in
                 guard try repository.current(type: "Location", id: id, in: db)?.version == previous.version else { return false }
@@ -126,6 +128,7 @@ public struct RORCapacityFeed: Sendable {
             }
             if written {
                 stored = (prepared.stored, previous.version)
+                parsedLocations.keep(prepared.stored.json, ResourceRepository.stamped(patched, version: prepared.stored.version, lastUpdated: now), for: id)
                 break
             }
             (base, object) = try await location(id)
@@ -141,10 +144,14 @@ public struct RORCapacityFeed: Sendable {
 
     /// The stored Location and its JSON (a feed racing a reset can find it gone).
     func location(_ id: String) async throws -> (StoredResource, [String: Any]) {
-        guard let stored = try await repository.read(type: "Location", id: id),
-              let object = try JSONSerialization.jsonObject(with: stored.json) as? [String: Any] else {
+        guard let stored = try await repository.read(type: "Location", id: id) else {
             throw FHIRError(.notFound, code: "not-found", "Location/\(id) disappeared", expression: ["Location"])
         }
+        if let object = parsedLocations.object(for: id, json: stored.json) { return (stored, object) }
+        guard let object = try JSONSerialization.jsonObject(with: stored.json) as? [String: Any] else {
+            throw FHIRError(.notFound, code: "not-found", "Location/\(id) disappeared", expression: ["Location"])
+        }
+        parsedLocations.keep(stored.json, object, for: id)
         return (stored, object)
     }
 
@@ -255,5 +262,24 @@ public struct RORCapacityFeed: Sendable {
     /// The nature (TRE_R329) of the Location's installed capacity, when it has one: feeds keep to it.
     static func installedNature(_ location: [String: Any]) -> String? {
         indicatorsOf(location).lazy.map(qualifiers).first { $0["capacityStatus"] == "01" }?["capacityType"]
+    }
+}
+
+/// The Locations fed recently, parsed: a feeder sends the same Locations all day, and parsing the stored JSON again
+/// was a tenth of a capacity PATCH. An entry serves only while the stored JSON is byte for byte the one it was
+/// parsed from (any other write, a reset, a reload makes it stale).
+final class ParsedLocations: @unchecked Sendable {
+    private let lock = NSLock()
+    private var entries: [String: (json: Data, object: [String: Any])] = [:]
+
+    func object(for id: String, json: Data) -> [String: Any]? {
+        lock.withLock { entries[id].flatMap { $0.json == json ? $0.object : nil } }
+    }
+
+    func keep(_ json: Data, _ object: [String: Any], for id: String) {
+        lock.withLock {
+            if entries.count >= 4096, entries[id] == nil { entries.removeAll() }
+            entries[id] = (json, object)
+        }
     }
 }
