@@ -172,6 +172,21 @@ struct WhitelistTests {
         #expect(clipped.0?.count == 4 && clipped.1)
     }
 
+    /// Journaled headers are a JSON object: names lowercased and sorted, repeated names merged, values escaped
+    /// (quotes, backslashes, control characters) with UTF-8 kept whole, secrets masked.
+    @Test func journaledHeadersAreValidJSON() throws {
+        let text = JournalEntry.encodeHeaders([
+            ("X-Quote", "say \"hi\" \\ tab\tend\u{01}"), ("accept", "a"), ("Accept", "b"), ("x-nom", "Hôpital Sainte-Anne"),
+            ("Cookie", "session=abc"),
+        ])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: String])
+        #expect(object == ["accept": "a, b", "cookie": "***(11 chars)", "x-nom": "Hôpital Sainte-Anne",
+                           "x-quote": "say \"hi\" \\ tab\tend\u{01}"])
+        #expect(text.hasPrefix("{\"accept\":"))
+        #expect(text.contains("\\u0001"))
+        #expect(JournalEntry.encodeHeaders([]) == "{}")
+    }
+
     /// A long body repeated by many calls is stored once; every row still gives it back whole; bodies no row
     /// refers to any more are removed as rows are pruned; short bodies stay in their row.
     @Test func journalStoresARepeatedBodyOnce() throws {
