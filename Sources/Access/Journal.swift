@@ -132,6 +132,23 @@ public struct JournalEntry: Sendable, Codable, FetchableRecord, MutablePersistab
     }
 }
 
+/// Shared bodies already stored (hash → `journal_body.id`), the last few by their bytes, and rows pruned since
+/// their last collection. Emptied whenever stored bodies may have been removed.
+struct SharedBodies {
+    var ids: [Data: Int64] = [:]
+    var pruned = 0
+    private var latest: [(body: Data, id: Int64)] = []
+
+    func recent(_ body: Data) -> Int64? {
+        latest.first { $0.body.count == body.count && $0.body == body }?.id
+    }
+
+    mutating func remember(_ body: Data, _ id: Int64) {
+        if latest.count >= 32 { latest.removeFirst() }
+        latest.append((body, id))
+    }
+}
+
 /// Where a row's body is: in the row (short bodies), or shared in `journal_body`.
 struct JournalBodyReference {
     var inline: Data?
@@ -167,7 +184,7 @@ public final class Journal: Sendable {
     private let logger: Logger
     /// Shared bodies already stored (hash → `journal_body.id`) and rows pruned since their last collection.
     /// Touched under `flushLock` only; emptied whenever an id may have gone (collection, failed flush, removal).
-    private let bodies = NIOLockedValueBox<(ids: [Data: Int64], pruned: Int)>(([:], 0))
+    private let bodies = NIOLockedValueBox(SharedBodies())
     /// Bodies this long or longer are shared (`journal_body`); shorter ones stay in the row.
     static let sharedBodySize = 1024
 
@@ -213,7 +230,7 @@ public final class Journal: Sendable {
                     try collectBodies(pruned: db.changesCount, in: db)
                 }
             } catch {
-                bodies.withLockedValue { $0 = ([:], 0) }
+                bodies.withLockedValue { $0 = SharedBodies() }
                 logger.error("journal: could not write \(batch.count) rows: \(error)")
             }
         }
@@ -222,8 +239,14 @@ public final class Journal: Sendable {
     /// A body as a row stores it: inline when short, else the id of its one `journal_body` copy.
     private func share(_ body: Data?, in db: Database) throws -> JournalBodyReference {
         guard let body, body.count >= Self.sharedBodySize else { return JournalBodyReference(inline: body, id: nil) }
+        // The same bodies come back call after call (a consumer rereading a Location): comparing bytes with the
+        // last ones stored costs less than hashing them again.
+        if let id = bodies.withLockedValue({ $0.recent(body) }) { return JournalBodyReference(inline: nil, id: id) }
         let hash = Data(SHA256.hash(data: body))
-        if let id = bodies.withLockedValue({ $0.ids[hash] }) { return JournalBodyReference(inline: nil, id: id) }
+        if let id = bodies.withLockedValue({ $0.ids[hash] }) {
+            bodies.withLockedValue { $0.remember(body, id) }
+            return JournalBodyReference(inline: nil, id: id)
+        }
         try db.cachedStatement(sql: "INSERT INTO journal_body (hash, body) VALUES (?, ?) ON CONFLICT (hash) DO NOTHING")
             .execute(arguments: [hash, body])
         guard let id = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM journal_body WHERE hash = ?"), arguments: [hash]) else {
@@ -232,6 +255,7 @@ public final class Journal: Sendable {
         bodies.withLockedValue { state in
             if state.ids.count >= 10_000 { state.ids.removeAll() }
             state.ids[hash] = id
+            state.remember(body, id)
         }
         return JournalBodyReference(inline: nil, id: id)
     }
@@ -249,7 +273,7 @@ public final class Journal: Sendable {
             WHERE id NOT IN (SELECT request_body_id FROM journal WHERE request_body_id IS NOT NULL)
               AND id NOT IN (SELECT response_body_id FROM journal WHERE response_body_id IS NOT NULL)
             """)
-        bodies.withLockedValue { $0 = ([:], 0) }
+        bodies.withLockedValue { $0 = SharedBodies() }
     }
 
     /// Background writer loop: flushes every `interval` until cancelled, then once more.
@@ -315,7 +339,7 @@ public final class Journal: Sendable {
                 try db.execute(sql: "DELETE FROM journal")
                 try db.execute(sql: "DELETE FROM journal_body")
             }
-            bodies.withLockedValue { $0 = ([:], 0) }
+            bodies.withLockedValue { $0 = SharedBodies() }
         }
     }
 }
