@@ -133,14 +133,14 @@ public struct JournalEntry: Sendable, Codable, FetchableRecord, MutablePersistab
 }
 
 /// Shared bodies already stored (hash → `journal_body.id`), the last few by their bytes, and rows pruned since
-/// their last collection. Emptied whenever stored bodies may have been removed.
+/// their last collection.
 struct SharedBodies {
     var ids: [Data: Int64] = [:]
     var pruned = 0
     private var latest: [(body: Data, id: Int64)] = []
 
     func recent(_ body: Data) -> Int64? {
-        latest.first { $0.body.count == body.count && $0.body == body }?.id
+        latest.first { $0.body == body }?.id  // Data's == compares lengths before bytes
     }
 
     mutating func remember(_ body: Data, _ id: Int64) {
@@ -182,7 +182,6 @@ public final class Journal: Sendable {
     private let pending = NIOLockedValueBox<(entries: [JournalEntry], recorded: Int)>(([], 0))
     private let flushLock = NIOLock()
     private let logger: Logger
-    /// Shared bodies already stored (hash → `journal_body.id`) and rows pruned since their last collection.
     /// Touched under `flushLock` only; emptied whenever an id may have gone (collection, failed flush, removal).
     private let bodies = NIOLockedValueBox(SharedBodies())
     /// Bodies this long or longer are shared (`journal_body`); shorter ones stay in the row.
@@ -243,10 +242,10 @@ public final class Journal: Sendable {
         // last ones stored costs less than hashing them again.
         if let id = bodies.withLockedValue({ $0.recent(body) }) { return JournalBodyReference(inline: nil, id: id) }
         let hash = Data(SHA256.hash(data: body))
-        if let id = bodies.withLockedValue({ $0.ids[hash] }) {
-            bodies.withLockedValue { $0.remember(body, id) }
-            return JournalBodyReference(inline: nil, id: id)
+        let known = bodies.withLockedValue { state in
+            state.ids[hash].map { id in state.remember(body, id); return id }
         }
+        if let known { return JournalBodyReference(inline: nil, id: known) }
         try db.cachedStatement(sql: "INSERT INTO journal_body (hash, body) VALUES (?, ?) ON CONFLICT (hash) DO NOTHING")
             .execute(arguments: [hash, body])
         guard let id = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM journal_body WHERE hash = ?"), arguments: [hash]) else {

@@ -144,15 +144,14 @@ public struct RORCapacityFeed: Sendable {
 
     /// The stored Location and its JSON (a feed racing a reset can find it gone).
     func location(_ id: String) async throws -> (StoredResource, [String: Any]) {
-        guard let stored = try await repository.read(type: "Location", id: id) else {
-            throw FHIRError(.notFound, code: "not-found", "Location/\(id) disappeared", expression: ["Location"])
+        if let stored = try await repository.read(type: "Location", id: id) {
+            if let object = parsedLocations.object(for: id, json: stored.json) { return (stored, object) }
+            if let object = try JSONSerialization.jsonObject(with: stored.json) as? [String: Any] {
+                parsedLocations.keep(stored.json, object, for: id)
+                return (stored, object)
+            }
         }
-        if let object = parsedLocations.object(for: id, json: stored.json) { return (stored, object) }
-        guard let object = try JSONSerialization.jsonObject(with: stored.json) as? [String: Any] else {
-            throw FHIRError(.notFound, code: "not-found", "Location/\(id) disappeared", expression: ["Location"])
-        }
-        parsedLocations.keep(stored.json, object, for: id)
-        return (stored, object)
+        throw FHIRError(.notFound, code: "not-found", "Location/\(id) disappeared", expression: ["Location"])
     }
 
     /// Parses the body as a `Parameters` patch whose operations all target the capacity indicators.

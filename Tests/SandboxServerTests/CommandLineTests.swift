@@ -1,5 +1,4 @@
 import Foundation
-import NIOConcurrencyHelpers
 import Access
 import GRDB
 import Store
@@ -35,28 +34,20 @@ enum Shell {
     /// (2 threads on 2 cores) starved the sandboxes other tests run in this process: a `demo` child then timed out
     /// against one of them (CI, 2026-11-22).
     static func run(_ executable: URL, _ arguments: [String]) async throws -> Output {
-        try await offPool {
-            let process = Process()
-            process.executableURL = executable
-            process.arguments = arguments
-            let out = Pipe()
-            let err = Pipe()
-            process.standardOutput = out
-            process.standardError = err
-            try process.run()
-            // stderr on its own thread: a child filling one pipe while we block on the other would hang both.
-            let stderr = NIOLockedValueBox(Data())
-            let readStderr = DispatchSemaphore(value: 0)
-            Thread {
-                stderr.withLockedValue { $0 = err.fileHandleForReading.readDataToEndOfFile() }
-                readStderr.signal()
-            }.start()
-            let stdout = out.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            readStderr.wait()
-            return Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                          stderr: String(decoding: stderr.withLockedValue { $0 }, as: UTF8.self))
-        }
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Both pipes drained at once: a child filling one while we block on the other would hang both.
+        async let stderr = offPool { err.fileHandleForReading.readDataToEndOfFile() }
+        let stdout = try await offPool { out.fileHandleForReading.readDataToEndOfFile() }
+        try await waitForExit(process)
+        return Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                      stderr: String(decoding: try await stderr, as: UTF8.self))
     }
 
     /// Waits for a child started elsewhere to end, without holding a cooperative thread.
