@@ -17,6 +17,9 @@ public enum FHIRJSON {
 
     static func write(_ value: Any, sortedKeys: Bool, into out: inout [UInt8]) throws {
         switch value {
+        case let text as String:
+            // Strings first: most values are, and a failed cast to a collection costs more than this one.
+            writeString(text, into: &out)
         case let object as [String: Any]:
             out.append(0x7B)
             var first = true
@@ -45,8 +48,6 @@ public enum FHIRJSON {
                 try write(element, sortedKeys: sortedKeys, into: &out)
             }
             out.append(0x5D)
-        case let text as String:
-            writeString(text, into: &out)
         case is NSNull:
             out.append(contentsOf: "null".utf8)
         default:
@@ -77,20 +78,27 @@ public enum FHIRJSON {
 
     static func writeString(_ text: String, into out: inout [UInt8]) {
         out.append(0x22)
-        for byte in text.utf8 {
-            switch byte {
-            case 0x22: out.append(0x5C); out.append(0x22)
-            case 0x5C: out.append(0x5C); out.append(0x5C)
-            case 0x0A: out.append(0x5C); out.append(0x6E)
-            case 0x0D: out.append(0x5C); out.append(0x72)
-            case 0x09: out.append(0x5C); out.append(0x74)
-            case 0x08: out.append(0x5C); out.append(0x62)
-            case 0x0C: out.append(0x5C); out.append(0x66)
-            case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
-            default: out.append(byte)
+        var text = text
+        // Runs of plain bytes appended at once: byte by byte, this was a third of serialising a Location.
+        text.withUTF8 { bytes in
+            var start = 0
+            for index in bytes.indices where bytes[index] < 0x20 || bytes[index] == 0x22 || bytes[index] == 0x5C {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index]))
+                start = index + 1
+                switch bytes[index] {
+                case 0x22: out.append(contentsOf: [0x5C, 0x22])
+                case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
+                case 0x0A: out.append(contentsOf: [0x5C, 0x6E])
+                case 0x0D: out.append(contentsOf: [0x5C, 0x72])
+                case 0x09: out.append(contentsOf: [0x5C, 0x74])
+                case 0x08: out.append(contentsOf: [0x5C, 0x62])
+                case 0x0C: out.append(contentsOf: [0x5C, 0x66])
+                default:
+                    let hex = Array("0123456789abcdef".utf8)
+                    out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(bytes[index] >> 4)], hex[Int(bytes[index] & 0xF)]])
+                }
             }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start...]))
         }
         out.append(0x22)
     }

@@ -322,6 +322,12 @@ extension FHIRPath {
         case .integer(let value): return [Self.literal(value)]
         case .boolean(let value): return [Self.boolean(value)]
         case .equals(let left, let right, let negated):
+            // `url = '…'` inside a `where()`, met once per sub-extension of a filtered path: a lone string child is
+            // compared in place, as below but without building the item lists (a third of a capacity patch's path).
+            if !isRoot, context.count == 1, case .member(.root, let name) = left, case .string(let literal) = right,
+               let string = (context[0].value as? [String: Any])?[name] as? String {
+                return [Self.boolean((string == literal) != negated)]
+            }
             let lhs = left.evaluate(context, isRoot: isRoot)
             let rhs = right.evaluate(context, isRoot: isRoot)
             guard !lhs.isEmpty, !rhs.isEmpty else { return [] }
@@ -385,9 +391,10 @@ extension FHIRPath {
         case string(String), number(Double), bool(Bool)
 
         init?(_ value: Any) {
-            // Strings and objects first: they are most of what a path meets, and the NSNumber test below is the
-            // costly one (a bridging cast).
-            if let string = value as? String { self = .string(string) }
+            // The evaluator's own booleans by their type (every `where()` tests one), then strings and objects: they
+            // are most of what a path meets, and the NSNumber test below is the costly one (a bridging cast).
+            if type(of: value) == Bool.self, let bool = value as? Bool { self = .bool(bool) }
+            else if let string = value as? String { self = .string(string) }
             else if value is [String: Any] || value is [Any] { return nil }
             else if let bool = JSONScalar.bool(value) { self = .bool(bool) }
             else if let number = JSONScalar.number(value) { self = .number(number) }

@@ -92,11 +92,14 @@ public struct ProfileValidator: Sendable {
     }
 
     /// Every problem of `resource` against its type's profile (none when no profile is known for the type).
-    public func validate(_ resource: [String: Any]) -> [Issue] {
+    /// `changed`: the top-level elements that may differ from a stored version that passed these rules (nil: any);
+    /// only the rules on them are checked — the others would find what they found then.
+    public func validate(_ resource: [String: Any], changed: Set<String>? = nil) -> [Issue] {
         guard let type = resource["resourceType"] as? String else {
             return [Issue(code: "structure", diagnostics: "resourceType is missing", expression: "resourceType")]
         }
-        guard let rules = compiled[type] else { return [] }
+        guard var rules = compiled[type] else { return [] }
+        if let changed { rules = rules.filter { $0.segments.first.map { changed.contains($0.name) } ?? true } }
         var issues: [Issue] = []
         check(rules, on: resource, expression: type, into: &issues)
         return issues

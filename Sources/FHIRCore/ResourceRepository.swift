@@ -52,7 +52,7 @@ public final class ResourceRepository: Sendable {
 
     /// The current stored version of a resource, read inside a write transaction.
     public func current(type: String, id: String, in db: Database) throws -> StoredResource? {
-        try Row.fetchOne(db, sql: "SELECT type, id, version, last_updated, json FROM fhir_resource WHERE type = ? AND id = ? AND deleted = 0",
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT type, id, version, last_updated, json FROM fhir_resource WHERE type = ? AND id = ? AND deleted = 0"),
                          arguments: [type, id]).map(Self.stored)
     }
 
@@ -60,6 +60,8 @@ public final class ResourceRepository: Sendable {
     public struct PreparedResource: @unchecked Sendable {
         public var stored: StoredResource
         var rows: [SearchIndexRow]
+        /// The parameters `rows` were extracted for; nil = all the type's. `write` keeps the stored rows of the others.
+        var parameters: Set<String>?
     }
 
     func identify(_ resource: [String: Any]) throws -> (String, String) {
@@ -73,14 +75,24 @@ public final class ResourceRepository: Sendable {
     }
 
     /// Sets `meta.versionId`/`meta.lastUpdated`, serialises, and extracts the index rows.
-    public func prepare(_ resource: [String: Any], version: Int, lastUpdated: Date = Date()) throws -> PreparedResource {
+    /// `changed`: the top-level elements that may differ from the stored version (nil: any) — only the parameters
+    /// reading one of them (or `meta`, stamped here) are extracted again, the stored rows of the others are kept.
+    public func prepare(_ resource: [String: Any], version: Int, lastUpdated: Date = Date(), changed: Set<String>? = nil) throws -> PreparedResource {
         let (type, id) = try identify(resource)
         let instant = FHIRInstant.string(lastUpdated)
         let resource = Self.stamped(resource, version: version, lastUpdated: lastUpdated)
         // Keys unsorted: sorting every object's keys was a third of the load time of a national dataset.
         let json = try FHIRJSON.data(resource, sortedKeys: false)
-        let rows = SearchIndexer.rows(for: resource, parameters: Array(registry.parameters[type]!.values))
-        return PreparedResource(stored: StoredResource(type: type, id: id, version: version, lastUpdated: instant, json: json), rows: rows)
+        var parameters = Array(registry.parameters[type]!.values)
+        var extracted: Set<String>?
+        if let changed {
+            let elements = changed.union(["meta"])
+            parameters = parameters.filter { $0.reads(elements) }
+            extracted = Set(parameters.map(\.code))
+        }
+        let rows = SearchIndexer.rows(for: resource, parameters: parameters)
+        return PreparedResource(stored: StoredResource(type: type, id: id, version: version, lastUpdated: instant, json: json), rows: rows,
+                                parameters: extracted)
     }
 
     /// The resource with `meta.versionId` and `meta.lastUpdated` as `prepare` stores them.
@@ -93,7 +105,8 @@ public final class ResourceRepository: Sendable {
         return resource
     }
 
-    /// Writes a prepared resource and brings its index rows to `prepared.rows`, touching only the rows that differ:
+    /// Writes a prepared resource and brings its index rows (of the parameters it was prepared for) to `prepared.rows`,
+    /// touching only the rows that differ:
     /// a capacity PATCH changes a few of a Location's ~100 rows, and each row written costs three or four B-tree updates.
     public func write(_ prepared: PreparedResource, in db: Database) throws {
         let resource = prepared.stored
@@ -107,6 +120,7 @@ public final class ResourceRepository: Sendable {
             """), arguments: [resource.type, resource.id])
         var stale: [Int64] = []
         while let row = try existing.next() {
+            if let extracted = prepared.parameters, !extracted.contains(row[1]) { continue }
             let current = SearchIndexRow(param: row[1], system: row[2], code: row[3], text: row[4], number: row[5], low: row[6],
                                          high: row[7], refType: row[8], refID: row[9])
             if let count = wanted[current], count > 0 {
@@ -162,17 +176,44 @@ public final class ResourceRepository: Sendable {
 
     /// Ids matching a search, in result order.
     public func searchIDs(_ request: SearchRequest) async throws -> [String] {
-        var builder = SearchSQL()
-        let sql = try builder.idQuery(request)
-        let values = builder.arguments.map(\.databaseValue)
-        // Identical searches reuse their result until the next change, as HAPI (the ROR's server) reuses cached
-        // search results; the key is the SQL and its values, so the sensitive-unit filter of a profile is in it.
-        let key = sql + "\u{0}" + values.map(\.description).joined(separator: "\u{0}")
-        if let ids = readCache.search(key) { return ids }
+        let query = try IDQuery(request)
+        if let ids = readCache.search(query.key) { return ids }
         let generation = readCache.generation
-        let ids = try await store.writer.read { db in try String.fetchAll(db, sql: sql, arguments: StatementArguments(values)) }
-        readCache.putSearch(key, ids, ifGeneration: generation)
+        let ids = try await store.writer.read { db in try query.run(db) }
+        readCache.putSearch(query.key, ids, ifGeneration: generation)
         return ids
+    }
+
+    /// The same, read on the calling thread: for a search one index lookup answers (a feed's conditional target),
+    /// where the hop to a reader's queue and back cost several times the query. Never for a client's open search,
+    /// whose query may hold the thread for a long time.
+    public func searchIDsOnCallingThread(_ request: SearchRequest) throws -> [String] {
+        let query = try IDQuery(request)
+        if let ids = readCache.search(query.key) { return ids }
+        let generation = readCache.generation
+        let ids = try store.writer.read { db in try query.run(db) }
+        readCache.putSearch(query.key, ids, ifGeneration: generation)
+        return ids
+    }
+
+    /// A search's id query and its result cache key.
+    struct IDQuery {
+        let sql: String
+        let values: [DatabaseValue]
+        /// Identical searches reuse their result until the next change, as HAPI (the ROR's server) reuses cached
+        /// search results; the key is the SQL and its values, so the sensitive-unit filter of a profile is in it.
+        let key: String
+
+        init(_ request: SearchRequest) throws {
+            var builder = SearchSQL()
+            sql = try builder.idQuery(request)
+            values = builder.arguments.map(\.databaseValue)
+            key = sql + "\u{0}" + values.map(\.description).joined(separator: "\u{0}")
+        }
+
+        func run(_ db: Database) throws -> [String] {
+            try String.fetchAll(db.cachedStatement(sql: sql), arguments: StatementArguments(values))
+        }
     }
 
     /// Resources by id, in the order given (missing ones skipped: deleted since a snapshot was taken).

@@ -210,9 +210,10 @@ public enum FHIRDate {
 public enum JSONScalar {
     public static func isBoolean(_ value: Any?) -> Bool {
         guard let value else { return false }
+        // A Swift Bool (FHIRPath's own results) is told by its type alone, before any cast.
+        if type(of: value) == Bool.self { return true }
         // Strings and objects are most of what is tested, and far cheaper to rule out than the NSNumber bridge below.
         if value is String || value is [String: Any] || value is [Any] { return false }
-        if type(of: value) == Bool.self { return true }
         guard let number = value as? NSNumber else { return false }
         // First byte of the ObjC type encoding: `c` (char) or `B` — JSONSerialization's booleans. No String built:
         // this runs for every scalar a write or a search looks at.
@@ -221,8 +222,10 @@ public enum JSONScalar {
     }
 
     public static func bool(_ value: Any?) -> Bool? {
+        // A Swift Bool as itself: bridging it to NSNumber would allocate one.
+        if let value, type(of: value) == Bool.self { return value as? Bool }
         guard isBoolean(value) else { return nil }
-        return (value as? NSNumber)?.boolValue ?? (value as? Bool)
+        return (value as? NSNumber)?.boolValue
     }
 
     public static func number(_ value: Any?) -> Double? {

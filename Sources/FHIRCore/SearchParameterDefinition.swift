@@ -26,6 +26,14 @@ public struct SearchParameterDefinition: Sendable, Hashable {
         self.targets = targets
         self.documentation = documentation
     }
+
+    /// Whether one of its paths starts at one of these top-level elements (a wildcard start may be any of them).
+    public func reads(_ elements: Set<String>) -> Bool {
+        paths.contains { path in
+            guard let first = path.steps.first?.name else { return true }
+            return first.hasSuffix("*") || elements.contains(first)
+        }
+    }
 }
 
 /// A parsed element path (see ``SearchParameterDefinition``).

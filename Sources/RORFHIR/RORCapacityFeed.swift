@@ -49,6 +49,8 @@ public struct RORCapacityIndicators: Sendable {
     }
 }
 
+
+
 /// `PATCH /ws-synchro-dispo-lits-fhir/Location?identifier=<idNatStructEtab>/<idExterne>`: the national ROR's bed and
 /// place availability feed (FHIRPath Patch on the Location's `ror-location-supported-capacity` indicators), with the
 /// real service's answers (`../shared/notes/ror-fhir.md` §3 and §5): 404 for no matching indicator (the client then
@@ -58,6 +60,9 @@ public struct RORCapacityFeed: Sendable {
     static let capacityURL = RORSearchParameters.structureDefinition + "ror-location-supported-capacity"
     /// The path prefix every operation must target (the indicators of the Location).
     static let capacityPath = "Location.extension.where(url='\(capacityURL)')"
+    /// What a capacity patch may change (every path starts at `capacityPath`): the rest of the Location is the stored
+    /// version's, already validated and indexed, so only this is checked and indexed again.
+    static let patchedElements: Set<String> = ["extension"]
 
     let repository: ResourceRepository
     let tokens: RORTokenService
@@ -93,7 +98,8 @@ public struct RORCapacityFeed: Sendable {
         let body = try await FHIRBody.json(request, maximumBody: maximumBody, what: "the capacity feed takes a FHIRPath Patch Parameters resource")
         let patch = try Self.readPatch(body)
 
-        let matches = try await repository.searchIDs(try SearchRequest(type: "Location", items: [("identifier", identifier)], registry: repository.registry))
+        // One index lookup: read here rather than on a reader's queue (the hop there and back cost more than it).
+        let matches = try repository.searchIDsOnCallingThread(try SearchRequest(type: "Location", items: [("identifier", identifier)], registry: repository.registry))
         guard !matches.isEmpty else {
             throw FHIRError(.notFound, code: "not-found",
                             "La Location avec l'identifiant externe de synchro OU l'identifiant unique de saisie : '\(identifier)' n'a pas été trouvée.",
@@ -104,7 +110,7 @@ public struct RORCapacityFeed: Sendable {
         }
         let id = matches[0]
         var (base, object) = try await location(id)
-        try await authorise(entry: entry, identity: identity, location: object)
+        try authorise(entry: entry, identity: identity, location: object)
 
         // Patch, check and serialise outside the writer (the costly part, on any core), then write if the
         // Location is still at the version patched; a concurrent feed of the same Location makes this one start
@@ -115,10 +121,10 @@ public struct RORCapacityFeed: Sendable {
             let patched = try FHIRPatchRequest.apply(patch, to: object, answer: Self.rorAnswer)
             try validate(patched, original: object, patch: patch)
             // The whole Location against the RORLocation rules (the new indicators' structure, codes, types).
-            let issues = validator.validate(patched)
+            let issues = validator.validate(patched, changed: Self.patchedElements)
             guard issues.isEmpty else { throw FHIRError(profileIssues: issues, resourceType: "Location") }
             let now = Date()
-            let prepared = try repository.prepare(patched, version: base.version + 1, lastUpdated: now)
+            let prepared = try repository.prepare(patched, version: base.version + 1, lastUpdated: now, changed: Self.patchedElements)
             let previous = base
             let written = try await repository.store.writer.write { db -> Bool in
                 guard try repository.current(type: "Location", id: id, in: db)?.version == previous.version else { return false }
@@ -182,13 +188,14 @@ public struct RORCapacityFeed: Sendable {
 
     /// The Location's establishment must be one the entry feeds (EAI/SaaS list) or the certificate's own (proprietary
     /// solutions: one certificate per establishment, FINESS in the OU as `1<FINESS>`).
-    func authorise(entry: WhitelistEntry, identity: ClientIdentity?, location: [String: Any]) async throws {
+    func authorise(entry: WhitelistEntry, identity: ClientIdentity?, location: [String: Any]) throws {
         let owner = ((location["managingOrganization"] as? [String: Any])?["reference"] as? String)?.split(separator: "/").last.map(String.init)
-        // The establishment's identifiers from the search index (no JSON to read on this hot path).
+        // The establishment's identifiers from the search index (no JSON to read on this hot path), read here rather
+        // than on a reader's queue: one indexed lookup, cheaper than the hop there and back.
         var codes = Set<String>()
         if let owner {
-            codes = try await repository.store.writer.read { db in
-                Set(try String.fetchAll(db, sql: "SELECT code FROM fhir_index WHERE type = 'Organization' AND id = ? AND param = 'identifier' AND code IS NOT NULL",
+            codes = try repository.store.writer.read { db in
+                Set(try String.fetchAll(db.cachedStatement(sql: "SELECT code FROM fhir_index WHERE type = 'Organization' AND id = ? AND param = 'identifier' AND code IS NOT NULL"),
                                         arguments: [owner]))
             }
         }

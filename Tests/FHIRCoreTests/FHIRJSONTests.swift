@@ -18,6 +18,8 @@ struct FHIRJSONTests {
         #expect(!JSONScalar.isBoolean(back["i"]) && JSONScalar.number(back["i"]) == 37)
         #expect(String(decoding: try FHIRJSON.data(["x": 3, "y": true, "z": 2.25] as [String: Any]), as: UTF8.self) == #"{"x":3,"y":true,"z":2.25}"#)
         #expect(throws: FHIRJSON.UnsupportedValue.self) { try FHIRJSON.data(["d": Date()]) }
+        // Escapes at both ends, side by side, and none at all.
+        #expect(String(decoding: try FHIRJSON.data(["\"\\k", "\u{1F}x\"\"", "", "plain é"]), as: UTF8.self) == #"["\"\\k","\u001fx\"\"","","plain é"]"#)
     }
 
     /// Every resource of the repository seeds reads back equal to what JSONSerialization parsed, sorted or not.

@@ -49,6 +49,8 @@ struct FHIRPathTests {
         ("Location.extension.where(url='\(capacity)').first()", 1),
         ("Location.extension.where(url = 'nothing' or url = 'https://example.org/other')", 1),
         ("Location.extension.where((url = 'https://example.org/other'))", 1),
+        ("Location.extension.where(url != '\(capacity)')", 1), ("Location.extension.where(missing = 'x')", 0),
+        ("Location.extension.where(extension = 'x')", 0), ("Location.extension.where(url = 'https://example.org/other' and value = 'x')", 1),
         ("Location.status = 'active'", 1), ("Location.extension.where(url='none')", 0), ("Location.missing", 0),
     ])
     func evaluates(_ path: String, _ expected: Int) throws {

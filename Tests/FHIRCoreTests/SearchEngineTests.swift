@@ -420,6 +420,36 @@ struct IndexRewriteTests {
         #expect(try await ids([("nb", "5")]).isEmpty)
     }
 
+    /// A write prepared for changed top-level elements re-extracts only the parameters reading them (and `meta`),
+    /// brings their rows to the new version, and keeps the stored rows of the others as they are.
+    @Test func aPartialRewriteReindexesOnlyWhatItChanged() async throws {
+        let store = try SandboxStore.inMemory()
+        let repository = ResourceRepository(store: store, registry: SearchEngineTests.registry)
+        func ids(_ items: [(String, String)]) async throws -> [String] {
+            try await repository.searchIDs(try SearchRequest(type: "Location", items: items, registry: SearchEngineTests.registry))
+        }
+        let location = SearchEngineTests.location("l8", system: "sys", value: "A", name: "Nord", nb: 5, date: "2024-03-05", org: "o1")
+        let first = try repository.prepare(location, version: 1, lastUpdated: Date(timeIntervalSince1970: 1_700_000_000))
+        try await store.writer.write { db in try repository.write(first, in: db) }
+        // The capacity changed; the name too, but the caller says only `extension` may have (its contract).
+        var changed = SearchEngineTests.location("l8", system: "sys", value: "A", name: "Sud", nb: 9, date: "2025-01-02", org: "o1")
+        changed["name"] = "Sud"
+        let partial = try repository.prepare(changed, version: 2, lastUpdated: Date(timeIntervalSince1970: 1_800_000_000), changed: ["extension"])
+        #expect(Set(partial.rows.map(\.param)) == ["nb", "updated", "_lastUpdated"])
+        try await store.writer.write { db in try repository.write(partial, in: db) }
+        #expect(try await ids([("nb", "9")]) == ["l8"])
+        #expect(try await ids([("nb", "5")]).isEmpty)
+        #expect(try await ids([("updated", "2025-01-02")]) == ["l8"])
+        #expect(try await ids([("_lastUpdated", "gt2025-01-01")]) == ["l8"])
+        #expect(try await ids([("identifier", "A")]) == ["l8"])
+        #expect(try await ids([("organization", "Organization/o1")]) == ["l8"])
+        // The name's rows are the stored ones: not re-extracted, not deleted.
+        #expect(try await ids([("name", "Nord")]) == ["l8"])
+        #expect(try await ids([("name", "Sud")]).isEmpty)
+        let total = try await store.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM fhir_index WHERE id = 'l8'") }
+        #expect(total == first.rows.count)
+    }
+
     /// Reads by id are cached until a committed change of `fhir_resource`: a write (not a rolled-back one), a delete
     /// that declares itself.
     @Test func readsFollowEveryCommittedWrite() async throws {

@@ -107,5 +107,11 @@ struct RORProfileTests {
         mutation.change(&resource)
         let issues = Self.validator.validate(resource)
         #expect(issues.contains { $0.code == mutation.code && $0.expression == mutation.expression }, "\(issues.map { "\($0.code) \($0.expression)" })")
+        // Told which top-level element changed, the validator still finds it; told another one changed, it checks
+        // only that one (the capacity feed's contract: the rest is the stored, validated version).
+        let element = String(mutation.expression.split(separator: ".")[1])
+        let partial = Self.validator.validate(resource, changed: [element])
+        #expect(partial.contains { $0.code == mutation.code && $0.expression == mutation.expression }, "\(element): \(partial.map(\.expression))")
+        #expect(Self.validator.validate(resource, changed: [element == "extension" ? "identifier" : "extension"]).isEmpty)
     }
 }
