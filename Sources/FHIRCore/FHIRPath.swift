@@ -247,11 +247,20 @@ public struct FHIRPathItem: @unchecked Sendable {
     var node: PathNode?
     /// `CodeableConcept` for an item reached as `value` through `valueCodeableConcept`.
     public var choiceType: String?
+    /// Inside a `where()`/`exists()` criterion only values count: no location is built for the items reached.
+    var untracked = false
 
     init(value: Any, node: PathNode?, choiceType: String?) {
         self.value = value
         self.node = node
         self.choiceType = choiceType
+    }
+
+    /// The same item as a criterion's input (see ``untracked``).
+    var asCriterionInput: FHIRPathItem {
+        var item = FHIRPathItem(value: value, node: nil, choiceType: choiceType)
+        item.untracked = true
+        return item
     }
 
     /// The steps from the resource to the item (empty for the resource itself and for literals).
@@ -302,9 +311,9 @@ extension FHIRPath {
             let input = base.evaluate(context, isRoot: isRoot)
             switch name {
             case "where":
-                return input.filter { item in arguments[0].evaluate([item], isRoot: false).isSingleTrue }
+                return input.filter { item in arguments[0].evaluate([item.asCriterionInput], isRoot: false).isSingleTrue }
             case "exists":
-                let items = arguments.isEmpty ? input : input.filter { arguments[0].evaluate([$0], isRoot: false).isSingleTrue }
+                let items = arguments.isEmpty ? input : input.filter { arguments[0].evaluate([$0.asCriterionInput], isRoot: false).isSingleTrue }
                 return [Self.boolean(!items.isEmpty)]
             case "first":
                 return Array(input.prefix(1))
@@ -361,6 +370,14 @@ extension FHIRPath {
                 }
             }
             for (key, value, choice) in found {
+                if item.untracked {
+                    for element in (value as? [Any]) ?? [value] {
+                        var child = FHIRPathItem(value: element, node: nil, choiceType: choice)
+                        child.untracked = true
+                        result.append(child)
+                    }
+                    continue
+                }
                 let keyNode = PathNode(parent: item.node, step: .key(key))
                 if let array = value as? [Any] {
                     for (index, element) in array.enumerated() {

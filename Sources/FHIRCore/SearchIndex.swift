@@ -41,9 +41,21 @@ public enum SearchIndexer {
     /// The index rows of a resource for the given parameters.
     public static func rows(for resource: [String: Any], parameters: [SearchParameterDefinition]) -> [SearchIndexRow] {
         var rows: [SearchIndexRow] = []
+        // Parameters often share their first step (a Location's capacity ones all start at its capacity indicators):
+        // the elements it selects are found once.
+        var firstSteps: [ElementPath.Step: [Any]] = [:]
         for parameter in parameters {
             for path in parameter.paths {
-                for node in path.evaluate(resource) {
+                let start: [Any]
+                if path.steps.isEmpty {
+                    start = [resource]
+                } else if let first = path.steps.first, let known = firstSteps[first] {
+                    start = known
+                } else {
+                    start = ElementPath.select(path.steps.prefix(1), from: [resource])
+                    firstSteps[path.steps[0]] = start
+                }
+                for node in ElementPath.select(path.steps.dropFirst(), from: start) {
                     rows += extract(node, parameter: parameter)
                 }
             }

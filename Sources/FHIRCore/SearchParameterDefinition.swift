@@ -85,8 +85,11 @@ public struct ElementPath: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The elements this path selects in a JSON resource (as parsed by `JSONSerialization`).
-    public func evaluate(_ root: Any) -> [Any] {
-        var nodes: [Any] = [root]
+    public func evaluate(_ root: Any) -> [Any] { Self.select(steps[...], from: [root]) }
+
+    /// The elements `steps` select from `nodes`.
+    static func select(_ steps: ArraySlice<Step>, from nodes: [Any]) -> [Any] {
+        var nodes = nodes
         for step in steps {
             var next: [Any] = []
             for node in nodes {

@@ -60,6 +60,9 @@ public struct RORCapacityFeed: Sendable {
     static let capacityURL = RORSearchParameters.structureDefinition + "ror-location-supported-capacity"
     /// The path prefix every operation must target (the indicators of the Location).
     static let capacityPath = "Location.extension.where(url='\(capacityURL)')"
+    /// How every patch path starts, spaces aside: `Location.extension.where(url='…capacity')…` or
+    /// `Location.extension.where(url='…capacity' and …)`.
+    static let capacityPathStart = String(capacityPath.dropLast()).filter { $0 != " " }
     /// What a capacity patch may change (every path starts at `capacityPath`): the rest of the Location is the stored
     /// version's, already validated and indexed, so only this is checked and indexed again.
     static let patchedElements: Set<String> = ["extension"]
@@ -163,9 +166,7 @@ public struct RORCapacityFeed: Sendable {
     /// Parses the body as a `Parameters` patch whose operations all target the capacity indicators.
     static func readPatch(_ object: [String: Any]) throws -> FHIRPatch {
         let patch = try FHIRPatchRequest.read(object)
-        // `Location.extension.where(url='…capacity')…` or `Location.extension.where(url='…capacity' and …)`.
-        let prefix = String(capacityPath.dropLast()).replacingOccurrences(of: " ", with: "")
-        for operation in patch.operations where !operation.pathText.replacingOccurrences(of: " ", with: "").hasPrefix(prefix) {
+        for operation in patch.operations where !operation.pathText.filter({ $0 != " " }).hasPrefix(capacityPathStart) {
             throw FHIRError(.badRequest, code: "invalid",
                             "This endpoint only changes capacity indicators: every path starts with \(capacityPath)", expression: [operation.pathText])
         }
