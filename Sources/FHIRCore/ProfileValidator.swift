@@ -42,22 +42,17 @@ public struct ProfileValidator: Sendable {
     /// The rules with their paths parsed once (parsing them for every write was a tenth of a capacity PATCH).
     private var compiled: [String: [CompiledRule]]
 
-    struct Segment: Sendable {
-        var name: String
-        var filter: (key: String, value: String)?
-    }
-
     struct CompiledRule: Sendable {
         var rule: Rule
-        var segments: [Segment]
+        var steps: [ElementPath.Step]
         /// FHIRPath of the elements found, relative to the node checked (the same for every element found).
         var suffix: String
         var each: [CompiledRule]
 
         init(_ rule: Rule) {
             self.rule = rule
-            self.segments = ProfileValidator.segments(rule.path).map { Segment(name: $0.name, filter: $0.filter) }
-            self.suffix = ProfileValidator.expression(rule.path, base: "")
+            self.steps = ElementPath(parsing: rule.path).steps
+            self.suffix = ProfileValidator.expression(steps, base: "")
             self.each = (rule.each ?? []).map(CompiledRule.init)
         }
     }
@@ -99,16 +94,27 @@ public struct ProfileValidator: Sendable {
             return [Issue(code: "structure", diagnostics: "resourceType is missing", expression: "resourceType")]
         }
         guard var rules = compiled[type] else { return [] }
-        if let changed { rules = rules.filter { $0.segments.first.map { changed.contains($0.name) } ?? true } }
+        if let changed { rules = rules.filter { $0.steps.first.map { changed.contains($0.name) } ?? true } }
         var issues: [Issue] = []
         check(rules, on: resource, expression: type, into: &issues)
         return issues
     }
 
     func check(_ rules: [CompiledRule], on node: Any, expression: String, into issues: inout [Issue]) {
+        // The rules of a node mostly select children of one name by one key (`extension[url=…]`, a dozen of them per
+        // capacity indicator): those children are grouped by that key once, not scanned again for every rule.
+        var groups: [String: [String: [Any]]] = [:]
         for compiled in rules {
             let rule = compiled.rule
-            let found = Self.select(compiled.segments, from: node)
+            let found: [Any]
+            if let first = compiled.steps.first, let filter = first.filter {
+                let key = first.name + "[" + filter.key
+                let group = groups[key] ?? Self.group(node, name: first.name, by: filter.key)
+                groups[key] = group
+                found = ElementPath.select(compiled.steps.dropFirst(), from: group[filter.value] ?? [])
+            } else {
+                found = ElementPath.select(compiled.steps[...], from: [node])
+            }
             // Every element found has the same FHIRPath (filters are where-forms, not indexes): built once, and only
             // when an issue or a nested rule needs it.
             var built: String?
@@ -151,64 +157,33 @@ public struct ProfileValidator: Sendable {
 
     // MARK: Paths
 
-    /// Path segments: names, with an optional `[key=value]` filter, e.g. `extension[url=…]`, `identifier[system=…]`
-    /// (dots inside brackets are part of the value).
-    static func segments(_ path: String) -> [(name: String, filter: (key: String, value: String)?)] {
-        var result: [(String, (String, String)?)] = []
-        var current = ""
-        var depth = 0
-        for character in path {
-            if character == "[" { depth += 1 } else if character == "]" { depth -= 1 }
-            if character == ".", depth == 0 {
-                result.append(split(current))
-                current = ""
-            } else {
-                current.append(character)
-            }
+    /// The `name` children of a node, by their `key` (those without a string `key` left out: no filter selects them).
+    static func group(_ node: Any, name: String, by key: String) -> [String: [Any]] {
+        guard let child = (node as? [String: Any])?[name] else { return [:] }
+        var groups: [String: [Any]] = [:]
+        for item in (child as? [Any]) ?? [child] {
+            if let value = (item as? [String: Any])?[key] as? String { groups[value, default: []].append(item) }
         }
-        if !current.isEmpty { result.append(split(current)) }
-        return result
+        return groups
     }
 
-    static func split(_ segment: String) -> (String, (String, String)?) {
-        guard let open = segment.firstIndex(of: "["), segment.hasSuffix("]") else { return (segment, nil) }
-        let filter = segment[segment.index(after: open)..<segment.index(before: segment.endIndex)]
-        guard let equals = filter.firstIndex(of: "=") else { return (segment, nil) }
-        return (String(segment[..<open]), (String(filter[..<equals]), String(filter[filter.index(after: equals)...])))
-    }
-
-    /// Values at a path.
-    static func select(_ segments: [Segment], from node: Any) -> [Any] {
-        var current: [Any] = [node]
-        for segment in segments {
-            var next: [Any] = []
-            for value in current {
-                guard let object = value as? [String: Any], let child = object[segment.name] else { continue }
-                let items = (child as? [Any]) ?? [child]
-                for item in items {
-                    if let filter = segment.filter {
-                        guard (item as? [String: Any])?[filter.key] as? String == filter.value else { continue }
-                    }
-                    next.append(item)
-                }
-            }
-            current = next
-        }
-        return current
-    }
-
-    static func expression(_ path: String, base: String) -> String {
-        segments(path).reduce(base) { at, segment in
-            segment.filter.map { "\(at).\(segment.name).where(\($0.key)='\($0.value)')" } ?? "\(at).\(segment.name)"
+    static func expression(_ steps: [ElementPath.Step], base: String) -> String {
+        steps.reduce(base) { at, step in
+            step.filter.map { "\(at).\(step.name).where(\($0.key)='\($0.value)')" } ?? "\(at).\(step.name)"
         }
     }
 
-    /// FHIR datatype patterns, compiled once (compiling one per value made validation the slowest step of a write).
-    static let patterns: [String: NSRegularExpression] = [
-        "date": #"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$"#,
-        "dateTime": #"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01])(T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?(Z|[+-]((0\d|1[0-3]):[0-5]\d|14:00)))?)?)?$"#,
-        "instant": #"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?(Z|[+-]((0\d|1[0-3]):[0-5]\d|14:00))$"#,
-    ].mapValues { try! NSRegularExpression(pattern: $0) }
+    /// FHIR `date`, `dateTime` and `instant` (the regular expressions of the FHIR R4 datatypes, and days that exist):
+    /// a date has no time; a dateTime's time has seconds and a zone; an instant is a dateTime to the second.
+    static func isTemporal(_ text: String, _ type: String) -> Bool {
+        guard let parts = FHIRTemporalText(text), parts.zoneIsValid else { return false }
+        let timed = parts.second != nil && parts.zone != nil
+        switch type {
+        case "date": return parts.hour == nil
+        case "instant": return timed
+        default: return parts.hour == nil || timed
+        }
+    }
 
     /// FHIR `code`: `[^\s]+( [^\s]+)*` — no leading, trailing or doubled space, no other whitespace (by hand: the
     /// commonest datatype of a write, and ICU regexes are slow on Linux).
@@ -239,8 +214,7 @@ public struct ProfileValidator: Sendable {
             if type == "uri" { return !text.contains(where: \.isWhitespace) }
             if type == "code" { return isCode(text) }
             if type == "id" { return text.utf8.count <= 64 && text.utf8.allSatisfy { isIDByte($0) } }
-            let regex = patterns[type]!
-            return regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
+            return isTemporal(text, type)
         case "integer":
             guard let number = JSONScalar.number(value) else { return false }
             return number == number.rounded() && abs(number) < 2_147_483_648

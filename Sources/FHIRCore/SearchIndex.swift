@@ -161,59 +161,122 @@ public enum FHIRText {
     }
 }
 
+/// The parts of a FHIR `date`, `dateTime` or `instant` text, read by hand (a regular expression and `Calendar` cost a
+/// tenth of a capacity PATCH): `YYYY(-MM(-DD(Thh:mm(:ss(.f+)?)?(Z|±hh:mm)?)?)?)?`, with months 01–12, days that
+/// exist in their month, hours 00–23, minutes 00–59, seconds up to 60. Each datatype then says which parts it needs.
+struct FHIRTemporalText {
+    var year: Int
+    var month: Int?, day: Int?, hour: Int?, minute: Int?, second: Int?
+    /// The digits after the seconds' dot (at least one when there is a dot).
+    var fraction: String?
+    /// `Z` or `±hh:mm`, as written.
+    var zone: (sign: Int, hours: Int, minutes: Int)?
+
+    init?(_ text: String) {
+        let bytes = Array(text.utf8)
+        var index = 0
+        func number(_ count: Int) -> Int? {
+            guard index + count <= bytes.count else { return nil }
+            var value = 0
+            for byte in bytes[index..<index + count] {
+                guard byte >= 0x30, byte <= 0x39 else { return nil }
+                value = value * 10 + Int(byte - 0x30)
+            }
+            index += count
+            return value
+        }
+        func skip(_ byte: UInt8) -> Bool {
+            guard index < bytes.count, bytes[index] == byte else { return false }
+            index += 1
+            return true
+        }
+        guard let year = number(4) else { return nil }
+        self.year = year
+        if skip(0x2D) {
+            guard let month = number(2), (1...12).contains(month) else { return nil }
+            self.month = month
+            if skip(0x2D) {
+                guard let day = number(2), (1...FHIRDate.daysIn(month: month, year: year)).contains(day) else { return nil }
+                self.day = day
+                if skip(0x54) {
+                    guard let hour = number(2), hour <= 23, skip(0x3A), let minute = number(2), minute <= 59 else { return nil }
+                    (self.hour, self.minute) = (hour, minute)
+                    if skip(0x3A) {
+                        guard let second = number(2), second <= 60 else { return nil }
+                        self.second = second
+                        if skip(0x2E) {
+                            let start = index
+                            while index < bytes.count, bytes[index] >= 0x30, bytes[index] <= 0x39 { index += 1 }
+                            guard index > start else { return nil }
+                            fraction = String(decoding: bytes[start..<index], as: UTF8.self)
+                        }
+                    }
+                    if skip(0x5A) {
+                        zone = (1, 0, 0)
+                    } else if index < bytes.count {
+                        let sign = bytes[index] == 0x2D ? -1 : 1
+                        guard skip(0x2B) || skip(0x2D), let hours = number(2), skip(0x3A), let minutes = number(2) else { return nil }
+                        zone = (sign, hours, minutes)
+                    }
+                }
+            }
+        }
+        guard index == bytes.count else { return nil }
+    }
+
+    /// A zone FHIR allows: up to ±13:59, or ±14:00.
+    var zoneIsValid: Bool {
+        guard let zone else { return true }
+        return zone.minutes <= 59 && (zone.hours <= 13 || (zone.hours == 14 && zone.minutes == 0))
+    }
+}
+
 /// FHIR date/dateTime/instant values as the range of instants they cover, at their precision.
 public enum FHIRDate {
-    nonisolated(unsafe) private static let pattern = try! NSRegularExpression(
-        pattern: #"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$"#)
-
-    /// `2024`, `2024-03`, `2024-03-05`, `2024-03-05T10:00`, `…:00`, `…:00.123`, with `Z` or `±hh:mm` (default UTC).
-    /// Returns nil for anything else.
+    /// `2024`, `2024-03`, `2024-03-05`, `2024-03-05T10:00`, `…:00`, `…:00.123` (up to 9 digits), with `Z` or `±hh:mm`
+    /// (default UTC). Returns nil for anything else, impossible days included (`2023-02-30`).
     public static func range(of text: String) -> (low: Double, high: Double)? {
-        guard let match = pattern.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) else { return nil }
-        func group(_ index: Int) -> String? {
-            let range = match.range(at: index)
-            guard range.location != NSNotFound, let swiftRange = Range(range, in: text) else { return nil }
-            return String(text[swiftRange])
-        }
-        guard let year = Int(group(1)!) else { return nil }
-        let month = group(2).flatMap(Int.init)
-        let day = group(3).flatMap(Int.init)
-        let hour = group(4).flatMap(Int.init)
-        let minute = group(5).flatMap(Int.init)
-        let second = group(6).flatMap(Int.init)
-        let fraction = group(7).map { Double("0." + $0) ?? 0 }
-        var offset = 0
-        if let zone = group(8), zone != "Z" {
-            let sign = zone.hasPrefix("-") ? -1 : 1
-            let parts = zone.dropFirst().split(separator: ":").compactMap { Int($0) }
-            offset = sign * (parts[0] * 3600 + parts[1] * 60)
-        }
-        if let month, !(1...12).contains(month) { return nil }
-        if let day, !(1...31).contains(day) { return nil }
-        if let hour, !(0...23).contains(hour) { return nil }
-        if let minute, !(0...59).contains(minute) { return nil }
-        if let second, !(0...60).contains(second) { return nil }
-        if hour != nil, minute == nil { return nil }
-
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(secondsFromGMT: 0)!
-        var components = DateComponents(year: year, month: month ?? 1, day: day ?? 1, hour: hour ?? 0, minute: minute ?? 0,
-                                        second: second ?? 0)
-        guard let date = calendar.date(from: components) else { return nil }
-        if let day, calendar.component(.day, from: date) != day { return nil } // 2023-02-30
-        let start = date.timeIntervalSince1970 - Double(offset) + (fraction ?? 0)
+        guard let parts = FHIRTemporalText(text), (parts.fraction?.count ?? 1) <= 9 else { return nil }
+        let (year, month, day) = (parts.year, parts.month, parts.day)
+        let offset = parts.zone.map { $0.sign * ($0.hours * 3600 + $0.minutes * 60) } ?? 0
+        let fraction = parts.fraction.map { Double("0." + $0) ?? 0 }
+        let midnight = Double(daysSince1970(year: year, month: month ?? 1, day: day ?? 1)) * 86400
+        let start = midnight + Double((parts.hour ?? 0) * 3600 + (parts.minute ?? 0) * 60 + (parts.second ?? 0) - offset) + (fraction ?? 0)
         let end: Double
-        if second != nil {
+        if parts.second != nil {
             end = start + (fraction != nil ? 0.0009 : 0.999)
-        } else if minute != nil {
+        } else if parts.minute != nil {
             end = start + 59.999
         } else {
-            components = DateComponents()
-            if day != nil { components.day = 1 } else if month != nil { components.month = 1 } else { components.year = 1 }
-            let next = calendar.date(byAdding: components, to: date)!
-            end = next.timeIntervalSince1970 - Double(offset) - 0.001
+            let next: Int
+            if let month, let day {
+                next = daysSince1970(year: year, month: month, day: day) + 1
+            } else if let month {
+                next = month == 12 ? daysSince1970(year: year + 1, month: 1, day: 1) : daysSince1970(year: year, month: month + 1, day: 1)
+            } else {
+                next = daysSince1970(year: year + 1, month: 1, day: 1)
+            }
+            end = Double(next) * 86400 - Double(offset) - 0.001
         }
         return (start, end)
+    }
+
+    static func daysIn(month: Int, year: Int) -> Int {
+        switch month {
+        case 2: return year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+
+    /// Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
+    static func daysSince1970(year: Int, month: Int, day: Int) -> Int {
+        let year = month <= 2 ? year - 1 : year
+        let era = (year >= 0 ? year : year - 399) / 400
+        let yearOfEra = year - era * 400
+        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
     }
 }
 

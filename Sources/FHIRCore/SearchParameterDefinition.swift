@@ -94,10 +94,11 @@ public struct ElementPath: Sendable, Hashable, CustomStringConvertible {
             var next: [Any] = []
             for node in nodes {
                 guard let object = node as? [String: Any] else { continue }
-                let children: [Any]
+                var children: [Any]
                 if step.name.hasSuffix("*") {
                     let prefix = step.name.dropLast()
-                    children = object.filter { $0.key.hasPrefix(prefix) && !$0.key.hasPrefix("_") }.map(\.value)
+                    children = []
+                    for (key, value) in object where key.hasPrefix(prefix) && !key.hasPrefix("_") { children.append(value) }
                 } else if let child = object[step.name] {
                     children = [child]
                 } else {
