@@ -9,6 +9,8 @@ public final class SandboxStore: Sendable {
     public let writer: any DatabaseWriter
     /// File path, or nil in memory.
     public let path: String?
+    /// Checkpoints the write-ahead log of a file database off the request path.
+    private let checkpointer: WALCheckpointer?
 
     /// Opens (creating if needed) the database file and migrates it.
     ///
@@ -18,10 +20,11 @@ public final class SandboxStore: Sendable {
         var configuration = Configuration()
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = \(WALCheckpointer.backstopPages)")
         }
         configuration.busyMode = .timeout(5)
         let pool = try DatabasePool(path: path, configuration: configuration)
-        let store = SandboxStore(writer: pool, path: path)
+        let store = SandboxStore(writer: pool, path: path, checkpointer: try WALCheckpointer(path: path))
         try store.migrate()
         return store
     }
@@ -97,9 +100,10 @@ public final class SandboxStore: Sendable {
         return store
     }
 
-    init(writer: any DatabaseWriter, path: String?) {
+    init(writer: any DatabaseWriter, path: String?, checkpointer: WALCheckpointer? = nil) {
         self.writer = writer
         self.path = path
+        self.checkpointer = checkpointer
     }
 
     func migrate() throws {
