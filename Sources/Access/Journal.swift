@@ -86,7 +86,7 @@ public struct JournalEntry: Sendable, Codable, FetchableRecord, MutablePersistab
     }
 
     /// Keeps at most `limit` bytes of a body; says whether it cut.
-    public static func clip(_ bytes: [UInt8], limit: Int) -> (Data?, Bool) {
+    public static func clip(_ bytes: some Collection<UInt8>, limit: Int) -> (Data?, Bool) {
         guard !bytes.isEmpty else { return (nil, false) }
         if bytes.count <= limit { return (Data(bytes), false) }
         return (Data(bytes.prefix(limit)), true)

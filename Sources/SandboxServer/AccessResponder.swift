@@ -77,7 +77,7 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
             // Body over the upload limit (413) or the client went away while sending it.
             response = ServiceErrors.response(for: error, service: service)
         }
-        return journaled(
+        return await journaled(
             response, request: request, requestBytes: requestBytes, service: service, decision: decision,
             context: context, started: started)
     }
@@ -91,19 +91,34 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
         return AccessDecision(allowed: true, reason: "chain-verified", message: "chain verified", entry: nil)
     }
 
-    /// Wraps the response body so that what is written is also kept (up to the limit), then journals the exchange
-    /// once the body has been written (so `duration` covers the whole response).
+    /// Bodies up to this length are gathered before they are written (see ``journaled(_:request:requestBytes:service:decision:context:started:)``).
+    static var gatheredBodyLimit: Int { 16 << 20 }
+
+    /// Journals the exchange with its response body (up to the limit).
+    ///
+    /// A body of known length up to ``gatheredBodyLimit`` — every answer the services build in memory — is gathered
+    /// here, journaled, and handed back as one buffer: Hummingbird then writes head, body and end in one batch (one TLS
+    /// record, one system call), where a body wrapped to be copied as it was written went out in two. Other bodies
+    /// are copied as they are written, and journaled once written (`duration` then covers the whole response).
     private func journaled(
         _ response: Response, request: Request, requestBytes: [UInt8], service: SandboxService?,
         decision: AccessDecision, context: Context, started: ContinuousClock.Instant
-    ) -> Response {
+    ) async -> Response {
         var response = response
         let original = response.body
-        let captured = CapturedBody(limit: journalBodyLimit)
-        let journal = self.journal
         var entry = journalEntry(request: request, requestBytes: requestBytes, service: service, status: Int(response.status.code),
                                  decision: decision, context: context)
         entry.responseHeaders = JournalEntry.encodeHeaders(response.headers.map { ($0.name.canonicalName, $0.value) })
+        let journal = self.journal
+        if let length = original.contentLength, length <= Self.gatheredBodyLimit {
+            let (body, bytes) = await GatheredBody.gather(original)
+            response.body = body
+            (entry.responseBody, entry.responseBodyTruncated) = JournalEntry.clip(bytes.readableBytesView, limit: journalBodyLimit)
+            entry.durationMs = Self.milliseconds(ContinuousClock.now - started)
+            journal.record(entry)
+            return response
+        }
+        let captured = CapturedBody(limit: journalBodyLimit)
         let pending = entry
         response.body = ResponseBody(contentLength: original.contentLength) { writer in
             let tee = TeeBodyWriter(base: writer, captured: captured)
@@ -169,5 +184,49 @@ struct TeeBodyWriter: ResponseBodyWriter {
 
     consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
         try await base.finish(trailingHeaders)
+    }
+}
+
+/// A response body collected in memory.
+final class GatheredBody: @unchecked Sendable {
+    // One task writes, then reads: no lock needed.
+    private var buffer: ByteBuffer?
+    private var trailers: HTTPFields?
+
+    /// Runs `body` into memory: what to send in its place — one buffer (Hummingbird's single-write path), with its
+    /// trailers if it had some, or the same failure if producing it failed — and the bytes it produced.
+    static func gather(_ body: ResponseBody) async -> (body: ResponseBody, bytes: ByteBuffer) {
+        let gathered = GatheredBody()
+        do {
+            try await body.write(Writer(gathered: gathered))
+        } catch {
+            // The client sees the body fail as it would have; the journal keeps what there was.
+            return (ResponseBody(contentLength: body.contentLength) { _ in throw error }, gathered.buffer ?? ByteBuffer())
+        }
+        let buffer = gathered.buffer ?? ByteBuffer()
+        guard let trailers = gathered.trailers else {
+            return (buffer.readableBytes == 0 ? ResponseBody() : ResponseBody(byteBuffer: buffer), buffer)
+        }
+        return (ResponseBody(contentLength: buffer.readableBytes) { writer in
+            try await writer.write(buffer)
+            try await writer.finish(trailers)
+        }, buffer)
+    }
+
+    struct Writer: ResponseBodyWriter {
+        let gathered: GatheredBody
+
+        mutating func write(_ buffer: ByteBuffer) async throws {
+            if gathered.buffer == nil {
+                gathered.buffer = buffer
+            } else {
+                var incoming = buffer
+                gathered.buffer!.writeBuffer(&incoming)
+            }
+        }
+
+        consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
+            gathered.trailers = trailingHeaders
+        }
     }
 }

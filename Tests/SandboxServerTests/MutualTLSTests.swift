@@ -221,6 +221,21 @@ struct MutualTLSTests {
         #expect(row.durationMs > 0)
     }
 
+    /// An answer built in memory is journaled whole, byte for byte what the client received, and still arrives
+    /// with its length (it is gathered before it is written).
+    @Test func journaledResponseBodiesAreTheBytesSent() async throws {
+        let running = try await RunningSandbox.start()
+        defer { Task { await running.stop() } }
+        let client = try SharedPKI.client(Self.dn)
+        let response = try await running.request("/_sandbox/whoami", client: client)
+        #expect(response.status == .ok)
+        let body = try #require(response.body)
+        #expect(body.readableBytes > 0 && response.headers[.contentLength] == String(body.readableBytes))
+        let row = try #require(try await running.journalRows { $0.path == "/_sandbox/whoami" }.first)
+        #expect(row.responseBody == Data(body.readableBytesView))
+        #expect(!row.responseBodyTruncated)
+    }
+
     @Test func http10ClientsGetHTTP10AndAClose() async throws {
         let running = try await RunningSandbox.start()
         defer { Task { await running.stop() } }
