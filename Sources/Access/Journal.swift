@@ -125,10 +125,12 @@ public struct JournalEntry: Sendable, Codable, FetchableRecord, MutablePersistab
 
     /// `Bearer eyJhbGciOi…` → `Bearer ***(1234 chars)`: enough to tell tokens apart by length, nothing to replay.
     static func mask(_ value: String) -> String {
-        let parts = value.split(separator: " ", maxSplits: 1)
         // Counted in scalars, not graphemes (a token is ASCII; grapheme counting was most of the cost of masking).
-        if parts.count == 2 { return "\(parts[0]) ***(\(parts[1].unicodeScalars.count) chars)" }
-        return "***(\(value.unicodeScalars.count) chars)"
+        let scalars = value.unicodeScalars
+        guard let space = scalars.firstIndex(of: " "), space != scalars.startIndex else { return "***(\(scalars.count) chars)" }
+        let secret = scalars[scalars.index(after: space)...]
+        guard !secret.isEmpty else { return "***(\(scalars.count) chars)" }
+        return String(scalars[..<space]) + " ***(\(secret.count) chars)"
     }
 }
 

@@ -130,8 +130,11 @@ public enum SerialText {
 
 /// Lower-case hex without `String(format:)` (which goes through Foundation's formatter: slow on hot paths).
 public enum Hex {
-    private static let digits = Array("0123456789abcdef".utf8)
+    @usableFromInline static let digits = Array("0123456789abcdef".utf8)
 
+    /// Inlinable, so each caller gets it specialised (generic across modules, it walked the bytes through witness
+    /// tables: a fifth of building a journal row, which hex-encodes the caller's key digest).
+    @inlinable
     public static func encode<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
         var out: [UInt8] = []
         out.reserveCapacity(bytes.underestimatedCount * 2)

@@ -187,6 +187,15 @@ struct WhitelistTests {
         #expect(JournalEntry.encodeHeaders([]) == "{}")
     }
 
+    /// A secret is replaced by its length in characters (scalars), its scheme kept when it has one.
+    @Test(arguments: [
+        ("Bearer abc.def.ghi", "Bearer ***(11 chars)"), ("session=abc", "***(11 chars)"), ("Bearer ", "***(7 chars)"),
+        (" abc", "***(4 chars)"), ("Basic  x", "Basic ***(2 chars)"), ("Jeton é€", "Jeton ***(2 chars)"), ("", "***(0 chars)"),
+    ])
+    func secretsAreMasked(_ value: String, _ masked: String) {
+        #expect(JournalEntry.mask(value) == masked)
+    }
+
     /// A long body repeated by many calls is stored once; every row still gives it back whole; bodies no row
     /// refers to any more are removed as rows are pruned; short bodies stay in their row.
     @Test func journalStoresARepeatedBodyOnce() throws {
