@@ -4,6 +4,7 @@ import Foundation
 import GRDB
 import HTTPTypes
 import Hummingbird
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// The valid capacity indicators ("indicateurs capacitaires"). The ANS hands its list privately; the sandbox's is
@@ -73,6 +74,7 @@ public struct RORCapacityFeed: Sendable {
     let validator: ProfileValidator
     let maximumBody: Int
     let parsedLocations = ParsedLocations()
+    let turns = FeedTurns()
 
     public init(repository: ResourceRepository, tokens: RORTokenService, indicators: RORCapacityIndicators,
                 validator: ProfileValidator = ProfileValidator(), maximumBody: Int = 10 << 20) {
@@ -112,12 +114,15 @@ public struct RORCapacityFeed: Sendable {
             throw FHIRError(.preconditionFailed, code: "multiple-matches", "La Location recherchée n'est pas unique, il y a '\(matches.count)' résultats", expression: ["Location"])
         }
         let id = matches[0]
+        await turns.begin(id)
+        defer { turns.end(id) }
         var (base, object) = try await location(id)
         try authorise(entry: entry, identity: identity, location: object)
 
         // Patch, check and serialise outside the writer (the costly part, on any core), then write if the
-        // Location is still at the version patched; a concurrent feed of the same Location makes this one start
-        // again on the new version (optimistic concurrency: each round lost is another feed written, so it ends).
+        // Location is still at the version patched. Feeds of one Location take turns; another write of it (the
+        // consumer API's writes, a reset) makes this one start again on the new version (optimistic concurrency:
+        // each round lost is another write done, so it ends).
         let repository = self.repository
         var stored: (StoredResource, Int)
         while true {
@@ -269,6 +274,46 @@ public struct RORCapacityFeed: Sendable {
     /// The nature (TRE_R329) of the Location's installed capacity, when it has one: feeds keep to it.
     static func installedNature(_ location: [String: Any]) -> String? {
         indicatorsOf(location).lazy.map(qualifiers).first { $0["capacityStatus"] == "01" }?["capacityType"]
+    }
+}
+
+/// Capacity feeds of one Location take turns. Two at once patched the same version, and the second redid all its work
+/// on the version the first wrote: with 8 feeders on 4 places, a quarter of the PATCHes did (~10 % of the CPU).
+final class FeedTurns: Sendable {
+    /// Locations being fed, each with the feeds waiting for their turn, in arrival order.
+    private let state = NIOLockedValueBox<[String: [CheckedContinuation<Void, Never>]]>([:])
+
+    func begin(_ id: String) async {
+        if state.withLockedValue({ Self.take(id, in: &$0) }) { return }
+        await withCheckedContinuation { continuation in
+            // Taken again under the lock: the turn may have been given up since the first look.
+            let free = state.withLockedValue { waiting in
+                if Self.take(id, in: &waiting) { return true }
+                waiting[id]!.append(continuation)
+                return false
+            }
+            if free { continuation.resume() }
+        }
+    }
+
+    /// Gives the turn to the next feed waiting, if any.
+    func end(_ id: String) {
+        let next = state.withLockedValue { waiting -> CheckedContinuation<Void, Never>? in
+            guard var queue = waiting[id], !queue.isEmpty else {
+                waiting[id] = nil
+                return nil
+            }
+            let next = queue.removeFirst()
+            waiting[id] = queue
+            return next
+        }
+        next?.resume()
+    }
+
+    private static func take(_ id: String, in waiting: inout [String: [CheckedContinuation<Void, Never>]]) -> Bool {
+        guard waiting[id] == nil else { return false }
+        waiting[id] = []
+        return true
     }
 }
 
