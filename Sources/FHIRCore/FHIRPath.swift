@@ -331,10 +331,10 @@ extension FHIRPath {
         case .integer(let value): return [Self.literal(value)]
         case .boolean(let value): return [Self.boolean(value)]
         case .equals(let left, let right, let negated):
-            // `url = '…'` inside a `where()`, met once per sub-extension of a filtered path: a lone string child is
-            // compared in place, as below but without building the item lists (a third of a capacity patch's path).
-            if !isRoot, context.count == 1, case .member(.root, let name) = left, case .string(let literal) = right,
-               let string = (context[0].value as? [String: Any])?[name] as? String {
+            // `url = '…'` or `valueCodeableConcept.coding.code = '…'` inside a `where()`, met once per sub-extension
+            // of a filtered path: a lone string reached through plain names is compared in place, as below but without
+            // building the item lists (most of a capacity patch's path).
+            if !isRoot, context.count == 1, case .string(let literal) = right, let string = Self.loneString(left, from: context[0].value) {
                 return [Self.boolean((string == literal) != negated)]
             }
             let lhs = left.evaluate(context, isRoot: isRoot)
@@ -353,6 +353,32 @@ extension FHIRPath {
             if rhs == dominant { return [Self.boolean(dominant)] }
             return lhs == !dominant && rhs == !dominant ? [Self.boolean(!dominant)] : []
         }
+    }
+
+    /// The one string a chain of plain names (`a.b.c` from the criterion's item) reaches through objects and
+    /// one-element lists; nil when the chain meets anything else (a missing or choice name, several elements, a
+    /// non-string), left to the general evaluation.
+    static func loneString(_ path: FHIRPath, from value: Any) -> String? {
+        loneValue(path, from: value) as? String
+    }
+
+    /// The one value a chain of plain names reaches (see ``loneString(_:from:)``).
+    private static func loneValue(_ path: FHIRPath, from value: Any) -> Any? {
+        switch path {
+        case .member(.root, let name):
+            return (value as? [String: Any])?[name].flatMap(lone)
+        case .member(let base, let name):
+            guard case .member = base, let parent = loneValue(base, from: value) else { return nil }
+            return (parent as? [String: Any])?[name].flatMap(lone)
+        default:
+            return nil
+        }
+    }
+
+    /// A value, or the only element of a one-element list.
+    private static func lone(_ value: Any) -> Any? {
+        guard let list = value as? [Any] else { return value }
+        return list.count == 1 ? list[0] : nil
     }
 
     static func children(of items: [FHIRPathItem], named name: String) -> [FHIRPathItem] {

@@ -51,6 +51,10 @@ struct FHIRPathTests {
         ("Location.extension.where((url = 'https://example.org/other'))", 1),
         ("Location.extension.where(url != '\(capacity)')", 1), ("Location.extension.where(missing = 'x')", 0),
         ("Location.extension.where(extension = 'x')", 0), ("Location.extension.where(url = 'https://example.org/other' and value = 'x')", 1),
+        ("Location.extension.where(url='\(capacity)').extension.where(valueCodeableConcept.coding.code = '02')", 2),
+        ("Location.extension.where(url='\(capacity)').extension.where(valueCodeableConcept.coding.code != '02')", 4),
+        ("Location.extension.where(url='\(capacity)').extension.where(valueCodeableConcept.coding = '02')", 0),
+        ("Location.extension.where(url='\(capacity)').extension.where(valueCodeableConcept.missing.code = '02')", 0),
         ("Location.status = 'active'", 1), ("Location.extension.where(url='none')", 0), ("Location.missing", 0),
     ])
     func evaluates(_ path: String, _ expected: Int) throws {
