@@ -69,6 +69,12 @@ public struct FHIRPatch: @unchecked Sendable {
 
     /// Applies every operation in order; the input is left untouched.
     public func apply(to resource: [String: Any]) throws(Failure) -> [String: Any] {
+        var changes = ChangedElements()
+        return try apply(to: resource, changes: &changes)
+    }
+
+    /// Applies every operation in order, noting in `changes` which elements of the resource's lists it changed.
+    public func apply(to resource: [String: Any], changes: inout ChangedElements) throws(Failure) -> [String: Any] {
         var current: Any = resource
         for operation in operations {
             guard let object = current as? [String: Any] else { break }
@@ -82,6 +88,7 @@ public struct FHIRPatch: @unchecked Sendable {
                     throw Failure(kind: .multipleMatches, message: "\(operation.kind.rawValue): \(matches.count) elements match \(operation.pathText) (one expected)", expression: operation.pathText)
                 }
                 current = Self.setting(current, at: matches[0].location[...], to: operation.kind == .replace ? operation.value : nil)
+                changes.record(matches[0].location, removed: operation.kind == .delete)
             case .add:
                 let (container, name) = try Self.container(of: operation)
                 let targets = container.evaluate(on: object)
@@ -90,14 +97,18 @@ public struct FHIRPatch: @unchecked Sendable {
                                   message: "add: \(targets.count) elements match the container \(container) (one expected)", expression: operation.pathText)
                 }
                 var target = targets[0].value as! [String: Any]
+                let added: Int
                 if let list = target[name] as? [Any] {
                     target[name] = list + [operation.value!]
+                    added = list.count
                 } else if target[name] == nil {
                     target[name] = [operation.value!]
+                    added = 0
                 } else {
                     throw Failure(kind: .invalid, message: "add: \(name) already has a value (use replace)", expression: operation.pathText)
                 }
                 current = Self.setting(current, at: targets[0].location[...], to: target)
+                changes.record(targets[0].location + [.key(name), .index(added)], removed: false)
             }
         }
         return current as? [String: Any] ?? resource
@@ -138,5 +149,32 @@ public struct FHIRPatch: @unchecked Sendable {
             }
             return array
         }
+    }
+}
+
+/// Which elements of a resource's top-level lists a patch changed (``FHIRPatch/apply(to:changes:)``), by their index
+/// in the patched resource: a replaced or added element, or one changed inside. A removal shifts the indices after it.
+public struct ChangedElements: Sendable, Equatable {
+    /// Indices changed, by list name; nil for an element changed as a whole (not element by element).
+    public private(set) var elements: [String: Set<Int>?] = [:]
+
+    public init() {}
+
+    /// The lists changed element by element, with the indices changed (others changed as a whole are left out).
+    public var byIndex: [String: Set<Int>] { elements.compactMapValues { $0 } }
+
+    mutating func record(_ location: [JSONPathStep], removed: Bool) {
+        guard case .key(let name)? = location.first else { return }
+        guard location.count >= 2, case .index(let index) = location[1] else {
+            elements[name] = .some(nil)
+            return
+        }
+        guard case .some(var indices) = elements[name] ?? .some([]) else { return }  // already changed as a whole
+        if removed, location.count == 2 {
+            indices = Set(indices.compactMap { $0 == index ? nil : ($0 > index ? $0 - 1 : $0) })
+        } else {
+            indices.insert(index)
+        }
+        elements[name] = .some(indices)
     }
 }

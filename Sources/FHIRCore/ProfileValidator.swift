@@ -89,31 +89,43 @@ public struct ProfileValidator: Sendable {
     /// Every problem of `resource` against its type's profile (none when no profile is known for the type).
     /// `changed`: the top-level elements that may differ from a stored version that passed these rules (nil: any);
     /// only the rules on them are checked — the others would find what they found then.
-    public func validate(_ resource: [String: Any], changed: Set<String>? = nil) -> [Issue] {
+    /// `changedElements`: for top-level lists changed element by element (``ChangedElements/byIndex``), the indices
+    /// of the elements that are new; the others' own checks are skipped (cardinalities still count every element).
+    public func validate(_ resource: [String: Any], changed: Set<String>? = nil, changedElements: [String: Set<Int>] = [:]) -> [Issue] {
         guard let type = resource["resourceType"] as? String else {
             return [Issue(code: "structure", diagnostics: "resourceType is missing", expression: "resourceType")]
         }
         guard var rules = compiled[type] else { return [] }
         if let changed { rules = rules.filter { $0.steps.first.map { changed.contains($0.name) } ?? true } }
         var issues: [Issue] = []
-        check(rules, on: resource, expression: type, into: &issues)
+        check(rules, on: resource, expression: type, into: &issues, fresh: changedElements)
         return issues
     }
 
-    func check(_ rules: [CompiledRule], on node: Any, expression: String, into issues: inout [Issue]) {
+    /// `fresh`: lists of `node` of which only the elements at these indices are checked (cardinalities count all).
+    func check(_ rules: [CompiledRule], on node: Any, expression: String, into issues: inout [Issue], fresh: [String: Set<Int>] = [:]) {
         // The rules of a node mostly select children of one name by one key (`extension[url=…]`, a dozen of them per
         // capacity indicator): those children are grouped by that key once, not scanned again for every rule.
-        var groups: [String: [String: [Any]]] = [:]
+        var groups: [String: [String: [(index: Int, item: Any)]]] = [:]
         for compiled in rules {
             let rule = compiled.rule
+            // `found` for the cardinalities, `checked` for the checks of each element.
             let found: [Any]
+            var checked: [Any]?
             if let first = compiled.steps.first, let filter = first.filter {
                 let key = first.name + "[" + filter.key
                 let group = groups[key] ?? Self.group(node, name: first.name, by: filter.key)
                 groups[key] = group
-                found = ElementPath.select(compiled.steps.dropFirst(), from: group[filter.value] ?? [])
+                let members = group[filter.value] ?? []
+                found = ElementPath.select(compiled.steps.dropFirst(), from: members.map(\.item))
+                if let indices = fresh[first.name] {
+                    checked = ElementPath.select(compiled.steps.dropFirst(), from: members.filter { indices.contains($0.index) }.map(\.item))
+                }
             } else {
                 found = ElementPath.select(compiled.steps[...], from: [node])
+                if let first = compiled.steps.first, let indices = fresh[first.name], let list = (node as? [String: Any])?[first.name] as? [Any] {
+                    checked = ElementPath.select(compiled.steps.dropFirst(), from: indices.sorted().filter(list.indices.contains).map { list[$0] })
+                }
             }
             // Every element found has the same FHIRPath (filters are where-forms, not indexes): built once, and only
             // when an issue or a nested rule needs it.
@@ -130,7 +142,7 @@ public struct ProfileValidator: Sendable {
             if let max = rule.max, found.count > max {
                 issues.append(Issue(code: "structure", diagnostics: "\(at()): at most \(max) allowed, \(found.count) found", expression: at()))
             }
-            for value in found {
+            for value in checked ?? found {
                 if let type = rule.type, !Self.matches(value, type: type) {
                     issues.append(Issue(code: "value", diagnostics: "\(at()): '\(value)' is not a valid \(type)", expression: at()))
                     continue
@@ -157,12 +169,13 @@ public struct ProfileValidator: Sendable {
 
     // MARK: Paths
 
-    /// The `name` children of a node, by their `key` (those without a string `key` left out: no filter selects them).
-    static func group(_ node: Any, name: String, by key: String) -> [String: [Any]] {
+    /// The `name` children of a node with their index, by their `key` (those without a string `key` left out: no filter
+    /// selects them).
+    static func group(_ node: Any, name: String, by key: String) -> [String: [(index: Int, item: Any)]] {
         guard let child = (node as? [String: Any])?[name] else { return [:] }
-        var groups: [String: [Any]] = [:]
-        for item in (child as? [Any]) ?? [child] {
-            if let value = (item as? [String: Any])?[key] as? String { groups[value, default: []].append(item) }
+        var groups: [String: [(index: Int, item: Any)]] = [:]
+        for (index, item) in ((child as? [Any]) ?? [child]).enumerated() {
+            if let value = (item as? [String: Any])?[key] as? String { groups[value, default: []].append((index, item)) }
         }
         return groups
     }

@@ -66,8 +66,15 @@ enum FHIRPatchRequest {
 
     static func apply(_ patch: FHIRPatch, to resource: [String: Any],
                       answer specific: (FHIRPatch.Failure) -> FHIRError? = { _ in nil }) throws -> [String: Any] {
+        var changes = ChangedElements()
+        return try apply(patch, to: resource, changes: &changes, answer: specific)
+    }
+
+    /// The same, noting which list elements the patch changed.
+    static func apply(_ patch: FHIRPatch, to resource: [String: Any], changes: inout ChangedElements,
+                      answer specific: (FHIRPatch.Failure) -> FHIRError? = { _ in nil }) throws -> [String: Any] {
         do {
-            return try patch.apply(to: resource)
+            return try patch.apply(to: resource, changes: &changes)
         } catch let failure {
             throw specific(failure) ?? answer(failure)
         }

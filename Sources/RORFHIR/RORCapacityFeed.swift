@@ -126,10 +126,13 @@ public struct RORCapacityFeed: Sendable {
         let repository = self.repository
         var stored: (StoredResource, Int)
         while true {
-            let patched = try FHIRPatchRequest.apply(patch, to: object, answer: Self.rorAnswer)
+            var changes = ChangedElements()
+            let patched = try FHIRPatchRequest.apply(patch, to: object, changes: &changes, answer: Self.rorAnswer)
             try validate(patched, original: object, patch: patch)
-            // The whole Location against the RORLocation rules (the new indicators' structure, codes, types).
-            let issues = validator.validate(patched, changed: Self.patchedElements)
+            // The Location against the RORLocation rules (the new indicators' structure, codes, types): the element
+            // counts over all its extensions, the element checks on the indicators this patch wrote (the others are
+            // the stored version's, checked when they were written).
+            let issues = validator.validate(patched, changed: Self.patchedElements, changedElements: changes.byIndex)
             guard issues.isEmpty else { throw FHIRError(profileIssues: issues, resourceType: "Location") }
             let now = Date()
             let prepared = try repository.prepare(patched, version: base.version + 1, lastUpdated: now, changed: Self.patchedElements)

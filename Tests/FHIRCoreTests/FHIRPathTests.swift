@@ -92,6 +92,27 @@ struct FHIRPathTests {
         }]
     }
 
+    /// A patch notes which list elements it changed, by index in the result: replaced, added (at the end), changed
+    /// inside; a removal shifts the indices after it; an element that is not a list element changes as a whole.
+    @Test func patchesNoteTheElementsTheyChange() throws {
+        func changes(_ operations: [[String: Any]]) throws -> [String: Set<Int>?] {
+            var changes = ChangedElements()
+            _ = try FHIRPatch(parameters: Self.patch(operations)).apply(to: Self.location, changes: &changes)
+            return changes.elements
+        }
+        let second = "Location.extension.where(url='\(Self.capacity)').where(extension.where(url='capacityStatus' and valueCodeableConcept.coding.code='02') and extension.where(url='temporalityCapacity' and valueCodeableConcept.coding.code='01'))"
+        let first = "Location.extension.where(url='\(Self.capacity)').where(extension.where(url='capacityStatus' and valueCodeableConcept.coding.code='01'))"
+        let value = Self.indicator(status: "06", temporality: "01", gender: nil, count: 1)
+        #expect(try changes([["type": "replace", "path": second, "value": value]]) == ["extension": [2]])
+        #expect(try changes([["type": "add", "path": "Location.extension.where(url='\(Self.capacity)')", "value": value]]) == ["extension": [4]])
+        #expect(try changes([["type": "replace", "path": "\(second).extension.where(url='nbCapacity').value", "value": 3]]) == ["extension": [2]])
+        // Replace the third element, then delete the second: the replaced one is now the second.
+        #expect(try changes([["type": "replace", "path": second, "value": value], ["type": "delete", "path": first]]) == ["extension": [1]])
+        #expect(try changes([["type": "delete", "path": second]]) == ["extension": []])
+        #expect(try changes([["type": "replace", "path": "Location.status", "value": "inactive"]]) == ["status": Set<Int>?.none])
+        #expect(ChangedElements().byIndex.isEmpty)
+    }
+
     @Test func patchAddReplaceDelete() throws {
         let selector = "Location.extension.where(url='\(Self.capacity)').where(extension.where(url='capacityStatus' and valueCodeableConcept.coding.code='02') and extension.where(url='temporalityCapacity' and valueCodeableConcept.coding.code='01'))"
         let replaced = try FHIRPatch(parameters: Self.patch([["type": "replace", "path": selector,

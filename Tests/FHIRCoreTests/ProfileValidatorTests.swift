@@ -50,4 +50,23 @@ struct ProfileValidatorTests {
         ])
         #expect(validator.validate(resource).map(\.code) == ["structure", "value", "required"])
     }
+
+    /// Told which list elements are new, the validator checks only those one by one, but still counts every element.
+    @Test func onlyTheNewElementsOfAListAreCheckedOneByOne() {
+        let validator = ProfileValidator(profiles: [ProfileValidator.Profile(resourceType: "Location", rules: [
+            ProfileValidator.Rule(path: "extension[url=cap]", min: 0, each: [ProfileValidator.Rule(path: "valueInteger", min: 1, max: 1, type: "integer")]),
+            ProfileValidator.Rule(path: "extension[url=date]", min: 1, max: 1),
+        ])])
+        let resource: [String: Any] = ["resourceType": "Location", "extension": [
+            ["url": "cap", "valueInteger": "old and wrong"], ["url": "date"], ["url": "cap", "valueInteger": "new and wrong"],
+            ["url": "cap", "valueInteger": 3], ["url": "date"],
+        ]]
+        let all = validator.validate(resource).map(\.diagnostics)
+        #expect(all.count == 3, "\(all)")  // two wrong values, two dates
+        let fresh = validator.validate(resource, changedElements: ["extension": [2, 3]]).map(\.diagnostics)
+        #expect(fresh.count == 2, "\(fresh)")
+        #expect(fresh.contains { $0.contains("new and wrong") } && !fresh.contains { $0.contains("old and wrong") })
+        #expect(fresh.contains { $0.contains("at most 1 allowed, 2 found") })
+        #expect(validator.validate(resource, changedElements: ["extension": [3]]).map(\.code) == ["structure"])
+    }
 }

@@ -167,6 +167,20 @@ struct RORCapacityFeedTests {
                     expression: "Location.extension.where(url='\(capacity)').extension.where(url='nbCapacity').valueInteger"),
         RefusalCase(label: "not an extension value", body: body("replace", path: selector(status: "02"), value: ["url": "https://example.org/x"]),
                     status: .badRequest, code: "invalid", message: "valueExtension"),
+        // Delete then add again: the added (last) indicator is checked against the profile.
+        RefusalCase(label: "bad date on an added indicator (profile)", body: {
+            var value = indicator(status: "02", count: 1)
+            value["extension"] = (value["extension"] as! [[String: Any]]).map {
+                $0["url"] as? String == "capacityUpdateDate" ? ["url": "capacityUpdateDate", "valueDateTime": "22/11/2026"] : $0
+            }
+            let operations: [[String: Any]] = [
+                ["name": "operation", "part": [["name": "type", "valueCode": "delete"], ["name": "path", "valueString": selector(status: "02")]]],
+                ["name": "operation", "part": [["name": "type", "valueCode": "add"], ["name": "path", "valueString": "Location.extension.where(url='\(capacity)')"],
+                                               ["name": "value", "valueExtension": value]]],
+            ]
+            return String(decoding: try! JSONSerialization.data(withJSONObject: ["resourceType": "Parameters", "parameter": operations]), as: UTF8.self)
+        }(), status: .unprocessableContent, code: "value", message: "is not a valid dateTime",
+                    expression: "Location.extension.where(url='\(capacity)').extension.where(url='capacityUpdateDate').valueDateTime"),
     ]
 
     @Test(arguments: refusals)
