@@ -186,7 +186,7 @@ public final class ResourceRepository: Sendable {
         let query = try IDQuery(request)
         if let ids = readCache.search(query.key) { return ids }
         let generation = readCache.generation
-        let ids = try await store.writer.read { db in try query.run(db) }
+        let ids = try await store.writer.read { db in try query.run(db, cached: false) }
         readCache.putSearch(query.key, ids, ifGeneration: generation)
         return ids
     }
@@ -198,7 +198,7 @@ public final class ResourceRepository: Sendable {
         let query = try IDQuery(request)
         if let ids = readCache.search(query.key) { return ids }
         let generation = readCache.generation
-        let ids = try store.writer.read { db in try query.run(db) }
+        let ids = try store.writer.read { db in try query.run(db, cached: true) }
         readCache.putSearch(query.key, ids, ifGeneration: generation)
         return ids
     }
@@ -218,8 +218,11 @@ public final class ResourceRepository: Sendable {
             key = sql + "\u{0}" + values.map(\.description).joined(separator: "\u{0}")
         }
 
-        func run(_ db: Database) throws -> [String] {
-            try String.fetchAll(db.cachedStatement(sql: sql), arguments: StatementArguments(values))
+        /// `cached`: the statement is kept by the connection — only for the few fixed shapes of internal lookups, not
+        /// for clients' searches, whose shapes are theirs to vary (a connection's statement cache is not bounded).
+        func run(_ db: Database, cached: Bool) throws -> [String] {
+            let statement = cached ? try db.cachedStatement(sql: sql) : try db.makeStatement(sql: sql)
+            return try String.fetchAll(statement, arguments: StatementArguments(values))
         }
     }
 

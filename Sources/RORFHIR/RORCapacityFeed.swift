@@ -50,8 +50,6 @@ public struct RORCapacityIndicators: Sendable {
     }
 }
 
-
-
 /// `PATCH /ws-synchro-dispo-lits-fhir/Location?identifier=<idNatStructEtab>/<idExterne>`: the national ROR's bed and
 /// place availability feed (FHIRPath Patch on the Location's `ror-location-supported-capacity` indicators), with the
 /// real service's answers (`../shared/notes/ror-fhir.md` §3 and §5): 404 for no matching indicator (the client then
