@@ -49,6 +49,7 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--pid", type=int, help="server process: its RSS is printed after the queries")
+    parser.add_argument("--export-only", action="store_true", help="only the full $export")
     args = parser.parse_args()
     context = ssl.create_default_context(cafile=args.cacert)
     context.load_cert_chain(args.cert, args.key)
@@ -74,7 +75,7 @@ def main():
 
     print("== example queries: %d runs each on one keep-alive connection (ms); first = the first call, before the"
           " search cache (identical searches reuse their ids until the next write, as HAPI reuses cached results)" % args.runs)
-    for query in QUERIES:
+    for query in ([] if args.export_only else QUERIES):
         refresh_token()
         started = time.perf_counter()
         status, body, _ = get(query)
@@ -90,7 +91,7 @@ def main():
         print("  first %6.1f  p50 %6.1f  p99 %6.1f  max %6.1f  [%s, total %s]  %s" % (
             first, statistics.median(times), p99, times[-1], status, total, query[:110]))
 
-    if args.pid:
+    if args.pid and not args.export_only:
         def rss():
             return int([line.split()[1] for line in open("/proc/%d/status" % args.pid) if line.startswith("VmRSS")][0]) / 1024
         busy = rss()

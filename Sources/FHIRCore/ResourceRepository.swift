@@ -227,9 +227,16 @@ public final class ResourceRepository: Sendable {
     }
 
     /// Resources by id, in the order given (missing ones skipped: deleted since a snapshot was taken).
-    public func resources(type: String, ids: [String]) async throws -> [StoredResource] {
+    ///
+    /// `bulk` (a bulk export reading the whole base): the database file is memory-mapped for the read, so SQLite reads
+    /// the page cache in place instead of copying each page out with `pread` (a national `$export`, A/B alternated:
+    /// 14.5 / 12.5 s → 11.1 / 11.6 s, server CPU −10 to −20 %). Only for the read: a mapping kept would count every
+    /// page ever read into the process's resident size.
+    public func resources(type: String, ids: [String], bulk: Bool = false) async throws -> [StoredResource] {
         guard !ids.isEmpty else { return [] }
         let found = try await store.writer.read { db -> [String: StoredResource] in
+            if bulk { try db.execute(sql: "PRAGMA mmap_size = \(Self.bulkMapSize)") }
+            defer { if bulk { try? db.execute(sql: "PRAGMA mmap_size = 0") } }
             var found: [String: StoredResource] = [:]
             for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
                 let rows = try Row.fetchAll(
@@ -241,6 +248,9 @@ public final class ResourceRepository: Sendable {
         }
         return ids.compactMap { found[$0] }
     }
+
+    /// How much of the database file a bulk read maps: SQLite's usual compile-time cap (2 GiB − 64 KiB).
+    static let bulkMapSize = 0x7fff_0000
 
     /// References made by resources (`type`, `ids`) through reference parameters `parameters` (nil = all).
     public func outgoingReferences(type: String, ids: [String], parameters: [String]?, targetType: String?) async throws -> [(String, String)] {

@@ -118,7 +118,7 @@ public final class RORBulkExport: Sendable {
                 var written: [String] = []
                 for start in stride(from: 0, to: ids.count, by: Self.fileSize) {
                     let chunk = Array(ids[start..<min(start + Self.fileSize, ids.count)]).filter { !exported.contains("\(type)/\($0)") }
-                    let resources = try await policy.visible(repository.resources(type: type, ids: chunk))
+                    let resources = try await policy.visible(repository.resources(type: type, ids: chunk, bulk: true))
                     try writer.write(type, resources)
                     exported.formUnion(resources.map { "\(type)/\($0.id)" })
                     written += resources.map(\.id)
@@ -147,7 +147,7 @@ public final class RORBulkExport: Sendable {
                 frontier = found
                 if found.values.allSatisfy(\.isEmpty) { break }
             }
-            let files = try writer.finish()
+            let files = try await writer.finish()
             // The export passed ~1 GB through malloc in file-sized pieces; give the freed pages back to the system.
             LinuxCalls.trimMallocHeap()
             update(id) {
@@ -219,13 +219,17 @@ public final class RORBulkExport: Sendable {
         return Response(status: .ok, headers: [.contentType: type], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    /// Appends resources to per-type output files of at most ``fileSize`` resources.
+    /// Appends resources to per-type output files of at most ``fileSize`` resources. Files are built and written in
+    /// the background, one after the other, while the export reads the next resources: the two halves of the work
+    /// then use both cores (a national `$export` with the bulk reads, A/B alternated: 8.9 / 6.7 s → 5.4 / 4.6 s).
     struct ExportWriter {
         let folder: URL
         let ndjson: Bool
         var pending: [String: [StoredResource]] = [:]
         var parts: [String: Int] = [:]
         var files: [(type: String, name: String, count: Int, url: URL)] = []
+        /// The file being written, after those before it (an error ends the chain and is thrown by ``finish()``).
+        private var writing: Task<Void, any Error>?
 
         init(folder: URL, ndjson: Bool) {
             self.folder = folder
@@ -246,32 +250,44 @@ public final class RORBulkExport: Sendable {
             parts[type] = part
             let name = "\(type)-\(part).\(ndjson ? "ndjson" : "json")"
             let url = folder.appendingPathComponent(name)
-            try (ndjson ? RORBulkExport.ndjson(chunk) : RORBulkExport.bundle(chunk)).write(to: url)
+            let ndjson = ndjson
+            writing = Task.detached { [writing] in
+                try await writing?.value
+                try RORBulkExport.writeFile(chunk, ndjson: ndjson, to: url)
+            }
             files.append((type, name, chunk.count, url))
         }
 
-        mutating func finish() throws -> [(type: String, name: String, count: Int, url: URL)] {
+        mutating func finish() async throws -> [(type: String, name: String, count: Int, url: URL)] {
             for type in pending.keys.sorted() { try flush(type, pending[type]!) }
             pending = [:]
+            try await writing?.value
             // Grouped by type; within a type, in part order (as written).
             return files.enumerated().sorted { ($0.element.type, $0.offset) < ($1.element.type, $1.offset) }.map(\.element)
         }
     }
 
-    static func bundle(_ resources: [StoredResource]) -> Data {
-        var data = Data("{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"total\":\(resources.count),\"entry\":[".utf8)
-        for (index, resource) in resources.enumerated() {
-            if index > 0 { data += Data(",".utf8) }
-            data += Data("{\"resource\":".utf8) + resource.json + Data("}".utf8)
-        }
-        return data + Data("]}".utf8)
+    /// Writes an output file.
+    static func writeFile(_ resources: [StoredResource], ndjson: Bool, to url: URL) throws {
+        var data = Data()
+        data.reserveCapacity(resources.reduce(100) { $0 + $1.json.count + 16 })
+        serialise(resources, ndjson: ndjson) { data.append(contentsOf: $0) }
+        try data.write(to: url)
     }
 
-    static func ndjson(_ resources: [StoredResource]) -> Data {
-        resources.reduce(into: Data()) { data, resource in
-            data += resource.json
-            data += Data("\n".utf8)
+    /// The file's bytes, in pieces: a `collection` Bundle, or one resource per line (ndjson).
+    static func serialise(_ resources: [StoredResource], ndjson: Bool, _ emit: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+        func text(_ string: String) throws {
+            var string = string
+            try string.withUTF8 { try emit(UnsafeRawBufferPointer($0)) }
         }
+        if !ndjson { try text("{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"total\":\(resources.count),\"entry\":[") }
+        for (index, resource) in resources.enumerated() {
+            if !ndjson { try text(index > 0 ? ",{\"resource\":" : "{\"resource\":") }
+            try resource.json.withUnsafeBytes(emit)
+            try text(ndjson ? "\n" : "}")
+        }
+        if !ndjson { try text("]}") }
     }
 
     public func removeAll() {

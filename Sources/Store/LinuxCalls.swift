@@ -7,18 +7,6 @@ public enum LinuxCalls {
 
     /// `copy_file_range(2)`: a file copied inside the kernel.
     static let copyFileRange: CopyFileRange? = symbol("copy_file_range", as: CopyFileRange.self)
-    /// `O_DIRECT` (open(2)): writes go to the disk without passing through the page cache. Glibc's module does not
-    /// export it; its value depends on the architecture (nil where not known here).
-    static var directIO: Int32? {
-        #if os(Linux) && arch(x86_64)
-        return 0o40000
-        #elseif os(Linux) && arch(arm64)
-        return 0o200000
-        #else
-        return nil
-        #endif
-    }
-
     private static let mallocTrim: MallocTrim? = symbol("malloc_trim", as: MallocTrim.self)
 
     /// Gives the pages malloc keeps after a large transient workload (a bulk export) back to the system.

@@ -55,70 +55,18 @@ public final class SandboxStore: Sendable {
     /// installed (its schema or index rows may differ).
     public static var schemaIdentifiers: [String] { migrator.migrations }
 
-    /// Installs a prebuilt database (``build(at:_:)``) as the database file `path`, which must not exist yet. A large
-    /// file is written around the page cache (``copyDirect(from:to:)``), a small one by an in-kernel copy
-    /// (`copy_file_range`) where the system offers one. Staged then linked: a copy interrupted half-way leaves no
-    /// database behind, an existing one is never replaced.
+    /// Installs a prebuilt database (``build(at:_:)``) as the database file `path`, which must not exist yet, by an
+    /// in-kernel copy (`copy_file_range`: no round trip through this process) where the system offers one. Staged
+    /// then linked: a copy interrupted half-way leaves no database behind, an existing one is never replaced.
     public static func install(prebuilt: String, at path: String) throws {
         guard FileManager.default.isReadableFile(atPath: prebuilt) else { throw StoreError("cannot read \(prebuilt)") }
         let staging = path + ".installing-\(UUID().uuidString)"
         defer { unlink(staging) }
-        var info = stat()
-        var copied = stat(prebuilt, &info) == 0 && Int(info.st_size) >= directCopyThreshold ? try copyDirect(from: prebuilt, to: staging) : false
-        if !copied { unlink(staging); copied = try copyInKernel(from: prebuilt, to: staging) }
-        if !copied {
+        if try !copyInKernel(from: prebuilt, to: staging) {
             unlink(staging)
             try FileManager.default.copyItem(atPath: prebuilt, toPath: staging)
         }
         guard link(staging, path) == 0 else { throw StoreError("cannot create \(path): \(String(cString: strerror(errno)))") }
-    }
-
-    /// From this size on a prebuilt file is copied with ``copyDirect(from:to:)`` (a national dataset: ~2.8 GB).
-    static let directCopyThreshold = 64 << 20
-
-    /// Copies `source` to the new file `target`, writing with `O_DIRECT`; false when the file system refuses direct
-    /// writes, for the caller to copy otherwise. Why: a buffered copy of a national dataset dirties ~2.8 GB of page
-    /// cache, and the kernel's page-cache and writeback work made it take 1.3–7 s (system time) on the 2-core host,
-    /// against 1.2–1.7 s, steady, written directly (measured with `dd`, `cp`). The source is read through the cache
-    /// (a dataset just generated or used is often there); the new file's pages are read from disk as queries need them.
-    static func copyDirect(from source: String, to target: String) throws -> Bool {
-        guard let directIO = LinuxCalls.directIO else { return false }
-        let input = Foundation.open(source, O_RDONLY)
-        guard input >= 0 else { throw StoreError("cannot read \(source): \(String(cString: strerror(errno)))") }
-        defer { close(input) }
-        let output = Foundation.open(target, O_WRONLY | O_CREAT | O_EXCL | directIO, 0o644)
-        if output < 0, errno == EINVAL { return false } // a file system without direct I/O (tmpfs)
-        guard output >= 0 else { throw StoreError("cannot write \(target): \(String(cString: strerror(errno)))") }
-        defer { close(output) }
-        // Direct writes need an aligned buffer, offset and length: 4 KiB suits every block size in use.
-        let alignment = 4096, chunk = 8 << 20
-        var raw: UnsafeMutableRawPointer?
-        guard posix_memalign(&raw, alignment, chunk) == 0, let buffer = raw else { throw StoreError("out of memory copying \(source)") }
-        defer { free(buffer) }
-        var offset = 0
-        while true {
-            var count = 0
-            while count < chunk {
-                let read = pread(input, buffer + count, chunk - count, off_t(offset + count))
-                if read < 0, errno == EINTR { continue }
-                guard read >= 0 else { throw StoreError("reading \(source): \(String(cString: strerror(errno)))") }
-                if read == 0 { break }
-                count += read
-            }
-            if count == 0 { return true }
-            if count % alignment != 0 { // the file's tail (database files are whole pages: only odd files get here)
-                _ = fcntl(output, F_SETFL, fcntl(output, F_GETFL) & ~directIO)
-            }
-            var written = 0
-            while written < count {
-                let result = pwrite(output, buffer + written, count - written, off_t(offset + written))
-                if result < 0, errno == EINTR { continue }
-                guard result > 0 else { throw StoreError("writing \(target): \(String(cString: strerror(errno)))") }
-                written += result
-            }
-            offset += count
-            if count < chunk { return true }
-        }
     }
 
     /// Copies `source` to the new file `target` with `copy_file_range(2)`; false when the kernel cannot (no such

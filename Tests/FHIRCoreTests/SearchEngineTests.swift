@@ -484,3 +484,31 @@ struct IndexRewriteTests {
         #expect(try await repository.read(type: "Location", id: "l7") == nil)
     }
 }
+
+@Suite("Bulk reads")
+struct BulkReadTests {
+    /// A bulk read (the database file mapped for the read) returns what a plain read returns, in the asked order, and
+    /// leaves the connection unmapped afterwards (a kept mapping would count every page read into the resident size).
+    @Test func aBulkReadReadsLikeAPlainOneAndUnmapsAfter() async throws {
+        try await StoreTests.withFileStore { store, _ in try await bulkRead(store) }
+    }
+
+    private func bulkRead(_ store: SandboxStore) async throws {
+        let repository = ResourceRepository(store: store, registry: SearchEngineTests.registry)
+        let ids = (0..<600).map { "b\($0)" }
+        try await store.writer.write { db in
+            for (index, id) in ids.enumerated() {
+                let location = SearchEngineTests.location(id, system: "sys", value: "V\(index)", name: "N\(index)", nb: index, date: "2024-03-05", org: "o1")
+                try repository.write(try repository.prepare(location, version: 1), in: db)
+            }
+        }
+        let asked = ids.reversed() + ["missing"]
+        let plain = try await repository.resources(type: "Location", ids: Array(asked))
+        let bulk = try await repository.resources(type: "Location", ids: Array(asked), bulk: true)
+        #expect(bulk.count == 600)
+        #expect(bulk == plain)
+        #expect(bulk.first?.id == "b599")
+        let mapped = try await store.writer.read { db in try Int.fetchOne(db, sql: "PRAGMA mmap_size") }
+        #expect(mapped == 0)
+    }
+}

@@ -8,11 +8,10 @@ struct StoreTests {
     /// Committed pages reach the database file by the background checkpoint, with no writer paying for it: 2 MiB
     /// stay below both SQLite's default automatic threshold (1000 pages) and the writers' backstop.
     @Test func theWriteAheadLogIsCheckpointedInTheBackground() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("esante-store-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let path = folder.appendingPathComponent("sandbox.sqlite").path
-        let store = try SandboxStore.open(path: path)
+        try await Self.withFileStore { store, path in try await checkpointed(store, path) }
+    }
+
+    private func checkpointed(_ store: SandboxStore, _ path: String) async throws {
         func fileSize() -> Int { ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0 }
         let before = fileSize()
         try await store.writer.write { db in
@@ -26,5 +25,14 @@ struct StoreTests {
         }
         #expect(size >= before + 2_000_000, "database file \(before) → \(size) bytes")
         #expect(try await store.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM checkpoint_probe") } == 64)
+    }
+
+    /// Runs `body` on a database file of its own (removed after).
+    static func withFileStore(_ body: (SandboxStore, String) async throws -> Void) async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("esante-store-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("sandbox.sqlite").path
+        try await body(try SandboxStore.open(path: path), path)
     }
 }

@@ -103,20 +103,4 @@ import Testing
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.contains("installing") }.isEmpty)
     }
-
-    /// A large file (copied around the page cache) arrives byte for byte, whether it ends on a whole chunk or on an
-    /// odd tail.
-    @Test func installCopiesLargeFilesExactly() throws {
-        let folder = try SharedPKI.emptySeeds()
-        for size in [64 << 20, (64 << 20) + 3 * 4096 + 123] {
-            var generator = SystemRandomNumberGenerator()
-            let words = (0..<(size + 7) / 8).map { _ in generator.next() as UInt64 }
-            let bytes = words.withUnsafeBytes { Data($0.prefix(size)) }
-            let source = folder.appendingPathComponent("prebuilt-\(size)").path
-            try bytes.write(to: URL(fileURLWithPath: source))
-            let target = folder.appendingPathComponent("installed-\(size)").path
-            try SandboxStore.install(prebuilt: source, at: target)
-            #expect(FileManager.default.contents(atPath: target) == bytes)
-        }
-    }
 }
