@@ -110,13 +110,14 @@ public final class ResourceRepository: Sendable {
     /// a capacity PATCH changes a few of a Location's ~100 rows, and each row written costs three or four B-tree updates.
     public func write(_ prepared: PreparedResource, in db: Database) throws {
         let resource = prepared.stored
-        readCache.writing(resource, key: resource.type + "/" + resource.id, in: db)
+        readCache.writing(resource, key: resource.type + "/" + resource.id, parameters: prepared.parameters, in: db)
         // An UPDATE rewrites the row where it is (SQLite skips the pages whose bytes did not change when the JSON
         // keeps its length, as most capacity PATCHes do); REPLACE deleted it and appended a new one on fresh pages.
         // Bytes the server writes per capacity PATCH, log and checkpoint included: 127.8 → 121.2 KB.
         try db.cachedStatement(sql: "UPDATE fhir_resource SET version = ?, last_updated = ?, deleted = 0, json = ? WHERE type = ? AND id = ?")
             .execute(arguments: [resource.version, resource.lastUpdated, resource.json, resource.type, resource.id])
         if db.changesCount == 0 {
+            readCache.writing(resource, key: resource.type + "/" + resource.id, parameters: nil, in: db) // a new one: every lookup may change
             try db.cachedStatement(sql: "INSERT INTO fhir_resource (type, id, version, last_updated, deleted, json) VALUES (?, ?, ?, ?, 0, ?)")
                 .execute(arguments: [resource.type, resource.id, resource.version, resource.lastUpdated, resource.json])
         }
@@ -191,16 +192,36 @@ public final class ResourceRepository: Sendable {
         return ids
     }
 
-    /// The same, read on the calling thread: for a search one index lookup answers (a feed's conditional target),
-    /// where the hop to a reader's queue and back cost several times the query. Never for a client's open search,
-    /// whose query may hold the thread for a long time.
-    public func searchIDsOnCallingThread(_ request: SearchRequest) throws -> [String] {
-        let query = try IDQuery(request)
-        if let ids = readCache.search(query.key) { return ids }
-        let generation = readCache.generation
-        let ids = try store.writer.read { db in try query.run(db, cached: true) }
-        readCache.putSearch(query.key, ids, ifGeneration: generation)
-        return ids
+    /// Ids of the resources of `type` whose token parameter `parameter` matches `value` (`identifier=…`: a feed's
+    /// conditional target), read on the calling thread: one index lookup, where the hop to a reader's queue and back
+    /// cost several times the query. Kept across the commits that cannot change it (``ReadCache/lookupParameters``):
+    /// a capacity PATCH re-indexes its Location's indicators, never its identifiers, so each PATCH no longer reads
+    /// again what the one before it read (one client, CPU per PATCH: see the issue note).
+    public func lookupIDs(type: String, parameter: String, value: String) throws -> [String] {
+        try lookup(key: "ids\u{0}\(type)\u{0}\(parameter)\u{0}\(value)", parameter: parameter) { db in
+            try IDQuery(SearchRequest(type: type, items: [(parameter, value)], registry: registry)).run(db, cached: true)
+        }
+    }
+
+    /// The codes (`system|code` or `code` columns' `code`) a resource's `parameter` is indexed with, read on the
+    /// calling thread and kept like ``lookupIDs(type:parameter:value:)`` (an establishment's identifiers, checked by
+    /// every capacity PATCH).
+    public func indexedCodes(type: String, id: String, parameter: String) throws -> [String] {
+        try lookup(key: "codes\u{0}\(type)\u{0}\(id)\u{0}\(parameter)", parameter: parameter) { db in
+            try String.fetchAll(db.cachedStatement(sql: "SELECT code FROM fhir_index WHERE type = ? AND id = ? AND param = ? AND code IS NOT NULL"),
+                                arguments: [type, id, parameter])
+        }
+    }
+
+    /// A lookup by one parameter: from the cache when the parameter's rows cannot have changed since it was read.
+    /// One statement, so no transaction around it.
+    private func lookup(key: String, parameter: String, _ read: (Database) throws -> [String]) throws -> [String] {
+        let cached = ReadCache.lookupParameters.contains(parameter)
+        if cached, let values = readCache.lookup(key) { return values }
+        let generation = readCache.lookupGeneration
+        let values = try store.writer.unsafeRead(read)
+        if cached { readCache.putLookup(key, values, ifGeneration: generation) }
+        return values
     }
 
     /// A search's id query and its result cache key.
@@ -388,6 +409,9 @@ final class ReadCache: @unchecked Sendable {
         var searches: [String: [String]] = [:]
         /// Ids in `searches`.
         var searchIDs = 0
+        /// Lookups by one of ``ReadCache/lookupParameters``, and the commits that changed one of those parameters' rows.
+        var lookups: [String: [String]] = [:]
+        var lookupGeneration = 0
     }
 
     private let state = NIOLockedValueBox(State())
@@ -395,6 +419,12 @@ final class ReadCache: @unchecked Sendable {
     private var registered = false
     private var written: [String: StoredResource] = [:]
     private var rawChange = false
+    /// Parameters re-indexed by the transaction's writes, by resource type (nil: all of them).
+    private var reindexed: [String: Set<String>?] = [:]
+    /// Parameters whose lookups are kept across commits that re-index none of them: identifiers change on creation,
+    /// a full update or a reset, never by a capacity PATCH.
+    static let lookupParameters: Set<String> = ["identifier"]
+    static let lookupCount = 4_096
     /// JSON bytes of resources kept (a national Location is 5–30 KB): the cache stays within the memory budget.
     static let byteCapacity = 48 << 20
     /// Search results kept: ids in all (a national search can match 40 000 places; ~16 bytes each), and searches
@@ -430,16 +460,34 @@ final class ReadCache: @unchecked Sendable {
         }
     }
 
+    var lookupGeneration: Int { state.withLockedValue { $0.lookupGeneration } }
+
+    func lookup(_ key: String) -> [String]? { state.withLockedValue { $0.lookups[key] } }
+
+    func putLookup(_ key: String, _ values: [String], ifGeneration generation: Int) {
+        state.withLockedValue { state in
+            guard state.lookupGeneration == generation else { return }
+            if state.lookups.count >= Self.lookupCount { state.lookups.removeAll() }
+            state.lookups[key] = values
+        }
+    }
+
     /// A raw change of `fhir_resource` in this transaction: everything is forgotten at commit.
     func changing(in db: Database) {
         register(in: db)
         rawChange = true
     }
 
-    /// A resource written in this transaction: its new version replaces the cached one at commit.
-    func writing(_ resource: StoredResource, key: String, in db: Database) {
+    /// A resource written in this transaction, re-indexed for `parameters` (nil: all): its new version replaces the
+    /// cached one at commit.
+    func writing(_ resource: StoredResource, key: String, parameters: Set<String>?, in db: Database) {
         register(in: db)
         written[key] = resource
+        if let parameters, let known = reindexed[resource.type] {
+            reindexed[resource.type] = known.map { $0.union(parameters) }
+        } else {
+            reindexed[resource.type] = .some(parameters)
+        }
     }
 
     private func register(in db: Database) {
@@ -447,9 +495,12 @@ final class ReadCache: @unchecked Sendable {
         registered = true
         db.afterNextTransaction(onCommit: { [self] _ in
             let (raw, resources) = (rawChange, written)
+            let lookupsChanged = raw || reindexed.values.contains { $0.map { !$0.isDisjoint(with: Self.lookupParameters) } ?? true }
             reset()
             state.withLockedValue { state in
                 let generation = state.generation + 1
+                let lookupGeneration = state.lookupGeneration + (lookupsChanged ? 1 : 0)
+                if lookupsChanged { state.lookups.removeAll() }
                 if raw {
                     state = State()
                 } else {
@@ -464,6 +515,7 @@ final class ReadCache: @unchecked Sendable {
                     }
                 }
                 state.generation = generation
+                state.lookupGeneration = lookupGeneration
             }
         }, onRollback: { [self] _ in
             reset()
@@ -473,6 +525,7 @@ final class ReadCache: @unchecked Sendable {
     private func reset() {
         registered = false
         written.removeAll()
+        reindexed.removeAll()
         rawChange = false
     }
 }

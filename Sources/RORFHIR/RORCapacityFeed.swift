@@ -101,8 +101,8 @@ public struct RORCapacityFeed: Sendable {
         let body = try await FHIRBody.json(request, maximumBody: maximumBody, what: "the capacity feed takes a FHIRPath Patch Parameters resource")
         let patch = try Self.readPatch(body)
 
-        // One index lookup: read here rather than on a reader's queue (the hop there and back cost more than it).
-        let matches = try repository.searchIDsOnCallingThread(try SearchRequest(type: "Location", items: [("identifier", identifier)], registry: repository.registry))
+        // One index lookup, on this thread, kept until identifiers change.
+        let matches = try repository.lookupIDs(type: "Location", parameter: "identifier", value: identifier)
         guard !matches.isEmpty else {
             throw FHIRError(.notFound, code: "not-found",
                             "La Location avec l'identifiant externe de synchro OU l'identifiant unique de saisie : '\(identifier)' n'a pas été trouvée.",
@@ -197,15 +197,9 @@ public struct RORCapacityFeed: Sendable {
     /// solutions: one certificate per establishment, FINESS in the OU as `1<FINESS>`).
     func authorise(entry: WhitelistEntry, identity: ClientIdentity?, location: [String: Any]) throws {
         let owner = ((location["managingOrganization"] as? [String: Any])?["reference"] as? String)?.split(separator: "/").last.map(String.init)
-        // The establishment's identifiers from the search index (no JSON to read on this hot path), read here rather
-        // than on a reader's queue: one indexed lookup, cheaper than the hop there and back.
-        var codes = Set<String>()
-        if let owner {
-            codes = try repository.store.writer.read { db in
-                Set(try String.fetchAll(db.cachedStatement(sql: "SELECT code FROM fhir_index WHERE type = 'Organization' AND id = ? AND param = 'identifier' AND code IS NOT NULL"),
-                                        arguments: [owner]))
-            }
-        }
+        // The establishment's identifiers from the search index (no JSON to read on this hot path), kept until
+        // identifiers change.
+        let codes = try owner.map { Set(try repository.indexedCodes(type: "Organization", id: $0, parameter: "identifier")) } ?? []
         // idNat_Struct is "1" + FINESS: either form names the establishment.
         let finess = Set(codes.flatMap { [$0, $0.hasPrefix("1") && $0.count == 10 ? String($0.dropFirst()) : $0] })
         let allowed = Set(entry.establishments)

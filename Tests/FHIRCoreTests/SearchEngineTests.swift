@@ -512,3 +512,68 @@ struct BulkReadTests {
         #expect(mapped == 0)
     }
 }
+
+@Suite("Lookups kept across writes")
+struct LookupCacheTests {
+    /// A lookup by identifier is answered from the cache while commits re-index other parameters only (a capacity
+    /// PATCH), and read again after a commit that may change identifiers: a new resource, a full or identifier
+    /// rewrite, a raw change. The same for a resource's indexed codes.
+    @Test func lookupsFollowTheCommitsThatChangeIdentifiers() throws {
+        let store = try SandboxStore.inMemory()
+        let repository = ResourceRepository(store: store, registry: SearchEngineTests.registry)
+        func location(_ id: String, _ value: String, nb: Int) -> [String: Any] {
+            SearchEngineTests.location(id, system: "sys", value: value, name: "Nord", nb: nb, date: "2024-03-05", org: "o1")
+        }
+        func write(_ resource: [String: Any], version: Int, changed: Set<String>? = nil) throws {
+            let prepared = try repository.prepare(resource, version: version, changed: changed)
+            try store.writer.write { db in try repository.write(prepared, in: db) }
+        }
+        func lookup() throws -> [String] { try repository.lookupIDs(type: "Location", parameter: "identifier", value: "A").sorted() }
+        func codes() throws -> [String] { try repository.indexedCodes(type: "Location", id: "l1", parameter: "identifier") }
+        /// Changes the index behind the repository's back: only a read from the cache still sees the old rows.
+        func renameBehindTheCache(_ from: String, _ to: String) throws {
+            try store.writer.write { db in try db.execute(sql: "UPDATE fhir_index SET code = ? WHERE code = ?", arguments: [to, from]) }
+        }
+
+        try write(location("l1", "A", nb: 1), version: 1)
+        #expect(try lookup() == ["l1"])
+        #expect(try codes() == ["A"])
+        // Answered from the cache: the rows changed behind it, then a capacity-like write (other parameters).
+        try renameBehindTheCache("A", "hidden")
+        try write(location("l1", "A", nb: 2), version: 2, changed: ["extension"])
+        #expect(try lookup() == ["l1"], "kept across a write that re-indexes other parameters")
+        #expect(try codes() == ["A"])
+        try renameBehindTheCache("hidden", "A")
+        // A new resource with the same identifier: read again, both found.
+        try write(location("l2", "A", nb: 1), version: 1)
+        #expect(try lookup() == ["l1", "l2"])
+        // A rewrite that re-indexes identifiers (a full update here) moves l2 away.
+        try write(location("l2", "B", nb: 1), version: 2)
+        #expect(try lookup() == ["l1"])
+        // A partial write that says it changed `identifier` is seen too.
+        try write(location("l1", "C", nb: 3), version: 3, changed: ["identifier"])
+        #expect(try lookup().isEmpty)
+        #expect(try codes() == ["C"])
+        // A raw change (a reset) forgets every lookup.
+        try write(location("l1", "A", nb: 3), version: 4)
+        #expect(try lookup() == ["l1"])
+        try store.writer.write { db in
+            repository.resourcesChanged(in: db)
+            try db.execute(sql: "DELETE FROM fhir_index")
+            try db.execute(sql: "DELETE FROM fhir_resource")
+        }
+        #expect(try lookup().isEmpty)
+        #expect(try codes().isEmpty)
+        // A rolled-back write changes nothing, and the lookups read after it stay valid.
+        try write(location("l1", "A", nb: 1), version: 1)
+        #expect(try lookup() == ["l1"])
+        struct Abort: Error {}
+        #expect(throws: Abort.self) {
+            try store.writer.write { db in
+                try repository.write(try repository.prepare(location("l3", "A", nb: 1), version: 1), in: db)
+                throw Abort()
+            }
+        }
+        #expect(try lookup() == ["l1"])
+    }
+}
