@@ -88,7 +88,7 @@ public struct FHIRPatch: @unchecked Sendable {
                     throw Failure(kind: .multipleMatches, message: "\(operation.kind.rawValue): \(matches.count) elements match \(operation.pathText) (one expected)", expression: operation.pathText)
                 }
                 current = Self.setting(current, at: matches[0].location[...], to: operation.kind == .replace ? operation.value : nil)
-                changes.record(matches[0].location, removed: operation.kind == .delete)
+                changes.record(matches[0].location, removed: operation.kind == .delete, countBefore: Self.topLevelCount(object, matches[0].location))
             case .add:
                 let (container, name) = try Self.container(of: operation)
                 let targets = container.evaluate(on: object)
@@ -107,11 +107,18 @@ public struct FHIRPatch: @unchecked Sendable {
                 } else {
                     throw Failure(kind: .invalid, message: "add: \(name) already has a value (use replace)", expression: operation.pathText)
                 }
+                let location = targets[0].location + [.key(name), .index(added)]
                 current = Self.setting(current, at: targets[0].location[...], to: target)
-                changes.record(targets[0].location + [.key(name), .index(added)], removed: false)
+                changes.record(location, removed: false, countBefore: Self.topLevelCount(object, location))
             }
         }
         return current as? [String: Any] ?? resource
+    }
+
+    /// The length of the top-level list `location` starts in (0 when it is not a list).
+    static func topLevelCount(_ object: [String: Any], _ location: [JSONPathStep]) -> Int {
+        guard case .key(let name)? = location.first else { return 0 }
+        return (object[name] as? [Any])?.count ?? 0
     }
 
     /// The container and child name of an `add`: its `path` and `name`, or, without `name` (the ROR's variant),
@@ -155,26 +162,49 @@ public struct FHIRPatch: @unchecked Sendable {
 /// Which elements of a resource's top-level lists a patch changed (``FHIRPatch/apply(to:changes:)``), by their index
 /// in the patched resource: a replaced or added element, or one changed inside. A removal shifts the indices after it.
 public struct ChangedElements: Sendable, Equatable {
-    /// Indices changed, by list name; nil for an element changed as a whole (not element by element).
-    public private(set) var elements: [String: Set<Int>?] = [:]
+    /// For each top-level list changed element by element: where each element of the patched list comes from in the
+    /// original list (nil: added, replaced or changed inside by the patch).
+    public private(set) var origins: [String: [Int?]] = [:]
+    /// Top-level elements changed as a whole (not element by element).
+    public private(set) var wholes: Set<String> = []
 
     public init() {}
 
-    /// The lists changed element by element, with the indices changed (others changed as a whole are left out).
-    public var byIndex: [String: Set<Int>] { elements.compactMapValues { $0 } }
+    /// Indices changed, by list name; nil for an element changed as a whole.
+    public var elements: [String: Set<Int>?] {
+        var elements: [String: Set<Int>?] = byIndex.mapValues { $0 }
+        for name in wholes { elements[name] = .some(nil) }
+        return elements
+    }
 
-    mutating func record(_ location: [JSONPathStep], removed: Bool) {
-        guard case .key(let name)? = location.first else { return }
+    /// The lists changed element by element, with the indices changed (others changed as a whole are left out).
+    public var byIndex: [String: Set<Int>] {
+        origins.mapValues { origin in Set(origin.indices.filter { origin[$0] == nil }) }
+    }
+
+    /// The indices in the original list `name` of the elements the patch replaced, removed or changed inside.
+    public func replacedOriginals(_ name: String, originalCount: Int) -> [Int] {
+        guard let origin = origins[name] else { return [] }
+        let kept = Set(origin.compactMap { $0 })
+        return (0..<originalCount).filter { !kept.contains($0) }
+    }
+
+    /// `countBefore`: the list's length before this change (the original's when the list was not changed yet).
+    mutating func record(_ location: [JSONPathStep], removed: Bool, countBefore: Int) {
+        guard case .key(let name)? = location.first, !wholes.contains(name) else { return }
         guard location.count >= 2, case .index(let index) = location[1] else {
-            elements[name] = .some(nil)
+            wholes.insert(name)
+            origins[name] = nil
             return
         }
-        guard case .some(var indices) = elements[name] ?? .some([]) else { return }  // already changed as a whole
+        var origin = origins[name] ?? (0..<countBefore).map { $0 }
         if removed, location.count == 2 {
-            indices = Set(indices.compactMap { $0 == index ? nil : ($0 > index ? $0 - 1 : $0) })
+            if index < origin.count { origin.remove(at: index) }
+        } else if index < origin.count {
+            origin[index] = nil
         } else {
-            indices.insert(index)
+            origin.append(nil)
         }
-        elements[name] = .some(indices)
+        origins[name] = origin
     }
 }

@@ -62,6 +62,28 @@ public final class ResourceRepository: Sendable {
         var rows: [SearchIndexRow]
         /// The parameters `rows` were extracted for; nil = all the type's. `write` keeps the stored rows of the others.
         var parameters: Set<String>?
+        /// Parameters indexed by difference (``ListChange``): of their stored rows, `write` removes `removed` and adds
+        /// `added` (`rows` has none of theirs).
+        var difference: Difference?
+        typealias Difference = (parameters: Set<String>, removed: [SearchIndexRow], added: [SearchIndexRow])
+    }
+
+    /// A top-level list changed element by element (``ChangedElements``): the stored version's list, and where each
+    /// element of the new list comes from in it (nil: new or changed). The parameters that read only this list
+    /// (every path starts at it: a Location's capacity parameters at its `extension`) are then indexed by difference:
+    /// each of their rows comes from one element, so the stored rows lose those of the elements gone and gain those
+    /// of the new ones. A capacity PATCH extracts one or two indicators' rows instead of all of them (A/B, server CPU
+    /// per PATCH: 1 303 → 1 150 µs at one client; 962 → 1 088 PATCH/s at eight).
+    public struct ListChange {
+        public var name: String
+        public var original: [Any]
+        public var origins: [Int?]
+
+        public init(name: String, original: [Any], origins: [Int?]) {
+            self.name = name
+            self.original = original
+            self.origins = origins
+        }
     }
 
     func identify(_ resource: [String: Any]) throws -> (String, String) {
@@ -77,7 +99,9 @@ public final class ResourceRepository: Sendable {
     /// Sets `meta.versionId`/`meta.lastUpdated`, serialises, and extracts the index rows.
     /// `changed`: the top-level elements that may differ from the stored version (nil: any) — only the parameters
     /// reading one of them (or `meta`, stamped here) are extracted again, the stored rows of the others are kept.
-    public func prepare(_ resource: [String: Any], version: Int, lastUpdated: Date = Date(), changed: Set<String>? = nil) throws -> PreparedResource {
+    /// `list`: `changed` is that one list, changed element by element (``ListChange``).
+    public func prepare(_ resource: [String: Any], version: Int, lastUpdated: Date = Date(), changed: Set<String>? = nil,
+                        list: ListChange? = nil) throws -> PreparedResource {
         let (type, id) = try identify(resource)
         let instant = FHIRInstant.string(lastUpdated)
         let resource = Self.stamped(resource, version: version, lastUpdated: lastUpdated)
@@ -85,14 +109,26 @@ public final class ResourceRepository: Sendable {
         let json = try FHIRJSON.data(resource, sortedKeys: false)
         var parameters = Array(registry.parameters[type]!.values)
         var extracted: Set<String>?
+        var difference: PreparedResource.Difference?
         if let changed {
             let elements = changed.union(["meta"])
             parameters = parameters.filter { $0.reads(elements) }
             extracted = Set(parameters.map(\.code))
+            if let list, changed == [list.name], let current = resource[list.name] as? [Any], current.count == list.origins.count {
+                let byDifference = parameters.filter { $0.paths.allSatisfy { $0.steps.first?.name == list.name } }
+                parameters = parameters.filter { $0.paths.contains { $0.steps.first?.name != list.name } }
+                let kept = Set(list.origins.compactMap { $0 })
+                func rows(_ elements: [Any]) -> [SearchIndexRow] {
+                    elements.isEmpty ? [] : SearchIndexer.rows(for: ["resourceType": type, list.name: elements], parameters: byDifference)
+                }
+                difference = (Set(byDifference.map(\.code)),
+                              rows(list.original.indices.filter { !kept.contains($0) }.map { list.original[$0] }),
+                              rows(current.indices.filter { list.origins[$0] == nil }.map { current[$0] }))
+            }
         }
         let rows = SearchIndexer.rows(for: resource, parameters: parameters)
         return PreparedResource(stored: StoredResource(type: type, id: id, version: version, lastUpdated: instant, json: json), rows: rows,
-                                parameters: extracted)
+                                parameters: extracted, difference: difference)
     }
 
     /// The resource with `meta.versionId` and `meta.lastUpdated` as `prepare` stores them.
@@ -123,14 +159,32 @@ public final class ResourceRepository: Sendable {
         }
         var wanted: [SearchIndexRow: Int] = [:]
         for row in prepared.rows { wanted[row, default: 0] += 1 }
+        // Indexed by difference: the rows of elements gone that the new ones do not bring back are removed, the
+        // others of the new ones added.
+        var removed: [SearchIndexRow: Int] = [:]
+        let difference = prepared.difference
+        if let difference {
+            for row in difference.removed { removed[row, default: 0] += 1 }
+            for row in difference.added {
+                if let count = removed[row], count > 0 { removed[row] = count - 1 } else { wanted[row, default: 0] += 1 }
+            }
+        }
         let existing = try Row.fetchCursor(db.cachedStatement(sql: """
             SELECT rowid, param, system, code, text, number, low, high, ref_type, ref_id FROM fhir_index WHERE type = ? AND id = ?
             """), arguments: [resource.type, resource.id])
         var stale: [Int64] = []
         while let row = try existing.next() {
-            if let extracted = prepared.parameters, !extracted.contains(row[1]) { continue }
-            let current = SearchIndexRow(param: row[1], system: row[2], code: row[3], text: row[4], number: row[5], low: row[6],
+            let param: String = row[1]
+            if let extracted = prepared.parameters, !extracted.contains(param) { continue }
+            let current = SearchIndexRow(param: param, system: row[2], code: row[3], text: row[4], number: row[5], low: row[6],
                                          high: row[7], refType: row[8], refID: row[9])
+            if let difference, difference.parameters.contains(param) {
+                if let count = removed[current], count > 0 {
+                    removed[current] = count - 1
+                    stale.append(row[0])
+                }
+                continue
+            }
             if let count = wanted[current], count > 0 {
                 wanted[current] = count - 1
             } else {

@@ -133,7 +133,11 @@ public struct RORCapacityFeed: Sendable {
             let issues = validator.validate(patched, changed: Self.patchedElements, changedElements: changes.byIndex)
             guard issues.isEmpty else { throw FHIRError(profileIssues: issues, resourceType: "Location") }
             let now = Date()
-            let prepared = try repository.prepare(patched, version: base.version + 1, lastUpdated: now, changed: Self.patchedElements)
+            // The indicators' search rows by difference: those of the indicators replaced or removed out, of the new in.
+            let list = changes.origins["extension"].map {
+                ResourceRepository.ListChange(name: "extension", original: object["extension"] as? [Any] ?? [], origins: $0)
+            }
+            let prepared = try repository.prepare(patched, version: base.version + 1, lastUpdated: now, changed: Self.patchedElements, list: list)
             let previous = base
             let written = try await repository.store.writer.write { db -> Bool in
                 guard try repository.current(type: "Location", id: id, in: db)?.version == previous.version else { return false }

@@ -577,3 +577,89 @@ struct LookupCacheTests {
         #expect(try lookup() == ["l1"])
     }
 }
+
+@Suite("Index rows by difference")
+struct IndexDifferenceTests {
+    /// Patches replacing, adding, removing and changing inside list elements, written with their list change: the
+    /// stored index rows are always exactly those a full extraction of the new version gives, and fewer are extracted.
+    @Test func rowsByDifferenceMatchAFullExtraction() throws {
+        let store = try SandboxStore.inMemory()
+        let repository = ResourceRepository(store: store, registry: SearchEngineTests.registry)
+        func capacity(_ id: String, nb: Int, date: String?) -> [String: Any] {
+            var parts: [[String: Any]] = [["url": "nb", "valueInteger": nb]]
+            if let date { parts.append(["url": "date", "valueDateTime": date]) }
+            return ["id": id, "url": "cap", "extension": parts]
+        }
+        var location = SearchEngineTests.location("d1", system: "sys", value: "A", name: "Nord", nb: nil, date: nil, org: "o1")
+        location["extension"] = [capacity("e0", nb: 1, date: "2024-01-01"), ["url": "other", "valueString": "x"],
+                                 capacity("e1", nb: 2, date: nil), capacity("e2", nb: 2, date: "2024-01-02")]
+        var version = 1
+        try store.writer.write { db in try repository.write(try repository.prepare(location, version: version), in: db) }
+        func storedRows() throws -> [SearchIndexRow: Int] {
+            try store.writer.read { db in
+                try Row.fetchAll(db, sql: "SELECT param, system, code, text, number, low, high, ref_type, ref_id FROM fhir_index WHERE type = 'Location' AND id = 'd1'")
+                    .reduce(into: [SearchIndexRow: Int]()) { counts, row in
+                        let numbers: (Double?, Double?, Double?) = (row[4], row[5], row[6])
+                        counts[SearchIndexRow(param: row[0], system: row[1], code: row[2], text: row[3], number: numbers.0, low: numbers.1,
+                                              high: numbers.2, refType: row[7], refID: row[8]), default: 0] += 1
+                    }
+            }
+        }
+        var generator = SeededGenerator(seed: 7)
+        var next = 3
+        for step in 0..<80 {
+            let ids = ((location["extension"] as? [[String: Any]]) ?? []).compactMap { $0["id"] as? String }
+            let target = ids.isEmpty ? nil : ids[Int(generator.next() % UInt64(ids.count))]
+            let nb = Int(generator.next() % 4)
+            let date: String? = generator.next() % 3 == 0 ? nil : "2024-0\(1 + generator.next() % 9)-1\(generator.next() % 9)"
+            var operations: [[String: Any]] = []
+            switch (generator.next() % 5, target) {
+            case (0, let target?):
+                next += 1
+                operations = [["type": "replace", "path": "Location.extension.where(id='\(target)')", "value": capacity("e\(next)", nb: nb, date: date)]]
+            case (1, let target?):
+                operations = [["type": "delete", "path": "Location.extension.where(id='\(target)')"]]
+            case (2, let target?):
+                operations = [["type": "replace", "path": "Location.extension.where(id='\(target)').extension.where(url='nb').value", "value": nb]]
+            case (3, let target?):
+                next += 2
+                operations = [["type": "add", "path": "Location.extension", "value": capacity("e\(next - 1)", nb: nb, date: date)],
+                              ["type": "delete", "path": "Location.extension.where(id='\(target)')"],
+                              ["type": "add", "path": "Location.extension", "value": capacity("e\(next)", nb: nb, date: nil)]]
+            default:
+                next += 1
+                operations = [["type": "add", "path": "Location.extension", "value": capacity("e\(next)", nb: nb, date: date)]]
+            }
+            var changes = ChangedElements()
+            let patched = try FHIRPatch(parameters: FHIRPathTests.patch(operations)).apply(to: location, changes: &changes)
+            let list = changes.origins["extension"].map {
+                ResourceRepository.ListChange(name: "extension", original: location["extension"] as? [Any] ?? [], origins: $0)
+            }
+            #expect(list != nil, "step \(step): \(operations)")
+            version += 1
+            let prepared = try repository.prepare(patched, version: version, changed: ["extension"], list: list)
+            #expect(prepared.difference?.parameters == ["nb", "updated"])
+            #expect(prepared.rows.allSatisfy { $0.param == "_lastUpdated" })
+            try store.writer.write { db in try repository.write(prepared, in: db) }
+            let stamped = ResourceRepository.stamped(patched, version: version, lastUpdated: Date())
+            let full = SearchIndexer.rows(for: stamped, parameters: Array(SearchEngineTests.registry.parameters["Location"]!.values))
+                .filter { $0.param != "_lastUpdated" }
+            let stored = try storedRows().filter { $0.key.param != "_lastUpdated" }
+            #expect(stored == full.reduce(into: [SearchIndexRow: Int]()) { $0[$1, default: 0] += 1 }, "step \(step): \(operations)")
+            location = patched
+        }
+    }
+}
+
+/// A small deterministic generator (SplitMix64): the same patch sequence on every run.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,3 +1,4 @@
+import FHIRCore
 import Foundation
 import GRDB
 import HTTPTypes
@@ -121,8 +122,29 @@ struct RORCapacityFeedTests {
             try Int.fetchAll(db, sql: "SELECT version FROM fhir_history WHERE type = 'Location' AND id = 'loc-00001-1' ORDER BY version")
         }
         #expect(versions == [1, 2, 3, 4])
+        // The indicators' search rows, kept by difference, are exactly those of the Location as stored.
+        try await Self.expectExactIndex(running, id: "loc-00001-1")
         let journal = try await running.journalRows { $0.method == "PATCH" && $0.status == 200 }
         #expect(journal.contains { $0.responseHeaders?.lowercased().contains("x-sandbox-previous-version") == true })
+    }
+
+    /// The stored search rows of a Location are a full extraction of its stored JSON, row for row.
+    static func expectExactIndex(_ running: RunningSandbox, id: String) async throws {
+        let repository = running.sandbox.ror.repository
+        let stored = try #require(try await repository.read(type: "Location", id: id))
+        let object = try #require(try JSONSerialization.jsonObject(with: stored.json) as? [String: Any])
+        let full = SearchIndexer.rows(for: object, parameters: Array(repository.registry.parameters["Location"]!.values))
+        let rows = try await repository.store.writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT param, system, code, text, number, low, high, ref_type, ref_id FROM fhir_index WHERE type = 'Location' AND id = ?",
+                             arguments: [id]).map { (row: Row) -> SearchIndexRow in
+                let numbers: (Double?, Double?, Double?) = (row[4], row[5], row[6])
+                return SearchIndexRow(param: row[0], system: row[1], code: row[2], text: row[3], number: numbers.0, low: numbers.1, high: numbers.2,
+                                      refType: row[7], refID: row[8])
+            }
+        }
+        func counted(_ rows: [SearchIndexRow]) -> [SearchIndexRow: Int] { rows.reduce(into: [:]) { $0[$1, default: 0] += 1 } }
+        #expect(counted(rows) == counted(full))
+        #expect(rows.contains { $0.param == "nb-capacity" }, "capacity rows present")
     }
 
     struct RefusalCase: Sendable, CustomStringConvertible {
@@ -220,6 +242,7 @@ struct RORCapacityFeedTests {
             try Int.fetchAll(db, sql: "SELECT version FROM fhir_history WHERE type = 'Location' AND id = 'loc-00001-1' ORDER BY version")
         }
         #expect(versions == Array(1...8))
+        try await Self.expectExactIndex(running, id: "loc-00001-1")
     }
 
     @Test func severalLocationsForOneIdentifierAnswer412() async throws {
