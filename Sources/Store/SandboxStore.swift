@@ -319,6 +319,11 @@ public final class SandboxStore: Sendable {
                 t.add(column: "response_body_id", .integer)
             }
         }
+        migrator.registerMigration("v10-journal-body-tails") { db in
+            // A long body is kept as its head and a shared tail: search pages differ from one call to the next only
+            // in their first bytes (the Bundle's id, time and paging key), and each was stored whole again.
+            try db.alter(table: "journal_body") { t in t.add(column: "tail_id", .integer) }
+        }
         return migrator
     }
 

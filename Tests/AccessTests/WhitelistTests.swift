@@ -240,6 +240,42 @@ struct WhitelistTests {
         try journal.removeAll()
         #expect(try count("journal_body") == 0)
     }
+
+    /// A long body is kept as its head and a tail shared by the bodies that end the same way (a search page answered
+    /// again with a new Bundle id): each row gives its own bytes back exactly, and a tail goes when its last head does.
+    @Test func longBodiesShareTheirTail() throws {
+        let store = try SandboxStore.inMemory()
+        let journal = Journal(store: store, maxRows: 4)
+        // Bytes of every value (NUL and invalid UTF-8 included), longer than a split body.
+        let tail = Data((0..<(Journal.splitBodySize + 3)).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+        func page(_ id: Int) -> Data { Data("{\"id\":\"\(id)\"}".utf8) + Data(repeating: 0xFF, count: Journal.headSize) + tail }
+        func record(_ body: Data) {
+            var entry = JournalEntry(environment: "bac-a-sable", service: "ror-fhir", method: "GET", path: "/Location", status: 200,
+                                     decision: .accepted, reason: nil, identity: nil, durationMs: 1)
+            entry.responseBody = body
+            entry.requestBody = body
+            journal.record(entry)
+        }
+        func count(_ sql: String) throws -> Int { try store.writer.read { try Int.fetchOne($0, sql: sql) ?? 0 } }
+        func stored() throws -> Int { try count("SELECT SUM(LENGTH(body)) FROM journal_body") }
+        record(page(1))
+        journal.flush()
+        let first = try stored()
+        for id in 2...4 { record(page(id)) }
+        journal.flush()
+        #expect(try count("SELECT COUNT(*) FROM journal_body WHERE tail_id IS NOT NULL") == 4, "one head per page")
+        #expect(try stored() == first + 3 * Journal.headSize, "the tail stored once")
+        let rows = try journal.entries(JournalFilter(limit: 10))
+        #expect(rows.map(\.responseBody) == (1...4).reversed().map(page))
+        #expect(rows.map(\.requestBody) == (1...4).reversed().map(page))
+        #expect(try journal.entry(id: try #require(rows.last?.id))?.responseBody == page(1))
+
+        // Short pages push the long ones out: their heads, then their tail, are removed.
+        for index in 0..<8 { record(Data("short \(index)".utf8)) }
+        journal.flush()
+        #expect(try count("SELECT COUNT(*) FROM journal") == 4)
+        #expect(try count("SELECT COUNT(*) FROM journal_body") == 0)
+    }
 }
 
 @Test func thumbprintIsTheSameFromTheCertificateOrItsDER() throws {
