@@ -269,6 +269,12 @@ struct WhitelistTests {
         #expect(rows.map(\.responseBody) == (1...4).reversed().map(page))
         #expect(rows.map(\.requestBody) == (1...4).reversed().map(page))
         #expect(try journal.entry(id: try #require(rows.last?.id))?.responseBody == page(1))
+        // A body whose tail is a whole long body stored before (a head with its own tail) gets a tail of its own.
+        let nested = Data(repeating: 0x41, count: Journal.headSize) + page(1)
+        record(nested)
+        journal.flush()
+        #expect(try journal.entries(JournalFilter(limit: 1)).first?.responseBody == nested)
+        #expect(try journal.entries(JournalFilter(limit: 4)).last?.responseBody == page(2))
 
         // Short pages push the long ones out: their heads, then their tail, are removed.
         for index in 0..<8 { record(Data("short \(index)".utf8)) }
