@@ -311,9 +311,9 @@ extension FHIRPath {
             let input = base.evaluate(context, isRoot: isRoot)
             switch name {
             case "where":
-                return input.filter { item in arguments[0].evaluate([item.asCriterionInput], isRoot: false).isSingleTrue }
+                return input.filter { item in arguments[0].truth([item.asCriterionInput], isRoot: false) == true }
             case "exists":
-                let items = arguments.isEmpty ? input : input.filter { arguments[0].evaluate([$0.asCriterionInput], isRoot: false).isSingleTrue }
+                let items = arguments.isEmpty ? input : input.filter { arguments[0].truth([$0.asCriterionInput], isRoot: false) == true }
                 return [Self.boolean(!items.isEmpty)]
             case "first":
                 return Array(input.prefix(1))
@@ -342,16 +342,41 @@ extension FHIRPath {
             guard !lhs.isEmpty, !rhs.isEmpty else { return [] }
             let equal = lhs.count == rhs.count && zip(lhs, rhs).allSatisfy { Self.equal($0.value, $1.value) }
             return [Self.boolean(negated ? !equal : equal)]
+        case .and, .or:
+            return truth(context, isRoot: isRoot).map { [Self.boolean($0)] } ?? []
+        }
+    }
+
+    /// `evaluate(…).singleBoolean` without building the collections a criterion only tests: the boolean operators and
+    /// a lone-string comparison answer directly, and a `where()` stops at its first match once that settles it (an
+    /// element that is not a boolean makes the collection true). `extension.where(url = 'x' and …) and …`, a capacity
+    /// patch's criterion, is an existence test on each indicator's sub-extensions.
+    func truth(_ context: [FHIRPathItem], isRoot: Bool) -> Bool? {
+        switch self {
         case .and(let left, let right), .or(let left, let right):
             // Three-valued logic: the dominant value (false for `and`, true for `or`) decides alone — the right side
             // is then not evaluated —, both of the other value give it, anything else is empty.
             let dominant: Bool
             if case .or = self { dominant = true } else { dominant = false }
-            let lhs = left.evaluate(context, isRoot: isRoot).singleBoolean
-            if lhs == dominant { return [Self.boolean(dominant)] }
-            let rhs = right.evaluate(context, isRoot: isRoot).singleBoolean
-            if rhs == dominant { return [Self.boolean(dominant)] }
-            return lhs == !dominant && rhs == !dominant ? [Self.boolean(!dominant)] : []
+            let lhs = left.truth(context, isRoot: isRoot)
+            if lhs == dominant { return dominant }
+            let rhs = right.truth(context, isRoot: isRoot)
+            if rhs == dominant { return dominant }
+            return lhs == !dominant && rhs == !dominant ? !dominant : nil
+        case .equals(let left, .string(let literal), let negated) where !isRoot && context.count == 1:
+            if let string = Self.loneString(left, from: context[0].value) { return (string == literal) != negated }
+            return evaluate(context, isRoot: isRoot).singleBoolean
+        case .function(let base, "where", let arguments) where arguments.count == 1:
+            var lone: Bool?
+            var matched = 0
+            for item in base.evaluate(context, isRoot: isRoot) where arguments[0].truth([item.asCriterionInput], isRoot: false) == true {
+                matched += 1
+                guard matched == 1, case .bool(let value)? = Scalar(item.value) else { return true }
+                lone = value
+            }
+            return lone
+        default:
+            return evaluate(context, isRoot: isRoot).singleBoolean
         }
     }
 

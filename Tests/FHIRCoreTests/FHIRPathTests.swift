@@ -21,7 +21,8 @@ struct FHIRPathTests {
         let json = try! JSONSerialization.data(withJSONObject: [
             "resourceType": "Location", "id": "l1", "status": "active",
             "extension": [
-                ["url": "https://example.org/other", "valueString": "x"],
+                // Booleans for the boolean-context rules (a lone boolean is itself, several are true).
+                ["url": "https://example.org/other", "valueString": "x", "flags": [false], "pair": [true, true]],
                 indicator(status: "01", temporality: "01", gender: nil, count: 20),
                 indicator(status: "02", temporality: "01", gender: "03", count: 4),
                 indicator(status: "02", temporality: "03", gender: "03", count: 2),
@@ -56,6 +57,14 @@ struct FHIRPathTests {
         ("Location.extension.where(url='\(capacity)').extension.where(valueCodeableConcept.coding = '02')", 0),
         ("Location.extension.where(url='\(capacity)').extension.where(valueCodeableConcept.missing.code = '02')", 0),
         ("Location.status = 'active'", 1), ("Location.extension.where(url='none')", 0), ("Location.missing", 0),
+        // A where() in a boolean context: one boolean is its value, several items are true, none is empty.
+        ("Location.extension.where(url = 'https://example.org/other' and flags.where(true))", 0),
+        ("Location.extension.where(url = 'https://example.org/other' and pair.where(true))", 1),
+        ("Location.extension.where(url = 'https://example.org/other' and flags.where(false))", 0),
+        ("Location.extension.where(flags.where(true) or url = 'https://example.org/other')", 1),
+        ("Location.extension.where(flags.where(true).not())", 1),
+        ("Location.extension.where(url='\(capacity)' and extension.where(url = 'nbCapacity'))", 3),
+        ("Location.extension.where(extension.where(url = 'nbCapacity') and extension.where(valueCode = '03'))", 2),
     ])
     func evaluates(_ path: String, _ expected: Int) throws {
         #expect(try Self.count(path) == expected, "\(path)")
