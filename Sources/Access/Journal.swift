@@ -139,28 +139,26 @@ public struct JournalEntry: Sendable, Codable, FetchableRecord, MutablePersistab
 struct SharedBodies {
     var ids: [Data: Int64] = [:]
     var pruned = 0
+    /// Whole bodies, and apart the tails of long bodies (rows with no tail of their own): a whole body may be a head
+    /// with a tail, which a tail must not point to.
+    var bodies = RecentBodies(capacity: 32)
+    var tails = RecentBodies(capacity: 8)
+}
+
+/// The last bodies stored, by their bytes: comparing costs less than hashing again (Data's == compares lengths first).
+struct RecentBodies {
+    let capacity: Int
     private var latest: [(body: Data, id: Int64)] = []
 
-    func recent(_ body: Data) -> Int64? {
-        latest.first { $0.body == body }?.id  // Data's == compares lengths before bytes
+    init(capacity: Int) { self.capacity = capacity }
+
+    func id(of body: Data) -> Int64? {
+        latest.first { $0.body == body }?.id
     }
 
     mutating func remember(_ body: Data, _ id: Int64) {
-        if latest.count >= 32 { latest.removeFirst() }
+        if latest.count >= capacity { latest.removeFirst() }
         latest.append((body, id))
-    }
-
-    /// The same for the tails of long bodies (rows with no tail of their own), apart: a whole body remembered above
-    /// may be a head with a tail, which a tail must not point to.
-    private var latestTails: [(tail: Data, id: Int64)] = []
-
-    func recentTail(_ tail: Data) -> Int64? {
-        latestTails.first { $0.tail == tail }?.id
-    }
-
-    mutating func rememberTail(_ tail: Data, _ id: Int64) {
-        if latestTails.count >= 8 { latestTails.removeFirst() }
-        latestTails.append((tail, id))
     }
 }
 
@@ -261,29 +259,29 @@ public final class Journal: Sendable {
         guard let body, body.count >= Self.sharedBodySize else { return JournalBodyReference(inline: body, id: nil) }
         // The same bodies come back call after call (a consumer rereading a Location): comparing bytes with the
         // last ones stored costs less than hashing them again.
-        if let id = bodies.withLockedValue({ $0.recent(body) }) { return JournalBodyReference(inline: nil, id: id) }
+        if let id = bodies.withLockedValue({ $0.bodies.id(of: body) }) { return JournalBodyReference(inline: nil, id: id) }
         guard body.count >= Self.splitBodySize else {
             guard let id = try store(body, hash: Data(SHA256.hash(data: body)), tail: nil, in: db) else {
                 return JournalBodyReference(inline: body, id: nil)
             }
-            bodies.withLockedValue { $0.remember(body, id) }
+            bodies.withLockedValue { $0.bodies.remember(body, id) }
             return JournalBodyReference(inline: nil, id: id)
         }
         // Head and shared tail. The tail is compared with the last ones stored before being hashed (hashing a
         // megabyte was a tenth of a repeated search page's CPU); the head's row is told by its bytes and its tail's
         // row (ids are never reused: AUTOINCREMENT).
         let head = body.prefix(Self.headSize), tail = body.dropFirst(Self.headSize)
-        var tailID = bodies.withLockedValue { $0.recentTail(tail) }
+        var tailID = bodies.withLockedValue { $0.tails.id(of: tail) }
         if tailID == nil, let stored = try store(Data(tail), hash: Data(SHA256.hash(data: tail)), tail: nil, in: db) {
             tailID = stored
-            bodies.withLockedValue { $0.rememberTail(tail, stored) }
+            bodies.withLockedValue { $0.tails.remember(tail, stored) }
         }
         // A head's key is one byte longer than a body's hash: the two can never be taken for each other.
         guard let tailID,
               let id = try store(Data(head), hash: Data([1]) + Data(SHA256.hash(data: head + Data("\u{0}\(tailID)".utf8))), tail: tailID, in: db) else {
             return JournalBodyReference(inline: body, id: nil)
         }
-        bodies.withLockedValue { $0.remember(body, id) }
+        bodies.withLockedValue { $0.bodies.remember(body, id) }
         return JournalBodyReference(inline: nil, id: id)
     }
 

@@ -182,13 +182,6 @@ public struct ChangedElements: Sendable, Equatable {
         origins.mapValues { origin in Set(origin.indices.filter { origin[$0] == nil }) }
     }
 
-    /// The indices in the original list `name` of the elements the patch replaced, removed or changed inside.
-    public func replacedOriginals(_ name: String, originalCount: Int) -> [Int] {
-        guard let origin = origins[name] else { return [] }
-        let kept = Set(origin.compactMap { $0 })
-        return (0..<originalCount).filter { !kept.contains($0) }
-    }
-
     /// `countBefore`: the list's length before this change (the original's when the list was not changed yet).
     mutating func record(_ location: [JSONPathStep], removed: Bool, countBefore: Int) {
         guard case .key(let name)? = location.first, !wholes.contains(name) else { return }

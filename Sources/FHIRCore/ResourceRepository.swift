@@ -146,14 +146,15 @@ public final class ResourceRepository: Sendable {
     /// a capacity PATCH changes a few of a Location's ~100 rows, and each row written costs three or four B-tree updates.
     public func write(_ prepared: PreparedResource, in db: Database) throws {
         let resource = prepared.stored
-        readCache.writing(resource, key: resource.type + "/" + resource.id, parameters: prepared.parameters, in: db)
         // An UPDATE rewrites the row where it is (SQLite skips the pages whose bytes did not change when the JSON
         // keeps its length, as most capacity PATCHes do); REPLACE deleted it and appended a new one on fresh pages.
         // Bytes the server writes per capacity PATCH, log and checkpoint included: 127.8 → 121.2 KB.
         try db.cachedStatement(sql: "UPDATE fhir_resource SET version = ?, last_updated = ?, deleted = 0, json = ? WHERE type = ? AND id = ?")
             .execute(arguments: [resource.version, resource.lastUpdated, resource.json, resource.type, resource.id])
-        if db.changesCount == 0 {
-            readCache.writing(resource, key: resource.type + "/" + resource.id, parameters: nil, in: db) // a new one: every lookup may change
+        let created = db.changesCount == 0
+        // A new resource may change any lookup: all its parameters count as re-indexed.
+        readCache.writing(resource, key: resource.type + "/" + resource.id, parameters: created ? nil : prepared.parameters, in: db)
+        if created {
             try db.cachedStatement(sql: "INSERT INTO fhir_resource (type, id, version, last_updated, deleted, json) VALUES (?, ?, ?, ?, 0, ?)")
                 .execute(arguments: [resource.type, resource.id, resource.version, resource.lastUpdated, resource.json])
         }

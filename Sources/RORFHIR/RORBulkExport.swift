@@ -253,7 +253,7 @@ public final class RORBulkExport: Sendable {
             let ndjson = ndjson
             writing = Task.detached { [writing] in
                 try await writing?.value
-                try RORBulkExport.writeFile(chunk, ndjson: ndjson, to: url)
+                try RORBulkExport.fileData(chunk, ndjson: ndjson).write(to: url)
             }
             files.append((type, name, chunk.count, url))
         }
@@ -267,28 +267,22 @@ public final class RORBulkExport: Sendable {
         }
     }
 
-    /// Writes an output file.
-    static func writeFile(_ resources: [StoredResource], ndjson: Bool, to url: URL) throws {
+    /// An output file's bytes: a `collection` Bundle, or one resource per line (ndjson).
+    static func fileData(_ resources: [StoredResource], ndjson: Bool) -> Data {
         var data = Data()
         data.reserveCapacity(resources.reduce(100) { $0 + $1.json.count + 16 })
-        serialise(resources, ndjson: ndjson) { data.append(contentsOf: $0) }
-        try data.write(to: url)
+        if !ndjson { data += Data("{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"total\":\(resources.count),\"entry\":[".utf8) }
+        for (index, resource) in resources.enumerated() {
+            if !ndjson { data += index > 0 ? Self.nextEntry : Self.firstEntry }
+            data += resource.json
+            data += ndjson ? Self.newline : Self.entryEnd
+        }
+        if !ndjson { data += Data("]}".utf8) }
+        return data
     }
 
-    /// The file's bytes, in pieces: a `collection` Bundle, or one resource per line (ndjson).
-    static func serialise(_ resources: [StoredResource], ndjson: Bool, _ emit: (UnsafeRawBufferPointer) throws -> Void) rethrows {
-        func text(_ string: String) throws {
-            var string = string
-            try string.withUTF8 { try emit(UnsafeRawBufferPointer($0)) }
-        }
-        if !ndjson { try text("{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"total\":\(resources.count),\"entry\":[") }
-        for (index, resource) in resources.enumerated() {
-            if !ndjson { try text(index > 0 ? ",{\"resource\":" : "{\"resource\":") }
-            try resource.json.withUnsafeBytes(emit)
-            try text(ndjson ? "\n" : "}")
-        }
-        if !ndjson { try text("]}") }
-    }
+    private static let firstEntry = Data("{\"resource\":".utf8), nextEntry = Data(",{\"resource\":".utf8)
+    private static let entryEnd = Data("}".utf8), newline = Data("\n".utf8)
 
     public func removeAll() {
         jobs.withLockedValue { $0.removeAll() }
