@@ -121,6 +121,25 @@ public struct JournalEntry: Sendable, Codable, FetchableRecord, MutablePersistab
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// ``encodeHeaders(_:)`` remembering its last answer: a keep-alive client sends the same headers call after
+    /// call (and gets the same ones back), and encoding them was a twentieth of a read answered at once. Confined to
+    /// one connection's thread.
+    public final class HeaderMemo {
+        private var last: [(String, String)] = []
+        private var text = ""
+
+        public init() {}
+
+        public func encode(_ headers: [(String, String)]) -> String {
+            if headers.count == last.count, zip(headers, last).allSatisfy({ $0.0 == $1.0 && $0.1 == $1.1 }), !text.isEmpty {
+                return text
+            }
+            last = headers
+            text = JournalEntry.encodeHeaders(headers)
+            return text
+        }
+    }
+
     static let maskedHeaderNames: Set<String> = ["authorization", "proxy-authorization", "cookie", "set-cookie", "x-admin-token"]
 
     /// `Bearer eyJhbGciOi…` → `Bearer ***(1234 chars)`: enough to tell tokens apart by length, nothing to replay.

@@ -225,6 +225,11 @@ public final class ResourceRepository: Sendable {
 
     // MARK: Reading
 
+    /// The resource if the read cache holds it (no database access).
+    public func readIfCached(type: String, id: String) -> StoredResource? {
+        readCache.get(type + "/" + id)
+    }
+
     public func read(type: String, id: String) async throws -> StoredResource? {
         let key = type + "/" + id
         if let hit = readCache.get(key) { return hit }

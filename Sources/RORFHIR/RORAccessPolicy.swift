@@ -62,11 +62,19 @@ public struct RORAccessPolicy: Sendable {
     }
 
     public func visible(_ resources: [StoredResource], profile: Int?) async throws -> [StoredResource] {
-        guard let profile, profile != 1, !resources.isEmpty else { return resources }
-        let medicoSocial = profile == 3 ? try await medicoSocialResources(resources) : []
+        if let seen = visibleNow(resources, profile: profile) { return seen }
+        let medicoSocial = try await medicoSocialResources(resources)
         return resources.compactMap {
-            Self.apply($0, profile: profile, medicoSocial: medicoSocial.contains("\($0.type)/\($0.id)"))
+            Self.apply($0, profile: 3, medicoSocial: medicoSocial.contains("\($0.type)/\($0.id)"))
         }
+    }
+
+    /// ``visible(_:profile:)`` without reading anything: nil for profile 3, whose view of a place or a role depends
+    /// on the offers related to it (medico-social or not).
+    public func visibleNow(_ resources: [StoredResource], profile: Int?) -> [StoredResource]? {
+        guard let profile, profile != 1, !resources.isEmpty else { return resources }
+        guard profile != 3 else { return nil }
+        return resources.compactMap { Self.apply($0, profile: profile, medicoSocial: false) }
     }
 
     /// The resource as `profile` may see it; nil when it may not see it at all.

@@ -108,10 +108,8 @@ public final class RORFHIRService: Sendable {
                   let resource = try await self.policy.visible([stored]).first else {
                 throw FHIRError(.notFound, code: "not-found", "Resource \(type)/\(id) is not known", expression: [type])
             }
-            var response = Self.fhir(.ok, resource.json)
-            response.headers[.eTag] = "W/\"\(resource.version)\""
-            response.headers[.lastModified] = Self.httpDate(resource.lastUpdated)
-            return response
+            let (head, body) = Self.readAnswer(resource)
+            return Response(status: head.status, headers: head.headerFields, body: .init(byteBuffer: body))
         }
         // Other methods on the base (transactions, batches) are not offered. Unmatched paths under the base reach
         // the router's 404, which the access layer writes as an OperationOutcome.
@@ -181,14 +179,60 @@ public final class RORFHIRService: Sendable {
         return "https://\(host)\(Self.basePath)"
     }
 
+    // MARK: Reads answered at once
+
+    /// `GET [type]/[id]` answered without waiting, on the connection's own thread, when everything it needs is in
+    /// memory: a token whose signature was verified before, the resource in the read cache, a profile whose view
+    /// of it depends on the resource alone (all but 3). The same checks in the same order, the same bytes as the
+    /// `:type/:id` route (they share ``readAnswer(_:)`` and the checks); nil for anything else — an error included,
+    /// which the route then answers, so every error keeps one form and one place.
+    public func readNow(_ request: Request, identity: ClientIdentity?, environment: String) -> (HTTPResponse, ByteBuffer)? {
+        guard request.method == .get, request.uri.query == nil, let (type, id) = Self.readTarget(request.uri.path),
+              repository.registry.parameters[type] != nil else { return nil }
+        do {
+            guard let (token, entry) = try tokens.verifyNow(authorization: request.headers[.authorization], identity: identity, environment: environment)
+            else { return nil }
+            try RORConsumerHeaders.check(request.headers, entry: entry)
+            try negotiate(request)
+            guard let stored = repository.readIfCached(type: type, id: id),
+                  let resource = policy.visibleNow([stored], profile: RORConsumerHeaders.profile(token, entry))?.first else { return nil }
+            return Self.readAnswer(resource)
+        } catch {
+            return nil
+        }
+    }
+
+    /// The type and id of a path only the `:type/:id` route answers (`/ws-diffusion-fhir/Location/loc-1`): FHIR id
+    /// characters, no other route's names.
+    static func readTarget(_ path: String) -> (String, String)? {
+        guard path.hasPrefix(basePath + "/") else { return nil }
+        let parts = path.utf8.dropFirst(basePath.utf8.count + 1).split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+        guard parts.count == 2, let type = String(parts[0]), let id = String(parts[1]), type != "OperationDefinition",
+              (1...64).contains(id.utf8.count),
+              id.utf8.allSatisfy({ $0 == 0x2D || $0 == 0x2E || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) })
+        else { return nil }
+        return (type, id)
+    }
+
+    /// The 200 of a read: the resource as the caller may see it, its version as `ETag`, `Last-Modified`.
+    static func readAnswer(_ resource: StoredResource) -> (HTTPResponse, ByteBuffer) {
+        var head = HTTPResponse(status: .ok)
+        head.headerFields[.contentType] = OperationOutcome.contentType
+        head.headerFields[.eTag] = "W/\"\(resource.version)\""
+        head.headerFields[.lastModified] = httpDate(resource.lastUpdated)
+        return (head, ByteBuffer(bytes: resource.json))
+    }
+
     /// JSON only: `_format=xml` or an XML-only `Accept` is a 406.
     func negotiate(_ request: Request) throws {
-        let format = request.uri.queryParameters["_format"].map { String($0).lowercased() }
+        let format = request.uri.query == nil ? nil : request.uri.queryParameters["_format"].map { String($0).lowercased() }
         if let format, !["json", "application/json", "application/fhir+json"].contains(format.split(separator: ";").first.map(String.init) ?? format) {
             throw FHIRError(.notAcceptable, code: "not-supported",
                             "This sandbox answers in JSON only (application/fhir+json); _format=\(format) is not supported", expression: ["_format"])
         }
-        if let accept = request.headers[.accept]?.lowercased(), !accept.isEmpty,
+        // Lowercased only when it has capitals (`*/*` and `application/fhir+json` are the usual values).
+        if let sent = request.headers[.accept], !sent.isEmpty,
+           case let accept = sent.utf8.contains(where: { (0x41...0x5A).contains($0) }) ? sent.lowercased() : sent,
            !accept.contains("json"), !accept.contains("*/*") {
             throw FHIRError(.notAcceptable, code: "not-supported",
                             "This sandbox answers in JSON only (application/fhir+json); Accept: \(accept) cannot be honoured", expression: nil)
@@ -224,34 +268,9 @@ public final class RORFHIRService: Sendable {
         return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
     }
 
-    /// `Last-Modified` from a stored `meta.lastUpdated` (`2026-11-22T03:05:23.303+00:00`), formatted by hand: a
-    /// DateFormatter and a regex per read were a tenth of a keep-alive `GET Location/{id}`.
+    /// `Last-Modified` from a stored `meta.lastUpdated` (`2026-11-22T03:05:23.303+00:00`).
     static func httpDate(_ instant: String) -> String {
-        let digits = Array(instant.utf8)
-        func number(_ from: Int, _ count: Int) -> Int32? {
-            guard digits.count >= from + count else { return nil }
-            var value: Int32 = 0
-            for byte in digits[from..<(from + count)] {
-                guard (0x30...0x39).contains(byte) else { return nil }
-                value = value * 10 + Int32(byte - 0x30)
-            }
-            return value
-        }
-        guard let year = number(0, 4), let month = number(5, 2), let day = number(8, 2), let hour = number(11, 2),
-              let minute = number(14, 2), let second = number(17, 2) else { return instant }
-        var parts = tm()
-        parts.tm_year = year - 1900
-        parts.tm_mon = month - 1
-        parts.tm_mday = day
-        parts.tm_hour = hour
-        parts.tm_min = minute
-        parts.tm_sec = second
-        var time = timegm(&parts)
-        gmtime_r(&time, &parts) // fills tm_wday
-        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
-        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) \(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
+        HTTPDate.string(iso: instant) ?? instant
     }
 }
 
@@ -300,22 +319,40 @@ struct ConsumerAuthorization<Context: RequestContext & CallerContext>: RouterMid
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let (token, entry) = try await tokens.verify(authorization: request.headers[.authorization], identity: context.identity, environment: context.environment)
+        try RORConsumerHeaders.check(request.headers, entry: entry)
+        return try await RORCaller.$profile.withValue(RORConsumerHeaders.profile(token, entry)) {
+            try await next(request, context)
+        }
+    }
+}
+
+/// The four `Ror-*` headers every consumer call carries, and the access profile they come with.
+enum RORConsumerHeaders {
+    /// Each header present, and equal to the value registered for the client when one is.
+    static func check(_ headers: HTTPFields, entry: WhitelistEntry) throws {
         for (name, field) in RORHeaderFields.all {
-            guard let value = request.headers[field], !value.isEmpty else {
+            guard let value = headers[field], !value.isEmpty else {
                 throw FHIRError(.badRequest, code: "required", "Missing header \(name): ROR consumer calls carry the four Ror-* headers given with the access profile",
                                 expression: [name])
             }
-            // Registered names may be written in any case: compared as HTTP field names (no NSString bridging per call).
-            if let expected = entry.rorHeaders?.first(where: { HTTPField.Name($0.key) == field })?.value,
+            // Registered names may be written in any case (compared byte by byte, ASCII case folded: no name or
+            // string built per call).
+            if let expected = entry.rorHeaders?.first(where: { Self.sameName($0.key, name) })?.value,
                expected != value {
                 throw FHIRError(.forbidden, code: "forbidden",
                                 "Header \(name) '\(value)' does not match the value registered for client '\(entry.clientId ?? "?")'",
                                 expression: [name])
             }
         }
-        return try await RORCaller.$profile.withValue(entry.accessProfile ?? token.profil) {
-            try await next(request, context)
-        }
+    }
+
+    static func sameName(_ a: String, _ b: String) -> Bool {
+        a.utf8.count == b.utf8.count && zip(a.utf8, b.utf8).allSatisfy { $0 | 0x20 == $1 | 0x20 }
+    }
+
+    /// The caller's access profile: the whitelist entry's, else the token's.
+    static func profile(_ token: RORAccessToken, _ entry: WhitelistEntry) -> Int? {
+        entry.accessProfile ?? token.profil
     }
 }
 

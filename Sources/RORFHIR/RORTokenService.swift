@@ -177,17 +177,10 @@ public final class RORTokenService: Sendable {
 
     /// The verified token of a FHIR call, bound to the presented certificate; throws a 401 `invalid_token`.
     public func verify(authorization: String?, identity: ClientIdentity?, environment: String) async throws -> (RORAccessToken, WhitelistEntry) {
-        guard let authorization, Self.hasScheme("bearer ", authorization) else {
-            throw Self.invalidToken("Authorization: Bearer <access token> is required (get one from \(Self.path))")
-        }
-        var rest = authorization.utf8.dropFirst(7)
-        while rest.first == 0x20 { rest = rest.dropFirst() }
-        while rest.last == 0x20 { rest = rest.dropLast() }
-        let token = String(Substring(rest))
+        let token = try Self.bearerToken(authorization)
         let payload: RORAccessToken
-        if let cached = verified.withLockedValue({ $0[token] }) {
+        if let cached = try alreadyVerified(token) {
             payload = cached
-            guard cached.exp.value > Date() else { throw Self.invalidToken("The access token has expired") }
         } else {
             do {
                 payload = try await keys().verify(token, as: RORAccessToken.self)
@@ -203,13 +196,42 @@ public final class RORTokenService: Sendable {
                 cache[token] = fresh
             }
         }
+        return (payload, try bound(payload, identity: identity, environment: environment))
+    }
+
+    /// ``verify(authorization:identity:environment:)`` without waiting: nil when the token's signature was not
+    /// verified yet (a reader answering on the connection's thread then takes the usual path, which verifies it).
+    public func verifyNow(authorization: String?, identity: ClientIdentity?, environment: String) throws -> (RORAccessToken, WhitelistEntry)? {
+        guard let payload = try alreadyVerified(Self.bearerToken(authorization)) else { return nil }
+        return (payload, try bound(payload, identity: identity, environment: environment))
+    }
+
+    static func bearerToken(_ authorization: String?) throws -> String {
+        guard let authorization, Self.hasScheme("bearer ", authorization) else {
+            throw Self.invalidToken("Authorization: Bearer <access token> is required (get one from \(Self.path))")
+        }
+        var rest = authorization.utf8.dropFirst(7)
+        while rest.first == 0x20 { rest = rest.dropFirst() }
+        while rest.last == 0x20 { rest = rest.dropLast() }
+        return String(Substring(rest))
+    }
+
+    /// The claims of a token verified before, if still valid.
+    private func alreadyVerified(_ token: String) throws -> RORAccessToken? {
+        guard let cached = verified.withLockedValue({ $0[token] }) else { return nil }
+        guard cached.exp.value > Date() else { throw Self.invalidToken("The access token has expired") }
+        return cached
+    }
+
+    /// The client's whitelist entry, once the token is shown bound to the presented certificate.
+    private func bound(_ payload: RORAccessToken, identity: ClientIdentity?, environment: String) throws -> WhitelistEntry {
         if let bound = payload.cnf?.thumbprint, bound != identity?.certificateThumbprint {
             throw Self.invalidToken("The access token is bound to another certificate (cnf.x5t#S256)")
         }
         guard let entry = whitelist.rorClient(payload.clientId, environment: environment) else {
             throw Self.invalidToken("Client '\(payload.clientId)' is no longer registered")
         }
-        return (payload, entry)
+        return entry
     }
 
     static func invalidToken(_ message: String) -> FHIRError {

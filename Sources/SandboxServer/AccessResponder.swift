@@ -82,6 +82,30 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
             context: context, started: started)
     }
 
+    /// The exchange answered without waiting, when `answer` can (``ImmediateAnswers``): no fault rule in force,
+    /// a service path, the caller accepted by the same decision as ``respond(to:context:)``, and the same journal
+    /// row. Nil for anything else: the request then takes ``respond(to:context:)``, which decides it from scratch.
+    func respondNow(to request: Request, context: Context, answer: ImmediateAnswer,
+                    headerMemos: (request: JournalEntry.HeaderMemo, response: JournalEntry.HeaderMemo)) -> (HTTPResponse, ByteBuffer)? {
+        let started = ContinuousClock.now
+        var context = context
+        context.environment = environment
+        guard faults.isQuiet, let service = SandboxService.owning(path: request.uri.path) else { return nil }
+        let decision = decide(service: service, identity: context.identity)
+        guard decision.allowed else { return nil }
+        context.access = decision
+        guard var (head, body) = answer.answer(request, context) else { return nil }
+        // As Hummingbird's `Response` states it for a body of known length (and the journal then keeps it).
+        head.headerFields[.contentLength] = String(body.readableBytes)
+        var entry = journalEntry(request: request, requestBytes: [], service: service, status: Int(head.status.code),
+                                 decision: decision, context: context, headerMemo: headerMemos.request)
+        entry.responseHeaders = headerMemos.response.encode(head.headerFields.map { ($0.name.canonicalName, $0.value) })
+        (entry.responseBody, entry.responseBodyTruncated) = JournalEntry.clip(body.readableBytesView, limit: journalBodyLimit)
+        entry.durationMs = Self.milliseconds(ContinuousClock.now - started)
+        journal.record(entry)
+        return (head, body)
+    }
+
     /// Service paths need a verified chain and a whitelist entry; other paths only a verified chain.
     private func decide(service: SandboxService?, identity: ClientIdentity?) -> AccessDecision {
         if let service {
@@ -135,12 +159,13 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
 
     /// The journal row of a request (its headers and body kept), before its response is known.
     private func journalEntry(request: Request, requestBytes: [UInt8], service: SandboxService?, status: Int,
-                              decision: AccessDecision, context: Context) -> JournalEntry {
+                              decision: AccessDecision, context: Context, headerMemo: JournalEntry.HeaderMemo? = nil) -> JournalEntry {
         var entry = JournalEntry(
             environment: environment, service: service?.rawValue, method: request.method.rawValue,
             path: request.uri.path, query: request.uri.query, status: status, decision: decision.allowed ? .accepted : .refused,
             reason: decision.reason, identity: context.identity, durationMs: 0, remoteAddress: context.remoteAddress)
-        entry.requestHeaders = JournalEntry.encodeHeaders(request.headers.map { ($0.name.canonicalName, $0.value) })
+        let headers = request.headers.map { ($0.name.canonicalName, $0.value) }
+        entry.requestHeaders = headerMemo?.encode(headers) ?? JournalEntry.encodeHeaders(headers)
         (entry.requestBody, entry.requestBodyTruncated) = JournalEntry.clip(requestBytes, limit: journalBodyLimit)
         return entry
     }

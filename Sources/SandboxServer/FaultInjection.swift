@@ -147,6 +147,9 @@ public final class FaultInjector: Sendable {
 
     public func removeAll() { state.withLockedValue { $0.rules.removeAll() } }
 
+    /// No rule in force (the access layer's immediate answers are only given then: a rule's draw happens once).
+    var isQuiet: Bool { state.withLockedValue { $0.rules.isEmpty } }
+
     /// The effect of the rules covering a request (the first rule that decides an outcome wins; latencies add up).
     func effect(path: String, service: SandboxService?) -> FaultEffect {
         let rules = state.withLockedValue { $0.rules }

@@ -3,7 +3,9 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import Hummingbird
 import HummingbirdCore
+import HTTPTypes
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -52,6 +54,8 @@ final class ConnectionVerification: @unchecked Sendable {
     /// DER of the presented leaf (for the RFC 8705 thumbprint without re-encoding).
     var leafDER: [UInt8]?
     var verdict: ChainVerdict?
+    /// The identity published at the end of the handshake (nil before, or without a certificate).
+    var published: ClientIdentity?
     let started = ContinuousClock.now
 
     /// The identity for the presented leaf, with the chain verdict; nil when no certificate was presented.
@@ -76,11 +80,13 @@ struct MTLSChannel<Base: ServerChildChannel>: ServerChildChannel {
     let trustStore: TrustStore
     let rejectMode: RejectMode
     let onRefusal: @Sendable (HandshakeRefusal) -> Void
+    /// Requests answered on the event loop when they can (``ImmediateAnswers``); none: all go to Hummingbird.
+    var immediate: (answers: [ImmediateAnswer], respond: ImmediateResponder)?
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        channel.eventLoop.makeCompletedFuture { () -> EventLoopFuture<ConnectionPeer?> in
+        let state = ConnectionVerification()
+        return channel.eventLoop.makeCompletedFuture { () -> EventLoopFuture<ConnectionPeer?> in
             let promise = channel.eventLoop.makePromise(of: ConnectionPeer?.self)
-            let state = ConnectionVerification()
             let trustStore = self.trustStore
             let rejectMode = self.rejectMode
             // Small responses must not wait for delayed ACKs (Nagle): 40 ms per exchange otherwise.
@@ -108,6 +114,11 @@ struct MTLSChannel<Base: ServerChildChannel>: ServerChildChannel {
                 // HTTP/1.0 semantics sit between NIO's HTTP/1 decoder and Hummingbird's HTTP-types codec.
                 let codec = try channel.pipeline.syncOperations.handler(type: HTTP1ToHTTPServerCodec.self)
                 try channel.pipeline.syncOperations.addHandler(HTTP10ConnectionHandler(), position: .before(codec))
+                if let immediate {
+                    try channel.pipeline.syncOperations.addHandler(
+                        ImmediateAnswers(answers: immediate.answers, peer: state, logger: logger, respond: immediate.respond),
+                        position: .before(codec))
+                }
                 return Value(base: value, peer: peer)
             }
         }
@@ -148,7 +159,8 @@ final class PeerCertificateCapture: ChannelInboundHandler, RemovableChannelHandl
             done = true
             Self.acknowledgeNow(context.channel)
             // No certificate here is only possible in reject mode http: the access layer then answers 403.
-            promise.succeed(state.identity().map(ConnectionPeer.identified) ?? .anonymous)
+            state.published = state.identity()
+            promise.succeed(state.published.map(ConnectionPeer.identified) ?? .anonymous)
         }
         context.fireUserInboundEventTriggered(event)
     }

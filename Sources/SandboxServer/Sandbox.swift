@@ -365,6 +365,8 @@ public final class Sandbox: Sendable {
         let rejectMode = configuration.rejectMode
         let journal = self.journal
         let environment = listener.name
+        let immediate = SandboxRoutes.immediateAnswers(sandbox: self)
+        let access = responder
         let server = HTTPServerBuilder { responder in
             MTLSChannel(
                 base: HTTP1Channel(responder: responder), sslContext: sslContext, trustStore: trustStore,
@@ -375,7 +377,8 @@ public final class Sandbox: Sendable {
                         decision: .refused, reason: refusal.reason, identity: refusal.identity,
                         durationMs: AccessResponder<Router<SandboxRequestContext>.Responder>.milliseconds(refusal.duration),
                         remoteAddress: refusal.remoteAddress))
-                })
+                },
+                immediate: (immediate, { access.respondNow(to: $0, context: $1, answer: $2, headerMemos: $3) }))
         }
         return Application(
             responder: responder, server: server,

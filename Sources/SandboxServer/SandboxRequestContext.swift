@@ -24,6 +24,14 @@ public struct SandboxRequestContext: RequestContext, CallerContext {
         self.remoteAddress = source.channel.remoteAddress.map(Self.describe)
     }
 
+    /// With what the connection already knows (``ImmediateAnswers``).
+    init(source: ApplicationRequestContextSource, identity: ClientIdentity?, remoteAddress: String?) {
+        self.coreContext = .init(source: source)
+        self.channel = source.channel
+        self.identity = identity
+        self.remoteAddress = remoteAddress
+    }
+
     public var responseEncoder: JSONEncoder { SandboxJSON.encoder }
 
     /// `127.0.0.1:54321` rather than NIO's `[IPv4]127.0.0.1/127.0.0.1:54321`.

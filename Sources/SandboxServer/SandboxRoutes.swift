@@ -14,4 +14,13 @@ enum SandboxRoutes {
         sandbox.csd.addRoutes(to: router)
         sandbox.insi.addRoutes(to: router)
     }
+
+    /// Requests answered on the connection's event loop when all they need is in memory (``ImmediateAnswers``);
+    /// each also has its route above, which answers whatever the immediate answer leaves.
+    static func immediateAnswers(sandbox: Sandbox) -> [ImmediateAnswer] {
+        let ror = sandbox.ror
+        return [ImmediateAnswer(pathPrefix: RORFHIRService.basePath + "/") { request, context in
+            ror.readNow(request, identity: context.identity, environment: context.environment)
+        }]
+    }
 }

@@ -1,0 +1,132 @@
+import Access
+import FHIRCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypesHTTP1
+
+/// A request a service can answer without waiting (everything it needs in memory), or nil: the request then takes
+/// the router like any other. `RORFHIRService.readNow` is the one there is (a consumer's read of a cached resource).
+struct ImmediateAnswer: Sendable {
+    /// Paths it may answer start with this.
+    var pathPrefix: String
+    var answer: @Sendable (Request, SandboxRequestContext) -> (HTTPResponse, ByteBuffer)?
+}
+
+/// ``AccessResponder/respondNow(to:context:answer:headerMemos:)``, bound to a listener.
+typealias ImmediateResponder = @Sendable (
+    Request, SandboxRequestContext, ImmediateAnswer, (request: JournalEntry.HeaderMemo, response: JournalEntry.HeaderMemo)
+) -> (HTTPResponse, ByteBuffer)?
+
+/// Answers on the connection's event loop the keep-alive GETs an ``ImmediateAnswer`` can, through
+/// ``AccessResponder/respondNow(to:context:answer:headerMemos:)`` (same access decision, same journal row); hands everything
+/// else to Hummingbird untouched.
+///
+/// Why: on a keep-alive `GET Location/{id}`, Hummingbird's per-connection task (async reader and writer, task
+/// switches) cost more CPU than the read itself; answered here, the same bytes cost about half (figures in the issue
+/// note, `scripts/bench-ab get`).
+/// Order is kept: a request is only answered here while no earlier one is still with Hummingbird.
+final class ImmediateAnswers: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let answers: [ImmediateAnswer]
+    private let respond: ImmediateResponder
+    private let peer: ConnectionVerification
+    private let logger: Logger
+    /// Requests handed to Hummingbird whose response has not ended yet.
+    private var withHummingbird = 0
+    /// A GET head held until its end arrives, with the answer that may take it.
+    private var held: (head: HTTPRequestHead, answer: ImmediateAnswer)?
+    private var date = (second: -1, text: "")
+    private let headerMemos = (request: JournalEntry.HeaderMemo(), response: JournalEntry.HeaderMemo())
+    /// The peer's address as the journal writes it, once per connection.
+    private var remoteAddress: String??
+
+    init(answers: [ImmediateAnswer], peer: ConnectionVerification, logger: Logger,
+         respond: @escaping ImmediateResponder) {
+        self.answers = answers
+        self.peer = peer
+        self.logger = logger
+        self.respond = respond
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            if withHummingbird == 0, held == nil, head.method == .GET, head.isKeepAlive,
+               let answer = answers.first(where: { head.uri.hasPrefix($0.pathPrefix) }) {
+                held = (head, answer)
+                return
+            }
+            pass(context, .head(head))
+        case .body(let body):
+            // A GET with a body is not one of ours.
+            releaseHeld(context)
+            context.fireChannelRead(wrapInboundOut(.body(body)))
+        case .end(let trailers):
+            if let (head, answer) = held {
+                held = nil
+                if let (response, body) = answerNow(head, answer: answer, context: context) {
+                    write(response, body: body, version: head.version, context: context)
+                    return
+                }
+                pass(context, .head(head))
+            }
+            context.fireChannelRead(wrapInboundOut(.end(trailers)))
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { withHummingbird -= 1 }
+        context.write(data, promise: promise)
+    }
+
+    private func pass(_ context: ChannelHandlerContext, _ head: HTTPServerRequestPart) {
+        withHummingbird += 1
+        context.fireChannelRead(wrapInboundOut(head))
+    }
+
+    private func releaseHeld(_ context: ChannelHandlerContext) {
+        if let (head, _) = held {
+            held = nil
+            pass(context, .head(head))
+        }
+    }
+
+    private func answerNow(_ head: HTTPRequestHead, answer: ImmediateAnswer, context: ChannelHandlerContext) -> (HTTPResponse, ByteBuffer)? {
+        // Only callers whose certificate was presented (reject mode http lets others through to be refused).
+        // Origin-form targets only (`/…`): then the path is the URI as sent, as NIO's conversion would find it
+        // (without parsing it as a URL, which was a tenth of this function).
+        guard let identity = peer.published, head.uri.hasPrefix("/") else { return nil }
+        let fields = HTTPRequest(method: .get, scheme: "https", authority: head.headers.first(name: "host"), path: head.uri,
+                                 headerFields: HTTPFields(head.headers, splitCookie: false))
+        let request = Request(head: fields, body: RequestBody(buffer: ByteBuffer()))
+        if remoteAddress == nil { remoteAddress = .some(context.channel.remoteAddress.map(SandboxRequestContext.describe)) }
+        let requestContext = SandboxRequestContext(
+            source: ApplicationRequestContextSource(channel: context.channel, logger: logger), identity: identity,
+            remoteAddress: remoteAddress ?? nil)
+        return respond(request, requestContext, answer, headerMemos)
+    }
+
+    /// Head, body and end in one flush, with the `Date` Hummingbird would have added.
+    private func write(_ response: HTTPResponse, body: ByteBuffer, version: HTTPVersion, context: ChannelHandlerContext) {
+        var head = HTTPResponseHead(response)
+        head.version = version
+        head.headers.add(name: "Date", value: currentDate())
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    private func currentDate() -> String {
+        let second = Int(Date().timeIntervalSince1970)
+        if second != date.second { date = (second, HTTPDate.string(secondsSince1970: second)) }
+        return date.text
+    }
+}
