@@ -1,5 +1,8 @@
 import Crypto
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import GRDB
 import Logging
 import NIOConcurrencyHelpers
@@ -80,9 +83,42 @@ public struct JournalEntry: Sendable, Codable, FetchableRecord, MutablePersistab
 
     /// Values for ``Journal/insertSQL``, in its column order; a body kept in `journal_body` is given by its id.
     func insertArguments(requestBody: JournalBodyReference, responseBody: JournalBodyReference) -> StatementArguments {
-        [time, environment, service, method, path, query, status, decision.rawValue, reason, subjectDN, issuerDN,
+        [Self.storedTime(time), environment, service, method, path, query, status, decision.rawValue, reason, subjectDN, issuerDN,
          serialNumber, spkiSHA256, durationMs, remoteAddress, requestHeaders, requestBody.inline, requestBodyTruncated,
          responseHeaders, responseBody.inline, responseBodyTruncated, requestBody.id, responseBody.id]
+    }
+
+    /// The time as GRDB stores a `Date` (`yyyy-MM-dd HH:mm:ss.SSS`, UTC), written by hand:
+    /// GRDB's DateFormatter was a quarter of writing a journal row.
+    static func storedTime(_ time: Date) -> String {
+        // Milliseconds rounded to the nearest, as GRDB's formatter writes them (the test compares the two).
+        let total = ((time.timeIntervalSinceReferenceDate + 978_307_200) * 1000).rounded()
+        var seconds = time_t((total / 1000).rounded(.down))
+        let milliseconds = Int(total - Double(seconds) * 1000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        var out = [UInt8](repeating: 0x30, count: 23)
+        func put(_ value: Int, at end: Int, digits: Int) {
+            var value = value
+            for index in stride(from: end, to: end - digits, by: -1) {
+                out[index] = UInt8(0x30 + value % 10)
+                value /= 10
+            }
+        }
+        put(Int(parts.tm_year) + 1900, at: 3, digits: 4)
+        out[4] = 0x2D
+        put(Int(parts.tm_mon) + 1, at: 6, digits: 2)
+        out[7] = 0x2D
+        put(Int(parts.tm_mday), at: 9, digits: 2)
+        out[10] = 0x20
+        put(Int(parts.tm_hour), at: 12, digits: 2)
+        out[13] = 0x3A
+        put(Int(parts.tm_min), at: 15, digits: 2)
+        out[16] = 0x3A
+        put(Int(parts.tm_sec), at: 18, digits: 2)
+        out[19] = 0x2E
+        put(milliseconds, at: 22, digits: 3)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Keeps at most `limit` bytes of a body; says whether it cut.

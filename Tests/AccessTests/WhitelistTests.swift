@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Store
 import Testing
 import TestPKI
@@ -295,4 +296,17 @@ struct WhitelistTests {
     #expect(viaDER.certificateThumbprint == viaCertificate.certificateThumbprint)
     #expect(viaDER.certificateThumbprint.count == 43) // 32 bytes, base64url without padding
     #expect(identity.certificateThumbprint != viaDER.certificateThumbprint)
+}
+
+/// The journal writes its times itself, in GRDB's `Date` storage format: the same text, so that stored rows read back
+/// as GRDB would read its own and compare with times GRDB writes (filters, pruning).
+@Test func journalTimesAreStoredAsGRDBStoresDates() throws {
+    var generator = SystemRandomNumberGenerator()
+    var instants = [Date(timeIntervalSince1970: 0), Date(timeIntervalSince1970: 1_764_900_000.999), Date(timeIntervalSince1970: 951_782_400.5)]
+    for _ in 0..<2000 {
+        instants.append(Date(timeIntervalSince1970: Double(Int.random(in: 0...4_102_444_800, using: &generator)) + Double.random(in: 0..<1, using: &generator)))
+    }
+    for instant in instants {
+        #expect(JournalEntry.storedTime(instant).databaseValue == instant.databaseValue, "\(instant.timeIntervalSince1970)")
+    }
 }
