@@ -2,8 +2,6 @@ import ArgumentParser
 import Foundation
 import INSi
 import Logging
-import NIOCore
-import NIOPosix
 import Access
 import SandboxServer
 import TestPKI
@@ -81,11 +79,6 @@ struct Serve: AsyncParsableCommand {
     var logLevel = "warning"
 
     func run() async throws {
-        // Tasks run on the event loops that own the sockets: no thread hop per request between Swift's pool and
-        // NIO's (keep-alive GET: +10 % req/s, −8 % CPU per request; PATCH unchanged). Before the server starts, once.
-        if ProcessInfo.processInfo.environment["ESANTE_SANDBOX_EXECUTOR"] != "default" {
-            NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
-        }
         try await reportingErrors {
             guard let level = Logger.Level(rawValue: logLevel) else { throw UsageFailure("unknown log level '\(logLevel)'") }
             var configuration = SandboxConfiguration()
