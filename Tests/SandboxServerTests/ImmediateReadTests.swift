@@ -146,4 +146,24 @@ struct ImmediateReadTests {
         }
         #expect(kinds == ["bundle", "location", "location", "whoami"])
     }
+
+    /// `ab` and other HTTP/1.0 clients: a cached read asked with `Connection: keep-alive` is answered in 1.0 with the
+    /// connection kept (the HTTP/1.0 handler sees the immediate answer too), and a last request without it closes.
+    @Test func http10KeepAliveReadsAreAnsweredIn10() async throws {
+        let (running, consumer) = try await RORFHIRTests.start()
+        defer { Task { await running.stop() } }
+        let token = try await RORFHIRTests.accessToken(running, client: consumer)
+        _ = try await RORFHIRTests.get(running, Self.location, client: consumer, token: token) // verified and cached
+        let headers = RORFHIRTests.rorHeaders.map { "\($0.name.rawName): \($0.value)\r\n" }.joined() + "Authorization: Bearer \(token)\r\n"
+        let keepAlive = "GET \(Self.location) HTTP/1.0\r\nConnection: keep-alive\r\n\(headers)\r\n"
+        let last = "GET \(Self.location) HTTP/1.0\r\n\(headers)\r\n"
+        let exchange = try await RawTLS.exchange(port: running.tlsPort, client: consumer, send: keepAlive + keepAlive + last, timeout: .seconds(10))
+        #expect(exchange.serverClosed)
+        let heads = exchange.received.components(separatedBy: "\r\n\r\n").filter { $0.contains("HTTP/1.") }
+        try #require(heads.count == 3, "\(exchange.received.prefix(300))")
+        for head in heads { #expect(head.contains("HTTP/1.0 200 OK"), "\(head)") }
+        #expect(heads[0].lowercased().contains("connection: keep-alive") && heads[1].lowercased().contains("connection: keep-alive"))
+        #expect(heads[2].lowercased().contains("connection: close"))
+    }
 }
+
