@@ -122,14 +122,20 @@ struct ImmediateReadTests {
         #expect(refused.status == .forbidden)
     }
 
+    /// A sandbox whose consumer token is verified and Location cached, and the consumer's headers as raw HTTP lines.
+    static func warmed() async throws -> (RunningSandbox, ClientFiles, String) {
+        let (running, consumer) = try await RORFHIRTests.start()
+        let token = try await RORFHIRTests.accessToken(running, client: consumer)
+        _ = try await RORFHIRTests.get(running, location, client: consumer, token: token)
+        let headers = RORFHIRTests.rorHeaders.map { "\($0.name.rawName): \($0.value)\r\n" }.joined() + "Authorization: Bearer \(token)\r\n"
+        return (running, consumer, headers)
+    }
+
     /// Pipelined requests are answered in order: a read is only answered at once when no earlier request of the
     /// connection is still with the router (here a search, slower than a cached read).
     @Test func pipelinedRequestsKeepTheirOrder() async throws {
-        let (running, consumer) = try await RORFHIRTests.start()
+        let (running, consumer, headers) = try await Self.warmed()
         defer { Task { await running.stop() } }
-        let token = try await RORFHIRTests.accessToken(running, client: consumer)
-        _ = try await RORFHIRTests.get(running, Self.location, client: consumer, token: token) // verified and cached
-        let headers = RORFHIRTests.rorHeaders.map { "\($0.name.rawName): \($0.value)\r\n" }.joined() + "Authorization: Bearer \(token)\r\n"
         func get(_ path: String, close: Bool = false) -> String {
             "GET \(path) HTTP/1.1\r\nHost: localhost\r\n\(headers)\(close ? "Connection: close\r\n" : "")\r\n"
         }
@@ -150,11 +156,8 @@ struct ImmediateReadTests {
     /// `ab` and other HTTP/1.0 clients: a cached read asked with `Connection: keep-alive` is answered in 1.0 with the
     /// connection kept (the HTTP/1.0 handler sees the immediate answer too), and a last request without it closes.
     @Test func http10KeepAliveReadsAreAnsweredIn10() async throws {
-        let (running, consumer) = try await RORFHIRTests.start()
+        let (running, consumer, headers) = try await Self.warmed()
         defer { Task { await running.stop() } }
-        let token = try await RORFHIRTests.accessToken(running, client: consumer)
-        _ = try await RORFHIRTests.get(running, Self.location, client: consumer, token: token) // verified and cached
-        let headers = RORFHIRTests.rorHeaders.map { "\($0.name.rawName): \($0.value)\r\n" }.joined() + "Authorization: Bearer \(token)\r\n"
         let keepAlive = "GET \(Self.location) HTTP/1.0\r\nConnection: keep-alive\r\n\(headers)\r\n"
         let last = "GET \(Self.location) HTTP/1.0\r\n\(headers)\r\n"
         let exchange = try await RawTLS.exchange(port: running.tlsPort, client: consumer, send: keepAlive + keepAlive + last, timeout: .seconds(10))
