@@ -208,7 +208,15 @@ struct RecentBodies {
     init(capacity: Int) { self.capacity = capacity }
 
     func id(of body: Data) -> Int64? {
-        latest.first { $0.body == body }?.id
+        latest.first { Self.same($0.body, body) }?.id
+    }
+
+    /// Equal bytes; the same storage is known equal without comparing them (a read answered from the read cache
+    /// hands the journal the cached resource's own bytes, call after call).
+    static func same(_ a: Data, _ b: Data) -> Bool {
+        guard a.count == b.count else { return false }
+        let shared = a.withUnsafeBytes { x in b.withUnsafeBytes { y in x.baseAddress == y.baseAddress } }
+        return shared || a == b
     }
 
     mutating func remember(_ body: Data, _ id: Int64) {

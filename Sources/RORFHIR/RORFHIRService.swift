@@ -109,7 +109,7 @@ public final class RORFHIRService: Sendable {
                 throw FHIRError(.notFound, code: "not-found", "Resource \(type)/\(id) is not known", expression: [type])
             }
             let (head, body) = Self.readAnswer(resource)
-            return Response(status: head.status, headers: head.headerFields, body: .init(byteBuffer: body))
+            return Response(status: head.status, headers: head.headerFields, body: .init(byteBuffer: ByteBuffer(bytes: body)))
         }
         // Other methods on the base (transactions, batches) are not offered. Unmatched paths under the base reach
         // the router's 404, which the access layer writes as an OperationOutcome.
@@ -186,7 +186,7 @@ public final class RORFHIRService: Sendable {
     /// of it depends on the resource alone (all but 3). The same checks in the same order, the same bytes as the
     /// `:type/:id` route (they share ``readAnswer(_:)`` and the checks); nil for anything else — an error included,
     /// which the route then answers, so every error keeps one form and one place.
-    public func readNow(_ request: Request, identity: ClientIdentity?, environment: String) -> (HTTPResponse, ByteBuffer)? {
+    public func readNow(_ request: Request, identity: ClientIdentity?, environment: String) -> (HTTPResponse, Data)? {
         guard request.method == .get, request.uri.query == nil, let (type, id) = Self.readTarget(request.uri.path),
               repository.registry.parameters[type] != nil else { return nil }
         do {
@@ -215,12 +215,12 @@ public final class RORFHIRService: Sendable {
     }
 
     /// The 200 of a read: the resource as the caller may see it, its version as `ETag`, `Last-Modified`.
-    static func readAnswer(_ resource: StoredResource) -> (HTTPResponse, ByteBuffer) {
+    static func readAnswer(_ resource: StoredResource) -> (HTTPResponse, Data) {
         var head = HTTPResponse(status: .ok)
         head.headerFields[.contentType] = OperationOutcome.contentType
         head.headerFields[.eTag] = "W/\"\(resource.version)\""
         head.headerFields[.lastModified] = httpDate(resource.lastUpdated)
-        return (head, ByteBuffer(bytes: resource.json))
+        return (head, resource.json)
     }
 
     /// JSON only: `_format=xml` or an XML-only `Accept` is a 406.

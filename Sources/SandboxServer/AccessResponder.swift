@@ -86,7 +86,7 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
     /// a service path, the caller accepted by the same decision as ``respond(to:context:)``, and the same journal
     /// row. Nil for anything else: the request then takes ``respond(to:context:)``, which decides it from scratch.
     func respondNow(to request: Request, context: Context, answer: ImmediateAnswer,
-                    headerMemos: (request: JournalEntry.HeaderMemo, response: JournalEntry.HeaderMemo)) -> (HTTPResponse, ByteBuffer)? {
+                    headerMemos: (request: JournalEntry.HeaderMemo, response: JournalEntry.HeaderMemo)) -> (HTTPResponse, Data)? {
         let started = ContinuousClock.now
         var context = context
         context.environment = environment
@@ -96,11 +96,13 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
         context.access = decision
         guard var (head, body) = answer.answer(request, context) else { return nil }
         // As Hummingbird's `Response` states it for a body of known length (and the journal then keeps it).
-        head.headerFields[.contentLength] = String(body.readableBytes)
+        head.headerFields[.contentLength] = String(body.count)
         var entry = journalEntry(request: request, requestBytes: [], service: service, status: Int(head.status.code),
                                  decision: decision, context: context, headerMemo: headerMemos.request)
         entry.responseHeaders = headerMemos.response.encode(head.headerFields.map { ($0.name.canonicalName, $0.value) })
-        (entry.responseBody, entry.responseBodyTruncated) = JournalEntry.clip(body.readableBytesView, limit: journalBodyLimit)
+        // The body itself when it fits (no copy: the journal then knows it as the one it stored last time).
+        (entry.responseBody, entry.responseBodyTruncated) = body.count <= journalBodyLimit
+            ? (body.isEmpty ? nil : body, false) : JournalEntry.clip(body, limit: journalBodyLimit)
         entry.durationMs = Self.milliseconds(ContinuousClock.now - started)
         journal.record(entry)
         return (head, body)

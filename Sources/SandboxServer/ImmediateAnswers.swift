@@ -13,13 +13,13 @@ import NIOHTTPTypesHTTP1
 struct ImmediateAnswer: Sendable {
     /// Paths it may answer start with this.
     var pathPrefix: String
-    var answer: @Sendable (Request, SandboxRequestContext) -> (HTTPResponse, ByteBuffer)?
+    var answer: @Sendable (Request, SandboxRequestContext) -> (HTTPResponse, Data)?
 }
 
 /// ``AccessResponder/respondNow(to:context:answer:headerMemos:)``, bound to a listener.
 typealias ImmediateResponder = @Sendable (
     Request, SandboxRequestContext, ImmediateAnswer, (request: JournalEntry.HeaderMemo, response: JournalEntry.HeaderMemo)
-) -> (HTTPResponse, ByteBuffer)?
+) -> (HTTPResponse, Data)?
 
 /// Answers on the connection's event loop the keep-alive GETs an ``ImmediateAnswer`` can, through
 /// ``AccessResponder/respondNow(to:context:answer:headerMemos:)`` (same access decision, same journal row); hands everything
@@ -99,7 +99,7 @@ final class ImmediateAnswers: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func answerNow(_ head: HTTPRequestHead, answer: ImmediateAnswer, context: ChannelHandlerContext) -> (HTTPResponse, ByteBuffer)? {
+    private func answerNow(_ head: HTTPRequestHead, answer: ImmediateAnswer, context: ChannelHandlerContext) -> (HTTPResponse, Data)? {
         // Only callers whose certificate was presented (reject mode http lets others through to be refused).
         // Origin-form targets only (`/…`): then the path is the URI as sent, as NIO's conversion would find it
         // (without parsing it as a URL, which was a tenth of this function).
@@ -115,12 +115,12 @@ final class ImmediateAnswers: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Head, body and end in one flush, with the `Date` Hummingbird would have added.
-    private func write(_ response: HTTPResponse, body: ByteBuffer, version: HTTPVersion, context: ChannelHandlerContext) {
+    private func write(_ response: HTTPResponse, body: Data, version: HTTPVersion, context: ChannelHandlerContext) {
         var head = HTTPResponseHead(response)
         head.version = version
         head.headers.add(name: "Date", value: currentDate())
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
