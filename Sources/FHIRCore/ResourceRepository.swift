@@ -231,8 +231,8 @@ public final class ResourceRepository: Sendable {
     }
 
     public func read(type: String, id: String) async throws -> StoredResource? {
+        if let hit = readIfCached(type: type, id: id) { return hit }
         let key = type + "/" + id
-        if let hit = readCache.get(key) { return hit }
         let generation = readCache.generation
         let stored = try await store.writer.read { db in
             let statement = try db.cachedStatement(sql: "SELECT type, id, version, last_updated, json FROM fhir_resource WHERE type = ? AND id = ? AND deleted = 0")

@@ -99,12 +99,10 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
         head.headerFields[.contentLength] = String(body.count)
         var entry = journalEntry(request: request, requestBytes: [], service: service, status: Int(head.status.code),
                                  decision: decision, context: context, headerMemo: headerMemos.request)
-        entry.responseHeaders = headerMemos.response.encode(head.headerFields.map { ($0.name.canonicalName, $0.value) })
+        entry.responseHeaders = headerMemos.response.encode(Self.pairs(head.headerFields))
         // The body itself when it fits (no copy: the journal then knows it as the one it stored last time).
-        (entry.responseBody, entry.responseBodyTruncated) = body.count <= journalBodyLimit
-            ? (body.isEmpty ? nil : body, false) : JournalEntry.clip(body, limit: journalBodyLimit)
-        entry.durationMs = Self.milliseconds(ContinuousClock.now - started)
-        journal.record(entry)
+        Self.record(entry, body: body.count <= journalBodyLimit ? (body.isEmpty ? nil : body, false) : JournalEntry.clip(body, limit: journalBodyLimit),
+                    started: started, in: journal)
         return (head, body)
     }
 
@@ -134,26 +132,19 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
         let original = response.body
         var entry = journalEntry(request: request, requestBytes: requestBytes, service: service, status: Int(response.status.code),
                                  decision: decision, context: context)
-        entry.responseHeaders = JournalEntry.encodeHeaders(response.headers.map { ($0.name.canonicalName, $0.value) })
+        entry.responseHeaders = JournalEntry.encodeHeaders(Self.pairs(response.headers))
         let journal = self.journal
         if let length = original.contentLength, length <= Self.gatheredBodyLimit {
             let (body, bytes) = await GatheredBody.gather(original)
             response.body = body
-            (entry.responseBody, entry.responseBodyTruncated) = JournalEntry.clip(bytes.readableBytesView, limit: journalBodyLimit)
-            entry.durationMs = Self.milliseconds(ContinuousClock.now - started)
-            journal.record(entry)
+            Self.record(entry, body: JournalEntry.clip(bytes.readableBytesView, limit: journalBodyLimit), started: started, in: journal)
             return response
         }
         let captured = CapturedBody(limit: journalBodyLimit)
         let pending = entry
         response.body = ResponseBody(contentLength: original.contentLength) { writer in
             let tee = TeeBodyWriter(base: writer, captured: captured)
-            defer {
-                var finished = pending
-                (finished.responseBody, finished.responseBodyTruncated) = captured.snapshot()
-                finished.durationMs = Self.milliseconds(ContinuousClock.now - started)
-                journal.record(finished)
-            }
+            defer { Self.record(pending, body: captured.snapshot(), started: started, in: journal) }
             try await original.write(tee)
         }
         return response
@@ -166,10 +157,23 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
             environment: environment, service: service?.rawValue, method: request.method.rawValue,
             path: request.uri.path, query: request.uri.query, status: status, decision: decision.allowed ? .accepted : .refused,
             reason: decision.reason, identity: context.identity, durationMs: 0, remoteAddress: context.remoteAddress)
-        let headers = request.headers.map { ($0.name.canonicalName, $0.value) }
+        let headers = Self.pairs(request.headers)
         entry.requestHeaders = headerMemo?.encode(headers) ?? JournalEntry.encodeHeaders(headers)
         (entry.requestBody, entry.requestBodyTruncated) = JournalEntry.clip(requestBytes, limit: journalBodyLimit)
         return entry
+    }
+
+    /// The row completed with the response body kept (and whether it was cut) and the duration, then recorded.
+    static func record(_ entry: JournalEntry, body: (Data?, Bool), started: ContinuousClock.Instant, in journal: Journal) {
+        var entry = entry
+        (entry.responseBody, entry.responseBodyTruncated) = body
+        entry.durationMs = milliseconds(ContinuousClock.now - started)
+        journal.record(entry)
+    }
+
+    /// Header fields as the journal encodes them.
+    static func pairs(_ fields: HTTPFields) -> [(String, String)] {
+        fields.map { ($0.name.canonicalName, $0.value) }
     }
 
     static func milliseconds(_ duration: Duration) -> Double {

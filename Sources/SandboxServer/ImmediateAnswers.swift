@@ -46,7 +46,7 @@ final class ImmediateAnswers: ChannelDuplexHandler, RemovableChannelHandler {
     private var date = (second: -1, text: "")
     private let headerMemos = (request: JournalEntry.HeaderMemo(), response: JournalEntry.HeaderMemo())
     /// The peer's address as the journal writes it, once per connection.
-    private var remoteAddress: String??
+    private var remoteAddress: String?
 
     init(answers: [ImmediateAnswer], peer: ConnectionVerification, logger: Logger,
          respond: @escaping ImmediateResponder) {
@@ -54,6 +54,10 @@ final class ImmediateAnswers: ChannelDuplexHandler, RemovableChannelHandler {
         self.peer = peer
         self.logger = logger
         self.respond = respond
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        remoteAddress = context.channel.remoteAddress.map(SandboxRequestContext.describe)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -107,10 +111,9 @@ final class ImmediateAnswers: ChannelDuplexHandler, RemovableChannelHandler {
         let fields = HTTPRequest(method: .get, scheme: "https", authority: head.headers.first(name: "host"), path: head.uri,
                                  headerFields: HTTPFields(head.headers, splitCookie: false))
         let request = Request(head: fields, body: RequestBody(buffer: ByteBuffer()))
-        if remoteAddress == nil { remoteAddress = .some(context.channel.remoteAddress.map(SandboxRequestContext.describe)) }
         let requestContext = SandboxRequestContext(
             source: ApplicationRequestContextSource(channel: context.channel, logger: logger), identity: identity,
-            remoteAddress: remoteAddress ?? nil)
+            remoteAddress: remoteAddress)
         return respond(request, requestContext, answer, headerMemos)
     }
 

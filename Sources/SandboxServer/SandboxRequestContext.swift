@@ -18,10 +18,7 @@ public struct SandboxRequestContext: RequestContext, CallerContext {
     let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
-        self.coreContext = .init(source: source)
-        self.channel = source.channel
-        self.identity = PeerIdentity.current
-        self.remoteAddress = source.channel.remoteAddress.map(Self.describe)
+        self.init(source: source, identity: PeerIdentity.current, remoteAddress: source.channel.remoteAddress.map(Self.describe))
     }
 
     /// With what the connection already knows (``ImmediateAnswers``).
