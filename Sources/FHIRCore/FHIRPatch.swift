@@ -2,15 +2,15 @@ import Foundation
 
 /// FHIR Patch (FHIRPath Patch, a `Parameters` resource, R4 §2.40): operations `add`, `replace`, `delete` applied to a
 /// JSON resource with the `FHIRPath` subset. `insert` and `move` are refused by name.
-public struct FHIRPatch: @unchecked Sendable {
-    public struct Operation: @unchecked Sendable {
+public struct FHIRPatch: Sendable {
+    public struct Operation: Sendable {
         public enum Kind: String, Sendable { case add, replace, delete }
         public var kind: Kind
         public var pathText: String
         public var path: FHIRPath
         /// `add`: the child to add to (absent: the ROR variant, whose path names the list itself).
         public var name: String?
-        public var value: Any?
+        public var value: JSON?
     }
 
     public var operations: [Operation]
@@ -25,23 +25,22 @@ public struct FHIRPatch: @unchecked Sendable {
     }
 
     /// Reads a `Parameters` patch body.
-    public init(parameters: [String: Any]) throws(Failure) {
-        guard parameters["resourceType"] as? String == "Parameters" else {
-            throw Failure(kind: .invalid, message: "A FHIR Patch body is a Parameters resource (resourceType '\(parameters["resourceType"] as? String ?? "")')", expression: "Parameters")
+    public init(parameters: JSONObject) throws(Failure) {
+        guard parameters["resourceType"]?.string == "Parameters" else {
+            throw Failure(kind: .invalid, message: "A FHIR Patch body is a Parameters resource (resourceType '\(parameters["resourceType"]?.string ?? "")')", expression: "Parameters")
         }
-        let entries = parameters["parameter"] as? [[String: Any]] ?? []
+        let entries = (parameters["parameter"]?.array ?? []).compactMap(\.object)
         guard !entries.isEmpty else { throw Failure(kind: .invalid, message: "The Parameters carry no operation", expression: "Parameters.parameter") }
         operations = []
         for (index, entry) in entries.enumerated() {
             let at = "Parameters.parameter[\(index)]"
-            guard entry["name"] as? String == "operation" else {
-                throw Failure(kind: .invalid, message: "\(at): every parameter is an 'operation' (got '\(entry["name"] as? String ?? "")')", expression: "\(at).name")
+            guard entry["name"]?.string == "operation" else {
+                throw Failure(kind: .invalid, message: "\(at): every parameter is an 'operation' (got '\(entry["name"]?.string ?? "")')", expression: "\(at).name")
             }
-            let parts = entry["part"] as? [[String: Any]] ?? []
-            func part(_ name: String) -> [String: Any]? { parts.first { $0["name"] as? String == name } }
+            let parts = (entry["part"]?.array ?? []).compactMap(\.object)
+            func part(_ name: String) -> JSONObject? { parts.first { $0["name"]?.string == name } }
             func text(_ name: String) -> String? {
-                guard let part = part(name) else { return nil }
-                return part.first { $0.key.hasPrefix("value") }?.value as? String
+                part(name)?.first(withPrefix: "value")?.value.string
             }
             guard let typeText = text("type") else { throw Failure(kind: .invalid, message: "\(at): part 'type' missing", expression: "\(at).part") }
             guard let kind = Operation.Kind(rawValue: typeText) else {
@@ -52,13 +51,13 @@ public struct FHIRPatch: @unchecked Sendable {
             do { path = try FHIRPath.parsed(pathText) } catch {
                 throw Failure(kind: .unsupported, message: "\(at): \(error)", expression: pathText)
             }
-            var value: Any?
+            var value: JSON?
             if kind != .delete {
                 guard let valuePart = part("value") else { throw Failure(kind: .invalid, message: "\(at): part 'value' missing for \(kind.rawValue)", expression: "\(at).part") }
                 if valuePart["part"] != nil {
                     throw Failure(kind: .unsupported, message: "\(at): a value given as parts is not supported; send it as value[x] (e.g. valueExtension)", expression: "\(at).part")
                 }
-                guard let found = valuePart.first(where: { $0.key.hasPrefix("value") })?.value else {
+                guard let found = valuePart.first(withPrefix: "value")?.value else {
                     throw Failure(kind: .invalid, message: "\(at): part 'value' has no value[x]", expression: "\(at).part")
                 }
                 value = found
@@ -67,17 +66,26 @@ public struct FHIRPatch: @unchecked Sendable {
         }
     }
 
+    /// The same from a `JSONSerialization` tree.
+    public init(parameters: [String: Any]) throws(Failure) {
+        try self.init(parameters: JSONObject(any: parameters) ?? JSONObject())
+    }
+
     /// Applies every operation in order; the input is left untouched.
     public func apply(to resource: [String: Any]) throws(Failure) -> [String: Any] {
         var changes = ChangedElements()
         return try apply(to: resource, changes: &changes)
     }
 
-    /// Applies every operation in order, noting in `changes` which elements of the resource's lists it changed.
+    /// The same on a `JSONSerialization` tree.
     public func apply(to resource: [String: Any], changes: inout ChangedElements) throws(Failure) -> [String: Any] {
-        var current: Any = resource
+        try apply(to: JSONObject(any: resource) ?? JSONObject(), changes: &changes).dictionary
+    }
+
+    /// Applies every operation in order, noting in `changes` which elements of the resource's lists it changed.
+    public func apply(to resource: JSONObject, changes: inout ChangedElements) throws(Failure) -> JSONObject {
+        var object = resource
         for operation in operations {
-            guard let object = current as? [String: Any] else { break }
             switch operation.kind {
             case .replace, .delete:
                 let matches = operation.path.evaluate(on: object).filter(\.isInsideResource)
@@ -87,38 +95,41 @@ public struct FHIRPatch: @unchecked Sendable {
                 guard matches.count == 1 else {
                     throw Failure(kind: .multipleMatches, message: "\(operation.kind.rawValue): \(matches.count) elements match \(operation.pathText) (one expected)", expression: operation.pathText)
                 }
-                current = Self.setting(current, at: matches[0].location[...], to: operation.kind == .replace ? operation.value : nil)
-                changes.record(matches[0].location, removed: operation.kind == .delete, countBefore: Self.topLevelCount(object, matches[0].location))
+                let location = matches[0].location
+                let countBefore = Self.topLevelCount(object, location)
+                object = Self.setting(.object(object), at: location[...], to: operation.kind == .replace ? operation.value : nil).object ?? object
+                changes.record(location, removed: operation.kind == .delete, countBefore: countBefore)
             case .add:
                 let (container, name) = try Self.container(of: operation)
                 let targets = container.evaluate(on: object)
-                guard targets.count == 1, targets[0].value is [String: Any] else {
+                guard targets.count == 1, case .object(var target) = targets[0].value else {
                     throw Failure(kind: targets.isEmpty ? .noMatch : .multipleMatches,
                                   message: "add: \(targets.count) elements match the container \(container) (one expected)", expression: operation.pathText)
                 }
-                var target = targets[0].value as! [String: Any]
                 let added: Int
-                if let list = target[name] as? [Any] {
-                    target[name] = list + [operation.value!]
+                if case .array(var list)? = target[name] {
                     added = list.count
+                    list.append(operation.value!)
+                    target[name] = .array(list)
                 } else if target[name] == nil {
-                    target[name] = [operation.value!]
+                    target[name] = .array([operation.value!])
                     added = 0
                 } else {
                     throw Failure(kind: .invalid, message: "add: \(name) already has a value (use replace)", expression: operation.pathText)
                 }
                 let location = targets[0].location + [.key(name), .index(added)]
-                current = Self.setting(current, at: targets[0].location[...], to: target)
-                changes.record(location, removed: false, countBefore: Self.topLevelCount(object, location))
+                let countBefore = Self.topLevelCount(object, location)
+                object = Self.setting(.object(object), at: targets[0].location[...], to: .object(target)).object ?? object
+                changes.record(location, removed: false, countBefore: countBefore)
             }
         }
-        return current as? [String: Any] ?? resource
+        return object
     }
 
     /// The length of the top-level list `location` starts in (0 when it is not a list).
-    static func topLevelCount(_ object: [String: Any], _ location: [JSONPathStep]) -> Int {
+    static func topLevelCount(_ object: JSONObject, _ location: [JSONPathStep]) -> Int {
         guard case .key(let name)? = location.first else { return 0 }
-        return (object[name] as? [Any])?.count ?? 0
+        return object[name]?.array?.count ?? 0
     }
 
     /// The container and child name of an `add`: its `path` and `name`, or, without `name` (the ROR's variant),
@@ -134,27 +145,26 @@ public struct FHIRPatch: @unchecked Sendable {
     }
 
     /// `root` with the value at `location` replaced (`nil`: removed).
-    static func setting(_ root: Any, at location: ArraySlice<JSONPathStep>, to value: Any?) -> Any {
-        guard let step = location.first else { return value as Any }
+    static func setting(_ root: JSON, at location: ArraySlice<JSONPathStep>, to value: JSON?) -> JSON {
+        guard let step = location.first else { return value ?? .null }
         let rest = location.dropFirst()
         switch step {
         case .key(let key):
-            var object = root as? [String: Any] ?? [:]
+            var object = root.object ?? JSONObject()
             if rest.isEmpty, value == nil {
                 object[key] = nil
             } else {
-                object[key] = setting(object[key] as Any, at: rest, to: value)
+                object[key] = setting(object[key] ?? .null, at: rest, to: value)
             }
-            return object
+            return .object(object)
         case .index(let index):
-            var array = root as? [Any] ?? []
-            guard array.indices.contains(index) else { return array }
+            guard case .array(var array) = root, array.indices.contains(index) else { return root.array.map(JSON.array) ?? .array([]) }
             if rest.isEmpty, value == nil {
                 array.remove(at: index)
             } else {
                 array[index] = setting(array[index], at: rest, to: value)
             }
-            return array
+            return .array(array)
         }
     }
 }

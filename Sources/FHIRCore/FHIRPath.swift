@@ -240,8 +240,8 @@ public enum JSONPathStep: Hashable, Sendable {
 }
 
 /// One item of a FHIRPath result over a JSON resource: its value, where it sits, and for a choice element its type.
-public struct FHIRPathItem: @unchecked Sendable {
-    public var value: Any
+public struct FHIRPathItem: Sendable {
+    public var value: JSON
     /// Where it sits: the last step, linked to its parent's (a child shares its parent's chain instead of copying
     /// an array of steps: evaluating a filter over a Location's hundred indicators allocated one array per node).
     var node: PathNode?
@@ -250,7 +250,7 @@ public struct FHIRPathItem: @unchecked Sendable {
     /// Inside a `where()`/`exists()` criterion only values count: no location is built for the items reached.
     var untracked = false
 
-    init(value: Any, node: PathNode?, choiceType: String?) {
+    init(value: JSON, node: PathNode?, choiceType: String?) {
         self.value = value
         self.node = node
         self.choiceType = choiceType
@@ -291,8 +291,13 @@ final class PathNode: @unchecked Sendable {
 
 extension FHIRPath {
     /// Evaluates against a resource (JSON object). A path's first name may be the resource type (`Location.…`).
+    public func evaluate(on resource: JSONObject) -> [FHIRPathItem] {
+        evaluate([FHIRPathItem(value: .object(resource), node: nil, choiceType: nil)], isRoot: true)
+    }
+
+    /// The same on a `JSONSerialization` tree.
     public func evaluate(on resource: [String: Any]) -> [FHIRPathItem] {
-        evaluate([FHIRPathItem(value: resource, node: nil, choiceType: nil)], isRoot: true)
+        evaluate(on: JSONObject(any: resource) ?? JSONObject())
     }
 
     func evaluate(_ context: [FHIRPathItem], isRoot: Bool) -> [FHIRPathItem] {
@@ -301,7 +306,7 @@ extension FHIRPath {
             return context
         case .member(.root, let name) where isRoot:
             // `Location` at the start names the resource itself when its type matches.
-            if let first = context.first, let object = first.value as? [String: Any], object["resourceType"] as? String == name {
+            if let first = context.first, first.value["resourceType"]?.string == name {
                 return context
             }
             return Self.children(of: context, named: name)
@@ -327,8 +332,8 @@ extension FHIRPath {
                     return Self.matches(item.value, type: type)
                 }
             }
-        case .string(let value): return [Self.literal(value)]
-        case .integer(let value): return [Self.literal(value)]
+        case .string(let value): return [Self.literal(.string(value))]
+        case .integer(let value): return [Self.literal(.integer(value))]
         case .boolean(let value): return [Self.boolean(value)]
         case .equals(let left, let right, let negated):
             // `url = '…'` or `valueCodeableConcept.coding.code = '…'` inside a `where()`, met once per sub-extension
@@ -371,7 +376,7 @@ extension FHIRPath {
             var matched = 0
             for item in base.evaluate(context, isRoot: isRoot) where arguments[0].truth([item.asCriterionInput], isRoot: false) == true {
                 matched += 1
-                guard matched == 1, case .bool(let value)? = Scalar(item.value) else { return true }
+                guard matched == 1, case .bool(let value) = item.value else { return true }
                 lone = value
             }
             return lone
@@ -383,46 +388,46 @@ extension FHIRPath {
     /// The one string a chain of plain names (`a.b.c` from the criterion's item) reaches through objects and
     /// one-element lists; nil when the chain meets anything else (a missing or choice name, several elements, a
     /// non-string), left to the general evaluation.
-    static func loneString(_ path: FHIRPath, from value: Any) -> String? {
-        loneValue(path, from: value) as? String
+    static func loneString(_ path: FHIRPath, from value: JSON) -> String? {
+        loneValue(path, from: value)?.string
     }
 
     /// The one value a chain of plain names reaches (see ``loneString(_:from:)``).
-    private static func loneValue(_ path: FHIRPath, from value: Any) -> Any? {
+    private static func loneValue(_ path: FHIRPath, from value: JSON) -> JSON? {
         switch path {
         case .member(.root, let name):
-            return (value as? [String: Any])?[name].flatMap(lone)
+            return value[name].flatMap(lone)
         case .member(let base, let name):
             guard case .member = base, let parent = loneValue(base, from: value) else { return nil }
-            return (parent as? [String: Any])?[name].flatMap(lone)
+            return parent[name].flatMap(lone)
         default:
             return nil
         }
     }
 
     /// A value, or the only element of a one-element list.
-    private static func lone(_ value: Any) -> Any? {
-        guard let list = value as? [Any] else { return value }
+    private static func lone(_ value: JSON) -> JSON? {
+        guard case .array(let list) = value else { return value }
         return list.count == 1 ? list[0] : nil
     }
 
     static func children(of items: [FHIRPathItem], named name: String) -> [FHIRPathItem] {
         var result: [FHIRPathItem] = []
         for item in items {
-            guard let object = item.value as? [String: Any] else { continue }
-            var found: [(String, Any, String?)] = []
+            guard case .object(let object) = item.value else { continue }
+            var found: [(String, JSON, String?)] = []
             if let value = object[name] {
                 found.append((name, value, nil))
             } else {
                 // A choice element (`value` → `valueCodeableConcept`, `valueInteger`…).
-                for (key, value) in object where key.hasPrefix(name) && key.count > name.count
-                    && key[key.index(key.startIndex, offsetBy: name.count)].isUppercase {
-                    found.append((key, value, String(key.dropFirst(name.count))))
+                for member in object where member.key.hasPrefix(name) && member.key.utf8.count > name.utf8.count
+                    && member.key[member.key.index(member.key.startIndex, offsetBy: name.count)].isUppercase {
+                    found.append((member.key, member.value, String(member.key.dropFirst(name.count))))
                 }
             }
             for (key, value, choice) in found {
                 if item.untracked {
-                    for element in (value as? [Any]) ?? [value] {
+                    for element in value.elements {
                         var child = FHIRPathItem(value: element, node: nil, choiceType: choice)
                         child.untracked = true
                         result.append(child)
@@ -430,7 +435,7 @@ extension FHIRPath {
                     continue
                 }
                 let keyNode = PathNode(parent: item.node, step: .key(key))
-                if let array = value as? [Any] {
+                if case .array(let array) = value {
                     for (index, element) in array.enumerated() {
                         result.append(FHIRPathItem(value: element, node: PathNode(parent: keyNode, step: .index(index)), choiceType: choice))
                     }
@@ -442,39 +447,23 @@ extension FHIRPath {
         return result
     }
 
-    static func literal(_ value: Any) -> FHIRPathItem { FHIRPathItem(value: value, node: nil, choiceType: nil) }
-    static func boolean(_ value: Bool) -> FHIRPathItem { FHIRPathItem(value: value, node: nil, choiceType: "boolean") }
+    static func literal(_ value: JSON) -> FHIRPathItem { FHIRPathItem(value: value, node: nil, choiceType: nil) }
+    static func boolean(_ value: Bool) -> FHIRPathItem { FHIRPathItem(value: .bool(value), node: nil, choiceType: "boolean") }
 
-    static func equal(_ lhs: Any, _ rhs: Any) -> Bool {
-        switch (Scalar(lhs), Scalar(rhs)) {
-        case (.string(let a)?, .string(let b)?): return a == b
-        case (.number(let a)?, .number(let b)?): return a == b
-        case (.bool(let a)?, .bool(let b)?): return a == b
+    static func equal(_ lhs: JSON, _ rhs: JSON) -> Bool {
+        switch (lhs, rhs) {
+        case (.string(let a), .string(let b)): return a == b
+        case (.number(let a), .number(let b)): return a.double == b.double
+        case (.bool(let a), .bool(let b)): return a == b
         default: return false
         }
     }
 
-    /// A JSON primitive, booleans told apart from numbers (Foundation parses both as NSNumber).
-    enum Scalar {
-        case string(String), number(Double), bool(Bool)
-
-        init?(_ value: Any) {
-            // The evaluator's own booleans by their type (every `where()` tests one), then strings and objects: they
-            // are most of what a path meets, and the NSNumber test below is the costly one (a bridging cast).
-            if type(of: value) == Bool.self, let bool = value as? Bool { self = .bool(bool) }
-            else if let string = value as? String { self = .string(string) }
-            else if value is [String: Any] || value is [Any] { return nil }
-            else if let bool = JSONScalar.bool(value) { self = .bool(bool) }
-            else if let number = JSONScalar.number(value) { self = .number(number) }
-            else { return nil }
-        }
-    }
-
-    static func matches(_ value: Any, type: String) -> Bool {
-        switch (Scalar(value), type.lowercased()) {
-        case (.string?, "string"), (.string?, "code"), (.string?, "uri"), (.string?, "datetime"): return true
-        case (.number?, "integer"), (.number?, "decimal"): return true
-        case (.bool?, "boolean"): return true
+    static func matches(_ value: JSON, type: String) -> Bool {
+        switch (value, type.lowercased()) {
+        case (.string, "string"), (.string, "code"), (.string, "uri"), (.string, "datetime"): return true
+        case (.number, "integer"), (.number, "decimal"): return true
+        case (.bool, "boolean"): return true
         default: return false
         }
     }
@@ -485,7 +474,7 @@ extension [FHIRPathItem] {
     /// non-empty collection is true — so `extension.where(…) and …` reads as "such an extension exists and …".
     var singleBoolean: Bool? {
         guard !isEmpty else { return nil }
-        if count == 1, case .bool(let value)? = FHIRPath.Scalar(self[0].value) { return value }
+        if count == 1, case .bool(let value) = self[0].value { return value }
         return true
     }
 

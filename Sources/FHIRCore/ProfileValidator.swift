@@ -91,27 +91,32 @@ public struct ProfileValidator: Sendable {
     /// only the rules on them are checked — the others would find what they found then.
     /// `changedElements`: for top-level lists changed element by element (``ChangedElements/byIndex``), the indices
     /// of the elements that are new; the others' own checks are skipped (cardinalities still count every element).
-    public func validate(_ resource: [String: Any], changed: Set<String>? = nil, changedElements: [String: Set<Int>] = [:]) -> [Issue] {
-        guard let type = resource["resourceType"] as? String else {
+    public func validate(_ resource: JSONObject, changed: Set<String>? = nil, changedElements: [String: Set<Int>] = [:]) -> [Issue] {
+        guard let type = resource["resourceType"]?.string else {
             return [Issue(code: "structure", diagnostics: "resourceType is missing", expression: "resourceType")]
         }
         guard var rules = compiled[type] else { return [] }
         if let changed { rules = rules.filter { $0.steps.first.map { changed.contains($0.name) } ?? true } }
         var issues: [Issue] = []
-        check(rules, on: resource, expression: type, into: &issues, fresh: changedElements)
+        check(rules, on: .object(resource), expression: type, into: &issues, fresh: changedElements)
         return issues
     }
 
+    /// The same on a `JSONSerialization` tree.
+    public func validate(_ resource: [String: Any], changed: Set<String>? = nil, changedElements: [String: Set<Int>] = [:]) -> [Issue] {
+        validate(JSONObject(any: resource) ?? JSONObject(), changed: changed, changedElements: changedElements)
+    }
+
     /// `fresh`: lists of `node` of which only the elements at these indices are checked (cardinalities count all).
-    func check(_ rules: [CompiledRule], on node: Any, expression: String, into issues: inout [Issue], fresh: [String: Set<Int>] = [:]) {
+    func check(_ rules: [CompiledRule], on node: JSON, expression: String, into issues: inout [Issue], fresh: [String: Set<Int>] = [:]) {
         // The rules of a node mostly select children of one name by one key (`extension[url=…]`, a dozen of them per
         // capacity indicator): those children are grouped by that key once, not scanned again for every rule.
-        var groups: [String: [String: [(index: Int, item: Any)]]] = [:]
+        var groups: [String: [String: [(index: Int, item: JSON)]]] = [:]
         for compiled in rules {
             let rule = compiled.rule
             // `found` for the cardinalities, `checked` for the checks of each element.
-            let found: [Any]
-            var checked: [Any]?
+            let found: [JSON]
+            var checked: [JSON]?
             if let first = compiled.steps.first, let filter = first.filter {
                 let key = first.name + "[" + filter.key
                 let group = groups[key] ?? Self.group(node, name: first.name, by: filter.key)
@@ -123,7 +128,7 @@ public struct ProfileValidator: Sendable {
                 }
             } else {
                 found = ElementPath.select(compiled.steps[...], from: [node])
-                if let first = compiled.steps.first, let indices = fresh[first.name], let list = (node as? [String: Any])?[first.name] as? [Any] {
+                if let first = compiled.steps.first, let indices = fresh[first.name], case .array(let list)? = node[first.name] {
                     checked = ElementPath.select(compiled.steps.dropFirst(), from: indices.sorted().filter(list.indices.contains).map { list[$0] })
                 }
             }
@@ -144,19 +149,19 @@ public struct ProfileValidator: Sendable {
             }
             for value in checked ?? found {
                 if let type = rule.type, !Self.matches(value, type: type) {
-                    issues.append(Issue(code: "value", diagnostics: "\(at()): '\(value)' is not a valid \(type)", expression: at()))
+                    issues.append(Issue(code: "value", diagnostics: "\(at()): '\(Self.shown(value))' is not a valid \(type)", expression: at()))
                     continue
                 }
                 if let binding = rule.binding {
                     if let list = codeLists[binding] {
-                        if let code = value as? String, !list.contains(code) {
+                        if let code = value.string, !list.contains(code) {
                             issues.append(Issue(code: "code-invalid", diagnostics: "\(at()): code '\(code)' is not in \(binding) (\(list.sorted().joined(separator: ", ")))", expression: at()))
                         }
                     } else {
                         issues.append(Issue(code: "code-invalid", diagnostics: "\(at()): code list \(binding) is not loaded", expression: at()))
                     }
                 }
-                if let targets = rule.targets, let reference = value as? String {
+                if let targets = rule.targets, let reference = value.string {
                     let type = reference.split(separator: "/").dropLast().last.map(String.init) ?? ""
                     if !targets.contains(type) {
                         issues.append(Issue(code: "value", diagnostics: "\(at()): '\(reference)' must reference \(targets.joined(separator: " or "))", expression: at()))
@@ -167,15 +172,18 @@ public struct ProfileValidator: Sendable {
         }
     }
 
+    /// A value as a diagnostic quotes it: a string's text, any other value's JSON.
+    static func shown(_ value: JSON) -> String { value.string ?? value.text }
+
     // MARK: Paths
 
     /// The `name` children of a node with their index, by their `key` (those without a string `key` left out: no filter
     /// selects them).
-    static func group(_ node: Any, name: String, by key: String) -> [String: [(index: Int, item: Any)]] {
-        guard let child = (node as? [String: Any])?[name] else { return [:] }
-        var groups: [String: [(index: Int, item: Any)]] = [:]
-        for (index, item) in ((child as? [Any]) ?? [child]).enumerated() {
-            if let value = (item as? [String: Any])?[key] as? String { groups[value, default: []].append((index, item)) }
+    static func group(_ node: JSON, name: String, by key: String) -> [String: [(index: Int, item: JSON)]] {
+        guard let child = node[name] else { return [:] }
+        var groups: [String: [(index: Int, item: JSON)]] = [:]
+        for (index, item) in child.elements.enumerated() {
+            if let value = item[key]?.string { groups[value, default: []].append((index, item)) }
         }
         return groups
     }
@@ -219,21 +227,29 @@ public struct ProfileValidator: Sendable {
         (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x2D || byte == 0x2E
     }
 
-    static func matches(_ value: Any, type: String) -> Bool {
+    static func matches(_ value: JSON, type: String) -> Bool {
         switch type {
         case "string", "uri", "code", "id", "date", "dateTime", "instant":
-            guard let text = value as? String, !JSONScalar.isBoolean(value), !text.isEmpty else { return false }
+            guard let text = value.string, !text.isEmpty else { return false }
             if type == "string" { return true }
             if type == "uri" { return !text.contains(where: \.isWhitespace) }
             if type == "code" { return isCode(text) }
             if type == "id" { return text.utf8.count <= 64 && text.utf8.allSatisfy { isIDByte($0) } }
             return isTemporal(text, type)
         case "integer":
-            guard let number = JSONScalar.number(value) else { return false }
-            return number == number.rounded() && abs(number) < 2_147_483_648
-        case "decimal": return JSONScalar.number(value) != nil
-        case "boolean": return JSONScalar.isBoolean(value)
-        case "object": return value is [String: Any]
+            guard case .number(let number) = value else { return false }
+            // JSON's integer form only (FHIR: no fraction, no exponent), within 32 bits.
+            guard let integer = Int(number.text) else { return false }
+            return abs(integer) < 2_147_483_648
+        case "decimal":
+            if case .number = value { return true }
+            return false
+        case "boolean":
+            if case .bool = value { return true }
+            return false
+        case "object":
+            if case .object = value { return true }
+            return false
         default: return true
         }
     }

@@ -39,20 +39,21 @@ public enum SearchIndexer {
     public static let version = 1
 
     /// The index rows of a resource for the given parameters.
-    public static func rows(for resource: [String: Any], parameters: [SearchParameterDefinition]) -> [SearchIndexRow] {
+    public static func rows(for resource: JSONObject, parameters: [SearchParameterDefinition]) -> [SearchIndexRow] {
         var rows: [SearchIndexRow] = []
+        let root = JSON.object(resource)
         // Parameters often share their first step (a Location's capacity ones all start at its capacity indicators):
         // the elements it selects are found once.
-        var firstSteps: [ElementPath.Step: [Any]] = [:]
+        var firstSteps: [ElementPath.Step: [JSON]] = [:]
         for parameter in parameters {
             for path in parameter.paths {
-                let start: [Any]
+                let start: [JSON]
                 if path.steps.isEmpty {
-                    start = [resource]
+                    start = [root]
                 } else if let first = path.steps.first, let known = firstSteps[first] {
                     start = known
                 } else {
-                    start = ElementPath.select(path.steps.prefix(1), from: [resource])
+                    start = ElementPath.select(path.steps.prefix(1), from: [root])
                     firstSteps[path.steps[0]] = start
                 }
                 for node in ElementPath.select(path.steps.dropFirst(), from: start) {
@@ -63,7 +64,12 @@ public enum SearchIndexer {
         return rows
     }
 
-    static func extract(_ node: Any, parameter: SearchParameterDefinition) -> [SearchIndexRow] {
+    /// The same on a `JSONSerialization` tree.
+    public static func rows(for resource: [String: Any], parameters: [SearchParameterDefinition]) -> [SearchIndexRow] {
+        rows(for: JSONObject(any: resource) ?? JSONObject(), parameters: parameters)
+    }
+
+    static func extract(_ node: JSON, parameter: SearchParameterDefinition) -> [SearchIndexRow] {
         let code = parameter.code
         switch parameter.type {
         case .token:
@@ -71,18 +77,17 @@ public enum SearchIndexer {
         case .string:
             return strings(node).map { SearchIndexRow(param: code, code: $0, text: FHIRText.normalise($0)) }
         case .uri:
-            return (node as? String).map { [SearchIndexRow(param: code, code: $0)] } ?? []
+            return node.string.map { [SearchIndexRow(param: code, code: $0)] } ?? []
         case .date:
             return dateRanges(node).map { SearchIndexRow(param: code, low: $0.low, high: $0.high) }
         case .number:
-            return number(node).map { [SearchIndexRow(param: code, number: $0)] } ?? []
+            return node.number.map { [SearchIndexRow(param: code, number: $0)] } ?? []
         case .quantity:
-            guard let object = node as? [String: Any], let value = number(object["value"]) else { return [] }
-            let unit = (object["code"] as? String) ?? (object["unit"] as? String)
-            return [SearchIndexRow(param: code, system: object["system"] as? String, code: unit, number: value)]
+            guard let value = node["value"]?.number else { return [] }
+            let unit = node["code"]?.string ?? node["unit"]?.string
+            return [SearchIndexRow(param: code, system: node["system"]?.string, code: unit, number: value)]
         case .reference:
-            guard let object = node as? [String: Any], let reference = object["reference"] as? String,
-                  let (type, id) = FHIRReference.split(reference) else { return [] }
+            guard let reference = node["reference"]?.string, let (type, id) = FHIRReference.split(reference) else { return [] }
             return [SearchIndexRow(param: code, refType: type, refID: id)]
         case .special:
             return []
@@ -96,47 +101,50 @@ public enum SearchIndexer {
     }
 
     /// Coding, CodeableConcept, Identifier, code/string/boolean primitives, ContactPoint.
-    static func tokens(_ node: Any) -> [Token] {
-        if let string = node as? String { return [Token(system: nil, code: string, text: nil)] }
-        if let bool = JSONScalar.bool(node) { return [Token(system: nil, code: bool ? "true" : "false", text: nil)] }
-        guard let object = node as? [String: Any] else { return [] }
-        if let codings = object["coding"] as? [Any] {
-            let text = object["text"] as? String
-            return codings.compactMap { coding -> Token? in
-                guard let coding = coding as? [String: Any], let code = coding["code"] as? String else { return nil }
-                return Token(system: coding["system"] as? String, code: code, text: (coding["display"] as? String) ?? text)
+    static func tokens(_ node: JSON) -> [Token] {
+        switch node {
+        case .string(let string): return [Token(system: nil, code: string, text: nil)]
+        case .bool(let bool): return [Token(system: nil, code: bool ? "true" : "false", text: nil)]
+        case .object(let object):
+            if case .array(let codings)? = object["coding"] {
+                let text = object["text"]?.string
+                return codings.compactMap { coding -> Token? in
+                    guard let code = coding["code"]?.string else { return nil }
+                    return Token(system: coding["system"]?.string, code: code, text: coding["display"]?.string ?? text)
+                }
             }
+            if let code = object["code"]?.string {
+                return [Token(system: object["system"]?.string, code: code, text: object["display"]?.string)]
+            }
+            if let value = object["value"]?.string {
+                return [Token(system: object["system"]?.string, code: value, text: object["type"]?["text"]?.string)]
+            }
+            return []
+        default: return []
         }
-        if let code = object["code"] as? String {
-            return [Token(system: object["system"] as? String, code: code, text: object["display"] as? String)]
-        }
-        if let value = object["value"] as? String {
-            let typeText = ((object["type"] as? [String: Any])?["text"] as? String)
-            return [Token(system: object["system"] as? String, code: value, text: typeText)]
-        }
-        return []
     }
 
     /// string primitives, HumanName and Address parts.
-    static func strings(_ node: Any) -> [String] {
-        if let string = node as? String { return [string] }
-        guard let object = node as? [String: Any] else { return [] }
+    static func strings(_ node: JSON) -> [String] {
+        if let string = node.string { return [string] }
+        guard case .object(let object) = node else { return [] }
         var out: [String] = []
         for key in ["text", "family", "given", "prefix", "suffix", "line", "city", "district", "state", "postalCode", "country"] {
-            if let value = object[key] as? String { out.append(value) }
-            if let values = object[key] as? [Any] { out += values.compactMap { $0 as? String } }
+            switch object[key] {
+            case .string(let value)?: out.append(value)
+            case .array(let values)?: out += values.compactMap(\.string)
+            default: break
+            }
         }
         return out
     }
 
-    static func number(_ node: Any?) -> Double? { JSONScalar.number(node) }
-
     /// date, dateTime, instant, Period.
-    static func dateRanges(_ node: Any) -> [(low: Double, high: Double)] {
-        if let text = node as? String, let range = FHIRDate.range(of: text) { return [range] }
-        guard let object = node as? [String: Any] else { return [] }
-        let start = (object["start"] as? String).flatMap(FHIRDate.range(of:))
-        let end = (object["end"] as? String).flatMap(FHIRDate.range(of:))
+    static func dateRanges(_ node: JSON) -> [(low: Double, high: Double)] {
+        if let text = node.string, let range = FHIRDate.range(of: text) { return [range] }
+        guard case .object(let object) = node else { return [] }
+        let start = object["start"]?.string.flatMap(FHIRDate.range(of:))
+        let end = object["end"]?.string.flatMap(FHIRDate.range(of:))
         if start == nil, end == nil { return [] }
         return [(start?.low ?? -Double.greatestFiniteMagnitude, end?.high ?? Double.greatestFiniteMagnitude)]
     }

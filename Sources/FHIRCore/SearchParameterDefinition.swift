@@ -84,35 +84,29 @@ public struct ElementPath: Sendable, Hashable, CustomStringConvertible {
         return Step(name: name, filter: parts.count == 2 ? (parts[0], parts[1]) : nil)
     }
 
-    /// The elements this path selects in a JSON resource (as parsed by `JSONSerialization`).
-    public func evaluate(_ root: Any) -> [Any] { Self.select(steps[...], from: [root]) }
+    /// The elements this path selects in a JSON resource.
+    public func evaluate(_ root: JSON) -> [JSON] { Self.select(steps[...], from: [root]) }
 
     /// The elements `steps` select from `nodes`.
-    static func select(_ steps: ArraySlice<Step>, from nodes: [Any]) -> [Any] {
+    static func select(_ steps: ArraySlice<Step>, from nodes: [JSON]) -> [JSON] {
         var nodes = nodes
         for step in steps {
-            var next: [Any] = []
+            var next: [JSON] = []
             for node in nodes {
-                guard let object = node as? [String: Any] else { continue }
-                var children: [Any]
-                if step.name.hasSuffix("*") {
-                    let prefix = step.name.dropLast()
-                    children = []
-                    for (key, value) in object where key.hasPrefix(prefix) && !key.hasPrefix("_") { children.append(value) }
-                } else if let child = object[step.name] {
-                    children = [child]
-                } else {
-                    children = []
-                }
-                for child in children {
-                    let items = (child as? [Any]) ?? [child]
-                    for item in items {
+                guard case .object(let object) = node else { continue }
+                func take(_ child: JSON) {
+                    for item in child.elements {
                         if let filter = step.filter {
-                            guard let element = item as? [String: Any], let value = element[filter.key] as? String,
-                                  value == filter.value else { continue }
+                            guard item[filter.key]?.string == filter.value else { continue }
                         }
                         next.append(item)
                     }
+                }
+                if step.name.hasSuffix("*") {
+                    let prefix = step.name.dropLast()
+                    for member in object where member.key.hasPrefix(prefix) && !member.key.hasPrefix("_") { take(member.value) }
+                } else if let child = object[step.name] {
+                    take(child)
                 }
             }
             nodes = next

@@ -135,7 +135,7 @@ public struct RORCapacityFeed: Sendable {
             let now = Date()
             // The indicators' search rows by difference: those of the indicators replaced or removed out, of the new in.
             let list = changes.origins["extension"].map {
-                ResourceRepository.ListChange(name: "extension", original: object["extension"] as? [Any] ?? [], origins: $0)
+                ResourceRepository.ListChange(name: "extension", original: object["extension"]?.array ?? [], origins: $0)
             }
             let prepared = try repository.prepare(patched, version: base.version + 1, lastUpdated: now, changed: Self.patchedElements, list: list)
             let previous = base
@@ -162,10 +162,10 @@ public struct RORCapacityFeed: Sendable {
     }
 
     /// The stored Location and its JSON (a feed racing a reset can find it gone).
-    func location(_ id: String) async throws -> (StoredResource, [String: Any]) {
+    func location(_ id: String) async throws -> (StoredResource, JSONObject) {
         if let stored = try await repository.read(type: "Location", id: id) {
             if let object = parsedLocations.object(for: id, json: stored.json) { return (stored, object) }
-            if let object = try JSONSerialization.jsonObject(with: stored.json) as? [String: Any] {
+            if case .object(let object) = try JSON(parsing: stored.json) {
                 parsedLocations.keep(stored.json, object, for: id)
                 return (stored, object)
             }
@@ -174,7 +174,7 @@ public struct RORCapacityFeed: Sendable {
     }
 
     /// Parses the body as a `Parameters` patch whose operations all target the capacity indicators.
-    static func readPatch(_ object: [String: Any]) throws -> FHIRPatch {
+    static func readPatch(_ object: JSONObject) throws -> FHIRPatch {
         let patch = try FHIRPatchRequest.read(object)
         for operation in patch.operations where !operation.pathText.filter({ $0 != " " }).hasPrefix(capacityPathStart) {
             throw FHIRError(.badRequest, code: "invalid",
@@ -199,8 +199,8 @@ public struct RORCapacityFeed: Sendable {
 
     /// The Location's establishment must be one the entry feeds (EAI/SaaS list) or the certificate's own (proprietary
     /// solutions: one certificate per establishment, FINESS in the OU as `1<FINESS>`).
-    func authorise(entry: WhitelistEntry, identity: ClientIdentity?, location: [String: Any]) throws {
-        let owner = ((location["managingOrganization"] as? [String: Any])?["reference"] as? String)?.split(separator: "/").last.map(String.init)
+    func authorise(entry: WhitelistEntry, identity: ClientIdentity?, location: JSONObject) throws {
+        let owner = location["managingOrganization"]?["reference"]?.string?.split(separator: "/").last.map(String.init)
         // The establishment's identifiers from the search index (no JSON to read on this hot path), kept until
         // identifiers change.
         let codes = try owner.map { Set(try repository.indexedCodes(type: "Organization", id: $0, parameter: "identifier")) } ?? []
@@ -217,10 +217,10 @@ public struct RORCapacityFeed: Sendable {
     }
 
     /// Every indicator added or replaced must be a valid one, of the Location's capacity nature, and unique.
-    func validate(_ patched: [String: Any], original: [String: Any], patch: FHIRPatch) throws {
+    func validate(_ patched: JSONObject, original: JSONObject, patch: FHIRPatch) throws {
         let nature = Self.installedNature(original)
         for operation in patch.operations where operation.kind != .delete {
-            guard let indicator = operation.value as? [String: Any], indicator["url"] as? String == Self.capacityURL else {
+            guard case .object(let indicator)? = operation.value, indicator["url"]?.string == Self.capacityURL else {
                 throw FHIRError(.badRequest, code: "invalid", "The value of \(operation.kind.rawValue) is a \(Self.capacityURL) extension (valueExtension)",
                                 expression: [operation.pathText])
             }
@@ -250,28 +250,28 @@ public struct RORCapacityFeed: Sendable {
         }
     }
 
-    static func indicatorsOf(_ location: [String: Any]) -> [[String: Any]] {
-        (location["extension"] as? [[String: Any]] ?? []).filter { $0["url"] as? String == capacityURL }
+    static func indicatorsOf(_ location: JSONObject) -> [JSONObject] {
+        (location["extension"]?.array ?? []).compactMap { $0.object }.filter { $0["url"]?.string == capacityURL }
     }
 
     /// Sub-extension codes (and the count) of an indicator, by relative url.
-    static func qualifiers(_ indicator: [String: Any]) -> [String: String] {
+    static func qualifiers(_ indicator: JSONObject) -> [String: String] {
         var result: [String: String] = [:]
-        for part in indicator["extension"] as? [[String: Any]] ?? [] {
-            guard let url = part["url"] as? String else { continue }
-            if let code = part["valueCode"] as? String {
+        for case .object(let part) in indicator["extension"]?.array ?? [] {
+            guard let url = part["url"]?.string else { continue }
+            if let code = part["valueCode"]?.string {
                 result[url] = code
-            } else if let coding = ((part["valueCodeableConcept"] as? [String: Any])?["coding"] as? [[String: Any]])?.first, let code = coding["code"] as? String {
+            } else if let code = part["valueCodeableConcept"]?["coding"]?.array?.first?["code"]?.string {
                 result[url] = code
-            } else if let value = part.first(where: { $0.key.hasPrefix("value") })?.value {
-                result[url] = "\(value)"
+            } else if let value = part.first(withPrefix: "value")?.value {
+                result[url] = value.string ?? value.text
             }
         }
         return result
     }
 
     /// The nature (TRE_R329) of the Location's installed capacity, when it has one: feeds keep to it.
-    static func installedNature(_ location: [String: Any]) -> String? {
+    static func installedNature(_ location: JSONObject) -> String? {
         indicatorsOf(location).lazy.map(qualifiers).first { $0["capacityStatus"] == "01" }?["capacityType"]
     }
 }
@@ -321,13 +321,13 @@ final class FeedTurns: Sendable {
 /// parsed from (any other write, a reset, a reload makes it stale).
 final class ParsedLocations: @unchecked Sendable {
     private let lock = NSLock()
-    private var entries: [String: (json: Data, object: [String: Any])] = [:]
+    private var entries: [String: (json: Data, object: JSONObject)] = [:]
 
-    func object(for id: String, json: Data) -> [String: Any]? {
+    func object(for id: String, json: Data) -> JSONObject? {
         lock.withLock { entries[id].flatMap { $0.json == json ? $0.object : nil } }
     }
 
-    func keep(_ json: Data, _ object: [String: Any], for id: String) {
+    func keep(_ json: Data, _ object: JSONObject, for id: String) {
         lock.withLock {
             if entries.count >= 4096, entries[id] == nil { entries.removeAll() }
             entries[id] = (json, object)

@@ -20,10 +20,10 @@ extension RORFHIRService {
         group.post(":type/$validate") { request, context in
             let type = try self.writableType(context)
             let resource = try await FHIRBody.json(request, maximumBody: self.maximumBody, what: "$validate takes the resource")
-            let candidate = (resource["resourceType"] as? String == "Parameters")
-                ? ((resource["parameter"] as? [[String: Any]])?.first { $0["name"] as? String == "resource" }?["resource"] as? [String: Any]) ?? resource
+            let candidate = (resource["resourceType"]?.string == "Parameters")
+                ? (resource["parameter"]?.array?.first { $0["name"]?.string == "resource" }?["resource"]?.object) ?? resource
                 : resource
-            guard candidate["resourceType"] as? String == type else {
+            guard candidate["resourceType"]?.string == type else {
                 throw FHIRError(.badRequest, code: "invalid", "The resource to validate is not a \(type)", expression: ["resourceType"])
             }
             let issues = self.profileIssues(candidate, keepingLastUpdated: true)
@@ -36,8 +36,8 @@ extension RORFHIRService {
             let type = try self.writableType(context)
             try await self.requireWriter(request, context: context)
             var resource = try await FHIRBody.json(request, maximumBody: self.maximumBody, what: "a create takes the resource")
-            guard resource["resourceType"] as? String == type else {
-                throw FHIRError(.badRequest, code: "invalid", "The body is a \(resource["resourceType"] as? String ?? "?"), not a \(type)", expression: ["resourceType"])
+            guard resource["resourceType"]?.string == type else {
+                throw FHIRError(.badRequest, code: "invalid", "The body is a \(resource["resourceType"]?.string ?? "?"), not a \(type)", expression: ["resourceType"])
             }
             if let condition = request.headers[HTTPField.Name("If-None-Exist")!] {
                 let items = condition.split(separator: "&").map { pair -> (String, String) in
@@ -57,7 +57,7 @@ extension RORFHIRService {
                 }
             }
             // The server names what is created (FHIR create ignores a client id).
-            resource["id"] = UUID().uuidString.lowercased()
+            resource["id"] = .string(UUID().uuidString.lowercased())
             let stored = try await self.store(resource, type: type, expectedVersion: nil)
             return self.written(request, stored, status: .created)
         }
@@ -66,7 +66,7 @@ extension RORFHIRService {
             try await self.requireWriter(request, context: context)
             let id = context.parameters.get("id") ?? ""
             let resource = try await FHIRBody.json(request, maximumBody: self.maximumBody, what: "an update takes the resource")
-            guard resource["resourceType"] as? String == type, resource["id"] as? String == id else {
+            guard resource["resourceType"]?.string == type, resource["id"]?.string == id else {
                 throw FHIRError(.badRequest, code: "invalid", "The body must be the \(type) with id '\(id)' (resourceType and id as in the URL)", expression: ["id"])
             }
             let existed = try await self.repository.read(type: type, id: id) != nil
@@ -86,7 +86,7 @@ extension RORFHIRService {
             let body = try await FHIRBody.json(request, maximumBody: self.maximumBody, what: "a patch takes a FHIRPath Patch Parameters resource")
             let patch = try FHIRPatchRequest.read(body)
             guard let current = try await self.repository.read(type: type, id: id),
-                  let object = try JSONSerialization.jsonObject(with: current.json) as? [String: Any] else {
+                  let object = (try? JSON(parsing: current.json))?.object else {
                 throw FHIRError(.notFound, code: "not-found", "Resource \(type)/\(id) is not known", expression: [type])
             }
             let expected = try Self.ifMatch(request) ?? current.version
@@ -124,23 +124,21 @@ extension RORFHIRService {
 
     /// The resource's problems against its ROR profile with the `meta.lastUpdated` the server sets on a write
     /// (`keepingLastUpdated`: `$validate` checks the one sent, when there is one).
-    func profileIssues(_ resource: [String: Any], keepingLastUpdated: Bool = false) -> [ProfileValidator.Issue] {
+    func profileIssues(_ resource: JSONObject, keepingLastUpdated: Bool = false) -> [ProfileValidator.Issue] {
         var stamped = resource
-        var meta = stamped["meta"] as? [String: Any] ?? [:]
-        if !keepingLastUpdated || meta["lastUpdated"] == nil { meta["lastUpdated"] = FHIRInstant.string(Date()) }
-        stamped["meta"] = meta
+        var meta = stamped["meta"]?.object ?? JSONObject()
+        if !keepingLastUpdated || meta["lastUpdated"] == nil { meta["lastUpdated"] = .string(FHIRInstant.string(Date())) }
+        stamped["meta"] = .object(meta)
         return validator.validate(stamped)
     }
 
     /// Validates, then writes in one transaction: the previous version kept in `fhir_history`, the new one indexed.
     /// `expectedVersion` (If-Match) must be the current one, else 412.
-    func store(_ resource: [String: Any], type: String, expectedVersion: Int?) async throws -> StoredResource {
+    func store(_ resource: JSONObject, type: String, expectedVersion: Int?) async throws -> StoredResource {
         let issues = profileIssues(resource)
         guard issues.isEmpty else { throw FHIRError(profileIssues: issues, resourceType: type) }
         let repository = self.repository
-        // Handed to the writer as is (read-only there), not re-encoded and decoded to cross the closure.
-        let input = UnsafeSendable(resource)
-        let id = resource["id"] as? String ?? ""
+        let id = resource["id"]?.string ?? ""
         return try await repository.store.writer.write { db in
             let current = try repository.current(type: type, id: id, in: db)
             if let expectedVersion, current?.version != expectedVersion {
@@ -149,7 +147,7 @@ extension RORFHIRService {
                                 expression: ["If-Match"])
             }
             if let current { try repository.archive(current, in: db) }
-            return try repository.save(input.value, in: db)
+            return try repository.save(resource, in: db)
         }
     }
 

@@ -74,9 +74,9 @@ struct FHIRPathTests {
         let items = try FHIRPath(parsing: "Location.extension.where(url='\(Self.capacity)').extension.where(url='nbCapacity').value").evaluate(on: Self.location)
         #expect(items.map(\.location) == [1, 2, 3].map { [.key("extension"), .index($0), .key("extension"), .index(2), .key("valueInteger")] })
         #expect(items.first?.choiceType == "Integer")
-        #expect(try FHIRPath(parsing: "Location.status = 'retired'").evaluate(on: Self.location).first?.value as? Bool == false)
-        #expect(try FHIRPath(parsing: "true and false").evaluate(on: Self.location).first?.value as? Bool == false)
-        #expect(try FHIRPath(parsing: "1 = 1").evaluate(on: Self.location).first?.value as? Bool == true)
+        #expect(try FHIRPath(parsing: "Location.status = 'retired'").evaluate(on: Self.location).first?.value == .bool(false))
+        #expect(try FHIRPath(parsing: "true and false").evaluate(on: Self.location).first?.value == .bool(false))
+        #expect(try FHIRPath(parsing: "1 = 1").evaluate(on: Self.location).first?.value == .bool(true))
     }
 
     @Test(arguments: [

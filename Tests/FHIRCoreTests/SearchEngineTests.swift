@@ -590,9 +590,10 @@ struct IndexDifferenceTests {
             if let date { parts.append(["url": "date", "valueDateTime": date]) }
             return ["id": id, "url": "cap", "extension": parts]
         }
-        var location = SearchEngineTests.location("d1", system: "sys", value: "A", name: "Nord", nb: nil, date: nil, org: "o1")
-        location["extension"] = [capacity("e0", nb: 1, date: "2024-01-01"), ["url": "other", "valueString": "x"],
-                                 capacity("e1", nb: 2, date: nil), capacity("e2", nb: 2, date: "2024-01-02")]
+        var initial = SearchEngineTests.location("d1", system: "sys", value: "A", name: "Nord", nb: nil, date: nil, org: "o1")
+        initial["extension"] = [capacity("e0", nb: 1, date: "2024-01-01"), ["url": "other", "valueString": "x"],
+                                capacity("e1", nb: 2, date: nil), capacity("e2", nb: 2, date: "2024-01-02")]
+        var location = try #require(JSONObject(any: initial))
         var version = 1
         try store.writer.write { db in try repository.write(try repository.prepare(location, version: version), in: db) }
         func storedRows() throws -> [SearchIndexRow: Int] {
@@ -608,7 +609,7 @@ struct IndexDifferenceTests {
         var generator = SeededGenerator(seed: 7)
         var next = 3
         for step in 0..<80 {
-            let ids = ((location["extension"] as? [[String: Any]]) ?? []).compactMap { $0["id"] as? String }
+            let ids = (location["extension"]?.array ?? []).compactMap { $0["id"]?.string }
             let target = ids.isEmpty ? nil : ids[Int(generator.next() % UInt64(ids.count))]
             let nb = Int(generator.next() % 4)
             let date: String? = generator.next() % 3 == 0 ? nil : "2024-0\(1 + generator.next() % 9)-1\(generator.next() % 9)"
@@ -633,7 +634,7 @@ struct IndexDifferenceTests {
             var changes = ChangedElements()
             let patched = try FHIRPatch(parameters: FHIRPathTests.patch(operations)).apply(to: location, changes: &changes)
             let list = changes.origins["extension"].map {
-                ResourceRepository.ListChange(name: "extension", original: location["extension"] as? [Any] ?? [], origins: $0)
+                ResourceRepository.ListChange(name: "extension", original: location["extension"]?.array ?? [], origins: $0)
             }
             #expect(list != nil, "step \(step): \(operations)")
             version += 1

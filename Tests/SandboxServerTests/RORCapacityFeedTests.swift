@@ -180,6 +180,8 @@ struct RORCapacityFeedTests {
         RefusalCase(label: "insert", body: body("insert", path: selector(status: "02")), status: .badRequest, code: "not-supported", message: "'insert' is not supported"),
         RefusalCase(label: "not Parameters", body: #"{"resourceType":"Location"}"#, status: .badRequest, code: "invalid", message: "Parameters resource"),
         RefusalCase(label: "malformed JSON", body: #"{"resourceType": "Parameters", "#, status: .badRequest, code: "structure", message: "not a JSON object"),
+        RefusalCase(label: "duplicate member", body: #"{"resourceType": "Parameters", "parameter": [], "parameter": []}"#, status: .badRequest, code: "structure",
+                    message: "'parameter' appears twice"),
         RefusalCase(label: "deep JSON", body: String(repeating: "[", count: 100) + String(repeating: "]", count: 100), status: .badRequest, code: "structure", message: "deeper than 64"),
         RefusalCase(label: "nbCapacity as text (profile)", body: body("replace", path: selector(status: "02"), value: {
             var value = indicator(status: "02", count: 1)
