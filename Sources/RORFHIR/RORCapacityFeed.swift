@@ -139,7 +139,7 @@ public struct RORCapacityFeed: Sendable {
             }
             let prepared = try repository.prepare(patched, version: base.version + 1, lastUpdated: now, changed: Self.patchedElements, list: list)
             let previous = base
-            let written = try await repository.store.writer.write { db -> Bool in
+            let written = try repository.store.writeInPlace { db -> Bool in
                 guard try repository.current(type: "Location", id: id, in: db)?.version == previous.version else { return false }
                 try repository.archive(previous, in: db)
                 try repository.write(prepared, in: db)
@@ -176,7 +176,7 @@ public struct RORCapacityFeed: Sendable {
     /// Parses the body as a `Parameters` patch whose operations all target the capacity indicators.
     static func readPatch(_ object: JSONObject) throws -> FHIRPatch {
         let patch = try FHIRPatchRequest.read(object)
-        for operation in patch.operations where !operation.pathText.filter({ $0 != " " }).hasPrefix(capacityPathStart) {
+        for operation in patch.operations where !operation.pathText.utf8.lazy.filter({ $0 != 0x20 }).starts(with: capacityPathStart.utf8) {
             throw FHIRError(.badRequest, code: "invalid",
                             "This endpoint only changes capacity indicators: every path starts with \(capacityPath)", expression: [operation.pathText])
         }

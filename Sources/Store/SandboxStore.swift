@@ -106,6 +106,14 @@ public final class SandboxStore: Sendable {
         self.checkpointer = checkpointer
     }
 
+    /// A write transaction run on the calling thread, waiting for the writer if another write is in progress
+    /// (GRDB's synchronous `write`: the calling thread takes the writer's queue in turn). For short writes on a
+    /// request's path: the asynchronous `write` hands the transaction to the writer's thread and the answer back,
+    /// two thread wake-ups per request.
+    public func writeInPlace<T>(_ updates: (Database) throws -> T) throws -> T {
+        try writer.write(updates)
+    }
+
     func migrate() throws {
         try Self.migrator.migrate(writer)
     }
