@@ -39,9 +39,21 @@ public struct SearchParameterDefinition: Sendable, Hashable {
 /// A parsed element path (see ``SearchParameterDefinition``).
 public struct ElementPath: Sendable, Hashable, CustomStringConvertible {
     public struct Step: Sendable, Hashable {
-        public var name: String
+        public var name: String {
+            didSet { prefix = Self.prefix(of: name) }
+        }
         /// `name[key=value]` filter.
         public var filter: (key: String, value: String)?
+        /// For `value*` (every `value[x]` choice), `value`; decided once, not for every element the step meets.
+        private(set) var prefix: Substring?
+
+        public init(name: String, filter: (key: String, value: String)?) {
+            self.name = name
+            self.filter = filter
+            self.prefix = Self.prefix(of: name)
+        }
+
+        static func prefix(of name: String) -> Substring? { name.hasSuffix("*") ? name.dropLast() : nil }
 
         public static func == (lhs: Step, rhs: Step) -> Bool {
             lhs.name == rhs.name && lhs.filter?.key == rhs.filter?.key && lhs.filter?.value == rhs.filter?.value
@@ -102,8 +114,7 @@ public struct ElementPath: Sendable, Hashable, CustomStringConvertible {
                         next.append(item)
                     }
                 }
-                if step.name.hasSuffix("*") {
-                    let prefix = step.name.dropLast()
+                if let prefix = step.prefix {
                     for member in object where member.key.hasPrefix(prefix) && !member.key.hasPrefix("_") { take(member.value) }
                 } else if let child = object[step.name] {
                     take(child)
