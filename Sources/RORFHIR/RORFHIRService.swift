@@ -362,9 +362,3 @@ enum RORConsumerHeaders {
         entry.accessProfile ?? token.profil
     }
 }
-
-/// Read-only JSON trees handed to `concurrentPerform` (parsed by JSONSerialization, never mutated).
-struct UnsafeSendable<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
-}

@@ -48,19 +48,23 @@ public struct RORSeedDataset: Sendable {
         var count = 0
         for file in files {
             let data = try Data(contentsOf: file)
-            guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-                throw ResourceError("\(file.path): not a JSON object")
+            // Read as written: the stored resources keep the seed file's member order.
+            let object: JSONObject
+            do {
+                guard case .object(let read) = try JSON(parsing: data) else { throw ResourceError("\(file.path): not a JSON object") }
+                object = read
+            } catch let error as JSON.ParseError {
+                throw ResourceError("\(file.path): not a JSON object: \(error)")
             }
-            let resources: [[String: Any]] = object["resourceType"] as? String == "Bundle"
-                ? (object["entry"] as? [[String: Any]] ?? []).compactMap { $0["resource"] as? [String: Any] }
+            let resources: [JSONObject] = object["resourceType"]?.string == "Bundle"
+                ? (object["entry"]?.array ?? []).compactMap { $0["resource"]?.object }
                 : [object]
             let prepared = PreparedBatch(count: resources.count)
-            let input = UnsafeSendable(resources)
             DispatchQueue.concurrentPerform(iterations: resources.count) { index in
-                let resource = input.value[index]
+                let resource = resources[index]
                 prepared.set(index, Result {
                     do { return try repository.prepare(resource, version: 1) } catch {
-                        throw ResourceError("seed \(file.lastPathComponent) \(resource["resourceType"] ?? "?")/\(resource["id"] ?? "?"): \(error)")
+                        throw ResourceError("seed \(file.lastPathComponent) \(resource["resourceType"]?.string ?? "?")/\(resource["id"]?.string ?? "?"): \(error)")
                     }
                 })
             }

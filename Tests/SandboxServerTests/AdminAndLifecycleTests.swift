@@ -209,6 +209,13 @@ struct AdminAndLifecycleTests {
         try Data("{ nope".utf8).write(to: seeds.appendingPathComponent("access/whitelist.json"))
         #expect { _ = try Sandbox(configuration: configuration) } throws: { "\($0)".contains("whitelist.json") }
 
+        // A ROR dataset file that is not JSON names itself and where reading stopped.
+        let rorSeeds = try SharedPKI.emptySeeds()
+        try FileManager.default.createDirectory(at: rorSeeds.appendingPathComponent("ror"), withIntermediateDirectories: true)
+        try Data(#"{"resourceType": "Bundle", "entry": [}"#.utf8).write(to: rorSeeds.appendingPathComponent("ror/broken.json"))
+        configuration.seedsDirectory = rorSeeds
+        #expect { _ = try Sandbox(configuration: configuration) } throws: { "\($0)".contains("broken.json: not a JSON object: a value was expected (at byte 37)") }
+
         configuration.seedsDirectory = try SharedPKI.emptySeeds()
         configuration.trustCAFiles = [seeds.appendingPathComponent("missing.pem")]
         #expect { _ = try Sandbox(configuration: configuration) } throws: { "\($0)".contains("--trust-ca") }
