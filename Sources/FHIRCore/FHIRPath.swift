@@ -256,13 +256,6 @@ public struct FHIRPathItem: Sendable {
         self.choiceType = choiceType
     }
 
-    /// The same item as a criterion's input (see ``untracked``).
-    var asCriterionInput: FHIRPathItem {
-        var item = FHIRPathItem(value: value, node: nil, choiceType: choiceType)
-        item.untracked = true
-        return item
-    }
-
     /// The steps from the resource to the item (empty for the resource itself and for literals).
     public var location: [JSONPathStep] {
         var steps: [JSONPathStep] = []
@@ -316,9 +309,9 @@ extension FHIRPath {
             let input = base.evaluate(context, isRoot: isRoot)
             switch name {
             case "where":
-                return input.filter { item in arguments[0].truth([item.asCriterionInput], isRoot: false) == true }
+                return input.filter { item in arguments[0].criterion(item.value, choice: item.choiceType) == true }
             case "exists":
-                let items = arguments.isEmpty ? input : input.filter { arguments[0].truth([$0.asCriterionInput], isRoot: false) == true }
+                let items = arguments.isEmpty ? input : input.filter { arguments[0].criterion($0.value, choice: $0.choiceType) == true }
                 return [Self.boolean(!items.isEmpty)]
             case "first":
                 return Array(input.prefix(1))
@@ -374,7 +367,7 @@ extension FHIRPath {
         case .function(let base, "where", let arguments) where arguments.count == 1:
             var lone: Bool?
             var matched = 0
-            for item in base.evaluate(context, isRoot: isRoot) where arguments[0].truth([item.asCriterionInput], isRoot: false) == true {
+            for item in base.evaluate(context, isRoot: isRoot) where arguments[0].criterion(item.value, choice: item.choiceType) == true {
                 matched += 1
                 guard matched == 1, case .bool(let value) = item.value else { return true }
                 lone = value
@@ -383,6 +376,40 @@ extension FHIRPath {
         default:
             return evaluate(context, isRoot: isRoot).singleBoolean
         }
+    }
+
+    /// `truth` of a `where()`/`exists()` criterion on one item (no location kept): its common forms — `and`/`or`, a
+    /// lone-string comparison, a `where()` on a plain name — answered on the value itself, without the one-item
+    /// collections and child lists `truth` builds (a capacity patch's path tests ~200 sub-extensions per PATCH).
+    func criterion(_ value: JSON, choice: String?) -> Bool? {
+        switch self {
+        case .and(let left, let right), .or(let left, let right):
+            let dominant: Bool
+            if case .or = self { dominant = true } else { dominant = false }
+            let lhs = left.criterion(value, choice: choice)
+            if lhs == dominant { return dominant }
+            let rhs = right.criterion(value, choice: choice)
+            if rhs == dominant { return dominant }
+            return lhs == !dominant && rhs == !dominant ? !dominant : nil
+        case .equals(let left, .string(let literal), let negated):
+            if let string = Self.loneString(left, from: value) { return (string == literal) != negated }
+        case .function(.member(.root, let name), "where", let arguments) where arguments.count == 1:
+            // A plain name present (a choice name is left to `truth`): its elements, as `children(of:named:)` lists them.
+            guard let child = value[name] else { break }
+            var lone: Bool?
+            var matched = 0
+            for element in child.elements where arguments[0].criterion(element, choice: nil) == true {
+                matched += 1
+                guard matched == 1, case .bool(let flag) = element else { return true }
+                lone = flag
+            }
+            return lone
+        default:
+            break
+        }
+        var item = FHIRPathItem(value: value, node: nil, choiceType: choice)
+        item.untracked = true
+        return truth([item], isRoot: false)
     }
 
     /// The one string a chain of plain names (`a.b.c` from the criterion's item) reaches through objects and
