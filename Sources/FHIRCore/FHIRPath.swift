@@ -352,30 +352,40 @@ extension FHIRPath {
     func truth(_ context: [FHIRPathItem], isRoot: Bool) -> Bool? {
         switch self {
         case .and(let left, let right), .or(let left, let right):
-            // Three-valued logic: the dominant value (false for `and`, true for `or`) decides alone — the right side
-            // is then not evaluated —, both of the other value give it, anything else is empty.
-            let dominant: Bool
-            if case .or = self { dominant = true } else { dominant = false }
-            let lhs = left.truth(context, isRoot: isRoot)
-            if lhs == dominant { return dominant }
-            let rhs = right.truth(context, isRoot: isRoot)
-            if rhs == dominant { return dominant }
-            return lhs == !dominant && rhs == !dominant ? !dominant : nil
+            return logical({ left.truth(context, isRoot: isRoot) }, { right.truth(context, isRoot: isRoot) })
         case .equals(let left, .string(let literal), let negated) where !isRoot && context.count == 1:
             if let string = Self.loneString(left, from: context[0].value) { return (string == literal) != negated }
             return evaluate(context, isRoot: isRoot).singleBoolean
         case .function(let base, "where", let arguments) where arguments.count == 1:
-            var lone: Bool?
-            var matched = 0
-            for item in base.evaluate(context, isRoot: isRoot) where arguments[0].criterion(item.value, choice: item.choiceType) == true {
-                matched += 1
-                guard matched == 1, case .bool(let value) = item.value else { return true }
-                lone = value
-            }
-            return lone
+            return Self.whereTruth(base.evaluate(context, isRoot: isRoot).lazy.map { ($0.value, $0.choiceType) }, arguments[0])
         default:
             return evaluate(context, isRoot: isRoot).singleBoolean
         }
+    }
+
+    /// Three-valued `and`/`or` of two sides: the dominant value (false for `and`, true for `or`) decides alone — the
+    /// right side is then not evaluated —, both of the other value give it, anything else is empty.
+    private func logical(_ left: () -> Bool?, _ right: () -> Bool?) -> Bool? {
+        let dominant: Bool
+        if case .or = self { dominant = true } else { dominant = false }
+        let lhs = left()
+        if lhs == dominant { return dominant }
+        let rhs = right()
+        if rhs == dominant { return dominant }
+        return lhs == !dominant && rhs == !dominant ? !dominant : nil
+    }
+
+    /// A `where()` tested for truth: stops at the second match (several items are true) or at a first match that is
+    /// not a boolean; a lone boolean is its value; none is empty.
+    private static func whereTruth(_ items: some Sequence<(JSON, String?)>, _ criterion: FHIRPath) -> Bool? {
+        var lone: Bool?
+        var matched = 0
+        for (value, choice) in items where criterion.criterion(value, choice: choice) == true {
+            matched += 1
+            guard matched == 1, case .bool(let flag) = value else { return true }
+            lone = flag
+        }
+        return lone
     }
 
     /// `truth` of a `where()`/`exists()` criterion on one item (no location kept): its common forms — `and`/`or`, a
@@ -384,26 +394,13 @@ extension FHIRPath {
     func criterion(_ value: JSON, choice: String?) -> Bool? {
         switch self {
         case .and(let left, let right), .or(let left, let right):
-            let dominant: Bool
-            if case .or = self { dominant = true } else { dominant = false }
-            let lhs = left.criterion(value, choice: choice)
-            if lhs == dominant { return dominant }
-            let rhs = right.criterion(value, choice: choice)
-            if rhs == dominant { return dominant }
-            return lhs == !dominant && rhs == !dominant ? !dominant : nil
+            return logical({ left.criterion(value, choice: choice) }, { right.criterion(value, choice: choice) })
         case .equals(let left, .string(let literal), let negated):
             if let string = Self.loneString(left, from: value) { return (string == literal) != negated }
         case .function(.member(.root, let name), "where", let arguments) where arguments.count == 1:
             // A plain name present (a choice name is left to `truth`): its elements, as `children(of:named:)` lists them.
             guard let child = value[name] else { break }
-            var lone: Bool?
-            var matched = 0
-            for element in child.elements where arguments[0].criterion(element, choice: nil) == true {
-                matched += 1
-                guard matched == 1, case .bool(let flag) = element else { return true }
-                lone = flag
-            }
-            return lone
+            return Self.whereTruth(child.elements.lazy.map { ($0, nil) }, arguments[0])
         default:
             break
         }
