@@ -30,6 +30,10 @@ public final class ResourceRepository: Sendable {
     public init(store: SandboxStore, registry: SearchParameterRegistry) {
         self.store = store
         self.registry = registry
+        // Once for the writer's connection: adding an observer makes GRDB drop its cached DELETE statements, which
+        // a per-transaction hook did on every write (3 statements compiled again per capacity PATCH).
+        let cache = readCache
+        try? store.writer.writeWithoutTransaction { db in db.add(transactionObserver: cache, extent: .observerLifetime) }
     }
 
     // MARK: Writing
@@ -484,9 +488,10 @@ public final class SearchSnapshots: Sendable {
 /// forgotten and the resources written take their new version (every resource when the change was a raw one,
 /// ``ResourceRepository/resourcesChanged(in:)``): a feeder's PATCHes no longer empty the cache consumers read from.
 /// A read puts its result only if no such commit happened since it began (so a read that raced a write never caches
-/// the old version: either its generation changed, or the commit's update comes after the put). A one-shot commit
-/// hook per transaction rather than a GRDB transaction observer: an observer's update hook would run for every index row.
-final class ReadCache: @unchecked Sendable {
+/// the old version: either its generation changed, or the commit's update comes after the put). It observes the
+/// writer's commits and rollbacks only (no database events: an update hook would run for every index row), and acts
+/// on those of transactions that told it of a change.
+final class ReadCache: TransactionObserver, @unchecked Sendable {
     private struct State {
         var generation = 0
         var entries: [String: StoredResource] = [:]
@@ -501,7 +506,8 @@ final class ReadCache: @unchecked Sendable {
     }
 
     private let state = NIOLockedValueBox(State())
-    /// The current write transaction's hook and changes (writer's queue only: transactions are serial).
+    /// Whether the current write transaction changed resources, and its changes (writer's queue only: transactions
+    /// are serial).
     private var registered = false
     private var written: [String: StoredResource] = [:]
     private var rawChange = false
@@ -560,14 +566,14 @@ final class ReadCache: @unchecked Sendable {
 
     /// A raw change of `fhir_resource` in this transaction: everything is forgotten at commit.
     func changing(in db: Database) {
-        register(in: db)
+        registered = true
         rawChange = true
     }
 
     /// A resource written in this transaction, re-indexed for `parameters` (nil: all): its new version replaces the
     /// cached one at commit.
     func writing(_ resource: StoredResource, key: String, parameters: Set<String>?, in db: Database) {
-        register(in: db)
+        registered = true
         written[key] = resource
         if let parameters, let known = reindexed[resource.type] {
             reindexed[resource.type] = known.map { $0.union(parameters) }
@@ -576,36 +582,39 @@ final class ReadCache: @unchecked Sendable {
         }
     }
 
-    private func register(in db: Database) {
-        guard !registered else { return }
-        registered = true
-        db.afterNextTransaction(onCommit: { [self] _ in
-            let (raw, resources) = (rawChange, written)
-            let lookupsChanged = raw || reindexed.values.contains { $0.map { !$0.isDisjoint(with: Self.lookupParameters) } ?? true }
-            reset()
-            state.withLockedValue { state in
-                let generation = state.generation + 1
-                let lookupGeneration = state.lookupGeneration + (lookupsChanged ? 1 : 0)
-                if lookupsChanged { state.lookups.removeAll() }
-                if raw {
-                    state = State()
-                } else {
-                    state.searches.removeAll()
-                    state.searchIDs = 0
-                    for (key, resource) in resources {
-                        state.bytes -= state.entries.removeValue(forKey: key)?.json.count ?? 0
-                        if state.bytes + resource.json.count <= Self.byteCapacity {
-                            state.entries[key] = resource
-                            state.bytes += resource.json.count
-                        }
+    func observes(eventsOfKind eventKind: DatabaseEventKind) -> Bool { false }
+
+    func databaseDidChange(with event: DatabaseEvent) {}
+
+    func databaseDidCommit(_ db: Database) {
+        guard registered else { return }
+        let (raw, resources) = (rawChange, written)
+        let lookupsChanged = raw || reindexed.values.contains { $0.map { !$0.isDisjoint(with: Self.lookupParameters) } ?? true }
+        reset()
+        state.withLockedValue { state in
+            let generation = state.generation + 1
+            let lookupGeneration = state.lookupGeneration + (lookupsChanged ? 1 : 0)
+            if lookupsChanged { state.lookups.removeAll() }
+            if raw {
+                state = State()
+            } else {
+                state.searches.removeAll()
+                state.searchIDs = 0
+                for (key, resource) in resources {
+                    state.bytes -= state.entries.removeValue(forKey: key)?.json.count ?? 0
+                    if state.bytes + resource.json.count <= Self.byteCapacity {
+                        state.entries[key] = resource
+                        state.bytes += resource.json.count
                     }
                 }
-                state.generation = generation
-                state.lookupGeneration = lookupGeneration
             }
-        }, onRollback: { [self] _ in
-            reset()
-        })
+            state.generation = generation
+            state.lookupGeneration = lookupGeneration
+        }
+    }
+
+    func databaseDidRollback(_ db: Database) {
+        reset()
     }
 
     private func reset() {
