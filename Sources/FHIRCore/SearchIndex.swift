@@ -44,17 +44,18 @@ public enum SearchIndexer {
         let root = JSON.object(resource)
         // Parameters often share their first step (a Location's capacity ones all start at its capacity indicators):
         // the elements it selects are found once.
-        var firstSteps: [ElementPath.Step: [JSON]] = [:]
+        // A few distinct first steps, compared rather than hashed (their filters are long URLs).
+        var firstSteps: [(step: ElementPath.Step, nodes: [JSON])] = []
         for parameter in parameters {
             for path in parameter.paths {
                 let start: [JSON]
                 if path.steps.isEmpty {
                     start = [root]
-                } else if let first = path.steps.first, let known = firstSteps[first] {
-                    start = known
+                } else if let known = firstSteps.first(where: { $0.step == path.steps[0] }) {
+                    start = known.nodes
                 } else {
                     start = ElementPath.select(path.steps.prefix(1), from: [root])
-                    firstSteps[path.steps[0]] = start
+                    firstSteps.append((path.steps[0], start))
                 }
                 for node in ElementPath.select(path.steps.dropFirst(), from: start) {
                     rows += extract(node, parameter: parameter)

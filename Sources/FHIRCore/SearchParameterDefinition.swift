@@ -45,7 +45,7 @@ public struct ElementPath: Sendable, Hashable, CustomStringConvertible {
         /// `name[key=value]` filter.
         public var filter: (key: String, value: String)?
         /// For `value*` (every `value[x]` choice), `value`; decided once, not for every element the step meets.
-        private(set) var prefix: Substring?
+        private(set) var prefix: String?
 
         public init(name: String, filter: (key: String, value: String)?) {
             self.name = name
@@ -53,7 +53,7 @@ public struct ElementPath: Sendable, Hashable, CustomStringConvertible {
             self.prefix = Self.prefix(of: name)
         }
 
-        static func prefix(of name: String) -> Substring? { name.hasSuffix("*") ? name.dropLast() : nil }
+        static func prefix(of name: String) -> String? { name.hasSuffix("*") ? String(name.dropLast()) : nil }
 
         public static func == (lhs: Step, rhs: Step) -> Bool {
             lhs.name == rhs.name && lhs.filter?.key == rhs.filter?.key && lhs.filter?.value == rhs.filter?.value

@@ -256,8 +256,9 @@ public struct RORCapacityFeed: Sendable {
 
     /// Sub-extension codes (and the count) of an indicator, by relative url.
     static func qualifiers(_ indicator: JSONObject) -> [String: String] {
-        var result: [String: String] = [:]
-        for case .object(let part) in indicator["extension"]?.array ?? [] {
+        let parts = indicator["extension"]?.array ?? []
+        var result: [String: String] = Dictionary(minimumCapacity: parts.count)
+        for case .object(let part) in parts {
             guard let url = part["url"]?.string else { continue }
             if let code = part["valueCode"]?.string {
                 result[url] = code
