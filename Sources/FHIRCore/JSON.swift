@@ -116,14 +116,6 @@ extension JSON {
         }()
         self = try result.get()
     }
-
-    public init(parsing data: Data, depthLimit: Int = 512) throws(ParseError) {
-        let result: Result<JSON, ParseError> = data.withUnsafeBytes { raw in
-            var parser = JSONParser(bytes: raw.bindMemory(to: UInt8.self), depthLimit: depthLimit)
-            return Result { () throws(ParseError) in try parser.document() }
-        }
-        self = try result.get()
-    }
 }
 
 struct JSONParser {
@@ -189,22 +181,10 @@ struct JSONParser {
         index += count
     }
 
-    mutating func enter() throws(JSON.ParseError) {
-        depth += 1
-        guard depth <= depthLimit else { throw error(.tooDeep, "nesting deeper than \(depthLimit) levels") }
-    }
-
     mutating func object() throws(JSON.ParseError) -> JSONObject {
-        try enter()
-        index += 1
         var members: [JSONObject.Member] = []
-        skipSpace()
-        if index < bytes.count, bytes[index] == 0x7D {
-            index += 1
-            depth -= 1
-            return JSONObject(members)
-        }
-        while true {
+        guard try open(closedBy: 0x7D) else { return JSONObject(members) }
+        repeat {
             skipSpace()
             guard index < bytes.count, bytes[index] == 0x22 else { throw error(.malformed, "a member name (a string) was expected") }
             let start = index
@@ -217,36 +197,43 @@ struct JSONParser {
             guard index < bytes.count, bytes[index] == 0x3A else { throw error(.malformed, "':' was expected after a member name") }
             index += 1
             members.append(JSONObject.Member(key, try value()))
-            skipSpace()
-            guard index < bytes.count else { throw error(.malformed, "the object is not closed") }
-            if bytes[index] == 0x2C { index += 1; continue }
-            guard bytes[index] == 0x7D else { throw error(.malformed, "',' or '}' was expected") }
-            index += 1
-            depth -= 1
-            return JSONObject(members)
-        }
+        } while try next(closedBy: 0x7D, "object")
+        return JSONObject(members)
     }
 
     mutating func array() throws(JSON.ParseError) -> [JSON] {
-        try enter()
-        index += 1
         var elements: [JSON] = []
-        skipSpace()
-        if index < bytes.count, bytes[index] == 0x5D {
-            index += 1
-            depth -= 1
-            return elements
-        }
-        while true {
+        guard try open(closedBy: 0x5D) else { return elements }
+        repeat {
             elements.append(try value())
-            skipSpace()
-            guard index < bytes.count else { throw error(.malformed, "the array is not closed") }
-            if bytes[index] == 0x2C { index += 1; continue }
-            guard bytes[index] == 0x5D else { throw error(.malformed, "',' or ']' was expected") }
+        } while try next(closedBy: 0x5D, "array")
+        return elements
+    }
+
+    /// Enters an object or array at its opening byte; false when it closes at once (empty).
+    mutating func open(closedBy close: UInt8) throws(JSON.ParseError) -> Bool {
+        depth += 1
+        guard depth <= depthLimit else { throw error(.tooDeep, "nesting deeper than \(depthLimit) levels") }
+        index += 1
+        skipSpace()
+        guard index < bytes.count, bytes[index] == close else { return true }
+        index += 1
+        depth -= 1
+        return false
+    }
+
+    /// After a member or element: true at a ',' (another follows), false at the closing byte (the container ends).
+    mutating func next(closedBy close: UInt8, _ container: String) throws(JSON.ParseError) -> Bool {
+        skipSpace()
+        guard index < bytes.count else { throw error(.malformed, "the \(container) is not closed") }
+        if bytes[index] == 0x2C {
             index += 1
-            depth -= 1
-            return elements
+            return true
         }
+        guard bytes[index] == close else { throw error(.malformed, "',' or '\(Character(Unicode.Scalar(close)))' was expected") }
+        index += 1
+        depth -= 1
+        return false
     }
 
     mutating func string() throws(JSON.ParseError) -> String {

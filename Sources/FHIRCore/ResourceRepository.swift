@@ -30,10 +30,6 @@ public final class ResourceRepository: Sendable {
     public init(store: SandboxStore, registry: SearchParameterRegistry) {
         self.store = store
         self.registry = registry
-        // Once for the writer's connection: adding an observer makes GRDB drop its cached DELETE statements, which
-        // a per-transaction hook did on every write (3 statements compiled again per capacity PATCH).
-        let cache = readCache
-        try? store.writer.writeWithoutTransaction { db in db.add(transactionObserver: cache, extent: .observerLifetime) }
     }
 
     // MARK: Writing
@@ -160,10 +156,6 @@ public final class ResourceRepository: Sendable {
         return resource
     }
 
-    /// The same for a `JSONSerialization` tree.
-    public static func stamped(_ resource: [String: Any], version: Int, lastUpdated: Date) -> [String: Any] {
-        stamped(JSONObject(any: resource) ?? JSONObject(), version: version, lastUpdated: lastUpdated).dictionary
-    }
 
     /// Writes a prepared resource and brings its index rows (of the parameters it was prepared for) to `prepared.rows`,
     /// touching only the rows that differ:
@@ -508,7 +500,11 @@ final class ReadCache: TransactionObserver, @unchecked Sendable {
     private let state = NIOLockedValueBox(State())
     /// Whether the current write transaction changed resources, and its changes (writer's queue only: transactions
     /// are serial).
-    private var registered = false
+    private var changed = false
+    /// The connection this cache observes (the repository's writer). Registered once, at its first write: adding an
+    /// observer makes GRDB drop its cached DELETE statements, which a hook added per transaction did on every write
+    /// (3 statements compiled again per capacity PATCH).
+    private weak var observed: Database?
     private var written: [String: StoredResource] = [:]
     private var rawChange = false
     /// Parameters re-indexed by the transaction's writes, by resource type (nil: all of them).
@@ -566,14 +562,14 @@ final class ReadCache: TransactionObserver, @unchecked Sendable {
 
     /// A raw change of `fhir_resource` in this transaction: everything is forgotten at commit.
     func changing(in db: Database) {
-        registered = true
+        observe(db)
         rawChange = true
     }
 
     /// A resource written in this transaction, re-indexed for `parameters` (nil: all): its new version replaces the
     /// cached one at commit.
     func writing(_ resource: StoredResource, key: String, parameters: Set<String>?, in db: Database) {
-        registered = true
+        observe(db)
         written[key] = resource
         if let parameters, let known = reindexed[resource.type] {
             reindexed[resource.type] = known.map { $0.union(parameters) }
@@ -582,12 +578,19 @@ final class ReadCache: TransactionObserver, @unchecked Sendable {
         }
     }
 
+    private func observe(_ db: Database) {
+        changed = true
+        guard observed !== db else { return }
+        observed = db
+        db.add(transactionObserver: self, extent: .observerLifetime)
+    }
+
     func observes(eventsOfKind eventKind: DatabaseEventKind) -> Bool { false }
 
     func databaseDidChange(with event: DatabaseEvent) {}
 
     func databaseDidCommit(_ db: Database) {
-        guard registered else { return }
+        guard changed else { return }
         let (raw, resources) = (rawChange, written)
         let lookupsChanged = raw || reindexed.values.contains { $0.map { !$0.isDisjoint(with: Self.lookupParameters) } ?? true }
         reset()
@@ -618,7 +621,7 @@ final class ReadCache: TransactionObserver, @unchecked Sendable {
     }
 
     private func reset() {
-        registered = false
+        changed = false
         written.removeAll()
         reindexed.removeAll()
         rawChange = false
