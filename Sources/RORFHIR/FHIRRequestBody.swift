@@ -9,15 +9,29 @@ enum FHIRBody {
     static let depthLimit = 64
 
     static func json(_ request: Request, maximumBody: Int, what: String) async throws -> JSONObject {
+        try mediaType(request, what: what)
+        var request = request
+        guard let buffer = try? await request.collectBody(upTo: maximumBody) else {
+            throw FHIRError(.contentTooLarge, code: "too-costly", "The body is over \(maximumBody) bytes", expression: nil)
+        }
+        return try object(buffer)
+    }
+
+    /// The same on a body already collected.
+    static func json(_ request: Request, body: ByteBuffer, what: String) throws -> JSONObject {
+        try mediaType(request, what: what)
+        return try object(body)
+    }
+
+    private static func mediaType(_ request: Request, what: String) throws {
         let mediaType = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
         guard mediaType == "application/fhir+json" || mediaType == "application/json" else {
             throw FHIRError(.unsupportedMediaType, code: "not-supported",
                             "Content-Type '\(request.headers[.contentType] ?? "")': \(what) as application/fhir+json", expression: nil)
         }
-        var request = request
-        guard let buffer = try? await request.collectBody(upTo: maximumBody) else {
-            throw FHIRError(.contentTooLarge, code: "too-costly", "The body is over \(maximumBody) bytes", expression: nil)
-        }
+    }
+
+    private static func object(_ buffer: ByteBuffer) throws -> JSONObject {
         let value: JSON
         do {
             value = try buffer.withUnsafeReadableBytes { raw throws(JSON.ParseError) in

@@ -92,15 +92,53 @@ public struct RORCapacityFeed: Sendable {
     func patch(_ request: Request, identity: ClientIdentity?, environment: String) async throws -> Response {
         // Bearer token of a client whose whitelist entry may feed (no Ror-* headers on this endpoint).
         let (_, entry) = try await tokens.verify(authorization: request.headers[.authorization], identity: identity, environment: environment)
+        let body = try await FHIRBody.json(request, maximumBody: maximumBody, what: Self.bodyWhat)
+        let (patch, id) = try target(request, entry: entry, body: body)
+        await turns.begin(id)
+        defer { turns.end(id) }
+        // Another write of the Location (the consumer API's writes, a reset) makes this one start again on the new
+        // version (optimistic concurrency: each round lost is another write done, so it ends).
+        while true {
+            let (base, object) = try await location(id)
+            if let stored = try attempt(patch, id: id, base: base, object: object, entry: entry, identity: identity) {
+                let (head, json) = Self.answer(stored, previous: base.version, id: id)
+                return Response(status: head.status, headers: head.headerFields, body: .init(byteBuffer: ByteBuffer(bytes: json)))
+            }
+        }
+    }
+
+    /// The same PATCH answered at once, on the connection's event loop (`ImmediateAnswers`), when everything it needs
+    /// is at hand: a token verified before, the Location cached, its turn free and its version unchanged while it is
+    /// patched. Nil otherwise, and for every refusal: the route then answers (its errors have one form). Nothing is
+    /// written unless the answer is the 200.
+    public func patchNow(_ request: Request, body: ByteBuffer, identity: ClientIdentity?, environment: String) -> (HTTPResponse, Data)? {
+        guard request.method == .patch, request.uri.path == Self.basePath + "/Location" else { return nil }
+        do {
+            guard let (_, entry) = try tokens.verifyNow(authorization: request.headers[.authorization], identity: identity, environment: environment)
+            else { return nil }
+            let object = try FHIRBody.json(request, body: body, what: Self.bodyWhat)
+            let (patch, id) = try target(request, entry: entry, body: object)
+            guard turns.take(id) else { return nil }
+            defer { turns.end(id) }
+            guard let (base, location) = try cachedLocation(id),
+                  let stored = try attempt(patch, id: id, base: base, object: location, entry: entry, identity: identity) else { return nil }
+            return Self.answer(stored, previous: base.version, id: id)
+        } catch {
+            return nil
+        }
+    }
+
+    static let bodyWhat = "the capacity feed takes a FHIRPath Patch Parameters resource"
+
+    /// The patch and the one Location it targets, once the entry may feed.
+    func target(_ request: Request, entry: WhitelistEntry, body: JSONObject) throws -> (FHIRPatch, String) {
         guard entry.role == .feed else {
             throw FHIRError(.forbidden, code: "forbidden", "Client '\(entry.clientId ?? "?")' is whitelisted to consume, not to feed capacities (role feed required)", expression: nil)
         }
         guard let identifier = request.uri.queryParameters["identifier"].map(String.init), !identifier.isEmpty else {
             throw FHIRError(.badRequest, code: "required", "The conditional PATCH names the Location: ?identifier=<idNatStructEtab>/<idExterne>", expression: ["identifier"])
         }
-        let body = try await FHIRBody.json(request, maximumBody: maximumBody, what: "the capacity feed takes a FHIRPath Patch Parameters resource")
         let patch = try Self.readPatch(body)
-
         // One index lookup, on this thread, kept until identifiers change.
         let matches = try repository.lookupIDs(type: "Location", parameter: "identifier", value: identifier)
         guard !matches.isEmpty else {
@@ -111,66 +149,68 @@ public struct RORCapacityFeed: Sendable {
         guard matches.count == 1 else {
             throw FHIRError(.preconditionFailed, code: "multiple-matches", "La Location recherchée n'est pas unique, il y a '\(matches.count)' résultats", expression: ["Location"])
         }
-        let id = matches[0]
-        await turns.begin(id)
-        defer { turns.end(id) }
-        var (base, object) = try await location(id)
-        try authorise(entry: entry, identity: identity, location: object)
+        return (patch, matches[0])
+    }
 
-        // Patch, check and serialise outside the writer (the costly part, on any core), then write if the
-        // Location is still at the version patched. Feeds of one Location take turns; another write of it (the
-        // consumer API's writes, a reset) makes this one start again on the new version (optimistic concurrency:
-        // each round lost is another write done, so it ends).
-        let repository = self.repository
-        var stored: (StoredResource, Int)
-        while true {
-            var changes = ChangedElements()
-            let patched = try FHIRPatchRequest.apply(patch, to: object, changes: &changes, answer: Self.rorAnswer)
-            try validate(patched, original: object, patch: patch)
-            // The Location against the RORLocation rules (the new indicators' structure, codes, types): the element
-            // counts over all its extensions, the element checks on the indicators this patch wrote (the others are
-            // the stored version's, checked when they were written).
-            let issues = validator.validate(patched, changed: Self.patchedElements, changedElements: changes.byIndex)
-            guard issues.isEmpty else { throw FHIRError(profileIssues: issues, resourceType: "Location") }
-            let now = Date()
-            // The indicators' search rows by difference: those of the indicators replaced or removed out, of the new in.
-            let list = changes.origins["extension"].map {
-                ResourceRepository.ListChange(name: "extension", original: object["extension"]?.array ?? [], origins: $0)
-            }
-            let prepared = try repository.prepare(patched, version: base.version + 1, lastUpdated: now, changed: Self.patchedElements, list: list)
-            let previous = base
-            let written = try repository.store.writeInPlace { db -> Bool in
-                guard try repository.current(type: "Location", id: id, in: db)?.version == previous.version else { return false }
-                try repository.archive(previous, in: db)
-                try repository.write(prepared, in: db)
-                return true
-            }
-            if written {
-                stored = (prepared.stored, previous.version)
-                parsedLocations.keep(prepared.stored.json, ResourceRepository.stamped(patched, version: prepared.stored.version, lastUpdated: now), for: id)
-                break
-            }
-            (base, object) = try await location(id)
+    /// Patches, checks and serialises the Location as stored at `base` (the costly part, outside the writer), then
+    /// writes it if the Location is still at that version. Nil: it changed meanwhile, nothing written.
+    func attempt(_ patch: FHIRPatch, id: String, base: StoredResource, object: JSONObject, entry: WhitelistEntry,
+                 identity: ClientIdentity?) throws -> StoredResource? {
+        try authorise(entry: entry, identity: identity, location: object)
+        var changes = ChangedElements()
+        let patched = try FHIRPatchRequest.apply(patch, to: object, changes: &changes, answer: Self.rorAnswer)
+        try validate(patched, original: object, patch: patch)
+        // The Location against the RORLocation rules (the new indicators' structure, codes, types): the element
+        // counts over all its extensions, the element checks on the indicators this patch wrote (the others are
+        // the stored version's, checked when they were written).
+        let issues = validator.validate(patched, changed: Self.patchedElements, changedElements: changes.byIndex)
+        guard issues.isEmpty else { throw FHIRError(profileIssues: issues, resourceType: "Location") }
+        let now = Date()
+        // The indicators' search rows by difference: those of the indicators replaced or removed out, of the new in.
+        let list = changes.origins["extension"].map {
+            ResourceRepository.ListChange(name: "extension", original: object["extension"]?.array ?? [], origins: $0)
         }
-        var response = RORFHIRService.fhir(.ok, stored.0.json)
-        response.headers[.eTag] = "W/\"\(stored.0.version)\""
-        response.headers[.lastModified] = RORFHIRService.httpDate(stored.0.lastUpdated)
-        response.headers[.contentLocation] = "\(Self.basePath)/Location/\(id)/_history/\(stored.0.version)"
+        let prepared = try repository.prepare(patched, version: base.version + 1, lastUpdated: now, changed: Self.patchedElements, list: list)
+        let repository = self.repository
+        let written = try repository.store.writeInPlace { db -> Bool in
+            guard try repository.current(type: "Location", id: id, in: db)?.version == base.version else { return false }
+            try repository.archive(base, in: db)
+            try repository.write(prepared, in: db)
+            return true
+        }
+        guard written else { return nil }
+        parsedLocations.keep(prepared.stored.json, ResourceRepository.stamped(patched, version: prepared.stored.version, lastUpdated: now), for: id)
+        return prepared.stored
+    }
+
+    /// The 200: the new version, its validators, and the version it replaced.
+    static func answer(_ stored: StoredResource, previous: Int, id: String) -> (HTTPResponse, Data) {
+        var head = HTTPResponse(status: .ok)
+        head.headerFields[.contentType] = OperationOutcome.contentType
+        head.headerFields[.eTag] = "W/\"\(stored.version)\""
+        head.headerFields[.lastModified] = RORFHIRService.httpDate(stored.lastUpdated)
+        head.headerFields[.contentLocation] = "\(basePath)/Location/\(id)/_history/\(stored.version)"
         // The journal keeps response headers: this links the row to the version the PATCH replaced.
-        response.headers[HTTPField.Name("X-Sandbox-Previous-Version")!] = "\(stored.1)"
-        return response
+        head.headerFields[HTTPField.Name("X-Sandbox-Previous-Version")!] = "\(previous)"
+        return (head, stored.json)
     }
 
     /// The stored Location and its JSON (a feed racing a reset can find it gone).
     func location(_ id: String) async throws -> (StoredResource, JSONObject) {
-        if let stored = try await repository.read(type: "Location", id: id) {
-            if let object = parsedLocations.object(for: id, json: stored.json) { return (stored, object) }
-            if case .object(let object) = try JSON(parsing: stored.json) {
-                parsedLocations.keep(stored.json, object, for: id)
-                return (stored, object)
-            }
-        }
+        if let stored = try await repository.read(type: "Location", id: id), let parsed = try parsed(stored, id: id) { return parsed }
         throw FHIRError(.notFound, code: "not-found", "Location/\(id) disappeared", expression: ["Location"])
+    }
+
+    /// The same when the Location is in the read cache; nil otherwise.
+    func cachedLocation(_ id: String) throws -> (StoredResource, JSONObject)? {
+        try repository.readIfCached(type: "Location", id: id).flatMap { try parsed($0, id: id) }
+    }
+
+    private func parsed(_ stored: StoredResource, id: String) throws -> (StoredResource, JSONObject)? {
+        if let object = parsedLocations.object(for: id, json: stored.json) { return (stored, object) }
+        guard case .object(let object) = try JSON(parsing: stored.json) else { return nil }
+        parsedLocations.keep(stored.json, object, for: id)
+        return (stored, object)
     }
 
     /// Parses the body as a `Parameters` patch whose operations all target the capacity indicators.
@@ -282,6 +322,11 @@ public struct RORCapacityFeed: Sendable {
 final class FeedTurns: Sendable {
     /// Locations being fed, each with the feeds waiting for their turn, in arrival order.
     private let state = NIOLockedValueBox<[String: [CheckedContinuation<Void, Never>]]>([:])
+
+    /// Takes the turn if it is free (no waiting).
+    func take(_ id: String) -> Bool {
+        state.withLockedValue { Self.take(id, in: &$0) }
+    }
 
     func begin(_ id: String) async {
         if state.withLockedValue({ Self.take(id, in: &$0) }) { return }

@@ -85,7 +85,7 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
     /// The exchange answered without waiting, when `answer` can (``ImmediateAnswers``): no fault rule in force,
     /// a service path, the caller accepted by the same decision as ``respond(to:context:)``, and the same journal
     /// row. Nil for anything else: the request then takes ``respond(to:context:)``, which decides it from scratch.
-    func respondNow(to request: Request, context: Context, answer: ImmediateAnswer,
+    func respondNow(to request: Request, body requestBody: ByteBuffer, context: Context, answer: ImmediateAnswer,
                     headerMemos: (request: JournalEntry.HeaderMemo, response: JournalEntry.HeaderMemo)) -> (HTTPResponse, Data)? {
         let started = ContinuousClock.now
         var context = context
@@ -94,10 +94,10 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
         let decision = decide(service: service, identity: context.identity)
         guard decision.allowed else { return nil }
         context.access = decision
-        guard var (head, body) = answer.answer(request, context) else { return nil }
+        guard var (head, body) = answer.answer(request, requestBody, context) else { return nil }
         // As Hummingbird's `Response` states it for a body of known length (and the journal then keeps it).
         head.headerFields[.contentLength] = String(body.count)
-        var entry = journalEntry(request: request, requestBytes: [], service: service, status: Int(head.status.code),
+        var entry = journalEntry(request: request, requestBytes: Array(requestBody.readableBytesView), service: service, status: Int(head.status.code),
                                  decision: decision, context: context, headerMemo: headerMemos.request)
         entry.responseHeaders = headerMemos.response.encode(Self.pairs(head.headerFields))
         // The body itself when it fits (no copy: the journal then knows it as the one it stored last time).

@@ -9,25 +9,31 @@ import NIOHTTP1
 import NIOHTTPTypesHTTP1
 
 /// A request a service can answer without waiting (everything it needs in memory), or nil: the request then takes
-/// the router like any other. `RORFHIRService.readNow` is the one there is (a consumer's read of a cached resource).
+/// the router like any other. There are two: `RORFHIRService.readNow` (a consumer's read of a cached resource) and
+/// `RORCapacityFeed.patchNow` (a capacity PATCH of a cached Location).
 struct ImmediateAnswer: Sendable {
+    /// The method it answers.
+    var method: HTTPMethod = .GET
     /// Paths it may answer start with this.
     var pathPrefix: String
-    var answer: @Sendable (Request, SandboxRequestContext) -> (HTTPResponse, Data)?
+    /// Longest body it takes (0: none); a longer one goes to the router as it comes.
+    var maximumBody = 0
+    /// The request, its whole body, the context.
+    var answer: @Sendable (Request, ByteBuffer, SandboxRequestContext) -> (HTTPResponse, Data)?
 }
 
 /// ``AccessResponder/respondNow(to:context:answer:headerMemos:)``, bound to a listener.
 typealias ImmediateResponder = @Sendable (
-    Request, SandboxRequestContext, ImmediateAnswer, (request: JournalEntry.HeaderMemo, response: JournalEntry.HeaderMemo)
+    Request, ByteBuffer, SandboxRequestContext, ImmediateAnswer, (request: JournalEntry.HeaderMemo, response: JournalEntry.HeaderMemo)
 ) -> (HTTPResponse, Data)?
 
-/// Answers on the connection's event loop the keep-alive GETs an ``ImmediateAnswer`` can, through
-/// ``AccessResponder/respondNow(to:context:answer:headerMemos:)`` (same access decision, same journal row); hands everything
-/// else to Hummingbird untouched.
+/// Answers on the connection's event loop the keep-alive requests an ``ImmediateAnswer`` can, through
+/// ``AccessResponder/respondNow(to:body:context:answer:headerMemos:)`` (same access decision, same journal row); hands
+/// everything else to Hummingbird, unchanged (a request held here and not answered is passed on whole).
 ///
 /// Why: on a keep-alive `GET Location/{id}`, Hummingbird's per-connection task (async reader and writer, task
-/// switches) cost more CPU than the read itself; answered here, the same bytes cost about half (figures in the issue
-/// note, `scripts/bench-ab get`).
+/// switches) cost more CPU than the read itself; answered here, the same bytes cost about half, and a capacity PATCH
+/// a tenth less (figures in the issue notes, `scripts/bench-ab get|patch`).
 /// Order is kept: a request is only answered here while no earlier one is still with Hummingbird.
 final class ImmediateAnswers: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
@@ -41,8 +47,8 @@ final class ImmediateAnswers: ChannelDuplexHandler, RemovableChannelHandler {
     private let logger: Logger
     /// Requests handed to Hummingbird whose response has not ended yet.
     private var withHummingbird = 0
-    /// A GET head held until its end arrives, with the answer that may take it.
-    private var held: (head: HTTPRequestHead, answer: ImmediateAnswer)?
+    /// A head held until its end arrives, with the answer that may take it and the body so far.
+    private var held: (head: HTTPRequestHead, answer: ImmediateAnswer, body: ByteBuffer)?
     private var date = (second: -1, text: "")
     private let headerMemos = (request: JournalEntry.HeaderMemo(), response: JournalEntry.HeaderMemo())
     /// The peer's address as the journal writes it, once per connection.
@@ -63,24 +69,37 @@ final class ImmediateAnswers: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
-            if withHummingbird == 0, held == nil, head.method == .GET, head.isKeepAlive,
-               let answer = answers.first(where: { head.uri.hasPrefix($0.pathPrefix) }) {
-                held = (head, answer)
+            // `Expect: 100-continue` waits for an answer before sending the body: Hummingbird's to give.
+            if withHummingbird == 0, held == nil, head.isKeepAlive, !head.headers.contains(name: "expect"),
+               let answer = answers.first(where: { $0.method == head.method && head.uri.hasPrefix($0.pathPrefix) }) {
+                held = (head, answer, context.channel.allocator.buffer(capacity: 0))
                 return
             }
             pass(context, .head(head))
-        case .body(let body):
-            // A GET with a body is not one of ours.
-            releaseHeld(context)
-            context.fireChannelRead(wrapInboundOut(.body(body)))
+        case .body(var body):
+            guard var (head, answer, gathered) = held else {
+                context.fireChannelRead(wrapInboundOut(.body(body)))
+                return
+            }
+            held = nil
+            guard gathered.readableBytes + body.readableBytes <= answer.maximumBody else {
+                // Over what the answer takes (a GET with a body is never one of ours): the router's.
+                pass(context, .head(head))
+                if gathered.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(.body(gathered))) }
+                context.fireChannelRead(wrapInboundOut(.body(body)))
+                return
+            }
+            gathered.writeBuffer(&body)
+            held = (head, answer, gathered)
         case .end(let trailers):
-            if let (head, answer) = held {
+            if let (head, answer, body) = held {
                 held = nil
-                if let (response, body) = answerNow(head, answer: answer, context: context) {
-                    write(response, body: body, version: head.version, context: context)
+                if let (response, responseBody) = answerNow(head, body: body, answer: answer, context: context) {
+                    write(response, body: responseBody, version: head.version, context: context)
                     return
                 }
                 pass(context, .head(head))
+                if body.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(.body(body))) }
             }
             context.fireChannelRead(wrapInboundOut(.end(trailers)))
         }
@@ -96,25 +115,19 @@ final class ImmediateAnswers: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelRead(wrapInboundOut(head))
     }
 
-    private func releaseHeld(_ context: ChannelHandlerContext) {
-        if let (head, _) = held {
-            held = nil
-            pass(context, .head(head))
-        }
-    }
-
-    private func answerNow(_ head: HTTPRequestHead, answer: ImmediateAnswer, context: ChannelHandlerContext) -> (HTTPResponse, Data)? {
+    private func answerNow(_ head: HTTPRequestHead, body: ByteBuffer, answer: ImmediateAnswer, context: ChannelHandlerContext) -> (HTTPResponse, Data)? {
         // Only callers whose certificate was presented (reject mode http lets others through to be refused).
         // Origin-form targets only (`/…`): then the path is the URI as sent, as NIO's conversion would find it
         // (without parsing it as a URL, which was a tenth of this function).
         guard let identity = peer.published, head.uri.hasPrefix("/") else { return nil }
-        let fields = HTTPRequest(method: .get, scheme: "https", authority: head.headers.first(name: "host"), path: head.uri,
+        let fields = HTTPRequest(method: HTTPRequest.Method(head.method.rawValue) ?? .get, scheme: "https",
+                                 authority: head.headers.first(name: "host"), path: head.uri,
                                  headerFields: HTTPFields(head.headers, splitCookie: false))
-        let request = Request(head: fields, body: RequestBody(buffer: ByteBuffer()))
+        let request = Request(head: fields, body: RequestBody(buffer: body))
         let requestContext = SandboxRequestContext(
             source: ApplicationRequestContextSource(channel: context.channel, logger: logger), identity: identity,
             remoteAddress: remoteAddress)
-        return respond(request, requestContext, answer, headerMemos)
+        return respond(request, body, requestContext, answer, headerMemos)
     }
 
     /// Head, body and end in one flush, with the `Date` Hummingbird would have added.

@@ -378,7 +378,7 @@ public final class Sandbox: Sendable {
                         durationMs: AccessResponder<Router<SandboxRequestContext>.Responder>.milliseconds(refusal.duration),
                         remoteAddress: refusal.remoteAddress))
                 },
-                immediate: (immediate, { access.respondNow(to: $0, context: $1, answer: $2, headerMemos: $3) }))
+                immediate: (immediate, { access.respondNow(to: $0, body: $1, context: $2, answer: $3, headerMemos: $4) }))
         }
         return Application(
             responder: responder, server: server,

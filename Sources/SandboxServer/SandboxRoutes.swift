@@ -19,8 +19,14 @@ enum SandboxRoutes {
     /// each also has its route above, which answers whatever the immediate answer leaves.
     static func immediateAnswers(sandbox: Sandbox) -> [ImmediateAnswer] {
         let ror = sandbox.ror
-        return [ImmediateAnswer(pathPrefix: RORFHIRService.basePath + "/") { request, context in
-            ror.readNow(request, identity: context.identity, environment: context.environment)
-        }]
+        return [
+            ImmediateAnswer(pathPrefix: RORFHIRService.basePath + "/") { request, _, context in
+                ror.readNow(request, identity: context.identity, environment: context.environment)
+            },
+            // A capacity feed's body is a few kilobytes; a larger one takes the route (and its `--max-body`).
+            ImmediateAnswer(method: .PATCH, pathPrefix: RORCapacityFeed.basePath + "/Location?", maximumBody: 256 << 10) { request, body, context in
+                ror.feed.patchNow(request, body: body, identity: context.identity, environment: context.environment)
+            },
+        ]
     }
 }
