@@ -288,6 +288,9 @@ public final class Journal: Sendable {
         pending.withLockedValue { $0.recorded }
     }
 
+    /// Rows written per transaction by ``flush()``.
+    static let rowsPerTransaction = 8
+
     /// Writes queued rows now, then prunes beyond `maxRows`. Safe to call from several places.
     public func flush() {
         flushLock.withLock {
@@ -296,23 +299,33 @@ public final class Journal: Sendable {
                 return queue.entries
             }
             guard !batch.isEmpty else { return }
+            var written = 0
             do {
-                try store.writer.write { db in
-                    // One prepared statement for the batch: several times cheaper than Codable record inserts.
-                    let insert = try db.cachedStatement(sql: Self.insertSQL)
-                    for entry in batch {
-                        let request = try share(entry.requestBody, in: db)
-                        let response = try share(entry.responseBody, in: db)
-                        try insert.execute(arguments: entry.insertArguments(requestBody: request, responseBody: response))
+                // A few rows per transaction: the services' writes (a capacity PATCH commits on its connection's
+                // event loop) wait for one short transaction, not for the whole batch (~10 ms at 2 000 PATCH/s).
+                var rest = batch[...]
+                while !rest.isEmpty {
+                    let rows = rest.prefix(Self.rowsPerTransaction)
+                    rest = rest.dropFirst(rows.count)
+                    try store.writer.write { db in
+                        // One prepared statement for the batch: several times cheaper than Codable record inserts.
+                        let insert = try db.cachedStatement(sql: Self.insertSQL)
+                        for entry in rows {
+                            let request = try share(entry.requestBody, in: db)
+                            let response = try share(entry.responseBody, in: db)
+                            try insert.execute(arguments: entry.insertArguments(requestBody: request, responseBody: response))
+                        }
+                        guard rest.isEmpty else { return }
+                        // ids are monotonic (AUTOINCREMENT), so "older than the newest maxRows" is a range delete.
+                        try db.execute(
+                            sql: "DELETE FROM journal WHERE id <= (SELECT MAX(id) FROM journal) - ?", arguments: [maxRows])
+                        try collectBodies(pruned: db.changesCount, in: db)
                     }
-                    // ids are monotonic (AUTOINCREMENT), so "older than the newest maxRows" is a range delete.
-                    try db.execute(
-                        sql: "DELETE FROM journal WHERE id <= (SELECT MAX(id) FROM journal) - ?", arguments: [maxRows])
-                    try collectBodies(pruned: db.changesCount, in: db)
+                    written += rows.count
                 }
             } catch {
                 bodies.withLockedValue { $0 = SharedBodies() }
-                logger.error("journal: could not write \(batch.count) rows: \(error)")
+                logger.error("journal: could not write \(batch.count - written) of \(batch.count) rows: \(error)")
             }
         }
     }
