@@ -112,7 +112,7 @@ public struct RORCapacityFeed: Sendable {
     /// patched. Nil otherwise, and for every refusal: the route then answers (its errors have one form). Nothing is
     /// written unless the answer is the 200.
     public func patchNow(_ request: Request, body: ByteBuffer, identity: ClientIdentity?, environment: String) -> (HTTPResponse, Data)? {
-        guard request.method == .patch, request.uri.path == Self.basePath + "/Location" else { return nil }
+        guard request.method == .patch, request.uri.path == Self.basePath + "/Location", body.readableBytes <= maximumBody else { return nil }
         do {
             guard let (_, entry) = try tokens.verifyNow(authorization: request.headers[.authorization], identity: identity, environment: environment)
             else { return nil }
