@@ -133,4 +133,28 @@ struct ImmediateFeedTests {
             #expect(row.decision == .accepted && row.subjectDN != nil)
         }
     }
+
+    /// `ab -k` sends its PATCHes in HTTP/1.0 with `Connection: keep-alive`: answered in 1.0 with the connection kept,
+    /// and the last one, without it, closes.
+    @Test func http10KeepAlivePatchesAreAnsweredIn10() async throws {
+        let (running, feeder, token) = try await Feed.start()
+        defer { Task { await running.stop() } }
+        #expect(try await Feed.patch(running, body: Self.replace7, client: feeder, token: token).status == .ok)
+        func patch(_ count: Int, keepAlive: Bool) -> String {
+            let body = Feed.body("replace", path: Feed.selector(status: "02"), value: Feed.indicator(status: "02", count: count))
+            return "PATCH \(Feed.path)\(Feed.place) HTTP/1.0\r\nContent-Type: application/fhir+json\r\nAuthorization: Bearer \(token)\r\n"
+                + "Content-Length: \(body.utf8.count)\r\n\(keepAlive ? "Connection: keep-alive\r\n" : "")\r\n\(body)"
+        }
+        let exchange = try await RawTLS.exchange(port: running.tlsPort, client: feeder,
+                                                 send: patch(11, keepAlive: true) + patch(12, keepAlive: true) + patch(13, keepAlive: false),
+                                                 timeout: .seconds(10))
+        #expect(exchange.serverClosed)
+        let heads = exchange.received.components(separatedBy: "\r\n\r\n").filter { $0.contains("HTTP/1.") }
+        try #require(heads.count == 3, "\(exchange.received.prefix(300))")
+        for head in heads { #expect(head.contains("HTTP/1.0 200 OK"), "\(head)") }
+        #expect(heads[0].lowercased().contains("connection: keep-alive") && heads[1].lowercased().contains("connection: keep-alive"))
+        #expect(heads[2].lowercased().contains("connection: close"))
+        #expect(try await Feed.available(running) == [13])
+        #expect(try await Self.version(running) == 5)
+    }
 }
