@@ -175,6 +175,17 @@ enum RawTLS {
         func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
     }
 
+    /// HTTP/1.0 requests, all but the last with `Connection: keep-alive`: each answered 200 in 1.0, the connection kept
+    /// until the last answer, then closed.
+    static func expectHTTP10KeepAlive(_ exchange: Exchange, answers count: Int) throws {
+        #expect(exchange.serverClosed)
+        let heads = exchange.received.components(separatedBy: "\r\n\r\n").filter { $0.contains("HTTP/1.") }
+        try #require(heads.count == count, "\(exchange.received.prefix(300))")
+        for head in heads { #expect(head.contains("HTTP/1.0 200 OK"), "\(head)") }
+        for head in heads.dropLast() { #expect(head.lowercased().contains("connection: keep-alive"), "\(head)") }
+        #expect(heads.last?.lowercased().contains("connection: close") == true)
+    }
+
     static func exchange(port: Int, client: ClientFiles, send text: String, timeout: Duration = .seconds(3)) async throws -> Exchange {
         let context = try NIOSSLContext(configuration: try TLSClients.configuration(client: client, tlsVersion: nil))
         let group = MultiThreadedEventLoopGroup.singleton
