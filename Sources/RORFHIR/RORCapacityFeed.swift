@@ -92,8 +92,9 @@ public struct RORCapacityFeed: Sendable {
     func patch(_ request: Request, identity: ClientIdentity?, environment: String) async throws -> Response {
         // Bearer token of a client whose whitelist entry may feed (no Ror-* headers on this endpoint).
         let (_, entry) = try await tokens.verify(authorization: request.headers[.authorization], identity: identity, environment: environment)
+        let identifier = try identifier(request, entry: entry)
         let body = try await FHIRBody.json(request, maximumBody: maximumBody, what: Self.bodyWhat)
-        let (patch, id) = try target(request, entry: entry, body: body)
+        let (patch, id) = try target(identifier, body: body)
         await turns.begin(id)
         defer { turns.end(id) }
         // Another write of the Location (the consumer API's writes, a reset) makes this one start again on the new
@@ -116,8 +117,8 @@ public struct RORCapacityFeed: Sendable {
         do {
             guard let (_, entry) = try tokens.verifyNow(authorization: request.headers[.authorization], identity: identity, environment: environment)
             else { return nil }
-            let object = try FHIRBody.json(request, body: body, what: Self.bodyWhat)
-            let (patch, id) = try target(request, entry: entry, body: object)
+            let identifier = try identifier(request, entry: entry)
+            let (patch, id) = try target(identifier, body: FHIRBody.json(request, body: body, what: Self.bodyWhat))
             guard turns.take(id) else { return nil }
             defer { turns.end(id) }
             guard let (base, location) = try cachedLocation(id),
@@ -130,14 +131,19 @@ public struct RORCapacityFeed: Sendable {
 
     static let bodyWhat = "the capacity feed takes a FHIRPath Patch Parameters resource"
 
-    /// The patch and the one Location it targets, once the entry may feed.
-    func target(_ request: Request, entry: WhitelistEntry, body: JSONObject) throws -> (FHIRPatch, String) {
+    /// The Location's identifier in the query, once the entry may feed (checked before the body is read).
+    func identifier(_ request: Request, entry: WhitelistEntry) throws -> String {
         guard entry.role == .feed else {
             throw FHIRError(.forbidden, code: "forbidden", "Client '\(entry.clientId ?? "?")' is whitelisted to consume, not to feed capacities (role feed required)", expression: nil)
         }
         guard let identifier = request.uri.queryParameters["identifier"].map(String.init), !identifier.isEmpty else {
             throw FHIRError(.badRequest, code: "required", "The conditional PATCH names the Location: ?identifier=<idNatStructEtab>/<idExterne>", expression: ["identifier"])
         }
+        return identifier
+    }
+
+    /// The patch and the one Location it targets.
+    func target(_ identifier: String, body: JSONObject) throws -> (FHIRPatch, String) {
         let patch = try Self.readPatch(body)
         // One index lookup, on this thread, kept until identifiers change.
         let matches = try repository.lookupIDs(type: "Location", parameter: "identifier", value: identifier)

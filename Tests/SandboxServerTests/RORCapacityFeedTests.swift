@@ -279,6 +279,9 @@ struct RORCapacityFeedTests {
         let consumerToken = try await RORFHIRTests.accessToken(running, client: consumer)
         let refused = try await Self.patch(running, body: update, client: consumer, token: consumerToken)
         #expect(refused.status == .forbidden && refused.text.contains("role feed"))
+        // Refused before its body is read: a broken body does not change the answer.
+        let refusedFirst = try await Self.patch(running, body: "{\"resourceType\": ", client: consumer, token: consumerToken)
+        #expect(refusedFirst.status == .forbidden && refusedFirst.text.contains("role feed"), "\(refusedFirst.text)")
         // A proprietary solution: one certificate per establishment, FINESS in the OU (1<FINESS>), no list.
         let dn = "CN=LOGICIEL LITS,OU=1699000003,O=CLINIQUE SANDBOX,C=FR"
         let own = try SharedPKI.client(dn)
