@@ -119,8 +119,8 @@ final class ImmediateAnswers: ChannelDuplexHandler, RemovableChannelHandler {
         // Only callers whose certificate was presented (reject mode http lets others through to be refused).
         // Origin-form targets only (`/…`): then the path is the URI as sent, as NIO's conversion would find it
         // (without parsing it as a URL, which was a tenth of this function).
-        guard let identity = peer.published, head.uri.hasPrefix("/") else { return nil }
-        let fields = HTTPRequest(method: HTTPRequest.Method(head.method.rawValue) ?? .get, scheme: "https",
+        guard let identity = peer.published, head.uri.hasPrefix("/"), let method = HTTPRequest.Method(head.method.rawValue) else { return nil }
+        let fields = HTTPRequest(method: method, scheme: "https",
                                  authority: head.headers.first(name: "host"), path: head.uri,
                                  headerFields: HTTPFields(head.headers, splitCookie: false))
         let request = Request(head: fields, body: RequestBody(buffer: body))
