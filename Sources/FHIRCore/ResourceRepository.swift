@@ -156,7 +156,6 @@ public final class ResourceRepository: Sendable {
         return resource
     }
 
-
     /// Writes a prepared resource and brings its index rows (of the parameters it was prepared for) to `prepared.rows`,
     /// touching only the rows that differ:
     /// a capacity PATCH changes a few of a Location's ~100 rows, and each row written costs three or four B-tree updates.
@@ -498,13 +497,11 @@ final class ReadCache: TransactionObserver, @unchecked Sendable {
     }
 
     private let state = NIOLockedValueBox(State())
-    /// Whether the current write transaction changed resources, and its changes (writer's queue only: transactions
-    /// are serial).
-    private var changed = false
     /// The connection this cache observes (the repository's writer). Registered once, at its first write: adding an
     /// observer makes GRDB drop its cached DELETE statements, which a hook added per transaction did on every write
     /// (3 statements compiled again per capacity PATCH).
     private weak var observed: Database?
+    /// The current write transaction's changes (writer's queue only: transactions are serial).
     private var written: [String: StoredResource] = [:]
     private var rawChange = false
     /// Parameters re-indexed by the transaction's writes, by resource type (nil: all of them).
@@ -579,7 +576,6 @@ final class ReadCache: TransactionObserver, @unchecked Sendable {
     }
 
     private func observe(_ db: Database) {
-        changed = true
         guard observed !== db else { return }
         observed = db
         db.add(transactionObserver: self, extent: .observerLifetime)
@@ -590,7 +586,7 @@ final class ReadCache: TransactionObserver, @unchecked Sendable {
     func databaseDidChange(with event: DatabaseEvent) {}
 
     func databaseDidCommit(_ db: Database) {
-        guard changed else { return }
+        guard rawChange || !written.isEmpty else { return }
         let (raw, resources) = (rawChange, written)
         let lookupsChanged = raw || reindexed.values.contains { $0.map { !$0.isDisjoint(with: Self.lookupParameters) } ?? true }
         reset()
@@ -621,7 +617,6 @@ final class ReadCache: TransactionObserver, @unchecked Sendable {
     }
 
     private func reset() {
-        changed = false
         written.removeAll()
         reindexed.removeAll()
         rawChange = false

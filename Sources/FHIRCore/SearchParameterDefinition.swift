@@ -30,8 +30,8 @@ public struct SearchParameterDefinition: Sendable, Hashable {
     /// Whether one of its paths starts at one of these top-level elements (a wildcard start may be any of them).
     public func reads(_ elements: Set<String>) -> Bool {
         paths.contains { path in
-            guard let first = path.steps.first?.name else { return true }
-            return first.hasSuffix("*") || elements.contains(first)
+            guard let first = path.steps.first else { return true }
+            return first.prefix != nil || elements.contains(first.name)
         }
     }
 }

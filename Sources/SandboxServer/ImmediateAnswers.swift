@@ -47,8 +47,9 @@ final class ImmediateAnswers: ChannelDuplexHandler, RemovableChannelHandler {
     private let logger: Logger
     /// Requests handed to Hummingbird whose response has not ended yet.
     private var withHummingbird = 0
-    /// A head held until its end arrives, with the answer that may take it and the body so far.
-    private var held: (head: HTTPRequestHead, answer: ImmediateAnswer, body: ByteBuffer)?
+    /// A head held until its end arrives, with the answer that may take it and the body so far (nil: none yet; a
+    /// body in one part is kept as it came).
+    private var held: (head: HTTPRequestHead, answer: ImmediateAnswer, body: ByteBuffer?)?
     private var date = (second: -1, text: "")
     private let headerMemos = (request: JournalEntry.HeaderMemo(), response: JournalEntry.HeaderMemo())
     /// The peer's address as the journal writes it, once per connection.
@@ -72,34 +73,38 @@ final class ImmediateAnswers: ChannelDuplexHandler, RemovableChannelHandler {
             // `Expect: 100-continue` waits for an answer before sending the body: Hummingbird's to give.
             if withHummingbird == 0, held == nil, head.isKeepAlive, !head.headers.contains(name: "expect"),
                let answer = answers.first(where: { $0.method == head.method && head.uri.hasPrefix($0.pathPrefix) }) {
-                held = (head, answer, context.channel.allocator.buffer(capacity: 0))
+                held = (head, answer, nil)
                 return
             }
             pass(context, .head(head))
         case .body(var body):
-            guard var (head, answer, gathered) = held else {
+            guard let (head, answer, gathered) = held else {
                 context.fireChannelRead(wrapInboundOut(.body(body)))
                 return
             }
             held = nil
-            guard gathered.readableBytes + body.readableBytes <= answer.maximumBody else {
+            guard (gathered?.readableBytes ?? 0) + body.readableBytes <= answer.maximumBody else {
                 // Over what the answer takes (a GET with a body is never one of ours): the router's.
                 pass(context, .head(head))
-                if gathered.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(.body(gathered))) }
+                if let gathered { context.fireChannelRead(wrapInboundOut(.body(gathered))) }
                 context.fireChannelRead(wrapInboundOut(.body(body)))
                 return
             }
-            gathered.writeBuffer(&body)
-            held = (head, answer, gathered)
+            if var gathered {
+                gathered.writeBuffer(&body)
+                held = (head, answer, gathered)
+            } else {
+                held = (head, answer, body)
+            }
         case .end(let trailers):
             if let (head, answer, body) = held {
                 held = nil
-                if let (response, responseBody) = answerNow(head, body: body, answer: answer, context: context) {
+                if let (response, responseBody) = answerNow(head, body: body ?? ByteBuffer(), answer: answer, context: context) {
                     write(response, body: responseBody, version: head.version, context: context)
                     return
                 }
                 pass(context, .head(head))
-                if body.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(.body(body))) }
+                if let body { context.fireChannelRead(wrapInboundOut(.body(body))) }
             }
             context.fireChannelRead(wrapInboundOut(.end(trailers)))
         }
