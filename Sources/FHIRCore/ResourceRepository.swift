@@ -63,6 +63,13 @@ public final class ResourceRepository: Sendable {
                          arguments: [type, id]).map(Self.stored)
     }
 
+    /// The current version number of a resource, read inside a write transaction (without its JSON, which
+    /// SQLite would read from its overflow pages: a Location is three of them).
+    public func currentVersion(type: String, id: String, in db: Database) throws -> Int? {
+        try Int.fetchOne(db.cachedStatement(sql: "SELECT version FROM fhir_resource WHERE type = ? AND id = ? AND deleted = 0"),
+                         arguments: [type, id])
+    }
+
     /// A resource ready to be written: its final JSON and index rows (pure work, may run on any thread).
     public struct PreparedResource: @unchecked Sendable {
         public var stored: StoredResource

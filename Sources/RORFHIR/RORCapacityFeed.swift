@@ -112,7 +112,8 @@ public struct RORCapacityFeed: Sendable {
     /// is at hand: a token verified before, the Location cached, its turn free and its version unchanged while it is
     /// patched. Nil otherwise, and for every refusal: the route then answers (its errors have one form). Nothing is
     /// written unless the answer is the 200.
-    public func patchNow(_ request: Request, body: ByteBuffer, identity: ClientIdentity?, environment: String) -> (HTTPResponse, Data)? {
+    /// The third value is the stored version the body is (the journal names it rather than copying the Location).
+    public func patchNow(_ request: Request, body: ByteBuffer, identity: ClientIdentity?, environment: String) -> (HTTPResponse, Data, StoredVersion)? {
         guard request.method == .patch, request.uri.path == Self.basePath + "/Location", body.readableBytes <= maximumBody else { return nil }
         do {
             guard let (_, entry) = try tokens.verifyNow(authorization: request.headers[.authorization], identity: identity, environment: environment)
@@ -123,7 +124,8 @@ public struct RORCapacityFeed: Sendable {
             defer { turns.end(id) }
             guard let (base, location) = try cachedLocation(id),
                   let stored = try attempt(patch, id: id, base: base, object: location, entry: entry, identity: identity) else { return nil }
-            return Self.answer(stored, previous: base.version, id: id)
+            let (head, json) = Self.answer(stored, previous: base.version, id: id)
+            return (head, json, StoredVersion(type: stored.type, id: stored.id, version: stored.version, lastUpdated: stored.lastUpdated))
         } catch {
             return nil
         }
@@ -179,7 +181,7 @@ public struct RORCapacityFeed: Sendable {
         let prepared = try repository.prepare(patched, version: base.version + 1, lastUpdated: now, changed: Self.patchedElements, list: list)
         let repository = self.repository
         let written = try repository.store.writeInPlace { db -> Bool in
-            guard try repository.current(type: "Location", id: id, in: db)?.version == base.version else { return false }
+            guard try repository.currentVersion(type: "Location", id: id, in: db) == base.version else { return false }
             try repository.archive(base, in: db)
             try repository.write(prepared, in: db)
             return true

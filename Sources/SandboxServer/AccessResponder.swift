@@ -94,15 +94,23 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
         let decision = decide(service: service, identity: context.identity)
         guard decision.allowed else { return nil }
         context.access = decision
-        guard var (head, body) = answer.answer(request, requestBody, context) else { return nil }
+        guard let reply = answer.answer(request, requestBody, context) else { return nil }
+        var head = reply.head
+        let body = reply.body
         // As Hummingbird's `Response` states it for a body of known length (and the journal then keeps it).
         head.headerFields[.contentLength] = String(body.count)
         var entry = journalEntry(request: request, requestBytes: Array(requestBody.readableBytesView), service: service, status: Int(head.status.code),
                                  decision: decision, context: context, headerMemo: headerMemos.request)
         entry.responseHeaders = headerMemos.response.encode(Self.pairs(head.headerFields))
-        // The body itself when it fits (no copy: the journal then knows it as the one it stored last time).
-        Self.record(entry, body: body.count <= journalBodyLimit ? (body.isEmpty ? nil : body, false) : JournalEntry.clip(body, limit: journalBodyLimit),
-                    started: started, in: journal)
+        // The body itself when it fits (no copy: the journal then knows it as the one it stored last time), or the
+        // stored version it is.
+        if body.count <= journalBodyLimit, let version = reply.storedVersion {
+            entry.responseVersion = version
+            Self.record(entry, body: (nil, false), started: started, in: journal)
+        } else {
+            Self.record(entry, body: body.count <= journalBodyLimit ? (body.isEmpty ? nil : body, false) : JournalEntry.clip(body, limit: journalBodyLimit),
+                        started: started, in: journal)
+        }
         return (head, body)
     }
 

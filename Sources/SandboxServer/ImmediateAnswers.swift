@@ -19,7 +19,15 @@ struct ImmediateAnswer: Sendable {
     /// Longest body it takes (0: none); a longer one goes to the router as it comes.
     var maximumBody = 0
     /// The request, its whole body, the context.
-    var answer: @Sendable (Request, ByteBuffer, SandboxRequestContext) -> (HTTPResponse, Data)?
+    var answer: @Sendable (Request, ByteBuffer, SandboxRequestContext) -> ImmediateReply?
+}
+
+/// An answer given at once: its head and body, and the stored resource version the body is, if it is one (the
+/// journal then names that version instead of keeping a copy of the bytes).
+struct ImmediateReply {
+    var head: HTTPResponse
+    var body: Data
+    var storedVersion: StoredVersion?
 }
 
 /// ``AccessResponder/respondNow(to:context:answer:headerMemos:)``, bound to a listener.

@@ -22,10 +22,12 @@ enum SandboxRoutes {
         return [
             ImmediateAnswer(pathPrefix: RORFHIRService.basePath + "/") { request, _, context in
                 ror.readNow(request, identity: context.identity, environment: context.environment)
+                    .map { ImmediateReply(head: $0.0, body: $0.1, storedVersion: nil) }
             },
             // A capacity feed's body is a few kilobytes; a larger one takes the route (and its `--max-body`).
             ImmediateAnswer(method: .PATCH, pathPrefix: RORCapacityFeed.basePath + "/Location?", maximumBody: 256 << 10) { request, body, context in
                 ror.feed.patchNow(request, body: body, identity: context.identity, environment: context.environment)
+                    .map { ImmediateReply(head: $0.0, body: $0.1, storedVersion: $0.2) }
             },
         ]
     }

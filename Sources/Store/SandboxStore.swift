@@ -332,6 +332,15 @@ public final class SandboxStore: Sendable {
             // in their first bytes (the Bundle's id, time and paging key), and each was stored whole again.
             try db.alter(table: "journal_body") { t in t.add(column: "tail_id", .integer) }
         }
+        migrator.registerMigration("v11-journal-stored-versions") { db in
+            // A response body that is a resource version the store keeps is named, not copied (`StoredVersion`).
+            try db.alter(table: "journal") { t in
+                t.add(column: "response_resource_type", .text)
+                t.add(column: "response_resource_id", .text)
+                t.add(column: "response_resource_version", .integer)
+                t.add(column: "response_resource_updated", .text)
+            }
+        }
         return migrator
     }
 

@@ -242,6 +242,43 @@ struct WhitelistTests {
         #expect(try count("journal_body") == 0)
     }
 
+    /// A response body named as a stored version reads back as that version's bytes, current or replaced since
+    /// (kept in `fhir_history`); a version the data no longer has (reloaded: same number, another time) reads as no
+    /// body, never as another resource's bytes.
+    @Test func storedVersionBodiesReadBackFromTheStore() throws {
+        let store = try SandboxStore.inMemory()
+        let journal = Journal(store: store, maxRows: 20)
+        let v1 = Data(#"{"resourceType":"Location","id":"l1","meta":{"versionId":"1"}}"#.utf8)
+        let v2 = Data(#"{"resourceType":"Location","id":"l1","meta":{"versionId":"2"}}"#.utf8)
+        try store.writer.write { db in
+            try db.execute(sql: "INSERT INTO fhir_resource (type, id, version, last_updated, json) VALUES ('Location', 'l1', 1, 't1', ?)", arguments: [v1])
+        }
+        func record(_ version: Int, _ updated: String) {
+            var entry = JournalEntry(environment: "bac-a-sable", service: "ror-fhir", method: "PATCH", path: "/Location", status: 200,
+                                     decision: .accepted, reason: nil, identity: nil, durationMs: 1)
+            entry.responseVersion = StoredVersion(type: "Location", id: "l1", version: version, lastUpdated: updated)
+            journal.record(entry)
+        }
+        record(1, "t1")
+        journal.flush()
+        #expect(try journal.entries(JournalFilter(limit: 1)).first?.responseBody == v1)
+        #expect(try store.writer.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM journal_body") } == 0, "no copy")
+        // Version 2 replaces 1, which is kept: both rows give their own bytes.
+        try store.writer.write { db in
+            try db.execute(sql: "INSERT INTO fhir_history (type, id, version, last_updated, json) VALUES ('Location', 'l1', 1, 't1', ?)", arguments: [v1])
+            try db.execute(sql: "UPDATE fhir_resource SET version = 2, last_updated = 't2', json = ? WHERE id = 'l1'", arguments: [v2])
+        }
+        record(2, "t2")
+        journal.flush()
+        #expect(try journal.entries(JournalFilter(limit: 10)).map(\.responseBody) == [v2, v1])
+        // Reloaded: version 2 again, written at another time. The old row's body is gone, not replaced.
+        try store.writer.write { db in
+            try db.execute(sql: "DELETE FROM fhir_history")
+            try db.execute(sql: "UPDATE fhir_resource SET last_updated = 't3' WHERE id = 'l1'")
+        }
+        #expect(try journal.entries(JournalFilter(limit: 10)).map(\.responseBody) == [nil, nil])
+    }
+
     /// A long body is kept as its head and a tail shared by the bodies that end the same way (a search page answered
     /// again with a new Bundle id): each row gives its own bytes back exactly, and a tail goes when its last head does.
     @Test func longBodiesShareTheirTail() throws {

@@ -36,7 +36,7 @@ struct ImmediateFeedTests {
         let feed = running.sandbox.ror.feed
         let identity = try ClientIdentity(certificate: feeder.issued.certificate, verdict: .trusted)
         let environment = SandboxEnvironment.sandbox
-        func now(_ request: Request, _ body: String, as caller: ClientIdentity? = nil) -> (HTTPResponse, Data)? {
+        func now(_ request: Request, _ body: String, as caller: ClientIdentity? = nil) -> (HTTPResponse, Data, StoredVersion)? {
             feed.patchNow(request, body: ByteBuffer(string: body), identity: caller ?? identity, environment: environment)
         }
         // The token not verified yet: the route answers.
@@ -46,7 +46,7 @@ struct ImmediateFeedTests {
         #expect(routed.status == .ok)
 
         // Token verified, Location cached: written and answered at once, as the route answers.
-        let (head, body) = try #require(now(Self.request(token: token), Feed.body("replace", path: Feed.selector(status: "02"),
+        let (head, body, version) = try #require(now(Self.request(token: token), Feed.body("replace", path: Feed.selector(status: "02"),
                                                                                     value: Feed.indicator(status: "02", count: 9))))
         #expect(head.status == .ok)
         #expect(head.headerFields[.eTag] == "W/\"3\"")
@@ -55,6 +55,7 @@ struct ImmediateFeedTests {
         for name in [HTTPField.Name.contentType, .lastModified] { #expect(head.headerFields[name] != nil && routed.headers[name] != nil, "\(name)") }
         #expect(try await Self.version(running) == 3)
         #expect(body == (try await running.sandbox.ror.repository.read(type: "Location", id: "loc-00001-1"))?.json)
+        #expect(version.id == "loc-00001-1" && version.type == "Location" && version.version == 3)
         #expect(try await Feed.available(running) == [9], "a consumer sees it at once")
         try await Feed.expectExactIndex(running, id: "loc-00001-1")
 
@@ -126,12 +127,19 @@ struct ImmediateFeedTests {
         }
         try #require(rows.count == 6, "\(rows.map(\.status))")
         #expect(rows.map(\.status).sorted() == [200, 200, 200, 200, 400, 404])
+        var versions: [String] = []
         for row in rows where row.status == 200 {
             #expect(row.requestBody.map { String(decoding: $0, as: UTF8.self).contains("\"Parameters\"") } == true)
             #expect(row.responseHeaders?.lowercased().contains("x-sandbox-previous-version") == true)
-            #expect(row.responseBody?.isEmpty == false)
             #expect(row.decision == .accepted && row.subjectDN != nil)
+            // The Location of that version, whether the journal copied it (route) or names it (answered at once),
+            // current (5) or replaced since (2–4): the bytes the client got.
+            let body = try #require(row.responseBody)
+            let meta = try #require((try JSONSerialization.jsonObject(with: body) as? [String: Any])?["meta"] as? [String: Any])
+            versions.append(try #require(meta["versionId"] as? String))
+            if versions.last != "2" { #expect(exchange.received.contains(String(decoding: body, as: UTF8.self))) }
         }
+        #expect(versions.sorted() == ["2", "3", "4", "5"])
     }
 
     /// `ab -k` sends its PATCHes in HTTP/1.0 with `Connection: keep-alive`: answered in 1.0 with the connection kept,
