@@ -83,12 +83,26 @@ struct ImmediateFeedTests {
         for (what, request, body, caller) in leftToTheRoute {
             #expect(now(request, body, as: caller) == nil, "\(what)")
         }
-        // Another feed of the Location holds its turn: this one would have to wait.
-        #expect(feed.turns.take("loc-00001-1"))
+        // The route holds the Location's turn: this one would have to wait for it, and is the route's.
+        await feed.turns.begin("loc-00001-1")
         #expect(now(Self.request(token: token), Self.replace7) == nil, "turn taken")
         feed.turns.end("loc-00001-1")
         #expect(try await Self.version(running) == 3)
         #expect(try await Feed.available(running) == [9])
+        // Another event loop holds it: this one waits (here up to 10 s), then answers once it is given back.
+        #expect(feed.turns.take("loc-00001-1", waitingUpTo: .seconds(1)))
+        var patient = feed
+        patient.turnWait = .seconds(10)
+        let waiting = Task { [patient] in
+            await onThread { patient.patchNow(Self.request(token: token), body: ByteBuffer(string: Feed.body("replace", path: Feed.selector(status: "02"),
+                                                                                          value: Feed.indicator(status: "02", count: 8))),
+                             identity: identity, environment: environment)?.0.status }
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(try await Self.version(running) == 3)
+        feed.turns.end("loc-00001-1")
+        #expect(await waiting.value == .ok)
+        #expect(try await Feed.available(running) == [8])
         // And the turn is free again.
         #expect(now(Self.request(token: token), Self.replace7)?.0.status == .ok)
     }
