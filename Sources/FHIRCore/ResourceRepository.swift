@@ -79,6 +79,8 @@ public final class ResourceRepository: Sendable {
         /// Parameters indexed by difference (``ListChange``): of their stored rows, `write` removes `removed` and adds
         /// `added` (`rows` has none of theirs).
         var difference: Difference?
+        /// Where the members of `stored.json` sit, for the `prepare` of the next version.
+        public var layout: JSONLayout
         typealias Difference = (parameters: Set<String>, removed: [SearchIndexRow], added: [SearchIndexRow])
     }
 
@@ -114,14 +116,16 @@ public final class ResourceRepository: Sendable {
     /// `changed`: the top-level elements that may differ from the stored version (nil: any) — only the parameters
     /// reading one of them (or `meta`, stamped here) are extracted again, the stored rows of the others are kept.
     /// `list`: `changed` is that one list, changed element by element (``ListChange``).
+    /// `layout`: where the members of the version `list` and `changed` refer to sit in its JSON, as the `prepare`
+    /// that wrote it returned (``PreparedResource/layout``): their bytes are copied rather than written again.
     public func prepare(_ resource: JSONObject, version: Int, lastUpdated: Date = Date(), changed: Set<String>? = nil,
-                        list: ListChange? = nil) throws -> PreparedResource {
+                        list: ListChange? = nil, layout: JSONLayout? = nil) throws -> PreparedResource {
         let (type, id) = try identify(resource)
         let instant = FHIRInstant.string(lastUpdated)
         let resource = Self.stamped(resource, version: version, lastUpdated: lastUpdated)
         // Members in their order (as written by the client, `meta` where it was): no sorting, which was a third of
         // the load time of a national dataset.
-        let json = JSON.object(resource).data()
+        let (json, newLayout) = JSONLayout.write(resource, list: list, changed: changed.map { $0.union(["meta"]) }, previous: layout)
         var parameters = Array(registry.parameters[type]!.values)
         var extracted: Set<String>?
         var difference: PreparedResource.Difference?
@@ -144,7 +148,7 @@ public final class ResourceRepository: Sendable {
         }
         let rows = SearchIndexer.rows(for: resource, parameters: parameters)
         return PreparedResource(stored: StoredResource(type: type, id: id, version: version, lastUpdated: instant, json: json), rows: rows,
-                                parameters: extracted, difference: difference)
+                                parameters: extracted, difference: difference, layout: newLayout)
     }
 
     /// The same for a `JSONSerialization` tree.

@@ -103,8 +103,8 @@ public struct RORCapacityFeed: Sendable {
         // Another write of the Location (the consumer API's writes, a reset) makes this one start again on the new
         // version (optimistic concurrency: each round lost is another write done, so it ends).
         while true {
-            let (base, object) = try await location(id)
-            if let stored = try attempt(patch, id: id, base: base, object: object, entry: entry, identity: identity) {
+            let (base, location) = try await location(id)
+            if let stored = try attempt(patch, id: id, base: base, location: location, entry: entry, identity: identity) {
                 let (head, json) = Self.answer(stored, previous: base.version, id: id)
                 return Response(status: head.status, headers: head.headerFields, body: .init(byteBuffer: ByteBuffer(bytes: json)))
             }
@@ -127,7 +127,7 @@ public struct RORCapacityFeed: Sendable {
             guard turns.take(id, waitingUpTo: turnWait) else { return nil }
             defer { turns.end(id) }
             guard let (base, location) = try cachedLocation(id),
-                  let stored = try attempt(patch, id: id, base: base, object: location, entry: entry, identity: identity) else { return nil }
+                  let stored = try attempt(patch, id: id, base: base, location: location, entry: entry, identity: identity) else { return nil }
             let (head, json) = Self.answer(stored, previous: base.version, id: id)
             return (head, json, StoredVersion(type: stored.type, id: stored.id, version: stored.version, lastUpdated: stored.lastUpdated))
         } catch {
@@ -166,8 +166,9 @@ public struct RORCapacityFeed: Sendable {
 
     /// Patches, checks and serialises the Location as stored at `base` (the costly part, outside the writer), then
     /// writes it if the Location is still at that version. Nil: it changed meanwhile, nothing written.
-    func attempt(_ patch: FHIRPatch, id: String, base: StoredResource, object: JSONObject, entry: WhitelistEntry,
+    func attempt(_ patch: FHIRPatch, id: String, base: StoredResource, location: ParsedLocation, entry: WhitelistEntry,
                  identity: ClientIdentity?) throws -> StoredResource? {
+        let object = location.object
         try authorise(entry: entry, identity: identity, location: object)
         var changes = ChangedElements()
         let patched = try FHIRPatchRequest.apply(patch, to: object, changes: &changes, answer: Self.rorAnswer)
@@ -182,7 +183,8 @@ public struct RORCapacityFeed: Sendable {
         let list = changes.origins["extension"].map {
             ResourceRepository.ListChange(name: "extension", original: object["extension"]?.array ?? [], origins: $0)
         }
-        let prepared = try repository.prepare(patched, version: base.version + 1, lastUpdated: now, changed: Self.patchedElements, list: list)
+        let prepared = try repository.prepare(patched, version: base.version + 1, lastUpdated: now, changed: Self.patchedElements, list: list,
+                                              layout: location.layout)
         let repository = self.repository
         let written = try repository.store.writeInPlace { db -> Bool in
             guard try repository.currentVersion(type: "Location", id: id, in: db) == base.version else { return false }
@@ -191,7 +193,8 @@ public struct RORCapacityFeed: Sendable {
             return true
         }
         guard written else { return nil }
-        parsedLocations.keep(prepared.stored.json, ResourceRepository.stamped(patched, version: prepared.stored.version, lastUpdated: now), for: id)
+        parsedLocations.keep(ParsedLocation(json: prepared.stored.json, object: ResourceRepository.stamped(patched, version: prepared.stored.version, lastUpdated: now),
+                                            layout: prepared.layout), for: id)
         return prepared.stored
     }
 
@@ -208,21 +211,22 @@ public struct RORCapacityFeed: Sendable {
     }
 
     /// The stored Location and its JSON (a feed racing a reset can find it gone).
-    func location(_ id: String) async throws -> (StoredResource, JSONObject) {
+    func location(_ id: String) async throws -> (StoredResource, ParsedLocation) {
         if let stored = try await repository.read(type: "Location", id: id), let parsed = try parsed(stored, id: id) { return parsed }
         throw FHIRError(.notFound, code: "not-found", "Location/\(id) disappeared", expression: ["Location"])
     }
 
     /// The same when the Location is in the read cache; nil otherwise.
-    func cachedLocation(_ id: String) throws -> (StoredResource, JSONObject)? {
+    func cachedLocation(_ id: String) throws -> (StoredResource, ParsedLocation)? {
         try repository.readIfCached(type: "Location", id: id).flatMap { try parsed($0, id: id) }
     }
 
-    private func parsed(_ stored: StoredResource, id: String) throws -> (StoredResource, JSONObject)? {
-        if let object = parsedLocations.object(for: id, json: stored.json) { return (stored, object) }
+    private func parsed(_ stored: StoredResource, id: String) throws -> (StoredResource, ParsedLocation)? {
+        if let parsed = parsedLocations.location(for: id, json: stored.json) { return (stored, parsed) }
         guard case .object(let object) = try JSON(parsing: stored.json) else { return nil }
-        parsedLocations.keep(stored.json, object, for: id)
-        return (stored, object)
+        let parsed = ParsedLocation(json: stored.json, object: object, layout: nil)
+        parsedLocations.keep(parsed, for: id)
+        return (stored, parsed)
     }
 
     /// Parses the body as a `Parameters` patch whose operations all target the capacity indicators.
@@ -430,16 +434,23 @@ final class FeedTurns: Sendable {
 /// parsed from (any other write, a reset, a reload makes it stale).
 final class ParsedLocations: @unchecked Sendable {
     private let lock = NSLock()
-    private var entries: [String: (json: Data, object: JSONObject)] = [:]
+    private var entries: [String: ParsedLocation] = [:]
 
-    func object(for id: String, json: Data) -> JSONObject? {
-        lock.withLock { entries[id].flatMap { $0.json == json ? $0.object : nil } }
+    func location(for id: String, json: Data) -> ParsedLocation? {
+        lock.withLock { entries[id].flatMap { $0.json == json ? $0 : nil } }
     }
 
-    func keep(_ json: Data, _ object: JSONObject, for id: String) {
+    func keep(_ location: ParsedLocation, for id: String) {
         lock.withLock {
             if entries.count >= 4096, entries[id] == nil { entries.removeAll() }
-            entries[id] = (json, object)
+            entries[id] = location
         }
     }
+}
+
+/// A stored Location's JSON, parsed, and where its members sit in it when this server wrote it (``JSONLayout``).
+struct ParsedLocation {
+    var json: Data
+    var object: JSONObject
+    var layout: JSONLayout?
 }
