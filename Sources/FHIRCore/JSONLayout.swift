@@ -25,6 +25,11 @@ public struct JSONLayout: Sendable {
         out.reserveCapacity(previous.map { $0.json.count + 256 } ?? 4096)
         var layout = JSONLayout(json: Data(), listName: list?.name)
         let reusable = previous.flatMap { previous in list.map { previous.listName == $0.name && previous.elements.count == $0.original.count } } ?? false
+        // One memcpy (appending a slice of raw bytes went byte by byte).
+        func copy(_ old: UnsafeRawBufferPointer, _ range: Range<Int>) {
+            out.append(contentsOf: UnsafeBufferPointer(start: old.baseAddress!.advanced(by: range.lowerBound).assumingMemoryBound(to: UInt8.self),
+                                                       count: range.count))
+        }
         func emit(_ old: UnsafeRawBufferPointer?) {
             out.append(0x7B)
             for (index, member) in resource.members.enumerated() {
@@ -40,7 +45,7 @@ public struct JSONLayout: Sendable {
                         if position > 0 { out.append(0x2C) }
                         let elementStart = out.count
                         if let origin = origins?[position], let old, let previous {
-                            out.append(contentsOf: old[previous.elements[origin]])
+                            copy(old, previous.elements[origin])
                         } else {
                             element.write(into: &out)
                         }
@@ -48,7 +53,7 @@ public struct JSONLayout: Sendable {
                     }
                     out.append(0x5D)
                 } else if let changed, !changed.contains(member.key), let old, let range = previous?.members[member.key] {
-                    out.append(contentsOf: old[range])
+                    copy(old, range)
                 } else {
                     member.value.write(into: &out)
                 }

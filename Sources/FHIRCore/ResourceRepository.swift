@@ -81,6 +81,8 @@ public final class ResourceRepository: Sendable {
         var difference: Difference?
         /// Where the members of `stored.json` sit, for the `prepare` of the next version.
         public var layout: JSONLayout
+        /// The rows of the list's elements (those known), for the `prepare` of the next version (``ListChange/rows``).
+        public var listRows: ListRows?
         typealias Difference = (parameters: Set<String>, removed: [SearchIndexRow], added: [SearchIndexRow])
     }
 
@@ -94,12 +96,22 @@ public final class ResourceRepository: Sendable {
         public var name: String
         public var original: [JSON]
         public var origins: [Int?]
+        /// The rows of `original`'s elements as the `prepare` that wrote it returned (``PreparedResource/listRows``):
+        /// those of the elements gone are not extracted again.
+        public var rows: ListRows?
 
-        public init(name: String, original: [JSON], origins: [Int?]) {
+        public init(name: String, original: [JSON], origins: [Int?], rows: ListRows? = nil) {
             self.name = name
             self.original = original
             self.origins = origins
+            self.rows = rows
         }
+    }
+
+    /// The search rows of each element of a list (nil: not known), for the parameters indexed by difference.
+    public struct ListRows: Sendable {
+        var parameters: [String]
+        var rows: [[SearchIndexRow]?]
     }
 
     func identify(_ resource: JSONObject) throws -> (String, String) {
@@ -129,6 +141,7 @@ public final class ResourceRepository: Sendable {
         var parameters = Array(registry.parameters[type]!.values)
         var extracted: Set<String>?
         var difference: PreparedResource.Difference?
+        var listRows: ListRows?
         if let changed {
             let elements = changed.union(["meta"])
             parameters = parameters.filter { $0.reads(elements) }
@@ -137,18 +150,34 @@ public final class ResourceRepository: Sendable {
                 let byDifference = parameters.filter { $0.paths.allSatisfy { $0.steps.first?.name == list.name } }
                 parameters = parameters.filter { $0.paths.contains { $0.steps.first?.name != list.name } }
                 let kept = Set(list.origins.compactMap { $0 })
-                func rows(_ elements: [JSON]) -> [SearchIndexRow] {
-                    elements.isEmpty ? [] : SearchIndexer.rows(for: JSONObject(["resourceType": .string(type), list.name: .array(elements)]),
-                                                               parameters: byDifference)
+                let codes = byDifference.map(\.code).sorted()
+                // The rows of the elements gone, as the prepare that added them extracted them when it is known.
+                let known = list.rows.flatMap { $0.parameters == codes && $0.rows.count == list.original.count ? $0.rows : nil }
+                func rows(_ element: JSON) -> [SearchIndexRow] {
+                    SearchIndexer.rows(for: JSONObject(["resourceType": .string(type), list.name: .array([element])]), parameters: byDifference)
                 }
-                difference = (Set(byDifference.map(\.code)),
-                              rows(list.original.indices.filter { !kept.contains($0) }.map { list.original[$0] }),
-                              rows(current.indices.filter { list.origins[$0] == nil }.map { current[$0] }))
+                var removed: [SearchIndexRow] = []
+                for index in list.original.indices where !kept.contains(index) {
+                    removed += known?[index] ?? rows(list.original[index])
+                }
+                var added: [SearchIndexRow] = []
+                var elementRows: [[SearchIndexRow]?] = []
+                for (position, element) in current.enumerated() {
+                    if let origin = list.origins[position] {
+                        elementRows.append(known?[origin])
+                    } else {
+                        let new = rows(element)
+                        added += new
+                        elementRows.append(new)
+                    }
+                }
+                difference = (Set(codes), removed, added)
+                listRows = ListRows(parameters: codes, rows: elementRows)
             }
         }
         let rows = SearchIndexer.rows(for: resource, parameters: parameters)
         return PreparedResource(stored: StoredResource(type: type, id: id, version: version, lastUpdated: instant, json: json), rows: rows,
-                                parameters: extracted, difference: difference, layout: newLayout)
+                                parameters: extracted, difference: difference, layout: newLayout, listRows: listRows)
     }
 
     /// The same for a `JSONSerialization` tree.

@@ -181,7 +181,7 @@ public struct RORCapacityFeed: Sendable {
         let now = Date()
         // The indicators' search rows by difference: those of the indicators replaced or removed out, of the new in.
         let list = changes.origins["extension"].map {
-            ResourceRepository.ListChange(name: "extension", original: object["extension"]?.array ?? [], origins: $0)
+            ResourceRepository.ListChange(name: "extension", original: object["extension"]?.array ?? [], origins: $0, rows: location.listRows)
         }
         let prepared = try repository.prepare(patched, version: base.version + 1, lastUpdated: now, changed: Self.patchedElements, list: list,
                                               layout: location.layout)
@@ -194,7 +194,7 @@ public struct RORCapacityFeed: Sendable {
         }
         guard written else { return nil }
         parsedLocations.keep(ParsedLocation(json: prepared.stored.json, object: ResourceRepository.stamped(patched, version: prepared.stored.version, lastUpdated: now),
-                                            layout: prepared.layout), for: id)
+                                            layout: prepared.layout, listRows: prepared.listRows), for: id)
         return prepared.stored
     }
 
@@ -224,7 +224,7 @@ public struct RORCapacityFeed: Sendable {
     private func parsed(_ stored: StoredResource, id: String) throws -> (StoredResource, ParsedLocation)? {
         if let parsed = parsedLocations.location(for: id, json: stored.json) { return (stored, parsed) }
         guard case .object(let object) = try JSON(parsing: stored.json) else { return nil }
-        let parsed = ParsedLocation(json: stored.json, object: object, layout: nil)
+        let parsed = ParsedLocation(json: stored.json, object: object)
         parsedLocations.keep(parsed, for: id)
         return (stored, parsed)
     }
@@ -448,9 +448,12 @@ final class ParsedLocations: @unchecked Sendable {
     }
 }
 
-/// A stored Location's JSON, parsed, and where its members sit in it when this server wrote it (``JSONLayout``).
+/// A stored Location's JSON, parsed, and what the `prepare` that wrote it knew: where its members sit in it
+/// (``JSONLayout``), the search rows of its indicators.
 struct ParsedLocation {
     var json: Data
     var object: JSONObject
-    var layout: JSONLayout?
+    var layout: JSONLayout? = nil
+    /// The search rows of its indicators, by position (``ResourceRepository/ListRows``).
+    var listRows: ResourceRepository.ListRows? = nil
 }

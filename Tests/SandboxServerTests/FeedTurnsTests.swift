@@ -58,20 +58,26 @@ struct FeedTurnsTests {
     /// given back; it gives up after its timeout, leaving the queue as it was.
     @Test func aThreadWaitsForAThreadsTurn() async throws {
         let turns = FeedTurns()
-        #expect(turns.take("loc", waitingUpTo: .seconds(10)))
-        let got = NIOLockedValueBox<Bool?>(nil)
-        let waiter = Thread {
-            let taken = turns.take("loc", waitingUpTo: .seconds(10))
-            got.withLockedValue { $0 = taken }
+        // On threads of their own from start to end: the test's timing never depends on the tasks of other tests.
+        let (waited, taken) = await onThread { () -> (Bool?, Bool) in
+            guard turns.take("loc", waitingUpTo: .seconds(10)) else { return (nil, false) }
+            let got = NIOLockedValueBox<Bool?>(nil)
+            let finished = DispatchSemaphore(value: 0)
+            Thread {
+                let taken = turns.take("loc", waitingUpTo: .seconds(60))
+                got.withLockedValue { $0 = taken }
+                finished.signal()
+            }.start()
+            usleep(100_000)
+            let waiting = got.withLockedValue { $0 }
+            turns.end("loc")
+            _ = finished.wait(timeout: .now() + 60)
+            return (waiting, got.withLockedValue { $0 } ?? false)
         }
-        waiter.start()
-        try await Task.sleep(for: .milliseconds(100))
-        #expect(got.withLockedValue { $0 } == nil, "still waiting")
-        turns.end("loc")
-        for _ in 0..<500 where got.withLockedValue({ $0 }) == nil { try await Task.sleep(for: .milliseconds(10)) }
-        #expect(got.withLockedValue { $0 } == true)
+        #expect(waited == nil, "still waiting while the turn was held")
+        #expect(taken, "given the turn when it was given back")
         // Held by the waiter now; another thread gives up after its timeout, and the turn stays the waiter's.
-        #expect(!turns.take("loc", waitingUpTo: .milliseconds(20)))
+        #expect(await onThread { !turns.take("loc", waitingUpTo: .milliseconds(20)) })
         #expect(await onThread { !turns.take("loc", waitingUpTo: .milliseconds(1)) })
         turns.end("loc")
         #expect(turns.take("loc", waitingUpTo: .milliseconds(1)), "free again")
