@@ -296,12 +296,13 @@ public struct RORCapacityFeed: Sendable {
                                 expression: [operation.pathText])
             }
         }
-        var seen = Set<String>()
+        var seen = Set<[String?]>()
         for indicator in Self.indicatorsOf(patched) {
-            let qualifiers = Self.qualifiers(indicator)
-            let key = RORCapacityIndicators.key.map { qualifiers[$0] ?? "null" }.joined(separator: "/")
+            let key = Self.qualifiers(indicator, RORCapacityIndicators.key)
             guard seen.insert(key).inserted else {
-                throw FHIRError(.badRequest, code: "business-rule", "L'indicateur \(key) serait présent deux fois : utiliser replace", expression: [Self.capacityPath])
+                throw FHIRError(.badRequest, code: "business-rule",
+                                "L'indicateur \(key.map { $0 ?? "null" }.joined(separator: "/")) serait présent deux fois : utiliser replace",
+                                expression: [Self.capacityPath])
             }
         }
     }
@@ -315,21 +316,33 @@ public struct RORCapacityFeed: Sendable {
         let parts = indicator["extension"]?.array ?? []
         var result: [String: String] = Dictionary(minimumCapacity: parts.count)
         for case .object(let part) in parts {
-            guard let url = part["url"]?.string else { continue }
-            if let code = part["valueCode"]?.string {
-                result[url] = code
-            } else if let code = part["valueCodeableConcept"]?["coding"]?.array?.first?["code"]?.string {
-                result[url] = code
-            } else if let value = part.first(withPrefix: "value")?.value {
-                result[url] = value.string ?? value.text
-            }
+            guard let url = part["url"]?.string, let value = qualifier(part) else { continue }
+            result[url] = value
         }
         return result
     }
 
+    /// The sub-extensions `names` of an indicator, in that order (nil: absent): what ``qualifiers(_:)`` gives for
+    /// them, without building a dictionary (the duplicate check reads every indicator of the Location, every PATCH).
+    static func qualifiers(_ indicator: JSONObject, _ names: [String]) -> [String?] {
+        var result = [String?](repeating: nil, count: names.count)
+        for case .object(let part) in indicator["extension"]?.array ?? [] {
+            guard let url = part["url"]?.string, let index = names.firstIndex(of: url), let value = qualifier(part) else { continue }
+            result[index] = value
+        }
+        return result
+    }
+
+    /// A sub-extension's code (or count).
+    private static func qualifier(_ part: JSONObject) -> String? {
+        if let code = part["valueCode"]?.string { return code }
+        if let code = part["valueCodeableConcept"]?["coding"]?.array?.first?["code"]?.string { return code }
+        return part.first(withPrefix: "value").map { $0.value.string ?? $0.value.text }
+    }
+
     /// The nature (TRE_R329) of the Location's installed capacity, when it has one: feeds keep to it.
     static func installedNature(_ location: JSONObject) -> String? {
-        indicatorsOf(location).lazy.map(qualifiers).first { $0["capacityStatus"] == "01" }?["capacityType"]
+        indicatorsOf(location).lazy.map { qualifiers($0, ["capacityStatus", "capacityType"]) }.first { $0[0] == "01" }?[1] ?? nil
     }
 }
 

@@ -172,7 +172,7 @@ struct RORCapacityFeedTests {
         RefusalCase(label: "indicator without nbCapacity", body: body("replace", path: selector(status: "02"), value: indicator(status: "02", count: 1, leaving: "nbCapacity")),
                     status: .badRequest, code: "business-rule", message: "'nbCapacity' est obligatoire"),
         RefusalCase(label: "an indicator twice", body: body("add", path: "Location.extension.where(url='\(capacity)')", value: indicator(status: "02", count: 1)),
-                    status: .badRequest, code: "business-rule", message: "présent deux fois"),
+                    status: .badRequest, code: "business-rule", message: "L'indicateur 02/01/03/null/null/null/01 serait présent deux fois : utiliser replace"),
         RefusalCase(label: "path outside the indicators", body: body("replace", path: "Location.name", value: ["url": "x"]),
                     status: .badRequest, code: "invalid", message: "only changes capacity indicators", expression: "Location.name"),
         RefusalCase(label: "unsupported FHIRPath", body: body("delete", path: "Location.extension.where(url='\(capacity)').last()"),
