@@ -18,7 +18,8 @@ public struct JSONLayout: Sendable {
     ///
     /// With `previous` (the layout of the version `list` and `changed` refer to), the members not in `changed` and
     /// the elements of `list` that come whole from that version are copied from its bytes. `changed` nil: any member
-    /// may differ (nothing copied but the list's elements).
+    /// may differ (nothing copied but the list's elements). Without `list` the layout is left empty: a dataset load
+    /// writes each resource once, and recording where its members are cost it for nothing.
     public static func write(_ resource: JSONObject, list: ResourceRepository.ListChange? = nil, changed: Set<String>? = nil,
                              previous: JSONLayout? = nil) -> (Data, JSONLayout) {
         var out: [UInt8] = []
@@ -57,7 +58,7 @@ public struct JSONLayout: Sendable {
                 } else {
                     member.value.write(into: &out)
                 }
-                layout.members[member.key] = start..<out.count
+                if list != nil { layout.members[member.key] = start..<out.count }
             }
             out.append(0x7D)
         }

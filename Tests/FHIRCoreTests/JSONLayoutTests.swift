@@ -57,10 +57,13 @@ struct JSONLayoutTests {
     /// What the caller says is unchanged is copied, not written again (the caller's word is the contract).
     @Test func unchangedMembersAreCopied() {
         let v1 = Self.location(version: 1, name: "Nord", extensions: [Self.indicator("01", 1)])
-        let (_, layout) = JSONLayout.write(v1, list: nil, changed: ["meta"])
+        let list = ResourceRepository.ListChange(name: "extension", original: [Self.indicator("01", 1)], origins: [0])
+        let (_, layout) = JSONLayout.write(v1, list: list, changed: ["meta"])
         let (copied, _) = JSONLayout.write(Self.location(version: 2, name: "Sud", extensions: [Self.indicator("01", 1)]),
-                                           changed: ["meta"], previous: layout)
+                                           list: list, changed: ["meta"], previous: layout)
         #expect(String(decoding: copied, as: UTF8.self).contains("\"Nord\""))
         #expect(String(decoding: copied, as: UTF8.self).contains("\"versionId\":\"2\""))
+        // Without a list (a dataset load), nothing is recorded.
+        #expect(JSONLayout.write(v1).1.members.isEmpty)
     }
 }
