@@ -372,18 +372,24 @@ final class FeedTurns: Sendable {
     /// Takes the turn for a thread: at once if it is free, after a wait of up to `timeout` if another thread holds it
     /// (and none of the feeds queued before is a task); false otherwise.
     func take(_ id: String, waitingUpTo timeout: DispatchTimeInterval) -> Bool {
-        let semaphore = DispatchSemaphore(value: 0)
-        let outcome = state.withLockedValue { turns -> Bool? in
+        // The turn, a refusal, or a place in the queue (a semaphore only then: most feeds find their turn free).
+        enum Outcome { case decided(Bool), queued(DispatchSemaphore) }
+        let outcome = state.withLockedValue { turns -> Outcome in
             guard var turn = turns[id] else {
                 turns[id] = Turn(heldByThread: true)
-                return true
+                return .decided(true)
             }
-            guard turn.heldByThread, turn.waiting.allSatisfy({ if case .thread = $0 { true } else { false } }) else { return false }
+            guard turn.heldByThread, turn.waiting.allSatisfy({ if case .thread = $0 { true } else { false } }) else { return .decided(false) }
+            let semaphore = DispatchSemaphore(value: 0)
             turn.waiting.append(.thread(semaphore))
             turns[id] = turn
-            return nil
+            return .queued(semaphore)
         }
-        if let outcome { return outcome }
+        let semaphore: DispatchSemaphore
+        switch outcome {
+        case .decided(let taken): return taken
+        case .queued(let queued): semaphore = queued
+        }
         if semaphore.wait(timeout: .now() + timeout) == .success { return true }
         // Timed out, unless the turn was handed over meanwhile: then it is ours (its signal is taken).
         let withdrawn = state.withLockedValue { turns -> Bool in
