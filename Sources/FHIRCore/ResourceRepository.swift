@@ -83,6 +83,8 @@ public final class ResourceRepository: Sendable {
         public var layout: JSONLayout
         /// The rows of the list's elements (those known), for the `prepare` of the next version (``ListChange/rows``).
         public var listRows: ListRows?
+        /// The rows of the other parameters extracted, for the `prepare` of the next version (`previousRows`).
+        public var knownRows: KnownRows
         typealias Difference = (parameters: Set<String>, removed: [SearchIndexRow], added: [SearchIndexRow])
     }
 
@@ -108,6 +110,12 @@ public final class ResourceRepository: Sendable {
         }
     }
 
+    /// The search rows a version has for some parameters (as `write` left them in the index).
+    public struct KnownRows: Sendable {
+        var parameters: [String]
+        var rows: [SearchIndexRow]
+    }
+
     /// The search rows of each element of a list (nil: not known), for the parameters indexed by difference.
     public struct ListRows: Sendable {
         var parameters: [String]
@@ -130,8 +138,10 @@ public final class ResourceRepository: Sendable {
     /// `list`: `changed` is that one list, changed element by element (``ListChange``).
     /// `layout`: where the members of the version `list` and `changed` refer to sit in its JSON, as the `prepare`
     /// that wrote it returned (``PreparedResource/layout``): their bytes are copied rather than written again.
+    /// `previousRows`: that version's rows as its `prepare` returned them (``PreparedResource/knownRows``), when it
+    /// was written by it: the rows of the parameters extracted again are then indexed by difference.
     public func prepare(_ resource: JSONObject, version: Int, lastUpdated: Date = Date(), changed: Set<String>? = nil,
-                        list: ListChange? = nil, layout: JSONLayout? = nil) throws -> PreparedResource {
+                        list: ListChange? = nil, layout: JSONLayout? = nil, previousRows: KnownRows? = nil) throws -> PreparedResource {
         let (type, id) = try identify(resource)
         let instant = FHIRInstant.string(lastUpdated)
         let resource = Self.stamped(resource, version: version, lastUpdated: lastUpdated)
@@ -175,9 +185,24 @@ public final class ResourceRepository: Sendable {
                 listRows = ListRows(parameters: codes, rows: elementRows)
             }
         }
-        let rows = SearchIndexer.rows(for: resource, parameters: parameters)
+        var rows = SearchIndexer.rows(for: resource, parameters: parameters)
+        let codes = parameters.map(\.code).sorted()
+        let known = KnownRows(parameters: codes, rows: rows)
+        if changed != nil, let previous = previousRows, previous.parameters == codes {
+            // The stored rows of these parameters are the previous version's: indexed by difference too, so that
+            // `write` need not read them back (a capacity PATCH: `meta`'s rows, `_lastUpdated` changed).
+            var left: [SearchIndexRow: Int] = [:]
+            for row in previous.rows { left[row, default: 0] += 1 }
+            var added: [SearchIndexRow] = []
+            for row in rows {
+                if let count = left[row], count > 0 { left[row] = count - 1 } else { added.append(row) }
+            }
+            let removed = left.flatMap { row, count in Array(repeating: row, count: count) }
+            difference = ((difference?.parameters ?? []).union(codes), (difference?.removed ?? []) + removed, (difference?.added ?? []) + added)
+            rows = []
+        }
         return PreparedResource(stored: StoredResource(type: type, id: id, version: version, lastUpdated: instant, json: json), rows: rows,
-                                parameters: extracted, difference: difference, layout: newLayout, listRows: listRows)
+                                parameters: extracted, difference: difference, layout: newLayout, listRows: listRows, knownRows: known)
     }
 
     /// The same for a `JSONSerialization` tree.

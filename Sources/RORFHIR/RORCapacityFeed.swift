@@ -184,7 +184,7 @@ public struct RORCapacityFeed: Sendable {
             ResourceRepository.ListChange(name: "extension", original: object["extension"]?.array ?? [], origins: $0, rows: location.listRows)
         }
         let prepared = try repository.prepare(patched, version: base.version + 1, lastUpdated: now, changed: Self.patchedElements, list: list,
-                                              layout: location.layout)
+                                              layout: location.layout, previousRows: location.knownRows)
         let repository = self.repository
         let written = try repository.store.writeInPlace { db -> Bool in
             guard try repository.currentVersion(type: "Location", id: id, in: db) == base.version else { return false }
@@ -194,7 +194,7 @@ public struct RORCapacityFeed: Sendable {
         }
         guard written else { return nil }
         parsedLocations.keep(ParsedLocation(json: prepared.stored.json, object: ResourceRepository.stamped(patched, version: prepared.stored.version, lastUpdated: now),
-                                            layout: prepared.layout, listRows: prepared.listRows), for: id)
+                                            layout: prepared.layout, listRows: prepared.listRows, knownRows: prepared.knownRows), for: id)
         return prepared.stored
     }
 
@@ -475,4 +475,6 @@ struct ParsedLocation {
     var layout: JSONLayout? = nil
     /// The search rows of its indicators, by position (``ResourceRepository/ListRows``).
     var listRows: ResourceRepository.ListRows? = nil
+    /// Its search rows of the other parameters a capacity PATCH extracts again (`meta`'s).
+    var knownRows: ResourceRepository.KnownRows? = nil
 }
