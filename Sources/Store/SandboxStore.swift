@@ -110,8 +110,21 @@ public final class SandboxStore: Sendable {
     /// (GRDB's synchronous `write`: the calling thread takes the writer's queue in turn). For short writes on a
     /// request's path: the asynchronous `write` hands the transaction to the writer's thread and the answer back,
     /// two thread wake-ups per request.
+    ///
+    /// `BEGIN` and `COMMIT` are cached statements: GRDB's `write` parses and prepares both again for every
+    /// transaction, which was a twentieth of a capacity PATCH's time inside the writer.
     public func writeInPlace<T>(_ updates: (Database) throws -> T) throws -> T {
-        try writer.write(updates)
+        try writer.writeWithoutTransaction { db in
+            try db.cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION").execute()
+            do {
+                let result = try updates(db)
+                try db.cachedStatement(sql: "COMMIT TRANSACTION").execute()
+                return result
+            } catch {
+                if db.isInsideTransaction { try? db.rollback() }
+                throw error
+            }
+        }
     }
 
     func migrate() throws {

@@ -27,6 +27,33 @@ struct StoreTests {
         #expect(try await store.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM checkpoint_probe") } == 64)
     }
 
+    /// A write in place commits, or rolls back whole when it throws (nothing of it stays, the next write proceeds),
+    /// and a committed one is seen by the other connections.
+    @Test func writesInPlaceCommitOrRollBackWhole() async throws {
+        struct Refused: Error {}
+        try await Self.withFileStore { store, _ in
+            try await store.writer.write { db in try db.execute(sql: "CREATE TABLE probe (n INTEGER)") }
+            func count() async throws -> Int { try await store.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM probe") ?? -1 } }
+            #expect(throws: Refused.self) {
+                try store.writeInPlace { db in
+                    try db.execute(sql: "INSERT INTO probe VALUES (1)")
+                    throw Refused()
+                }
+            }
+            #expect(try await count() == 0)
+            #expect(throws: DatabaseError.self) {
+                try store.writeInPlace { db in
+                    try db.execute(sql: "INSERT INTO probe VALUES (2)")
+                    try db.execute(sql: "INSERT INTO no_such_table VALUES (3)")
+                }
+            }
+            #expect(try await count() == 0)
+            #expect(try store.writeInPlace { db in try db.execute(sql: "INSERT INTO probe VALUES (4)"); return 4 } == 4)
+            #expect(try await count() == 1)
+            #expect(try await store.writer.writeWithoutTransaction { db in db.isInsideTransaction } == false, "no transaction left open")
+        }
+    }
+
     /// Runs `body` on a database file of its own (removed after).
     static func withFileStore(_ body: (SandboxStore, String) async throws -> Void) async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("esante-store-\(UUID().uuidString)")
