@@ -24,7 +24,8 @@ public struct JSONLayout: Sendable {
                              previous: JSONLayout? = nil) -> (Data, JSONLayout) {
         var out: [UInt8] = []
         out.reserveCapacity(previous.map { $0.json.count + 256 } ?? 4096)
-        var layout = JSONLayout(json: Data(), listName: list?.name)
+        var members: [String: Range<Int>] = [:]
+        var elementRanges: [Range<Int>] = []
         let reusable = previous.flatMap { previous in list.map { previous.listName == $0.name && previous.elements.count == $0.original.count } } ?? false
         // One memcpy (appending a slice of raw bytes went byte by byte).
         func copy(_ old: UnsafeRawBufferPointer, _ range: Range<Int>) {
@@ -50,7 +51,7 @@ public struct JSONLayout: Sendable {
                         } else {
                             element.write(into: &out)
                         }
-                        layout.elements.append(elementStart..<out.count)
+                        elementRanges.append(elementStart..<out.count)
                     }
                     out.append(0x5D)
                 } else if let changed, !changed.contains(member.key), let old, let range = previous?.members[member.key] {
@@ -58,13 +59,12 @@ public struct JSONLayout: Sendable {
                 } else {
                     member.value.write(into: &out)
                 }
-                if list != nil { layout.members[member.key] = start..<out.count }
+                if list != nil { members[member.key] = start..<out.count }
             }
             out.append(0x7D)
         }
         if let previous { previous.json.withUnsafeBytes { emit($0) } } else { emit(nil) }
         let json = Data(out)
-        layout = JSONLayout(json: json, members: layout.members, listName: layout.listName, elements: layout.elements)
-        return (json, layout)
+        return (json, JSONLayout(json: json, members: members, listName: list?.name, elements: elementRanges))
     }
 }

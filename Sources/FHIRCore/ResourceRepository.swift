@@ -189,16 +189,10 @@ public final class ResourceRepository: Sendable {
         let codes = parameters.map(\.code).sorted()
         let known = KnownRows(parameters: codes, rows: rows)
         if changed != nil, let previous = previousRows, previous.parameters == codes {
-            // The stored rows of these parameters are the previous version's: indexed by difference too, so that
-            // `write` need not read them back (a capacity PATCH: `meta`'s rows, `_lastUpdated` changed).
-            var left: [SearchIndexRow: Int] = [:]
-            for row in previous.rows { left[row, default: 0] += 1 }
-            var added: [SearchIndexRow] = []
-            for row in rows {
-                if let count = left[row], count > 0 { left[row] = count - 1 } else { added.append(row) }
-            }
-            let removed = left.flatMap { row, count in Array(repeating: row, count: count) }
-            difference = ((difference?.parameters ?? []).union(codes), (difference?.removed ?? []) + removed, (difference?.added ?? []) + added)
+            // The stored rows of these parameters are the previous version's: indexed by difference too (all out, all
+            // in: `write` cancels the rows that stay), so that `write` need not read them back (a capacity PATCH:
+            // `meta`'s rows, `_lastUpdated` changed).
+            difference = ((difference?.parameters ?? []).union(codes), (difference?.removed ?? []) + previous.rows, (difference?.added ?? []) + rows)
             rows = []
         }
         return PreparedResource(stored: StoredResource(type: type, id: id, version: version, lastUpdated: instant, json: json), rows: rows,

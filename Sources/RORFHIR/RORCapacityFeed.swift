@@ -105,7 +105,7 @@ public struct RORCapacityFeed: Sendable {
         while true {
             let (base, location) = try await location(id)
             if let stored = try attempt(patch, id: id, base: base, location: location, entry: entry, identity: identity) {
-                let (head, json) = Self.answer(stored, previous: base.version, id: id)
+                let (head, json) = Self.answer(stored, previous: base.version)
                 return Response(status: head.status, headers: head.headerFields, body: .init(byteBuffer: ByteBuffer(bytes: json)))
             }
         }
@@ -128,7 +128,7 @@ public struct RORCapacityFeed: Sendable {
             defer { turns.end(id) }
             guard let (base, location) = try cachedLocation(id),
                   let stored = try attempt(patch, id: id, base: base, location: location, entry: entry, identity: identity) else { return nil }
-            let (head, json) = Self.answer(stored, previous: base.version, id: id)
+            let (head, json) = Self.answer(stored, previous: base.version)
             return (head, json, StoredVersion(type: stored.type, id: stored.id, version: stored.version, lastUpdated: stored.lastUpdated))
         } catch {
             return nil
@@ -199,12 +199,12 @@ public struct RORCapacityFeed: Sendable {
     }
 
     /// The 200: the new version, its validators, and the version it replaced.
-    static func answer(_ stored: StoredResource, previous: Int, id: String) -> (HTTPResponse, Data) {
+    static func answer(_ stored: StoredResource, previous: Int) -> (HTTPResponse, Data) {
         var head = HTTPResponse(status: .ok)
         head.headerFields[.contentType] = OperationOutcome.contentType
         head.headerFields[.eTag] = "W/\"\(stored.version)\""
         head.headerFields[.lastModified] = RORFHIRService.httpDate(stored.lastUpdated)
-        head.headerFields[.contentLocation] = "\(basePath)/Location/\(id)/_history/\(stored.version)"
+        head.headerFields[.contentLocation] = "\(basePath)/Location/\(stored.id)/_history/\(stored.version)"
         // The journal keeps response headers: this links the row to the version the PATCH replaced.
         head.headerFields[HTTPField.Name("X-Sandbox-Previous-Version")!] = "\(previous)"
         return (head, stored.json)

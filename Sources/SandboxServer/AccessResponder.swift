@@ -99,18 +99,19 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
         let body = reply.body
         // As Hummingbird's `Response` states it for a body of known length (and the journal then keeps it).
         head.headerFields[.contentLength] = String(body.count)
-        var entry = journalEntry(request: request, requestBytes: Array(requestBody.readableBytesView), service: service, status: Int(head.status.code),
+        var entry = journalEntry(request: request, requestBytes: requestBody.readableBytesView, service: service, status: Int(head.status.code),
                                  decision: decision, context: context, headerMemo: headerMemos.request)
         entry.responseHeaders = headerMemos.response.encode(Self.pairs(head.headerFields))
-        // The body itself when it fits (no copy: the journal then knows it as the one it stored last time), or the
-        // stored version it is.
+        // The stored version the body is, or the body itself when it fits (no copy: the journal then knows it as the
+        // one it stored last time).
+        let kept: (Data?, Bool)
         if body.count <= journalBodyLimit, let version = reply.storedVersion {
             entry.responseVersion = version
-            Self.record(entry, body: (nil, false), started: started, in: journal)
+            kept = (nil, false)
         } else {
-            Self.record(entry, body: body.count <= journalBodyLimit ? (body.isEmpty ? nil : body, false) : JournalEntry.clip(body, limit: journalBodyLimit),
-                        started: started, in: journal)
+            kept = body.count <= journalBodyLimit ? (body.isEmpty ? nil : body, false) : JournalEntry.clip(body, limit: journalBodyLimit)
         }
+        Self.record(entry, body: kept, started: started, in: journal)
         return (head, body)
     }
 
@@ -159,7 +160,7 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
     }
 
     /// The journal row of a request (its headers and body kept), before its response is known.
-    private func journalEntry(request: Request, requestBytes: [UInt8], service: SandboxService?, status: Int,
+    private func journalEntry(request: Request, requestBytes: some Collection<UInt8>, service: SandboxService?, status: Int,
                               decision: AccessDecision, context: Context, headerMemo: JournalEntry.HeaderMemo? = nil) -> JournalEntry {
         var entry = JournalEntry(
             environment: environment, service: service?.rawValue, method: request.method.rawValue,
