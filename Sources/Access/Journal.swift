@@ -443,26 +443,30 @@ public final class Journal: Sendable {
         "SELECT CAST(b.body || COALESCE((SELECT t.body FROM journal_body t WHERE t.id = b.tail_id), X'') AS BLOB) FROM journal_body b WHERE b.id = \(id)"
     }
 
-    /// The bytes of a row's ``StoredVersion``: current, or kept when a later write replaced it (one statement, one
-    /// snapshot: a version being replaced is in one table or the other).
-    static let storedVersionBody = """
-        SELECT r.json FROM fhir_resource r WHERE j.response_resource_type IS NOT NULL AND r.type = j.response_resource_type
-        AND r.id = j.response_resource_id AND r.version = j.response_resource_version AND r.last_updated = j.response_resource_updated
-        UNION ALL SELECT h.json FROM fhir_history h WHERE j.response_resource_type IS NOT NULL AND h.type = j.response_resource_type
-        AND h.id = j.response_resource_id AND h.version = j.response_resource_version AND h.last_updated = j.response_resource_updated
-        LIMIT 1
-        """
-
     /// Rows with their bodies, wherever kept (the columns ``JournalEntry`` decodes).
     static let selectSQL = """
         SELECT j.id, j.time, j.environment, j.service, j.method, j.path, j.query, j.status, j.decision, j.reason,
         j.subject_dn, j.issuer_dn, j.serial_number, j.spki_sha256, j.duration_ms, j.remote_address, j.request_headers,
         COALESCE(j.request_body, (\(sharedBody("j.request_body_id")))) AS request_body,
         j.request_body_truncated, j.response_headers,
-        COALESCE(j.response_body, (\(sharedBody("j.response_body_id"))), (\(storedVersionBody))) AS response_body,
-        j.response_body_truncated
+        COALESCE(j.response_body, (\(sharedBody("j.response_body_id")))) AS response_body,
+        j.response_body_truncated, j.response_resource_type, j.response_resource_id, j.response_resource_version,
+        j.response_resource_updated
         FROM journal j
         """
+
+    /// The rows `sql` selects (``selectSQL``), a response body named as a ``StoredVersion`` read from the store (current
+    /// or kept, in the same snapshot).
+    static func fetch(_ db: Database, _ sql: String, _ arguments: StatementArguments) throws -> [JournalEntry] {
+        try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
+            var entry = try JournalEntry(row: row)
+            if entry.responseBody == nil, let type: String = row["response_resource_type"], let id: String = row["response_resource_id"],
+               let version: Int = row["response_resource_version"] {
+                entry.responseBody = try ResourceHistory.json(type: type, id: id, version: version, lastUpdated: row["response_resource_updated"], in: db)
+            }
+            return entry
+        }
+    }
 
     public func entries(_ filter: JournalFilter) throws -> [JournalEntry] {
         flush()
@@ -472,7 +476,7 @@ public final class Journal: Sendable {
         let sql = Self.selectSQL + (conditions.isEmpty ? "" : " WHERE " + conditions.map(\.0).joined(separator: " AND "))
             + " ORDER BY j.id \(filter.afterID == nil ? "DESC" : "ASC") LIMIT ?"
         let arguments = StatementArguments(conditions.map(\.1) + [filter.limit])
-        return try store.writer.read { db in try JournalEntry.fetchAll(db, sql: sql, arguments: arguments) }
+        return try store.writer.read { db in try Self.fetch(db, sql, arguments) }
     }
 
     /// Calls accepted and refused since `date` (the console's dashboard; onboarding and fault rows are not calls).
@@ -490,7 +494,7 @@ public final class Journal: Sendable {
 
     public func entry(id: Int64) throws -> JournalEntry? {
         flush()
-        return try store.writer.read { db in try JournalEntry.fetchOne(db, sql: Self.selectSQL + " WHERE j.id = ?", arguments: [id]) }
+        return try store.writer.read { db in try Self.fetch(db, Self.selectSQL + " WHERE j.id = ?", [id]).first }
     }
 
     public func removeAll() throws {

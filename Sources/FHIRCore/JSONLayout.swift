@@ -1,4 +1,5 @@
 import Foundation
+import Store
 
 /// Where the top-level members of a resource's JSON, and the elements of one list member, sit in its bytes: the
 /// next version of the resource copies the bytes of what it did not change instead of writing them again.
@@ -13,6 +14,9 @@ public struct JSONLayout: Sendable {
     /// The list member whose elements are located, and where each is.
     var listName: String?
     var elements: [Range<Int>] = []
+    /// The ranges of the previous version's JSON this one copied, and where (the previous version is then kept as
+    /// a delta from this one: ``ResourceHistory``).
+    public var copies: [VersionDelta.Match] = []
 
     /// `resource` as JSON text (the bytes `JSON.object(resource).data()` gives), and its layout.
     ///
@@ -26,9 +30,11 @@ public struct JSONLayout: Sendable {
         out.reserveCapacity(previous.map { $0.json.count + 256 } ?? 4096)
         var members: [String: Range<Int>] = [:]
         var elementRanges: [Range<Int>] = []
+        var copies: [VersionDelta.Match] = []
         let reusable = previous.flatMap { previous in list.map { previous.listName == $0.name && previous.elements.count == $0.original.count } } ?? false
         // One memcpy (appending a slice of raw bytes went byte by byte).
         func copy(_ old: UnsafeRawBufferPointer, _ range: Range<Int>) {
+            copies.append((range, out.count))
             out.append(contentsOf: UnsafeBufferPointer(start: old.baseAddress!.advanced(by: range.lowerBound).assumingMemoryBound(to: UInt8.self),
                                                        count: range.count))
         }
@@ -65,6 +71,6 @@ public struct JSONLayout: Sendable {
         }
         if let previous { previous.json.withUnsafeBytes { emit($0) } } else { emit(nil) }
         let json = Data(out)
-        return (json, JSONLayout(json: json, members: members, listName: list?.name, elements: elementRanges))
+        return (json, JSONLayout(json: json, members: members, listName: list?.name, elements: elementRanges, copies: copies))
     }
 }

@@ -51,10 +51,12 @@ public final class ResourceRepository: Sendable {
         return prepared.stored
     }
 
-    /// Keeps a version that a write is about to replace (`fhir_history`): what changed stays visible.
-    public func archive(_ stored: StoredResource, in db: Database) throws {
-        try db.cachedStatement(sql: "INSERT OR REPLACE INTO fhir_history (type, id, version, last_updated, json) VALUES (?, ?, ?, ?, ?)")
-            .execute(arguments: [stored.type, stored.id, stored.version, stored.lastUpdated, stored.json])
+    /// Keeps a version that a write is about to replace (`fhir_history`): what changed stays visible. `next`: the
+    /// version replacing it, when prepared from it (its JSON copied the kept one's bytes: the kept version is a delta).
+    public func archive(_ stored: StoredResource, replacedBy next: PreparedResource? = nil, in db: Database) throws {
+        let next = next.flatMap { $0.stored.version == stored.version + 1 ? ($0.stored.lastUpdated, $0.stored.json, $0.layout.copies) : nil }
+        try ResourceHistory.keep(type: stored.type, id: stored.id, version: stored.version, lastUpdated: stored.lastUpdated, json: stored.json,
+                                 next: next, in: db)
     }
 
     /// The current stored version of a resource, read inside a write transaction.

@@ -188,7 +188,7 @@ public struct RORCapacityFeed: Sendable {
         let repository = self.repository
         let written = try repository.store.writeInPlace { db -> Bool in
             guard try repository.currentVersion(type: "Location", id: id, in: db) == base.version else { return false }
-            try repository.archive(base, in: db)
+            try repository.archive(base, replacedBy: prepared, in: db)
             try repository.write(prepared, in: db)
             return true
         }

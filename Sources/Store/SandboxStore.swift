@@ -354,6 +354,10 @@ public final class SandboxStore: Sendable {
                 t.add(column: "response_resource_updated", .text)
             }
         }
+        migrator.registerMigration("v12-fhir-history-deltas") { db in
+            // A kept version may be a delta from the next one (`ResourceHistory`): NULL, `json` is the version.
+            try db.alter(table: "fhir_history") { t in t.add(column: "base_updated", .text) }
+        }
         return migrator
     }
 

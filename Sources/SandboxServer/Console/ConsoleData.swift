@@ -4,6 +4,7 @@ import Foundation
 import GRDB
 import HTTPTypes
 import Hummingbird
+import Store
 
 /// The live journal, the ROR data browser (versions and diffs) and the capacity board.
 enum ConsoleData {
@@ -176,13 +177,12 @@ enum ConsoleData {
     static func resourcePage(_ sandbox: Sandbox, type: String, id: String) throws -> Response {
         let (current, history) = try sandbox.store.writer.read { db in
             (try Row.fetchOne(db, sql: "SELECT version, last_updated, json FROM fhir_resource WHERE type = ? AND id = ?", arguments: [type, id]),
-             try Row.fetchAll(db, sql: "SELECT version, last_updated, json FROM fhir_history WHERE type = ? AND id = ? ORDER BY version DESC LIMIT 20",
-                              arguments: [type, id]))
+             try ResourceHistory.versions(type: type, id: id, limit: 20, in: db))
         }
         guard let current else {
             return Console.page(sandbox, "\(type)/\(id)", active: "/console/data", HTML.notice("Ressource introuvable.", error: true), status: .notFound)
         }
-        let versions = [current] + history
+        let versions = [(version: current["version"] as Int, lastUpdated: current["last_updated"] as String, json: current["json"] as Data)] + history
         var content = "<p>Version \(current["version"] as Int), mise à jour \(HTML.escape(current["last_updated"] as String)). "
             + "<a href=\"/console/data?type=\(HTML.url(type))\">← \(HTML.escape(type))</a></p>"
         content += "<pre id=\"resource-json\">\(HTML.escape(Pretty.print(current["json"] as Data)))</pre>"
@@ -190,8 +190,8 @@ enum ConsoleData {
             content += "<p class=\"muted\">Pas de version précédente conservée (les écritures gardent la version qu'elles remplacent).</p>"
         }
         for (newer, older) in zip(versions, versions.dropFirst()) {
-            content += "<h2>Version \(older["version"] as Int) → \(newer["version"] as Int)</h2>"
-                + "<pre class=\"diff\">\(LineDiff.html(old: Pretty.print(older["json"] as Data), new: Pretty.print(newer["json"] as Data)))</pre>"
+            content += "<h2>Version \(older.version) → \(newer.version)</h2>"
+                + "<pre class=\"diff\">\(LineDiff.html(old: Pretty.print(older.json), new: Pretty.print(newer.json)))</pre>"
         }
         return Console.page(sandbox, "\(type)/\(id)", active: "/console/data", content)
     }
