@@ -443,7 +443,8 @@ public final class Journal: Sendable {
         "SELECT CAST(b.body || COALESCE((SELECT t.body FROM journal_body t WHERE t.id = b.tail_id), X'') AS BLOB) FROM journal_body b WHERE b.id = \(id)"
     }
 
-    /// Rows with their bodies, wherever kept (the columns ``JournalEntry`` decodes).
+    /// Rows with the bodies the journal keeps (the columns ``JournalEntry`` decodes), and the ``StoredVersion`` a
+    /// body may be instead (read by `fetch`).
     static let selectSQL = """
         SELECT j.id, j.time, j.environment, j.service, j.method, j.path, j.query, j.status, j.decision, j.reason,
         j.subject_dn, j.issuer_dn, j.serial_number, j.spki_sha256, j.duration_ms, j.remote_address, j.request_headers,
@@ -458,11 +459,12 @@ public final class Journal: Sendable {
     /// The rows `sql` selects (``selectSQL``), a response body named as a ``StoredVersion`` read from the store (current
     /// or kept, in the same snapshot).
     static func fetch(_ db: Database, _ sql: String, _ arguments: StatementArguments) throws -> [JournalEntry] {
-        try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
+        var versions = ResourceHistory.Reader(db)
+        return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
             var entry = try JournalEntry(row: row)
             if entry.responseBody == nil, let type: String = row["response_resource_type"], let id: String = row["response_resource_id"],
                let version: Int = row["response_resource_version"] {
-                entry.responseBody = try ResourceHistory.json(type: type, id: id, version: version, lastUpdated: row["response_resource_updated"], in: db)
+                entry.responseBody = try versions.json(type: type, id: id, version: version, lastUpdated: row["response_resource_updated"])
             }
             return entry
         }

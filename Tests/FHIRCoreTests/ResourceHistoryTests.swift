@@ -78,7 +78,7 @@ struct ResourceHistoryTests {
             // What changes is at the end: the common head and tail make the delta (no hints needed).
             Data(#"{"resourceType":"Location","id":"l1","extension":[\#((0..<60).map { #"{"v":\#($0)}"# }.joined(separator: ","))],"meta":{"versionId":"\#(n)"}}"#.utf8)
         }
-        let count = 40
+        let w = ResourceHistory.wholeEvery, count = 2 * w + 8
         try store.writer.write { db in
             try db.execute(sql: "INSERT INTO fhir_resource (type, id, version, last_updated, json) VALUES ('Location', 'l1', 1, 't1', ?)", arguments: [version(1)])
             for n in 1..<count {
@@ -91,22 +91,27 @@ struct ResourceHistoryTests {
             for n in 1...count {
                 #expect(try ResourceHistory.json(type: "Location", id: "l1", version: n, lastUpdated: "t\(n)", in: db) == version(n), "version \(n)")
             }
+            // Newest first, as the journal lists them: each rebuilt from the one read before it.
+            var reader = ResourceHistory.Reader(db)
+            for n in (1...count).reversed() {
+                #expect(try reader.json(type: "Location", id: "l1", version: n, lastUpdated: "t\(n)") == version(n), "version \(n), newest first")
+            }
             #expect(try ResourceHistory.json(type: "Location", id: "l1", version: 5, lastUpdated: "t6", in: db) == nil)
             #expect(try ResourceHistory.json(type: "Location", id: "l1", version: count + 1, lastUpdated: nil, in: db) == nil)
             let newest = try ResourceHistory.versions(type: "Location", id: "l1", limit: 20, in: db)
             #expect(newest.map(\.version) == Array((count - 20 ..< count).reversed()))
             #expect(newest.allSatisfy { $0.json == version($0.version) && $0.lastUpdated == "t\($0.version)" })
             let whole = try Int.fetchAll(db, sql: "SELECT version FROM fhir_history WHERE base_updated IS NULL ORDER BY version")
-            #expect(whole == [16, 32])
+            #expect(whole == [w, 2 * w])
             #expect(try Int.fetchOne(db, sql: "SELECT MAX(LENGTH(json)) FROM fhir_history WHERE base_updated IS NOT NULL")! < version(1).count / 4)
         }
-        // A link lost (version 20's row): 17–19 cannot be rebuilt, 16 (whole) and 20's successors still can.
-        try store.writer.write { db in try db.execute(sql: "DELETE FROM fhir_history WHERE version = 20") }
+        // A link lost (version w + 4's row): w + 1 to w + 3 cannot be rebuilt, w (whole) and w + 4's successors still can.
+        try store.writer.write { db in try db.execute(sql: "DELETE FROM fhir_history WHERE version = ?", arguments: [w + 4]) }
         let (read, listed) = try store.writer.read { db in
-            (try [16, 17, 19, 20, 21, 39].map { try ResourceHistory.json(type: "Location", id: "l1", version: $0, lastUpdated: nil, in: db) },
-             try ResourceHistory.versions(type: "Location", id: "l1", limit: 30, in: db).map(\.version))
+            (try [w, w + 1, w + 3, w + 4, w + 5, count - 1].map { try ResourceHistory.json(type: "Location", id: "l1", version: $0, lastUpdated: nil, in: db) },
+             try ResourceHistory.versions(type: "Location", id: "l1", limit: count, in: db).map(\.version))
         }
-        #expect(read == [version(16), nil, nil, nil, version(21), version(39)])
-        #expect(listed == Array((21 ..< count).reversed()))
+        #expect(read == [version(w), nil, nil, nil, version(w + 5), version(count - 1)])
+        #expect(listed == Array((w + 5 ..< count).reversed()))
     }
 }
