@@ -42,12 +42,13 @@ public struct ProfileValidator: Sendable {
     /// The rules with their paths parsed once (parsing them for every write was a tenth of a capacity PATCH).
     private var compiled: [String: [CompiledRule]]
 
-    struct CompiledRule: Sendable {
-        var rule: Rule
-        var steps: [ElementPath.Step]
+    /// A class: every check walks the rules, and copying a struct of ten strings and arrays retained each of them.
+    final class CompiledRule: Sendable {
+        let rule: Rule
+        let steps: [ElementPath.Step]
         /// FHIRPath of the elements found, relative to the node checked (the same for every element found).
-        var suffix: String
-        var each: [CompiledRule]
+        let suffix: String
+        let each: [CompiledRule]
 
         init(_ rule: Rule) {
             self.rule = rule

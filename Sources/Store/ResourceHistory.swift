@@ -42,8 +42,8 @@ public enum VersionDelta {
                     if start < cursor { newStart += cursor - start; start = cursor }
                     guard memcmp(o.baseAddress! + start, n.baseAddress! + newStart, end - start) == 0 else { continue }
                     while start > cursor, newStart > 0, o[start - 1] == n[newStart - 1] { start -= 1; newStart -= 1 }
-                    var newEnd = newStart + (end - start)
-                    while end < o.count, newEnd < n.count, o[end] == n[newEnd] { end += 1; newEnd += 1 }
+                    let newEnd = newStart + (end - start)
+                    end += commonLength(o.baseAddress! + end, n.baseAddress! + newEnd, min(o.count - end, n.count - newEnd))
                     guard end - start >= shortest else { continue }
                     literal(upTo: start)
                     appendVarint((end - start) << 1 | 1, to: &out)
@@ -79,6 +79,19 @@ public enum VersionDelta {
                 return Data(out)
             }
         }
+    }
+
+    /// How many bytes `a` and `b` have in common from their start, up to `limit`: eight at a time (the forward
+    /// extension runs over most of a Location, byte by byte it was 1.4 % of a capacity PATCH's CPU).
+    static func commonLength(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ limit: Int) -> Int {
+        var length = 0
+        while length + 8 <= limit {
+            let difference = UnsafeRawPointer(a + length).loadUnaligned(as: UInt64.self) ^ UnsafeRawPointer(b + length).loadUnaligned(as: UInt64.self)
+            if difference != 0 { return length + UInt64(littleEndian: difference).trailingZeroBitCount / 8 }
+            length += 8
+        }
+        while length < limit, a[length] == b[length] { length += 1 }
+        return length
     }
 
     static func appendVarint(_ value: Int, to out: inout [UInt8]) {

@@ -46,6 +46,19 @@ struct ResourceHistoryTests {
         #expect(encoded > 100, "versions that differ little are kept as deltas (\(encoded) of 400)")
     }
 
+    /// One byte changed at each position (every alignment of the eight-byte comparisons): the delta is that byte and
+    /// two copies (near an end, the few bytes before it are literal too: a copy of under 8 bytes is not worth one).
+    @Test func aChangedByteIsFoundAtEveryPosition() throws {
+        let new = Data((0..<48).map { UInt8($0 + 65) })
+        for position in new.indices {
+            var old = new
+            old[position] = 0x2A
+            let delta = try #require(VersionDelta.encode(old: old, new: new, matches: [(0 ..< 1, 0)]), "position \(position)")
+            #expect(delta.count <= ((8 ..< 40).contains(position) ? 8 : 12), "position \(position): \(delta.count) bytes")
+            #expect(VersionDelta.apply(delta, to: new) == old, "position \(position)")
+        }
+    }
+
     /// The hints a JSON layout gives (members copied) find what the common head and tail cannot: a change near each end.
     @Test func copiedRangesFindTheUnchangedMiddle() throws {
         let middle = String(repeating: #"{"url":"indicator","valueInteger":7},"#, count: 100)
