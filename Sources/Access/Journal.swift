@@ -400,8 +400,16 @@ public final class Journal: Sendable {
         return id
     }
 
+    /// The shared bodies no row (nor head) refers to, removed.
+    static let collectSQL = """
+        DELETE FROM journal_body AS b
+        WHERE NOT EXISTS (SELECT 1 FROM journal WHERE request_body_id = b.id)
+          AND NOT EXISTS (SELECT 1 FROM journal WHERE response_body_id = b.id)
+          AND NOT EXISTS (SELECT 1 FROM journal_body t WHERE t.tail_id = b.id)
+        """
+
     /// Removes the shared bodies no row refers to any more, once a tenth of `maxRows` rows were pruned since the
-    /// last time (a scan of the journal: about once a second at 10 000 calls per second).
+    /// last time (three index lookups per shared body: migration v13).
     private func collectBodies(pruned: Int, in db: Database) throws {
         let due = bodies.withLockedValue { state -> Bool in
             state.pruned += pruned
@@ -410,12 +418,7 @@ public final class Journal: Sendable {
         guard due else { return }
         // Twice: the bodies no row refers to, then the tails their heads were the last to refer to.
         for _ in 0..<2 {
-            try db.execute(sql: """
-            DELETE FROM journal_body
-            WHERE id NOT IN (SELECT request_body_id FROM journal WHERE request_body_id IS NOT NULL)
-              AND id NOT IN (SELECT response_body_id FROM journal WHERE response_body_id IS NOT NULL)
-              AND id NOT IN (SELECT tail_id FROM journal_body WHERE tail_id IS NOT NULL)
-            """)
+            try db.execute(sql: Self.collectSQL)
         }
         bodies.withLockedValue { $0 = SharedBodies() }
     }
