@@ -243,16 +243,25 @@ public final class ResourceRepository: Sendable {
         if let difference = prepared.difference {
             var removed: [SearchIndexRow: Int] = [:]
             for row in difference.removed { removed[row, default: 0] += 1 }
+            var added: [SearchIndexRow] = []
             for row in difference.added {
-                if let count = removed[row], count > 0 { removed[row] = count - 1 } else { wanted[row, default: 0] += 1 }
+                if let count = removed[row], count > 0 { removed[row] = count - 1 } else { added.append(row) }
             }
-            let delete = try db.cachedStatement(sql: """
-                DELETE FROM fhir_index WHERE rowid IN (SELECT rowid FROM fhir_index WHERE type = ? AND id = ? AND param = ? AND system IS ?
-                AND code IS ? AND text IS ? AND number IS ? AND low IS ? AND high IS ? AND ref_type IS ? AND ref_id IS ? LIMIT ?)
-                """)
-            for (row, count) in removed where count > 0 {
-                try delete.execute(arguments: [resource.type, resource.id, row.param, row.system, row.code, row.text, row.number, row.low,
-                                               row.high, row.refType, row.refID, count])
+            // A row gone and a row new of the same parameter (a count, `_lastUpdated`): the stored row takes the new
+            // values in place, so only the indexes on the columns that differ change (a delete and an insert touched
+            // the table and four indexes each).
+            var gone: [String: [SearchIndexRow]] = [:]
+            for (row, count) in removed where count > 0 { gone[row.param, default: []] += Array(repeating: row, count: count) }
+            for row in added {
+                guard let old = gone[row.param]?.popLast() else {
+                    wanted[row, default: 0] += 1
+                    continue
+                }
+                if try !update(old, to: row, of: resource, in: db) { wanted[row, default: 0] += 1 }
+            }
+            let delete = try db.cachedStatement(sql: "DELETE FROM fhir_index WHERE rowid IN (SELECT rowid FROM fhir_index WHERE \(Self.rowMatch) LIMIT ?)")
+            for rows in gone.values {
+                for row in rows { try delete.execute(arguments: Self.rowMatchArguments(row, of: resource) + [1]) }
             }
             scanned?.subtract(difference.parameters)
         }
@@ -277,6 +286,41 @@ public final class ResourceRepository: Sendable {
         let delete = try db.cachedStatement(sql: "DELETE FROM fhir_index WHERE rowid = ?")
         for rowid in stale { try delete.execute(arguments: [rowid]) }
         try insertRows(wanted.flatMap { row, count in Array(repeating: row, count: count) }, of: resource, in: db)
+    }
+
+    /// One stored index row of a resource, by all its values (the resource index finds its few rows of the parameter).
+    static let rowMatch = """
+        type = ? AND id = ? AND param = ? AND system IS ? AND code IS ? AND text IS ? AND number IS ? AND low IS ? AND high IS ?
+        AND ref_type IS ? AND ref_id IS ?
+        """
+
+    static func rowMatchArguments(_ row: SearchIndexRow, of resource: StoredResource) -> StatementArguments {
+        [resource.type, resource.id, row.param, row.system, row.code, row.text, row.number, row.low, row.high, row.refType, row.refID]
+    }
+
+    /// Gives one stored row `old` the values of `new` (same parameter), setting only the columns that differ: SQLite
+    /// then updates only the indexes on them. False when no such row is stored.
+    private func update(_ old: SearchIndexRow, to new: SearchIndexRow, of resource: StoredResource, in db: Database) throws -> Bool {
+        var columns: [String] = []
+        var values: [(any DatabaseValueConvertible)?] = []
+        func set<Value: DatabaseValueConvertible & Equatable>(_ column: String, _ before: Value?, _ after: Value?) {
+            guard before != after else { return }
+            columns.append(column)
+            values.append(after)
+        }
+        set("system", old.system, new.system)
+        set("code", old.code, new.code)
+        set("text", old.text, new.text)
+        set("number", old.number, new.number)
+        set("low", old.low, new.low)
+        set("high", old.high, new.high)
+        set("ref_type", old.refType, new.refType)
+        set("ref_id", old.refID, new.refID)
+        guard !columns.isEmpty else { return true }
+        let assignments = columns.map { "\($0) = ?" }.joined(separator: ", ")
+        try db.cachedStatement(sql: "UPDATE fhir_index SET \(assignments) WHERE rowid = (SELECT rowid FROM fhir_index WHERE \(Self.rowMatch) LIMIT 1)")
+            .execute(arguments: StatementArguments(values) + Self.rowMatchArguments(old, of: resource))
+        return db.changesCount == 1
     }
 
     /// Writes a resource that has no row yet (bulk loads into emptied tables: no index rows to compare with).

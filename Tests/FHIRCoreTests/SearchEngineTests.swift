@@ -650,6 +650,27 @@ struct IndexDifferenceTests {
             location = patched
         }
     }
+
+    /// A row changed in place (the count of an indicator) that the index no longer holds is written anew: the
+    /// stored rows still end as a full extraction gives them.
+    @Test func aChangedRowTheIndexLostIsWrittenAnew() throws {
+        let store = try SandboxStore.inMemory()
+        let repository = ResourceRepository(store: store, registry: SearchEngineTests.registry)
+        var initial = SearchEngineTests.location("d2", system: "sys", value: "A", name: "Nord", nb: nil, date: nil, org: "o1")
+        initial["extension"] = [["id": "e0", "url": "cap", "extension": [["url": "nb", "valueInteger": 1]]]]
+        let location = try #require(JSONObject(any: initial))
+        try store.writer.write { db in
+            try repository.write(try repository.prepare(location, version: 1), in: db)
+            try db.execute(sql: "DELETE FROM fhir_index WHERE id = 'd2' AND param = 'nb'")
+        }
+        var changes = ChangedElements()
+        let patched = try FHIRPatch(parameters: FHIRPathTests.patch([
+            ["type": "replace", "path": "Location.extension.where(id='e0').extension.where(url='nb').value", "value": 5]])).apply(to: location, changes: &changes)
+        let list = changes.origins["extension"].map { ResourceRepository.ListChange(name: "extension", original: location["extension"]?.array ?? [], origins: $0) }
+        try store.writer.write { db in try repository.write(try repository.prepare(patched, version: 2, changed: ["extension"], list: list), in: db) }
+        let numbers = try store.writer.read { db in try Double.fetchAll(db, sql: "SELECT number FROM fhir_index WHERE id = 'd2' AND param = 'nb'") }
+        #expect(numbers == [5])
+    }
 }
 
 /// A small deterministic generator (SplitMix64): the same patch sequence on every run.
