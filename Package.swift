@@ -39,7 +39,7 @@ let package = Package(
         .target(
             name: "SandboxServer",
             dependencies: [
-                "Access", "Store", "TestPKI", "FHIRCore", "SOAPCore", "RORFHIR", "RORCSD", "INSi",
+                "Access", "Store", "TestPKI", "FHIRCore", "SOAPCore", "HTTPCommon", "RORFHIR", "RORCSD", "INSi",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -52,13 +52,14 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            resources: [.embedInCode("Resources/admin-openapi.json")]
         ),
         // `esante-sandbox demo`: the whitelisting flow played against a sandbox over HTTPS, checked step by step.
         .target(
             name: "GuidedDemo",
             dependencies: [
-                "SandboxServer",
+                "SandboxServer", "Access",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -107,7 +108,7 @@ let package = Package(
         .target(
             name: "RORFHIR",
             dependencies: [
-                "FHIRCore", "Access", "Store",
+                "FHIRCore", "Access", "Store", "HTTPCommon",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "JWTKit", package: "jwt-kit"),
@@ -131,6 +132,8 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+        // HTTP details shared by the services and the server: form decoding, HTTP dates.
+        .target(name: "HTTPCommon"),
         // SOAP 1.2 shared by the SOAP services: hardened XML parsing (no DTD, bounded), envelope, Fault.
         .target(name: "SOAPCore", dependencies: [.product(name: "Hummingbird", package: "hummingbird")]),
         .testTarget(
@@ -138,6 +141,7 @@ let package = Package(
             dependencies: ["Access", "TestPKI", "Store", .product(name: "SwiftASN1", package: "swift-asn1")]
         ),
         .testTarget(name: "TestPKITests", dependencies: ["TestPKI", "Access"]),
+        .testTarget(name: "HTTPCommonTests", dependencies: ["HTTPCommon"]),
         .testTarget(
             name: "FHIRCoreTests",
             dependencies: ["FHIRCore", "Store", .product(name: "GRDB", package: "GRDB.swift")]
@@ -145,7 +149,7 @@ let package = Package(
         .testTarget(
             name: "SandboxServerTests",
             dependencies: [
-                "SandboxServer", "Access", "Store", "TestPKI", "esante-sandbox", "RORFHIR", "FHIRCore", "INSi", "SOAPCore", "RORCSD",
+                "SandboxServer", "Access", "Store", "TestPKI", "esante-sandbox", "RORFHIR", "FHIRCore", "INSi", "SOAPCore", "RORCSD", "HTTPCommon",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "X509", package: "swift-certificates"),

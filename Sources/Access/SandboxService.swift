@@ -34,13 +34,29 @@ public enum SandboxService: String, Sendable, Hashable, Codable, CaseIterable {
         }
     }
 
+    /// The real services' path prefixes, defined here only: the access layer routes on them and each service module
+    /// mounts its routes under them.
+    public enum Path {
+        /// ROR FHIR consumer API ("ws-diffusion").
+        public static let rorConsumer = "/ws-diffusion-fhir"
+        /// ROR capacity feed ("synchro des disponibilités en lits").
+        public static let rorCapacityFeed = "/ws-synchro-dispo-lits-fhir"
+        /// The ROR's Keycloak realm.
+        public static let rorRealm = "/auth/realms/ror"
+        public static let rorCSD = "/ROR/CSD"
+        /// INSi ("LPS" services of the Assurance Maladie).
+        public static let insi = "/lps"
+        public static let dmp = "/si-dmp-server"
+        public static let mes = "/mes"
+    }
+
     public var pathPrefixes: [String] {
         switch self {
-        case .rorFHIR: ["/ws-diffusion-fhir", "/ws-synchro-dispo-lits-fhir", "/auth/realms/ror"]
-        case .rorCSD: ["/ROR/CSD"]
-        case .insi: ["/lps"]
-        case .dmp: ["/si-dmp-server"]
-        case .mes: ["/mes"]
+        case .rorFHIR: [Path.rorConsumer, Path.rorCapacityFeed, Path.rorRealm]
+        case .rorCSD: [Path.rorCSD]
+        case .insi: [Path.insi]
+        case .dmp: [Path.dmp]
+        case .mes: [Path.mes]
         }
     }
 

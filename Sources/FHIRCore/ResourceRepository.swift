@@ -96,8 +96,8 @@ public final class ResourceRepository: Sendable {
     /// element of the new list comes from in it (nil: new or changed). The parameters that read only this list
     /// (every path starts at it: a Location's capacity parameters at its `extension`) are then indexed by difference:
     /// each of their rows comes from one element, so the stored rows lose those of the elements gone and gain those
-    /// of the new ones. A capacity PATCH extracts one or two indicators' rows instead of all of them (A/B, server CPU
-    /// per PATCH: 1 303 → 1 150 µs at one client; 962 → 1 088 PATCH/s at eight).
+    /// of the new ones. A capacity PATCH extracts one or two indicators' rows instead of all of them
+    /// (figures in `docs/performance.md`).
     public struct ListChange {
         public var name: String
         public var original: [JSON]
@@ -136,16 +136,33 @@ public final class ResourceRepository: Sendable {
         return (type, id)
     }
 
-    /// Sets `meta.versionId`/`meta.lastUpdated`, serialises, and extracts the index rows.
-    /// `changed`: the top-level elements that may differ from the stored version (nil: any) — only the parameters
-    /// reading one of them (or `meta`, stamped here) are extracted again, the stored rows of the others are kept.
-    /// `list`: `changed` is that one list, changed element by element (``ListChange``).
-    /// `layout`: where the members of the version `list` and `changed` refer to sit in its JSON, as the `prepare`
-    /// that wrote it returned (``PreparedResource/layout``): their bytes are copied rather than written again.
-    /// `previousRows`: that version's rows as its `prepare` returned them (``PreparedResource/knownRows``), when it
-    /// was written by it: the rows of the parameters extracted again are then indexed by difference.
-    public func prepare(_ resource: JSONObject, version: Int, lastUpdated: Date = Date(), changed: Set<String>? = nil,
-                        list: ListChange? = nil, layout: JSONLayout? = nil, previousRows: KnownRows? = nil) throws -> PreparedResource {
+    /// What a write that changes part of a resource knows of the version it changes (the capacity feed's PATCH),
+    /// so that `prepare` redoes only that part.
+    public struct PartialChange {
+        /// The top-level elements that may differ from the stored version: only the parameters reading one of them
+        /// (or `meta`, stamped by `prepare`) are extracted again, the stored rows of the others are kept.
+        public var elements: Set<String>
+        /// `elements` is that one list, changed element by element (``ListChange``).
+        public var list: ListChange?
+        /// Where the members of the changed version sit in its JSON, as the `prepare` that wrote it returned
+        /// (``PreparedResource/layout``): their bytes are copied rather than written again.
+        public var layout: JSONLayout?
+        /// That version's rows as its `prepare` returned them (``PreparedResource/knownRows``), when it was written by
+        /// it: the rows of the parameters extracted again are then indexed by difference.
+        public var previousRows: KnownRows?
+
+        public init(elements: Set<String>, list: ListChange? = nil, layout: JSONLayout? = nil, previousRows: KnownRows? = nil) {
+            self.elements = elements
+            self.list = list
+            self.layout = layout
+            self.previousRows = previousRows
+        }
+    }
+
+    /// Sets `meta.versionId`/`meta.lastUpdated`, serialises, and extracts the index rows; with `partial`, only what
+    /// the change can have changed (``PartialChange``).
+    public func prepare(_ resource: JSONObject, version: Int, lastUpdated: Date = Date(), partial: PartialChange? = nil) throws -> PreparedResource {
+        let (changed, list, layout, previousRows) = (partial?.elements, partial?.list, partial?.layout, partial?.previousRows)
         let (type, id) = try identify(resource)
         let instant = FHIRInstant.string(lastUpdated)
         let resource = Self.stamped(resource, version: version, lastUpdated: lastUpdated)
@@ -235,9 +252,9 @@ public final class ResourceRepository: Sendable {
     }
 
     /// The same for a `JSONSerialization` tree.
-    public func prepare(_ resource: [String: Any], version: Int, lastUpdated: Date = Date(), changed: Set<String>? = nil) throws -> PreparedResource {
+    public func prepare(_ resource: [String: Any], version: Int, lastUpdated: Date = Date(), partial: PartialChange? = nil) throws -> PreparedResource {
         guard let object = JSONObject(any: resource) else { throw ResourceError("not a JSON resource") }
-        return try prepare(object, version: version, lastUpdated: lastUpdated, changed: changed)
+        return try prepare(object, version: version, lastUpdated: lastUpdated, partial: partial)
     }
 
     /// The resource with `meta.versionId` and `meta.lastUpdated` as `prepare` stores them.
@@ -415,7 +432,7 @@ public final class ResourceRepository: Sendable {
     /// conditional target), read on the calling thread: one index lookup, where the hop to a reader's queue and back
     /// cost several times the query. Kept across the commits that cannot change it (``ReadCache/lookupParameters``):
     /// a capacity PATCH re-indexes its Location's indicators, never its identifiers, so each PATCH no longer reads
-    /// again what the one before it read (one client, CPU per PATCH: see the issue note).
+    /// again what the one before it read (figures in `docs/performance.md`).
     public func lookupIDs(type: String, parameter: String, value: String) throws -> [String] {
         try lookup(key: "ids\u{0}\(type)\u{0}\(parameter)\u{0}\(value)", parameter: parameter) { db in
             try IDQuery(SearchRequest(type: type, items: [(parameter, value)], registry: registry)).run(db, cached: true)

@@ -1,3 +1,4 @@
+import Access
 import AsyncHTTPClient
 import Foundation
 import NIOConcurrencyHelpers
@@ -86,7 +87,7 @@ public struct GuidedDemo {
             guard condition else { throw Failure(description: "step \(step): \(failure())") }
         }
         let tls = target.tls
-        let feedURL = tls + "/ws-synchro-dispo-lits-fhir/Location?identifier=" + story.location.identifier
+        let feedURL = tls + SandboxService.Path.rorCapacityFeed + "/Location?identifier=" + story.location.identifier
 
         await announce("The publisher gets a test certificate for its subject DN (certificate workshop).")
         let minted = try await json(admin, .POST, target.admin + "/admin/certificates", json: ["subjectDN": story.publisher.subjectDN])
@@ -194,7 +195,7 @@ public struct GuidedDemo {
         }
         var headers = [("Authorization", "Bearer \(accessToken)")]
         for (name, value) in entry["rorHeaders"] as? [String: String] ?? [:] { headers.append((name, value)) }
-        let location = try await send(consumer, .GET, target.tls + "/ws-diffusion-fhir/Location/\(story.location.id)", headers: headers)
+        let location = try await send(consumer, .GET, target.tls + SandboxService.Path.rorConsumer + "/Location/\(story.location.id)", headers: headers)
         guard location.status == 200, let object = try? JSONSerialization.jsonObject(with: Data(location.text.utf8)) as? [String: Any] else {
             throw Failure(description: "the consumer could not read Location/\(story.location.id): \(location.status) \(location.text)")
         }

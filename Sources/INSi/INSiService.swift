@@ -16,9 +16,9 @@ public enum INSiMode: String, Sendable, CaseIterable {
 
 /// The INSi teleservice (Assurance Maladie, `DESIR_ICIR_EXP_1.5.0`): `POST /lps` (SOAP 1.2) with
 /// `rechercherInsAvecTraitsIdentite` and `rechercherInsAvecCarteVitale`, `GET /lps?wsdl` and its XSDs.
-/// Facts: `../shared/notes/insi-mes.md` §1–2.
+/// Facts: `docs/services/insi.md`.
 public final class INSiService: Sendable {
-    public static let path = "/lps"
+    public static let path = SandboxService.Path.insi
     public let directory: INSiDirectory
     public let mode: INSiMode
     /// OIDs the answers carry: the editor test environment returns the production ones (`.8` NIR, `.9` NIA).

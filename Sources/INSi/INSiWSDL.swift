@@ -5,7 +5,7 @@ import SOAPCore
 
 /// The WSDL `GET /lps?wsdl` serves and the schemas it imports (`GET /lps?xsd=NAME`), written for the sandbox:
 /// same definitions name, target namespace, service/port/binding names, operations, actions, header parts and
-/// element names as the CNAM's `DESIR_ICIR_EXP_1.5.0` (see `../shared/notes/insi-mes.md` §1.2–1.7), with
+/// element names as the CNAM's `DESIR_ICIR_EXP_1.5.0` (`docs/services/insi.md`), with
 /// schemas reduced to what the messages carry. Code generated from either reads the same messages.
 enum INSiWSDL {
     static func response(_ request: Request, baseURL: String) throws -> Response {

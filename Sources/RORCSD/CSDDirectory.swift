@@ -6,8 +6,8 @@ import SOAPCore
 /// Reads the ROR store (the FHIR resources the consumer API serves and the capacity feed writes) as the CSD MEV2.4
 /// tree: EJ and EG → `organizationDirectory` (EG with `parent` = EJ), each offer (HealthcareService, the unité
 /// élémentaire) → a UE `facility` (codedType 4) linked to its EG and to a `service` carrying its activité
-/// opérationnelle (TRE_R211), installed beds/places → `accommodationCapacity`. Mapping from
-/// `../shared/notes/csd-pki.md` §2.4. Internal organisations (pôles) are not emitted as facilities: the UEs they
+/// opérationnelle (TRE_R211), installed beds/places → `accommodationCapacity`. Mapping in
+/// `docs/services/ror-csd.md`. Internal organisations (pôles) are not emitted as facilities: the UEs they
 /// hold are, under their EG.
 struct CSDDirectory: Sendable {
     let repository: ResourceRepository

@@ -7,10 +7,10 @@ import SOAPCore
 
 /// The national ROR's legacy SOAP 1.2 interface "CSD MEV2.4" (IHE CSD with ROR extensions, WSDL v2.4,
 /// namespace `urn:asip:ror:2015`) at `POST /ROR/CSD`, over the same store as the FHIR API: a capacity written
-/// through FHIR is in the next CSD answer. Facts: `../shared/notes/csd-pki.md` §1–2. Callers are whitelisted by
+/// through FHIR is in the next CSD answer. Facts: `docs/services/ror-csd.md`. Callers are whitelisted by
 /// public key (the access layer does that before this code runs).
 public final class RORCSDService: Sendable {
-    public static let path = "/ROR/CSD"
+    public static let path = SandboxService.Path.rorCSD
     static let csd = "urn:ihe:iti:csd:2013"
     static let ror = "urn:asip:ror:2015"
     /// The only function URN MEV2.4 accepts (fixed in the XSD).

@@ -6,7 +6,7 @@ import SOAPCore
 /// interface's names (definitions `ROR_WebService`, namespace `urn:asip:ror:2015`, port type, binding, service and
 /// port names, both operations, their soapActions and fault names, the `csd:` element names). The schema describes
 /// the requests fully and the CSD directories loosely (any CSD content): answers follow the ANS XSD, which is not
-/// redistributable and which the tests validate against when `../shared/reference/csd/` is present.
+/// redistributable and which the tests validate against when a copy of it is on the machine (`RORCSDTests`).
 enum RORCSDWSDL {
     static func response(_ request: Request, baseURL: String) throws -> Response {
         try SOAPServiceDescription.response(request, path: RORCSDService.path, wsdl: { wsdl(baseURL: baseURL) }, schemas: ["csd": schema])

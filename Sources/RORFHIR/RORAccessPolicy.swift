@@ -10,8 +10,8 @@ public enum RORCaller {
 
 /// What each access profile may see, applied to every resource the consumer API returns (read, search matches,
 /// includes, bulk export). From the IG's FSH mappings ("Profil 1, Profil 2 si niveau de confidentialité … = public
-/// ou restreint (sauf si uniteSensible = Oui), Profil 3 si champ d'activité MS …", `../shared/notes/ror-fhir.md` §1)
-/// and the DOC's access page (§6):
+/// ou restreint (sauf si uniteSensible = Oui), Profil 3 si champ d'activité MS …",)
+/// and the DOC's access page (`docs/services/ror-fhir.md`, "Access profiles"):
 ///
 /// | profile | sensitive units | bed/place indicators | contacts and telecoms, by confidentiality level (TRE_R283) |
 /// |---|---|---|---|

@@ -1,5 +1,6 @@
 import FHIRCore
 import Foundation
+import HTTPCommon
 import Store
 import HTTPTypes
 import Hummingbird
@@ -61,7 +62,7 @@ public final class RORBulkExport: Sendable {
                         throw FHIRError(.badRequest, code: "invalid", "_typeFilter must be Type?query (got '\(filter)')", expression: ["_typeFilter"])
                     }
                     let type = String(filter[..<question])
-                    filters[type, default: []] += RORFHIRService.formItems(String(filter[filter.index(after: question)...]))
+                    filters[type, default: []] += FormEncoding.items(String(filter[filter.index(after: question)...]))
                 }
             case "_outputFormat":
                 switch value {

@@ -52,10 +52,10 @@ public struct RORCapacityIndicators: Sendable {
 
 /// `PATCH /ws-synchro-dispo-lits-fhir/Location?identifier=<idNatStructEtab>/<idExterne>`: the national ROR's bed and
 /// place availability feed (FHIRPath Patch on the Location's `ror-location-supported-capacity` indicators), with the
-/// real service's answers (`../shared/notes/ror-fhir.md` §3 and §5): 404 for no matching indicator (the client then
+/// real service's answers (`docs/services/ror-fhir.md`, "Capacity feed"): 404 for no matching indicator (the client then
 /// sends `add`), 404 / 412 for an unknown / ambiguous Location, 400 `business-rule` for an invalid indicator.
 public struct RORCapacityFeed: Sendable {
-    public static let basePath = "/ws-synchro-dispo-lits-fhir"
+    public static let basePath = SandboxService.Path.rorCapacityFeed
     static let capacityURL = RORSearchParameters.structureDefinition + "ror-location-supported-capacity"
     /// The path prefix every operation must target (the indicators of the Location).
     static let capacityPath = "Location.extension.where(url='\(capacityURL)')"
@@ -183,8 +183,9 @@ public struct RORCapacityFeed: Sendable {
         let list = changes.origins["extension"].map {
             ResourceRepository.ListChange(name: "extension", original: object["extension"]?.array ?? [], origins: $0, rows: location.listRows)
         }
-        let prepared = try repository.prepare(patched, version: base.version + 1, lastUpdated: now, changed: Self.patchedElements, list: list,
-                                              layout: location.layout, previousRows: location.knownRows)
+        let prepared = try repository.prepare(
+            patched, version: base.version + 1, lastUpdated: now,
+            partial: .init(elements: Self.patchedElements, list: list, layout: location.layout, previousRows: location.knownRows))
         let repository = self.repository
         let written = try repository.store.writeInPlace { db -> Bool in
             guard try repository.currentVersion(type: "Location", id: id, in: db) == base.version else { return false }

@@ -5,7 +5,7 @@ import NIOConcurrencyHelpers
 /// Generates a synthetic ROR dataset — legal entities (EJ), establishments (EG), internal organisations (OI),
 /// places (Location) with bed/place indicators, operational offers (HealthcareService), practitioners and their
 /// roles — deterministically from a seed. Every name and identifier is fictitious (FINESS `9…` numbers, SIRET
-/// `3…`). Codes come from the NOS terminologies named in `../shared/notes/ror-fhir.md`; where the brief gives no
+/// `3…`). Codes come from the NOS terminologies named in `docs/services/ror-fhir.md`; where they give no
 /// label, a neutral one is used.
 public struct RORDatasetGenerator {
     public var establishments: Int

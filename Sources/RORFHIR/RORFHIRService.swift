@@ -1,5 +1,6 @@
 import Access
 import FHIRCore
+import HTTPCommon
 import Foundation
 import GRDB
 import HTTPTypes
@@ -10,7 +11,7 @@ import Store
 /// The national ROR's FHIR consumer API under `/ws-diffusion-fhir`: `metadata`, read, search (GET and
 /// `POST _search`), HAPI-style paging. JSON only (`application/fhir+json`), as the sandbox states in a 406.
 public final class RORFHIRService: Sendable {
-    public static let basePath = "/ws-diffusion-fhir"
+    public static let basePath = SandboxService.Path.rorConsumer
     public let repository: ResourceRepository
     public let executor: SearchExecutor
     public let snapshots = SearchSnapshots()
@@ -97,7 +98,7 @@ public final class RORFHIRService: Sendable {
             var request = request
             try self.negotiate(request)
             let body = try await request.collectBody(upTo: 1024 * 1024)
-            let form = Self.formItems(String(buffer: body))
+            let form = FormEncoding.items(String(buffer: body))
             return try await self.search(request, type: try self.type(context), items: Self.queryItems(request) + form)
         }
         group.get(":type/:id") { request, context in
@@ -151,7 +152,7 @@ public final class RORFHIRService: Sendable {
             // Filtered in the query, so totals and pages count only what this profile may see.
             search.conditions.append(.parameter(sensitive, modifier: "not", values: ["true"], raw: "sensitive-unit:not"))
         }
-        let query = items.map { "\(Self.formEncode($0.0))=\(Self.formEncode($0.1))" }.joined(separator: "&")
+        let query = items.map { "\(FormEncoding.encode($0.0))=\(FormEncoding.encode($0.1))" }.joined(separator: "&")
         let bundle = try await executor.search(search, baseURL: baseURL(request), query: query)
         return Self.fhir(.ok, bundle)
     }
@@ -254,25 +255,7 @@ public final class RORFHIRService: Sendable {
 
     /// Query items in order, percent-decoded (`+` is a space in forms).
     static func queryItems(_ request: Request) -> [(String, String)] {
-        formItems(request.uri.query ?? "")
-    }
-
-    static func formItems(_ text: String) -> [(String, String)] {
-        text.split(separator: "&").compactMap { pair in
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-            guard let name = decode(parts[0]), !name.isEmpty else { return nil }
-            return (name, decode(parts.count > 1 ? parts[1] : "") ?? "")
-        }
-    }
-
-    static func decode(_ text: String) -> String? {
-        text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
-    }
-
-    static func formEncode(_ text: String) -> String {
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~:|,*/")
-        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+        FormEncoding.items(request.uri.query ?? "")
     }
 
     /// `Last-Modified` from a stored `meta.lastUpdated` (`2026-11-22T03:05:23.303+00:00`).

@@ -1,6 +1,7 @@
 import Access
 import FHIRCore
 import Foundation
+import HTTPCommon
 import GRDB
 import HTTPTypes
 import Hummingbird
@@ -40,10 +41,7 @@ extension RORFHIRService {
                 throw FHIRError(.badRequest, code: "invalid", "The body is a \(resource["resourceType"]?.string ?? "?"), not a \(type)", expression: ["resourceType"])
             }
             if let condition = request.headers[HTTPField.Name("If-None-Exist")!] {
-                let items = condition.split(separator: "&").map { pair -> (String, String) in
-                    let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
-                    return (parts[0], parts.count > 1 ? parts[1] : "")
-                }
+                let items = FormEncoding.items(condition)
                 let search: SearchRequest
                 do { search = try SearchRequest(type: type, items: items, registry: self.repository.registry) } catch let error as SearchError {
                     throw FHIRError(.badRequest, code: "invalid", "If-None-Exist: \(error.message)", expression: ["If-None-Exist"])

@@ -1,6 +1,7 @@
 import Access
 import FHIRCore
 import Foundation
+import HTTPCommon
 import HTTPTypes
 import Hummingbird
 import JWTKit
@@ -54,7 +55,7 @@ public struct OAuthError: HTTPResponseError, Sendable {
 /// the one whitelisted with that client id. Profile 0 (public data) authenticates with `client_secret`. Tokens are
 /// ES256-signed by a sandbox key kept in the PKI folder (`token-signing-key.pem`), so they survive restarts.
 public final class RORTokenService: Sendable {
-    public static let path = "/auth/realms/ror/protocol/openid-connect/token"
+    public static let path = SandboxService.Path.rorRealm + "/protocol/openid-connect/token"
     public static let lifetime: TimeInterval = 300
 
     private let collection = JWTKeyCollection()
@@ -94,7 +95,7 @@ public final class RORTokenService: Sendable {
                                  description: "Content-Type must be application/x-www-form-urlencoded")
             }
             let body = try await request.collectBody(upTo: 64 * 1024)
-            let form = Dictionary(RORFHIRService.formItems(String(buffer: body)), uniquingKeysWith: { first, _ in first })
+            let form = Dictionary(FormEncoding.items(String(buffer: body)), uniquingKeysWith: { first, _ in first })
             return try await self.token(form: form, authorization: request.headers[.authorization], identity: context.identity,
                                         environment: context.environment, issuer: "https://\(request.head.authority ?? "localhost")/auth/realms/ror")
         }

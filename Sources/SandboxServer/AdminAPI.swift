@@ -18,28 +18,26 @@ public struct AdminRequestContext: RequestContext {
 /// The admin API (plain HTTP, loopback by default): health, whitelist, journal, reset, and its OpenAPI document.
 /// Errors are `{"error": "…"}` with a 4xx status.
 enum AdminAPI {
-    static func add(to router: Router<AdminRequestContext>, sandbox: Sandbox) {
+    /// The guards every admin and console request passes: same origin, and the admin token when one is set.
+    static func addGuards(to router: Router<AdminRequestContext>, adminToken: String?) {
         router.add(middleware: SameOriginMiddleware())
-        if let token = sandbox.configuration.adminToken, !token.isEmpty {
+        if let token = adminToken, !token.isEmpty {
             router.add(middleware: AdminTokenMiddleware(token: token))
             AdminTokenMiddleware.addLogin(to: router, token: token)
         }
-        Console.add(to: router, sandbox: sandbox)
-        let admin = router.group("admin")
+    }
 
-        admin.get("health") { _, _ in
-            let info = await sandbox.waitUntilReady()
-            let entries = (try? sandbox.whitelist.entries().count) ?? 0
-            return SandboxJSON.response(Health(
-                status: "ok", environment: sandbox.configuration.environment, tls: info.tls, admin: info.admin,
-                rejectMode: sandbox.configuration.rejectMode.rawValue, whitelistEntries: entries,
-                uptimeSeconds: Date().timeIntervalSince(sandbox.startedAt), environments: info.environments,
-                clock: sandbox.clock.view, onboardingWaiting: (try? sandbox.onboarding.waitingCount()) ?? 0))
-        }
+    /// `/admin/health`, `/admin/whitelist`, `/admin/journal`, `/admin/reset`; `reset(all)` puts the data back to the
+    /// seeds (with `all`, the whitelist, onboarding and CRL too).
+    static func add(
+        to admin: RouterGroup<AdminRequestContext>, health: @escaping @Sendable () async -> Health, whitelist: Whitelist,
+        journal: Journal, reset: @escaping @Sendable (_ all: Bool) throws -> Void
+    ) {
+        admin.get("health") { _, _ in SandboxJSON.response(await health()) }
 
         admin.get("whitelist") { _, _ in
             do {
-                return SandboxJSON.response(try sandbox.whitelist.entries().map(WhitelistEntry.View.init))
+                return SandboxJSON.response(try whitelist.entries().map(WhitelistEntry.View.init))
             } catch {
                 return SandboxJSON.error(.internalServerError, "could not read the whitelist: \(error)")
             }
@@ -52,7 +50,7 @@ enum AdminAPI {
             case .value(let value): whitelistRequest = value
             }
             do {
-                let entry = try sandbox.whitelist.add(try Whitelist.entry(from: whitelistRequest, origin: "admin"))
+                let entry = try whitelist.add(try Whitelist.entry(from: whitelistRequest, origin: "admin"))
                 return SandboxJSON.response(WhitelistEntry.View(entry), status: .created)
             } catch let error as WhitelistError {
                 return SandboxJSON.error(.badRequest, error.description)
@@ -63,7 +61,7 @@ enum AdminAPI {
             guard let id = context.parameters.get("id", as: Int64.self) else {
                 return SandboxJSON.error(.badRequest, "the entry id must be an integer")
             }
-            guard try sandbox.whitelist.remove(id: id) else {
+            guard try whitelist.remove(id: id) else {
                 return SandboxJSON.error(.notFound, "no whitelist entry \(id)")
             }
             return Response(status: .noContent)
@@ -89,7 +87,7 @@ enum AdminAPI {
                 filter.afterID = value
             }
             filter.service = query["service"].map(String.init)
-            return SandboxJSON.response(try sandbox.journal.entries(filter).map(JournalEntry.View.init))
+            return SandboxJSON.response(try journal.entries(filter).map(JournalEntry.View.init))
         }
 
         admin.post("reset") { request, _ in
@@ -97,18 +95,16 @@ enum AdminAPI {
             guard scope == "data" || scope == "all" else {
                 return SandboxJSON.error(.badRequest, "scope must be data (default) or all")
             }
-            try sandbox.reset(all: scope == "all")
+            try reset(scope == "all")
             return SandboxJSON.response(["reset": scope])
         }
 
-        AdminINSi.add(to: admin, directory: sandbox.insi.directory)
-        AdminOnboarding.add(to: admin, onboarding: sandbox.onboarding)
-        AdminFaults.add(to: admin, sandbox: sandbox)
-        AdminCertificates.add(to: admin, sandbox: sandbox)
+    }
 
+    /// `GET /admin/openapi.json`: the admin API's OpenAPI 3.1 document (`Resources/admin-openapi.json`).
+    static func addOpenAPI(to admin: RouterGroup<AdminRequestContext>) {
         admin.get("openapi.json") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/json"],
-                     body: .init(byteBuffer: ByteBuffer(string: AdminOpenAPI.document)))
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: AdminOpenAPI.document)))
         }
     }
 
@@ -135,7 +131,7 @@ enum AdminAPI {
         }
     }
 
-    struct Health: Encodable {
+    struct Health: Encodable, Sendable {
         var status: String
         var environment: String
         var tls: String

@@ -29,13 +29,13 @@ enum AdminCertificates {
         var bundlePEM: String
     }
 
-    static func add(to admin: RouterGroup<AdminRequestContext>, sandbox: Sandbox) {
+    static func add(to admin: RouterGroup<AdminRequestContext>, workshop: CertificateWorkshop) {
         admin.post("certificates") { request, _ in
             switch await AdminAPI.decodeBody(request, as: Order.self, "certificate order") {
             case .refusal(let response): return response
             case .value(let order):
                 do {
-                    return SandboxJSON.response(try mint(order, sandbox: sandbox), status: .created)
+                    return SandboxJSON.response(try workshop.mint(order), status: .created)
                 } catch let error as CertificateOrderError {
                     return SandboxJSON.error(.badRequest, error.description)
                 }
@@ -44,16 +44,31 @@ enum AdminCertificates {
     }
 
     struct CertificateOrderError: Error, CustomStringConvertible { var description: String }
+}
+
+/// Mints client certificates (valid or negative) in the PKI of one of the served environments.
+struct CertificateWorkshop: Sendable {
+    let listeners: [EnvironmentListener]
+    /// The environment of an order that names none (`--environment`).
+    let defaultEnvironment: String
+    /// The key type of an order that names none (`--key-type`).
+    let keyAlgorithm: KeyAlgorithm
+
+    var environments: [String] { listeners.map(\.name) }
+
+    typealias Order = AdminCertificates.Order
+    typealias Minted = AdminCertificates.Minted
+    typealias CertificateOrderError = AdminCertificates.CertificateOrderError
 
     /// Mints what the order asks for; every mistake is a named `CertificateOrderError`.
-    static func mint(_ order: Order, sandbox: Sandbox) throws -> Minted {
+    func mint(_ order: Order) throws -> Minted {
         let dn: SubjectDN
         do { dn = try SubjectDN(parsing: order.subjectDN) } catch {
             throw CertificateOrderError(description: "subjectDN: \(error)")
         }
-        let environment = order.environment ?? sandbox.configuration.environment
-        guard let listener = sandbox.listeners.first(where: { $0.name == environment }) else {
-            throw CertificateOrderError(description: "environment: '\(environment)' is not served here (environments: \(sandbox.listeners.map(\.name).joined(separator: ", ")))")
+        let environment = order.environment ?? defaultEnvironment
+        guard let listener = listeners.first(where: { $0.name == environment }) else {
+            throw CertificateOrderError(description: "environment: '\(environment)' is not served here (environments: \(environments.joined(separator: ", ")))")
         }
         var negative: NegativeKind?
         if let text = order.negative, !text.isEmpty {
@@ -62,7 +77,7 @@ enum AdminCertificates {
             }
             negative = kind
         }
-        var algorithm = sandbox.configuration.keyAlgorithm
+        var algorithm = keyAlgorithm
         if let text = order.keyType {
             guard let value = KeyAlgorithm(rawValue: text) else {
                 throw CertificateOrderError(description: "keyType: '\(text)' is not one of \(KeyAlgorithm.allCases.map(\.rawValue).joined(separator: ", "))")

@@ -4,8 +4,7 @@ import Hummingbird
 
 /// `/admin/faults`: list, add, remove the injected faults (each change journaled, method FAULT).
 enum AdminFaults {
-    static func add(to admin: RouterGroup<AdminRequestContext>, sandbox: Sandbox) {
-        let faults = sandbox.faults
+    static func add(to admin: RouterGroup<AdminRequestContext>, faults: FaultInjector, audit: FaultAudit) {
         admin.get("faults") { _, _ in SandboxJSON.response(faults.rules) }
         admin.post("faults") { request, _ in
             switch await AdminAPI.decodeBody(request, as: FaultRule.self, "fault rule") {
@@ -13,7 +12,7 @@ enum AdminFaults {
             case .value(let rule):
                 do {
                     let added = try faults.add(rule)
-                    journal(sandbox, added, "added")
+                    audit.record(added, "added")
                     return SandboxJSON.response(added, status: .created)
                 } catch let error as FaultError {
                     return SandboxJSON.error(.badRequest, error.description)
@@ -23,7 +22,7 @@ enum AdminFaults {
         admin.delete("faults") { _, _ in
             let rules = faults.rules
             faults.removeAll()
-            rules.forEach { journal(sandbox, $0, "cleared") }
+            rules.forEach { audit.record($0, "cleared") }
             return Response(status: .noContent)
         }
         admin.delete("faults/:id") { _, context in
@@ -33,15 +32,9 @@ enum AdminFaults {
             guard let rule = faults.rules.first(where: { $0.id == id }), faults.remove(id: id) else {
                 return SandboxJSON.error(.notFound, "no fault \(id)")
             }
-            journal(sandbox, rule, "removed")
+            audit.record(rule, "removed")
             return Response(status: .noContent)
         }
-    }
-
-    static func journal(_ sandbox: Sandbox, _ rule: FaultRule, _ what: String) {
-        sandbox.journal.record(JournalEntry(
-            environment: sandbox.configuration.environment, service: rule.service, method: "FAULT", path: "/admin/faults/\(rule.id)",
-            status: 200, decision: .accepted, reason: "\(what): \(describe(rule))", identity: nil, durationMs: 0))
     }
 
     /// `ror-fhir: latency 200–800 ms, 30 % 503 (Retry-After 30)`.
@@ -52,5 +45,17 @@ enum AdminFaults {
         if let until = rule.maintenanceUntil { effects.append("maintenance until \(ISO8601DateFormatter().string(from: until))") }
         if let rate = rule.dropRate { effects.append("\(Int((rate * 100).rounded())) % dropped") }
         return "\(rule.service ?? rule.pathPrefix ?? "?"): \(effects.joined(separator: ", "))"
+    }
+}
+
+/// Every change to the faults in force is a journal row (method FAULT), so a trainer's outage shows in the journal.
+struct FaultAudit: Sendable {
+    let journal: Journal
+    let environment: String
+
+    func record(_ rule: FaultRule, _ what: String) {
+        journal.record(JournalEntry(
+            environment: environment, service: rule.service, method: "FAULT", path: "/admin/faults/\(rule.id)",
+            status: 200, decision: .accepted, reason: "\(what): \(AdminFaults.describe(rule))", identity: nil, durationMs: 0))
     }
 }

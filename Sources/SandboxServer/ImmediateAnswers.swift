@@ -1,5 +1,6 @@
 import Access
 import FHIRCore
+import HTTPCommon
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -41,7 +42,7 @@ typealias ImmediateResponder = @Sendable (
 ///
 /// Why: on a keep-alive `GET Location/{id}`, Hummingbird's per-connection task (async reader and writer, task
 /// switches) cost more CPU than the read itself; answered here, the same bytes cost about half, and a capacity PATCH
-/// a tenth less (figures in the issue notes, `scripts/bench-ab get|patch`).
+/// a tenth less (`docs/performance.md`, measured with `scripts/bench-ab get|patch`).
 /// Order is kept: a request is only answered here while no earlier one is still with Hummingbird.
 final class ImmediateAnswers: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart

@@ -216,7 +216,8 @@ public final class Sandbox: Sendable {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         for listener in listeners { services.append(.init(service: try makeTLSApplication(listener))) }
         services.append(.init(service: makeAdminApplication()))
-        services.append(.init(service: BackgroundTasks(sandbox: self)))
+        services.append(.init(service: BackgroundTasks(
+            journal: journal, clock: clock, onboarding: onboarding, listeners: listeners, logger: logger)))
         let group = ServiceGroup(configuration: .init(
             services: services,
             gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
@@ -357,7 +358,7 @@ public final class Sandbox: Sendable {
     func makeTLSApplication(_ listener: EnvironmentListener) throws -> some Service {
         let sslContext = try makeTLSContext(listener)
         let router = Router(context: SandboxRequestContext.self)
-        SandboxRoutes.add(to: router, sandbox: self)
+        SandboxRoutes.add(to: router, whitelist: whitelist, ror: ror, csd: csd, insi: insi)
         let responder = AccessResponder(
             inner: router.buildResponder(), environment: listener.name, whitelist: whitelist,
             journal: journal, journalBodyLimit: configuration.journalBodyLimit, faults: faults)
@@ -365,7 +366,7 @@ public final class Sandbox: Sendable {
         let rejectMode = configuration.rejectMode
         let journal = self.journal
         let environment = listener.name
-        let immediate = SandboxRoutes.immediateAnswers(sandbox: self)
+        let immediate = SandboxRoutes.immediateAnswers(ror: ror)
         let access = responder
         let server = HTTPServerBuilder { responder in
             MTLSChannel(
@@ -387,31 +388,74 @@ public final class Sandbox: Sendable {
             logger: logger)
     }
 
-    func makeAdminApplication() -> some Service {
+    /// The admin listener's router: the admin API and the console, each part given the services it uses.
+    func makeAdminRouter() -> Router<AdminRequestContext> {
         let router = Router(context: AdminRequestContext.self)
-        AdminAPI.add(to: router, sandbox: self)
-        return Application(
-            router: router,
+        AdminAPI.addGuards(to: router, adminToken: configuration.adminToken)
+        let layout = ConsoleLayout(clock: clock)
+        let audit = FaultAudit(journal: journal, environment: configuration.environment)
+        let workshop = CertificateWorkshop(
+            listeners: listeners, defaultEnvironment: configuration.environment, keyAlgorithm: configuration.keyAlgorithm)
+        Console.add(
+            to: router,
+            dashboard: ConsoleDashboard(
+                layout: layout, ready: { [self] in await waitUntilReady() }, journal: journal, onboarding: onboarding,
+                whitelist: whitelist, faults: faults),
+            access: ConsoleAccess(
+                layout: layout, onboarding: onboarding, whitelist: whitelist, clock: clock, faults: faults,
+                faultAudit: audit, workshop: workshop),
+            data: ConsoleData(
+                layout: layout, journal: journal, repository: ror.repository, ror: RORInspection(repository: ror.repository)))
+        let admin = router.group("admin")
+        AdminAPI.add(
+            to: admin, health: { [self] in await health() }, whitelist: whitelist, journal: journal,
+            reset: { [self] all in try reset(all: all) })
+        AdminINSi.add(to: admin, directory: insi.directory)
+        AdminOnboarding.add(to: admin, onboarding: onboarding)
+        AdminFaults.add(to: admin, faults: faults, audit: audit)
+        AdminCertificates.add(to: admin, workshop: workshop)
+        AdminAPI.addOpenAPI(to: admin)
+        return router
+    }
+
+    /// `GET /admin/health`.
+    func health() async -> AdminAPI.Health {
+        let info = await waitUntilReady()
+        return AdminAPI.Health(
+            status: "ok", environment: configuration.environment, tls: info.tls, admin: info.admin,
+            rejectMode: configuration.rejectMode.rawValue, whitelistEntries: (try? whitelist.entries().count) ?? 0,
+            uptimeSeconds: Date().timeIntervalSince(startedAt), environments: info.environments, clock: clock.view,
+            onboardingWaiting: (try? onboarding.waitingCount()) ?? 0)
+    }
+
+    func makeAdminApplication() -> some Service {
+        Application(
+            router: makeAdminRouter(),
             configuration: .init(address: .hostname(configuration.resolvedAdminHost, port: configuration.adminPort), serverName: nil),
             onServerRunning: { [weak self] channel in self?.listening(admin: channel.localAddress?.port) },
             logger: logger)
     }
 }
 
-/// Work that runs beside the listeners: the journal writer and the CRL watcher.
+/// Work that runs beside the listeners: the journal writer, the CRL watcher, the onboarding promotions and the
+/// memory trim.
 struct BackgroundTasks: Service {
-    let sandbox: Sandbox
+    let journal: Journal
+    let clock: SandboxClock
+    let onboarding: Onboarding
+    let listeners: [EnvironmentListener]
+    let logger: Logger
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
-                group.addTask { await sandbox.journal.run() }
+                group.addTask { await journal.run() }
                 group.addTask { await watchRevocations() }
                 group.addTask { await promoteOnboarding() }
                 group.addTask { await trimMemoryWhenIdle() }
             }
         }
-        sandbox.journal.flush()
+        journal.flush()
     }
 
     /// The ANS's part of onboarding: requests whose delay has passed on the sandbox clock are whitelisted within
@@ -419,10 +463,10 @@ struct BackgroundTasks: Service {
     private func promoteOnboarding() async {
         while !Task.isCancelled {
             do {
-                try sandbox.clock.reload()
-                try sandbox.onboarding.promoteDue()
+                try clock.reload()
+                try onboarding.promoteDue()
             } catch {
-                sandbox.logger.error("onboarding: \(error)")
+                logger.error("onboarding: \(error)")
             }
             try? await Task.sleep(for: .milliseconds(200))
         }
@@ -432,11 +476,11 @@ struct BackgroundTasks: Service {
     /// arenas (a national query run left 125–334 MiB resident for ~70 MiB in use): given back once the sandbox has
     /// been idle for a second (trimming under load slowed a national export by a fifth).
     private func trimMemoryWhenIdle() async {
-        var seen = sandbox.journal.recordedCount
+        var seen = journal.recordedCount
         var trimmed = false
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
-            let recorded = sandbox.journal.recordedCount
+            let recorded = journal.recordedCount
             if recorded != seen {
                 (seen, trimmed) = (recorded, false)
             } else if !trimmed {
@@ -450,7 +494,7 @@ struct BackgroundTasks: Service {
     private func watchRevocations() async {
         var lastModified: [String: Date] = [:]
         while !Task.isCancelled {
-            for listener in sandbox.listeners {
+            for listener in listeners {
                 let url = listener.pki.revocationURL
                 let modified = (try? FileManager.default.attributesOfItem(atPath: url.path))?[.modificationDate] as? Date
                 if modified != lastModified[listener.name] {

@@ -1,24 +1,27 @@
 import Access
 import Hummingbird
+import INSi
+import RORCSD
 import RORFHIR
 
 /// Routes of the mutual-TLS listener. Service modules add theirs here; a path no route answers gets a 404 in the
 /// owning service's error form (see `AccessResponder`).
 enum SandboxRoutes {
-    static func add(to router: Router<SandboxRequestContext>, sandbox: Sandbox) {
-        let whitelist = sandbox.whitelist
+    static func add(
+        to router: Router<SandboxRequestContext>, whitelist: Whitelist, ror: RORFHIRService, csd: RORCSDService,
+        insi: INSiService
+    ) {
         router.get(RouterPath(WhoAmI.path)) { _, context in
             WhoAmI.response(identity: context.identity, environment: context.environment, whitelist: whitelist)
         }
-        sandbox.ror.addRoutes(to: router)
-        sandbox.csd.addRoutes(to: router)
-        sandbox.insi.addRoutes(to: router)
+        ror.addRoutes(to: router)
+        csd.addRoutes(to: router)
+        insi.addRoutes(to: router)
     }
 
     /// Requests answered on the connection's event loop when all they need is in memory (``ImmediateAnswers``);
     /// each also has its route above, which answers whatever the immediate answer leaves.
-    static func immediateAnswers(sandbox: Sandbox) -> [ImmediateAnswer] {
-        let ror = sandbox.ror
+    static func immediateAnswers(ror: RORFHIRService) -> [ImmediateAnswer] {
         return [
             ImmediateAnswer(pathPrefix: RORFHIRService.basePath + "/") { request, _, context in
                 ror.readNow(request, identity: context.identity, environment: context.environment)

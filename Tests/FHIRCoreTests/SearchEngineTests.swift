@@ -434,7 +434,7 @@ struct IndexRewriteTests {
         // The capacity changed; the name too, but the caller says only `extension` may have (its contract).
         var changed = SearchEngineTests.location("l8", system: "sys", value: "A", name: "Sud", nb: 9, date: "2025-01-02", org: "o1")
         changed["name"] = "Sud"
-        let partial = try repository.prepare(changed, version: 2, lastUpdated: Date(timeIntervalSince1970: 1_800_000_000), changed: ["extension"])
+        let partial = try repository.prepare(changed, version: 2, lastUpdated: Date(timeIntervalSince1970: 1_800_000_000), partial: .init(elements: ["extension"]))
         #expect(Set(partial.rows.map(\.param)) == ["nb", "updated", "_lastUpdated"])
         try await store.writer.write { db in try repository.write(partial, in: db) }
         #expect(try await ids([("nb", "9")]) == ["l8"])
@@ -525,7 +525,7 @@ struct LookupCacheTests {
             SearchEngineTests.location(id, system: "sys", value: value, name: "Nord", nb: nb, date: "2024-03-05", org: "o1")
         }
         func write(_ resource: [String: Any], version: Int, changed: Set<String>? = nil) throws {
-            let prepared = try repository.prepare(resource, version: version, changed: changed)
+            let prepared = try repository.prepare(resource, version: version, partial: changed.map { .init(elements: $0) })
             try store.writer.write { db in try repository.write(prepared, in: db) }
         }
         func lookup() throws -> [String] { try repository.lookupIDs(type: "Location", parameter: "identifier", value: "A").sorted() }
@@ -638,7 +638,7 @@ struct IndexDifferenceTests {
             }
             #expect(list != nil, "step \(step): \(operations)")
             version += 1
-            let prepared = try repository.prepare(patched, version: version, changed: ["extension"], list: list)
+            let prepared = try repository.prepare(patched, version: version, partial: .init(elements: ["extension"], list: list))
             #expect(prepared.difference?.parameters == ["nb", "updated"])
             #expect(prepared.rows.allSatisfy { $0.param == "_lastUpdated" })
             try store.writer.write { db in try repository.write(prepared, in: db) }
@@ -667,7 +667,7 @@ struct IndexDifferenceTests {
         let patched = try FHIRPatch(parameters: FHIRPathTests.patch([
             ["type": "replace", "path": "Location.extension.where(id='e0').extension.where(url='nb').value", "value": 5]])).apply(to: location, changes: &changes)
         let list = changes.origins["extension"].map { ResourceRepository.ListChange(name: "extension", original: location["extension"]?.array ?? [], origins: $0) }
-        try store.writer.write { db in try repository.write(try repository.prepare(patched, version: 2, changed: ["extension"], list: list), in: db) }
+        try store.writer.write { db in try repository.write(try repository.prepare(patched, version: 2, partial: .init(elements: ["extension"], list: list)), in: db) }
         let numbers = try store.writer.read { db in try Double.fetchAll(db, sql: "SELECT number FROM fhir_index WHERE id = 'd2' AND param = 'nb'") }
         #expect(numbers == [5])
     }

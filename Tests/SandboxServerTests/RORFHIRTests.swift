@@ -5,6 +5,7 @@ import HummingbirdTesting
 import NIOCore
 import Testing
 import FHIRCore
+import HTTPCommon
 import TestPKI
 
 @testable import RORFHIR

@@ -1,83 +1,110 @@
 import Access
 import Foundation
 import Hummingbird
+import RORFHIR
 import TestPKI
 
 /// The web console on the admin port (`/console`): server-rendered pages over the same objects as the admin API —
 /// dashboard, onboarding and whitelists, live journal, ROR data with versions, capacity board, certificate
 /// workshop, faults. Forms POST and answer 303 (success) or the page again with the error next to its field.
 enum Console {
-    static func add(to router: Router<AdminRequestContext>, sandbox: Sandbox) {
+    static func add(to router: Router<AdminRequestContext>, dashboard: ConsoleDashboard, access: ConsoleAccess, data: ConsoleData) {
         let console = router.group("console")
         router.get("/") { _, _ in HTML.redirect("/console") }
-        console.get { _, _ in try await dashboard(sandbox) }
-        ConsoleAccess.add(to: console, sandbox: sandbox)
-        ConsoleData.add(to: console, sandbox: sandbox)
+        console.get { _, _ in try await dashboard.page() }
+        access.add(to: console)
+        data.add(to: console)
     }
+}
+
+/// The frame of every console page, whose header shows the sandbox clock.
+struct ConsoleLayout: Sendable {
+    let clock: SandboxClock
 
     /// The clock as the header shows it.
-    static func clockLabel(_ sandbox: Sandbox) -> String {
-        let view = sandbox.clock.view
+    func clockLabel() -> String {
+        let view = clock.view
         let formatter = ISO8601DateFormatter()
         return "Horloge du bac à sable : \(formatter.string(from: view.now).replacingOccurrences(of: "T", with: " ")) — \(view.speed > 1 ? view.label : "temps réel")"
     }
 
-    static func page(_ sandbox: Sandbox, _ title: String, active: String, _ content: String, status: HTTPResponse.Status = .ok) -> Response {
-        HTML.page(title, active: active, clock: clockLabel(sandbox), content, status: status)
+    func page(_ title: String, active: String, _ content: String, status: HTTPResponse.Status = .ok) -> Response {
+        HTML.page(title, active: active, clock: clockLabel(), content, status: status)
     }
+}
 
-    static func dashboard(_ sandbox: Sandbox) async throws -> Response {
-        let info = await sandbox.waitUntilReady()
+/// The dashboard: calls of the last minutes, waiting requests, whitelist size, faults, listeners and services.
+struct ConsoleDashboard: Sendable {
+    let layout: ConsoleLayout
+    /// Where the sandbox listens, once it does.
+    let ready: @Sendable () async -> ReadyInfo
+    let journal: Journal
+    let onboarding: Onboarding
+    let whitelist: Whitelist
+    let faults: FaultInjector
+
+    func page() async throws -> Response {
+        let info = await ready()
         let now = Date()
-        let recent = try sandbox.journal.counts(since: now.addingTimeInterval(-5 * 60))
-        let hour = try sandbox.journal.counts(since: now.addingTimeInterval(-3600))
-        let requests = try sandbox.onboarding.list()
+        let recent = try journal.counts(since: now.addingTimeInterval(-5 * 60))
+        let hour = try journal.counts(since: now.addingTimeInterval(-3600))
+        let requests = try onboarding.list()
         let waiting = Dictionary(grouping: requests.filter { !$0.state.isFinal && $0.state != .whitelisted }, by: \.state)
         let cards = [
             ("Appels acceptés (5 min)", "\(recent.accepted)", "\(hour.accepted) sur l'heure"),
             ("Appels refusés (5 min)", "\(recent.refused)", "\(hour.refused) sur l'heure"),
             ("Demandes en attente", "\(waiting.values.map(\.count).reduce(0, +))",
              OnboardingState.allCases.compactMap { state in waiting[state].map { "\($0.count) \(state.rawValue)" } }.joined(separator: ", ")),
-            ("Entrées de listes blanches", "\(try sandbox.whitelist.entries().count)", "tous environnements confondus"),
-            ("Pannes injectées", "\(sandbox.faults.rules.count)", sandbox.faults.rules.isEmpty ? "aucune" : "voir Pannes"),
+            ("Entrées de listes blanches", "\(try whitelist.entries().count)", "tous environnements confondus"),
+            ("Pannes injectées", "\(faults.rules.count)", faults.rules.isEmpty ? "aucune" : "voir Pannes"),
         ].map { "<div class=\"card\"><span class=\"muted\">\(HTML.escape($0.0))</span><b>\(HTML.escape($0.1))</b><small class=\"muted\">\(HTML.escape($0.2))</small></div>" }
         let listeners = info.environments.map { environment in
             ["<b>\(HTML.escape(environment.name))</b>", "<code>\(HTML.escape(environment.tls))</code>", "<code>\(HTML.escape(environment.caCertificateFile))</code>"]
         } + [["<b>admin</b>", "<code>\(HTML.escape(info.admin))</code>", "API : <a href=\"/admin/openapi.json\">/admin/openapi.json</a>"]]
         let services = [
-            ("ROR FHIR (consommation)", "/ws-diffusion-fhir"), ("ROR capacités (alimentation)", "/ws-synchro-dispo-lits-fhir/Location"),
-            ("Jeton ROR (Keycloak)", "/auth/realms/ror/protocol/openid-connect/token"), ("ROR CSD MEV2.4", "/ROR/CSD?wsdl"), ("INSi", "/lps?wsdl"),
+            ("ROR FHIR (consommation)", SandboxService.Path.rorConsumer),
+            ("ROR capacités (alimentation)", SandboxService.Path.rorCapacityFeed + "/Location"),
+            ("Jeton ROR (Keycloak)", RORTokenService.path), ("ROR CSD MEV2.4", SandboxService.Path.rorCSD + "?wsdl"),
+            ("INSi", SandboxService.Path.insi + "?wsdl"),
         ].map { ["\(HTML.escape($0.0))", "<code>\(HTML.escape(info.tls + $0.1))</code>"] }
         var content = "<div class=\"cards\">\(cards.joined())</div>"
         content += "<h2>Écoutes</h2>" + HTML.table(["Environnement", "URL", "CA à faire confiance"], listeners)
         content += "<h2>Services</h2>" + HTML.table(["Service", "URL"], services)
-        let latest = try sandbox.journal.entries(JournalFilter(limit: 8))
+        let latest = try journal.entries(JournalFilter(limit: 8))
         content += "<h2>Derniers appels</h2>" + HTML.table(ConsoleData.journalHeaders, latest.map(ConsoleData.journalCells))
             + "<p><a href=\"/console/journal\">Journal en direct →</a></p>"
-        return page(sandbox, "Tableau de bord", active: "/console", content)
+        return layout.page("Tableau de bord", active: "/console", content)
     }
 }
 
 /// Onboarding, whitelists, certificate workshop, faults.
-enum ConsoleAccess {
-    static func add(to console: RouterGroup<AdminRequestContext>, sandbox: Sandbox) {
+struct ConsoleAccess: Sendable {
+    let layout: ConsoleLayout
+    let onboarding: Onboarding
+    let whitelist: Whitelist
+    let clock: SandboxClock
+    let faults: FaultInjector
+    let faultAudit: FaultAudit
+    let workshop: CertificateWorkshop
+
+    func add(to console: RouterGroup<AdminRequestContext>) {
         console.get("onboarding") { request, _ in
-            onboardingPage(sandbox, state: request.uri.queryParameters["state"].map(String.init))
+            onboardingPage(state: request.uri.queryParameters["state"].map(String.init))
         }
         console.post("onboarding") { request, _ in
             let form = try await FormData.read(request)
             do {
-                let submission = try submission(from: form)
-                let created = try sandbox.onboarding.submit(submission, actor: form["actor"] ?? "console")
+                let submission = try Self.submission(from: form)
+                let created = try onboarding.submit(submission, actor: form["actor"] ?? "console")
                 return HTML.redirect("/console/onboarding#request-\(created.id)")
             } catch let error as OnboardingError {
-                return onboardingPage(sandbox, form: form, formError: error.description, status: .badRequest)
+                return onboardingPage(form: form, formError: error.description, status: .badRequest)
             }
         }
         console.post("onboarding/:id/:action") { request, context in
             let form = try await FormData.read(request)
             guard let id = context.parameters.get("id", as: Int64.self), let action = context.parameters.get("action") else {
-                return onboardingPage(sandbox, notice: "identifiant de demande invalide", status: .badRequest)
+                return onboardingPage(notice: "identifiant de demande invalide", status: .badRequest)
             }
             do {
                 // The API's action table, fed from the form (labels of the console's own actors kept).
@@ -92,11 +119,11 @@ enum ConsoleAccess {
                     finess: form["finess"], certificatePEM: form["certificatePEM"])
                 let defaultActor = ["validate": "comité (console)", "reject": "comité (console)", "tests-done": "éditeur (console)",
                                     "whitelist": "ANS (console)"][action] ?? "console"
-                guard try AdminOnboarding.perform(action, id: id, fields, on: sandbox.onboarding, defaultActor: defaultActor) != nil else {
-                    return onboardingPage(sandbox, notice: "action inconnue '\(action)'", status: .badRequest)
+                guard try AdminOnboarding.perform(action, id: id, fields, on: onboarding, defaultActor: defaultActor) != nil else {
+                    return onboardingPage(notice: "action inconnue '\(action)'", status: .badRequest)
                 }
             } catch let error as OnboardingError {
-                return onboardingPage(sandbox, notice: "Demande #\(id) : \(error.description)",
+                return onboardingPage(notice: "Demande #\(id) : \(error.description)",
                                       status: error.kind == .conflict ? .conflict : error.kind == .notFound ? .notFound : .badRequest)
             }
             return HTML.redirect("/console/onboarding#request-\(id)")
@@ -104,55 +131,55 @@ enum ConsoleAccess {
         console.post("clock") { request, _ in
             let form = try await FormData.read(request)
             guard let text = form["speed"], let speed = Double(text) else {
-                return onboardingPage(sandbox, notice: "vitesse d'horloge : un nombre de 1 à 100000", status: .badRequest)
+                return onboardingPage(notice: "vitesse d'horloge : un nombre de 1 à 100000", status: .badRequest)
             }
-            do { try sandbox.clock.setSpeed(speed) } catch let error as ClockError {
-                return onboardingPage(sandbox, notice: error.description, status: .badRequest)
+            do { try clock.setSpeed(speed) } catch let error as ClockError {
+                return onboardingPage(notice: error.description, status: .badRequest)
             }
             return HTML.redirect("/console/onboarding")
         }
 
         console.get("whitelist") { request, _ in
-            try whitelistPage(sandbox, service: request.uri.queryParameters["service"].map(String.init),
+            try whitelistPage(service: request.uri.queryParameters["service"].map(String.init),
                               environment: request.uri.queryParameters["environment"].map(String.init))
         }
         console.post("whitelist/:id/delete") { _, context in
-            guard let id = context.parameters.get("id", as: Int64.self), try sandbox.whitelist.remove(id: id) else {
-                return try whitelistPage(sandbox, notice: "entrée introuvable", status: .notFound)
+            guard let id = context.parameters.get("id", as: Int64.self), try whitelist.remove(id: id) else {
+                return try whitelistPage(notice: "entrée introuvable", status: .notFound)
             }
             return HTML.redirect("/console/whitelist")
         }
 
-        console.get("certificates") { _, _ in certificatesPage(sandbox) }
+        console.get("certificates") { _, _ in certificatesPage() }
         console.post("certificates") { request, _ in
             let form = try await FormData.read(request)
             let order = AdminCertificates.Order(subjectDN: form["subjectDN"] ?? "", environment: form["environment"],
                                                 negative: form["negative"], keyType: form["keyType"])
             do {
-                return certificatesPage(sandbox, form: form, minted: try AdminCertificates.mint(order, sandbox: sandbox))
+                return certificatesPage(form: form, minted: try workshop.mint(order))
             } catch let error as AdminCertificates.CertificateOrderError {
-                return certificatesPage(sandbox, form: form, error: error.description, status: .badRequest)
+                return certificatesPage(form: form, error: error.description, status: .badRequest)
             }
         }
 
-        console.get("faults") { _, _ in faultsPage(sandbox) }
+        console.get("faults") { _, _ in faultsPage() }
         console.post("faults") { request, _ in
             let form = try await FormData.read(request)
             do {
-                let rule = try faultRule(from: form, sandbox: sandbox)
-                let added = try sandbox.faults.add(rule)
-                AdminFaults.journal(sandbox, added, "added")
+                let rule = try faultRule(from: form)
+                let added = try faults.add(rule)
+                faultAudit.record(added, "added")
                 return HTML.redirect("/console/faults")
             } catch let error as FaultError {
-                return faultsPage(sandbox, form: form, error: error.description, status: .badRequest)
+                return faultsPage(form: form, error: error.description, status: .badRequest)
             }
         }
         console.post("faults/:id/delete") { _, context in
-            guard let id = context.parameters.get("id", as: Int.self), let rule = sandbox.faults.rules.first(where: { $0.id == id }),
-                  sandbox.faults.remove(id: id) else {
-                return faultsPage(sandbox, error: "panne introuvable", status: .notFound)
+            guard let id = context.parameters.get("id", as: Int.self), let rule = faults.rules.first(where: { $0.id == id }),
+                  faults.remove(id: id) else {
+                return faultsPage(error: "panne introuvable", status: .notFound)
             }
-            AdminFaults.journal(sandbox, rule, "removed")
+            faultAudit.record(rule, "removed")
             return HTML.redirect("/console/faults")
         }
     }
@@ -197,13 +224,13 @@ enum ConsoleAccess {
         return fields.first { message.contains($0) }
     }
 
-    static func onboardingPage(_ sandbox: Sandbox, state: String? = nil, form: FormData = FormData(""), formError: String? = nil,
+    func onboardingPage(state: String? = nil, form: FormData = FormData(""), formError: String? = nil,
                                notice: String? = nil, status: HTTPResponse.Status = .ok) -> Response {
         let requests: [OnboardingRequest]
         do {
-            requests = try sandbox.onboarding.list(state: state.flatMap(OnboardingState.init(rawValue:)))
+            requests = try onboarding.list(state: state.flatMap(OnboardingState.init(rawValue:)))
         } catch {
-            return Console.page(sandbox, "Demandes d'intégration", active: "/console/onboarding", HTML.notice("\(error)", error: true), status: .internalServerError)
+            return layout.page("Demandes d'intégration", active: "/console/onboarding", HTML.notice("\(error)", error: true), status: .internalServerError)
         }
         var content = notice.map { HTML.notice($0, error: true) } ?? ""
         let filter = HTML.select("state", "État", options: [("", "tous")] + OnboardingState.allCases.map { ($0.rawValue, $0.rawValue) }, selected: state ?? "")
@@ -250,7 +277,7 @@ enum ConsoleAccess {
             let due = request.state == .testsDone ? request.whitelistDueAt.map { "échéance " + HTML.time($0) } ?? "" : ""
             let note = request.rejectionReason.map { "<br><small class=\"muted\">\(HTML.escape($0))</small>" } ?? ""
             return [
-                "<a id=\"request-\(request.id)\"></a>#\(request.id)", HTML.badge(request.state.rawValue, stateBadges[request.state] ?? "") + note + (due.isEmpty ? "" : "<br><small>\(due)</small>"),
+                "<a id=\"request-\(request.id)\"></a>#\(request.id)", HTML.badge(request.state.rawValue, Self.stateBadges[request.state] ?? "") + note + (due.isEmpty ? "" : "<br><small>\(due)</small>"),
                 HTML.escape("\(request.kind.rawValue) · \(request.direction.rawValue)"), HTML.escape("\(request.service.rawValue)@\(request.environment)"),
                 identity, HTML.escape(finess.joined(separator: ", ")), HTML.escape(request.contact),
                 HTML.escape(request.committee?.clientId ?? "") + (request.committee?.accessProfile.map { " (profil \($0))" } ?? ""),
@@ -259,25 +286,25 @@ enum ConsoleAccess {
         }
         content += HTML.table(["#", "État", "Type", "Service", "Certificat", "Établissements", "Contact", "Client", "Actions"], rows, id: "requests",
                               empty: "Aucune demande.")
-        content += submissionForm(sandbox, form: form, error: formError)
-        let clock = sandbox.clock.view
+        content += submissionForm(form: form, error: formError)
+        let clock = clock.view
         content += """
         <h2>Horloge et délai de l'ANS</h2>
-        <p>Délai entre « tests terminés » et l'inscription : <b>\(HTML.escape(sandbox.onboarding.delay.description))</b> (temps du bac à sable).
+        <p>Délai entre « tests terminés » et l'inscription : <b>\(HTML.escape(onboarding.delay.description))</b> (temps du bac à sable).
         Horloge : <b>\(HTML.escape(clock.label))</b>.</p>
         <form method="post" action="/console/clock" class="inline">\
         <input name="speed" type="number" min="1" max="100000" step="1" value="\(Int(clock.speed))" aria-label="vitesse de l'horloge">\
         <button class="secondary">Changer la vitesse</button></form>
         <span class="muted">3600 = une heure par seconde ; 1 = temps réel.</span>
         """
-        return Console.page(sandbox, "Demandes d'intégration", active: "/console/onboarding", content, status: status)
+        return layout.page("Demandes d'intégration", active: "/console/onboarding", content, status: status)
     }
 
-    static func submissionForm(_ sandbox: Sandbox, form: FormData, error: String?) -> String {
+    func submissionForm(form: FormData, error: String?) -> String {
         let fields = ["kind", "direction", "service", "environment", "contact", "subjectDN", "certificatePEM", "establishmentCertificates", "establishments"]
-        let at = error.flatMap { field(of: $0, among: fields) } ?? (error == nil ? nil : "subjectDN")
+        let at = error.flatMap { Self.field(of: $0, among: fields) } ?? (error == nil ? nil : "subjectDN")
         func err(_ name: String) -> String? { at == name ? error : nil }
-        let environments = sandbox.listeners.map { ($0.name, $0.name) }
+        let environments = workshop.environments.map { ($0, $0) }
         return """
         <h2>Nouvelle demande d'intégration</h2>
         \(error.map { HTML.notice($0, error: true) } ?? "")
@@ -300,15 +327,15 @@ enum ConsoleAccess {
 
     // MARK: Whitelists
 
-    static func whitelistPage(_ sandbox: Sandbox, service: String? = nil, environment: String? = nil, notice: String? = nil,
+    func whitelistPage(service: String? = nil, environment: String? = nil, notice: String? = nil,
                               status: HTTPResponse.Status = .ok) throws -> Response {
-        let entries = try sandbox.whitelist.entries().filter {
+        let entries = try whitelist.entries().filter {
             (service ?? "").isEmpty || $0.service.rawValue == service
         }.filter { (environment ?? "").isEmpty || $0.environment == environment }
         var content = notice.map { HTML.notice($0, error: true) } ?? ""
         content += "<form class=\"filters\" method=\"get\">"
             + HTML.select("service", "Service", options: [("", "tous")] + SandboxService.allCases.map { ($0.rawValue, $0.rawValue) }, selected: service ?? "")
-            + HTML.select("environment", "Environnement", options: [("", "tous")] + sandbox.listeners.map { ($0.name, $0.name) }, selected: environment ?? "")
+            + HTML.select("environment", "Environnement", options: [("", "tous")] + workshop.environments.map { ($0, $0) }, selected: environment ?? "")
             + "<button class=\"secondary\">Filtrer</button></form>"
         let rows = entries.map { entry -> [String] in
             let credential = entry.subjectDN.map { "DN <code>\(HTML.escape($0))</code>" } ?? "SPKI <code>\(HTML.escape(entry.publicKeySHA256?.hex ?? "?"))</code>"
@@ -321,19 +348,19 @@ enum ConsoleAccess {
         }
         content += HTML.table(["#", "Env.", "Service", "Rôle", "Identifiant", "Établissements", "Client", "Origine", ""], rows, empty: "Liste blanche vide.")
         content += "<p class=\"muted\">Ajouter une entrée : par une demande d'intégration (flux réel) ou <code>POST /admin/whitelist</code> / <code>esante-sandbox whitelist add</code>.</p>"
-        return Console.page(sandbox, "Listes blanches", active: "/console/whitelist", content, status: status)
+        return layout.page("Listes blanches", active: "/console/whitelist", content, status: status)
     }
 
     // MARK: Certificate workshop
 
-    static func certificatesPage(_ sandbox: Sandbox, form: FormData = FormData(""), minted: AdminCertificates.Minted? = nil,
+    func certificatesPage(form: FormData = FormData(""), minted: AdminCertificates.Minted? = nil,
                                  error: String? = nil, status: HTTPResponse.Status = .ok) -> Response {
-        let at = error.flatMap { field(of: $0, among: ["subjectDN", "environment", "negative", "keyType"]) }
+        let at = error.flatMap { Self.field(of: $0, among: ["subjectDN", "environment", "negative", "keyType"]) }
         func err(_ name: String) -> String? { at == name ? error : (at == nil && name == "subjectDN" ? error : nil) }
         var content = """
         <form class="panel" method="post" action="/console/certificates" id="certificate-form">
         \(HTML.field("subjectDN", "DN du sujet", value: form["subjectDN"] ?? "", error: err("subjectDN"), placeholder: "CN=MON-LOGICIEL,OU=0002 759000001,O=MON EDITEUR,C=FR", required: true))
-        \(HTML.select("environment", "Environnement (PKI)", options: sandbox.listeners.map { ($0.name, $0.name) }, selected: form["environment"], error: err("environment")))
+        \(HTML.select("environment", "Environnement (PKI)", options: workshop.environments.map { ($0, $0) }, selected: form["environment"], error: err("environment")))
         \(HTML.select("negative", "Cas négatif", options: [("", "aucun (valide)")] + NegativeKind.allCases.map { ($0.rawValue, $0.rawValue) }, selected: form["negative"], error: err("negative")))
         \(HTML.select("keyType", "Clé", options: [("rsa", "RSA-2048 (comme IGC-Santé)"), ("p256", "ECDSA P-256")], selected: form["keyType"], error: err("keyType")))
         <div><button>Émettre</button></div></form>
@@ -355,12 +382,12 @@ enum ConsoleAccess {
             <pre id="certificate-pem">\(HTML.escape(minted.certificatePEM))</pre>
             """
         }
-        return Console.page(sandbox, "Atelier de certificats", active: "/console/certificates", content, status: status)
+        return layout.page("Atelier de certificats", active: "/console/certificates", content, status: status)
     }
 
     // MARK: Faults
 
-    static func faultRule(from form: FormData, sandbox: Sandbox) throws -> FaultRule {
+    func faultRule(from form: FormData) throws -> FaultRule {
         func number<T: LosslessStringConvertible>(_ name: String, _: T.Type) throws -> T? {
             guard let text = form[name] else { return nil }
             guard let value = T(text) else { throw FaultError(description: "\(name): '\(text)' is not a number") }
@@ -373,17 +400,17 @@ enum ConsoleAccess {
             dropRate: try number("dropPercent", Double.self).map { $0 / 100 }, label: form["label"])
         if let minutes = try number("maintenanceMinutes", Double.self) {
             guard minutes > 0 else { throw FaultError(description: "maintenanceMinutes must be positive") }
-            rule.maintenanceUntil = sandbox.clock.now.addingTimeInterval(minutes * 60)
+            rule.maintenanceUntil = clock.now.addingTimeInterval(minutes * 60)
         }
         return rule
     }
 
-    static func faultsPage(_ sandbox: Sandbox, form: FormData = FormData(""), error: String? = nil, status: HTTPResponse.Status = .ok) -> Response {
-        let rows = sandbox.faults.rules.map { rule in
+    func faultsPage(form: FormData = FormData(""), error: String? = nil, status: HTTPResponse.Status = .ok) -> Response {
+        let rows = faults.rules.map { rule in
             ["#\(rule.id)", HTML.escape(AdminFaults.describe(rule)), HTML.escape(rule.label ?? ""), rule.createdAt.map(HTML.time) ?? "",
              HTML.button("/console/faults/\(rule.id)/delete", "Lever", kind: "danger")]
         }
-        let targets = SandboxService.allCases.map { ($0.rawValue, $0.rawValue) } + [("/ws-synchro-dispo-lits-fhir", "/ws-synchro-dispo-lits-fhir (préfixe)")]
+        let targets = SandboxService.allCases.map { ($0.rawValue, $0.rawValue) } + [(SandboxService.Path.rorCapacityFeed, SandboxService.Path.rorCapacityFeed + " (préfixe)")]
         let content = HTML.table(["#", "Effet", "Libellé", "Depuis", ""], rows, empty: "Aucune panne injectée.") + """
         <h2>Injecter une panne</h2>
         \(error.map { HTML.notice($0, error: true) } ?? "")
@@ -399,6 +426,6 @@ enum ConsoleAccess {
         <div><button>Injecter</button></div></form>
         <p class="muted">Levées par <code>POST /admin/reset</code>, ou ici.</p>
         """
-        return Console.page(sandbox, "Pannes injectées", active: "/console/faults", content, status: status)
+        return layout.page("Pannes injectées", active: "/console/faults", content, status: status)
     }
 }

@@ -1,29 +1,34 @@
 import Access
 import FHIRCore
 import Foundation
-import GRDB
 import HTTPTypes
 import Hummingbird
-import Store
+import RORFHIR
 
 /// The live journal, the ROR data browser (versions and diffs) and the capacity board.
-enum ConsoleData {
-    static func add(to console: RouterGroup<AdminRequestContext>, sandbox: Sandbox) {
-        console.get("journal") { request, _ in try journalPage(sandbox, request) }
-        console.get("journal/rows") { request, _ in try journalRows(sandbox, request) }
+struct ConsoleData: Sendable {
+    let layout: ConsoleLayout
+    let journal: Journal
+    /// The ROR store, read for people.
+    let repository: ResourceRepository
+    let ror: RORInspection
+
+    func add(to console: RouterGroup<AdminRequestContext>) {
+        console.get("journal") { request, _ in try journalPage(request) }
+        console.get("journal/rows") { request, _ in try journalRows(request) }
         console.get("journal/:id") { _, context in
-            guard let id = context.parameters.get("id", as: Int64.self), let entry = try sandbox.journal.entry(id: id) else {
-                return Console.page(sandbox, "Appel introuvable", active: "/console/journal", HTML.notice("Pas de ligne de journal avec cet identifiant.", error: true), status: .notFound)
+            guard let id = context.parameters.get("id", as: Int64.self), let entry = try journal.entry(id: id) else {
+                return layout.page("Appel introuvable", active: "/console/journal", HTML.notice("Pas de ligne de journal avec cet identifiant.", error: true), status: .notFound)
             }
-            return journalDetail(sandbox, entry)
+            return journalDetail(entry)
         }
-        console.get("data") { request, _ in try await dataPage(sandbox, request) }
+        console.get("data") { request, _ in try await dataPage(request) }
         console.get("data/:type/:id") { _, context in
-            try resourcePage(sandbox, type: context.parameters.get("type") ?? "", id: context.parameters.get("id") ?? "")
+            try await resourcePage(type: context.parameters.get("type") ?? "", id: context.parameters.get("id") ?? "")
         }
-        console.get("capacity") { request, _ in try await capacityPage(sandbox, request) }
+        console.get("capacity") { request, _ in try await capacityPage(request) }
         console.get("capacity/board") { request, _ in
-            HTML.fragment(try await capacityBoard(sandbox, finess: request.uri.queryParameters["finess"].map(String.init)))
+            HTML.fragment(try await capacityBoard(finess: request.uri.queryParameters["finess"].map(String.init)))
         }
     }
 
@@ -50,9 +55,9 @@ enum ConsoleData {
         return filter
     }
 
-    static func journalPage(_ sandbox: Sandbox, _ request: Request) throws -> Response {
-        let filter = filter(request)
-        let rows = try sandbox.journal.entries(filter)
+    func journalPage(_ request: Request) throws -> Response {
+        let filter = Self.filter(request)
+        let rows = try journal.entries(filter)
         let query = request.uri.query.map { "&" + $0 } ?? ""
         let filters = "<form class=\"filters\" method=\"get\">"
             + HTML.select("service", "Service", options: [("", "tous")] + SandboxService.allCases.map { ($0.rawValue, $0.rawValue) }, selected: filter.service ?? "")
@@ -64,7 +69,7 @@ enum ConsoleData {
         (function(){
           var body = document.getElementById('journal-rows'), last = Number(body.dataset.last || 0), live = document.getElementById('live');
           function poll(){
-            fetch('/console/journal/rows?after=' + last + \(jsString(query)), {credentials: 'same-origin'}).then(function(r){
+            fetch('/console/journal/rows?after=' + last + \(Self.jsString(query)), {credentials: 'same-origin'}).then(function(r){
               if (!r.ok) throw new Error(r.status);
               var next = Number(r.headers.get('X-Last-Id') || last);
               return r.text().then(function(html){
@@ -80,9 +85,9 @@ enum ConsoleData {
         })();
         </script>
         """
-        let table = HTML.table(journalHeaders, rows.map(journalCells), id: "journal-rows",
+        let table = HTML.table(Self.journalHeaders, rows.map(Self.journalCells), id: "journal-rows",
                                bodyAttributes: " data-last=\"\(rows.first?.id ?? 0)\"", empty: "Aucun appel pour l'instant.")
-        return Console.page(sandbox, "Journal", active: "/console/journal", filters + table + script)
+        return layout.page("Journal", active: "/console/journal", filters + table + script)
     }
 
     static func jsString(_ text: String) -> String {
@@ -90,19 +95,19 @@ enum ConsoleData {
     }
 
     /// Rows newer than `after`, newest first, as `<tr>`s; `X-Last-Id` is the newest id.
-    static func journalRows(_ sandbox: Sandbox, _ request: Request) throws -> Response {
-        var filter = filter(request)
+    func journalRows(_ request: Request) throws -> Response {
+        var filter = Self.filter(request)
         guard let after = request.uri.queryParameters["after"].flatMap({ Int64(String($0)) }) else {
             return SandboxJSON.error(.badRequest, "after must be a journal id")
         }
         filter.afterID = after
         filter.limit = 200
-        let rows = try sandbox.journal.entries(filter).reversed()
-        let html = rows.map { "<tr class=\"new\">" + journalCells($0).map { "<td>\($0)</td>" }.joined() + "</tr>" }.joined(separator: "\n")
+        let rows = try journal.entries(filter).reversed()
+        let html = rows.map { "<tr class=\"new\">" + Self.journalCells($0).map { "<td>\($0)</td>" }.joined() + "</tr>" }.joined(separator: "\n")
         return HTML.fragment(html, headers: [HTTPField.Name("X-Last-Id")!: "\(rows.first?.id ?? after)"])
     }
 
-    static func journalDetail(_ sandbox: Sandbox, _ entry: JournalEntry) -> Response {
+    func journalDetail(_ entry: JournalEntry) -> Response {
         let summary = HTML.table(["Champ", "Valeur"], [
             ["Heure", HTML.time(entry.time)], ["Environnement", HTML.escape(entry.environment)],
             ["Décision", HTML.badge(entry.decision.rawValue, entry.decision == .accepted ? "ok" : "ko") + " " + HTML.escape(entry.reason ?? "")],
@@ -121,19 +126,16 @@ enum ConsoleData {
             + "<h2>Réponse</h2><pre>\(HTML.escape(Pretty.print(Data((entry.responseHeaders ?? "{}").utf8))))</pre>"
             + body(entry.responseBody, truncated: entry.responseBodyTruncated)
             + "<p><a href=\"/console/journal\">← Journal</a></p>"
-        return Console.page(sandbox, "Appel #\(entry.id ?? 0)", active: "/console/journal", content)
+        return layout.page("Appel #\(entry.id ?? 0)", active: "/console/journal", content)
     }
 
     // MARK: ROR data
 
-    static func dataPage(_ sandbox: Sandbox, _ request: Request) async throws -> Response {
+    func dataPage(_ request: Request) async throws -> Response {
         let query = request.uri.queryParameters
         let type = query["type"].map(String.init) ?? ""
         let identifier = query["identifier"].map(String.init) ?? ""
-        let counts = try await sandbox.store.writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT type, COUNT(*) AS n FROM fhir_resource WHERE deleted = 0 GROUP BY type ORDER BY type")
-                .map { (type: $0["type"] as String, count: $0["n"] as Int) }
-        }
+        let counts = try await repository.typeCounts()
         var content = "<p class=\"chips\">" + counts.map {
             "<a class=\"chip\" href=\"/console/data?type=\(HTML.url($0.type))\">\(HTML.escape($0.type)) <b>\($0.count)</b></a>"
         }.joined() + "</p>"
@@ -142,65 +144,49 @@ enum ConsoleData {
             + HTML.field("identifier", "Identifiant (FINESS, idNat_Struct…)", value: identifier, placeholder: "759000001")
             + "<button class=\"secondary\">Chercher</button></form>"
         if !type.isEmpty {
-            var ids: [String]?
+            var rows: [StoredResource] = []
             var searchError: String?
-            if !identifier.isEmpty {
-                do {
-                    ids = try await sandbox.ror.repository.searchIDs(
-                        try SearchRequest(type: type, items: [("identifier", identifier)], registry: sandbox.ror.repository.registry))
-                } catch {
-                    searchError = "\(error)"
-                }
-            }
-            let rows = try await sandbox.store.writer.read { db -> [Row] in
-                if let ids {
-                    guard !ids.isEmpty else { return [] }
-                    return try Row.fetchAll(db, sql: "SELECT id, version, last_updated, json FROM fhir_resource WHERE type = ? AND id IN (\(ids.map { _ in "?" }.joined(separator: ","))) LIMIT 100",
-                                            arguments: StatementArguments([type] + ids))
-                }
-                return try Row.fetchAll(db, sql: "SELECT id, version, last_updated, json FROM fhir_resource WHERE type = ? AND deleted = 0 ORDER BY last_updated DESC LIMIT 100",
-                                        arguments: [type])
+            do {
+                rows = identifier.isEmpty
+                    ? try await repository.recentlyUpdated(type: type, limit: 100)
+                    : try await ror.resources(type: type, identifier: identifier, limit: 100)
+            } catch {
+                searchError = "\(error)"
             }
             if let searchError { content += HTML.notice(searchError, error: true) }
-            content += HTML.table(["id", "Version", "Mis à jour", "Nom / identifiants"], rows.map { row in
-                let id: String = row["id"]
-                let object = (try? JSONSerialization.jsonObject(with: row["json"] as Data)) as? [String: Any] ?? [:]
-                let identifiers = (object["identifier"] as? [[String: Any]] ?? []).compactMap { $0["value"] as? String }.prefix(3)
-                return ["<a href=\"/console/data/\(HTML.url(type))/\(HTML.url(id))\">\(HTML.escape(id))</a>", "\(row["version"] as Int)",
-                        HTML.escape(row["last_updated"] as String),
+            content += HTML.table(["id", "Version", "Mis à jour", "Nom / identifiants"], rows.map { stored in
+                let object = RORInspection.object(stored.json)
+                let identifiers = RORInspection.identifiers(object).prefix(3)
+                return ["<a href=\"/console/data/\(HTML.url(type))/\(HTML.url(stored.id))\">\(HTML.escape(stored.id))</a>", "\(stored.version)",
+                        HTML.escape(stored.lastUpdated),
                         HTML.escape(((object["name"] as? String).map { [$0] } ?? []).joined() + (identifiers.isEmpty ? "" : " · " + identifiers.joined(separator: ", ")))]
             }, empty: "Aucune ressource.") + "<p class=\"muted\">100 au plus, les plus récemment modifiées d'abord.</p>"
         }
-        return Console.page(sandbox, "Données ROR", active: "/console/data", content)
+        return layout.page("Données ROR", active: "/console/data", content)
     }
 
-    static func resourcePage(_ sandbox: Sandbox, type: String, id: String) throws -> Response {
-        let (current, history) = try sandbox.store.writer.read { db in
-            (try Row.fetchOne(db, sql: "SELECT version, last_updated, json FROM fhir_resource WHERE type = ? AND id = ?", arguments: [type, id]),
-             try ResourceHistory.versions(type: type, id: id, limit: 20, in: db))
+    func resourcePage(type: String, id: String) async throws -> Response {
+        guard let versions = try await repository.versions(type: type, id: id, limit: 20), let current = versions.first else {
+            return layout.page("\(type)/\(id)", active: "/console/data", HTML.notice("Ressource introuvable.", error: true), status: .notFound)
         }
-        guard let current else {
-            return Console.page(sandbox, "\(type)/\(id)", active: "/console/data", HTML.notice("Ressource introuvable.", error: true), status: .notFound)
-        }
-        let versions = [(version: current["version"] as Int, lastUpdated: current["last_updated"] as String, json: current["json"] as Data)] + history
-        var content = "<p>Version \(current["version"] as Int), mise à jour \(HTML.escape(current["last_updated"] as String)). "
+        var content = "<p>Version \(current.version), mise à jour \(HTML.escape(current.lastUpdated)). "
             + "<a href=\"/console/data?type=\(HTML.url(type))\">← \(HTML.escape(type))</a></p>"
-        content += "<pre id=\"resource-json\">\(HTML.escape(Pretty.print(current["json"] as Data)))</pre>"
-        if history.isEmpty {
+        content += "<pre id=\"resource-json\">\(HTML.escape(Pretty.print(current.json)))</pre>"
+        if versions.count == 1 {
             content += "<p class=\"muted\">Pas de version précédente conservée (les écritures gardent la version qu'elles remplacent).</p>"
         }
         for (newer, older) in zip(versions, versions.dropFirst()) {
             content += "<h2>Version \(older.version) → \(newer.version)</h2>"
                 + "<pre class=\"diff\">\(LineDiff.html(old: Pretty.print(older.json), new: Pretty.print(newer.json)))</pre>"
         }
-        return Console.page(sandbox, "\(type)/\(id)", active: "/console/data", content)
+        return layout.page("\(type)/\(id)", active: "/console/data", content)
     }
 
     // MARK: Capacity board
 
-    static func capacityPage(_ sandbox: Sandbox, _ request: Request) async throws -> Response {
+    func capacityPage(_ request: Request) async throws -> Response {
         let finess = request.uri.queryParameters["finess"].map(String.init) ?? ""
-        let board = try await capacityBoard(sandbox, finess: finess)
+        let board = try await capacityBoard(finess: finess)
         let content = """
         <form class="filters" method="get">\(HTML.field("finess", "FINESS de l'établissement", value: finess, placeholder: "759000001"))\
         <button class="secondary">Afficher</button> <span class="muted">Mise à jour toutes les 2 s ; les unités modifiées récemment d'abord.</span></form>
@@ -209,7 +195,7 @@ enum ConsoleData {
         (function(){
           var board = document.getElementById('board');
           function poll(){
-            fetch('/console/capacity/board?finess=' + encodeURIComponent(\(jsString(finess))), {credentials: 'same-origin'})
+            fetch('/console/capacity/board?finess=' + encodeURIComponent(\(Self.jsString(finess))), {credentials: 'same-origin'})
               .then(function(r){ return r.ok ? r.text() : null; })
               .then(function(html){ if (html !== null && html !== board.innerHTML) board.innerHTML = html; })
               .catch(function(){}).then(function(){ setTimeout(poll, 2000); });
@@ -218,7 +204,7 @@ enum ConsoleData {
         })();
         </script>
         """
-        return Console.page(sandbox, "Tableau des capacités", active: "/console/capacity", content)
+        return layout.page("Tableau des capacités", active: "/console/capacity", content)
     }
 
     static let statusLabels = ["01": "Installés", "02": "Disponibles", "03": "Occupés", "04": "Réservés", "05": "Fermés",
@@ -227,70 +213,28 @@ enum ConsoleData {
     static let genderLabels = ["01": "femmes", "02": "hommes", "03": "indifférencié"]
 
     /// The board: Locations with capacity indicators (of one establishment, or the most recently updated 60).
-    static func capacityBoard(_ sandbox: Sandbox, finess: String?) async throws -> String {
-        let repository = sandbox.ror.repository
-        var locationIDs: [String]?
-        if let finess, !finess.isEmpty {
-            let organizations = try await repository.searchIDs(try SearchRequest(type: "Organization", items: [("identifier", finess)], registry: repository.registry))
-            guard !organizations.isEmpty else { return HTML.notice("Aucun établissement avec l'identifiant \(finess).", error: true) }
-            locationIDs = try await repository.searchIDs(try SearchRequest(
-                type: "Location", items: [("organization", organizations.map { "Organization/\($0)" }.joined(separator: ","))], registry: repository.registry))
+    func capacityBoard(finess: String?) async throws -> String {
+        guard let board = try await ror.capacityBoard(finess: finess) else {
+            return HTML.notice("Aucun établissement avec l'identifiant \(finess ?? "").", error: true)
         }
-        let rows = try await sandbox.store.writer.read { db -> [Row] in
-            if let locationIDs {
-                guard !locationIDs.isEmpty else { return [] }
-                return try Row.fetchAll(db, sql: "SELECT id, version, last_updated, json FROM fhir_resource WHERE type = 'Location' AND id IN (\(locationIDs.map { _ in "?" }.joined(separator: ","))) ORDER BY last_updated DESC LIMIT 200",
-                                        arguments: StatementArguments(locationIDs))
-            }
-            return try Row.fetchAll(db, sql: """
-                SELECT id, version, last_updated, json FROM fhir_resource WHERE type = 'Location' AND deleted = 0
-                AND instr(json, 'ror-location-supported-capacity') > 0 ORDER BY last_updated DESC LIMIT 60
-                """)
-        }
-        var organizationNames: [String: String] = [:]
-        let locations = rows.map { row -> (row: Row, object: [String: Any]) in
-            (row, (try? JSONSerialization.jsonObject(with: row["json"] as Data)) as? [String: Any] ?? [:])
-        }
-        let organizationIDs = Set(locations.compactMap { (($0.object["managingOrganization"] as? [String: Any])?["reference"] as? String)?.split(separator: "/").last.map(String.init) })
-        if !organizationIDs.isEmpty {
-            for stored in try await repository.resources(type: "Organization", ids: Array(organizationIDs)) {
-                let object = (try? JSONSerialization.jsonObject(with: stored.json)) as? [String: Any] ?? [:]
-                let identifier = (object["identifier"] as? [[String: Any]] ?? []).compactMap { $0["value"] as? String }.first ?? ""
-                organizationNames[stored.id] = "\(object["name"] as? String ?? stored.id) (\(identifier))"
-            }
-        }
-        let cells = locations.map { location -> [String] in
-            let object = location.object
-            let organization = (((object["managingOrganization"] as? [String: Any])?["reference"] as? String)?.split(separator: "/").last).map(String.init) ?? ""
-            let identifier = (object["identifier"] as? [[String: Any]] ?? []).compactMap { $0["value"] as? String }.first ?? ""
-            let chips = indicators(in: object).map { indicator in
-                "<span class=\"chip s\(indicator.status)\">\(HTML.escape(indicator.label)) <b>\(indicator.count)</b></span>"
+        let cells = board.map { location -> [String] in
+            let chips = location.indicators.map { indicator in
+                "<span class=\"chip s\(indicator.status ?? "?")\">\(HTML.escape(Self.label(indicator))) <b>\(indicator.count)</b></span>"
             }.joined()
-            return [HTML.escape(organizationNames[organization] ?? organization),
-                    "<a href=\"/console/data/Location/\(HTML.url(location.row["id"] as String))\">\(HTML.escape(object["name"] as? String ?? location.row["id"]))</a><br><small class=\"muted\">\(HTML.escape(identifier))</small>",
+            return [HTML.escape(location.organizationLabel ?? location.organizationID ?? ""),
+                    "<a href=\"/console/data/Location/\(HTML.url(location.stored.id))\">\(HTML.escape(location.name ?? location.stored.id))</a><br><small class=\"muted\">\(HTML.escape(location.identifier ?? ""))</small>",
                     "<div class=\"chips\">\(chips.isEmpty ? "<span class=\"muted\">aucun indicateur</span>" : chips)</div>",
-                    "v\(location.row["version"] as Int)<br><small>\(HTML.escape(location.row["last_updated"] as String))</small>"]
+                    "v\(location.stored.version)<br><small>\(HTML.escape(location.stored.lastUpdated))</small>"]
         }
         return HTML.table(["Établissement", "Unité (Location)", "Indicateurs", "Version"], cells, id: "capacity-rows", empty: "Aucune capacité.")
     }
 
-    struct Indicator { var status: String; var label: String; var count: Int }
-
-    /// The supported-capacity indicators of a Location, labelled ("Disponibles femmes à 24 h: 3").
-    static func indicators(in location: [String: Any]) -> [Indicator] {
-        (location["extension"] as? [[String: Any]] ?? []).filter { ($0["url"] as? String)?.hasSuffix("ror-location-supported-capacity") == true }.map { indicator in
-            let parts = indicator["extension"] as? [[String: Any]] ?? []
-            func code(_ url: String) -> String? {
-                let part = parts.first { $0["url"] as? String == url }
-                return ((part?["valueCodeableConcept"] as? [String: Any])?["coding"] as? [[String: Any]])?.first?["code"] as? String ?? part?["valueCode"] as? String
-            }
-            let status = code("capacityStatus") ?? "?"
-            let words = [statusLabels[status] ?? "statut \(status)", code("genderCapacityAvailable").flatMap { genderLabels[$0] } ?? "",
-                         code("temporalityCapacity").flatMap { temporalityLabels[$0] } ?? "",
-                         code("capacityType") == "02" ? "(places)" : ""].filter { !$0.isEmpty }
-            return Indicator(status: status, label: words.joined(separator: " "),
-                             count: parts.first { $0["url"] as? String == "nbCapacity" }?["valueInteger"] as? Int ?? 0)
-        }
+    /// An indicator as the board labels it ("Disponibles femmes à 24 h").
+    static func label(_ indicator: RORInspection.CapacityIndicator) -> String {
+        let status = indicator.status ?? "?"
+        return [statusLabels[status] ?? "statut \(status)", indicator.gender.flatMap { genderLabels[$0] } ?? "",
+                indicator.temporality.flatMap { temporalityLabels[$0] } ?? "",
+                indicator.type == "02" ? "(places)" : ""].filter { !$0.isEmpty }.joined(separator: " ")
     }
 }
 

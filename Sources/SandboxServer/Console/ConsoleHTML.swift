@@ -1,4 +1,5 @@
 import Foundation
+import HTTPCommon
 import Hummingbird
 import NIOCore
 import SOAPCore
@@ -134,14 +135,7 @@ struct FormData {
     var values: [String: [String]] = [:]
 
     init(_ text: String) {
-        for pair in text.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            func decode(_ part: Substring) -> String {
-                String(part).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(part)
-            }
-            let name = decode(parts[0])
-            values[name, default: []].append(parts.count > 1 ? decode(parts[1]) : "")
-        }
+        for (name, value) in FormEncoding.items(text) { values[name, default: []].append(value) }
     }
 
     /// The trimmed value, nil when absent or empty.

@@ -3,7 +3,7 @@ import Glibc
 #endif
 import Foundation
 
-/// IMF-fixdate (RFC 9110 §5.6.7, `Sun, 06 Nov 1994 08:49:37 GMT`) formatted by hand: a DateFormatter per call was a
+/// HTTP dates, IMF-fixdate (RFC 9110 §5.6.7, `Sun, 06 Nov 1994 08:49:37 GMT`) formatted by hand: a DateFormatter per call was a
 /// tenth of a keep-alive read (`Last-Modified`), and the immediate reads write their own `Date`.
 public enum HTTPDate {
     static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
