@@ -370,6 +370,11 @@ final class FeedTurns: Sendable {
 
     private let state = NIOLockedValueBox<[String: Turn]>([:])
 
+    /// How many feeds wait for the turn of `id` (for tests that must know a waiter is queued).
+    func waitingCount(_ id: String) -> Int {
+        state.withLockedValue { $0[id]?.waiting.count ?? 0 }
+    }
+
     /// Takes the turn for a thread: at once if it is free, after a wait of up to `timeout` if another thread holds it
     /// (and none of the feeds queued before is a task); false otherwise.
     func take(_ id: String, waitingUpTo timeout: DispatchTimeInterval) -> Bool {

@@ -179,17 +179,18 @@ struct CommandLineTests {
         let dir = try Self.folder()
         let ready = dir.appendingPathComponent("ready.json")
         let running = try await RunningSandbox.start(seeds: SharedPKI.repositorySeeds, readyFile: ready)
-        defer { Task { await running.stop() } }
-        try running.whitelist("ror-fhir", dn: "CN=DEMO-EDITEUR-LITS,OU=0002 759000001,O=EDITEUR DEMO GESTION DES LITS,ST=Paris (75),C=FR")
-        let output = try await Shell.sandbox(["demo", "--ready-file", ready.path, "--seeds", SharedPKI.repositorySeeds.path])
-        #expect(output.status == 1, "\(output.stdout)\n\(output.stderr)")
-        #expect(output.stderr.contains("demo failed: step 2: expected 403"), "\(output.stderr)")
-        let missing = try await Shell.sandbox(["demo", "--ready-file", dir.appendingPathComponent("none.json").path])
-        #expect(missing.status == 2)
-        #expect(missing.stderr.contains("cannot read the ready file"))
-        let delay = try await Shell.sandbox(["demo", "--whitelist-delay", "5 days"])
-        #expect(delay.status == 2)
-        #expect(delay.stderr.contains("--whitelist-delay: whitelist delay '5 days'"), "\(delay.stderr)")
+        try await running.whileRunning {
+            try running.whitelist("ror-fhir", dn: "CN=DEMO-EDITEUR-LITS,OU=0002 759000001,O=EDITEUR DEMO GESTION DES LITS,ST=Paris (75),C=FR")
+            let output = try await Shell.sandbox(["demo", "--ready-file", ready.path, "--seeds", SharedPKI.repositorySeeds.path])
+            #expect(output.status == 1, "\(output.stdout)\n\(output.stderr)")
+            #expect(output.stderr.contains("demo failed: step 2: expected 403"), "\(output.stderr)")
+            let missing = try await Shell.sandbox(["demo", "--ready-file", dir.appendingPathComponent("none.json").path])
+            #expect(missing.status == 2)
+            #expect(missing.stderr.contains("cannot read the ready file"))
+            let delay = try await Shell.sandbox(["demo", "--whitelist-delay", "5 days"])
+            #expect(delay.status == 2)
+            #expect(delay.stderr.contains("--whitelist-delay: whitelist delay '5 days'"), "\(delay.stderr)")
+        }
     }
 
     /// `journal --follow --json` prints rows written by another process as they arrive.

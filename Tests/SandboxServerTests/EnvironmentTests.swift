@@ -23,48 +23,49 @@ struct EnvironmentTests {
     @Test func eachEnvironmentTrustsItsOwnPKIAndKeepsItsOwnWhitelist() async throws {
         _ = Self.productionPKI
         let running = try await RunningSandbox.start(rejectMode: .http) { $0.environments = ["bac-a-sable", "production"] }
-        defer { Task { await running.stop() } }
-        #expect(running.info.environments.map(\.name) == ["bac-a-sable", "production"])
-        #expect(running.info.environments[1].caCertificateFile.hasSuffix("pki-production/ca-bundle.pem"))
-        #expect(running.info.environments[0].tls != running.info.environments[1].tls)
-        let issuer = SubjectDN(Self.productionPKI.issuingCA.certificate.subject).rfc4514
-        #expect(issuer.contains("SANDBOX PROD AC IGC-SANTE ELEMENTAIRE ORGANISATIONS"))
+        try await running.whileRunning {
+            #expect(running.info.environments.map(\.name) == ["bac-a-sable", "production"])
+            #expect(running.info.environments[1].caCertificateFile.hasSuffix("pki-production/ca-bundle.pem"))
+            #expect(running.info.environments[0].tls != running.info.environments[1].tls)
+            let issuer = SubjectDN(Self.productionPKI.issuingCA.certificate.subject).rfc4514
+            #expect(issuer.contains("SANDBOX PROD AC IGC-SANTE ELEMENTAIRE ORGANISATIONS"))
 
-        let testClient = try SharedPKI.client(Self.dn)
-        let prodClient = try Self.productionClient(Self.dn)
-        // whoami names the environment of the listener.
-        let whoami = try await running.request("/_sandbox/whoami", client: prodClient, environment: "production")
-        #expect(whoami.status == .ok, "\(whoami.text)")
-        #expect(try whoami.json()["environment"] as? String == "production")
+            let testClient = try SharedPKI.client(Self.dn)
+            let prodClient = try Self.productionClient(Self.dn)
+            // whoami names the environment of the listener.
+            let whoami = try await running.request("/_sandbox/whoami", client: prodClient, environment: "production")
+            #expect(whoami.status == .ok, "\(whoami.text)")
+            #expect(try whoami.json()["environment"] as? String == "production")
 
-        // A TEST certificate presented to production is refused with that reason.
-        let crossed = try await running.request("/_sandbox/whoami", client: testClient, environment: "production")
-        #expect(crossed.status == .forbidden)
-        #expect(crossed.text.contains("CA of another environment"), "\(crossed.text)")
-        let reverse = try await running.request("/ws-diffusion-fhir/metadata", client: prodClient)
-        #expect(reverse.status == .forbidden)
-        #expect(reverse.text.contains("another environment"))
-        let rows = try await running.journalRows { $0.reason == "other-environment-ca" }
-        #expect(rows.contains { $0.environment == "production" })
-        #expect(rows.contains { $0.environment == "bac-a-sable" })
+            // A TEST certificate presented to production is refused with that reason.
+            let crossed = try await running.request("/_sandbox/whoami", client: testClient, environment: "production")
+            #expect(crossed.status == .forbidden)
+            #expect(crossed.text.contains("CA of another environment"), "\(crossed.text)")
+            let reverse = try await running.request("/ws-diffusion-fhir/metadata", client: prodClient)
+            #expect(reverse.status == .forbidden)
+            #expect(reverse.text.contains("another environment"))
+            let rows = try await running.journalRows { $0.reason == "other-environment-ca" }
+            #expect(rows.contains { $0.environment == "production" })
+            #expect(rows.contains { $0.environment == "bac-a-sable" })
 
-        // Whitelisted in bac-a-sable only: production still refuses the same DN (its own whitelist).
-        try running.whitelist("ror-fhir", dn: Self.dn)
-        #expect(try await running.request("/ws-diffusion-fhir/metadata", client: testClient).status == .ok)
-        let notYet = try await running.request("/ws-diffusion-fhir/metadata", client: prodClient, environment: "production")
-        #expect(notYet.status == .forbidden)
-        #expect(notYet.text.contains("whitelist of environment 'production'"))
-        #expect(notYet.text.contains("It is whitelisted for: ror-fhir@bac-a-sable"))
-        try running.sandbox.whitelist.add(try Whitelist.entry(
-            from: .init(environment: "production", service: "ror-fhir", subjectDN: Self.dn), origin: "test"))
-        #expect(try await running.request("/ws-diffusion-fhir/metadata", client: prodClient, environment: "production").status == .ok)
+            // Whitelisted in bac-a-sable only: production still refuses the same DN (its own whitelist).
+            try running.whitelist("ror-fhir", dn: Self.dn)
+            #expect(try await running.request("/ws-diffusion-fhir/metadata", client: testClient).status == .ok)
+            let notYet = try await running.request("/ws-diffusion-fhir/metadata", client: prodClient, environment: "production")
+            #expect(notYet.status == .forbidden)
+            #expect(notYet.text.contains("whitelist of environment 'production'"))
+            #expect(notYet.text.contains("It is whitelisted for: ror-fhir@bac-a-sable"))
+            try running.sandbox.whitelist.add(try Whitelist.entry(
+                from: .init(environment: "production", service: "ror-fhir", subjectDN: Self.dn), origin: "test"))
+            #expect(try await running.request("/ws-diffusion-fhir/metadata", client: prodClient, environment: "production").status == .ok)
 
-        // Onboarding targets the served environments only.
-        let bad = try await running.admin("/admin/onboarding", method: .post, body: """
-            {"kind": "saas", "direction": "consume", "service": "insi", "contact": "c", "subjectDN": "\(Self.dn)", "environment": "recette"}
-            """)
-        #expect(bad.status == .badRequest)
-        #expect(bad.text.contains("environments: bac-a-sable, production"))
+            // Onboarding targets the served environments only.
+            let bad = try await running.admin("/admin/onboarding", method: .post, body: """
+                {"kind": "saas", "direction": "consume", "service": "insi", "contact": "c", "subjectDN": "\(Self.dn)", "environment": "recette"}
+                """)
+            #expect(bad.status == .badRequest)
+            #expect(bad.text.contains("environments: bac-a-sable, production"))
+        }
     }
 
     @Test func badEnvironmentListsAreRefused() throws {

@@ -44,7 +44,7 @@ struct FeedTurnsTests {
                 order.withLockedValue { $0.append(index) }
                 turns.end("loc")
             })
-            try await Task.sleep(for: .milliseconds(20))  // queued one after the other
+            while turns.waitingCount("loc") < index { await Task.yield() }  // queued one after the other
         }
         await turns.begin("other")  // another Location: not held up by the queue above
         turns.end("other")
@@ -94,7 +94,7 @@ struct FeedTurnsTests {
         await release.value
         #expect(turns.take("loc", waitingUpTo: .seconds(10)))
         let queued = Task { await turns.begin("loc"); turns.end("loc") }
-        try await Task.sleep(for: .milliseconds(50))
+        while turns.waitingCount("loc") == 0 { await Task.yield() }  // the task is queued for the turn
         #expect(await onThread { turns.take("other", waitingUpTo: .seconds(10)) }, "another Location")
         turns.end("other")
         let release2 = Task { try? await Task.sleep(for: .milliseconds(200)); turns.end("loc") }

@@ -14,8 +14,8 @@ import X509
 @Suite("ROR CSD MEV2.4")
 struct RORCSDTests {
     static let dn = "CN=CLIENT_WS_ROR_SANDBOX,OU=312345678900017,O=EDITEUR SANDBOX CSD,ST=Gironde (33),C=FR"
-    static let reference = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("shared/reference/csd")
+    static let reference = Reference.file("csd")
+    static let schemaFile = reference.appendingPathComponent("ror-ans-mev2.4/IHE_ProfilCSD-ExtensionROR_fr-v2.4.xsd")
 
     /// A sandbox on the repository seeds and a CSD consumer whitelisted by its public key.
     static func start() async throws -> (RunningSandbox, ClientFiles) {
@@ -65,10 +65,35 @@ struct RORCSDTests {
         }.sorted { $0.id < $1.id }
     }
 
-    /// Validates the `soap:Body` child against the ANS ROR v2.4 XSD (skipped without the reference folder or xmllint).
+    /// The answers of each operation and option validate against the ANS ROR v2.4 XSD (not redistributable: the test
+    /// runs where a copy of it and xmllint are on the machine, and shows as skipped elsewhere).
+    @Test(.enabled(if: Reference.exists(schemaFile) && Reference.xmllint, "needs the ANS v2.4 XSD and xmllint"))
+    func answersValidateAgainstTheANSSchema() async throws {
+        let (running, client) = try await Self.start()
+        try await running.whileRunning {
+            let internalOrganisation = Self.lecture(
+                "<csd:TR_Lecture-OffreSanteOrganisationInterne><csd:organisationID code=\"759000001-OI1\" assigningAuthorityName=\"1.2.250.1.71.1.2.14\"/></csd:TR_Lecture-OffreSanteOrganisationInterne>")
+            let lectures = [
+                Self.establishment("1759000001", extra: "<csd:dateRef>2026-01-01T00:00:00</csd:dateRef>"),
+                Self.establishment("759000001", extra: "<csd:typeActivity code=\"04\" codingScheme=\"1.2.250.1.213.3.3.17\"/>"),
+                Self.establishment("1759000001", extra: "<csd:restrictedOrganisation>1</csd:restrictedOrganisation>"),
+                internalOrganisation,
+            ]
+            for body in lectures {
+                let (response, _) = try await Self.post(running, body, client: client)
+                #expect(response.status == .ok, "\(response.text)")
+                try await Self.validate(response, element: "csd:careServicesResponse")
+            }
+            let (notification, _) = try await Self.post(
+                running, Self.notification("<csd:dateRef>2020-01-01T00:00:00Z</csd:dateRef>"), client: client, operation: .notification)
+            #expect(notification.status == .ok)
+            try await Self.validate(notification, element: "ror:TR-Notif-ListeEtablissementMajApresDate_Reponse")
+        }
+    }
+
+    /// Validates the `soap:Body` child against the ANS ROR v2.4 XSD.
     static func validate(_ response: TestClient.Response, element: String) async throws {
-        var schema = reference.appendingPathComponent("ror-ans-mev2.4/IHE_ProfilCSD-ExtensionROR_fr-v2.4.xsd")
-        guard FileManager.default.fileExists(atPath: schema.path), try await Shell.run("command -v xmllint").status == 0 else { return }
+        var schema = schemaFile
         if element.hasPrefix("ror:") {
             // The ror: elements are declared in the WSDL's types, over the XSD's types: the same declaration here.
             let wrapper = FileManager.default.temporaryDirectory.appendingPathComponent("ror-\(UUID().uuidString).xsd")
@@ -91,122 +116,121 @@ struct RORCSDTests {
 
     @Test func lectureOfAnEstablishmentReturnsTheCSDTree() async throws {
         let (running, client) = try await Self.start()
-        defer { Task { await running.stop() } }
-        let expected = try Self.seededUnits(of: "eg-00001")
-        for code in ["1759000001", "759000001"] { // idNat_Struct (1 + FINESS) or FINESS
-            let (response, root) = try await Self.post(running, Self.establishment(code, extra: "<csd:dateRef>2026-01-01T00:00:00</csd:dateRef>"), client: client)
-            #expect(response.status == .ok, "\(response.text)")
-            let result = try #require(root.path("Body", "careServicesResponse", "result"))
-            #expect(result.child("facilityNumber")?.text == "\(expected.count)")
-            let csd = try #require(result.child("queryResult"))
-            #expect(csd.children.map(\.name) == ["organizationDirectory", "serviceDirectory", "facilityDirectory", "providerDirectory", "deviceDirectory"])
-            let organizations = csd.child("organizationDirectory")!.children
-            #expect(organizations.map { $0.attributes["entityID"] } == ["ej-00001", "eg-00001"])
-            #expect(organizations[1].child("parent")?.attributes["entityID"] == "ej-00001")
-            let facilities = csd.child("facilityDirectory")!.children
-            #expect(facilities.map { $0.attributes["entityID"]! } == expected.map(\.id))
-            #expect(facilities.allSatisfy { $0.child("codedType")?.attributes["code"] == "4" })
-            #expect(facilities.map { $0.path("extension", "typeActivity")?.attributes["code"] ?? "" } == expected.map(\.field))
-            #expect(facilities.allSatisfy { $0.path("organizations", "organization")?.attributes["entityID"] == "eg-00001" })
-            #expect(csd.child("serviceDirectory")!.children.count == expected.count)
-            #expect(facilities.contains { $0.path("extension", "accommodationCapacity", "beds") != nil || $0.path("extension", "accommodationCapacity", "space") != nil })
-            try await Self.validate(response, element: "csd:careServicesResponse")
+        try await running.whileRunning {
+            let expected = try Self.seededUnits(of: "eg-00001")
+            for code in ["1759000001", "759000001"] { // idNat_Struct (1 + FINESS) or FINESS
+                let (response, root) = try await Self.post(running, Self.establishment(code, extra: "<csd:dateRef>2026-01-01T00:00:00</csd:dateRef>"), client: client)
+                #expect(response.status == .ok, "\(response.text)")
+                let result = try #require(root.path("Body", "careServicesResponse", "result"))
+                #expect(result.child("facilityNumber")?.text == "\(expected.count)")
+                let csd = try #require(result.child("queryResult"))
+                #expect(csd.children.map(\.name) == ["organizationDirectory", "serviceDirectory", "facilityDirectory", "providerDirectory", "deviceDirectory"])
+                let organizations = csd.child("organizationDirectory")!.children
+                #expect(organizations.map { $0.attributes["entityID"] } == ["ej-00001", "eg-00001"])
+                #expect(organizations[1].child("parent")?.attributes["entityID"] == "ej-00001")
+                let facilities = csd.child("facilityDirectory")!.children
+                #expect(facilities.map { $0.attributes["entityID"]! } == expected.map(\.id))
+                #expect(facilities.allSatisfy { $0.child("codedType")?.attributes["code"] == "4" })
+                #expect(facilities.map { $0.path("extension", "typeActivity")?.attributes["code"] ?? "" } == expected.map(\.field))
+                #expect(facilities.allSatisfy { $0.path("organizations", "organization")?.attributes["entityID"] == "eg-00001" })
+                #expect(csd.child("serviceDirectory")!.children.count == expected.count)
+                #expect(facilities.contains { $0.path("extension", "accommodationCapacity", "beds") != nil || $0.path("extension", "accommodationCapacity", "space") != nil })
+            }
+            // An EJ's id: every EG of it.
+            let (_, byLegalEntity) = try await Self.post(running, Self.establishment("1759000000"), client: client)
+            #expect(byLegalEntity.path("Body", "careServicesResponse", "result", "queryResult", "organizationDirectory")?.children.count == 2)
         }
-        // An EJ's id: every EG of it.
-        let (_, byLegalEntity) = try await Self.post(running, Self.establishment("1759000000"), client: client)
-        #expect(byLegalEntity.path("Body", "careServicesResponse", "result", "queryResult", "organizationDirectory")?.children.count == 2)
     }
 
     @Test func filtersAndRestrictedOrganisation() async throws {
         let (running, client) = try await Self.start()
-        defer { Task { await running.stop() } }
-        let expected = try Self.seededUnits(of: "eg-00001")
-        let field = try #require(expected.first?.field)
-        let (filtered, root) = try await Self.post(running, Self.establishment("1759000001", extra: "<csd:typeActivity code=\"\(field)\" codingScheme=\"1.2.250.1.213.3.3.17\"/>"), client: client)
-        let facilities = try #require(root.path("Body", "careServicesResponse", "result", "queryResult", "facilityDirectory")?.children)
-        #expect(facilities.map { $0.attributes["entityID"]! } == expected.filter { $0.field == field }.map(\.id))
-        try await Self.validate(filtered, element: "csd:careServicesResponse")
-        // No unit in that field: the EJ/EG tree, zero facilities (RG_ALIM_018/019).
-        let (_, none) = try await Self.post(running, Self.establishment("1759000001", extra: "<csd:typeActivity code=\"99\" codingScheme=\"1.2.250.1.213.3.3.17\"/>"), client: client)
-        #expect(none.path("Body", "careServicesResponse", "result", "facilityNumber")?.text == "0")
-        #expect(none.path("Body", "careServicesResponse", "result", "queryResult", "organizationDirectory")?.children.count == 2)
-        // The seeds declare no supported public (supportedPatient): filtering on one leaves no unit.
-        let (_, patients) = try await Self.post(running, Self.establishment("1759000001", extra: "<csd:supportedPatient code=\"01\" codingScheme=\"1.2.250.1.213.3.3.29\"/>"), client: client)
-        #expect(patients.path("Body", "careServicesResponse", "result", "facilityNumber")?.text == "0")
-        let (restricted, restrictedRoot) = try await Self.post(running, Self.establishment("1759000001", extra: "<csd:restrictedOrganisation>1</csd:restrictedOrganisation>"), client: client)
-        let restrictedFacilities = try #require(restrictedRoot.path("Body", "careServicesResponse", "result", "queryResult", "facilityDirectory")?.children)
-        #expect(restrictedFacilities.count == expected.count)
-        #expect(restrictedFacilities.allSatisfy { $0.path("extension", "accommodationCapacity") == nil })
-        try await Self.validate(restricted, element: "csd:careServicesResponse")
+        try await running.whileRunning {
+            let expected = try Self.seededUnits(of: "eg-00001")
+            let field = try #require(expected.first?.field)
+            let (filtered, root) = try await Self.post(running, Self.establishment("1759000001", extra: "<csd:typeActivity code=\"\(field)\" codingScheme=\"1.2.250.1.213.3.3.17\"/>"), client: client)
+            let facilities = try #require(root.path("Body", "careServicesResponse", "result", "queryResult", "facilityDirectory")?.children)
+            #expect(facilities.map { $0.attributes["entityID"]! } == expected.filter { $0.field == field }.map(\.id))
+            // No unit in that field: the EJ/EG tree, zero facilities (RG_ALIM_018/019).
+            let (_, none) = try await Self.post(running, Self.establishment("1759000001", extra: "<csd:typeActivity code=\"99\" codingScheme=\"1.2.250.1.213.3.3.17\"/>"), client: client)
+            #expect(none.path("Body", "careServicesResponse", "result", "facilityNumber")?.text == "0")
+            #expect(none.path("Body", "careServicesResponse", "result", "queryResult", "organizationDirectory")?.children.count == 2)
+            // The seeds declare no supported public (supportedPatient): filtering on one leaves no unit.
+            let (_, patients) = try await Self.post(running, Self.establishment("1759000001", extra: "<csd:supportedPatient code=\"01\" codingScheme=\"1.2.250.1.213.3.3.29\"/>"), client: client)
+            #expect(patients.path("Body", "careServicesResponse", "result", "facilityNumber")?.text == "0")
+            let (restricted, restrictedRoot) = try await Self.post(running, Self.establishment("1759000001", extra: "<csd:restrictedOrganisation>1</csd:restrictedOrganisation>"), client: client)
+            let restrictedFacilities = try #require(restrictedRoot.path("Body", "careServicesResponse", "result", "queryResult", "facilityDirectory")?.children)
+            #expect(restrictedFacilities.count == expected.count)
+            #expect(restrictedFacilities.allSatisfy { $0.path("extension", "accommodationCapacity") == nil })
+        }
     }
 
     @Test func lectureOfAnInternalOrganisationOrAUnit() async throws {
         let (running, client) = try await Self.start()
-        defer { Task { await running.stop() } }
-        let internalRequest = { (code: String) in
-            Self.lecture("<csd:TR_Lecture-OffreSanteOrganisationInterne><csd:organisationID code=\"\(code)\" assigningAuthorityName=\"1.2.250.1.71.1.2.14\"/></csd:TR_Lecture-OffreSanteOrganisationInterne>")
+        try await running.whileRunning {
+            let internalRequest = { (code: String) in
+                Self.lecture("<csd:TR_Lecture-OffreSanteOrganisationInterne><csd:organisationID code=\"\(code)\" assigningAuthorityName=\"1.2.250.1.71.1.2.14\"/></csd:TR_Lecture-OffreSanteOrganisationInterne>")
+            }
+            let (pole, poleRoot) = try await Self.post(running, internalRequest("759000001-OI1"), client: client)
+            #expect(pole.status == .ok, "\(pole.text)")
+            let poleFacilities = try #require(poleRoot.path("Body", "careServicesResponse", "result", "queryResult", "facilityDirectory")?.children)
+            #expect(!poleFacilities.isEmpty)
+            #expect(poleFacilities.allSatisfy { $0.path("organizations", "organization")?.attributes["entityID"] == "eg-00001" })
+            let unitIdentifier = try #require(poleFacilities.first?.child("otherID")?.attributes["code"])
+            let (_, unitRoot) = try await Self.post(running, internalRequest(unitIdentifier), client: client)
+            #expect(unitRoot.path("Body", "careServicesResponse", "result", "facilityNumber")?.text == "1")
+            let (unknown, unknownRoot) = try await Self.post(running, internalRequest("NOPE-42"), client: client)
+            #expect(unknown.status == .internalServerError)
+            #expect(unknownRoot.path("Body", "Fault", "Detail", "erreur")?.attributes["code"] == "404")
         }
-        let (pole, poleRoot) = try await Self.post(running, internalRequest("759000001-OI1"), client: client)
-        #expect(pole.status == .ok, "\(pole.text)")
-        let poleFacilities = try #require(poleRoot.path("Body", "careServicesResponse", "result", "queryResult", "facilityDirectory")?.children)
-        #expect(!poleFacilities.isEmpty)
-        #expect(poleFacilities.allSatisfy { $0.path("organizations", "organization")?.attributes["entityID"] == "eg-00001" })
-        try await Self.validate(pole, element: "csd:careServicesResponse")
-        let unitIdentifier = try #require(poleFacilities.first?.child("otherID")?.attributes["code"])
-        let (_, unitRoot) = try await Self.post(running, internalRequest(unitIdentifier), client: client)
-        #expect(unitRoot.path("Body", "careServicesResponse", "result", "facilityNumber")?.text == "1")
-        let (unknown, unknownRoot) = try await Self.post(running, internalRequest("NOPE-42"), client: client)
-        #expect(unknown.status == .internalServerError)
-        #expect(unknownRoot.path("Body", "Fault", "Detail", "erreur")?.attributes["code"] == "404")
     }
 
     @Test func notificationListsEstablishmentsUpdatedAfterADate() async throws {
         let (running, client) = try await Self.start()
-        defer { Task { await running.stop() } }
-        let (all, allRoot) = try await Self.post(running, Self.notification("<csd:dateRef>2020-01-01T00:00:00Z</csd:dateRef>"), client: client, operation: .notification)
-        #expect(all.status == .ok, "\(all.text)")
-        let answer = try #require(allRoot.path("Body", "TR-Notif-ListeEtablissementMajApresDate_Reponse"))
-        #expect(answer.child("result")?.text == "12")
-        #expect(answer.children("etablissementReponseNotif").count == 12)
-        try await Self.validate(all, element: "ror:TR-Notif-ListeEtablissementMajApresDate_Reponse")
-        // Filtered on an activity field: only the establishments with units in it, each listing its fields.
-        let (_, msRoot) = try await Self.post(running, Self.notification("<csd:dateRef>2020-01-01T00:00:00Z</csd:dateRef><csd:typeActivity code=\"04\" codingScheme=\"1.2.250.1.213.3.3.17\"/>"),
-                                              client: client, operation: .notification)
-        let ms = try #require(msRoot.path("Body", "TR-Notif-ListeEtablissementMajApresDate_Reponse"))
-        let msCount = Int(ms.child("result")?.text ?? "") ?? -1
-        #expect(msCount > 0 && msCount < 12, "\(msCount)")
-        #expect(ms.children("etablissementReponseNotif").allSatisfy { $0.children("typeActivity").map { $0.attributes["code"] } == ["04"] })
-        let future = ISO8601DateFormatter().string(from: Date().addingTimeInterval(3600))
-        let (_, noneRoot) = try await Self.post(running, Self.notification("<csd:dateRef>\(future)</csd:dateRef>"), client: client, operation: .notification)
-        #expect(noneRoot.path("Body", "TR-Notif-ListeEtablissementMajApresDate_Reponse", "result")?.text == "0")
+        try await running.whileRunning {
+            let (all, allRoot) = try await Self.post(running, Self.notification("<csd:dateRef>2020-01-01T00:00:00Z</csd:dateRef>"), client: client, operation: .notification)
+            #expect(all.status == .ok, "\(all.text)")
+            let answer = try #require(allRoot.path("Body", "TR-Notif-ListeEtablissementMajApresDate_Reponse"))
+            #expect(answer.child("result")?.text == "12")
+            #expect(answer.children("etablissementReponseNotif").count == 12)
+            // Filtered on an activity field: only the establishments with units in it, each listing its fields.
+            let (_, msRoot) = try await Self.post(running, Self.notification("<csd:dateRef>2020-01-01T00:00:00Z</csd:dateRef><csd:typeActivity code=\"04\" codingScheme=\"1.2.250.1.213.3.3.17\"/>"),
+                                                  client: client, operation: .notification)
+            let ms = try #require(msRoot.path("Body", "TR-Notif-ListeEtablissementMajApresDate_Reponse"))
+            let msCount = Int(ms.child("result")?.text ?? "") ?? -1
+            #expect(msCount > 0 && msCount < 12, "\(msCount)")
+            #expect(ms.children("etablissementReponseNotif").allSatisfy { $0.children("typeActivity").map { $0.attributes["code"] } == ["04"] })
+            let future = ISO8601DateFormatter().string(from: Date().addingTimeInterval(3600))
+            let (_, noneRoot) = try await Self.post(running, Self.notification("<csd:dateRef>\(future)</csd:dateRef>"), client: client, operation: .notification)
+            #expect(noneRoot.path("Body", "TR-Notif-ListeEtablissementMajApresDate_Reponse", "result")?.text == "0")
 
-        // A write through the FHIR store (what a capacity PATCH does) shows in the next notification and lecture.
-        try await Task.sleep(for: .milliseconds(1100)) // seeds were written at start: let the clock move past them
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        let since = formatter.string(from: Date())
-        let repository = running.sandbox.ror.repository
-        let stored = try #require(try await repository.read(type: "Location", id: "loc-00003-1"))
-        var place = try #require(try JSONSerialization.jsonObject(with: stored.json) as? [String: Any])
-        place["extension"] = (place["extension"] as! [[String: Any]]).map { indicator -> [String: Any] in
-            guard (indicator["url"] as? String)?.hasSuffix("ror-location-supported-capacity") == true else { return indicator }
-            var parts = indicator["extension"] as! [[String: Any]]
-            let installed = parts.contains { ($0["valueCodeableConcept"] as? [String: Any]).map { "\($0)".contains("Installé") } ?? false }
-            guard installed else { return indicator }
-            parts = parts.map { $0["url"] as? String == "nbCapacity" ? ["url": "nbCapacity", "valueInteger": 77] : $0 }
-            return ["url": indicator["url"]!, "extension": parts]
+            // A write through the FHIR store (what a capacity PATCH does) shows in the next notification and lecture.
+            try await Task.sleep(for: .milliseconds(1100)) // seeds were written at start: let the clock move past them
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            let since = formatter.string(from: Date())
+            let repository = running.sandbox.ror.repository
+            let stored = try #require(try await repository.read(type: "Location", id: "loc-00003-1"))
+            var place = try #require(try JSONSerialization.jsonObject(with: stored.json) as? [String: Any])
+            place["extension"] = (place["extension"] as! [[String: Any]]).map { indicator -> [String: Any] in
+                guard (indicator["url"] as? String)?.hasSuffix("ror-location-supported-capacity") == true else { return indicator }
+                var parts = indicator["extension"] as! [[String: Any]]
+                let installed = parts.contains { ($0["valueCodeableConcept"] as? [String: Any]).map { "\($0)".contains("Installé") } ?? false }
+                guard installed else { return indicator }
+                parts = parts.map { $0["url"] as? String == "nbCapacity" ? ["url": "nbCapacity", "valueInteger": 77] : $0 }
+                return ["url": indicator["url"]!, "extension": parts]
+            }
+            let updated = try JSONSerialization.data(withJSONObject: place)
+            try await repository.store.writer.write { db in
+                _ = try repository.save(try JSONSerialization.jsonObject(with: updated) as! [String: Any], in: db)
+            }
+            let (_, changedRoot) = try await Self.post(running, Self.notification("<csd:dateRef>\(since)</csd:dateRef>"), client: client, operation: .notification)
+            let changed = try #require(changedRoot.path("Body", "TR-Notif-ListeEtablissementMajApresDate_Reponse"))
+            #expect(changed.child("result")?.text == "1")
+            #expect(changed.path("etablissementReponseNotif", "id_etablissement")?.attributes["code"] == "1139000005")
+            let (_, lecture) = try await Self.post(running, Self.establishment("1139000005"), client: client)
+            let totals = lecture.descendants.filter { $0.name == "beds" || $0.name == "space" }.compactMap { $0.attributes["total"] }
+            #expect(totals.contains("77"), "\(totals)")
         }
-        let updated = try JSONSerialization.data(withJSONObject: place)
-        try await repository.store.writer.write { db in
-            _ = try repository.save(try JSONSerialization.jsonObject(with: updated) as! [String: Any], in: db)
-        }
-        let (_, changedRoot) = try await Self.post(running, Self.notification("<csd:dateRef>\(since)</csd:dateRef>"), client: client, operation: .notification)
-        let changed = try #require(changedRoot.path("Body", "TR-Notif-ListeEtablissementMajApresDate_Reponse"))
-        #expect(changed.child("result")?.text == "1")
-        #expect(changed.path("etablissementReponseNotif", "id_etablissement")?.attributes["code"] == "1139000005")
-        let (_, lecture) = try await Self.post(running, Self.establishment("1139000005"), client: client)
-        let totals = lecture.descendants.filter { $0.name == "beds" || $0.name == "space" }.compactMap { $0.attributes["total"] }
-        #expect(totals.contains("77"), "\(totals)")
     }
 
     struct FaultCase: Sendable, CustomStringConvertible {
@@ -255,59 +279,62 @@ struct RORCSDTests {
     @Test(arguments: faultCases)
     func errorsAreSOAPFaultsWithRORErreur(_ test: FaultCase) async throws {
         let (running, client) = try await Self.start()
-        defer { Task { await running.stop() } }
-        let (response, root) = try await Self.post(running, test.body, client: client, operation: test.operation)
-        #expect(response.status == .internalServerError, "\(response.text)")
-        let fault = try #require(root.path("Body", "Fault"), "\(response.text)")
-        let erreur = try #require(fault.path("Detail", "erreur"))
-        #expect(erreur.namespace == "urn:asip:ror:2015")
-        #expect(erreur.attributes["code"] == test.code)
-        #expect(fault.path("Reason", "Text")?.text.contains(test.reason) == true, "\(fault.path("Reason", "Text")?.text ?? "")")
-        #expect(!response.text.contains("root:x:0"))
-        // The server keeps serving.
-        #expect(try await Self.post(running, Self.establishment("1759000001"), client: client).0.status == .ok)
+        try await running.whileRunning {
+            let (response, root) = try await Self.post(running, test.body, client: client, operation: test.operation)
+            #expect(response.status == .internalServerError, "\(response.text)")
+            let fault = try #require(root.path("Body", "Fault"), "\(response.text)")
+            let erreur = try #require(fault.path("Detail", "erreur"))
+            #expect(erreur.namespace == "urn:asip:ror:2015")
+            #expect(erreur.attributes["code"] == test.code)
+            #expect(fault.path("Reason", "Text")?.text.contains(test.reason) == true, "\(fault.path("Reason", "Text")?.text ?? "")")
+            #expect(!response.text.contains("root:x:0"))
+            // The server keeps serving.
+            #expect(try await Self.post(running, Self.establishment("1759000001"), client: client).0.status == .ok)
+        }
     }
 
     @Test func mediaTypeSizeAndWSDL() async throws {
         let (running, client) = try await Self.start()
-        defer { Task { await running.stop() } }
-        let (text, _) = try await Self.post(running, Self.establishment("1759000001"), client: client, contentType: "text/xml")
-        #expect(text.status == .unsupportedMediaType)
-        let huge = try await running.request("/ROR/CSD", method: .post, client: client, headers: [.contentType: "application/soap+xml"],
-                                             body: String(repeating: "<a/>", count: 100_000))
-        #expect(huge.status == .contentTooLarge && huge.text.contains("erreur"))
-        // Without any action (PLATINES sends no WS-Addressing): accepted.
-        let (plain, _) = try await Self.post(running, Self.establishment("1759000001"), client: client, operation: nil)
-        #expect(plain.status == .ok)
+        try await running.whileRunning {
+            let (text, _) = try await Self.post(running, Self.establishment("1759000001"), client: client, contentType: "text/xml")
+            #expect(text.status == .unsupportedMediaType)
+            let huge = try await running.request("/ROR/CSD", method: .post, client: client, headers: [.contentType: "application/soap+xml"],
+                                                 body: String(repeating: "<a/>", count: 100_000))
+            #expect(huge.status == .contentTooLarge && huge.text.contains("erreur"))
+            // Without any action (PLATINES sends no WS-Addressing): accepted.
+            let (plain, _) = try await Self.post(running, Self.establishment("1759000001"), client: client, operation: nil)
+            #expect(plain.status == .ok)
 
-        let wsdl = try await running.request("/ROR/CSD?wsdl", client: client)
-        let definitions = try HardenedXMLParser().parse(Data(wsdl.text.utf8))
-        #expect(definitions.attributes["targetNamespace"] == "urn:asip:ror:2015")
-        #expect(definitions.attributes["name"] == "ROR_WebService")
-        let actions = Set(definitions.descendants.compactMap { $0.attributes["soapAction"] })
-        #expect(actions == ["urn:asip:ror:2015:stored-function:ror-search", "urn:asip:ror:2015:stored-function:ror-update"])
-        #expect(definitions.child("portType")?.attributes["name"] == "CareServicesRequest_PortType")
-        #expect(definitions.child("service")?.attributes["name"] == "CareServicesRequest_Service")
-        let schema = try await running.request("/ROR/CSD?xsd=csd", client: client)
-        #expect(schema.status == .ok && schema.text.contains("careServicesRequest"))
-        #expect(try await running.request("/ROR/CSD?xsd=other", client: client).status == .notFound)
+            let wsdl = try await running.request("/ROR/CSD?wsdl", client: client)
+            let definitions = try HardenedXMLParser().parse(Data(wsdl.text.utf8))
+            #expect(definitions.attributes["targetNamespace"] == "urn:asip:ror:2015")
+            #expect(definitions.attributes["name"] == "ROR_WebService")
+            let actions = Set(definitions.descendants.compactMap { $0.attributes["soapAction"] })
+            #expect(actions == ["urn:asip:ror:2015:stored-function:ror-search", "urn:asip:ror:2015:stored-function:ror-update"])
+            #expect(definitions.child("portType")?.attributes["name"] == "CareServicesRequest_PortType")
+            #expect(definitions.child("service")?.attributes["name"] == "CareServicesRequest_Service")
+            let schema = try await running.request("/ROR/CSD?xsd=csd", client: client)
+            #expect(schema.status == .ok && schema.text.contains("careServicesRequest"))
+            #expect(try await running.request("/ROR/CSD?xsd=other", client: client).status == .notFound)
+        }
     }
 
     /// The ANS whitelists CSD consumers by public key: a renewed certificate (same key, new DN) keeps access; the same
     /// DN on a new key does not, and the refusal quotes the presented key's SPKI SHA-256.
     @Test func whitelistedByPublicKeyNotByDN() async throws {
         let (running, client) = try await Self.start()
-        defer { Task { await running.stop() } }
-        let renewed = try SharedPKI.pki.issueClient(subject: try SubjectDN(parsing: "CN=AUTRE NOM,O=EDITEUR RENOMME,C=FR").distinguishedName(),
-                                                    algorithm: .p256, reusing: client.issued.privateKey)
-        let folder = SharedPKI.directory.appendingPathComponent("clients/\(UUID().uuidString)")
-        try SharedPKI.pki.write(renewed, to: folder)
-        let sameKey = ClientFiles(folder: folder, issued: renewed)
-        #expect(try await Self.post(running, Self.establishment("1759000001"), client: sameKey).0.status == .ok)
-        let otherKey = try SharedPKI.client(Self.dn)
-        let (refused, root) = try await Self.post(running, Self.establishment("1759000001"), client: otherKey)
-        #expect(refused.status == .forbidden)
-        #expect(root.path("Body", "Fault") != nil)
-        #expect(refused.text.contains(try SPKIDigest(publicKey: otherKey.issued.certificate.publicKey).hex))
+        try await running.whileRunning {
+            let renewed = try SharedPKI.pki.issueClient(subject: try SubjectDN(parsing: "CN=AUTRE NOM,O=EDITEUR RENOMME,C=FR").distinguishedName(),
+                                                        algorithm: .p256, reusing: client.issued.privateKey)
+            let folder = SharedPKI.directory.appendingPathComponent("clients/\(UUID().uuidString)")
+            try SharedPKI.pki.write(renewed, to: folder)
+            let sameKey = ClientFiles(folder: folder, issued: renewed)
+            #expect(try await Self.post(running, Self.establishment("1759000001"), client: sameKey).0.status == .ok)
+            let otherKey = try SharedPKI.client(Self.dn)
+            let (refused, root) = try await Self.post(running, Self.establishment("1759000001"), client: otherKey)
+            #expect(refused.status == .forbidden)
+            #expect(root.path("Body", "Fault") != nil)
+            #expect(refused.text.contains(try SPKIDigest(publicKey: otherKey.issued.certificate.publicKey).hex))
+        }
     }
 }

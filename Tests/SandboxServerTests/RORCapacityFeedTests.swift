@@ -83,57 +83,58 @@ struct RORCapacityFeedTests {
 
     @Test func replaceThenAddThenDeleteAsTheRORClientAlgorithm() async throws {
         let (running, feeder, token) = try await Self.start()
-        defer { Task { await running.stop() } }
-        // Scenario 2bis: replace the current undifferentiated availability.
-        let replaced = try await Self.patch(running, body: Self.body("replace", path: Self.selector(status: "02"), value: Self.indicator(status: "02", count: 7)),
-                                            client: feeder, token: token)
-        #expect(replaced.status == .ok, "\(replaced.text)")
-        #expect(replaced.headers[.eTag] == "W/\"2\"")
-        #expect(replaced.headers[.lastModified] != nil)
-        #expect(replaced.headers[HTTPField.Name("X-Sandbox-Previous-Version")!] == "1")
-        #expect(try await Self.available(running) == [7], "a consumer sees the new availability at once")
+        try await running.whileRunning {
+            // Scenario 2bis: replace the current undifferentiated availability.
+            let replaced = try await Self.patch(running, body: Self.body("replace", path: Self.selector(status: "02"), value: Self.indicator(status: "02", count: 7)),
+                                                client: feeder, token: token)
+            #expect(replaced.status == .ok, "\(replaced.text)")
+            #expect(replaced.headers[.eTag] == "W/\"2\"")
+            #expect(replaced.headers[.lastModified] != nil)
+            #expect(replaced.headers[HTTPField.Name("X-Sandbox-Previous-Version")!] == "1")
+            #expect(try await Self.available(running) == [7], "a consumer sees the new availability at once")
 
-        // The client algorithm: replace an indicator the Location does not have → 404 on the indicators → add.
-        let selector48 = Self.selector(status: "02", temporality: "04")
-        let missing = try await Self.patch(running, body: Self.body("replace", path: selector48, value: Self.indicator(status: "02", temporality: "04", count: 3)),
-                                           client: feeder, token: token)
-        #expect(missing.status == .notFound)
-        let outcome = try missing.json()["issue"] as? [[String: Any]]
-        #expect(outcome?.first?["code"] as? String == "not-found")
-        #expect(outcome?.first?["expression"] as? [String] == ["Location.extension.where(url='\(Self.capacity)')"])
-        #expect((outcome?.first?["diagnostics"] as? String)?.contains("Aucun indicateur présent en base ne correspond") == true)
-        let added = try await Self.patch(running, body: Self.body("add", path: "Location.extension.where(url='\(Self.capacity)')",
-                                                                  value: Self.indicator(status: "02", temporality: "04", count: 3)),
-                                         client: feeder, token: token)
-        #expect(added.status == .ok, "\(added.text)")
-        #expect(try await Self.available(running, temporality: "04") == [3])
-        #expect(try await Self.patch(running, body: Self.body("replace", path: selector48, value: Self.indicator(status: "02", temporality: "04", count: 5)),
-                                     client: feeder, token: token).status == .ok)
-        #expect(try await Self.available(running, temporality: "04") == [5])
+            // The client algorithm: replace an indicator the Location does not have → 404 on the indicators → add.
+            let selector48 = Self.selector(status: "02", temporality: "04")
+            let missing = try await Self.patch(running, body: Self.body("replace", path: selector48, value: Self.indicator(status: "02", temporality: "04", count: 3)),
+                                               client: feeder, token: token)
+            #expect(missing.status == .notFound)
+            let outcome = try missing.json()["issue"] as? [[String: Any]]
+            #expect(outcome?.first?["code"] as? String == "not-found")
+            #expect(outcome?.first?["expression"] as? [String] == ["Location.extension.where(url='\(Self.capacity)')"])
+            #expect((outcome?.first?["diagnostics"] as? String)?.contains("Aucun indicateur présent en base ne correspond") == true)
+            let added = try await Self.patch(running, body: Self.body("add", path: "Location.extension.where(url='\(Self.capacity)')",
+                                                                      value: Self.indicator(status: "02", temporality: "04", count: 3)),
+                                             client: feeder, token: token)
+            #expect(added.status == .ok, "\(added.text)")
+            #expect(try await Self.available(running, temporality: "04") == [3])
+            #expect(try await Self.patch(running, body: Self.body("replace", path: selector48, value: Self.indicator(status: "02", temporality: "04", count: 5)),
+                                         client: feeder, token: token).status == .ok)
+            #expect(try await Self.available(running, temporality: "04") == [5])
 
-        // Scenario 3: delete; a second delete finds nothing.
-        let deleted = try await Self.patch(running, body: Self.body("delete", path: selector48), client: feeder, token: token)
-        #expect(deleted.status == .ok && deleted.headers[.eTag] == "W/\"5\"")
-        #expect(try await Self.available(running, temporality: "04").isEmpty)
-        #expect(try await Self.patch(running, body: Self.body("delete", path: selector48), client: feeder, token: token).status == .notFound)
+            // Scenario 3: delete; a second delete finds nothing.
+            let deleted = try await Self.patch(running, body: Self.body("delete", path: selector48), client: feeder, token: token)
+            #expect(deleted.status == .ok && deleted.headers[.eTag] == "W/\"5\"")
+            #expect(try await Self.available(running, temporality: "04").isEmpty)
+            #expect(try await Self.patch(running, body: Self.body("delete", path: selector48), client: feeder, token: token).status == .notFound)
 
-        // Every accepted PATCH kept the version it replaced.
-        let versions = try await running.sandbox.store.writer.read { db in
-            try Int.fetchAll(db, sql: "SELECT version FROM fhir_history WHERE type = 'Location' AND id = 'loc-00001-1' ORDER BY version")
+            // Every accepted PATCH kept the version it replaced.
+            let versions = try await running.sandbox.store.writer.read { db in
+                try Int.fetchAll(db, sql: "SELECT version FROM fhir_history WHERE type = 'Location' AND id = 'loc-00001-1' ORDER BY version")
+            }
+            #expect(versions == [1, 2, 3, 4])
+            // Kept as deltas from the next version, each rebuilt exactly (the journal gives 200s' bodies back from them:
+            // `keepAlivePatchesAnswerAndJournalLikeTheRoute`): the bytes of the indicators replaced or removed and of `meta`,
+            // not the whole Location (the seeded version 1, whose layout no PATCH recorded, shares only its head and tail).
+            let (kept, size) = try await running.sandbox.store.writer.read { db in
+                (try Row.fetchAll(db, sql: "SELECT LENGTH(json) AS size, base_updated FROM fhir_history WHERE type = 'Location' AND id = 'loc-00001-1' ORDER BY version"),
+                 try Int.fetchOne(db, sql: "SELECT LENGTH(json) FROM fhir_resource WHERE type = 'Location' AND id = 'loc-00001-1'") ?? 0)
+            }
+            #expect(kept.allSatisfy { ($0["base_updated"] as String?) != nil } && kept.dropFirst().allSatisfy { ($0["size"] as Int) < size / 5 }, "\(kept), \(size)")
+            // The indicators' search rows, kept by difference, are exactly those of the Location as stored.
+            try await Self.expectExactIndex(running, id: "loc-00001-1")
+            let journal = try await running.journalRows { $0.method == "PATCH" && $0.status == 200 }
+            #expect(journal.contains { $0.responseHeaders?.lowercased().contains("x-sandbox-previous-version") == true })
         }
-        #expect(versions == [1, 2, 3, 4])
-        // Kept as deltas from the next version, each rebuilt exactly (the journal gives 200s' bodies back from them:
-        // `keepAlivePatchesAnswerAndJournalLikeTheRoute`): the bytes of the indicators replaced or removed and of `meta`,
-        // not the whole Location (the seeded version 1, whose layout no PATCH recorded, shares only its head and tail).
-        let (kept, size) = try await running.sandbox.store.writer.read { db in
-            (try Row.fetchAll(db, sql: "SELECT LENGTH(json) AS size, base_updated FROM fhir_history WHERE type = 'Location' AND id = 'loc-00001-1' ORDER BY version"),
-             try Int.fetchOne(db, sql: "SELECT LENGTH(json) FROM fhir_resource WHERE type = 'Location' AND id = 'loc-00001-1'") ?? 0)
-        }
-        #expect(kept.allSatisfy { ($0["base_updated"] as String?) != nil } && kept.dropFirst().allSatisfy { ($0["size"] as Int) < size / 5 }, "\(kept), \(size)")
-        // The indicators' search rows, kept by difference, are exactly those of the Location as stored.
-        try await Self.expectExactIndex(running, id: "loc-00001-1")
-        let journal = try await running.journalRows { $0.method == "PATCH" && $0.status == 200 }
-        #expect(journal.contains { $0.responseHeaders?.lowercased().contains("x-sandbox-previous-version") == true })
     }
 
     /// The stored search rows of a Location are a full extraction of its stored JSON, row for row.
@@ -220,109 +221,114 @@ struct RORCapacityFeedTests {
     @Test(arguments: refusals)
     func refusalsNameTheProblemAndChangeNothing(_ test: RefusalCase) async throws {
         let (running, feeder, token) = try await Self.start()
-        defer { Task { await running.stop() } }
-        let before = try await running.sandbox.ror.repository.read(type: "Location", id: "loc-00001-1")
-        let response = try await Self.patch(running, test.identifier, body: test.body, client: feeder, token: token)
-        #expect(response.status == test.status, "\(response.text)")
-        let issue = try #require((try response.json()["issue"] as? [[String: Any]])?.first)
-        #expect(issue["code"] as? String == test.code)
-        #expect((issue["diagnostics"] as? String)?.contains(test.message) == true, "\(issue["diagnostics"] ?? "")")
-        if let expression = test.expression { #expect(issue["expression"] as? [String] == [expression]) }
-        #expect(try await running.sandbox.ror.repository.read(type: "Location", id: "loc-00001-1") == before, "nothing stored")
-        // Still serving.
-        #expect(try await Self.patch(running, body: Self.body("replace", path: Self.selector(status: "02"), value: Self.indicator(status: "02", count: 2)),
-                                     client: feeder, token: token).status == .ok)
+        try await running.whileRunning {
+            let before = try await running.sandbox.ror.repository.read(type: "Location", id: "loc-00001-1")
+            let response = try await Self.patch(running, test.identifier, body: test.body, client: feeder, token: token)
+            #expect(response.status == test.status, "\(response.text)")
+            let issue = try #require((try response.json()["issue"] as? [[String: Any]])?.first)
+            #expect(issue["code"] as? String == test.code)
+            #expect((issue["diagnostics"] as? String)?.contains(test.message) == true, "\(issue["diagnostics"] ?? "")")
+            if let expression = test.expression { #expect(issue["expression"] as? [String] == [expression]) }
+            #expect(try await running.sandbox.ror.repository.read(type: "Location", id: "loc-00001-1") == before, "nothing stored")
+            // Still serving.
+            #expect(try await Self.patch(running, body: Self.body("replace", path: Self.selector(status: "02"), value: Self.indicator(status: "02", count: 2)),
+                                         client: feeder, token: token).status == .ok)
+        }
     }
 
     /// Concurrent feeds of one Location: each is applied on the version the previous one wrote (none lost).
     @Test func concurrentFeedsOfOneLocationAreAllApplied() async throws {
         let (running, feeder, token) = try await Self.start()
-        defer { Task { await running.stop() } }
-        let statuses = try await withThrowingTaskGroup(of: (HTTPResponse.Status, String?).self) { group in
-            for count in 1...8 {
-                group.addTask {
-                    let response = try await Self.patch(running, body: Self.body("replace", path: Self.selector(status: "02"), value: Self.indicator(status: "02", count: count)),
-                                                        client: feeder, token: token)
-                    return (response.status, response.headers[.eTag])
+        try await running.whileRunning {
+            let statuses = try await withThrowingTaskGroup(of: (HTTPResponse.Status, String?).self) { group in
+                for count in 1...8 {
+                    group.addTask {
+                        let response = try await Self.patch(running, body: Self.body("replace", path: Self.selector(status: "02"), value: Self.indicator(status: "02", count: count)),
+                                                            client: feeder, token: token)
+                        return (response.status, response.headers[.eTag])
+                    }
                 }
+                return try await group.reduce(into: []) { $0.append($1) }
             }
-            return try await group.reduce(into: []) { $0.append($1) }
+            #expect(statuses.allSatisfy { $0.0 == .ok })
+            #expect(Set(statuses.compactMap(\.1)) == Set((2...9).map { "W/\"\($0)\"" }), "eight distinct versions")
+            let versions = try await running.sandbox.store.writer.read { db in
+                try Int.fetchAll(db, sql: "SELECT version FROM fhir_history WHERE type = 'Location' AND id = 'loc-00001-1' ORDER BY version")
+            }
+            #expect(versions == Array(1...8))
+            try await Self.expectExactIndex(running, id: "loc-00001-1")
         }
-        #expect(statuses.allSatisfy { $0.0 == .ok })
-        #expect(Set(statuses.compactMap(\.1)) == Set((2...9).map { "W/\"\($0)\"" }), "eight distinct versions")
-        let versions = try await running.sandbox.store.writer.read { db in
-            try Int.fetchAll(db, sql: "SELECT version FROM fhir_history WHERE type = 'Location' AND id = 'loc-00001-1' ORDER BY version")
-        }
-        #expect(versions == Array(1...8))
-        try await Self.expectExactIndex(running, id: "loc-00001-1")
     }
 
     @Test func severalLocationsForOneIdentifierAnswer412() async throws {
         let (running, feeder, token) = try await Self.start()
-        defer { Task { await running.stop() } }
-        let repository = running.sandbox.ror.repository
-        let stored = try #require(try await repository.read(type: "Location", id: "loc-00001-1"))
-        try await repository.store.writer.write { db in
-            var copy = try JSONSerialization.jsonObject(with: stored.json) as! [String: Any]
-            copy["id"] = "loc-copy"
-            _ = try repository.save(copy, in: db)
+        try await running.whileRunning {
+            let repository = running.sandbox.ror.repository
+            let stored = try #require(try await repository.read(type: "Location", id: "loc-00001-1"))
+            try await repository.store.writer.write { db in
+                var copy = try JSONSerialization.jsonObject(with: stored.json) as! [String: Any]
+                copy["id"] = "loc-copy"
+                _ = try repository.save(copy, in: db)
+            }
+            let response = try await Self.patch(running, body: Self.body("delete", path: Self.selector(status: "02")), client: feeder, token: token)
+            #expect(response.status == .preconditionFailed)
+            let issue = try #require((try response.json()["issue"] as? [[String: Any]])?.first)
+            #expect(issue["code"] as? String == "multiple-matches")
+            #expect(issue["diagnostics"] as? String == "La Location recherchée n'est pas unique, il y a '2' résultats")
         }
-        let response = try await Self.patch(running, body: Self.body("delete", path: Self.selector(status: "02")), client: feeder, token: token)
-        #expect(response.status == .preconditionFailed)
-        let issue = try #require((try response.json()["issue"] as? [[String: Any]])?.first)
-        #expect(issue["code"] as? String == "multiple-matches")
-        #expect(issue["diagnostics"] as? String == "La Location recherchée n'est pas unique, il y a '2' résultats")
     }
 
     @Test func accessRulesOfTheFeed() async throws {
         let (running, feeder, token) = try await Self.start()
-        defer { Task { await running.stop() } }
-        let update = Self.body("replace", path: Self.selector(status: "02"), value: Self.indicator(status: "02", count: 1))
-        #expect(try await Self.patch(running, body: update, client: feeder, token: nil).status == .unauthorized)
-        // An establishment outside the feeder's list (loc-00002-1 belongs to eg-00002, FINESS 699000003).
-        let other = try await Self.patch(running, "1699000003/LIT000021", body: update, client: feeder, token: token)
-        #expect(other.status == .forbidden)
-        #expect(other.text.contains("699000003"))
-        // A consumer's token: whitelisted to consume, not to feed.
-        let consumerFiles = try #require(running.info.clientCertificates["ror-consumer"])
-        let consumer = ClientFiles(folder: consumerFiles.certificate.deletingLastPathComponent(), issued: try AdminAndLifecycleTests.issued(consumerFiles))
-        let consumerToken = try await RORFHIRTests.accessToken(running, client: consumer)
-        let refused = try await Self.patch(running, body: update, client: consumer, token: consumerToken)
-        #expect(refused.status == .forbidden && refused.text.contains("role feed"))
-        // Refused before its body is read: a broken body does not change the answer.
-        let refusedFirst = try await Self.patch(running, body: "{\"resourceType\": ", client: consumer, token: consumerToken)
-        #expect(refusedFirst.status == .forbidden && refusedFirst.text.contains("role feed"), "\(refusedFirst.text)")
-        // A proprietary solution: one certificate per establishment, FINESS in the OU (1<FINESS>), no list.
-        let dn = "CN=LOGICIEL LITS,OU=1699000003,O=CLINIQUE SANDBOX,C=FR"
-        let own = try SharedPKI.client(dn)
-        let body = #"{"service": "ror-fhir", "subjectDN": "\#(dn)", "role": "feed", "clientId": "own-feeder", "accessProfile": 1}"#
-        #expect(try await running.admin("/admin/whitelist", method: .post, body: body).status == .created)
-        let ownToken = try #require(try await RORFHIRTests.token(running, client: own, form: "grant_type=client_credentials&client_id=own-feeder").json()["access_token"] as? String)
-        let mine = try await Self.patch(running, "1699000003/LIT000021", body: update, client: own, token: ownToken)
-        #expect(mine.status == .ok, "\(mine.text)")
-        #expect(try await Self.patch(running, body: update, client: own, token: ownToken).status == .forbidden)
+        try await running.whileRunning {
+            let update = Self.body("replace", path: Self.selector(status: "02"), value: Self.indicator(status: "02", count: 1))
+            #expect(try await Self.patch(running, body: update, client: feeder, token: nil).status == .unauthorized)
+            // An establishment outside the feeder's list (loc-00002-1 belongs to eg-00002, FINESS 699000003).
+            let other = try await Self.patch(running, "1699000003/LIT000021", body: update, client: feeder, token: token)
+            #expect(other.status == .forbidden)
+            #expect(other.text.contains("699000003"))
+            // A consumer's token: whitelisted to consume, not to feed.
+            let consumerFiles = try #require(running.info.clientCertificates["ror-consumer"])
+            let consumer = ClientFiles(folder: consumerFiles.certificate.deletingLastPathComponent(), issued: try AdminAndLifecycleTests.issued(consumerFiles))
+            let consumerToken = try await RORFHIRTests.accessToken(running, client: consumer)
+            let refused = try await Self.patch(running, body: update, client: consumer, token: consumerToken)
+            #expect(refused.status == .forbidden && refused.text.contains("role feed"))
+            // Refused before its body is read: a broken body does not change the answer.
+            let refusedFirst = try await Self.patch(running, body: "{\"resourceType\": ", client: consumer, token: consumerToken)
+            #expect(refusedFirst.status == .forbidden && refusedFirst.text.contains("role feed"), "\(refusedFirst.text)")
+            // A proprietary solution: one certificate per establishment, FINESS in the OU (1<FINESS>), no list.
+            let dn = "CN=LOGICIEL LITS,OU=1699000003,O=CLINIQUE SANDBOX,C=FR"
+            let own = try SharedPKI.client(dn)
+            let body = #"{"service": "ror-fhir", "subjectDN": "\#(dn)", "role": "feed", "clientId": "own-feeder", "accessProfile": 1}"#
+            #expect(try await running.admin("/admin/whitelist", method: .post, body: body).status == .created)
+            let ownToken = try #require(try await RORFHIRTests.token(running, client: own, form: "grant_type=client_credentials&client_id=own-feeder").json()["access_token"] as? String)
+            let mine = try await Self.patch(running, "1699000003/LIT000021", body: update, client: own, token: ownToken)
+            #expect(mine.status == .ok, "\(mine.text)")
+            #expect(try await Self.patch(running, body: update, client: own, token: ownToken).status == .forbidden)
+        }
     }
 
     @Test func transportRefusals() async throws {
         let (running, feeder, token) = try await Self.start(configure: { $0.maxBody = 4096 })
-        defer { Task { await running.stop() } }
-        let update = Self.body("replace", path: Self.selector(status: "02"), value: Self.indicator(status: "02", count: 1))
-        // The media type before its parameters, case and spaces aside; token verified and Location cached from here,
-        // so the refusals below are checked where an accepted PATCH is answered at once too.
-        let accepted = try await Self.patch(running, body: Self.body("replace", path: Self.selector(status: "02"), value: Self.indicator(status: "02", count: 3)),
-                                            client: feeder, token: token, contentType: " Application/FHIR+JSON ; charset=UTF-8")
-        #expect(accepted.status == .ok, "\(accepted.text)")
-        let media = try await Self.patch(running, body: update, client: feeder, token: token, contentType: "application/json-patch+json")
-        #expect(media.status == .unsupportedMediaType)
-        #expect((try media.json()["issue"] as? [[String: Any]])?.first?["code"] as? String == "not-supported")
-        let large = try await Self.patch(running, body: String(repeating: " ", count: 5000) + update, client: feeder, token: token)
-        #expect(large.status == .contentTooLarge)
-        let utf8 = try await Self.patch(running, body: "", client: feeder, token: token, bytes: [0x7B, 0xFF, 0xFE, 0x7D])
-        #expect(utf8.status == .badRequest && utf8.text.contains("UTF-8"))
-        let noIdentifier = try await running.request("/ws-synchro-dispo-lits-fhir/Location", method: .patch, client: feeder,
-                                                     headers: [.contentType: "application/fhir+json", .authorization: "Bearer \(token)"], body: update)
-        #expect(noIdentifier.status == .badRequest)
-        #expect((try noIdentifier.json()["issue"] as? [[String: Any]])?.first?["expression"] as? [String] == ["identifier"])
-        #expect(try await Self.available(running) == [3], "nothing stored")
+        try await running.whileRunning {
+            let update = Self.body("replace", path: Self.selector(status: "02"), value: Self.indicator(status: "02", count: 1))
+            // The media type before its parameters, case and spaces aside; token verified and Location cached from here,
+            // so the refusals below are checked where an accepted PATCH is answered at once too.
+            let accepted = try await Self.patch(running, body: Self.body("replace", path: Self.selector(status: "02"), value: Self.indicator(status: "02", count: 3)),
+                                                client: feeder, token: token, contentType: " Application/FHIR+JSON ; charset=UTF-8")
+            #expect(accepted.status == .ok, "\(accepted.text)")
+            let media = try await Self.patch(running, body: update, client: feeder, token: token, contentType: "application/json-patch+json")
+            #expect(media.status == .unsupportedMediaType)
+            #expect((try media.json()["issue"] as? [[String: Any]])?.first?["code"] as? String == "not-supported")
+            let large = try await Self.patch(running, body: String(repeating: " ", count: 5000) + update, client: feeder, token: token)
+            #expect(large.status == .contentTooLarge)
+            let utf8 = try await Self.patch(running, body: "", client: feeder, token: token, bytes: [0x7B, 0xFF, 0xFE, 0x7D])
+            #expect(utf8.status == .badRequest && utf8.text.contains("UTF-8"))
+            let noIdentifier = try await running.request("/ws-synchro-dispo-lits-fhir/Location", method: .patch, client: feeder,
+                                                         headers: [.contentType: "application/fhir+json", .authorization: "Bearer \(token)"], body: update)
+            #expect(noIdentifier.status == .badRequest)
+            #expect((try noIdentifier.json()["issue"] as? [[String: Any]])?.first?["expression"] as? [String] == ["identifier"])
+            #expect(try await Self.available(running) == [3], "nothing stored")
+        }
     }
 }

@@ -8,8 +8,7 @@ import Testing
 @Suite("ROR profile validation")
 struct RORProfileTests {
     static let validator = try! ProfileValidator.load(from: SharedPKI.repositorySeeds.appendingPathComponent("terminology"))
-    static let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("shared/reference/ror-fhir/examples")
+    static let examples = Reference.file("ror-fhir/examples")
 
     static func seeds() throws -> [[String: Any]] {
         let data = try Data(contentsOf: SharedPKI.repositorySeeds.appendingPathComponent("ror/dataset.json"))
@@ -37,8 +36,10 @@ struct RORProfileTests {
         }
     }
 
-    @Test func theIGExamplesConformWhenPresent() throws {
-        guard let files = try? FileManager.default.contentsOfDirectory(at: Self.examples, includingPropertiesForKeys: nil) else { return }
+    @Test(.enabled(if: Reference.exists(examples), "needs the ROR IG's examples"))
+    func theIGExamplesConform() throws {
+        let files = try FileManager.default.contentsOfDirectory(at: Self.examples, includingPropertiesForKeys: nil)
+        #expect(files.contains { $0.pathExtension == "json" })
         for file in files where file.pathExtension == "json" {
             let resource = try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as! [String: Any]
             let issues = Self.validator.validate(resource)

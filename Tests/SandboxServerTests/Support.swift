@@ -41,6 +41,30 @@ enum SharedPKI {
     }
 }
 
+/// The official artefacts (the ROR IG's examples, the ANS CSD XSD, the CNAM's INSi XSDs) in `shared/reference` beside
+/// the repository, when this machine has a copy: several are not redistributable, so the repository does not hold
+/// them. Tests that need them are `.enabled(if:)`, so that their absence shows as a skip.
+enum Reference {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/reference")
+
+    static func file(_ path: String) -> URL { root.appendingPathComponent(path) }
+
+    static func exists(_ url: URL) -> Bool { FileManager.default.fileExists(atPath: url.path) }
+
+    /// Whether `xmllint` is on the PATH (`.ci/run` installs it).
+    static let xmllint: Bool = {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "command -v xmllint"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return false }
+        process.waitUntilExit()
+        return process.terminationStatus == 0
+    }()
+}
+
 struct ClientFiles {
     var folder: URL
     var issued: IssuedCertificate
@@ -86,6 +110,20 @@ struct RunningSandbox {
     func stop() async {
         await sandbox.shutdown()
         _ = try? await task.value
+    }
+
+    /// Runs `body` against this sandbox, then stops it and waits until it has stopped, whether `body` returned or
+    /// threw: the next test never meets a sandbox still shutting down.
+    func whileRunning<T>(_ body: () async throws -> T) async throws -> T {
+        let value: T
+        do {
+            value = try await body()
+        } catch {
+            await stop()
+            throw error
+        }
+        await stop()
+        return value
     }
 
     /// Whitelists a DN (or key) directly.
