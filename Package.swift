@@ -146,10 +146,26 @@ let package = Package(
             name: "FHIRCoreTests",
             dependencies: ["FHIRCore", "Store", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        // What the end-to-end suites share: a sandbox run in the test process, test PKI, TLS clients, shell, and the
+        // calls of a ROR consumer and feeder. Not a test target, so each module's suite can use it.
+        .target(
+            name: "SandboxTestSupport",
+            dependencies: [
+                "SandboxServer", "Access", "Store", "TestPKI",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/SandboxTestSupport"
+        ),
         .testTarget(
             name: "SandboxServerTests",
             dependencies: [
-                "SandboxServer", "Access", "Store", "TestPKI", "esante-sandbox", "RORFHIR", "FHIRCore", "INSi", "SOAPCore", "RORCSD", "HTTPCommon",
+                "SandboxTestSupport", "SandboxServer", "Access", "Store", "TestPKI", "esante-sandbox", "RORFHIR", "FHIRCore",
+                "INSi", "HTTPCommon",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -159,5 +175,31 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .testTarget(
+            name: "RORFHIRTests",
+            dependencies: [
+                "SandboxTestSupport", "RORFHIR", "FHIRCore", "HTTPCommon", "SandboxServer", "Access", "Store", "TestPKI",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "RORCSDTests",
+            dependencies: [
+                "SandboxTestSupport", "RORCSD", "SOAPCore", "RORFHIR", "SandboxServer", "Access",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+        .testTarget(
+            name: "INSiTests",
+            dependencies: [
+                "SandboxTestSupport", "INSi", "SOAPCore", "SandboxServer", "Access",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+        .testTarget(name: "SOAPCoreTests", dependencies: ["SOAPCore"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", .product(name: "GRDB", package: "GRDB.swift")]),
     ]
 )

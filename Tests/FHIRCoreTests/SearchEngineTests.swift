@@ -490,7 +490,10 @@ struct BulkReadTests {
     /// A bulk read (the database file mapped for the read) returns what a plain read returns, in the asked order, and
     /// leaves the connection unmapped afterwards (a kept mapping would count every page read into the resident size).
     @Test func aBulkReadReadsLikeAPlainOneAndUnmapsAfter() async throws {
-        try await StoreTests.withFileStore { store, _ in try await bulkRead(store) }
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("esante-bulk-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await bulkRead(try SandboxStore.open(path: folder.appendingPathComponent("sandbox.sqlite").path))
     }
 
     private func bulkRead(_ store: SandboxStore) async throws {

@@ -2,6 +2,7 @@ import Access
 import Foundation
 import HTTPTypes
 import Testing
+@testable import SandboxTestSupport
 import GRDB
 import TestPKI
 import X509
@@ -25,13 +26,13 @@ struct AdminAndLifecycleTests {
             #expect(Set(clients?.keys.map { $0 } ?? []) == ["ror-consumer", "ror-feeder", "csd-consumer", "insi-lps", "not-whitelisted"])
 
             let files = try #require(running.info.clientCertificates["ror-consumer"])
-            let consumer = ClientFiles(folder: files.certificate.deletingLastPathComponent(), issued: try Self.issued(files))
+            let consumer = ClientFiles(folder: files.certificate.deletingLastPathComponent(), issued: try SharedPKI.issued(files))
             let whoami = try await running.request("/_sandbox/whoami", client: consumer)
             #expect(try whoami.json()["subjectDN"] as? String == Self.dn)
             #expect((try whoami.json()["whitelisted"] as? [String: Bool])?["ror-fhir"] == true)
 
             let csdFiles = try #require(running.info.clientCertificates["csd-consumer"])
-            let csd = ClientFiles(folder: csdFiles.certificate.deletingLastPathComponent(), issued: try Self.issued(csdFiles))
+            let csd = ClientFiles(folder: csdFiles.certificate.deletingLastPathComponent(), issued: try SharedPKI.issued(csdFiles))
             #expect((try await running.request("/_sandbox/whoami", client: csd).json()["whitelisted"] as? [String: Bool])?["ror-csd"] == true)
 
             // The banner's curl line, run as printed, when curl is installed.
@@ -43,12 +44,6 @@ struct AdminAndLifecycleTests {
                 #expect(output.stdout.contains("\"subjectDN\" : \"\(Self.dn)\""))
             }
         }
-    }
-
-    static func issued(_ files: DemoClientFiles) throws -> IssuedCertificate {
-        let certificate = try PEMFile.certificates(at: files.certificate)[0]
-        let key = try Certificate.PrivateKey(pemEncoded: String(contentsOf: files.key, encoding: .utf8))
-        return IssuedCertificate(certificate: certificate, privateKey: key)
     }
 
     @Test func whitelistAPIValidatesAndDeletes() async throws {

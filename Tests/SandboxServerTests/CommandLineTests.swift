@@ -3,64 +3,9 @@ import Access
 import GRDB
 import Store
 import Testing
+@testable import SandboxTestSupport
 import X509
 
-/// Runs shell commands and the built `esante-sandbox` executable.
-enum Shell {
-    struct Output {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
-    /// The executable next to the test bundle (`swift build` puts both in the same folder).
-    static let executable: URL = {
-        var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: folder.appendingPathComponent("esante-sandbox").path), folder.path != "/" {
-            folder.deleteLastPathComponent()
-        }
-        return folder.appendingPathComponent("esante-sandbox")
-    }()
-
-    static func run(_ command: String) async throws -> Output {
-        try await run(URL(fileURLWithPath: "/bin/sh"), ["-c", command])
-    }
-
-    static func sandbox(_ arguments: [String]) async throws -> Output {
-        try await run(executable, arguments)
-    }
-
-    /// Runs a child process to its end on a thread of its own. Waiting on a thread of Swift's cooperative pool
-    /// (2 threads on 2 cores) starved the sandboxes other tests run in this process: a `demo` child then timed out
-    /// against one of them (CI, 2026-11-22).
-    static func run(_ executable: URL, _ arguments: [String]) async throws -> Output {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // Both pipes drained at once: a child filling one while we block on the other would hang both.
-        async let stderr = offPool { err.fileHandleForReading.readDataToEndOfFile() }
-        let stdout = try await offPool { out.fileHandleForReading.readDataToEndOfFile() }
-        try await waitForExit(process)
-        return Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                      stderr: String(decoding: try await stderr, as: UTF8.self))
-    }
-
-    /// Waits for a child started elsewhere to end, without holding a cooperative thread.
-    static func waitForExit(_ process: Process) async throws {
-        try await offPool { process.waitUntilExit() }
-    }
-
-    static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread { continuation.resume(with: Result { try work() }) }.start()
-        }
-    }
-}
 
 @Suite("Command line")
 struct CommandLineTests {

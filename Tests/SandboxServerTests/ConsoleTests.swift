@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import Testing
+@testable import SandboxTestSupport
 
 @testable import SandboxServer
 
@@ -127,10 +128,10 @@ struct ConsoleTests {
     }
 
     @Test func capacityBoardAndDataPageFollowAPatch() async throws {
-        let (running, feeder, token) = try await RORCapacityFeedTests.start()
+        let (running, feeder, token) = try await CapacityFeed.start()
         try await running.whileRunning {
-            let patched = try await RORCapacityFeedTests.patch(running, body: RORCapacityFeedTests.body(
-                "replace", path: RORCapacityFeedTests.selector(status: "02"), value: RORCapacityFeedTests.indicator(status: "02", count: 17)),
+            let patched = try await CapacityFeed.patch(running, body: CapacityFeed.body(
+                "replace", path: CapacityFeed.selector(status: "02"), value: CapacityFeed.indicator(status: "02", count: 17)),
                                                               client: feeder, token: token)
             #expect(patched.status == .ok)
             let board = try await running.admin("/console/capacity/board?finess=759000001")

@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import SandboxServer
 import Testing
+@testable import SandboxTestSupport
 import TestPKI
 
 @Suite("Environments: one listener, PKI and whitelist each")

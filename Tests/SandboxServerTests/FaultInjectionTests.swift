@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import SandboxServer
 import Testing
+@testable import SandboxTestSupport
 
 @Suite("Fault injection over mutual TLS")
 struct FaultInjectionTests {

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import Testing
+@testable import SandboxTestSupport
 
 @testable import SandboxServer
 

@@ -4,6 +4,7 @@ import HTTPTypes
 import HummingbirdTesting
 import NIOSSL
 import Testing
+@testable import SandboxTestSupport
 import TestPKI
 
 @testable import SandboxServer

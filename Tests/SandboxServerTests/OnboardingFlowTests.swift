@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import SandboxServer
 import Testing
+@testable import SandboxTestSupport
 import TestPKI
 import X509
 
@@ -171,25 +172,25 @@ struct OnboardingFlowTests {
                 #expect(try running.sandbox.onboarding.markTestsDone(id, actor: "p").state == .whitelisted)
             }
             func token(_ client: ClientFiles, _ clientId: String) async throws -> String {
-                let answer = try await RORFHIRTests.token(running, client: client, form: "grant_type=client_credentials&client_id=\(clientId)")
+                let answer = try await RORConsumer.token(running, client: client, form: "grant_type=client_credentials&client_id=\(clientId)")
                 return try #require(try answer.json()["access_token"] as? String, "\(clientId): \(answer.text)")
             }
-            let body = RORCapacityFeedTests.body("replace", path: RORCapacityFeedTests.selector(status: "02"),
-                                                 value: RORCapacityFeedTests.indicator(status: "02", count: 2))
+            let body = CapacityFeed.body("replace", path: CapacityFeed.selector(status: "02"),
+                                                 value: CapacityFeed.indicator(status: "02", count: 2))
             // loc-00005-1 (FINESS 759000009) counts places (nature 02).
-            let places = RORCapacityFeedTests.body("replace", path: RORCapacityFeedTests.selector(status: "02"),
-                                                   value: RORCapacityFeedTests.indicator(status: "02", type: "02", count: 2))
+            let places = CapacityFeed.body("replace", path: CapacityFeed.selector(status: "02"),
+                                                   value: CapacityFeed.indicator(status: "02", type: "02", count: 2))
             let tokenA = try await token(first, "sandbox-client-\(proprietary.id)-759000001")
             let tokenB = try await token(second, "sandbox-client-\(proprietary.id)-759000009")
             let tokenEAI = try await token(eai, "sandbox-client-\(regional.id)")
-            #expect(try await RORCapacityFeedTests.patch(running, "1759000001/LIT000011", body: body, client: first, token: tokenA).status == .ok)
-            #expect(try await RORCapacityFeedTests.patch(running, "1759000009/LIT000051", body: places, client: first, token: tokenA).status == .forbidden)
-            #expect(try await RORCapacityFeedTests.patch(running, "1759000009/LIT000051", body: places, client: second, token: tokenB).status == .ok)
-            #expect(try await RORCapacityFeedTests.patch(running, "1759000009/LIT000051", body: places, client: eai, token: tokenEAI).status == .ok)
-            #expect(try await RORCapacityFeedTests.patch(running, "1759000001/LIT000011", body: body, client: eai, token: tokenEAI).status == .forbidden)
+            #expect(try await CapacityFeed.patch(running, "1759000001/LIT000011", body: body, client: first, token: tokenA).status == .ok)
+            #expect(try await CapacityFeed.patch(running, "1759000009/LIT000051", body: places, client: first, token: tokenA).status == .forbidden)
+            #expect(try await CapacityFeed.patch(running, "1759000009/LIT000051", body: places, client: second, token: tokenB).status == .ok)
+            #expect(try await CapacityFeed.patch(running, "1759000009/LIT000051", body: places, client: eai, token: tokenEAI).status == .ok)
+            #expect(try await CapacityFeed.patch(running, "1759000001/LIT000011", body: body, client: eai, token: tokenEAI).status == .forbidden)
             // The ANS adds 759000001 to the EAI's list by mail: now it may feed it.
             _ = try running.sandbox.onboarding.setEstablishments(regional.id, ["759000009", "759000001"], actor: "ans")
-            #expect(try await RORCapacityFeedTests.patch(running, "1759000001/LIT000011", body: body, client: eai, token: tokenEAI).status == .ok)
+            #expect(try await CapacityFeed.patch(running, "1759000001/LIT000011", body: body, client: eai, token: tokenEAI).status == .ok)
         }
     }
 }

@@ -5,6 +5,7 @@ import RORFHIR
 @testable import SandboxServer
 import Store
 import Testing
+@testable import SandboxTestSupport
 
 /// `Seeds/ror/dataset.sqlite`: a new data folder starts as a copy of it, only while it stands for the JSON beside it.
 @Suite struct PrebuiltDatasetTests {

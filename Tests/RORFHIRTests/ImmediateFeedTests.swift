@@ -6,6 +6,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import Testing
+@testable import SandboxTestSupport
 
 @testable import RORFHIR
 @testable import SandboxServer
@@ -15,7 +16,7 @@ import Testing
 /// nothing written.
 @Suite("Immediate capacity feed")
 struct ImmediateFeedTests {
-    typealias Feed = RORCapacityFeedTests
+    typealias Feed = CapacityFeed
     static let replace7 = Feed.body("replace", path: Feed.selector(status: "02"), value: Feed.indicator(status: "02", count: 7))
 
     static func request(_ query: String = Feed.place, token: String?, method: HTTPRequest.Method = .patch,
@@ -57,12 +58,12 @@ struct ImmediateFeedTests {
             #expect(body == (try await running.sandbox.ror.repository.read(type: "Location", id: "loc-00001-1"))?.json)
             #expect(version.id == "loc-00001-1" && version.type == "Location" && version.version == 3)
             #expect(try await Feed.available(running) == [9], "a consumer sees it at once")
-            try await Feed.expectExactIndex(running, id: "loc-00001-1")
+            try await RORCapacityFeedTests.expectExactIndex(running, id: "loc-00001-1")
 
             // Everything else is the route's, and nothing is written.
             let consumer = try #require(running.info.clientCertificates["ror-consumer"])
-            let consumerFiles = ClientFiles(folder: consumer.certificate.deletingLastPathComponent(), issued: try AdminAndLifecycleTests.issued(consumer))
-            let consumerToken = try await RORFHIRTests.accessToken(running, client: consumerFiles)
+            let consumerFiles = ClientFiles(folder: consumer.certificate.deletingLastPathComponent(), issued: try SharedPKI.issued(consumer))
+            let consumerToken = try await RORConsumer.accessToken(running, client: consumerFiles)
             let consumerIdentity = try ClientIdentity(certificate: consumerFiles.issued.certificate, verdict: .trusted)
             let invalid = Feed.body("replace", path: Feed.selector(status: "02"), value: Feed.indicator(status: "02", temporality: "09", count: 1))
             let leftToTheRoute: [(String, Request, String, ClientIdentity?)] = [

@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import Testing
+@testable import SandboxTestSupport
 
 @testable import RORFHIR
 @testable import SandboxServer
@@ -16,7 +17,7 @@ struct ImmediateReadTests {
     static let location = "/ws-diffusion-fhir/Location/loc-00001-1"
 
     static func request(_ path: String, token: String?, headers extra: HTTPFields = [:], dropping: HTTPField.Name? = nil) -> Request {
-        var fields = RORFHIRTests.rorHeaders
+        var fields = RORConsumer.rorHeaders
         if let token { fields[.authorization] = "Bearer \(token)" }
         for field in extra { fields[field.name] = field.value }
         if let dropping { fields[dropping] = nil }
@@ -25,15 +26,15 @@ struct ImmediateReadTests {
     }
 
     @Test func readNowAnswersOnlyWhatNeedsNothingButMemory() async throws {
-        let (running, consumer) = try await RORFHIRTests.start()
+        let (running, consumer) = try await RORConsumer.start()
         try await running.whileRunning {
             let ror = running.sandbox.ror
             let identity = try ClientIdentity(certificate: consumer.issued.certificate, verdict: .trusted)
             let environment = SandboxEnvironment.sandbox
-            let token = try await RORFHIRTests.accessToken(running, client: consumer)
+            let token = try await RORConsumer.accessToken(running, client: consumer)
             // Nothing verified or cached yet: the route answers.
             #expect(ror.readNow(Self.request(Self.location, token: token), identity: identity, environment: environment) == nil)
-            let routed = try await RORFHIRTests.get(running, Self.location, client: consumer, token: token)
+            let routed = try await RORConsumer.get(running, Self.location, client: consumer, token: token)
             #expect(routed.status == .ok)
 
             // Token verified, Location cached: answered at once, with the route's bytes and validators.
@@ -81,11 +82,11 @@ struct ImmediateReadTests {
     /// Over mutual TLS: the first read (token not yet verified) takes the route, the next ones are answered at
     /// once; the client sees the same answer and the journal the same row. Refusals and faults still apply.
     @Test func immediateReadsAnswerAndJournalLikeTheRoute() async throws {
-        let (running, consumer) = try await RORFHIRTests.start()
+        let (running, consumer) = try await RORConsumer.start()
         try await running.whileRunning {
-            let token = try await RORFHIRTests.accessToken(running, client: consumer)
-            let first = try await RORFHIRTests.get(running, Self.location, client: consumer, token: token)
-            let second = try await RORFHIRTests.get(running, Self.location, client: consumer, token: token)
+            let token = try await RORConsumer.accessToken(running, client: consumer)
+            let first = try await RORConsumer.get(running, Self.location, client: consumer, token: token)
+            let second = try await RORConsumer.get(running, Self.location, client: consumer, token: token)
             #expect(first.status == .ok && second.status == .ok)
             #expect(first.body == second.body)
             for name in [HTTPField.Name.contentType, .eTag, .lastModified, .contentLength] {
@@ -102,7 +103,7 @@ struct ImmediateReadTests {
             #expect(rows.allSatisfy { $0.remoteAddress?.hasPrefix("127.0.0.1:") == true })
 
             // A header that does not match the registration: 403 from the route, even on a cached read.
-            var headers = RORFHIRTests.rorHeaders
+            var headers = RORConsumer.rorHeaders
             headers[.authorization] = "Bearer \(token)"
             headers[HTTPField.Name("Ror-Role-Metier-Code")!] = "AUTRE"
             let mismatch = try await running.request(Self.location, client: consumer, headers: headers)
@@ -111,7 +112,7 @@ struct ImmediateReadTests {
 
             // A fault rule in force: the service's 503, even for a read that could be answered at once.
             _ = try await running.admin("/admin/faults", method: .post, body: #"{"service": "ror-fhir", "errorRate": 1, "retryAfter": 7}"#)
-            let unavailable = try await RORFHIRTests.get(running, Self.location, client: consumer, token: token)
+            let unavailable = try await RORConsumer.get(running, Self.location, client: consumer, token: token)
             #expect(unavailable.status == .serviceUnavailable)
             #expect(unavailable.headers[.retryAfter] == "7")
             _ = try await running.admin("/admin/faults", method: .delete)
@@ -119,17 +120,17 @@ struct ImmediateReadTests {
             // The entry removed from the whitelist: refused at once, though token and resource are in memory.
             let entry = try #require(running.sandbox.whitelist.entries().first { $0.clientId == "esante-sandbox-consumer" })
             #expect(try running.sandbox.whitelist.remove(id: try #require(entry.id)))
-            let refused = try await RORFHIRTests.get(running, Self.location, client: consumer, token: token)
+            let refused = try await RORConsumer.get(running, Self.location, client: consumer, token: token)
             #expect(refused.status == .forbidden)
         }
     }
 
     /// A sandbox whose consumer token is verified and Location cached, and the consumer's headers as raw HTTP lines.
     static func warmed() async throws -> (RunningSandbox, ClientFiles, String) {
-        let (running, consumer) = try await RORFHIRTests.start()
-        let token = try await RORFHIRTests.accessToken(running, client: consumer)
-        _ = try await RORFHIRTests.get(running, location, client: consumer, token: token)
-        let headers = RORFHIRTests.rorHeaders.map { "\($0.name.rawName): \($0.value)\r\n" }.joined() + "Authorization: Bearer \(token)\r\n"
+        let (running, consumer) = try await RORConsumer.start()
+        let token = try await RORConsumer.accessToken(running, client: consumer)
+        _ = try await RORConsumer.get(running, location, client: consumer, token: token)
+        let headers = RORConsumer.rorHeaders.map { "\($0.name.rawName): \($0.value)\r\n" }.joined() + "Authorization: Bearer \(token)\r\n"
         return (running, consumer, headers)
     }
 

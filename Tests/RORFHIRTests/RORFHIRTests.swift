@@ -4,6 +4,7 @@ import HTTPTypes
 import HummingbirdTesting
 import NIOCore
 import Testing
+@testable import SandboxTestSupport
 import FHIRCore
 import HTTPCommon
 import TestPKI
@@ -16,44 +17,10 @@ import TestPKI
 /// Ror-* headers, reads and searches as a consumer's code sends them.
 @Suite("ROR FHIR consumer API")
 struct RORFHIRTests {
-    static let consumerDN = "CN=CLIENT_TEST_RORN,OU=33333333333,O=GIP - TEST3012,ST=Paris (75),C=FR"
-    static let rorHeaders: HTTPFields = [
-        HTTPField.Name("Ror-Profil-Utilisateur-Code")!: "CU22",
-        HTTPField.Name("Ror-Profil-Utilisateur-System")!: "1.2.250.1.213.1.6.1.66",
-        HTTPField.Name("Ror-Role-Metier-Code")!: "AUTOMATE",
-        HTTPField.Name("Ror-Role-Metier-System")!: "1.2.250.1.213.1.1.4.6",
-    ]
-    static let tokenPath = "/auth/realms/ror/protocol/openid-connect/token"
-
-    /// A sandbox with the repository seeds and the demo consumer's files.
-    static func start() async throws -> (RunningSandbox, ClientFiles) {
-        let running = try await RunningSandbox.start(seeds: SharedPKI.repositorySeeds)
-        let files = try #require(running.info.clientCertificates["ror-consumer"])
-        return (running, ClientFiles(folder: files.certificate.deletingLastPathComponent(), issued: try AdminAndLifecycleTests.issued(files)))
-    }
-
-    static func token(_ running: RunningSandbox, client: ClientFiles?, form: String) async throws -> TestClient.Response {
-        try await running.request(tokenPath, method: .post, client: client,
-                                  headers: [.contentType: "application/x-www-form-urlencoded"], body: form)
-    }
-
-    static func accessToken(_ running: RunningSandbox, client: ClientFiles) async throws -> String {
-        let response = try await token(running, client: client, form: "grant_type=client_credentials&client_id=esante-sandbox-consumer")
-        #expect(response.status == .ok, "\(response.text)")
-        return try #require(try response.json()["access_token"] as? String)
-    }
-
-    /// A consumer call with token and headers.
-    static func get(_ running: RunningSandbox, _ path: String, client: ClientFiles, token: String) async throws -> TestClient.Response {
-        var headers = rorHeaders
-        headers[.authorization] = "Bearer \(token)"
-        return try await running.request(path, client: client, headers: headers)
-    }
-
     @Test func tokenFlowLikeKeycloak() async throws {
-        let (running, consumer) = try await Self.start()
+        let (running, consumer) = try await RORConsumer.start()
         try await running.whileRunning {
-            let response = try await Self.token(running, client: consumer, form: "grant_type=client_credentials&client_id=esante-sandbox-consumer")
+            let response = try await RORConsumer.token(running, client: consumer, form: "grant_type=client_credentials&client_id=esante-sandbox-consumer")
             #expect(response.status == .ok)
             let body = try response.json()
             #expect(body["token_type"] as? String == "Bearer")
@@ -82,9 +49,9 @@ struct RORFHIRTests {
         ("grant_type=client_credentials&client_id=esante-sandbox-consumer&client_secret=x", 400, "unauthorized_client"),
     ])
     func tokenErrorsInOAuth2Form(form: String, status: Int, error: String) async throws {
-        let (running, consumer) = try await Self.start()
+        let (running, consumer) = try await RORConsumer.start()
         try await running.whileRunning {
-            let response = try await Self.token(running, client: consumer, form: form)
+            let response = try await RORConsumer.token(running, client: consumer, form: form)
             #expect(Int(response.status.code) == status, "\(form): \(response.text)")
             #expect(try response.json()["error"] as? String == error)
             #expect(try response.json()["error_description"] is String)
@@ -92,14 +59,14 @@ struct RORFHIRTests {
     }
 
     @Test func profileZeroAuthenticatesWithASecret() async throws {
-        let (running, consumer) = try await Self.start()
+        let (running, consumer) = try await RORConsumer.start()
         try await running.whileRunning {
             let client = try SharedPKI.client("CN=PUBLIC_APP,OU=33333333300,O=PUBLIC,ST=Paris (75),C=FR")
             let body = #"{"service": "ror-fhir", "subjectDN": "CN=PUBLIC_APP,OU=33333333300,O=PUBLIC,ST=Paris (75),C=FR", "clientId": "public-app", "accessProfile": 0, "clientSecret": "s3cret"}"#
             #expect(try await running.admin("/admin/whitelist", method: .post, body: body).status == .created)
-            let wrong = try await Self.token(running, client: client, form: "grant_type=client_credentials&client_id=public-app&client_secret=nope")
+            let wrong = try await RORConsumer.token(running, client: client, form: "grant_type=client_credentials&client_id=public-app&client_secret=nope")
             #expect(wrong.status == .unauthorized)
-            let right = try await Self.token(running, client: client, form: "grant_type=client_credentials&client_id=public-app&client_secret=s3cret")
+            let right = try await RORConsumer.token(running, client: client, form: "grant_type=client_credentials&client_id=public-app&client_secret=s3cret")
             #expect(right.status == .ok)
             #expect(try Self.claims(try right.json()["access_token"] as! String)["profil"] as? Int == 0)
             // Profile 0 without a secret is refused at registration.
@@ -111,39 +78,39 @@ struct RORFHIRTests {
     }
 
     @Test func fhirCallsNeedACertificateBoundTokenAndTheRorHeaders() async throws {
-        let (running, consumer) = try await Self.start()
+        let (running, consumer) = try await RORConsumer.start()
         try await running.whileRunning {
             let path = "/ws-diffusion-fhir/Location?_summary=count"
 
-            let missing = try await running.request(path, client: consumer, headers: Self.rorHeaders)
+            let missing = try await running.request(path, client: consumer, headers: RORConsumer.rorHeaders)
             #expect(missing.status == .unauthorized)
             #expect(missing.headers[.wwwAuthenticate]?.contains("error=\"invalid_token\"") == true)
             #expect(try missing.json()["resourceType"] as? String == "OperationOutcome")
 
-            var forged = Self.rorHeaders
+            var forged = RORConsumer.rorHeaders
             forged[.authorization] = "Bearer eyJhbGciOiJFUzI1NiJ9.eyJjbGllbnRJZCI6IngifQ.AAAA"
             #expect(try await running.request(path, client: consumer, headers: forged).status == .unauthorized)
 
-            let token = try await Self.accessToken(running, client: consumer)
-            #expect(try await Self.get(running, path, client: consumer, token: token).status == .ok)
+            let token = try await RORConsumer.accessToken(running, client: consumer)
+            #expect(try await RORConsumer.get(running, path, client: consumer, token: token).status == .ok)
 
             // The same token presented with another (whitelisted) certificate: bound to the first one.
             let other = try SharedPKI.client("CN=OTHER_CONSUMER,OU=33333333301,O=OTHER,ST=Paris (75),C=FR")
             try running.whitelist("ror-fhir", dn: "CN=OTHER_CONSUMER,OU=33333333301,O=OTHER,ST=Paris (75),C=FR")
-            let stolen = try await Self.get(running, path, client: other, token: token)
+            let stolen = try await RORConsumer.get(running, path, client: other, token: token)
             #expect(stolen.status == .unauthorized)
             #expect(stolen.text.contains("bound to another certificate"))
 
             // Each Ror-* header is required, and must match the values registered for the client.
             for name in Whitelist.rorHeaderNames {
-                var headers = Self.rorHeaders
+                var headers = RORConsumer.rorHeaders
                 headers[.authorization] = "Bearer \(token)"
                 headers[HTTPField.Name(name)!] = nil
                 let response = try await running.request(path, client: consumer, headers: headers)
                 #expect(response.status == .badRequest, "\(name)")
                 #expect(response.text.contains("\"expression\":[\"\(name)\"]"), "\(name)")
             }
-            var wrongValue = Self.rorHeaders
+            var wrongValue = RORConsumer.rorHeaders
             wrongValue[.authorization] = "Bearer \(token)"
             wrongValue[HTTPField.Name("Ror-Role-Metier-Code")!] = "HUMAIN"
             let mismatch = try await running.request(path, client: consumer, headers: wrongValue)
@@ -156,52 +123,52 @@ struct RORFHIRTests {
     }
 
     @Test func expiredTokenIsRefused() async throws {
-        let (running, consumer) = try await Self.start()
+        let (running, consumer) = try await RORConsumer.start()
         try await running.whileRunning {
             // A token signed by the sandbox key but expired an hour ago.
             let expired = try await running.sandbox.ror.tokens.sign(
                 clientId: "esante-sandbox-consumer", profile: 1, lifetime: -3600, identity: nil, issuer: "https://localhost/auth/realms/ror")
-            let response = try await Self.get(running, "/ws-diffusion-fhir/Location", client: consumer, token: expired)
+            let response = try await RORConsumer.get(running, "/ws-diffusion-fhir/Location", client: consumer, token: expired)
             #expect(response.status == .unauthorized)
             #expect(response.text.contains("expired"))
         }
     }
 
     @Test func readSearchPagingAndErrors() async throws {
-        let (running, consumer) = try await Self.start()
+        let (running, consumer) = try await RORConsumer.start()
         try await running.whileRunning {
-            let token = try await Self.accessToken(running, client: consumer)
+            let token = try await RORConsumer.accessToken(running, client: consumer)
 
-            let read = try await Self.get(running, "/ws-diffusion-fhir/Location/loc-00001-1", client: consumer, token: token)
+            let read = try await RORConsumer.get(running, "/ws-diffusion-fhir/Location/loc-00001-1", client: consumer, token: token)
             #expect(read.status == .ok)
             #expect(read.headers[.eTag] == "W/\"1\"")
             #expect(read.headers[.lastModified] != nil)
             #expect(read.headers[.contentType]?.hasPrefix("application/fhir+json") == true)
 
-            let unknown = try await Self.get(running, "/ws-diffusion-fhir/Location/nope", client: consumer, token: token)
+            let unknown = try await RORConsumer.get(running, "/ws-diffusion-fhir/Location/nope", client: consumer, token: token)
             #expect(unknown.status == .notFound)
             #expect(unknown.text.contains("not-found"))
 
-            let operation = try await Self.get(running, "/ws-diffusion-fhir/OperationDefinition/export", client: consumer, token: token)
+            let operation = try await RORConsumer.get(running, "/ws-diffusion-fhir/OperationDefinition/export", client: consumer, token: token)
             #expect(try operation.json()["code"] as? String == "export")
-            #expect(try await Self.get(running, "/ws-diffusion-fhir/OperationDefinition/nope", client: consumer, token: token).status == .notFound)
+            #expect(try await RORConsumer.get(running, "/ws-diffusion-fhir/OperationDefinition/nope", client: consumer, token: token).status == .notFound)
 
-            let history = try await Self.get(running, "/ws-diffusion-fhir/Location/loc-00001-1/_history", client: consumer, token: token)
+            let history = try await RORConsumer.get(running, "/ws-diffusion-fhir/Location/loc-00001-1/_history", client: consumer, token: token)
             #expect(history.status == .methodNotAllowed)
 
-            let xml = try await Self.get(running, "/ws-diffusion-fhir/Location?_format=xml", client: consumer, token: token)
+            let xml = try await RORConsumer.get(running, "/ws-diffusion-fhir/Location?_format=xml", client: consumer, token: token)
             #expect(xml.status == .notAcceptable)
             #expect(xml.text.contains("JSON only"))
 
-            let badParam = try await Self.get(running, "/ws-diffusion-fhir/Location?nonsense=1", client: consumer, token: token)
+            let badParam = try await RORConsumer.get(running, "/ws-diffusion-fhir/Location?nonsense=1", client: consumer, token: token)
             #expect(badParam.status == .badRequest)
             #expect(badParam.text.contains("\"expression\":[\"nonsense\"]"))
 
-            let badDate = try await Self.get(running, "/ws-diffusion-fhir/Location?_lastUpdated=ge2024-99", client: consumer, token: token)
+            let badDate = try await RORConsumer.get(running, "/ws-diffusion-fhir/Location?_lastUpdated=ge2024-99", client: consumer, token: token)
             #expect(badDate.status == .badRequest)
             #expect(badDate.text.contains("_lastUpdated"))
 
-            let empty = try await Self.get(running, "/ws-diffusion-fhir/Location?identifier=does-not-exist", client: consumer, token: token)
+            let empty = try await RORConsumer.get(running, "/ws-diffusion-fhir/Location?identifier=does-not-exist", client: consumer, token: token)
             #expect(empty.status == .ok)
             #expect(try empty.json()["total"] as? Int == 0)
 
@@ -210,7 +177,7 @@ struct RORFHIRTests {
             var seen: [String] = []
             var total = 0
             for _ in 0..<20 {
-                let page = try await Self.get(running, url, client: consumer, token: token)
+                let page = try await RORConsumer.get(running, url, client: consumer, token: token)
                 #expect(page.status == .ok, "\(url): \(page.text)")
                 let bundle = try page.json()
                 total = bundle["total"] as? Int ?? total
@@ -224,11 +191,11 @@ struct RORFHIRTests {
             #expect(Set(seen).count == total)
             #expect(seen == seen.sorted())
 
-            let gone = try await Self.get(running, "/ws-diffusion-fhir?_getpages=unknown&_getpagesoffset=7&_count=7", client: consumer, token: token)
+            let gone = try await RORConsumer.get(running, "/ws-diffusion-fhir?_getpages=unknown&_getpagesoffset=7&_count=7", client: consumer, token: token)
             #expect(gone.status == .gone)
 
             // POST _search with a form body.
-            var headers = Self.rorHeaders
+            var headers = RORConsumer.rorHeaders
             headers[.authorization] = "Bearer \(token)"
             headers[.contentType] = "application/x-www-form-urlencoded"
             let post = try await running.request("/ws-diffusion-fhir/Location/_search", method: .post, client: consumer, headers: headers,
@@ -240,9 +207,9 @@ struct RORFHIRTests {
     /// The brief's example query (IG/DOC §4) on the seeds: offers of an activity with a currently available
     /// bed for women in their place, with the places included.
     @Test func briefExampleQueryFindsAvailableBeds() async throws {
-        let (running, consumer) = try await Self.start()
+        let (running, consumer) = try await RORConsumer.start()
         try await running.whileRunning {
-            let token = try await Self.accessToken(running, client: consumer)
+            let token = try await RORConsumer.accessToken(running, client: consumer)
             let nos = { (tre: String) in "https://mos.esante.gouv.fr/NOS/\(tre)/FHIR/\(tre.replacingOccurrences(of: "_", with: "-"))" }
             let query = [
                 "specialty=\(nos("TRE_R211-ActiviteOperationnelle"))|356",
@@ -253,7 +220,7 @@ struct RORFHIRTests {
                 "location.nb-capacity=gt0",
                 "_include=HealthcareService:location",
             ].joined(separator: "&").replacingOccurrences(of: "|", with: "%7C")
-            let response = try await Self.get(running, "/ws-diffusion-fhir/HealthcareService?\(query)", client: consumer, token: token)
+            let response = try await RORConsumer.get(running, "/ws-diffusion-fhir/HealthcareService?\(query)", client: consumer, token: token)
             #expect(response.status == .ok, "\(response.text)")
             let bundle = try response.json()
             let entries = bundle["entry"] as? [[String: Any]] ?? []
@@ -307,7 +274,7 @@ struct RORFHIRTests {
         let body = String(decoding: try JSONSerialization.data(withJSONObject: fields), as: UTF8.self)
         #expect(try await running.admin("/admin/whitelist", method: .post, body: body).status == .created)
         let form = "grant_type=client_credentials&client_id=\(clientId)" + (profile == 0 ? "&client_secret=secret" : "")
-        let response = try await token(running, client: client, form: form)
+        let response = try await RORConsumer.token(running, client: client, form: form)
         return (client, try #require(try response.json()["access_token"] as? String))
     }
 
@@ -370,21 +337,21 @@ struct RORFHIRTests {
 
     @Test(arguments: profileViews)
     func accessProfilesFilterWhatConsumersSee(_ view: ProfileView) async throws {
-        let (running, consumer) = try await Self.start()
+        let (running, consumer) = try await RORConsumer.start()
         try await running.whileRunning {
-            let fullToken = try await Self.accessToken(running, client: consumer)
-            let allServices = try await Self.get(running, "/ws-diffusion-fhir/HealthcareService?_summary=count", client: consumer, token: fullToken)
+            let fullToken = try await RORConsumer.accessToken(running, client: consumer)
+            let allServices = try await RORConsumer.get(running, "/ws-diffusion-fhir/HealthcareService?_summary=count", client: consumer, token: fullToken)
             let total = try #require(try allServices.json()["total"] as? Int)
             let (client, token) = view.profile == 1 ? (consumer, fullToken) : try await Self.consumer(running, profile: view.profile)
             func read(_ path: String) async throws -> TestClient.Response {
-                let response = try await Self.get(running, "/ws-diffusion-fhir/" + path, client: client, token: token)
+                let response = try await RORConsumer.get(running, "/ws-diffusion-fhir/" + path, client: client, token: token)
                 #expect(response.status == .ok, "\(path)")
                 return response
             }
 
-            let count = try await Self.get(running, "/ws-diffusion-fhir/HealthcareService?_summary=count", client: client, token: token)
+            let count = try await RORConsumer.get(running, "/ws-diffusion-fhir/HealthcareService?_summary=count", client: client, token: token)
             #expect(try count.json()["total"] as? Int == (view.sensitiveVisible ? total : total - 1), "sensitive unit counted")
-            let sensitive = try await Self.get(running, "/ws-diffusion-fhir/HealthcareService/hs-00002-1", client: client, token: token)
+            let sensitive = try await RORConsumer.get(running, "/ws-diffusion-fhir/HealthcareService/hs-00002-1", client: client, token: token)
             #expect(sensitive.status == (view.sensitiveVisible ? .ok : .notFound))
 
             #expect(try Self.capacityStatuses(try await read("Location/loc-00001-1")) == view.statuses.other)
@@ -397,7 +364,7 @@ struct RORFHIRTests {
             #expect(try Self.confidentialityLevels(try await read("PractitionerRole/prr-00007-1")) == view.roleLevels.medicoSocial)
             #expect(try Self.confidentialityLevels(try await read("Organization/eg-00001")) == view.organizationLevels)
             // The same filtering applies to what a search returns, included resources too.
-            let search = try await Self.get(running, "/ws-diffusion-fhir/HealthcareService?_id=hs-00006-2&_include=HealthcareService:location",
+            let search = try await RORConsumer.get(running, "/ws-diffusion-fhir/HealthcareService?_id=hs-00006-2&_include=HealthcareService:location",
                                             client: client, token: token)
             let place = try #require((try search.json()["entry"] as? [[String: Any]])?.first { ($0["resource"] as? [String: Any])?["resourceType"] as? String == "Location" })
             let placeResponse = TestClient.Response(head: .init(status: .ok), body: ByteBuffer(data: try JSONSerialization.data(withJSONObject: place["resource"]!)), trailerHeaders: nil)
@@ -409,10 +376,10 @@ struct RORFHIRTests {
     }
 
     @Test func lenientHandlingSaysWhatItIgnored() async throws {
-        let (running, consumer) = try await Self.start()
+        let (running, consumer) = try await RORConsumer.start()
         try await running.whileRunning {
-            let token = try await Self.accessToken(running, client: consumer)
-            var headers = Self.rorHeaders
+            let token = try await RORConsumer.accessToken(running, client: consumer)
+            var headers = RORConsumer.rorHeaders
             headers[.authorization] = "Bearer \(token)"
             headers[HTTPField.Name("Prefer")!] = "handling=lenient"
             let response = try await running.request("/ws-diffusion-fhir/Location?bogus=1&_id=loc-00001-1", client: consumer, headers: headers)
@@ -426,11 +393,11 @@ struct RORFHIRTests {
 
     @Test(arguments: [false, true])
     func bulkExportEndToEnd(ndjson: Bool) async throws {
-        let (running, consumer) = try await Self.start()
+        let (running, consumer) = try await RORConsumer.start()
         try await running.whileRunning {
-            let token = try await Self.accessToken(running, client: consumer)
+            let token = try await RORConsumer.accessToken(running, client: consumer)
             let format = ndjson ? "&_outputFormat=application/fhir%2Bndjson" : ""
-            let kickOff = try await Self.get(
+            let kickOff = try await RORConsumer.get(
                 running, "/ws-diffusion-fhir/$export?_type=HealthcareService&includeAssociatedData=_myCompleteExtract\(format)",
                 client: consumer, token: token)
             #expect(kickOff.status == .accepted)
@@ -439,7 +406,7 @@ struct RORFHIRTests {
             let poll = try #require(URLComponents(string: location))
             var manifest: [String: Any]?
             for _ in 0..<200 where manifest == nil {
-                let status = try await Self.get(running, poll.path + "?" + poll.percentEncodedQuery!, client: consumer, token: token)
+                let status = try await RORConsumer.get(running, poll.path + "?" + poll.percentEncodedQuery!, client: consumer, token: token)
                 if status.status == .ok { manifest = try status.json() } else {
                     #expect(status.status == .accepted)
                     #expect(status.headers[HTTPField.Name("X-Progress")!] != nil)
@@ -450,7 +417,7 @@ struct RORFHIRTests {
             var counts: [String: Int] = [:]
             for output in outputs {
                 let url = try #require(URLComponents(string: output["url"] as! String))
-                let file = try await Self.get(running, url.path + "?" + url.percentEncodedQuery!, client: consumer, token: token)
+                let file = try await RORConsumer.get(running, url.path + "?" + url.percentEncodedQuery!, client: consumer, token: token)
                 #expect(file.status == .ok)
                 let type = output["type"] as! String
                 if ndjson {
@@ -467,22 +434,22 @@ struct RORFHIRTests {
             #expect((counts["Organization"] ?? 0) > 0)
             #expect((counts["PractitionerRole"] ?? 0) > 0)
 
-            let unknown = try await Self.get(running, "/ws-diffusion-fhir/$export-poll-status?_jobId=nope", client: consumer, token: token)
+            let unknown = try await RORConsumer.get(running, "/ws-diffusion-fhir/$export-poll-status?_jobId=nope", client: consumer, token: token)
             #expect(unknown.status == .notFound)
-            let badType = try await Self.get(running, "/ws-diffusion-fhir/$export?_type=Patient", client: consumer, token: token)
+            let badType = try await RORConsumer.get(running, "/ws-diffusion-fhir/$export?_type=Patient", client: consumer, token: token)
             #expect(badType.status == .badRequest)
-            let badFilter = try await Self.get(running, "/ws-diffusion-fhir/$export?_typeFilter=HealthcareService%3Fbogus%3D1", client: consumer, token: token)
+            let badFilter = try await RORConsumer.get(running, "/ws-diffusion-fhir/$export?_typeFilter=HealthcareService%3Fbogus%3D1", client: consumer, token: token)
             #expect(badFilter.status == .badRequest)
         }
     }
 
     /// The brief's other example queries (IG/DOC §4) on the seeds, checked against what the seeds contain.
     @Test func briefExampleQueriesOnTheSeeds() async throws {
-        let (running, consumer) = try await Self.start()
+        let (running, consumer) = try await RORConsumer.start()
         try await running.whileRunning {
-            let token = try await Self.accessToken(running, client: consumer)
+            let token = try await RORConsumer.accessToken(running, client: consumer)
             func bundle(_ query: String) async throws -> [String: Any] {
-                let response = try await Self.get(running, "/ws-diffusion-fhir/\(query.replacingOccurrences(of: "|", with: "%7C"))", client: consumer, token: token)
+                let response = try await RORConsumer.get(running, "/ws-diffusion-fhir/\(query.replacingOccurrences(of: "|", with: "%7C"))", client: consumer, token: token)
                 #expect(response.status == .ok, "\(query): \(response.text)")
                 return try response.json()
             }
@@ -536,15 +503,15 @@ struct RORFHIRTests {
 
     /// The remaining refusals of the consumer API, each in its protocol's form.
     @Test func otherBadRequestsAreProtocolShaped() async throws {
-        let (running, consumer) = try await Self.start()
+        let (running, consumer) = try await RORConsumer.start()
         try await running.whileRunning {
             // Token request not sent as a form: OAuth2 invalid_request.
-            let json = try await running.request(Self.tokenPath, method: .post, client: consumer,
+            let json = try await running.request(RORConsumer.tokenPath, method: .post, client: consumer,
                                                  headers: [.contentType: "application/json"], body: #"{"grant_type":"client_credentials"}"#)
             #expect(json.status == .badRequest)
             #expect(try json.json()["error"] as? String == "invalid_request")
 
-            let token = try await Self.accessToken(running, client: consumer)
+            let token = try await RORConsumer.accessToken(running, client: consumer)
             for (path, status, expression) in [
                 ("/ws-diffusion-fhir/Patient?name=x", HTTPResponse.Status.badRequest, nil as String?),
                 ("/ws-diffusion-fhir?_getpages=abc&_getpagesoffset=-1&_count=10", .badRequest, "_getpagesoffset"),
@@ -556,12 +523,12 @@ struct RORFHIRTests {
                 ("/ws-diffusion-fhir/$export?_typeFilter=HealthcareService", .badRequest, "_typeFilter"),
                 ("/ws-diffusion-fhir/$export-get-file?_jobId=nope&_fileId=x", .notFound, "_jobId"),
             ] {
-                let response = try await Self.get(running, path, client: consumer, token: token)
+                let response = try await RORConsumer.get(running, path, client: consumer, token: token)
                 #expect(response.status == status, "\(path): \(response.text)")
                 #expect(try response.json()["resourceType"] as? String == "OperationOutcome", "\(path)")
                 if let expression { #expect(response.text.contains("\"expression\":[\"\(expression)\"]"), "\(path): \(response.text)") }
             }
-            var headers = Self.rorHeaders
+            var headers = RORConsumer.rorHeaders
             headers[.authorization] = "Bearer \(token)"
             let batch = try await running.request("/ws-diffusion-fhir", method: .post, client: consumer, headers: headers, body: "{}")
             #expect(batch.status == .methodNotAllowed)

@@ -1,6 +1,7 @@
 import Foundation
 import NIOConcurrencyHelpers
 import Testing
+@testable import SandboxTestSupport
 
 @testable import RORFHIR
 

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Testing
+@testable import SandboxTestSupport
 
 @testable import SandboxServer
 
@@ -33,7 +34,7 @@ struct RORWritesTests {
     }
 
     @Test func createConditionalCreateAndUpdate() async throws {
-        let (running, feeder, token) = try await RORCapacityFeedTests.start()
+        let (running, feeder, token) = try await CapacityFeed.start()
         try await running.whileRunning {
             var offer = try Self.seed("HealthcareService", "hs-00001-1")
             offer["id"] = nil
@@ -45,9 +46,9 @@ struct RORWritesTests {
             #expect(created.headers[.location]?.hasSuffix("/HealthcareService/\(id)/_history/1") == true)
             // A consumer finds it at once.
             let consumerFiles = try #require(running.info.clientCertificates["ror-consumer"])
-            let consumer = ClientFiles(folder: consumerFiles.certificate.deletingLastPathComponent(), issued: try AdminAndLifecycleTests.issued(consumerFiles))
-            let consumerToken = try await RORFHIRTests.accessToken(running, client: consumer)
-            let found = try await RORFHIRTests.get(running, "/ws-diffusion-fhir/HealthcareService?identifier=11/NEW0001", client: consumer, token: consumerToken)
+            let consumer = ClientFiles(folder: consumerFiles.certificate.deletingLastPathComponent(), issued: try SharedPKI.issued(consumerFiles))
+            let consumerToken = try await RORConsumer.accessToken(running, client: consumer)
+            let found = try await RORConsumer.get(running, "/ws-diffusion-fhir/HealthcareService?identifier=11/NEW0001", client: consumer, token: consumerToken)
             #expect(try found.json()["total"] as? Int == 1)
 
             // If-None-Exist: the existing one, nothing created; ambiguous → 412.
@@ -91,7 +92,7 @@ struct RORWritesTests {
     }
 
     @Test func invalidWritesAreRefusedAndNothingIsStored() async throws {
-        let (running, feeder, token) = try await RORCapacityFeedTests.start()
+        let (running, feeder, token) = try await CapacityFeed.start()
         try await running.whileRunning {
             var offer = try Self.seed("HealthcareService", "hs-00001-1")
             offer["identifier"] = nil
@@ -106,9 +107,9 @@ struct RORWritesTests {
                     "not a served type")
             // A consumer may not write.
             let consumerFiles = try #require(running.info.clientCertificates["ror-consumer"])
-            let consumer = ClientFiles(folder: consumerFiles.certificate.deletingLastPathComponent(), issued: try AdminAndLifecycleTests.issued(consumerFiles))
-            let consumerToken = try await RORFHIRTests.accessToken(running, client: consumer)
-            var headers = RORFHIRTests.rorHeaders
+            let consumer = ClientFiles(folder: consumerFiles.certificate.deletingLastPathComponent(), issued: try SharedPKI.issued(consumerFiles))
+            let consumerToken = try await RORConsumer.accessToken(running, client: consumer)
+            var headers = RORConsumer.rorHeaders
             headers[.authorization] = "Bearer \(consumerToken)"
             headers[.contentType] = "application/fhir+json"
             let refused = try await running.request("/ws-diffusion-fhir/HealthcareService", method: .post, client: consumer, headers: headers,
@@ -118,7 +119,7 @@ struct RORWritesTests {
     }
 
     @Test func scenarioOneNewPlaceThenAttachItToTheOffer() async throws {
-        let (running, feeder, token) = try await RORCapacityFeedTests.start()
+        let (running, feeder, token) = try await CapacityFeed.start()
         try await running.whileRunning {
             var place = try Self.seed("Location", "loc-00001-1")
             place["id"] = nil
@@ -156,7 +157,7 @@ struct RORWritesTests {
 
     /// RORTask, the anomaly report: create, read back by a consumer search on its focus, patch its business status.
     @Test func anomalyReportTasks() async throws {
-        let (running, feeder, token) = try await RORCapacityFeedTests.start()
+        let (running, feeder, token) = try await CapacityFeed.start()
         try await running.whileRunning {
             let task: [String: Any] = [
                 "resourceType": "Task", "status": "draft", "intent": "proposal",
@@ -177,15 +178,15 @@ struct RORWritesTests {
             let patched = try await Self.send(running, .patch, "Task/\(id)", body: patch, client: feeder, token: token)
             #expect(patched.status == .ok && patched.headers[.eTag] == "W/\"2\"", "\(patched.text)")
             let consumerFiles = try #require(running.info.clientCertificates["ror-consumer"])
-            let consumer = ClientFiles(folder: consumerFiles.certificate.deletingLastPathComponent(), issued: try AdminAndLifecycleTests.issued(consumerFiles))
-            let consumerToken = try await RORFHIRTests.accessToken(running, client: consumer)
-            let found = try await RORFHIRTests.get(running, "/ws-diffusion-fhir/Task?focus=Location/loc-00001-1&business-status=02", client: consumer, token: consumerToken)
+            let consumer = ClientFiles(folder: consumerFiles.certificate.deletingLastPathComponent(), issued: try SharedPKI.issued(consumerFiles))
+            let consumerToken = try await RORConsumer.accessToken(running, client: consumer)
+            let found = try await RORConsumer.get(running, "/ws-diffusion-fhir/Task?focus=Location/loc-00001-1&business-status=02", client: consumer, token: consumerToken)
             #expect(try found.json()["total"] as? Int == 1)
         }
     }
 
     @Test func validateOperation() async throws {
-        let (running, feeder, token) = try await RORCapacityFeedTests.start()
+        let (running, feeder, token) = try await CapacityFeed.start()
         try await running.whileRunning {
             let valid = try await Self.send(running, .post, "Practitioner/$validate", body: Self.seed("Practitioner", "pr-00001-1"), client: feeder, token: token)
             #expect(valid.status == .ok)

@@ -2,6 +2,7 @@ import FHIRCore
 import Foundation
 import RORFHIR
 import Testing
+@testable import SandboxTestSupport
 
 /// The ROR profile rules (`Seeds/terminology/ror-profiles.json`): the seeds and the IG's examples conform; mutated
 /// copies are refused with the element's FHIRPath.

@@ -6,6 +6,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import Testing
+@testable import SandboxTestSupport
 
 @testable import SandboxServer
 
@@ -13,109 +14,41 @@ import Testing
 /// sends them (scenarios 2, 2bis, 3 of the ROR documentation).
 @Suite("ROR capacity feed")
 struct RORCapacityFeedTests {
-    static let capacity = "https://interop.esante.gouv.fr/ig/fhir/ror/StructureDefinition/ror-location-supported-capacity"
-    static let path = "/ws-synchro-dispo-lits-fhir/Location?identifier="
-    /// loc-00001-1 of the seeds, establishment eg-00001 (FINESS 759000001, in the demo feeder's list): beds (01).
-    static let place = "1759000001/LIT000011"
-
-    static func nos(_ tre: String) -> String { "https://mos.esante.gouv.fr/NOS/\(tre)/FHIR/\(tre.replacingOccurrences(of: "_", with: "-"))" }
-
-    static func indicator(status: String, temporality: String = "01", gender: String? = "03", type: String = "01", count: Int,
-                          leaving: String? = nil) -> [String: Any] {
-        var parts: [(String, String, String)] = [
-            ("capacityStatus", nos("TRE_R330-TypeStatutCapacite"), status), ("capacityType", nos("TRE_R329-NatureCapacite"), type),
-            ("temporalityCapacity", nos("TRE_R331-TemporaliteCapacite"), temporality),
-            ("capacitySourceType", nos("TRE_R335-TypeSourceCapacite"), "02"), ("temporaryAssignement", nos("TRE_R337-AffectationTemporaire"), "01"),
-        ]
-        if let gender { parts.append(("genderCapacityAvailable", nos("TRE_R332-GenreCapacite"), gender)) }
-        var extensions: [[String: Any]] = parts.map { ["url": $0.0, "valueCodeableConcept": ["coding": [["system": $0.1, "code": $0.2]]]] }
-        extensions += [["url": "nbCapacity", "valueInteger": count], ["url": "capacityUpdateDate", "valueDateTime": "2026-11-22T10:00:00+01:00"]]
-        return ["url": capacity, "extension": extensions.filter { $0["url"] as? String != leaving }]
-    }
-
-    /// The scenario 2bis/3 selector: the indicator with these qualifiers.
-    static func selector(status: String, temporality: String = "01", gender: String? = "03") -> String {
-        func sub(_ url: String, _ code: String) -> String { "extension.where(url='\(url)' and valueCodeableConcept.coding.code='\(code)')" }
-        var criteria = [sub("capacityStatus", status), sub("temporalityCapacity", temporality), sub("temporaryAssignement", "01")]
-        if let gender { criteria.append(sub("genderCapacityAvailable", gender)) }
-        return "Location.extension.where(url='\(capacity)').where(\(criteria.joined(separator: " and ")))"
-    }
-
-    static func body(_ type: String, path: String, value: [String: Any]? = nil) -> String {
-        var parts: [[String: Any]] = [["name": "type", "valueCode": type], ["name": "path", "valueString": path]]
-        if let value { parts.append(["name": "value", "valueExtension": value]) }
-        let parameters: [String: Any] = ["resourceType": "Parameters", "parameter": [["name": "operation", "part": parts]]]
-        return String(decoding: try! JSONSerialization.data(withJSONObject: parameters), as: UTF8.self)
-    }
-
-    /// A sandbox on the repository seeds, the demo feeder's files and a feeder token.
-    static func start(configure: @escaping (inout SandboxConfiguration) -> Void = { _ in }) async throws -> (RunningSandbox, ClientFiles, String) {
-        let running = try await RunningSandbox.start(seeds: SharedPKI.repositorySeeds, configure: configure)
-        let files = try #require(running.info.clientCertificates["ror-feeder"])
-        let feeder = ClientFiles(folder: files.certificate.deletingLastPathComponent(), issued: try AdminAndLifecycleTests.issued(files))
-        let token = try await RORFHIRTests.token(running, client: feeder, form: "grant_type=client_credentials&client_id=esante-sandbox-feeder")
-        return (running, feeder, try #require(try token.json()["access_token"] as? String))
-    }
-
-    static func patch(_ running: RunningSandbox, _ identifier: String = place, body: String, client: ClientFiles, token: String?,
-                      contentType: String = "application/fhir+json", bytes: [UInt8]? = nil) async throws -> TestClient.Response {
-        var headers: HTTPFields = [.contentType: contentType]
-        if let token { headers[.authorization] = "Bearer \(token)" }
-        let query = identifier.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~/"))) ?? identifier
-        return try await running.request(path + query, method: .patch, client: client, headers: headers, body: body, bytes: bytes)
-    }
-
-    /// Available beds (status 02, current, undifferentiated) of loc-00001-1 as a consumer reads them.
-    static func available(_ running: RunningSandbox, status: String = "02", temporality: String = "01", gender: String? = "03") async throws -> [Int] {
-        let (consumerRunning, consumer) = (running, try #require(running.info.clientCertificates["ror-consumer"]))
-        let files = ClientFiles(folder: consumer.certificate.deletingLastPathComponent(), issued: try AdminAndLifecycleTests.issued(consumer))
-        let token = try await RORFHIRTests.accessToken(consumerRunning, client: files)
-        let location = try await RORFHIRTests.get(running, "/ws-diffusion-fhir/Location/loc-00001-1", client: files, token: token).json()
-        return (location["extension"] as? [[String: Any]] ?? []).filter { $0["url"] as? String == capacity }.compactMap { indicator in
-            let parts = indicator["extension"] as? [[String: Any]] ?? []
-            func code(_ url: String) -> String? {
-                ((parts.first { $0["url"] as? String == url }?["valueCodeableConcept"] as? [String: Any])?["coding"] as? [[String: Any]])?.first?["code"] as? String
-            }
-            guard code("capacityStatus") == status, code("temporalityCapacity") == temporality, code("genderCapacityAvailable") == gender else { return nil }
-            return parts.first { $0["url"] as? String == "nbCapacity" }?["valueInteger"] as? Int
-        }
-    }
-
     @Test func replaceThenAddThenDeleteAsTheRORClientAlgorithm() async throws {
-        let (running, feeder, token) = try await Self.start()
+        let (running, feeder, token) = try await CapacityFeed.start()
         try await running.whileRunning {
             // Scenario 2bis: replace the current undifferentiated availability.
-            let replaced = try await Self.patch(running, body: Self.body("replace", path: Self.selector(status: "02"), value: Self.indicator(status: "02", count: 7)),
+            let replaced = try await CapacityFeed.patch(running, body: CapacityFeed.body("replace", path: CapacityFeed.selector(status: "02"), value: CapacityFeed.indicator(status: "02", count: 7)),
                                                 client: feeder, token: token)
             #expect(replaced.status == .ok, "\(replaced.text)")
             #expect(replaced.headers[.eTag] == "W/\"2\"")
             #expect(replaced.headers[.lastModified] != nil)
             #expect(replaced.headers[HTTPField.Name("X-Sandbox-Previous-Version")!] == "1")
-            #expect(try await Self.available(running) == [7], "a consumer sees the new availability at once")
+            #expect(try await CapacityFeed.available(running) == [7], "a consumer sees the new availability at once")
 
             // The client algorithm: replace an indicator the Location does not have → 404 on the indicators → add.
-            let selector48 = Self.selector(status: "02", temporality: "04")
-            let missing = try await Self.patch(running, body: Self.body("replace", path: selector48, value: Self.indicator(status: "02", temporality: "04", count: 3)),
+            let selector48 = CapacityFeed.selector(status: "02", temporality: "04")
+            let missing = try await CapacityFeed.patch(running, body: CapacityFeed.body("replace", path: selector48, value: CapacityFeed.indicator(status: "02", temporality: "04", count: 3)),
                                                client: feeder, token: token)
             #expect(missing.status == .notFound)
             let outcome = try missing.json()["issue"] as? [[String: Any]]
             #expect(outcome?.first?["code"] as? String == "not-found")
-            #expect(outcome?.first?["expression"] as? [String] == ["Location.extension.where(url='\(Self.capacity)')"])
+            #expect(outcome?.first?["expression"] as? [String] == ["Location.extension.where(url='\(CapacityFeed.capacity)')"])
             #expect((outcome?.first?["diagnostics"] as? String)?.contains("Aucun indicateur présent en base ne correspond") == true)
-            let added = try await Self.patch(running, body: Self.body("add", path: "Location.extension.where(url='\(Self.capacity)')",
-                                                                      value: Self.indicator(status: "02", temporality: "04", count: 3)),
+            let added = try await CapacityFeed.patch(running, body: CapacityFeed.body("add", path: "Location.extension.where(url='\(CapacityFeed.capacity)')",
+                                                                      value: CapacityFeed.indicator(status: "02", temporality: "04", count: 3)),
                                              client: feeder, token: token)
             #expect(added.status == .ok, "\(added.text)")
-            #expect(try await Self.available(running, temporality: "04") == [3])
-            #expect(try await Self.patch(running, body: Self.body("replace", path: selector48, value: Self.indicator(status: "02", temporality: "04", count: 5)),
+            #expect(try await CapacityFeed.available(running, temporality: "04") == [3])
+            #expect(try await CapacityFeed.patch(running, body: CapacityFeed.body("replace", path: selector48, value: CapacityFeed.indicator(status: "02", temporality: "04", count: 5)),
                                          client: feeder, token: token).status == .ok)
-            #expect(try await Self.available(running, temporality: "04") == [5])
+            #expect(try await CapacityFeed.available(running, temporality: "04") == [5])
 
             // Scenario 3: delete; a second delete finds nothing.
-            let deleted = try await Self.patch(running, body: Self.body("delete", path: selector48), client: feeder, token: token)
+            let deleted = try await CapacityFeed.patch(running, body: CapacityFeed.body("delete", path: selector48), client: feeder, token: token)
             #expect(deleted.status == .ok && deleted.headers[.eTag] == "W/\"5\"")
-            #expect(try await Self.available(running, temporality: "04").isEmpty)
-            #expect(try await Self.patch(running, body: Self.body("delete", path: selector48), client: feeder, token: token).status == .notFound)
+            #expect(try await CapacityFeed.available(running, temporality: "04").isEmpty)
+            #expect(try await CapacityFeed.patch(running, body: CapacityFeed.body("delete", path: selector48), client: feeder, token: token).status == .notFound)
 
             // Every accepted PATCH kept the version it replaced.
             let versions = try await running.sandbox.store.writer.read { db in
@@ -160,7 +93,7 @@ struct RORCapacityFeedTests {
 
     struct RefusalCase: Sendable, CustomStringConvertible {
         var label: String
-        var identifier: String = RORCapacityFeedTests.place
+        var identifier: String = CapacityFeed.place
         var body: String
         var status: HTTPResponse.Status
         var code: String
@@ -170,60 +103,60 @@ struct RORCapacityFeedTests {
     }
 
     static let refusals: [RefusalCase] = [
-        RefusalCase(label: "unknown Location", identifier: "1759000001/NOPE", body: body("replace", path: selector(status: "02"), value: indicator(status: "02", count: 1)),
+        RefusalCase(label: "unknown Location", identifier: "1759000001/NOPE", body: CapacityFeed.body("replace", path: CapacityFeed.selector(status: "02"), value: CapacityFeed.indicator(status: "02", count: 1)),
                     status: .notFound, code: "not-found",
                     message: "La Location avec l'identifiant externe de synchro OU l'identifiant unique de saisie : '1759000001/NOPE' n'a pas été trouvée.", expression: "Location"),
-        RefusalCase(label: "invalid indicator", body: body("add", path: "Location.extension.where(url='\(capacity)')", value: indicator(status: "07", gender: nil, count: 1)),
+        RefusalCase(label: "invalid indicator", body: CapacityFeed.body("add", path: "Location.extension.where(url='\(CapacityFeed.capacity)')", value: CapacityFeed.indicator(status: "07", gender: nil, count: 1)),
                     status: .badRequest, code: "business-rule",
                     message: "Les valeurs du nouvel objet ne correspondent pas à un indicateur valide : capacityStatus: 07 / temporalityCapacity: 01 / genderCapacityAvailable: null / capacityClosingType: null / additionalBedType: null / crisisType: null / temporaryAssignement: 01"),
-        RefusalCase(label: "places on a beds Location", body: body("replace", path: selector(status: "02"), value: indicator(status: "02", type: "02", count: 1)),
+        RefusalCase(label: "places on a beds Location", body: CapacityFeed.body("replace", path: CapacityFeed.selector(status: "02"), value: CapacityFeed.indicator(status: "02", type: "02", count: 1)),
                     status: .badRequest, code: "business-rule", message: "L'attribut 'natureCapacite' a un code différent de celui attendu"),
-        RefusalCase(label: "indicator without nbCapacity", body: body("replace", path: selector(status: "02"), value: indicator(status: "02", count: 1, leaving: "nbCapacity")),
+        RefusalCase(label: "indicator without nbCapacity", body: CapacityFeed.body("replace", path: CapacityFeed.selector(status: "02"), value: CapacityFeed.indicator(status: "02", count: 1, leaving: "nbCapacity")),
                     status: .badRequest, code: "business-rule", message: "'nbCapacity' est obligatoire"),
-        RefusalCase(label: "an indicator twice", body: body("add", path: "Location.extension.where(url='\(capacity)')", value: indicator(status: "02", count: 1)),
+        RefusalCase(label: "an indicator twice", body: CapacityFeed.body("add", path: "Location.extension.where(url='\(CapacityFeed.capacity)')", value: CapacityFeed.indicator(status: "02", count: 1)),
                     status: .badRequest, code: "business-rule", message: "L'indicateur 02/01/03/null/null/null/01 serait présent deux fois : utiliser replace"),
-        RefusalCase(label: "path outside the indicators", body: body("replace", path: "Location.name", value: ["url": "x"]),
+        RefusalCase(label: "path outside the indicators", body: CapacityFeed.body("replace", path: "Location.name", value: ["url": "x"]),
                     status: .badRequest, code: "invalid", message: "only changes capacity indicators", expression: "Location.name"),
-        RefusalCase(label: "unsupported FHIRPath", body: body("delete", path: "Location.extension.where(url='\(capacity)').last()"),
+        RefusalCase(label: "unsupported FHIRPath", body: CapacityFeed.body("delete", path: "Location.extension.where(url='\(CapacityFeed.capacity)').last()"),
                     status: .badRequest, code: "not-supported", message: "function 'last()' is not supported"),
-        RefusalCase(label: "several indicators for a replace", body: body("replace", path: "Location.extension.where(url='\(capacity)')", value: indicator(status: "02", count: 1)),
+        RefusalCase(label: "several indicators for a replace", body: CapacityFeed.body("replace", path: "Location.extension.where(url='\(CapacityFeed.capacity)')", value: CapacityFeed.indicator(status: "02", count: 1)),
                     status: .badRequest, code: "business-rule", message: "un seul indicateur"),
-        RefusalCase(label: "insert", body: body("insert", path: selector(status: "02")), status: .badRequest, code: "not-supported", message: "'insert' is not supported"),
+        RefusalCase(label: "insert", body: CapacityFeed.body("insert", path: CapacityFeed.selector(status: "02")), status: .badRequest, code: "not-supported", message: "'insert' is not supported"),
         RefusalCase(label: "not Parameters", body: #"{"resourceType":"Location"}"#, status: .badRequest, code: "invalid", message: "Parameters resource"),
         RefusalCase(label: "malformed JSON", body: #"{"resourceType": "Parameters", "#, status: .badRequest, code: "structure", message: "not a JSON object"),
         RefusalCase(label: "duplicate member", body: #"{"resourceType": "Parameters", "parameter": [], "parameter": []}"#, status: .badRequest, code: "structure",
                     message: "'parameter' appears twice"),
         RefusalCase(label: "deep JSON", body: String(repeating: "[", count: 100) + String(repeating: "]", count: 100), status: .badRequest, code: "structure", message: "deeper than 64"),
-        RefusalCase(label: "nbCapacity as text (profile)", body: body("replace", path: selector(status: "02"), value: {
-            var value = indicator(status: "02", count: 1)
+        RefusalCase(label: "nbCapacity as text (profile)", body: CapacityFeed.body("replace", path: CapacityFeed.selector(status: "02"), value: {
+            var value = CapacityFeed.indicator(status: "02", count: 1)
             value["extension"] = (value["extension"] as! [[String: Any]]).map { $0["url"] as? String == "nbCapacity" ? ["url": "nbCapacity", "valueInteger": "douze"] : $0 }
             return value
         }()), status: .unprocessableContent, code: "value", message: "is not a valid integer",
-                    expression: "Location.extension.where(url='\(capacity)').extension.where(url='nbCapacity').valueInteger"),
-        RefusalCase(label: "not an extension value", body: body("replace", path: selector(status: "02"), value: ["url": "https://example.org/x"]),
+                    expression: "Location.extension.where(url='\(CapacityFeed.capacity)').extension.where(url='nbCapacity').valueInteger"),
+        RefusalCase(label: "not an extension value", body: CapacityFeed.body("replace", path: CapacityFeed.selector(status: "02"), value: ["url": "https://example.org/x"]),
                     status: .badRequest, code: "invalid", message: "valueExtension"),
         // Delete then add again: the added (last) indicator is checked against the profile.
         RefusalCase(label: "bad date on an added indicator (profile)", body: {
-            var value = indicator(status: "02", count: 1)
+            var value = CapacityFeed.indicator(status: "02", count: 1)
             value["extension"] = (value["extension"] as! [[String: Any]]).map {
                 $0["url"] as? String == "capacityUpdateDate" ? ["url": "capacityUpdateDate", "valueDateTime": "22/11/2026"] : $0
             }
             let operations: [[String: Any]] = [
-                ["name": "operation", "part": [["name": "type", "valueCode": "delete"], ["name": "path", "valueString": selector(status: "02")]]],
-                ["name": "operation", "part": [["name": "type", "valueCode": "add"], ["name": "path", "valueString": "Location.extension.where(url='\(capacity)')"],
+                ["name": "operation", "part": [["name": "type", "valueCode": "delete"], ["name": "path", "valueString": CapacityFeed.selector(status: "02")]]],
+                ["name": "operation", "part": [["name": "type", "valueCode": "add"], ["name": "path", "valueString": "Location.extension.where(url='\(CapacityFeed.capacity)')"],
                                                ["name": "value", "valueExtension": value]]],
             ]
             return String(decoding: try! JSONSerialization.data(withJSONObject: ["resourceType": "Parameters", "parameter": operations]), as: UTF8.self)
         }(), status: .unprocessableContent, code: "value", message: "is not a valid dateTime",
-                    expression: "Location.extension.where(url='\(capacity)').extension.where(url='capacityUpdateDate').valueDateTime"),
+                    expression: "Location.extension.where(url='\(CapacityFeed.capacity)').extension.where(url='capacityUpdateDate').valueDateTime"),
     ]
 
     @Test(arguments: refusals)
     func refusalsNameTheProblemAndChangeNothing(_ test: RefusalCase) async throws {
-        let (running, feeder, token) = try await Self.start()
+        let (running, feeder, token) = try await CapacityFeed.start()
         try await running.whileRunning {
             let before = try await running.sandbox.ror.repository.read(type: "Location", id: "loc-00001-1")
-            let response = try await Self.patch(running, test.identifier, body: test.body, client: feeder, token: token)
+            let response = try await CapacityFeed.patch(running, test.identifier, body: test.body, client: feeder, token: token)
             #expect(response.status == test.status, "\(response.text)")
             let issue = try #require((try response.json()["issue"] as? [[String: Any]])?.first)
             #expect(issue["code"] as? String == test.code)
@@ -231,19 +164,19 @@ struct RORCapacityFeedTests {
             if let expression = test.expression { #expect(issue["expression"] as? [String] == [expression]) }
             #expect(try await running.sandbox.ror.repository.read(type: "Location", id: "loc-00001-1") == before, "nothing stored")
             // Still serving.
-            #expect(try await Self.patch(running, body: Self.body("replace", path: Self.selector(status: "02"), value: Self.indicator(status: "02", count: 2)),
+            #expect(try await CapacityFeed.patch(running, body: CapacityFeed.body("replace", path: CapacityFeed.selector(status: "02"), value: CapacityFeed.indicator(status: "02", count: 2)),
                                          client: feeder, token: token).status == .ok)
         }
     }
 
     /// Concurrent feeds of one Location: each is applied on the version the previous one wrote (none lost).
     @Test func concurrentFeedsOfOneLocationAreAllApplied() async throws {
-        let (running, feeder, token) = try await Self.start()
+        let (running, feeder, token) = try await CapacityFeed.start()
         try await running.whileRunning {
             let statuses = try await withThrowingTaskGroup(of: (HTTPResponse.Status, String?).self) { group in
                 for count in 1...8 {
                     group.addTask {
-                        let response = try await Self.patch(running, body: Self.body("replace", path: Self.selector(status: "02"), value: Self.indicator(status: "02", count: count)),
+                        let response = try await CapacityFeed.patch(running, body: CapacityFeed.body("replace", path: CapacityFeed.selector(status: "02"), value: CapacityFeed.indicator(status: "02", count: count)),
                                                             client: feeder, token: token)
                         return (response.status, response.headers[.eTag])
                     }
@@ -261,7 +194,7 @@ struct RORCapacityFeedTests {
     }
 
     @Test func severalLocationsForOneIdentifierAnswer412() async throws {
-        let (running, feeder, token) = try await Self.start()
+        let (running, feeder, token) = try await CapacityFeed.start()
         try await running.whileRunning {
             let repository = running.sandbox.ror.repository
             let stored = try #require(try await repository.read(type: "Location", id: "loc-00001-1"))
@@ -270,7 +203,7 @@ struct RORCapacityFeedTests {
                 copy["id"] = "loc-copy"
                 _ = try repository.save(copy, in: db)
             }
-            let response = try await Self.patch(running, body: Self.body("delete", path: Self.selector(status: "02")), client: feeder, token: token)
+            let response = try await CapacityFeed.patch(running, body: CapacityFeed.body("delete", path: CapacityFeed.selector(status: "02")), client: feeder, token: token)
             #expect(response.status == .preconditionFailed)
             let issue = try #require((try response.json()["issue"] as? [[String: Any]])?.first)
             #expect(issue["code"] as? String == "multiple-matches")
@@ -279,56 +212,56 @@ struct RORCapacityFeedTests {
     }
 
     @Test func accessRulesOfTheFeed() async throws {
-        let (running, feeder, token) = try await Self.start()
+        let (running, feeder, token) = try await CapacityFeed.start()
         try await running.whileRunning {
-            let update = Self.body("replace", path: Self.selector(status: "02"), value: Self.indicator(status: "02", count: 1))
-            #expect(try await Self.patch(running, body: update, client: feeder, token: nil).status == .unauthorized)
+            let update = CapacityFeed.body("replace", path: CapacityFeed.selector(status: "02"), value: CapacityFeed.indicator(status: "02", count: 1))
+            #expect(try await CapacityFeed.patch(running, body: update, client: feeder, token: nil).status == .unauthorized)
             // An establishment outside the feeder's list (loc-00002-1 belongs to eg-00002, FINESS 699000003).
-            let other = try await Self.patch(running, "1699000003/LIT000021", body: update, client: feeder, token: token)
+            let other = try await CapacityFeed.patch(running, "1699000003/LIT000021", body: update, client: feeder, token: token)
             #expect(other.status == .forbidden)
             #expect(other.text.contains("699000003"))
             // A consumer's token: whitelisted to consume, not to feed.
             let consumerFiles = try #require(running.info.clientCertificates["ror-consumer"])
-            let consumer = ClientFiles(folder: consumerFiles.certificate.deletingLastPathComponent(), issued: try AdminAndLifecycleTests.issued(consumerFiles))
-            let consumerToken = try await RORFHIRTests.accessToken(running, client: consumer)
-            let refused = try await Self.patch(running, body: update, client: consumer, token: consumerToken)
+            let consumer = ClientFiles(folder: consumerFiles.certificate.deletingLastPathComponent(), issued: try SharedPKI.issued(consumerFiles))
+            let consumerToken = try await RORConsumer.accessToken(running, client: consumer)
+            let refused = try await CapacityFeed.patch(running, body: update, client: consumer, token: consumerToken)
             #expect(refused.status == .forbidden && refused.text.contains("role feed"))
             // Refused before its body is read: a broken body does not change the answer.
-            let refusedFirst = try await Self.patch(running, body: "{\"resourceType\": ", client: consumer, token: consumerToken)
+            let refusedFirst = try await CapacityFeed.patch(running, body: "{\"resourceType\": ", client: consumer, token: consumerToken)
             #expect(refusedFirst.status == .forbidden && refusedFirst.text.contains("role feed"), "\(refusedFirst.text)")
             // A proprietary solution: one certificate per establishment, FINESS in the OU (1<FINESS>), no list.
             let dn = "CN=LOGICIEL LITS,OU=1699000003,O=CLINIQUE SANDBOX,C=FR"
             let own = try SharedPKI.client(dn)
             let body = #"{"service": "ror-fhir", "subjectDN": "\#(dn)", "role": "feed", "clientId": "own-feeder", "accessProfile": 1}"#
             #expect(try await running.admin("/admin/whitelist", method: .post, body: body).status == .created)
-            let ownToken = try #require(try await RORFHIRTests.token(running, client: own, form: "grant_type=client_credentials&client_id=own-feeder").json()["access_token"] as? String)
-            let mine = try await Self.patch(running, "1699000003/LIT000021", body: update, client: own, token: ownToken)
+            let ownToken = try #require(try await RORConsumer.token(running, client: own, form: "grant_type=client_credentials&client_id=own-feeder").json()["access_token"] as? String)
+            let mine = try await CapacityFeed.patch(running, "1699000003/LIT000021", body: update, client: own, token: ownToken)
             #expect(mine.status == .ok, "\(mine.text)")
-            #expect(try await Self.patch(running, body: update, client: own, token: ownToken).status == .forbidden)
+            #expect(try await CapacityFeed.patch(running, body: update, client: own, token: ownToken).status == .forbidden)
         }
     }
 
     @Test func transportRefusals() async throws {
-        let (running, feeder, token) = try await Self.start(configure: { $0.maxBody = 4096 })
+        let (running, feeder, token) = try await CapacityFeed.start(configure: { $0.maxBody = 4096 })
         try await running.whileRunning {
-            let update = Self.body("replace", path: Self.selector(status: "02"), value: Self.indicator(status: "02", count: 1))
+            let update = CapacityFeed.body("replace", path: CapacityFeed.selector(status: "02"), value: CapacityFeed.indicator(status: "02", count: 1))
             // The media type before its parameters, case and spaces aside; token verified and Location cached from here,
             // so the refusals below are checked where an accepted PATCH is answered at once too.
-            let accepted = try await Self.patch(running, body: Self.body("replace", path: Self.selector(status: "02"), value: Self.indicator(status: "02", count: 3)),
+            let accepted = try await CapacityFeed.patch(running, body: CapacityFeed.body("replace", path: CapacityFeed.selector(status: "02"), value: CapacityFeed.indicator(status: "02", count: 3)),
                                                 client: feeder, token: token, contentType: " Application/FHIR+JSON ; charset=UTF-8")
             #expect(accepted.status == .ok, "\(accepted.text)")
-            let media = try await Self.patch(running, body: update, client: feeder, token: token, contentType: "application/json-patch+json")
+            let media = try await CapacityFeed.patch(running, body: update, client: feeder, token: token, contentType: "application/json-patch+json")
             #expect(media.status == .unsupportedMediaType)
             #expect((try media.json()["issue"] as? [[String: Any]])?.first?["code"] as? String == "not-supported")
-            let large = try await Self.patch(running, body: String(repeating: " ", count: 5000) + update, client: feeder, token: token)
+            let large = try await CapacityFeed.patch(running, body: String(repeating: " ", count: 5000) + update, client: feeder, token: token)
             #expect(large.status == .contentTooLarge)
-            let utf8 = try await Self.patch(running, body: "", client: feeder, token: token, bytes: [0x7B, 0xFF, 0xFE, 0x7D])
+            let utf8 = try await CapacityFeed.patch(running, body: "", client: feeder, token: token, bytes: [0x7B, 0xFF, 0xFE, 0x7D])
             #expect(utf8.status == .badRequest && utf8.text.contains("UTF-8"))
             let noIdentifier = try await running.request("/ws-synchro-dispo-lits-fhir/Location", method: .patch, client: feeder,
                                                          headers: [.contentType: "application/fhir+json", .authorization: "Bearer \(token)"], body: update)
             #expect(noIdentifier.status == .badRequest)
             #expect((try noIdentifier.json()["issue"] as? [[String: Any]])?.first?["expression"] as? [String] == ["identifier"])
-            #expect(try await Self.available(running) == [3], "nothing stored")
+            #expect(try await CapacityFeed.available(running) == [3], "nothing stored")
         }
     }
 }

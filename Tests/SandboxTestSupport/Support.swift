@@ -10,6 +10,7 @@ import NIOSSL
 import SandboxServer
 import Testing
 import TestPKI
+import X509
 
 /// A test PKI minted once per test process (P-256: fast), shared by every test; tests mint their own clients in it.
 enum SharedPKI {
@@ -32,6 +33,13 @@ enum SharedPKI {
         let folder = directory.appendingPathComponent("clients/\(UUID().uuidString)")
         try pki.write(issued, to: folder)
         return ClientFiles(folder: folder, issued: issued)
+    }
+
+    /// The files of a demo client as an issued certificate.
+    static func issued(_ files: DemoClientFiles) throws -> IssuedCertificate {
+        let certificate = try PEMFile.certificates(at: files.certificate)[0]
+        let key = try Certificate.PrivateKey(pemEncoded: String(contentsOf: files.key, encoding: .utf8))
+        return IssuedCertificate(certificate: certificate, privateKey: key)
     }
 
     static func emptySeeds() throws -> URL {
@@ -255,5 +263,171 @@ extension TestClient.Response {
 
     func json() throws -> [String: Any] {
         try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] ?? [:]
+    }
+}
+
+
+/// Runs shell commands and the built `esante-sandbox` executable.
+enum Shell {
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// The executable next to the test bundle (`swift build` puts both in the same folder).
+    static let executable: URL = {
+        var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: folder.appendingPathComponent("esante-sandbox").path), folder.path != "/" {
+            folder.deleteLastPathComponent()
+        }
+        return folder.appendingPathComponent("esante-sandbox")
+    }()
+
+    static func run(_ command: String) async throws -> Output {
+        try await run(URL(fileURLWithPath: "/bin/sh"), ["-c", command])
+    }
+
+    static func sandbox(_ arguments: [String]) async throws -> Output {
+        try await run(executable, arguments)
+    }
+
+    /// Runs a child process to its end on a thread of its own. Waiting on a thread of Swift's cooperative pool
+    /// (2 threads on 2 cores) starved the sandboxes other tests run in this process: a `demo` child then timed out
+    /// against one of them (CI, 2026-11-22).
+    static func run(_ executable: URL, _ arguments: [String]) async throws -> Output {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Both pipes drained at once: a child filling one while we block on the other would hang both.
+        async let stderr = offPool { err.fileHandleForReading.readDataToEndOfFile() }
+        let stdout = try await offPool { out.fileHandleForReading.readDataToEndOfFile() }
+        try await waitForExit(process)
+        return Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                      stderr: String(decoding: try await stderr, as: UTF8.self))
+    }
+
+    /// Waits for a child started elsewhere to end, without holding a cooperative thread.
+    static func waitForExit(_ process: Process) async throws {
+        try await offPool { process.waitUntilExit() }
+    }
+
+    static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try work() }) }.start()
+        }
+    }
+}
+
+/// A ROR FHIR consumer's calls: a sandbox on the repository seeds, the token, the Ror-* headers.
+enum RORConsumer {
+    static let consumerDN = "CN=CLIENT_TEST_RORN,OU=33333333333,O=GIP - TEST3012,ST=Paris (75),C=FR"
+    static let rorHeaders: HTTPFields = [
+        HTTPField.Name("Ror-Profil-Utilisateur-Code")!: "CU22",
+        HTTPField.Name("Ror-Profil-Utilisateur-System")!: "1.2.250.1.213.1.6.1.66",
+        HTTPField.Name("Ror-Role-Metier-Code")!: "AUTOMATE",
+        HTTPField.Name("Ror-Role-Metier-System")!: "1.2.250.1.213.1.1.4.6",
+    ]
+    static let tokenPath = "/auth/realms/ror/protocol/openid-connect/token"
+
+    /// A sandbox with the repository seeds and the demo consumer's files.
+    static func start() async throws -> (RunningSandbox, ClientFiles) {
+        let running = try await RunningSandbox.start(seeds: SharedPKI.repositorySeeds)
+        let files = try #require(running.info.clientCertificates["ror-consumer"])
+        return (running, ClientFiles(folder: files.certificate.deletingLastPathComponent(), issued: try SharedPKI.issued(files)))
+    }
+
+    static func token(_ running: RunningSandbox, client: ClientFiles?, form: String) async throws -> TestClient.Response {
+        try await running.request(tokenPath, method: .post, client: client,
+                                  headers: [.contentType: "application/x-www-form-urlencoded"], body: form)
+    }
+
+    static func accessToken(_ running: RunningSandbox, client: ClientFiles) async throws -> String {
+        let response = try await token(running, client: client, form: "grant_type=client_credentials&client_id=esante-sandbox-consumer")
+        #expect(response.status == .ok, "\(response.text)")
+        return try #require(try response.json()["access_token"] as? String)
+    }
+
+    /// A consumer call with token and headers.
+    static func get(_ running: RunningSandbox, _ path: String, client: ClientFiles, token: String) async throws -> TestClient.Response {
+        var headers = rorHeaders
+        headers[.authorization] = "Bearer \(token)"
+        return try await running.request(path, client: client, headers: headers)
+    }
+}
+
+/// A ROR capacity feeder's calls: FHIRPath Patch bodies as bed-management software sends them.
+enum CapacityFeed {
+    static let capacity = "https://interop.esante.gouv.fr/ig/fhir/ror/StructureDefinition/ror-location-supported-capacity"
+    static let path = "/ws-synchro-dispo-lits-fhir/Location?identifier="
+    /// loc-00001-1 of the seeds, establishment eg-00001 (FINESS 759000001, in the demo feeder's list): beds (01).
+    static let place = "1759000001/LIT000011"
+
+    static func nos(_ tre: String) -> String { "https://mos.esante.gouv.fr/NOS/\(tre)/FHIR/\(tre.replacingOccurrences(of: "_", with: "-"))" }
+
+    static func indicator(status: String, temporality: String = "01", gender: String? = "03", type: String = "01", count: Int,
+                          leaving: String? = nil) -> [String: Any] {
+        var parts: [(String, String, String)] = [
+            ("capacityStatus", nos("TRE_R330-TypeStatutCapacite"), status), ("capacityType", nos("TRE_R329-NatureCapacite"), type),
+            ("temporalityCapacity", nos("TRE_R331-TemporaliteCapacite"), temporality),
+            ("capacitySourceType", nos("TRE_R335-TypeSourceCapacite"), "02"), ("temporaryAssignement", nos("TRE_R337-AffectationTemporaire"), "01"),
+        ]
+        if let gender { parts.append(("genderCapacityAvailable", nos("TRE_R332-GenreCapacite"), gender)) }
+        var extensions: [[String: Any]] = parts.map { ["url": $0.0, "valueCodeableConcept": ["coding": [["system": $0.1, "code": $0.2]]]] }
+        extensions += [["url": "nbCapacity", "valueInteger": count], ["url": "capacityUpdateDate", "valueDateTime": "2026-11-22T10:00:00+01:00"]]
+        return ["url": capacity, "extension": extensions.filter { $0["url"] as? String != leaving }]
+    }
+
+    /// The scenario 2bis/3 selector: the indicator with these qualifiers.
+    static func selector(status: String, temporality: String = "01", gender: String? = "03") -> String {
+        func sub(_ url: String, _ code: String) -> String { "extension.where(url='\(url)' and valueCodeableConcept.coding.code='\(code)')" }
+        var criteria = [sub("capacityStatus", status), sub("temporalityCapacity", temporality), sub("temporaryAssignement", "01")]
+        if let gender { criteria.append(sub("genderCapacityAvailable", gender)) }
+        return "Location.extension.where(url='\(capacity)').where(\(criteria.joined(separator: " and ")))"
+    }
+
+    static func body(_ type: String, path: String, value: [String: Any]? = nil) -> String {
+        var parts: [[String: Any]] = [["name": "type", "valueCode": type], ["name": "path", "valueString": path]]
+        if let value { parts.append(["name": "value", "valueExtension": value]) }
+        let parameters: [String: Any] = ["resourceType": "Parameters", "parameter": [["name": "operation", "part": parts]]]
+        return String(decoding: try! JSONSerialization.data(withJSONObject: parameters), as: UTF8.self)
+    }
+
+    /// A sandbox on the repository seeds, the demo feeder's files and a feeder token.
+    static func start(configure: @escaping (inout SandboxConfiguration) -> Void = { _ in }) async throws -> (RunningSandbox, ClientFiles, String) {
+        let running = try await RunningSandbox.start(seeds: SharedPKI.repositorySeeds, configure: configure)
+        let files = try #require(running.info.clientCertificates["ror-feeder"])
+        let feeder = ClientFiles(folder: files.certificate.deletingLastPathComponent(), issued: try SharedPKI.issued(files))
+        let token = try await RORConsumer.token(running, client: feeder, form: "grant_type=client_credentials&client_id=esante-sandbox-feeder")
+        return (running, feeder, try #require(try token.json()["access_token"] as? String))
+    }
+
+    static func patch(_ running: RunningSandbox, _ identifier: String = place, body: String, client: ClientFiles, token: String?,
+                      contentType: String = "application/fhir+json", bytes: [UInt8]? = nil) async throws -> TestClient.Response {
+        var headers: HTTPFields = [.contentType: contentType]
+        if let token { headers[.authorization] = "Bearer \(token)" }
+        let query = identifier.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~/"))) ?? identifier
+        return try await running.request(path + query, method: .patch, client: client, headers: headers, body: body, bytes: bytes)
+    }
+
+    /// Available beds (status 02, current, undifferentiated) of loc-00001-1 as a consumer reads them.
+    static func available(_ running: RunningSandbox, status: String = "02", temporality: String = "01", gender: String? = "03") async throws -> [Int] {
+        let (consumerRunning, consumer) = (running, try #require(running.info.clientCertificates["ror-consumer"]))
+        let files = ClientFiles(folder: consumer.certificate.deletingLastPathComponent(), issued: try SharedPKI.issued(consumer))
+        let token = try await RORConsumer.accessToken(consumerRunning, client: files)
+        let location = try await RORConsumer.get(running, "/ws-diffusion-fhir/Location/loc-00001-1", client: files, token: token).json()
+        return (location["extension"] as? [[String: Any]] ?? []).filter { $0["url"] as? String == capacity }.compactMap { indicator in
+            let parts = indicator["extension"] as? [[String: Any]] ?? []
+            func code(_ url: String) -> String? {
+                ((parts.first { $0["url"] as? String == url }?["valueCodeableConcept"] as? [String: Any])?["coding"] as? [[String: Any]])?.first?["code"] as? String
+            }
+            guard code("capacityStatus") == status, code("temporalityCapacity") == temporality, code("genderCapacityAvailable") == gender else { return nil }
+            return parts.first { $0["url"] as? String == "nbCapacity" }?["valueInteger"] as? Int
+        }
     }
 }

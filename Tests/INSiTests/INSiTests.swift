@@ -6,6 +6,7 @@ import INSi
 import NIOCore
 import SOAPCore
 import Testing
+@testable import SandboxTestSupport
 
 @testable import SandboxServer
 
@@ -367,13 +368,6 @@ struct INSiTests {
             // Still serving.
             #expect(try await Self.send(running, INSiCall(), client: client).code == "00")
         }
-    }
-
-    @Test func parserHonoursDeclaredEncodings() throws {
-        let text = "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><r>T\u{E9}l\u{E9}service</r>"
-        let root = try HardenedXMLParser().parse(try #require(text.data(using: .isoLatin1)))
-        #expect(root.text == "Téléservice")
-        #expect(throws: XMLRejection.documentTypeDeclaration) { try HardenedXMLParser().parse(Data("<!DOCTYPE r><r/>".utf8)) }
     }
 
     static let cnamResultSchema = Reference.file("insi/wsdl/xsd/ServiceIdentiteCertifiee/INSi_RESULTAT_INS.xsd")

@@ -7,6 +7,7 @@ import HummingbirdTesting
 import RORCSD
 import SOAPCore
 import Testing
+@testable import SandboxTestSupport
 import X509
 
 @testable import SandboxServer

@@ -1,0 +1,43 @@
+import Foundation
+import SOAPCore
+import Testing
+
+@Suite("Hardened XML parser (SOAP 1.2: no DTD, bounded)")
+struct HardenedXMLParserTests {
+    @Test func parserHonoursDeclaredEncodings() throws {
+        let text = "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><r>T\u{E9}l\u{E9}service</r>"
+        let root = try HardenedXMLParser().parse(try #require(text.data(using: .isoLatin1)))
+        #expect(root.text == "Téléservice")
+    }
+
+    @Test(arguments: [
+        "<!DOCTYPE r><r/>",
+        "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><r>&x;</r>",
+        "<r><!ENTITY a \"b\"></r>",
+    ])
+    func documentTypeDeclarationsAreRefusedBeforeParsing(_ text: String) {
+        #expect(throws: XMLRejection.documentTypeDeclaration) { try HardenedXMLParser().parse(Data(text.utf8)) }
+    }
+
+    @Test func boundsAreEnforced() {
+        let deep = String(repeating: "<a>", count: 10) + String(repeating: "</a>", count: 10)
+        #expect(throws: XMLRejection.tooDeep(limit: 5)) { try HardenedXMLParser(maximumDepth: 5).parse(Data(deep.utf8)) }
+        let many = "<r>" + String(repeating: "<a/>", count: 20) + "</r>"
+        #expect(throws: XMLRejection.tooManyElements(limit: 10)) {
+            try HardenedXMLParser(maximumElements: 10).parse(Data(many.utf8))
+        }
+        #expect(throws: XMLRejection.tooLarge(bytes: 200, limit: 100)) {
+            try HardenedXMLParser(maximumBytes: 100).parse(Data(String(repeating: " ", count: 200).utf8))
+        }
+        #expect(throws: XMLRejection.empty) { try HardenedXMLParser().parse(Data()) }
+    }
+
+    @Test func malformedXMLNamesWhereItBroke() {
+        #expect {
+            try HardenedXMLParser().parse(Data("<r><a></r>".utf8))
+        } throws: { error in
+            if case .malformed(let line, _, _) = error as? XMLRejection { return line == 1 }
+            return false
+        }
+    }
+}
