@@ -6,7 +6,7 @@ let package = Package(
     name: "esante-sandbox",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "esante-sandbox", targets: ["esante-sandbox"]),
+        .executable(name: "esante-sandbox", targets: ["esante-sandbox"])
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -164,7 +164,8 @@ let package = Package(
         .testTarget(
             name: "SandboxServerTests",
             dependencies: [
-                "SandboxTestSupport", "SandboxServer", "Access", "Store", "TestPKI", "esante-sandbox", "RORFHIR", "FHIRCore",
+                "SandboxTestSupport", "SandboxServer", "Access", "Store", "TestPKI", "esante-sandbox", "RORFHIR",
+                "FHIRCore",
                 "INSi", "HTTPCommon",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -178,7 +179,8 @@ let package = Package(
         .testTarget(
             name: "RORFHIRTests",
             dependencies: [
-                "SandboxTestSupport", "RORFHIR", "FHIRCore", "HTTPCommon", "SandboxServer", "Access", "Store", "TestPKI",
+                "SandboxTestSupport", "RORFHIR", "FHIRCore", "HTTPCommon", "SandboxServer", "Access", "Store",
+                "TestPKI",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOPosix", package: "swift-nio"),

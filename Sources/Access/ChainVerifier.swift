@@ -1,6 +1,6 @@
 import Foundation
-import TestPKI
 import NIOConcurrencyHelpers
+import TestPKI
 import X509
 
 /// Why a presented client certificate chain is refused. The raw value is what the journal stores in `reason`.
@@ -74,7 +74,8 @@ public final class TrustStore: Sendable {
         guard let leaf = chain.first else { return .refused(.noCertificate) }
         // A self-signed leaf is refused as such even when its DN equals a whitelisted one.
         if Self.isSelfIssued(leaf), leaf.publicKey.isValidSignature(leaf.signature, for: leaf),
-           !anchors.contains(leaf) {
+            !anchors.contains(leaf)
+        {
             return .refused(.selfSigned)
         }
         // Build the path: walk issuers through the presented intermediates and ours, up to an anchor.
@@ -83,23 +84,31 @@ public final class TrustStore: Sendable {
         var current = leaf
         var anchored = false
         for _ in 0..<8 {
-            if let anchor = anchors.first(where: { $0.subject == current.issuer && $0.publicKey.isValidSignature(current.signature, for: current) }) {
+            if let anchor = anchors.first(where: {
+                $0.subject == current.issuer && $0.publicKey.isValidSignature(current.signature, for: current)
+            }) {
                 path.append(anchor)
                 anchored = true
                 break
             }
-            guard let next = pool.first(where: {
-                $0.subject == current.issuer && Self.isCA($0) && !path.contains($0)
-                    && $0.publicKey.isValidSignature(current.signature, for: current)
-            }) else { break }
+            guard
+                let next = pool.first(where: {
+                    $0.subject == current.issuer && Self.isCA($0) && !path.contains($0)
+                        && $0.publicKey.isValidSignature(current.signature, for: current)
+                })
+            else { break }
             path.append(next)
             current = next
         }
         guard anchored else {
-            if otherEnvironmentCAs.contains(where: { $0.subject == current.issuer && $0.publicKey.isValidSignature(current.signature, for: current) }) {
+            if otherEnvironmentCAs.contains(where: {
+                $0.subject == current.issuer && $0.publicKey.isValidSignature(current.signature, for: current)
+            }) {
                 return .refused(.otherEnvironment)
             }
-            if anchors.contains(where: { $0.subject == current.issuer }) || pool.contains(where: { $0.subject == current.issuer }) {
+            if anchors.contains(where: { $0.subject == current.issuer })
+                || pool.contains(where: { $0.subject == current.issuer })
+            {
                 return .refused(.badSignature)
             }
             return .refused(.unknownIssuer)
@@ -109,7 +118,8 @@ public final class TrustStore: Sendable {
             if now < certificate.notValidBefore { return .refused(.notYetValid) }
         }
         if let eku = try? leaf.extensions.extendedKeyUsage,
-           !eku.contains(.clientAuth), !eku.contains(.any) {
+            !eku.contains(.clientAuth), !eku.contains(.any)
+        {
             return .refused(.wrongExtendedKeyUsage)
         }
         let serial = SerialText.hex(leaf.serialNumber)

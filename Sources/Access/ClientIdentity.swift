@@ -1,7 +1,7 @@
 import Crypto
 import Foundation
-import TestPKI
 import SwiftASN1
+import TestPKI
 import X509
 
 /// What the sandbox knows about the caller of one TLS connection: read once from the presented certificate at
@@ -114,7 +114,9 @@ public struct SPKIDigest: Hashable, Sendable, CustomStringConvertible, Codable {
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
         guard let digest = SPKIDigest(text: text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a SHA-256 digest"))
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: decoder.codingPath, debugDescription: "not a SHA-256 digest")
+            )
         }
         self = digest
     }
@@ -128,7 +130,10 @@ public struct SPKIDigest: Hashable, Sendable, CustomStringConvertible, Codable {
 /// base64url without padding (RFC 4648 §5), as JOSE uses it.
 public enum Base64URL {
     public static func encode(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(
+            of: "/",
+            with: "_"
+        )
+        .replacingOccurrences(of: "=", with: "")
     }
 }

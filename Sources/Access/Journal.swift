@@ -1,12 +1,13 @@
 import Crypto
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import GRDB
 import Logging
 import NIOConcurrencyHelpers
 import Store
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `accepted` or `refused`, as the journal and `/_sandbox/whoami` say it.
 public enum JournalDecision: String, Sendable, Codable {
@@ -48,10 +49,17 @@ public struct JournalEntry: Sendable, Codable, FetchableRecord, MutablePersistab
 
     enum CodingKeys: String, CodingKey {
         case id, time, environment, service, method, path, query, status, decision, reason
-        case subjectDN = "subject_dn", issuerDN = "issuer_dn", serialNumber = "serial_number"
-        case spkiSHA256 = "spki_sha256", durationMs = "duration_ms", remoteAddress = "remote_address"
-        case requestHeaders = "request_headers", requestBody = "request_body", requestBodyTruncated = "request_body_truncated"
-        case responseHeaders = "response_headers", responseBody = "response_body"
+        case subjectDN = "subject_dn"
+        case issuerDN = "issuer_dn"
+        case serialNumber = "serial_number"
+        case spkiSHA256 = "spki_sha256"
+        case durationMs = "duration_ms"
+        case remoteAddress = "remote_address"
+        case requestHeaders = "request_headers"
+        case requestBody = "request_body"
+        case requestBodyTruncated = "request_body_truncated"
+        case responseHeaders = "response_headers"
+        case responseBody = "response_body"
         case responseBodyTruncated = "response_body_truncated"
     }
 
@@ -60,8 +68,17 @@ public struct JournalEntry: Sendable, Codable, FetchableRecord, MutablePersistab
     }
 
     public init(
-        time: Date = Date(), environment: String, service: String?, method: String, path: String, query: String? = nil,
-        status: Int, decision: JournalDecision, reason: String?, identity: ClientIdentity?, durationMs: Double,
+        time: Date = Date(),
+        environment: String,
+        service: String?,
+        method: String,
+        path: String,
+        query: String? = nil,
+        status: Int,
+        decision: JournalDecision,
+        reason: String?,
+        identity: ClientIdentity?,
+        durationMs: Double,
         remoteAddress: String? = nil
     ) {
         self.time = time
@@ -85,10 +102,14 @@ public struct JournalEntry: Sendable, Codable, FetchableRecord, MutablePersistab
 
     /// Values for ``Journal/insertSQL``, in its column order; a body kept in `journal_body` is given by its id.
     func insertArguments(requestBody: JournalBodyReference, responseBody: JournalBodyReference) -> StatementArguments {
-        [Self.storedTime(time), environment, service, method, path, query, status, decision.rawValue, reason, subjectDN, issuerDN,
-         serialNumber, spkiSHA256, durationMs, remoteAddress, requestHeaders, requestBody.inline, requestBodyTruncated,
-         responseHeaders, responseBody.inline, responseBodyTruncated, requestBody.id, responseBody.id,
-         responseVersion?.type, responseVersion?.id, responseVersion?.version, responseVersion?.lastUpdated]
+        [
+            Self.storedTime(time), environment, service, method, path, query, status, decision.rawValue, reason,
+            subjectDN, issuerDN,
+            serialNumber, spkiSHA256, durationMs, remoteAddress, requestHeaders, requestBody.inline,
+            requestBodyTruncated,
+            responseHeaders, responseBody.inline, responseBodyTruncated, requestBody.id, responseBody.id,
+            responseVersion?.type, responseVersion?.id, responseVersion?.version, responseVersion?.lastUpdated,
+        ]
     }
 
     /// The time as GRDB stores a `Date` (`yyyy-MM-dd HH:mm:ss.SSS`, UTC), written by hand:
@@ -170,7 +191,9 @@ public struct JournalEntry: Sendable, Codable, FetchableRecord, MutablePersistab
         public init() {}
 
         public func encode(_ headers: [(String, String)]) -> String {
-            if headers.count == last.count, zip(headers, last).allSatisfy({ $0.0 == $1.0 && $0.1 == $1.1 }), !text.isEmpty {
+            if headers.count == last.count, zip(headers, last).allSatisfy({ $0.0 == $1.0 && $0.1 == $1.1 }),
+                !text.isEmpty
+            {
                 return text
             }
             last = headers
@@ -179,13 +202,17 @@ public struct JournalEntry: Sendable, Codable, FetchableRecord, MutablePersistab
         }
     }
 
-    static let maskedHeaderNames: Set<String> = ["authorization", "proxy-authorization", "cookie", "set-cookie", "x-admin-token"]
+    static let maskedHeaderNames: Set<String> = [
+        "authorization", "proxy-authorization", "cookie", "set-cookie", "x-admin-token",
+    ]
 
     /// `Bearer eyJhbGciOi…` → `Bearer ***(1234 chars)`: enough to tell tokens apart by length, nothing to replay.
     static func mask(_ value: String) -> String {
         // Counted in scalars, not graphemes (a token is ASCII; grapheme counting was most of the cost of masking).
         let scalars = value.unicodeScalars
-        guard let space = scalars.firstIndex(of: " "), space != scalars.startIndex else { return "***(\(scalars.count) chars)" }
+        guard let space = scalars.firstIndex(of: " "), space != scalars.startIndex else {
+            return "***(\(scalars.count) chars)"
+        }
         let secret = scalars[scalars.index(after: space)...]
         guard !secret.isEmpty else { return "***(\(scalars.count) chars)" }
         return String(scalars[..<space]) + " ***(\(secret.count) chars)"
@@ -336,12 +363,16 @@ public final class Journal: Sendable {
                         for entry in rows {
                             let request = try share(entry.requestBody, in: db)
                             let response = try share(entry.responseBody, in: db)
-                            try insert.execute(arguments: entry.insertArguments(requestBody: request, responseBody: response))
+                            try insert.execute(
+                                arguments: entry.insertArguments(requestBody: request, responseBody: response)
+                            )
                         }
                         guard rest.isEmpty else { return }
                         // ids are monotonic (AUTOINCREMENT), so "older than the newest maxRows" is a range delete.
                         try db.execute(
-                            sql: "DELETE FROM journal WHERE id <= (SELECT MAX(id) FROM journal) - ?", arguments: [maxRows])
+                            sql: "DELETE FROM journal WHERE id <= (SELECT MAX(id) FROM journal) - ?",
+                            arguments: [maxRows]
+                        )
                         try collectBodies(pruned: db.changesCount, in: db)
                     }
                     written += rows.count
@@ -358,7 +389,9 @@ public final class Journal: Sendable {
         guard let body, body.count >= Self.sharedBodySize else { return JournalBodyReference(inline: body, id: nil) }
         // The same bodies come back call after call (a consumer rereading a Location): comparing bytes with the
         // last ones stored costs less than hashing them again.
-        if let id = bodies.withLockedValue({ $0.bodies.id(of: body) }) { return JournalBodyReference(inline: nil, id: id) }
+        if let id = bodies.withLockedValue({ $0.bodies.id(of: body) }) {
+            return JournalBodyReference(inline: nil, id: id)
+        }
         guard body.count >= Self.splitBodySize else {
             guard let id = try store(body, hash: Data(SHA256.hash(data: body)), tail: nil, in: db) else {
                 return JournalBodyReference(inline: body, id: nil)
@@ -369,7 +402,8 @@ public final class Journal: Sendable {
         // Head and shared tail. The tail is compared with the last ones stored before being hashed (hashing a
         // megabyte was a tenth of a repeated search page's CPU); the head's row is told by its bytes and its tail's
         // row (ids are never reused: AUTOINCREMENT).
-        let head = body.prefix(Self.headSize), tail = body.dropFirst(Self.headSize)
+        let head = body.prefix(Self.headSize)
+        let tail = body.dropFirst(Self.headSize)
         var tailID = bodies.withLockedValue { $0.tails.id(of: tail) }
         if tailID == nil, let stored = try store(Data(tail), hash: Data(SHA256.hash(data: tail)), tail: nil, in: db) {
             tailID = stored
@@ -377,7 +411,13 @@ public final class Journal: Sendable {
         }
         // A head's key is one byte longer than a body's hash: the two can never be taken for each other.
         guard let tailID,
-              let id = try store(Data(head), hash: Data([1]) + Data(SHA256.hash(data: head + Data("\u{0}\(tailID)".utf8))), tail: tailID, in: db) else {
+            let id = try store(
+                Data(head),
+                hash: Data([1]) + Data(SHA256.hash(data: head + Data("\u{0}\(tailID)".utf8))),
+                tail: tailID,
+                in: db
+            )
+        else {
             return JournalBodyReference(inline: body, id: nil)
         }
         bodies.withLockedValue { $0.bodies.remember(body, id) }
@@ -388,9 +428,16 @@ public final class Journal: Sendable {
     /// refers to it: the body stays in the journal row).
     private func store(_ bytes: Data, hash: Data, tail: Int64?, in db: Database) throws -> Int64? {
         if let known = bodies.withLockedValue({ $0.ids[hash] }) { return known }
-        try db.cachedStatement(sql: "INSERT INTO journal_body (hash, body, tail_id) VALUES (?, ?, ?) ON CONFLICT (hash) DO NOTHING")
-            .execute(arguments: [hash, bytes, tail])
-        guard let id = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM journal_body WHERE hash = ?"), arguments: [hash]) else {
+        try db.cachedStatement(
+            sql: "INSERT INTO journal_body (hash, body, tail_id) VALUES (?, ?, ?) ON CONFLICT (hash) DO NOTHING"
+        )
+        .execute(arguments: [hash, bytes, tail])
+        guard
+            let id = try Int64.fetchOne(
+                db.cachedStatement(sql: "SELECT id FROM journal_body WHERE hash = ?"),
+                arguments: [hash]
+            )
+        else {
             return nil
         }
         bodies.withLockedValue { state in
@@ -465,9 +512,16 @@ public final class Journal: Sendable {
         var versions = ResourceHistory.Reader(db)
         return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
             var entry = try JournalEntry(row: row)
-            if entry.responseBody == nil, let type: String = row["response_resource_type"], let id: String = row["response_resource_id"],
-               let version: Int = row["response_resource_version"] {
-                entry.responseBody = try versions.json(type: type, id: id, version: version, lastUpdated: row["response_resource_updated"])
+            if entry.responseBody == nil, let type: String = row["response_resource_type"],
+                let id: String = row["response_resource_id"],
+                let version: Int = row["response_resource_version"]
+            {
+                entry.responseBody = try versions.json(
+                    type: type,
+                    id: id,
+                    version: version,
+                    lastUpdated: row["response_resource_updated"]
+                )
             }
             return entry
         }
@@ -476,9 +530,11 @@ public final class Journal: Sendable {
     public func entries(_ filter: JournalFilter) throws -> [JournalEntry] {
         flush()
         let conditions: [(String, (any DatabaseValueConvertible & Sendable)?)] = [
-            ("j.service = ?", filter.service), ("j.decision = ?", filter.decision?.rawValue), ("j.id > ?", filter.afterID),
+            ("j.service = ?", filter.service), ("j.decision = ?", filter.decision?.rawValue),
+            ("j.id > ?", filter.afterID),
         ].filter { $0.1 != nil }
-        let sql = Self.selectSQL + (conditions.isEmpty ? "" : " WHERE " + conditions.map(\.0).joined(separator: " AND "))
+        let sql =
+            Self.selectSQL + (conditions.isEmpty ? "" : " WHERE " + conditions.map(\.0).joined(separator: " AND "))
             + " ORDER BY j.id \(filter.afterID == nil ? "DESC" : "ASC") LIMIT ?"
         let arguments = StatementArguments(conditions.map(\.1) + [filter.limit])
         return try store.writer.read { db in try Self.fetch(db, sql, arguments) }
@@ -488,10 +544,19 @@ public final class Journal: Sendable {
     public func counts(since date: Date) throws -> (accepted: Int, refused: Int) {
         flush()
         return try store.writer.read { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT decision, COUNT(*) AS n FROM journal WHERE time >= ? AND method NOT IN ('ONBOARDING', 'FAULT') GROUP BY decision", arguments: [date])
+            let rows = try Row.fetchAll(
+                db,
+                sql:
+                    "SELECT decision, COUNT(*) AS n FROM journal WHERE time >= ? AND method NOT IN ('ONBOARDING', 'FAULT') GROUP BY decision",
+                arguments: [date]
+            )
             var counts = (accepted: 0, refused: 0)
             for row in rows {
-                if row["decision"] == JournalDecision.accepted.rawValue { counts.accepted = row["n"] } else { counts.refused = row["n"] }
+                if row["decision"] == JournalDecision.accepted.rawValue {
+                    counts.accepted = row["n"]
+                } else {
+                    counts.refused = row["n"]
+                }
             }
             return counts
         }

@@ -71,8 +71,14 @@ public struct OnboardingSubmission: Sendable, Codable {
     public var establishmentCertificates: [EstablishmentCertificate]?
 
     public init(
-        kind: String, direction: String, service: String, environment: String? = nil, contact: String,
-        subjectDN: String? = nil, certificatePEM: String? = nil, establishments: [String]? = nil,
+        kind: String,
+        direction: String,
+        service: String,
+        environment: String? = nil,
+        contact: String,
+        subjectDN: String? = nil,
+        certificatePEM: String? = nil,
+        establishments: [String]? = nil,
         establishmentCertificates: [EstablishmentCertificate]? = nil
     ) {
         self.kind = kind
@@ -96,8 +102,13 @@ public struct CommitteeDecision: Sendable, Codable, Equatable {
     public var rorHeaders: [String: String]?
     public var reason: String?
 
-    public init(accessProfile: Int? = nil, clientId: String? = nil, clientSecret: String? = nil,
-                rorHeaders: [String: String]? = nil, reason: String? = nil) {
+    public init(
+        accessProfile: Int? = nil,
+        clientId: String? = nil,
+        clientSecret: String? = nil,
+        rorHeaders: [String: String]? = nil,
+        reason: String? = nil
+    ) {
         self.accessProfile = accessProfile
         self.clientId = clientId
         self.clientSecret = clientSecret
@@ -140,7 +151,9 @@ public struct OnboardingEvent: Sendable, Codable, FetchableRecord, MutablePersis
 
     enum CodingKeys: String, CodingKey {
         case id, time, actor, reason
-        case requestId = "request_id", fromState = "from_state", toState = "to_state"
+        case requestId = "request_id"
+        case fromState = "from_state"
+        case toState = "to_state"
     }
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
@@ -171,8 +184,14 @@ public final class Onboarding: Sendable {
 
     /// `delay`, when given, is stored as the delay of this data folder (the server's `--whitelist-delay`); the CLI
     /// passes nil and follows it.
-    public init(store: SandboxStore, whitelist: Whitelist, clock: SandboxClock, delay: WhitelistDelay? = nil,
-                environments: [String]? = nil, journal: Journal? = nil) throws {
+    public init(
+        store: SandboxStore,
+        whitelist: Whitelist,
+        clock: SandboxClock,
+        delay: WhitelistDelay? = nil,
+        environments: [String]? = nil,
+        journal: Journal? = nil
+    ) throws {
         self.store = store
         self.whitelist = whitelist
         self.clock = clock
@@ -180,8 +199,10 @@ public final class Onboarding: Sendable {
         self.journal = journal
         if let delay {
             try store.writer.write { db in
-                try db.execute(sql: "INSERT OR REPLACE INTO onboarding_setting(name, value) VALUES ('whitelist_delay', ?)",
-                               arguments: [String(delay.seconds)])
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO onboarding_setting(name, value) VALUES ('whitelist_delay', ?)",
+                    arguments: [String(delay.seconds)]
+                )
             }
         }
     }
@@ -189,7 +210,9 @@ public final class Onboarding: Sendable {
     /// The ANS delay between "tests done" and the whitelist, on the sandbox clock.
     public var delay: WhitelistDelay {
         let seconds = try? store.writer.read { db in
-            try String.fetchOne(db, sql: "SELECT value FROM onboarding_setting WHERE name = 'whitelist_delay'").flatMap(Double.init)
+            try String.fetchOne(db, sql: "SELECT value FROM onboarding_setting WHERE name = 'whitelist_delay'").flatMap(
+                Double.init
+            )
         }
         return WhitelistDelay(seconds: (seconds ?? nil) ?? 0)
     }
@@ -223,7 +246,10 @@ public final class Onboarding: Sendable {
     /// Requests waiting for someone (committee, tests, the ANS delay).
     public func waitingCount() throws -> Int {
         try store.writer.read { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM onboarding_request WHERE state IN ('submitted', 'validated', 'tests-done')") ?? 0
+            try Int.fetchOne(
+                db,
+                sql: "SELECT COUNT(*) FROM onboarding_request WHERE state IN ('submitted', 'validated', 'tests-done')"
+            ) ?? 0
         }
     }
 
@@ -232,11 +258,12 @@ public final class Onboarding: Sendable {
     public func submit(_ submission: OnboardingSubmission, actor: String) throws -> OnboardingRequest {
         let now = clock.now
         var request = try validated(submission, now: now)
-        _ = try entries(for: request) // everything the whitelist will need is checked now, not at whitelisting
+        _ = try entries(for: request)  // everything the whitelist will need is checked now, not at whitelisting
         return try whitelist.edit { db in
             try db.execute(
                 sql: "INSERT INTO onboarding_request(state, json, created_at, updated_at) VALUES (?, '{}', ?, ?)",
-                arguments: [request.state.rawValue, now, now])
+                arguments: [request.state.rawValue, now, now]
+            )
             request.id = db.lastInsertedRowID
             try save(request, in: db)
             try record(request, from: nil, actor: actor, reason: "submitted by \(request.contact)", in: db)
@@ -250,7 +277,10 @@ public final class Onboarding: Sendable {
             var decision = decision
             if request.service == .rorFHIR {
                 if request.direction == .consume, decision.accessProfile == nil {
-                    throw OnboardingError(.invalid, "accessProfile: the committee assigns a ROR access profile (0 to 5) to a consumer")
+                    throw OnboardingError(
+                        .invalid,
+                        "accessProfile: the committee assigns a ROR access profile (0 to 5) to a consumer"
+                    )
                 }
                 // Consumers and feeders both get a Keycloak client (the feed takes a bearer token too).
                 decision.clientId = decision.clientId ?? "sandbox-client-\(request.id)"
@@ -270,7 +300,8 @@ public final class Onboarding: Sendable {
     public func markTestsDone(_ id: Int64, actor: String) throws -> OnboardingRequest {
         let delay = self.delay
         let due = clock.now.addingTimeInterval(delay.seconds)
-        _ = try transition(id, to: .testsDone, actor: actor, reason: "whitelisting due after \(delay) (sandbox clock)") {
+        _ = try transition(id, to: .testsDone, actor: actor, reason: "whitelisting due after \(delay) (sandbox clock)")
+        {
             $0.whitelistDueAt = due
         }
         try promoteDue()
@@ -282,8 +313,11 @@ public final class Onboarding: Sendable {
         let now = clock.now
         return try transition(id, to: .whitelisted, actor: actor, reason: nil) { request in
             if let due = request.whitelistDueAt, due > now {
-                throw OnboardingError(.conflict, "request \(id) cannot be whitelisted before \(ISO8601DateFormatter().string(from: due)): "
-                    + "the ANS delay has \(WhitelistDelay.describe(seconds: due.timeIntervalSince(now).rounded(.up))) left on the sandbox clock (\(self.clock.view.label))")
+                throw OnboardingError(
+                    .conflict,
+                    "request \(id) cannot be whitelisted before \(ISO8601DateFormatter().string(from: due)): "
+                        + "the ANS delay has \(WhitelistDelay.describe(seconds: due.timeIntervalSince(now).rounded(.up))) left on the sandbox clock (\(self.clock.view.label))"
+                )
             }
         }
     }
@@ -297,14 +331,17 @@ public final class Onboarding: Sendable {
     public func promoteDue() throws -> [OnboardingRequest] {
         let now = clock.now
         let due = try store.writer.read { db in
-            try Int64.fetchAll(db, sql: "SELECT id FROM onboarding_request WHERE state = 'tests-done' AND whitelist_due_at <= ?",
-                               arguments: [now])
+            try Int64.fetchAll(
+                db,
+                sql: "SELECT id FROM onboarding_request WHERE state = 'tests-done' AND whitelist_due_at <= ?",
+                arguments: [now]
+            )
         }
         return try due.compactMap { id in
             do {
                 return try transition(id, to: .whitelisted, actor: "ans", reason: "delay passed") { _ in }
             } catch let error as OnboardingError where error.kind == .conflict {
-                return nil // changed meanwhile (another process)
+                return nil  // changed meanwhile (another process)
             }
         }
     }
@@ -315,7 +352,10 @@ public final class Onboarding: Sendable {
     public func setEstablishments(_ id: Int64, _ establishments: [String], actor: String) throws -> OnboardingRequest {
         try edit(id, actor: actor, reason: "establishments: \(establishments.joined(separator: ", "))") { request in
             guard request.kind != .proprietary else {
-                throw OnboardingError(.conflict, "request \(id) is a proprietary solution: add or remove establishment certificates instead")
+                throw OnboardingError(
+                    .conflict,
+                    "request \(id) is a proprietary solution: add or remove establishment certificates instead"
+                )
             }
             try Self.checkFINESS(establishments, field: "establishments")
             if request.direction == .feed, establishments.isEmpty {
@@ -325,13 +365,23 @@ public final class Onboarding: Sendable {
         }
     }
 
-    public func addEstablishmentCertificate(_ id: Int64, _ certificate: EstablishmentCertificate, actor: String) throws -> OnboardingRequest {
+    public func addEstablishmentCertificate(
+        _ id: Int64,
+        _ certificate: EstablishmentCertificate,
+        actor: String
+    ) throws -> OnboardingRequest {
         try edit(id, actor: actor, reason: "certificate added for \(certificate.finess)") { request in
             guard request.kind == .proprietary else {
-                throw OnboardingError(.conflict, "request \(id) is \(request.kind.rawValue): only proprietary solutions have one certificate per establishment")
+                throw OnboardingError(
+                    .conflict,
+                    "request \(id) is \(request.kind.rawValue): only proprietary solutions have one certificate per establishment"
+                )
             }
             guard !request.establishmentCertificates.contains(where: { $0.finess == certificate.finess }) else {
-                throw OnboardingError(.conflict, "request \(id) already has a certificate for establishment \(certificate.finess): remove it first")
+                throw OnboardingError(
+                    .conflict,
+                    "request \(id) already has a certificate for establishment \(certificate.finess): remove it first"
+                )
             }
             request.establishmentCertificates.append(certificate)
             try Self.checkFINESS([certificate.finess], field: "finess")
@@ -341,13 +391,19 @@ public final class Onboarding: Sendable {
     public func removeEstablishmentCertificate(_ id: Int64, finess: String, actor: String) throws -> OnboardingRequest {
         try edit(id, actor: actor, reason: "certificate removed for \(finess)") { request in
             guard request.kind == .proprietary else {
-                throw OnboardingError(.conflict, "request \(id) is \(request.kind.rawValue): only proprietary solutions have one certificate per establishment")
+                throw OnboardingError(
+                    .conflict,
+                    "request \(id) is \(request.kind.rawValue): only proprietary solutions have one certificate per establishment"
+                )
             }
             guard let index = request.establishmentCertificates.firstIndex(where: { $0.finess == finess }) else {
                 throw OnboardingError(.notFound, "request \(id) has no certificate for establishment \(finess)")
             }
             guard request.establishmentCertificates.count > 1 else {
-                throw OnboardingError(.conflict, "establishment \(finess) is the request's last certificate: revoke the request instead")
+                throw OnboardingError(
+                    .conflict,
+                    "establishment \(finess) is the request's last certificate: revoke the request instead"
+                )
             }
             request.establishmentCertificates.remove(at: index)
         }
@@ -359,7 +415,10 @@ public final class Onboarding: Sendable {
     /// applying `change`, checking the entries it stands for, syncing them and recording the event — in one
     /// transaction.
     private func transition(
-        _ id: Int64, to target: OnboardingState?, actor: String, reason: String?,
+        _ id: Int64,
+        to target: OnboardingState?,
+        actor: String,
+        reason: String?,
         _ change: (inout OnboardingRequest) throws -> Void
     ) throws -> OnboardingRequest {
         try whitelist.edit { db in
@@ -368,8 +427,12 @@ public final class Onboarding: Sendable {
             if let target {
                 guard from.next.contains(target) else {
                     let allowed = from.next.map(\.rawValue)
-                    throw OnboardingError(.conflict, "request \(id) is \(from.rawValue): it cannot become \(target.rawValue)"
-                        + (allowed.isEmpty ? " (\(from.rawValue) is final)" : " (next: \(allowed.joined(separator: " or ")))"))
+                    throw OnboardingError(
+                        .conflict,
+                        "request \(id) is \(from.rawValue): it cannot become \(target.rawValue)"
+                            + (allowed.isEmpty
+                                ? " (\(from.rawValue) is final)" : " (next: \(allowed.joined(separator: " or ")))")
+                    )
                 }
             } else if from.isFinal {
                 throw OnboardingError(.conflict, "request \(id) is \(from.rawValue): it can no longer be changed")
@@ -384,7 +447,12 @@ public final class Onboarding: Sendable {
     }
 
     /// An edit that keeps the state (refused on final requests).
-    private func edit(_ id: Int64, actor: String, reason: String, _ change: (inout OnboardingRequest) throws -> Void) throws -> OnboardingRequest {
+    private func edit(
+        _ id: Int64,
+        actor: String,
+        reason: String,
+        _ change: (inout OnboardingRequest) throws -> Void
+    ) throws -> OnboardingRequest {
         try transition(id, to: nil, actor: actor, reason: reason, change)
     }
 
@@ -400,13 +468,26 @@ public final class Onboarding: Sendable {
     func entries(for request: OnboardingRequest) throws -> [WhitelistEntry] {
         let committee = request.committee
         let client = request.service == .rorFHIR
-        func entry(certificatePEM: String?, subjectDN: String?, establishments: [String], what: String, clientSuffix: String = "") throws -> WhitelistEntry {
+        func entry(
+            certificatePEM: String?,
+            subjectDN: String?,
+            establishments: [String],
+            what: String,
+            clientSuffix: String = ""
+        ) throws -> WhitelistEntry {
             let whitelistRequest = WhitelistRequest(
-                environment: request.environment, service: request.service.rawValue, subjectDN: subjectDN,
-                certificatePEM: certificatePEM, role: request.direction.rawValue, establishments: establishments,
+                environment: request.environment,
+                service: request.service.rawValue,
+                subjectDN: subjectDN,
+                certificatePEM: certificatePEM,
+                role: request.direction.rawValue,
+                establishments: establishments,
                 label: "onboarding #\(request.id) \(request.kind.rawValue) (\(request.contact))",
-                clientId: client ? committee?.clientId.map { $0 + clientSuffix } : nil, accessProfile: client ? committee?.accessProfile : nil,
-                clientSecret: client ? committee?.clientSecret : nil, rorHeaders: client ? committee?.rorHeaders : nil)
+                clientId: client ? committee?.clientId.map { $0 + clientSuffix } : nil,
+                accessProfile: client ? committee?.accessProfile : nil,
+                clientSecret: client ? committee?.clientSecret : nil,
+                rorHeaders: client ? committee?.rorHeaders : nil
+            )
             do {
                 var entry = try Whitelist.entry(from: whitelistRequest, origin: "onboarding", now: clock.now)
                 entry.onboardingRequestId = request.id
@@ -418,29 +499,46 @@ public final class Onboarding: Sendable {
         if request.kind == .proprietary {
             return try request.establishmentCertificates.map {
                 // One Keycloak client per establishment certificate (`<client>-<FINESS>`): a token is bound to one certificate.
-                try entry(certificatePEM: $0.certificatePEM, subjectDN: nil, establishments: [$0.finess],
-                          what: "certificate of establishment \($0.finess)", clientSuffix: "-" + $0.finess)
+                try entry(
+                    certificatePEM: $0.certificatePEM,
+                    subjectDN: nil,
+                    establishments: [$0.finess],
+                    what: "certificate of establishment \($0.finess)",
+                    clientSuffix: "-" + $0.finess
+                )
             }
         }
-        return [try entry(certificatePEM: request.certificatePEM, subjectDN: request.subjectDN,
-                          establishments: request.establishments, what: "request")]
+        return [
+            try entry(
+                certificatePEM: request.certificatePEM,
+                subjectDN: request.subjectDN,
+                establishments: request.establishments,
+                what: "request"
+            )
+        ]
     }
 
     /// A submission checked field by field, as a request in state `submitted` (id 0 until stored).
     private func validated(_ submission: OnboardingSubmission, now: Date) throws -> OnboardingRequest {
         func invalid(_ message: String) -> OnboardingError { OnboardingError(.invalid, message) }
         guard let kind = OrganisationKind(rawValue: submission.kind) else {
-            throw invalid("kind: '\(submission.kind)' is not one of \(OrganisationKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw invalid(
+                "kind: '\(submission.kind)' is not one of \(OrganisationKind.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         guard let direction = WhitelistRole(rawValue: submission.direction) else {
             throw invalid("direction: '\(submission.direction)' is not feed or consume")
         }
         guard let service = SandboxService(rawValue: submission.service) else {
-            throw invalid("service: '\(submission.service)' is not one of \(SandboxService.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw invalid(
+                "service: '\(submission.service)' is not one of \(SandboxService.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         let environment = submission.environment ?? environments?.first ?? SandboxEnvironment.sandbox
         if let environments, !environments.contains(environment) {
-            throw invalid("environment: '\(environment)' is not served here (environments: \(environments.joined(separator: ", ")))")
+            throw invalid(
+                "environment: '\(environment)' is not served here (environments: \(environments.joined(separator: ", ")))"
+            )
         }
         let contact = submission.contact.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !contact.isEmpty else { throw invalid("contact: say who to write to") }
@@ -448,35 +546,60 @@ public final class Onboarding: Sendable {
         let certificates = submission.establishmentCertificates ?? []
         if kind == .proprietary {
             guard !certificates.isEmpty else {
-                throw invalid("establishmentCertificates: a proprietary solution gives one certificate per establishment")
+                throw invalid(
+                    "establishmentCertificates: a proprietary solution gives one certificate per establishment"
+                )
             }
             guard submission.subjectDN == nil, submission.certificatePEM == nil, establishments.isEmpty else {
-                throw invalid("a proprietary solution is identified by its establishment certificates only: remove subjectDN, certificatePEM and establishments")
+                throw invalid(
+                    "a proprietary solution is identified by its establishment certificates only: remove subjectDN, certificatePEM and establishments"
+                )
             }
             try Self.checkFINESS(certificates.map(\.finess), field: "establishmentCertificates.finess")
         } else {
             guard certificates.isEmpty else {
-                throw invalid("establishmentCertificates: only proprietary solutions give one certificate per establishment")
+                throw invalid(
+                    "establishmentCertificates: only proprietary solutions give one certificate per establishment"
+                )
             }
             try Self.checkFINESS(establishments, field: "establishments")
             if direction == .feed, establishments.isEmpty {
                 throw invalid("establishments: a feeding \(kind.rawValue) gives the FINESS it acts for")
             }
             if service.credential == .publicKey, submission.certificatePEM == nil {
-                throw invalid("certificatePEM: ror-csd whitelists by public key: give the certificate or public key in PEM")
+                throw invalid(
+                    "certificatePEM: ror-csd whitelists by public key: give the certificate or public key in PEM"
+                )
             }
         }
         return OnboardingRequest(
-            id: 0, kind: kind, direction: direction, service: service, environment: environment, contact: contact,
-            subjectDN: submission.subjectDN, certificatePEM: submission.certificatePEM, establishments: establishments,
-            establishmentCertificates: certificates, state: .submitted, committee: nil, rejectionReason: nil,
-            whitelistDueAt: nil, createdAt: now, updatedAt: now)
+            id: 0,
+            kind: kind,
+            direction: direction,
+            service: service,
+            environment: environment,
+            contact: contact,
+            subjectDN: submission.subjectDN,
+            certificatePEM: submission.certificatePEM,
+            establishments: establishments,
+            establishmentCertificates: certificates,
+            state: .submitted,
+            committee: nil,
+            rejectionReason: nil,
+            whitelistDueAt: nil,
+            createdAt: now,
+            updatedAt: now
+        )
     }
 
     /// FINESS numbers: 9 characters, digits (2A/2B for Corsica), each once.
     static func checkFINESS(_ values: [String], field: String) throws {
         for value in values {
-            let ok = value.count == 9 && value.enumerated().allSatisfy { index, c in c.isASCII && (c.isNumber || (index == 1 && (c == "A" || c == "B"))) }
+            let ok =
+                value.count == 9
+                && value.enumerated().allSatisfy { index, c in
+                    c.isASCII && (c.isNumber || (index == 1 && (c == "A" || c == "B")))
+                }
             guard ok else { throw OnboardingError(.invalid, "\(field): '\(value)' is not a FINESS number (9 digits)") }
         }
         if Set(values).count != values.count { throw OnboardingError(.invalid, "\(field): a FINESS appears twice") }
@@ -487,27 +610,55 @@ public final class Onboarding: Sendable {
         request.updatedAt = clock.now
         try db.execute(
             sql: "UPDATE onboarding_request SET state = ?, json = ?, updated_at = ?, whitelist_due_at = ? WHERE id = ?",
-            arguments: [request.state.rawValue, String(decoding: try JSONEncoder().encode(request), as: UTF8.self),
-                        request.updatedAt, request.whitelistDueAt, request.id])
+            arguments: [
+                request.state.rawValue, String(decoding: try JSONEncoder().encode(request), as: UTF8.self),
+                request.updatedAt, request.whitelistDueAt, request.id,
+            ]
+        )
     }
 
-    private func record(_ request: OnboardingRequest, from: OnboardingState?, actor: String, reason: String?, in db: Database) throws {
-        var event = OnboardingEvent(requestId: request.id, time: clock.now, fromState: from?.rawValue,
-                                    toState: request.state.rawValue, actor: actor, reason: reason)
+    private func record(
+        _ request: OnboardingRequest,
+        from: OnboardingState?,
+        actor: String,
+        reason: String?,
+        in db: Database
+    ) throws {
+        var event = OnboardingEvent(
+            requestId: request.id,
+            time: clock.now,
+            fromState: from?.rawValue,
+            toState: request.state.rawValue,
+            actor: actor,
+            reason: reason
+        )
         try event.insert(db)
         guard let journal else { return }
         // The journal shows the flow beside the calls it changes (method ONBOARDING).
         var row = JournalEntry(
-            environment: request.environment, service: request.service.rawValue, method: "ONBOARDING",
-            path: "/admin/onboarding/\(request.id)", status: 200, decision: .accepted,
-            reason: "\(from.map { $0.rawValue + " → " } ?? "")\(request.state.rawValue) by \(actor)" + (reason.map { ": \($0)" } ?? ""),
-            identity: nil, durationMs: 0)
-        row.subjectDN = request.subjectDN ?? request.establishmentCertificates.first.flatMap { try? PublicKeyMaterial(pem: $0.certificatePEM).subject?.rfc4514 }
+            environment: request.environment,
+            service: request.service.rawValue,
+            method: "ONBOARDING",
+            path: "/admin/onboarding/\(request.id)",
+            status: 200,
+            decision: .accepted,
+            reason: "\(from.map { $0.rawValue + " → " } ?? "")\(request.state.rawValue) by \(actor)"
+                + (reason.map { ": \($0)" } ?? ""),
+            identity: nil,
+            durationMs: 0
+        )
+        row.subjectDN =
+            request.subjectDN
+            ?? request.establishmentCertificates.first.flatMap {
+                try? PublicKeyMaterial(pem: $0.certificatePEM).subject?.rfc4514
+            }
         journal.record(row)
     }
 
     static func fetch(_ id: Int64, in db: Database) throws -> OnboardingRequest {
-        guard let json = try String.fetchOne(db, sql: "SELECT json FROM onboarding_request WHERE id = ?", arguments: [id]) else {
+        guard
+            let json = try String.fetchOne(db, sql: "SELECT json FROM onboarding_request WHERE id = ?", arguments: [id])
+        else {
             throw OnboardingError(.notFound, "no onboarding request \(id)")
         }
         return try decode(json)

@@ -82,7 +82,8 @@ public final class SandboxClock: Sendable {
         try store.writer.write { db in
             try db.execute(
                 sql: "INSERT OR REPLACE INTO sandbox_clock(id, real_anchor, sandbox_anchor, speed) VALUES (1, ?, ?, ?)",
-                arguments: [anchor.real, anchor.sandbox, anchor.speed])
+                arguments: [anchor.real, anchor.sandbox, anchor.speed]
+            )
         }
     }
 
@@ -120,9 +121,13 @@ public struct WhitelistDelay: Sendable, Equatable, CustomStringConvertible {
     public init(parsing text: String) throws {
         let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
         let trimmed = text.trimmingCharacters(in: .whitespaces)
-        if trimmed == "0" { self.seconds = 0; return }
+        if trimmed == "0" {
+            self.seconds = 0
+            return
+        }
         guard let unit = trimmed.last, let factor = units[unit], let value = Double(trimmed.dropLast()), value >= 0,
-              value.isFinite else {
+            value.isFinite
+        else {
             throw ClockError("whitelist delay '\(text)': expected a number and a unit s, m, h or d (e.g. 5d, 90m, 0)")
         }
         self.seconds = value * factor

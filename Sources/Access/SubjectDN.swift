@@ -90,7 +90,8 @@ public struct SubjectDN: Hashable, Sendable, CustomStringConvertible {
     /// Legacy slash form, certificate order.
     public var slashForm: String {
         rdns.map { rdn in
-            "/" + rdn.map { "\(Self.openSSLName($0.type))=\($0.value.replacingOccurrences(of: "/", with: "\\/"))" }
+            "/"
+                + rdn.map { "\(Self.openSSLName($0.type))=\($0.value.replacingOccurrences(of: "/", with: "\\/"))" }
                 .joined(separator: "+")
         }.joined()
     }
@@ -120,7 +121,9 @@ public struct SubjectDN: Hashable, Sendable, CustomStringConvertible {
     }
 
     public static func matchKey(_ normalisedRDNs: [String]) -> String { normalisedRDNs.joined(separator: ",") }
-    public static func unorderedMatchKey(_ normalisedRDNs: [String]) -> String { normalisedRDNs.sorted().joined(separator: ",") }
+    public static func unorderedMatchKey(_ normalisedRDNs: [String]) -> String {
+        normalisedRDNs.sorted().joined(separator: ",")
+    }
 
     public func matches(_ other: SubjectDN) -> Bool { matchKey == other.matchKey }
 
@@ -135,7 +138,10 @@ public struct SubjectDN: Hashable, Sendable, CustomStringConvertible {
                     pendingSpace = !out.isEmpty
                     continue
                 }
-                if pendingSpace { out.append(0x20); pendingSpace = false }
+                if pendingSpace {
+                    out.append(0x20)
+                    pendingSpace = false
+                }
                 out.append((0x41...0x5a).contains(byte) ? byte + 0x20 : byte)
             }
             return String(decoding: out, as: UTF8.self)
@@ -183,7 +189,9 @@ extension SubjectDN {
         if let known = typeAliases[upper] { return known }
         let oid = upper.hasPrefix("OID.") ? String(upper.dropFirst(4)) : upper
         let arcs = oid.split(separator: ".", omittingEmptySubsequences: false)
-        guard arcs.count >= 2, arcs.allSatisfy({ !$0.isEmpty && $0.allSatisfy({ $0.isASCII && $0.isNumber }) }) else { return nil }
+        guard arcs.count >= 2, arcs.allSatisfy({ !$0.isEmpty && $0.allSatisfy({ $0.isASCII && $0.isNumber }) }) else {
+            return nil
+        }
         return oid
     }
 
@@ -211,7 +219,7 @@ extension SubjectDN {
 
     static func escapeRFC4514(_ value: String) -> String {
         if value.hasPrefix("#"), value.count > 1, value.dropFirst().allSatisfy(\.isHexDigit) {
-            return value // a hex-encoded BER value is written as is
+            return value  // a hex-encoded BER value is written as is
         }
         let specials: Set<Character> = [",", "+", "\"", "\\", "<", ">", ";"]
         let characters = Array(value)
@@ -228,7 +236,8 @@ extension SubjectDN {
     /// OpenSSL one-line quoting: a value with specials is double-quoted, `"` and `\` backslash-escaped.
     static func quoteOneLine(_ value: String) -> String {
         let specials: Set<Character> = [",", "+", "\"", "\\", "<", ">", ";"]
-        let needsQuotes = value.contains(where: { specials.contains($0) }) || value.hasPrefix(" ")
+        let needsQuotes =
+            value.contains(where: { specials.contains($0) }) || value.hasPrefix(" ")
             || value.hasSuffix(" ") || value.hasPrefix("#")
         guard needsQuotes else { return value }
         let escaped = value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
@@ -271,7 +280,8 @@ public struct DNParseError: Error, Hashable, Sendable, CustomStringConvertible {
         case .missingEquals: what = "an attribute has no '=' (expected TYPE=value)"
         case .emptyType: what = "an attribute type is empty"
         case .unknownAttributeType(let type):
-            what = "unknown attribute type '\(type)' (use CN, OU, O, L, ST, C, E, DC, UID, SERIALNUMBER or a dotted OID)"
+            what =
+                "unknown attribute type '\(type)' (use CN, OU, O, L, ST, C, E, DC, UID, SERIALNUMBER or a dotted OID)"
         case .emptyValue(let type): what = "attribute \(type) has an empty value"
         case .danglingEscape: what = "the DN ends with a lone '\\'"
         case .invalidHexEscape: what = "'\\' must be followed by a special character or two hex digits"
@@ -303,7 +313,7 @@ struct DNTextParser {
     mutating func parse() throws(DNParseError) -> [[SubjectDN.Attribute]] {
         var rdns: [[SubjectDN.Attribute]] = []
         var current: [SubjectDN.Attribute] = []
-        if format == .slash { index = 1 } // skip the leading "/"
+        if format == .slash { index = 1 }  // skip the leading "/"
         while true {
             current.append(try parseAttribute())
             skipSpaces()
@@ -316,7 +326,7 @@ struct DNTextParser {
             case (.slash, "/"), (.rfc4514, ","), (.rfc4514, ";"), (.openSSLOneLine, ","):
                 rdns.append(current)
                 current = []
-                if format == .slash, index >= characters.count { return rdns } // trailing "/"
+                if format == .slash, index >= characters.count { return rdns }  // trailing "/"
             default:
                 throw DNParseError(.unexpectedCharacter(separator), in: input, at: index - 1)
             }
@@ -346,7 +356,7 @@ struct DNTextParser {
         guard let type = SubjectDN.canonicalType(rawType) else {
             throw DNParseError(.unknownAttributeType(rawType), in: input, at: typeStart)
         }
-        index += 1 // "="
+        index += 1  // "="
         if format != .slash { skipSpaces() }
         let value = try parseValue()
         guard !value.isEmpty else { throw DNParseError(.emptyValue(type), in: input, at: index) }
@@ -369,7 +379,7 @@ struct DNTextParser {
             bytes.append(contentsOf: Array(String(c).utf8))
             index += 1
         }
-        if format != .slash { bytes.removeLast(trailingUnescapedSpaces) } // spaces before a separator are not data
+        if format != .slash { bytes.removeLast(trailingUnescapedSpaces) }  // spaces before a separator are not data
         return try decode(bytes)
     }
 
@@ -403,9 +413,9 @@ struct DNTextParser {
             index += 1
         }
         guard hex.count >= 4, hex.count % 2 == 0, let bytes = Self.hexBytes(hex),
-              let node = try? DER.parse(bytes),
-              case let value = RelativeDistinguishedName.Attribute.Value(asn1Any: ASN1Any(derEncoded: node)),
-              let text = String(value)
+            let node = try? DER.parse(bytes),
+            case let value = RelativeDistinguishedName.Attribute.Value(asn1Any: ASN1Any(derEncoded: node)),
+            let text = String(value)
         else { throw DNParseError(.invalidHexValue, in: input, at: start) }
         return text
     }
@@ -417,7 +427,7 @@ struct DNTextParser {
         let next = characters[index]
         if next.isHexDigit {
             guard index + 1 < characters.count, characters[index + 1].isHexDigit,
-                  let byte = UInt8(String([next, characters[index + 1]]), radix: 16)
+                let byte = UInt8(String([next, characters[index + 1]]), radix: 16)
             else { throw DNParseError(.invalidHexEscape, in: input, at: start) }
             bytes.append(byte)
             index += 2
@@ -455,21 +465,26 @@ extension SubjectDN {
     public func distinguishedName() throws -> DistinguishedName {
         let oids = Dictionary(uniqueKeysWithValues: Self.typesByOID.map { ($0.value, $0.key) })
         let rdns = try rdns.map { rdn in
-            RelativeDistinguishedName(try rdn.map { attribute -> RelativeDistinguishedName.Attribute in
-                let dotted = oids[attribute.type] ?? attribute.type
-                let oid = try ASN1ObjectIdentifier(dotRepresentation: dotted)
-                switch attribute.type {
-                case "C", "SERIALNUMBER":
-                    if let printable = try? RelativeDistinguishedName.Attribute(type: oid, printableString: attribute.value) {
-                        return printable
+            RelativeDistinguishedName(
+                try rdn.map { attribute -> RelativeDistinguishedName.Attribute in
+                    let dotted = oids[attribute.type] ?? attribute.type
+                    let oid = try ASN1ObjectIdentifier(dotRepresentation: dotted)
+                    switch attribute.type {
+                    case "C", "SERIALNUMBER":
+                        if let printable = try? RelativeDistinguishedName.Attribute(
+                            type: oid,
+                            printableString: attribute.value
+                        ) {
+                            return printable
+                        }
+                        return RelativeDistinguishedName.Attribute(type: oid, utf8String: attribute.value)
+                    case "E", "DC":
+                        return try RelativeDistinguishedName.Attribute(type: oid, ia5String: attribute.value)
+                    default:
+                        return RelativeDistinguishedName.Attribute(type: oid, utf8String: attribute.value)
                     }
-                    return RelativeDistinguishedName.Attribute(type: oid, utf8String: attribute.value)
-                case "E", "DC":
-                    return try RelativeDistinguishedName.Attribute(type: oid, ia5String: attribute.value)
-                default:
-                    return RelativeDistinguishedName.Attribute(type: oid, utf8String: attribute.value)
                 }
-            })
+            )
         }
         return DistinguishedName(rdns)
     }

@@ -43,9 +43,15 @@ public struct WhitelistEntry: Sendable, Hashable, Codable, FetchableRecord, Muta
 
     enum CodingKeys: String, CodingKey {
         case id, environment, service, role, establishments, label, origin
-        case subjectDN = "subject_dn", subjectDNKey = "subject_dn_key", publicKeySHA256 = "public_key_sha256"
-        case createdAt = "created_at", updatedAt = "updated_at"
-        case clientId = "client_id", accessProfile = "access_profile", clientSecret = "client_secret", rorHeaders = "ror_headers"
+        case subjectDN = "subject_dn"
+        case subjectDNKey = "subject_dn_key"
+        case publicKeySHA256 = "public_key_sha256"
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
+        case clientId = "client_id"
+        case accessProfile = "access_profile"
+        case clientSecret = "client_secret"
+        case rorHeaders = "ror_headers"
         case onboardingRequestId = "onboarding_request_id"
     }
 
@@ -54,9 +60,15 @@ public struct WhitelistEntry: Sendable, Hashable, Codable, FetchableRecord, Muta
     }
 
     public init(
-        environment: String = SandboxEnvironment.sandbox, service: SandboxService, subjectDN: SubjectDN? = nil,
-        publicKeySHA256: SPKIDigest? = nil, role: WhitelistRole = .consume, establishments: [String] = [],
-        label: String? = nil, origin: String = "admin", now: Date = Date()
+        environment: String = SandboxEnvironment.sandbox,
+        service: SandboxService,
+        subjectDN: SubjectDN? = nil,
+        publicKeySHA256: SPKIDigest? = nil,
+        role: WhitelistRole = .consume,
+        establishments: [String] = [],
+        label: String? = nil,
+        origin: String = "admin",
+        now: Date = Date()
     ) {
         self.environment = environment
         self.service = service
@@ -111,9 +123,18 @@ public struct WhitelistRequest: Sendable, Codable {
     public var rorHeaders: [String: String]?
 
     public init(
-        environment: String? = nil, service: String, subjectDN: String? = nil, publicKeySHA256: String? = nil,
-        certificatePEM: String? = nil, role: String? = nil, establishments: [String]? = nil, label: String? = nil,
-        clientId: String? = nil, accessProfile: Int? = nil, clientSecret: String? = nil, rorHeaders: [String: String]? = nil
+        environment: String? = nil,
+        service: String,
+        subjectDN: String? = nil,
+        publicKeySHA256: String? = nil,
+        certificatePEM: String? = nil,
+        role: String? = nil,
+        establishments: [String]? = nil,
+        label: String? = nil,
+        clientId: String? = nil,
+        accessProfile: Int? = nil,
+        clientSecret: String? = nil,
+        rorHeaders: [String: String]? = nil
     ) {
         self.clientId = clientId
         self.accessProfile = accessProfile
@@ -193,9 +214,15 @@ public final class Whitelist: Sendable {
     // MARK: Editing
 
     /// Validates a request and turns it into an entry (not stored).
-    public static func entry(from request: WhitelistRequest, origin: String, now: Date = Date()) throws -> WhitelistEntry {
+    public static func entry(
+        from request: WhitelistRequest,
+        origin: String,
+        now: Date = Date()
+    ) throws -> WhitelistEntry {
         guard let service = SandboxService(rawValue: request.service) else {
-            throw WhitelistError("unknown service '\(request.service)' (expected one of: \(SandboxService.allCases.map(\.rawValue).joined(separator: ", ")))")
+            throw WhitelistError(
+                "unknown service '\(request.service)' (expected one of: \(SandboxService.allCases.map(\.rawValue).joined(separator: ", ")))"
+            )
         }
         let roleText = request.role ?? WhitelistRole.consume.rawValue
         guard let role = WhitelistRole(rawValue: roleText) else {
@@ -208,7 +235,9 @@ public final class Whitelist: Sendable {
         }
         if let text = request.publicKeySHA256 {
             guard let digest = SPKIDigest(text: text) else {
-                throw WhitelistError("publicKeySHA256: expected 64 hex digits (SHA-256 of the DER SubjectPublicKeyInfo) or its base64")
+                throw WhitelistError(
+                    "publicKeySHA256: expected 64 hex digits (SHA-256 of the DER SubjectPublicKeyInfo) or its base64"
+                )
             }
             spki = digest
         }
@@ -221,12 +250,16 @@ public final class Whitelist: Sendable {
         switch service.credential {
         case .subjectDN:
             guard dn != nil else {
-                throw WhitelistError("service \(service.rawValue) whitelists by subject DN: give subjectDN (or certificatePEM)")
+                throw WhitelistError(
+                    "service \(service.rawValue) whitelists by subject DN: give subjectDN (or certificatePEM)"
+                )
             }
-            if request.publicKeySHA256 == nil { spki = nil } // the DN is the credential; a certificate only named it
+            if request.publicKeySHA256 == nil { spki = nil }  // the DN is the credential; a certificate only named it
         case .publicKey:
             guard spki != nil else {
-                throw WhitelistError("service ror-csd whitelists by public key, as the ANS does: give publicKeySHA256 or certificatePEM")
+                throw WhitelistError(
+                    "service ror-csd whitelists by public key, as the ANS does: give publicKeySHA256 or certificatePEM"
+                )
             }
             if request.subjectDN != nil {
                 throw WhitelistError("service ror-csd whitelists by public key only: remove subjectDN")
@@ -241,20 +274,31 @@ public final class Whitelist: Sendable {
             throw WhitelistError("environment: '\(environment)' is not a valid name")
         }
         var entry = WhitelistEntry(
-            environment: environment, service: service, subjectDN: dn, publicKeySHA256: spki, role: role,
-            establishments: establishments, label: request.label, origin: origin, now: now)
+            environment: environment,
+            service: service,
+            subjectDN: dn,
+            publicKeySHA256: spki,
+            role: role,
+            establishments: establishments,
+            label: request.label,
+            origin: origin,
+            now: now
+        )
         try applyRORClient(request, to: &entry)
         return entry
     }
 
     /// The four headers every ROR consumer call carries, with the values the ANS assigns at onboarding.
     public static let rorHeaderNames = [
-        "Ror-Profil-Utilisateur-Code", "Ror-Profil-Utilisateur-System", "Ror-Role-Metier-Code", "Ror-Role-Metier-System",
+        "Ror-Profil-Utilisateur-Code", "Ror-Profil-Utilisateur-System", "Ror-Role-Metier-Code",
+        "Ror-Role-Metier-System",
     ]
 
     /// ROR FHIR client fields: only on `ror-fhir` entries; profile 0 (public data) authenticates with a secret.
     static func applyRORClient(_ request: WhitelistRequest, to entry: inout WhitelistEntry) throws {
-        let given = request.clientId != nil || request.accessProfile != nil || request.clientSecret != nil || request.rorHeaders != nil
+        let given =
+            request.clientId != nil || request.accessProfile != nil || request.clientSecret != nil
+            || request.rorHeaders != nil
         guard given else { return }
         guard entry.service == .rorFHIR else {
             throw WhitelistError("clientId, accessProfile, clientSecret and rorHeaders apply to ror-fhir entries only")
@@ -271,9 +315,13 @@ public final class Whitelist: Sendable {
             throw WhitelistError("accessProfile 0 (public data) authenticates with client_secret: give clientSecret")
         }
         if let headers = request.rorHeaders {
-            let unknown = headers.keys.filter { name in !rorHeaderNames.contains { $0.caseInsensitiveCompare(name) == .orderedSame } }
+            let unknown = headers.keys.filter { name in
+                !rorHeaderNames.contains { $0.caseInsensitiveCompare(name) == .orderedSame }
+            }
             guard unknown.isEmpty else {
-                throw WhitelistError("rorHeaders: unknown header(s) \(unknown.sorted().joined(separator: ", ")) (expected \(rorHeaderNames.joined(separator: ", ")))")
+                throw WhitelistError(
+                    "rorHeaders: unknown header(s) \(unknown.sorted().joined(separator: ", ")) (expected \(rorHeaderNames.joined(separator: ", ")))"
+                )
             }
         }
         entry.clientId = request.clientId
@@ -317,7 +365,8 @@ public final class Whitelist: Sendable {
     }
 
     private static func sameCredential(as entry: WhitelistEntry, in db: Database) throws -> WhitelistEntry? {
-        var request = WhitelistEntry
+        var request =
+            WhitelistEntry
             .filter(Column("environment") == entry.environment && Column("service") == entry.service.rawValue)
         if let key = entry.subjectDNKey {
             request = request.filter(Column("subject_dn_key") == key)
@@ -360,8 +409,10 @@ public final class Whitelist: Sendable {
 
     public func reload() throws {
         let (entries, revision) = try store.writer.read { db in
-            (try WhitelistEntry.order(Column("id")).fetchAll(db),
-             try Int64.fetchOne(db, sql: "SELECT value FROM store_revision WHERE name = 'whitelist'") ?? 0)
+            (
+                try WhitelistEntry.order(Column("id")).fetchAll(db),
+                try Int64.fetchOne(db, sql: "SELECT value FROM store_revision WHERE name = 'whitelist'") ?? 0
+            )
         }
         let fresh = Cache(entries: entries, revision: revision)
         cache.withLockedValue { $0 = fresh }
@@ -384,14 +435,21 @@ public final class Whitelist: Sendable {
     /// The refusal of a caller whose certificate is missing or did not verify; nil when the chain is fine.
     public static func chainRefusal(_ identity: ClientIdentity?) -> AccessDecision? {
         guard let identity else {
-            return AccessDecision(allowed: false, reason: ChainFailure.noCertificate.rawValue,
-                                  message: "Access refused: \(ChainFailure.noCertificate.explanation).", entry: nil)
+            return AccessDecision(
+                allowed: false,
+                reason: ChainFailure.noCertificate.rawValue,
+                message: "Access refused: \(ChainFailure.noCertificate.explanation).",
+                entry: nil
+            )
         }
         guard let failure = identity.chainFailure else { return nil }
         return AccessDecision(
-            allowed: false, reason: failure.rawValue,
-            message: "Access refused: \(failure.explanation) (subject DN '\(identity.subjectDN)', issuer '\(identity.issuerDN)').",
-            entry: nil)
+            allowed: false,
+            reason: failure.rawValue,
+            message:
+                "Access refused: \(failure.explanation) (subject DN '\(identity.subjectDN)', issuer '\(identity.issuerDN)').",
+            entry: nil
+        )
     }
 
     public func decide(identity: ClientIdentity?, service: SandboxService, environment: String) -> AccessDecision {
@@ -399,31 +457,50 @@ public final class Whitelist: Sendable {
         try? refreshIfChangedElsewhere()
         let snapshot = cache.withLockedValue { $0 }
         if let entry = snapshot.match(identity, service: service, environment: environment) {
-            return AccessDecision(allowed: true, reason: "whitelisted", message: "whitelisted (entry \(entry.id ?? 0))", entry: entry)
+            return AccessDecision(
+                allowed: true,
+                reason: "whitelisted",
+                message: "whitelisted (entry \(entry.id ?? 0))",
+                entry: entry
+            )
         }
-        return AccessDecision(allowed: false, reason: "not-whitelisted",
-                              message: refusalMessage(identity: identity, service: service, environment: environment, cache: snapshot),
-                              entry: nil)
+        return AccessDecision(
+            allowed: false,
+            reason: "not-whitelisted",
+            message: refusalMessage(identity: identity, service: service, environment: environment, cache: snapshot),
+            entry: nil
+        )
     }
 
-    private func refusalMessage(identity: ClientIdentity, service: SandboxService, environment: String, cache: Cache) -> String {
+    private func refusalMessage(
+        identity: ClientIdentity,
+        service: SandboxService,
+        environment: String,
+        cache: Cache
+    ) -> String {
         var message: String
         switch service.credential {
         case .subjectDN:
-            message = "The certificate subject DN '\(identity.subjectDN)' is not in the \(service.rawValue) whitelist of environment '\(environment)'."
+            message =
+                "The certificate subject DN '\(identity.subjectDN)' is not in the \(service.rawValue) whitelist of environment '\(environment)'."
         case .publicKey:
-            message = "The certificate public key (SPKI SHA-256 \(identity.spkiSHA256.hex)) is not in the \(service.rawValue) whitelist of environment '\(environment)'."
+            message =
+                "The certificate public key (SPKI SHA-256 \(identity.spkiSHA256.hex)) is not in the \(service.rawValue) whitelist of environment '\(environment)'."
         }
-        let elsewhere = cache.entries.filter { $0.matches(identity) && !($0.environment == environment && $0.service == service) }
+        let elsewhere = cache.entries.filter {
+            $0.matches(identity) && !($0.environment == environment && $0.service == service)
+        }
         if !elsewhere.isEmpty {
             let places = Set(elsewhere.map { "\($0.service.rawValue)@\($0.environment)" }).sorted()
             message += " It is whitelisted for: \(places.joined(separator: ", "))."
         }
         let unordered = identity.subjectUnorderedMatchKey
         if let near = cache.entries.first(where: {
-            $0.environment == environment && $0.service == service && $0.id.flatMap { cache.unorderedKeys[$0] } == unordered
+            $0.environment == environment && $0.service == service
+                && $0.id.flatMap { cache.unorderedKeys[$0] } == unordered
         }), let nearDN = near.subjectDN {
-            message += " Entry \(near.id ?? 0) has the same attributes in another order ('\(nearDN)'): the RDN order of a DN is significant."
+            message +=
+                " Entry \(near.id ?? 0) has the same attributes in another order ('\(nearDN)'): the RDN order of a DN is significant."
         }
         return message
     }

@@ -71,7 +71,7 @@ public enum FHIRJSON {
     /// Whether an NSNumber holds an integer type (ObjC encodings c s i l q and unsigned; `c` is taken by booleans first).
     static func isInteger(_ number: NSNumber) -> Bool {
         switch number.objCType.pointee {
-        case 0x73, 0x69, 0x6C, 0x71, 0x43, 0x53, 0x49, 0x4C, 0x51: true // s i l q C S I L Q
+        case 0x73, 0x69, 0x6C, 0x71, 0x43, 0x53, 0x49, 0x4C, 0x51: true  // s i l q C S I L Q
         default: false
         }
     }
@@ -102,7 +102,9 @@ public enum FHIRJSON {
             case 0x0C: out.append(contentsOf: [0x5C, 0x66])
             default:
                 let hex = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(bytes[index] >> 4)], hex[Int(bytes[index] & 0xF)]])
+                out.append(contentsOf: [
+                    0x5C, 0x75, 0x30, 0x30, hex[Int(bytes[index] >> 4)], hex[Int(bytes[index] & 0xF)],
+                ])
             }
         }
         out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start...]))

@@ -27,38 +27,76 @@ public struct FHIRPatch: Sendable {
     /// Reads a `Parameters` patch body.
     public init(parameters: JSONObject) throws(Failure) {
         guard parameters["resourceType"]?.string == "Parameters" else {
-            throw Failure(kind: .invalid, message: "A FHIR Patch body is a Parameters resource (resourceType '\(parameters["resourceType"]?.string ?? "")')", expression: "Parameters")
+            throw Failure(
+                kind: .invalid,
+                message:
+                    "A FHIR Patch body is a Parameters resource (resourceType '\(parameters["resourceType"]?.string ?? "")')",
+                expression: "Parameters"
+            )
         }
         let entries = (parameters["parameter"]?.array ?? []).compactMap(\.object)
-        guard !entries.isEmpty else { throw Failure(kind: .invalid, message: "The Parameters carry no operation", expression: "Parameters.parameter") }
+        guard !entries.isEmpty else {
+            throw Failure(
+                kind: .invalid,
+                message: "The Parameters carry no operation",
+                expression: "Parameters.parameter"
+            )
+        }
         operations = []
         for (index, entry) in entries.enumerated() {
             let at = "Parameters.parameter[\(index)]"
             guard entry["name"]?.string == "operation" else {
-                throw Failure(kind: .invalid, message: "\(at): every parameter is an 'operation' (got '\(entry["name"]?.string ?? "")')", expression: "\(at).name")
+                throw Failure(
+                    kind: .invalid,
+                    message: "\(at): every parameter is an 'operation' (got '\(entry["name"]?.string ?? "")')",
+                    expression: "\(at).name"
+                )
             }
             let parts = (entry["part"]?.array ?? []).compactMap(\.object)
             func part(_ name: String) -> JSONObject? { parts.first { $0["name"]?.string == name } }
             func text(_ name: String) -> String? {
                 part(name)?.first(withPrefix: "value")?.value.string
             }
-            guard let typeText = text("type") else { throw Failure(kind: .invalid, message: "\(at): part 'type' missing", expression: "\(at).part") }
-            guard let kind = Operation.Kind(rawValue: typeText) else {
-                throw Failure(kind: .unsupported, message: "\(at): operation type '\(typeText)' is not supported (add, replace, delete)", expression: "\(at).part")
+            guard let typeText = text("type") else {
+                throw Failure(kind: .invalid, message: "\(at): part 'type' missing", expression: "\(at).part")
             }
-            guard let pathText = text("path"), !pathText.isEmpty else { throw Failure(kind: .invalid, message: "\(at): part 'path' missing", expression: "\(at).part") }
+            guard let kind = Operation.Kind(rawValue: typeText) else {
+                throw Failure(
+                    kind: .unsupported,
+                    message: "\(at): operation type '\(typeText)' is not supported (add, replace, delete)",
+                    expression: "\(at).part"
+                )
+            }
+            guard let pathText = text("path"), !pathText.isEmpty else {
+                throw Failure(kind: .invalid, message: "\(at): part 'path' missing", expression: "\(at).part")
+            }
             let path: FHIRPath
             do { path = try FHIRPath.parsed(pathText) } catch {
                 throw Failure(kind: .unsupported, message: "\(at): \(error)", expression: pathText)
             }
             var value: JSON?
             if kind != .delete {
-                guard let valuePart = part("value") else { throw Failure(kind: .invalid, message: "\(at): part 'value' missing for \(kind.rawValue)", expression: "\(at).part") }
+                guard let valuePart = part("value") else {
+                    throw Failure(
+                        kind: .invalid,
+                        message: "\(at): part 'value' missing for \(kind.rawValue)",
+                        expression: "\(at).part"
+                    )
+                }
                 if valuePart["part"] != nil {
-                    throw Failure(kind: .unsupported, message: "\(at): a value given as parts is not supported; send it as value[x] (e.g. valueExtension)", expression: "\(at).part")
+                    throw Failure(
+                        kind: .unsupported,
+                        message:
+                            "\(at): a value given as parts is not supported; send it as value[x] (e.g. valueExtension)",
+                        expression: "\(at).part"
+                    )
                 }
                 guard let found = valuePart.first(withPrefix: "value")?.value else {
-                    throw Failure(kind: .invalid, message: "\(at): part 'value' has no value[x]", expression: "\(at).part")
+                    throw Failure(
+                        kind: .invalid,
+                        message: "\(at): part 'value' has no value[x]",
+                        expression: "\(at).part"
+                    )
                 }
                 value = found
             }
@@ -90,21 +128,38 @@ public struct FHIRPatch: Sendable {
             case .replace, .delete:
                 let matches = operation.path.evaluate(on: object).filter(\.isInsideResource)
                 guard !matches.isEmpty else {
-                    throw Failure(kind: .noMatch, message: "\(operation.kind.rawValue): no element matches \(operation.pathText)", expression: operation.pathText)
+                    throw Failure(
+                        kind: .noMatch,
+                        message: "\(operation.kind.rawValue): no element matches \(operation.pathText)",
+                        expression: operation.pathText
+                    )
                 }
                 guard matches.count == 1 else {
-                    throw Failure(kind: .multipleMatches, message: "\(operation.kind.rawValue): \(matches.count) elements match \(operation.pathText) (one expected)", expression: operation.pathText)
+                    throw Failure(
+                        kind: .multipleMatches,
+                        message:
+                            "\(operation.kind.rawValue): \(matches.count) elements match \(operation.pathText) (one expected)",
+                        expression: operation.pathText
+                    )
                 }
                 let location = matches[0].location
                 let countBefore = Self.topLevelCount(object, location)
-                object = Self.setting(.object(object), at: location[...], to: operation.kind == .replace ? operation.value : nil).object ?? object
+                object =
+                    Self.setting(
+                        .object(object),
+                        at: location[...],
+                        to: operation.kind == .replace ? operation.value : nil
+                    ).object ?? object
                 changes.record(location, removed: operation.kind == .delete, countBefore: countBefore)
             case .add:
                 let (container, name) = try Self.container(of: operation)
                 let targets = container.evaluate(on: object)
                 guard targets.count == 1, case .object(var target) = targets[0].value else {
-                    throw Failure(kind: targets.isEmpty ? .noMatch : .multipleMatches,
-                                  message: "add: \(targets.count) elements match the container \(container) (one expected)", expression: operation.pathText)
+                    throw Failure(
+                        kind: targets.isEmpty ? .noMatch : .multipleMatches,
+                        message: "add: \(targets.count) elements match the container \(container) (one expected)",
+                        expression: operation.pathText
+                    )
                 }
                 let added: Int
                 if case .array(var list)? = target[name] {
@@ -115,11 +170,16 @@ public struct FHIRPatch: Sendable {
                     target[name] = .array([operation.value!])
                     added = 0
                 } else {
-                    throw Failure(kind: .invalid, message: "add: \(name) already has a value (use replace)", expression: operation.pathText)
+                    throw Failure(
+                        kind: .invalid,
+                        message: "add: \(name) already has a value (use replace)",
+                        expression: operation.pathText
+                    )
                 }
                 let location = targets[0].location + [.key(name), .index(added)]
                 let countBefore = Self.topLevelCount(object, location)
-                object = Self.setting(.object(object), at: targets[0].location[...], to: .object(target)).object ?? object
+                object =
+                    Self.setting(.object(object), at: targets[0].location[...], to: .object(target)).object ?? object
                 changes.record(location, removed: false, countBefore: countBefore)
             }
         }
@@ -139,7 +199,11 @@ public struct FHIRPatch: Sendable {
         var path = operation.path
         while case .function(let base, _, _) = path { path = base }
         guard case .member(let base, let name) = path else {
-            throw Failure(kind: .invalid, message: "add: part 'name' missing and the path names no list", expression: operation.pathText)
+            throw Failure(
+                kind: .invalid,
+                message: "add: part 'name' missing and the path names no list",
+                expression: operation.pathText
+            )
         }
         return (base, name)
     }
@@ -158,7 +222,9 @@ public struct FHIRPatch: Sendable {
             }
             return .object(object)
         case .index(let index):
-            guard case .array(var array) = root, array.indices.contains(index) else { return root.array.map(JSON.array) ?? .array([]) }
+            guard case .array(var array) = root, array.indices.contains(index) else {
+                return root.array.map(JSON.array) ?? .array([])
+            }
             if rest.isEmpty, value == nil {
                 array.remove(at: index)
             } else {

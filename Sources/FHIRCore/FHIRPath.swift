@@ -23,8 +23,10 @@ public indirect enum FHIRPath: Sendable, Hashable, CustomStringConvertible {
         case .root: return "$this"
         case .member(.root, let name): return name
         case .member(let base, let name): return "\(base).\(name)"
-        case .function(.root, let name, let arguments): return "\(name)(\(arguments.map(\.description).joined(separator: ", ")))"
-        case .function(let base, let name, let arguments): return "\(base).\(name)(\(arguments.map(\.description).joined(separator: ", ")))"
+        case .function(.root, let name, let arguments):
+            return "\(name)(\(arguments.map(\.description).joined(separator: ", ")))"
+        case .function(let base, let name, let arguments):
+            return "\(base).\(name)(\(arguments.map(\.description).joined(separator: ", ")))"
         case .string(let value): return "'\(value.replacingOccurrences(of: "'", with: "\\'"))'"
         case .integer(let value): return "\(value)"
         case .boolean(let value): return "\(value)"
@@ -73,7 +75,10 @@ public indirect enum FHIRPath: Sendable, Hashable, CustomStringConvertible {
         var index = 0
         while index < characters.count {
             let character = characters[index]
-            if character.isWhitespace { index += 1; continue }
+            if character.isWhitespace {
+                index += 1
+                continue
+            }
             if character == "'" {
                 var value = ""
                 index += 1
@@ -89,10 +94,16 @@ public indirect enum FHIRPath: Sendable, Hashable, CustomStringConvertible {
                 var value = ""
                 if character == "`" {
                     index += 1
-                    while index < characters.count, characters[index] != "`" { value.append(characters[index]); index += 1 }
+                    while index < characters.count, characters[index] != "`" {
+                        value.append(characters[index])
+                        index += 1
+                    }
                     index += 1
                 } else {
-                    while index < characters.count, characters[index].isLetter || characters[index].isNumber || characters[index] == "_" || characters[index] == "$" {
+                    while index < characters.count,
+                        characters[index].isLetter || characters[index].isNumber || characters[index] == "_"
+                            || characters[index] == "$"
+                    {
                         value.append(characters[index])
                         index += 1
                     }
@@ -100,8 +111,13 @@ public indirect enum FHIRPath: Sendable, Hashable, CustomStringConvertible {
                 tokens.append(.identifier(value))
             } else if character.isNumber {
                 var value = ""
-                while index < characters.count, characters[index].isNumber { value.append(characters[index]); index += 1 }
-                if index < characters.count, characters[index] == "." , index + 1 < characters.count, characters[index + 1].isNumber {
+                while index < characters.count, characters[index].isNumber {
+                    value.append(characters[index])
+                    index += 1
+                }
+                if index < characters.count, characters[index] == ".", index + 1 < characters.count,
+                    characters[index + 1].isNumber
+                {
                     throw FHIRPathError(text, "decimal literals are not supported")
                 }
                 tokens.append(.number(Int(value) ?? 0))
@@ -113,7 +129,10 @@ public indirect enum FHIRPath: Sendable, Hashable, CustomStringConvertible {
                 index += 1
             } else {
                 let rest = String(characters[index...].prefix(2)).trimmingCharacters(in: .whitespaces)
-                throw FHIRPathError(text, "operator '\(rest.first.map(String.init) ?? rest)' is not supported (supported: . where() exists() first() not() as() ofType() and or = !=)")
+                throw FHIRPathError(
+                    text,
+                    "operator '\(rest.first.map(String.init) ?? rest)' is not supported (supported: . where() exists() first() not() as() ofType() and or = !=)"
+                )
             }
         }
         return tokens
@@ -141,7 +160,9 @@ public indirect enum FHIRPath: Sendable, Hashable, CustomStringConvertible {
                 position += 1
                 left = .or(left, try conjunction())
             }
-            if case .identifier(let word)? = peek, ["xor", "implies", "in", "contains", "is", "div", "mod"].contains(word) {
+            if case .identifier(let word)? = peek,
+                ["xor", "implies", "in", "contains", "is", "div", "mod"].contains(word)
+            {
                 throw FHIRPathError(text, "operator '\(word)' is not supported")
             }
             return left
@@ -182,7 +203,9 @@ public indirect enum FHIRPath: Sendable, Hashable, CustomStringConvertible {
             }
             while peek == .symbol(".") {
                 position += 1
-                guard case .identifier(let name)? = next() else { throw FHIRPathError(text, "a name is expected after '.'") }
+                guard case .identifier(let name)? = next() else {
+                    throw FHIRPathError(text, "a name is expected after '.'")
+                }
                 base = try invocation(on: base, name: name)
             }
             return base
@@ -191,11 +214,16 @@ public indirect enum FHIRPath: Sendable, Hashable, CustomStringConvertible {
         mutating func invocation(on base: FHIRPath, name: String) throws(FHIRPathError) -> FHIRPath {
             guard peek == .symbol("(") else {
                 if name == "$this" { return base }
-                if name.hasPrefix("$") || name.hasPrefix("%") { throw FHIRPathError(text, "variable '\(name)' is not supported") }
+                if name.hasPrefix("$") || name.hasPrefix("%") {
+                    throw FHIRPathError(text, "variable '\(name)' is not supported")
+                }
                 return .member(base, name)
             }
             guard FHIRPath.supportedFunctions.contains(name) else {
-                throw FHIRPathError(text, "function '\(name)()' is not supported (supported: \(FHIRPath.supportedFunctions.sorted().map { "\($0)()" }.joined(separator: ", ")))")
+                throw FHIRPathError(
+                    text,
+                    "function '\(name)()' is not supported (supported: \(FHIRPath.supportedFunctions.sorted().map { "\($0)()" }.joined(separator: ", ")))"
+                )
             }
             position += 1
             var arguments: [FHIRPath] = []
@@ -210,12 +238,15 @@ public indirect enum FHIRPath: Sendable, Hashable, CustomStringConvertible {
                 } while peek == .symbol(",") && next() != nil
             }
             try expect(")")
-            let expected: ClosedRange<Int> = switch name {
-            case "where", "as", "ofType": 1...1
-            case "exists": 0...1
-            default: 0...0
+            let expected: ClosedRange<Int> =
+                switch name {
+                case "where", "as", "ofType": 1...1
+                case "exists": 0...1
+                default: 0...0
+                }
+            guard expected.contains(arguments.count) else {
+                throw FHIRPathError(text, "\(name)() takes \(expected.upperBound) argument(s)")
             }
-            guard expected.contains(arguments.count) else { throw FHIRPathError(text, "\(name)() takes \(expected.upperBound) argument(s)") }
             return .function(base, name, arguments)
         }
     }
@@ -311,14 +342,16 @@ extension FHIRPath {
             case "where":
                 return input.filter { item in arguments[0].criterion(item.value, choice: item.choiceType) == true }
             case "exists":
-                let items = arguments.isEmpty ? input : input.filter { arguments[0].criterion($0.value, choice: $0.choiceType) == true }
+                let items =
+                    arguments.isEmpty
+                    ? input : input.filter { arguments[0].criterion($0.value, choice: $0.choiceType) == true }
                 return [Self.boolean(!items.isEmpty)]
             case "first":
                 return Array(input.prefix(1))
             case "not":
                 guard let value = input.singleBoolean else { return [] }
                 return [Self.boolean(!value)]
-            default: // as, ofType
+            default:  // as, ofType
                 guard case .string(let type)? = arguments.first else { return [] }
                 return input.filter { item in
                     if let choice = item.choiceType { return choice.lowercased() == type.lowercased() }
@@ -332,7 +365,9 @@ extension FHIRPath {
             // `url = '…'` or `valueCodeableConcept.coding.code = '…'` inside a `where()`, met once per sub-extension
             // of a filtered path: a lone string reached through plain names is compared in place, as below but without
             // building the item lists (most of a capacity patch's path).
-            if !isRoot, context.count == 1, case .string(let literal) = right, let string = Self.loneString(left, from: context[0].value) {
+            if !isRoot, context.count == 1, case .string(let literal) = right,
+                let string = Self.loneString(left, from: context[0].value)
+            {
                 return [Self.boolean((string == literal) != negated)]
             }
             let lhs = left.evaluate(context, isRoot: isRoot)
@@ -357,7 +392,10 @@ extension FHIRPath {
             if let string = Self.loneString(left, from: context[0].value) { return (string == literal) != negated }
             return evaluate(context, isRoot: isRoot).singleBoolean
         case .function(let base, "where", let arguments) where arguments.count == 1:
-            return Self.whereTruth(base.evaluate(context, isRoot: isRoot).lazy.map { ($0.value, $0.choiceType) }, arguments[0])
+            return Self.whereTruth(
+                base.evaluate(context, isRoot: isRoot).lazy.map { ($0.value, $0.choiceType) },
+                arguments[0]
+            )
         default:
             return evaluate(context, isRoot: isRoot).singleBoolean
         }
@@ -444,8 +482,10 @@ extension FHIRPath {
                 found.append((name, value, nil))
             } else {
                 // A choice element (`value` → `valueCodeableConcept`, `valueInteger`…).
-                for member in object where member.key.hasPrefix(name) && member.key.utf8.count > name.utf8.count
-                    && member.key[member.key.index(member.key.startIndex, offsetBy: name.count)].isUppercase {
+                for member in object
+                where member.key.hasPrefix(name) && member.key.utf8.count > name.utf8.count
+                    && member.key[member.key.index(member.key.startIndex, offsetBy: name.count)].isUppercase
+                {
                     found.append((member.key, member.value, String(member.key.dropFirst(name.count))))
                 }
             }
@@ -461,7 +501,13 @@ extension FHIRPath {
                 let keyNode = PathNode(parent: item.node, step: .key(key))
                 if case .array(let array) = value {
                     for (index, element) in array.enumerated() {
-                        result.append(FHIRPathItem(value: element, node: PathNode(parent: keyNode, step: .index(index)), choiceType: choice))
+                        result.append(
+                            FHIRPathItem(
+                                value: element,
+                                node: PathNode(parent: keyNode, step: .index(index)),
+                                choiceType: choice
+                            )
+                        )
                     }
                 } else {
                     result.append(FHIRPathItem(value: value, node: keyNode, choiceType: choice))
@@ -472,7 +518,9 @@ extension FHIRPath {
     }
 
     static func literal(_ value: JSON) -> FHIRPathItem { FHIRPathItem(value: value, node: nil, choiceType: nil) }
-    static func boolean(_ value: Bool) -> FHIRPathItem { FHIRPathItem(value: .bool(value), node: nil, choiceType: "boolean") }
+    static func boolean(_ value: Bool) -> FHIRPathItem {
+        FHIRPathItem(value: .bool(value), node: nil, choiceType: "boolean")
+    }
 
     static func equal(_ lhs: JSON, _ rhs: JSON) -> Bool {
         switch (lhs, rhs) {

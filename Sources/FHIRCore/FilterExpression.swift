@@ -63,8 +63,11 @@ enum FilterExpression {
         }
 
         /// `operand (keyword operand)*`, combined when there is more than one.
-        mutating func joined(_ keyword: String, operand: (inout Parser) throws -> SearchCondition,
-                             combine: ([SearchCondition]) -> SearchCondition) throws -> SearchCondition {
+        mutating func joined(
+            _ keyword: String,
+            operand: (inout Parser) throws -> SearchCondition,
+            combine: ([SearchCondition]) -> SearchCondition
+        ) throws -> SearchCondition {
             var terms = [try operand(&self)]
             while peekKeyword(keyword) {
                 _ = word()

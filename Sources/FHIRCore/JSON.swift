@@ -104,16 +104,18 @@ extension JSON {
     /// Parses JSON text (RFC 8259), strictly: UTF-8 only, nesting at most `depthLimit` levels, no duplicate key in an
     /// object (FHIR forbids them, and which one would count is anybody's guess), nothing after the value.
     public init(parsing bytes: some Collection<UInt8>, depthLimit: Int = 512) throws(ParseError) {
-        let result: Result<JSON, ParseError> = bytes.withContiguousStorageIfAvailable { buffer in
-            var parser = JSONParser(bytes: buffer, depthLimit: depthLimit)
-            return Result { () throws(ParseError) in try parser.document() }
-        } ?? {
-            let copy = Array(bytes)
-            return copy.withUnsafeBufferPointer { buffer in
+        let result: Result<JSON, ParseError> =
+            bytes.withContiguousStorageIfAvailable { buffer in
                 var parser = JSONParser(bytes: buffer, depthLimit: depthLimit)
                 return Result { () throws(ParseError) in try parser.document() }
             }
-        }()
+            ?? {
+                let copy = Array(bytes)
+                return copy.withUnsafeBufferPointer { buffer in
+                    var parser = JSONParser(bytes: buffer, depthLimit: depthLimit)
+                    return Result { () throws(ParseError) in try parser.document() }
+                }
+            }()
         self = try result.get()
     }
 }
@@ -166,9 +168,15 @@ struct JSONParser {
         case 0x7B: return .object(try object())
         case 0x5B: return .array(try array())
         case 0x22: return .string(try string())
-        case 0x74: try literal("true"); return .bool(true)
-        case 0x66: try literal("false"); return .bool(false)
-        case 0x6E: try literal("null"); return .null
+        case 0x74:
+            try literal("true")
+            return .bool(true)
+        case 0x66:
+            try literal("false")
+            return .bool(false)
+        case 0x6E:
+            try literal("null")
+            return .null
         case 0x2D, 0x30...0x39: return .number(try number())
         default: throw error(.malformed, "a value was expected")
         }
@@ -177,7 +185,8 @@ struct JSONParser {
     mutating func literal(_ word: StaticString) throws(JSON.ParseError) {
         let count = word.utf8CodeUnitCount
         guard index + count <= bytes.count,
-              memcmp(bytes.baseAddress! + index, word.utf8Start, count) == 0 else { throw error(.malformed, "a value was expected") }
+            memcmp(bytes.baseAddress! + index, word.utf8Start, count) == 0
+        else { throw error(.malformed, "a value was expected") }
         index += count
     }
 
@@ -186,7 +195,9 @@ struct JSONParser {
         guard try open(closedBy: 0x7D) else { return JSONObject(members) }
         repeat {
             skipSpace()
-            guard index < bytes.count, bytes[index] == 0x22 else { throw error(.malformed, "a member name (a string) was expected") }
+            guard index < bytes.count, bytes[index] == 0x22 else {
+                throw error(.malformed, "a member name (a string) was expected")
+            }
             let start = index
             let key = try string()
             for member in members where member.key == key {
@@ -194,7 +205,9 @@ struct JSONParser {
                 throw error(.duplicateKey, "the member '\(key)' appears twice in an object")
             }
             skipSpace()
-            guard index < bytes.count, bytes[index] == 0x3A else { throw error(.malformed, "':' was expected after a member name") }
+            guard index < bytes.count, bytes[index] == 0x3A else {
+                throw error(.malformed, "':' was expected after a member name")
+            }
             index += 1
             members.append(JSONObject.Member(key, try value()))
         } while try next(closedBy: 0x7D, "object")
@@ -230,7 +243,9 @@ struct JSONParser {
             index += 1
             return true
         }
-        guard bytes[index] == close else { throw error(.malformed, "',' or '\(Character(Unicode.Scalar(close)))' was expected") }
+        guard bytes[index] == close else {
+            throw error(.malformed, "',' or '\(Character(Unicode.Scalar(close)))' was expected")
+        }
         index += 1
         depth -= 1
         return false
@@ -257,7 +272,9 @@ struct JSONParser {
             switch byte {
             case 0x22:
                 index += 1
-                return try out.withUnsafeBufferPointer { buffer throws(JSON.ParseError) in try decoded(buffer, at: start) }
+                return try out.withUnsafeBufferPointer { buffer throws(JSON.ParseError) in
+                    try decoded(buffer, at: start)
+                }
             case 0x5C:
                 index += 1
                 guard index < bytes.count else { break }
@@ -278,7 +295,9 @@ struct JSONParser {
                         }
                         index += 2
                         let low = try hex4()
-                        guard (0xDC00...0xDFFF).contains(low) else { throw error(.malformed, "a lone UTF-16 surrogate in a \\u escape") }
+                        guard (0xDC00...0xDFFF).contains(low) else {
+                            throw error(.malformed, "a lone UTF-16 surrogate in a \\u escape")
+                        }
                         scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                     } else if (0xDC00...0xDFFF).contains(scalar) {
                         throw error(.malformed, "a lone UTF-16 surrogate in a \\u escape")
@@ -326,14 +345,19 @@ struct JSONParser {
         let start = index
         func digits(_ parser: inout JSONParser) -> Int {
             let from = parser.index
-            while parser.index < parser.bytes.count, (0x30...0x39).contains(parser.bytes[parser.index]) { parser.index += 1 }
+            while parser.index < parser.bytes.count, (0x30...0x39).contains(parser.bytes[parser.index]) {
+                parser.index += 1
+            }
             return parser.index - from
         }
         if bytes[index] == 0x2D { index += 1 }
         let integerStart = index
         let integer = digits(&self)
         guard integer > 0 else { throw error(.malformed, "a number has digits") }
-        if integer > 1, bytes[integerStart] == 0x30 { index = integerStart; throw error(.malformed, "a number does not start with 0") }
+        if integer > 1, bytes[integerStart] == 0x30 {
+            index = integerStart
+            throw error(.malformed, "a number does not start with 0")
+        }
         if index < bytes.count, bytes[index] == 0x2E {
             index += 1
             guard digits(&self) > 0 else { throw error(.malformed, "digits are expected after a decimal point") }
@@ -419,7 +443,9 @@ extension JSON {
             } else if let number = value as? NSNumber, FHIRJSON.isInteger(number) {
                 self = .number(JSONNumber(text: String(number.int64Value)))
             } else if let number = JSONScalar.number(value), number.isFinite {
-                let text = number == number.rounded() && abs(number) < 9_007_199_254_740_992 ? String(Int64(number)) : "\(number)"
+                let text =
+                    number == number.rounded() && abs(number) < 9_007_199_254_740_992
+                    ? String(Int64(number)) : "\(number)"
                 self = .number(JSONNumber(text: text))
             } else {
                 return nil

@@ -24,19 +24,30 @@ public struct JSONLayout: Sendable {
     /// the elements of `list` that come whole from that version are copied from its bytes. `changed` nil: any member
     /// may differ (nothing copied but the list's elements). Without `list` the layout is left empty: a dataset load
     /// writes each resource once, and recording where its members are cost it for nothing.
-    public static func write(_ resource: JSONObject, list: ResourceRepository.ListChange? = nil, changed: Set<String>? = nil,
-                             previous: JSONLayout? = nil) -> (Data, JSONLayout) {
+    public static func write(
+        _ resource: JSONObject,
+        list: ResourceRepository.ListChange? = nil,
+        changed: Set<String>? = nil,
+        previous: JSONLayout? = nil
+    ) -> (Data, JSONLayout) {
         var out: [UInt8] = []
         out.reserveCapacity(previous.map { $0.json.count + 256 } ?? 4096)
         var members: [String: Range<Int>] = [:]
         var elementRanges: [Range<Int>] = []
         var copies: [VersionDelta.Match] = []
-        let reusable = previous.flatMap { previous in list.map { previous.listName == $0.name && previous.elements.count == $0.original.count } } ?? false
+        let reusable =
+            previous.flatMap { previous in
+                list.map { previous.listName == $0.name && previous.elements.count == $0.original.count }
+            } ?? false
         // One memcpy (appending a slice of raw bytes went byte by byte).
         func copy(_ old: UnsafeRawBufferPointer, _ range: Range<Int>) {
             copies.append((range, out.count))
-            out.append(contentsOf: UnsafeBufferPointer(start: old.baseAddress!.advanced(by: range.lowerBound).assumingMemoryBound(to: UInt8.self),
-                                                       count: range.count))
+            out.append(
+                contentsOf: UnsafeBufferPointer(
+                    start: old.baseAddress!.advanced(by: range.lowerBound).assumingMemoryBound(to: UInt8.self),
+                    count: range.count
+                )
+            )
         }
         func emit(_ old: UnsafeRawBufferPointer?) {
             out.append(0x7B)
@@ -60,7 +71,8 @@ public struct JSONLayout: Sendable {
                         elementRanges.append(elementStart..<out.count)
                     }
                     out.append(0x5D)
-                } else if let changed, !changed.contains(member.key), let old, let range = previous?.members[member.key] {
+                } else if let changed, !changed.contains(member.key), let old, let range = previous?.members[member.key]
+                {
                     copy(old, range)
                 } else {
                     member.value.write(into: &out)
@@ -71,6 +83,9 @@ public struct JSONLayout: Sendable {
         }
         if let previous { previous.json.withUnsafeBytes { emit($0) } } else { emit(nil) }
         let json = Data(out)
-        return (json, JSONLayout(json: json, members: members, listName: list?.name, elements: elementRanges, copies: copies))
+        return (
+            json,
+            JSONLayout(json: json, members: members, listName: list?.name, elements: elementRanges, copies: copies)
+        )
     }
 }

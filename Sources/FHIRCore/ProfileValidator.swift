@@ -92,7 +92,11 @@ public struct ProfileValidator: Sendable {
     /// only the rules on them are checked — the others would find what they found then.
     /// `changedElements`: for top-level lists changed element by element (``ChangedElements/byIndex``), the indices
     /// of the elements that are new; the others' own checks are skipped (cardinalities still count every element).
-    public func validate(_ resource: JSONObject, changed: Set<String>? = nil, changedElements: [String: Set<Int>] = [:]) -> [Issue] {
+    public func validate(
+        _ resource: JSONObject,
+        changed: Set<String>? = nil,
+        changedElements: [String: Set<Int>] = [:]
+    ) -> [Issue] {
         guard let type = resource["resourceType"]?.string else {
             return [Issue(code: "structure", diagnostics: "resourceType is missing", expression: "resourceType")]
         }
@@ -104,12 +108,22 @@ public struct ProfileValidator: Sendable {
     }
 
     /// The same on a `JSONSerialization` tree.
-    public func validate(_ resource: [String: Any], changed: Set<String>? = nil, changedElements: [String: Set<Int>] = [:]) -> [Issue] {
+    public func validate(
+        _ resource: [String: Any],
+        changed: Set<String>? = nil,
+        changedElements: [String: Set<Int>] = [:]
+    ) -> [Issue] {
         validate(JSONObject(any: resource) ?? JSONObject(), changed: changed, changedElements: changedElements)
     }
 
     /// `fresh`: lists of `node` of which only the elements at these indices are checked (cardinalities count all).
-    func check(_ rules: [CompiledRule], on node: JSON, expression: String, into issues: inout [Issue], fresh: [String: Set<Int>] = [:]) {
+    func check(
+        _ rules: [CompiledRule],
+        on node: JSON,
+        expression: String,
+        into issues: inout [Issue],
+        fresh: [String: Set<Int>] = [:]
+    ) {
         // The rules of a node mostly select children of one name by one key (`extension[url=…]`, a dozen of them per
         // capacity indicator): those children are grouped by that key once, not scanned again for every rule.
         var groups: [String: [String: [(index: Int, item: JSON)]]] = [:]
@@ -125,12 +139,20 @@ public struct ProfileValidator: Sendable {
                 let members = group[filter.value] ?? []
                 found = ElementPath.select(compiled.steps.dropFirst(), from: members.map(\.item))
                 if let indices = fresh[first.name] {
-                    checked = ElementPath.select(compiled.steps.dropFirst(), from: members.filter { indices.contains($0.index) }.map(\.item))
+                    checked = ElementPath.select(
+                        compiled.steps.dropFirst(),
+                        from: members.filter { indices.contains($0.index) }.map(\.item)
+                    )
                 }
             } else {
                 found = ElementPath.select(compiled.steps[...], from: [node])
-                if let first = compiled.steps.first, let indices = fresh[first.name], case .array(let list)? = node[first.name] {
-                    checked = ElementPath.select(compiled.steps.dropFirst(), from: indices.sorted().filter(list.indices.contains).map { list[$0] })
+                if let first = compiled.steps.first, let indices = fresh[first.name],
+                    case .array(let list)? = node[first.name]
+                {
+                    checked = ElementPath.select(
+                        compiled.steps.dropFirst(),
+                        from: indices.sorted().filter(list.indices.contains).map { list[$0] }
+                    )
                 }
             }
             // Every element found has the same FHIRPath (filters are where-forms, not indexes): built once, and only
@@ -143,29 +165,67 @@ public struct ProfileValidator: Sendable {
                 return text
             }
             if let min = rule.min, found.count < min {
-                issues.append(Issue(code: "required", diagnostics: "\(at()): at least \(min) required, \(found.count) found", expression: at()))
+                issues.append(
+                    Issue(
+                        code: "required",
+                        diagnostics: "\(at()): at least \(min) required, \(found.count) found",
+                        expression: at()
+                    )
+                )
             }
             if let max = rule.max, found.count > max {
-                issues.append(Issue(code: "structure", diagnostics: "\(at()): at most \(max) allowed, \(found.count) found", expression: at()))
+                issues.append(
+                    Issue(
+                        code: "structure",
+                        diagnostics: "\(at()): at most \(max) allowed, \(found.count) found",
+                        expression: at()
+                    )
+                )
             }
             for value in checked ?? found {
                 if let type = rule.type, !Self.matches(value, type: type) {
-                    issues.append(Issue(code: "value", diagnostics: "\(at()): '\(Self.shown(value))' is not a valid \(type)", expression: at()))
+                    issues.append(
+                        Issue(
+                            code: "value",
+                            diagnostics: "\(at()): '\(Self.shown(value))' is not a valid \(type)",
+                            expression: at()
+                        )
+                    )
                     continue
                 }
                 if let binding = rule.binding {
                     if let list = codeLists[binding] {
                         if let code = value.string, !list.contains(code) {
-                            issues.append(Issue(code: "code-invalid", diagnostics: "\(at()): code '\(code)' is not in \(binding) (\(list.sorted().joined(separator: ", ")))", expression: at()))
+                            issues.append(
+                                Issue(
+                                    code: "code-invalid",
+                                    diagnostics:
+                                        "\(at()): code '\(code)' is not in \(binding) (\(list.sorted().joined(separator: ", ")))",
+                                    expression: at()
+                                )
+                            )
                         }
                     } else {
-                        issues.append(Issue(code: "code-invalid", diagnostics: "\(at()): code list \(binding) is not loaded", expression: at()))
+                        issues.append(
+                            Issue(
+                                code: "code-invalid",
+                                diagnostics: "\(at()): code list \(binding) is not loaded",
+                                expression: at()
+                            )
+                        )
                     }
                 }
                 if let targets = rule.targets, let reference = value.string {
                     let type = reference.split(separator: "/").dropLast().last.map(String.init) ?? ""
                     if !targets.contains(type) {
-                        issues.append(Issue(code: "value", diagnostics: "\(at()): '\(reference)' must reference \(targets.joined(separator: " or "))", expression: at()))
+                        issues.append(
+                            Issue(
+                                code: "value",
+                                diagnostics:
+                                    "\(at()): '\(reference)' must reference \(targets.joined(separator: " or "))",
+                                expression: at()
+                            )
+                        )
                     }
                 }
                 if !compiled.each.isEmpty { check(compiled.each, on: value, expression: at(), into: &issues) }
@@ -225,7 +285,8 @@ public struct ProfileValidator: Sendable {
     }
 
     static func isIDByte(_ byte: UInt8) -> Bool {
-        (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x2D || byte == 0x2E
+        (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+            || byte == 0x2D || byte == 0x2E
     }
 
     static func matches(_ value: JSON, type: String) -> Bool {

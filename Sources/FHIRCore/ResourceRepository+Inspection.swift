@@ -8,14 +8,21 @@ extension ResourceRepository {
     /// How many live resources of each type, by type name.
     public func typeCounts() async throws -> [(type: String, count: Int)] {
         try await store.writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT type, COUNT(*) AS n FROM fhir_resource WHERE deleted = 0 GROUP BY type ORDER BY type")
-                .map { (type: $0["type"] as String, count: $0["n"] as Int) }
+            try Row.fetchAll(
+                db,
+                sql: "SELECT type, COUNT(*) AS n FROM fhir_resource WHERE deleted = 0 GROUP BY type ORDER BY type"
+            )
+            .map { (type: $0["type"] as String, count: $0["n"] as Int) }
         }
     }
 
     /// The live resources of `type` most recently updated first; with `containing`, only those whose JSON holds that
     /// text (a cheap filter, e.g. an extension URL).
-    public func recentlyUpdated(type: String, containing text: String? = nil, limit: Int) async throws -> [StoredResource] {
+    public func recentlyUpdated(
+        type: String,
+        containing text: String? = nil,
+        limit: Int
+    ) async throws -> [StoredResource] {
         try await store.writer.read { db in
             let filter: SQL = text.map { "AND instr(json, \($0)) > 0" } ?? ""
             let query: SQL = """

@@ -47,7 +47,11 @@ public final class ResourceRepository: Sendable {
     @discardableResult
     public func save(_ resource: JSONObject, lastUpdated: Date = Date(), in db: Database) throws -> StoredResource {
         let (type, id) = try identify(resource)
-        let previous = try Int.fetchOne(db, sql: "SELECT version FROM fhir_resource WHERE type = ? AND id = ?", arguments: [type, id])
+        let previous = try Int.fetchOne(
+            db,
+            sql: "SELECT version FROM fhir_resource WHERE type = ? AND id = ?",
+            arguments: [type, id]
+        )
         let prepared = try prepare(resource, version: (previous ?? 0) + 1, lastUpdated: lastUpdated)
         try write(prepared, in: db)
         return prepared.stored
@@ -56,22 +60,38 @@ public final class ResourceRepository: Sendable {
     /// Keeps a version that a write is about to replace (`fhir_history`): what changed stays visible. `next`: the
     /// version replacing it, when prepared from it (its JSON copied the kept one's bytes: the kept version is a delta).
     public func archive(_ stored: StoredResource, replacedBy next: PreparedResource? = nil, in db: Database) throws {
-        let next = next.flatMap { $0.stored.version == stored.version + 1 ? ($0.stored.lastUpdated, $0.stored.json, $0.layout.copies) : nil }
-        try ResourceHistory.keep(type: stored.type, id: stored.id, version: stored.version, lastUpdated: stored.lastUpdated, json: stored.json,
-                                 next: next, in: db)
+        let next = next.flatMap {
+            $0.stored.version == stored.version + 1 ? ($0.stored.lastUpdated, $0.stored.json, $0.layout.copies) : nil
+        }
+        try ResourceHistory.keep(
+            type: stored.type,
+            id: stored.id,
+            version: stored.version,
+            lastUpdated: stored.lastUpdated,
+            json: stored.json,
+            next: next,
+            in: db
+        )
     }
 
     /// The current stored version of a resource, read inside a write transaction.
     public func current(type: String, id: String, in db: Database) throws -> StoredResource? {
-        try Row.fetchOne(db.cachedStatement(sql: "SELECT type, id, version, last_updated, json FROM fhir_resource WHERE type = ? AND id = ? AND deleted = 0"),
-                         arguments: [type, id]).map(Self.stored)
+        try Row.fetchOne(
+            db.cachedStatement(
+                sql:
+                    "SELECT type, id, version, last_updated, json FROM fhir_resource WHERE type = ? AND id = ? AND deleted = 0"
+            ),
+            arguments: [type, id]
+        ).map(Self.stored)
     }
 
     /// The current version number of a resource, read inside a write transaction (without its JSON, which
     /// SQLite would read from its overflow pages: a Location is three of them).
     public func currentVersion(type: String, id: String, in db: Database) throws -> Int? {
-        try Int.fetchOne(db.cachedStatement(sql: "SELECT version FROM fhir_resource WHERE type = ? AND id = ? AND deleted = 0"),
-                         arguments: [type, id])
+        try Int.fetchOne(
+            db.cachedStatement(sql: "SELECT version FROM fhir_resource WHERE type = ? AND id = ? AND deleted = 0"),
+            arguments: [type, id]
+        )
     }
 
     /// A resource ready to be written: its final JSON and index rows (pure work, may run on any thread).
@@ -151,7 +171,12 @@ public final class ResourceRepository: Sendable {
         /// it: the rows of the parameters extracted again are then indexed by difference.
         public var previousRows: KnownRows?
 
-        public init(elements: Set<String>, list: ListChange? = nil, layout: JSONLayout? = nil, previousRows: KnownRows? = nil) {
+        public init(
+            elements: Set<String>,
+            list: ListChange? = nil,
+            layout: JSONLayout? = nil,
+            previousRows: KnownRows? = nil
+        ) {
             self.elements = elements
             self.list = list
             self.layout = layout
@@ -161,28 +186,49 @@ public final class ResourceRepository: Sendable {
 
     /// Sets `meta.versionId`/`meta.lastUpdated`, serialises, and extracts the index rows; with `partial`, only what
     /// the change can have changed (``PartialChange``).
-    public func prepare(_ resource: JSONObject, version: Int, lastUpdated: Date = Date(), partial: PartialChange? = nil) throws -> PreparedResource {
-        let (changed, list, layout, previousRows) = (partial?.elements, partial?.list, partial?.layout, partial?.previousRows)
+    public func prepare(
+        _ resource: JSONObject,
+        version: Int,
+        lastUpdated: Date = Date(),
+        partial: PartialChange? = nil
+    ) throws -> PreparedResource {
+        let (changed, list, layout, previousRows) = (
+            partial?.elements, partial?.list, partial?.layout, partial?.previousRows
+        )
         let (type, id) = try identify(resource)
         let instant = FHIRInstant.string(lastUpdated)
         let resource = Self.stamped(resource, version: version, lastUpdated: lastUpdated)
         // Members in their order (as written by the client, `meta` where it was): no sorting, which was a third of
         // the load time of a national dataset.
-        let (json, newLayout) = JSONLayout.write(resource, list: list, changed: changed.map { $0.union(["meta"]) }, previous: layout)
+        let (json, newLayout) = JSONLayout.write(
+            resource,
+            list: list,
+            changed: changed.map { $0.union(["meta"]) },
+            previous: layout
+        )
         let plan = extractionPlan(type: type, changed: changed, list: list?.name)
-        var parameters = plan.reading, codes = plan.readingCodes
+        var parameters = plan.reading
+        var codes = plan.readingCodes
         let extracted = plan.extracted
         var difference: PreparedResource.Difference?
         var listRows: ListRows?
         if let changed {
-            if let list, changed == [list.name], case .array(let current)? = resource[list.name], current.count == list.origins.count {
-                let byDifference = plan.listOnly, listCodes = plan.listOnlyCodes
+            if let list, changed == [list.name], case .array(let current)? = resource[list.name],
+                current.count == list.origins.count
+            {
+                let byDifference = plan.listOnly
+                let listCodes = plan.listOnlyCodes
                 (parameters, codes) = (plan.outsideList, plan.outsideListCodes)
                 let kept = Set(list.origins.compactMap { $0 })
                 // The rows of the elements gone, as the prepare that added them extracted them when it is known.
-                let known = list.rows.flatMap { $0.parameters == listCodes && $0.rows.count == list.original.count ? $0.rows : nil }
+                let known = list.rows.flatMap {
+                    $0.parameters == listCodes && $0.rows.count == list.original.count ? $0.rows : nil
+                }
                 func rows(_ element: JSON) -> [SearchIndexRow] {
-                    SearchIndexer.rows(for: JSONObject(["resourceType": .string(type), list.name: .array([element])]), parameters: byDifference)
+                    SearchIndexer.rows(
+                        for: JSONObject(["resourceType": .string(type), list.name: .array([element])]),
+                        parameters: byDifference
+                    )
                 }
                 var removed: [SearchIndexRow] = []
                 for index in list.original.indices where !kept.contains(index) {
@@ -209,11 +255,21 @@ public final class ResourceRepository: Sendable {
             // The stored rows of these parameters are the previous version's: indexed by difference too (all out, all
             // in: `write` cancels the rows that stay), so that `write` need not read them back (a capacity PATCH:
             // `meta`'s rows, `_lastUpdated` changed).
-            difference = ((difference?.parameters ?? []).union(codes), (difference?.removed ?? []) + previous.rows, (difference?.added ?? []) + rows)
+            difference = (
+                (difference?.parameters ?? []).union(codes), (difference?.removed ?? []) + previous.rows,
+                (difference?.added ?? []) + rows
+            )
             rows = []
         }
-        return PreparedResource(stored: StoredResource(type: type, id: id, version: version, lastUpdated: instant, json: json), rows: rows,
-                                parameters: extracted, difference: difference, layout: newLayout, listRows: listRows, knownRows: known)
+        return PreparedResource(
+            stored: StoredResource(type: type, id: id, version: version, lastUpdated: instant, json: json),
+            rows: rows,
+            parameters: extracted,
+            difference: difference,
+            layout: newLayout,
+            listRows: listRows,
+            knownRows: known
+        )
     }
 
     /// Which parameters `prepare` extracts for a change (the same few shapes every time: a capacity PATCH changes
@@ -252,7 +308,12 @@ public final class ResourceRepository: Sendable {
     }
 
     /// The same for a `JSONSerialization` tree.
-    public func prepare(_ resource: [String: Any], version: Int, lastUpdated: Date = Date(), partial: PartialChange? = nil) throws -> PreparedResource {
+    public func prepare(
+        _ resource: [String: Any],
+        version: Int,
+        lastUpdated: Date = Date(),
+        partial: PartialChange? = nil
+    ) throws -> PreparedResource {
         guard let object = JSONObject(any: resource) else { throw ResourceError("not a JSON resource") }
         return try prepare(object, version: version, lastUpdated: lastUpdated, partial: partial)
     }
@@ -274,15 +335,25 @@ public final class ResourceRepository: Sendable {
         let resource = prepared.stored
         // An UPDATE rewrites the row where it is (SQLite skips the pages whose bytes did not change when the JSON
         // keeps its length, as most capacity PATCHes do); REPLACE deleted it and appended a new one on fresh pages.
-        // Bytes the server writes per capacity PATCH, log and checkpoint included: 127.8 → 121.2 KB.
-        try db.cachedStatement(sql: "UPDATE fhir_resource SET version = ?, last_updated = ?, deleted = 0, json = ? WHERE type = ? AND id = ?")
-            .execute(arguments: [resource.version, resource.lastUpdated, resource.json, resource.type, resource.id])
+        try db.cachedStatement(
+            sql:
+                "UPDATE fhir_resource SET version = ?, last_updated = ?, deleted = 0, json = ? WHERE type = ? AND id = ?"
+        )
+        .execute(arguments: [resource.version, resource.lastUpdated, resource.json, resource.type, resource.id])
         let created = db.changesCount == 0
         // A new resource may change any lookup: all its parameters count as re-indexed.
-        readCache.writing(resource, key: resource.type + "/" + resource.id, parameters: created ? nil : prepared.parameters, in: db)
+        readCache.writing(
+            resource,
+            key: resource.type + "/" + resource.id,
+            parameters: created ? nil : prepared.parameters,
+            in: db
+        )
         if created {
-            try db.cachedStatement(sql: "INSERT INTO fhir_resource (type, id, version, last_updated, deleted, json) VALUES (?, ?, ?, ?, 0, ?)")
-                .execute(arguments: [resource.type, resource.id, resource.version, resource.lastUpdated, resource.json])
+            try db.cachedStatement(
+                sql:
+                    "INSERT INTO fhir_resource (type, id, version, last_updated, deleted, json) VALUES (?, ?, ?, ?, 0, ?)"
+            )
+            .execute(arguments: [resource.type, resource.id, resource.version, resource.lastUpdated, resource.json])
         }
         var wanted: [SearchIndexRow: Int] = [:]
         for row in prepared.rows { wanted[row, default: 0] += 1 }
@@ -301,7 +372,9 @@ public final class ResourceRepository: Sendable {
             // values in place, so only the indexes on the columns that differ change (a delete and an insert touched
             // the table and four indexes each).
             var gone: [String: [SearchIndexRow]] = [:]
-            for (row, count) in removed where count > 0 { gone[row.param, default: []] += Array(repeating: row, count: count) }
+            for (row, count) in removed where count > 0 {
+                gone[row.param, default: []] += Array(repeating: row, count: count)
+            }
             for row in added {
                 guard let old = gone[row.param]?.popLast() else {
                     wanted[row, default: 0] += 1
@@ -309,7 +382,10 @@ public final class ResourceRepository: Sendable {
                 }
                 if try !update(old, to: row, of: resource, in: db) { wanted[row, default: 0] += 1 }
             }
-            let delete = try db.cachedStatement(sql: "DELETE FROM fhir_index WHERE rowid IN (SELECT rowid FROM fhir_index WHERE \(Self.rowMatch) LIMIT ?)")
+            let delete = try db.cachedStatement(
+                sql:
+                    "DELETE FROM fhir_index WHERE rowid IN (SELECT rowid FROM fhir_index WHERE \(Self.rowMatch) LIMIT ?)"
+            )
             for rows in gone.values {
                 for row in rows { try delete.execute(arguments: Self.rowMatchArguments(row, of: resource) + [1]) }
             }
@@ -319,13 +395,27 @@ public final class ResourceRepository: Sendable {
         var stale: [Int64] = []
         if scanned?.isEmpty != true {
             let columns = "rowid, param, system, code, text, number, low, high, ref_type, ref_id"
-            let existing = try Row.fetchCursor(scanned.map { parameters in
-                try db.cachedStatement(sql: "SELECT \(columns) FROM fhir_index WHERE type = ? AND id = ? AND param IN (\(parameters.sorted().map { _ in "?" }.joined(separator: ",")))")
-            } ?? db.cachedStatement(sql: "SELECT \(columns) FROM fhir_index WHERE type = ? AND id = ?"),
-            arguments: StatementArguments([resource.type, resource.id] + (scanned?.sorted() ?? [])))
+            let existing = try Row.fetchCursor(
+                scanned.map { parameters in
+                    try db.cachedStatement(
+                        sql:
+                            "SELECT \(columns) FROM fhir_index WHERE type = ? AND id = ? AND param IN (\(parameters.sorted().map { _ in "?" }.joined(separator: ",")))"
+                    )
+                } ?? db.cachedStatement(sql: "SELECT \(columns) FROM fhir_index WHERE type = ? AND id = ?"),
+                arguments: StatementArguments([resource.type, resource.id] + (scanned?.sorted() ?? []))
+            )
             while let row = try existing.next() {
-                let current = SearchIndexRow(param: row[1], system: row[2], code: row[3], text: row[4], number: row[5], low: row[6],
-                                             high: row[7], refType: row[8], refID: row[9])
+                let current = SearchIndexRow(
+                    param: row[1],
+                    system: row[2],
+                    code: row[3],
+                    text: row[4],
+                    number: row[5],
+                    low: row[6],
+                    high: row[7],
+                    refType: row[8],
+                    refID: row[9]
+                )
                 if let count = wanted[current], count > 0 {
                     wanted[current] = count - 1
                 } else {
@@ -345,12 +435,20 @@ public final class ResourceRepository: Sendable {
         """
 
     static func rowMatchArguments(_ row: SearchIndexRow, of resource: StoredResource) -> StatementArguments {
-        [resource.type, resource.id, row.param, row.system, row.code, row.text, row.number, row.low, row.high, row.refType, row.refID]
+        [
+            resource.type, resource.id, row.param, row.system, row.code, row.text, row.number, row.low, row.high,
+            row.refType, row.refID,
+        ]
     }
 
     /// Gives one stored row `old` the values of `new` (same parameter), setting only the columns that differ: SQLite
     /// then updates only the indexes on them. False when no such row is stored.
-    private func update(_ old: SearchIndexRow, to new: SearchIndexRow, of resource: StoredResource, in db: Database) throws -> Bool {
+    private func update(
+        _ old: SearchIndexRow,
+        to new: SearchIndexRow,
+        of resource: StoredResource,
+        in db: Database
+    ) throws -> Bool {
         var columns: [String] = []
         var values: [(any DatabaseValueConvertible)?] = []
         func set<Value: DatabaseValueConvertible & Equatable>(_ column: String, _ before: Value?, _ after: Value?) {
@@ -368,8 +466,11 @@ public final class ResourceRepository: Sendable {
         set("ref_id", old.refID, new.refID)
         guard !columns.isEmpty else { return true }
         let assignments = columns.map { "\($0) = ?" }.joined(separator: ", ")
-        try db.cachedStatement(sql: "UPDATE fhir_index SET \(assignments) WHERE rowid = (SELECT rowid FROM fhir_index WHERE \(Self.rowMatch) LIMIT 1)")
-            .execute(arguments: StatementArguments(values) + Self.rowMatchArguments(old, of: resource))
+        try db.cachedStatement(
+            sql:
+                "UPDATE fhir_index SET \(assignments) WHERE rowid = (SELECT rowid FROM fhir_index WHERE \(Self.rowMatch) LIMIT 1)"
+        )
+        .execute(arguments: StatementArguments(values) + Self.rowMatchArguments(old, of: resource))
         return db.changesCount == 1
     }
 
@@ -377,19 +478,25 @@ public final class ResourceRepository: Sendable {
     /// The caller tells the read cache once (``resourcesChanged(in:)``).
     public func insert(_ prepared: PreparedResource, in db: Database) throws {
         let resource = prepared.stored
-        try db.cachedStatement(sql: "INSERT INTO fhir_resource (type, id, version, last_updated, deleted, json) VALUES (?, ?, ?, ?, 0, ?)")
-            .execute(arguments: [resource.type, resource.id, resource.version, resource.lastUpdated, resource.json])
+        try db.cachedStatement(
+            sql: "INSERT INTO fhir_resource (type, id, version, last_updated, deleted, json) VALUES (?, ?, ?, ?, 0, ?)"
+        )
+        .execute(arguments: [resource.type, resource.id, resource.version, resource.lastUpdated, resource.json])
         try insertRows(prepared.rows, of: resource, in: db)
     }
 
     private func insertRows(_ rows: [SearchIndexRow], of resource: StoredResource, in db: Database) throws {
-        let insert = try db.cachedStatement(sql: """
-            INSERT INTO fhir_index (type, id, param, system, code, text, number, low, high, ref_type, ref_id)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
+        let insert = try db.cachedStatement(
+            sql: """
+                INSERT INTO fhir_index (type, id, param, system, code, text, number, low, high, ref_type, ref_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        )
         for row in rows {
-            try insert.execute(arguments: [resource.type, resource.id, row.param, row.system, row.code, row.text, row.number,
-                                           row.low, row.high, row.refType, row.refID])
+            try insert.execute(arguments: [
+                resource.type, resource.id, row.param, row.system, row.code, row.text, row.number,
+                row.low, row.high, row.refType, row.refID,
+            ])
         }
     }
 
@@ -411,7 +518,10 @@ public final class ResourceRepository: Sendable {
         let key = type + "/" + id
         let generation = readCache.generation
         let stored = try await store.writer.read { db in
-            let statement = try db.cachedStatement(sql: "SELECT type, id, version, last_updated, json FROM fhir_resource WHERE type = ? AND id = ? AND deleted = 0")
+            let statement = try db.cachedStatement(
+                sql:
+                    "SELECT type, id, version, last_updated, json FROM fhir_resource WHERE type = ? AND id = ? AND deleted = 0"
+            )
             return try Row.fetchOne(statement, arguments: [type, id]).map(Self.stored)
         }
         if let stored { readCache.put(key, stored, ifGeneration: generation) }
@@ -435,7 +545,10 @@ public final class ResourceRepository: Sendable {
     /// again what the one before it read (figures in `docs/performance.md`).
     public func lookupIDs(type: String, parameter: String, value: String) throws -> [String] {
         try lookup(key: "ids\u{0}\(type)\u{0}\(parameter)\u{0}\(value)", parameter: parameter) { db in
-            try IDQuery(SearchRequest(type: type, items: [(parameter, value)], registry: registry)).run(db, cached: true)
+            try IDQuery(SearchRequest(type: type, items: [(parameter, value)], registry: registry)).run(
+                db,
+                cached: true
+            )
         }
     }
 
@@ -444,8 +557,12 @@ public final class ResourceRepository: Sendable {
     /// every capacity PATCH).
     public func indexedCodes(type: String, id: String, parameter: String) throws -> [String] {
         try lookup(key: "codes\u{0}\(type)\u{0}\(id)\u{0}\(parameter)", parameter: parameter) { db in
-            try String.fetchAll(db.cachedStatement(sql: "SELECT code FROM fhir_index WHERE type = ? AND id = ? AND param = ? AND code IS NOT NULL"),
-                                arguments: [type, id, parameter])
+            try String.fetchAll(
+                db.cachedStatement(
+                    sql: "SELECT code FROM fhir_index WHERE type = ? AND id = ? AND param = ? AND code IS NOT NULL"
+                ),
+                arguments: [type, id, parameter]
+            )
         }
     }
 
@@ -486,8 +603,8 @@ public final class ResourceRepository: Sendable {
     /// Resources by id, in the order given (missing ones skipped: deleted since a snapshot was taken).
     ///
     /// `bulk` (a bulk export reading the whole base): the database file is memory-mapped for the read, so SQLite reads
-    /// the page cache in place instead of copying each page out with `pread` (a national `$export`, A/B alternated:
-    /// 14.5 / 12.5 s → 11.1 / 11.6 s, server CPU −10 to −20 %). Only for the read: a mapping kept would count every
+    /// the page cache in place instead of copying each page out with `pread` (`docs/performance.md`). Only for the
+    /// read: a mapping kept would count every
     /// page ever read into the process's resident size.
     public func resources(type: String, ids: [String], bulk: Bool = false) async throws -> [StoredResource] {
         guard !ids.isEmpty else { return [] }
@@ -497,8 +614,11 @@ public final class ResourceRepository: Sendable {
             var found: [String: StoredResource] = [:]
             for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
                 let rows = try Row.fetchAll(
-                    db, sql: "SELECT type, id, version, last_updated, json FROM fhir_resource WHERE type = ? AND deleted = 0 AND id IN (\(Array(repeating: "?", count: chunk.count).joined(separator: ",")))",
-                    arguments: StatementArguments([type] + chunk))
+                    db,
+                    sql:
+                        "SELECT type, id, version, last_updated, json FROM fhir_resource WHERE type = ? AND deleted = 0 AND id IN (\(Array(repeating: "?", count: chunk.count).joined(separator: ",")))",
+                    arguments: StatementArguments([type] + chunk)
+                )
                 for row in rows { found[row["id"]] = Self.stored(row) }
             }
             return found
@@ -510,10 +630,16 @@ public final class ResourceRepository: Sendable {
     static let bulkMapSize = 0x7fff_0000
 
     /// References made by resources (`type`, `ids`) through reference parameters `parameters` (nil = all).
-    public func outgoingReferences(type: String, ids: [String], parameters: [String]?, targetType: String?) async throws -> [(String, String)] {
+    public func outgoingReferences(
+        type: String,
+        ids: [String],
+        parameters: [String]?,
+        targetType: String?
+    ) async throws -> [(String, String)] {
         guard !ids.isEmpty else { return [] }
         return try await store.writer.read { db in
-            var sql = "SELECT DISTINCT ref_type, ref_id FROM fhir_index WHERE type = ? AND ref_type IS NOT NULL AND id IN (\(Array(repeating: "?", count: ids.count).joined(separator: ",")))"
+            var sql =
+                "SELECT DISTINCT ref_type, ref_id FROM fhir_index WHERE type = ? AND ref_type IS NOT NULL AND id IN (\(Array(repeating: "?", count: ids.count).joined(separator: ",")))"
             var arguments: [any DatabaseValueConvertible] = [type] + ids
             if let parameters {
                 sql += " AND param IN (\(Array(repeating: "?", count: parameters.count).joined(separator: ",")))"
@@ -523,15 +649,23 @@ public final class ResourceRepository: Sendable {
                 sql += " AND ref_type = ?"
                 arguments.append(targetType)
             }
-            return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)).map { ($0["ref_type"], $0["ref_id"]) }
+            return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)).map {
+                ($0["ref_type"], $0["ref_id"])
+            }
         }
     }
 
     /// Resources of `sourceType` that reference (`targetType`, `ids`) through `parameters` (nil = any).
-    public func incomingReferences(sourceType: String, parameters: [String]?, targetType: String, ids: [String]) async throws -> [String] {
+    public func incomingReferences(
+        sourceType: String,
+        parameters: [String]?,
+        targetType: String,
+        ids: [String]
+    ) async throws -> [String] {
         guard !ids.isEmpty else { return [] }
         return try await store.writer.read { db in
-            var sql = "SELECT DISTINCT id FROM fhir_index WHERE type = ? AND ref_type = ? AND ref_id IN (\(Array(repeating: "?", count: ids.count).joined(separator: ",")))"
+            var sql =
+                "SELECT DISTINCT id FROM fhir_index WHERE type = ? AND ref_type = ? AND ref_id IN (\(Array(repeating: "?", count: ids.count).joined(separator: ",")))"
             var arguments: [any DatabaseValueConvertible] = [sourceType, targetType] + ids
             if let parameters {
                 sql += " AND param IN (\(Array(repeating: "?", count: parameters.count).joined(separator: ",")))"
@@ -543,19 +677,33 @@ public final class ResourceRepository: Sendable {
 
     public func count(type: String) async throws -> Int {
         try await store.writer.read { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM fhir_resource WHERE type = ? AND deleted = 0", arguments: [type]) ?? 0
+            try Int.fetchOne(
+                db,
+                sql: "SELECT COUNT(*) FROM fhir_resource WHERE type = ? AND deleted = 0",
+                arguments: [type]
+            ) ?? 0
         }
     }
 
     static func stored(_ row: Row) -> StoredResource {
-        StoredResource(type: row["type"], id: row["id"], version: row["version"], lastUpdated: row["last_updated"], json: row["json"])
+        StoredResource(
+            type: row["type"],
+            id: row["id"],
+            version: row["version"],
+            lastUpdated: row["last_updated"],
+            json: row["json"]
+        )
     }
 }
 
 /// FHIR `id`: 1–64 of `[A-Za-z0-9\-\.]`.
 public enum FHIRID {
     public static func isValid(_ id: String) -> Bool {
-        !id.isEmpty && id.utf8.count <= 64 && id.utf8.allSatisfy { $0 == 0x2d || $0 == 0x2e || (0x30...0x39).contains($0) || (0x41...0x5a).contains($0) || (0x61...0x7a).contains($0) }
+        !id.isEmpty && id.utf8.count <= 64
+            && id.utf8.allSatisfy {
+                $0 == 0x2d || $0 == 0x2e || (0x30...0x39).contains($0) || (0x41...0x5a).contains($0)
+                    || (0x61...0x7a).contains($0)
+            }
     }
 }
 
@@ -572,7 +720,8 @@ public enum FHIRInstant {
             let text = String(value)
             return String(repeating: "0", count: max(0, width - text.count)) + text
         }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(millis), 3))+00:00"
+        return
+            "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(millis), 3))+00:00"
     }
 }
 
@@ -743,7 +892,8 @@ final class ReadCache: TransactionObserver, @unchecked Sendable {
     func databaseDidCommit(_ db: Database) {
         guard rawChange || !written.isEmpty else { return }
         let (raw, resources) = (rawChange, written)
-        let lookupsChanged = raw || reindexed.values.contains { $0.map { !$0.isDisjoint(with: Self.lookupParameters) } ?? true }
+        let lookupsChanged =
+            raw || reindexed.values.contains { $0.map { !$0.isDisjoint(with: Self.lookupParameters) } ?? true }
         reset()
         state.withLockedValue { state in
             let generation = state.generation + 1

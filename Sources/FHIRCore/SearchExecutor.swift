@@ -9,8 +9,11 @@ public struct SearchExecutor: Sendable {
     /// trim them. A batch, so a filter that needs related data looks it up once per page, not once per resource.
     public let visibility: @Sendable ([StoredResource]) async throws -> [StoredResource]
 
-    public init(repository: ResourceRepository, snapshots: SearchSnapshots,
-                visibility: @escaping @Sendable ([StoredResource]) async throws -> [StoredResource] = { $0 }) {
+    public init(
+        repository: ResourceRepository,
+        snapshots: SearchSnapshots,
+        visibility: @escaping @Sendable ([StoredResource]) async throws -> [StoredResource] = { $0 }
+    ) {
         self.repository = repository
         self.snapshots = snapshots
         self.visibility = visibility
@@ -21,8 +24,13 @@ public struct SearchExecutor: Sendable {
     public func search(_ request: SearchRequest, baseURL: String, query: String) async throws -> Data {
         let ids = try await repository.searchIDs(request)
         let summary = SearchSnapshots.SearchRequestSummary(
-            includes: request.includes, revIncludes: request.revIncludes, elements: request.elements,
-            includeTotal: request.includeTotal, query: query, ignored: request.ignored)
+            includes: request.includes,
+            revIncludes: request.revIncludes,
+            elements: request.elements,
+            includeTotal: request.includeTotal,
+            query: query,
+            ignored: request.ignored
+        )
         let selfLink = "\(baseURL)/\(request.type)" + (query.isEmpty ? "" : "?\(query)")
         if request.summaryCount || request.count == 0 {
             return Self.bundle(total: ids.count, links: [("self", selfLink)], entries: [])
@@ -43,8 +51,14 @@ public struct SearchExecutor: Sendable {
         "\(baseURL)?_getpages=\(key)&_getpagesoffset=\(offset)&_count=\(count)&_bundletype=searchset"
     }
 
-    private func page(_ snapshot: SearchSnapshots.Snapshot, key: String?, offset: Int, count: Int, baseURL: String,
-                      selfLink: String) async throws -> Data {
+    private func page(
+        _ snapshot: SearchSnapshots.Snapshot,
+        key: String?,
+        offset: Int,
+        count: Int,
+        baseURL: String,
+        selfLink: String
+    ) async throws -> Data {
         let pageIDs = Array(snapshot.ids.dropFirst(offset).prefix(count))
         var links = [("self", selfLink)]
         if let key {
@@ -52,7 +66,12 @@ public struct SearchExecutor: Sendable {
                 links.append(("next", Self.pageLink(baseURL: baseURL, key: key, offset: offset + count, count: count)))
             }
             if offset > 0 {
-                links.append(("previous", Self.pageLink(baseURL: baseURL, key: key, offset: max(0, offset - count), count: count)))
+                links.append(
+                    (
+                        "previous",
+                        Self.pageLink(baseURL: baseURL, key: key, offset: max(0, offset - count), count: count)
+                    )
+                )
             }
         }
         let matches = try await visibility(repository.resources(type: snapshot.type, ids: pageIDs))
@@ -64,17 +83,30 @@ public struct SearchExecutor: Sendable {
         var entryData = entries.map { Self.entry(baseURL: $0.0, resource: $0.1, mode: $0.2, elements: $0.3) }
         if !snapshot.request.ignored.isEmpty {
             let outcome = OperationOutcome(
-                severity: "warning", code: "not-supported",
-                diagnostics: "Ignored unknown search parameter(s) under Prefer: handling=lenient: \(snapshot.request.ignored.joined(separator: ", "))",
-                expression: snapshot.request.ignored)
-            entryData.append(Data("{\"resource\":".utf8) + outcome.jsonData() + Data(",\"search\":{\"mode\":\"outcome\"}}".utf8))
+                severity: "warning",
+                code: "not-supported",
+                diagnostics:
+                    "Ignored unknown search parameter(s) under Prefer: handling=lenient: \(snapshot.request.ignored.joined(separator: ", "))",
+                expression: snapshot.request.ignored
+            )
+            entryData.append(
+                Data("{\"resource\":".utf8) + outcome.jsonData() + Data(",\"search\":{\"mode\":\"outcome\"}}".utf8)
+            )
         }
-        return Self.bundle(total: snapshot.request.includeTotal ? snapshot.ids.count : nil, links: links, entries: entryData)
+        return Self.bundle(
+            total: snapshot.request.includeTotal ? snapshot.ids.count : nil,
+            links: links,
+            entries: entryData
+        )
     }
 
     /// `_include` (with `:iterate` to a fixed point, 5 rounds at most) and `_revinclude`.
-    private func addIncludes(_ request: SearchSnapshots.SearchRequestSummary, matches: [StoredResource],
-                             seen: inout Set<String>, into included: inout [StoredResource]) async throws {
+    private func addIncludes(
+        _ request: SearchSnapshots.SearchRequestSummary,
+        matches: [StoredResource],
+        seen: inout Set<String>,
+        into included: inout [StoredResource]
+    ) async throws {
         var frontier = matches
         let primaryType = matches.first?.type
         // As HAPI (the production ROR) does, a plain `_include` naming another type than the searched one also
@@ -90,7 +122,11 @@ public struct SearchExecutor: Sendable {
             for spec in request.includes where applies(spec, round: round) {
                 for (type, resources) in byType where spec.sourceType == "*" || spec.sourceType == type {
                     let references = try await repository.outgoingReferences(
-                        type: type, ids: resources.map(\.id), parameters: spec.parameter.map { [$0] }, targetType: spec.targetType)
+                        type: type,
+                        ids: resources.map(\.id),
+                        parameters: spec.parameter.map { [$0] },
+                        targetType: spec.targetType
+                    )
                     for (targetType, ids) in Dictionary(grouping: references, by: \.0) {
                         let fresh = ids.map(\.1).filter { !seen.contains("\(targetType)/\($0)") }
                         for resource in try await visibility(repository.resources(type: targetType, ids: fresh)) {
@@ -104,7 +140,11 @@ public struct SearchExecutor: Sendable {
                     let sources = spec.sourceType == "*" ? repository.registry.resourceTypes : [spec.sourceType]
                     for source in sources {
                         let ids = try await repository.incomingReferences(
-                            sourceType: source, parameters: spec.parameter.map { [$0] }, targetType: type, ids: resources.map(\.id))
+                            sourceType: source,
+                            parameters: spec.parameter.map { [$0] },
+                            targetType: type,
+                            ids: resources.map(\.id)
+                        )
                         let fresh = ids.filter { !seen.contains("\(source)/\($0)") }
                         for resource in try await visibility(repository.resources(type: source, ids: fresh)) {
                             if seen.insert("\(resource.type)/\(resource.id)").inserted { found.append(resource) }
@@ -114,7 +154,8 @@ public struct SearchExecutor: Sendable {
             }
             included += found
             frontier = found
-            let iterating = (request.includes + request.revIncludes).contains(where: \.iterate) || (crossType && round == 0)
+            let iterating =
+                (request.includes + request.revIncludes).contains(where: \.iterate) || (crossType && round == 0)
             if found.isEmpty || !iterating { break }
         }
     }

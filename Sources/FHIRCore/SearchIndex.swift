@@ -19,8 +19,17 @@ public struct SearchIndexRow: Sendable, Hashable {
     public var refType: String?
     public var refID: String?
 
-    public init(param: String, system: String? = nil, code: String? = nil, text: String? = nil, number: Double? = nil,
-                low: Double? = nil, high: Double? = nil, refType: String? = nil, refID: String? = nil) {
+    public init(
+        param: String,
+        system: String? = nil,
+        code: String? = nil,
+        text: String? = nil,
+        number: Double? = nil,
+        low: Double? = nil,
+        high: Double? = nil,
+        refType: String? = nil,
+        refID: String? = nil
+    ) {
         self.param = param
         self.system = system
         self.code = code
@@ -74,7 +83,9 @@ public enum SearchIndexer {
         let code = parameter.code
         switch parameter.type {
         case .token:
-            return tokens(node).map { SearchIndexRow(param: code, system: $0.system, code: $0.code, text: $0.text.map(FHIRText.normalise)) }
+            return tokens(node).map {
+                SearchIndexRow(param: code, system: $0.system, code: $0.code, text: $0.text.map(FHIRText.normalise))
+            }
         case .string:
             return strings(node).map { SearchIndexRow(param: code, code: $0, text: FHIRText.normalise($0)) }
         case .uri:
@@ -88,7 +99,9 @@ public enum SearchIndexer {
             let unit = node["code"]?.string ?? node["unit"]?.string
             return [SearchIndexRow(param: code, system: node["system"]?.string, code: unit, number: value)]
         case .reference:
-            guard let reference = node["reference"]?.string, let (type, id) = FHIRReference.split(reference) else { return [] }
+            guard let reference = node["reference"]?.string, let (type, id) = FHIRReference.split(reference) else {
+                return []
+            }
             return [SearchIndexRow(param: code, refType: type, refID: id)]
         case .special:
             return []
@@ -130,7 +143,9 @@ public enum SearchIndexer {
         if let string = node.string { return [string] }
         guard case .object(let object) = node else { return [] }
         var out: [String] = []
-        for key in ["text", "family", "given", "prefix", "suffix", "line", "city", "district", "state", "postalCode", "country"] {
+        for key in [
+            "text", "family", "given", "prefix", "suffix", "line", "city", "district", "state", "postalCode", "country",
+        ] {
             switch object[key] {
             case .string(let value)?: out.append(value)
             case .array(let values)?: out += values.compactMap(\.string)
@@ -205,10 +220,14 @@ struct FHIRTemporalText {
             guard let month = number(2), (1...12).contains(month) else { return nil }
             self.month = month
             if skip(0x2D) {
-                guard let day = number(2), (1...FHIRDate.daysIn(month: month, year: year)).contains(day) else { return nil }
+                guard let day = number(2), (1...FHIRDate.daysIn(month: month, year: year)).contains(day) else {
+                    return nil
+                }
                 self.day = day
                 if skip(0x54) {
-                    guard let hour = number(2), hour <= 23, skip(0x3A), let minute = number(2), minute <= 59 else { return nil }
+                    guard let hour = number(2), hour <= 23, skip(0x3A), let minute = number(2), minute <= 59 else {
+                        return nil
+                    }
                     (self.hour, self.minute) = (hour, minute)
                     if skip(0x3A) {
                         guard let second = number(2), second <= 60 else { return nil }
@@ -224,7 +243,8 @@ struct FHIRTemporalText {
                         zone = (1, 0, 0)
                     } else if index < bytes.count {
                         let sign = bytes[index] == 0x2D ? -1 : 1
-                        guard skip(0x2B) || skip(0x2D), let hours = number(2), skip(0x3A), let minutes = number(2) else { return nil }
+                        guard skip(0x2B) || skip(0x2D), let hours = number(2), skip(0x3A), let minutes = number(2)
+                        else { return nil }
                         zone = (sign, hours, minutes)
                     }
                 }
@@ -250,7 +270,9 @@ public enum FHIRDate {
         let offset = parts.zone.map { $0.sign * ($0.hours * 3600 + $0.minutes * 60) } ?? 0
         let fraction = parts.fraction.map { Double("0." + $0) ?? 0 }
         let midnight = Double(daysSince1970(year: year, month: month ?? 1, day: day ?? 1)) * 86400
-        let start = midnight + Double((parts.hour ?? 0) * 3600 + (parts.minute ?? 0) * 60 + (parts.second ?? 0) - offset) + (fraction ?? 0)
+        let start =
+            midnight + Double((parts.hour ?? 0) * 3600 + (parts.minute ?? 0) * 60 + (parts.second ?? 0) - offset)
+            + (fraction ?? 0)
         let end: Double
         if parts.second != nil {
             end = start + (fraction != nil ? 0.0009 : 0.999)
@@ -261,7 +283,10 @@ public enum FHIRDate {
             if let month, let day {
                 next = daysSince1970(year: year, month: month, day: day) + 1
             } else if let month {
-                next = month == 12 ? daysSince1970(year: year + 1, month: 1, day: 1) : daysSince1970(year: year, month: month + 1, day: 1)
+                next =
+                    month == 12
+                    ? daysSince1970(year: year + 1, month: 1, day: 1)
+                    : daysSince1970(year: year, month: month + 1, day: 1)
             } else {
                 next = daysSince1970(year: year + 1, month: 1, day: 1)
             }

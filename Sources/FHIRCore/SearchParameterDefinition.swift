@@ -19,7 +19,13 @@ public struct SearchParameterDefinition: Sendable, Hashable {
     public var targets: [String]
     public var documentation: String?
 
-    public init(_ code: String, _ type: SearchParameterType, paths: [String], targets: [String] = [], documentation: String? = nil) {
+    public init(
+        _ code: String,
+        _ type: SearchParameterType,
+        paths: [String],
+        targets: [String] = [],
+        documentation: String? = nil
+    ) {
         self.code = code
         self.type = type
         self.paths = paths.map { ElementPath(parsing: $0) }
@@ -115,7 +121,9 @@ public struct ElementPath: Sendable, Hashable, CustomStringConvertible {
                     }
                 }
                 if let prefix = step.prefix {
-                    for member in object where member.key.hasPrefix(prefix) && !member.key.hasPrefix("_") { take(member.value) }
+                    for member in object where member.key.hasPrefix(prefix) && !member.key.hasPrefix("_") {
+                        take(member.value)
+                    }
                 } else if let child = object[step.name] {
                     take(child)
                 }

@@ -5,7 +5,9 @@ public struct SearchParameterRegistry: Sendable {
     public var parameters: [String: [String: SearchParameterDefinition]]
 
     public init(_ parameters: [String: [SearchParameterDefinition]]) {
-        self.parameters = parameters.mapValues { Dictionary($0.map { ($0.code, $0) }, uniquingKeysWith: { first, _ in first }) }
+        self.parameters = parameters.mapValues {
+            Dictionary($0.map { ($0.code, $0) }, uniquingKeysWith: { first, _ in first })
+        }
     }
 
     public func parameter(_ code: String, of type: String) -> SearchParameterDefinition? {
@@ -20,7 +22,9 @@ public struct SearchParameterRegistry: Sendable {
         var lines = ["indexer \(SearchIndexer.version)"]
         for type in resourceTypes {
             for (code, definition) in parameters[type]!.sorted(by: { $0.key < $1.key }) {
-                lines.append("\(type).\(code) \(definition.type.rawValue) \(definition.paths.map(\.description).joined(separator: " | ")) -> \(definition.targets.joined(separator: ","))")
+                lines.append(
+                    "\(type).\(code) \(definition.type.rawValue) \(definition.paths.map(\.description).joined(separator: " | ")) -> \(definition.targets.joined(separator: ","))"
+                )
             }
         }
         return lines.joined(separator: "\n")
@@ -50,7 +54,12 @@ public indirect enum SearchCondition: Sendable {
     case missing(SearchParameterDefinition, Bool)
     /// `reference.param=…` (chained search). With `above` (`reference.param:above=…`, as the production ROR offers
     /// on `organization`), a target also matches when one of its ancestors (through `hierarchy`) does.
-    case chain(reference: SearchParameterDefinition, targetType: String, condition: SearchCondition, above: SearchParameterDefinition?)
+    case chain(
+        reference: SearchParameterDefinition,
+        targetType: String,
+        condition: SearchCondition,
+        above: SearchParameterDefinition?
+    )
     /// `_has:Source:reference:param=…` (reverse chain).
     case has(sourceType: String, reference: SearchParameterDefinition, condition: SearchCondition)
     /// `_filter` combinations.
@@ -92,7 +101,12 @@ public struct SearchRequest: Sendable {
     ]
 
     /// Parses `items` (query string pairs, in order) for a search of `type`.
-    public init(type: String, items: [(String, String)], registry: SearchParameterRegistry, lenient: Bool = false) throws {
+    public init(
+        type: String,
+        items: [(String, String)],
+        registry: SearchParameterRegistry,
+        lenient: Bool = false
+    ) throws {
         self.type = type
         self.count = Self.defaultCount
         for (rawName, value) in items {
@@ -125,7 +139,12 @@ public struct SearchRequest: Sendable {
                 sort.append((code, descending))
             }
         case "_include", "_revinclude":
-            let spec = try Self.include(value, iterate: modifier == "iterate" || modifier == "recurse", registry: registry, parameter: rawName)
+            let spec = try Self.include(
+                value,
+                iterate: modifier == "iterate" || modifier == "recurse",
+                registry: registry,
+                parameter: rawName
+            )
             if name == "_include" { includes.append(spec) } else { revIncludes.append(spec) }
         case "_summary":
             switch value {
@@ -142,7 +161,7 @@ public struct SearchRequest: Sendable {
             default: throw SearchError("_total must be none, estimate or accurate (got '\(value)')", parameter: rawName)
             }
         case "_format", "_pretty":
-            break // checked by the caller (content negotiation)
+            break  // checked by the caller (content negotiation)
         case "_filter":
             conditions.append(try FilterExpression.parse(value, type: type, registry: registry))
         default:
@@ -155,28 +174,49 @@ public struct SearchRequest: Sendable {
         return (String(raw[..<colon]), String(raw[raw.index(after: colon)...]))
     }
 
-    static func include(_ value: String, iterate: Bool, registry: SearchParameterRegistry, parameter: String) throws -> IncludeSpec {
+    static func include(
+        _ value: String,
+        iterate: Bool,
+        registry: SearchParameterRegistry,
+        parameter: String
+    ) throws -> IncludeSpec {
         if value == "*" { return IncludeSpec(sourceType: "*", parameter: nil, targetType: nil, iterate: iterate) }
         let parts = value.split(separator: ":").map(String.init)
         guard parts.count >= 2, parts.count <= 3, registry.parameters[parts[0]] != nil else {
-            throw SearchError("\(parameter) must be Type:parameter[:TargetType] or * (got '\(value)')", parameter: parameter)
+            throw SearchError(
+                "\(parameter) must be Type:parameter[:TargetType] or * (got '\(value)')",
+                parameter: parameter
+            )
         }
-        if parts[1] == "*" { return IncludeSpec(sourceType: parts[0], parameter: nil, targetType: nil, iterate: iterate) }
+        if parts[1] == "*" {
+            return IncludeSpec(sourceType: parts[0], parameter: nil, targetType: nil, iterate: iterate)
+        }
         guard let definition = registry.parameter(parts[1], of: parts[0]), definition.type == .reference else {
             throw SearchError("\(parts[0]) has no reference search parameter '\(parts[1])'", parameter: parameter)
         }
-        return IncludeSpec(sourceType: parts[0], parameter: parts[1], targetType: parts.count == 3 ? parts[2] : nil, iterate: iterate)
+        return IncludeSpec(
+            sourceType: parts[0],
+            parameter: parts[1],
+            targetType: parts.count == 3 ? parts[2] : nil,
+            iterate: iterate
+        )
     }
 
     /// A filtering parameter: plain, `_id`, chained (`a.b`), or reverse-chained (`_has:T:ref:param`).
-    static func condition(type: String, name rawName: String, value: String, registry: SearchParameterRegistry) throws -> SearchCondition {
+    static func condition(
+        type: String,
+        name rawName: String,
+        value: String,
+        registry: SearchParameterRegistry
+    ) throws -> SearchCondition {
         if rawName.hasPrefix("_has:") {
             let parts = rawName.split(separator: ":", maxSplits: 3).map(String.init)
             guard parts.count == 4, registry.parameters[parts[1]] != nil else {
                 throw SearchError("_has must be _has:Type:reference:parameter (got '\(rawName)')", parameter: rawName)
             }
             guard let reference = registry.parameter(parts[2], of: parts[1]), reference.type == .reference,
-                  reference.targets.isEmpty || reference.targets.contains(type) else {
+                reference.targets.isEmpty || reference.targets.contains(type)
+            else {
                 throw SearchError("\(parts[1]) has no reference parameter '\(parts[2])' to \(type)", parameter: rawName)
             }
             do {
@@ -201,16 +241,29 @@ public struct SearchRequest: Sendable {
             // `reference:Type.param` names the target type explicitly.
             let (code, typeModifier) = splitModifier(referenceCode)
             guard let reference = registry.parameter(code, of: type), reference.type == .reference else {
-                throw SearchError("Unknown search parameter '\(code)' for resource type \(type) (chains need a reference parameter)", parameter: rawName)
+                throw SearchError(
+                    "Unknown search parameter '\(code)' for resource type \(type) (chains need a reference parameter)",
+                    parameter: rawName
+                )
             }
             let targets = typeModifier.map { [$0] } ?? reference.targets
             guard targets.count == 1, let target = targets.first, registry.parameters[target] != nil else {
-                throw SearchError("Chain '\(rawName)' is ambiguous: name the target type (\(code):Type.param)", parameter: rawName)
+                throw SearchError(
+                    "Chain '\(rawName)' is ambiguous: name the target type (\(code):Type.param)",
+                    parameter: rawName
+                )
             }
             var hierarchy: SearchParameterDefinition?
             if above {
-                guard let partOf = registry.parameters[target]?.values.first(where: { $0.type == .reference && $0.targets == [target] }) else {
-                    throw SearchError(":above needs a hierarchy: \(target) has no reference to itself", parameter: rawName)
+                guard
+                    let partOf = registry.parameters[target]?.values.first(where: {
+                        $0.type == .reference && $0.targets == [target]
+                    })
+                else {
+                    throw SearchError(
+                        ":above needs a hierarchy: \(target) has no reference to itself",
+                        parameter: rawName
+                    )
                 }
                 hierarchy = partOf
             }
@@ -218,7 +271,7 @@ public struct SearchRequest: Sendable {
                 let inner = try condition(type: target, name: rest, value: value, registry: registry)
                 return .chain(reference: reference, targetType: target, condition: inner, above: hierarchy)
             } catch let error as SearchError {
-                throw SearchError(error.message, parameter: rawName) // name the whole chain, as sent
+                throw SearchError(error.message, parameter: rawName)  // name the whole chain, as sent
             }
         }
         if name == "_id" {
@@ -227,7 +280,10 @@ public struct SearchRequest: Sendable {
         }
         guard let definition = registry.parameter(name, of: type) else {
             let known = (registry.parameters[type]?.keys.sorted() ?? []).joined(separator: ", ")
-            throw SearchError("Unknown search parameter '\(name)' for resource type \(type). Valid search parameters: [\(known)]", parameter: rawName)
+            throw SearchError(
+                "Unknown search parameter '\(name)' for resource type \(type). Valid search parameters: [\(known)]",
+                parameter: rawName
+            )
         }
         if modifier == "missing" {
             guard value == "true" || value == "false" else {
@@ -240,7 +296,9 @@ public struct SearchRequest: Sendable {
         guard !values.isEmpty, values.allSatisfy({ !$0.isEmpty }) else {
             throw SearchError("Parameter '\(rawName)' has an empty value", parameter: rawName)
         }
-        for item in values { try SearchValue.validate(item, definition: definition, modifier: modifier, parameter: rawName) }
+        for item in values {
+            try SearchValue.validate(item, definition: definition, modifier: modifier, parameter: rawName)
+        }
         return .parameter(definition, modifier: modifier, values: values, raw: rawName)
     }
 
@@ -255,7 +313,10 @@ public struct SearchRequest: Sendable {
         case .date, .number, .quantity, .special: allowed = []
         }
         guard allowed.contains(modifier) else {
-            throw SearchError("Modifier ':\(modifier)' is not supported on \(definition.type.rawValue) parameter '\(definition.code)'", parameter: raw)
+            throw SearchError(
+                "Modifier ':\(modifier)' is not supported on \(definition.type.rawValue) parameter '\(definition.code)'",
+                parameter: raw
+            )
         }
     }
 
@@ -294,26 +355,42 @@ enum SearchValue {
         guard let first = value.first, first.isLetter else { return (.eq, value) }
         guard let prefix = SearchPrefix(rawValue: String(value.prefix(2))) else {
             let letters = value.prefix(while: { $0.isLetter }).prefix(2)
-            throw SearchError("Invalid prefix '\(letters)' in '\(value)' (use eq, ne, gt, lt, ge, le, sa, eb or ap)", parameter: parameter)
+            throw SearchError(
+                "Invalid prefix '\(letters)' in '\(value)' (use eq, ne, gt, lt, ge, le, sa, eb or ap)",
+                parameter: parameter
+            )
         }
         return (prefix, String(value.dropFirst(2)))
     }
 
-    static func validate(_ value: String, definition: SearchParameterDefinition, modifier: String?, parameter: String) throws {
+    static func validate(
+        _ value: String,
+        definition: SearchParameterDefinition,
+        modifier: String?,
+        parameter: String
+    ) throws {
         switch definition.type {
         case .date:
             let (_, text) = try prefixed(value, parameter: parameter)
             guard FHIRDate.range(of: text) != nil else {
-                throw SearchError("Invalid date '\(text)' for '\(parameter)' (expected YYYY, YYYY-MM, YYYY-MM-DD or a dateTime)", parameter: parameter)
+                throw SearchError(
+                    "Invalid date '\(text)' for '\(parameter)' (expected YYYY, YYYY-MM, YYYY-MM-DD or a dateTime)",
+                    parameter: parameter
+                )
             }
         case .number:
             let (_, text) = try prefixed(value, parameter: parameter)
-            guard Double(text) != nil else { throw SearchError("Invalid number '\(text)' for '\(parameter)'", parameter: parameter) }
+            guard Double(text) != nil else {
+                throw SearchError("Invalid number '\(text)' for '\(parameter)'", parameter: parameter)
+            }
         case .quantity:
             let (_, text) = try prefixed(value, parameter: parameter)
             let number = text.split(separator: "|", omittingEmptySubsequences: false).first.map(String.init) ?? ""
             guard Double(number) != nil else {
-                throw SearchError("Invalid quantity '\(text)' for '\(parameter)' (expected [prefix]number[|system|code])", parameter: parameter)
+                throw SearchError(
+                    "Invalid quantity '\(text)' for '\(parameter)' (expected [prefix]number[|system|code])",
+                    parameter: parameter
+                )
             }
         case .token, .string, .uri, .reference, .special:
             break

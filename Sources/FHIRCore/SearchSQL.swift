@@ -19,9 +19,16 @@ struct SearchSQL {
         // The first condition (the likely most selective: ids, then the resource's own parameters) drives as an
         // `IN (…)` list; the others are checked per candidate through the (type, id, param) index, so a chain over
         // a large set is not materialised when a selective condition already narrowed the candidates.
-        let ordered = request.conditions.enumerated().sorted { Self.rank($0.element) < Self.rank($1.element) || (Self.rank($0.element) == Self.rank($1.element) && $0.offset < $1.offset) }.map(\.element)
+        let ordered = request.conditions.enumerated().sorted {
+            Self.rank($0.element) < Self.rank($1.element)
+                || (Self.rank($0.element) == Self.rank($1.element) && $0.offset < $1.offset)
+        }.map(\.element)
         for (index, condition) in ordered.enumerated() {
-            clauses.append(index == 0 ? try sql(condition, type: request.type, id: "r.id") : try correlated(condition, type: request.type, id: "r.id"))
+            clauses.append(
+                index == 0
+                    ? try sql(condition, type: request.type, id: "r.id")
+                    : try correlated(condition, type: request.type, id: "r.id")
+            )
         }
         var order: [String] = []
         for (parameter, descending) in request.sort {
@@ -32,11 +39,14 @@ struct SearchSQL {
             default:
                 let column = "COALESCE(s.text, s.code, s.number, s.low)"
                 let aggregate = descending ? "MAX" : "MIN"
-                order.append("(SELECT \(aggregate)(\(column)) FROM fhir_index s WHERE s.type = r.type AND s.id = r.id AND s.param = '\(parameter.replacingOccurrences(of: "'", with: "''"))') \(direction)")
+                order.append(
+                    "(SELECT \(aggregate)(\(column)) FROM fhir_index s WHERE s.type = r.type AND s.id = r.id AND s.param = '\(parameter.replacingOccurrences(of: "'", with: "''"))') \(direction)"
+                )
             }
         }
         order.append("r.id ASC")
-        return "SELECT r.id FROM fhir_resource r WHERE \(clauses.joined(separator: " AND ")) ORDER BY \(order.joined(separator: ", "))"
+        return
+            "SELECT r.id FROM fhir_resource r WHERE \(clauses.joined(separator: " AND ")) ORDER BY \(order.joined(separator: ", "))"
     }
 
     /// Which condition should drive the query: ids, then own parameters, then chains and `_has`.
@@ -53,28 +63,40 @@ struct SearchSQL {
     /// the index that starts with the resource id).
     mutating func correlated(_ condition: SearchCondition, type: String, id: String) throws -> String {
         switch condition {
-        case .any(let terms): return "(" + (try terms.map { try correlated($0, type: type, id: id) }).joined(separator: " OR ") + ")"
-        case .all(let terms): return "(" + (try terms.map { try correlated($0, type: type, id: id) }).joined(separator: " AND ") + ")"
+        case .any(let terms):
+            return "(" + (try terms.map { try correlated($0, type: type, id: id) }).joined(separator: " OR ") + ")"
+        case .all(let terms):
+            return "(" + (try terms.map { try correlated($0, type: type, id: id) }).joined(separator: " AND ") + ")"
         case .not(let term): return "NOT (" + (try correlated(term, type: type, id: id)) + ")"
         case .ids, .chain(_, _, _, .some):
             return try sql(condition, type: type, id: id)
         case .missing(let definition, let missing):
             let a = alias()
             arguments += [type, definition.code]
-            return "\(missing ? "NOT " : "")EXISTS (SELECT 1 FROM fhir_index \(a) INDEXED BY fhir_index_resource WHERE \(a).type = ? AND \(a).id = \(id) AND \(a).param = ?)"
+            return
+                "\(missing ? "NOT " : "")EXISTS (SELECT 1 FROM fhir_index \(a) INDEXED BY fhir_index_resource WHERE \(a).type = ? AND \(a).id = \(id) AND \(a).param = ?)"
         case .parameter(let definition, let modifier, let values, let raw):
-            let (a, alternatives) = try self.alternatives(of: definition, type: type, modifier: modifier, values: values, raw: raw)
-            return "\(modifier == "not" ? "NOT " : "")EXISTS (SELECT 1 FROM fhir_index \(a) INDEXED BY fhir_index_resource WHERE \(a).type = ? AND \(a).id = \(id) AND \(a).param = ? AND \(alternatives))"
+            let (a, alternatives) = try self.alternatives(
+                of: definition,
+                type: type,
+                modifier: modifier,
+                values: values,
+                raw: raw
+            )
+            return
+                "\(modifier == "not" ? "NOT " : "")EXISTS (SELECT 1 FROM fhir_index \(a) INDEXED BY fhir_index_resource WHERE \(a).type = ? AND \(a).id = \(id) AND \(a).param = ? AND \(alternatives))"
         case .chain(let reference, let targetType, let inner, nil):
             let a = alias()
             arguments += [type, reference.code, targetType]
             let innerSQL = try correlated(inner, type: targetType, id: "\(a).ref_id")
-            return "EXISTS (SELECT 1 FROM fhir_index \(a) INDEXED BY fhir_index_resource WHERE \(a).type = ? AND \(a).id = \(id) AND \(a).param = ? AND \(a).ref_type = ? AND \(innerSQL))"
+            return
+                "EXISTS (SELECT 1 FROM fhir_index \(a) INDEXED BY fhir_index_resource WHERE \(a).type = ? AND \(a).id = \(id) AND \(a).param = ? AND \(a).ref_type = ? AND \(innerSQL))"
         case .has(let sourceType, let reference, let inner):
             let a = alias()
             arguments += [type, sourceType, reference.code]
             let innerSQL = try correlated(inner, type: sourceType, id: "\(a).id")
-            return "EXISTS (SELECT 1 FROM fhir_index \(a) INDEXED BY fhir_index_ref WHERE \(a).ref_id IS NOT NULL AND \(a).ref_type = ? AND \(a).ref_id = \(id) AND \(a).type = ? AND \(a).param = ? AND \(innerSQL))"
+            return
+                "EXISTS (SELECT 1 FROM fhir_index \(a) INDEXED BY fhir_index_ref WHERE \(a).ref_id IS NOT NULL AND \(a).ref_type = ? AND \(a).ref_id = \(id) AND \(a).type = ? AND \(a).param = ? AND \(innerSQL))"
         }
     }
 
@@ -85,8 +107,10 @@ struct SearchSQL {
     /// (which it may plan through the wrong index: seconds on a national dataset).
     mutating func sql(_ condition: SearchCondition, type: String, id: String) throws -> String {
         switch condition {
-        case .any(let terms): return "(" + (try terms.map { try sql($0, type: type, id: id) }).joined(separator: " OR ") + ")"
-        case .all(let terms): return "(" + (try terms.map { try sql($0, type: type, id: id) }).joined(separator: " AND ") + ")"
+        case .any(let terms):
+            return "(" + (try terms.map { try sql($0, type: type, id: id) }).joined(separator: " OR ") + ")"
+        case .all(let terms):
+            return "(" + (try terms.map { try sql($0, type: type, id: id) }).joined(separator: " AND ") + ")"
         case .not(let term): return "NOT (" + (try sql(term, type: type, id: id)) + ")"
         default: return "\(id) \(try membership(condition, type: type))"
         }
@@ -103,20 +127,31 @@ struct SearchSQL {
         case .missing(let definition, let missing):
             let a = alias()
             arguments += [type, definition.code]
-            return "\(missing ? "NOT " : "")IN (SELECT \(a).id FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).param = ?)"
+            return
+                "\(missing ? "NOT " : "")IN (SELECT \(a).id FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).param = ?)"
         case .parameter(let definition, let modifier, let values, let raw):
-            let (a, alternatives) = try self.alternatives(of: definition, type: type, modifier: modifier, values: values, raw: raw)
-            return "\(modifier == "not" ? "NOT " : "")IN (SELECT \(a).id FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).param = ? AND \(alternatives))"
+            let (a, alternatives) = try self.alternatives(
+                of: definition,
+                type: type,
+                modifier: modifier,
+                values: values,
+                raw: raw
+            )
+            return
+                "\(modifier == "not" ? "NOT " : "")IN (SELECT \(a).id FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).param = ? AND \(alternatives))"
         case .chain(let reference, let targetType, let inner, let above):
             let a = alias()
             arguments += [type, reference.code, targetType]
             guard let above else {
                 let innerSQL = try sql(inner, type: targetType, id: "\(a).ref_id")
-                return "IN (SELECT \(a).id FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).param = ? AND \(a).ref_type = ? AND \(a).ref_id IS NOT NULL AND \(innerSQL))"
+                return
+                    "IN (SELECT \(a).id FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).param = ? AND \(a).ref_type = ? AND \(a).ref_id IS NOT NULL AND \(innerSQL))"
             }
             // Targets matching the condition, then (recursively) everything below them in the hierarchy: a
             // reference to a child matches when an ancestor does.
-            let m = alias(), t = alias(), h = alias()
+            let m = alias()
+            let t = alias()
+            let h = alias()
             arguments += [targetType]
             let matching = try sql(inner, type: targetType, id: "\(t).id")
             arguments += [targetType, above.code, targetType]
@@ -130,34 +165,49 @@ struct SearchSQL {
             let a = alias()
             arguments += [sourceType, reference.code, type]
             let innerSQL = try sql(inner, type: sourceType, id: "\(a).id")
-            return "IN (SELECT \(a).ref_id FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).param = ? AND \(a).ref_type = ? AND \(a).ref_id IS NOT NULL AND \(innerSQL))"
+            return
+                "IN (SELECT \(a).ref_id FROM fhir_index \(a) WHERE \(a).type = ? AND \(a).param = ? AND \(a).ref_type = ? AND \(a).ref_id IS NOT NULL AND \(innerSQL))"
         }
     }
 
     /// A fresh index alias, its `type`/`param` arguments, and the OR of the values on it (parenthesised).
-    mutating func alternatives(of definition: SearchParameterDefinition, type: String, modifier: String?, values: [String],
-                         raw: String) throws -> (alias: String, sql: String) {
+    mutating func alternatives(
+        of definition: SearchParameterDefinition,
+        type: String,
+        modifier: String?,
+        values: [String],
+        raw: String
+    ) throws -> (alias: String, sql: String) {
         let a = alias()
         arguments += [type, definition.code]
         var alternatives: [String] = []
         for value in values {
-            alternatives.append(try valueSQL(value, definition: definition, modifier: modifier, alias: a, parameter: raw))
+            alternatives.append(
+                try valueSQL(value, definition: definition, modifier: modifier, alias: a, parameter: raw)
+            )
         }
         // The partial indexes (migration v8) hold the rows that fill their column: the condition says so at its
         // top level, where SQLite looks for it, so the planner may use them.
-        let filled: String? = switch definition.type {
-        case .number, .quantity: "number"
-        case .date: "low"
-        case .reference: "ref_id"
-        case .string: modifier == "exact" ? nil : "text"
-        case .token: modifier == "text" ? "text" : nil
-        case .uri, .special: nil
-        }
+        let filled: String? =
+            switch definition.type {
+            case .number, .quantity: "number"
+            case .date: "low"
+            case .reference: "ref_id"
+            case .string: modifier == "exact" ? nil : "text"
+            case .token: modifier == "text" ? "text" : nil
+            case .uri, .special: nil
+            }
         return (a, (filled.map { "\(a).\($0) IS NOT NULL AND " } ?? "") + "(\(alternatives.joined(separator: " OR ")))")
     }
 
     /// One alternative value, on index alias `a`.
-    mutating func valueSQL(_ value: String, definition: SearchParameterDefinition, modifier: String?, alias a: String, parameter: String) throws -> String {
+    mutating func valueSQL(
+        _ value: String,
+        definition: SearchParameterDefinition,
+        modifier: String?,
+        alias a: String,
+        parameter: String
+    ) throws -> String {
         switch definition.type {
         case .token:
             if modifier == "text" {
@@ -222,18 +272,22 @@ struct SearchSQL {
                 throw SearchError("Invalid date '\(text)'", parameter: parameter)
             }
             // R4 §3.1.1.4.2 on ranges: the value covers [low, high], the indexed element [<L>, <H>].
-            let (template, bounds): (String, [Double]) = switch prefix {
-            case .eq, .ap: ("(<L> >= ? AND <H> <= ?)", [low, high])
-            case .ne: ("NOT (<L> >= ? AND <H> <= ?)", [low, high])
-            case .gt: ("<H> > ?", [high])
-            case .lt: ("<L> < ?", [low])
-            case .ge: ("<H> >= ?", [low])
-            case .le: ("<L> <= ?", [high])
-            case .sa: ("<L> > ?", [high])
-            case .eb: ("<H> < ?", [low])
-            }
+            let (template, bounds): (String, [Double]) =
+                switch prefix {
+                case .eq, .ap: ("(<L> >= ? AND <H> <= ?)", [low, high])
+                case .ne: ("NOT (<L> >= ? AND <H> <= ?)", [low, high])
+                case .gt: ("<H> > ?", [high])
+                case .lt: ("<L> < ?", [low])
+                case .ge: ("<H> >= ?", [low])
+                case .le: ("<L> <= ?", [high])
+                case .sa: ("<L> > ?", [high])
+                case .eb: ("<H> < ?", [low])
+                }
             arguments += bounds
-            return template.replacingOccurrences(of: "<L>", with: "\(a).low").replacingOccurrences(of: "<H>", with: "\(a).high")
+            return template.replacingOccurrences(of: "<L>", with: "\(a).low").replacingOccurrences(
+                of: "<H>",
+                with: "\(a).high"
+            )
         case .reference:
             var type = modifier
             var id = value
@@ -258,14 +312,15 @@ struct SearchSQL {
         let value = Double(text) ?? 0
         let decimals = text.split(separator: ".").dropFirst().first?.count ?? 0
         let half = 0.5 * pow(10, -Double(decimals))
-        let (template, bounds): (String, [Double]) = switch prefix {
-        case .eq, .ap: ("(# >= ? AND # < ?)", [value - half, value + half])
-        case .ne: ("NOT (# >= ? AND # < ?)", [value - half, value + half])
-        case .gt, .sa: ("# > ?", [value])
-        case .lt, .eb: ("# < ?", [value])
-        case .ge: ("# >= ?", [value])
-        case .le: ("# <= ?", [value])
-        }
+        let (template, bounds): (String, [Double]) =
+            switch prefix {
+            case .eq, .ap: ("(# >= ? AND # < ?)", [value - half, value + half])
+            case .ne: ("NOT (# >= ? AND # < ?)", [value - half, value + half])
+            case .gt, .sa: ("# > ?", [value])
+            case .lt, .eb: ("# < ?", [value])
+            case .ge: ("# >= ?", [value])
+            case .le: ("# <= ?", [value])
+            }
         arguments += bounds
         return template.replacingOccurrences(of: "#", with: column)
     }

@@ -27,12 +27,30 @@ public struct INSIdentity: Codable, Sendable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case matricule, key = "cle", kind = "type", birthName = "nomNaissance", firstNames = "listePrenom", sex = "sexe"
-        case birthDate = "dateNaissance", birthPlace = "lieuNaissance", history = "insHisto", note
+        case matricule
+        case key = "cle"
+        case kind = "type"
+        case birthName = "nomNaissance"
+        case firstNames = "listePrenom"
+        case sex = "sexe"
+        case birthDate = "dateNaissance"
+        case birthPlace = "lieuNaissance"
+        case history = "insHisto"
+        case note
     }
 
-    public init(matricule: String, key: String, kind: Kind = .nir, birthName: String, firstNames: String, sex: String,
-                birthDate: String, birthPlace: String? = nil, history: [HistoricINS] = [], note: String? = nil) {
+    public init(
+        matricule: String,
+        key: String,
+        kind: Kind = .nir,
+        birthName: String,
+        firstNames: String,
+        sex: String,
+        birthDate: String,
+        birthPlace: String? = nil,
+        history: [HistoricINS] = [],
+        note: String? = nil
+    ) {
         self.matricule = matricule
         self.key = key
         self.kind = kind
@@ -63,16 +81,29 @@ public struct INSIdentity: Codable, Sendable, Hashable {
     /// (the CNDA deliberately ships identities whose key does not verify).
     public func validate(allowBadKey: Bool) throws(INSiValidationError) {
         try INSTraits.checkMatricule(matricule, field: "matricule")
-        guard key.count == 2, key.allSatisfy(\.isASCIIDigit) else { throw INSiValidationError(field: "cle", "the key must be 2 digits, not '\(key)'") }
-        try INSTraits(birthName: birthName, firstName: firstNames, sex: sex, birthDate: birthDate, birthPlace: birthPlace).validate()
+        guard key.count == 2, key.allSatisfy(\.isASCIIDigit) else {
+            throw INSiValidationError(field: "cle", "the key must be 2 digits, not '\(key)'")
+        }
+        try INSTraits(
+            birthName: birthName,
+            firstName: firstNames,
+            sex: sex,
+            birthDate: birthDate,
+            birthPlace: birthPlace
+        ).validate()
         for (index, previous) in history.enumerated() {
             try INSTraits.checkMatricule(previous.matricule, field: "insHisto[\(index)].matricule")
         }
         guard !allowBadKey else { return }
-        for (field, matricule, key) in [("cle", matricule, key)] + history.enumerated().map({ ("insHisto[\($0)].cle", $1.matricule, $1.key) }) {
+        for (field, matricule, key) in [("cle", matricule, key)]
+            + history.enumerated().map({ ("insHisto[\($0)].cle", $1.matricule, $1.key) })
+        {
             let expected = NIRKey.compute(matricule)
             guard expected == key else {
-                throw INSiValidationError(field: field, "key \(key) does not verify for \(matricule) (97 - NIR mod 97 = \(expected ?? "?")); pass allowBadKey to keep it, as the CNDA does on purpose")
+                throw INSiValidationError(
+                    field: field,
+                    "key \(key) does not verify for \(matricule) (97 - NIR mod 97 = \(expected ?? "?")); pass allowBadKey to keep it, as the CNDA does on purpose"
+                )
             }
         }
     }
@@ -89,7 +120,10 @@ public struct HistoricINS: Codable, Sendable, Hashable {
     public var end: String?
 
     enum CodingKeys: String, CodingKey {
-        case matricule, key = "cle", start = "dateDeb", end = "dateFin"
+        case matricule
+        case key = "cle"
+        case start = "dateDeb"
+        case end = "dateFin"
     }
 
     public init(matricule: String, key: String, start: String? = nil, end: String? = nil) {
@@ -115,7 +149,8 @@ public struct VitaleCard: Codable, Sendable, Hashable {
         public var rank: Int
 
         enum CodingKeys: String, CodingKey {
-            case matricule, rank = "rang"
+            case matricule
+            case rank = "rang"
         }
 
         public init(matricule: String, rank: Int) {
@@ -125,7 +160,10 @@ public struct VitaleCard: Codable, Sendable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, insured = "assure", beneficiaries = "beneficiaires", note
+        case id
+        case insured = "assure"
+        case beneficiaries = "beneficiaires"
+        case note
     }
 
     public init(id: String, insured: String, beneficiaries: [Beneficiary], note: String? = nil) {
@@ -191,8 +229,12 @@ public struct INSTraits: Sendable, Hashable {
         try Self.checkDate(birthDate, field: "DateNaissance")
         if let birthPlace {
             guard birthPlace.count == 5, birthPlace.allSatisfy({ $0.isASCIIDigit || $0 == "A" || $0 == "B" }),
-                  birthPlace.dropFirst(2).allSatisfy(\.isASCIIDigit) else {
-                throw INSiValidationError(field: "LieuNaissance", "'\(birthPlace)' is not a 5-character INSEE COG code (e.g. 63220, 2A020, 99100)")
+                birthPlace.dropFirst(2).allSatisfy(\.isASCIIDigit)
+            else {
+                throw INSiValidationError(
+                    field: "LieuNaissance",
+                    "'\(birthPlace)' is not a 5-character INSEE COG code (e.g. 63220, 2A020, 99100)"
+                )
             }
         }
     }
@@ -211,14 +253,20 @@ public struct INSTraits: Sendable, Hashable {
                 guard !previousSeparator || dashes == 2 else {
                     throw INSiValidationError(field: field, "'\(value)': a separator must sit between two words")
                 }
-                guard dashes <= 2 else { throw INSiValidationError(field: field, "'\(value)': at most two dashes in a row") }
+                guard dashes <= 2 else {
+                    throw INSiValidationError(field: field, "'\(value)': at most two dashes in a row")
+                }
                 previousSeparator = true
             } else if character == "'" || character == " " {
-                guard !previousSeparator else { throw INSiValidationError(field: field, "'\(value)': a separator must sit between two words") }
+                guard !previousSeparator else {
+                    throw INSiValidationError(field: field, "'\(value)': a separator must sit between two words")
+                }
                 previousSeparator = true
             } else {
                 throw INSiValidationError(
-                    field: field, "'\(value)' contains '\(character)': only upper-case A–Z, '-', ''' and single spaces (no accent, no lower case)")
+                    field: field,
+                    "'\(value)' contains '\(character)': only upper-case A–Z, '-', ''' and single spaces (no accent, no lower case)"
+                )
             }
         }
         guard !previousSeparator else { throw INSiValidationError(field: field, "'\(value)' ends with a separator") }
@@ -227,7 +275,8 @@ public struct INSTraits: Sendable, Hashable {
     static func checkDate(_ value: String, field: String) throws(INSiValidationError) {
         let parts = value.split(separator: "-", omittingEmptySubsequences: false)
         guard value.count == 10, parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
-              let year = Int(parts[0]), let month = Int(parts[1]), let day = Int(parts[2]) else {
+            let year = Int(parts[0]), let month = Int(parts[1]), let day = Int(parts[2])
+        else {
             throw INSiValidationError(field: field, "'\(value)' is not a date YYYY-MM-DD")
         }
         var components = DateComponents()
@@ -236,7 +285,9 @@ public struct INSTraits: Sendable, Hashable {
         components.day = day
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
-        guard (1...12).contains(month), calendar.date(from: components).map({ calendar.component(.day, from: $0) == day }) == true else {
+        guard (1...12).contains(month),
+            calendar.date(from: components).map({ calendar.component(.day, from: $0) == day }) == true
+        else {
             throw INSiValidationError(field: field, "'\(value)' is not a calendar date")
         }
     }
@@ -244,9 +295,14 @@ public struct INSTraits: Sendable, Hashable {
     static func checkMatricule(_ value: String, field: String) throws(INSiValidationError) {
         let characters = Array(value)
         guard characters.count == 13,
-              characters[0..<5].allSatisfy(\.isASCIIDigit), characters[7..<13].allSatisfy(\.isASCIIDigit),
-              (characters[5].isASCIIDigit && characters[6].isASCIIDigit) || (characters[5] == "2" && (characters[6] == "A" || characters[6] == "B")) else {
-            throw INSiValidationError(field: field, "'\(value)' is not a 13-character matricule (sex, year, month, département incl. 2A/2B, commune, order)")
+            characters[0..<5].allSatisfy(\.isASCIIDigit), characters[7..<13].allSatisfy(\.isASCIIDigit),
+            (characters[5].isASCIIDigit && characters[6].isASCIIDigit)
+                || (characters[5] == "2" && (characters[6] == "A" || characters[6] == "B"))
+        else {
+            throw INSiValidationError(
+                field: field,
+                "'\(value)' is not a 13-character matricule (sex, year, month, département incl. 2A/2B, commune, order)"
+            )
         }
     }
 
@@ -254,7 +310,9 @@ public struct INSTraits: Sendable, Hashable {
     /// the identity's first names or all of them joined by spaces (the CNDA client loop sends each in turn, then
     /// the list); the birth place only when sent.
     public func matches(_ identity: INSIdentity) -> Bool {
-        guard identity.birthName == birthName, identity.sex == sex, identity.birthDate == birthDate else { return false }
+        guard identity.birthName == birthName, identity.sex == sex, identity.birthDate == birthDate else {
+            return false
+        }
         if let birthPlace, let known = identity.birthPlace, known != birthPlace { return false }
         let names = identity.firstNames.split(separator: " ").map(String.init)
         return firstName == identity.firstNames || names.contains(firstName)

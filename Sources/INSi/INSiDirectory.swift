@@ -56,29 +56,44 @@ public struct INSiDirectory: Sendable {
             }
         }
         for identity in seed.identities! {
-            do { try identity.validate(allowBadKey: true) } catch { throw INSiValidationError(field: "identity \(identity.matricule)", "\(error)") }
+            do { try identity.validate(allowBadKey: true) } catch {
+                throw INSiValidationError(field: "identity \(identity.matricule)", "\(error)")
+            }
         }
         return try store.writer.write { db -> Int in
             if !replace {
-                let empty = try Bool.fetchOne(db, sql: "SELECT NOT EXISTS (SELECT 1 FROM insi_identity) AND NOT EXISTS (SELECT 1 FROM insi_lps)") ?? true
+                let empty =
+                    try Bool.fetchOne(
+                        db,
+                        sql: "SELECT NOT EXISTS (SELECT 1 FROM insi_identity) AND NOT EXISTS (SELECT 1 FROM insi_lps)"
+                    ) ?? true
                 guard empty else { return 0 }
             }
             for table in ["insi_identity", "insi_card", "insi_lps"] { try db.execute(sql: "DELETE FROM \(table)") }
             for identity in seed.identities! { try Self.save(identity, in: db) }
             for card in seed.cards! { try Self.save(card, in: db) }
-            for lps in seed.lps! { try db.execute(sql: "INSERT OR REPLACE INTO insi_lps (idam, label) VALUES (?, ?)", arguments: [lps.idam, lps.label]) }
+            for lps in seed.lps! {
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO insi_lps (idam, label) VALUES (?, ?)",
+                    arguments: [lps.idam, lps.label]
+                )
+            }
             return seed.identities!.count + seed.cards!.count + seed.lps!.count
         }
     }
 
     static func save(_ identity: INSIdentity, in db: Database) throws {
-        try db.execute(sql: "INSERT OR REPLACE INTO insi_identity (matricule, json) VALUES (?, ?)",
-                       arguments: [identity.matricule, String(decoding: try encoder.encode(identity), as: UTF8.self)])
+        try db.execute(
+            sql: "INSERT OR REPLACE INTO insi_identity (matricule, json) VALUES (?, ?)",
+            arguments: [identity.matricule, String(decoding: try encoder.encode(identity), as: UTF8.self)]
+        )
     }
 
     static func save(_ card: VitaleCard, in db: Database) throws {
-        try db.execute(sql: "INSERT OR REPLACE INTO insi_card (id, json) VALUES (?, ?)",
-                       arguments: [card.id, String(decoding: try encoder.encode(card), as: UTF8.self)])
+        try db.execute(
+            sql: "INSERT OR REPLACE INTO insi_card (id, json) VALUES (?, ?)",
+            arguments: [card.id, String(decoding: try encoder.encode(card), as: UTF8.self)]
+        )
     }
 
     // MARK: Reading
@@ -101,13 +116,16 @@ public struct INSiDirectory: Sendable {
 
     public func authorisedLPS() throws -> [AuthorisedLPS] {
         try store.writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT idam, label FROM insi_lps ORDER BY idam").map { AuthorisedLPS(idam: $0["idam"], label: $0["label"]) }
+            try Row.fetchAll(db, sql: "SELECT idam, label FROM insi_lps ORDER BY idam").map {
+                AuthorisedLPS(idam: $0["idam"], label: $0["label"])
+            }
         }
     }
 
     public func isAuthorised(idam: String) throws -> Bool {
         try store.writer.read { db in
-            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM insi_lps WHERE idam = ?)", arguments: [idam]) ?? false
+            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM insi_lps WHERE idam = ?)", arguments: [idam])
+                ?? false
         }
     }
 
@@ -123,14 +141,28 @@ public struct INSiDirectory: Sendable {
     public func add(_ card: VitaleCard) throws {
         guard !card.id.isEmpty else { throw INSiValidationError(field: "id", "missing") }
         try INSTraits.checkMatricule(card.insured, field: "assure")
-        guard !card.beneficiaries.isEmpty else { throw INSiValidationError(field: "beneficiaires", "a card carries at least one beneficiary") }
+        guard !card.beneficiaries.isEmpty else {
+            throw INSiValidationError(field: "beneficiaires", "a card carries at least one beneficiary")
+        }
         try store.writer.write { db in
             for (index, beneficiary) in card.beneficiaries.enumerated() {
-                guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM insi_identity WHERE matricule = ?)", arguments: [beneficiary.matricule]) == true else {
-                    throw INSiValidationError(field: "beneficiaires[\(index)].matricule", "\(beneficiary.matricule) is not an identity of the test base: add it first")
+                guard
+                    try Bool.fetchOne(
+                        db,
+                        sql: "SELECT EXISTS (SELECT 1 FROM insi_identity WHERE matricule = ?)",
+                        arguments: [beneficiary.matricule]
+                    ) == true
+                else {
+                    throw INSiValidationError(
+                        field: "beneficiaires[\(index)].matricule",
+                        "\(beneficiary.matricule) is not an identity of the test base: add it first"
+                    )
                 }
                 guard (1...9).contains(beneficiary.rank) else {
-                    throw INSiValidationError(field: "beneficiaires[\(index)].rang", "the birth rank is 1 to 9, not \(beneficiary.rank)")
+                    throw INSiValidationError(
+                        field: "beneficiaires[\(index)].rang",
+                        "the birth rank is 1 to 9, not \(beneficiary.rank)"
+                    )
                 }
             }
             try Self.save(card, in: db)
@@ -139,10 +171,16 @@ public struct INSiDirectory: Sendable {
 
     public func add(_ lps: AuthorisedLPS) throws {
         guard !lps.idam.isEmpty, lps.idam.count <= 64, lps.idam.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
-            throw INSiValidationError(field: "idam", "an authorisation number is 1 to 64 ASCII characters without spaces")
+            throw INSiValidationError(
+                field: "idam",
+                "an authorisation number is 1 to 64 ASCII characters without spaces"
+            )
         }
         try store.writer.write { db in
-            try db.execute(sql: "INSERT OR REPLACE INTO insi_lps (idam, label) VALUES (?, ?)", arguments: [lps.idam, lps.label])
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO insi_lps (idam, label) VALUES (?, ?)",
+                arguments: [lps.idam, lps.label]
+            )
         }
     }
 
@@ -155,7 +193,9 @@ public struct INSiDirectory: Sendable {
     }
 
     public enum Kind: String, Sendable, CaseIterable {
-        case identity = "identities", card = "cards", lps
+        case identity = "identities"
+        case card = "cards"
+        case lps
 
         var table: String {
             switch self {

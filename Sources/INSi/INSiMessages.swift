@@ -13,21 +13,45 @@ struct INSiFault: Error {
     var fault: SOAPFault
     var status: HTTPResponse.Status
 
-    init(_ code: SOAPFault.Code, _ errorCode: String, subcode: String? = nil, reason: String, message: String? = nil,
-         messageID: String? = nil, status: HTTPResponse.Status = .internalServerError) {
+    init(
+        _ code: SOAPFault.Code,
+        _ errorCode: String,
+        subcode: String? = nil,
+        reason: String,
+        message: String? = nil,
+        messageID: String? = nil,
+        status: HTTPResponse.Status = .internalServerError
+    ) {
         let id = messageID.map { " messageID=\"\(XMLText.escape($0))\"" } ?? ""
-        let detail = "<siram:Erreur xmlns:siram=\"\(INSiNamespace.siram)\" code=\"\(XMLText.escape(errorCode))\" severite=\"erreur\"\(id)>\(XMLText.escape(message ?? reason))</siram:Erreur>"
-        self.fault = SOAPFault(code: code, subcode: "env:\(subcode ?? errorCode)", reason: reason, detailXML: detail, language: "fr")
+        let detail =
+            "<siram:Erreur xmlns:siram=\"\(INSiNamespace.siram)\" code=\"\(XMLText.escape(errorCode))\" severite=\"erreur\"\(id)>\(XMLText.escape(message ?? reason))</siram:Erreur>"
+        self.fault = SOAPFault(
+            code: code,
+            subcode: "env:\(subcode ?? errorCode)",
+            reason: reason,
+            detailXML: detail,
+            language: "fr"
+        )
         self.status = status
     }
 
-    init(_ code: SOAPFault.Code, _ errorCode: String, _ reason: String, messageID: String? = nil, status: HTTPResponse.Status = .internalServerError) {
+    init(
+        _ code: SOAPFault.Code,
+        _ errorCode: String,
+        _ reason: String,
+        messageID: String? = nil,
+        status: HTTPResponse.Status = .internalServerError
+    ) {
         self.init(code, errorCode, reason: reason, messageID: messageID, status: status)
     }
 
     /// A refusal of the envelope itself (malformed XML, DTD, limits, SOAP 1.1).
     init(envelope: SOAPFault) {
-        self.init(envelope.code, envelope.code == .versionMismatch ? "sbx_version_soap" : "sbx_enveloppe", reason: envelope.reason)
+        self.init(
+            envelope.code,
+            envelope.code == .versionMismatch ? "sbx_version_soap" : "sbx_enveloppe",
+            reason: envelope.reason
+        )
         if envelope.code == .versionMismatch { fault.subcode = nil }
     }
 
@@ -57,24 +81,46 @@ struct INSiRequest {
     func operation(httpAction: String?) throws(INSiFault) -> INSiOperation {
         let body = envelope.body
         guard let operation = INSiOperation.allCases.first(where: { $0.selects(body) }) else {
-            throw INSiFault(.sender, "sbx_operation",
-                            "Élément {\(body.namespace)}\(body.name) inconnu : le service attend RECSANSVITALE (\(INSiNamespace.traitsRequest)) ou RECVITALE (\(INSiNamespace.vitaleRequest))",
-                            messageID: messageID)
+            throw INSiFault(
+                .sender,
+                "sbx_operation",
+                "Élément {\(body.namespace)}\(body.name) inconnu : le service attend RECSANSVITALE (\(INSiNamespace.traitsRequest)) ou RECVITALE (\(INSiNamespace.vitaleRequest))",
+                messageID: messageID
+            )
         }
-        guard let action = envelope.headerBlock("Action", namespace: INSiNamespace.addressing)?.text, !action.isEmpty else {
-            throw INSiFault(.sender, "sbx_action", "En-tête wsa:Action absent (attendu : \(operation.action))", messageID: messageID)
+        guard let action = envelope.headerBlock("Action", namespace: INSiNamespace.addressing)?.text, !action.isEmpty
+        else {
+            throw INSiFault(
+                .sender,
+                "sbx_action",
+                "En-tête wsa:Action absent (attendu : \(operation.action))",
+                messageID: messageID
+            )
         }
         guard action == operation.action else {
-            throw INSiFault(.sender, "sbx_action", "wsa:Action '\(action)' ne correspond pas au corps \(body.name) (attendu : \(operation.action))", messageID: messageID)
+            throw INSiFault(
+                .sender,
+                "sbx_action",
+                "wsa:Action '\(action)' ne correspond pas au corps \(body.name) (attendu : \(operation.action))",
+                messageID: messageID
+            )
         }
         if let httpAction, httpAction != action {
-            throw INSiFault(.sender, "sbx_action", "L'action du Content-Type '\(httpAction)' diffère de wsa:Action '\(action)'", messageID: messageID)
+            throw INSiFault(
+                .sender,
+                "sbx_action",
+                "L'action du Content-Type '\(httpAction)' diffère de wsa:Action '\(action)'",
+                messageID: messageID
+            )
         }
         return operation
     }
 
     var assertions: [SOAPElement] {
-        envelope.headerBlock("Security", namespace: INSiNamespace.security)?.children("Assertion", namespace: INSiNamespace.saml2) ?? []
+        envelope.headerBlock("Security", namespace: INSiNamespace.security)?.children(
+            "Assertion",
+            namespace: INSiNamespace.saml2
+        ) ?? []
     }
 
     /// The health professional's assertion (CPx mode): its NameID is qualified `CPS`.
@@ -89,9 +135,14 @@ struct INSiRequest {
         guard let assertion = professionalAssertion else {
             let commonName = identity?.subject.value(of: "CN")
             guard commonName == "INSI-AUTO" || commonName == "INSI-MANU" else {
-                throw INSiFault(.sender, "DESIR_560", reason: "Niveau d'accès insuffisant",
-                                message: "Vous ne disposez pas des droits suffisants pour accéder à ce service (CN du certificat : '\(commonName ?? "")' ; attendu INSI-AUTO ou INSI-MANU)",
-                                messageID: messageID)
+                throw INSiFault(
+                    .sender,
+                    "DESIR_560",
+                    reason: "Niveau d'accès insuffisant",
+                    message:
+                        "Vous ne disposez pas des droits suffisants pour accéder à ce service (CN du certificat : '\(commonName ?? "")' ; attendu INSI-AUTO ou INSI-MANU)",
+                    messageID: messageID
+                )
             }
             return
         }
@@ -101,14 +152,21 @@ struct INSiRequest {
         guard let issuer = assertion.child("Issuer", namespace: INSiNamespace.saml2), !issuer.text.isEmpty else {
             throw refuse("Issuer absent (le DN du certificat de la carte CPS)")
         }
-        guard (try? SubjectDN(parsing: issuer.text)) != nil else { throw refuse("Issuer '\(issuer.text)' n'est pas un DN") }
+        guard (try? SubjectDN(parsing: issuer.text)) != nil else {
+            throw refuse("Issuer '\(issuer.text)' n'est pas un DN")
+        }
         guard let nameID = assertion.path("Subject", "NameID"), !nameID.text.isEmpty else {
             throw refuse("Subject/NameID (identifiant de la carte) vide")
         }
-        let attributes = assertion.child("AttributeStatement", namespace: INSiNamespace.saml2)?.children("Attribute", namespace: INSiNamespace.saml2) ?? []
+        let attributes =
+            assertion.child("AttributeStatement", namespace: INSiNamespace.saml2)?.children(
+                "Attribute",
+                namespace: INSiNamespace.saml2
+            ) ?? []
         for name in ["identifiantFacturation", "secteurActivite"] {
             guard let attribute = attributes.first(where: { $0.attributes["Name"] == name }),
-                  attribute.children.contains(where: { $0.name == "AttributeValue" && !$0.text.isEmpty }) else {
+                attribute.children.contains(where: { $0.name == "AttributeValue" && !$0.text.isEmpty })
+            else {
                 throw refuse("attribut \(name) absent ou vide")
             }
         }
@@ -122,7 +180,8 @@ struct INSiRequest {
         func missing(_ what: String) -> INSiFault {
             INSiFault(.sender, "sbx_entete", "En-tête invalide : \(what)", messageID: messageID)
         }
-        guard let messageID, messageID.hasPrefix("uuid:"), UUID(uuidString: String(messageID.dropFirst(5))) != nil else {
+        guard let messageID, messageID.hasPrefix("uuid:"), UUID(uuidString: String(messageID.dropFirst(5))) != nil
+        else {
             throw missing("wsa:MessageID doit valoir uuid:<UUID> (reçu : '\(messageID ?? "")')")
         }
         guard let bam = envelope.headerBlock("ContexteBAM", namespace: INSiNamespace.contextBAM) else {
@@ -158,9 +217,15 @@ struct INSiRequest {
         guard let individual = envelope.body.child("IndividuVerifie") else {
             throw INSiFault.invalid("RequeteUnitaire/IndividuVerifie", "absent", messageID: messageID)
         }
-        guard let supplied = individual.path("INSFourni", "IdIndividu"), let matricule = supplied.child("NumIdentifiant")?.text,
-              let key = supplied.child("Cle")?.text else {
-            throw INSiFault.invalid("IndividuVerifie/INSFourni/IdIndividu", "NumIdentifiant et Cle requis", messageID: messageID)
+        guard let supplied = individual.path("INSFourni", "IdIndividu"),
+            let matricule = supplied.child("NumIdentifiant")?.text,
+            let key = supplied.child("Cle")?.text
+        else {
+            throw INSiFault.invalid(
+                "IndividuVerifie/INSFourni/IdIndividu",
+                "NumIdentifiant et Cle requis",
+                messageID: messageID
+            )
         }
         do { try INSTraits.checkMatricule(matricule, field: "INSFourni/IdIndividu/NumIdentifiant") } catch {
             throw INSiFault.invalid(error.field, error.message, messageID: messageID)
@@ -179,11 +244,20 @@ struct INSiRequest {
             return text
         }
         guard body.children("Prenom").count <= 1 else {
-            throw INSiFault.invalid("Prenom", "un seul prénom par appel (chaque prénom tour à tour, puis la liste séparée par des espaces)", messageID: messageID)
+            throw INSiFault.invalid(
+                "Prenom",
+                "un seul prénom par appel (chaque prénom tour à tour, puis la liste séparée par des espaces)",
+                messageID: messageID
+            )
         }
         let place = body.child("LieuNaissance")?.text
-        let traits = INSTraits(birthName: try value("NomNaissance"), firstName: try value("Prenom"), sex: try value("Sexe"),
-                               birthDate: try value("DateNaissance"), birthPlace: place?.isEmpty == true ? nil : place)
+        let traits = INSTraits(
+            birthName: try value("NomNaissance"),
+            firstName: try value("Prenom"),
+            sex: try value("Sexe"),
+            birthDate: try value("DateNaissance"),
+            birthPlace: place?.isEmpty == true ? nil : place
+        )
         do {
             try traits.validate()
         } catch {
@@ -218,22 +292,36 @@ struct INSiRequest {
                 throw INSiFault.invalid(error.field, error.message, messageID: messageID)
             }
         }
-        guard let covered = envelope.headerBlock("ContexteBAM", namespace: INSiNamespace.contextBAM)?.path("COUVERTURE", "BENEFICIAIRE") else {
+        guard
+            let covered = envelope.headerBlock("ContexteBAM", namespace: INSiNamespace.contextBAM)?.path(
+                "COUVERTURE",
+                "BENEFICIAIRE"
+            )
+        else {
             throw vitale("ContexteBAM/COUVERTURE/BENEFICIAIRE absent : le bénéficiaire lu sur la carte est requis")
         }
         if let nir = covered.path("Nir", "Num")?.text, !nir.isEmpty, nir != matricule {
             throw vitale("le NIR du bénéficiaire de la carte (\(nir)) diffère de MatriculeIndividu (\(matricule))")
         }
-        guard let card = assertions.first(where: { $0.path("Subject", "NameID")?.attributes["NameQualifier"] != "CPS" }) else {
+        guard let card = assertions.first(where: { $0.path("Subject", "NameID")?.attributes["NameQualifier"] != "CPS" })
+        else {
             throw vitale("assertion de la carte Vitale absente de wsse:Security")
         }
         if let notOnOrAfter = card.child("Conditions")?.attributes["NotOnOrAfter"] {
-            guard let date = Self.date(notOnOrAfter) else { throw vitale("Conditions/@NotOnOrAfter '\(notOnOrAfter)' illisible") }
-            guard date > Date() else { throw vitale("assertion de la carte périmée depuis \(notOnOrAfter) (elle vaut environ 20 minutes)") }
+            guard let date = Self.date(notOnOrAfter) else {
+                throw vitale("Conditions/@NotOnOrAfter '\(notOnOrAfter)' illisible")
+            }
+            guard date > Date() else {
+                throw vitale("assertion de la carte périmée depuis \(notOnOrAfter) (elle vaut environ 20 minutes)")
+            }
         }
         let name = body.child("NomNaissance")?.text
-        return VitaleBeneficiary(matricule: matricule, birthName: name?.isEmpty == true ? nil : name,
-                                 birthDate: birthDate?.isEmpty == true ? nil : birthDate, rank: rank)
+        return VitaleBeneficiary(
+            matricule: matricule,
+            birthName: name?.isEmpty == true ? nil : name,
+            birthDate: birthDate?.isEmpty == true ? nil : birthDate,
+            rank: rank
+        )
     }
 
     static func date(_ text: String) -> Date? {
@@ -258,7 +346,8 @@ struct VitaleBeneficiary {
         }
         guard onCard else { return [] }
         return identities.filter {
-            $0.matricule == matricule && (birthName == nil || $0.birthName == birthName) && (birthDate == nil || $0.birthDate == birthDate)
+            $0.matricule == matricule && (birthName == nil || $0.birthName == birthName)
+                && (birthDate == nil || $0.birthDate == birthDate)
         }
     }
 }
@@ -285,8 +374,10 @@ struct INSiResult {
 
     func individual(_ identity: INSIdentity) -> String {
         let oid = identity.kind == .nia ? niaOID : nirOID
-        func ins(_ tag: String, _ matricule: String, _ key: String, start: String? = nil, end: String? = nil) -> String {
-            var xml = "<\(tag)><IdIndividu><NumIdentifiant>\(e(matricule))</NumIdentifiant><Cle>\(e(key))</Cle></IdIndividu><OID>\(e(oid))</OID>"
+        func ins(_ tag: String, _ matricule: String, _ key: String, start: String? = nil, end: String? = nil) -> String
+        {
+            var xml =
+                "<\(tag)><IdIndividu><NumIdentifiant>\(e(matricule))</NumIdentifiant><Cle>\(e(key))</Cle></IdIndividu><OID>\(e(oid))</OID>"
             if let start { xml += "<DateDeb>\(e(start))</DateDeb>" }
             if let end { xml += "<DateFin>\(e(end))</DateFin>" }
             return xml + "</\(tag)>"
@@ -295,7 +386,8 @@ struct INSiResult {
         for previous in identity.history {
             xml += ins("INSHISTO", previous.matricule, previous.key, start: previous.start, end: previous.end)
         }
-        xml += "<TIQ><NomNaissance>\(e(identity.birthName))</NomNaissance><ListePrenom>\(e(identity.firstNames))</ListePrenom>"
+        xml +=
+            "<TIQ><NomNaissance>\(e(identity.birthName))</NomNaissance><ListePrenom>\(e(identity.firstNames))</ListePrenom>"
         xml += "<Sexe>\(e(identity.sex))</Sexe><DateNaissance>\(e(identity.birthDate))</DateNaissance>"
         if let place = identity.birthPlace { xml += "<LieuNaissance>\(e(place))</LieuNaissance>" }
         return xml + "</TIQ></INDIVIDU>"

@@ -26,7 +26,12 @@ public final class INSiService: Sendable {
     public let niaOID: String
     let parser = HardenedXMLParser(maximumBytes: 256 * 1024, maximumDepth: 32, maximumElements: 2_000)
 
-    public init(store: SandboxStore, mode: INSiMode = .strict, nirOID: String = "1.2.250.1.213.1.4.8", niaOID: String = "1.2.250.1.213.1.4.9") {
+    public init(
+        store: SandboxStore,
+        mode: INSiMode = .strict,
+        nirOID: String = "1.2.250.1.213.1.4.8",
+        niaOID: String = "1.2.250.1.213.1.4.9"
+    ) {
         self.directory = INSiDirectory(store: store)
         self.mode = mode
         self.nirOID = nirOID
@@ -41,9 +46,18 @@ public final class INSiService: Sendable {
             var request = request
             let limit = self.parser.maximumBytes
             guard let body = try? await request.collectBody(upTo: limit) else {
-                return INSiFault(.sender, "sbx_taille", "Message refusé : plus de \(limit) octets", status: .contentTooLarge).response
+                return INSiFault(
+                    .sender,
+                    "sbx_taille",
+                    "Message refusé : plus de \(limit) octets",
+                    status: .contentTooLarge
+                ).response
             }
-            return self.answer(body: Data(buffer: body), contentType: request.headers[.contentType], identity: context.identity)
+            return self.answer(
+                body: Data(buffer: body),
+                contentType: request.headers[.contentType],
+                identity: context.identity
+            )
         }
     }
 
@@ -57,7 +71,11 @@ public final class INSiService: Sendable {
     func answer(body: Data, contentType: String?, identity: ClientIdentity?) -> Response {
         do {
             let xml = try handle(body: body, contentType: contentType, identity: identity)
-            return Response(status: .ok, headers: [.contentType: SOAPFault.contentType], body: .init(byteBuffer: ByteBuffer(string: xml)))
+            return Response(
+                status: .ok,
+                headers: [.contentType: SOAPFault.contentType],
+                body: .init(byteBuffer: ByteBuffer(string: xml))
+            )
         } catch {
             return error.response
         }
@@ -65,7 +83,12 @@ public final class INSiService: Sendable {
 
     func handle(body: Data, contentType: String?, identity: ClientIdentity?) throws(INSiFault) -> String {
         guard let contentType, contentType.lowercased().hasPrefix("application/soap+xml") else {
-            throw INSiFault(.sender, "sbx_content_type", "Content-Type '\(contentType ?? "")' : le service attend du SOAP 1.2 (application/soap+xml; action=\"…\")", status: .unsupportedMediaType)
+            throw INSiFault(
+                .sender,
+                "sbx_content_type",
+                "Content-Type '\(contentType ?? "")' : le service attend du SOAP 1.2 (application/soap+xml; action=\"…\")",
+                status: .unsupportedMediaType
+            )
         }
         let envelope: SOAPEnvelope
         do {
@@ -80,11 +103,19 @@ public final class INSiService: Sendable {
         try request.checkContexts()
         let idam = request.idam
         let authorised: Bool
-        do { authorised = try directory.isAuthorised(idam: idam) } catch { throw INSiFault.storage(error, messageID: messageID) }
+        do { authorised = try directory.isAuthorised(idam: idam) } catch {
+            throw INSiFault.storage(error, messageID: messageID)
+        }
         guard authorised else {
-            throw INSiFault(.sender, "desir_550", subcode: "siram_100",
-                            reason: "L'accès par ce progiciel au service n'est pas autorisé. Contactez l'éditeur du progiciel ou votre responsable informatique.",
-                            message: "Numéro d'autorisation du logiciel inconnu.", messageID: messageID)
+            throw INSiFault(
+                .sender,
+                "desir_550",
+                subcode: "siram_100",
+                reason:
+                    "L'accès par ce progiciel au service n'est pas autorisé. Contactez l'éditeur du progiciel ou votre responsable informatique.",
+                message: "Numéro d'autorisation du logiciel inconnu.",
+                messageID: messageID
+            )
         }
         let found: [INSIdentity]
         do {
@@ -99,7 +130,9 @@ public final class INSiService: Sendable {
                 let (supplied, traits) = try request.verification()
                 let candidates = try directory.identities().filter(traits.matches)
                 // One identity answering the traits, carrying the INS supplied: verified (CR 00); several: CR 02.
-                found = candidates.count == 1 ? candidates.filter { $0.matricule == supplied.matricule && $0.key == supplied.key } : candidates
+                found =
+                    candidates.count == 1
+                    ? candidates.filter { $0.matricule == supplied.matricule && $0.key == supplied.key } : candidates
             }
         } catch let fault as INSiFault {
             throw fault
@@ -107,10 +140,15 @@ public final class INSiService: Sendable {
             throw INSiFault.storage(error, messageID: messageID)
         }
         if found.isEmpty, mode == .realistic {
-            throw INSiFault(.receiver, "insi_101", subcode: "insi_101",
-                            reason: "Erreur technique : le service est momentanément indisponible.",
-                            message: "Identité absente de la base de test (mode realistic : l'environnement de test éditeur ne sait pas répondre CR 01).",
-                            messageID: messageID)
+            throw INSiFault(
+                .receiver,
+                "insi_101",
+                subcode: "insi_101",
+                reason: "Erreur technique : le service est momentanément indisponible.",
+                message:
+                    "Identité absente de la base de test (mode realistic : l'environnement de test éditeur ne sait pas répondre CR 01).",
+                messageID: messageID
+            )
         }
         return INSiResult(found: found, nirOID: nirOID, niaOID: niaOID).envelope
     }

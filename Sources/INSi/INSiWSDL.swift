@@ -9,7 +9,12 @@ import SOAPCore
 /// schemas reduced to what the messages carry. Code generated from either reads the same messages.
 enum INSiWSDL {
     static func response(_ request: Request, baseURL: String) throws -> Response {
-        try SOAPServiceDescription.response(request, path: INSiService.path, wsdl: { wsdl(baseURL: baseURL) }, schemas: schemas)
+        try SOAPServiceDescription.response(
+            request,
+            path: INSiService.path,
+            wsdl: { wsdl(baseURL: baseURL) },
+            schemas: schemas
+        )
     }
 
     static func wsdl(baseURL: String) -> String {
@@ -51,8 +56,10 @@ enum INSiWSDL {
                 </wsdl:operation>
             """
         }.joined(separator: "\n")
-        let imports = schemaNamespaces.map { "      <xs:import namespace=\"\($0.namespace)\" schemaLocation=\"\(baseURL)?xsd=\($0.name)\"/>" }
-            .joined(separator: "\n")
+        let imports = schemaNamespaces.map {
+            "      <xs:import namespace=\"\($0.namespace)\" schemaLocation=\"\(baseURL)?xsd=\($0.name)\"/>"
+        }
+        .joined(separator: "\n")
         return """
             <?xml version="1.0" encoding="UTF-8"?>
             <!-- esante-sandbox: the INSi teleservice interface (DESIR_ICIR_EXP_1.5.0), written for the sandbox. -->
@@ -88,7 +95,8 @@ enum INSiWSDL {
     }
 
     static let schemaNamespaces: [(name: String, namespace: String)] = [
-        ("recsans", INSiNamespace.traitsRequest), ("recvit", INSiNamespace.vitaleRequest), ("resultat", INSiNamespace.result),
+        ("recsans", INSiNamespace.traitsRequest), ("recvit", INSiNamespace.vitaleRequest),
+        ("resultat", INSiNamespace.result),
         ("wsse", INSiNamespace.security), ("wsa", INSiNamespace.addressing), ("ctxlps", INSiNamespace.contextLPS),
         ("ctxbam", INSiNamespace.contextBAM), ("siram", INSiNamespace.siram),
     ]
@@ -104,7 +112,8 @@ enum INSiWSDL {
     }
 
     static func sequence(_ elements: [(String, String, String)]) -> String {
-        "<xs:sequence>" + elements.map { "<xs:element name=\"\($0.0)\" type=\"\($0.1)\" \($0.2)/>" }.joined() + "</xs:sequence>"
+        "<xs:sequence>" + elements.map { "<xs:element name=\"\($0.0)\" type=\"\($0.1)\" \($0.2)/>" }.joined()
+            + "</xs:sequence>"
     }
 
     static let optional = "minOccurs=\"0\""
@@ -114,7 +123,9 @@ enum INSiWSDL {
         """
 
     static let schemas: [String: String] = [
-        "recsans": schema(INSiNamespace.traitsRequest, """
+        "recsans": schema(
+            INSiNamespace.traitsRequest,
+            """
             <xs:element name="RECSANSVITALE" type="t:TraitsDIdentite"/>
             <xs:complexType name="TraitsDIdentite"><xs:sequence>
               <xs:element name="NomNaissance" type="xs:string" minOccurs="0"/>
@@ -123,13 +134,19 @@ enum INSiWSDL {
               <xs:element name="DateNaissance" type="xs:string" minOccurs="0"/>
               <xs:element name="LieuNaissance" type="xs:string" minOccurs="0"/>
             </xs:sequence></xs:complexType>
-            """),
-        "recvit": schema(INSiNamespace.vitaleRequest, """
+            """
+        ),
+        "recvit": schema(
+            INSiNamespace.vitaleRequest,
+            """
             <xs:element name="RECVITALE" type="t:Beneficiaire"/>
             <xs:complexType name="Beneficiaire">\(sequence([("MatriculeIndividu", "t:Matricule", optional), ("MatriculeOD", "t:Matricule", optional), ("NomNaissance", "xs:string", optional), ("DateNaissance", "xs:string", optional), ("RangNaissance", "xs:string", optional)]))</xs:complexType>
             \(matricule)
-            """),
-        "resultat": schema(INSiNamespace.result, """
+            """
+        ),
+        "resultat": schema(
+            INSiNamespace.result,
+            """
             <xs:element name="RESULTAT" type="t:Resultat"/>
             <xs:complexType name="Resultat">\(sequence([("CR", "t:CompteRendu", ""), ("INDIVIDU", "t:Individu", optional)]))</xs:complexType>
             <xs:complexType name="CompteRendu">\(sequence([("CodeCR", "xs:string", ""), ("LibelleCR", "xs:string", "")]))</xs:complexType>
@@ -141,18 +158,27 @@ enum INSiWSDL {
             <xs:complexType name="IdentifiantNationalSante">\(sequence([("IdIndividu", "t:Matricule", ""), ("OID", "xs:string", ""), ("DateDeb", "xs:date", optional), ("DateFin", "xs:date", optional)]))</xs:complexType>
             <xs:complexType name="Matricule">\(sequence([("NumIdentifiant", "xs:string", ""), ("Cle", "xs:string", optional), ("TypeMatricule", "xs:string", optional)]))</xs:complexType>
             <xs:complexType name="TraitsDIdentite">\(sequence([("NomNaissance", "xs:string", optional), ("Prenom", "xs:string", optional), ("ListePrenom", "xs:string", optional), ("Sexe", "xs:string", optional), ("DateNaissance", "xs:string", optional), ("LieuNaissance", "xs:string", optional)]))</xs:complexType>
-            """),
-        "wsse": schema(INSiNamespace.security, """
+            """
+        ),
+        "wsse": schema(
+            INSiNamespace.security,
+            """
             <xs:element name="Security"><xs:complexType><xs:sequence>
               <xs:any namespace="##other" processContents="lax" minOccurs="0" maxOccurs="unbounded"/>
             </xs:sequence><xs:anyAttribute processContents="lax"/></xs:complexType></xs:element>
-            """),
-        "wsa": schema(INSiNamespace.addressing, """
+            """
+        ),
+        "wsa": schema(
+            INSiNamespace.addressing,
+            """
             <xs:element name="MessageID" type="xs:string"/>
             <xs:element name="Action" type="xs:string"/>
             <xs:element name="RelatesTo" type="xs:string"/>
-            """),
-        "ctxlps": schema(INSiNamespace.contextLPS, """
+            """
+        ),
+        "ctxlps": schema(
+            INSiNamespace.contextLPS,
+            """
             <xs:element name="ContexteLPS" type="t:ContexteLPS"/>
             <xs:complexType name="ContexteLPS">
               \(sequence([("Id", "xs:string", ""), ("Temps", "xs:dateTime", ""), ("Emetteur", "xs:string", ""), ("LPS", "t:LOGICIEL", optional)]))
@@ -160,8 +186,11 @@ enum INSiWSDL {
             </xs:complexType>
             <xs:complexType name="LOGICIEL">\(sequence([("IDAM", "t:IdentiteStringRef", ""), ("Version", "xs:string", ""), ("Instance", "xs:string", ""), ("Nom", "xs:string", "")]))</xs:complexType>
             <xs:complexType name="IdentiteStringRef"><xs:simpleContent><xs:extension base="xs:string"><xs:attribute name="R" type="xs:string"/></xs:extension></xs:simpleContent></xs:complexType>
-            """),
-        "ctxbam": schema(INSiNamespace.contextBAM, """
+            """
+        ),
+        "ctxbam": schema(
+            INSiNamespace.contextBAM,
+            """
             <xs:element name="ContexteBAM" type="t:ContexteBAM"/>
             <xs:complexType name="ContexteBAM">
               \(sequence([("Id", "xs:string", ""), ("Temps", "xs:dateTime", ""), ("Emetteur", "xs:string", ""), ("DateRef", "xs:dateTime", optional), ("COUVERTURE", "t:Couverture", "")]))
@@ -171,13 +200,17 @@ enum INSiWSDL {
             <xs:complexType name="Assure">\(sequence([("Id", "t:NIR", optional)]))</xs:complexType>
             <xs:complexType name="NIR">\(sequence([("Num", "xs:string", ""), ("Cle", "xs:string", optional)]))</xs:complexType>
             <xs:complexType name="Beneficiaire">\(sequence([("Nir", "t:NIR", optional), ("DateNai", "xs:string", optional), ("Rang", "xs:integer", optional), ("Porteur", "xs:string", optional)]))</xs:complexType>
-            """),
-        "siram": schema(INSiNamespace.siram, """
+            """
+        ),
+        "siram": schema(
+            INSiNamespace.siram,
+            """
             <xs:element name="Erreur"><xs:complexType><xs:simpleContent><xs:extension base="xs:string">
               <xs:attribute name="severite" type="xs:string" use="required"/>
               <xs:attribute name="code" type="xs:string" use="required"/>
               <xs:attribute name="messageID" type="xs:string"/>
             </xs:extension></xs:simpleContent></xs:complexType></xs:element>
-            """),
+            """
+        ),
     ]
 }

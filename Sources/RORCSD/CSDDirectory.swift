@@ -51,7 +51,9 @@ struct CSDDirectory: Sendable {
     }
 
     /// The EGs of an EJ, or the EG itself; nil for an internal organisation.
-    func establishments(of organization: FHIRObject) async throws -> (legalEntity: FHIRObject?, establishments: [FHIRObject])? {
+    func establishments(
+        of organization: FHIRObject
+    ) async throws -> (legalEntity: FHIRObject?, establishments: [FHIRObject])? {
         guard let parentID = organization.reference("partOf") else {
             return (organization, try await search("Organization", [("partof", organization.id)]))
         }
@@ -61,7 +63,11 @@ struct CSDDirectory: Sendable {
     }
 
     /// The units (offers) of the EGs, with their EG and place, filtered by activity field and supported patient.
-    func units(of establishments: [FHIRObject], fields: Set<String>, patients: Set<String>) async throws -> [(unit: FHIRObject, establishment: String, place: FHIRObject?)] {
+    func units(
+        of establishments: [FHIRObject],
+        fields: Set<String>,
+        patients: Set<String>
+    ) async throws -> [(unit: FHIRObject, establishment: String, place: FHIRObject?)] {
         var selected: [(FHIRObject, String)] = []
         for establishment in establishments {
             let poles = try await search("Organization", [("partof", establishment.id)]).map(\.id)
@@ -74,8 +80,10 @@ struct CSDDirectory: Sendable {
         }
         // The places in one read, not one per unit.
         let placeIDs = Array(Set(selected.compactMap { $0.0.reference("location") }))
-        let places = Dictionary(uniqueKeysWithValues: try await repository.resources(type: "Location", ids: placeIDs)
-            .compactMap(FHIRObject.init).map { ($0.id, $0) })
+        let places = Dictionary(
+            uniqueKeysWithValues: try await repository.resources(type: "Location", ids: placeIDs)
+                .compactMap(FHIRObject.init).map { ($0.id, $0) }
+        )
         return selected.map { ($0.0, $0.1, $0.0.reference("location").flatMap { places[$0] }) }
     }
 
@@ -87,14 +95,25 @@ struct CSDDirectory: Sendable {
             organizations += organization(ej, codedType: ("01", Scheme.legalEntityType), parent: nil)
         }
         for eg in offer.establishments {
-            organizations += organization(eg, codedType: ("109", Scheme.establishmentCategory), parent: offer.legalEntity?.id)
+            organizations += organization(
+                eg,
+                codedType: ("109", Scheme.establishmentCategory),
+                parent: offer.legalEntity?.id
+            )
         }
         var services = ""
         var facilities = ""
         for (unit, establishment, place) in offer.units {
             let serviceID = "\(unit.id)_\(unit.operationalActivity ?? "000")"
-            services += "<csd:service entityID=\"\(e(serviceID))\"><csd:codedType code=\"\(e(unit.operationalActivity ?? "000"))\" codingScheme=\"\(Scheme.operationalActivity)\"/>\(record(unit))</csd:service>"
-            facilities += facility(unit, establishment: establishment, serviceID: serviceID, place: place, restricted: restricted)
+            services +=
+                "<csd:service entityID=\"\(e(serviceID))\"><csd:codedType code=\"\(e(unit.operationalActivity ?? "000"))\" codingScheme=\"\(Scheme.operationalActivity)\"/>\(record(unit))</csd:service>"
+            facilities += facility(
+                unit,
+                establishment: establishment,
+                serviceID: serviceID,
+                place: place,
+                restricted: restricted
+            )
         }
         return """
             <csd:careServicesResponse xmlns:csd="urn:ihe:iti:csd:2013"><csd:result><csd:facilityNumber>\(offer.units.count)</csd:facilityNumber>\
@@ -106,30 +125,52 @@ struct CSDDirectory: Sendable {
 
     func organization(_ organization: FHIRObject, codedType: (String, String), parent: String?) -> String {
         var xml = "<csd:organization entityID=\"\(e(organization.id))\">"
-        if let id = organization.identifier(typeCode: "40") { xml += "<csd:otherID code=\"\(e(id))\" assigningAuthorityName=\"\(Scheme.structureID)\"/>" }
-        xml += "<csd:codedType code=\"\(codedType.0)\" codingScheme=\"\(codedType.1)\"/><csd:primaryName>\(e(organization.name ?? organization.id))</csd:primaryName>"
+        if let id = organization.identifier(typeCode: "40") {
+            xml += "<csd:otherID code=\"\(e(id))\" assigningAuthorityName=\"\(Scheme.structureID)\"/>"
+        }
+        xml +=
+            "<csd:codedType code=\"\(codedType.0)\" codingScheme=\"\(codedType.1)\"/><csd:primaryName>\(e(organization.name ?? organization.id))</csd:primaryName>"
         if let parent { xml += "<csd:parent entityID=\"\(e(parent))\"/>" }
         return xml + record(organization) + "</csd:organization>"
     }
 
-    func facility(_ unit: FHIRObject, establishment: String, serviceID: String, place: FHIRObject?, restricted: Bool) -> String {
+    func facility(
+        _ unit: FHIRObject,
+        establishment: String,
+        serviceID: String,
+        place: FHIRObject?,
+        restricted: Bool
+    ) -> String {
         var xml = "<csd:facility entityID=\"\(e(unit.id))\">"
-        if let id = unit.identifier(typeCode: "35") { xml += "<csd:otherID code=\"\(e(id))\" assigningAuthorityName=\"\(Scheme.establishmentID)\"/>" }
-        xml += "<csd:codedType code=\"4\" codingScheme=\"\(Scheme.internalOrganisationType)\"/><csd:primaryName>\(e(unit.name ?? unit.id))</csd:primaryName>"
-        xml += "<csd:organizations><csd:organization entityID=\"\(e(establishment))\"><csd:service entityID=\"\(e(serviceID))\"/></csd:organization></csd:organizations>"
+        if let id = unit.identifier(typeCode: "35") {
+            xml += "<csd:otherID code=\"\(e(id))\" assigningAuthorityName=\"\(Scheme.establishmentID)\"/>"
+        }
+        xml +=
+            "<csd:codedType code=\"4\" codingScheme=\"\(Scheme.internalOrganisationType)\"/><csd:primaryName>\(e(unit.name ?? unit.id))</csd:primaryName>"
+        xml +=
+            "<csd:organizations><csd:organization entityID=\"\(e(establishment))\"><csd:service entityID=\"\(e(serviceID))\"/></csd:organization></csd:organizations>"
         xml += "<csd:extension type=\"Type1\" urn=\"Urn0\">"
         xml += "<csd:typeActivity code=\"\(e(unit.activityField ?? "01"))\" codingScheme=\"\(Scheme.activityField)\"/>"
         xml += "<csd:careMode code=\"\(e(unit.careMode ?? "07"))\" codingScheme=\"\(Scheme.careMode)\"/>"
         xml += "<csd:patientsType>"
-        for code in unit.supportedPatients.sorted() { xml += "<csd:supportedPatient code=\"\(e(code))\" codingScheme=\"1.2.250.1.213.3.3.29\"/>" }
+        for code in unit.supportedPatients.sorted() {
+            xml += "<csd:supportedPatient code=\"\(e(code))\" codingScheme=\"1.2.250.1.213.3.3.29\"/>"
+        }
         let (low, high) = unit.ageRange
-        if let low { xml += "<csd:patientTypeAgeMin><csd:value>\(low)</csd:value><csd:unit code=\"a\" codingScheme=\"\(Scheme.ucum)\"/></csd:patientTypeAgeMin>" }
-        if let high { xml += "<csd:patientTypeAgeMax><csd:value>\(high)</csd:value><csd:unit code=\"a\" codingScheme=\"\(Scheme.ucum)\"/></csd:patientTypeAgeMax>" }
+        if let low {
+            xml +=
+                "<csd:patientTypeAgeMin><csd:value>\(low)</csd:value><csd:unit code=\"a\" codingScheme=\"\(Scheme.ucum)\"/></csd:patientTypeAgeMin>"
+        }
+        if let high {
+            xml +=
+                "<csd:patientTypeAgeMax><csd:value>\(high)</csd:value><csd:unit code=\"a\" codingScheme=\"\(Scheme.ucum)\"/></csd:patientTypeAgeMax>"
+        }
         xml += record(unit) + "</csd:patientsType>"
         // RG_ALIM_015: restrictedOrganisation drops the unit-specific attributes (here, the capacity).
         if !restricted, let place, let capacity = place.installedCapacity {
             let element = capacity.beds ? "beds" : "space"
-            xml += "<csd:accommodationCapacity><csd:\(element) total=\"\(capacity.total)\"\(capacity.updated.map { " updateDate=\"\(e($0))\"" } ?? "")/>\(record(place))</csd:accommodationCapacity>"
+            xml +=
+                "<csd:accommodationCapacity><csd:\(element) total=\"\(capacity.total)\"\(capacity.updated.map { " updateDate=\"\(e($0))\"" } ?? "")/>\(record(place))</csd:accommodationCapacity>"
         }
         xml += "<csd:sensitiveUnit>\(unit.sensitive)</csd:sensitiveUnit></csd:extension>"
         return xml + record(unit) + "</csd:facility>"
@@ -203,7 +244,9 @@ struct FHIRObject: Sendable {
                     case "supportedPatientInfo": patients.formUnion(Self.codes(part["valueCodeableConcept"]))
                     case "ageRange":
                         let range = part["valueRange"] as? [String: Any]
-                        func value(_ key: String) -> Int? { ((range?[key] as? [String: Any])?["value"] as? NSNumber)?.intValue }
+                        func value(_ key: String) -> Int? {
+                            ((range?[key] as? [String: Any])?["value"] as? NSNumber)?.intValue
+                        }
                         ages = (value("low"), value("high"))
                     default: break
                     }
@@ -214,7 +257,9 @@ struct FHIRObject: Sendable {
                 var updated: String?
                 for part in parts {
                     guard let name = part["url"] as? String else { continue }
-                    if let code = (part["valueCode"] as? String) ?? Self.codes(part["valueCodeableConcept"]).first { codes[name] = code }
+                    if let code = (part["valueCode"] as? String) ?? Self.codes(part["valueCodeableConcept"]).first {
+                        codes[name] = code
+                    }
                     if name == "nbCapacity" { count = (part["valueInteger"] as? NSNumber)?.intValue ?? 0 }
                     if name == "capacityUpdateDate" { updated = part["valueDateTime"] as? String }
                 }

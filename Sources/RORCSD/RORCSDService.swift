@@ -47,9 +47,15 @@ public final class RORCSDService: Sendable {
                 return CSDFault(413, "Message refusé : plus de \(limit) octets", status: .contentTooLarge).response
             }
             do {
-                let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soap:Envelope xmlns:soap=\"\(SOAPFault.envelopeNamespace)\"><soap:Body>"
-                    + (try await self.handle(body: Data(buffer: body), contentType: request.headers[.contentType])) + "</soap:Body></soap:Envelope>"
-                return Response(status: .ok, headers: [.contentType: SOAPFault.contentType], body: .init(byteBuffer: ByteBuffer(string: xml)))
+                let xml =
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soap:Envelope xmlns:soap=\"\(SOAPFault.envelopeNamespace)\"><soap:Body>"
+                    + (try await self.handle(body: Data(buffer: body), contentType: request.headers[.contentType]))
+                    + "</soap:Body></soap:Envelope>"
+                return Response(
+                    status: .ok,
+                    headers: [.contentType: SOAPFault.contentType],
+                    body: .init(byteBuffer: ByteBuffer(string: xml))
+                )
             } catch let fault as CSDFault {
                 return fault.response
             }
@@ -58,8 +64,11 @@ public final class RORCSDService: Sendable {
 
     func handle(body: Data, contentType: String?) async throws -> String {
         guard let contentType, contentType.lowercased().hasPrefix("application/soap+xml") else {
-            throw CSDFault(415, "Content-Type '\(contentType ?? "")' : le service attend du SOAP 1.2 (application/soap+xml; action=\"…\")",
-                           status: .unsupportedMediaType)
+            throw CSDFault(
+                415,
+                "Content-Type '\(contentType ?? "")' : le service attend du SOAP 1.2 (application/soap+xml; action=\"…\")",
+                status: .unsupportedMediaType
+            )
         }
         let envelope: SOAPEnvelope
         do {
@@ -73,14 +82,25 @@ public final class RORCSDService: Sendable {
         case (Self.csd, "careServicesRequest"): operation = .lecture
         case (Self.ror, "TR-Notif-ListeEtablissementsMajApresDate_Demande"): operation = .notification
         default:
-            throw CSDFault(400, "Élément {\(payload.namespace)}\(payload.name) inconnu : le service attend csd:careServicesRequest ou ror:TR-Notif-ListeEtablissementsMajApresDate_Demande")
+            throw CSDFault(
+                400,
+                "Élément {\(payload.namespace)}\(payload.name) inconnu : le service attend csd:careServicesRequest ou ror:TR-Notif-ListeEtablissementsMajApresDate_Demande"
+            )
         }
         // WS-Addressing is optional (PLATINES sends none); when an action is given it must be this operation's.
-        for (origin, action) in [("Content-Type", SOAPEnvelope.action(contentType: contentType)),
-                                 ("wsa:Action", envelope.headerBlock("Action", namespace: "http://www.w3.org/2005/08/addressing")?.text)] {
+        for (origin, action) in [
+            ("Content-Type", SOAPEnvelope.action(contentType: contentType)),
+            ("wsa:Action", envelope.headerBlock("Action", namespace: "http://www.w3.org/2005/08/addressing")?.text),
+        ] {
             // ITI-73's generic action names the same lecture.
-            if let action, action != operation.action, !(operation == .lecture && action == "urn:ihe:iti:csd:2013:GetCareServicesRequest") {
-                throw CSDFault(400, "soapAction '\(action)' (\(origin)) ne correspond pas à \(payload.name) : attendu \(operation.action)", subcode: "WrongSoapAction")
+            if let action, action != operation.action,
+                !(operation == .lecture && action == "urn:ihe:iti:csd:2013:GetCareServicesRequest")
+            {
+                throw CSDFault(
+                    400,
+                    "soapAction '\(action)' (\(origin)) ne correspond pas à \(payload.name) : attendu \(operation.action)",
+                    subcode: "WrongSoapAction"
+                )
             }
         }
         do {
@@ -99,37 +119,59 @@ public final class RORCSDService: Sendable {
 
     func lecture(_ request: SOAPElement) async throws -> String {
         if request.child("expression", namespace: Self.csd) != nil {
-            throw CSDFault(400, "Les requêtes ad hoc (expression) ne sont pas acceptées par le ROR : utiliser function urn=\"\(Self.lectureURN)\"")
+            throw CSDFault(
+                400,
+                "Les requêtes ad hoc (expression) ne sont pas acceptées par le ROR : utiliser function urn=\"\(Self.lectureURN)\""
+            )
         }
         guard let function = request.child("function", namespace: Self.csd) else {
             throw CSDFault(400, "careServicesRequest sans function")
         }
         guard let urn = function.attributes["urn"], urn == Self.lectureURN else {
-            throw CSDFault(400, "Fonction inconnue '\(function.attributes["urn"] ?? "")' : seule \(Self.lectureURN) est servie")
+            throw CSDFault(
+                400,
+                "Fonction inconnue '\(function.attributes["urn"] ?? "")' : seule \(Self.lectureURN) est servie"
+            )
         }
         if let reading = function.child("TR_Lecture-OffresSanteEtablissement", namespace: Self.csd) {
             guard let demand = reading.child("etablissementDemandeLecture", namespace: Self.csd) else {
                 throw CSDFault(400, "TR_Lecture-OffresSanteEtablissement sans etablissementDemandeLecture")
             }
             let filters = try Filters(demand, requireDate: false)
-            guard let code = demand.child("id_etablissement", namespace: Self.csd)?.attributes["code"], !code.isEmpty else {
+            guard let code = demand.child("id_etablissement", namespace: Self.csd)?.attributes["code"], !code.isEmpty
+            else {
                 throw CSDFault(400, "id_etablissement/@code absent")
             }
-            let restricted = try Self.boolean(demand.child("restrictedOrganisation", namespace: Self.csd)?.text, field: "restrictedOrganisation")
+            let restricted = try Self.boolean(
+                demand.child("restrictedOrganisation", namespace: Self.csd)?.text,
+                field: "restrictedOrganisation"
+            )
             guard let organization = try await directory.establishment(code: code),
-                  let tree = try await directory.establishments(of: organization) else {
+                let tree = try await directory.establishments(of: organization)
+            else {
                 throw CSDFault(404, "Établissement inconnu : aucun EJ ni EG d'identifiant \(code)")
             }
-            let units = try await directory.units(of: tree.establishments, fields: filters.fields, patients: filters.patients)
-            return directory.answer(.init(legalEntity: tree.legalEntity, establishments: tree.establishments, units: units), restricted: restricted)
+            let units = try await directory.units(
+                of: tree.establishments,
+                fields: filters.fields,
+                patients: filters.patients
+            )
+            return directory.answer(
+                .init(legalEntity: tree.legalEntity, establishments: tree.establishments, units: units),
+                restricted: restricted
+            )
         }
         if let reading = function.child("TR_Lecture-OffreSanteOrganisationInterne", namespace: Self.csd) {
-            guard let code = reading.child("organisationID", namespace: Self.csd)?.attributes["code"], !code.isEmpty else {
+            guard let code = reading.child("organisationID", namespace: Self.csd)?.attributes["code"], !code.isEmpty
+            else {
                 throw CSDFault(400, "organisationID/@code absent")
             }
             return try await internalOrganisation(code: code)
         }
-        throw CSDFault(400, "function attend TR_Lecture-OffresSanteEtablissement ou TR_Lecture-OffreSanteOrganisationInterne")
+        throw CSDFault(
+            400,
+            "function attend TR_Lecture-OffresSanteEtablissement ou TR_Lecture-OffreSanteOrganisationInterne"
+        )
     }
 
     /// An internal organisation (pôle: the UEs it holds) or a UE (its offer identifier), under its EG and EJ.
@@ -139,19 +181,27 @@ public final class RORCSDService: Sendable {
         }
         var units: [FHIRObject] = []
         var establishmentID: String?
-        if let pole = try await directory.search("Organization", [("identifier", code)]).first, let parent = pole.reference("partOf"),
-           let parentOrganization = try await directory.read("Organization", parent), parentOrganization.reference("partOf") != nil {
+        if let pole = try await directory.search("Organization", [("identifier", code)]).first,
+            let parent = pole.reference("partOf"),
+            let parentOrganization = try await directory.read("Organization", parent),
+            parentOrganization.reference("partOf") != nil
+        {
             units = try await directory.search("HealthcareService", [("organization", pole.id), ("_sort", "_id")])
             establishmentID = parent
-        } else if let unit = try await directory.search("HealthcareService", [("identifier", code)]).first, let owner = unit.reference("providedBy"),
-                  let organization = try await directory.read("Organization", owner) {
+        } else if let unit = try await directory.search("HealthcareService", [("identifier", code)]).first,
+            let owner = unit.reference("providedBy"),
+            let organization = try await directory.read("Organization", owner)
+        {
             units = [unit]
             // Provided by the EG itself, or by a pôle of it.
-            establishmentID = try await directory.read("Organization", organization.reference("partOf") ?? "")?.reference("partOf") == nil
+            establishmentID =
+                try await directory.read("Organization", organization.reference("partOf") ?? "")?.reference("partOf")
+                == nil
                 ? organization.id : organization.reference("partOf")
         }
         guard let establishmentID, let establishment = try await directory.read("Organization", establishmentID),
-              let tree = try await directory.establishments(of: establishment) else {
+            let tree = try await directory.establishments(of: establishment)
+        else {
             throw CSDFault(404, "Organisation interne inconnue : aucun pôle ni unité d'identifiant \(code)")
         }
         var offer = CSDDirectory.Offer(legalEntity: tree.legalEntity, establishments: tree.establishments, units: [])
@@ -176,7 +226,9 @@ public final class RORCSDService: Sendable {
             guard let owner else { return nil }
             if let known = establishments[owner] { return known }
             var result: String?
-            if let organization = try await directory.read("Organization", owner), let parent = organization.reference("partOf") {
+            if let organization = try await directory.read("Organization", owner),
+                let parent = organization.reference("partOf")
+            {
                 let grandParent = try await directory.read("Organization", parent)?.reference("partOf")
                 result = grandParent == nil ? organization.id : parent
             }
@@ -196,15 +248,23 @@ public final class RORCSDService: Sendable {
         var count = 0
         for id in changed.sorted() {
             guard let establishment = try await directory.read("Organization", id) else { continue }
-            let units = try await directory.units(of: [establishment], fields: filters.fields, patients: filters.patients)
-            if (!filters.fields.isEmpty || !filters.patients.isEmpty), units.isEmpty { continue }
+            let units = try await directory.units(
+                of: [establishment],
+                fields: filters.fields,
+                patients: filters.patients
+            )
+            if !filters.fields.isEmpty || !filters.patients.isEmpty, units.isEmpty { continue }
             let fields = Set(units.compactMap { $0.unit.activityField }).sorted()
             count += 1
-            entries += "<csd:etablissementReponseNotif><csd:id_etablissement code=\"\(XMLText.escape(establishment.identifier(typeCode: "40") ?? id))\" assigningAuthorityName=\"\(CSDDirectory.Scheme.establishmentID)\"/>"
-            entries += fields.map { "<csd:typeActivity code=\"\(XMLText.escape($0))\" codingScheme=\"\(CSDDirectory.Scheme.activityField)\"/>" }.joined()
+            entries +=
+                "<csd:etablissementReponseNotif><csd:id_etablissement code=\"\(XMLText.escape(establishment.identifier(typeCode: "40") ?? id))\" assigningAuthorityName=\"\(CSDDirectory.Scheme.establishmentID)\"/>"
+            entries += fields.map {
+                "<csd:typeActivity code=\"\(XMLText.escape($0))\" codingScheme=\"\(CSDDirectory.Scheme.activityField)\"/>"
+            }.joined()
             entries += "<csd:restrictedOrganisation>false</csd:restrictedOrganisation></csd:etablissementReponseNotif>"
         }
-        return "<ror:TR-Notif-ListeEtablissementMajApresDate_Reponse xmlns:ror=\"\(Self.ror)\" xmlns:csd=\"\(Self.csd)\">\(entries)<csd:result>\(count)</csd:result></ror:TR-Notif-ListeEtablissementMajApresDate_Reponse>"
+        return
+            "<ror:TR-Notif-ListeEtablissementMajApresDate_Reponse xmlns:ror=\"\(Self.ror)\" xmlns:csd=\"\(Self.csd)\">\(entries)<csd:result>\(count)</csd:result></ror:TR-Notif-ListeEtablissementMajApresDate_Reponse>"
     }
 
     // MARK: Parameters
@@ -225,10 +285,14 @@ public final class RORCSDService: Sendable {
                 date = instant
             }
             func codes(_ name: String) throws -> Set<String> {
-                Set(try element.children(name, namespace: RORCSDService.csd).map { child in
-                    guard let code = child.attributes["code"], !code.isEmpty else { throw CSDFault(400, "\(name)/@code absent") }
-                    return code
-                })
+                Set(
+                    try element.children(name, namespace: RORCSDService.csd).map { child in
+                        guard let code = child.attributes["code"], !code.isEmpty else {
+                            throw CSDFault(400, "\(name)/@code absent")
+                        }
+                        return code
+                    }
+                )
             }
             fields = try codes("typeActivity")
             patients = try codes("supportedPatient")
@@ -260,14 +324,32 @@ struct CSDFault: Error {
     var fault: SOAPFault
     var status: HTTPResponse.Status
 
-    init(_ code: Int, _ message: String, subcode: String? = nil, code soapCode: SOAPFault.Code = .sender, status: HTTPResponse.Status = .internalServerError) {
-        let detail = "<ror:erreur xmlns:ror=\"\(RORCSDService.ror)\" code=\"\(code)\" message=\"\(XMLText.escape(message))\"/>"
-        self.fault = SOAPFault(code: soapCode, subcode: subcode.map { "sandbox:\($0)" }, reason: message, detailXML: detail, language: "fr")
+    init(
+        _ code: Int,
+        _ message: String,
+        subcode: String? = nil,
+        code soapCode: SOAPFault.Code = .sender,
+        status: HTTPResponse.Status = .internalServerError
+    ) {
+        let detail =
+            "<ror:erreur xmlns:ror=\"\(RORCSDService.ror)\" code=\"\(code)\" message=\"\(XMLText.escape(message))\"/>"
+        self.fault = SOAPFault(
+            code: soapCode,
+            subcode: subcode.map { "sandbox:\($0)" },
+            reason: message,
+            detailXML: detail,
+            language: "fr"
+        )
         self.status = status
     }
 
     init(envelope: SOAPFault) {
-        self.init(400, envelope.reason, subcode: envelope.code == .versionMismatch ? nil : "MalformedMessage", code: envelope.code)
+        self.init(
+            400,
+            envelope.reason,
+            subcode: envelope.code == .versionMismatch ? nil : "MalformedMessage",
+            code: envelope.code
+        )
     }
 
     var response: Response { fault.response(status: status) }

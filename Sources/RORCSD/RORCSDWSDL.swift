@@ -9,7 +9,12 @@ import SOAPCore
 /// redistributable and which the tests validate against when a copy of it is on the machine (`RORCSDTests`).
 enum RORCSDWSDL {
     static func response(_ request: Request, baseURL: String) throws -> Response {
-        try SOAPServiceDescription.response(request, path: RORCSDService.path, wsdl: { wsdl(baseURL: baseURL) }, schemas: ["csd": schema])
+        try SOAPServiceDescription.response(
+            request,
+            path: RORCSDService.path,
+            wsdl: { wsdl(baseURL: baseURL) },
+            schemas: ["csd": schema]
+        )
     }
 
     static func wsdl(baseURL: String) -> String {

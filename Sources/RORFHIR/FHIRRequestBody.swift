@@ -12,7 +12,12 @@ enum FHIRBody {
         try mediaType(request, what: what)
         var request = request
         guard let buffer = try? await request.collectBody(upTo: maximumBody) else {
-            throw FHIRError(.contentTooLarge, code: "too-costly", "The body is over \(maximumBody) bytes", expression: nil)
+            throw FHIRError(
+                .contentTooLarge,
+                code: "too-costly",
+                "The body is over \(maximumBody) bytes",
+                expression: nil
+            )
         }
         return try object(buffer)
     }
@@ -30,8 +35,12 @@ enum FHIRBody {
             .drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }.reversed()
         let mediaType = String(decoding: type, as: UTF8.self).lowercased()
         guard mediaType == "application/fhir+json" || mediaType == "application/json" else {
-            throw FHIRError(.unsupportedMediaType, code: "not-supported",
-                            "Content-Type '\(request.headers[.contentType] ?? "")': \(what) as application/fhir+json", expression: nil)
+            throw FHIRError(
+                .unsupportedMediaType,
+                code: "not-supported",
+                "Content-Type '\(request.headers[.contentType] ?? "")': \(what) as application/fhir+json",
+                expression: nil
+            )
         }
     }
 
@@ -43,9 +52,22 @@ enum FHIRBody {
             }
         } catch {
             switch error.kind {
-            case .invalidUTF8: throw FHIRError(.badRequest, code: "structure", "The body is not valid UTF-8", expression: nil)
-            case .tooDeep: throw FHIRError(.badRequest, code: "structure", "The JSON body nests deeper than \(depthLimit) levels", expression: nil)
-            case .duplicateKey, .malformed: throw FHIRError(.badRequest, code: "structure", "The body is not a JSON object: \(error)", expression: nil)
+            case .invalidUTF8:
+                throw FHIRError(.badRequest, code: "structure", "The body is not valid UTF-8", expression: nil)
+            case .tooDeep:
+                throw FHIRError(
+                    .badRequest,
+                    code: "structure",
+                    "The JSON body nests deeper than \(depthLimit) levels",
+                    expression: nil
+                )
+            case .duplicateKey, .malformed:
+                throw FHIRError(
+                    .badRequest,
+                    code: "structure",
+                    "The body is not a JSON object: \(error)",
+                    expression: nil
+                )
             }
         }
         guard case .object(let object) = value else {
@@ -66,15 +88,22 @@ enum FHIRPatchRequest {
         }
     }
 
-    static func apply(_ patch: FHIRPatch, to resource: JSONObject,
-                      answer specific: (FHIRPatch.Failure) -> FHIRError? = { _ in nil }) throws -> JSONObject {
+    static func apply(
+        _ patch: FHIRPatch,
+        to resource: JSONObject,
+        answer specific: (FHIRPatch.Failure) -> FHIRError? = { _ in nil }
+    ) throws -> JSONObject {
         var changes = ChangedElements()
         return try apply(patch, to: resource, changes: &changes, answer: specific)
     }
 
     /// The same, noting which list elements the patch changed.
-    static func apply(_ patch: FHIRPatch, to resource: JSONObject, changes: inout ChangedElements,
-                      answer specific: (FHIRPatch.Failure) -> FHIRError? = { _ in nil }) throws -> JSONObject {
+    static func apply(
+        _ patch: FHIRPatch,
+        to resource: JSONObject,
+        changes: inout ChangedElements,
+        answer specific: (FHIRPatch.Failure) -> FHIRError? = { _ in nil }
+    ) throws -> JSONObject {
         do {
             return try patch.apply(to: resource, changes: &changes)
         } catch let failure {
@@ -86,7 +115,12 @@ enum FHIRPatchRequest {
         switch failure.kind {
         case .noMatch, .multipleMatches:
             // FHIR Patch: an operation that cannot be applied to the resource as it is.
-            return FHIRError(.unprocessableContent, code: "processing", failure.message, expression: [failure.expression])
+            return FHIRError(
+                .unprocessableContent,
+                code: "processing",
+                failure.message,
+                expression: [failure.expression]
+            )
         case .unsupported:
             return FHIRError(.badRequest, code: "not-supported", failure.message, expression: [failure.expression])
         case .invalid:

@@ -30,7 +30,8 @@ public struct RORAccessPolicy: Sendable {
     static let sensitiveUnit = RORSearchParameters.structureDefinition + "ror-healthcareservice-sensitive-unit"
     static let supportedCapacity = RORSearchParameters.structureDefinition + "ror-location-supported-capacity"
     static let healthcareServiceContact = RORSearchParameters.structureDefinition + "ror-healthcareservice-contact"
-    static let healthcareServiceContactTelecom = RORSearchParameters.structureDefinition + "ror-healthcareservice-contact-telecom"
+    static let healthcareServiceContactTelecom =
+        RORSearchParameters.structureDefinition + "ror-healthcareservice-contact-telecom"
     static let medicoSocialField = RORDatasetGenerator.fieldCodes["MS"]!
 
     public let repository: ResourceRepository
@@ -79,12 +80,18 @@ public struct RORAccessPolicy: Sendable {
 
     /// The resource as `profile` may see it; nil when it may not see it at all.
     static func apply(_ stored: StoredResource, profile: Int, medicoSocial related: Bool) -> StoredResource? {
-        guard var resource = (try? JSONSerialization.jsonObject(with: stored.json)) as? [String: Any] else { return stored }
+        guard var resource = (try? JSONSerialization.jsonObject(with: stored.json)) as? [String: Any] else {
+            return stored
+        }
         let original = resource
         let medicoSocial = stored.type == "HealthcareService" ? isMedicoSocialOffer(resource) : related
         if stored.type == "HealthcareService", hidesSensitiveUnits(profile), isSensitive(resource) { return nil }
         if stored.type == "Location" {
-            resource["extension"] = filterCapacity(resource["extension"] as? [Any], profile: profile, medicoSocial: medicoSocial)
+            resource["extension"] = filterCapacity(
+                resource["extension"] as? [Any],
+                profile: profile,
+                medicoSocial: medicoSocial
+            )
         }
         // Places' and roles' telecoms: profile 3 for medico-social ones only, never profile 0 (ambulatory only).
         if ["Location", "PractitionerRole"].contains(stored.type), profile == 0 || (profile == 3 && !medicoSocial) {
@@ -94,7 +101,9 @@ public struct RORAccessPolicy: Sendable {
             resource = keepLevels(resource, levels)
         }
         if profile == 4, stored.type == "Practitioner" { resource["name"] = nil }
-        for key in ["extension", "telecom", "contact"] where (resource[key] as? [Any])?.isEmpty == true { resource[key] = nil }
+        for key in ["extension", "telecom", "contact"] where (resource[key] as? [Any])?.isEmpty == true {
+            resource[key] = nil
+        }
         guard !NSDictionary(dictionary: resource).isEqual(to: original) else { return stored }
         var filtered = stored
         filtered.json = (try? FHIRJSON.data(resource)) ?? stored.json
@@ -102,7 +111,9 @@ public struct RORAccessPolicy: Sendable {
     }
 
     static func isSensitive(_ resource: [String: Any]) -> Bool {
-        (resource["extension"] as? [[String: Any]])?.contains { $0["url"] as? String == sensitiveUnit && $0["valueBoolean"] as? Bool == true } ?? false
+        (resource["extension"] as? [[String: Any]])?.contains {
+            $0["url"] as? String == sensitiveUnit && $0["valueBoolean"] as? Bool == true
+        } ?? false
     }
 
     /// Bed/place indicators a profile may see.
@@ -122,9 +133,11 @@ public struct RORAccessPolicy: Sendable {
 
     static func capacityStatus(_ indicator: [String: Any]) -> String? {
         guard let parts = indicator["extension"] as? [[String: Any]],
-              let status = parts.first(where: { $0["url"] as? String == "capacityStatus" }) else { return nil }
+            let status = parts.first(where: { $0["url"] as? String == "capacityStatus" })
+        else { return nil }
         if let code = status["valueCode"] as? String { return code }
-        return ((status["valueCodeableConcept"] as? [String: Any])?["coding"] as? [[String: Any]])?.first?["code"] as? String
+        return ((status["valueCodeableConcept"] as? [String: Any])?["coding"] as? [[String: Any]])?.first?["code"]
+            as? String
     }
 
     /// The confidentiality level (TRE_R283 code) an element carries in its own extensions: the telecom, contact and
@@ -134,7 +147,9 @@ public struct RORAccessPolicy: Sendable {
             ($0["url"] as? String)?.hasSuffix("confidentiality-level") == true
         }
         guard let level = levels.first else { return "1" }
-        return (((level["valueCodeableConcept"] as? [String: Any])?["coding"] as? [[String: Any]])?.first?["code"] as? String) ?? "1"
+        return
+            (((level["valueCodeableConcept"] as? [String: Any])?["coding"] as? [[String: Any]])?.first?["code"]
+            as? String) ?? "1"
     }
 
     /// Keeps the telecoms, contacts (with their telecoms) and offer contacts (with theirs) of the given levels.
@@ -154,10 +169,13 @@ public struct RORAccessPolicy: Sendable {
         }
         if let extensions = resource["extension"] as? [Any] {
             resource["extension"] = extensions.compactMap { element -> Any? in
-                guard var contact = element as? [String: Any], contact["url"] as? String == healthcareServiceContact else { return element }
+                guard var contact = element as? [String: Any], contact["url"] as? String == healthcareServiceContact
+                else { return element }
                 guard visible(contact) else { return nil }
                 contact["extension"] = (contact["extension"] as? [Any])?.filter { part in
-                    guard let telecom = part as? [String: Any], telecom["url"] as? String == healthcareServiceContactTelecom else { return true }
+                    guard let telecom = part as? [String: Any],
+                        telecom["url"] as? String == healthcareServiceContactTelecom
+                    else { return true }
                     return visible(telecom)
                 }
                 return contact
@@ -178,23 +196,33 @@ public struct RORAccessPolicy: Sendable {
             // Places and organisations: through the offers that point at them (HealthcareService.location / providedBy).
             for (type, parameter) in [("Location", "location"), ("Organization", "organization")] {
                 guard let ids = byType[type] else { continue }
-                let rows = try Row.fetchAll(db, sql: """
-                    SELECT r.ref_id AS id, MIN(t.code = ?) AS all_ms FROM fhir_index r
-                    JOIN fhir_index t ON t.type = 'HealthcareService' AND t.id = r.id AND t.param = 'service-type' AND t.system = ?
-                    WHERE r.type = 'HealthcareService' AND r.param = ? AND r.ref_type = ? AND r.ref_id IN (\(Self.placeholders(ids.count)))
-                    GROUP BY r.ref_id
-                    """, arguments: StatementArguments([Self.medicoSocialField, field, parameter, type] + ids))
+                let rows = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT r.ref_id AS id, MIN(t.code = ?) AS all_ms FROM fhir_index r
+                        JOIN fhir_index t ON t.type = 'HealthcareService' AND t.id = r.id AND t.param = 'service-type' AND t.system = ?
+                        WHERE r.type = 'HealthcareService' AND r.param = ? AND r.ref_type = ? AND r.ref_id IN (\(Self.placeholders(ids.count)))
+                        GROUP BY r.ref_id
+                        """,
+                    arguments: StatementArguments([Self.medicoSocialField, field, parameter, type] + ids)
+                )
                 for row in rows where row["all_ms"] as Bool? == true { result.insert("\(type)/\(row["id"] as String)") }
             }
             // Roles: through the offers they work in (PractitionerRole.healthcareService).
             if let ids = byType["PractitionerRole"] {
-                let rows = try Row.fetchAll(db, sql: """
-                    SELECT r.id AS id, MIN(t.code = ?) AS all_ms FROM fhir_index r
-                    JOIN fhir_index t ON t.type = 'HealthcareService' AND t.id = r.ref_id AND t.param = 'service-type' AND t.system = ?
-                    WHERE r.type = 'PractitionerRole' AND r.param = 'service' AND r.id IN (\(Self.placeholders(ids.count)))
-                    GROUP BY r.id
-                    """, arguments: StatementArguments([Self.medicoSocialField, field] + ids))
-                for row in rows where row["all_ms"] as Bool? == true { result.insert("PractitionerRole/\(row["id"] as String)") }
+                let rows = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT r.id AS id, MIN(t.code = ?) AS all_ms FROM fhir_index r
+                        JOIN fhir_index t ON t.type = 'HealthcareService' AND t.id = r.ref_id AND t.param = 'service-type' AND t.system = ?
+                        WHERE r.type = 'PractitionerRole' AND r.param = 'service' AND r.id IN (\(Self.placeholders(ids.count)))
+                        GROUP BY r.id
+                        """,
+                    arguments: StatementArguments([Self.medicoSocialField, field] + ids)
+                )
+                for row in rows where row["all_ms"] as Bool? == true {
+                    result.insert("PractitionerRole/\(row["id"] as String)")
+                }
             }
             return result
         }
@@ -203,7 +231,9 @@ public struct RORAccessPolicy: Sendable {
     /// An offer whose activity field (TRE_R227) is medico-social.
     static func isMedicoSocialOffer(_ offer: [String: Any]) -> Bool {
         let fields = ((offer["type"] as? [[String: Any]]) ?? []).flatMap { ($0["coding"] as? [[String: Any]]) ?? [] }
-            .filter { $0["system"] as? String == RORDatasetGenerator.activityField }.compactMap { $0["code"] as? String }
+            .filter { $0["system"] as? String == RORDatasetGenerator.activityField }.compactMap {
+                $0["code"] as? String
+            }
         return !fields.isEmpty && fields.allSatisfy { $0 == medicoSocialField }
     }
 

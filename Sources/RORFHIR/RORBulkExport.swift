@@ -1,10 +1,10 @@
 import FHIRCore
 import Foundation
 import HTTPCommon
-import Store
 import HTTPTypes
 import Hummingbird
 import NIOConcurrencyHelpers
+import Store
 
 /// Bulk export as the live ROR runs it (DOC `methodes-fhir/export.md`): `GET [base]/$export?_type=…` → 202 with
 /// `Content-Location: [base]/$export-poll-status?_jobId=<uuid>`; polling answers 202 (`X-Progress`) until the job
@@ -35,8 +35,12 @@ public final class RORBulkExport: Sendable {
     static let lifetime: TimeInterval = 3600
     let directory: URL
 
-    init(repository: ResourceRepository, policy: RORAccessPolicy, directory: URL = FileManager.default.temporaryDirectory
-        .appendingPathComponent("esante-sandbox-export-\(UUID().uuidString.lowercased())")) {
+    init(
+        repository: ResourceRepository,
+        policy: RORAccessPolicy,
+        directory: URL = FileManager.default.temporaryDirectory
+            .appendingPathComponent("esante-sandbox-export-\(UUID().uuidString.lowercased())")
+    ) {
         self.repository = repository
         self.policy = policy
         self.directory = directory
@@ -53,13 +57,23 @@ public final class RORBulkExport: Sendable {
             case "_type":
                 let asked = value.split(separator: ",").map(String.init)
                 if let unknown = asked.first(where: { repository.registry.parameters[$0] == nil }) {
-                    throw FHIRError(.badRequest, code: "invalid", "_type: '\(unknown)' cannot be exported (types: \(repository.registry.resourceTypes.joined(separator: ", ")))", expression: ["_type"])
+                    throw FHIRError(
+                        .badRequest,
+                        code: "invalid",
+                        "_type: '\(unknown)' cannot be exported (types: \(repository.registry.resourceTypes.joined(separator: ", ")))",
+                        expression: ["_type"]
+                    )
                 }
                 types = asked
             case "_typeFilter":
                 for filter in value.split(separator: ",").map(String.init) {
                     guard let question = filter.firstIndex(of: "?") else {
-                        throw FHIRError(.badRequest, code: "invalid", "_typeFilter must be Type?query (got '\(filter)')", expression: ["_typeFilter"])
+                        throw FHIRError(
+                            .badRequest,
+                            code: "invalid",
+                            "_typeFilter must be Type?query (got '\(filter)')",
+                            expression: ["_typeFilter"]
+                        )
                     }
                     let type = String(filter[..<question])
                     filters[type, default: []] += FormEncoding.items(String(filter[filter.index(after: question)...]))
@@ -69,17 +83,32 @@ public final class RORBulkExport: Sendable {
                 case "application/fhir+json", "application/json", "json": ndjson = false
                 case "application/fhir+ndjson", "application/ndjson", "ndjson": ndjson = true
                 default:
-                    throw FHIRError(.badRequest, code: "not-supported", "_outputFormat '\(value)' is not supported (application/fhir+json or application/fhir+ndjson)", expression: ["_outputFormat"])
+                    throw FHIRError(
+                        .badRequest,
+                        code: "not-supported",
+                        "_outputFormat '\(value)' is not supported (application/fhir+json or application/fhir+ndjson)",
+                        expression: ["_outputFormat"]
+                    )
                 }
             case "includeAssociatedData", "_since", "_format":
                 break
             default:
-                throw FHIRError(.badRequest, code: "not-supported", "Unknown $export parameter '\(name)'", expression: [name])
+                throw FHIRError(
+                    .badRequest,
+                    code: "not-supported",
+                    "Unknown $export parameter '\(name)'",
+                    expression: [name]
+                )
             }
         }
         if let since = items.first(where: { $0.0 == "_since" })?.1 {
             guard FHIRDate.range(of: since) != nil else {
-                throw FHIRError(.badRequest, code: "invalid", "_since must be a FHIR instant (got '\(since)')", expression: ["_since"])
+                throw FHIRError(
+                    .badRequest,
+                    code: "invalid",
+                    "_since must be a FHIR instant (got '\(since)')",
+                    expression: ["_since"]
+                )
             }
             for type in types { filters[type, default: []].append(("_lastUpdated", "ge\(since)")) }
         }
@@ -91,13 +120,25 @@ public final class RORBulkExport: Sendable {
                 search.count = SearchRequest.maximumCount
                 searches.append(search)
             } catch let error as SearchError {
-                throw FHIRError(.badRequest, code: "invalid", "_typeFilter for \(type): \(error.message)", expression: ["_typeFilter"])
+                throw FHIRError(
+                    .badRequest,
+                    code: "invalid",
+                    "_typeFilter for \(type): \(error.message)",
+                    expression: ["_typeFilter"]
+                )
             }
         }
         removeExpired()
         let id = UUID().uuidString.lowercased()
         let profile = RORCaller.profile
-        jobs.withLockedValue { $0[id] = Job(id: id, request: "\(baseURL)/$export?\(request.uri.query ?? "")", created: Date(), profile: profile) }
+        jobs.withLockedValue {
+            $0[id] = Job(
+                id: id,
+                request: "\(baseURL)/$export?\(request.uri.query ?? "")",
+                created: Date(),
+                profile: profile
+            )
+        }
         Task.detached(priority: .utility) { [self] in
             await RORCaller.$profile.withValue(profile) { await self.run(id: id, searches: searches, ndjson: ndjson) }
         }
@@ -118,7 +159,9 @@ public final class RORBulkExport: Sendable {
             func export(_ type: String, _ ids: [String]) async throws -> [String] {
                 var written: [String] = []
                 for start in stride(from: 0, to: ids.count, by: Self.fileSize) {
-                    let chunk = Array(ids[start..<min(start + Self.fileSize, ids.count)]).filter { !exported.contains("\(type)/\($0)") }
+                    let chunk = Array(ids[start..<min(start + Self.fileSize, ids.count)]).filter {
+                        !exported.contains("\(type)/\($0)")
+                    }
                     let resources = try await policy.visible(repository.resources(type: type, ids: chunk, bulk: true))
                     try writer.write(type, resources)
                     exported.formUnion(resources.map { "\(type)/\($0.id)" })
@@ -128,21 +171,33 @@ public final class RORBulkExport: Sendable {
             }
             var frontier: [String: [String]] = [:]
             for (index, search) in searches.enumerated() {
-                frontier[search.type, default: []] += try await export(search.type, try await repository.searchIDs(search))
+                frontier[search.type, default: []] += try await export(
+                    search.type,
+                    try await repository.searchIDs(search)
+                )
                 update(id) { $0.progress = "\(Int(Double(index + 1) / Double(searches.count + 1) * 100))%" }
             }
             // Associated data: what the exported resources reference, and the roles of exported offers.
             for _ in 0..<3 {
                 var found: [String: [String]] = [:]
                 for (type, ids) in frontier where !ids.isEmpty {
-                    let references = try await repository.outgoingReferences(type: type, ids: ids, parameters: nil, targetType: nil)
+                    let references = try await repository.outgoingReferences(
+                        type: type,
+                        ids: ids,
+                        parameters: nil,
+                        targetType: nil
+                    )
                     for (target, refs) in Dictionary(grouping: references, by: \.0) {
                         found[target, default: []] += try await export(target, refs.map(\.1))
                     }
                 }
                 if let services = frontier["HealthcareService"], !services.isEmpty {
-                    let roles = try await repository.incomingReferences(sourceType: "PractitionerRole", parameters: ["service"],
-                                                                        targetType: "HealthcareService", ids: services)
+                    let roles = try await repository.incomingReferences(
+                        sourceType: "PractitionerRole",
+                        parameters: ["service"],
+                        targetType: "HealthcareService",
+                        ids: services
+                    )
                     found["PractitionerRole", default: []] += try await export("PractitionerRole", roles)
                 }
                 frontier = found
@@ -174,7 +229,9 @@ public final class RORBulkExport: Sendable {
     }
 
     func job(_ request: Request) throws -> Job {
-        guard let id = request.uri.queryParameters["_jobId"].map(String.init), let job = jobs.withLockedValue({ $0[id] }) else {
+        guard let id = request.uri.queryParameters["_jobId"].map(String.init),
+            let job = jobs.withLockedValue({ $0[id] })
+        else {
             throw FHIRError(.notFound, code: "not-found", "Unknown export job", expression: ["_jobId"])
         }
         guard job.profile == RORCaller.profile else {
@@ -199,19 +256,34 @@ public final class RORBulkExport: Sendable {
             "request": job.request,
             "requiresAccessToken": true,
             "output": job.files.map { file in
-                ["type": file.type, "count": file.count, "url": "\(baseURL)/$export-get-file?_jobId=\(job.id)&_fileId=\(file.name)"]
+                [
+                    "type": file.type, "count": file.count,
+                    "url": "\(baseURL)/$export-get-file?_jobId=\(job.id)&_fileId=\(file.name)",
+                ]
             },
             "error": [],
         ]
-        let data = try JSONSerialization.data(withJSONObject: manifest, options: [.sortedKeys, .withoutEscapingSlashes])
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        let data = try JSONSerialization.data(
+            withJSONObject: manifest,
+            options: [.sortedKeys, .withoutEscapingSlashes]
+        )
+        return Response(
+            status: .ok,
+            headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data))
+        )
     }
 
     func file(_ request: Request) throws -> Response {
         let job = try job(request)
         let name = request.uri.queryParameters["_fileId"].map(String.init)
         guard job.done, let file = job.files.first(where: { $0.name == name }) else {
-            throw FHIRError(.notFound, code: "not-found", "Unknown export file '\(name ?? "")'", expression: ["_fileId"])
+            throw FHIRError(
+                .notFound,
+                code: "not-found",
+                "Unknown export file '\(name ?? "")'",
+                expression: ["_fileId"]
+            )
         }
         let type = file.name.hasSuffix(".ndjson") ? "application/fhir+ndjson" : OperationOutcome.contentType
         guard let data = try? Data(contentsOf: file.url) else {
@@ -222,7 +294,7 @@ public final class RORBulkExport: Sendable {
 
     /// Appends resources to per-type output files of at most ``fileSize`` resources. Files are built and written in
     /// the background, one after the other, while the export reads the next resources: the two halves of the work
-    /// then use both cores (a national `$export` with the bulk reads, A/B alternated: 8.9 / 6.7 s → 5.4 / 4.6 s).
+    /// then use both cores (figures in `docs/performance.md`).
     struct ExportWriter {
         let folder: URL
         let ndjson: Bool
@@ -264,7 +336,9 @@ public final class RORBulkExport: Sendable {
             pending = [:]
             try await writing?.value
             // Grouped by type; within a type, in part order (as written).
-            return files.enumerated().sorted { ($0.element.type, $0.offset) < ($1.element.type, $1.offset) }.map(\.element)
+            return files.enumerated().sorted { ($0.element.type, $0.offset) < ($1.element.type, $1.offset) }.map(
+                \.element
+            )
         }
     }
 
@@ -272,7 +346,11 @@ public final class RORBulkExport: Sendable {
     static func fileData(_ resources: [StoredResource], ndjson: Bool) -> Data {
         var data = Data()
         data.reserveCapacity(resources.reduce(100) { $0 + $1.json.count + 16 })
-        if !ndjson { data += Data("{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"total\":\(resources.count),\"entry\":[".utf8) }
+        if !ndjson {
+            data += Data(
+                "{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"total\":\(resources.count),\"entry\":[".utf8
+            )
+        }
         for (index, resource) in resources.enumerated() {
             if !ndjson { data += index > 0 ? Self.nextEntry : Self.firstEntry }
             data += resource.json

@@ -6,20 +6,24 @@ import Foundation
 /// from the registry, so it never claims more), `_include`/`_revinclude` with `*` and `:iterate`.
 enum RORCapabilityStatement {
     /// `OperationDefinition/{id}` (read), for the system operations the server declares.
-    static var operationDefinitions: [String: [String: Any]] { [
-        "export": [
-            "resourceType": "OperationDefinition", "id": "export", "name": "export", "status": "active", "kind": "operation",
-            "code": "export", "system": true, "type": false, "instance": false, "affectsState": false,
-            "description": "Bulk export (FHIR Bulk Data 2.0): 202 + Content-Location to $export-poll-status, then a manifest of $export-get-file URLs",
-            "parameter": [
-                ["name": "_outputFormat", "use": "in", "min": 0, "max": "1", "type": "string"],
-                ["name": "_since", "use": "in", "min": 0, "max": "1", "type": "instant"],
-                ["name": "_type", "use": "in", "min": 0, "max": "*", "type": "string"],
-                ["name": "_typeFilter", "use": "in", "min": 0, "max": "*", "type": "string"],
-                ["name": "includeAssociatedData", "use": "in", "min": 0, "max": "*", "type": "code"],
-            ],
-        ],
-    ] }
+    static var operationDefinitions: [String: [String: Any]] {
+        [
+            "export": [
+                "resourceType": "OperationDefinition", "id": "export", "name": "export", "status": "active",
+                "kind": "operation",
+                "code": "export", "system": true, "type": false, "instance": false, "affectsState": false,
+                "description":
+                    "Bulk export (FHIR Bulk Data 2.0): 202 + Content-Location to $export-poll-status, then a manifest of $export-get-file URLs",
+                "parameter": [
+                    ["name": "_outputFormat", "use": "in", "min": 0, "max": "1", "type": "string"],
+                    ["name": "_since", "use": "in", "min": 0, "max": "1", "type": "instant"],
+                    ["name": "_type", "use": "in", "min": 0, "max": "*", "type": "string"],
+                    ["name": "_typeFilter", "use": "in", "min": 0, "max": "*", "type": "string"],
+                    ["name": "includeAssociatedData", "use": "in", "min": 0, "max": "*", "type": "code"],
+                ],
+            ]
+        ]
+    }
 
     static func json(registry: SearchParameterRegistry) -> Data {
         let resources: [[String: Any]] = registry.resourceTypes.map { type in
@@ -50,23 +54,31 @@ enum RORCapabilityStatement {
             "implementation": ["description": "ROR 3.2 stand-in", "url": "/ws-diffusion-fhir"],
             "fhirVersion": "4.0.1",
             "format": ["application/fhir+json", "json"],
-            "rest": [[
-                "mode": "server",
-                "security": ["cors": false, "service": [["text": "OAuth"]]],
-                "resource": resources,
-                "operation": [["name": "export", "definition": "OperationDefinition/export"]],
-                "searchParam": [
-                    ["name": "_count", "type": "number", "documentation": "200 per page by default, 1000 at most"],
-                    ["name": "_sort", "type": "string"],
-                    ["name": "_include", "type": "string"],
-                    ["name": "_revinclude", "type": "string"],
-                    ["name": "_summary", "type": "token"],
-                    ["name": "_elements", "type": "string"],
-                    ["name": "_total", "type": "token"],
-                    ["name": "_filter", "type": "special", "documentation": "and/or/not, parentheses, eq ne gt lt ge le sa eb sw co, chained parameters"],
-                ],
-            ]],
+            "rest": [
+                [
+                    "mode": "server",
+                    "security": ["cors": false, "service": [["text": "OAuth"]]],
+                    "resource": resources,
+                    "operation": [["name": "export", "definition": "OperationDefinition/export"]],
+                    "searchParam": [
+                        ["name": "_count", "type": "number", "documentation": "200 per page by default, 1000 at most"],
+                        ["name": "_sort", "type": "string"],
+                        ["name": "_include", "type": "string"],
+                        ["name": "_revinclude", "type": "string"],
+                        ["name": "_summary", "type": "token"],
+                        ["name": "_elements", "type": "string"],
+                        ["name": "_total", "type": "token"],
+                        [
+                            "name": "_filter", "type": "special",
+                            "documentation":
+                                "and/or/not, parentheses, eq ne gt lt ge le sa eb sw co, chained parameters",
+                        ],
+                    ],
+                ]
+            ],
         ]
-        return (try? JSONSerialization.data(withJSONObject: statement, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return
+            (try? JSONSerialization.data(withJSONObject: statement, options: [.sortedKeys, .withoutEscapingSlashes]))
+            ?? Data()
     }
 }

@@ -20,11 +20,15 @@ public struct RORCapacityIndicators: Sendable {
     }
 
     /// The qualifiers whose combination identifies an indicator, in the order the ROR's message lists them.
-    public static let key = ["capacityStatus", "temporalityCapacity", "genderCapacityAvailable", "capacityClosingType",
-                             "additionalBedType", "crisisType", "temporaryAssignement"]
+    public static let key = [
+        "capacityStatus", "temporalityCapacity", "genderCapacityAvailable", "capacityClosingType",
+        "additionalBedType", "crisisType", "temporaryAssignement",
+    ]
     /// Sub-extensions every indicator carries (1..1 in the profile).
-    public static let required = ["capacityType", "capacityStatus", "temporalityCapacity", "nbCapacity", "capacitySourceType",
-                                  "capacityUpdateDate", "temporaryAssignement"]
+    public static let required = [
+        "capacityType", "capacityStatus", "temporalityCapacity", "nbCapacity", "capacitySourceType",
+        "capacityUpdateDate", "temporaryAssignement",
+    ]
 
     public var indicators: [Indicator]
 
@@ -33,10 +37,13 @@ public struct RORCapacityIndicators: Sendable {
     /// `Seeds/terminology/capacity-indicators.json` (`{"indicators": [...]}`); none when the file is absent.
     public static func load(from seeds: URL?) throws -> RORCapacityIndicators {
         guard let file = seeds?.appendingPathComponent("terminology/capacity-indicators.json"),
-              FileManager.default.fileExists(atPath: file.path) else { return RORCapacityIndicators() }
+            FileManager.default.fileExists(atPath: file.path)
+        else { return RORCapacityIndicators() }
         struct File: Codable { var indicators: [Indicator] }
         do {
-            return RORCapacityIndicators(indicators: try JSONDecoder().decode(File.self, from: Data(contentsOf: file)).indicators)
+            return RORCapacityIndicators(
+                indicators: try JSONDecoder().decode(File.self, from: Data(contentsOf: file)).indicators
+            )
         } catch {
             throw ResourceError("\(file.path): \(error)")
         }
@@ -77,8 +84,13 @@ public struct RORCapacityFeed: Sendable {
     /// PATCH to the route (held for a few hundred µs; longer means that loop is stalled: better not to wait).
     var turnWait: DispatchTimeInterval = .milliseconds(5)
 
-    public init(repository: ResourceRepository, tokens: RORTokenService, indicators: RORCapacityIndicators,
-                validator: ProfileValidator = ProfileValidator(), maximumBody: Int = 10 << 20) {
+    public init(
+        repository: ResourceRepository,
+        tokens: RORTokenService,
+        indicators: RORCapacityIndicators,
+        validator: ProfileValidator = ProfileValidator(),
+        maximumBody: Int = 10 << 20
+    ) {
         self.repository = repository
         self.tokens = tokens
         self.indicators = indicators
@@ -94,7 +106,11 @@ public struct RORCapacityFeed: Sendable {
 
     func patch(_ request: Request, identity: ClientIdentity?, environment: String) async throws -> Response {
         // Bearer token of a client whose whitelist entry may feed (no Ror-* headers on this endpoint).
-        let (_, entry) = try await tokens.verify(authorization: request.headers[.authorization], identity: identity, environment: environment)
+        let (_, entry) = try await tokens.verify(
+            authorization: request.headers[.authorization],
+            identity: identity,
+            environment: environment
+        )
         let identifier = try identifier(request, entry: entry)
         let body = try await FHIRBody.json(request, maximumBody: maximumBody, what: Self.bodyWhat)
         let (patch, id) = try target(identifier, body: body)
@@ -104,9 +120,14 @@ public struct RORCapacityFeed: Sendable {
         // version (optimistic concurrency: each round lost is another write done, so it ends).
         while true {
             let (base, location) = try await location(id)
-            if let stored = try attempt(patch, id: id, base: base, location: location, entry: entry, identity: identity) {
+            if let stored = try attempt(patch, id: id, base: base, location: location, entry: entry, identity: identity)
+            {
                 let (head, json) = Self.answer(stored, previous: base.version)
-                return Response(status: head.status, headers: head.headerFields, body: .init(byteBuffer: ByteBuffer(bytes: json)))
+                return Response(
+                    status: head.status,
+                    headers: head.headerFields,
+                    body: .init(byteBuffer: ByteBuffer(bytes: json))
+                )
             }
         }
     }
@@ -116,10 +137,22 @@ public struct RORCapacityFeed: Sendable {
     /// patched. Nil otherwise, and for every refusal: the route then answers (its errors have one form). Nothing is
     /// written unless the answer is the 200.
     /// The third value is the stored version the body is (the journal names it rather than copying the Location).
-    public func patchNow(_ request: Request, body: ByteBuffer, identity: ClientIdentity?, environment: String) -> (HTTPResponse, Data, StoredVersion)? {
-        guard request.method == .patch, request.uri.path == Self.basePath + "/Location", body.readableBytes <= maximumBody else { return nil }
+    public func patchNow(
+        _ request: Request,
+        body: ByteBuffer,
+        identity: ClientIdentity?,
+        environment: String
+    ) -> (HTTPResponse, Data, StoredVersion)? {
+        guard request.method == .patch, request.uri.path == Self.basePath + "/Location",
+            body.readableBytes <= maximumBody
+        else { return nil }
         do {
-            guard let (_, entry) = try tokens.verifyNow(authorization: request.headers[.authorization], identity: identity, environment: environment)
+            guard
+                let (_, entry) = try tokens.verifyNow(
+                    authorization: request.headers[.authorization],
+                    identity: identity,
+                    environment: environment
+                )
             else { return nil }
             let identifier = try identifier(request, entry: entry)
             let (patch, id) = try target(identifier, body: FHIRBody.json(request, body: body, what: Self.bodyWhat))
@@ -127,9 +160,25 @@ public struct RORCapacityFeed: Sendable {
             guard turns.take(id, waitingUpTo: turnWait) else { return nil }
             defer { turns.end(id) }
             guard let (base, location) = try cachedLocation(id),
-                  let stored = try attempt(patch, id: id, base: base, location: location, entry: entry, identity: identity) else { return nil }
+                let stored = try attempt(
+                    patch,
+                    id: id,
+                    base: base,
+                    location: location,
+                    entry: entry,
+                    identity: identity
+                )
+            else { return nil }
             let (head, json) = Self.answer(stored, previous: base.version)
-            return (head, json, StoredVersion(type: stored.type, id: stored.id, version: stored.version, lastUpdated: stored.lastUpdated))
+            return (
+                head, json,
+                StoredVersion(
+                    type: stored.type,
+                    id: stored.id,
+                    version: stored.version,
+                    lastUpdated: stored.lastUpdated
+                )
+            )
         } catch {
             return nil
         }
@@ -140,10 +189,20 @@ public struct RORCapacityFeed: Sendable {
     /// The Location's identifier in the query, once the entry may feed (checked before the body is read).
     func identifier(_ request: Request, entry: WhitelistEntry) throws -> String {
         guard entry.role == .feed else {
-            throw FHIRError(.forbidden, code: "forbidden", "Client '\(entry.clientId ?? "?")' is whitelisted to consume, not to feed capacities (role feed required)", expression: nil)
+            throw FHIRError(
+                .forbidden,
+                code: "forbidden",
+                "Client '\(entry.clientId ?? "?")' is whitelisted to consume, not to feed capacities (role feed required)",
+                expression: nil
+            )
         }
         guard let identifier = request.uri.queryParameters["identifier"].map(String.init), !identifier.isEmpty else {
-            throw FHIRError(.badRequest, code: "required", "The conditional PATCH names the Location: ?identifier=<idNatStructEtab>/<idExterne>", expression: ["identifier"])
+            throw FHIRError(
+                .badRequest,
+                code: "required",
+                "The conditional PATCH names the Location: ?identifier=<idNatStructEtab>/<idExterne>",
+                expression: ["identifier"]
+            )
         }
         return identifier
     }
@@ -154,20 +213,34 @@ public struct RORCapacityFeed: Sendable {
         // One index lookup, on this thread, kept until identifiers change.
         let matches = try repository.lookupIDs(type: "Location", parameter: "identifier", value: identifier)
         guard !matches.isEmpty else {
-            throw FHIRError(.notFound, code: "not-found",
-                            "La Location avec l'identifiant externe de synchro OU l'identifiant unique de saisie : '\(identifier)' n'a pas été trouvée.",
-                            expression: ["Location"])
+            throw FHIRError(
+                .notFound,
+                code: "not-found",
+                "La Location avec l'identifiant externe de synchro OU l'identifiant unique de saisie : '\(identifier)' n'a pas été trouvée.",
+                expression: ["Location"]
+            )
         }
         guard matches.count == 1 else {
-            throw FHIRError(.preconditionFailed, code: "multiple-matches", "La Location recherchée n'est pas unique, il y a '\(matches.count)' résultats", expression: ["Location"])
+            throw FHIRError(
+                .preconditionFailed,
+                code: "multiple-matches",
+                "La Location recherchée n'est pas unique, il y a '\(matches.count)' résultats",
+                expression: ["Location"]
+            )
         }
         return (patch, matches[0])
     }
 
     /// Patches, checks and serialises the Location as stored at `base` (the costly part, outside the writer), then
     /// writes it if the Location is still at that version. Nil: it changed meanwhile, nothing written.
-    func attempt(_ patch: FHIRPatch, id: String, base: StoredResource, location: ParsedLocation, entry: WhitelistEntry,
-                 identity: ClientIdentity?) throws -> StoredResource? {
+    func attempt(
+        _ patch: FHIRPatch,
+        id: String,
+        base: StoredResource,
+        location: ParsedLocation,
+        entry: WhitelistEntry,
+        identity: ClientIdentity?
+    ) throws -> StoredResource? {
         let object = location.object
         try authorise(entry: entry, identity: identity, location: object)
         var changes = ChangedElements()
@@ -181,11 +254,24 @@ public struct RORCapacityFeed: Sendable {
         let now = Date()
         // The indicators' search rows by difference: those of the indicators replaced or removed out, of the new in.
         let list = changes.origins["extension"].map {
-            ResourceRepository.ListChange(name: "extension", original: object["extension"]?.array ?? [], origins: $0, rows: location.listRows)
+            ResourceRepository.ListChange(
+                name: "extension",
+                original: object["extension"]?.array ?? [],
+                origins: $0,
+                rows: location.listRows
+            )
         }
         let prepared = try repository.prepare(
-            patched, version: base.version + 1, lastUpdated: now,
-            partial: .init(elements: Self.patchedElements, list: list, layout: location.layout, previousRows: location.knownRows))
+            patched,
+            version: base.version + 1,
+            lastUpdated: now,
+            partial: .init(
+                elements: Self.patchedElements,
+                list: list,
+                layout: location.layout,
+                previousRows: location.knownRows
+            )
+        )
         let repository = self.repository
         let written = try repository.store.writeInPlace { db -> Bool in
             guard try repository.currentVersion(type: "Location", id: id, in: db) == base.version else { return false }
@@ -194,8 +280,16 @@ public struct RORCapacityFeed: Sendable {
             return true
         }
         guard written else { return nil }
-        parsedLocations.keep(ParsedLocation(json: prepared.stored.json, object: ResourceRepository.stamped(patched, version: prepared.stored.version, lastUpdated: now),
-                                            layout: prepared.layout, listRows: prepared.listRows, knownRows: prepared.knownRows), for: id)
+        parsedLocations.keep(
+            ParsedLocation(
+                json: prepared.stored.json,
+                object: ResourceRepository.stamped(patched, version: prepared.stored.version, lastUpdated: now),
+                layout: prepared.layout,
+                listRows: prepared.listRows,
+                knownRows: prepared.knownRows
+            ),
+            for: id
+        )
         return prepared.stored
     }
 
@@ -213,7 +307,9 @@ public struct RORCapacityFeed: Sendable {
 
     /// The stored Location and its JSON (a feed racing a reset can find it gone).
     func location(_ id: String) async throws -> (StoredResource, ParsedLocation) {
-        if let stored = try await repository.read(type: "Location", id: id), let parsed = try parsed(stored, id: id) { return parsed }
+        if let stored = try await repository.read(type: "Location", id: id), let parsed = try parsed(stored, id: id) {
+            return parsed
+        }
         throw FHIRError(.notFound, code: "not-found", "Location/\(id) disappeared", expression: ["Location"])
     }
 
@@ -233,9 +329,14 @@ public struct RORCapacityFeed: Sendable {
     /// Parses the body as a `Parameters` patch whose operations all target the capacity indicators.
     static func readPatch(_ object: JSONObject) throws -> FHIRPatch {
         let patch = try FHIRPatchRequest.read(object)
-        for operation in patch.operations where !operation.pathText.utf8.lazy.filter({ $0 != 0x20 }).starts(with: capacityPathStart.utf8) {
-            throw FHIRError(.badRequest, code: "invalid",
-                            "This endpoint only changes capacity indicators: every path starts with \(capacityPath)", expression: [operation.pathText])
+        for operation in patch.operations
+        where !operation.pathText.utf8.lazy.filter({ $0 != 0x20 }).starts(with: capacityPathStart.utf8) {
+            throw FHIRError(
+                .badRequest,
+                code: "invalid",
+                "This endpoint only changes capacity indicators: every path starts with \(capacityPath)",
+                expression: [operation.pathText]
+            )
         }
         return patch
     }
@@ -244,11 +345,19 @@ public struct RORCapacityFeed: Sendable {
     static func rorAnswer(_ failure: FHIRPatch.Failure) -> FHIRError? {
         switch failure.kind {
         case .noMatch:
-            return FHIRError(.notFound, code: "not-found",
-                             "\(failure.message) : Aucun indicateur présent en base ne correspond (envoyer un add pour le créer)",
-                             expression: ["Location.extension.where(url='\(capacityURL)')"])
+            return FHIRError(
+                .notFound,
+                code: "not-found",
+                "\(failure.message) : Aucun indicateur présent en base ne correspond (envoyer un add pour le créer)",
+                expression: ["Location.extension.where(url='\(capacityURL)')"]
+            )
         case .multipleMatches:
-            return FHIRError(.badRequest, code: "business-rule", "\(failure.message) : le chemin doit désigner un seul indicateur", expression: [failure.expression])
+            return FHIRError(
+                .badRequest,
+                code: "business-rule",
+                "\(failure.message) : le chemin doit désigner un seul indicateur",
+                expression: [failure.expression]
+            )
         default:
             return nil
         }
@@ -260,16 +369,21 @@ public struct RORCapacityFeed: Sendable {
         let owner = location["managingOrganization"]?["reference"]?.string?.split(separator: "/").last.map(String.init)
         // The establishment's identifiers from the search index (no JSON to read on this hot path), kept until
         // identifiers change.
-        let codes = try owner.map { Set(try repository.indexedCodes(type: "Organization", id: $0, parameter: "identifier")) } ?? []
+        let codes =
+            try owner.map { Set(try repository.indexedCodes(type: "Organization", id: $0, parameter: "identifier")) }
+            ?? []
         // idNat_Struct is "1" + FINESS: either form names the establishment.
         let finess = Set(codes.flatMap { [$0, $0.hasPrefix("1") && $0.count == 10 ? String($0.dropFirst()) : $0] })
         let allowed = Set(entry.establishments)
         let own = identity?.subject.value(of: "OU").map { $0.hasPrefix("1") ? String($0.dropFirst()) : $0 }
         guard !finess.isDisjoint(with: allowed) || own.map({ finess.contains($0) }) == true else {
             let name = codes.sorted().first ?? owner ?? "?"
-            throw FHIRError(.forbidden, code: "forbidden",
-                            "Client '\(entry.clientId ?? "?")' may not feed establishment \(name): not in its establishment list (\(entry.establishments.joined(separator: ", "))) nor its certificate's",
-                            expression: ["Location.managingOrganization"])
+            throw FHIRError(
+                .forbidden,
+                code: "forbidden",
+                "Client '\(entry.clientId ?? "?")' may not feed establishment \(name): not in its establishment list (\(entry.establishments.joined(separator: ", "))) nor its certificate's",
+                expression: ["Location.managingOrganization"]
+            )
         }
     }
 
@@ -278,32 +392,53 @@ public struct RORCapacityFeed: Sendable {
         let nature = Self.installedNature(original)
         for operation in patch.operations where operation.kind != .delete {
             guard case .object(let indicator)? = operation.value, indicator["url"]?.string == Self.capacityURL else {
-                throw FHIRError(.badRequest, code: "invalid", "The value of \(operation.kind.rawValue) is a \(Self.capacityURL) extension (valueExtension)",
-                                expression: [operation.pathText])
+                throw FHIRError(
+                    .badRequest,
+                    code: "invalid",
+                    "The value of \(operation.kind.rawValue) is a \(Self.capacityURL) extension (valueExtension)",
+                    expression: [operation.pathText]
+                )
             }
             let qualifiers = Self.qualifiers(indicator)
             for name in RORCapacityIndicators.required where qualifiers[name] == nil {
-                throw FHIRError(.badRequest, code: "business-rule", "Indicateur incomplet : la sous-extension '\(name)' est obligatoire", expression: [operation.pathText])
+                throw FHIRError(
+                    .badRequest,
+                    code: "business-rule",
+                    "Indicateur incomplet : la sous-extension '\(name)' est obligatoire",
+                    expression: [operation.pathText]
+                )
             }
             guard let known = indicators.indicator(qualifiers) else {
-                let listed = RORCapacityIndicators.key.map { "\($0): \(qualifiers[$0] ?? "null")" }.joined(separator: " / ")
-                throw FHIRError(.badRequest, code: "business-rule", "Les valeurs du nouvel objet ne correspondent pas à un indicateur valide : \(listed)",
-                                expression: [operation.pathText])
+                let listed = RORCapacityIndicators.key.map { "\($0): \(qualifiers[$0] ?? "null")" }.joined(
+                    separator: " / "
+                )
+                throw FHIRError(
+                    .badRequest,
+                    code: "business-rule",
+                    "Les valeurs du nouvel objet ne correspondent pas à un indicateur valide : \(listed)",
+                    expression: [operation.pathText]
+                )
             }
             let type = qualifiers["capacityType"] ?? ""
             guard known.capacityType.contains(type), nature.map({ $0 == type }) ?? true else {
-                throw FHIRError(.badRequest, code: "business-rule",
-                                "Indicateur \(known.label) : L'attribut 'natureCapacite' a un code différent de celui attendu (\(type) ; attendu \(nature ?? known.capacityType.joined(separator: "|")))",
-                                expression: [operation.pathText])
+                throw FHIRError(
+                    .badRequest,
+                    code: "business-rule",
+                    "Indicateur \(known.label) : L'attribut 'natureCapacite' a un code différent de celui attendu (\(type) ; attendu \(nature ?? known.capacityType.joined(separator: "|")))",
+                    expression: [operation.pathText]
+                )
             }
         }
         var seen = Set<[String?]>()
         for indicator in Self.indicatorsOf(patched) {
             let key = Self.qualifiers(indicator, RORCapacityIndicators.key)
             guard seen.insert(key).inserted else {
-                throw FHIRError(.badRequest, code: "business-rule",
-                                "L'indicateur \(key.map { $0 ?? "null" }.joined(separator: "/")) serait présent deux fois : utiliser replace",
-                                expression: [Self.capacityPath])
+                throw FHIRError(
+                    .badRequest,
+                    code: "business-rule",
+                    "L'indicateur \(key.map { $0 ?? "null" }.joined(separator: "/")) serait présent deux fois : utiliser replace",
+                    expression: [Self.capacityPath]
+                )
             }
         }
     }
@@ -328,7 +463,8 @@ public struct RORCapacityFeed: Sendable {
     static func qualifiers(_ indicator: JSONObject, _ names: [String]) -> [String?] {
         var result = [String?](repeating: nil, count: names.count)
         for case .object(let part) in indicator["extension"]?.array ?? [] {
-            guard let url = part["url"]?.string, let index = names.firstIndex(of: url), let value = qualifier(part) else { continue }
+            guard let url = part["url"]?.string, let index = names.firstIndex(of: url), let value = qualifier(part)
+            else { continue }
             result[index] = value
         }
         return result
@@ -343,7 +479,9 @@ public struct RORCapacityFeed: Sendable {
 
     /// The nature (TRE_R329) of the Location's installed capacity, when it has one: feeds keep to it.
     static func installedNature(_ location: JSONObject) -> String? {
-        indicatorsOf(location).lazy.map { qualifiers($0, ["capacityStatus", "capacityType"]) }.first { $0[0] == "01" }?[1] ?? nil
+        indicatorsOf(location).lazy.map { qualifiers($0, ["capacityStatus", "capacityType"]) }.first { $0[0] == "01" }?[
+            1
+        ] ?? nil
     }
 }
 
@@ -352,8 +490,8 @@ public struct RORCapacityFeed: Sendable {
 ///
 /// A feed answered at once (``RORCapacityFeed/patchNow(_:body:identity:environment:)``) holds its turn for its
 /// synchronous work only (~0.3 ms, on another event loop): one that finds the turn so held waits for it on its
-/// thread rather than handing its PATCH to the route, which cost twice as much (8 `ab` connections on 4 places: 14 %
-/// of the PATCHes did; A/B 558–578 → 530–539 µs server CPU per PATCH). A turn held by the route (asynchronous: it may
+/// thread rather than handing its PATCH to the route, which costs twice as much (figures in `docs/performance.md`).
+/// A turn held by the route (asynchronous: it may
 /// wait for a read) is never waited for on a thread.
 final class FeedTurns: Sendable {
     /// A feed waiting for its turn: a task (the route), or a thread (an event loop answering at once).
@@ -379,13 +517,18 @@ final class FeedTurns: Sendable {
     /// (and none of the feeds queued before is a task); false otherwise.
     func take(_ id: String, waitingUpTo timeout: DispatchTimeInterval) -> Bool {
         // The turn, a refusal, or a place in the queue (a semaphore only then: most feeds find their turn free).
-        enum Outcome { case decided(Bool), queued(DispatchSemaphore) }
+        enum Outcome {
+            case decided(Bool)
+            case queued(DispatchSemaphore)
+        }
         let outcome = state.withLockedValue { turns -> Outcome in
             guard var turn = turns[id] else {
                 turns[id] = Turn(heldByThread: true)
                 return .decided(true)
             }
-            guard turn.heldByThread, turn.waiting.allSatisfy({ if case .thread = $0 { true } else { false } }) else { return .decided(false) }
+            guard turn.heldByThread, turn.waiting.allSatisfy({ if case .thread = $0 { true } else { false } }) else {
+                return .decided(false)
+            }
             let semaphore = DispatchSemaphore(value: 0)
             turn.waiting.append(.thread(semaphore))
             turns[id] = turn
@@ -399,7 +542,10 @@ final class FeedTurns: Sendable {
         if semaphore.wait(timeout: .now() + timeout) == .success { return true }
         // Timed out, unless the turn was handed over meanwhile: then it is ours (its signal is taken).
         let withdrawn = state.withLockedValue { turns -> Bool in
-            guard let index = turns[id]?.waiting.firstIndex(where: { if case .thread(let other) = $0 { other === semaphore } else { false } })
+            guard
+                let index = turns[id]?.waiting.firstIndex(where: {
+                    if case .thread(let other) = $0 { other === semaphore } else { false }
+                })
             else { return false }
             turns[id]!.waiting.remove(at: index)
             return true

@@ -49,12 +49,13 @@ public struct RORDatasetGenerator {
     public static let sd = "https://interop.esante.gouv.fr/ig/fhir/ror/StructureDefinition/"
 
     /// Regions used (TRE_R30 codes) with a département, its main town and INSEE commune code.
-    static let regions: [(code: String, name: String, department: String, city: String, cog: String, postal: String)] = [
-        ("11", "Île-de-France", "75", "Paris", "75056", "75013"),
-        ("84", "Auvergne-Rhône-Alpes", "69", "Lyon", "69123", "69003"),
-        ("93", "Provence-Alpes-Côte d'Azur", "13", "Marseille", "13055", "13005"),
-        ("53", "Bretagne", "35", "Rennes", "35238", "35000"),
-    ]
+    static let regions: [(code: String, name: String, department: String, city: String, cog: String, postal: String)] =
+        [
+            ("11", "Île-de-France", "75", "Paris", "75056", "75013"),
+            ("84", "Auvergne-Rhône-Alpes", "69", "Lyon", "69123", "69003"),
+            ("93", "Provence-Alpes-Côte d'Azur", "13", "Marseille", "13055", "13005"),
+            ("53", "Bretagne", "35", "Rennes", "35238", "35000"),
+        ]
 
     /// Activity fields (champ d'activité, TRE_R227 codes) of the offers: the access policy reads the medico-social one.
     public static let fieldCodes = ["MCO": "01", "PSY": "02", "SSR": "03", "MS": "04"]
@@ -89,20 +90,48 @@ public struct RORDatasetGenerator {
             let kind = index % 3 == 0 ? "Centre hospitalier" : (index % 3 == 1 ? "Clinique" : "EHPAD")
             let name = "\(kind.uppercased()) SANDBOX \(region.city.uppercased()) \(index + 1)"
             let tag = [["system": Self.region, "code": region.code]]
-            let address: [String: Any] = ["line": ["\(10 + index) rue de la Santé"], "city": region.city, "postalCode": region.postal]
+            let address: [String: Any] = [
+                "line": ["\(10 + index) rue de la Santé"], "city": region.city, "postalCode": region.postal,
+            ]
 
-            organizations.append(organization(
-                id: ejID, name: "GROUPE \(name)", tag: tag, created: created, address: address,
-                identifiers: [structureIdentifier("1\(finessEJ)", type: "40"), finess(String(finessEJ)), siretIdentifier(siret)],
-                partOf: nil))
-            organizations.append(organization(
-                id: egID, name: name, tag: tag, created: created, address: address,
-                identifiers: [structureIdentifier("1\(finessEG)", type: "40"), finess(String(finessEG))], partOf: ejID,
-                phone: index * 100))
+            organizations.append(
+                organization(
+                    id: ejID,
+                    name: "GROUPE \(name)",
+                    tag: tag,
+                    created: created,
+                    address: address,
+                    identifiers: [
+                        structureIdentifier("1\(finessEJ)", type: "40"), finess(String(finessEJ)),
+                        siretIdentifier(siret),
+                    ],
+                    partOf: nil
+                )
+            )
+            organizations.append(
+                organization(
+                    id: egID,
+                    name: name,
+                    tag: tag,
+                    created: created,
+                    address: address,
+                    identifiers: [structureIdentifier("1\(finessEG)", type: "40"), finess(String(finessEG))],
+                    partOf: ejID,
+                    phone: index * 100
+                )
+            )
             let oiID = "oi-\(number)"
-            organizations.append(organization(
-                id: oiID, name: "PÔLE MÉDICAL \(index + 1)", tag: tag, created: created, address: address,
-                identifiers: [["system": "https://oi.esante.gouv.fr", "value": "\(finessEG)-OI1"]], partOf: egID))
+            organizations.append(
+                organization(
+                    id: oiID,
+                    name: "PÔLE MÉDICAL \(index + 1)",
+                    tag: tag,
+                    created: created,
+                    address: address,
+                    identifiers: [["system": "https://oi.esante.gouv.fr", "value": "\(finessEG)-OI1"]],
+                    partOf: egID
+                )
+            )
 
             let locationCount = 1 + Int(random.next() % 3)
             var locationIDs: [String] = []
@@ -110,26 +139,65 @@ public struct RORDatasetGenerator {
                 let id = "loc-\(number)-\(l + 1)"
                 locationIDs.append(id)
                 let activity = Self.activities[Int(random.next() % UInt64(Self.activities.count))]
-                locations.append(location(
-                    id: id, tag: tag, created: created, region: region, egID: egID, finessEG: String(finessEG),
-                    externalID: "LIT\(number)\(l + 1)", nature: activity.nature, phone: index * 100 + 10 * (l + 1), random: &random))
+                locations.append(
+                    location(
+                        id: id,
+                        tag: tag,
+                        created: created,
+                        region: region,
+                        egID: egID,
+                        finessEG: String(finessEG),
+                        externalID: "LIT\(number)\(l + 1)",
+                        nature: activity.nature,
+                        phone: index * 100 + 10 * (l + 1),
+                        random: &random
+                    )
+                )
             }
 
             let serviceCount = 4 + Int(random.next() % 3)
             for s in 0..<serviceCount {
                 let id = "hs-\(number)-\(s + 1)"
                 let activity = Self.activities[(index + s) % Self.activities.count]
-                let sensitive = index == 1 && s == 0 // one sensitive unit (unité sensible) in the dataset
-                services.append(healthcareService(
-                    id: id, tag: tag, created: created, region: region, number: number, serial: s + 1, activity: activity,
-                    organization: s % 2 == 0 ? egID : oiID, location: locationIDs[s % locationIDs.count],
-                    sensitive: sensitive, phone: index * 100 + 40 + 4 * s, random: &random))
+                let sensitive = index == 1 && s == 0  // one sensitive unit (unité sensible) in the dataset
+                services.append(
+                    healthcareService(
+                        id: id,
+                        tag: tag,
+                        created: created,
+                        region: region,
+                        number: number,
+                        serial: s + 1,
+                        activity: activity,
+                        organization: s % 2 == 0 ? egID : oiID,
+                        location: locationIDs[s % locationIDs.count],
+                        sensitive: sensitive,
+                        phone: index * 100 + 40 + 4 * s,
+                        random: &random
+                    )
+                )
                 if s < 2 {
                     let practitionerID = "pr-\(number)-\(s + 1)"
-                    practitioners.append(practitioner(id: practitionerID, tag: tag, created: created, serial: index * 10 + s, random: &random))
-                    roles.append(practitionerRole(id: "prr-\(number)-\(s + 1)", tag: tag, created: created,
-                                                  practitioner: practitionerID, service: id, organization: egID,
-                                                  phone: index * 100 + 80 + s))
+                    practitioners.append(
+                        practitioner(
+                            id: practitionerID,
+                            tag: tag,
+                            created: created,
+                            serial: index * 10 + s,
+                            random: &random
+                        )
+                    )
+                    roles.append(
+                        practitionerRole(
+                            id: "prr-\(number)-\(s + 1)",
+                            tag: tag,
+                            created: created,
+                            practitioner: practitionerID,
+                            service: id,
+                            organization: egID,
+                            phone: index * 100 + 80 + s
+                        )
+                    )
                 }
             }
         }
@@ -141,7 +209,9 @@ public struct RORDatasetGenerator {
         [
             "resourceType": "Bundle",
             "type": "collection",
-            "entry": resources().map { ["fullUrl": "urn:esante-sandbox:\($0["resourceType"]!)/\($0["id"]!)", "resource": $0] },
+            "entry": resources().map {
+                ["fullUrl": "urn:esante-sandbox:\($0["resourceType"]!)/\($0["id"]!)", "resource": $0]
+            },
         ]
     }
 
@@ -152,10 +222,16 @@ public struct RORDatasetGenerator {
     /// `progress` receives the establishments done so far, from any thread. An earlier generation's files in
     /// `folder` (parts, and the prebuilt database that stood for them) are removed first: a smaller dataset written
     /// over a larger one would otherwise keep its extra parts.
-    public static func write(establishments: Int, seed: UInt64, to folder: URL,
-                             progress: @Sendable (Int) -> Void = { _ in }) throws -> Int {
+    public static func write(
+        establishments: Int,
+        seed: UInt64,
+        to folder: URL,
+        progress: @Sendable (Int) -> Void = { _ in }
+    ) throws -> Int {
         for name in try FileManager.default.contentsOfDirectory(atPath: folder.path)
-        where name == "dataset.json" || name == RORSeedDataset.prebuiltName || (name.hasPrefix("dataset-") && name.hasSuffix(".json")) {
+        where name == "dataset.json" || name == RORSeedDataset.prebuiltName
+            || (name.hasPrefix("dataset-") && name.hasSuffix(".json"))
+        {
             try FileManager.default.removeItem(at: folder.appendingPathComponent(name))
         }
         let chunk = establishments <= 100 ? establishments : 250
@@ -168,7 +244,10 @@ public struct RORDatasetGenerator {
                 let data: Data
                 let name: String
                 if chunk == establishments {
-                    data = try JSONSerialization.data(withJSONObject: bundle, options: [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted])
+                    data = try JSONSerialization.data(
+                        withJSONObject: bundle,
+                        options: [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]
+                    )
                     name = "dataset.json"
                 } else {
                     // Foundation's writer took 80% of a national generation; the FHIR writer walks the tree once.
@@ -223,8 +302,16 @@ public struct RORDatasetGenerator {
         ["type": concept(Self.structureIdentifierType, "3"), "system": "http://sirene.fr", "value": value]
     }
 
-    func organization(id: String, name: String, tag: [[String: String]], created: String, address: [String: Any],
-                      identifiers: [[String: Any]], partOf: String?, phone: Int? = nil) -> [String: Any] {
+    func organization(
+        id: String,
+        name: String,
+        tag: [[String: String]],
+        created: String,
+        address: [String: Any],
+        identifiers: [[String: Any]],
+        partOf: String?,
+        phone: Int? = nil
+    ) -> [String: Any] {
         var resource: [String: Any] = [
             "resourceType": "Organization", "id": id, "meta": meta("ror-organization", tag: tag),
             "extension": [creationDate(created)], "identifier": identifiers, "active": true, "name": name,
@@ -236,7 +323,12 @@ public struct RORDatasetGenerator {
             resource["telecom"] = [telecom(phone, level: "1")]
             resource["contact"] = Self.contactLevels.map { level, nature, label in
                 [
-                    "extension": [["url": Self.sd + "ror-contact-confidentiality-level", "valueCodeableConcept": levelConcept(level)]],
+                    "extension": [
+                        [
+                            "url": Self.sd + "ror-contact-confidentiality-level",
+                            "valueCodeableConcept": levelConcept(level),
+                        ]
+                    ],
                     "purpose": concept(Self.contactNature, nature, label),
                     "name": ["text": label],
                     "telecom": [telecom(phone + Int(level)!, level: level)],
@@ -247,10 +339,16 @@ public struct RORDatasetGenerator {
     }
 
     /// Contacts written for each confidentiality level (TRE_R283): level, nature (TRE_R287), label.
-    static let contactLevels = [("1", "06", "Standard"), ("2", "03", "Secrétariat de direction"), ("3", "09", "Astreinte administrative")]
+    static let contactLevels = [
+        ("1", "06", "Standard"), ("2", "03", "Secrétariat de direction"), ("3", "09", "Astreinte administrative"),
+    ]
 
     func levelConcept(_ level: String) -> [String: Any] {
-        concept(Self.confidentialityLevel, level, ["1": "Accès libre", "2": "Accès restreint", "3": "Accès très restreint"][level])
+        concept(
+            Self.confidentialityLevel,
+            level,
+            ["1": "Accès libre", "2": "Accès restreint", "3": "Accès très restreint"][level]
+        )
     }
 
     /// A landline (ContactPoint) with the ROR channel and confidentiality extensions.
@@ -258,29 +356,72 @@ public struct RORDatasetGenerator {
         [
             "system": "phone", "value": String(format: "01%08d", number % 100_000_000),
             "extension": [
-                ["url": Self.sd + "ror-telecom-communication-channel", "valueCodeableConcept": concept(Self.communicationChannel, "2", "Téléphone fixe")],
+                [
+                    "url": Self.sd + "ror-telecom-communication-channel",
+                    "valueCodeableConcept": concept(Self.communicationChannel, "2", "Téléphone fixe"),
+                ],
                 ["url": Self.sd + "ror-telecom-confidentiality-level", "valueCodeableConcept": levelConcept(level)],
             ],
         ]
     }
 
-    func location(id: String, tag: [[String: String]], created: String,
-                  region: (code: String, name: String, department: String, city: String, cog: String, postal: String),
-                  egID: String, finessEG: String, externalID: String, nature: String, phone: Int, random: inout SeededRandom) -> [String: Any] {
+    func location(
+        id: String,
+        tag: [[String: String]],
+        created: String,
+        region: (code: String, name: String, department: String, city: String, cog: String, postal: String),
+        egID: String,
+        finessEG: String,
+        externalID: String,
+        nature: String,
+        phone: Int,
+        random: inout SeededRandom
+    ) -> [String: Any] {
         let installed = 10 + Int(random.next() % 30)
-        var indicators: [[String: Any]] = [capacityIndicator(nature: nature, status: "01", temporality: "01", gender: nil, count: installed)]
+        var indicators: [[String: Any]] = [
+            capacityIndicator(nature: nature, status: "01", temporality: "01", gender: nil, count: installed)
+        ]
         var free = Int(random.next() % 6)
         for gender in ["01", "02", "03"] {
-            indicators.append(capacityIndicator(nature: nature, status: "02", temporality: "01", gender: gender, count: free))
+            indicators.append(
+                capacityIndicator(nature: nature, status: "02", temporality: "01", gender: gender, count: free)
+            )
             free = Int(random.next() % 4)
         }
-        indicators.append(capacityIndicator(nature: nature, status: "02", temporality: "03", gender: "03", count: Int(random.next() % 5)))
-        indicators.append(capacityIndicator(nature: nature, status: "05", temporality: "01", gender: nil, count: Int(random.next() % 3)))
-        indicators.append(capacityIndicator(nature: nature, status: "06", temporality: "01", gender: nil, count: Int(random.next() % 3)))
+        indicators.append(
+            capacityIndicator(
+                nature: nature,
+                status: "02",
+                temporality: "03",
+                gender: "03",
+                count: Int(random.next() % 5)
+            )
+        )
+        indicators.append(
+            capacityIndicator(
+                nature: nature,
+                status: "05",
+                temporality: "01",
+                gender: nil,
+                count: Int(random.next() % 3)
+            )
+        )
+        indicators.append(
+            capacityIndicator(
+                nature: nature,
+                status: "06",
+                temporality: "01",
+                gender: nil,
+                count: Int(random.next() % 3)
+            )
+        )
         return [
             "resourceType": "Location", "id": id, "meta": meta("ror-location", tag: tag),
             "extension": [
-                ["url": Self.sd + "ror-commune-cog", "valueCodeableConcept": concept(Self.communes, region.cog, region.city)],
+                [
+                    "url": Self.sd + "ror-commune-cog",
+                    "valueCodeableConcept": concept(Self.communes, region.cog, region.city),
+                ],
                 creationDate(created),
             ] + indicators,
             "identifier": [
@@ -296,58 +437,117 @@ public struct RORDatasetGenerator {
         ]
     }
 
-    func capacityIndicator(nature: String, status: String, temporality: String, gender: String?, count: Int) -> [String: Any] {
+    func capacityIndicator(
+        nature: String,
+        status: String,
+        temporality: String,
+        gender: String?,
+        count: Int
+    ) -> [String: Any] {
         let statusLabels = ["01": "Installé", "02": "Disponible", "05": "Fermé", "06": "Supplémentaire"]
         let temporalityLabels = ["01": "Courant", "03": "Prévisionnel 24 h"]
         let genderLabels = ["01": "Femme", "02": "Homme", "03": "Indifférencié"]
         var parts: [[String: Any]] = [
-            ["url": "capacityType", "valueCodeableConcept": concept(Self.capacityType, nature, nature == "01" ? "Lit" : "Place")],
-            ["url": "capacityStatus", "valueCodeableConcept": concept(Self.capacityStatus, status, statusLabels[status])],
-            ["url": "temporalityCapacity", "valueCodeableConcept": concept(Self.temporality, temporality, temporalityLabels[temporality])],
+            [
+                "url": "capacityType",
+                "valueCodeableConcept": concept(Self.capacityType, nature, nature == "01" ? "Lit" : "Place"),
+            ],
+            [
+                "url": "capacityStatus",
+                "valueCodeableConcept": concept(Self.capacityStatus, status, statusLabels[status]),
+            ],
+            [
+                "url": "temporalityCapacity",
+                "valueCodeableConcept": concept(Self.temporality, temporality, temporalityLabels[temporality]),
+            ],
             ["url": "nbCapacity", "valueInteger": count],
             ["url": "capacitySourceType", "valueCodeableConcept": concept(Self.source, "01", "Saisie manuelle")],
             ["url": "capacityUpdateDate", "valueDateTime": "2026-11-20T08:00:00+00:00"],
             ["url": "temporaryAssignement", "valueCodeableConcept": concept(Self.temporaryAssignment, "01", "Aucune")],
         ]
         if let gender {
-            parts.append(["url": "genderCapacityAvailable", "valueCodeableConcept": concept(Self.gender, gender, genderLabels[gender])])
+            parts.append([
+                "url": "genderCapacityAvailable",
+                "valueCodeableConcept": concept(Self.gender, gender, genderLabels[gender]),
+            ])
         }
         return ["url": Self.sd + "ror-location-supported-capacity", "extension": parts]
     }
 
-    func healthcareService(id: String, tag: [[String: String]], created: String,
-                           region: (code: String, name: String, department: String, city: String, cog: String, postal: String),
-                           number: String, serial: Int, activity: (code: String, field: String, nature: String),
-                           organization: String, location: String, sensitive: Bool, phone: Int, random: inout SeededRandom) -> [String: Any] {
+    func healthcareService(
+        id: String,
+        tag: [[String: String]],
+        created: String,
+        region: (code: String, name: String, department: String, city: String, cog: String, postal: String),
+        number: String,
+        serial: Int,
+        activity: (code: String, field: String, nature: String),
+        organization: String,
+        location: String,
+        sensitive: Bool,
+        phone: Int,
+        random: inout SeededRandom
+    ) -> [String: Any] {
         let low = activity.field == "MS" ? 60 : (activity.code == "201" ? 0 : 18)
         let high = activity.code == "201" ? 17 : 120
         return [
             "resourceType": "HealthcareService", "id": id, "meta": meta("ror-healthcareservice", tag: tag),
             "extension": [
                 ["url": Self.sd + "ror-healthcareservice-sensitive-unit", "valueBoolean": sensitive],
-                ["url": Self.sd + "ror-healthcareservice-patient-type", "extension": [
-                    ["url": "ageRange", "valueRange": [
-                        "low": ["value": low, "system": "http://unitsofmeasure.org", "code": "a"],
-                        "high": ["value": high, "system": "http://unitsofmeasure.org", "code": "a"],
-                    ]],
-                ]],
-                creationDate(created),
-            ] + Self.contactLevels.map { level, nature, label in
-                // The offer's contacts (ror-healthcareservice-contact), one per confidentiality level.
                 [
-                    "url": Self.sd + "ror-healthcareservice-contact",
+                    "url": Self.sd + "ror-healthcareservice-patient-type",
                     "extension": [
-                        ["url": "purposeContact", "valueCodeableConcept": concept(Self.contactNature, nature, label)],
-                        ["url": Self.sd + "ror-confidentiality-level", "valueCodeableConcept": levelConcept(level)],
-                        ["url": Self.sd + "ror-healthcareservice-contact-telecom", "extension": [
-                            ["url": Self.sd + "ror-telecom-communication-channel", "valueCodeableConcept": concept(Self.communicationChannel, "2", "Téléphone fixe")],
-                            ["url": Self.sd + "ror-telecom-confidentiality-level", "valueCodeableConcept": levelConcept(level)],
-                            ["url": "telecomAddress", "valueString": String(format: "01%08d", (phone + Int(level)!) % 100_000_000)],
-                        ]],
+                        [
+                            "url": "ageRange",
+                            "valueRange": [
+                                "low": ["value": low, "system": "http://unitsofmeasure.org", "code": "a"],
+                                "high": ["value": high, "system": "http://unitsofmeasure.org", "code": "a"],
+                            ],
+                        ]
                     ],
-                ] as [String: Any]
-            },
-            "identifier": [["type": concept(Self.offerIdentifierType, "35"), "value": "\(region.code)/\(number)\(serial)"]],
+                ],
+                creationDate(created),
+            ]
+                + Self.contactLevels.map { level, nature, label in
+                    // The offer's contacts (ror-healthcareservice-contact), one per confidentiality level.
+                    [
+                        "url": Self.sd + "ror-healthcareservice-contact",
+                        "extension": [
+                            [
+                                "url": "purposeContact",
+                                "valueCodeableConcept": concept(Self.contactNature, nature, label),
+                            ],
+                            [
+                                "url": Self.sd + "ror-confidentiality-level",
+                                "valueCodeableConcept": levelConcept(level),
+                            ],
+                            [
+                                "url": Self.sd + "ror-healthcareservice-contact-telecom",
+                                "extension": [
+                                    [
+                                        "url": Self.sd + "ror-telecom-communication-channel",
+                                        "valueCodeableConcept": concept(
+                                            Self.communicationChannel,
+                                            "2",
+                                            "Téléphone fixe"
+                                        ),
+                                    ],
+                                    [
+                                        "url": Self.sd + "ror-telecom-confidentiality-level",
+                                        "valueCodeableConcept": levelConcept(level),
+                                    ],
+                                    [
+                                        "url": "telecomAddress",
+                                        "valueString": String(format: "01%08d", (phone + Int(level)!) % 100_000_000),
+                                    ],
+                                ],
+                            ],
+                        ],
+                    ] as [String: Any]
+                },
+            "identifier": [
+                ["type": concept(Self.offerIdentifierType, "35"), "value": "\(region.code)/\(number)\(serial)"]
+            ],
             "active": true,
             "providedBy": ["reference": "Organization/\(organization)"],
             "type": [concept(Self.activityField, Self.fieldCodes[activity.field]!, activity.field)],
@@ -359,9 +559,17 @@ public struct RORDatasetGenerator {
     }
 
     static let givenNames = ["Camille", "Dominique", "Claude", "Alix", "Sacha", "Maxime", "Charlie", "Andréa"]
-    static let familyNames = ["MARTIN", "BERNARD", "DUBOIS", "THOMAS", "ROBERT", "RICHARD", "PETIT", "DURAND", "LEFÈVRE"]
+    static let familyNames = [
+        "MARTIN", "BERNARD", "DUBOIS", "THOMAS", "ROBERT", "RICHARD", "PETIT", "DURAND", "LEFÈVRE",
+    ]
 
-    func practitioner(id: String, tag: [[String: String]], created: String, serial: Int, random: inout SeededRandom) -> [String: Any] {
+    func practitioner(
+        id: String,
+        tag: [[String: String]],
+        created: String,
+        serial: Int,
+        random: inout SeededRandom
+    ) -> [String: Any] {
         let given = Self.givenNames[Int(random.next() % UInt64(Self.givenNames.count))]
         let family = Self.familyNames[Int(random.next() % UInt64(Self.familyNames.count))]
         return [
@@ -372,13 +580,23 @@ public struct RORDatasetGenerator {
         ]
     }
 
-    func practitionerRole(id: String, tag: [[String: String]], created: String, practitioner: String, service: String,
-                          organization: String, phone: Int) -> [String: Any] {
+    func practitionerRole(
+        id: String,
+        tag: [[String: String]],
+        created: String,
+        practitioner: String,
+        service: String,
+        organization: String,
+        phone: Int
+    ) -> [String: Any] {
         [
             "resourceType": "PractitionerRole", "id": id, "meta": meta("ror-practitionerrole", tag: tag),
             "extension": [
                 creationDate(created),
-                ["url": Self.sd + "ror-practitionerrole-unit-exercise-mode", "valueCodeableConcept": concept(Self.unitExerciseMode, "S")],
+                [
+                    "url": Self.sd + "ror-practitionerrole-unit-exercise-mode",
+                    "valueCodeableConcept": concept(Self.unitExerciseMode, "S"),
+                ],
             ],
             "practitioner": ["reference": "Practitioner/\(practitioner)"],
             "healthcareService": [["reference": "HealthcareService/\(service)"]],

@@ -1,8 +1,8 @@
 import Access
 import FHIRCore
-import HTTPCommon
 import Foundation
 import GRDB
+import HTTPCommon
 import HTTPTypes
 import Hummingbird
 import JWTKit
@@ -26,8 +26,13 @@ public final class RORFHIRService: Sendable {
     /// Largest write body (`--max-body`).
     public let maximumBody: Int
 
-    public init(store: SandboxStore, tokens: RORTokenService, indicators: RORCapacityIndicators = RORCapacityIndicators(),
-                validator: ProfileValidator = ProfileValidator(), maximumBody: Int = 10 << 20) {
+    public init(
+        store: SandboxStore,
+        tokens: RORTokenService,
+        indicators: RORCapacityIndicators = RORCapacityIndicators(),
+        validator: ProfileValidator = ProfileValidator(),
+        maximumBody: Int = 10 << 20
+    ) {
         self.validator = validator
         self.maximumBody = maximumBody
         self.repository = ResourceRepository(store: store, registry: RORSearchParameters.registry)
@@ -36,7 +41,13 @@ public final class RORFHIRService: Sendable {
         self.executor = SearchExecutor(repository: repository, snapshots: snapshots, visibility: policy.visible)
         self.tokens = tokens
         self.export = RORBulkExport(repository: repository, policy: policy)
-        self.feed = RORCapacityFeed(repository: repository, tokens: tokens, indicators: indicators, validator: validator, maximumBody: maximumBody)
+        self.feed = RORCapacityFeed(
+            repository: repository,
+            tokens: tokens,
+            indicators: indicators,
+            validator: validator,
+            maximumBody: maximumBody
+        )
     }
 
     // MARK: Data
@@ -60,7 +71,9 @@ public final class RORFHIRService: Sendable {
         }
         // Fold the load's large WAL into the database now rather than at the next start.
         if count > 0, repository.store.path != nil {
-            try? repository.store.writer.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+            try? repository.store.writer.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+            }
         }
         return count
     }
@@ -76,15 +89,25 @@ public final class RORFHIRService: Sendable {
             try self.negotiate(request)
             return Self.fhir(.ok, RORCapabilityStatement.json(registry: self.repository.registry))
         }
-        let group = router.group(RouterPath(Self.basePath)).add(middleware: ConsumerAuthorization<Context>(tokens: tokens))
+        let group = router.group(RouterPath(Self.basePath)).add(
+            middleware: ConsumerAuthorization<Context>(tokens: tokens)
+        )
         group.get { request, _ in try await self.page(request) }
         group.get("OperationDefinition/:id") { request, context in
             try self.negotiate(request)
             let id = context.parameters.get("id") ?? ""
             guard let definition = RORCapabilityStatement.operationDefinitions[id] else {
-                throw FHIRError(.notFound, code: "not-found", "OperationDefinition/\(id) is not known (known: \(RORCapabilityStatement.operationDefinitions.keys.sorted().joined(separator: ", ")))", expression: ["OperationDefinition"])
+                throw FHIRError(
+                    .notFound,
+                    code: "not-found",
+                    "OperationDefinition/\(id) is not known (known: \(RORCapabilityStatement.operationDefinitions.keys.sorted().joined(separator: ", ")))",
+                    expression: ["OperationDefinition"]
+                )
             }
-            return Self.fhir(.ok, try JSONSerialization.data(withJSONObject: definition, options: [.sortedKeys, .withoutEscapingSlashes]))
+            return Self.fhir(
+                .ok,
+                try JSONSerialization.data(withJSONObject: definition, options: [.sortedKeys, .withoutEscapingSlashes])
+            )
         }
         group.get("$export") { request, _ in try self.export.kickOff(request, baseURL: self.baseURL(request)) }
         group.get("$export-poll-status") { request, _ in try self.export.poll(request, baseURL: self.baseURL(request)) }
@@ -106,25 +129,37 @@ public final class RORFHIRService: Sendable {
             let type = try self.type(context)
             let id = context.parameters.get("id") ?? ""
             guard let stored = try await self.repository.read(type: type, id: id),
-                  let resource = try await self.policy.visible([stored]).first else {
+                let resource = try await self.policy.visible([stored]).first
+            else {
                 throw FHIRError(.notFound, code: "not-found", "Resource \(type)/\(id) is not known", expression: [type])
             }
             let (head, body) = Self.readAnswer(resource)
-            return Response(status: head.status, headers: head.headerFields, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+            return Response(
+                status: head.status,
+                headers: head.headerFields,
+                body: .init(byteBuffer: ByteBuffer(bytes: body))
+            )
         }
         // Other methods on the base (transactions, batches) are not offered. Unmatched paths under the base reach
         // the router's 404, which the access layer writes as an OperationOutcome.
         for method in [HTTPRequest.Method.post, .put, .patch, .delete] {
             group.on("", method: method) { request, _ -> Response in
-                throw FHIRError(.methodNotAllowed, code: "not-supported",
-                                "No ROR operation answers \(request.method.rawValue) \(request.uri.path) (transactions and batches are not offered)",
-                                expression: nil)
+                throw FHIRError(
+                    .methodNotAllowed,
+                    code: "not-supported",
+                    "No ROR operation answers \(request.method.rawValue) \(request.uri.path) (transactions and batches are not offered)",
+                    expression: nil
+                )
             }
         }
         for path in [":type/:id/_history", ":type/:id/_history/:version", ":type/_history", "_history"] {
             group.get(RouterPath(path)) { _, _ -> Response in
-                throw FHIRError(.methodNotAllowed, code: "not-supported",
-                                "The national ROR keeps no history: vread and _history are not supported", expression: nil)
+                throw FHIRError(
+                    .methodNotAllowed,
+                    code: "not-supported",
+                    "The national ROR keeps no history: vread and _history are not supported",
+                    expression: nil
+                )
             }
         }
     }
@@ -132,9 +167,12 @@ public final class RORFHIRService: Sendable {
     func type<Context: RequestContext>(_ context: Context) throws -> String {
         let type = context.parameters.get("type") ?? ""
         guard repository.registry.parameters[type] != nil else {
-            throw FHIRError(.badRequest, code: "not-supported",
-                            "Unknown resource type '\(type)': this server serves \(repository.registry.resourceTypes.joined(separator: ", "))",
-                            expression: nil)
+            throw FHIRError(
+                .badRequest,
+                code: "not-supported",
+                "Unknown resource type '\(type)': this server serves \(repository.registry.resourceTypes.joined(separator: ", "))",
+                expression: nil
+            )
         }
         return type
     }
@@ -148,9 +186,12 @@ public final class RORFHIRService: Sendable {
             throw FHIRError(.badRequest, code: "invalid", error.message, expression: [error.parameter])
         }
         if type == "HealthcareService", RORAccessPolicy.hidesSensitiveUnits(RORCaller.profile),
-           let sensitive = repository.registry.parameter("sensitive-unit", of: type) {
+            let sensitive = repository.registry.parameter("sensitive-unit", of: type)
+        {
             // Filtered in the query, so totals and pages count only what this profile may see.
-            search.conditions.append(.parameter(sensitive, modifier: "not", values: ["true"], raw: "sensitive-unit:not"))
+            search.conditions.append(
+                .parameter(sensitive, modifier: "not", values: ["true"], raw: "sensitive-unit:not")
+            )
         }
         let query = items.map { "\(FormEncoding.encode($0.0))=\(FormEncoding.encode($0.1))" }.joined(separator: "&")
         let bundle = try await executor.search(search, baseURL: baseURL(request), query: query)
@@ -161,15 +202,31 @@ public final class RORFHIRService: Sendable {
         try negotiate(request)
         let query = request.uri.queryParameters
         guard let key = query["_getpages"].map(String.init) else {
-            throw FHIRError(.badRequest, code: "not-supported", "A search names a resource type: \(Self.basePath)/[type]?…", expression: nil)
+            throw FHIRError(
+                .badRequest,
+                code: "not-supported",
+                "A search names a resource type: \(Self.basePath)/[type]?…",
+                expression: nil
+            )
         }
         let offset = Int(query["_getpagesoffset"].map(String.init) ?? "0") ?? -1
         let count = Int(query["_count"].map(String.init) ?? "\(SearchRequest.defaultCount)") ?? -1
         guard offset >= 0, (1...SearchRequest.maximumCount).contains(count) else {
-            throw FHIRError(.badRequest, code: "invalid", "_getpagesoffset and _count must be non-negative integers", expression: ["_getpagesoffset"])
+            throw FHIRError(
+                .badRequest,
+                code: "invalid",
+                "_getpagesoffset and _count must be non-negative integers",
+                expression: ["_getpagesoffset"]
+            )
         }
-        guard let bundle = try await executor.page(key: key, offset: offset, count: count, baseURL: baseURL(request)) else {
-            throw FHIRError(.gone, code: "not-found", "Search \(key) has expired or never existed: run the search again", expression: ["_getpages"])
+        guard let bundle = try await executor.page(key: key, offset: offset, count: count, baseURL: baseURL(request))
+        else {
+            throw FHIRError(
+                .gone,
+                code: "not-found",
+                "Search \(key) has expired or never existed: run the search again",
+                expression: ["_getpages"]
+            )
         }
         return Self.fhir(.ok, bundle)
     }
@@ -189,14 +246,21 @@ public final class RORFHIRService: Sendable {
     /// which the route then answers, so every error keeps one form and one place.
     public func readNow(_ request: Request, identity: ClientIdentity?, environment: String) -> (HTTPResponse, Data)? {
         guard request.method == .get, request.uri.query == nil, let (type, id) = Self.readTarget(request.uri.path),
-              repository.registry.parameters[type] != nil else { return nil }
+            repository.registry.parameters[type] != nil
+        else { return nil }
         do {
-            guard let (token, entry) = try tokens.verifyNow(authorization: request.headers[.authorization], identity: identity, environment: environment)
+            guard
+                let (token, entry) = try tokens.verifyNow(
+                    authorization: request.headers[.authorization],
+                    identity: identity,
+                    environment: environment
+                )
             else { return nil }
             try RORConsumerHeaders.check(request.headers, entry: entry)
             try negotiate(request)
             guard let stored = repository.readIfCached(type: type, id: id),
-                  let resource = policy.visibleNow([stored], profile: RORConsumerHeaders.profile(token, entry))?.first else { return nil }
+                let resource = policy.visibleNow([stored], profile: RORConsumerHeaders.profile(token, entry))?.first
+            else { return nil }
             return Self.readAnswer(resource)
         } catch {
             return nil
@@ -207,10 +271,16 @@ public final class RORFHIRService: Sendable {
     /// characters, no other route's names.
     static func readTarget(_ path: String) -> (String, String)? {
         guard path.hasPrefix(basePath + "/") else { return nil }
-        let parts = path.utf8.dropFirst(basePath.utf8.count + 1).split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+        let parts = path.utf8.dropFirst(basePath.utf8.count + 1).split(
+            separator: UInt8(ascii: "/"),
+            omittingEmptySubsequences: false
+        )
         guard parts.count == 2, let type = String(parts[0]), let id = String(parts[1]), type != "OperationDefinition",
-              (1...64).contains(id.utf8.count),
-              id.utf8.allSatisfy({ $0 == 0x2D || $0 == 0x2E || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) })
+            (1...64).contains(id.utf8.count),
+            id.utf8.allSatisfy({
+                $0 == 0x2D || $0 == 0x2E || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0)
+                    || (0x61...0x7A).contains($0)
+            })
         else { return nil }
         return (type, id)
     }
@@ -226,17 +296,31 @@ public final class RORFHIRService: Sendable {
 
     /// JSON only: `_format=xml` or an XML-only `Accept` is a 406.
     func negotiate(_ request: Request) throws {
-        let format = request.uri.query == nil ? nil : request.uri.queryParameters["_format"].map { String($0).lowercased() }
-        if let format, !["json", "application/json", "application/fhir+json"].contains(format.split(separator: ";").first.map(String.init) ?? format) {
-            throw FHIRError(.notAcceptable, code: "not-supported",
-                            "This sandbox answers in JSON only (application/fhir+json); _format=\(format) is not supported", expression: ["_format"])
+        let format =
+            request.uri.query == nil ? nil : request.uri.queryParameters["_format"].map { String($0).lowercased() }
+        if let format,
+            !["json", "application/json", "application/fhir+json"].contains(
+                format.split(separator: ";").first.map(String.init) ?? format
+            )
+        {
+            throw FHIRError(
+                .notAcceptable,
+                code: "not-supported",
+                "This sandbox answers in JSON only (application/fhir+json); _format=\(format) is not supported",
+                expression: ["_format"]
+            )
         }
         // Lowercased only when it has capitals (`*/*` and `application/fhir+json` are the usual values).
         if let sent = request.headers[.accept], !sent.isEmpty,
-           case let accept = sent.utf8.contains(where: { (0x41...0x5A).contains($0) }) ? sent.lowercased() : sent,
-           !Self.mentions(accept, "json"), !Self.mentions(accept, "*/*") {
-            throw FHIRError(.notAcceptable, code: "not-supported",
-                            "This sandbox answers in JSON only (application/fhir+json); Accept: \(accept) cannot be honoured", expression: nil)
+            case let accept = sent.utf8.contains(where: { (0x41...0x5A).contains($0) }) ? sent.lowercased() : sent,
+            !Self.mentions(accept, "json"), !Self.mentions(accept, "*/*")
+        {
+            throw FHIRError(
+                .notAcceptable,
+                code: "not-supported",
+                "This sandbox answers in JSON only (application/fhir+json); Accept: \(accept) cannot be honoured",
+                expression: nil
+            )
         }
     }
 
@@ -244,13 +328,20 @@ public final class RORFHIRService: Sendable {
 
     /// Whether `text` contains `word`, byte for byte (Foundation's `contains` bridged to NSString: 2 % of a read).
     static func mentions(_ text: String, _ word: String) -> Bool {
-        let text = Array(text.utf8), word = Array(word.utf8)
+        let text = Array(text.utf8)
+        let word = Array(word.utf8)
         guard word.count <= text.count else { return false }
-        return (0...(text.count - word.count)).contains { start in text[start..<(start + word.count)].elementsEqual(word) }
+        return (0...(text.count - word.count)).contains { start in
+            text[start..<(start + word.count)].elementsEqual(word)
+        }
     }
 
     static func fhir(_ status: HTTPResponse.Status, _ data: Data) -> Response {
-        Response(status: status, headers: [.contentType: OperationOutcome.contentType], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        Response(
+            status: status,
+            headers: [.contentType: OperationOutcome.contentType],
+            body: .init(byteBuffer: ByteBuffer(bytes: data))
+        )
     }
 
     /// Query items in order, percent-decoded (`+` is a space in forms).
@@ -284,13 +375,21 @@ public struct FHIRError: HTTPResponseError, Sendable {
 
     /// 422 with one issue per profile problem.
     public init(profileIssues: [ProfileValidator.Issue], resourceType: String) {
-        self.init(.unprocessableContent, code: profileIssues.first?.code ?? "invalid",
-                  "\(resourceType) does not conform to its ROR profile (\(profileIssues.count) problem(s))", expression: profileIssues.first.map { [$0.expression] })
-        issues = profileIssues.map { OperationOutcome.Issue(code: $0.code, diagnostics: $0.diagnostics, expression: [$0.expression]) }
+        self.init(
+            .unprocessableContent,
+            code: profileIssues.first?.code ?? "invalid",
+            "\(resourceType) does not conform to its ROR profile (\(profileIssues.count) problem(s))",
+            expression: profileIssues.first.map { [$0.expression] }
+        )
+        issues = profileIssues.map {
+            OperationOutcome.Issue(code: $0.code, diagnostics: $0.diagnostics, expression: [$0.expression])
+        }
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        let outcome = issues.map(OperationOutcome.init(issue:)) ?? OperationOutcome(code: code, diagnostics: message, expression: expression)
+        let outcome =
+            issues.map(OperationOutcome.init(issue:))
+            ?? OperationOutcome(code: code, diagnostics: message, expression: expression)
         var response = RORFHIRService.fhir(status, outcome.jsonData())
         for field in headers { response.headers.append(field) }
         return response
@@ -307,8 +406,16 @@ enum RORHeaderFields {
 struct ConsumerAuthorization<Context: RequestContext & CallerContext>: RouterMiddleware {
     let tokens: RORTokenService
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let (token, entry) = try await tokens.verify(authorization: request.headers[.authorization], identity: context.identity, environment: context.environment)
+    func handle(
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        let (token, entry) = try await tokens.verify(
+            authorization: request.headers[.authorization],
+            identity: context.identity,
+            environment: context.environment
+        )
         try RORConsumerHeaders.check(request.headers, entry: entry)
         return try await RORCaller.$profile.withValue(RORConsumerHeaders.profile(token, entry)) {
             try await next(request, context)
@@ -322,16 +429,24 @@ enum RORConsumerHeaders {
     static func check(_ headers: HTTPFields, entry: WhitelistEntry) throws {
         for (name, field) in RORHeaderFields.all {
             guard let value = headers[field], !value.isEmpty else {
-                throw FHIRError(.badRequest, code: "required", "Missing header \(name): ROR consumer calls carry the four Ror-* headers given with the access profile",
-                                expression: [name])
+                throw FHIRError(
+                    .badRequest,
+                    code: "required",
+                    "Missing header \(name): ROR consumer calls carry the four Ror-* headers given with the access profile",
+                    expression: [name]
+                )
             }
             // Registered names may be written in any case (compared byte by byte, ASCII case folded: no name or
             // string built per call).
             if let expected = entry.rorHeaders?.first(where: { Self.sameName($0.key, name) })?.value,
-               expected != value {
-                throw FHIRError(.forbidden, code: "forbidden",
-                                "Header \(name) '\(value)' does not match the value registered for client '\(entry.clientId ?? "?")'",
-                                expression: [name])
+                expected != value
+            {
+                throw FHIRError(
+                    .forbidden,
+                    code: "forbidden",
+                    "Header \(name) '\(value)' does not match the value registered for client '\(entry.clientId ?? "?")'",
+                    expression: [name]
+                )
             }
         }
     }

@@ -1,8 +1,8 @@
 import Access
 import FHIRCore
 import Foundation
-import HTTPCommon
 import GRDB
+import HTTPCommon
 import HTTPTypes
 import Hummingbird
 
@@ -13,42 +13,85 @@ import Hummingbird
 /// `Prefer: return=minimal|representation|OperationOutcome`. Writers need a whitelist entry with role `feed`.
 /// Task: the IG's RORTask (anomaly reports); production serves none (the IG draft is followed here, as the issue asks).
 extension RORFHIRService {
-    static let writableTypes: Set<String> = ["Location", "HealthcareService", "Organization", "Practitioner", "PractitionerRole", "Task"]
+    static let writableTypes: Set<String> = [
+        "Location", "HealthcareService", "Organization", "Practitioner", "PractitionerRole", "Task",
+    ]
     /// PATCH as the IG's CapabilityStatement allows it (capacities have their own endpoint).
     static let patchableTypes: Set<String> = ["HealthcareService", "Task"]
 
     func addWriteRoutes<Context: RequestContext & CallerContext>(to group: RouterGroup<Context>) {
         group.post(":type/$validate") { request, context in
             let type = try self.writableType(context)
-            let resource = try await FHIRBody.json(request, maximumBody: self.maximumBody, what: "$validate takes the resource")
-            let candidate = (resource["resourceType"]?.string == "Parameters")
-                ? (resource["parameter"]?.array?.first { $0["name"]?.string == "resource" }?["resource"]?.object) ?? resource
+            let resource = try await FHIRBody.json(
+                request,
+                maximumBody: self.maximumBody,
+                what: "$validate takes the resource"
+            )
+            let candidate =
+                (resource["resourceType"]?.string == "Parameters")
+                ? (resource["parameter"]?.array?.first { $0["name"]?.string == "resource" }?["resource"]?.object)
+                    ?? resource
                 : resource
             guard candidate["resourceType"]?.string == type else {
-                throw FHIRError(.badRequest, code: "invalid", "The resource to validate is not a \(type)", expression: ["resourceType"])
+                throw FHIRError(
+                    .badRequest,
+                    code: "invalid",
+                    "The resource to validate is not a \(type)",
+                    expression: ["resourceType"]
+                )
             }
             let issues = self.profileIssues(candidate, keepingLastUpdated: true)
-            let outcome = issues.isEmpty
-                ? OperationOutcome(severity: "information", code: "informational", diagnostics: "No issue: the \(type) conforms to its ROR profile")
-                : OperationOutcome(issue: issues.map { OperationOutcome.Issue(code: $0.code, diagnostics: $0.diagnostics, expression: [$0.expression]) })
+            let outcome =
+                issues.isEmpty
+                ? OperationOutcome(
+                    severity: "information",
+                    code: "informational",
+                    diagnostics: "No issue: the \(type) conforms to its ROR profile"
+                )
+                : OperationOutcome(
+                    issue: issues.map {
+                        OperationOutcome.Issue(code: $0.code, diagnostics: $0.diagnostics, expression: [$0.expression])
+                    }
+                )
             return Self.fhir(.ok, outcome.jsonData())
         }
         group.post(":type") { request, context in
             let type = try self.writableType(context)
             try await self.requireWriter(request, context: context)
-            var resource = try await FHIRBody.json(request, maximumBody: self.maximumBody, what: "a create takes the resource")
+            var resource = try await FHIRBody.json(
+                request,
+                maximumBody: self.maximumBody,
+                what: "a create takes the resource"
+            )
             guard resource["resourceType"]?.string == type else {
-                throw FHIRError(.badRequest, code: "invalid", "The body is a \(resource["resourceType"]?.string ?? "?"), not a \(type)", expression: ["resourceType"])
+                throw FHIRError(
+                    .badRequest,
+                    code: "invalid",
+                    "The body is a \(resource["resourceType"]?.string ?? "?"), not a \(type)",
+                    expression: ["resourceType"]
+                )
             }
             if let condition = request.headers[HTTPField.Name("If-None-Exist")!] {
                 let items = FormEncoding.items(condition)
                 let search: SearchRequest
-                do { search = try SearchRequest(type: type, items: items, registry: self.repository.registry) } catch let error as SearchError {
-                    throw FHIRError(.badRequest, code: "invalid", "If-None-Exist: \(error.message)", expression: ["If-None-Exist"])
+                do {
+                    search = try SearchRequest(type: type, items: items, registry: self.repository.registry)
+                } catch let error as SearchError {
+                    throw FHIRError(
+                        .badRequest,
+                        code: "invalid",
+                        "If-None-Exist: \(error.message)",
+                        expression: ["If-None-Exist"]
+                    )
                 }
                 let existing = try await self.repository.searchIDs(search)
                 if existing.count > 1 {
-                    throw FHIRError(.preconditionFailed, code: "multiple-matches", "If-None-Exist matches \(existing.count) resources", expression: ["If-None-Exist"])
+                    throw FHIRError(
+                        .preconditionFailed,
+                        code: "multiple-matches",
+                        "If-None-Exist matches \(existing.count) resources",
+                        expression: ["If-None-Exist"]
+                    )
                 }
                 if let id = existing.first, let stored = try await self.repository.read(type: type, id: id) {
                     return self.written(request, stored, status: .ok)
@@ -63,9 +106,18 @@ extension RORFHIRService {
             let type = try self.writableType(context)
             try await self.requireWriter(request, context: context)
             let id = context.parameters.get("id") ?? ""
-            let resource = try await FHIRBody.json(request, maximumBody: self.maximumBody, what: "an update takes the resource")
+            let resource = try await FHIRBody.json(
+                request,
+                maximumBody: self.maximumBody,
+                what: "an update takes the resource"
+            )
             guard resource["resourceType"]?.string == type, resource["id"]?.string == id else {
-                throw FHIRError(.badRequest, code: "invalid", "The body must be the \(type) with id '\(id)' (resourceType and id as in the URL)", expression: ["id"])
+                throw FHIRError(
+                    .badRequest,
+                    code: "invalid",
+                    "The body must be the \(type) with id '\(id)' (resourceType and id as in the URL)",
+                    expression: ["id"]
+                )
             }
             let existed = try await self.repository.read(type: type, id: id) != nil
             let stored = try await self.store(resource, type: type, expectedVersion: try Self.ifMatch(request))
@@ -76,15 +128,24 @@ extension RORFHIRService {
         group.patch(":type/:id") { request, context in
             let type = try self.type(context)
             guard Self.patchableTypes.contains(type) else {
-                throw FHIRError(.methodNotAllowed, code: "not-supported",
-                                "PATCH is served for HealthcareService (scenario 1) and Task here; capacities go through PATCH \(RORCapacityFeed.basePath)/Location", expression: nil)
+                throw FHIRError(
+                    .methodNotAllowed,
+                    code: "not-supported",
+                    "PATCH is served for HealthcareService (scenario 1) and Task here; capacities go through PATCH \(RORCapacityFeed.basePath)/Location",
+                    expression: nil
+                )
             }
             try await self.requireWriter(request, context: context)
             let id = context.parameters.get("id") ?? ""
-            let body = try await FHIRBody.json(request, maximumBody: self.maximumBody, what: "a patch takes a FHIRPath Patch Parameters resource")
+            let body = try await FHIRBody.json(
+                request,
+                maximumBody: self.maximumBody,
+                what: "a patch takes a FHIRPath Patch Parameters resource"
+            )
             let patch = try FHIRPatchRequest.read(body)
             guard let current = try await self.repository.read(type: type, id: id),
-                  let object = (try? JSON(parsing: current.json))?.object else {
+                let object = (try? JSON(parsing: current.json))?.object
+            else {
                 throw FHIRError(.notFound, code: "not-found", "Resource \(type)/\(id) is not known", expression: [type])
             }
             let expected = try Self.ifMatch(request) ?? current.version
@@ -97,25 +158,46 @@ extension RORFHIRService {
     func writableType<Context: RequestContext>(_ context: Context) throws -> String {
         let type = try self.type(context)
         guard Self.writableTypes.contains(type) else {
-            throw FHIRError(.methodNotAllowed, code: "not-supported", "\(type) is not written through this API", expression: nil)
+            throw FHIRError(
+                .methodNotAllowed,
+                code: "not-supported",
+                "\(type) is not written through this API",
+                expression: nil
+            )
         }
         return type
     }
 
     /// Writers are clients whose whitelist entry has role `feed`.
     func requireWriter<Context: RequestContext & CallerContext>(_ request: Request, context: Context) async throws {
-        let (_, entry) = try await tokens.verify(authorization: request.headers[.authorization], identity: context.identity, environment: context.environment)
+        let (_, entry) = try await tokens.verify(
+            authorization: request.headers[.authorization],
+            identity: context.identity,
+            environment: context.environment
+        )
         guard entry.role == .feed else {
-            throw FHIRError(.forbidden, code: "forbidden", "Client '\(entry.clientId ?? "?")' is whitelisted to consume: writes need role feed", expression: nil)
+            throw FHIRError(
+                .forbidden,
+                code: "forbidden",
+                "Client '\(entry.clientId ?? "?")' is whitelisted to consume: writes need role feed",
+                expression: nil
+            )
         }
     }
 
     /// `If-Match: W/"<version>"` (the version an update was based on).
     static func ifMatch(_ request: Request) throws -> Int? {
         guard let header = request.headers[.ifMatch] else { return nil }
-        let digits = header.replacingOccurrences(of: "W/", with: "").trimmingCharacters(in: CharacterSet(charactersIn: "\" "))
+        let digits = header.replacingOccurrences(of: "W/", with: "").trimmingCharacters(
+            in: CharacterSet(charactersIn: "\" ")
+        )
         guard let version = Int(digits) else {
-            throw FHIRError(.badRequest, code: "invalid", "If-Match '\(header)' is not a version ETag (W/\"<version>\")", expression: ["If-Match"])
+            throw FHIRError(
+                .badRequest,
+                code: "invalid",
+                "If-Match '\(header)' is not a version ETag (W/\"<version>\")",
+                expression: ["If-Match"]
+            )
         }
         return version
     }
@@ -125,7 +207,9 @@ extension RORFHIRService {
     func profileIssues(_ resource: JSONObject, keepingLastUpdated: Bool = false) -> [ProfileValidator.Issue] {
         var stamped = resource
         var meta = stamped["meta"]?.object ?? JSONObject()
-        if !keepingLastUpdated || meta["lastUpdated"] == nil { meta["lastUpdated"] = .string(FHIRInstant.string(Date())) }
+        if !keepingLastUpdated || meta["lastUpdated"] == nil {
+            meta["lastUpdated"] = .string(FHIRInstant.string(Date()))
+        }
         stamped["meta"] = .object(meta)
         return validator.validate(stamped)
     }
@@ -140,9 +224,12 @@ extension RORFHIRService {
         return try await repository.store.writer.write { db in
             let current = try repository.current(type: type, id: id, in: db)
             if let expectedVersion, current?.version != expectedVersion {
-                throw FHIRError(.preconditionFailed, code: "conflict",
-                                "If-Match W/\"\(expectedVersion)\" but \(type)/\(id) is at version \(current.map { "\($0.version)" } ?? "none")",
-                                expression: ["If-Match"])
+                throw FHIRError(
+                    .preconditionFailed,
+                    code: "conflict",
+                    "If-Match W/\"\(expectedVersion)\" but \(type)/\(id) is at version \(current.map { "\($0.version)" } ?? "none")",
+                    expression: ["If-Match"]
+                )
             }
             if let current { try repository.archive(current, in: db) }
             return try repository.save(resource, in: db)
@@ -156,8 +243,14 @@ extension RORFHIRService {
         if prefer.contains("return=minimal") {
             response = Response(status: status)
         } else if prefer.contains("return=OperationOutcome") {
-            response = Self.fhir(status, OperationOutcome(severity: "information", code: "informational",
-                                                          diagnostics: "\(stored.type)/\(stored.id) stored at version \(stored.version)").jsonData())
+            response = Self.fhir(
+                status,
+                OperationOutcome(
+                    severity: "information",
+                    code: "informational",
+                    diagnostics: "\(stored.type)/\(stored.id) stored at version \(stored.version)"
+                ).jsonData()
+            )
         } else {
             response = Self.fhir(status, stored.json)
         }

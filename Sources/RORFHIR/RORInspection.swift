@@ -40,8 +40,13 @@ public struct RORInspection: Sendable {
     /// Resources of `type` whose `identifier` matches (a FHIR token search), newest first, at most `limit`.
     public func resources(type: String, identifier: String, limit: Int) async throws -> [StoredResource] {
         let ids = try await repository.searchIDs(
-            try SearchRequest(type: type, items: [("identifier", identifier)], registry: repository.registry))
-        return Array(try await repository.resources(type: type, ids: ids).sorted { $0.lastUpdated > $1.lastUpdated }.prefix(limit))
+            try SearchRequest(type: type, items: [("identifier", identifier)], registry: repository.registry)
+        )
+        return Array(
+            try await repository.resources(type: type, ids: ids).sorted { $0.lastUpdated > $1.lastUpdated }.prefix(
+                limit
+            )
+        )
     }
 
     /// The board: the Locations of the establishment `finess` (nil when no Organization has that identifier), or
@@ -50,22 +55,37 @@ public struct RORInspection: Sendable {
         let locations: [StoredResource]
         if let finess, !finess.isEmpty {
             let organizations = try await repository.searchIDs(
-                try SearchRequest(type: "Organization", items: [("identifier", finess)], registry: repository.registry))
+                try SearchRequest(type: "Organization", items: [("identifier", finess)], registry: repository.registry)
+            )
             guard !organizations.isEmpty else { return nil }
-            let ids = try await repository.searchIDs(try SearchRequest(
-                type: "Location", items: [("organization", organizations.map { "Organization/\($0)" }.joined(separator: ","))],
-                registry: repository.registry))
-            locations = Array(try await repository.resources(type: "Location", ids: ids).sorted { $0.lastUpdated > $1.lastUpdated }.prefix(200))
+            let ids = try await repository.searchIDs(
+                try SearchRequest(
+                    type: "Location",
+                    items: [("organization", organizations.map { "Organization/\($0)" }.joined(separator: ","))],
+                    registry: repository.registry
+                )
+            )
+            locations = Array(
+                try await repository.resources(type: "Location", ids: ids).sorted { $0.lastUpdated > $1.lastUpdated }
+                    .prefix(200)
+            )
         } else {
-            locations = try await repository.recentlyUpdated(type: "Location", containing: Self.capacityExtension, limit: 60)
+            locations = try await repository.recentlyUpdated(
+                type: "Location",
+                containing: Self.capacityExtension,
+                limit: 60
+            )
         }
         var board = locations.map { stored -> BoardLocation in
             let object = Self.object(stored.json)
             return BoardLocation(
-                stored: stored, name: object["name"] as? String, identifier: Self.identifiers(object).first,
+                stored: stored,
+                name: object["name"] as? String,
+                identifier: Self.identifiers(object).first,
                 organizationID: ((object["managingOrganization"] as? [String: Any])?["reference"] as? String)?
                     .split(separator: "/").last.map(String.init),
-                indicators: Self.indicators(in: object))
+                indicators: Self.indicators(in: object)
+            )
         }
         let organizationIDs = Array(Set(board.compactMap(\.organizationID)))
         var labels: [String: String] = [:]
@@ -73,26 +93,35 @@ public struct RORInspection: Sendable {
             let object = Self.object(stored.json)
             labels[stored.id] = "\(object["name"] as? String ?? stored.id) (\(Self.identifiers(object).first ?? ""))"
         }
-        for index in board.indices { board[index].organizationLabel = board[index].organizationID.flatMap { labels[$0] } }
+        for index in board.indices {
+            board[index].organizationLabel = board[index].organizationID.flatMap { labels[$0] }
+        }
         return board
     }
 
     /// The supported-capacity indicators of a Location; codes read from `valueCodeableConcept.coding` or `valueCode`
     /// (both are found in published instances).
     public static func indicators(in location: [String: Any]) -> [CapacityIndicator] {
-        (location["extension"] as? [[String: Any]] ?? []).filter { ($0["url"] as? String)?.hasSuffix(Self.capacityExtension) == true }
-            .map { indicator in
-                let parts = indicator["extension"] as? [[String: Any]] ?? []
-                func code(_ url: String) -> String? {
-                    let part = parts.first { $0["url"] as? String == url }
-                    return ((part?["valueCodeableConcept"] as? [String: Any])?["coding"] as? [[String: Any]])?.first?["code"]
-                        as? String ?? part?["valueCode"] as? String
-                }
-                return CapacityIndicator(
-                    status: code("capacityStatus"), gender: code("genderCapacityAvailable"),
-                    temporality: code("temporalityCapacity"), type: code("capacityType"),
-                    count: parts.first { $0["url"] as? String == "nbCapacity" }?["valueInteger"] as? Int ?? 0)
+        (location["extension"] as? [[String: Any]] ?? []).filter {
+            ($0["url"] as? String)?.hasSuffix(Self.capacityExtension) == true
+        }
+        .map { indicator in
+            let parts = indicator["extension"] as? [[String: Any]] ?? []
+            func code(_ url: String) -> String? {
+                let part = parts.first { $0["url"] as? String == url }
+                return ((part?["valueCodeableConcept"] as? [String: Any])?["coding"] as? [[String: Any]])?.first?[
+                    "code"
+                ]
+                    as? String ?? part?["valueCode"] as? String
             }
+            return CapacityIndicator(
+                status: code("capacityStatus"),
+                gender: code("genderCapacityAvailable"),
+                temporality: code("temporalityCapacity"),
+                type: code("capacityType"),
+                count: parts.first { $0["url"] as? String == "nbCapacity" }?["valueInteger"] as? Int ?? 0
+            )
+        }
     }
 
     /// The `identifier.value`s of a resource, in order.

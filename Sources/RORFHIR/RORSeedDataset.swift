@@ -40,10 +40,13 @@ public struct RORSeedDataset: Sendable {
     static func load(_ files: [URL], into repository: ResourceRepository, db: Database) throws -> Int {
         guard !files.isEmpty else { return 0 }
         repository.resourcesChanged(in: db)
-        let indexes = try Row.fetchAll(db, sql: """
-            SELECT name, sql FROM sqlite_master
-            WHERE type = 'index' AND tbl_name IN ('fhir_index', 'fhir_resource') AND sql IS NOT NULL ORDER BY name
-            """).map { (name: $0["name"] as String, sql: $0["sql"] as String) }
+        let indexes = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT name, sql FROM sqlite_master
+                WHERE type = 'index' AND tbl_name IN ('fhir_index', 'fhir_resource') AND sql IS NOT NULL ORDER BY name
+                """
+        ).map { (name: $0["name"] as String, sql: $0["sql"] as String) }
         for index in indexes { try db.execute(sql: "DROP INDEX \(index.name)") }
         var count = 0
         for file in files {
@@ -51,29 +54,39 @@ public struct RORSeedDataset: Sendable {
             // Read as written: the stored resources keep the seed file's member order.
             let object: JSONObject
             do {
-                guard case .object(let read) = try JSON(parsing: data) else { throw ResourceError("\(file.path): not a JSON object") }
+                guard case .object(let read) = try JSON(parsing: data) else {
+                    throw ResourceError("\(file.path): not a JSON object")
+                }
                 object = read
             } catch let error as JSON.ParseError {
                 throw ResourceError("\(file.path): not a JSON object: \(error)")
             }
-            let resources: [JSONObject] = object["resourceType"]?.string == "Bundle"
+            let resources: [JSONObject] =
+                object["resourceType"]?.string == "Bundle"
                 ? (object["entry"]?.array ?? []).compactMap { $0["resource"]?.object }
                 : [object]
             let prepared = PreparedBatch(count: resources.count)
             DispatchQueue.concurrentPerform(iterations: resources.count) { index in
                 let resource = resources[index]
-                prepared.set(index, Result {
-                    do { return try repository.prepare(resource, version: 1) } catch {
-                        throw ResourceError("seed \(file.lastPathComponent) \(resource["resourceType"]?.string ?? "?")/\(resource["id"]?.string ?? "?"): \(error)")
+                prepared.set(
+                    index,
+                    Result {
+                        do { return try repository.prepare(resource, version: 1) } catch {
+                            throw ResourceError(
+                                "seed \(file.lastPathComponent) \(resource["resourceType"]?.string ?? "?")/\(resource["id"]?.string ?? "?"): \(error)"
+                            )
+                        }
                     }
-                })
+                )
             }
             for result in prepared.results() {
                 do {
                     try repository.insert(try result.get(), in: db)
                 } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
                     let stored = try? result.get().stored
-                    throw ResourceError("seed \(file.lastPathComponent): \(stored?.type ?? "?")/\(stored?.id ?? "?") appears twice in the dataset")
+                    throw ResourceError(
+                        "seed \(file.lastPathComponent): \(stored?.type ?? "?")/\(stored?.id ?? "?") appears twice in the dataset"
+                    )
                 }
             }
             count += resources.count
@@ -89,7 +102,8 @@ public struct RORSeedDataset: Sendable {
     /// What a prebuilt file must match to stand for the JSON beside it (stored in its `seed_dataset` table).
     func expectedDescription(registry: SearchParameterRegistry) throws -> [String: String] {
         let files = try jsonFiles().map { file -> String in
-            let size = (try FileManager.default.attributesOfItem(atPath: file.path)[.size] as? NSNumber)?.int64Value ?? -1
+            let size =
+                (try FileManager.default.attributesOfItem(atPath: file.path)[.size] as? NSNumber)?.int64Value ?? -1
             return "\(file.lastPathComponent) \(size)"
         }
         return [
@@ -130,9 +144,11 @@ public struct RORSeedDataset: Sendable {
             defer { try? queue.close() }
             stored = try queue.read { db in
                 guard try db.tableExists("seed_dataset") else { return [:] }
-                return Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT key, value FROM seed_dataset").map {
-                    ($0["key"] as String, $0["value"] as String)
-                })
+                return Dictionary(
+                    uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT key, value FROM seed_dataset").map {
+                        ($0["key"] as String, $0["value"] as String)
+                    }
+                )
             }
         } catch {
             return "\(Self.prebuiltName) is not readable: \(error)"
@@ -141,7 +157,8 @@ public struct RORSeedDataset: Sendable {
         for key in ["files", "schema", "indexing"] where stored[key] != expected[key] {
             switch key {
             case "files": return "the JSON files changed since \(Self.prebuiltName) was built (names or sizes)"
-            case "schema": return "\(Self.prebuiltName) was built by another version of the sandbox (database migrations differ)"
+            case "schema":
+                return "\(Self.prebuiltName) was built by another version of the sandbox (database migrations differ)"
             default: return "\(Self.prebuiltName) was indexed with other search parameters"
             }
         }

@@ -41,7 +41,10 @@ public struct OAuthError: HTTPResponseError, Sendable {
     public var description: String
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        let body = try JSONSerialization.data(withJSONObject: ["error": error, "error_description": description], options: [.sortedKeys])
+        let body = try JSONSerialization.data(
+            withJSONObject: ["error": error, "error_description": description],
+            options: [.sortedKeys]
+        )
         var headers: HTTPFields = [.contentType: "application/json", .cacheControl: "no-store"]
         if status == .unauthorized { headers[.wwwAuthenticate] = "Basic realm=\"ror\"" }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
@@ -90,29 +93,55 @@ public final class RORTokenService: Sendable {
     public func addRoutes<Context: RequestContext & CallerContext>(to router: Router<Context>) {
         router.post(RouterPath(Self.path)) { request, context in
             var request = request
-            guard request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true else {
-                throw OAuthError(status: .badRequest, error: "invalid_request",
-                                 description: "Content-Type must be application/x-www-form-urlencoded")
+            guard request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true
+            else {
+                throw OAuthError(
+                    status: .badRequest,
+                    error: "invalid_request",
+                    description: "Content-Type must be application/x-www-form-urlencoded"
+                )
             }
             let body = try await request.collectBody(upTo: 64 * 1024)
             let form = Dictionary(FormEncoding.items(String(buffer: body)), uniquingKeysWith: { first, _ in first })
-            return try await self.token(form: form, authorization: request.headers[.authorization], identity: context.identity,
-                                        environment: context.environment, issuer: "https://\(request.head.authority ?? "localhost")/auth/realms/ror")
+            return try await self.token(
+                form: form,
+                authorization: request.headers[.authorization],
+                identity: context.identity,
+                environment: context.environment,
+                issuer: "https://\(request.head.authority ?? "localhost")/auth/realms/ror"
+            )
         }
     }
 
-    func token(form: [String: String], authorization: String?, identity: ClientIdentity?, environment: String, issuer: String) async throws -> Response {
+    func token(
+        form: [String: String],
+        authorization: String?,
+        identity: ClientIdentity?,
+        environment: String,
+        issuer: String
+    ) async throws -> Response {
         guard let grant = form["grant_type"] else {
-            throw OAuthError(status: .badRequest, error: "invalid_request", description: "Missing form parameter: grant_type")
+            throw OAuthError(
+                status: .badRequest,
+                error: "invalid_request",
+                description: "Missing form parameter: grant_type"
+            )
         }
         guard grant == "client_credentials" else {
-            throw OAuthError(status: .badRequest, error: "unsupported_grant_type", description: "Unsupported grant_type '\(grant)' (use client_credentials)")
+            throw OAuthError(
+                status: .badRequest,
+                error: "unsupported_grant_type",
+                description: "Unsupported grant_type '\(grant)' (use client_credentials)"
+            )
         }
         var clientId = form["client_id"]
         var secret = form["client_secret"]
         if let authorization, Self.hasScheme("basic ", authorization),
-           let decoded = Data(base64Encoded: String(authorization.dropFirst(6))).flatMap({ String(data: $0, encoding: .utf8) }),
-           let colon = decoded.firstIndex(of: ":") {
+            let decoded = Data(base64Encoded: String(authorization.dropFirst(6))).flatMap({
+                String(data: $0, encoding: .utf8)
+            }),
+            let colon = decoded.firstIndex(of: ":")
+        {
             clientId = clientId ?? String(decoded[..<colon]).removingPercentEncoding
             secret = secret ?? String(decoded[decoded.index(after: colon)...]).removingPercentEncoding
         }
@@ -120,45 +149,88 @@ public final class RORTokenService: Sendable {
             throw OAuthError(status: .badRequest, error: "invalid_request", description: "Missing parameter: client_id")
         }
         guard let entry = whitelist.rorClient(clientId, environment: environment) else {
-            throw OAuthError(status: .unauthorized, error: "invalid_client", description: "Invalid client or Invalid client credentials")
+            throw OAuthError(
+                status: .unauthorized,
+                error: "invalid_client",
+                description: "Invalid client or Invalid client credentials"
+            )
         }
         let profile = entry.accessProfile ?? 1
         if profile == 0 {
             guard let expected = entry.clientSecret, let secret, Self.constantTimeEqual(expected, secret) else {
-                throw OAuthError(status: .unauthorized, error: "invalid_client", description: "Invalid client or Invalid client credentials")
+                throw OAuthError(
+                    status: .unauthorized,
+                    error: "invalid_client",
+                    description: "Invalid client or Invalid client credentials"
+                )
             }
         } else {
             // tls_client_auth: the certificate is the credential.
             guard let identity, identity.chainVerified else {
-                throw OAuthError(status: .unauthorized, error: "invalid_client", description: "Client certificate missing or not trusted")
+                throw OAuthError(
+                    status: .unauthorized,
+                    error: "invalid_client",
+                    description: "Client certificate missing or not trusted"
+                )
             }
             guard entry.subjectDNKey == identity.subjectMatchKey || entry.publicKeySHA256 == identity.spkiSHA256 else {
-                throw OAuthError(status: .unauthorized, error: "invalid_client",
-                                 description: "Client certificate '\(identity.subjectDN)' is not the one registered for client '\(clientId)'")
+                throw OAuthError(
+                    status: .unauthorized,
+                    error: "invalid_client",
+                    description:
+                        "Client certificate '\(identity.subjectDN)' is not the one registered for client '\(clientId)'"
+                )
             }
             if secret != nil, entry.clientSecret == nil {
-                throw OAuthError(status: .badRequest, error: "unauthorized_client",
-                                 description: "Client '\(clientId)' (profile \(profile)) authenticates with its certificate, not a secret")
+                throw OAuthError(
+                    status: .badRequest,
+                    error: "unauthorized_client",
+                    description:
+                        "Client '\(clientId)' (profile \(profile)) authenticates with its certificate, not a secret"
+                )
             }
         }
-        let token = try await sign(clientId: clientId, profile: profile, lifetime: Self.lifetime, identity: identity, issuer: issuer)
+        let token = try await sign(
+            clientId: clientId,
+            profile: profile,
+            lifetime: Self.lifetime,
+            identity: identity,
+            issuer: issuer
+        )
         let body: [String: Any] = [
             "access_token": token, "expires_in": Int(Self.lifetime), "refresh_expires_in": 0, "token_type": "Bearer",
             "not-before-policy": 0, "scope": "profile email",
         ]
         let data = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])
-        return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
-                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(
+            status: .ok,
+            headers: [.contentType: "application/json", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data))
+        )
     }
 
     /// A signed access token for `clientId`, bound to `identity`'s certificate when given.
-    func sign(clientId: String, profile: Int, lifetime: TimeInterval, identity: ClientIdentity?, issuer: String) async throws -> String {
-        let now = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down)) // NumericDate in whole seconds
+    func sign(
+        clientId: String,
+        profile: Int,
+        lifetime: TimeInterval,
+        identity: ClientIdentity?,
+        issuer: String
+    ) async throws -> String {
+        let now = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))  // NumericDate in whole seconds
         let payload = RORAccessToken(
-            iss: IssuerClaim(value: issuer), sub: SubjectClaim(value: clientId), azp: clientId, clientId: clientId,
-            profil: profile, exp: ExpirationClaim(value: now.addingTimeInterval(lifetime)), iat: IssuedAtClaim(value: now),
-            jti: IDClaim(value: UUID().uuidString.lowercased()), typ: "Bearer", scope: "profile email",
-            cnf: identity.map { .init(thumbprint: $0.certificateThumbprint) })
+            iss: IssuerClaim(value: issuer),
+            sub: SubjectClaim(value: clientId),
+            azp: clientId,
+            clientId: clientId,
+            profil: profile,
+            exp: ExpirationClaim(value: now.addingTimeInterval(lifetime)),
+            iat: IssuedAtClaim(value: now),
+            jti: IDClaim(value: UUID().uuidString.lowercased()),
+            typ: "Bearer",
+            scope: "profile email",
+            cnf: identity.map { .init(thumbprint: $0.certificateThumbprint) }
+        )
         return try await keys().sign(payload, kid: "esante-sandbox")
     }
 
@@ -169,7 +241,8 @@ public final class RORTokenService: Sendable {
     }
 
     static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
+        let x = Array(a.utf8)
+        let y = Array(b.utf8)
         guard x.count == y.count else { return false }
         return zip(x, y).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
     }
@@ -177,7 +250,11 @@ public final class RORTokenService: Sendable {
     // MARK: Verifying bearer tokens
 
     /// The verified token of a FHIR call, bound to the presented certificate; throws a 401 `invalid_token`.
-    public func verify(authorization: String?, identity: ClientIdentity?, environment: String) async throws -> (RORAccessToken, WhitelistEntry) {
+    public func verify(
+        authorization: String?,
+        identity: ClientIdentity?,
+        environment: String
+    ) async throws -> (RORAccessToken, WhitelistEntry) {
         let token = try Self.bearerToken(authorization)
         let payload: RORAccessToken
         if let cached = try alreadyVerified(token) {
@@ -202,7 +279,11 @@ public final class RORTokenService: Sendable {
 
     /// ``verify(authorization:identity:environment:)`` without waiting: nil when the token's signature was not
     /// verified yet (a reader answering on the connection's thread then takes the usual path, which verifies it).
-    public func verifyNow(authorization: String?, identity: ClientIdentity?, environment: String) throws -> (RORAccessToken, WhitelistEntry)? {
+    public func verifyNow(
+        authorization: String?,
+        identity: ClientIdentity?,
+        environment: String
+    ) throws -> (RORAccessToken, WhitelistEntry)? {
         guard let payload = try alreadyVerified(Self.bearerToken(authorization)) else { return nil }
         return (payload, try bound(payload, identity: identity, environment: environment))
     }
@@ -225,7 +306,11 @@ public final class RORTokenService: Sendable {
     }
 
     /// The client's whitelist entry, once the token is shown bound to the presented certificate.
-    private func bound(_ payload: RORAccessToken, identity: ClientIdentity?, environment: String) throws -> WhitelistEntry {
+    private func bound(
+        _ payload: RORAccessToken,
+        identity: ClientIdentity?,
+        environment: String
+    ) throws -> WhitelistEntry {
         if let bound = payload.cnf?.thumbprint, bound != identity?.certificateThumbprint {
             throw Self.invalidToken("The access token is bound to another certificate (cnf.x5t#S256)")
         }
@@ -237,7 +322,10 @@ public final class RORTokenService: Sendable {
 
     static func invalidToken(_ message: String) -> FHIRError {
         var error = FHIRError(.unauthorized, code: "login", message, expression: nil)
-        error.headers = [.wwwAuthenticate: "Bearer realm=\"ror\", error=\"invalid_token\", error_description=\"\(message.replacingOccurrences(of: "\"", with: "'"))\""]
+        error.headers = [
+            .wwwAuthenticate:
+                "Bearer realm=\"ror\", error=\"invalid_token\", error_description=\"\(message.replacingOccurrences(of: "\"", with: "'"))\""
+        ]
         return error
     }
 }

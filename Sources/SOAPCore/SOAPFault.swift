@@ -52,7 +52,9 @@ public struct SOAPFault: Sendable, Hashable, Error {
 public enum XMLText {
     public static func escape(_ text: String) -> String {
         // Most values (codes, ids, dates) need nothing: scan the bytes before building a new string.
-        guard text.utf8.contains(where: { $0 == 0x26 || $0 == 0x3C || $0 == 0x3E || $0 == 0x22 || $0 == 0x27 }) else { return text }
+        guard text.utf8.contains(where: { $0 == 0x26 || $0 == 0x3C || $0 == 0x3E || $0 == 0x22 || $0 == 0x27 }) else {
+            return text
+        }
         var out = ""
         out.reserveCapacity(text.utf8.count)
         for character in text {

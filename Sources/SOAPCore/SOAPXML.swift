@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
@@ -15,7 +16,13 @@ public struct SOAPElement: Sendable, Hashable {
     /// Character data directly inside this element, whitespace kept.
     public var rawText: String
 
-    public init(namespace: String, name: String, attributes: [String: String] = [:], children: [SOAPElement] = [], rawText: String = "") {
+    public init(
+        namespace: String,
+        name: String,
+        attributes: [String: String] = [:],
+        children: [SOAPElement] = [],
+        rawText: String = ""
+    ) {
         self.namespace = namespace
         self.name = name
         self.attributes = attributes
@@ -66,7 +73,8 @@ public enum XMLRejection: Error, Hashable, Sendable, CustomStringConvertible {
         case .tooLarge(let bytes, let limit): "the message is \(bytes) bytes, over the \(limit)-byte limit"
         case .tooDeep(let limit): "the message nests elements deeper than \(limit) levels"
         case .tooManyElements(let limit): "the message has more than \(limit) elements"
-        case .malformed(let line, let column, let message): "malformed XML at line \(line), column \(column): \(message)"
+        case .malformed(let line, let column, let message):
+            "malformed XML at line \(line), column \(column): \(message)"
         case .empty: "the message is empty"
         }
     }
@@ -94,7 +102,9 @@ public struct HardenedXMLParser: Sendable {
         if data.range(of: Data("<!DOCTYPE".utf8)) != nil || data.range(of: Data("<!ENTITY".utf8)) != nil {
             throw .documentTypeDeclaration
         }
-        if data.starts(with: [0xFE, 0xFF]) || data.starts(with: [0xFF, 0xFE]) || (data.count > 1 && (data[data.startIndex] == 0 || data[data.startIndex + 1] == 0)) {
+        if data.starts(with: [0xFE, 0xFF]) || data.starts(with: [0xFF, 0xFE])
+            || (data.count > 1 && (data[data.startIndex] == 0 || data[data.startIndex + 1] == 0))
+        {
             throw .malformed(line: 1, column: 1, message: "UTF-16 messages are not accepted; send UTF-8")
         }
         let builder = TreeBuilder(maximumDepth: maximumDepth, maximumElements: maximumElements)
@@ -126,11 +136,24 @@ private final class TreeBuilder: NSObject, XMLParserDelegate {
         self.maximumElements = maximumElements
     }
 
-    func parser(_ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?, qualifiedName qName: String?,
-                attributes attributeDict: [String: String] = [:]) {
+    func parser(
+        _ parser: XMLParser,
+        didStartElement elementName: String,
+        namespaceURI: String?,
+        qualifiedName qName: String?,
+        attributes attributeDict: [String: String] = [:]
+    ) {
         count += 1
-        if stack.count >= maximumDepth { limitHit = .tooDeep(limit: maximumDepth); parser.abortParsing(); return }
-        if count > maximumElements { limitHit = .tooManyElements(limit: maximumElements); parser.abortParsing(); return }
+        if stack.count >= maximumDepth {
+            limitHit = .tooDeep(limit: maximumDepth)
+            parser.abortParsing()
+            return
+        }
+        if count > maximumElements {
+            limitHit = .tooManyElements(limit: maximumElements)
+            parser.abortParsing()
+            return
+        }
         var attributes: [String: String] = [:]
         for (key, value) in attributeDict {
             attributes[String(key.split(separator: ":").last ?? Substring(key))] = value
@@ -148,7 +171,12 @@ private final class TreeBuilder: NSObject, XMLParserDelegate {
         stack[stack.count - 1].rawText += String(decoding: CDATABlock, as: UTF8.self)
     }
 
-    func parser(_ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?, qualifiedName qName: String?) {
+    func parser(
+        _ parser: XMLParser,
+        didEndElement elementName: String,
+        namespaceURI: String?,
+        qualifiedName qName: String?
+    ) {
         guard let element = stack.popLast() else { return }
         if stack.isEmpty { root = element } else { stack[stack.count - 1].children.append(element) }
     }
@@ -174,18 +202,29 @@ public struct SOAPEnvelope: Sendable {
             throw SOAPFault(code: .sender, subcode: "sandbox:MalformedMessage", reason: "Message refused: \(error)")
         }
         if root.name == "Envelope", root.namespace == Self.soap11Namespace {
-            throw SOAPFault(code: .versionMismatch, reason: "SOAP 1.1 envelope received: this service speaks SOAP 1.2 (namespace \(SOAPFault.envelopeNamespace), Content-Type application/soap+xml)")
+            throw SOAPFault(
+                code: .versionMismatch,
+                reason:
+                    "SOAP 1.1 envelope received: this service speaks SOAP 1.2 (namespace \(SOAPFault.envelopeNamespace), Content-Type application/soap+xml)"
+            )
         }
         guard root.name == "Envelope", root.namespace == SOAPFault.envelopeNamespace else {
-            throw SOAPFault(code: .sender, subcode: "sandbox:MalformedMessage",
-                            reason: "The document element is {\(root.namespace)}\(root.name), not a SOAP 1.2 {\(SOAPFault.envelopeNamespace)}Envelope")
+            throw SOAPFault(
+                code: .sender,
+                subcode: "sandbox:MalformedMessage",
+                reason:
+                    "The document element is {\(root.namespace)}\(root.name), not a SOAP 1.2 {\(SOAPFault.envelopeNamespace)}Envelope"
+            )
         }
         guard let body = root.child("Body", namespace: SOAPFault.envelopeNamespace) else {
             throw SOAPFault(code: .sender, subcode: "sandbox:MalformedMessage", reason: "The envelope has no Body")
         }
         guard body.children.count == 1, let payload = body.children.first else {
-            throw SOAPFault(code: .sender, subcode: "sandbox:MalformedMessage",
-                            reason: "The Body must carry exactly one element (it carries \(body.children.count))")
+            throw SOAPFault(
+                code: .sender,
+                subcode: "sandbox:MalformedMessage",
+                reason: "The Body must carry exactly one element (it carries \(body.children.count))"
+            )
         }
         self.header = root.child("Header", namespace: SOAPFault.envelopeNamespace)
         self.body = payload

@@ -38,13 +38,24 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
             if case .unavailable(let retryAfter, let message, let reason) = fault.outcome {
                 // Injected fault: the service's own 503 (before access, as a real outage or maintenance would be).
                 decision = AccessDecision(allowed: false, reason: reason, message: message, entry: nil)
-                response = ServiceErrors.response(service: service, status: .serviceUnavailable, message: message, subcode: "ServiceUnavailable")
+                response = ServiceErrors.response(
+                    service: service,
+                    status: .serviceUnavailable,
+                    message: message,
+                    subcode: "ServiceUnavailable"
+                )
                 response.headers[.retryAfter] = String(retryAfter)
             } else if fault.outcome == .drop {
                 // Injected fault: the connection closes with no answer at all.
                 context.channel.close(promise: nil)
-                var entry = journalEntry(request: request, requestBytes: requestBytes, service: service, status: 0,
-                                         decision: AccessDecision(allowed: false, reason: "fault-dropped", message: "", entry: nil), context: context)
+                var entry = journalEntry(
+                    request: request,
+                    requestBytes: requestBytes,
+                    service: service,
+                    status: 0,
+                    decision: AccessDecision(allowed: false, reason: "fault-dropped", message: "", entry: nil),
+                    context: context
+                )
                 entry.durationMs = Self.milliseconds(ContinuousClock.now - started)
                 journal.record(entry)
                 return Response(status: .serviceUnavailable)
@@ -55,21 +66,29 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
                     if response.status == .notFound, response.headers[.contentType] == nil {
                         // The router's bare 404 (no route): answer in the service's own form.
                         response = ServiceErrors.response(
-                            service: service, status: .notFound,
-                            message: "No \(service?.rawValue ?? "sandbox") operation answers \(request.method.rawValue) \(path) in this sandbox version.",
-                            subcode: "NotFound")
+                            service: service,
+                            status: .notFound,
+                            message:
+                                "No \(service?.rawValue ?? "sandbox") operation answers \(request.method.rawValue) \(path) in this sandbox version.",
+                            subcode: "NotFound"
+                        )
                     }
                 } catch let error as any HTTPResponseError where !(error is HTTPError) {
                     // A service's own error type already knows its protocol form (e.g. FHIRError → OperationOutcome).
-                    response = (try? error.response(from: request, context: context))
+                    response =
+                        (try? error.response(from: request, context: context))
                         ?? ServiceErrors.response(for: error, service: service)
                 } catch {
                     response = ServiceErrors.response(for: error, service: service)
                 }
             } else if path == WhoAmI.path, context.identity != nil {
                 // whoami explains a refused chain instead of hiding it behind a bare 403.
-                response = WhoAmI.response(identity: context.identity, environment: environment, whitelist: whitelist,
-                                           status: .forbidden)
+                response = WhoAmI.response(
+                    identity: context.identity,
+                    environment: environment,
+                    whitelist: whitelist,
+                    status: .forbidden
+                )
             } else {
                 response = ServiceErrors.refusal(service: service, decision: decision)
             }
@@ -78,15 +97,26 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
             response = ServiceErrors.response(for: error, service: service)
         }
         return await journaled(
-            response, request: request, requestBytes: requestBytes, service: service, decision: decision,
-            context: context, started: started)
+            response,
+            request: request,
+            requestBytes: requestBytes,
+            service: service,
+            decision: decision,
+            context: context,
+            started: started
+        )
     }
 
     /// The exchange answered without waiting, when `answer` can (``ImmediateAnswers``): no fault rule in force,
     /// a service path, the caller accepted by the same decision as ``respond(to:context:)``, and the same journal
     /// row. Nil for anything else: the request then takes ``respond(to:context:)``, which decides it from scratch.
-    func respondNow(to request: Request, body requestBody: ByteBuffer, context: Context, answer: ImmediateAnswer,
-                    headerMemos: (request: JournalEntry.HeaderMemo, response: JournalEntry.HeaderMemo)) -> (HTTPResponse, Data)? {
+    func respondNow(
+        to request: Request,
+        body requestBody: ByteBuffer,
+        context: Context,
+        answer: ImmediateAnswer,
+        headerMemos: (request: JournalEntry.HeaderMemo, response: JournalEntry.HeaderMemo)
+    ) -> (HTTPResponse, Data)? {
         let started = ContinuousClock.now
         var context = context
         context.environment = environment
@@ -99,8 +129,15 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
         let body = reply.body
         // As Hummingbird's `Response` states it for a body of known length (and the journal then keeps it).
         head.headerFields[.contentLength] = String(body.count)
-        var entry = journalEntry(request: request, requestBytes: requestBody.readableBytesView, service: service, status: Int(head.status.code),
-                                 decision: decision, context: context, headerMemo: headerMemos.request)
+        var entry = journalEntry(
+            request: request,
+            requestBytes: requestBody.readableBytesView,
+            service: service,
+            status: Int(head.status.code),
+            decision: decision,
+            context: context,
+            headerMemo: headerMemos.request
+        )
         entry.responseHeaders = headerMemos.response.encode(Self.pairs(head.headerFields))
         // The stored version the body is, or the body itself when it fits (no copy: the journal then knows it as the
         // one it stored last time).
@@ -109,7 +146,9 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
             entry.responseVersion = version
             kept = (nil, false)
         } else {
-            kept = body.count <= journalBodyLimit ? (body.isEmpty ? nil : body, false) : JournalEntry.clip(body, limit: journalBodyLimit)
+            kept =
+                body.count <= journalBodyLimit
+                ? (body.isEmpty ? nil : body, false) : JournalEntry.clip(body, limit: journalBodyLimit)
         }
         Self.record(entry, body: kept, started: started, in: journal)
         return (head, body)
@@ -134,19 +173,35 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
     /// record, one system call), where a body wrapped to be copied as it was written went out in two. Other bodies
     /// are copied as they are written, and journaled once written (`duration` then covers the whole response).
     private func journaled(
-        _ response: Response, request: Request, requestBytes: [UInt8], service: SandboxService?,
-        decision: AccessDecision, context: Context, started: ContinuousClock.Instant
+        _ response: Response,
+        request: Request,
+        requestBytes: [UInt8],
+        service: SandboxService?,
+        decision: AccessDecision,
+        context: Context,
+        started: ContinuousClock.Instant
     ) async -> Response {
         var response = response
         let original = response.body
-        var entry = journalEntry(request: request, requestBytes: requestBytes, service: service, status: Int(response.status.code),
-                                 decision: decision, context: context)
+        var entry = journalEntry(
+            request: request,
+            requestBytes: requestBytes,
+            service: service,
+            status: Int(response.status.code),
+            decision: decision,
+            context: context
+        )
         entry.responseHeaders = JournalEntry.encodeHeaders(Self.pairs(response.headers))
         let journal = self.journal
         if let length = original.contentLength, length <= Self.gatheredBodyLimit {
             let (body, bytes) = await GatheredBody.gather(original)
             response.body = body
-            Self.record(entry, body: JournalEntry.clip(bytes.readableBytesView, limit: journalBodyLimit), started: started, in: journal)
+            Self.record(
+                entry,
+                body: JournalEntry.clip(bytes.readableBytesView, limit: journalBodyLimit),
+                started: started,
+                in: journal
+            )
             return response
         }
         let captured = CapturedBody(limit: journalBodyLimit)
@@ -160,12 +215,28 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
     }
 
     /// The journal row of a request (its headers and body kept), before its response is known.
-    private func journalEntry(request: Request, requestBytes: some Collection<UInt8>, service: SandboxService?, status: Int,
-                              decision: AccessDecision, context: Context, headerMemo: JournalEntry.HeaderMemo? = nil) -> JournalEntry {
+    private func journalEntry(
+        request: Request,
+        requestBytes: some Collection<UInt8>,
+        service: SandboxService?,
+        status: Int,
+        decision: AccessDecision,
+        context: Context,
+        headerMemo: JournalEntry.HeaderMemo? = nil
+    ) -> JournalEntry {
         var entry = JournalEntry(
-            environment: environment, service: service?.rawValue, method: request.method.rawValue,
-            path: request.uri.path, query: request.uri.query, status: status, decision: decision.allowed ? .accepted : .refused,
-            reason: decision.reason, identity: context.identity, durationMs: 0, remoteAddress: context.remoteAddress)
+            environment: environment,
+            service: service?.rawValue,
+            method: request.method.rawValue,
+            path: request.uri.path,
+            query: request.uri.query,
+            status: status,
+            decision: decision.allowed ? .accepted : .refused,
+            reason: decision.reason,
+            identity: context.identity,
+            durationMs: 0,
+            remoteAddress: context.remoteAddress
+        )
         let headers = Self.pairs(request.headers)
         entry.requestHeaders = headerMemo?.encode(headers) ?? JournalEntry.encodeHeaders(headers)
         (entry.requestBody, entry.requestBodyTruncated) = JournalEntry.clip(requestBytes, limit: journalBodyLimit)
@@ -173,7 +244,12 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
     }
 
     /// The row completed with the response body kept (and whether it was cut) and the duration, then recorded.
-    static func record(_ entry: JournalEntry, body: (Data?, Bool), started: ContinuousClock.Instant, in journal: Journal) {
+    static func record(
+        _ entry: JournalEntry,
+        body: (Data?, Bool),
+        started: ContinuousClock.Instant,
+        in journal: Journal
+    ) {
         var entry = entry
         (entry.responseBody, entry.responseBodyTruncated) = body
         entry.durationMs = milliseconds(ContinuousClock.now - started)
@@ -241,16 +317,20 @@ final class GatheredBody: @unchecked Sendable {
             try await body.write(Writer(gathered: gathered))
         } catch {
             // The client sees the body fail as it would have; the journal keeps what there was.
-            return (ResponseBody(contentLength: body.contentLength) { _ in throw error }, gathered.buffer ?? ByteBuffer())
+            return (
+                ResponseBody(contentLength: body.contentLength) { _ in throw error }, gathered.buffer ?? ByteBuffer()
+            )
         }
         let buffer = gathered.buffer ?? ByteBuffer()
         guard let trailers = gathered.trailers else {
             return (buffer.readableBytes == 0 ? ResponseBody() : ResponseBody(byteBuffer: buffer), buffer)
         }
-        return (ResponseBody(contentLength: buffer.readableBytes) { writer in
-            try await writer.write(buffer)
-            try await writer.finish(trailers)
-        }, buffer)
+        return (
+            ResponseBody(contentLength: buffer.readableBytes) { writer in
+                try await writer.write(buffer)
+                try await writer.finish(trailers)
+            }, buffer
+        )
     }
 
     struct Writer: ResponseBodyWriter {

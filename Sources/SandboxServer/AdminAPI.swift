@@ -30,8 +30,11 @@ enum AdminAPI {
     /// `/admin/health`, `/admin/whitelist`, `/admin/journal`, `/admin/reset`; `reset(all)` puts the data back to the
     /// seeds (with `all`, the whitelist, onboarding and CRL too).
     static func add(
-        to admin: RouterGroup<AdminRequestContext>, health: @escaping @Sendable () async -> Health, whitelist: Whitelist,
-        journal: Journal, reset: @escaping @Sendable (_ all: Bool) throws -> Void
+        to admin: RouterGroup<AdminRequestContext>,
+        health: @escaping @Sendable () async -> Health,
+        whitelist: Whitelist,
+        journal: Journal,
+        reset: @escaping @Sendable (_ all: Bool) throws -> Void
     ) {
         admin.get("health") { _, _ in SandboxJSON.response(await health()) }
 
@@ -83,7 +86,9 @@ enum AdminAPI {
                 filter.decision = value
             }
             if let after = query["after"] {
-                guard let value = Int64(String(after)) else { return SandboxJSON.error(.badRequest, "after must be a journal id") }
+                guard let value = Int64(String(after)) else {
+                    return SandboxJSON.error(.badRequest, "after must be a journal id")
+                }
                 filter.afterID = value
             }
             filter.service = query["service"].map(String.init)
@@ -104,7 +109,11 @@ enum AdminAPI {
     /// `GET /admin/openapi.json`: the admin API's OpenAPI 3.1 document (`Resources/admin-openapi.json`).
     static func addOpenAPI(to admin: RouterGroup<AdminRequestContext>) {
         admin.get("openapi.json") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: AdminOpenAPI.document)))
+            Response(
+                status: .ok,
+                headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(bytes: AdminOpenAPI.document))
+            )
         }
     }
 
@@ -114,7 +123,8 @@ enum AdminAPI {
     }
 
     /// A JSON request body (at most 1 MiB) as `Value`, or the 413/400 answer naming what is wrong.
-    static func decodeBody<Value: Decodable>(_ request: Request, as: Value.Type, _ what: String) async -> Decoded<Value> {
+    static func decodeBody<Value: Decodable>(_ request: Request, as: Value.Type, _ what: String) async -> Decoded<Value>
+    {
         var request = request
         guard let body = try? await request.collectBody(upTo: 1024 * 1024) else {
             return .refusal(SandboxJSON.error(.contentTooLarge, "a \(what) is at most 1 MiB of JSON"))
@@ -127,7 +137,9 @@ enum AdminAPI {
         do {
             return .value(try SandboxJSON.decoder.decode(Value.self, from: body))
         } catch {
-            return .refusal(SandboxJSON.error(.badRequest, "body must be a JSON \(what): \(describe(decodingError: error))"))
+            return .refusal(
+                SandboxJSON.error(.badRequest, "body must be a JSON \(what): \(describe(decodingError: error))")
+            )
         }
     }
 
@@ -163,12 +175,21 @@ enum AdminAPI {
 struct SameOriginMiddleware: RouterMiddleware {
     typealias Context = AdminRequestContext
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
         if request.method != .get, request.method != .head, let origin = request.headers[.origin] {
             let host = request.head.authority ?? ""
-            let originHost = origin.split(separator: "/", omittingEmptySubsequences: true).dropFirst().first.map(String.init) ?? origin
+            let originHost =
+                origin.split(separator: "/", omittingEmptySubsequences: true).dropFirst().first.map(String.init)
+                ?? origin
             guard origin != "null", originHost == host else {
-                return SandboxJSON.error(.forbidden, "cross-site request refused: Origin \(origin) is not this admin listener (\(host))")
+                return SandboxJSON.error(
+                    .forbidden,
+                    "cross-site request refused: Origin \(origin) is not this admin listener (\(host))"
+                )
             }
         }
         return try await next(request, context)
@@ -180,7 +201,11 @@ struct AdminTokenMiddleware: RouterMiddleware {
     typealias Context = AdminRequestContext
     let token: String
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
         let bearer = request.headers[.authorization].flatMap { value -> String? in
             value.lowercased().hasPrefix("bearer ") ? String(value.dropFirst(7)) : nil
         }
@@ -212,18 +237,25 @@ struct AdminTokenMiddleware: RouterMiddleware {
     }
 
     static func loginPage(status: HTTPResponse.Status, error: String? = nil) -> Response {
-        HTML.page("Connexion", active: "", """
+        HTML.page(
+            "Connexion",
+            active: "",
+            """
             \(error.map { HTML.notice($0, error: true) } ?? "<p>Ce bac à sable protège son administration par un jeton (<code>--admin-token</code>).</p>")
             <form class="panel" method="post" action="/console/login">\(HTML.field("token", "Jeton d'administration", error: error, type: "password", required: true))\
             <div><button>Entrer</button></div></form>
-            """, status: status)
+            """,
+            status: status
+        )
     }
 
     static func addLogin(to router: Router<AdminRequestContext>, token: String) {
         router.get("console/login") { _, _ in loginPage(status: .ok) }
         router.post("console/login") { request, _ in
             let form = try await FormData.read(request)
-            guard let given = form["token"], given == token else { return loginPage(status: .unauthorized, error: "jeton incorrect") }
+            guard let given = form["token"], given == token else {
+                return loginPage(status: .unauthorized, error: "jeton incorrect")
+            }
             var response = HTML.redirect("/console")
             response.headers[.setCookie] = "\(cookieName)=\(HTML.url(token)); Path=/; HttpOnly; SameSite=Strict"
             return response

@@ -68,33 +68,53 @@ struct CertificateWorkshop: Sendable {
         }
         let environment = order.environment ?? defaultEnvironment
         guard let listener = listeners.first(where: { $0.name == environment }) else {
-            throw CertificateOrderError(description: "environment: '\(environment)' is not served here (environments: \(environments.joined(separator: ", ")))")
+            throw CertificateOrderError(
+                description:
+                    "environment: '\(environment)' is not served here (environments: \(environments.joined(separator: ", ")))"
+            )
         }
         var negative: NegativeKind?
         if let text = order.negative, !text.isEmpty {
             guard let kind = NegativeKind(rawValue: text) else {
-                throw CertificateOrderError(description: "negative: '\(text)' is not one of \(NegativeKind.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw CertificateOrderError(
+                    description:
+                        "negative: '\(text)' is not one of \(NegativeKind.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
             }
             negative = kind
         }
         var algorithm = keyAlgorithm
         if let text = order.keyType {
             guard let value = KeyAlgorithm(rawValue: text) else {
-                throw CertificateOrderError(description: "keyType: '\(text)' is not one of \(KeyAlgorithm.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw CertificateOrderError(
+                    description:
+                        "keyType: '\(text)' is not one of \(KeyAlgorithm.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
             }
             algorithm = value
         }
         do {
-            let issued = try listener.pki.issueClient(subject: try dn.distinguishedName(), algorithm: algorithm, negative: negative)
+            let issued = try listener.pki.issueClient(
+                subject: try dn.distinguishedName(),
+                algorithm: algorithm,
+                negative: negative
+            )
             if negative == .revoked { listener.trustStore.setRevokedSerials(try listener.pki.revokedSerials()) }
             let certificate = try issued.certificatePEM
             let key = try issued.privateKeyPEM
             return Minted(
-                environment: environment, subjectDN: SubjectDN(issued.certificate.subject).rfc4514,
-                issuerDN: SubjectDN(issued.certificate.issuer).rfc4514, serialNumber: issued.serialHex,
+                environment: environment,
+                subjectDN: SubjectDN(issued.certificate.subject).rfc4514,
+                issuerDN: SubjectDN(issued.certificate.issuer).rfc4514,
+                serialNumber: issued.serialHex,
                 spkiSHA256: try SPKIDigest(publicKey: issued.certificate.publicKey).hex,
-                notValidBefore: issued.certificate.notValidBefore, notValidAfter: issued.certificate.notValidAfter,
-                negative: negative?.rawValue, certificatePEM: certificate, privateKeyPEM: key, bundlePEM: certificate + key)
+                notValidBefore: issued.certificate.notValidBefore,
+                notValidAfter: issued.certificate.notValidAfter,
+                negative: negative?.rawValue,
+                certificatePEM: certificate,
+                privateKeyPEM: key,
+                bundlePEM: certificate + key
+            )
         } catch let error as CertificateOrderError {
             throw error
         } catch {

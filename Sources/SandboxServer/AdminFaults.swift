@@ -41,8 +41,12 @@ enum AdminFaults {
     static func describe(_ rule: FaultRule) -> String {
         var effects: [String] = []
         if let low = rule.latencyMs { effects.append("latency \(low)\(rule.latencyMaxMs.map { "–\($0)" } ?? "") ms") }
-        if let rate = rule.errorRate { effects.append("\(Int((rate * 100).rounded())) % 503 (Retry-After \(rule.retryAfter ?? 30))") }
-        if let until = rule.maintenanceUntil { effects.append("maintenance until \(ISO8601DateFormatter().string(from: until))") }
+        if let rate = rule.errorRate {
+            effects.append("\(Int((rate * 100).rounded())) % 503 (Retry-After \(rule.retryAfter ?? 30))")
+        }
+        if let until = rule.maintenanceUntil {
+            effects.append("maintenance until \(ISO8601DateFormatter().string(from: until))")
+        }
         if let rate = rule.dropRate { effects.append("\(Int((rate * 100).rounded())) % dropped") }
         return "\(rule.service ?? rule.pathPrefix ?? "?"): \(effects.joined(separator: ", "))"
     }
@@ -54,8 +58,18 @@ struct FaultAudit: Sendable {
     let environment: String
 
     func record(_ rule: FaultRule, _ what: String) {
-        journal.record(JournalEntry(
-            environment: environment, service: rule.service, method: "FAULT", path: "/admin/faults/\(rule.id)",
-            status: 200, decision: .accepted, reason: "\(what): \(AdminFaults.describe(rule))", identity: nil, durationMs: 0))
+        journal.record(
+            JournalEntry(
+                environment: environment,
+                service: rule.service,
+                method: "FAULT",
+                path: "/admin/faults/\(rule.id)",
+                status: 200,
+                decision: .accepted,
+                reason: "\(what): \(AdminFaults.describe(rule))",
+                identity: nil,
+                durationMs: 0
+            )
+        )
     }
 }

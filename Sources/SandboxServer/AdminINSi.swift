@@ -15,7 +15,8 @@ enum AdminINSi {
             return try await create(request, as: INSIdentity.self) { try directory.add($0, allowBadKey: allowBadKey) }
         }
         group.post("cards") { request, _ in try await create(request, as: VitaleCard.self, directory.add) }
-        group.post("lps") { request, _ in try await create(request, as: INSiDirectory.AuthorisedLPS.self, directory.add) }
+        group.post("lps") { request, _ in try await create(request, as: INSiDirectory.AuthorisedLPS.self, directory.add)
+        }
 
         for kind in INSiDirectory.Kind.allCases {
             group.delete(RouterPath("\(kind.rawValue)/:id")) { _, context in
@@ -29,7 +30,11 @@ enum AdminINSi {
     }
 
     /// Decodes the body as `Value`, stores it with `save`, answers 201 with it; 400 naming the field otherwise.
-    static func create<Value: Codable>(_ request: Request, as: Value.Type, _ save: (Value) throws -> Void) async throws -> Response {
+    static func create<Value: Codable>(
+        _ request: Request,
+        as: Value.Type,
+        _ save: (Value) throws -> Void
+    ) async throws -> Response {
         let value: Value
         switch await AdminAPI.decodeBody(request, as: Value.self, "\(Value.self)") {
         case .refusal(let response): return response

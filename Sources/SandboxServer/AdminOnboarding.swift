@@ -30,7 +30,10 @@ enum AdminOnboarding {
             var state: OnboardingState?
             if let text = request.uri.queryParameters["state"] {
                 guard let value = OnboardingState(rawValue: String(text)) else {
-                    return SandboxJSON.error(.badRequest, "state must be one of \(OnboardingState.allCases.map(\.rawValue).joined(separator: ", "))")
+                    return SandboxJSON.error(
+                        .badRequest,
+                        "state must be one of \(OnboardingState.allCases.map(\.rawValue).joined(separator: ", "))"
+                    )
                 }
                 state = value
             }
@@ -46,20 +49,31 @@ enum AdminOnboarding {
         group.get(":id") { _, context in
             guard let id = context.parameters.get("id", as: Int64.self) else { return badID }
             do {
-                let detail = Detail(request: try onboarding.request(id).masked, events: try onboarding.events(id).map(OnboardingEvent.View.init),
-                                    clock: onboarding.clock.view)
+                let detail = Detail(
+                    request: try onboarding.request(id).masked,
+                    events: try onboarding.events(id).map(OnboardingEvent.View.init),
+                    clock: onboarding.clock.view
+                )
                 return SandboxJSON.response(detail)
             } catch {
                 return refusal(error)
             }
         }
         for name in ["validate", "reject", "tests-done", "whitelist", "revoke"] {
-            group.post(RouterPath(":id/\(name)")) { request, context in try await act(name, request, context, onboarding) }
+            group.post(RouterPath(":id/\(name)")) { request, context in
+                try await act(name, request, context, onboarding)
+            }
         }
-        group.post(":id/certificates") { request, context in try await act("add-certificate", request, context, onboarding) }
-        group.put(":id/establishments") { request, context in try await act("establishments", request, context, onboarding) }
+        group.post(":id/certificates") { request, context in
+            try await act("add-certificate", request, context, onboarding)
+        }
+        group.put(":id/establishments") { request, context in
+            try await act("establishments", request, context, onboarding)
+        }
         group.delete(":id/certificates/:finess") { request, context in
-            try await act("remove-certificate", request, context, onboarding) { $0.finess = context.parameters.get("finess") }
+            try await act("remove-certificate", request, context, onboarding) {
+                $0.finess = context.parameters.get("finess")
+            }
         }
 
         admin.get("clock") { _, _ in SandboxJSON.response(onboarding.clock.view) }
@@ -82,26 +96,45 @@ enum AdminOnboarding {
 
     /// The actions on a request by the names the API's and the console's paths use (one table for both); nil when
     /// the name is none of them. `defaultActor` stands in for an absent `actor` (else committee, publisher or ans).
-    static func perform(_ name: String, id: Int64, _ action: Action, on onboarding: Onboarding,
-                        defaultActor: String? = nil) throws -> OnboardingRequest? {
+    static func perform(
+        _ name: String,
+        id: Int64,
+        _ action: Action,
+        on onboarding: Onboarding,
+        defaultActor: String? = nil
+    ) throws -> OnboardingRequest? {
         func actor(_ role: String) -> String { action.actor ?? defaultActor ?? role }
         switch name {
         case "validate":
-            return try onboarding.validate(id, decision: CommitteeDecision(
-                accessProfile: action.accessProfile, clientId: action.clientId, clientSecret: action.clientSecret,
-                rorHeaders: action.rorHeaders, reason: action.reason), actor: actor("committee"))
+            return try onboarding.validate(
+                id,
+                decision: CommitteeDecision(
+                    accessProfile: action.accessProfile,
+                    clientId: action.clientId,
+                    clientSecret: action.clientSecret,
+                    rorHeaders: action.rorHeaders,
+                    reason: action.reason
+                ),
+                actor: actor("committee")
+            )
         case "reject": return try onboarding.reject(id, reason: action.reason ?? "", actor: actor("committee"))
         case "tests-done": return try onboarding.markTestsDone(id, actor: actor("publisher"))
         case "whitelist": return try onboarding.addToWhitelist(id, actor: actor("ans"))
         case "revoke": return try onboarding.revoke(id, reason: action.reason, actor: actor("ans"))
         case "establishments":
-            guard let establishments = action.establishments else { throw OnboardingError(.invalid, "give establishments (a FINESS list)") }
+            guard let establishments = action.establishments else {
+                throw OnboardingError(.invalid, "give establishments (a FINESS list)")
+            }
             return try onboarding.setEstablishments(id, establishments, actor: actor("ans"))
         case "add-certificate":
             guard let finess = action.finess, let pem = action.certificatePEM else {
                 throw OnboardingError(.invalid, "give finess and certificatePEM")
             }
-            return try onboarding.addEstablishmentCertificate(id, EstablishmentCertificate(finess: finess, certificatePEM: pem), actor: actor("ans"))
+            return try onboarding.addEstablishmentCertificate(
+                id,
+                EstablishmentCertificate(finess: finess, certificatePEM: pem),
+                actor: actor("ans")
+            )
         case "remove-certificate":
             return try onboarding.removeEstablishmentCertificate(id, finess: action.finess ?? "", actor: actor("ans"))
         default: return nil
@@ -109,8 +142,13 @@ enum AdminOnboarding {
     }
 
     /// Runs an action of the API; its JSON body may be empty.
-    static func act(_ name: String, _ request: Request, _ context: AdminRequestContext, _ onboarding: Onboarding,
-                    adjust: (inout Action) -> Void = { _ in }) async throws -> Response {
+    static func act(
+        _ name: String,
+        _ request: Request,
+        _ context: AdminRequestContext,
+        _ onboarding: Onboarding,
+        adjust: (inout Action) -> Void = { _ in }
+    ) async throws -> Response {
         guard let id = context.parameters.get("id", as: Int64.self) else { return badID }
         var request = request
         var action = Action()
@@ -141,11 +179,12 @@ enum AdminOnboarding {
     static func refusal(_ error: any Error) -> Response {
         switch error {
         case let error as OnboardingError:
-            let status: HTTPResponse.Status = switch error.kind {
-            case .invalid: .badRequest
-            case .conflict: .conflict
-            case .notFound: .notFound
-            }
+            let status: HTTPResponse.Status =
+                switch error.kind {
+                case .invalid: .badRequest
+                case .conflict: .conflict
+                case .notFound: .notFound
+                }
             return SandboxJSON.error(status, error.description)
         default:
             return SandboxJSON.error(.internalServerError, "onboarding: \(error)")

@@ -24,9 +24,19 @@ public struct FaultRule: Sendable, Codable, Equatable {
     public var label: String?
     public var createdAt: Date?
 
-    public init(id: Int = 0, service: String? = nil, pathPrefix: String? = nil, latencyMs: Int? = nil, latencyMaxMs: Int? = nil,
-                errorRate: Double? = nil, retryAfter: Int? = nil, maintenanceFrom: Date? = nil, maintenanceUntil: Date? = nil,
-                dropRate: Double? = nil, label: String? = nil) {
+    public init(
+        id: Int = 0,
+        service: String? = nil,
+        pathPrefix: String? = nil,
+        latencyMs: Int? = nil,
+        latencyMaxMs: Int? = nil,
+        errorRate: Double? = nil,
+        retryAfter: Int? = nil,
+        maintenanceFrom: Date? = nil,
+        maintenanceUntil: Date? = nil,
+        dropRate: Double? = nil,
+        label: String? = nil
+    ) {
         self.id = id
         self.service = service
         self.pathPrefix = pathPrefix
@@ -41,7 +51,8 @@ public struct FaultRule: Sendable, Codable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, service, pathPrefix, latencyMs, latencyMaxMs, errorRate, retryAfter, maintenanceFrom, maintenanceUntil, dropRate, label, createdAt
+        case id, service, pathPrefix, latencyMs, latencyMaxMs, errorRate, retryAfter, maintenanceFrom, maintenanceUntil,
+            dropRate, label, createdAt
     }
 
     public init(from decoder: any Decoder) throws {
@@ -57,7 +68,11 @@ public struct FaultRule: Sendable, Codable, Equatable {
         func date(_ key: CodingKeys) throws -> Date? {
             guard let text = try c.decodeIfPresent(String.self, forKey: key) else { return nil }
             guard let date = ISO8601DateFormatter().date(from: text) else {
-                throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "'\(text)' is not an ISO 8601 date-time (2026-11-22T10:00:00Z)")
+                throw DecodingError.dataCorruptedError(
+                    forKey: key,
+                    in: c,
+                    debugDescription: "'\(text)' is not an ISO 8601 date-time (2026-11-22T10:00:00Z)"
+                )
             }
             return date
         }
@@ -80,7 +95,8 @@ public struct FaultRule: Sendable, Codable, Equatable {
         switch (service, pathPrefix) {
         case (nil, nil), (.some, .some): return "give either service or pathPrefix"
         case (let service?, nil) where SandboxService(rawValue: service) == nil:
-            return "service: '\(service)' is not one of \(SandboxService.allCases.map(\.rawValue).joined(separator: ", "))"
+            return
+                "service: '\(service)' is not one of \(SandboxService.allCases.map(\.rawValue).joined(separator: ", "))"
         case (nil, let prefix?) where !prefix.hasPrefix("/"): return "pathPrefix must start with /"
         default: break
         }
@@ -97,7 +113,9 @@ public struct FaultRule: Sendable, Codable, Equatable {
         }
         if let retryAfter, !(0...86_400).contains(retryAfter) { return "retryAfter must be 0 to 86400 seconds" }
         if maintenanceFrom != nil, maintenanceUntil == nil { return "maintenanceFrom needs maintenanceUntil" }
-        if let from = maintenanceFrom, let until = maintenanceUntil, until <= from { return "maintenanceUntil must be after maintenanceFrom" }
+        if let from = maintenanceFrom, let until = maintenanceUntil, until <= from {
+            return "maintenanceUntil must be after maintenanceFrom"
+        }
         return nil
     }
 }
@@ -167,15 +185,19 @@ public final class FaultInjector: Sendable {
                 let seconds = max(1, Int((until.timeIntervalSince(now) / clock.speed).rounded(.up)))
                 effect.outcome = .unavailable(
                     retryAfter: seconds,
-                    message: "Service en maintenance jusqu'au \(ISO8601DateFormatter().string(from: until)) (fault #\(rule.id)\(rule.label.map { ", \($0)" } ?? "")).",
-                    reason: "fault-maintenance")
+                    message:
+                        "Service en maintenance jusqu'au \(ISO8601DateFormatter().string(from: until)) (fault #\(rule.id)\(rule.label.map { ", \($0)" } ?? "")).",
+                    reason: "fault-maintenance"
+                )
             } else if let rate = rule.dropRate, Double.random(in: 0..<1) < rate {
                 effect.outcome = .drop
             } else if let rate = rule.errorRate, Double.random(in: 0..<1) < rate {
                 effect.outcome = .unavailable(
                     retryAfter: rule.retryAfter ?? 30,
-                    message: "Service temporairement indisponible, réessayez plus tard (fault #\(rule.id)\(rule.label.map { ", \($0)" } ?? "")).",
-                    reason: "fault-unavailable")
+                    message:
+                        "Service temporairement indisponible, réessayez plus tard (fault #\(rule.id)\(rule.label.map { ", \($0)" } ?? "")).",
+                    reason: "fault-unavailable"
+                )
             }
         }
         return effect

@@ -1,7 +1,7 @@
 import Access
 import FHIRCore
-import HTTPCommon
 import Foundation
+import HTTPCommon
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -32,9 +32,11 @@ struct ImmediateReply {
 }
 
 /// ``AccessResponder/respondNow(to:context:answer:headerMemos:)``, bound to a listener.
-typealias ImmediateResponder = @Sendable (
-    Request, ByteBuffer, SandboxRequestContext, ImmediateAnswer, (request: JournalEntry.HeaderMemo, response: JournalEntry.HeaderMemo)
-) -> (HTTPResponse, Data)?
+typealias ImmediateResponder =
+    @Sendable (
+        Request, ByteBuffer, SandboxRequestContext, ImmediateAnswer,
+        (request: JournalEntry.HeaderMemo, response: JournalEntry.HeaderMemo)
+    ) -> (HTTPResponse, Data)?
 
 /// Answers on the connection's event loop the keep-alive requests an ``ImmediateAnswer`` can, through
 /// ``AccessResponder/respondNow(to:body:context:answer:headerMemos:)`` (same access decision, same journal row); hands
@@ -64,8 +66,12 @@ final class ImmediateAnswers: ChannelDuplexHandler, RemovableChannelHandler {
     /// The peer's address as the journal writes it, once per connection.
     private var remoteAddress: String?
 
-    init(answers: [ImmediateAnswer], peer: ConnectionVerification, logger: Logger,
-         respond: @escaping ImmediateResponder) {
+    init(
+        answers: [ImmediateAnswer],
+        peer: ConnectionVerification,
+        logger: Logger,
+        respond: @escaping ImmediateResponder
+    ) {
         self.answers = answers
         self.peer = peer
         self.logger = logger
@@ -81,7 +87,8 @@ final class ImmediateAnswers: ChannelDuplexHandler, RemovableChannelHandler {
         case .head(let head):
             // `Expect: 100-continue` waits for an answer before sending the body: Hummingbird's to give.
             if withHummingbird == 0, held == nil, head.isKeepAlive, !head.headers.contains(name: "expect"),
-               let answer = answers.first(where: { $0.method == head.method && head.uri.hasPrefix($0.pathPrefix) }) {
+                let answer = answers.first(where: { $0.method == head.method && head.uri.hasPrefix($0.pathPrefix) })
+            {
                 held = (head, answer, nil)
                 return
             }
@@ -108,7 +115,12 @@ final class ImmediateAnswers: ChannelDuplexHandler, RemovableChannelHandler {
         case .end(let trailers):
             if let (head, answer, body) = held {
                 held = nil
-                if let (response, responseBody) = answerNow(head, body: body ?? ByteBuffer(), answer: answer, context: context) {
+                if let (response, responseBody) = answerNow(
+                    head,
+                    body: body ?? ByteBuffer(),
+                    answer: answer,
+                    context: context
+                ) {
                     write(response, body: responseBody, version: head.version, context: context)
                     return
                 }
@@ -129,18 +141,31 @@ final class ImmediateAnswers: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelRead(wrapInboundOut(head))
     }
 
-    private func answerNow(_ head: HTTPRequestHead, body: ByteBuffer, answer: ImmediateAnswer, context: ChannelHandlerContext) -> (HTTPResponse, Data)? {
+    private func answerNow(
+        _ head: HTTPRequestHead,
+        body: ByteBuffer,
+        answer: ImmediateAnswer,
+        context: ChannelHandlerContext
+    ) -> (HTTPResponse, Data)? {
         // Only callers whose certificate was presented (reject mode http lets others through to be refused).
         // Origin-form targets only (`/…`): then the path is the URI as sent, as NIO's conversion would find it
         // (without parsing it as a URL, which was a tenth of this function).
-        guard let identity = peer.published, head.uri.hasPrefix("/"), let method = HTTPRequest.Method(head.method.rawValue) else { return nil }
-        let fields = HTTPRequest(method: method, scheme: "https",
-                                 authority: head.headers.first(name: "host"), path: head.uri,
-                                 headerFields: HTTPFields(head.headers, splitCookie: false))
+        guard let identity = peer.published, head.uri.hasPrefix("/"),
+            let method = HTTPRequest.Method(head.method.rawValue)
+        else { return nil }
+        let fields = HTTPRequest(
+            method: method,
+            scheme: "https",
+            authority: head.headers.first(name: "host"),
+            path: head.uri,
+            headerFields: HTTPFields(head.headers, splitCookie: false)
+        )
         let request = Request(head: fields, body: RequestBody(buffer: body))
         let requestContext = SandboxRequestContext(
-            source: ApplicationRequestContextSource(channel: context.channel, logger: logger), identity: identity,
-            remoteAddress: remoteAddress)
+            source: ApplicationRequestContextSource(channel: context.channel, logger: logger),
+            identity: identity,
+            remoteAddress: remoteAddress
+        )
         return respond(request, body, requestContext, answer, headerMemos)
     }
 

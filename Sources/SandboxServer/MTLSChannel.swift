@@ -1,11 +1,8 @@
 import Access
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
+import HTTPTypes
 import Hummingbird
 import HummingbirdCore
-import HTTPTypes
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -13,6 +10,10 @@ import NIOHTTPTypesHTTP1
 import NIOSSL
 import NIOTLS
 import X509
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// How a listener refuses a client certificate chain that does not verify.
 public enum RejectMode: String, Sendable, CaseIterable {
@@ -107,7 +108,8 @@ struct MTLSChannel<Base: ServerChildChannel>: ServerChildChannel {
             }
             try channel.pipeline.syncOperations.addHandler(tls)
             try channel.pipeline.syncOperations.addHandler(
-                PeerCertificateCapture(promise: promise, state: state, onRefusal: onRefusal))
+                PeerCertificateCapture(promise: promise, state: state, onRefusal: onRefusal)
+            )
             return promise.futureResult
         }.flatMap { peer in
             base.setup(channel: channel, logger: logger).flatMapThrowing { value in
@@ -116,8 +118,14 @@ struct MTLSChannel<Base: ServerChildChannel>: ServerChildChannel {
                 try channel.pipeline.syncOperations.addHandler(HTTP10ConnectionHandler(), position: .before(codec))
                 if let immediate {
                     try channel.pipeline.syncOperations.addHandler(
-                        ImmediateAnswers(answers: immediate.answers, peer: state, logger: logger, respond: immediate.respond),
-                        position: .before(codec))
+                        ImmediateAnswers(
+                            answers: immediate.answers,
+                            peer: state,
+                            logger: logger,
+                            respond: immediate.respond
+                        ),
+                        position: .before(codec)
+                    )
                 }
                 return Value(base: value, peer: peer)
             }
@@ -147,8 +155,11 @@ final class PeerCertificateCapture: ChannelInboundHandler, RemovableChannelHandl
     private let onRefusal: @Sendable (HandshakeRefusal) -> Void
     private var done = false
 
-    init(promise: EventLoopPromise<ConnectionPeer?>, state: ConnectionVerification,
-         onRefusal: @escaping @Sendable (HandshakeRefusal) -> Void) {
+    init(
+        promise: EventLoopPromise<ConnectionPeer?>,
+        state: ConnectionVerification,
+        onRefusal: @escaping @Sendable (HandshakeRefusal) -> Void
+    ) {
         self.promise = promise
         self.state = state
         self.onRefusal = onRefusal
@@ -171,7 +182,9 @@ final class PeerCertificateCapture: ChannelInboundHandler, RemovableChannelHandl
     static func acknowledgeNow(_ channel: any Channel) {
         #if os(Linux)
         try? channel.syncOptions?.setOption(
-            ChannelOptions.Types.SocketOption(level: .tcp, name: .init(rawValue: TCP_QUICKACK)), value: 1)
+            ChannelOptions.Types.SocketOption(level: .tcp, name: .init(rawValue: TCP_QUICKACK)),
+            value: 1
+        )
         #endif
     }
 
@@ -186,9 +199,14 @@ final class PeerCertificateCapture: ChannelInboundHandler, RemovableChannelHandl
             } else {
                 reason = "tls-error: \(error)"
             }
-            onRefusal(HandshakeRefusal(
-                reason: reason, identity: state.identity(), remoteAddress: context.channel.remoteAddress.map(SandboxRequestContext.describe),
-                duration: ContinuousClock.now - state.started))
+            onRefusal(
+                HandshakeRefusal(
+                    reason: reason,
+                    identity: state.identity(),
+                    remoteAddress: context.channel.remoteAddress.map(SandboxRequestContext.describe),
+                    duration: ContinuousClock.now - state.started
+                )
+            )
             promise.succeed(nil)
         }
         context.fireErrorCaught(error)

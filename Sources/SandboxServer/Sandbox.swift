@@ -1,9 +1,9 @@
 import Access
 import FHIRCore
 import Foundation
-import INSi
 import Hummingbird
 import HummingbirdCore
+import INSi
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -72,8 +72,11 @@ public final class Sandbox: Sendable {
     /// Injected faults (latency, 503s, maintenance, dropped connections), in memory.
     public let faults: FaultInjector
     let logger: Logger
-    private let ready = NIOLockedValueBox<(tls: [String: Int], admin: Int?, waiters: [CheckedContinuation<ReadyInfo, Never>], info: ReadyInfo?)>(
-        ([:], nil, [], nil))
+    private let ready = NIOLockedValueBox<
+        (tls: [String: Int], admin: Int?, waiters: [CheckedContinuation<ReadyInfo, Never>], info: ReadyInfo?)
+    >(
+        ([:], nil, [], nil)
+    )
     let startedAt = Date()
     private let serviceGroup = NIOLockedValueBox<ServiceGroup?>(nil)
 
@@ -94,7 +97,9 @@ public final class Sandbox: Sendable {
         for name in configuration.resolvedEnvironments {
             let (pki, created) = try SandboxPKI.loadOrCreate(
                 directory: SandboxPKI.directory(base: configuration.resolvedPKIDirectory, environment: name),
-                algorithm: configuration.keyAlgorithm, environment: name)
+                algorithm: configuration.keyAlgorithm,
+                environment: name
+            )
             if created { logger.info("minted the \(name) PKI in \(pki.directory.path)") }
             pkis.append(pki)
         }
@@ -109,14 +114,22 @@ public final class Sandbox: Sendable {
             let pki = pkis[index]
             // Each environment trusts its own chain only (--trust-ca adds to the first); the others' CAs are known
             // just to name the refusal of a certificate from the wrong environment.
-            let others = pkis.enumerated().filter { $0.offset != index }.flatMap { [$0.element.root.certificate, $0.element.issuingCA.certificate] }
+            let others = pkis.enumerated().filter { $0.offset != index }.flatMap {
+                [$0.element.root.certificate, $0.element.issuingCA.certificate]
+            }
             let trustStore = TrustStore(
                 certificates: [pki.root.certificate, pki.issuingCA.certificate] + (index == 0 ? extraTrusted : []),
-                otherEnvironmentCAs: others)
+                otherEnvironmentCAs: others
+            )
             trustStore.setRevokedSerials(try pki.revokedSerials())
-            listeners.append(EnvironmentListener(
-                name: name, pki: pki, trustStore: trustStore,
-                port: configuration.port == 0 ? 0 : configuration.port + index))
+            listeners.append(
+                EnvironmentListener(
+                    name: name,
+                    pki: pki,
+                    trustStore: trustStore,
+                    port: configuration.port == 0 ? 0 : configuration.port + index
+                )
+            )
         }
         self.listeners = listeners
         let pki = pkis[0]
@@ -126,19 +139,35 @@ public final class Sandbox: Sendable {
         self.whitelist = try Whitelist(store: store)
         self.journal = Journal(store: store, maxRows: configuration.journalMaxRows, logger: logger)
         self.clock = try SandboxClock(store: store, speed: configuration.clockSpeed)
-        self.onboarding = try Onboarding(store: store, whitelist: whitelist, clock: clock, delay: configuration.whitelistDelay,
-                                     environments: configuration.resolvedEnvironments, journal: journal)
+        self.onboarding = try Onboarding(
+            store: store,
+            whitelist: whitelist,
+            clock: clock,
+            delay: configuration.whitelistDelay,
+            environments: configuration.resolvedEnvironments,
+            journal: journal
+        )
         self.faults = FaultInjector(clock: clock)
         let indicators: RORCapacityIndicators
         let validator: ProfileValidator
         do {
             indicators = try RORCapacityIndicators.load(from: configuration.resolvedSeedsDirectory)
-            validator = try ProfileValidator.load(from: configuration.resolvedSeedsDirectory?.appendingPathComponent("terminology"))
+            validator = try ProfileValidator.load(
+                from: configuration.resolvedSeedsDirectory?.appendingPathComponent("terminology")
+            )
         } catch {
             throw SandboxError.seeds("terminology: \(error)")
         }
-        self.ror = RORFHIRService(store: store, tokens: try RORTokenService(
-            keyFile: pki.directory.appendingPathComponent("token-signing-key.pem"), whitelist: whitelist), indicators: indicators, validator: validator, maximumBody: configuration.maxBody)
+        self.ror = RORFHIRService(
+            store: store,
+            tokens: try RORTokenService(
+                keyFile: pki.directory.appendingPathComponent("token-signing-key.pem"),
+                whitelist: whitelist
+            ),
+            indicators: indicators,
+            validator: validator,
+            maximumBody: configuration.maxBody
+        )
         self.csd = RORCSDService(repository: ror.repository)
         self.insi = INSiService(store: store, mode: configuration.insiMode, nirOID: configuration.insiNIROID)
         try seedWhitelist()
@@ -162,7 +191,9 @@ public final class Sandbox: Sendable {
         let dataset = RORSeedDataset(seeds: seeds)
         guard FileManager.default.fileExists(atPath: dataset.prebuiltFile.path) else { return }
         if let reason = try dataset.prebuiltMismatch(registry: RORSearchParameters.registry) {
-            logger.warning("not using \(dataset.prebuiltFile.path): \(reason); loading the JSON seeds (run `esante-sandbox seed prebuild --seeds \(seeds.path)` to rebuild it)")
+            logger.warning(
+                "not using \(dataset.prebuiltFile.path): \(reason); loading the JSON seeds (run `esante-sandbox seed prebuild --seeds \(seeds.path)` to rebuild it)"
+            )
             return
         }
         // A journal left by a database deleted by hand must not be replayed over the copy.
@@ -173,7 +204,9 @@ public final class Sandbox: Sendable {
         } catch {
             throw SandboxError.seeds("ror: \(error)")
         }
-        logger.info("installed the prebuilt ROR dataset \(dataset.prebuiltFile.path) in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
+        logger.info(
+            "installed the prebuilt ROR dataset \(dataset.prebuiltFile.path) in \(String(format: "%.2f", Date().timeIntervalSince(started))) s"
+        )
     }
 
     /// Adds the seed whitelist entries (idempotent: an existing entry for the same credential is updated).
@@ -216,14 +249,26 @@ public final class Sandbox: Sendable {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         for listener in listeners { services.append(.init(service: try makeTLSApplication(listener))) }
         services.append(.init(service: makeAdminApplication()))
-        services.append(.init(service: BackgroundTasks(
-            journal: journal, clock: clock, onboarding: onboarding, listeners: listeners, logger: logger)))
-        let group = ServiceGroup(configuration: .init(
-            services: services,
-            gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
-            logger: logger))
+        services.append(
+            .init(
+                service: BackgroundTasks(
+                    journal: journal,
+                    clock: clock,
+                    onboarding: onboarding,
+                    listeners: listeners,
+                    logger: logger
+                )
+            )
+        )
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services,
+                gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
+                logger: logger
+            )
+        )
         serviceGroup.withLockedValue { $0 = group }
-        defer { ror.export.removeAll() } // export files live in a temporary folder
+        defer { ror.export.removeAll() }  // export files live in a temporary folder
         try await group.run()
         journal.flush()
     }
@@ -249,7 +294,9 @@ public final class Sandbox: Sendable {
         let (info, waiters) = ready.withLockedValue { state -> (ReadyInfo?, [CheckedContinuation<ReadyInfo, Never>]) in
             if let environment, let tls { state.tls[environment] = tls }
             if let admin { state.admin = admin }
-            guard state.tls.count == listeners.count, let adminPort = state.admin, state.info == nil else { return (nil, []) }
+            guard state.tls.count == listeners.count, let adminPort = state.admin, state.info == nil else {
+                return (nil, [])
+            }
             let info = makeReadyInfo(tlsPorts: state.tls, adminPort: adminPort)
             state.info = info
             defer { state.waiters = [] }
@@ -275,14 +322,22 @@ public final class Sandbox: Sendable {
         let tlsHost = Self.urlHost(configuration.host)
         let adminHost = Self.urlHost(configuration.resolvedAdminHost)
         let environments = listeners.map {
-            ReadyEnvironment(name: $0.name, tls: "https://\(tlsHost):\(tlsPorts[$0.name] ?? 0)", caCertificateFile: $0.pki.caBundleURL.path)
+            ReadyEnvironment(
+                name: $0.name,
+                tls: "https://\(tlsHost):\(tlsPorts[$0.name] ?? 0)",
+                caCertificateFile: $0.pki.caBundleURL.path
+            )
         }
         return ReadyInfo(
-            tls: environments[0].tls, admin: "http://\(adminHost):\(adminPort)",
+            tls: environments[0].tls,
+            admin: "http://\(adminHost):\(adminPort)",
             environment: configuration.environment,
             caCertificate: (try? String(contentsOf: pki.caBundleURL, encoding: .utf8)) ?? "",
-            caCertificateFile: pki.caBundleURL.path, clientCertificates: demoClients,
-            pid: ProcessInfo.processInfo.processIdentifier, environments: environments)
+            caCertificateFile: pki.caBundleURL.path,
+            clientCertificates: demoClients,
+            pid: ProcessInfo.processInfo.processIdentifier,
+            environments: environments
+        )
     }
 
     /// The address clients use: a wildcard bind is reached on loopback.
@@ -299,7 +354,9 @@ public final class Sandbox: Sendable {
             "  mutual TLS : \(info.tls)   (reject mode: \(configuration.rejectMode.rawValue))",
         ]
         for environment in info.environments.dropFirst() {
-            lines.append("  \(environment.name) : \(environment.tls)   (own PKI and whitelist; CA bundle \(environment.caCertificateFile))")
+            lines.append(
+                "  \(environment.name) : \(environment.tls)   (own PKI and whitelist; CA bundle \(environment.caCertificateFile))"
+            )
         }
         lines += [
             "  admin API  : \(info.admin)/admin/health   (OpenAPI: \(info.admin)/admin/openapi.json)",
@@ -308,20 +365,29 @@ public final class Sandbox: Sendable {
         ]
         if let consumer = demoClients["ror-consumer"] ?? demoClients.values.first {
             lines.append("Try it:")
-            lines.append("  curl --cacert \(Self.shellQuote(info.caCertificateFile)) --cert \(Self.shellQuote(consumer.certificate.path)) --key \(Self.shellQuote(consumer.key.path)) \(info.tls)/_sandbox/whoami")
+            lines.append(
+                "  curl --cacert \(Self.shellQuote(info.caCertificateFile)) --cert \(Self.shellQuote(consumer.certificate.path)) --key \(Self.shellQuote(consumer.key.path)) \(info.tls)/_sandbox/whoami"
+            )
         }
         if let consumer = demoClients["ror-consumer"] {
-            lines.append("ROR FHIR token (then call \(info.tls)/ws-diffusion-fhir with Authorization: Bearer and the Ror-* headers, see README):")
-            lines.append("  curl --cacert \(Self.shellQuote(info.caCertificateFile)) --cert \(Self.shellQuote(consumer.bundle.path)) -d 'grant_type=client_credentials&client_id=esante-sandbox-consumer' \(info.tls)/auth/realms/ror/protocol/openid-connect/token")
+            lines.append(
+                "ROR FHIR token (then call \(info.tls)/ws-diffusion-fhir with Authorization: Bearer and the Ror-* headers, see README):"
+            )
+            lines.append(
+                "  curl --cacert \(Self.shellQuote(info.caCertificateFile)) --cert \(Self.shellQuote(consumer.bundle.path)) -d 'grant_type=client_credentials&client_id=esante-sandbox-consumer' \(info.tls)/auth/realms/ror/protocol/openid-connect/token"
+            )
         }
-        lines.append("Services: ROR FHIR \(info.tls)/ws-diffusion-fhir · capacity feed \(info.tls)/ws-synchro-dispo-lits-fhir/Location · "
-                     + "ROR CSD \(info.tls)/ROR/CSD?wsdl · INSi \(info.tls)/lps?wsdl")
+        lines.append(
+            "Services: ROR FHIR \(info.tls)/ws-diffusion-fhir · capacity feed \(info.tls)/ws-synchro-dispo-lits-fhir/Location · "
+                + "ROR CSD \(info.tls)/ROR/CSD?wsdl · INSi \(info.tls)/lps?wsdl"
+        )
         lines.append("Demo client certificates: " + demoClients.keys.sorted().joined(separator: ", "))
         return lines.joined(separator: "\n")
     }
 
     static func shellQuote(_ text: String) -> String {
-        text.allSatisfy({ $0.isLetter || $0.isNumber || "/._-".contains($0) }) ? text : "'\(text.replacingOccurrences(of: "'", with: "'\\''"))'"
+        text.allSatisfy({ $0.isLetter || $0.isNumber || "/._-".contains($0) })
+            ? text : "'\(text.replacingOccurrences(of: "'", with: "'\\''"))'"
     }
 
     // MARK: Listeners
@@ -343,14 +409,18 @@ public final class Sandbox: Sendable {
             key = try NIOSSLPrivateKey(file: pki.directory.appendingPathComponent("server-key.pem").path, format: .pem)
         }
         var tls = TLSConfiguration.makeServerConfiguration(
-            certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+            certificateChain: chain.map { .certificate($0) },
+            privateKey: .privateKey(key)
+        )
         tls.minimumTLSVersion = .tlsv12
         // tls: a bad or missing client certificate ends the handshake; http: let it through to answer 403.
         tls.certificateVerification = configuration.rejectMode == .tls ? .noHostnameVerification : .optionalVerification
         // Advertise the trusted CAs so clients holding several certificates pick the right one.
-        tls.trustRoots = .certificates(try (trustStore.anchors + trustStore.intermediates).map {
-            try NIOSSLCertificate(bytes: $0.serializeAsPEM().derBytes, format: .der)
-        })
+        tls.trustRoots = .certificates(
+            try (trustStore.anchors + trustStore.intermediates).map {
+                try NIOSSLCertificate(bytes: $0.serializeAsPEM().derBytes, format: .der)
+            }
+        )
         tls.sendCANameList = true
         return try NIOSSLContext(configuration: tls)
     }
@@ -360,8 +430,13 @@ public final class Sandbox: Sendable {
         let router = Router(context: SandboxRequestContext.self)
         SandboxRoutes.add(to: router, whitelist: whitelist, ror: ror, csd: csd, insi: insi)
         let responder = AccessResponder(
-            inner: router.buildResponder(), environment: listener.name, whitelist: whitelist,
-            journal: journal, journalBodyLimit: configuration.journalBodyLimit, faults: faults)
+            inner: router.buildResponder(),
+            environment: listener.name,
+            whitelist: whitelist,
+            journal: journal,
+            journalBodyLimit: configuration.journalBodyLimit,
+            faults: faults
+        )
         let trustStore = listener.trustStore
         let rejectMode = configuration.rejectMode
         let journal = self.journal
@@ -370,22 +445,42 @@ public final class Sandbox: Sendable {
         let access = responder
         let server = HTTPServerBuilder { responder in
             MTLSChannel(
-                base: HTTP1Channel(responder: responder), sslContext: sslContext, trustStore: trustStore,
+                base: HTTP1Channel(responder: responder),
+                sslContext: sslContext,
+                trustStore: trustStore,
                 rejectMode: rejectMode,
                 onRefusal: { refusal in
-                    journal.record(JournalEntry(
-                        environment: environment, service: nil, method: "TLS", path: "", status: 0,
-                        decision: .refused, reason: refusal.reason, identity: refusal.identity,
-                        durationMs: AccessResponder<Router<SandboxRequestContext>.Responder>.milliseconds(refusal.duration),
-                        remoteAddress: refusal.remoteAddress))
+                    journal.record(
+                        JournalEntry(
+                            environment: environment,
+                            service: nil,
+                            method: "TLS",
+                            path: "",
+                            status: 0,
+                            decision: .refused,
+                            reason: refusal.reason,
+                            identity: refusal.identity,
+                            durationMs: AccessResponder<Router<SandboxRequestContext>.Responder>.milliseconds(
+                                refusal.duration
+                            ),
+                            remoteAddress: refusal.remoteAddress
+                        )
+                    )
                 },
-                immediate: (immediate, { access.respondNow(to: $0, body: $1, context: $2, answer: $3, headerMemos: $4) }))
+                immediate: (
+                    immediate, { access.respondNow(to: $0, body: $1, context: $2, answer: $3, headerMemos: $4) }
+                )
+            )
         }
         return Application(
-            responder: responder, server: server,
+            responder: responder,
+            server: server,
             configuration: .init(address: .hostname(configuration.host, port: listener.port), serverName: nil),
-            onServerRunning: { [weak self] channel in self?.listening(environment: environment, tls: channel.localAddress?.port) },
-            logger: logger)
+            onServerRunning: { [weak self] channel in
+                self?.listening(environment: environment, tls: channel.localAddress?.port)
+            },
+            logger: logger
+        )
     }
 
     /// The admin listener's router: the admin API and the console, each part given the services it uses.
@@ -395,21 +490,44 @@ public final class Sandbox: Sendable {
         let layout = ConsoleLayout(clock: clock)
         let audit = FaultAudit(journal: journal, environment: configuration.environment)
         let workshop = CertificateWorkshop(
-            listeners: listeners, defaultEnvironment: configuration.environment, keyAlgorithm: configuration.keyAlgorithm)
+            listeners: listeners,
+            defaultEnvironment: configuration.environment,
+            keyAlgorithm: configuration.keyAlgorithm
+        )
         Console.add(
             to: router,
             dashboard: ConsoleDashboard(
-                layout: layout, ready: { [self] in await waitUntilReady() }, journal: journal, onboarding: onboarding,
-                whitelist: whitelist, faults: faults),
+                layout: layout,
+                ready: { [self] in await waitUntilReady() },
+                journal: journal,
+                onboarding: onboarding,
+                whitelist: whitelist,
+                faults: faults
+            ),
             access: ConsoleAccess(
-                layout: layout, onboarding: onboarding, whitelist: whitelist, clock: clock, faults: faults,
-                faultAudit: audit, workshop: workshop),
+                layout: layout,
+                onboarding: onboarding,
+                whitelist: whitelist,
+                clock: clock,
+                faults: faults,
+                faultAudit: audit,
+                workshop: workshop
+            ),
             data: ConsoleData(
-                layout: layout, journal: journal, repository: ror.repository, ror: RORInspection(repository: ror.repository)))
+                layout: layout,
+                journal: journal,
+                repository: ror.repository,
+                ror: RORInspection(repository: ror.repository)
+            )
+        )
         let admin = router.group("admin")
         AdminAPI.add(
-            to: admin, health: { [self] in await health() }, whitelist: whitelist, journal: journal,
-            reset: { [self] all in try reset(all: all) })
+            to: admin,
+            health: { [self] in await health() },
+            whitelist: whitelist,
+            journal: journal,
+            reset: { [self] all in try reset(all: all) }
+        )
         AdminINSi.add(to: admin, directory: insi.directory)
         AdminOnboarding.add(to: admin, onboarding: onboarding)
         AdminFaults.add(to: admin, faults: faults, audit: audit)
@@ -422,18 +540,29 @@ public final class Sandbox: Sendable {
     func health() async -> AdminAPI.Health {
         let info = await waitUntilReady()
         return AdminAPI.Health(
-            status: "ok", environment: configuration.environment, tls: info.tls, admin: info.admin,
-            rejectMode: configuration.rejectMode.rawValue, whitelistEntries: (try? whitelist.entries().count) ?? 0,
-            uptimeSeconds: Date().timeIntervalSince(startedAt), environments: info.environments, clock: clock.view,
-            onboardingWaiting: (try? onboarding.waitingCount()) ?? 0)
+            status: "ok",
+            environment: configuration.environment,
+            tls: info.tls,
+            admin: info.admin,
+            rejectMode: configuration.rejectMode.rawValue,
+            whitelistEntries: (try? whitelist.entries().count) ?? 0,
+            uptimeSeconds: Date().timeIntervalSince(startedAt),
+            environments: info.environments,
+            clock: clock.view,
+            onboardingWaiting: (try? onboarding.waitingCount()) ?? 0
+        )
     }
 
     func makeAdminApplication() -> some Service {
         Application(
             router: makeAdminRouter(),
-            configuration: .init(address: .hostname(configuration.resolvedAdminHost, port: configuration.adminPort), serverName: nil),
+            configuration: .init(
+                address: .hostname(configuration.resolvedAdminHost, port: configuration.adminPort),
+                serverName: nil
+            ),
             onServerRunning: { [weak self] channel in self?.listening(admin: channel.localAddress?.port) },
-            logger: logger)
+            logger: logger
+        )
     }
 }
 
@@ -496,10 +625,13 @@ struct BackgroundTasks: Service {
         while !Task.isCancelled {
             for listener in listeners {
                 let url = listener.pki.revocationURL
-                let modified = (try? FileManager.default.attributesOfItem(atPath: url.path))?[.modificationDate] as? Date
+                let modified =
+                    (try? FileManager.default.attributesOfItem(atPath: url.path))?[.modificationDate] as? Date
                 if modified != lastModified[listener.name] {
                     lastModified[listener.name] = modified
-                    if let serials = try? SandboxPKI.revokedSerials(at: url) { listener.trustStore.setRevokedSerials(serials) }
+                    if let serials = try? SandboxPKI.revokedSerials(at: url) {
+                        listener.trustStore.setRevokedSerials(serials)
+                    }
                 }
             }
             try? await Task.sleep(for: .seconds(1))

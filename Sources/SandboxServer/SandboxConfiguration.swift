@@ -74,7 +74,8 @@ public struct SandboxConfiguration: Sendable {
     func validate() throws {
         if !Self.isLoopback(resolvedAdminHost), (adminToken ?? "").isEmpty {
             throw SandboxError.configuration(
-                "the admin API would listen on \(resolvedAdminHost), which is not a loopback address: set --admin-token")
+                "the admin API would listen on \(resolvedAdminHost), which is not a loopback address: set --admin-token"
+            )
         }
         if (serverCertificate == nil) != (serverKey == nil) {
             throw SandboxError.configuration("--server-cert and --server-key go together")
@@ -82,17 +83,27 @@ public struct SandboxConfiguration: Sendable {
         if journalMaxRows < 1 { throw SandboxError.configuration("--journal-max-rows must be at least 1") }
         if maxBody < 1024 { throw SandboxError.configuration("--max-body must be at least 1024 bytes") }
         if let environments {
-            guard !environments.isEmpty else { throw SandboxError.configuration("--environments needs at least one name") }
-            if let bad = environments.first(where: { $0.isEmpty || !$0.allSatisfy({ $0.isLowercase || $0.isNumber || $0 == "-" }) }) {
-                throw SandboxError.configuration("--environments: '\(bad)' is not a valid name (lower-case letters, digits, -)")
+            guard !environments.isEmpty else {
+                throw SandboxError.configuration("--environments needs at least one name")
             }
-            if Set(environments).count != environments.count { throw SandboxError.configuration("--environments: a name appears twice") }
+            if let bad = environments.first(where: {
+                $0.isEmpty || !$0.allSatisfy({ $0.isLowercase || $0.isNumber || $0 == "-" })
+            }) {
+                throw SandboxError.configuration(
+                    "--environments: '\(bad)' is not a valid name (lower-case letters, digits, -)"
+                )
+            }
+            if Set(environments).count != environments.count {
+                throw SandboxError.configuration("--environments: a name appears twice")
+            }
         }
         if let clockSpeed, !SandboxClock.speeds.contains(clockSpeed) {
             throw SandboxError.configuration("--clock-speed must be between 1 and 100000")
         }
         if port != 0, port + resolvedEnvironments.count - 1 > 65535 {
-            throw SandboxError.configuration("--port \(port): no room for \(resolvedEnvironments.count) environment listeners below 65536")
+            throw SandboxError.configuration(
+                "--port \(port): no room for \(resolvedEnvironments.count) environment listeners below 65536"
+            )
         }
         if !(0...65535).contains(port) || !(0...65535).contains(adminPort) {
             throw SandboxError.configuration("ports must be between 0 and 65535")

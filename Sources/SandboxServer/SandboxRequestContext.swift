@@ -18,7 +18,11 @@ public struct SandboxRequestContext: RequestContext, CallerContext {
     let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
-        self.init(source: source, identity: PeerIdentity.current, remoteAddress: source.channel.remoteAddress.map(Self.describe))
+        self.init(
+            source: source,
+            identity: PeerIdentity.current,
+            remoteAddress: source.channel.remoteAddress.map(Self.describe)
+        )
     }
 
     /// With what the connection already knows (``ImmediateAnswers``).
@@ -57,9 +61,17 @@ public enum SandboxJSON {
     }
 
     /// A JSON response with the given status.
-    public static func response<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok, contentType: String = "application/json") -> Response {
+    public static func response<T: Encodable>(
+        _ value: T,
+        status: HTTPResponse.Status = .ok,
+        contentType: String = "application/json"
+    ) -> Response {
         let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
-        return Response(status: status, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(
+            status: status,
+            headers: [.contentType: contentType],
+            body: .init(byteBuffer: ByteBuffer(bytes: data))
+        )
     }
 
     /// `{"error": message}` with the given status: the admin API's error form.

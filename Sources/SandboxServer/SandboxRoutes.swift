@@ -8,7 +8,10 @@ import RORFHIR
 /// owning service's error form (see `AccessResponder`).
 enum SandboxRoutes {
     static func add(
-        to router: Router<SandboxRequestContext>, whitelist: Whitelist, ror: RORFHIRService, csd: RORCSDService,
+        to router: Router<SandboxRequestContext>,
+        whitelist: Whitelist,
+        ror: RORFHIRService,
+        csd: RORCSDService,
         insi: INSiService
     ) {
         router.get(RouterPath(WhoAmI.path)) { _, context in
@@ -28,7 +31,8 @@ enum SandboxRoutes {
                     .map { ImmediateReply(head: $0.0, body: $0.1, storedVersion: nil) }
             },
             // A capacity feed's body is a few kilobytes; a larger one takes the route (and its `--max-body`).
-            ImmediateAnswer(method: .PATCH, pathPrefix: RORCapacityFeed.basePath + "/Location?", maximumBody: 256 << 10) { request, body, context in
+            ImmediateAnswer(method: .PATCH, pathPrefix: RORCapacityFeed.basePath + "/Location?", maximumBody: 256 << 10)
+            { request, body, context in
                 ror.feed.patchNow(request, body: body, identity: context.identity, environment: context.environment)
                     .map { ImmediateReply(head: $0.0, body: $0.1, storedVersion: $0.2) }
             },

@@ -90,10 +90,18 @@ public struct Seeds: Sendable {
     func whitelistRequests(clients: [String: DemoClientFiles]) throws -> [WhitelistRequest] {
         try whitelist.map { seed in
             var request = WhitelistRequest(
-                environment: seed.environment, service: seed.service, subjectDN: seed.subjectDN,
-                publicKeySHA256: seed.publicKeySHA256, role: seed.role, establishments: seed.establishments,
-                label: seed.label, clientId: seed.clientId, accessProfile: seed.accessProfile, clientSecret: seed.clientSecret,
-                rorHeaders: seed.rorHeaders)
+                environment: seed.environment,
+                service: seed.service,
+                subjectDN: seed.subjectDN,
+                publicKeySHA256: seed.publicKeySHA256,
+                role: seed.role,
+                establishments: seed.establishments,
+                label: seed.label,
+                clientId: seed.clientId,
+                accessProfile: seed.accessProfile,
+                clientSecret: seed.clientSecret,
+                rorHeaders: seed.rorHeaders
+            )
             if let name = seed.client {
                 guard let files = clients[name] else {
                     throw SandboxError.seeds("whitelist entry for \(seed.service) names unknown demo client '\(name)'")

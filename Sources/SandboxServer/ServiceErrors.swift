@@ -26,21 +26,33 @@ enum ServiceErrors {
     }
 
     static func response(
-        service: SandboxService?, status: HTTPResponse.Status, message: String, subcode: String,
+        service: SandboxService?,
+        status: HTTPResponse.Status,
+        message: String,
+        subcode: String,
         expression: [String]? = nil
     ) -> Response {
         switch service?.errorForm {
         case .fhirOperationOutcome:
-            let outcome = OperationOutcome(code: fhirIssueCode(for: status), diagnostics: message, expression: expression)
+            let outcome = OperationOutcome(
+                code: fhirIssueCode(for: status),
+                diagnostics: message,
+                expression: expression
+            )
             return Response(
-                status: status, headers: [.contentType: OperationOutcome.contentType],
-                body: .init(byteBuffer: ByteBuffer(bytes: outcome.jsonData())))
+                status: status,
+                headers: [.contentType: OperationOutcome.contentType],
+                body: .init(byteBuffer: ByteBuffer(bytes: outcome.jsonData()))
+            )
         case .soapFault:
             // SOAP 1.2 over HTTP (part 2 §7.5.2.2): a Sender fault travels with a 4xx code for access refusals
             // here, so HTTP-level clients and SOAP stacks both see the refusal.
             let fault = SOAPFault(
-                code: status.code >= 500 ? .receiver : .sender, subcode: "sandbox:\(subcode)", reason: message,
-                detailXML: "<sandbox:status>\(status.code)</sandbox:status>")
+                code: status.code >= 500 ? .receiver : .sender,
+                subcode: "sandbox:\(subcode)",
+                reason: message,
+                detailXML: "<sandbox:status>\(status.code)</sandbox:status>"
+            )
             return fault.response(status: status)
         case nil:
             return SandboxJSON.response(["error": message, "reason": subcode], status: status)
@@ -60,12 +72,26 @@ enum ServiceErrors {
     /// Any error escaping a handler, turned into the service's form (never a bare 500 page).
     static func response(for error: any Error, service: SandboxService?) -> Response {
         if let httpError = error as? HTTPError {
-            return response(service: service, status: httpError.status,
-                            message: httpError.body ?? httpError.status.reasonPhrase, subcode: "HTTP\(httpError.status.code)")
+            return response(
+                service: service,
+                status: httpError.status,
+                message: httpError.body ?? httpError.status.reasonPhrase,
+                subcode: "HTTP\(httpError.status.code)"
+            )
         }
         if let responseError = error as? any HTTPResponseError {
-            return response(service: service, status: responseError.status, message: "\(error)", subcode: "HTTP\(responseError.status.code)")
+            return response(
+                service: service,
+                status: responseError.status,
+                message: "\(error)",
+                subcode: "HTTP\(responseError.status.code)"
+            )
         }
-        return response(service: service, status: .internalServerError, message: "internal error: \(error)", subcode: "InternalError")
+        return response(
+            service: service,
+            status: .internalServerError,
+            message: "internal error: \(error)",
+            subcode: "InternalError"
+        )
     }
 }

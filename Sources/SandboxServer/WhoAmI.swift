@@ -56,19 +56,30 @@ enum WhoAmI {
             notAfter: identity?.notAfter,
             extendedKeyUsages: identity?.extendedKeyUsages,
             chainVerified: identity?.chainVerified ?? false,
-            chainFailure: identity?.chainFailure?.rawValue ?? (identity == nil ? ChainFailure.noCertificate.rawValue : nil),
+            chainFailure: identity?.chainFailure?.rawValue
+                ?? (identity == nil ? ChainFailure.noCertificate.rawValue : nil),
             whitelisted: whitelisted,
-            reasons: reasons)
+            reasons: reasons
+        )
     }
 
-    static func response(identity: ClientIdentity?, environment: String, whitelist: Whitelist, status: HTTPResponse.Status = .ok) -> Response {
+    static func response(
+        identity: ClientIdentity?,
+        environment: String,
+        whitelist: Whitelist,
+        status: HTTPResponse.Status = .ok
+    ) -> Response {
         // The body only changes with the certificate and the whitelist: encode it once per (identity, revision).
-        let key = "\(environment)|\(whitelist.revision)|\(identity?.spkiSHA256.hex ?? "-")|\(identity?.subjectMatchKey ?? "-")|\(identity?.chainFailure?.rawValue ?? "")"
+        let key =
+            "\(environment)|\(whitelist.revision)|\(identity?.spkiSHA256.hex ?? "-")|\(identity?.subjectMatchKey ?? "-")|\(identity?.chainFailure?.rawValue ?? "")"
         let bytes: ByteBuffer
         if let cached = cache.withLockedValue({ $0[key] }) {
             bytes = cached
         } else {
-            let data = (try? SandboxJSON.encoder.encode(body(identity: identity, environment: environment, whitelist: whitelist))) ?? Data()
+            let data =
+                (try? SandboxJSON.encoder.encode(
+                    body(identity: identity, environment: environment, whitelist: whitelist)
+                )) ?? Data()
             bytes = ByteBuffer(bytes: data)
             cache.withLockedValue { cache in
                 if cache.count >= 512 { cache.removeAll(keepingCapacity: true) }

@@ -2,7 +2,8 @@ import Foundation
 
 /// Linux C functions the Glibc module does not declare, looked up once by name (nil on other systems).
 public enum LinuxCalls {
-    typealias CopyFileRange = @convention(c) (Int32, UnsafeMutablePointer<Int>?, Int32, UnsafeMutablePointer<Int>?, Int, UInt32) -> Int
+    typealias CopyFileRange =
+        @convention(c) (Int32, UnsafeMutablePointer<Int>?, Int32, UnsafeMutablePointer<Int>?, Int, UInt32) -> Int
     typealias MallocTrim = @convention(c) (Int) -> Int32
 
     /// `copy_file_range(2)`: a file copied inside the kernel.

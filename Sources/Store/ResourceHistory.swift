@@ -23,27 +23,43 @@ public enum VersionDelta {
     public static func encode(old: Data, new: Data, matches: [Match] = []) -> Data? {
         old.withUnsafeBytes { oldRaw in
             new.withUnsafeBytes { newRaw -> Data? in
-                let o = oldRaw.bindMemory(to: UInt8.self), n = newRaw.bindMemory(to: UInt8.self)
+                let o = oldRaw.bindMemory(to: UInt8.self)
+                let n = newRaw.bindMemory(to: UInt8.self)
                 var out: [UInt8] = []
                 out.reserveCapacity(1024)
-                var cursor = 0 // `old`'s bytes encoded so far
+                var cursor = 0  // `old`'s bytes encoded so far
                 func literal(upTo end: Int) {
                     guard end > cursor else { return }
                     appendVarint((end - cursor) << 1, to: &out)
-                    out.append(contentsOf: UnsafeBufferPointer(rebasing: o[cursor ..< end]))
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: o[cursor..<end]))
                     cursor = end
                 }
                 // The two empty matches find the common head and tail.
-                let hints = [(old: 0 ..< 0, new: 0)] + matches.sorted { $0.old.lowerBound < $1.old.lowerBound }
-                    + [(old: o.count ..< o.count, new: n.count)]
+                let hints =
+                    [(old: 0..<0, new: 0)] + matches.sorted { $0.old.lowerBound < $1.old.lowerBound }
+                    + [(old: o.count..<o.count, new: n.count)]
                 for hint in hints {
-                    var start = hint.old.lowerBound, newStart = hint.new, end = hint.old.upperBound
-                    guard start >= 0, start <= end, end <= o.count, newStart >= 0, newStart + (end - start) <= n.count, end >= cursor else { continue }
-                    if start < cursor { newStart += cursor - start; start = cursor }
+                    var start = hint.old.lowerBound
+                    var newStart = hint.new
+                    var end = hint.old.upperBound
+                    guard start >= 0, start <= end, end <= o.count, newStart >= 0, newStart + (end - start) <= n.count,
+                        end >= cursor
+                    else { continue }
+                    if start < cursor {
+                        newStart += cursor - start
+                        start = cursor
+                    }
                     guard memcmp(o.baseAddress! + start, n.baseAddress! + newStart, end - start) == 0 else { continue }
-                    while start > cursor, newStart > 0, o[start - 1] == n[newStart - 1] { start -= 1; newStart -= 1 }
+                    while start > cursor, newStart > 0, o[start - 1] == n[newStart - 1] {
+                        start -= 1
+                        newStart -= 1
+                    }
                     let newEnd = newStart + (end - start)
-                    end += commonLength(o.baseAddress! + end, n.baseAddress! + newEnd, min(o.count - end, n.count - newEnd))
+                    end += commonLength(
+                        o.baseAddress! + end,
+                        n.baseAddress! + newEnd,
+                        min(o.count - end, n.count - newEnd)
+                    )
                     guard end - start >= shortest else { continue }
                     literal(upTo: start)
                     appendVarint((end - start) << 1 | 1, to: &out)
@@ -60,7 +76,8 @@ public enum VersionDelta {
     public static func apply(_ delta: Data, to new: Data) -> Data? {
         delta.withUnsafeBytes { deltaRaw in
             new.withUnsafeBytes { newRaw -> Data? in
-                let d = deltaRaw.bindMemory(to: UInt8.self), n = newRaw.bindMemory(to: UInt8.self)
+                let d = deltaRaw.bindMemory(to: UInt8.self)
+                let n = newRaw.bindMemory(to: UInt8.self)
                 var out: [UInt8] = []
                 out.reserveCapacity(n.count + 256)
                 var position = 0
@@ -68,11 +85,12 @@ public enum VersionDelta {
                     guard let header = readVarint(d, &position) else { return nil }
                     let length = header >> 1
                     if header & 1 == 1 {
-                        guard let offset = readVarint(d, &position), offset <= n.count, length <= n.count - offset else { return nil }
-                        out.append(contentsOf: UnsafeBufferPointer(rebasing: n[offset ..< offset + length]))
+                        guard let offset = readVarint(d, &position), offset <= n.count, length <= n.count - offset
+                        else { return nil }
+                        out.append(contentsOf: UnsafeBufferPointer(rebasing: n[offset..<offset + length]))
                     } else {
                         guard length <= d.count - position else { return nil }
-                        out.append(contentsOf: UnsafeBufferPointer(rebasing: d[position ..< position + length]))
+                        out.append(contentsOf: UnsafeBufferPointer(rebasing: d[position..<position + length]))
                         position += length
                     }
                 }
@@ -86,7 +104,9 @@ public enum VersionDelta {
     static func commonLength(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ limit: Int) -> Int {
         var length = 0
         while length + 8 <= limit {
-            let difference = UnsafeRawPointer(a + length).loadUnaligned(as: UInt64.self) ^ UnsafeRawPointer(b + length).loadUnaligned(as: UInt64.self)
+            let difference =
+                UnsafeRawPointer(a + length).loadUnaligned(as: UInt64.self)
+                ^ UnsafeRawPointer(b + length).loadUnaligned(as: UInt64.self)
             if difference != 0 { return length + UInt64(littleEndian: difference).trailingZeroBitCount / 8 }
             length += 8
         }
@@ -104,7 +124,8 @@ public enum VersionDelta {
     }
 
     static func readVarint(_ bytes: UnsafeBufferPointer<UInt8>, _ position: inout Int) -> Int? {
-        var value = 0, shift = 0
+        var value = 0
+        var shift = 0
         while position < bytes.count, shift < 63 {
             let byte = bytes[position]
             position += 1
@@ -130,31 +151,61 @@ public enum ResourceHistory {
 
     /// Keeps `version` of a resource (its `lastUpdated`, its bytes `json`) that a write replaces; `next`: the version
     /// replacing it (version + 1) and where it copied `json`'s bytes, when known.
-    public static func keep(type: String, id: String, version: Int, lastUpdated: String, json: Data,
-                            next: (lastUpdated: String, json: Data, matches: [VersionDelta.Match])?, in db: Database) throws {
-        var stored = json, base: String?
-        if let next, version % wholeEvery != 0, let delta = VersionDelta.encode(old: json, new: next.json, matches: next.matches) {
+    public static func keep(
+        type: String,
+        id: String,
+        version: Int,
+        lastUpdated: String,
+        json: Data,
+        next: (lastUpdated: String, json: Data, matches: [VersionDelta.Match])?,
+        in db: Database
+    ) throws {
+        var stored = json
+        var base: String?
+        if let next, version % wholeEvery != 0,
+            let delta = VersionDelta.encode(old: json, new: next.json, matches: next.matches)
+        {
             stored = delta
             base = next.lastUpdated
         }
-        try db.cachedStatement(sql: "INSERT OR REPLACE INTO fhir_history (type, id, version, last_updated, json, base_updated) VALUES (?, ?, ?, ?, ?, ?)")
-            .execute(arguments: [type, id, version, lastUpdated, stored, base])
+        try db.cachedStatement(
+            sql:
+                "INSERT OR REPLACE INTO fhir_history (type, id, version, last_updated, json, base_updated) VALUES (?, ?, ?, ?, ?, ?)"
+        )
+        .execute(arguments: [type, id, version, lastUpdated, stored, base])
     }
 
     /// The bytes of a version, current or kept; nil when the store no longer has it (or has another version under
     /// that number: `lastUpdated` differs, e.g. the data was reloaded).
-    public static func json(type: String, id: String, version: Int, lastUpdated: String?, in db: Database) throws -> Data? {
+    public static func json(
+        type: String,
+        id: String,
+        version: Int,
+        lastUpdated: String?,
+        in db: Database
+    ) throws -> Data? {
         var reader = Reader(db)
         return try reader.json(type: type, id: id, version: version, lastUpdated: lastUpdated)
     }
 
     /// The newest `limit` versions kept, newest first, rebuilt.
-    public static func versions(type: String, id: String, limit: Int, in db: Database) throws -> [(version: Int, lastUpdated: String, json: Data)] {
-        let rows = try Row.fetchAll(db, sql: """
-            SELECT version, last_updated, json, base_updated FROM fhir_history WHERE type = ? AND id = ? ORDER BY version DESC LIMIT ?
-            """, arguments: [type, id, limit])
+    public static func versions(
+        type: String,
+        id: String,
+        limit: Int,
+        in db: Database
+    ) throws -> [(version: Int, lastUpdated: String, json: Data)] {
+        let rows = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT version, last_updated, json, base_updated FROM fhir_history WHERE type = ? AND id = ? ORDER BY version DESC LIMIT ?
+                """,
+            arguments: [type, id, limit]
+        )
         var reader = Reader(db)
-        return try reader.rebuild(rows.reversed().map(KeptVersion.init), type: type, id: id).reversed().map { ($0.version, $0.lastUpdated, $0.json) }
+        return try reader.rebuild(rows.reversed().map(KeptVersion.init), type: type, id: id).reversed().map {
+            ($0.version, $0.lastUpdated, $0.json)
+        }
     }
 
     /// Reads versions in one snapshot, remembering those it rebuilt: the journal lists consecutive versions of a
@@ -174,7 +225,9 @@ public enum ResourceHistory {
 
         /// The bytes of a version, current or kept (see ``ResourceHistory/json(type:id:version:lastUpdated:in:)``).
         public mutating func json(type: String, id: String, version: Int, lastUpdated: String?) throws -> Data? {
-            guard let found = try self.version(Key(type: type, id: id, version: version)), lastUpdated == nil || found.lastUpdated == lastUpdated else {
+            guard let found = try self.version(Key(type: type, id: id, version: version)),
+                lastUpdated == nil || found.lastUpdated == lastUpdated
+            else {
                 return nil
             }
             return found.json
@@ -182,21 +235,34 @@ public enum ResourceHistory {
 
         mutating func version(_ key: Key) throws -> (lastUpdated: String, json: Data)? {
             if let known = known[key] { return known }
-            if let current = try Row.fetchOne(db.cachedStatement(sql: "SELECT last_updated, json FROM fhir_resource WHERE type = ? AND id = ? AND version = ?"),
-                                              arguments: [key.type, key.id, key.version]) {
+            if let current = try Row.fetchOne(
+                db.cachedStatement(
+                    sql: "SELECT last_updated, json FROM fhir_resource WHERE type = ? AND id = ? AND version = ?"
+                ),
+                arguments: [key.type, key.id, key.version]
+            ) {
                 return (current["last_updated"], current["json"])
             }
             // The version and those after it, up to the first kept whole or whose next one is known (or the current one).
-            let rows = try Row.fetchAll(db.cachedStatement(sql: """
-                SELECT version, last_updated, json, base_updated FROM fhir_history WHERE type = ? AND id = ? AND version >= ? ORDER BY version LIMIT ?
-                """), arguments: [key.type, key.id, key.version, wholeEvery + 1])
+            let rows = try Row.fetchAll(
+                db.cachedStatement(
+                    sql: """
+                        SELECT version, last_updated, json, base_updated FROM fhir_history WHERE type = ? AND id = ? AND version >= ? ORDER BY version LIMIT ?
+                        """
+                ),
+                arguments: [key.type, key.id, key.version, wholeEvery + 1]
+            )
             var chain: [KeptVersion] = []
             for row in rows.lazy.map(KeptVersion.init) {
                 guard row.version == key.version + chain.count else { break }
                 chain.append(row)
-                if row.baseUpdated == nil || known[Key(type: key.type, id: key.id, version: row.version + 1)] != nil { break }
+                if row.baseUpdated == nil || known[Key(type: key.type, id: key.id, version: row.version + 1)] != nil {
+                    break
+                }
             }
-            guard let found = try rebuild(chain, type: key.type, id: key.id).first, found.version == key.version else { return nil }
+            guard let found = try rebuild(chain, type: key.type, id: key.id).first, found.version == key.version else {
+                return nil
+            }
             return (found.lastUpdated, found.json)
         }
 
@@ -209,9 +275,13 @@ public enum ResourceHistory {
                 var version = kept[index]
                 if let base = version.baseUpdated {
                     if newer?.version != version.version + 1 {
-                        newer = try self.version(Key(type: type, id: id, version: version.version + 1)).map { (version.version + 1, $0.lastUpdated, $0.json) }
+                        newer = try self.version(Key(type: type, id: id, version: version.version + 1)).map {
+                            (version.version + 1, $0.lastUpdated, $0.json)
+                        }
                     }
-                    guard let next = newer, next.lastUpdated == base, let json = VersionDelta.apply(version.json, to: next.json) else {
+                    guard let next = newer, next.lastUpdated == base,
+                        let json = VersionDelta.apply(version.json, to: next.json)
+                    else {
                         return Array(rebuilt[(index + 1)...])
                     }
                     version.json = json

@@ -37,14 +37,16 @@ public final class SandboxStore: Sendable {
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA journal_mode = OFF")
             try db.execute(sql: "PRAGMA synchronous = OFF")
-            try db.execute(sql: "PRAGMA cache_size = -262144") // 256 MiB: index builds sort in memory
+            try db.execute(sql: "PRAGMA cache_size = -262144")  // 256 MiB: index builds sort in memory
         }
         do {
             let queue = try DatabaseQueue(path: staging, configuration: configuration)
             try migrator.migrate(queue)
             try body(SandboxStore(writer: queue, path: staging))
             try queue.close()
-            guard rename(staging, path) == 0 else { throw StoreError("cannot create \(path): \(String(cString: strerror(errno)))") }
+            guard rename(staging, path) == 0 else {
+                throw StoreError("cannot create \(path): \(String(cString: strerror(errno)))")
+            }
         } catch {
             try? FileManager.default.removeItem(atPath: staging)
             throw error
@@ -66,7 +68,9 @@ public final class SandboxStore: Sendable {
             unlink(staging)
             try FileManager.default.copyItem(atPath: prebuilt, toPath: staging)
         }
-        guard link(staging, path) == 0 else { throw StoreError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        guard link(staging, path) == 0 else {
+            throw StoreError("cannot create \(path): \(String(cString: strerror(errno)))")
+        }
     }
 
     /// Copies `source` to the new file `target` with `copy_file_range(2)`; false when the kernel cannot (no such
@@ -85,8 +89,12 @@ public final class SandboxStore: Sendable {
         while remaining > 0 {
             let copied = copyFileRange(input, nil, output, nil, remaining, 0)
             if copied < 0, errno == EINTR { continue }
-            if copied < 0, remaining == Int(info.st_size), [EXDEV, ENOSYS, EINVAL, EOPNOTSUPP].contains(errno) { return false }
-            guard copied > 0 else { throw StoreError("copying \(source): \(copied < 0 ? String(cString: strerror(errno)) : "file shrank")") }
+            if copied < 0, remaining == Int(info.st_size), [EXDEV, ENOSYS, EINVAL, EOPNOTSUPP].contains(errno) {
+                return false
+            }
+            guard copied > 0 else {
+                throw StoreError("copying \(source): \(copied < 0 ? String(cString: strerror(errno)) : "file shrank")")
+            }
             remaining -= copied
         }
         return true

@@ -51,70 +51,102 @@ public enum NegativeKind: String, Sendable, CaseIterable, Codable {
 public enum CertificateMinter {
     /// A CA (root when `issuer` is nil). IGC-Santé's issuing CAs have pathlen 0; roots have none.
     public static func authority(
-        subject: DistinguishedName, algorithm: KeyAlgorithm, issuer: IssuedCertificate?, validity: DateInterval
+        subject: DistinguishedName,
+        algorithm: KeyAlgorithm,
+        issuer: IssuedCertificate?,
+        validity: DateInterval
     ) throws -> IssuedCertificate {
         let key = try algorithm.generate()
         let signer = issuer?.privateKey ?? key
         let certificate = try Certificate(
-            version: .v3, serialNumber: .init(), publicKey: key.publicKey,
-            notValidBefore: validity.start, notValidAfter: validity.end,
-            issuer: issuer?.certificate.subject ?? subject, subject: subject,
+            version: .v3,
+            serialNumber: .init(),
+            publicKey: key.publicKey,
+            notValidBefore: validity.start,
+            notValidAfter: validity.end,
+            issuer: issuer?.certificate.subject ?? subject,
+            subject: subject,
             extensions: try Certificate.Extensions {
                 Critical(BasicConstraints.isCertificateAuthority(maxPathLength: issuer == nil ? nil : 0))
                 Critical(KeyUsage(keyCertSign: true, cRLSign: true))
                 SubjectKeyIdentifier(hash: key.publicKey)
                 if let issuer {
-                    AuthorityKeyIdentifier(keyIdentifier: try issuer.certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
+                    AuthorityKeyIdentifier(
+                        keyIdentifier: try issuer.certificate.extensions.subjectKeyIdentifier?.keyIdentifier
+                    )
                 }
             },
-            issuerPrivateKey: signer)
+            issuerPrivateKey: signer
+        )
         return IssuedCertificate(certificate: certificate, privateKey: key)
     }
 
     /// A TLS server leaf (`AUTH_SERV`-like) for `localhost` and `127.0.0.1` plus extra names.
     public static func server(
-        subject: DistinguishedName, dnsNames: [String], ipAddresses: [[UInt8]], algorithm: KeyAlgorithm,
-        issuer: IssuedCertificate, validity: DateInterval
+        subject: DistinguishedName,
+        dnsNames: [String],
+        ipAddresses: [[UInt8]],
+        algorithm: KeyAlgorithm,
+        issuer: IssuedCertificate,
+        validity: DateInterval
     ) throws -> IssuedCertificate {
         let key = try algorithm.generate()
         var names: [GeneralName] = dnsNames.map { .dnsName($0) }
         names += ipAddresses.map { .ipAddress(ASN1OctetString(contentBytes: ArraySlice($0))) }
         let certificate = try Certificate(
-            version: .v3, serialNumber: .init(), publicKey: key.publicKey,
-            notValidBefore: validity.start, notValidAfter: validity.end,
-            issuer: issuer.certificate.subject, subject: subject,
+            version: .v3,
+            serialNumber: .init(),
+            publicKey: key.publicKey,
+            notValidBefore: validity.start,
+            notValidAfter: validity.end,
+            issuer: issuer.certificate.subject,
+            subject: subject,
             extensions: try Certificate.Extensions {
                 Critical(BasicConstraints.notCertificateAuthority)
                 Critical(KeyUsage(digitalSignature: true, keyEncipherment: true))
                 try ExtendedKeyUsage([.serverAuth])
                 SubjectAlternativeNames(names)
                 SubjectKeyIdentifier(hash: key.publicKey)
-                AuthorityKeyIdentifier(keyIdentifier: try issuer.certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
+                AuthorityKeyIdentifier(
+                    keyIdentifier: try issuer.certificate.extensions.subjectKeyIdentifier?.keyIdentifier
+                )
             },
-            issuerPrivateKey: issuer.privateKey)
+            issuerPrivateKey: issuer.privateKey
+        )
         return IssuedCertificate(certificate: certificate, privateKey: key)
     }
 
     /// A client leaf (`ORG AUTH_CLI`-like). `selfSigned` signs it with its own key under its own DN.
     public static func client(
-        subject: DistinguishedName, algorithm: KeyAlgorithm, issuer: IssuedCertificate?, validity: DateInterval,
-        extendedKeyUsage: [ExtendedKeyUsage.Usage] = [.clientAuth], key existingKey: Certificate.PrivateKey? = nil
+        subject: DistinguishedName,
+        algorithm: KeyAlgorithm,
+        issuer: IssuedCertificate?,
+        validity: DateInterval,
+        extendedKeyUsage: [ExtendedKeyUsage.Usage] = [.clientAuth],
+        key existingKey: Certificate.PrivateKey? = nil
     ) throws -> IssuedCertificate {
         let key = try existingKey ?? algorithm.generate()
         let certificate = try Certificate(
-            version: .v3, serialNumber: .init(), publicKey: key.publicKey,
-            notValidBefore: validity.start, notValidAfter: validity.end,
-            issuer: issuer?.certificate.subject ?? subject, subject: subject,
+            version: .v3,
+            serialNumber: .init(),
+            publicKey: key.publicKey,
+            notValidBefore: validity.start,
+            notValidAfter: validity.end,
+            issuer: issuer?.certificate.subject ?? subject,
+            subject: subject,
             extensions: try Certificate.Extensions {
                 Critical(BasicConstraints.notCertificateAuthority)
                 Critical(KeyUsage(digitalSignature: true, keyEncipherment: true))
                 try ExtendedKeyUsage(extendedKeyUsage)
                 SubjectKeyIdentifier(hash: key.publicKey)
                 if let issuer {
-                    AuthorityKeyIdentifier(keyIdentifier: try issuer.certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
+                    AuthorityKeyIdentifier(
+                        keyIdentifier: try issuer.certificate.extensions.subjectKeyIdentifier?.keyIdentifier
+                    )
                 }
             },
-            issuerPrivateKey: issuer?.privateKey ?? key)
+            issuerPrivateKey: issuer?.privateKey ?? key
+        )
         return IssuedCertificate(certificate: certificate, privateKey: key)
     }
 }

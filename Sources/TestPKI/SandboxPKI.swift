@@ -37,7 +37,8 @@ public struct SandboxPKI: Sendable {
     /// Each environment has its own PKI, as IGC-Santé has a TEST and a production hierarchy: `bac-a-sable` (the
     /// TEST-like one) in `base`, any other environment in `base-NAME` (e.g. `pki-production`).
     public static func directory(base: URL, environment: String) -> URL {
-        environment == defaultEnvironment ? base
+        environment == defaultEnvironment
+            ? base
             : base.deletingLastPathComponent().appendingPathComponent(base.lastPathComponent + "-" + environment)
     }
 
@@ -66,16 +67,29 @@ public struct SandboxPKI: Sendable {
 
     /// Loads the PKI in `directory`, minting whatever is missing. `created` says whether anything was minted.
     public static func loadOrCreate(
-        directory: URL, algorithm: KeyAlgorithm = .rsa2048, now: Date = Date(), environment: String = defaultEnvironment
+        directory: URL,
+        algorithm: KeyAlgorithm = .rsa2048,
+        now: Date = Date(),
+        environment: String = defaultEnvironment
     ) throws -> (pki: SandboxPKI, created: Bool) {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var created = false
         let years = { (n: Double) in DateInterval(start: now.addingTimeInterval(-3600), duration: n * 365 * 86400) }
         let root = try loadOrMint(directory, "root-ca", created: &created) {
-            try CertificateMinter.authority(subject: caName(commonName(rootCommonName, environment: environment)), algorithm: algorithm, issuer: nil, validity: years(20))
+            try CertificateMinter.authority(
+                subject: caName(commonName(rootCommonName, environment: environment)),
+                algorithm: algorithm,
+                issuer: nil,
+                validity: years(20)
+            )
         }
         let issuing = try loadOrMint(directory, "org-ca", created: &created) {
-            try CertificateMinter.authority(subject: caName(commonName(issuingCommonName, environment: environment)), algorithm: algorithm, issuer: root, validity: years(10))
+            try CertificateMinter.authority(
+                subject: caName(commonName(issuingCommonName, environment: environment)),
+                algorithm: algorithm,
+                issuer: root,
+                validity: years(10)
+            )
         }
         let server = try loadOrMint(directory, "server", created: &created, chain: [issuing]) {
             try CertificateMinter.server(
@@ -86,8 +100,12 @@ public struct SandboxPKI: Sendable {
                     OrganizationalUnitName("SANDBOX AUTH_SERV")
                     CommonName("localhost")
                 },
-                dnsNames: ["localhost"], ipAddresses: [[127, 0, 0, 1]], algorithm: algorithm, issuer: issuing,
-                validity: years(3))
+                dnsNames: ["localhost"],
+                ipAddresses: [[127, 0, 0, 1]],
+                algorithm: algorithm,
+                issuer: issuing,
+                validity: years(3)
+            )
         }
         let pki = SandboxPKI(directory: directory, root: root, issuingCA: issuing, server: server)
         if created || !FileManager.default.fileExists(atPath: pki.caBundleURL.path) {
@@ -101,7 +119,10 @@ public struct SandboxPKI: Sendable {
 
     /// Reads `NAME.pem` and `NAME-key.pem`, or mints and writes them (`chain` certificates appended to the PEM).
     private static func loadOrMint(
-        _ directory: URL, _ name: String, created: inout Bool, chain: [IssuedCertificate] = [],
+        _ directory: URL,
+        _ name: String,
+        created: inout Bool,
+        chain: [IssuedCertificate] = [],
         mint: () throws -> IssuedCertificate
     ) throws -> IssuedCertificate {
         let certURL = directory.appendingPathComponent("\(name).pem")
@@ -135,15 +156,20 @@ public struct SandboxPKI: Sendable {
     /// Mints a client certificate for `subject`, normal or one of the negative kinds.
     /// `revoked` also lists the serial on the sandbox CRL; `untrusted-ca` signs with another root.
     public func issueClient(
-        subject: DistinguishedName, algorithm: KeyAlgorithm = .rsa2048, negative: NegativeKind? = nil,
-        now: Date = Date(), validityDays: Double = 3 * 365, reusing key: Certificate.PrivateKey? = nil
+        subject: DistinguishedName,
+        algorithm: KeyAlgorithm = .rsa2048,
+        negative: NegativeKind? = nil,
+        now: Date = Date(),
+        validityDays: Double = 3 * 365,
+        reusing key: Certificate.PrivateKey? = nil
     ) throws -> IssuedCertificate {
         let day: TimeInterval = 86400
         var validity = DateInterval(start: now.addingTimeInterval(-3600), duration: validityDays * day)
         var issuer: IssuedCertificate? = issuingCA
         var usages: [ExtendedKeyUsage.Usage] = [.clientAuth]
         switch negative {
-        case .expired: validity = DateInterval(start: now.addingTimeInterval(-400 * day), end: now.addingTimeInterval(-day))
+        case .expired:
+            validity = DateInterval(start: now.addingTimeInterval(-400 * day), end: now.addingTimeInterval(-day))
         case .notYetValid: validity = DateInterval(start: now.addingTimeInterval(30 * day), duration: 365 * day)
         case .selfSigned: issuer = nil
         case .untrustedCA: issuer = try untrustedRoot(algorithm: algorithm)
@@ -151,7 +177,13 @@ public struct SandboxPKI: Sendable {
         case .revoked, .mismatchedKey, nil: break
         }
         var issued = try CertificateMinter.client(
-            subject: subject, algorithm: algorithm, issuer: issuer, validity: validity, extendedKeyUsage: usages, key: key)
+            subject: subject,
+            algorithm: algorithm,
+            issuer: issuer,
+            validity: validity,
+            extendedKeyUsage: usages,
+            key: key
+        )
         if negative == .revoked { try revoke(serial: issued.serialHex) }
         if negative == .mismatchedKey { issued.privateKey = try algorithm.generate() }
         return issued
@@ -162,8 +194,11 @@ public struct SandboxPKI: Sendable {
         var created = false
         return try Self.loadOrMint(directory, "untrusted-root", created: &created) {
             try CertificateMinter.authority(
-                subject: Self.caName(Self.untrustedCommonName), algorithm: algorithm, issuer: nil,
-                validity: DateInterval(start: Date().addingTimeInterval(-3600), duration: 20 * 365 * 86400))
+                subject: Self.caName(Self.untrustedCommonName),
+                algorithm: algorithm,
+                issuer: nil,
+                validity: DateInterval(start: Date().addingTimeInterval(-3600), duration: 20 * 365 * 86400)
+            )
         }
     }
 
@@ -195,8 +230,10 @@ public struct SandboxPKI: Sendable {
     public static func revokedSerials(at url: URL) throws -> Set<String> {
         guard FileManager.default.fileExists(atPath: url.path) else { return [] }
         let text = try String(contentsOf: url, encoding: .utf8)
-        return Set(text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-            .filter { !$0.isEmpty && !$0.hasPrefix("#") })
+        return Set(
+            text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        )
     }
 
     /// Empties the CRL (used by `reset?scope=all`).
@@ -210,7 +247,7 @@ public struct SandboxPKI: Sendable {
         if hex.hasPrefix("0x") { hex.removeFirst(2) }
         guard !hex.isEmpty, hex.allSatisfy(\.isHexDigit) else { throw PKIError.badSerial(serial) }
         if hex.count % 2 == 1 { hex = "0" + hex }
-        while hex.count > 2, hex.hasPrefix("00") { hex.removeFirst(2) } // DER sign padding is not part of the number
+        while hex.count > 2, hex.hasPrefix("00") { hex.removeFirst(2) }  // DER sign padding is not part of the number
         return hex
     }
 }

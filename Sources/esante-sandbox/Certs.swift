@@ -8,19 +8,32 @@ struct Certs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "certs",
         abstract: "The local test PKI: mint CAs and certificates (including the negative ones), revoke, inspect.",
-        subcommands: [Init.self, Issue.self, Revoke.self, Show.self])
+        subcommands: [Init.self, Issue.self, Revoke.self, Show.self]
+    )
 
     struct Init: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Mint the root, issuing CA and server certificate if absent.")
+        static let configuration = CommandConfiguration(
+            abstract: "Mint the root, issuing CA and server certificate if absent."
+        )
         @OptionGroup var data: DataOptions
-        @Option(help: "Environment whose PKI to use (bac-a-sable: <pki-dir>; another: <pki-dir>-NAME, e.g. production).")
+        @Option(
+            help: "Environment whose PKI to use (bac-a-sable: <pki-dir>; another: <pki-dir>-NAME, e.g. production)."
+        )
         var environment = SandboxPKI.defaultEnvironment
         @Option(help: "rsa (RSA-2048) or p256.") var keyType: KeyAlgorithm = .rsa2048
 
         func run() async throws {
             try await reportingErrors {
-                let (pki, created) = try SandboxPKI.loadOrCreate(directory: data.pkiDirectory(environment), algorithm: keyType, environment: environment)
-                print(created ? "minted the test PKI in \(pki.directory.path)" : "the test PKI in \(pki.directory.path) already exists")
+                let (pki, created) = try SandboxPKI.loadOrCreate(
+                    directory: data.pkiDirectory(environment),
+                    algorithm: keyType,
+                    environment: environment
+                )
+                print(
+                    created
+                        ? "minted the test PKI in \(pki.directory.path)"
+                        : "the test PKI in \(pki.directory.path) already exists"
+                )
                 print("CA bundle (curl --cacert): \(pki.caBundleURL.path)")
                 print("root:       \(SubjectDN(pki.root.certificate.subject).rfc4514)")
                 print("issuing CA: \(SubjectDN(pki.issuingCA.certificate.subject).rfc4514)")
@@ -34,9 +47,12 @@ struct Certs: AsyncParsableCommand {
             discussion: """
                 The subject DN may be written in RFC 4514 (CN=…,OU=…,C=FR), OpenSSL one-line (C = FR, …) or slash \
                 (/C=FR/…) form. At most one negative kind may be given.
-                """)
+                """
+        )
         @OptionGroup var data: DataOptions
-        @Option(help: "Environment whose PKI to use (bac-a-sable: <pki-dir>; another: <pki-dir>-NAME, e.g. production).")
+        @Option(
+            help: "Environment whose PKI to use (bac-a-sable: <pki-dir>; another: <pki-dir>-NAME, e.g. production)."
+        )
         var environment = SandboxPKI.defaultEnvironment
         @Option(help: "Subject DN, e.g. 'CN=CLIENT_TEST_RORN,OU=33333333333,O=GIP - TEST3012,ST=Paris (75),C=FR'.")
         var subject: String
@@ -49,32 +65,50 @@ struct Certs: AsyncParsableCommand {
         @Flag(help: "Issued by another root the sandbox does not trust.") var untrustedCA = false
         @Flag(help: "Extended key usage serverAuth only (clientAuth missing).") var serverEKU = false
         @Flag(help: "Listed on the sandbox CRL at once.") var revoked = false
-        @Flag(help: "key.pem does not match cert.pem (the client's own TLS stack refuses the pair).") var mismatchedKey = false
-        @Option(help: "Re-use this PEM private key (a renewal: same public key, so a CSD key whitelist entry still matches).")
+        @Flag(help: "key.pem does not match cert.pem (the client's own TLS stack refuses the pair).")
+        var mismatchedKey = false
+        @Option(
+            help:
+                "Re-use this PEM private key (a renewal: same public key, so a CSD key whitelist entry still matches)."
+        )
         var reuseKey: String?
 
         func run() async throws {
             try await reportingErrors {
                 let kinds: [(Bool, NegativeKind)] = [
                     (expired, .expired), (notYetValid, .notYetValid), (selfSigned, .selfSigned),
-                    (untrustedCA, .untrustedCA), (serverEKU, .serverEKU), (revoked, .revoked), (mismatchedKey, .mismatchedKey),
+                    (untrustedCA, .untrustedCA), (serverEKU, .serverEKU), (revoked, .revoked),
+                    (mismatchedKey, .mismatchedKey),
                 ]
                 let chosen = kinds.filter(\.0).map(\.1)
                 guard chosen.count <= 1 else {
-                    throw UsageFailure("choose at most one negative kind (got \(chosen.map { "--\($0.rawValue)" }.joined(separator: ", ")))")
+                    throw UsageFailure(
+                        "choose at most one negative kind (got \(chosen.map { "--\($0.rawValue)" }.joined(separator: ", ")))"
+                    )
                 }
                 guard days > 0 else { throw UsageFailure("--days must be positive") }
                 let dn = try SubjectDN(parsing: subject)
                 var key: Certificate.PrivateKey?
                 if let reuseKey {
-                    guard let pem = try? String(contentsOfFile: reuseKey, encoding: .utf8), let parsed = try? Certificate.PrivateKey(pemEncoded: pem) else {
+                    guard let pem = try? String(contentsOfFile: reuseKey, encoding: .utf8),
+                        let parsed = try? Certificate.PrivateKey(pemEncoded: pem)
+                    else {
                         throw UsageFailure("--reuse-key \(reuseKey): not a readable PEM private key")
                     }
                     key = parsed
                 }
-                let (pki, _) = try SandboxPKI.loadOrCreate(directory: data.pkiDirectory(environment), algorithm: keyType, environment: environment)
+                let (pki, _) = try SandboxPKI.loadOrCreate(
+                    directory: data.pkiDirectory(environment),
+                    algorithm: keyType,
+                    environment: environment
+                )
                 let issued = try pki.issueClient(
-                    subject: try dn.distinguishedName(), algorithm: keyType, negative: chosen.first, validityDays: days, reusing: key)
+                    subject: try dn.distinguishedName(),
+                    algorithm: keyType,
+                    negative: chosen.first,
+                    validityDays: days,
+                    reusing: key
+                )
                 let outURL = URL(fileURLWithPath: out)
                 try pki.write(issued, to: outURL)
                 let spki = try SPKIDigest(publicKey: issued.certificate.publicKey)
@@ -91,15 +125,21 @@ struct Certs: AsyncParsableCommand {
 
     struct Revoke: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List a serial on the sandbox CRL (a running server picks it up within a second).")
+            abstract: "List a serial on the sandbox CRL (a running server picks it up within a second)."
+        )
         @OptionGroup var data: DataOptions
-        @Option(help: "Environment whose PKI to use (bac-a-sable: <pki-dir>; another: <pki-dir>-NAME, e.g. production).")
+        @Option(
+            help: "Environment whose PKI to use (bac-a-sable: <pki-dir>; another: <pki-dir>-NAME, e.g. production)."
+        )
         var environment = SandboxPKI.defaultEnvironment
         @Argument(help: "Serial number in hex (as 'certs issue' prints it; ':' separators allowed).") var serial: String
 
         func run() async throws {
             try await reportingErrors {
-                let (pki, _) = try SandboxPKI.loadOrCreate(directory: data.pkiDirectory(environment), environment: environment)
+                let (pki, _) = try SandboxPKI.loadOrCreate(
+                    directory: data.pkiDirectory(environment),
+                    environment: environment
+                )
                 let normalised = try pki.revoke(serial: serial)
                 print("revoked \(normalised) (\(pki.revocationURL.path))")
             }
@@ -108,7 +148,8 @@ struct Certs: AsyncParsableCommand {
 
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print a certificate's DN in every form and its SPKI SHA-256 (what to send the ANS).")
+            abstract: "Print a certificate's DN in every form and its SPKI SHA-256 (what to send the ANS)."
+        )
         @Argument(help: "PEM certificate file.") var file: String
 
         func run() async throws {

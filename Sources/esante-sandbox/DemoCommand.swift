@@ -12,10 +12,15 @@ extension GuidedDemo.Failure: UserFacingError {}
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Replay the seeds' story step by step, for real: refused, onboarding, ANS delay on the fast clock, accepted, bed availability fed and read.",
-        discussion: "Exits with status 1 at the first step that does not behave as announced (so it doubles as an end-to-end test).")
+        abstract:
+            "Replay the seeds' story step by step, for real: refused, onboarding, ANS delay on the fast clock, accepted, bed availability fed and read.",
+        discussion:
+            "Exits with status 1 at the first step that does not behave as announced (so it doubles as an end-to-end test)."
+    )
 
-    @Option(help: "Ready file of a running sandbox (serve --ready-file); without it the demo starts its own, in memory.")
+    @Option(
+        help: "Ready file of a running sandbox (serve --ready-file); without it the demo starts its own, in memory."
+    )
     var readyFile: String?
 
     @Option(help: "Seeds folder (the story is demo/story.json; default ./Seeds when present).")
@@ -31,7 +36,8 @@ struct DemoCommand: AsyncParsableCommand {
     var keyType: KeyAlgorithm = .p256
 
     func run() async throws {
-        let seedsURL = seeds.map { URL(fileURLWithPath: $0) }
+        let seedsURL =
+            seeds.map { URL(fileURLWithPath: $0) }
             ?? (FileManager.default.fileExists(atPath: "Seeds") ? URL(fileURLWithPath: "Seeds") : nil)
         let say: @Sendable (String) -> Void = { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }
         var started: Sandbox?
@@ -50,13 +56,17 @@ struct DemoCommand: AsyncParsableCommand {
             } else {
                 var configuration = SandboxConfiguration()
                 configuration.inMemory = true
-                configuration.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("esante-sandbox-demo-\(UUID().uuidString)")
+                configuration.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent(
+                    "esante-sandbox-demo-\(UUID().uuidString)"
+                )
                 configuration.seedsDirectory = seedsURL
                 configuration.port = 0
                 configuration.adminPort = 0
                 configuration.printBanner = false
                 configuration.keyAlgorithm = keyType
-                do { configuration.whitelistDelay = try WhitelistDelay(parsing: whitelistDelay) } catch let error as ClockError {
+                do { configuration.whitelistDelay = try WhitelistDelay(parsing: whitelistDelay) } catch let error
+                    as ClockError
+                {
                     throw UsageFailure("--whitelist-delay: \(error.description)")
                 }
                 var logger = Logger(label: "esante-sandbox-demo")
@@ -65,7 +75,9 @@ struct DemoCommand: AsyncParsableCommand {
                 started = sandbox
                 runTask = Task { try await sandbox.run(handleSignals: false) }
                 target = await sandbox.waitUntilReady()
-                say("Demo against a sandbox started for it at \(target.tls) (in memory; ANS delay \(configuration.whitelistDelay)).")
+                say(
+                    "Demo against a sandbox started for it at \(target.tls) (in memory; ANS delay \(configuration.whitelistDelay))."
+                )
             }
             let story = try GuidedDemo.Story.load(seeds: seedsURL)
             try await GuidedDemo(target: target, story: story, pause: pause, say: say).run()

@@ -12,8 +12,12 @@ struct EsanteSandbox: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "esante-sandbox",
         abstract: "An offline stand-in for the French national e-health services (ROR, INSi, DMP, Mon espace santé).",
-        subcommands: [Serve.self, Certs.self, WhitelistCommand.self, JournalCommand.self, INSiCommand.self, OnboardingCommand.self, DemoCommand.self, Seed.self],
-        defaultSubcommand: Serve.self)
+        subcommands: [
+            Serve.self, Certs.self, WhitelistCommand.self, JournalCommand.self, INSiCommand.self,
+            OnboardingCommand.self, DemoCommand.self, Seed.self,
+        ],
+        defaultSubcommand: Serve.self
+    )
 }
 
 /// A user error: printed as `error: …` on standard error, exit status 2.
@@ -54,7 +58,9 @@ struct DataOptions: ParsableArguments {
     var pkiDirectory: URL { pkiDir.map { URL(fileURLWithPath: $0) } ?? dataDirectory.appendingPathComponent("pki") }
 
     /// The PKI folder of an environment (`--environments`): `pki` for bac-a-sable, `pki-NAME` otherwise.
-    func pkiDirectory(_ environment: String) -> URL { SandboxPKI.directory(base: pkiDirectory, environment: environment) }
+    func pkiDirectory(_ environment: String) -> URL {
+        SandboxPKI.directory(base: pkiDirectory, environment: environment)
+    }
 
     /// Opens the database of a data folder (which may be in use by a running server: SQLite WAL allows it).
     func openStore() throws -> SandboxStore {

@@ -9,7 +9,8 @@ struct INSiCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "insi",
         abstract: "Edit the INSi test base: identities, simulated Vitale cards, authorised LPS numbers.",
-        subcommands: [Identities.self, Cards.self, LPS.self])
+        subcommands: [Identities.self, Cards.self, LPS.self]
+    )
 
     static func directory(_ data: DataOptions) throws -> INSiDirectory { INSiDirectory(store: try data.openStore()) }
 
@@ -20,13 +21,18 @@ struct INSiCommand: AsyncParsableCommand {
     }
 
     static func remove(_ kind: INSiDirectory.Kind, _ id: String, data: DataOptions) throws {
-        guard try directory(data).remove(kind, id: id) else { throw UsageFailure("no INSi \(kind.rawValue) entry '\(id)'") }
+        guard try directory(data).remove(kind, id: id) else {
+            throw UsageFailure("no INSi \(kind.rawValue) entry '\(id)'")
+        }
         print("removed \(id)")
     }
 
     struct Identities: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "identities", abstract: "Identities of the test base.", subcommands: [List.self, Add.self, Remove.self])
+            commandName: "identities",
+            abstract: "Identities of the test base.",
+            subcommands: [List.self, Add.self, Remove.self]
+        )
 
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Print the identities as JSON.")
@@ -36,7 +42,8 @@ struct INSiCommand: AsyncParsableCommand {
 
         struct Add: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "Add (or replace) an identity; its key is checked by the NIR rule unless --allow-bad-key.")
+                abstract: "Add (or replace) an identity; its key is checked by the NIR rule unless --allow-bad-key."
+            )
             @OptionGroup var data: DataOptions
             @Option(help: "Matricule INS, 13 characters (NIR or NIA).") var matricule: String
             @Option(help: "Key, 2 digits.") var cle: String
@@ -51,8 +58,17 @@ struct INSiCommand: AsyncParsableCommand {
 
             func run() async throws {
                 try await reportingErrors {
-                    let identity = INSIdentity(matricule: matricule, key: cle, kind: nia ? .nia : .nir, birthName: nom, firstNames: prenoms,
-                                               sex: sexe, birthDate: dateNaissance, birthPlace: lieuNaissance, note: note)
+                    let identity = INSIdentity(
+                        matricule: matricule,
+                        key: cle,
+                        kind: nia ? .nia : .nir,
+                        birthName: nom,
+                        firstNames: prenoms,
+                        sex: sexe,
+                        birthDate: dateNaissance,
+                        birthPlace: lieuNaissance,
+                        note: note
+                    )
                     try directory(data).add(identity, allowBadKey: allowBadKey)
                     print("added \(matricule) \(cle) \(nom) \(prenoms)")
                 }
@@ -69,7 +85,10 @@ struct INSiCommand: AsyncParsableCommand {
 
     struct Cards: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "cards", abstract: "Simulated Vitale cards.", subcommands: [List.self, Add.self, Remove.self])
+            commandName: "cards",
+            abstract: "Simulated Vitale cards.",
+            subcommands: [List.self, Add.self, Remove.self]
+        )
 
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Print the cards as JSON.")
@@ -78,7 +97,9 @@ struct INSiCommand: AsyncParsableCommand {
         }
 
         struct Add: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Add (or replace) a card; beneficiaries must be identities of the base.")
+            static let configuration = CommandConfiguration(
+                abstract: "Add (or replace) a card; beneficiaries must be identities of the base."
+            )
             @OptionGroup var data: DataOptions
             @Option(help: "Card id.") var id: String
             @Option(help: "Matricule of the insured person.") var assure: String
@@ -89,7 +110,9 @@ struct INSiCommand: AsyncParsableCommand {
                     let beneficiaries = try beneficiaire.map { text -> VitaleCard.Beneficiary in
                         let parts = text.split(separator: ":")
                         guard parts.count == 2, let rank = Int(parts[1]) else {
-                            throw UsageFailure("--beneficiaire '\(text)': expected MATRICULE:RANK, e.g. 2181213055202:2")
+                            throw UsageFailure(
+                                "--beneficiaire '\(text)': expected MATRICULE:RANK, e.g. 2181213055202:2"
+                            )
                         }
                         return VitaleCard.Beneficiary(matricule: String(parts[0]), rank: rank)
                     }
@@ -109,8 +132,10 @@ struct INSiCommand: AsyncParsableCommand {
 
     struct LPS: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "lps", abstract: "LPS authorisation numbers (ContexteLPS/LPS/IDAM) the sandbox accepts.",
-            subcommands: [List.self, Add.self, Remove.self])
+            commandName: "lps",
+            abstract: "LPS authorisation numbers (ContexteLPS/LPS/IDAM) the sandbox accepts.",
+            subcommands: [List.self, Add.self, Remove.self]
+        )
 
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Print the numbers as JSON.")

@@ -4,7 +4,9 @@ import RORFHIR
 
 struct Seed: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Seed datasets.", subcommands: [Generate.self, Prebuild.self])
+        abstract: "Seed datasets.",
+        subcommands: [Generate.self, Prebuild.self]
+    )
 
     struct Generate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -13,13 +15,17 @@ struct Seed: AsyncParsableCommand {
                 Writes OUT/ror/dataset.json (≤ 100 establishments) or dataset-NNNN.json parts, then OUT/ror/dataset.sqlite, \
                 the same data stored and indexed, which a new data folder starts from (see `seed prebuild`). \
                 Then: esante-sandbox serve --seeds OUT. Seeds/pki, access, insi and terminology are copied when present.
-                """)
+                """
+        )
 
         @Option(help: "Number of establishments (each: EJ, EG, internal organisation, 1–3 places, 4–6 offers).")
         var establishments = 12
         @Option(help: "Random seed.") var seed: UInt64 = 2026
         @Option(help: "Output seeds folder.") var out: String
-        @Flag(inversion: .prefixedNo, help: "Also write ror/dataset.sqlite (a national dataset then starts in seconds).")
+        @Flag(
+            inversion: .prefixedNo,
+            help: "Also write ror/dataset.sqlite (a national dataset then starts in seconds)."
+        )
         var prebuild = true
 
         func run() async throws {
@@ -32,7 +38,8 @@ struct Seed: AsyncParsableCommand {
                 try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
                 let started = Date()
                 let tty = isatty(STDOUT_FILENO) != 0
-                let written = try RORDatasetGenerator.write(establishments: establishments, seed: seed, to: folder) { [establishments] done in
+                let written = try RORDatasetGenerator.write(establishments: establishments, seed: seed, to: folder) {
+                    [establishments] done in
                     // Progress on a TTY only (unbuffered write: no flush needed).
                     if tty { FileHandle.standardOutput.write(Data("\r\(done)/\(establishments) establishments".utf8)) }
                 }
@@ -40,12 +47,16 @@ struct Seed: AsyncParsableCommand {
                 for part in ["pki", "access", "insi", "terminology"] {
                     let source = URL(fileURLWithPath: "Seeds").appendingPathComponent(part)
                     let target = outURL.appendingPathComponent(part)
-                    if FileManager.default.fileExists(atPath: source.path), source.standardizedFileURL != target.standardizedFileURL,
-                       !FileManager.default.fileExists(atPath: target.path) {
+                    if FileManager.default.fileExists(atPath: source.path),
+                        source.standardizedFileURL != target.standardizedFileURL,
+                        !FileManager.default.fileExists(atPath: target.path)
+                    {
                         try FileManager.default.copyItem(at: source, to: target)
                     }
                 }
-                print("wrote \(written) resources to \(folder.path) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+                print(
+                    "wrote \(written) resources to \(folder.path) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s"
+                )
                 if prebuild { try Prebuild.prebuild(RORSeedDataset(seeds: outURL)) }
             }
         }
@@ -58,7 +69,8 @@ struct Seed: AsyncParsableCommand {
                 A data folder created by `serve --seeds SEEDS` then starts as a copy of it instead of loading the JSON. \
                 It is used only while the JSON files keep their names and sizes and the sandbox indexes as when it was \
                 built; otherwise serve loads the JSON and says why. Run again after editing the JSON.
-                """)
+                """
+        )
 
         @Option(help: "Seeds folder (holding ror/*.json).") var seeds = "Seeds"
 
@@ -72,8 +84,12 @@ struct Seed: AsyncParsableCommand {
             do { count = try dataset.prebuild(registry: RORSearchParameters.registry) } catch {
                 throw UsageFailure("\(error)")
             }
-            let size = (try? FileManager.default.attributesOfItem(atPath: dataset.prebuiltFile.path)[.size] as? NSNumber)?.int64Value ?? 0
-            print("prebuilt \(count) resources into \(dataset.prebuiltFile.path) (\(size >> 20) MiB) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+            let size =
+                (try? FileManager.default.attributesOfItem(atPath: dataset.prebuiltFile.path)[.size] as? NSNumber)?
+                .int64Value ?? 0
+            print(
+                "prebuilt \(count) resources into \(dataset.prebuiltFile.path) (\(size >> 20) MiB) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s"
+            )
         }
     }
 }

@@ -1,14 +1,15 @@
+import Access
 import ArgumentParser
 import Foundation
 import INSi
 import Logging
-import Access
 import SandboxServer
 import TestPKI
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Start the sandbox: mutual-TLS listener (services) and admin listener (plain HTTP).")
+        abstract: "Start the sandbox: mutual-TLS listener (services) and admin listener (plain HTTP)."
+    )
 
     @OptionGroup var data: DataOptions
 
@@ -42,7 +43,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Private key (PEM) of --server-cert.")
     var serverKey: String?
 
-    @Option(help: "How a client certificate that does not verify is refused: tls (handshake alert) or http (403 naming the reason).")
+    @Option(
+        help:
+            "How a client certificate that does not verify is refused: tls (handshake alert) or http (403 naming the reason)."
+    )
     var rejectMode: RejectMode = .tls
 
     @Option(help: "Token required on the admin API (Authorization: Bearer <token>).")
@@ -60,16 +64,28 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Largest FHIR write body in bytes (413 above).")
     var maxBody = 10 << 20
 
-    @Option(help: "INSi answer for nobody found: strict (CR 01, as production) or realistic (insi_101 fault, as the editor test environment).")
+    @Option(
+        help:
+            "INSi answer for nobody found: strict (CR 01, as production) or realistic (insi_101 fault, as the editor test environment)."
+    )
     var insiMode: INSiMode = .strict
 
-    @Option(help: "OID of INS-NIR answers (default 1.2.250.1.213.1.4.8, what the INSi test environment returns; .10 = INS-NIR de test).")
+    @Option(
+        help:
+            "OID of INS-NIR answers (default 1.2.250.1.213.1.4.8, what the INSi test environment returns; .10 = INS-NIR de test)."
+    )
     var insiNirOid = "1.2.250.1.213.1.4.8"
 
-    @Option(help: "Environments, comma-separated (e.g. bac-a-sable,production): one mutual-TLS listener each on --port, --port+1…, each with its own PKI (<pki-dir>-NAME) and whitelist.")
+    @Option(
+        help:
+            "Environments, comma-separated (e.g. bac-a-sable,production): one mutual-TLS listener each on --port, --port+1…, each with its own PKI (<pki-dir>-NAME) and whitelist."
+    )
     var environments: String?
 
-    @Option(help: "Onboarding: the ANS delay between tests done and the whitelist, on the sandbox clock (0, 45s, 30m, 2h, 5d).")
+    @Option(
+        help:
+            "Onboarding: the ANS delay between tests done and the whitelist, on the sandbox clock (0, 45s, 30m, 2h, 5d)."
+    )
     var whitelistDelay = "0"
 
     @Option(help: "Sandbox clock speed: 1 = real time, 3600 = an hour passes per second (kept in the data folder).")
@@ -80,7 +96,9 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            guard let level = Logger.Level(rawValue: logLevel) else { throw UsageFailure("unknown log level '\(logLevel)'") }
+            guard let level = Logger.Level(rawValue: logLevel) else {
+                throw UsageFailure("unknown log level '\(logLevel)'")
+            }
             var configuration = SandboxConfiguration()
             configuration.dataDirectory = data.dataDirectory
             configuration.pkiDirectory = data.pkiDir.map { URL(fileURLWithPath: $0) }
@@ -104,9 +122,14 @@ struct Serve: AsyncParsableCommand {
             configuration.insiNIROID = insiNirOid
             configuration.whitelistDelay = try WhitelistDelay(parsing: whitelistDelay)
             configuration.clockSpeed = clockSpeed
-            configuration.environments = environments.map { $0.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) } }
+            configuration.environments = environments.map {
+                $0.split(separator: ",", omittingEmptySubsequences: false).map {
+                    $0.trimmingCharacters(in: .whitespaces)
+                }
+            }
             if let seedsDirectory = configuration.seedsDirectory,
-               !FileManager.default.fileExists(atPath: seedsDirectory.path) {
+                !FileManager.default.fileExists(atPath: seedsDirectory.path)
+            {
                 throw UsageFailure("--seeds \(seedsDirectory.path): no such folder")
             }
             var logger = Logger(label: "esante-sandbox")

@@ -8,15 +8,18 @@ struct WhitelistCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "whitelist",
         abstract: "Edit the whitelists in a data folder (a running server sees changes within a second).",
-        subcommands: [Add.self, List.self, Remove.self])
+        subcommands: [Add.self, List.self, Remove.self]
+    )
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Whitelist a subject DN (ror-fhir, insi, dmp, mes) or a public key (ror-csd).")
+            abstract: "Whitelist a subject DN (ror-fhir, insi, dmp, mes) or a public key (ror-csd)."
+        )
         @OptionGroup var data: DataOptions
         @Option(help: "ror-fhir, ror-csd, insi, dmp or mes.") var service: String
         @Option(help: "Subject DN (RFC 4514, OpenSSL one-line or slash form).") var subjectDN: String?
-        @Option(help: "SHA-256 of the certificate's SubjectPublicKeyInfo, hex or base64 (ror-csd).") var publicKeySHA256: String?
+        @Option(help: "SHA-256 of the certificate's SubjectPublicKeyInfo, hex or base64 (ror-csd).")
+        var publicKeySHA256: String?
         @Option(help: "PEM certificate (or public key) to read the DN or key from.") var certificate: String?
         @Option(help: "consume or feed.") var role = "consume"
         @Option(help: "Establishment (FINESS) the entry may write for (repeatable).") var establishment: [String] = []
@@ -28,12 +31,23 @@ struct WhitelistCommand: AsyncParsableCommand {
             try await reportingErrors {
                 let pem = try certificate.map(readPEM)
                 let request = WhitelistRequest(
-                    environment: environment, service: service, subjectDN: subjectDN, publicKeySHA256: publicKeySHA256,
-                    certificatePEM: pem, role: role, establishments: establishment, label: label)
+                    environment: environment,
+                    service: service,
+                    subjectDN: subjectDN,
+                    publicKeySHA256: publicKeySHA256,
+                    certificatePEM: pem,
+                    role: role,
+                    establishments: establishment,
+                    label: label
+                )
                 let entry = try Whitelist.entry(from: request, origin: "cli")
                 let whitelist = try Whitelist(store: try data.openStore())
                 let saved = try whitelist.add(entry)
-                if json { print(try WhitelistCommand.render([saved])) } else { print("whitelisted: \(WhitelistCommand.line(saved))") }
+                if json {
+                    print(try WhitelistCommand.render([saved]))
+                } else {
+                    print("whitelisted: \(WhitelistCommand.line(saved))")
+                }
             }
         }
     }
@@ -48,7 +62,11 @@ struct WhitelistCommand: AsyncParsableCommand {
             try await reportingErrors {
                 let entries = try Whitelist(store: try data.openStore()).entries()
                     .filter { service == nil || $0.service.rawValue == service }
-                if json { print(try WhitelistCommand.render(entries)) } else { entries.forEach { print(WhitelistCommand.line($0)) } }
+                if json {
+                    print(try WhitelistCommand.render(entries))
+                } else {
+                    entries.forEach { print(WhitelistCommand.line($0)) }
+                }
             }
         }
     }
@@ -71,7 +89,8 @@ struct WhitelistCommand: AsyncParsableCommand {
     static func line(_ entry: WhitelistEntry) -> String {
         let credential = entry.subjectDN.map { "DN \($0)" } ?? "SPKI \(entry.publicKeySHA256?.hex ?? "?")"
         let scope = entry.establishments.isEmpty ? "" : " establishments=\(entry.establishments.joined(separator: ","))"
-        return "#\(entry.id ?? 0) \(entry.environment) \(entry.service.rawValue) \(entry.role.rawValue) \(credential)\(scope)"
+        return
+            "#\(entry.id ?? 0) \(entry.environment) \(entry.service.rawValue) \(entry.role.rawValue) \(credential)\(scope)"
             + (entry.label.map { " (\($0))" } ?? "")
     }
 
@@ -81,10 +100,11 @@ struct WhitelistCommand: AsyncParsableCommand {
     }
 }
 
-
 struct JournalCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "journal", abstract: "Show the call journal of a data folder.")
+        commandName: "journal",
+        abstract: "Show the call journal of a data folder."
+    )
     @OptionGroup var data: DataOptions
     @Flag(help: "Keep printing new rows as they arrive.") var follow = false
     @Flag(help: "One JSON object per line.") var json = false
@@ -107,7 +127,9 @@ struct JournalCommand: AsyncParsableCommand {
             var lastID = rows.last?.id ?? 0
             while true {
                 // Written unbuffered: with --follow into a pipe (`| grep`), rows must show as they arrive.
-                for row in rows { FileHandle.standardOutput.write(Data(((json ? try Self.json(row) : Self.line(row)) + "\n").utf8)) }
+                for row in rows {
+                    FileHandle.standardOutput.write(Data(((json ? try Self.json(row) : Self.line(row)) + "\n").utf8))
+                }
                 lastID = rows.last?.id ?? lastID
                 guard follow else { return }
                 try await Task.sleep(for: .milliseconds(300))

@@ -1,8 +1,8 @@
 import Foundation
 import NIOConcurrencyHelpers
 import Store
-import Testing
 import TestPKI
+import Testing
 import X509
 
 @testable import Access
@@ -22,8 +22,13 @@ struct OnboardingTests {
             whitelist = try Whitelist(store: store)
             let time = realTime
             clock = try SandboxClock(store: store, speed: speed, realNow: { time.withLockedValue { $0 } })
-            onboarding = try Onboarding(store: store, whitelist: whitelist, clock: clock, delay: try WhitelistDelay(parsing: delay),
-                                        environments: ["bac-a-sable", "production"])
+            onboarding = try Onboarding(
+                store: store,
+                whitelist: whitelist,
+                clock: clock,
+                delay: try WhitelistDelay(parsing: delay),
+                environments: ["bac-a-sable", "production"]
+            )
         }
 
         func advance(seconds: Double) { realTime.withLockedValue { $0 += seconds } }
@@ -32,18 +37,33 @@ struct OnboardingTests {
     static let eaiDN = "CN=EAI-ARA-TEST,OU=0002 130007677,O=GCS SARA,ST=Rhone (69),C=FR"
 
     static func eai(direction: String = "feed", service: String = "ror-fhir") -> OnboardingSubmission {
-        OnboardingSubmission(kind: "eai-regional", direction: direction, service: service, contact: "eai@example.test",
-                             subjectDN: eaiDN, establishments: ["690000001", "690000002"])
+        OnboardingSubmission(
+            kind: "eai-regional",
+            direction: direction,
+            service: service,
+            contact: "eai@example.test",
+            subjectDN: eaiDN,
+            establishments: ["690000001", "690000002"]
+        )
     }
 
     static func pem(_ dn: String) throws -> (pem: String, identity: ClientIdentity) {
         let root = try CertificateMinter.authority(
-            subject: try SandboxPKI.caName("TEST ROOT"), algorithm: .p256, issuer: nil,
-            validity: DateInterval(start: Date().addingTimeInterval(-60), duration: 86400))
+            subject: try SandboxPKI.caName("TEST ROOT"),
+            algorithm: .p256,
+            issuer: nil,
+            validity: DateInterval(start: Date().addingTimeInterval(-60), duration: 86400)
+        )
         let leaf = try CertificateMinter.client(
-            subject: try SubjectDN(parsing: dn).distinguishedName(), algorithm: .p256, issuer: root,
-            validity: DateInterval(start: Date().addingTimeInterval(-60), duration: 86400))
-        return (try leaf.certificate.serializeAsPEM().pemString, try ClientIdentity(certificate: leaf.certificate, verdict: .trusted))
+            subject: try SubjectDN(parsing: dn).distinguishedName(),
+            algorithm: .p256,
+            issuer: root,
+            validity: DateInterval(start: Date().addingTimeInterval(-60), duration: 86400)
+        )
+        return (
+            try leaf.certificate.serializeAsPEM().pemString,
+            try ClientIdentity(certificate: leaf.certificate, verdict: .trusted)
+        )
     }
 
     /// Brings a fresh request to `state` through the allowed path.
@@ -55,7 +75,7 @@ struct OnboardingTests {
         case .validated, .testsDone, .whitelisted, .revoked:
             _ = try fixture.onboarding.validate(id, decision: .init(), actor: "committee")
             if state == .validated { break }
-            _ = try fixture.onboarding.markTestsDone(id, actor: "publisher") // delay 0: whitelisted at once
+            _ = try fixture.onboarding.markTestsDone(id, actor: "publisher")  // delay 0: whitelisted at once
             if state == .testsDone {
                 // Only reachable with a delay: rebuild in a fixture with one is simpler, so tested separately.
                 break
@@ -78,14 +98,17 @@ struct OnboardingTests {
                 let fixture = try Fixture()
                 let id = try Self.request(in: from, fixture)
                 #expect(try fixture.onboarding.request(id).state == from)
-                let allowed = from.next.contains(target)
+                let allowed =
+                    from.next.contains(target)
                     // with no delay, tests-done goes straight on to whitelisted
                     || (from == .validated && target == .testsDone)
                 if allowed {
                     let after = try act(fixture.onboarding, id)
                     #expect(after.state == (target == .testsDone ? .whitelisted : target), "\(from) → \(target)")
                 } else {
-                    let error = #expect(throws: OnboardingError.self, "\(from) → \(target)") { try act(fixture.onboarding, id) }
+                    let error = #expect(throws: OnboardingError.self, "\(from) → \(target)") {
+                        try act(fixture.onboarding, id)
+                    }
                     #expect(error?.kind == .conflict)
                     #expect(error?.description.contains("is \(from.rawValue)") == true)
                     #expect(try fixture.onboarding.request(id).state == from, "unchanged after a refused \(target)")
@@ -132,14 +155,18 @@ struct OnboardingTests {
         // The ANS updates the list by mail: the entry follows.
         _ = try fixture.onboarding.setEstablishments(id, ["690000003"], actor: "ans")
         #expect(try fixture.whitelist.entries().map(\.establishments) == [["690000003"]])
-        let bad = #expect(throws: OnboardingError.self) { try fixture.onboarding.setEstablishments(id, ["69"], actor: "ans") }
+        let bad = #expect(throws: OnboardingError.self) {
+            try fixture.onboarding.setEstablishments(id, ["69"], actor: "ans")
+        }
         #expect(bad?.kind == .invalid)
         #expect(try fixture.whitelist.entries().map(\.establishments) == [["690000003"]], "nothing half-applied")
 
         _ = try fixture.onboarding.revoke(id, reason: "left the region", actor: "ans")
         #expect(try fixture.whitelist.entries().isEmpty)
         #expect(!fixture.whitelist.decide(identity: caller, service: .rorFHIR, environment: "bac-a-sable").allowed)
-        #expect(throws: OnboardingError.self) { try fixture.onboarding.setEstablishments(id, ["690000001"], actor: "ans") }
+        #expect(throws: OnboardingError.self) {
+            try fixture.onboarding.setEstablishments(id, ["690000001"], actor: "ans")
+        }
     }
 
     @Test func proprietarySolutionGetsOneEntryPerEstablishmentCertificate() throws {
@@ -147,25 +174,53 @@ struct OnboardingTests {
         let first = try Self.pem("CN=HOPITAL-A,OU=750000001,O=EDITEUR X,C=FR")
         let second = try Self.pem("CN=HOPITAL-B,OU=750000002,O=EDITEUR X,C=FR")
         let third = try Self.pem("CN=HOPITAL-C,OU=750000003,O=EDITEUR X,C=FR")
-        let request = try fixture.onboarding.submit(OnboardingSubmission(
-            kind: "proprietary", direction: "feed", service: "ror-fhir", contact: "x@editeur.test",
-            establishmentCertificates: [.init(finess: "750000001", certificatePEM: first.pem),
-                                        .init(finess: "750000002", certificatePEM: second.pem)]), actor: "t")
+        let request = try fixture.onboarding.submit(
+            OnboardingSubmission(
+                kind: "proprietary",
+                direction: "feed",
+                service: "ror-fhir",
+                contact: "x@editeur.test",
+                establishmentCertificates: [
+                    .init(finess: "750000001", certificatePEM: first.pem),
+                    .init(finess: "750000002", certificatePEM: second.pem),
+                ]
+            ),
+            actor: "t"
+        )
         _ = try fixture.onboarding.validate(request.id, decision: .init(), actor: "c")
         _ = try fixture.onboarding.markTestsDone(request.id, actor: "p")
         var entries = try fixture.whitelist.entries()
         #expect(Set(entries.map(\.establishments)) == [["750000001"], ["750000002"]])
-        let decision = fixture.whitelist.decide(identity: second.identity, service: .rorFHIR, environment: "bac-a-sable")
-        #expect(decision.entry?.establishments == ["750000002"], "each certificate writes for its own establishment only")
+        let decision = fixture.whitelist.decide(
+            identity: second.identity,
+            service: .rorFHIR,
+            environment: "bac-a-sable"
+        )
+        #expect(
+            decision.entry?.establishments == ["750000002"],
+            "each certificate writes for its own establishment only"
+        )
 
-        _ = try fixture.onboarding.addEstablishmentCertificate(request.id, .init(finess: "750000003", certificatePEM: third.pem), actor: "ans")
-        #expect(fixture.whitelist.decide(identity: third.identity, service: .rorFHIR, environment: "bac-a-sable").allowed)
+        _ = try fixture.onboarding.addEstablishmentCertificate(
+            request.id,
+            .init(finess: "750000003", certificatePEM: third.pem),
+            actor: "ans"
+        )
+        #expect(
+            fixture.whitelist.decide(identity: third.identity, service: .rorFHIR, environment: "bac-a-sable").allowed
+        )
         let duplicate = #expect(throws: OnboardingError.self) {
-            try fixture.onboarding.addEstablishmentCertificate(request.id, .init(finess: "750000003", certificatePEM: third.pem), actor: "ans")
+            try fixture.onboarding.addEstablishmentCertificate(
+                request.id,
+                .init(finess: "750000003", certificatePEM: third.pem),
+                actor: "ans"
+            )
         }
         #expect(duplicate?.kind == .conflict)
         _ = try fixture.onboarding.removeEstablishmentCertificate(request.id, finess: "750000001", actor: "ans")
-        #expect(!fixture.whitelist.decide(identity: first.identity, service: .rorFHIR, environment: "bac-a-sable").allowed)
+        #expect(
+            !fixture.whitelist.decide(identity: first.identity, service: .rorFHIR, environment: "bac-a-sable").allowed
+        )
         entries = try fixture.whitelist.entries()
         #expect(entries.count == 2)
         #expect(throws: OnboardingError.self, "an EAI list edit on a proprietary request") {
@@ -176,8 +231,16 @@ struct OnboardingTests {
     @Test func csdRequestWhitelistsTheKey() throws {
         let fixture = try Fixture()
         let client = try Self.pem("CN=CSD-CLIENT,O=EDITEUR Y,C=FR")
-        let request = try fixture.onboarding.submit(OnboardingSubmission(
-            kind: "saas", direction: "consume", service: "ror-csd", contact: "y@editeur.test", certificatePEM: client.pem), actor: "t")
+        let request = try fixture.onboarding.submit(
+            OnboardingSubmission(
+                kind: "saas",
+                direction: "consume",
+                service: "ror-csd",
+                contact: "y@editeur.test",
+                certificatePEM: client.pem
+            ),
+            actor: "t"
+        )
         _ = try fixture.onboarding.validate(request.id, decision: .init(), actor: "c")
         _ = try fixture.onboarding.markTestsDone(request.id, actor: "p")
         let entry = try #require(try fixture.whitelist.entries().first)
@@ -188,24 +251,54 @@ struct OnboardingTests {
     @Test func badSubmissionsAreRefusedAndNothingIsStored() throws {
         let fixture = try Fixture()
         var cases: [(OnboardingSubmission, String)] = []
-        var s = Self.eai(); s.kind = "hospital"; cases.append((s, "kind: 'hospital'"))
-        s = Self.eai(); s.direction = "read"; cases.append((s, "direction: 'read'"))
-        s = Self.eai(); s.service = "dmp2"; cases.append((s, "service: 'dmp2'"))
-        s = Self.eai(); s.environment = "recette"; cases.append((s, "environment: 'recette' is not served here"))
-        s = Self.eai(); s.contact = " "; cases.append((s, "contact"))
-        s = Self.eai(); s.subjectDN = "CN=broken,=x"; cases.append((s, "subjectDN"))
-        s = Self.eai(); s.establishments = []; cases.append((s, "a feeding eai-regional gives the FINESS"))
-        s = Self.eai(); s.establishments = ["12345"]; cases.append((s, "'12345' is not a FINESS"))
-        s = Self.eai(); s.establishments = ["690000001", "690000001"]; cases.append((s, "appears twice"))
-        s = Self.eai(direction: "consume", service: "ror-csd"); s.subjectDN = nil; cases.append((s, "ror-csd whitelists by public key"))
-        s = Self.eai(); s.kind = "proprietary"; cases.append((s, "one certificate per establishment"))
-        s = Self.eai(); s.establishmentCertificates = [.init(finess: "690000001", certificatePEM: "x")]
+        var s = Self.eai()
+        s.kind = "hospital"
+        cases.append((s, "kind: 'hospital'"))
+        s = Self.eai()
+        s.direction = "read"
+        cases.append((s, "direction: 'read'"))
+        s = Self.eai()
+        s.service = "dmp2"
+        cases.append((s, "service: 'dmp2'"))
+        s = Self.eai()
+        s.environment = "recette"
+        cases.append((s, "environment: 'recette' is not served here"))
+        s = Self.eai()
+        s.contact = " "
+        cases.append((s, "contact"))
+        s = Self.eai()
+        s.subjectDN = "CN=broken,=x"
+        cases.append((s, "subjectDN"))
+        s = Self.eai()
+        s.establishments = []
+        cases.append((s, "a feeding eai-regional gives the FINESS"))
+        s = Self.eai()
+        s.establishments = ["12345"]
+        cases.append((s, "'12345' is not a FINESS"))
+        s = Self.eai()
+        s.establishments = ["690000001", "690000001"]
+        cases.append((s, "appears twice"))
+        s = Self.eai(direction: "consume", service: "ror-csd")
+        s.subjectDN = nil
+        cases.append((s, "ror-csd whitelists by public key"))
+        s = Self.eai()
+        s.kind = "proprietary"
+        cases.append((s, "one certificate per establishment"))
+        s = Self.eai()
+        s.establishmentCertificates = [.init(finess: "690000001", certificatePEM: "x")]
         cases.append((s, "only proprietary solutions"))
-        s = OnboardingSubmission(kind: "proprietary", direction: "feed", service: "ror-fhir", contact: "c",
-                                 establishmentCertificates: [.init(finess: "690000001", certificatePEM: "not a pem")])
+        s = OnboardingSubmission(
+            kind: "proprietary",
+            direction: "feed",
+            service: "ror-fhir",
+            contact: "c",
+            establishmentCertificates: [.init(finess: "690000001", certificatePEM: "not a pem")]
+        )
         cases.append((s, "certificate of establishment 690000001"))
         for (submission, message) in cases {
-            let error = #expect(throws: OnboardingError.self, "\(message)") { try fixture.onboarding.submit(submission, actor: "t") }
+            let error = #expect(throws: OnboardingError.self, "\(message)") {
+                try fixture.onboarding.submit(submission, actor: "t")
+            }
             #expect(error?.kind == .invalid)
             #expect(error?.description.contains(message) == true, "\(error?.description ?? "") should say \(message)")
         }
@@ -216,16 +309,23 @@ struct OnboardingTests {
     @Test func committeeDecisionIsCheckedBeforeTheStateChanges() throws {
         let fixture = try Fixture()
         let id = try fixture.onboarding.submit(Self.eai(direction: "consume"), actor: "t").id
-        let missing = #expect(throws: OnboardingError.self) { try fixture.onboarding.validate(id, decision: .init(), actor: "c") }
+        let missing = #expect(throws: OnboardingError.self) {
+            try fixture.onboarding.validate(id, decision: .init(), actor: "c")
+        }
         #expect(missing?.description.contains("accessProfile") == true)
-        #expect(throws: OnboardingError.self) { try fixture.onboarding.validate(id, decision: .init(accessProfile: 7), actor: "c") }
+        #expect(throws: OnboardingError.self) {
+            try fixture.onboarding.validate(id, decision: .init(accessProfile: 7), actor: "c")
+        }
         #expect(throws: OnboardingError.self, "profile 0 needs a secret") {
             try fixture.onboarding.validate(id, decision: .init(accessProfile: 0), actor: "c")
         }
         #expect(throws: OnboardingError.self) { try fixture.onboarding.reject(id, reason: "  ", actor: "c") }
         #expect(try fixture.onboarding.request(id).state == .submitted)
         let validated = try fixture.onboarding.validate(
-            id, decision: .init(accessProfile: 2, rorHeaders: ["Ror-Role-Metier-Code": "10"]), actor: "c")
+            id,
+            decision: .init(accessProfile: 2, rorHeaders: ["Ror-Role-Metier-Code": "10"]),
+            actor: "c"
+        )
         #expect(validated.committee?.clientId == "sandbox-client-\(id)")
         _ = try fixture.onboarding.markTestsDone(id, actor: "p")
         let entry = try #require(try fixture.whitelist.entries().first)

@@ -26,9 +26,13 @@ struct SubjectDNTests {
     }
 
     @Test func printsTheRFC4514FormOfTheCertificate() throws {
-        let dn = try SubjectDN(parsing: "C = FR, ST = Paris (75), O = GIP - TEST3012, OU = 33333333333, CN = CLIENT_TEST_RORN")
+        let dn = try SubjectDN(
+            parsing: "C = FR, ST = Paris (75), O = GIP - TEST3012, OU = 33333333333, CN = CLIENT_TEST_RORN"
+        )
         #expect(dn.rfc4514 == Self.rorDN)
-        #expect(dn.openSSLOneLine == "C = FR, ST = Paris (75), O = GIP - TEST3012, OU = 33333333333, CN = CLIENT_TEST_RORN")
+        #expect(
+            dn.openSSLOneLine == "C = FR, ST = Paris (75), O = GIP - TEST3012, OU = 33333333333, CN = CLIENT_TEST_RORN"
+        )
         #expect(dn.slashForm == "/C=FR/ST=Paris (75)/O=GIP - TEST3012/OU=33333333333/CN=CLIENT_TEST_RORN")
     }
 
@@ -109,7 +113,10 @@ struct SubjectDNTests {
     }
 
     @Test func roundTripsThroughAnX509Name() throws {
-        let dn = try SubjectDN(parsing: ##"CN=\#Dupont\;Jean<x>,OU=\ lead\+trail\ ,O=Société Générale\, \"SG\",ST=Île-de-France (75),C=FR"##)
+        let dn = try SubjectDN(
+            parsing:
+                ##"CN=\#Dupont\;Jean<x>,OU=\ lead\+trail\ ,O=Société Générale\, \"SG\",ST=Île-de-France (75),C=FR"##
+        )
         let name = try dn.distinguishedName()
         // swift-certificates prints the RFC 4514 form; ours must be byte-identical.
         #expect(String(describing: name) == dn.rfc4514)

@@ -1,9 +1,9 @@
 import Foundation
 import GRDB
 import Store
-import Testing
-import TestPKI
 import SwiftASN1
+import TestPKI
+import Testing
 import X509
 
 @testable import Access
@@ -15,11 +15,17 @@ struct WhitelistTests {
     /// An identity for a freshly minted client certificate (P-256, fast), chain verdict given.
     static func identity(_ dn: String, verdict: ChainVerdict = .trusted) throws -> ClientIdentity {
         let root = try CertificateMinter.authority(
-            subject: try SandboxPKI.caName("TEST ROOT"), algorithm: .p256, issuer: nil,
-            validity: DateInterval(start: Date().addingTimeInterval(-60), duration: 86400))
+            subject: try SandboxPKI.caName("TEST ROOT"),
+            algorithm: .p256,
+            issuer: nil,
+            validity: DateInterval(start: Date().addingTimeInterval(-60), duration: 86400)
+        )
         let leaf = try CertificateMinter.client(
-            subject: try SubjectDN(parsing: dn).distinguishedName(), algorithm: .p256, issuer: root,
-            validity: DateInterval(start: Date().addingTimeInterval(-60), duration: 86400))
+            subject: try SubjectDN(parsing: dn).distinguishedName(),
+            algorithm: .p256,
+            issuer: root,
+            validity: DateInterval(start: Date().addingTimeInterval(-60), duration: 86400)
+        )
         return try ClientIdentity(certificate: leaf.certificate, verdict: verdict)
     }
 
@@ -29,7 +35,11 @@ struct WhitelistTests {
         for form in [caller.subject.openSSLOneLine, caller.subject.slashForm, Self.dn.lowercased()] {
             try whitelist.removeAll()
             try whitelist.add(try Whitelist.entry(from: .init(service: "ror-fhir", subjectDN: form), origin: "test"))
-            let decision = whitelist.decide(identity: caller, service: .rorFHIR, environment: SandboxEnvironment.sandbox)
+            let decision = whitelist.decide(
+                identity: caller,
+                service: .rorFHIR,
+                environment: SandboxEnvironment.sandbox
+            )
             #expect(decision.allowed, "written as \(form)")
         }
     }
@@ -49,9 +59,15 @@ struct WhitelistTests {
     @Test func nearMissInAnotherRDNOrderIsExplainedNotAccepted() throws {
         let whitelist = try Whitelist(store: try SandboxStore.inMemory())
         let caller = try Self.identity(Self.dn)
-        try whitelist.add(try Whitelist.entry(
-            from: .init(service: "ror-fhir", subjectDN: "C=FR,ST=Paris (75),O=GIP - TEST3012,OU=33333333333,CN=CLIENT_TEST_RORN"),
-            origin: "test"))
+        try whitelist.add(
+            try Whitelist.entry(
+                from: .init(
+                    service: "ror-fhir",
+                    subjectDN: "C=FR,ST=Paris (75),O=GIP - TEST3012,OU=33333333333,CN=CLIENT_TEST_RORN"
+                ),
+                origin: "test"
+            )
+        )
         let decision = whitelist.decide(identity: caller, service: .rorFHIR, environment: SandboxEnvironment.sandbox)
         #expect(!decision.allowed)
         #expect(decision.message.contains("same attributes in another order"))
@@ -60,10 +76,14 @@ struct WhitelistTests {
     @Test func publicKeyEntryMatchesWhateverTheDN() throws {
         let whitelist = try Whitelist(store: try SandboxStore.inMemory())
         let caller = try Self.identity("CN=ANYTHING,O=Whatever,C=FR")
-        try whitelist.add(try Whitelist.entry(
-            from: .init(service: "ror-csd", publicKeySHA256: caller.spkiSHA256.base64), origin: "test"))
+        try whitelist.add(
+            try Whitelist.entry(
+                from: .init(service: "ror-csd", publicKeySHA256: caller.spkiSHA256.base64),
+                origin: "test"
+            )
+        )
         #expect(whitelist.decide(identity: caller, service: .rorCSD, environment: SandboxEnvironment.sandbox).allowed)
-        let other = try Self.identity("CN=ANYTHING,O=Whatever,C=FR") // same DN, another key
+        let other = try Self.identity("CN=ANYTHING,O=Whatever,C=FR")  // same DN, another key
         let refused = whitelist.decide(identity: other, service: .rorCSD, environment: SandboxEnvironment.sandbox)
         #expect(!refused.allowed)
         #expect(refused.message.contains(other.spkiSHA256.hex))
@@ -72,7 +92,12 @@ struct WhitelistTests {
     @Test func environmentsAreSeparate() throws {
         let whitelist = try Whitelist(store: try SandboxStore.inMemory())
         let caller = try Self.identity(Self.dn)
-        try whitelist.add(try Whitelist.entry(from: .init(environment: "production", service: "ror-fhir", subjectDN: Self.dn), origin: "test"))
+        try whitelist.add(
+            try Whitelist.entry(
+                from: .init(environment: "production", service: "ror-fhir", subjectDN: Self.dn),
+                origin: "test"
+            )
+        )
         #expect(!whitelist.decide(identity: caller, service: .rorFHIR, environment: SandboxEnvironment.sandbox).allowed)
         #expect(whitelist.decide(identity: caller, service: .rorFHIR, environment: "production").allowed)
     }
@@ -89,10 +114,20 @@ struct WhitelistTests {
 
     @Test func addingTwiceUpdatesInsteadOfDuplicating() throws {
         let whitelist = try Whitelist(store: try SandboxStore.inMemory())
-        let first = try whitelist.add(try Whitelist.entry(from: .init(service: "ror-fhir", subjectDN: Self.dn), origin: "test"))
-        let second = try whitelist.add(try Whitelist.entry(
-            from: .init(service: "ror-fhir", subjectDN: "C = FR, ST = Paris (75), O = GIP - TEST3012, OU = 33333333333, CN = CLIENT_TEST_RORN",
-                        role: "feed", establishments: ["750099992"]), origin: "test"))
+        let first = try whitelist.add(
+            try Whitelist.entry(from: .init(service: "ror-fhir", subjectDN: Self.dn), origin: "test")
+        )
+        let second = try whitelist.add(
+            try Whitelist.entry(
+                from: .init(
+                    service: "ror-fhir",
+                    subjectDN: "C = FR, ST = Paris (75), O = GIP - TEST3012, OU = 33333333333, CN = CLIENT_TEST_RORN",
+                    role: "feed",
+                    establishments: ["750099992"]
+                ),
+                origin: "test"
+            )
+        )
         #expect(first.id == second.id)
         let entries = try whitelist.entries()
         #expect(entries.count == 1)
@@ -114,8 +149,14 @@ struct WhitelistTests {
         (WhitelistRequest(environment: "prod env", service: "ror-fhir", subjectDN: dn), "not a valid name"),
         (WhitelistRequest(service: "insi", subjectDN: dn, clientId: "x"), "apply to ror-fhir entries only"),
         (WhitelistRequest(service: "ror-fhir", subjectDN: dn, clientId: "bad id"), "not a valid client id"),
-        (WhitelistRequest(service: "ror-fhir", subjectDN: dn, clientId: "x", accessProfile: 6), "accessProfile must be 0 to 5"),
-        (WhitelistRequest(service: "ror-fhir", subjectDN: dn, clientId: "x", rorHeaders: ["Ror-Bogus": "1"]), "unknown header(s) Ror-Bogus"),
+        (
+            WhitelistRequest(service: "ror-fhir", subjectDN: dn, clientId: "x", accessProfile: 6),
+            "accessProfile must be 0 to 5"
+        ),
+        (
+            WhitelistRequest(service: "ror-fhir", subjectDN: dn, clientId: "x", rorHeaders: ["Ror-Bogus": "1"]),
+            "unknown header(s) Ror-Bogus"
+        ),
     ])
     func invalidRequests(request: WhitelistRequest, message: String) {
         #expect {
@@ -127,11 +168,17 @@ struct WhitelistTests {
 
     @Test func certificatePEMGivesTheDNForDNServicesAndTheKeyForCSD() throws {
         let root = try CertificateMinter.authority(
-            subject: try SandboxPKI.caName("TEST ROOT"), algorithm: .p256, issuer: nil,
-            validity: DateInterval(start: Date(), duration: 86400))
+            subject: try SandboxPKI.caName("TEST ROOT"),
+            algorithm: .p256,
+            issuer: nil,
+            validity: DateInterval(start: Date(), duration: 86400)
+        )
         let leaf = try CertificateMinter.client(
-            subject: try SubjectDN(parsing: Self.dn).distinguishedName(), algorithm: .p256, issuer: root,
-            validity: DateInterval(start: Date(), duration: 86400))
+            subject: try SubjectDN(parsing: Self.dn).distinguishedName(),
+            algorithm: .p256,
+            issuer: root,
+            validity: DateInterval(start: Date(), duration: 86400)
+        )
         let pem = try leaf.certificatePEM
         let fhir = try Whitelist.entry(from: .init(service: "ror-fhir", certificatePEM: pem), origin: "test")
         #expect(fhir.subjectDN == Self.dn)
@@ -157,8 +204,16 @@ struct WhitelistTests {
         let journal = Journal(store: store, maxRows: 5)
         for index in 0..<12 {
             var entry = JournalEntry(
-                environment: "bac-a-sable", service: "ror-fhir", method: "GET", path: "/p\(index)", status: 200,
-                decision: .accepted, reason: "whitelisted", identity: nil, durationMs: 1)
+                environment: "bac-a-sable",
+                service: "ror-fhir",
+                method: "GET",
+                path: "/p\(index)",
+                status: 200,
+                decision: .accepted,
+                reason: "whitelisted",
+                identity: nil,
+                durationMs: 1
+            )
             entry.requestHeaders = JournalEntry.encodeHeaders([("Authorization", "Bearer secret-token-value")])
             journal.record(entry)
             if index % 4 == 0 { journal.flush() }
@@ -177,12 +232,17 @@ struct WhitelistTests {
     /// (quotes, backslashes, control characters) with UTF-8 kept whole, secrets masked.
     @Test func journaledHeadersAreValidJSON() throws {
         let text = JournalEntry.encodeHeaders([
-            ("X-Quote", "say \"hi\" \\ tab\tend\u{01}"), ("accept", "a"), ("Accept", "b"), ("x-nom", "Hôpital Sainte-Anne"),
+            ("X-Quote", "say \"hi\" \\ tab\tend\u{01}"), ("accept", "a"), ("Accept", "b"),
+            ("x-nom", "Hôpital Sainte-Anne"),
             ("Cookie", "session=abc"),
         ])
         let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: String])
-        #expect(object == ["accept": "a, b", "cookie": "***(11 chars)", "x-nom": "Hôpital Sainte-Anne",
-                           "x-quote": "say \"hi\" \\ tab\tend\u{01}"])
+        #expect(
+            object == [
+                "accept": "a, b", "cookie": "***(11 chars)", "x-nom": "Hôpital Sainte-Anne",
+                "x-quote": "say \"hi\" \\ tab\tend\u{01}",
+            ]
+        )
         #expect(text.hasPrefix("{\"accept\":"))
         #expect(text.contains("\\u0001"))
         #expect(JournalEntry.encodeHeaders([]) == "{}")
@@ -191,7 +251,8 @@ struct WhitelistTests {
     /// A secret is replaced by its length in characters (scalars), its scheme kept when it has one.
     @Test(arguments: [
         ("Bearer abc.def.ghi", "Bearer ***(11 chars)"), ("session=abc", "***(11 chars)"), ("Bearer ", "***(7 chars)"),
-        (" abc", "***(4 chars)"), ("Basic  x", "Basic ***(2 chars)"), ("Jeton é€", "Jeton ***(2 chars)"), ("", "***(0 chars)"),
+        (" abc", "***(4 chars)"), ("Basic  x", "Basic ***(2 chars)"), ("Jeton é€", "Jeton ***(2 chars)"),
+        ("", "***(0 chars)"),
     ])
     func secretsAreMasked(_ value: String, _ masked: String) {
         #expect(JournalEntry.mask(value) == masked)
@@ -203,22 +264,35 @@ struct WhitelistTests {
         let store = try SandboxStore.inMemory()
         let journal = Journal(store: store, maxRows: 20)
         func record(_ path: String, response: String, request: String? = nil) {
-            var entry = JournalEntry(environment: "bac-a-sable", service: "ror-fhir", method: "GET", path: path, status: 200,
-                                     decision: .accepted, reason: nil, identity: nil, durationMs: 1)
+            var entry = JournalEntry(
+                environment: "bac-a-sable",
+                service: "ror-fhir",
+                method: "GET",
+                path: path,
+                status: 200,
+                decision: .accepted,
+                reason: nil,
+                identity: nil,
+                durationMs: 1
+            )
             entry.responseBody = Data(response.utf8)
             entry.requestBody = request.map { Data($0.utf8) }
             journal.record(entry)
         }
-        let location = String(repeating: "{\"resourceType\":\"Location\"}", count: 100) // 2 700 bytes
+        let location = String(repeating: "{\"resourceType\":\"Location\"}", count: 100)  // 2 700 bytes
         for index in 0..<10 { record("/same\(index)", response: location, request: "short") }
         journal.flush()
         record("/other", response: location + " ", request: location)
         journal.flush()
-        func count(_ table: String) throws -> Int { try store.writer.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM \(table)") ?? 0 } }
+        func count(_ table: String) throws -> Int {
+            try store.writer.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM \(table)") ?? 0 }
+        }
         #expect(try count("journal") == 11)
         #expect(try count("journal_body") == 2)
         let rows = try journal.entries(JournalFilter(limit: 100))
-        #expect(rows.allSatisfy { $0.responseBody.map { String(decoding: $0, as: UTF8.self).hasPrefix(location) } == true })
+        #expect(
+            rows.allSatisfy { $0.responseBody.map { String(decoding: $0, as: UTF8.self).hasPrefix(location) } == true }
+        )
         #expect(rows.first?.requestBody == Data(location.utf8))
         #expect(rows.last?.requestBody == Data("short".utf8))
         let one = try #require(rows.first?.id)
@@ -229,9 +303,15 @@ struct WhitelistTests {
         journal.flush()
         #expect(try count("journal") == 20)
         #expect(try count("journal_body") <= 20 + 2)
-        #expect(try journal.entries(JournalFilter(limit: 100)).allSatisfy { $0.responseBody?.count ?? 0 > location.count })
+        #expect(
+            try journal.entries(JournalFilter(limit: 100)).allSatisfy { $0.responseBody?.count ?? 0 > location.count }
+        )
         let stale = try store.writer.read {
-            try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM journal_body WHERE id NOT IN (SELECT response_body_id FROM journal WHERE response_body_id IS NOT NULL) AND id NOT IN (SELECT request_body_id FROM journal WHERE request_body_id IS NOT NULL)")
+            try Int.fetchOne(
+                $0,
+                sql:
+                    "SELECT COUNT(*) FROM journal_body WHERE id NOT IN (SELECT response_body_id FROM journal WHERE response_body_id IS NOT NULL) AND id NOT IN (SELECT request_body_id FROM journal WHERE request_body_id IS NOT NULL)"
+            )
         }
         #expect(stale == 0)
         // The same body again after its copy was removed is stored anew.
@@ -262,22 +342,45 @@ struct WhitelistTests {
         let v1 = Data(#"{"resourceType":"Location","id":"l1","meta":{"versionId":"1"}}"#.utf8)
         let v2 = Data(#"{"resourceType":"Location","id":"l1","meta":{"versionId":"2"}}"#.utf8)
         try store.writer.write { db in
-            try db.execute(sql: "INSERT INTO fhir_resource (type, id, version, last_updated, json) VALUES ('Location', 'l1', 1, 't1', ?)", arguments: [v1])
+            try db.execute(
+                sql:
+                    "INSERT INTO fhir_resource (type, id, version, last_updated, json) VALUES ('Location', 'l1', 1, 't1', ?)",
+                arguments: [v1]
+            )
         }
         func record(_ version: Int, _ updated: String) {
-            var entry = JournalEntry(environment: "bac-a-sable", service: "ror-fhir", method: "PATCH", path: "/Location", status: 200,
-                                     decision: .accepted, reason: nil, identity: nil, durationMs: 1)
+            var entry = JournalEntry(
+                environment: "bac-a-sable",
+                service: "ror-fhir",
+                method: "PATCH",
+                path: "/Location",
+                status: 200,
+                decision: .accepted,
+                reason: nil,
+                identity: nil,
+                durationMs: 1
+            )
             entry.responseVersion = StoredVersion(type: "Location", id: "l1", version: version, lastUpdated: updated)
             journal.record(entry)
         }
         record(1, "t1")
         journal.flush()
         #expect(try journal.entries(JournalFilter(limit: 1)).first?.responseBody == v1)
-        #expect(try store.writer.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM journal_body") } == 0, "no copy")
+        #expect(
+            try store.writer.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM journal_body") } == 0,
+            "no copy"
+        )
         // Version 2 replaces 1, which is kept: both rows give their own bytes.
         try store.writer.write { db in
-            try db.execute(sql: "INSERT INTO fhir_history (type, id, version, last_updated, json) VALUES ('Location', 'l1', 1, 't1', ?)", arguments: [v1])
-            try db.execute(sql: "UPDATE fhir_resource SET version = 2, last_updated = 't2', json = ? WHERE id = 'l1'", arguments: [v2])
+            try db.execute(
+                sql:
+                    "INSERT INTO fhir_history (type, id, version, last_updated, json) VALUES ('Location', 'l1', 1, 't1', ?)",
+                arguments: [v1]
+            )
+            try db.execute(
+                sql: "UPDATE fhir_resource SET version = 2, last_updated = 't2', json = ? WHERE id = 'l1'",
+                arguments: [v2]
+            )
         }
         record(2, "t2")
         journal.flush()
@@ -297,10 +400,21 @@ struct WhitelistTests {
         let journal = Journal(store: store, maxRows: 4)
         // Bytes of every value (NUL and invalid UTF-8 included), longer than a split body.
         let tail = Data((0..<(Journal.splitBodySize + 3)).map { UInt8(truncatingIfNeeded: $0 &* 7) })
-        func page(_ id: Int) -> Data { Data("{\"id\":\"\(id)\"}".utf8) + Data(repeating: 0xFF, count: Journal.headSize) + tail }
+        func page(_ id: Int) -> Data {
+            Data("{\"id\":\"\(id)\"}".utf8) + Data(repeating: 0xFF, count: Journal.headSize) + tail
+        }
         func record(_ body: Data) {
-            var entry = JournalEntry(environment: "bac-a-sable", service: "ror-fhir", method: "GET", path: "/Location", status: 200,
-                                     decision: .accepted, reason: nil, identity: nil, durationMs: 1)
+            var entry = JournalEntry(
+                environment: "bac-a-sable",
+                service: "ror-fhir",
+                method: "GET",
+                path: "/Location",
+                status: 200,
+                decision: .accepted,
+                reason: nil,
+                identity: nil,
+                durationMs: 1
+            )
             entry.responseBody = body
             entry.requestBody = body
             journal.record(entry)
@@ -335,14 +449,18 @@ struct WhitelistTests {
 
 @Test func thumbprintIsTheSameFromTheCertificateOrItsDER() throws {
     let identity = try WhitelistTests.identity(WhitelistTests.dn)
-    let root = try CertificateMinter.authority(subject: try SandboxPKI.caName("R"), algorithm: .p256, issuer: nil,
-                                               validity: DateInterval(start: Date(), duration: 60))
+    let root = try CertificateMinter.authority(
+        subject: try SandboxPKI.caName("R"),
+        algorithm: .p256,
+        issuer: nil,
+        validity: DateInterval(start: Date(), duration: 60)
+    )
     var serializer = DER.Serializer()
     try serializer.serialize(root.certificate)
     let viaDER = try ClientIdentity(certificate: root.certificate, der: serializer.serializedBytes, verdict: .trusted)
     let viaCertificate = try ClientIdentity(certificate: root.certificate, verdict: .trusted)
     #expect(viaDER.certificateThumbprint == viaCertificate.certificateThumbprint)
-    #expect(viaDER.certificateThumbprint.count == 43) // 32 bytes, base64url without padding
+    #expect(viaDER.certificateThumbprint.count == 43)  // 32 bytes, base64url without padding
     #expect(identity.certificateThumbprint != viaDER.certificateThumbprint)
 }
 
@@ -350,11 +468,22 @@ struct WhitelistTests {
 /// as GRDB would read its own and compare with times GRDB writes (filters, pruning).
 @Test func journalTimesAreStoredAsGRDBStoresDates() throws {
     var generator = SystemRandomNumberGenerator()
-    var instants = [Date(timeIntervalSince1970: 0), Date(timeIntervalSince1970: 1_764_900_000.999), Date(timeIntervalSince1970: 951_782_400.5)]
+    var instants = [
+        Date(timeIntervalSince1970: 0), Date(timeIntervalSince1970: 1_764_900_000.999),
+        Date(timeIntervalSince1970: 951_782_400.5),
+    ]
     for _ in 0..<2000 {
-        instants.append(Date(timeIntervalSince1970: Double(Int.random(in: 0...4_102_444_800, using: &generator)) + Double.random(in: 0..<1, using: &generator)))
+        instants.append(
+            Date(
+                timeIntervalSince1970: Double(Int.random(in: 0...4_102_444_800, using: &generator))
+                    + Double.random(in: 0..<1, using: &generator)
+            )
+        )
     }
     for instant in instants {
-        #expect(JournalEntry.storedTime(instant).databaseValue == instant.databaseValue, "\(instant.timeIntervalSince1970)")
+        #expect(
+            JournalEntry.storedTime(instant).databaseValue == instant.databaseValue,
+            "\(instant.timeIntervalSince1970)"
+        )
     }
 }

@@ -40,7 +40,10 @@ struct FHIRDateTests {
         for (text, low, high) in Self.cases {
             let range = FHIRDate.range(of: text)
             if let low, let high {
-                #expect(range.map { abs($0.low - low) < 1e-6 && abs($0.high - high) < 1e-6 } == true, "\(text): \(String(describing: range))")
+                #expect(
+                    range.map { abs($0.low - low) < 1e-6 && abs($0.high - high) < 1e-6 } == true,
+                    "\(text): \(String(describing: range))"
+                )
             } else {
                 #expect(range == nil, "\(text): \(String(describing: range))")
             }

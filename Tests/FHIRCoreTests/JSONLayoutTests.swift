@@ -8,20 +8,31 @@ import Testing
 @Suite("JSON layout")
 struct JSONLayoutTests {
     static func indicator(_ code: String, _ count: Int) -> JSON {
-        .object(JSONObject(["url": .string("capacity"), "extension": .array([
-            .object(JSONObject(["url": .string("status"), "valueCode": .string(code)])),
-            .object(JSONObject(["url": .string("count"), "valueInteger": .number(JSONNumber(text: String(count)))])),
-        ])]))
+        .object(
+            JSONObject([
+                "url": .string("capacity"),
+                "extension": .array([
+                    .object(JSONObject(["url": .string("status"), "valueCode": .string(code)])),
+                    .object(
+                        JSONObject(["url": .string("count"), "valueInteger": .number(JSONNumber(text: String(count)))])
+                    ),
+                ]),
+            ])
+        )
     }
 
     static func location(version: Int, name: String = "Unité \"Nord\"", extensions: [JSON]) -> JSONObject {
-        JSONObject(["resourceType": .string("Location"), "id": .string("l1"),
-                    "meta": .object(JSONObject(["versionId": .string(String(version))])),
-                    "name": .string(name), "extension": .array(extensions), "status": .string("active")])
+        JSONObject([
+            "resourceType": .string("Location"), "id": .string("l1"),
+            "meta": .object(JSONObject(["versionId": .string(String(version))])),
+            "name": .string(name), "extension": .array(extensions), "status": .string("active"),
+        ])
     }
 
     @Test func eachVersionIsTheWholeResourceWrittenAgain() throws {
-        let (e0, e1, e2, e3) = (Self.indicator("01", 10), Self.indicator("02", 4), Self.indicator("03", 6), Self.indicator("05", 1))
+        let (e0, e1, e2, e3) = (
+            Self.indicator("01", 10), Self.indicator("02", 4), Self.indicator("03", 6), Self.indicator("05", 1)
+        )
         let v1 = Self.location(version: 1, extensions: [e0, e1, e2])
         let changed: Set<String> = ["extension", "meta"]
         func list(_ original: JSONObject, _ origins: [Int?]) -> ResourceRepository.ListChange {
@@ -59,8 +70,12 @@ struct JSONLayoutTests {
         let v1 = Self.location(version: 1, name: "Nord", extensions: [Self.indicator("01", 1)])
         let list = ResourceRepository.ListChange(name: "extension", original: [Self.indicator("01", 1)], origins: [0])
         let (_, layout) = JSONLayout.write(v1, list: list, changed: ["meta"])
-        let (copied, _) = JSONLayout.write(Self.location(version: 2, name: "Sud", extensions: [Self.indicator("01", 1)]),
-                                           list: list, changed: ["meta"], previous: layout)
+        let (copied, _) = JSONLayout.write(
+            Self.location(version: 2, name: "Sud", extensions: [Self.indicator("01", 1)]),
+            list: list,
+            changed: ["meta"],
+            previous: layout
+        )
         #expect(String(decoding: copied, as: UTF8.self).contains("\"Nord\""))
         #expect(String(decoding: copied, as: UTF8.self).contains("\"versionId\":\"2\""))
         // Without a list (a dataset load), nothing is recorded.

@@ -10,18 +10,31 @@ struct JSONTests {
     }
 
     static func failure(_ bytes: [UInt8], depthLimit: Int = 512) -> JSON.ParseError? {
-        do { _ = try JSON(parsing: bytes, depthLimit: depthLimit); return nil } catch { return error }
+        do {
+            _ = try JSON(parsing: bytes, depthLimit: depthLimit)
+            return nil
+        } catch { return error }
     }
 
     @Test func keepsOrderAndNumberText() throws {
-        let text = #"{"z":1,"a":[1.50,-0.5e3,true,false,null,"é\u00e9\ud83d\ude00\n\"\\\/"],"m":{"b":{},"a":[]},"n":12345678901234567890}"#
+        let text =
+            #"{"z":1,"a":[1.50,-0.5e3,true,false,null,"é\u00e9\ud83d\ude00\n\"\\\/"],"m":{"b":{},"a":[]},"n":12345678901234567890}"#
         let value = try Self.parse(text)
         // Written back as read: members in order, numbers as written (a FHIR decimal keeps its precision), `\/` as `/`.
-        #expect(value.text == #"{"z":1,"a":[1.50,-0.5e3,true,false,null,"éé😀\n\"\\/"],"m":{"b":{},"a":[]},"n":12345678901234567890}"#)
+        #expect(
+            value.text
+                == #"{"z":1,"a":[1.50,-0.5e3,true,false,null,"éé😀\n\"\\/"],"m":{"b":{},"a":[]},"n":12345678901234567890}"#
+        )
         #expect(value["a"]?.array?.first == .number(JSONNumber(text: "1.50")))
         #expect(value["a"]?.array?[1].number == -500)
         #expect(value["m"]?.object?.keys == ["b", "a"])
-        #expect(value.data(sortedKeys: true) == Data(#"{"a":[1.50,-0.5e3,true,false,null,"éé😀\n\"\\/"],"m":{"a":[],"b":{}},"n":12345678901234567890,"z":1}"#.utf8))
+        #expect(
+            value.data(sortedKeys: true)
+                == Data(
+                    #"{"a":[1.50,-0.5e3,true,false,null,"éé😀\n\"\\/"],"m":{"a":[],"b":{}},"n":12345678901234567890,"z":1}"#
+                        .utf8
+                )
+        )
         // The same tree as Foundation reads it.
         let foundation = try JSONSerialization.jsonObject(with: Data(text.utf8))
         // Converted to Foundation objects, it serialises exactly as what Foundation parsed, but for an integer past
@@ -32,7 +45,8 @@ struct JSONTests {
         (ours["n"], theirs["n"]) = (nil, nil)
         #expect(
             try JSONSerialization.data(withJSONObject: ours, options: .sortedKeys)
-                == JSONSerialization.data(withJSONObject: theirs, options: .sortedKeys))
+                == JSONSerialization.data(withJSONObject: theirs, options: .sortedKeys)
+        )
         #expect(JSON(any: foundation)?["m"]?["b"] == .object(JSONObject()))
         #expect(JSON(any: foundation)?["a"]?.array?[2] == .bool(true))
     }
@@ -46,7 +60,8 @@ struct JSONTests {
         #expect(object["a"]?.string == "y" && object["b"] == nil)
         #expect(object.first(withPrefix: "c")?.value == .bool(false))
         #expect(JSONObject(any: ["k": Date()]) == nil)
-        let dictionary = JSONObject(["i": .integer(3), "d": .number(JSONNumber(text: "2.5")), "s": .string("t")]).dictionary
+        let dictionary = JSONObject(["i": .integer(3), "d": .number(JSONNumber(text: "2.5")), "s": .string("t")])
+            .dictionary
         #expect(dictionary["i"] as? Int == 3 && dictionary["d"] as? Double == 2.5 && dictionary["s"] as? String == "t")
     }
 
@@ -72,7 +87,10 @@ struct JSONTests {
             let error = try #require(Self.failure(Array(text.utf8)), "\(text) was accepted")
             #expect(error.kind == kind && error.description.contains(message), "\(text): \(error)")
         }
-        for valid in [#"{"a":1,"b":2}"#, #"[1]"#, #"[10.5e-3]"#, #"["a\nb"]"#, #"["\ud83d\ude00"]"#, #"["\u0012"]"#, #"{}"#, "\u{FEFF}[]", #"null"#] {
+        for valid in [
+            #"{"a":1,"b":2}"#, #"[1]"#, #"[10.5e-3]"#, #"["a\nb"]"#, #"["\ud83d\ude00"]"#, #"["\u0012"]"#, #"{}"#,
+            "\u{FEFF}[]", #"null"#,
+        ] {
             #expect(Self.failure(Array(valid.utf8)) == nil, "\(valid) was refused")
         }
         // Not UTF-8, inside a string or outside.
@@ -80,13 +98,24 @@ struct JSONTests {
         #expect(Self.failure([0x7B, 0xFF, 0xFE, 0x7D])?.kind == .invalidUTF8)
         #expect(Self.failure([0x7B, 0x7D, 0x20, 0x78])?.kind == .malformed)
         // Nesting: at the limit read, one more refused.
-        #expect(Self.failure(Array((String(repeating: "[", count: 3) + String(repeating: "]", count: 3)).utf8), depthLimit: 3) == nil)
-        #expect(Self.failure(Array((String(repeating: "[", count: 4) + String(repeating: "]", count: 4)).utf8), depthLimit: 3)?.kind == .tooDeep)
+        #expect(
+            Self.failure(
+                Array((String(repeating: "[", count: 3) + String(repeating: "]", count: 3)).utf8),
+                depthLimit: 3
+            ) == nil
+        )
+        #expect(
+            Self.failure(
+                Array((String(repeating: "[", count: 4) + String(repeating: "]", count: 4)).utf8),
+                depthLimit: 3
+            )?.kind == .tooDeep
+        )
     }
 
     /// Every resource of the repository seeds reads as Foundation reads it.
     @Test func seedResourcesReadAsFoundationReadsThem() throws {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
             .appendingPathComponent("Seeds/ror/dataset.json")
         let data = try Data(contentsOf: url)
         let ours = try JSON(parsing: data)

@@ -16,7 +16,12 @@ struct SearchEngineTests {
             SearchParameterDefinition("type", .token, paths: ["type"]),
             SearchParameterDefinition("nb", .number, paths: ["extension[url=cap].extension[url=nb].value*"]),
             SearchParameterDefinition("updated", .date, paths: ["extension[url=cap].extension[url=date].value*"]),
-            SearchParameterDefinition("organization", .reference, paths: ["managingOrganization"], targets: ["Organization"]),
+            SearchParameterDefinition(
+                "organization",
+                .reference,
+                paths: ["managingOrganization"],
+                targets: ["Organization"]
+            ),
             SearchParameterDefinition("_lastUpdated", .date, paths: ["meta.lastUpdated"]),
         ],
         "Organization": [
@@ -31,7 +36,15 @@ struct SearchEngineTests {
         ],
     ])
 
-    static func location(_ id: String, system: String, value: String, name: String, nb: Int?, date: String?, org: String) -> [String: Any] {
+    static func location(
+        _ id: String,
+        system: String,
+        value: String,
+        name: String,
+        nb: Int?,
+        date: String?,
+        org: String
+    ) -> [String: Any] {
         var capacity: [[String: Any]] = []
         if let nb { capacity.append(["url": "nb", "valueInteger": nb]) }
         if let date { capacity.append(["url": "date", "valueDateTime": date]) }
@@ -49,7 +62,12 @@ struct SearchEngineTests {
             "resourceType": "HealthcareService", "id": id,
             "specialty": [["coding": [["system": "S", "code": specialty]]]],
             "location": locations.map { ["reference": "Location/\($0)"] },
-            "extension": [["url": "age", "valueRange": ["low": ["value": ageLow, "system": "http://unitsofmeasure.org", "code": "a"]]]],
+            "extension": [
+                [
+                    "url": "age",
+                    "valueRange": ["low": ["value": ageLow, "system": "http://unitsofmeasure.org", "code": "a"]],
+                ]
+            ],
         ]
     }
 
@@ -57,9 +75,20 @@ struct SearchEngineTests {
         let store = try SandboxStore.inMemory()
         let repository = ResourceRepository(store: store, registry: registry)
         let resources: [[String: Any]] = [
-            ["resourceType": "Organization", "id": "o1", "name": "Clinique Saint-Étienne", "identifier": [["system": "finess", "value": "111"]]],
+            [
+                "resourceType": "Organization", "id": "o1", "name": "Clinique Saint-Étienne",
+                "identifier": [["system": "finess", "value": "111"]],
+            ],
             ["resourceType": "Organization", "id": "o2", "name": "Pôle A", "partOf": ["reference": "Organization/o1"]],
-            location("l1", system: "sys", value: "L1", name: "Bâtiment Nord", nb: 5, date: "2024-03-05T10:00:00Z", org: "o1"),
+            location(
+                "l1",
+                system: "sys",
+                value: "L1",
+                name: "Bâtiment Nord",
+                nb: 5,
+                date: "2024-03-05T10:00:00Z",
+                org: "o1"
+            ),
             location("l2", system: "sys", value: "L2", name: "Annexe", nb: 0, date: "2024-04-01", org: "o2"),
             location("l3", system: "other", value: "L3", name: "Nordic", nb: nil, date: nil, org: "o1"),
             service("h1", specialty: "356", locations: ["l1"], ageLow: 18),
@@ -73,7 +102,11 @@ struct SearchEngineTests {
     }
 
     /// Runs `query` on `type`; returns (matches, includes, total, links).
-    static func run(_ executor: SearchExecutor, _ type: String, _ query: String) async throws
+    static func run(
+        _ executor: SearchExecutor,
+        _ type: String,
+        _ query: String
+    ) async throws
         -> (matches: [String], includes: [String], total: Int?, links: [String: String])
     {
         let items: [(String, String)] = query.split(separator: "&").map {
@@ -85,7 +118,9 @@ struct SearchEngineTests {
         return try parse(data)
     }
 
-    static func parse(_ data: Data) throws -> (matches: [String], includes: [String], total: Int?, links: [String: String]) {
+    static func parse(
+        _ data: Data
+    ) throws -> (matches: [String], includes: [String], total: Int?, links: [String: String]) {
         let bundle = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let entries = bundle["entry"] as? [[String: Any]] ?? []
         func ids(_ mode: String) -> [String] {
@@ -164,17 +199,28 @@ struct SearchEngineTests {
 
     @Test func includesAndIterate() async throws {
         let executor = try Self.executor()
-        let plain = try await Self.run(executor, "HealthcareService", "specialty=S|356&_include=HealthcareService:location")
+        let plain = try await Self.run(
+            executor,
+            "HealthcareService",
+            "specialty=S|356&_include=HealthcareService:location"
+        )
         #expect(Set(plain.matches) == ["h1", "h3"])
         #expect(Set(plain.includes) == ["l1", "l2"])
         let iterate = try await Self.run(
-            executor, "HealthcareService", "specialty=S|356&_include=HealthcareService:location&_include:iterate=Location:organization")
+            executor,
+            "HealthcareService",
+            "specialty=S|356&_include=HealthcareService:location&_include:iterate=Location:organization"
+        )
         #expect(Set(iterate.includes) == ["l1", "l2", "o1", "o2"])
         let all = try await Self.run(executor, "HealthcareService", "_id=h2&_include=*")
         #expect(Set(all.includes) == ["l2"])
         let reverse = try await Self.run(executor, "Location", "_id=l1&_revinclude=HealthcareService:location")
         #expect(Set(reverse.includes) == ["h1", "h3"])
-        let iterateUp = try await Self.run(executor, "Location", "_id=l2&_include=Location:organization&_include:iterate=Organization:partof")
+        let iterateUp = try await Self.run(
+            executor,
+            "Location",
+            "_id=l2&_include=Location:organization&_include:iterate=Organization:partof"
+        )
         #expect(Set(iterateUp.includes) == ["o2", "o1"])
     }
 
@@ -188,7 +234,10 @@ struct SearchEngineTests {
         #expect(first.links["previous"] == nil)
         // A new resource sorted before the cursor does not shift the pages of the running search.
         _ = try await executor.repository.store.writer.write { db in
-            try executor.repository.save(Self.location("l0", system: "sys", value: "L0", name: "Zéro", nb: 1, date: nil, org: "o1"), in: db)
+            try executor.repository.save(
+                Self.location("l0", system: "sys", value: "L0", name: "Zéro", nb: 1, date: nil, org: "o1"),
+                in: db
+            )
         }
         let components = URLComponents(string: next)!
         let key = components.queryItems!.first { $0.name == "_getpages" }!.value!
@@ -207,13 +256,19 @@ struct SearchEngineTests {
         #expect(try await Self.run(executor, "Location", "nb=gt0").matches == ["l1"])
         #expect(try await Self.run(executor, "Location", "nb=gt0").matches == ["l1"])
         _ = try await repository.store.writer.write { db in
-            try repository.save(Self.location("l2", system: "sys", value: "L2", name: "Annexe", nb: 3, date: nil, org: "o2"), in: db)
+            try repository.save(
+                Self.location("l2", system: "sys", value: "L2", name: "Annexe", nb: 3, date: nil, org: "o2"),
+                in: db
+            )
         }
         #expect(try await Self.run(executor, "Location", "nb=gt0").matches == ["l1", "l2"])
         struct Abort: Error {}
         await #expect(throws: Abort.self) {
             try await repository.store.writer.write { db in
-                try repository.save(Self.location("l3", system: "other", value: "L3", name: "Nordic", nb: 9, date: nil, org: "o1"), in: db)
+                try repository.save(
+                    Self.location("l3", system: "other", value: "L3", name: "Nordic", nb: 9, date: nil, org: "o1"),
+                    in: db
+                )
                 throw Abort()
             }
         }
@@ -238,14 +293,20 @@ struct SearchEngineTests {
         #expect(try await name("l1") == "Bâtiment Nord")
         #expect(try await name("l2") == "Annexe")
         _ = try await repository.store.writer.write { db in
-            try repository.save(Self.location("l1", system: "sys", value: "L1", name: "Bâtiment Sud", nb: 5, date: nil, org: "o1"), in: db)
+            try repository.save(
+                Self.location("l1", system: "sys", value: "L1", name: "Bâtiment Sud", nb: 5, date: nil, org: "o1"),
+                in: db
+            )
         }
         #expect(try await name("l1") == "Bâtiment Sud")
         #expect(try await repository.read(type: "Location", id: "l1")?.version == 2)
         struct Abort: Error {}
         await #expect(throws: Abort.self) {
             try await repository.store.writer.write { db in
-                try repository.save(Self.location("l1", system: "sys", value: "L1", name: "Perdu", nb: 5, date: nil, org: "o1"), in: db)
+                try repository.save(
+                    Self.location("l1", system: "sys", value: "L1", name: "Perdu", nb: 5, date: nil, org: "o1"),
+                    in: db
+                )
                 throw Abort()
             }
         }
@@ -270,7 +331,11 @@ struct SearchEngineTests {
 
     @Test func elementsSubsetsAndTags() async throws {
         let executor = try Self.executor()
-        let request = try SearchRequest(type: "Location", items: [("_id", "l1"), ("_elements", "name")], registry: SearchEngineTests.registry)
+        let request = try SearchRequest(
+            type: "Location",
+            items: [("_id", "l1"), ("_elements", "name")],
+            registry: SearchEngineTests.registry
+        )
         let data = try await executor.search(request, baseURL: "https://x", query: "")
         let bundle = try JSONSerialization.jsonObject(with: data) as! [String: Any]
         let resource = ((bundle["entry"] as! [[String: Any]])[0]["resource"]) as! [String: Any]
@@ -314,7 +379,12 @@ struct SearchEngineTests {
     }
 
     @Test func lenientHandlingIgnoresUnknownParameters() throws {
-        let request = try SearchRequest(type: "Location", items: [("foo", "1"), ("name", "x")], registry: Self.registry, lenient: true)
+        let request = try SearchRequest(
+            type: "Location",
+            items: [("foo", "1"), ("name", "x")],
+            registry: Self.registry,
+            lenient: true
+        )
         #expect(request.ignored == ["foo"])
         #expect(request.conditions.count == 1)
     }
@@ -337,7 +407,10 @@ struct SearchEngineTests {
         let executor = try Self.executor()
         let repository = executor.repository
         _ = try await repository.store.writer.write { db in
-            try repository.save(Self.location("l1", system: "sys", value: "L1-NEW", name: "Renamed", nb: 9, date: nil, org: "o1"), in: db)
+            try repository.save(
+                Self.location("l1", system: "sys", value: "L1-NEW", name: "Renamed", nb: 9, date: nil, org: "o1"),
+                in: db
+            )
         }
         let stored = try #require(try await repository.read(type: "Location", id: "l1"))
         #expect(stored.version == 2)
@@ -345,7 +418,9 @@ struct SearchEngineTests {
         #expect(try await Self.run(executor, "Location", "identifier=sys|L1").matches.isEmpty)
         #expect(try await Self.run(executor, "Location", "identifier=sys|L1-NEW").matches == ["l1"])
         await #expect(throws: ResourceError.self) {
-            try await repository.store.writer.write { db in try repository.save(["resourceType": "Location", "id": "bad id!"], in: db) }
+            try await repository.store.writer.write { db in
+                try repository.save(["resourceType": "Location", "id": "bad id!"], in: db)
+            }
         }
     }
 }
@@ -354,16 +429,20 @@ struct SearchEngineTests {
 struct SearchIndexTests {
     /// Parsed JSON (not Swift literals): on Linux `0` and `1` are NSNumbers that also cast to Bool.
     @Test func parsedZeroAndOneAreNumbersAndBooleansAreTokens() throws {
-        let json = #"{"resourceType":"Location","id":"x","extension":[{"url":"cap","extension":[{"url":"nb","valueInteger":0}]},{"url":"cap","extension":[{"url":"nb","valueInteger":1}]},{"url":"flag","valueBoolean":true}]}"#
+        let json =
+            #"{"resourceType":"Location","id":"x","extension":[{"url":"cap","extension":[{"url":"nb","valueInteger":0}]},{"url":"cap","extension":[{"url":"nb","valueInteger":1}]},{"url":"flag","valueBoolean":true}]}"#
         let resource = try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any]
-        let rows = SearchIndexer.rows(for: resource, parameters: [
-            SearchParameterDefinition("nb", .number, paths: ["extension[url=cap].extension[url=nb].value*"]),
-            SearchParameterDefinition("flag", .token, paths: ["extension[url=flag].value*"]),
-            SearchParameterDefinition("nb-token", .token, paths: ["extension[url=cap].extension[url=nb].value*"]),
-        ])
+        let rows = SearchIndexer.rows(
+            for: resource,
+            parameters: [
+                SearchParameterDefinition("nb", .number, paths: ["extension[url=cap].extension[url=nb].value*"]),
+                SearchParameterDefinition("flag", .token, paths: ["extension[url=flag].value*"]),
+                SearchParameterDefinition("nb-token", .token, paths: ["extension[url=cap].extension[url=nb].value*"]),
+            ]
+        )
         #expect(rows.filter { $0.param == "nb" }.compactMap(\.number).sorted() == [0, 1])
         #expect(rows.first { $0.param == "flag" }?.code == "true")
-        #expect(rows.filter { $0.param == "nb-token" }.isEmpty) // an integer is not a token
+        #expect(rows.filter { $0.param == "nb-token" }.isEmpty)  // an integer is not a token
     }
 }
 
@@ -380,18 +459,41 @@ struct IndexRewriteTests {
         let repository = ResourceRepository(store: store, registry: SearchEngineTests.registry)
         func rows() throws -> [SearchIndexRow] {
             try store.writer.read { db in
-                try Row.fetchAll(db, sql: "SELECT param, system, code, text, number, low, high, ref_type, ref_id FROM fhir_index WHERE type = 'Location' AND id = 'l9'")
-                    .map { (row: Row) -> SearchIndexRow in
-                        let numbers: (Double?, Double?, Double?) = (row[4], row[5], row[6])
-                        return SearchIndexRow(param: row[0], system: row[1], code: row[2], text: row[3], number: numbers.0, low: numbers.1,
-                                              high: numbers.2, refType: row[7], refID: row[8])
-                    }
+                try Row.fetchAll(
+                    db,
+                    sql:
+                        "SELECT param, system, code, text, number, low, high, ref_type, ref_id FROM fhir_index WHERE type = 'Location' AND id = 'l9'"
+                )
+                .map { (row: Row) -> SearchIndexRow in
+                    let numbers: (Double?, Double?, Double?) = (row[4], row[5], row[6])
+                    return SearchIndexRow(
+                        param: row[0],
+                        system: row[1],
+                        code: row[2],
+                        text: row[3],
+                        number: numbers.0,
+                        low: numbers.1,
+                        high: numbers.2,
+                        refType: row[7],
+                        refID: row[8]
+                    )
+                }
             }
         }
         func ids(_ items: [(String, String)]) async throws -> [String] {
-            try await repository.searchIDs(try SearchRequest(type: "Location", items: items, registry: SearchEngineTests.registry))
+            try await repository.searchIDs(
+                try SearchRequest(type: "Location", items: items, registry: SearchEngineTests.registry)
+            )
         }
-        var location = SearchEngineTests.location("l9", system: "sys", value: "A", name: "Nord", nb: 5, date: "2024-03-05", org: "o1")
+        var location = SearchEngineTests.location(
+            "l9",
+            system: "sys",
+            value: "A",
+            name: "Nord",
+            nb: 5,
+            date: "2024-03-05",
+            org: "o1"
+        )
         func write(_ resource: [String: Any], version: Int) throws -> ResourceRepository.PreparedResource {
             let prepared = try repository.prepare(resource, version: version)
             try store.writer.write { db in try repository.write(prepared, in: db) }
@@ -400,7 +502,15 @@ struct IndexRewriteTests {
         _ = try write(location, version: 1)
         let first = try rows()
         #expect(try await ids([("identifier", "A")]) == ["l9"])
-        location = SearchEngineTests.location("l9", system: "sys", value: "B", name: "Nord", nb: 7, date: "2024-03-05", org: "o1")
+        location = SearchEngineTests.location(
+            "l9",
+            system: "sys",
+            value: "B",
+            name: "Nord",
+            nb: 7,
+            date: "2024-03-05",
+            org: "o1"
+        )
         // Two identical identifiers: duplicate rows are kept as many times as the resource has them.
         location["identifier"] = [["system": "sys", "value": "B"], ["system": "sys", "value": "B"]]
         let prepared = try write(location, version: 2)
@@ -426,15 +536,42 @@ struct IndexRewriteTests {
         let store = try SandboxStore.inMemory()
         let repository = ResourceRepository(store: store, registry: SearchEngineTests.registry)
         func ids(_ items: [(String, String)]) async throws -> [String] {
-            try await repository.searchIDs(try SearchRequest(type: "Location", items: items, registry: SearchEngineTests.registry))
+            try await repository.searchIDs(
+                try SearchRequest(type: "Location", items: items, registry: SearchEngineTests.registry)
+            )
         }
-        let location = SearchEngineTests.location("l8", system: "sys", value: "A", name: "Nord", nb: 5, date: "2024-03-05", org: "o1")
-        let first = try repository.prepare(location, version: 1, lastUpdated: Date(timeIntervalSince1970: 1_700_000_000))
+        let location = SearchEngineTests.location(
+            "l8",
+            system: "sys",
+            value: "A",
+            name: "Nord",
+            nb: 5,
+            date: "2024-03-05",
+            org: "o1"
+        )
+        let first = try repository.prepare(
+            location,
+            version: 1,
+            lastUpdated: Date(timeIntervalSince1970: 1_700_000_000)
+        )
         try await store.writer.write { db in try repository.write(first, in: db) }
         // The capacity changed; the name too, but the caller says only `extension` may have (its contract).
-        var changed = SearchEngineTests.location("l8", system: "sys", value: "A", name: "Sud", nb: 9, date: "2025-01-02", org: "o1")
+        var changed = SearchEngineTests.location(
+            "l8",
+            system: "sys",
+            value: "A",
+            name: "Sud",
+            nb: 9,
+            date: "2025-01-02",
+            org: "o1"
+        )
         changed["name"] = "Sud"
-        let partial = try repository.prepare(changed, version: 2, lastUpdated: Date(timeIntervalSince1970: 1_800_000_000), partial: .init(elements: ["extension"]))
+        let partial = try repository.prepare(
+            changed,
+            version: 2,
+            lastUpdated: Date(timeIntervalSince1970: 1_800_000_000),
+            partial: .init(elements: ["extension"])
+        )
         #expect(Set(partial.rows.map(\.param)) == ["nb", "updated", "_lastUpdated"])
         try await store.writer.write { db in try repository.write(partial, in: db) }
         #expect(try await ids([("nb", "9")]) == ["l8"])
@@ -446,7 +583,9 @@ struct IndexRewriteTests {
         // The name's rows are the stored ones: not re-extracted, not deleted.
         #expect(try await ids([("name", "Nord")]) == ["l8"])
         #expect(try await ids([("name", "Sud")]).isEmpty)
-        let total = try await store.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM fhir_index WHERE id = 'l8'") }
+        let total = try await store.writer.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM fhir_index WHERE id = 'l8'")
+        }
         #expect(total == first.rows.count)
     }
 
@@ -456,7 +595,15 @@ struct IndexRewriteTests {
         let store = try SandboxStore.inMemory()
         let repository = ResourceRepository(store: store, registry: SearchEngineTests.registry)
         func save(_ name: String) throws {
-            let resource = SearchEngineTests.location("l7", system: "sys", value: "A", name: name, nb: 1, date: nil, org: "o1")
+            let resource = SearchEngineTests.location(
+                "l7",
+                system: "sys",
+                value: "A",
+                name: name,
+                nb: 1,
+                date: nil,
+                org: "o1"
+            )
             try store.writer.write { db in _ = try repository.save(resource, in: db) }
         }
         try save("Premier")
@@ -473,7 +620,10 @@ struct IndexRewriteTests {
             }
         }
         #expect(throws: Abort.self) { try failedWrite() }
-        #expect(try await repository.read(type: "Location", id: "l7")?.version == 2, "a rolled-back write changes nothing")
+        #expect(
+            try await repository.read(type: "Location", id: "l7")?.version == 2,
+            "a rolled-back write changes nothing"
+        )
         func deleteAll() throws {
             try store.writer.write { db in
                 repository.resourcesChanged(in: db)
@@ -501,7 +651,15 @@ struct BulkReadTests {
         let ids = (0..<600).map { "b\($0)" }
         try await store.writer.write { db in
             for (index, id) in ids.enumerated() {
-                let location = SearchEngineTests.location(id, system: "sys", value: "V\(index)", name: "N\(index)", nb: index, date: "2024-03-05", org: "o1")
+                let location = SearchEngineTests.location(
+                    id,
+                    system: "sys",
+                    value: "V\(index)",
+                    name: "N\(index)",
+                    nb: index,
+                    date: "2024-03-05",
+                    org: "o1"
+                )
                 try repository.write(try repository.prepare(location, version: 1), in: db)
             }
         }
@@ -525,17 +683,35 @@ struct LookupCacheTests {
         let store = try SandboxStore.inMemory()
         let repository = ResourceRepository(store: store, registry: SearchEngineTests.registry)
         func location(_ id: String, _ value: String, nb: Int) -> [String: Any] {
-            SearchEngineTests.location(id, system: "sys", value: value, name: "Nord", nb: nb, date: "2024-03-05", org: "o1")
+            SearchEngineTests.location(
+                id,
+                system: "sys",
+                value: value,
+                name: "Nord",
+                nb: nb,
+                date: "2024-03-05",
+                org: "o1"
+            )
         }
         func write(_ resource: [String: Any], version: Int, changed: Set<String>? = nil) throws {
-            let prepared = try repository.prepare(resource, version: version, partial: changed.map { .init(elements: $0) })
+            let prepared = try repository.prepare(
+                resource,
+                version: version,
+                partial: changed.map { .init(elements: $0) }
+            )
             try store.writer.write { db in try repository.write(prepared, in: db) }
         }
-        func lookup() throws -> [String] { try repository.lookupIDs(type: "Location", parameter: "identifier", value: "A").sorted() }
-        func codes() throws -> [String] { try repository.indexedCodes(type: "Location", id: "l1", parameter: "identifier") }
+        func lookup() throws -> [String] {
+            try repository.lookupIDs(type: "Location", parameter: "identifier", value: "A").sorted()
+        }
+        func codes() throws -> [String] {
+            try repository.indexedCodes(type: "Location", id: "l1", parameter: "identifier")
+        }
         /// Changes the index behind the repository's back: only a read from the cache still sees the old rows.
         func renameBehindTheCache(_ from: String, _ to: String) throws {
-            try store.writer.write { db in try db.execute(sql: "UPDATE fhir_index SET code = ? WHERE code = ?", arguments: [to, from]) }
+            try store.writer.write { db in
+                try db.execute(sql: "UPDATE fhir_index SET code = ? WHERE code = ?", arguments: [to, from])
+            }
         }
 
         try write(location("l1", "A", nb: 1), version: 1)
@@ -593,20 +769,47 @@ struct IndexDifferenceTests {
             if let date { parts.append(["url": "date", "valueDateTime": date]) }
             return ["id": id, "url": "cap", "extension": parts]
         }
-        var initial = SearchEngineTests.location("d1", system: "sys", value: "A", name: "Nord", nb: nil, date: nil, org: "o1")
-        initial["extension"] = [capacity("e0", nb: 1, date: "2024-01-01"), ["url": "other", "valueString": "x"],
-                                capacity("e1", nb: 2, date: nil), capacity("e2", nb: 2, date: "2024-01-02")]
+        var initial = SearchEngineTests.location(
+            "d1",
+            system: "sys",
+            value: "A",
+            name: "Nord",
+            nb: nil,
+            date: nil,
+            org: "o1"
+        )
+        initial["extension"] = [
+            capacity("e0", nb: 1, date: "2024-01-01"), ["url": "other", "valueString": "x"],
+            capacity("e1", nb: 2, date: nil), capacity("e2", nb: 2, date: "2024-01-02"),
+        ]
         var location = try #require(JSONObject(any: initial))
         var version = 1
-        try store.writer.write { db in try repository.write(try repository.prepare(location, version: version), in: db) }
+        try store.writer.write { db in try repository.write(try repository.prepare(location, version: version), in: db)
+        }
         func storedRows() throws -> [SearchIndexRow: Int] {
             try store.writer.read { db in
-                try Row.fetchAll(db, sql: "SELECT param, system, code, text, number, low, high, ref_type, ref_id FROM fhir_index WHERE type = 'Location' AND id = 'd1'")
-                    .reduce(into: [SearchIndexRow: Int]()) { counts, row in
-                        let numbers: (Double?, Double?, Double?) = (row[4], row[5], row[6])
-                        counts[SearchIndexRow(param: row[0], system: row[1], code: row[2], text: row[3], number: numbers.0, low: numbers.1,
-                                              high: numbers.2, refType: row[7], refID: row[8]), default: 0] += 1
-                    }
+                try Row.fetchAll(
+                    db,
+                    sql:
+                        "SELECT param, system, code, text, number, low, high, ref_type, ref_id FROM fhir_index WHERE type = 'Location' AND id = 'd1'"
+                )
+                .reduce(into: [SearchIndexRow: Int]()) { counts, row in
+                    let numbers: (Double?, Double?, Double?) = (row[4], row[5], row[6])
+                    counts[
+                        SearchIndexRow(
+                            param: row[0],
+                            system: row[1],
+                            code: row[2],
+                            text: row[3],
+                            number: numbers.0,
+                            low: numbers.1,
+                            high: numbers.2,
+                            refType: row[7],
+                            refID: row[8]
+                        ),
+                        default: 0
+                    ] += 1
+                }
             }
         }
         var generator = SeededGenerator(seed: 7)
@@ -615,41 +818,76 @@ struct IndexDifferenceTests {
             let ids = (location["extension"]?.array ?? []).compactMap { $0["id"]?.string }
             let target = ids.isEmpty ? nil : ids[Int(generator.next() % UInt64(ids.count))]
             let nb = Int(generator.next() % 4)
-            let date: String? = generator.next() % 3 == 0 ? nil : "2024-0\(1 + generator.next() % 9)-1\(generator.next() % 9)"
+            let date: String? =
+                generator.next() % 3 == 0 ? nil : "2024-0\(1 + generator.next() % 9)-1\(generator.next() % 9)"
             var operations: [[String: Any]] = []
             switch (generator.next() % 5, target) {
             case (0, let target?):
                 next += 1
-                operations = [["type": "replace", "path": "Location.extension.where(id='\(target)')", "value": capacity("e\(next)", nb: nb, date: date)]]
+                operations = [
+                    [
+                        "type": "replace", "path": "Location.extension.where(id='\(target)')",
+                        "value": capacity("e\(next)", nb: nb, date: date),
+                    ]
+                ]
             case (1, let target?):
                 operations = [["type": "delete", "path": "Location.extension.where(id='\(target)')"]]
             case (2, let target?):
-                operations = [["type": "replace", "path": "Location.extension.where(id='\(target)').extension.where(url='nb').value", "value": nb]]
+                operations = [
+                    [
+                        "type": "replace",
+                        "path": "Location.extension.where(id='\(target)').extension.where(url='nb').value", "value": nb,
+                    ]
+                ]
             case (3, let target?):
                 next += 2
-                operations = [["type": "add", "path": "Location.extension", "value": capacity("e\(next - 1)", nb: nb, date: date)],
-                              ["type": "delete", "path": "Location.extension.where(id='\(target)')"],
-                              ["type": "add", "path": "Location.extension", "value": capacity("e\(next)", nb: nb, date: nil)]]
+                operations = [
+                    [
+                        "type": "add", "path": "Location.extension",
+                        "value": capacity("e\(next - 1)", nb: nb, date: date),
+                    ],
+                    ["type": "delete", "path": "Location.extension.where(id='\(target)')"],
+                    ["type": "add", "path": "Location.extension", "value": capacity("e\(next)", nb: nb, date: nil)],
+                ]
             default:
                 next += 1
-                operations = [["type": "add", "path": "Location.extension", "value": capacity("e\(next)", nb: nb, date: date)]]
+                operations = [
+                    ["type": "add", "path": "Location.extension", "value": capacity("e\(next)", nb: nb, date: date)]
+                ]
             }
             var changes = ChangedElements()
-            let patched = try FHIRPatch(parameters: FHIRPathTests.patch(operations)).apply(to: location, changes: &changes)
+            let patched = try FHIRPatch(parameters: FHIRPathTests.patch(operations)).apply(
+                to: location,
+                changes: &changes
+            )
             let list = changes.origins["extension"].map {
-                ResourceRepository.ListChange(name: "extension", original: location["extension"]?.array ?? [], origins: $0)
+                ResourceRepository.ListChange(
+                    name: "extension",
+                    original: location["extension"]?.array ?? [],
+                    origins: $0
+                )
             }
             #expect(list != nil, "step \(step): \(operations)")
             version += 1
-            let prepared = try repository.prepare(patched, version: version, partial: .init(elements: ["extension"], list: list))
+            let prepared = try repository.prepare(
+                patched,
+                version: version,
+                partial: .init(elements: ["extension"], list: list)
+            )
             #expect(prepared.difference?.parameters == ["nb", "updated"])
             #expect(prepared.rows.allSatisfy { $0.param == "_lastUpdated" })
             try store.writer.write { db in try repository.write(prepared, in: db) }
             let stamped = ResourceRepository.stamped(patched, version: version, lastUpdated: Date())
-            let full = SearchIndexer.rows(for: stamped, parameters: Array(SearchEngineTests.registry.parameters["Location"]!.values))
-                .filter { $0.param != "_lastUpdated" }
+            let full = SearchIndexer.rows(
+                for: stamped,
+                parameters: Array(SearchEngineTests.registry.parameters["Location"]!.values)
+            )
+            .filter { $0.param != "_lastUpdated" }
             let stored = try storedRows().filter { $0.key.param != "_lastUpdated" }
-            #expect(stored == full.reduce(into: [SearchIndexRow: Int]()) { $0[$1, default: 0] += 1 }, "step \(step): \(operations)")
+            #expect(
+                stored == full.reduce(into: [SearchIndexRow: Int]()) { $0[$1, default: 0] += 1 },
+                "step \(step): \(operations)"
+            )
             location = patched
         }
     }
@@ -659,7 +897,15 @@ struct IndexDifferenceTests {
     @Test func aChangedRowTheIndexLostIsWrittenAnew() throws {
         let store = try SandboxStore.inMemory()
         let repository = ResourceRepository(store: store, registry: SearchEngineTests.registry)
-        var initial = SearchEngineTests.location("d2", system: "sys", value: "A", name: "Nord", nb: nil, date: nil, org: "o1")
+        var initial = SearchEngineTests.location(
+            "d2",
+            system: "sys",
+            value: "A",
+            name: "Nord",
+            nb: nil,
+            date: nil,
+            org: "o1"
+        )
         initial["extension"] = [["id": "e0", "url": "cap", "extension": [["url": "nb", "valueInteger": 1]]]]
         let location = try #require(JSONObject(any: initial))
         try store.writer.write { db in
@@ -667,11 +913,26 @@ struct IndexDifferenceTests {
             try db.execute(sql: "DELETE FROM fhir_index WHERE id = 'd2' AND param = 'nb'")
         }
         var changes = ChangedElements()
-        let patched = try FHIRPatch(parameters: FHIRPathTests.patch([
-            ["type": "replace", "path": "Location.extension.where(id='e0').extension.where(url='nb').value", "value": 5]])).apply(to: location, changes: &changes)
-        let list = changes.origins["extension"].map { ResourceRepository.ListChange(name: "extension", original: location["extension"]?.array ?? [], origins: $0) }
-        try store.writer.write { db in try repository.write(try repository.prepare(patched, version: 2, partial: .init(elements: ["extension"], list: list)), in: db) }
-        let numbers = try store.writer.read { db in try Double.fetchAll(db, sql: "SELECT number FROM fhir_index WHERE id = 'd2' AND param = 'nb'") }
+        let patched = try FHIRPatch(
+            parameters: FHIRPathTests.patch([
+                [
+                    "type": "replace", "path": "Location.extension.where(id='e0').extension.where(url='nb').value",
+                    "value": 5,
+                ]
+            ])
+        ).apply(to: location, changes: &changes)
+        let list = changes.origins["extension"].map {
+            ResourceRepository.ListChange(name: "extension", original: location["extension"]?.array ?? [], origins: $0)
+        }
+        try store.writer.write { db in
+            try repository.write(
+                try repository.prepare(patched, version: 2, partial: .init(elements: ["extension"], list: list)),
+                in: db
+            )
+        }
+        let numbers = try store.writer.read { db in
+            try Double.fetchAll(db, sql: "SELECT number FROM fhir_index WHERE id = 'd2' AND param = 'nb'")
+        }
         #expect(numbers == [5])
     }
 }

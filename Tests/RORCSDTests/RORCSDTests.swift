@@ -7,10 +7,10 @@ import HummingbirdTesting
 import RORCSD
 import SOAPCore
 import Testing
-@testable import SandboxTestSupport
 import X509
 
 @testable import SandboxServer
+@testable import SandboxTestSupport
 
 @Suite("ROR CSD MEV2.4")
 struct RORCSDTests {
@@ -31,21 +31,39 @@ struct RORCSDTests {
     }
 
     static func lecture(_ demand: String, urn: String = RORCSDService.lectureURN) -> String {
-        envelope("<csd:careServicesRequest><csd:function urn=\"\(urn)\" encapsulated=\"true\">\(demand)</csd:function></csd:careServicesRequest>")
+        envelope(
+            "<csd:careServicesRequest><csd:function urn=\"\(urn)\" encapsulated=\"true\">\(demand)</csd:function></csd:careServicesRequest>"
+        )
     }
 
     static func establishment(_ code: String, extra: String = "") -> String {
-        lecture("<csd:TR_Lecture-OffresSanteEtablissement><csd:etablissementDemandeLecture><csd:id_etablissement code=\"\(code)\" assigningAuthorityName=\"1.2.250.1.71.1.2.14\"/>\(extra)</csd:etablissementDemandeLecture></csd:TR_Lecture-OffresSanteEtablissement>")
+        lecture(
+            "<csd:TR_Lecture-OffresSanteEtablissement><csd:etablissementDemandeLecture><csd:id_etablissement code=\"\(code)\" assigningAuthorityName=\"1.2.250.1.71.1.2.14\"/>\(extra)</csd:etablissementDemandeLecture></csd:TR_Lecture-OffresSanteEtablissement>"
+        )
     }
 
     static func notification(_ params: String) -> String {
-        envelope("<ror:TR-Notif-ListeEtablissementsMajApresDate_Demande><csd:params>\(params)</csd:params></ror:TR-Notif-ListeEtablissementsMajApresDate_Demande>")
+        envelope(
+            "<ror:TR-Notif-ListeEtablissementsMajApresDate_Demande><csd:params>\(params)</csd:params></ror:TR-Notif-ListeEtablissementsMajApresDate_Demande>"
+        )
     }
 
-    static func post(_ running: RunningSandbox, _ body: String, client: ClientFiles, operation: RORCSDService.Operation? = .lecture,
-                     contentType: String? = nil) async throws -> (TestClient.Response, SOAPElement) {
-        let type = contentType ?? "application/soap+xml; charset=UTF-8" + (operation.map { "; action=\"\($0.action)\"" } ?? "")
-        let response = try await running.request("/ROR/CSD", method: .post, client: client, headers: [.contentType: type], body: body)
+    static func post(
+        _ running: RunningSandbox,
+        _ body: String,
+        client: ClientFiles,
+        operation: RORCSDService.Operation? = .lecture,
+        contentType: String? = nil
+    ) async throws -> (TestClient.Response, SOAPElement) {
+        let type =
+            contentType ?? "application/soap+xml; charset=UTF-8" + (operation.map { "; action=\"\($0.action)\"" } ?? "")
+        let response = try await running.request(
+            "/ROR/CSD",
+            method: .post,
+            client: client,
+            headers: [.contentType: type],
+            body: body
+        )
         return (response, try HardenedXMLParser().parse(Data(response.text.utf8)))
     }
 
@@ -54,14 +72,24 @@ struct RORCSDTests {
         let data = try Data(contentsOf: SharedPKI.repositorySeeds.appendingPathComponent("ror/dataset.json"))
         let bundle = try JSONSerialization.jsonObject(with: data) as! [String: Any]
         let resources = (bundle["entry"] as! [[String: Any]]).map { $0["resource"] as! [String: Any] }
-        let owners = Set([establishment] + resources.filter {
-            $0["resourceType"] as? String == "Organization" && ($0["partOf"] as? [String: Any])?["reference"] as? String == "Organization/\(establishment)"
-        }.map { $0["id"] as! String })
+        let owners = Set(
+            [establishment]
+                + resources.filter {
+                    $0["resourceType"] as? String == "Organization"
+                        && ($0["partOf"] as? [String: Any])?["reference"] as? String == "Organization/\(establishment)"
+                }.map { $0["id"] as! String }
+        )
         return resources.filter {
             $0["resourceType"] as? String == "HealthcareService"
-                && owners.contains(String(((($0["providedBy"] as? [String: Any])?["reference"] as? String) ?? "").split(separator: "/").last ?? ""))
+                && owners.contains(
+                    String(
+                        ((($0["providedBy"] as? [String: Any])?["reference"] as? String) ?? "").split(separator: "/")
+                            .last ?? ""
+                    )
+                )
         }.map { resource in
-            let field = ((resource["type"] as! [[String: Any]]).first!["coding"] as! [[String: Any]]).first!["code"] as! String
+            let field =
+                ((resource["type"] as! [[String: Any]]).first!["coding"] as! [[String: Any]]).first!["code"] as! String
             return (resource["id"] as! String, field)
         }.sorted { $0.id < $1.id }
     }
@@ -73,10 +101,14 @@ struct RORCSDTests {
         let (running, client) = try await Self.start()
         try await running.whileRunning {
             let internalOrganisation = Self.lecture(
-                "<csd:TR_Lecture-OffreSanteOrganisationInterne><csd:organisationID code=\"759000001-OI1\" assigningAuthorityName=\"1.2.250.1.71.1.2.14\"/></csd:TR_Lecture-OffreSanteOrganisationInterne>")
+                "<csd:TR_Lecture-OffreSanteOrganisationInterne><csd:organisationID code=\"759000001-OI1\" assigningAuthorityName=\"1.2.250.1.71.1.2.14\"/></csd:TR_Lecture-OffreSanteOrganisationInterne>"
+            )
             let lectures = [
                 Self.establishment("1759000001", extra: "<csd:dateRef>2026-01-01T00:00:00</csd:dateRef>"),
-                Self.establishment("759000001", extra: "<csd:typeActivity code=\"04\" codingScheme=\"1.2.250.1.213.3.3.17\"/>"),
+                Self.establishment(
+                    "759000001",
+                    extra: "<csd:typeActivity code=\"04\" codingScheme=\"1.2.250.1.213.3.3.17\"/>"
+                ),
                 Self.establishment("1759000001", extra: "<csd:restrictedOrganisation>1</csd:restrictedOrganisation>"),
                 internalOrganisation,
             ]
@@ -86,7 +118,11 @@ struct RORCSDTests {
                 try await Self.validate(response, element: "csd:careServicesResponse")
             }
             let (notification, _) = try await Self.post(
-                running, Self.notification("<csd:dateRef>2020-01-01T00:00:00Z</csd:dateRef>"), client: client, operation: .notification)
+                running,
+                Self.notification("<csd:dateRef>2020-01-01T00:00:00Z</csd:dateRef>"),
+                client: client,
+                operation: .notification
+            )
             #expect(notification.status == .ok)
             try await Self.validate(notification, element: "ror:TR-Notif-ListeEtablissementMajApresDate_Reponse")
         }
@@ -98,11 +134,13 @@ struct RORCSDTests {
         if element.hasPrefix("ror:") {
             // The ror: elements are declared in the WSDL's types, over the XSD's types: the same declaration here.
             let wrapper = FileManager.default.temporaryDirectory.appendingPathComponent("ror-\(UUID().uuidString).xsd")
-            try Data("""
+            try Data(
+                """
                 <xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:csd="urn:ihe:iti:csd:2013" targetNamespace="urn:asip:ror:2015" elementFormDefault="qualified">
                 <xs:import namespace="urn:ihe:iti:csd:2013" schemaLocation="\(schema.path)"/>
                 <xs:element name="\(element.dropFirst(4))" type="csd:\(element.dropFirst(4))"/></xs:schema>
-                """.utf8).write(to: wrapper)
+                """.utf8
+            ).write(to: wrapper)
             schema = wrapper
         }
         let xml = response.text
@@ -111,7 +149,9 @@ struct RORCSDTests {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("csd-\(UUID().uuidString).xml")
         try Data(xml[start.lowerBound..<end.upperBound].utf8).write(to: file)
         let catalog = reference.appendingPathComponent("catalog.xml").path
-        let run = try await Shell.run("XML_CATALOG_FILES='\(catalog)' xmllint --nonet --noout --schema '\(schema.path)' '\(file.path)'")
+        let run = try await Shell.run(
+            "XML_CATALOG_FILES='\(catalog)' xmllint --nonet --noout --schema '\(schema.path)' '\(file.path)'"
+        )
         #expect(run.status == 0, "\(run.stderr)")
     }
 
@@ -119,27 +159,51 @@ struct RORCSDTests {
         let (running, client) = try await Self.start()
         try await running.whileRunning {
             let expected = try Self.seededUnits(of: "eg-00001")
-            for code in ["1759000001", "759000001"] { // idNat_Struct (1 + FINESS) or FINESS
-                let (response, root) = try await Self.post(running, Self.establishment(code, extra: "<csd:dateRef>2026-01-01T00:00:00</csd:dateRef>"), client: client)
+            for code in ["1759000001", "759000001"] {  // idNat_Struct (1 + FINESS) or FINESS
+                let (response, root) = try await Self.post(
+                    running,
+                    Self.establishment(code, extra: "<csd:dateRef>2026-01-01T00:00:00</csd:dateRef>"),
+                    client: client
+                )
                 #expect(response.status == .ok, "\(response.text)")
                 let result = try #require(root.path("Body", "careServicesResponse", "result"))
                 #expect(result.child("facilityNumber")?.text == "\(expected.count)")
                 let csd = try #require(result.child("queryResult"))
-                #expect(csd.children.map(\.name) == ["organizationDirectory", "serviceDirectory", "facilityDirectory", "providerDirectory", "deviceDirectory"])
+                #expect(
+                    csd.children.map(\.name) == [
+                        "organizationDirectory", "serviceDirectory", "facilityDirectory", "providerDirectory",
+                        "deviceDirectory",
+                    ]
+                )
                 let organizations = csd.child("organizationDirectory")!.children
                 #expect(organizations.map { $0.attributes["entityID"] } == ["ej-00001", "eg-00001"])
                 #expect(organizations[1].child("parent")?.attributes["entityID"] == "ej-00001")
                 let facilities = csd.child("facilityDirectory")!.children
                 #expect(facilities.map { $0.attributes["entityID"]! } == expected.map(\.id))
                 #expect(facilities.allSatisfy { $0.child("codedType")?.attributes["code"] == "4" })
-                #expect(facilities.map { $0.path("extension", "typeActivity")?.attributes["code"] ?? "" } == expected.map(\.field))
-                #expect(facilities.allSatisfy { $0.path("organizations", "organization")?.attributes["entityID"] == "eg-00001" })
+                #expect(
+                    facilities.map { $0.path("extension", "typeActivity")?.attributes["code"] ?? "" }
+                        == expected.map(\.field)
+                )
+                #expect(
+                    facilities.allSatisfy {
+                        $0.path("organizations", "organization")?.attributes["entityID"] == "eg-00001"
+                    }
+                )
                 #expect(csd.child("serviceDirectory")!.children.count == expected.count)
-                #expect(facilities.contains { $0.path("extension", "accommodationCapacity", "beds") != nil || $0.path("extension", "accommodationCapacity", "space") != nil })
+                #expect(
+                    facilities.contains {
+                        $0.path("extension", "accommodationCapacity", "beds") != nil
+                            || $0.path("extension", "accommodationCapacity", "space") != nil
+                    }
+                )
             }
             // An EJ's id: every EG of it.
             let (_, byLegalEntity) = try await Self.post(running, Self.establishment("1759000000"), client: client)
-            #expect(byLegalEntity.path("Body", "careServicesResponse", "result", "queryResult", "organizationDirectory")?.children.count == 2)
+            #expect(
+                byLegalEntity.path("Body", "careServicesResponse", "result", "queryResult", "organizationDirectory")?
+                    .children.count == 2
+            )
         }
     }
 
@@ -148,18 +212,51 @@ struct RORCSDTests {
         try await running.whileRunning {
             let expected = try Self.seededUnits(of: "eg-00001")
             let field = try #require(expected.first?.field)
-            let (filtered, root) = try await Self.post(running, Self.establishment("1759000001", extra: "<csd:typeActivity code=\"\(field)\" codingScheme=\"1.2.250.1.213.3.3.17\"/>"), client: client)
-            let facilities = try #require(root.path("Body", "careServicesResponse", "result", "queryResult", "facilityDirectory")?.children)
+            let (filtered, root) = try await Self.post(
+                running,
+                Self.establishment(
+                    "1759000001",
+                    extra: "<csd:typeActivity code=\"\(field)\" codingScheme=\"1.2.250.1.213.3.3.17\"/>"
+                ),
+                client: client
+            )
+            let facilities = try #require(
+                root.path("Body", "careServicesResponse", "result", "queryResult", "facilityDirectory")?.children
+            )
             #expect(facilities.map { $0.attributes["entityID"]! } == expected.filter { $0.field == field }.map(\.id))
             // No unit in that field: the EJ/EG tree, zero facilities (RG_ALIM_018/019).
-            let (_, none) = try await Self.post(running, Self.establishment("1759000001", extra: "<csd:typeActivity code=\"99\" codingScheme=\"1.2.250.1.213.3.3.17\"/>"), client: client)
+            let (_, none) = try await Self.post(
+                running,
+                Self.establishment(
+                    "1759000001",
+                    extra: "<csd:typeActivity code=\"99\" codingScheme=\"1.2.250.1.213.3.3.17\"/>"
+                ),
+                client: client
+            )
             #expect(none.path("Body", "careServicesResponse", "result", "facilityNumber")?.text == "0")
-            #expect(none.path("Body", "careServicesResponse", "result", "queryResult", "organizationDirectory")?.children.count == 2)
+            #expect(
+                none.path("Body", "careServicesResponse", "result", "queryResult", "organizationDirectory")?.children
+                    .count == 2
+            )
             // The seeds declare no supported public (supportedPatient): filtering on one leaves no unit.
-            let (_, patients) = try await Self.post(running, Self.establishment("1759000001", extra: "<csd:supportedPatient code=\"01\" codingScheme=\"1.2.250.1.213.3.3.29\"/>"), client: client)
+            let (_, patients) = try await Self.post(
+                running,
+                Self.establishment(
+                    "1759000001",
+                    extra: "<csd:supportedPatient code=\"01\" codingScheme=\"1.2.250.1.213.3.3.29\"/>"
+                ),
+                client: client
+            )
             #expect(patients.path("Body", "careServicesResponse", "result", "facilityNumber")?.text == "0")
-            let (restricted, restrictedRoot) = try await Self.post(running, Self.establishment("1759000001", extra: "<csd:restrictedOrganisation>1</csd:restrictedOrganisation>"), client: client)
-            let restrictedFacilities = try #require(restrictedRoot.path("Body", "careServicesResponse", "result", "queryResult", "facilityDirectory")?.children)
+            let (restricted, restrictedRoot) = try await Self.post(
+                running,
+                Self.establishment("1759000001", extra: "<csd:restrictedOrganisation>1</csd:restrictedOrganisation>"),
+                client: client
+            )
+            let restrictedFacilities = try #require(
+                restrictedRoot.path("Body", "careServicesResponse", "result", "queryResult", "facilityDirectory")?
+                    .children
+            )
             #expect(restrictedFacilities.count == expected.count)
             #expect(restrictedFacilities.allSatisfy { $0.path("extension", "accommodationCapacity") == nil })
         }
@@ -169,13 +266,21 @@ struct RORCSDTests {
         let (running, client) = try await Self.start()
         try await running.whileRunning {
             let internalRequest = { (code: String) in
-                Self.lecture("<csd:TR_Lecture-OffreSanteOrganisationInterne><csd:organisationID code=\"\(code)\" assigningAuthorityName=\"1.2.250.1.71.1.2.14\"/></csd:TR_Lecture-OffreSanteOrganisationInterne>")
+                Self.lecture(
+                    "<csd:TR_Lecture-OffreSanteOrganisationInterne><csd:organisationID code=\"\(code)\" assigningAuthorityName=\"1.2.250.1.71.1.2.14\"/></csd:TR_Lecture-OffreSanteOrganisationInterne>"
+                )
             }
             let (pole, poleRoot) = try await Self.post(running, internalRequest("759000001-OI1"), client: client)
             #expect(pole.status == .ok, "\(pole.text)")
-            let poleFacilities = try #require(poleRoot.path("Body", "careServicesResponse", "result", "queryResult", "facilityDirectory")?.children)
+            let poleFacilities = try #require(
+                poleRoot.path("Body", "careServicesResponse", "result", "queryResult", "facilityDirectory")?.children
+            )
             #expect(!poleFacilities.isEmpty)
-            #expect(poleFacilities.allSatisfy { $0.path("organizations", "organization")?.attributes["entityID"] == "eg-00001" })
+            #expect(
+                poleFacilities.allSatisfy {
+                    $0.path("organizations", "organization")?.attributes["entityID"] == "eg-00001"
+                }
+            )
             let unitIdentifier = try #require(poleFacilities.first?.child("otherID")?.attributes["code"])
             let (_, unitRoot) = try await Self.post(running, internalRequest(unitIdentifier), client: client)
             #expect(unitRoot.path("Body", "careServicesResponse", "result", "facilityNumber")?.text == "1")
@@ -188,24 +293,44 @@ struct RORCSDTests {
     @Test func notificationListsEstablishmentsUpdatedAfterADate() async throws {
         let (running, client) = try await Self.start()
         try await running.whileRunning {
-            let (all, allRoot) = try await Self.post(running, Self.notification("<csd:dateRef>2020-01-01T00:00:00Z</csd:dateRef>"), client: client, operation: .notification)
+            let (all, allRoot) = try await Self.post(
+                running,
+                Self.notification("<csd:dateRef>2020-01-01T00:00:00Z</csd:dateRef>"),
+                client: client,
+                operation: .notification
+            )
             #expect(all.status == .ok, "\(all.text)")
             let answer = try #require(allRoot.path("Body", "TR-Notif-ListeEtablissementMajApresDate_Reponse"))
             #expect(answer.child("result")?.text == "12")
             #expect(answer.children("etablissementReponseNotif").count == 12)
             // Filtered on an activity field: only the establishments with units in it, each listing its fields.
-            let (_, msRoot) = try await Self.post(running, Self.notification("<csd:dateRef>2020-01-01T00:00:00Z</csd:dateRef><csd:typeActivity code=\"04\" codingScheme=\"1.2.250.1.213.3.3.17\"/>"),
-                                                  client: client, operation: .notification)
+            let (_, msRoot) = try await Self.post(
+                running,
+                Self.notification(
+                    "<csd:dateRef>2020-01-01T00:00:00Z</csd:dateRef><csd:typeActivity code=\"04\" codingScheme=\"1.2.250.1.213.3.3.17\"/>"
+                ),
+                client: client,
+                operation: .notification
+            )
             let ms = try #require(msRoot.path("Body", "TR-Notif-ListeEtablissementMajApresDate_Reponse"))
             let msCount = Int(ms.child("result")?.text ?? "") ?? -1
             #expect(msCount > 0 && msCount < 12, "\(msCount)")
-            #expect(ms.children("etablissementReponseNotif").allSatisfy { $0.children("typeActivity").map { $0.attributes["code"] } == ["04"] })
+            #expect(
+                ms.children("etablissementReponseNotif").allSatisfy {
+                    $0.children("typeActivity").map { $0.attributes["code"] } == ["04"]
+                }
+            )
             let future = ISO8601DateFormatter().string(from: Date().addingTimeInterval(3600))
-            let (_, noneRoot) = try await Self.post(running, Self.notification("<csd:dateRef>\(future)</csd:dateRef>"), client: client, operation: .notification)
+            let (_, noneRoot) = try await Self.post(
+                running,
+                Self.notification("<csd:dateRef>\(future)</csd:dateRef>"),
+                client: client,
+                operation: .notification
+            )
             #expect(noneRoot.path("Body", "TR-Notif-ListeEtablissementMajApresDate_Reponse", "result")?.text == "0")
 
             // A write through the FHIR store (what a capacity PATCH does) shows in the next notification and lecture.
-            try await Task.sleep(for: .milliseconds(1100)) // seeds were written at start: let the clock move past them
+            try await Task.sleep(for: .milliseconds(1100))  // seeds were written at start: let the clock move past them
             let formatter = ISO8601DateFormatter()
             formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
             let since = formatter.string(from: Date())
@@ -213,23 +338,36 @@ struct RORCSDTests {
             let stored = try #require(try await repository.read(type: "Location", id: "loc-00003-1"))
             var place = try #require(try JSONSerialization.jsonObject(with: stored.json) as? [String: Any])
             place["extension"] = (place["extension"] as! [[String: Any]]).map { indicator -> [String: Any] in
-                guard (indicator["url"] as? String)?.hasSuffix("ror-location-supported-capacity") == true else { return indicator }
+                guard (indicator["url"] as? String)?.hasSuffix("ror-location-supported-capacity") == true else {
+                    return indicator
+                }
                 var parts = indicator["extension"] as! [[String: Any]]
-                let installed = parts.contains { ($0["valueCodeableConcept"] as? [String: Any]).map { "\($0)".contains("Installé") } ?? false }
+                let installed = parts.contains {
+                    ($0["valueCodeableConcept"] as? [String: Any]).map { "\($0)".contains("Installé") } ?? false
+                }
                 guard installed else { return indicator }
-                parts = parts.map { $0["url"] as? String == "nbCapacity" ? ["url": "nbCapacity", "valueInteger": 77] : $0 }
+                parts = parts.map {
+                    $0["url"] as? String == "nbCapacity" ? ["url": "nbCapacity", "valueInteger": 77] : $0
+                }
                 return ["url": indicator["url"]!, "extension": parts]
             }
             let updated = try JSONSerialization.data(withJSONObject: place)
             try await repository.store.writer.write { db in
                 _ = try repository.save(try JSONSerialization.jsonObject(with: updated) as! [String: Any], in: db)
             }
-            let (_, changedRoot) = try await Self.post(running, Self.notification("<csd:dateRef>\(since)</csd:dateRef>"), client: client, operation: .notification)
+            let (_, changedRoot) = try await Self.post(
+                running,
+                Self.notification("<csd:dateRef>\(since)</csd:dateRef>"),
+                client: client,
+                operation: .notification
+            )
             let changed = try #require(changedRoot.path("Body", "TR-Notif-ListeEtablissementMajApresDate_Reponse"))
             #expect(changed.child("result")?.text == "1")
             #expect(changed.path("etablissementReponseNotif", "id_etablissement")?.attributes["code"] == "1139000005")
             let (_, lecture) = try await Self.post(running, Self.establishment("1139000005"), client: client)
-            let totals = lecture.descendants.filter { $0.name == "beds" || $0.name == "space" }.compactMap { $0.attributes["total"] }
+            let totals = lecture.descendants.filter { $0.name == "beds" || $0.name == "space" }.compactMap {
+                $0.attributes["total"]
+            }
             #expect(totals.contains("77"), "\(totals)")
         }
     }
@@ -244,37 +382,165 @@ struct RORCSDTests {
     }
 
     static let faultCases = [
-        FaultCase(label: "unknown establishment", body: establishment("1000000000"), operation: .lecture, code: "404", reason: "Établissement inconnu"),
-        FaultCase(label: "unknown function", body: lecture("<csd:TR_Lecture-OffresSanteEtablissement/>", urn: "urn:ihe:iti:csd:2014:stored-function:facility-search"),
-                  operation: .lecture, code: "400", reason: "Fonction inconnue"),
-        FaultCase(label: "ad-hoc expression", body: envelope("<csd:careServicesRequest><csd:expression encapsulated=\"true\" content-type=\"text/xml\">//csd:facility</csd:expression></csd:careServicesRequest>"),
-                  operation: .lecture, code: "400", reason: "ad hoc"),
-        FaultCase(label: "no id_etablissement", body: lecture("<csd:TR_Lecture-OffresSanteEtablissement><csd:etablissementDemandeLecture/></csd:TR_Lecture-OffresSanteEtablissement>"),
-                  operation: .lecture, code: "400", reason: "id_etablissement"),
-        FaultCase(label: "bad dateRef", body: establishment("1759000001", extra: "<csd:dateRef>hier</csd:dateRef>"), operation: .lecture, code: "400", reason: "dateRef"),
-        FaultCase(label: "bad restrictedOrganisation", body: establishment("1759000001", extra: "<csd:restrictedOrganisation>oui</csd:restrictedOrganisation>"),
-                  operation: .lecture, code: "400", reason: "restrictedOrganisation"),
-        FaultCase(label: "typeActivity without code", body: establishment("1759000001", extra: "<csd:typeActivity codingScheme=\"x\"/>"), operation: .lecture, code: "400", reason: "typeActivity"),
-        FaultCase(label: "notification without dateRef", body: notification(""), operation: .notification, code: "400", reason: "dateRef"),
-        FaultCase(label: "notification without params", body: envelope("<ror:TR-Notif-ListeEtablissementsMajApresDate_Demande/>"),
-                  operation: .notification, code: "400", reason: "params"),
-        FaultCase(label: "no function", body: envelope("<csd:careServicesRequest/>"), operation: .lecture, code: "400", reason: "function"),
-        FaultCase(label: "function without a reading", body: lecture("<csd:autre/>"), operation: .lecture, code: "400", reason: "TR_Lecture"),
-        FaultCase(label: "no etablissementDemandeLecture", body: lecture("<csd:TR_Lecture-OffresSanteEtablissement/>"),
-                  operation: .lecture, code: "400", reason: "etablissementDemandeLecture"),
-        FaultCase(label: "no organisationID code", body: lecture("<csd:TR_Lecture-OffreSanteOrganisationInterne><csd:organisationID/></csd:TR_Lecture-OffreSanteOrganisationInterne>"),
-                  operation: .lecture, code: "400", reason: "organisationID"),
-        FaultCase(label: "organisationID with a list", body: lecture("<csd:TR_Lecture-OffreSanteOrganisationInterne><csd:organisationID code=\"a,b\"/></csd:TR_Lecture-OffreSanteOrganisationInterne>"),
-                  operation: .lecture, code: "400", reason: "invalide"),
-        FaultCase(label: "soapAction of the other operation", body: establishment("1759000001"), operation: .notification, code: "400", reason: "soapAction"),
-        FaultCase(label: "unknown body element", body: envelope("<csd:getModificationsRequest/>"), operation: nil, code: "400", reason: "inconnu"),
-        FaultCase(label: "XXE", body: "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>" + envelope("<x>&e;</x>"),
-                  operation: nil, code: "400", reason: "Document Type Declaration"),
-        FaultCase(label: "billion laughs", body: "<!DOCTYPE l [<!ENTITY a \"aaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;\">]>" + envelope("<x>&b;</x>"),
-                  operation: nil, code: "400", reason: "Document Type Declaration"),
-        FaultCase(label: "malformed", body: envelope("<csd:careServicesRequest>"), operation: nil, code: "400", reason: "malformed"),
-        FaultCase(label: "too deep", body: envelope(String(repeating: "<d>", count: 100) + String(repeating: "</d>", count: 100)), operation: nil, code: "400", reason: "deeper"),
-        FaultCase(label: "SOAP 1.1", body: "<e:Envelope xmlns:e=\"http://schemas.xmlsoap.org/soap/envelope/\"><e:Body/></e:Envelope>", operation: nil, code: "400", reason: "SOAP 1.1"),
+        FaultCase(
+            label: "unknown establishment",
+            body: establishment("1000000000"),
+            operation: .lecture,
+            code: "404",
+            reason: "Établissement inconnu"
+        ),
+        FaultCase(
+            label: "unknown function",
+            body: lecture(
+                "<csd:TR_Lecture-OffresSanteEtablissement/>",
+                urn: "urn:ihe:iti:csd:2014:stored-function:facility-search"
+            ),
+            operation: .lecture,
+            code: "400",
+            reason: "Fonction inconnue"
+        ),
+        FaultCase(
+            label: "ad-hoc expression",
+            body: envelope(
+                "<csd:careServicesRequest><csd:expression encapsulated=\"true\" content-type=\"text/xml\">//csd:facility</csd:expression></csd:careServicesRequest>"
+            ),
+            operation: .lecture,
+            code: "400",
+            reason: "ad hoc"
+        ),
+        FaultCase(
+            label: "no id_etablissement",
+            body: lecture(
+                "<csd:TR_Lecture-OffresSanteEtablissement><csd:etablissementDemandeLecture/></csd:TR_Lecture-OffresSanteEtablissement>"
+            ),
+            operation: .lecture,
+            code: "400",
+            reason: "id_etablissement"
+        ),
+        FaultCase(
+            label: "bad dateRef",
+            body: establishment("1759000001", extra: "<csd:dateRef>hier</csd:dateRef>"),
+            operation: .lecture,
+            code: "400",
+            reason: "dateRef"
+        ),
+        FaultCase(
+            label: "bad restrictedOrganisation",
+            body: establishment("1759000001", extra: "<csd:restrictedOrganisation>oui</csd:restrictedOrganisation>"),
+            operation: .lecture,
+            code: "400",
+            reason: "restrictedOrganisation"
+        ),
+        FaultCase(
+            label: "typeActivity without code",
+            body: establishment("1759000001", extra: "<csd:typeActivity codingScheme=\"x\"/>"),
+            operation: .lecture,
+            code: "400",
+            reason: "typeActivity"
+        ),
+        FaultCase(
+            label: "notification without dateRef",
+            body: notification(""),
+            operation: .notification,
+            code: "400",
+            reason: "dateRef"
+        ),
+        FaultCase(
+            label: "notification without params",
+            body: envelope("<ror:TR-Notif-ListeEtablissementsMajApresDate_Demande/>"),
+            operation: .notification,
+            code: "400",
+            reason: "params"
+        ),
+        FaultCase(
+            label: "no function",
+            body: envelope("<csd:careServicesRequest/>"),
+            operation: .lecture,
+            code: "400",
+            reason: "function"
+        ),
+        FaultCase(
+            label: "function without a reading",
+            body: lecture("<csd:autre/>"),
+            operation: .lecture,
+            code: "400",
+            reason: "TR_Lecture"
+        ),
+        FaultCase(
+            label: "no etablissementDemandeLecture",
+            body: lecture("<csd:TR_Lecture-OffresSanteEtablissement/>"),
+            operation: .lecture,
+            code: "400",
+            reason: "etablissementDemandeLecture"
+        ),
+        FaultCase(
+            label: "no organisationID code",
+            body: lecture(
+                "<csd:TR_Lecture-OffreSanteOrganisationInterne><csd:organisationID/></csd:TR_Lecture-OffreSanteOrganisationInterne>"
+            ),
+            operation: .lecture,
+            code: "400",
+            reason: "organisationID"
+        ),
+        FaultCase(
+            label: "organisationID with a list",
+            body: lecture(
+                "<csd:TR_Lecture-OffreSanteOrganisationInterne><csd:organisationID code=\"a,b\"/></csd:TR_Lecture-OffreSanteOrganisationInterne>"
+            ),
+            operation: .lecture,
+            code: "400",
+            reason: "invalide"
+        ),
+        FaultCase(
+            label: "soapAction of the other operation",
+            body: establishment("1759000001"),
+            operation: .notification,
+            code: "400",
+            reason: "soapAction"
+        ),
+        FaultCase(
+            label: "unknown body element",
+            body: envelope("<csd:getModificationsRequest/>"),
+            operation: nil,
+            code: "400",
+            reason: "inconnu"
+        ),
+        FaultCase(
+            label: "XXE",
+            body: "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>"
+                + envelope("<x>&e;</x>"),
+            operation: nil,
+            code: "400",
+            reason: "Document Type Declaration"
+        ),
+        FaultCase(
+            label: "billion laughs",
+            body: "<!DOCTYPE l [<!ENTITY a \"aaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;\">]>" + envelope("<x>&b;</x>"),
+            operation: nil,
+            code: "400",
+            reason: "Document Type Declaration"
+        ),
+        FaultCase(
+            label: "malformed",
+            body: envelope("<csd:careServicesRequest>"),
+            operation: nil,
+            code: "400",
+            reason: "malformed"
+        ),
+        FaultCase(
+            label: "too deep",
+            body: envelope(String(repeating: "<d>", count: 100) + String(repeating: "</d>", count: 100)),
+            operation: nil,
+            code: "400",
+            reason: "deeper"
+        ),
+        FaultCase(
+            label: "SOAP 1.1",
+            body: "<e:Envelope xmlns:e=\"http://schemas.xmlsoap.org/soap/envelope/\"><e:Body/></e:Envelope>",
+            operation: nil,
+            code: "400",
+            reason: "SOAP 1.1"
+        ),
     ]
 
     @Test(arguments: faultCases)
@@ -287,7 +553,10 @@ struct RORCSDTests {
             let erreur = try #require(fault.path("Detail", "erreur"))
             #expect(erreur.namespace == "urn:asip:ror:2015")
             #expect(erreur.attributes["code"] == test.code)
-            #expect(fault.path("Reason", "Text")?.text.contains(test.reason) == true, "\(fault.path("Reason", "Text")?.text ?? "")")
+            #expect(
+                fault.path("Reason", "Text")?.text.contains(test.reason) == true,
+                "\(fault.path("Reason", "Text")?.text ?? "")"
+            )
             #expect(!response.text.contains("root:x:0"))
             // The server keeps serving.
             #expect(try await Self.post(running, Self.establishment("1759000001"), client: client).0.status == .ok)
@@ -297,13 +566,28 @@ struct RORCSDTests {
     @Test func mediaTypeSizeAndWSDL() async throws {
         let (running, client) = try await Self.start()
         try await running.whileRunning {
-            let (text, _) = try await Self.post(running, Self.establishment("1759000001"), client: client, contentType: "text/xml")
+            let (text, _) = try await Self.post(
+                running,
+                Self.establishment("1759000001"),
+                client: client,
+                contentType: "text/xml"
+            )
             #expect(text.status == .unsupportedMediaType)
-            let huge = try await running.request("/ROR/CSD", method: .post, client: client, headers: [.contentType: "application/soap+xml"],
-                                                 body: String(repeating: "<a/>", count: 100_000))
+            let huge = try await running.request(
+                "/ROR/CSD",
+                method: .post,
+                client: client,
+                headers: [.contentType: "application/soap+xml"],
+                body: String(repeating: "<a/>", count: 100_000)
+            )
             #expect(huge.status == .contentTooLarge && huge.text.contains("erreur"))
             // Without any action (PLATINES sends no WS-Addressing): accepted.
-            let (plain, _) = try await Self.post(running, Self.establishment("1759000001"), client: client, operation: nil)
+            let (plain, _) = try await Self.post(
+                running,
+                Self.establishment("1759000001"),
+                client: client,
+                operation: nil
+            )
             #expect(plain.status == .ok)
 
             let wsdl = try await running.request("/ROR/CSD?wsdl", client: client)
@@ -311,7 +595,11 @@ struct RORCSDTests {
             #expect(definitions.attributes["targetNamespace"] == "urn:asip:ror:2015")
             #expect(definitions.attributes["name"] == "ROR_WebService")
             let actions = Set(definitions.descendants.compactMap { $0.attributes["soapAction"] })
-            #expect(actions == ["urn:asip:ror:2015:stored-function:ror-search", "urn:asip:ror:2015:stored-function:ror-update"])
+            #expect(
+                actions == [
+                    "urn:asip:ror:2015:stored-function:ror-search", "urn:asip:ror:2015:stored-function:ror-update",
+                ]
+            )
             #expect(definitions.child("portType")?.attributes["name"] == "CareServicesRequest_PortType")
             #expect(definitions.child("service")?.attributes["name"] == "CareServicesRequest_Service")
             let schema = try await running.request("/ROR/CSD?xsd=csd", client: client)
@@ -325,8 +613,11 @@ struct RORCSDTests {
     @Test func whitelistedByPublicKeyNotByDN() async throws {
         let (running, client) = try await Self.start()
         try await running.whileRunning {
-            let renewed = try SharedPKI.pki.issueClient(subject: try SubjectDN(parsing: "CN=AUTRE NOM,O=EDITEUR RENOMME,C=FR").distinguishedName(),
-                                                        algorithm: .p256, reusing: client.issued.privateKey)
+            let renewed = try SharedPKI.pki.issueClient(
+                subject: try SubjectDN(parsing: "CN=AUTRE NOM,O=EDITEUR RENOMME,C=FR").distinguishedName(),
+                algorithm: .p256,
+                reusing: client.issued.privateKey
+            )
             let folder = SharedPKI.directory.appendingPathComponent("clients/\(UUID().uuidString)")
             try SharedPKI.pki.write(renewed, to: folder)
             let sameKey = ClientFiles(folder: folder, issued: renewed)

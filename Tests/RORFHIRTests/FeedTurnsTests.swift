@@ -1,9 +1,9 @@
 import Foundation
 import NIOConcurrencyHelpers
 import Testing
-@testable import SandboxTestSupport
 
 @testable import RORFHIR
+@testable import SandboxTestSupport
 
 /// Capacity feeds of one Location take turns (no two inside at once, in arrival order); other Locations never wait.
 @Suite("Capacity feed turns")
@@ -19,7 +19,10 @@ struct FeedTurnsTests {
                 group.addTask {
                     await turns.begin(id)
                     defer { turns.end(id) }
-                    let count = inside.withLockedValue { $0[id, default: 0] += 1; return $0[id]! }
+                    let count = inside.withLockedValue {
+                        $0[id, default: 0] += 1
+                        return $0[id]!
+                    }
                     if count > 1 { overlaps.withLockedValue { $0 += 1 } }
                     try? await Task.sleep(for: .milliseconds(1))
                     inside.withLockedValue { $0[id]! -= 1 }
@@ -40,11 +43,13 @@ struct FeedTurnsTests {
         let order = NIOLockedValueBox<[Int]>([])
         var waiting: [Task<Void, Never>] = []
         for index in 1...3 {
-            waiting.append(Task {
-                await turns.begin("loc")
-                order.withLockedValue { $0.append(index) }
-                turns.end("loc")
-            })
+            waiting.append(
+                Task {
+                    await turns.begin("loc")
+                    order.withLockedValue { $0.append(index) }
+                    turns.end("loc")
+                }
+            )
             while turns.waitingCount("loc") < index { await Task.yield() }  // queued one after the other
         }
         await turns.begin("other")  // another Location: not held up by the queue above
@@ -90,15 +95,24 @@ struct FeedTurnsTests {
     @Test func aThreadDoesNotWaitForATasksTurn() async throws {
         let turns = FeedTurns()
         await turns.begin("loc")
-        let release = Task { try? await Task.sleep(for: .milliseconds(200)); turns.end("loc") }
+        let release = Task {
+            try? await Task.sleep(for: .milliseconds(200))
+            turns.end("loc")
+        }
         #expect(await onThread { !turns.take("loc", waitingUpTo: .seconds(10)) })
         await release.value
         #expect(turns.take("loc", waitingUpTo: .seconds(10)))
-        let queued = Task { await turns.begin("loc"); turns.end("loc") }
+        let queued = Task {
+            await turns.begin("loc")
+            turns.end("loc")
+        }
         while turns.waitingCount("loc") == 0 { await Task.yield() }  // the task is queued for the turn
         #expect(await onThread { turns.take("other", waitingUpTo: .seconds(10)) }, "another Location")
         turns.end("other")
-        let release2 = Task { try? await Task.sleep(for: .milliseconds(200)); turns.end("loc") }
+        let release2 = Task {
+            try? await Task.sleep(for: .milliseconds(200))
+            turns.end("loc")
+        }
         #expect(await onThread { !turns.take("loc", waitingUpTo: .seconds(10)) }, "a task is queued before")
         await release2.value
         await queued.value
@@ -112,7 +126,10 @@ struct FeedTurnsTests {
         let overlaps = NIOLockedValueBox(0)
         let outcomes = NIOLockedValueBox((done: 0, declined: 0))
         @Sendable func work(_ id: String) {
-            let count = inside.withLockedValue { $0[id, default: 0] += 1; return $0[id]! }
+            let count = inside.withLockedValue {
+                $0[id, default: 0] += 1
+                return $0[id]!
+            }
             if count > 1 { overlaps.withLockedValue { $0 += 1 } }
             usleep(300)
             inside.withLockedValue { $0[id]! -= 1 }
@@ -142,7 +159,9 @@ struct FeedTurnsTests {
                 }
             }
         }
-        for _ in 0..<1000 where outcomes.withLockedValue({ $0.done + $0.declined }) < 240 { try await Task.sleep(for: .milliseconds(10)) }
+        for _ in 0..<1000 where outcomes.withLockedValue({ $0.done + $0.declined }) < 240 {
+            try await Task.sleep(for: .milliseconds(10))
+        }
         #expect(overlaps.withLockedValue { $0 } == 0)
         #expect(outcomes.withLockedValue { $0.done + $0.declined } == 240)
         #expect(outcomes.withLockedValue { $0.done } > 40, "threads got turns")

@@ -6,10 +6,10 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import Testing
-@testable import SandboxTestSupport
 
 @testable import RORFHIR
 @testable import SandboxServer
+@testable import SandboxTestSupport
 
 /// Capacity PATCHes answered on the connection's event loop (`ImmediateAnswers`, `RORCapacityFeed.patchNow`): the
 /// route's answer and journal row; every refusal, and every case that would have to wait, left to the route with
@@ -17,14 +17,30 @@ import Testing
 @Suite("Immediate capacity feed")
 struct ImmediateFeedTests {
     typealias Feed = CapacityFeed
-    static let replace7 = Feed.body("replace", path: Feed.selector(status: "02"), value: Feed.indicator(status: "02", count: 7))
+    static let replace7 = Feed.body(
+        "replace",
+        path: Feed.selector(status: "02"),
+        value: Feed.indicator(status: "02", count: 7)
+    )
 
-    static func request(_ query: String = Feed.place, token: String?, method: HTTPRequest.Method = .patch,
-                        contentType: String = "application/fhir+json") -> Request {
+    static func request(
+        _ query: String = Feed.place,
+        token: String?,
+        method: HTTPRequest.Method = .patch,
+        contentType: String = "application/fhir+json"
+    ) -> Request {
         var fields: HTTPFields = [.contentType: contentType]
         if let token { fields[.authorization] = "Bearer \(token)" }
-        return Request(head: HTTPRequest(method: method, scheme: "https", authority: "localhost", path: Feed.path + query, headerFields: fields),
-                       body: RequestBody(buffer: ByteBuffer()))
+        return Request(
+            head: HTTPRequest(
+                method: method,
+                scheme: "https",
+                authority: "localhost",
+                path: Feed.path + query,
+                headerFields: fields
+            ),
+            body: RequestBody(buffer: ByteBuffer())
+        )
     }
 
     static func version(_ running: RunningSandbox) async throws -> Int? {
@@ -37,8 +53,17 @@ struct ImmediateFeedTests {
             let feed = running.sandbox.ror.feed
             let identity = try ClientIdentity(certificate: feeder.issued.certificate, verdict: .trusted)
             let environment = SandboxEnvironment.sandbox
-            func now(_ request: Request, _ body: String, as caller: ClientIdentity? = nil) -> (HTTPResponse, Data, StoredVersion)? {
-                feed.patchNow(request, body: ByteBuffer(string: body), identity: caller ?? identity, environment: environment)
+            func now(
+                _ request: Request,
+                _ body: String,
+                as caller: ClientIdentity? = nil
+            ) -> (HTTPResponse, Data, StoredVersion)? {
+                feed.patchNow(
+                    request,
+                    body: ByteBuffer(string: body),
+                    identity: caller ?? identity,
+                    environment: environment
+                )
             }
             // The token not verified yet: the route answers.
             #expect(now(Self.request(token: token), Self.replace7) == nil)
@@ -47,13 +72,25 @@ struct ImmediateFeedTests {
             #expect(routed.status == .ok)
 
             // Token verified, Location cached: written and answered at once, as the route answers.
-            let (head, body, version) = try #require(now(Self.request(token: token), Feed.body("replace", path: Feed.selector(status: "02"),
-                                                                                        value: Feed.indicator(status: "02", count: 9))))
+            let (head, body, version) = try #require(
+                now(
+                    Self.request(token: token),
+                    Feed.body(
+                        "replace",
+                        path: Feed.selector(status: "02"),
+                        value: Feed.indicator(status: "02", count: 9)
+                    )
+                )
+            )
             #expect(head.status == .ok)
             #expect(head.headerFields[.eTag] == "W/\"3\"")
             #expect(head.headerFields[HTTPField.Name("X-Sandbox-Previous-Version")!] == "2")
-            #expect(head.headerFields[.contentLocation] == "/ws-synchro-dispo-lits-fhir/Location/loc-00001-1/_history/3")
-            for name in [HTTPField.Name.contentType, .lastModified] { #expect(head.headerFields[name] != nil && routed.headers[name] != nil, "\(name)") }
+            #expect(
+                head.headerFields[.contentLocation] == "/ws-synchro-dispo-lits-fhir/Location/loc-00001-1/_history/3"
+            )
+            for name in [HTTPField.Name.contentType, .lastModified] {
+                #expect(head.headerFields[name] != nil && routed.headers[name] != nil, "\(name)")
+            }
             #expect(try await Self.version(running) == 3)
             #expect(body == (try await running.sandbox.ror.repository.read(type: "Location", id: "loc-00001-1"))?.json)
             #expect(version.id == "loc-00001-1" && version.type == "Location" && version.version == 3)
@@ -62,10 +99,17 @@ struct ImmediateFeedTests {
 
             // Everything else is the route's, and nothing is written.
             let consumer = try #require(running.info.clientCertificates["ror-consumer"])
-            let consumerFiles = ClientFiles(folder: consumer.certificate.deletingLastPathComponent(), issued: try SharedPKI.issued(consumer))
+            let consumerFiles = ClientFiles(
+                folder: consumer.certificate.deletingLastPathComponent(),
+                issued: try SharedPKI.issued(consumer)
+            )
             let consumerToken = try await RORConsumer.accessToken(running, client: consumerFiles)
             let consumerIdentity = try ClientIdentity(certificate: consumerFiles.issued.certificate, verdict: .trusted)
-            let invalid = Feed.body("replace", path: Feed.selector(status: "02"), value: Feed.indicator(status: "02", temporality: "09", count: 1))
+            let invalid = Feed.body(
+                "replace",
+                path: Feed.selector(status: "02"),
+                value: Feed.indicator(status: "02", temporality: "09", count: 1)
+            )
             let leftToTheRoute: [(String, Request, String, ClientIdentity?)] = [
                 ("no token", Self.request(token: nil), Self.replace7, nil),
                 ("unknown token", Self.request(token: token + "x"), Self.replace7, nil),
@@ -77,8 +121,14 @@ struct ImmediateFeedTests {
                 ("not JSON media type", Self.request(token: token, contentType: "text/plain"), Self.replace7, nil),
                 ("malformed JSON", Self.request(token: token), "{\"resourceType\": ", nil),
                 ("not a capacity path", Self.request(token: token), Feed.body("delete", path: "Location.name"), nil),
-                ("no such indicator (404)", Self.request(token: token), Feed.body("replace", path: Feed.selector(status: "02", temporality: "04"),
-                                                                                   value: Feed.indicator(status: "02", temporality: "04", count: 1)), nil),
+                (
+                    "no such indicator (404)", Self.request(token: token),
+                    Feed.body(
+                        "replace",
+                        path: Feed.selector(status: "02", temporality: "04"),
+                        value: Feed.indicator(status: "02", temporality: "04", count: 1)
+                    ), nil
+                ),
                 ("not a valid indicator (400)", Self.request(token: token), invalid, nil),
             ]
             for (what, request, body, caller) in leftToTheRoute {
@@ -95,9 +145,20 @@ struct ImmediateFeedTests {
             var patient = feed
             patient.turnWait = .seconds(10)
             let waiting = Task { [patient] in
-                await onThread { patient.patchNow(Self.request(token: token), body: ByteBuffer(string: Feed.body("replace", path: Feed.selector(status: "02"),
-                                                                                              value: Feed.indicator(status: "02", count: 8))),
-                                 identity: identity, environment: environment)?.0.status }
+                await onThread {
+                    patient.patchNow(
+                        Self.request(token: token),
+                        body: ByteBuffer(
+                            string: Feed.body(
+                                "replace",
+                                path: Feed.selector(status: "02"),
+                                value: Feed.indicator(status: "02", count: 8)
+                            )
+                        ),
+                        identity: identity,
+                        environment: environment
+                    )?.0.status
+                }
             }
             try await Task.sleep(for: .milliseconds(50))
             #expect(try await Self.version(running) == 3)
@@ -121,18 +182,31 @@ struct ImmediateFeedTests {
                 "PATCH \(Feed.path)\(Feed.place) HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/fhir+json\r\nAuthorization: Bearer \(token)\r\n"
                     + "Content-Length: \(body.utf8.count)\r\n\(close ? "Connection: close\r\n" : "")\r\n\(body)"
             }
-            let missing = Feed.body("replace", path: Feed.selector(status: "02", temporality: "04"), value: Feed.indicator(status: "02", temporality: "04", count: 1))
+            let missing = Feed.body(
+                "replace",
+                path: Feed.selector(status: "02", temporality: "04"),
+                value: Feed.indicator(status: "02", temporality: "04", count: 1)
+            )
             // Over 256 KiB (held no longer than that) and still a valid patch: the route's, with the same outcome.
             let padded = Self.replace7 + String(repeating: " ", count: 300 << 10)
-            let bodies = [Feed.body("replace", path: Feed.selector(status: "02"), value: Feed.indicator(status: "02", count: 4)),
-                          "{\"resourceType\": \"Parameters\", ", missing, padded,
-                          Feed.body("replace", path: Feed.selector(status: "02"), value: Feed.indicator(status: "02", count: 5))]
+            let bodies = [
+                Feed.body("replace", path: Feed.selector(status: "02"), value: Feed.indicator(status: "02", count: 4)),
+                "{\"resourceType\": \"Parameters\", ", missing, padded,
+                Feed.body("replace", path: Feed.selector(status: "02"), value: Feed.indicator(status: "02", count: 5)),
+            ]
             let text = bodies.enumerated().map { patch($1, close: $0 == bodies.count - 1) }.joined()
-            let exchange = try await RawTLS.exchange(port: running.tlsPort, client: feeder, send: text, timeout: .seconds(10))
+            let exchange = try await RawTLS.exchange(
+                port: running.tlsPort,
+                client: feeder,
+                send: text,
+                timeout: .seconds(10)
+            )
             #expect(exchange.serverClosed)
             let answers = exchange.received.components(separatedBy: "HTTP/1.1 ").dropFirst().map { $0.prefix(3) }
             #expect(answers == ["200", "400", "404", "200", "200"], "\(exchange.received.prefix(600))")
-            #expect(exchange.received.contains(#""code":"structure""#) && exchange.received.contains(#""code":"not-found""#))
+            #expect(
+                exchange.received.contains(#""code":"structure""#) && exchange.received.contains(#""code":"not-found""#)
+            )
             #expect(try await Self.version(running) == 5)
             #expect(try await Feed.available(running) == [5])
 
@@ -151,7 +225,9 @@ struct ImmediateFeedTests {
                 // The Location of that version, whether the journal copied it (route) or names it (answered at once),
                 // current (5) or replaced since (2–4): the bytes the client got.
                 let body = try #require(row.responseBody)
-                let meta = try #require((try JSONSerialization.jsonObject(with: body) as? [String: Any])?["meta"] as? [String: Any])
+                let meta = try #require(
+                    (try JSONSerialization.jsonObject(with: body) as? [String: Any])?["meta"] as? [String: Any]
+                )
                 versions.append(try #require(meta["versionId"] as? String))
                 if versions.last != "2" { #expect(exchange.received.contains(String(decoding: body, as: UTF8.self))) }
             }
@@ -166,13 +242,21 @@ struct ImmediateFeedTests {
         try await running.whileRunning {
             #expect(try await Feed.patch(running, body: Self.replace7, client: feeder, token: token).status == .ok)
             func patch(_ count: Int, keepAlive: Bool) -> String {
-                let body = Feed.body("replace", path: Feed.selector(status: "02"), value: Feed.indicator(status: "02", count: count))
-                return "PATCH \(Feed.path)\(Feed.place) HTTP/1.0\r\nContent-Type: application/fhir+json\r\nAuthorization: Bearer \(token)\r\n"
+                let body = Feed.body(
+                    "replace",
+                    path: Feed.selector(status: "02"),
+                    value: Feed.indicator(status: "02", count: count)
+                )
+                return
+                    "PATCH \(Feed.path)\(Feed.place) HTTP/1.0\r\nContent-Type: application/fhir+json\r\nAuthorization: Bearer \(token)\r\n"
                     + "Content-Length: \(body.utf8.count)\r\n\(keepAlive ? "Connection: keep-alive\r\n" : "")\r\n\(body)"
             }
-            let exchange = try await RawTLS.exchange(port: running.tlsPort, client: feeder,
-                                                     send: patch(11, keepAlive: true) + patch(12, keepAlive: true) + patch(13, keepAlive: false),
-                                                     timeout: .seconds(10))
+            let exchange = try await RawTLS.exchange(
+                port: running.tlsPort,
+                client: feeder,
+                send: patch(11, keepAlive: true) + patch(12, keepAlive: true) + patch(13, keepAlive: false),
+                timeout: .seconds(10)
+            )
             try RawTLS.expectHTTP10KeepAlive(exchange, answers: 3)
             #expect(try await Feed.available(running) == [13])
             #expect(try await Self.version(running) == 5)

@@ -5,10 +5,10 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import Testing
-@testable import SandboxTestSupport
 
 @testable import RORFHIR
 @testable import SandboxServer
+@testable import SandboxTestSupport
 
 /// Consumer reads answered on the connection's event loop (`ImmediateAnswers`, `RORFHIRService.readNow`): the same
 /// answers and journal rows as the `:type/:id` route, every other case left to the route, responses in order.
@@ -16,13 +16,20 @@ import Testing
 struct ImmediateReadTests {
     static let location = "/ws-diffusion-fhir/Location/loc-00001-1"
 
-    static func request(_ path: String, token: String?, headers extra: HTTPFields = [:], dropping: HTTPField.Name? = nil) -> Request {
+    static func request(
+        _ path: String,
+        token: String?,
+        headers extra: HTTPFields = [:],
+        dropping: HTTPField.Name? = nil
+    ) -> Request {
         var fields = RORConsumer.rorHeaders
         if let token { fields[.authorization] = "Bearer \(token)" }
         for field in extra { fields[field.name] = field.value }
         if let dropping { fields[dropping] = nil }
-        return Request(head: HTTPRequest(method: .get, scheme: "https", authority: "localhost", path: path, headerFields: fields),
-                       body: RequestBody(buffer: ByteBuffer()))
+        return Request(
+            head: HTTPRequest(method: .get, scheme: "https", authority: "localhost", path: path, headerFields: fields),
+            body: RequestBody(buffer: ByteBuffer())
+        )
     }
 
     @Test func readNowAnswersOnlyWhatNeedsNothingButMemory() async throws {
@@ -33,12 +40,17 @@ struct ImmediateReadTests {
             let environment = SandboxEnvironment.sandbox
             let token = try await RORConsumer.accessToken(running, client: consumer)
             // Nothing verified or cached yet: the route answers.
-            #expect(ror.readNow(Self.request(Self.location, token: token), identity: identity, environment: environment) == nil)
+            #expect(
+                ror.readNow(Self.request(Self.location, token: token), identity: identity, environment: environment)
+                    == nil
+            )
             let routed = try await RORConsumer.get(running, Self.location, client: consumer, token: token)
             #expect(routed.status == .ok)
 
             // Token verified, Location cached: answered at once, with the route's bytes and validators.
-            let (head, body) = try #require(ror.readNow(Self.request(Self.location, token: token), identity: identity, environment: environment))
+            let (head, body) = try #require(
+                ror.readNow(Self.request(Self.location, token: token), identity: identity, environment: environment)
+            )
             #expect(head.status == .ok)
             #expect(body == Data(buffer: try #require(routed.body)))
             for name in [HTTPField.Name.contentType, .eTag, .lastModified] {
@@ -46,14 +58,28 @@ struct ImmediateReadTests {
             }
 
             // Everything else is left to the route (which answers errors in their one form).
-            let other = try ClientIdentity(certificate: try SharedPKI.client("CN=OTHER,O=TEST,C=FR").issued.certificate, verdict: .trusted)
+            let other = try ClientIdentity(
+                certificate: try SharedPKI.client("CN=OTHER,O=TEST,C=FR").issued.certificate,
+                verdict: .trusted
+            )
             let leftToTheRoute: [(String, Request, ClientIdentity)] = [
                 ("token bound to another certificate", Self.request(Self.location, token: token), other),
                 ("no token", Self.request(Self.location, token: nil), identity),
                 ("unknown token", Self.request(Self.location, token: token + "x"), identity),
-                ("a Ror-* header missing", Self.request(Self.location, token: token, dropping: HTTPField.Name("Ror-Role-Metier-Code")!), identity),
-                ("a Ror-* header not registered", Self.request(Self.location, token: token, headers: [HTTPField.Name("Ror-Role-Metier-Code")!: "X"]), identity),
-                ("XML asked", Self.request(Self.location, token: token, headers: [.accept: "application/fhir+xml"]), identity),
+                (
+                    "a Ror-* header missing",
+                    Self.request(Self.location, token: token, dropping: HTTPField.Name("Ror-Role-Metier-Code")!),
+                    identity
+                ),
+                (
+                    "a Ror-* header not registered",
+                    Self.request(Self.location, token: token, headers: [HTTPField.Name("Ror-Role-Metier-Code")!: "X"]),
+                    identity
+                ),
+                (
+                    "XML asked", Self.request(Self.location, token: token, headers: [.accept: "application/fhir+xml"]),
+                    identity
+                ),
                 ("a query", Self.request(Self.location + "?_format=json", token: token), identity),
                 ("not cached", Self.request("/ws-diffusion-fhir/Location/loc-00002-1", token: token), identity),
                 ("unknown id", Self.request("/ws-diffusion-fhir/Location/nope", token: token), identity),
@@ -65,16 +91,27 @@ struct ImmediateReadTests {
                 #expect(ror.readNow(request, identity: caller, environment: environment) == nil, "\(what)")
             }
             // Capitals in Accept are folded, as the route folds them.
-            #expect(ror.readNow(Self.request(Self.location, token: token, headers: [.accept: "Application/FHIR+JSON"]), identity: identity, environment: environment) != nil)
+            #expect(
+                ror.readNow(
+                    Self.request(Self.location, token: token, headers: [.accept: "Application/FHIR+JSON"]),
+                    identity: identity,
+                    environment: environment
+                ) != nil
+            )
         }
     }
 
     @Test func readTargetsAreThoseOnlyTheReadRouteAnswers() {
-        #expect(RORFHIRService.readTarget("/ws-diffusion-fhir/Location/loc-1.a-B") ?? ("", "") == ("Location", "loc-1.a-B"))
-        for path in ["/ws-diffusion-fhir/Location", "/ws-diffusion-fhir/Location/", "/ws-diffusion-fhir/Location/a/b",
-                     "/ws-diffusion-fhir/Location/_search", "/ws-diffusion-fhir/Location/$export", "/ws-diffusion-fhir/Location/a%20b",
-                     "/ws-diffusion-fhir/OperationDefinition/export", "/ws-diffusion-fhirX/Location/a", "/other/Location/a",
-                     "/ws-diffusion-fhir/Location/" + String(repeating: "a", count: 65)] {
+        #expect(
+            RORFHIRService.readTarget("/ws-diffusion-fhir/Location/loc-1.a-B") ?? ("", "") == ("Location", "loc-1.a-B")
+        )
+        for path in [
+            "/ws-diffusion-fhir/Location", "/ws-diffusion-fhir/Location/", "/ws-diffusion-fhir/Location/a/b",
+            "/ws-diffusion-fhir/Location/_search", "/ws-diffusion-fhir/Location/$export",
+            "/ws-diffusion-fhir/Location/a%20b",
+            "/ws-diffusion-fhir/OperationDefinition/export", "/ws-diffusion-fhirX/Location/a", "/other/Location/a",
+            "/ws-diffusion-fhir/Location/" + String(repeating: "a", count: 65),
+        ] {
             #expect(RORFHIRService.readTarget(path) == nil, "\(path)")
         }
     }
@@ -111,14 +148,20 @@ struct ImmediateReadTests {
             #expect(mismatch.text.contains("Ror-Role-Metier-Code"))
 
             // A fault rule in force: the service's 503, even for a read that could be answered at once.
-            _ = try await running.admin("/admin/faults", method: .post, body: #"{"service": "ror-fhir", "errorRate": 1, "retryAfter": 7}"#)
+            _ = try await running.admin(
+                "/admin/faults",
+                method: .post,
+                body: #"{"service": "ror-fhir", "errorRate": 1, "retryAfter": 7}"#
+            )
             let unavailable = try await RORConsumer.get(running, Self.location, client: consumer, token: token)
             #expect(unavailable.status == .serviceUnavailable)
             #expect(unavailable.headers[.retryAfter] == "7")
             _ = try await running.admin("/admin/faults", method: .delete)
 
             // The entry removed from the whitelist: refused at once, though token and resource are in memory.
-            let entry = try #require(running.sandbox.whitelist.entries().first { $0.clientId == "esante-sandbox-consumer" })
+            let entry = try #require(
+                running.sandbox.whitelist.entries().first { $0.clientId == "esante-sandbox-consumer" }
+            )
             #expect(try running.sandbox.whitelist.remove(id: try #require(entry.id)))
             let refused = try await RORConsumer.get(running, Self.location, client: consumer, token: token)
             #expect(refused.status == .forbidden)
@@ -130,7 +173,9 @@ struct ImmediateReadTests {
         let (running, consumer) = try await RORConsumer.start()
         let token = try await RORConsumer.accessToken(running, client: consumer)
         _ = try await RORConsumer.get(running, location, client: consumer, token: token)
-        let headers = RORConsumer.rorHeaders.map { "\($0.name.rawName): \($0.value)\r\n" }.joined() + "Authorization: Bearer \(token)\r\n"
+        let headers =
+            RORConsumer.rorHeaders.map { "\($0.name.rawName): \($0.value)\r\n" }.joined()
+            + "Authorization: Bearer \(token)\r\n"
         return (running, consumer, headers)
     }
 
@@ -142,9 +187,15 @@ struct ImmediateReadTests {
             func get(_ path: String, close: Bool = false) -> String {
                 "GET \(path) HTTP/1.1\r\nHost: localhost\r\n\(headers)\(close ? "Connection: close\r\n" : "")\r\n"
             }
-            let text = get("/ws-diffusion-fhir/HealthcareService?_count=3") + get(Self.location) + get(Self.location)
+            let text =
+                get("/ws-diffusion-fhir/HealthcareService?_count=3") + get(Self.location) + get(Self.location)
                 + get("/_sandbox/whoami", close: true)
-            let exchange = try await RawTLS.exchange(port: running.tlsPort, client: consumer, send: text, timeout: .seconds(10))
+            let exchange = try await RawTLS.exchange(
+                port: running.tlsPort,
+                client: consumer,
+                send: text,
+                timeout: .seconds(10)
+            )
             #expect(exchange.serverClosed)
             let answers = exchange.received.components(separatedBy: "HTTP/1.1 ").dropFirst()
             try #require(answers.count == 4, "\(exchange.received.prefix(400))")
@@ -164,9 +215,13 @@ struct ImmediateReadTests {
         try await running.whileRunning {
             let keepAlive = "GET \(Self.location) HTTP/1.0\r\nConnection: keep-alive\r\n\(headers)\r\n"
             let last = "GET \(Self.location) HTTP/1.0\r\n\(headers)\r\n"
-            let exchange = try await RawTLS.exchange(port: running.tlsPort, client: consumer, send: keepAlive + keepAlive + last, timeout: .seconds(10))
+            let exchange = try await RawTLS.exchange(
+                port: running.tlsPort,
+                client: consumer,
+                send: keepAlive + keepAlive + last,
+                timeout: .seconds(10)
+            )
             try RawTLS.expectHTTP10KeepAlive(exchange, answers: 3)
         }
     }
 }
-

@@ -1,17 +1,16 @@
 import Access
+import FHIRCore
 import Foundation
+import HTTPCommon
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
-import Testing
-@testable import SandboxTestSupport
-import FHIRCore
-import HTTPCommon
 import TestPKI
+import Testing
 
 @testable import RORFHIR
-
 @testable import SandboxServer
+@testable import SandboxTestSupport
 
 /// The ROR FHIR consumer API over mutual TLS with the repository's seeds: the token flow and its errors, the
 /// Ror-* headers, reads and searches as a consumer's code sends them.
@@ -20,7 +19,11 @@ struct RORFHIRTests {
     @Test func tokenFlowLikeKeycloak() async throws {
         let (running, consumer) = try await RORConsumer.start()
         try await running.whileRunning {
-            let response = try await RORConsumer.token(running, client: consumer, form: "grant_type=client_credentials&client_id=esante-sandbox-consumer")
+            let response = try await RORConsumer.token(
+                running,
+                client: consumer,
+                form: "grant_type=client_credentials&client_id=esante-sandbox-consumer"
+            )
             #expect(response.status == .ok)
             let body = try response.json()
             #expect(body["token_type"] as? String == "Bearer")
@@ -35,7 +38,10 @@ struct RORFHIRTests {
     }
 
     static func claims(_ token: String) throws -> [String: Any] {
-        var part = String(token.split(separator: ".")[1]).replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        var part = String(token.split(separator: ".")[1]).replacingOccurrences(of: "-", with: "+").replacingOccurrences(
+            of: "_",
+            with: "/"
+        )
         while part.count % 4 != 0 { part += "=" }
         return try JSONSerialization.jsonObject(with: Data(base64Encoded: part)!) as! [String: Any]
     }
@@ -62,16 +68,28 @@ struct RORFHIRTests {
         let (running, consumer) = try await RORConsumer.start()
         try await running.whileRunning {
             let client = try SharedPKI.client("CN=PUBLIC_APP,OU=33333333300,O=PUBLIC,ST=Paris (75),C=FR")
-            let body = #"{"service": "ror-fhir", "subjectDN": "CN=PUBLIC_APP,OU=33333333300,O=PUBLIC,ST=Paris (75),C=FR", "clientId": "public-app", "accessProfile": 0, "clientSecret": "s3cret"}"#
+            let body =
+                #"{"service": "ror-fhir", "subjectDN": "CN=PUBLIC_APP,OU=33333333300,O=PUBLIC,ST=Paris (75),C=FR", "clientId": "public-app", "accessProfile": 0, "clientSecret": "s3cret"}"#
             #expect(try await running.admin("/admin/whitelist", method: .post, body: body).status == .created)
-            let wrong = try await RORConsumer.token(running, client: client, form: "grant_type=client_credentials&client_id=public-app&client_secret=nope")
+            let wrong = try await RORConsumer.token(
+                running,
+                client: client,
+                form: "grant_type=client_credentials&client_id=public-app&client_secret=nope"
+            )
             #expect(wrong.status == .unauthorized)
-            let right = try await RORConsumer.token(running, client: client, form: "grant_type=client_credentials&client_id=public-app&client_secret=s3cret")
+            let right = try await RORConsumer.token(
+                running,
+                client: client,
+                form: "grant_type=client_credentials&client_id=public-app&client_secret=s3cret"
+            )
             #expect(right.status == .ok)
             #expect(try Self.claims(try right.json()["access_token"] as! String)["profil"] as? Int == 0)
             // Profile 0 without a secret is refused at registration.
-            let invalid = try await running.admin("/admin/whitelist", method: .post,
-                                                  body: #"{"service": "ror-fhir", "subjectDN": "CN=X,C=FR", "clientId": "x", "accessProfile": 0}"#)
+            let invalid = try await running.admin(
+                "/admin/whitelist",
+                method: .post,
+                body: #"{"service": "ror-fhir", "subjectDN": "CN=X,C=FR", "clientId": "x", "accessProfile": 0}"#
+            )
             #expect(invalid.status == .badRequest)
             _ = consumer
         }
@@ -127,8 +145,18 @@ struct RORFHIRTests {
         try await running.whileRunning {
             // A token signed by the sandbox key but expired an hour ago.
             let expired = try await running.sandbox.ror.tokens.sign(
-                clientId: "esante-sandbox-consumer", profile: 1, lifetime: -3600, identity: nil, issuer: "https://localhost/auth/realms/ror")
-            let response = try await RORConsumer.get(running, "/ws-diffusion-fhir/Location", client: consumer, token: expired)
+                clientId: "esante-sandbox-consumer",
+                profile: 1,
+                lifetime: -3600,
+                identity: nil,
+                issuer: "https://localhost/auth/realms/ror"
+            )
+            let response = try await RORConsumer.get(
+                running,
+                "/ws-diffusion-fhir/Location",
+                client: consumer,
+                token: expired
+            )
             #expect(response.status == .unauthorized)
             #expect(response.text.contains("expired"))
         }
@@ -139,36 +167,83 @@ struct RORFHIRTests {
         try await running.whileRunning {
             let token = try await RORConsumer.accessToken(running, client: consumer)
 
-            let read = try await RORConsumer.get(running, "/ws-diffusion-fhir/Location/loc-00001-1", client: consumer, token: token)
+            let read = try await RORConsumer.get(
+                running,
+                "/ws-diffusion-fhir/Location/loc-00001-1",
+                client: consumer,
+                token: token
+            )
             #expect(read.status == .ok)
             #expect(read.headers[.eTag] == "W/\"1\"")
             #expect(read.headers[.lastModified] != nil)
             #expect(read.headers[.contentType]?.hasPrefix("application/fhir+json") == true)
 
-            let unknown = try await RORConsumer.get(running, "/ws-diffusion-fhir/Location/nope", client: consumer, token: token)
+            let unknown = try await RORConsumer.get(
+                running,
+                "/ws-diffusion-fhir/Location/nope",
+                client: consumer,
+                token: token
+            )
             #expect(unknown.status == .notFound)
             #expect(unknown.text.contains("not-found"))
 
-            let operation = try await RORConsumer.get(running, "/ws-diffusion-fhir/OperationDefinition/export", client: consumer, token: token)
+            let operation = try await RORConsumer.get(
+                running,
+                "/ws-diffusion-fhir/OperationDefinition/export",
+                client: consumer,
+                token: token
+            )
             #expect(try operation.json()["code"] as? String == "export")
-            #expect(try await RORConsumer.get(running, "/ws-diffusion-fhir/OperationDefinition/nope", client: consumer, token: token).status == .notFound)
+            #expect(
+                try await RORConsumer.get(
+                    running,
+                    "/ws-diffusion-fhir/OperationDefinition/nope",
+                    client: consumer,
+                    token: token
+                ).status == .notFound
+            )
 
-            let history = try await RORConsumer.get(running, "/ws-diffusion-fhir/Location/loc-00001-1/_history", client: consumer, token: token)
+            let history = try await RORConsumer.get(
+                running,
+                "/ws-diffusion-fhir/Location/loc-00001-1/_history",
+                client: consumer,
+                token: token
+            )
             #expect(history.status == .methodNotAllowed)
 
-            let xml = try await RORConsumer.get(running, "/ws-diffusion-fhir/Location?_format=xml", client: consumer, token: token)
+            let xml = try await RORConsumer.get(
+                running,
+                "/ws-diffusion-fhir/Location?_format=xml",
+                client: consumer,
+                token: token
+            )
             #expect(xml.status == .notAcceptable)
             #expect(xml.text.contains("JSON only"))
 
-            let badParam = try await RORConsumer.get(running, "/ws-diffusion-fhir/Location?nonsense=1", client: consumer, token: token)
+            let badParam = try await RORConsumer.get(
+                running,
+                "/ws-diffusion-fhir/Location?nonsense=1",
+                client: consumer,
+                token: token
+            )
             #expect(badParam.status == .badRequest)
             #expect(badParam.text.contains("\"expression\":[\"nonsense\"]"))
 
-            let badDate = try await RORConsumer.get(running, "/ws-diffusion-fhir/Location?_lastUpdated=ge2024-99", client: consumer, token: token)
+            let badDate = try await RORConsumer.get(
+                running,
+                "/ws-diffusion-fhir/Location?_lastUpdated=ge2024-99",
+                client: consumer,
+                token: token
+            )
             #expect(badDate.status == .badRequest)
             #expect(badDate.text.contains("_lastUpdated"))
 
-            let empty = try await RORConsumer.get(running, "/ws-diffusion-fhir/Location?identifier=does-not-exist", client: consumer, token: token)
+            let empty = try await RORConsumer.get(
+                running,
+                "/ws-diffusion-fhir/Location?identifier=does-not-exist",
+                client: consumer,
+                token: token
+            )
             #expect(empty.status == .ok)
             #expect(try empty.json()["total"] as? Int == 0)
 
@@ -181,8 +256,14 @@ struct RORFHIRTests {
                 #expect(page.status == .ok, "\(url): \(page.text)")
                 let bundle = try page.json()
                 total = bundle["total"] as? Int ?? total
-                seen += (bundle["entry"] as? [[String: Any]] ?? []).map { ($0["resource"] as! [String: Any])["id"] as! String }
-                guard let next = (bundle["link"] as? [[String: String]])?.first(where: { $0["relation"] == "next" })?["url"] else { break }
+                seen += (bundle["entry"] as? [[String: Any]] ?? []).map {
+                    ($0["resource"] as! [String: Any])["id"] as! String
+                }
+                guard
+                    let next = (bundle["link"] as? [[String: String]])?.first(where: { $0["relation"] == "next" })?[
+                        "url"
+                    ]
+                else { break }
                 let components = try #require(URLComponents(string: next))
                 url = components.path + "?" + (components.percentEncodedQuery ?? "")
             }
@@ -191,15 +272,25 @@ struct RORFHIRTests {
             #expect(Set(seen).count == total)
             #expect(seen == seen.sorted())
 
-            let gone = try await RORConsumer.get(running, "/ws-diffusion-fhir?_getpages=unknown&_getpagesoffset=7&_count=7", client: consumer, token: token)
+            let gone = try await RORConsumer.get(
+                running,
+                "/ws-diffusion-fhir?_getpages=unknown&_getpagesoffset=7&_count=7",
+                client: consumer,
+                token: token
+            )
             #expect(gone.status == .gone)
 
             // POST _search with a form body.
             var headers = RORConsumer.rorHeaders
             headers[.authorization] = "Bearer \(token)"
             headers[.contentType] = "application/x-www-form-urlencoded"
-            let post = try await running.request("/ws-diffusion-fhir/Location/_search", method: .post, client: consumer, headers: headers,
-                                                 body: "_id=loc-00001-1")
+            let post = try await running.request(
+                "/ws-diffusion-fhir/Location/_search",
+                method: .post,
+                client: consumer,
+                headers: headers,
+                body: "_id=loc-00001-1"
+            )
             #expect(try post.json()["total"] as? Int == 1)
         }
     }
@@ -210,7 +301,9 @@ struct RORFHIRTests {
         let (running, consumer) = try await RORConsumer.start()
         try await running.whileRunning {
             let token = try await RORConsumer.accessToken(running, client: consumer)
-            let nos = { (tre: String) in "https://mos.esante.gouv.fr/NOS/\(tre)/FHIR/\(tre.replacingOccurrences(of: "_", with: "-"))" }
+            let nos = { (tre: String) in
+                "https://mos.esante.gouv.fr/NOS/\(tre)/FHIR/\(tre.replacingOccurrences(of: "_", with: "-"))"
+            }
             let query = [
                 "specialty=\(nos("TRE_R211-ActiviteOperationnelle"))|356",
                 "location.capacity-type=\(nos("TRE_R329-NatureCapacite"))|01",
@@ -220,7 +313,12 @@ struct RORFHIRTests {
                 "location.nb-capacity=gt0",
                 "_include=HealthcareService:location",
             ].joined(separator: "&").replacingOccurrences(of: "|", with: "%7C")
-            let response = try await RORConsumer.get(running, "/ws-diffusion-fhir/HealthcareService?\(query)", client: consumer, token: token)
+            let response = try await RORConsumer.get(
+                running,
+                "/ws-diffusion-fhir/HealthcareService?\(query)",
+                client: consumer,
+                token: token
+            )
             #expect(response.status == .ok, "\(response.text)")
             let bundle = try response.json()
             let entries = bundle["entry"] as? [[String: Any]] ?? []
@@ -242,14 +340,26 @@ struct RORFHIRTests {
     @Test(.enabled(if: Reference.exists(RORFHIRTests.referenceExamples), "needs the ROR IG's examples"))
     func referenceExamplesAreSearchableByIdentifier() async throws {
         let seeds = try SharedPKI.emptySeeds()
-        try FileManager.default.createDirectory(at: seeds.appendingPathComponent("ror"), withIntermediateDirectories: true)
-        for file in try FileManager.default.contentsOfDirectory(at: Self.referenceExamples, includingPropertiesForKeys: nil)
+        try FileManager.default.createDirectory(
+            at: seeds.appendingPathComponent("ror"),
+            withIntermediateDirectories: true
+        )
+        for file in try FileManager.default.contentsOfDirectory(
+            at: Self.referenceExamples,
+            includingPropertiesForKeys: nil
+        )
         where file.pathExtension == "json" {
-            try FileManager.default.copyItem(at: file, to: seeds.appendingPathComponent("ror/\(file.lastPathComponent)"))
+            try FileManager.default.copyItem(
+                at: file,
+                to: seeds.appendingPathComponent("ror/\(file.lastPathComponent)")
+            )
         }
         let running = try await RunningSandbox.start(seeds: seeds)
         try await running.whileRunning {
-            for file in try FileManager.default.contentsOfDirectory(at: Self.referenceExamples, includingPropertiesForKeys: nil)
+            for file in try FileManager.default.contentsOfDirectory(
+                at: Self.referenceExamples,
+                includingPropertiesForKeys: nil
+            )
             where file.pathExtension == "json" {
                 let resource = try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as! [String: Any]
                 let type = resource["resourceType"] as! String
@@ -269,7 +379,9 @@ struct RORFHIRTests {
         let dn = "CN=PROFILE_\(profile)_\(UUID().uuidString.prefix(8)),OU=33333333302,O=PROFILES,ST=Paris (75),C=FR"
         let client = try SharedPKI.client(dn)
         let clientId = "profile-\(profile)-\(UUID().uuidString.prefix(8))"
-        var fields: [String: Any] = ["service": "ror-fhir", "subjectDN": dn, "clientId": clientId, "accessProfile": profile]
+        var fields: [String: Any] = [
+            "service": "ror-fhir", "subjectDN": dn, "clientId": clientId, "accessProfile": profile,
+        ]
         if profile == 0 { fields["clientSecret"] = "secret" }
         let body = String(decoding: try JSONSerialization.data(withJSONObject: fields), as: UTF8.self)
         #expect(try await running.admin("/admin/whitelist", method: .post, body: body).status == .created)
@@ -282,7 +394,8 @@ struct RORFHIRTests {
     static func capacityStatuses(_ response: TestClient.Response) throws -> Set<String> {
         let location = try response.json()
         var statuses = Set<String>()
-        for ext in location["extension"] as? [[String: Any]] ?? [] where (ext["url"] as? String)?.hasSuffix("ror-location-supported-capacity") == true {
+        for ext in location["extension"] as? [[String: Any]] ?? []
+        where (ext["url"] as? String)?.hasSuffix("ror-location-supported-capacity") == true {
             for part in ext["extension"] as? [[String: Any]] ?? [] where part["url"] as? String == "capacityStatus" {
                 let coding = ((part["valueCodeableConcept"] as? [String: Any])?["coding"] as? [[String: Any]])?.first
                 if let code = coding?["code"] as? String { statuses.insert(code) }
@@ -297,7 +410,8 @@ struct RORFHIRTests {
         func level(_ element: Any) -> String? {
             let extensions = (element as? [String: Any])?["extension"] as? [[String: Any]] ?? []
             let level = extensions.first { ($0["url"] as? String)?.hasSuffix("confidentiality-level") == true }
-            return ((level?["valueCodeableConcept"] as? [String: Any])?["coding"] as? [[String: Any]])?.first?["code"] as? String
+            return ((level?["valueCodeableConcept"] as? [String: Any])?["coding"] as? [[String: Any]])?.first?["code"]
+                as? String
         }
         var levels = (resource["telecom"] as? [Any] ?? []).compactMap(level)
         levels += (resource["contact"] as? [Any] ?? []).compactMap(level)
@@ -321,18 +435,60 @@ struct RORFHIRTests {
 
     static let all: Set<String> = ["01", "02", "05", "06"]
     static let profileViews = [
-        ProfileView(profile: 1, sensitiveVisible: true, statuses: (all, all), placeLevels: (["1", "2", "3"], ["1", "2", "3"]),
-                    offerLevels: (["1", "2", "3"], ["1", "2", "3"]), roleLevels: (["2"], ["2"]), organizationLevels: ["1", "1", "2", "3"]),
-        ProfileView(profile: 2, sensitiveVisible: false, statuses: (["01", "02", "05"], ["01", "02", "05"]), placeLevels: (["1", "2"], ["1", "2"]),
-                    offerLevels: (["1", "2"], ["1", "2"]), roleLevels: (["2"], ["2"]), organizationLevels: ["1", "1", "2"]),
-        ProfileView(profile: 3, sensitiveVisible: false, statuses: ([], ["01", "02", "05"]), placeLevels: ([], ["1", "2"]),
-                    offerLevels: (["1"], ["1", "2"]), roleLevels: ([], ["2"]), organizationLevels: ["1", "1"]),
-        ProfileView(profile: 0, sensitiveVisible: false, statuses: ([], []), placeLevels: ([], []),
-                    offerLevels: (["1"], ["1"]), roleLevels: ([], []), organizationLevels: ["1", "1"]),
-        ProfileView(profile: 4, sensitiveVisible: true, statuses: (all, all), placeLevels: ([], []),
-                    offerLevels: ([], []), roleLevels: ([], []), organizationLevels: []),
-        ProfileView(profile: 5, sensitiveVisible: true, statuses: (["01"], ["01"]), placeLevels: (["1", "2"], ["1", "2"]),
-                    offerLevels: (["1", "2"], ["1", "2"]), roleLevels: (["2"], ["2"]), organizationLevels: ["1", "1", "2"]),
+        ProfileView(
+            profile: 1,
+            sensitiveVisible: true,
+            statuses: (all, all),
+            placeLevels: (["1", "2", "3"], ["1", "2", "3"]),
+            offerLevels: (["1", "2", "3"], ["1", "2", "3"]),
+            roleLevels: (["2"], ["2"]),
+            organizationLevels: ["1", "1", "2", "3"]
+        ),
+        ProfileView(
+            profile: 2,
+            sensitiveVisible: false,
+            statuses: (["01", "02", "05"], ["01", "02", "05"]),
+            placeLevels: (["1", "2"], ["1", "2"]),
+            offerLevels: (["1", "2"], ["1", "2"]),
+            roleLevels: (["2"], ["2"]),
+            organizationLevels: ["1", "1", "2"]
+        ),
+        ProfileView(
+            profile: 3,
+            sensitiveVisible: false,
+            statuses: ([], ["01", "02", "05"]),
+            placeLevels: ([], ["1", "2"]),
+            offerLevels: (["1"], ["1", "2"]),
+            roleLevels: ([], ["2"]),
+            organizationLevels: ["1", "1"]
+        ),
+        ProfileView(
+            profile: 0,
+            sensitiveVisible: false,
+            statuses: ([], []),
+            placeLevels: ([], []),
+            offerLevels: (["1"], ["1"]),
+            roleLevels: ([], []),
+            organizationLevels: ["1", "1"]
+        ),
+        ProfileView(
+            profile: 4,
+            sensitiveVisible: true,
+            statuses: (all, all),
+            placeLevels: ([], []),
+            offerLevels: ([], []),
+            roleLevels: ([], []),
+            organizationLevels: []
+        ),
+        ProfileView(
+            profile: 5,
+            sensitiveVisible: true,
+            statuses: (["01"], ["01"]),
+            placeLevels: (["1", "2"], ["1", "2"]),
+            offerLevels: (["1", "2"], ["1", "2"]),
+            roleLevels: (["2"], ["2"]),
+            organizationLevels: ["1", "1", "2"]
+        ),
     ]
 
     @Test(arguments: profileViews)
@@ -340,34 +496,82 @@ struct RORFHIRTests {
         let (running, consumer) = try await RORConsumer.start()
         try await running.whileRunning {
             let fullToken = try await RORConsumer.accessToken(running, client: consumer)
-            let allServices = try await RORConsumer.get(running, "/ws-diffusion-fhir/HealthcareService?_summary=count", client: consumer, token: fullToken)
+            let allServices = try await RORConsumer.get(
+                running,
+                "/ws-diffusion-fhir/HealthcareService?_summary=count",
+                client: consumer,
+                token: fullToken
+            )
             let total = try #require(try allServices.json()["total"] as? Int)
-            let (client, token) = view.profile == 1 ? (consumer, fullToken) : try await Self.consumer(running, profile: view.profile)
+            let (client, token) =
+                view.profile == 1 ? (consumer, fullToken) : try await Self.consumer(running, profile: view.profile)
             func read(_ path: String) async throws -> TestClient.Response {
-                let response = try await RORConsumer.get(running, "/ws-diffusion-fhir/" + path, client: client, token: token)
+                let response = try await RORConsumer.get(
+                    running,
+                    "/ws-diffusion-fhir/" + path,
+                    client: client,
+                    token: token
+                )
                 #expect(response.status == .ok, "\(path)")
                 return response
             }
 
-            let count = try await RORConsumer.get(running, "/ws-diffusion-fhir/HealthcareService?_summary=count", client: client, token: token)
-            #expect(try count.json()["total"] as? Int == (view.sensitiveVisible ? total : total - 1), "sensitive unit counted")
-            let sensitive = try await RORConsumer.get(running, "/ws-diffusion-fhir/HealthcareService/hs-00002-1", client: client, token: token)
+            let count = try await RORConsumer.get(
+                running,
+                "/ws-diffusion-fhir/HealthcareService?_summary=count",
+                client: client,
+                token: token
+            )
+            #expect(
+                try count.json()["total"] as? Int == (view.sensitiveVisible ? total : total - 1),
+                "sensitive unit counted"
+            )
+            let sensitive = try await RORConsumer.get(
+                running,
+                "/ws-diffusion-fhir/HealthcareService/hs-00002-1",
+                client: client,
+                token: token
+            )
             #expect(sensitive.status == (view.sensitiveVisible ? .ok : .notFound))
 
             #expect(try Self.capacityStatuses(try await read("Location/loc-00001-1")) == view.statuses.other)
             #expect(try Self.capacityStatuses(try await read("Location/loc-00006-2")) == view.statuses.medicoSocial)
             #expect(try Self.confidentialityLevels(try await read("Location/loc-00001-1")) == view.placeLevels.other)
-            #expect(try Self.confidentialityLevels(try await read("Location/loc-00006-2")) == view.placeLevels.medicoSocial)
-            #expect(try Self.confidentialityLevels(try await read("HealthcareService/hs-00001-1")) == view.offerLevels.other)
-            #expect(try Self.confidentialityLevels(try await read("HealthcareService/hs-00006-2")) == view.offerLevels.medicoSocial)
-            #expect(try Self.confidentialityLevels(try await read("PractitionerRole/prr-00001-1")) == view.roleLevels.other)
-            #expect(try Self.confidentialityLevels(try await read("PractitionerRole/prr-00007-1")) == view.roleLevels.medicoSocial)
+            #expect(
+                try Self.confidentialityLevels(try await read("Location/loc-00006-2")) == view.placeLevels.medicoSocial
+            )
+            #expect(
+                try Self.confidentialityLevels(try await read("HealthcareService/hs-00001-1")) == view.offerLevels.other
+            )
+            #expect(
+                try Self.confidentialityLevels(try await read("HealthcareService/hs-00006-2"))
+                    == view.offerLevels.medicoSocial
+            )
+            #expect(
+                try Self.confidentialityLevels(try await read("PractitionerRole/prr-00001-1")) == view.roleLevels.other
+            )
+            #expect(
+                try Self.confidentialityLevels(try await read("PractitionerRole/prr-00007-1"))
+                    == view.roleLevels.medicoSocial
+            )
             #expect(try Self.confidentialityLevels(try await read("Organization/eg-00001")) == view.organizationLevels)
             // The same filtering applies to what a search returns, included resources too.
-            let search = try await RORConsumer.get(running, "/ws-diffusion-fhir/HealthcareService?_id=hs-00006-2&_include=HealthcareService:location",
-                                            client: client, token: token)
-            let place = try #require((try search.json()["entry"] as? [[String: Any]])?.first { ($0["resource"] as? [String: Any])?["resourceType"] as? String == "Location" })
-            let placeResponse = TestClient.Response(head: .init(status: .ok), body: ByteBuffer(data: try JSONSerialization.data(withJSONObject: place["resource"]!)), trailerHeaders: nil)
+            let search = try await RORConsumer.get(
+                running,
+                "/ws-diffusion-fhir/HealthcareService?_id=hs-00006-2&_include=HealthcareService:location",
+                client: client,
+                token: token
+            )
+            let place = try #require(
+                (try search.json()["entry"] as? [[String: Any]])?.first {
+                    ($0["resource"] as? [String: Any])?["resourceType"] as? String == "Location"
+                }
+            )
+            let placeResponse = TestClient.Response(
+                head: .init(status: .ok),
+                body: ByteBuffer(data: try JSONSerialization.data(withJSONObject: place["resource"]!)),
+                trailerHeaders: nil
+            )
             #expect(try Self.capacityStatuses(placeResponse) == view.statuses.medicoSocial)
 
             let practitioner = try await read("Practitioner/pr-00001-1")
@@ -382,7 +586,11 @@ struct RORFHIRTests {
             var headers = RORConsumer.rorHeaders
             headers[.authorization] = "Bearer \(token)"
             headers[HTTPField.Name("Prefer")!] = "handling=lenient"
-            let response = try await running.request("/ws-diffusion-fhir/Location?bogus=1&_id=loc-00001-1", client: consumer, headers: headers)
+            let response = try await running.request(
+                "/ws-diffusion-fhir/Location?bogus=1&_id=loc-00001-1",
+                client: consumer,
+                headers: headers
+            )
             #expect(response.status == .ok)
             let entries = try response.json()["entry"] as? [[String: Any]] ?? []
             let outcome = entries.first { ($0["search"] as? [String: String])?["mode"] == "outcome" }
@@ -398,16 +606,26 @@ struct RORFHIRTests {
             let token = try await RORConsumer.accessToken(running, client: consumer)
             let format = ndjson ? "&_outputFormat=application/fhir%2Bndjson" : ""
             let kickOff = try await RORConsumer.get(
-                running, "/ws-diffusion-fhir/$export?_type=HealthcareService&includeAssociatedData=_myCompleteExtract\(format)",
-                client: consumer, token: token)
+                running,
+                "/ws-diffusion-fhir/$export?_type=HealthcareService&includeAssociatedData=_myCompleteExtract\(format)",
+                client: consumer,
+                token: token
+            )
             #expect(kickOff.status == .accepted)
             let location = try #require(kickOff.headers[.contentLocation])
             #expect(location.contains("/ws-diffusion-fhir/$export-poll-status?_jobId="))
             let poll = try #require(URLComponents(string: location))
             var manifest: [String: Any]?
             for _ in 0..<200 where manifest == nil {
-                let status = try await RORConsumer.get(running, poll.path + "?" + poll.percentEncodedQuery!, client: consumer, token: token)
-                if status.status == .ok { manifest = try status.json() } else {
+                let status = try await RORConsumer.get(
+                    running,
+                    poll.path + "?" + poll.percentEncodedQuery!,
+                    client: consumer,
+                    token: token
+                )
+                if status.status == .ok {
+                    manifest = try status.json()
+                } else {
                     #expect(status.status == .accepted)
                     #expect(status.headers[HTTPField.Name("X-Progress")!] != nil)
                     try await Task.sleep(for: .milliseconds(20))
@@ -417,7 +635,12 @@ struct RORFHIRTests {
             var counts: [String: Int] = [:]
             for output in outputs {
                 let url = try #require(URLComponents(string: output["url"] as! String))
-                let file = try await RORConsumer.get(running, url.path + "?" + url.percentEncodedQuery!, client: consumer, token: token)
+                let file = try await RORConsumer.get(
+                    running,
+                    url.path + "?" + url.percentEncodedQuery!,
+                    client: consumer,
+                    token: token
+                )
                 #expect(file.status == .ok)
                 let type = output["type"] as! String
                 if ndjson {
@@ -430,15 +653,30 @@ struct RORFHIRTests {
             }
             let services = try await running.sandbox.ror.repository.count(type: "HealthcareService")
             #expect(counts["HealthcareService"] == services)
-            #expect((counts["Location"] ?? 0) > 0) // associated data: the offers' places, organisations, roles
+            #expect((counts["Location"] ?? 0) > 0)  // associated data: the offers' places, organisations, roles
             #expect((counts["Organization"] ?? 0) > 0)
             #expect((counts["PractitionerRole"] ?? 0) > 0)
 
-            let unknown = try await RORConsumer.get(running, "/ws-diffusion-fhir/$export-poll-status?_jobId=nope", client: consumer, token: token)
+            let unknown = try await RORConsumer.get(
+                running,
+                "/ws-diffusion-fhir/$export-poll-status?_jobId=nope",
+                client: consumer,
+                token: token
+            )
             #expect(unknown.status == .notFound)
-            let badType = try await RORConsumer.get(running, "/ws-diffusion-fhir/$export?_type=Patient", client: consumer, token: token)
+            let badType = try await RORConsumer.get(
+                running,
+                "/ws-diffusion-fhir/$export?_type=Patient",
+                client: consumer,
+                token: token
+            )
             #expect(badType.status == .badRequest)
-            let badFilter = try await RORConsumer.get(running, "/ws-diffusion-fhir/$export?_typeFilter=HealthcareService%3Fbogus%3D1", client: consumer, token: token)
+            let badFilter = try await RORConsumer.get(
+                running,
+                "/ws-diffusion-fhir/$export?_typeFilter=HealthcareService%3Fbogus%3D1",
+                client: consumer,
+                token: token
+            )
             #expect(badFilter.status == .badRequest)
         }
     }
@@ -449,7 +687,12 @@ struct RORFHIRTests {
         try await running.whileRunning {
             let token = try await RORConsumer.accessToken(running, client: consumer)
             func bundle(_ query: String) async throws -> [String: Any] {
-                let response = try await RORConsumer.get(running, "/ws-diffusion-fhir/\(query.replacingOccurrences(of: "|", with: "%7C"))", client: consumer, token: token)
+                let response = try await RORConsumer.get(
+                    running,
+                    "/ws-diffusion-fhir/\(query.replacingOccurrences(of: "|", with: "%7C"))",
+                    client: consumer,
+                    token: token
+                )
                 #expect(response.status == .ok, "\(query): \(response.text)")
                 return try response.json()
             }
@@ -457,7 +700,10 @@ struct RORFHIRTests {
                 var counts: [String: Int] = [:]
                 for entry in bundle["entry"] as? [[String: Any]] ?? [] {
                     let resource = entry["resource"] as! [String: Any]
-                    counts["\((entry["search"] as! [String: String])["mode"]!):\(resource["resourceType"]!)", default: 0] += 1
+                    counts[
+                        "\((entry["search"] as! [String: String])["mode"]!):\(resource["resourceType"]!)",
+                        default: 0
+                    ] += 1
                 }
                 return counts
             }
@@ -476,12 +722,18 @@ struct RORFHIRTests {
             // By identifiers (OR), by last update, by the offers that use them.
             #expect(try await bundle("Location?identifier=L1,L2")["total"] as? Int == 0)
             #expect(try await bundle("Location?identifier=11/loc-00001-1,84/loc-00002-1")["total"] as? Int == 2)
-            #expect(try await bundle("Location?_lastUpdated=ge2022-11-06T15:00&_summary=count")["total"] as? Int == locations)
+            #expect(
+                try await bundle("Location?_lastUpdated=ge2022-11-06T15:00&_summary=count")["total"] as? Int
+                    == locations
+            )
             #expect(try await bundle("Location?_lastUpdated=ge2099-01-01T00:00&_summary=count")["total"] as? Int == 0)
             let has = try await bundle("Location?_has:HealthcareService:location:identifier=11/000011,11/000012")
             #expect((has["total"] as? Int ?? 0) >= 1)
             // Equipment limits: none in the seeds, and the query is valid.
-            #expect(try await bundle("HealthcareService?location.limit-value=ge200|http://unitsofmeasure.org|kg")["total"] as? Int == 0)
+            #expect(
+                try await bundle("HealthcareService?location.limit-value=ge200|http://unitsofmeasure.org|kg")["total"]
+                    as? Int == 0
+            )
             // The DOC's delta extraction: offers changed since a date, or whose organisation (or a parent) changed.
             let services = try await running.sandbox.ror.repository.count(type: "HealthcareService")
             let filter = "(_lastUpdated ge 2022-11-06T15:00 or organization._lastUpdated:above ge 2022-11-06T15:00)"
@@ -491,11 +743,13 @@ struct RORFHIRTests {
                 .addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
             #expect(try await bundle("HealthcareService?_filter=\(none)&_summary=count")["total"] as? Int == 0)
             // The extraction shape: offers with their organisation (and its parents), places, roles and practitioners.
-            let extraction = try await bundle("HealthcareService?_id=hs-00001-1&_include=HealthcareService:organization&_include:iterate=Organization:partof&_include=HealthcareService:location&_revinclude=PractitionerRole:service&_include=PractitionerRole:practitioner")
+            let extraction = try await bundle(
+                "HealthcareService?_id=hs-00001-1&_include=HealthcareService:organization&_include:iterate=Organization:partof&_include=HealthcareService:location&_revinclude=PractitionerRole:service&_include=PractitionerRole:practitioner"
+            )
             let counts = modes(extraction)
             #expect(counts["match:HealthcareService"] == 1)
             #expect(counts["include:Location"] == 1)
-            #expect(counts["include:Organization"] ?? 0 >= 2) // the EG and its EJ (partof, iterated)
+            #expect(counts["include:Organization"] ?? 0 >= 2)  // the EG and its EJ (partof, iterated)
             #expect(counts["include:PractitionerRole"] == 1)
             #expect(counts["include:Practitioner"] == 1)
         }
@@ -506,8 +760,13 @@ struct RORFHIRTests {
         let (running, consumer) = try await RORConsumer.start()
         try await running.whileRunning {
             // Token request not sent as a form: OAuth2 invalid_request.
-            let json = try await running.request(RORConsumer.tokenPath, method: .post, client: consumer,
-                                                 headers: [.contentType: "application/json"], body: #"{"grant_type":"client_credentials"}"#)
+            let json = try await running.request(
+                RORConsumer.tokenPath,
+                method: .post,
+                client: consumer,
+                headers: [.contentType: "application/json"],
+                body: #"{"grant_type":"client_credentials"}"#
+            )
             #expect(json.status == .badRequest)
             #expect(try json.json()["error"] as? String == "invalid_request")
 
@@ -526,11 +785,19 @@ struct RORFHIRTests {
                 let response = try await RORConsumer.get(running, path, client: consumer, token: token)
                 #expect(response.status == status, "\(path): \(response.text)")
                 #expect(try response.json()["resourceType"] as? String == "OperationOutcome", "\(path)")
-                if let expression { #expect(response.text.contains("\"expression\":[\"\(expression)\"]"), "\(path): \(response.text)") }
+                if let expression {
+                    #expect(response.text.contains("\"expression\":[\"\(expression)\"]"), "\(path): \(response.text)")
+                }
             }
             var headers = RORConsumer.rorHeaders
             headers[.authorization] = "Bearer \(token)"
-            let batch = try await running.request("/ws-diffusion-fhir", method: .post, client: consumer, headers: headers, body: "{}")
+            let batch = try await running.request(
+                "/ws-diffusion-fhir",
+                method: .post,
+                client: consumer,
+                headers: headers,
+                body: "{}"
+            )
             #expect(batch.status == .methodNotAllowed)
             #expect(try batch.json()["resourceType"] as? String == "OperationOutcome")
         }

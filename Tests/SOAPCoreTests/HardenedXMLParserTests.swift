@@ -21,7 +21,9 @@ struct HardenedXMLParserTests {
 
     @Test func boundsAreEnforced() {
         let deep = String(repeating: "<a>", count: 10) + String(repeating: "</a>", count: 10)
-        #expect(throws: XMLRejection.tooDeep(limit: 5)) { try HardenedXMLParser(maximumDepth: 5).parse(Data(deep.utf8)) }
+        #expect(throws: XMLRejection.tooDeep(limit: 5)) {
+            try HardenedXMLParser(maximumDepth: 5).parse(Data(deep.utf8))
+        }
         let many = "<r>" + String(repeating: "<a/>", count: 20) + "</r>"
         #expect(throws: XMLRejection.tooManyElements(limit: 10)) {
             try HardenedXMLParser(maximumElements: 10).parse(Data(many.utf8))

@@ -1,13 +1,13 @@
 import Access
 import Foundation
-import HTTPTypes
-import Testing
-@testable import SandboxTestSupport
 import GRDB
+import HTTPTypes
 import TestPKI
+import Testing
 import X509
 
 @testable import SandboxServer
+@testable import SandboxTestSupport
 
 @Suite("Admin API, seeds, reset, ready file")
 struct AdminAndLifecycleTests {
@@ -23,17 +23,31 @@ struct AdminAndLifecycleTests {
             #expect((ready?["admin"] as? String)?.hasPrefix("http://127.0.0.1:") == true)
             #expect((ready?["caCertificate"] as? String)?.contains("BEGIN CERTIFICATE") == true)
             let clients = ready?["clientCertificates"] as? [String: [String: String]]
-            #expect(Set(clients?.keys.map { $0 } ?? []) == ["ror-consumer", "ror-feeder", "csd-consumer", "insi-lps", "not-whitelisted"])
+            #expect(
+                Set(clients?.keys.map { $0 } ?? []) == [
+                    "ror-consumer", "ror-feeder", "csd-consumer", "insi-lps", "not-whitelisted",
+                ]
+            )
 
             let files = try #require(running.info.clientCertificates["ror-consumer"])
-            let consumer = ClientFiles(folder: files.certificate.deletingLastPathComponent(), issued: try SharedPKI.issued(files))
+            let consumer = ClientFiles(
+                folder: files.certificate.deletingLastPathComponent(),
+                issued: try SharedPKI.issued(files)
+            )
             let whoami = try await running.request("/_sandbox/whoami", client: consumer)
             #expect(try whoami.json()["subjectDN"] as? String == Self.dn)
             #expect((try whoami.json()["whitelisted"] as? [String: Bool])?["ror-fhir"] == true)
 
             let csdFiles = try #require(running.info.clientCertificates["csd-consumer"])
-            let csd = ClientFiles(folder: csdFiles.certificate.deletingLastPathComponent(), issued: try SharedPKI.issued(csdFiles))
-            #expect((try await running.request("/_sandbox/whoami", client: csd).json()["whitelisted"] as? [String: Bool])?["ror-csd"] == true)
+            let csd = ClientFiles(
+                folder: csdFiles.certificate.deletingLastPathComponent(),
+                issued: try SharedPKI.issued(csdFiles)
+            )
+            #expect(
+                (try await running.request("/_sandbox/whoami", client: csd).json()["whitelisted"] as? [String: Bool])?[
+                    "ror-csd"
+                ] == true
+            )
 
             // The banner's curl line, run as printed, when curl is installed.
             if FileManager.default.isExecutableFile(atPath: "/usr/bin/curl") {
@@ -62,13 +76,19 @@ struct AdminAndLifecycleTests {
             for (body, message) in bad {
                 let response = try await running.admin("/admin/whitelist", method: .post, body: body)
                 #expect(response.status == .badRequest, "\(body)")
-                #expect((try response.json()["error"] as? String)?.contains(message) == true, "\(body) → \(response.text)")
+                #expect(
+                    (try response.json()["error"] as? String)?.contains(message) == true,
+                    "\(body) → \(response.text)"
+                )
             }
-            #expect(try running.sandbox.whitelist.entries().isEmpty) // nothing half-stored
+            #expect(try running.sandbox.whitelist.entries().isEmpty)  // nothing half-stored
 
             let created = try await running.admin(
-                "/admin/whitelist", method: .post,
-                body: #"{"service": "ror-fhir", "subjectDN": "\#(Self.dn)", "role": "feed", "establishments": ["750099992"], "label": "x"}"#)
+                "/admin/whitelist",
+                method: .post,
+                body:
+                    #"{"service": "ror-fhir", "subjectDN": "\#(Self.dn)", "role": "feed", "establishments": ["750099992"], "label": "x"}"#
+            )
             #expect(created.status == .created)
             let id = try #require(try created.json()["id"] as? Int)
             #expect(try created.json()["establishments"] as? [String] == ["750099992"])
@@ -98,11 +118,15 @@ struct AdminAndLifecycleTests {
             let rows = try JSONSerialization.jsonObject(with: Data(refused.text.utf8)) as? [[String: Any]]
             #expect(rows?.count == 1)
             #expect(rows?.first?["service"] as? String == "ror-fhir")
-            for key in ["time", "service", "method", "path", "status", "decision", "reason", "subjectDN", "spkiSHA256"] {
+            for key in ["time", "service", "method", "path", "status", "decision", "reason", "subjectDN", "spkiSHA256"]
+            {
                 #expect(rows?.first?[key] != nil, "journal row lacks \(key)")
             }
             let insi = try await running.admin("/admin/journal?service=insi")
-            #expect((try JSONSerialization.jsonObject(with: Data(insi.text.utf8)) as? [[String: Any]])?.first?["decision"] as? String == "accepted")
+            #expect(
+                (try JSONSerialization.jsonObject(with: Data(insi.text.utf8)) as? [[String: Any]])?.first?["decision"]
+                    as? String == "accepted"
+            )
 
             for query in ["limit=0", "limit=x", "decision=maybe", "after=x"] {
                 #expect(try await running.admin("/admin/journal?\(query)").status == .badRequest, "\(query)")
@@ -116,7 +140,7 @@ struct AdminAndLifecycleTests {
             let seeded = try running.sandbox.whitelist.entries().count
             #expect(seeded == 6)
             try running.whitelist("insi", dn: Self.dn)
-            _ = try? await running.request("/_sandbox/whoami", client: nil) // refused handshake: a journal row
+            _ = try? await running.request("/_sandbox/whoami", client: nil)  // refused handshake: a journal row
             // Service data changed by a client (here: a ROR resource removed) comes back with the reset.
             let services = try await running.sandbox.ror.repository.count(type: "HealthcareService")
             #expect(services >= 50)
@@ -130,7 +154,7 @@ struct AdminAndLifecycleTests {
             #expect(try await running.admin("/admin/reset", method: .post).status == .ok)
             #expect(try running.sandbox.journal.entries(JournalFilter()).isEmpty)
             #expect(try await running.sandbox.ror.repository.count(type: "HealthcareService") == services)
-            #expect(try running.sandbox.whitelist.entries().count == seeded + 1) // the whitelist is kept
+            #expect(try running.sandbox.whitelist.entries().count == seeded + 1)  // the whitelist is kept
 
             #expect(try await running.admin("/admin/reset?scope=all", method: .post).status == .ok)
             let entries = try running.sandbox.whitelist.entries()
@@ -153,9 +177,11 @@ struct AdminAndLifecycleTests {
             // What the admin router registers (`:id` written `{id}`, as OpenAPI does), not a list kept by hand.
             var registered: [String: Set<String>] = [:]
             for route in running.sandbox.makeAdminRouter().routes {
-                let path = "/" + route.path.description.split(separator: "/").map { part in
-                    part.hasPrefix(":") ? "{\(part.dropFirst())}" : String(part)
-                }.joined(separator: "/")
+                let path =
+                    "/"
+                    + route.path.description.split(separator: "/").map { part in
+                        part.hasPrefix(":") ? "{\(part.dropFirst())}" : String(part)
+                    }.joined(separator: "/")
                 guard path.hasPrefix("/admin/") else { continue }
                 registered[path, default: []].insert(route.method.rawValue.lowercased())
             }
@@ -171,8 +197,13 @@ struct AdminAndLifecycleTests {
             let denied = try await running.admin("/admin/whitelist")
             #expect(denied.status == .unauthorized)
             #expect(try denied.json()["error"] as? String != nil)
-            #expect(try await running.admin("/admin/whitelist", headers: [.authorization: "Bearer wrong"]).status == .unauthorized)
-            #expect(try await running.admin("/admin/whitelist", headers: [.authorization: "Bearer s3cret"]).status == .ok)
+            #expect(
+                try await running.admin("/admin/whitelist", headers: [.authorization: "Bearer wrong"]).status
+                    == .unauthorized
+            )
+            #expect(
+                try await running.admin("/admin/whitelist", headers: [.authorization: "Bearer s3cret"]).status == .ok
+            )
         }
     }
 
@@ -190,29 +221,41 @@ struct AdminAndLifecycleTests {
         configuration.adminHost = "0.0.0.0"
         #expect(throws: SandboxError.self) { _ = try Sandbox(configuration: configuration) }
         configuration.adminToken = "t"
-        _ = try Sandbox(configuration: configuration) // accepted with a token (not started)
+        _ = try Sandbox(configuration: configuration)  // accepted with a token (not started)
     }
 
     @Test func brokenSeedsAndTrustFilesAreClearErrors() throws {
         let seeds = try SharedPKI.emptySeeds()
-        try FileManager.default.createDirectory(at: seeds.appendingPathComponent("access"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: seeds.appendingPathComponent("access"),
+            withIntermediateDirectories: true
+        )
         try Data(#"{"entries": [{"service": "ror-fhir", "client": "ghost"}]}"#.utf8)
             .write(to: seeds.appendingPathComponent("access/whitelist.json"))
         var configuration = SandboxConfiguration()
         configuration.inMemory = true
         configuration.pkiDirectory = SharedPKI.pki.directory
         configuration.seedsDirectory = seeds
-        #expect { _ = try Sandbox(configuration: configuration) } throws: { "\($0)".contains("unknown demo client 'ghost'") }
+        #expect { _ = try Sandbox(configuration: configuration) } throws: {
+            "\($0)".contains("unknown demo client 'ghost'")
+        }
 
         try Data("{ nope".utf8).write(to: seeds.appendingPathComponent("access/whitelist.json"))
         #expect { _ = try Sandbox(configuration: configuration) } throws: { "\($0)".contains("whitelist.json") }
 
         // A ROR dataset file that is not JSON names itself and where reading stopped.
         let rorSeeds = try SharedPKI.emptySeeds()
-        try FileManager.default.createDirectory(at: rorSeeds.appendingPathComponent("ror"), withIntermediateDirectories: true)
-        try Data(#"{"resourceType": "Bundle", "entry": [}"#.utf8).write(to: rorSeeds.appendingPathComponent("ror/broken.json"))
+        try FileManager.default.createDirectory(
+            at: rorSeeds.appendingPathComponent("ror"),
+            withIntermediateDirectories: true
+        )
+        try Data(#"{"resourceType": "Bundle", "entry": [}"#.utf8).write(
+            to: rorSeeds.appendingPathComponent("ror/broken.json")
+        )
         configuration.seedsDirectory = rorSeeds
-        #expect { _ = try Sandbox(configuration: configuration) } throws: { "\($0)".contains("broken.json: not a JSON object: a value was expected (at byte 37)") }
+        #expect { _ = try Sandbox(configuration: configuration) } throws: {
+            "\($0)".contains("broken.json: not a JSON object: a value was expected (at byte 37)")
+        }
 
         configuration.seedsDirectory = try SharedPKI.emptySeeds()
         configuration.trustCAFiles = [seeds.appendingPathComponent("missing.pem")]
@@ -223,7 +266,10 @@ struct AdminAndLifecycleTests {
     @Test func trustCAAddsAnotherHierarchy() async throws {
         let other = SharedPKI.directory.appendingPathComponent("other-pki-\(UUID().uuidString)")
         let (otherPKI, _) = try SandboxPKI.loadOrCreate(directory: other, algorithm: .p256)
-        let issued = try otherPKI.issueClient(subject: try SubjectDN(parsing: Self.dn).distinguishedName(), algorithm: .p256)
+        let issued = try otherPKI.issueClient(
+            subject: try SubjectDN(parsing: Self.dn).distinguishedName(),
+            algorithm: .p256
+        )
         let folder = other.appendingPathComponent("client")
         try otherPKI.write(issued, to: folder)
         let client = ClientFiles(folder: folder, issued: issued)

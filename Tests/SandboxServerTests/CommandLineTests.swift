@@ -1,11 +1,11 @@
-import Foundation
 import Access
+import Foundation
 import GRDB
 import Store
 import Testing
-@testable import SandboxTestSupport
 import X509
 
+@testable import SandboxTestSupport
 
 @Suite("Command line")
 struct CommandLineTests {
@@ -21,8 +21,10 @@ struct CommandLineTests {
     static func serve(dir: URL, seeds: URL, ready: URL) throws -> Process {
         let process = Process()
         process.executableURL = Shell.executable
-        process.arguments = ["serve", "--data-dir", dir.path, "--port", "0", "--admin-port", "0", "--key-type", "p256",
-                             "--seeds", seeds.path, "--ready-file", ready.path]
+        process.arguments = [
+            "serve", "--data-dir", dir.path, "--port", "0", "--admin-port", "0", "--key-type", "p256",
+            "--seeds", seeds.path, "--ready-file", ready.path,
+        ]
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         return process
@@ -44,7 +46,8 @@ struct CommandLineTests {
         }
         // --environment production: issued by the production PKI, minted beside (pki-production).
         let production = try await Shell.sandbox([
-            "certs", "issue", "--pki-dir", dir.appendingPathComponent("pki").path, "--key-type", "p256", "--environment", "production",
+            "certs", "issue", "--pki-dir", dir.appendingPathComponent("pki").path, "--key-type", "p256",
+            "--environment", "production",
             "--subject", Self.dn, "--out", dir.appendingPathComponent("prod").path,
         ])
         #expect(production.status == 0, "\(production.stderr)")
@@ -56,16 +59,28 @@ struct CommandLineTests {
     @Test(arguments: [
         (["certs", "issue", "--subject", "CN=x,FOO=bar", "--out", "/tmp/never"], "unknown attribute type 'FOO'"),
         (["certs", "issue", "--subject", "CN=x\\", "--out", "/tmp/never"], "malformed DN"),
-        (["certs", "issue", "--subject", "CN=x", "--out", "/tmp/never", "--expired", "--revoked"], "at most one negative kind"),
+        (
+            ["certs", "issue", "--subject", "CN=x", "--out", "/tmp/never", "--expired", "--revoked"],
+            "at most one negative kind"
+        ),
         (["certs", "revoke", "zz-not-hex"], "is not a serial number"),
         (["whitelist", "add", "--service", "ror-fhir", "--subject-dn", "CN=x"], "no sandbox database"),
         (["serve", "--host", "0.0.0.0", "--port", "0", "--admin-port", "0"], "--admin-token"),
         (["serve", "--seeds", "/nonexistent/seeds", "--port", "0", "--admin-port", "0"], "no such folder"),
         (["journal", "--decision", "maybe"], "must be accepted or refused"),
         (["serve", "--whitelist-delay", "soon", "--port", "0", "--admin-port", "0"], "whitelist delay 'soon'"),
-        (["serve", "--clock-speed", "0", "--port", "0", "--admin-port", "0"], "--clock-speed must be between 1 and 100000"),
-        (["serve", "--environments", "bac-a-sable,Prod", "--port", "0", "--admin-port", "0"], "'Prod' is not a valid name"),
-        (["serve", "--environments", "a,b", "--port", "65535", "--admin-port", "0"], "no room for 2 environment listeners"),
+        (
+            ["serve", "--clock-speed", "0", "--port", "0", "--admin-port", "0"],
+            "--clock-speed must be between 1 and 100000"
+        ),
+        (
+            ["serve", "--environments", "bac-a-sable,Prod", "--port", "0", "--admin-port", "0"],
+            "'Prod' is not a valid name"
+        ),
+        (
+            ["serve", "--environments", "a,b", "--port", "65535", "--admin-port", "0"],
+            "no room for 2 environment listeners"
+        ),
         (["onboarding", "validate", "1"], "no sandbox database"),
     ])
     func badInputIsAClearErrorWithExitStatus2(arguments: [String], message: String) async throws {
@@ -82,39 +97,70 @@ struct CommandLineTests {
         let dir = try Self.folder()
         _ = try SandboxStore.open(path: dir.appendingPathComponent("sandbox.sqlite").path)
         let data = ["--data-dir", dir.path]
-        let submitted = try await Shell.sandbox(["onboarding", "submit", "--kind", "eai-regional", "--direction", "feed",
-                                           "--service", "ror-fhir", "--contact", "eai@example.test", "--subject-dn", Self.dn,
-                                           "--establishment", "750000001", "--establishment", "750000002"] + data)
+        let submitted = try await Shell.sandbox(
+            [
+                "onboarding", "submit", "--kind", "eai-regional", "--direction", "feed",
+                "--service", "ror-fhir", "--contact", "eai@example.test", "--subject-dn", Self.dn,
+                "--establishment", "750000001", "--establishment", "750000002",
+            ] + data
+        )
         #expect(submitted.status == 0, "\(submitted.stderr)")
-        #expect(submitted.stdout.hasPrefix("#1 submitted eai-regional feed ror-fhir@bac-a-sable DN \(Self.dn)"), "\(submitted.stdout)")
+        #expect(
+            submitted.stdout.hasPrefix("#1 submitted eai-regional feed ror-fhir@bac-a-sable DN \(Self.dn)"),
+            "\(submitted.stdout)"
+        )
         let early = try await Shell.sandbox(["onboarding", "whitelist", "1"] + data)
         #expect(early.status == 2)
-        #expect(early.stderr.contains("error: request 1 is submitted: it cannot become whitelisted (next: validated or rejected)"), "\(early.stderr)")
-        #expect(try await Shell.sandbox(["onboarding", "validate", "1", "--actor", "comité", "--reason", "ok"] + data).status == 0)
+        #expect(
+            early.stderr.contains(
+                "error: request 1 is submitted: it cannot become whitelisted (next: validated or rejected)"
+            ),
+            "\(early.stderr)"
+        )
+        #expect(
+            try await Shell.sandbox(["onboarding", "validate", "1", "--actor", "comité", "--reason", "ok"] + data)
+                .status == 0
+        )
         let done = try await Shell.sandbox(["onboarding", "tests-done", "1"] + data)
         #expect(done.stdout.hasPrefix("#1 whitelisted"), "delay 0: \(done.stdout) \(done.stderr)")
         let listed = try await Shell.sandbox(["whitelist", "list"] + data)
         #expect(listed.stdout.contains("feed DN \(Self.dn) establishments=750000001,750000002"), "\(listed.stdout)")
-        let edited = try await Shell.sandbox(["onboarding", "establishments", "1", "--establishment", "750000003"] + data)
+        let edited = try await Shell.sandbox(
+            ["onboarding", "establishments", "1", "--establishment", "750000003"] + data
+        )
         #expect(edited.status == 0, "\(edited.stderr)")
         #expect(try await Shell.sandbox(["whitelist", "list"] + data).stdout.contains("establishments=750000003"))
         let shown = try await Shell.sandbox(["onboarding", "show", "1"] + data)
         #expect(shown.stdout.contains("submitted → validated by comité: ok"), "\(shown.stdout)")
-        let bad = try await Shell.sandbox(["onboarding", "submit", "--kind", "hospital", "--direction", "feed", "--service", "ror-fhir",
-                                     "--contact", "c"] + data)
+        let bad = try await Shell.sandbox(
+            [
+                "onboarding", "submit", "--kind", "hospital", "--direction", "feed", "--service", "ror-fhir",
+                "--contact", "c",
+            ] + data
+        )
         #expect(bad.status == 2)
         #expect(bad.stderr.contains("kind: 'hospital'"))
         let clock = try await Shell.sandbox(["onboarding", "clock", "--speed", "3600"] + data)
         #expect(clock.stdout.contains("×3600 (1 h per second)"), "\(clock.stdout)")
-        #expect(try await Shell.sandbox(["onboarding", "list", "--state", "whitelisted"] + data).stdout.split(separator: "\n").count == 1)
+        #expect(
+            try await Shell.sandbox(["onboarding", "list", "--state", "whitelisted"] + data).stdout.split(
+                separator: "\n"
+            ).count == 1
+        )
     }
 
     /// `demo` plays the whole story against a sandbox it starts, and exits 0 when every step behaved as announced.
     @Test func demoPlaysTheStoryEndToEnd() async throws {
-        let output = try await Shell.sandbox(["demo", "--seeds", SharedPKI.repositorySeeds.path, "--whitelist-delay", "0"])
+        let output = try await Shell.sandbox([
+            "demo", "--seeds", SharedPKI.repositorySeeds.path, "--whitelist-delay", "0",
+        ])
         #expect(output.status == 0, "\(output.stdout)\n\(output.stderr)")
-        for line in ["2. It calls the ROR capacity feed before being whitelisted: refused.", "403 Forbidden — The certificate subject DN",
-                     "state validated, client id sandbox-client-1", "the consumer sees 4 available beds", "Done: every step behaved as announced."] {
+        for line in [
+            "2. It calls the ROR capacity feed before being whitelisted: refused.",
+            "403 Forbidden — The certificate subject DN",
+            "state validated, client id sandbox-client-1", "the consumer sees 4 available beds",
+            "Done: every step behaved as announced.",
+        ] {
             #expect(output.stdout.contains(line), "\(line)")
         }
     }
@@ -125,11 +171,18 @@ struct CommandLineTests {
         let ready = dir.appendingPathComponent("ready.json")
         let running = try await RunningSandbox.start(seeds: SharedPKI.repositorySeeds, readyFile: ready)
         try await running.whileRunning {
-            try running.whitelist("ror-fhir", dn: "CN=DEMO-EDITEUR-LITS,OU=0002 759000001,O=EDITEUR DEMO GESTION DES LITS,ST=Paris (75),C=FR")
-            let output = try await Shell.sandbox(["demo", "--ready-file", ready.path, "--seeds", SharedPKI.repositorySeeds.path])
+            try running.whitelist(
+                "ror-fhir",
+                dn: "CN=DEMO-EDITEUR-LITS,OU=0002 759000001,O=EDITEUR DEMO GESTION DES LITS,ST=Paris (75),C=FR"
+            )
+            let output = try await Shell.sandbox([
+                "demo", "--ready-file", ready.path, "--seeds", SharedPKI.repositorySeeds.path,
+            ])
             #expect(output.status == 1, "\(output.stdout)\n\(output.stderr)")
             #expect(output.stderr.contains("demo failed: step 2: expected 403"), "\(output.stderr)")
-            let missing = try await Shell.sandbox(["demo", "--ready-file", dir.appendingPathComponent("none.json").path])
+            let missing = try await Shell.sandbox([
+                "demo", "--ready-file", dir.appendingPathComponent("none.json").path,
+            ])
             #expect(missing.status == 2)
             #expect(missing.stderr.contains("cannot read the ready file"))
             let delay = try await Shell.sandbox(["demo", "--whitelist-delay", "5 days"])
@@ -143,8 +196,19 @@ struct CommandLineTests {
         let dir = try Self.folder()
         let store = try SandboxStore.open(path: dir.appendingPathComponent("sandbox.sqlite").path)
         let journal = Journal(store: store)
-        journal.record(JournalEntry(environment: "bac-a-sable", service: "insi", method: "POST", path: "/lps/before",
-                                    status: 200, decision: .accepted, reason: "whitelisted", identity: nil, durationMs: 1))
+        journal.record(
+            JournalEntry(
+                environment: "bac-a-sable",
+                service: "insi",
+                method: "POST",
+                path: "/lps/before",
+                status: 200,
+                decision: .accepted,
+                reason: "whitelisted",
+                identity: nil,
+                durationMs: 1
+            )
+        )
         journal.flush()
         let process = Process()
         process.executableURL = Shell.executable
@@ -154,10 +218,32 @@ struct CommandLineTests {
         try process.run()
         defer { if process.isRunning { process.terminate() } }
         try await Task.sleep(for: .milliseconds(700))
-        journal.record(JournalEntry(environment: "bac-a-sable", service: "insi", method: "POST", path: "/lps/after",
-                                    status: 403, decision: .refused, reason: "not-whitelisted", identity: nil, durationMs: 1))
-        journal.record(JournalEntry(environment: "bac-a-sable", service: "ror-fhir", method: "GET", path: "/ws-diffusion-fhir/x",
-                                    status: 200, decision: .accepted, reason: "whitelisted", identity: nil, durationMs: 1))
+        journal.record(
+            JournalEntry(
+                environment: "bac-a-sable",
+                service: "insi",
+                method: "POST",
+                path: "/lps/after",
+                status: 403,
+                decision: .refused,
+                reason: "not-whitelisted",
+                identity: nil,
+                durationMs: 1
+            )
+        )
+        journal.record(
+            JournalEntry(
+                environment: "bac-a-sable",
+                service: "ror-fhir",
+                method: "GET",
+                path: "/ws-diffusion-fhir/x",
+                status: 200,
+                decision: .accepted,
+                reason: "whitelisted",
+                identity: nil,
+                durationMs: 1
+            )
+        )
         journal.flush()
         try await Task.sleep(for: .milliseconds(1200))
         process.terminate()
@@ -174,7 +260,10 @@ struct CommandLineTests {
     @Test func seedGenerateIsDeterministic() async throws {
         let dir = try Self.folder()
         for name in ["a", "b"] {
-            let output = try await Shell.sandbox(["seed", "generate", "--establishments", "5", "--seed", "7", "--out", dir.appendingPathComponent(name).path])
+            let output = try await Shell.sandbox([
+                "seed", "generate", "--establishments", "5", "--seed", "7", "--out",
+                dir.appendingPathComponent(name).path,
+            ])
             #expect(output.status == 0, "\(output.stderr)")
         }
         let a = try Data(contentsOf: dir.appendingPathComponent("a/ror/dataset.json"))
@@ -182,38 +271,61 @@ struct CommandLineTests {
         #expect(a == b)
         let bundle = try JSONSerialization.jsonObject(with: a) as? [String: Any]
         #expect((bundle?["entry"] as? [Any])?.count ?? 0 > 20)
-        let bad = try await Shell.sandbox(["seed", "generate", "--establishments", "0", "--out", dir.appendingPathComponent("c").path])
+        let bad = try await Shell.sandbox([
+            "seed", "generate", "--establishments", "0", "--out", dir.appendingPathComponent("c").path,
+        ])
         #expect(bad.status == 2)
         #expect(bad.stderr.contains("--establishments must be between"))
         // The prebuilt database is written beside the JSON, and `seed prebuild` rebuilds it; without JSON it says so.
         #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("a/ror/dataset.sqlite").path))
         let prebuilt = try await Shell.sandbox(["seed", "prebuild", "--seeds", dir.appendingPathComponent("a").path])
         #expect(prebuilt.status == 0, "\(prebuilt.stderr)")
-        #expect(prebuilt.stdout.contains("prebuilt \(((try JSONSerialization.jsonObject(with: a) as? [String: Any])?["entry"] as? [Any])?.count ?? -1) resources"))
+        #expect(
+            prebuilt.stdout.contains(
+                "prebuilt \(((try JSONSerialization.jsonObject(with: a) as? [String: Any])?["entry"] as? [Any])?.count ?? -1) resources"
+            )
+        )
         let empty = try await Shell.sandbox(["seed", "prebuild", "--seeds", dir.appendingPathComponent("c").path])
         #expect(empty.status == 2)
         #expect(empty.stderr.contains("no JSON seed file"))
-        let jsonOnly = try await Shell.sandbox(["seed", "generate", "--establishments", "2", "--no-prebuild", "--out", dir.appendingPathComponent("a").path])
+        let jsonOnly = try await Shell.sandbox([
+            "seed", "generate", "--establishments", "2", "--no-prebuild", "--out", dir.appendingPathComponent("a").path,
+        ])
         #expect(jsonOnly.status == 0, "\(jsonOnly.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("a/ror/dataset.sqlite").path))
         // A smaller generation over a larger one leaves none of the larger one's parts behind.
-        let parts = try await Shell.sandbox(["seed", "generate", "--establishments", "260", "--no-prebuild", "--out", dir.appendingPathComponent("p").path])
+        let parts = try await Shell.sandbox([
+            "seed", "generate", "--establishments", "260", "--no-prebuild", "--out",
+            dir.appendingPathComponent("p").path,
+        ])
         #expect(parts.status == 0, "\(parts.stderr)")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("p/ror").path).sorted()
-                == ["dataset-0001.json", "dataset-0002.json"])
-        _ = try await Shell.sandbox(["seed", "generate", "--establishments", "3", "--no-prebuild", "--out", dir.appendingPathComponent("p").path])
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("p/ror").path) == ["dataset.json"])
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("p/ror").path).sorted()
+                == ["dataset-0001.json", "dataset-0002.json"]
+        )
+        _ = try await Shell.sandbox([
+            "seed", "generate", "--establishments", "3", "--no-prebuild", "--out", dir.appendingPathComponent("p").path,
+        ])
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("p/ror").path) == [
+                "dataset.json"
+            ]
+        )
     }
 
     /// The CLI edits the same database a server uses; a malformed DN is refused before anything is stored.
     @Test func whitelistCommandsRoundTrip() async throws {
         let dir = try Self.folder()
         _ = try SandboxStore.open(path: dir.appendingPathComponent("sandbox.sqlite").path)
-        let add = try await Shell.sandbox(["whitelist", "add", "--data-dir", dir.path, "--service", "ror-fhir",
-                                     "--subject-dn", "/C=FR/ST=Paris (75)/O=GIP - TEST3012/OU=33333333333/CN=CLIENT_TEST_RORN"])
+        let add = try await Shell.sandbox([
+            "whitelist", "add", "--data-dir", dir.path, "--service", "ror-fhir",
+            "--subject-dn", "/C=FR/ST=Paris (75)/O=GIP - TEST3012/OU=33333333333/CN=CLIENT_TEST_RORN",
+        ])
         #expect(add.status == 0, "\(add.stderr)")
         #expect(add.stdout.contains("DN \(Self.dn)"))
-        let bad = try await Shell.sandbox(["whitelist", "add", "--data-dir", dir.path, "--service", "ror-fhir", "--subject-dn", "CN"])
+        let bad = try await Shell.sandbox([
+            "whitelist", "add", "--data-dir", dir.path, "--service", "ror-fhir", "--subject-dn", "CN",
+        ])
         #expect(bad.status == 2)
         let list = try await Shell.sandbox(["whitelist", "list", "--data-dir", dir.path, "--json"])
         let entries = try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]]
@@ -227,26 +339,42 @@ struct CommandLineTests {
     @Test func insiCommandsEditTheTestBase() async throws {
         let dir = try Self.folder()
         _ = try SandboxStore.open(path: dir.appendingPathComponent("sandbox.sqlite").path)
-        let identity = ["insi", "identities", "add", "--data-dir", dir.path, "--matricule", "1810363220456", "--cle", "60",
-                        "--nom", "HERMANN", "--prenoms", "GATIEN", "--sexe", "M", "--date-naissance", "1981-03-24", "--lieu-naissance", "63220"]
+        let identity = [
+            "insi", "identities", "add", "--data-dir", dir.path, "--matricule", "1810363220456", "--cle", "60",
+            "--nom", "HERMANN", "--prenoms", "GATIEN", "--sexe", "M", "--date-naissance", "1981-03-24",
+            "--lieu-naissance", "63220",
+        ]
         let refused = try await Shell.sandbox(identity)
         #expect(refused.status == 2)
         #expect(refused.stderr.contains("does not verify"), "\(refused.stderr)")
         #expect(try await Shell.sandbox(identity + ["--allow-bad-key"]).status == 0)
-        let badDate = try await Shell.sandbox(identity.map { $0 == "1981-03-24" ? "1981-02-30" : $0 } + ["--allow-bad-key"])
+        let badDate = try await Shell.sandbox(
+            identity.map { $0 == "1981-03-24" ? "1981-02-30" : $0 } + ["--allow-bad-key"]
+        )
         #expect(badDate.status == 2 && badDate.stderr.contains("DateNaissance"))
         let list = try await Shell.sandbox(["insi", "identities", "list", "--data-dir", dir.path])
         let identities = try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]]
         #expect(identities?.map { $0["matricule"] as? String } == ["1810363220456"])
-        let card = try await Shell.sandbox(["insi", "cards", "add", "--data-dir", dir.path, "--id", "CV-1", "--assure", "1810363220456",
-                                      "--beneficiaire", "1810363220457:1"])
+        let card = try await Shell.sandbox([
+            "insi", "cards", "add", "--data-dir", dir.path, "--id", "CV-1", "--assure", "1810363220456",
+            "--beneficiaire", "1810363220457:1",
+        ])
         #expect(card.status == 2 && card.stderr.contains("not an identity"))
-        let badRank = try await Shell.sandbox(["insi", "cards", "add", "--data-dir", dir.path, "--id", "CV-1", "--assure", "1810363220456",
-                                         "--beneficiaire", "1810363220456"])
+        let badRank = try await Shell.sandbox([
+            "insi", "cards", "add", "--data-dir", dir.path, "--id", "CV-1", "--assure", "1810363220456",
+            "--beneficiaire", "1810363220456",
+        ])
         #expect(badRank.status == 2 && badRank.stderr.contains("MATRICULE:RANK"))
-        #expect(try await Shell.sandbox(["insi", "cards", "add", "--data-dir", dir.path, "--id", "CV-1", "--assure", "1810363220456",
-                                   "--beneficiaire", "1810363220456:1"]).status == 0)
-        #expect(try await Shell.sandbox(["insi", "lps", "add", "--data-dir", dir.path, "LPS-CLI", "--label", "cli"]).status == 0)
+        #expect(
+            try await Shell.sandbox([
+                "insi", "cards", "add", "--data-dir", dir.path, "--id", "CV-1", "--assure", "1810363220456",
+                "--beneficiaire", "1810363220456:1",
+            ]).status == 0
+        )
+        #expect(
+            try await Shell.sandbox(["insi", "lps", "add", "--data-dir", dir.path, "LPS-CLI", "--label", "cli"]).status
+                == 0
+        )
         #expect(try await Shell.sandbox(["insi", "lps", "list", "--data-dir", dir.path]).stdout.contains("LPS-CLI"))
         #expect(try await Shell.sandbox(["insi", "lps", "remove", "--data-dir", dir.path, "LPS-CLI"]).status == 0)
         #expect(try await Shell.sandbox(["insi", "lps", "remove", "--data-dir", dir.path, "LPS-CLI"]).status == 2)
@@ -264,13 +392,17 @@ struct CommandLineTests {
         var info: [String: Any]?
         for _ in 0..<200 where info == nil {
             try await Task.sleep(for: .milliseconds(25))
-            info = (try? Data(contentsOf: ready)).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+            info = (try? Data(contentsOf: ready)).flatMap {
+                try? JSONSerialization.jsonObject(with: $0) as? [String: Any]
+            }
         }
         let admin = try #require(info?["admin"] as? String)
-        let add = try await Shell.run("""
+        let add = try await Shell.run(
+            """
             curl -s -o /dev/null -w '%{http_code}' -X POST -H 'content-type: application/json' \
             -d '{"service":"insi","subjectDN":"\(Self.dn)"}' \(admin)/admin/whitelist && kill -9 \(process.processIdentifier)
-            """)
+            """
+        )
         #expect(add.stdout == "201")
         try await Shell.waitForExit(process)
         #expect(process.terminationReason == .uncaughtSignal)
@@ -292,7 +424,7 @@ struct CommandLineTests {
         let info = try JSONSerialization.jsonObject(with: Data(contentsOf: ready)) as? [String: Any]
         let tls = try #require(info?["tls"] as? String)
         _ = try await Shell.run("curl -s --max-time 5 --cacert '\(dir.path)/pki/ca-bundle.pem' \(tls)/_sandbox/whoami")
-        process.terminate() // SIGTERM
+        process.terminate()  // SIGTERM
         for _ in 0..<200 where process.isRunning { try await Task.sleep(for: .milliseconds(25)) }
         #expect(!process.isRunning)
         #expect(process.terminationReason == .exit)

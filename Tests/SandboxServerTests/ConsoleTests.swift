@@ -3,15 +3,20 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import Testing
-@testable import SandboxTestSupport
 
 @testable import SandboxServer
+@testable import SandboxTestSupport
 
 @Suite("Web console pages and forms")
 struct ConsoleTests {
     static let form: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
 
-    static func post(_ running: RunningSandbox, _ path: String, _ fields: [(String, String)], headers: HTTPFields = [:]) async throws -> TestClient.Response {
+    static func post(
+        _ running: RunningSandbox,
+        _ path: String,
+        _ fields: [(String, String)],
+        headers: HTTPFields = [:]
+    ) async throws -> TestClient.Response {
         let body = fields.map { "\($0.0)=\(HTML.url($0.1))" }.joined(separator: "&")
         var all = form
         for field in headers { all.append(field) }
@@ -21,17 +26,26 @@ struct ConsoleTests {
     @Test func everyPageRendersOfflineHTML() async throws {
         let running = try await RunningSandbox.start(seeds: SharedPKI.repositorySeeds)
         try await running.whileRunning {
-            let pages = ["/console": "Tableau de bord", "/console/onboarding": "Nouvelle demande", "/console/whitelist": "demo ROR consumer",
-                         "/console/journal": "journal-rows", "/console/data": "Location", "/console/data?type=Organization&identifier=759000001": "CENTRE HOSPITALIER",
-                         "/console/data/Location/loc-00001-1": "resource-json", "/console/capacity": "Installés", "/console/certificates": "certificate-form",
-                         "/console/faults": "fault-form"]
+            let pages = [
+                "/console": "Tableau de bord", "/console/onboarding": "Nouvelle demande",
+                "/console/whitelist": "demo ROR consumer",
+                "/console/journal": "journal-rows", "/console/data": "Location",
+                "/console/data?type=Organization&identifier=759000001": "CENTRE HOSPITALIER",
+                "/console/data/Location/loc-00001-1": "resource-json", "/console/capacity": "Installés",
+                "/console/certificates": "certificate-form",
+                "/console/faults": "fault-form",
+            ]
             for (path, marker) in pages {
                 let response = try await running.admin(path)
                 #expect(response.status == .ok, "\(path)")
                 #expect(response.headers[.contentType] == "text/html; charset=utf-8")
                 #expect(response.text.contains(marker), "\(path) should show \(marker)")
                 // Nothing fetched from elsewhere: no external stylesheet, script, font or image.
-                #expect(!response.text.contains("src=\"http") && !response.text.contains("<link") && !response.text.contains("@import"), "\(path)")
+                #expect(
+                    !response.text.contains("src=\"http") && !response.text.contains("<link")
+                        && !response.text.contains("@import"),
+                    "\(path)"
+                )
                 #expect(response.text.contains("name=\"viewport\""))
             }
             #expect(try await running.admin("/console/data/Location/nope").status == .notFound)
@@ -43,20 +57,42 @@ struct ConsoleTests {
     @Test func onboardingFormsShowErrorsInlineAndDriveTheFlow() async throws {
         let running = try await RunningSandbox.start()
         try await running.whileRunning {
-            let bad = try await Self.post(running, "/console/onboarding", [("kind", "saas"), ("direction", "consume"), ("service", "ror-fhir"),
-                                                                            ("contact", "qa@example.test"), ("subjectDN", "CN=broken,,")])
+            let bad = try await Self.post(
+                running,
+                "/console/onboarding",
+                [
+                    ("kind", "saas"), ("direction", "consume"), ("service", "ror-fhir"),
+                    ("contact", "qa@example.test"), ("subjectDN", "CN=broken,,"),
+                ]
+            )
             #expect(bad.status == .badRequest)
             #expect(bad.text.contains("aria-invalid=\"true\""))
             #expect(bad.text.contains("value=\"CN=broken,,\""), "the form keeps what was typed")
             #expect(bad.text.contains("subjectDN"))
             #expect(try running.sandbox.onboarding.list().isEmpty)
-            let noFINESS = try await Self.post(running, "/console/onboarding", [("kind", "eai-regional"), ("direction", "feed"), ("service", "ror-fhir"),
-                                                                                 ("contact", "eai@example.test"), ("subjectDN", "CN=EAI,O=GCS,C=FR")])
+            let noFINESS = try await Self.post(
+                running,
+                "/console/onboarding",
+                [
+                    ("kind", "eai-regional"), ("direction", "feed"), ("service", "ror-fhir"),
+                    ("contact", "eai@example.test"), ("subjectDN", "CN=EAI,O=GCS,C=FR"),
+                ]
+            )
             #expect(noFINESS.status == .badRequest)
-            #expect(noFINESS.text.contains("<em class=\"error\">establishments: a feeding eai-regional gives the FINESS it acts for</em>"))
+            #expect(
+                noFINESS.text.contains(
+                    "<em class=\"error\">establishments: a feeding eai-regional gives the FINESS it acts for</em>"
+                )
+            )
 
-            let created = try await Self.post(running, "/console/onboarding", [("kind", "saas"), ("direction", "consume"), ("service", "ror-fhir"),
-                                                                                ("contact", "qa@example.test"), ("subjectDN", "CN=CONSOLE,O=EDITEUR,C=FR")])
+            let created = try await Self.post(
+                running,
+                "/console/onboarding",
+                [
+                    ("kind", "saas"), ("direction", "consume"), ("service", "ror-fhir"),
+                    ("contact", "qa@example.test"), ("subjectDN", "CN=CONSOLE,O=EDITEUR,C=FR"),
+                ]
+            )
             #expect(created.status == .seeOther)
             #expect(created.headers[.location] == "/console/onboarding#request-1")
             let list = try await running.admin("/console/onboarding")
@@ -65,14 +101,19 @@ struct ConsoleTests {
             let missingProfile = try await Self.post(running, "/console/onboarding/1/validate", [])
             #expect(missingProfile.status == .badRequest)
             #expect(missingProfile.text.contains("accessProfile"))
-            #expect(try await Self.post(running, "/console/onboarding/1/validate", [("accessProfile", "2")]).status == .seeOther)
+            #expect(
+                try await Self.post(running, "/console/onboarding/1/validate", [("accessProfile", "2")]).status
+                    == .seeOther
+            )
             #expect(try await Self.post(running, "/console/onboarding/1/tests-done", []).status == .seeOther)
             #expect(try running.sandbox.onboarding.request(1).state == .whitelisted)
             let again = try await Self.post(running, "/console/onboarding/1/tests-done", [])
             #expect(again.status == .conflict)
             #expect(again.text.contains("Demande #1 : request 1 is whitelisted"))
             #expect(try await running.admin("/console/whitelist").text.contains("demande #1"))
-            #expect(try await Self.post(running, "/console/onboarding/1/revoke", [("reason", "fin")]).status == .seeOther)
+            #expect(
+                try await Self.post(running, "/console/onboarding/1/revoke", [("reason", "fin")]).status == .seeOther
+            )
             #expect(try await Self.post(running, "/console/clock", [("speed", "0")]).status == .badRequest)
             #expect(try await Self.post(running, "/console/clock", [("speed", "3600")]).status == .seeOther)
             #expect(try await running.admin("/console").text.contains("×3600 (1 h per second)"))
@@ -83,7 +124,11 @@ struct ConsoleTests {
         let running = try await RunningSandbox.start(rejectMode: .http)
         try await running.whileRunning {
             let client = try SharedPKI.client("CN=JOURNAL-CONSOLE,O=EDITEUR,C=FR")
-            _ = try await running.request("/ws-diffusion-fhir/metadata", client: client, headers: [.authorization: "Bearer secret-token-value"])
+            _ = try await running.request(
+                "/ws-diffusion-fhir/metadata",
+                client: client,
+                headers: [.authorization: "Bearer secret-token-value"]
+            )
             let rows = try await running.journalRows { $0.path == "/ws-diffusion-fhir/metadata" }
             let id = try #require(rows.first?.id)
             let fragment = try await running.admin("/console/journal/rows?after=\(id - 1)")
@@ -94,7 +139,10 @@ struct ConsoleTests {
             #expect(try await running.admin("/console/journal/rows").status == .badRequest)
             let detail = try await running.admin("/console/journal/\(id)")
             #expect(detail.text.contains("not-whitelisted"))
-            #expect(detail.text.contains("&quot;resourceType&quot; : &quot;OperationOutcome&quot;"), "the body pretty-printed")
+            #expect(
+                detail.text.contains("&quot;resourceType&quot; : &quot;OperationOutcome&quot;"),
+                "the body pretty-printed"
+            )
             #expect(!detail.text.contains("secret-token-value"), "authorization masked")
             #expect(detail.text.contains("Bearer ***(18 chars)"))
         }
@@ -103,7 +151,11 @@ struct ConsoleTests {
     @Test func certificateAndFaultFormsValidateInline() async throws {
         let running = try await RunningSandbox.start()
         try await running.whileRunning {
-            let minted = try await Self.post(running, "/console/certificates", [("subjectDN", "CN=ATELIER-CONSOLE,C=FR"), ("keyType", "p256"), ("negative", "expired")])
+            let minted = try await Self.post(
+                running,
+                "/console/certificates",
+                [("subjectDN", "CN=ATELIER-CONSOLE,C=FR"), ("keyType", "p256"), ("negative", "expired")]
+            )
             #expect(minted.status == .ok)
             #expect(minted.text.contains("download=\"bundle.pem\" href=\"data:application/x-pem-file;base64,"))
             #expect(minted.text.contains("BEGIN CERTIFICATE"))
@@ -113,11 +165,19 @@ struct ConsoleTests {
             #expect(bad.text.contains("aria-invalid=\"true\""))
             #expect(bad.text.contains("FOO"))
 
-            let fault = try await Self.post(running, "/console/faults", [("target", "insi"), ("errorPercent", "25"), ("label", "démo")])
+            let fault = try await Self.post(
+                running,
+                "/console/faults",
+                [("target", "insi"), ("errorPercent", "25"), ("label", "démo")]
+            )
             #expect(fault.status == .seeOther)
             #expect(running.sandbox.faults.rules.first?.errorRate == 0.25)
             #expect(try await running.admin("/console/faults").text.contains("insi: 25 % 503"))
-            let invalid = try await Self.post(running, "/console/faults", [("target", "insi"), ("errorPercent", "lots")])
+            let invalid = try await Self.post(
+                running,
+                "/console/faults",
+                [("target", "insi"), ("errorPercent", "lots")]
+            )
             #expect(invalid.status == .badRequest)
             #expect(invalid.text.contains("errorPercent: &apos;lots&apos; is not a number"))
             let nothing = try await Self.post(running, "/console/faults", [("target", "insi")])
@@ -130,16 +190,28 @@ struct ConsoleTests {
     @Test func capacityBoardAndDataPageFollowAPatch() async throws {
         let (running, feeder, token) = try await CapacityFeed.start()
         try await running.whileRunning {
-            let patched = try await CapacityFeed.patch(running, body: CapacityFeed.body(
-                "replace", path: CapacityFeed.selector(status: "02"), value: CapacityFeed.indicator(status: "02", count: 17)),
-                                                              client: feeder, token: token)
+            let patched = try await CapacityFeed.patch(
+                running,
+                body: CapacityFeed.body(
+                    "replace",
+                    path: CapacityFeed.selector(status: "02"),
+                    value: CapacityFeed.indicator(status: "02", count: 17)
+                ),
+                client: feeder,
+                token: token
+            )
             #expect(patched.status == .ok)
             let board = try await running.admin("/console/capacity/board?finess=759000001")
             #expect(board.text.contains("Disponibles indifférencié <b>17</b>"), "\(board.text.prefix(400))")
             let resource = try await running.admin("/console/data/Location/loc-00001-1")
             #expect(resource.text.contains("Version 1 → 2"))
-            #expect(resource.text.contains("<span class=\"add\">+ ") && resource.text.contains("&quot;valueInteger&quot; : 17"))
-            #expect(try await running.admin("/console/capacity/board?finess=000000000").text.contains("Aucun établissement"))
+            #expect(
+                resource.text.contains("<span class=\"add\">+ ")
+                    && resource.text.contains("&quot;valueInteger&quot; : 17")
+            )
+            #expect(
+                try await running.admin("/console/capacity/board?finess=000000000").text.contains("Aucun établissement")
+            )
         }
     }
 
@@ -156,7 +228,10 @@ struct ConsoleTests {
             #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"))
             let page = try await running.admin("/console", headers: [.cookie: String(cookie.split(separator: ";")[0])])
             #expect(page.status == .ok)
-            #expect(try await running.admin("/admin/whitelist").status == .unauthorized, "the API still wants the bearer token")
+            #expect(
+                try await running.admin("/admin/whitelist").status == .unauthorized,
+                "the API still wants the bearer token"
+            )
         }
     }
 
@@ -165,7 +240,10 @@ struct ConsoleTests {
         #expect(Pretty.print(Data("<a><b>x</b><c/></a>".utf8)) == "<a>\n  <b>x</b>\n  <c/>\n</a>")
         #expect(Pretty.print(Data("plain".utf8)) == "plain")
         let diff = LineDiff.lines(old: ["a", "b", "c"], new: ["a", "x", "c", "d"])
-        #expect(diff == [.same("a"), .added("x"), .removed("b"), .same("c"), .added("d")] || diff == [.same("a"), .removed("b"), .added("x"), .same("c"), .added("d")])
+        #expect(
+            diff == [.same("a"), .added("x"), .removed("b"), .same("c"), .added("d")]
+                || diff == [.same("a"), .removed("b"), .added("x"), .same("c"), .added("d")]
+        )
         #expect(LineDiff.html(old: "same", new: "same").contains("identiques"))
         #expect(HTML.escape("<a href='x'>&\"") == "&lt;a href=&apos;x&apos;&gt;&amp;&quot;")
         #expect(FormData("a=1+2&b=%C3%A9&c=").values == ["a": ["1 2"], "b": ["é"], "c": [""]])
@@ -175,15 +253,26 @@ struct ConsoleTests {
     @Test func crossSitePostsAreRefused() async throws {
         let running = try await RunningSandbox.start()
         try await running.whileRunning {
-            let evil = try await Self.post(running, "/console/faults", [("target", "insi"), ("errorPercent", "100")],
-                                           headers: [.origin: "http://evil.example"])
+            let evil = try await Self.post(
+                running,
+                "/console/faults",
+                [("target", "insi"), ("errorPercent", "100")],
+                headers: [.origin: "http://evil.example"]
+            )
             #expect(evil.status == .forbidden)
             #expect(evil.text.contains("cross-site request refused"))
             #expect(running.sandbox.faults.rules.isEmpty)
-            let same = try await Self.post(running, "/console/faults", [("target", "insi"), ("errorPercent", "100")],
-                                           headers: [.origin: "http://127.0.0.1:\(running.adminPort)"])
+            let same = try await Self.post(
+                running,
+                "/console/faults",
+                [("target", "insi"), ("errorPercent", "100")],
+                headers: [.origin: "http://127.0.0.1:\(running.adminPort)"]
+            )
             #expect(same.status == .seeOther, "\(same.text)")
-            #expect(try await running.admin("/console", headers: [.origin: "http://evil.example"]).status == .ok, "reading is not refused")
+            #expect(
+                try await running.admin("/console", headers: [.origin: "http://evil.example"]).status == .ok,
+                "reading is not refused"
+            )
         }
     }
 
@@ -191,29 +280,79 @@ struct ConsoleTests {
     @Test func ansEditsFromTheConsole() async throws {
         let running = try await RunningSandbox.start()
         try await running.whileRunning {
-            let eai = try running.sandbox.onboarding.submit(OnboardingSubmission(
-                kind: "eai-regional", direction: "feed", service: "ror-fhir", contact: "e@example.test",
-                subjectDN: "CN=EAI-CONSOLE,O=GCS,C=FR", establishments: ["690000001"]), actor: "t")
+            let eai = try running.sandbox.onboarding.submit(
+                OnboardingSubmission(
+                    kind: "eai-regional",
+                    direction: "feed",
+                    service: "ror-fhir",
+                    contact: "e@example.test",
+                    subjectDN: "CN=EAI-CONSOLE,O=GCS,C=FR",
+                    establishments: ["690000001"]
+                ),
+                actor: "t"
+            )
             let page = try await running.admin("/console/onboarding")
             #expect(page.text.contains("/console/onboarding/\(eai.id)/establishments"))
-            #expect(try await Self.post(running, "/console/onboarding/\(eai.id)/establishments", [("establishments", "690000001, 690000002")]).status == .seeOther)
+            #expect(
+                try await Self.post(
+                    running,
+                    "/console/onboarding/\(eai.id)/establishments",
+                    [("establishments", "690000001, 690000002")]
+                ).status == .seeOther
+            )
             #expect(try running.sandbox.onboarding.request(eai.id).establishments == ["690000001", "690000002"])
-            let bad = try await Self.post(running, "/console/onboarding/\(eai.id)/establishments", [("establishments", "69")])
+            let bad = try await Self.post(
+                running,
+                "/console/onboarding/\(eai.id)/establishments",
+                [("establishments", "69")]
+            )
             #expect(bad.status == .badRequest)
             #expect(bad.text.contains("is not a FINESS number"))
 
             let first = try SharedPKI.client("CN=PROPRIO-CONSOLE-A,O=EDITEUR,C=FR")
             let second = try SharedPKI.client("CN=PROPRIO-CONSOLE-B,O=EDITEUR,C=FR")
-            let proprietary = try running.sandbox.onboarding.submit(OnboardingSubmission(
-                kind: "proprietary", direction: "feed", service: "ror-fhir", contact: "p@example.test",
-                establishmentCertificates: [.init(finess: "750000001", certificatePEM: try String(contentsOf: first.certificate, encoding: .utf8))]), actor: "t")
-            let added = try await Self.post(running, "/console/onboarding/\(proprietary.id)/add-certificate",
-                                            [("finess", "750000002"), ("certificatePEM", try String(contentsOf: second.certificate, encoding: .utf8))])
+            let proprietary = try running.sandbox.onboarding.submit(
+                OnboardingSubmission(
+                    kind: "proprietary",
+                    direction: "feed",
+                    service: "ror-fhir",
+                    contact: "p@example.test",
+                    establishmentCertificates: [
+                        .init(
+                            finess: "750000001",
+                            certificatePEM: try String(contentsOf: first.certificate, encoding: .utf8)
+                        )
+                    ]
+                ),
+                actor: "t"
+            )
+            let added = try await Self.post(
+                running,
+                "/console/onboarding/\(proprietary.id)/add-certificate",
+                [
+                    ("finess", "750000002"),
+                    ("certificatePEM", try String(contentsOf: second.certificate, encoding: .utf8)),
+                ]
+            )
             #expect(added.status == .seeOther)
-            #expect(try running.sandbox.onboarding.request(proprietary.id).establishmentCertificates.map(\.finess) == ["750000001", "750000002"])
+            #expect(
+                try running.sandbox.onboarding.request(proprietary.id).establishmentCertificates.map(\.finess) == [
+                    "750000001", "750000002",
+                ]
+            )
             #expect(try await running.admin("/console/onboarding").text.contains("Retirer 750000002"))
-            #expect(try await Self.post(running, "/console/onboarding/\(proprietary.id)/remove-certificate", [("finess", "750000001")]).status == .seeOther)
-            let last = try await Self.post(running, "/console/onboarding/\(proprietary.id)/remove-certificate", [("finess", "750000002")])
+            #expect(
+                try await Self.post(
+                    running,
+                    "/console/onboarding/\(proprietary.id)/remove-certificate",
+                    [("finess", "750000001")]
+                ).status == .seeOther
+            )
+            let last = try await Self.post(
+                running,
+                "/console/onboarding/\(proprietary.id)/remove-certificate",
+                [("finess", "750000002")]
+            )
             #expect(last.status == .conflict)
             #expect(last.text.contains("last certificate"))
         }
@@ -223,15 +362,30 @@ struct ConsoleTests {
     @Test func unknownTargetsAreAnsweredWithTheReason() async throws {
         let running = try await RunningSandbox.start()
         try await running.whileRunning {
-            let id = try running.sandbox.onboarding.submit(OnboardingSubmission(
-                kind: "saas", direction: "consume", service: "insi", contact: "c", subjectDN: "CN=X,C=FR"), actor: "t").id
+            let id = try running.sandbox.onboarding.submit(
+                OnboardingSubmission(
+                    kind: "saas",
+                    direction: "consume",
+                    service: "insi",
+                    contact: "c",
+                    subjectDN: "CN=X,C=FR"
+                ),
+                actor: "t"
+            ).id
             let unknown = try await Self.post(running, "/console/onboarding/\(id)/promote", [])
             #expect(unknown.status == .badRequest)
             #expect(unknown.text.contains("action inconnue &apos;promote&apos;"))
-            let notNumber = try await Self.post(running, "/console/onboarding/\(id)/validate", [("accessProfile", "deux")])
+            let notNumber = try await Self.post(
+                running,
+                "/console/onboarding/\(id)/validate",
+                [("accessProfile", "deux")]
+            )
             #expect(notNumber.status == .badRequest)
             #expect(notNumber.text.contains("accessProfile: &apos;deux&apos; is not a number"))
-            #expect(try await Self.post(running, "/console/onboarding/999/validate", [("accessProfile", "1")]).status == .notFound)
+            #expect(
+                try await Self.post(running, "/console/onboarding/999/validate", [("accessProfile", "1")]).status
+                    == .notFound
+            )
             #expect(try await Self.post(running, "/console/onboarding/x/validate", []).status == .badRequest)
             #expect(try await Self.post(running, "/console/whitelist/999/delete", []).status == .notFound)
             #expect(try await Self.post(running, "/console/faults/999/delete", []).status == .notFound)

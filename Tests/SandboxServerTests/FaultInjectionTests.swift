@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import SandboxServer
 import Testing
+
 @testable import SandboxTestSupport
 
 @Suite("Fault injection over mutual TLS")
@@ -21,31 +22,54 @@ struct FaultInjectionTests {
     @Test func errorRateAnswers503InTheServicesOwnFormWithRetryAfter() async throws {
         let (running, client) = try await Self.start()
         try await running.whileRunning {
-            let added = try await running.admin("/admin/faults", method: .post, body: #"{"service": "ror-fhir", "errorRate": 1, "retryAfter": 12, "label": "panne"}"#)
+            let added = try await running.admin(
+                "/admin/faults",
+                method: .post,
+                body: #"{"service": "ror-fhir", "errorRate": 1, "retryAfter": 12, "label": "panne"}"#
+            )
             #expect(added.status == .created, "\(added.text)")
             let fhir = try await running.request(Self.metadata, client: client)
             #expect(fhir.status == .serviceUnavailable)
             #expect(fhir.headers[.retryAfter] == "12")
             #expect(fhir.headers[.contentType]?.hasPrefix("application/fhir+json") == true)
-            #expect(fhir.text.contains("\"resourceType\":\"OperationOutcome\"") || fhir.text.contains("\"resourceType\" : \"OperationOutcome\""))
+            #expect(
+                fhir.text.contains("\"resourceType\":\"OperationOutcome\"")
+                    || fhir.text.contains("\"resourceType\" : \"OperationOutcome\"")
+            )
             #expect(fhir.text.contains("panne"))
             // Another service is not touched.
             #expect(try await running.request("/lps?wsdl", client: client).status == .ok)
             let rows = try await running.journalRows { $0.reason == "fault-unavailable" }
             #expect(rows.first?.status == 503)
-            #expect(try await running.journalRows { $0.method == "FAULT" }.first?.reason?.contains("added: ror-fhir: 100 % 503 (Retry-After 12)") == true)
+            #expect(
+                try await running.journalRows { $0.method == "FAULT" }.first?.reason?.contains(
+                    "added: ror-fhir: 100 % 503 (Retry-After 12)"
+                ) == true
+            )
 
             // A SOAP service answers a SOAP 1.2 Fault.
-            _ = try await running.admin("/admin/faults", method: .post, body: #"{"pathPrefix": "/lps", "errorRate": 1}"#)
-            let soap = try await running.request("/lps", method: .post, client: client, headers: [.contentType: "application/soap+xml"], body: "<x/>")
+            _ = try await running.admin(
+                "/admin/faults",
+                method: .post,
+                body: #"{"pathPrefix": "/lps", "errorRate": 1}"#
+            )
+            let soap = try await running.request(
+                "/lps",
+                method: .post,
+                client: client,
+                headers: [.contentType: "application/soap+xml"],
+                body: "<x/>"
+            )
             #expect(soap.status == .serviceUnavailable)
             #expect(soap.text.contains("Fault"))
             #expect(soap.headers[.retryAfter] == "30")
 
             // Reset clears every fault.
             #expect(try await running.admin("/admin/reset", method: .post).status == .ok)
-            #expect(try await running.admin("/admin/faults").text.trimmingCharacters(in: .whitespacesAndNewlines) == "[\n\n]" ||
-                    running.sandbox.faults.rules.isEmpty)
+            #expect(
+                try await running.admin("/admin/faults").text.trimmingCharacters(in: .whitespacesAndNewlines)
+                    == "[\n\n]" || running.sandbox.faults.rules.isEmpty
+            )
             try running.whitelist("ror-fhir", dn: Self.dn)
             #expect(try await running.request(Self.metadata, client: client).status == .ok)
         }
@@ -54,7 +78,11 @@ struct FaultInjectionTests {
     @Test func aPartialErrorRateLetsSomeRequestsThrough() async throws {
         let (running, client) = try await Self.start()
         try await running.whileRunning {
-            _ = try await running.admin("/admin/faults", method: .post, body: #"{"service": "ror-fhir", "errorRate": 0.5}"#)
+            _ = try await running.admin(
+                "/admin/faults",
+                method: .post,
+                body: #"{"service": "ror-fhir", "errorRate": 0.5}"#
+            )
             var statuses: [HTTPResponse.Status] = []
             for _ in 0..<40 { statuses.append(try await running.request(Self.metadata, client: client).status) }
             #expect(statuses.contains(.ok))
@@ -66,7 +94,11 @@ struct FaultInjectionTests {
     @Test func latencyDelaysTheAnswer() async throws {
         let (running, client) = try await Self.start()
         try await running.whileRunning {
-            _ = try await running.admin("/admin/faults", method: .post, body: #"{"pathPrefix": "/ws-diffusion-fhir", "latencyMs": 300, "latencyMaxMs": 400}"#)
+            _ = try await running.admin(
+                "/admin/faults",
+                method: .post,
+                body: #"{"pathPrefix": "/ws-diffusion-fhir", "latencyMs": 300, "latencyMaxMs": 400}"#
+            )
             let started = ContinuousClock.now
             let response = try await running.request(Self.metadata, client: client)
             #expect(response.status == .ok)
@@ -78,7 +110,11 @@ struct FaultInjectionTests {
         let (running, client) = try await Self.start()
         try await running.whileRunning {
             let until = ISO8601DateFormatter().string(from: Date().addingTimeInterval(3600))
-            let added = try await running.admin("/admin/faults", method: .post, body: #"{"service": "ror-fhir", "maintenanceUntil": "\#(until)"}"#)
+            let added = try await running.admin(
+                "/admin/faults",
+                method: .post,
+                body: #"{"service": "ror-fhir", "maintenanceUntil": "\#(until)"}"#
+            )
             #expect(added.status == .created, "\(added.text)")
             let response = try await running.request(Self.metadata, client: client)
             #expect(response.status == .serviceUnavailable)
@@ -86,7 +122,11 @@ struct FaultInjectionTests {
             let retry = try #require(Int(response.headers[.retryAfter] ?? ""))
             #expect((3500...3600).contains(retry))
             let past = ISO8601DateFormatter().string(from: Date().addingTimeInterval(-60))
-            let over = try await running.admin("/admin/faults", method: .post, body: #"{"service": "insi", "maintenanceFrom": "\#(past)", "maintenanceUntil": "\#(past)"}"#)
+            let over = try await running.admin(
+                "/admin/faults",
+                method: .post,
+                body: #"{"service": "insi", "maintenanceFrom": "\#(past)", "maintenanceUntil": "\#(past)"}"#
+            )
             #expect(over.status == .badRequest)
             #expect(over.text.contains("maintenanceUntil must be after maintenanceFrom"))
         }
@@ -95,7 +135,11 @@ struct FaultInjectionTests {
     @Test func droppedConnectionGetsNoAnswer() async throws {
         let (running, client) = try await Self.start()
         try await running.whileRunning {
-            _ = try await running.admin("/admin/faults", method: .post, body: #"{"service": "ror-fhir", "dropRate": 1}"#)
+            _ = try await running.admin(
+                "/admin/faults",
+                method: .post,
+                body: #"{"service": "ror-fhir", "dropRate": 1}"#
+            )
             await #expect(throws: (any Error).self) { _ = try await running.request(Self.metadata, client: client) }
             let rows = try await running.journalRows { $0.reason == "fault-dropped" }
             #expect(rows.first?.status == 0)
@@ -124,7 +168,11 @@ struct FaultInjectionTests {
             }
             #expect(running.sandbox.faults.rules.isEmpty)
             #expect(try await running.admin("/admin/faults/9", method: .delete).status == .notFound)
-            let added = try await running.admin("/admin/faults", method: .post, body: #"{"service": "insi", "latencyMs": 1}"#)
+            let added = try await running.admin(
+                "/admin/faults",
+                method: .post,
+                body: #"{"service": "insi", "latencyMs": 1}"#
+            )
             let id = try #require(try added.json()["id"] as? Int)
             #expect(try await running.admin("/admin/faults/\(id)", method: .delete).status == .noContent)
             #expect(running.sandbox.faults.rules.isEmpty)

@@ -3,9 +3,9 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import Testing
-@testable import SandboxTestSupport
 
 @testable import SandboxServer
+@testable import SandboxTestSupport
 
 /// Response bodies gathered before they are written (so that head, body and end go out in one write), as the access
 /// layer does for the journal: the same bytes, trailers and failures reach the client.

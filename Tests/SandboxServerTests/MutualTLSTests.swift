@@ -3,11 +3,11 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOSSL
-import Testing
-@testable import SandboxTestSupport
 import TestPKI
+import Testing
 
 @testable import SandboxServer
+@testable import SandboxTestSupport
 
 /// End to end over real TLS sockets on 127.0.0.1, with certificates minted by the tests.
 @Suite("Mutual TLS: identity, whitelist enforcement, refusals, journal", .serialized)
@@ -27,7 +27,9 @@ struct MutualTLSTests {
             #expect(body["subjectDN"] as? String == Self.dn)
             #expect((body["issuerDN"] as? String)?.contains("SANDBOX AC IGC-SANTE ELEMENTAIRE ORGANISATIONS") == true)
             #expect(body["serialNumber"] as? String == client.issued.serialHex)
-            #expect(body["spkiSHA256"] as? String == (try SPKIDigest(publicKey: client.issued.certificate.publicKey)).hex)
+            #expect(
+                body["spkiSHA256"] as? String == (try SPKIDigest(publicKey: client.issued.certificate.publicKey)).hex
+            )
             #expect(body["notBefore"] is String && body["notAfter"] is String)
             let whitelisted = body["whitelisted"] as? [String: Bool]
             #expect(whitelisted == ["ror-fhir": true, "ror-csd": false, "insi": false, "dmp": false, "mes": false])
@@ -58,8 +60,14 @@ struct MutualTLSTests {
         let running = try await RunningSandbox.start()
         try await running.whileRunning {
             let client = try SharedPKI.client(Self.dn)
-            let body = try JSONSerialization.data(withJSONObject: ["service": "ror-fhir", "subjectDN": form, "role": "consume"])
-            let created = try await running.admin("/admin/whitelist", method: .post, body: String(decoding: body, as: UTF8.self))
+            let body = try JSONSerialization.data(withJSONObject: [
+                "service": "ror-fhir", "subjectDN": form, "role": "consume",
+            ])
+            let created = try await running.admin(
+                "/admin/whitelist",
+                method: .post,
+                body: String(decoding: body, as: UTF8.self)
+            )
             #expect(created.status == .created)
             #expect(try created.json()["subjectDN"] as? String == Self.dn)
             let response = try await running.request("/ws-diffusion-fhir/metadata", client: client)
@@ -71,7 +79,9 @@ struct MutualTLSTests {
     @Test func notWhitelistedGets403InTheServiceFormWithTheDNQuoted() async throws {
         let running = try await RunningSandbox.start()
         try await running.whileRunning {
-            let client = try SharedPKI.client("CN=EDITEUR_EN_ATTENTE,OU=33333333399,O=EDITEUR SANDBOX,ST=Île-de-France (75),C=FR")
+            let client = try SharedPKI.client(
+                "CN=EDITEUR_EN_ATTENTE,OU=33333333399,O=EDITEUR SANDBOX,ST=Île-de-France (75),C=FR"
+            )
             let expectedDN = "CN=EDITEUR_EN_ATTENTE,OU=33333333399,O=EDITEUR SANDBOX,ST=Île-de-France (75),C=FR"
 
             let fhir = try await running.request("/ws-synchro-dispo-lits-fhir/Location", method: .patch, client: client)
@@ -115,11 +125,13 @@ struct MutualTLSTests {
             let body = #"{"service": "ror-csd", "publicKeySHA256": "\#(spki.hex)"}"#
             #expect(try await running.admin("/admin/whitelist", method: .post, body: body).status == .created)
             let csd = try await running.request("/ROR/CSD", method: .post, client: client, body: "<x/>")
-            #expect(csd.status == .unsupportedMediaType) // accepted by key: the CSD service answers (a fault: not SOAP 1.2)
+            #expect(csd.status == .unsupportedMediaType)  // accepted by key: the CSD service answers (a fault: not SOAP 1.2)
             #expect(csd.text.contains("<env:Fault>") && csd.text.contains("ror:erreur"))
             // Same DN, other key: refused.
             let sameDN = try SharedPKI.client("CN=SOMETHING ELSE ENTIRELY,O=X,C=FR")
-            #expect(try await running.request("/ROR/CSD", method: .post, client: sameDN, body: "<x/>").status == .forbidden)
+            #expect(
+                try await running.request("/ROR/CSD", method: .post, client: sameDN, body: "<x/>").status == .forbidden
+            )
         }
     }
 
@@ -141,21 +153,25 @@ struct MutualTLSTests {
     }
 
     /// Every negative certificate, in both reject modes, with the reason in the journal.
-    @Test(arguments: [
-        (NegativeKind?.some(.expired), "expired"),
-        (.some(.notYetValid), "not-yet-valid"),
-        (.some(.selfSigned), "self-signed"),
-        (.some(.untrustedCA), "unknown-ca"),
-        (.some(.serverEKU), "wrong-eku"),
-        (.some(.revoked), "revoked"),
-        (nil, "no-client-certificate"),
-    ], [RejectMode.tls, .http])
-    func negativeCertificatesAreRefused(negative: (kind: NegativeKind?, reason: String), mode: RejectMode) async throws {
+    @Test(
+        arguments: [
+            (NegativeKind?.some(.expired), "expired"),
+            (.some(.notYetValid), "not-yet-valid"),
+            (.some(.selfSigned), "self-signed"),
+            (.some(.untrustedCA), "unknown-ca"),
+            (.some(.serverEKU), "wrong-eku"),
+            (.some(.revoked), "revoked"),
+            (nil, "no-client-certificate"),
+        ],
+        [RejectMode.tls, .http]
+    )
+    func negativeCertificatesAreRefused(negative: (kind: NegativeKind?, reason: String), mode: RejectMode) async throws
+    {
         let (kind, reason) = negative
         let client = try kind.map { try SharedPKI.client(Self.dn, negative: $0) }
         let running = try await RunningSandbox.start(rejectMode: mode)
         try await running.whileRunning {
-            try running.whitelist("ror-fhir", dn: Self.dn) // the DN is whitelisted: the chain alone is refused
+            try running.whitelist("ror-fhir", dn: Self.dn)  // the DN is whitelisted: the chain alone is refused
 
             switch mode {
             case .tls:
@@ -200,7 +216,7 @@ struct MutualTLSTests {
             let client = try SharedPKI.client(Self.dn)
             try running.whitelist("ror-fhir", dn: Self.dn)
             #expect(try await running.request("/_sandbox/whoami", client: client).status == .ok)
-            try SharedPKI.pki.revoke(serial: client.issued.serialHex) // as `certs revoke` does, from outside
+            try SharedPKI.pki.revoke(serial: client.issued.serialHex)  // as `certs revoke` does, from outside
             var refused = false
             for _ in 0..<40 where !refused {
                 try await Task.sleep(for: .milliseconds(100))
@@ -217,8 +233,12 @@ struct MutualTLSTests {
             try running.whitelist("ror-fhir", dn: Self.dn)
             let payload = #"{"resourceType":"Parameters","parameter":[]}"#
             _ = try await running.request(
-                "/ws-synchro-dispo-lits-fhir/Location", method: .patch, client: client,
-                headers: [.authorization: "Bearer abc.def.ghi", .contentType: "application/fhir+json"], body: payload)
+                "/ws-synchro-dispo-lits-fhir/Location",
+                method: .patch,
+                client: client,
+                headers: [.authorization: "Bearer abc.def.ghi", .contentType: "application/fhir+json"],
+                body: payload
+            )
             let row = try #require(try await running.journalRows { $0.method == "PATCH" }.first)
             #expect(row.requestBody.map { String(decoding: $0, as: UTF8.self) } == payload)
             #expect(!row.requestBodyTruncated)
@@ -251,23 +271,33 @@ struct MutualTLSTests {
         try await running.whileRunning {
             let client = try SharedPKI.client(Self.dn)
 
-            let plain = try await RawTLS.exchange(port: running.tlsPort, client: client, send: "GET /_sandbox/whoami HTTP/1.0\r\n\r\n")
+            let plain = try await RawTLS.exchange(
+                port: running.tlsPort,
+                client: client,
+                send: "GET /_sandbox/whoami HTTP/1.0\r\n\r\n"
+            )
             #expect(plain.received.hasPrefix("HTTP/1.0 200"))
             #expect(plain.received.lowercased().contains("connection: close"))
             #expect(plain.serverClosed)
 
             // keep-alive is honoured and echoed; the next request without it closes.
             let twice = try await RawTLS.exchange(
-                port: running.tlsPort, client: client,
-                send: "GET /_sandbox/whoami HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /_sandbox/whoami HTTP/1.0\r\n\r\n")
+                port: running.tlsPort,
+                client: client,
+                send:
+                    "GET /_sandbox/whoami HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /_sandbox/whoami HTTP/1.0\r\n\r\n"
+            )
             #expect(twice.received.components(separatedBy: "HTTP/1.0 200").count == 3)
             #expect(twice.received.lowercased().contains("connection: keep-alive"))
             #expect(twice.serverClosed)
 
             // HTTP/1.1 stays open by default.
             let eleven = try await RawTLS.exchange(
-                port: running.tlsPort, client: client, send: "GET /_sandbox/whoami HTTP/1.1\r\nHost: localhost\r\n\r\n",
-                timeout: .milliseconds(500))
+                port: running.tlsPort,
+                client: client,
+                send: "GET /_sandbox/whoami HTTP/1.1\r\nHost: localhost\r\n\r\n",
+                timeout: .milliseconds(500)
+            )
             #expect(eleven.received.hasPrefix("HTTP/1.1 200"))
             #expect(!eleven.serverClosed)
         }
@@ -294,10 +324,19 @@ extension MutualTLSTests {
             let client = try SharedPKI.client(Self.dn)
             try running.whitelist("ror-fhir", dn: Self.dn)
             let big = String(repeating: "x", count: 10 * 1024 * 1024 + 1)
-            let response = try await running.request("/ws-diffusion-fhir/Location", method: .post, client: client, body: big)
+            let response = try await running.request(
+                "/ws-diffusion-fhir/Location",
+                method: .post,
+                client: client,
+                body: big
+            )
             #expect(response.status == .contentTooLarge)
             #expect(response.text.contains("OperationOutcome"))
-            let admin = try await running.admin("/admin/whitelist", method: .post, body: String(repeating: " ", count: 1024 * 1024 + 1))
+            let admin = try await running.admin(
+                "/admin/whitelist",
+                method: .post,
+                body: String(repeating: " ", count: 1024 * 1024 + 1)
+            )
             #expect(admin.status == .contentTooLarge)
             #expect(try admin.json()["error"] != nil)
             // The server keeps serving.
@@ -316,18 +355,23 @@ extension MutualTLSTests {
         try await running.whileRunning {
             let client = try SharedPKI.client(Self.dn)
             // Our usual CA no longer validates the server…
-            await #expect(throws: (any Error).self) { _ = try await running.request("/_sandbox/whoami", client: client) }
+            await #expect(throws: (any Error).self) {
+                _ = try await running.request("/_sandbox/whoami", client: client)
+            }
             // …the other PKI's does.
             var tls = try TLSClients.configuration(client: client, tlsVersion: nil)
             tls.trustRoots = .file(otherPKI.caBundleURL.path)
-            let testClient = TestClient(host: "127.0.0.1", port: running.tlsPort, configuration: .init(tlsConfiguration: tls, serverName: "localhost"))
+            let testClient = TestClient(
+                host: "127.0.0.1",
+                port: running.tlsPort,
+                configuration: .init(tlsConfiguration: tls, serverName: "localhost")
+            )
             testClient.connect()
             #expect(try await testClient.get("/_sandbox/whoami").status == .ok)
             try await testClient.shutdown()
         }
     }
 }
-
 
 enum XMLEscaped {
     static func of(_ text: String) -> String {

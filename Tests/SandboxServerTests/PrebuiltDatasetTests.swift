@@ -2,9 +2,10 @@ import Foundation
 import GRDB
 import Logging
 import RORFHIR
-@testable import SandboxServer
 import Store
 import Testing
+
+@testable import SandboxServer
 @testable import SandboxTestSupport
 
 /// `Seeds/ror/dataset.sqlite`: a new data folder starts as a copy of it, only while it stands for the JSON beside it.
@@ -31,7 +32,9 @@ import Testing
     }
 
     static func count(_ sandbox: Sandbox, where condition: String = "1") throws -> Int {
-        try sandbox.store.writer.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM fhir_resource WHERE \(condition)") ?? 0 }
+        try sandbox.store.writer.read {
+            try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM fhir_resource WHERE \(condition)") ?? 0
+        }
     }
 
     @Test func newDataFolderStartsFromThePrebuiltDatabase() throws {
@@ -48,14 +51,23 @@ import Testing
         #expect(try Self.count(fromCopy) == written)
         // Searchable at once: the copy carries the index.
         let hospitals = try fromCopy.store.writer.read {
-            try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM fhir_index WHERE type = 'Organization' AND param = 'name' AND text LIKE 'centre hospitalier%'")
+            try Int.fetchOne(
+                $0,
+                sql:
+                    "SELECT COUNT(*) FROM fhir_index WHERE type = 'Organization' AND param = 'name' AND text LIKE 'centre hospitalier%'"
+            )
         }
         #expect(hospitals ?? 0 > 0)
 
         // Edited JSON (another size): the prebuilt file no longer stands for it and the JSON is what is served.
-        let edited = String(decoding: original, as: UTF8.self).replacingOccurrences(of: "SANDBOX", with: "SANDBOX RENOMME")
+        let edited = String(decoding: original, as: UTF8.self).replacingOccurrences(
+            of: "SANDBOX",
+            with: "SANDBOX RENOMME"
+        )
         try Data(edited.utf8).write(to: json)
-        #expect(try dataset.prebuiltMismatch(registry: RORSearchParameters.registry)?.contains("JSON files changed") == true)
+        #expect(
+            try dataset.prebuiltMismatch(registry: RORSearchParameters.registry)?.contains("JSON files changed") == true
+        )
         let fromJSON = try Self.sandbox(seeds: seeds)
         #expect(try Self.count(fromJSON) == written)
         #expect(try Self.count(fromJSON, where: "CAST(json AS TEXT) LIKE '%RENOMME%'") > 0)
@@ -66,13 +78,23 @@ import Testing
         let (_, dataset, _) = try Self.generated(establishments: 1)
         try dataset.prebuild(registry: RORSearchParameters.registry)
         var other = RORSearchParameters.registry
-        other.parameters["Location"]?["near-capacity"] = .init("near-capacity", .number, paths: ["extension.valueInteger"])
+        other.parameters["Location"]?["near-capacity"] = .init(
+            "near-capacity",
+            .number,
+            paths: ["extension.valueInteger"]
+        )
         #expect(try dataset.prebuiltMismatch(registry: other)?.contains("other search parameters") == true)
         // Built by a sandbox with other migrations.
         let queue = try DatabaseQueue(path: dataset.prebuiltFile.path)
-        try queue.write { try $0.execute(sql: "UPDATE seed_dataset SET value = value || '\nv99-future' WHERE key = 'schema'") }
+        try queue.write {
+            try $0.execute(sql: "UPDATE seed_dataset SET value = value || '\nv99-future' WHERE key = 'schema'")
+        }
         try queue.close()
-        #expect(try dataset.prebuiltMismatch(registry: RORSearchParameters.registry)?.contains("another version of the sandbox") == true)
+        #expect(
+            try dataset.prebuiltMismatch(registry: RORSearchParameters.registry)?.contains(
+                "another version of the sandbox"
+            ) == true
+        )
         // A file that is not a prebuilt dataset.
         try Data("not a database".utf8).write(to: dataset.prebuiltFile)
         #expect(try dataset.prebuiltMismatch(registry: RORSearchParameters.registry)?.contains("not readable") == true)
@@ -81,11 +103,18 @@ import Testing
     /// Nothing to prebuild is an error naming the folder; a failed build leaves no file behind.
     @Test func prebuildErrors() throws {
         let dataset = RORSeedDataset(seeds: try SharedPKI.emptySeeds())
-        #expect { try dataset.prebuild(registry: RORSearchParameters.registry) } throws: { "\($0)".contains("no JSON seed file") }
+        #expect { try dataset.prebuild(registry: RORSearchParameters.registry) } throws: {
+            "\($0)".contains("no JSON seed file")
+        }
         try FileManager.default.createDirectory(at: dataset.folder, withIntermediateDirectories: true)
-        try Data(#"{"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Location", "id": "a"}}, {"resource": {"resourceType": "Location", "id": "a"}}]}"#.utf8)
-            .write(to: dataset.folder.appendingPathComponent("dataset.json"))
-        #expect { try dataset.prebuild(registry: RORSearchParameters.registry) } throws: { "\($0)".contains("Location/a appears twice") }
+        try Data(
+            #"{"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Location", "id": "a"}}, {"resource": {"resourceType": "Location", "id": "a"}}]}"#
+                .utf8
+        )
+        .write(to: dataset.folder.appendingPathComponent("dataset.json"))
+        #expect { try dataset.prebuild(registry: RORSearchParameters.registry) } throws: {
+            "\($0)".contains("Location/a appears twice")
+        }
         #expect(try FileManager.default.contentsOfDirectory(atPath: dataset.folder.path) == ["dataset.json"])
     }
 
@@ -98,10 +127,17 @@ import Testing
         try SandboxStore.install(prebuilt: dataset.prebuiltFile.path, at: target)
         let installed = try SandboxStore.open(path: target)
         #expect(try installed.writer.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM fhir_resource") } ?? 0 > 0)
-        #expect { try SandboxStore.install(prebuilt: dataset.prebuiltFile.path, at: target) } throws: { "\($0)".contains("cannot create") }
-        #expect { try SandboxStore.install(prebuilt: folder.appendingPathComponent("missing").path, at: target + "2") } throws: {
+        #expect { try SandboxStore.install(prebuilt: dataset.prebuiltFile.path, at: target) } throws: {
+            "\($0)".contains("cannot create")
+        }
+        #expect {
+            try SandboxStore.install(prebuilt: folder.appendingPathComponent("missing").path, at: target + "2")
+        } throws: {
             "\($0)".contains("cannot read")
         }
-        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.contains("installing") }.isEmpty)
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.contains("installing") }
+                .isEmpty
+        )
     }
 }

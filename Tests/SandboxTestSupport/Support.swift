@@ -8,19 +8,24 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import SandboxServer
-import Testing
 import TestPKI
+import Testing
 import X509
 
 /// A test PKI minted once per test process (P-256: fast), shared by every test; tests mint their own clients in it.
 enum SharedPKI {
     static let directory: URL = {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("esante-sandbox-tests-\(UUID().uuidString)")
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "esante-sandbox-tests-\(UUID().uuidString)"
+        )
         try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }()
 
-    static let pki: SandboxPKI = try! SandboxPKI.loadOrCreate(directory: directory.appendingPathComponent("pki"), algorithm: .p256).pki
+    static let pki: SandboxPKI = try! SandboxPKI.loadOrCreate(
+        directory: directory.appendingPathComponent("pki"),
+        algorithm: .p256
+    ).pki
 
     /// The repository's own `Seeds/` folder.
     static let repositorySeeds = URL(fileURLWithPath: #filePath)
@@ -28,8 +33,16 @@ enum SharedPKI {
         .appendingPathComponent("Seeds")
 
     /// Mints a client certificate into a fresh folder and returns its files.
-    static func client(_ dn: String, negative: NegativeKind? = nil, algorithm: KeyAlgorithm = .p256) throws -> ClientFiles {
-        let issued = try pki.issueClient(subject: try SubjectDN(parsing: dn).distinguishedName(), algorithm: algorithm, negative: negative)
+    static func client(
+        _ dn: String,
+        negative: NegativeKind? = nil,
+        algorithm: KeyAlgorithm = .p256
+    ) throws -> ClientFiles {
+        let issued = try pki.issueClient(
+            subject: try SubjectDN(parsing: dn).distinguishedName(),
+            algorithm: algorithm,
+            negative: negative
+        )
         let folder = directory.appendingPathComponent("clients/\(UUID().uuidString)")
         try pki.write(issued, to: folder)
         return ClientFiles(folder: folder, issued: issued)
@@ -91,13 +104,17 @@ struct RunningSandbox {
     var adminPort: Int { Int(info.admin.split(separator: ":").last!)! }
 
     static func start(
-        rejectMode: RejectMode = .tls, seeds: URL? = nil, readyFile: URL? = nil, privatePKI: Bool = false,
+        rejectMode: RejectMode = .tls,
+        seeds: URL? = nil,
+        readyFile: URL? = nil,
+        privatePKI: Bool = false,
         configure: (inout SandboxConfiguration) -> Void = { _ in }
     ) async throws -> RunningSandbox {
         var configuration = SandboxConfiguration()
         configuration.inMemory = true
         // A private PKI for tests that change it (reset?scope=all empties the CRL other tests rely on).
-        configuration.pkiDirectory = privatePKI
+        configuration.pkiDirectory =
+            privatePKI
             ? SharedPKI.directory.appendingPathComponent("pki-\(UUID().uuidString)") : SharedPKI.pki.directory
         configuration.keyAlgorithm = .p256
         configuration.seedsDirectory = try seeds ?? SharedPKI.emptySeeds()
@@ -137,8 +154,12 @@ struct RunningSandbox {
     /// Whitelists a DN (or key) directly.
     @discardableResult
     func whitelist(_ service: String, dn: String? = nil, spki: String? = nil) throws -> WhitelistEntry {
-        try sandbox.whitelist.add(try Whitelist.entry(
-            from: .init(service: service, subjectDN: dn, publicKeySHA256: spki), origin: "test"))
+        try sandbox.whitelist.add(
+            try Whitelist.entry(
+                from: .init(service: service, subjectDN: dn, publicKeySHA256: spki),
+                origin: "test"
+            )
+        )
     }
 
     /// Journal rows matching `predicate`, waiting up to 3 s for them (rows are written after the response).
@@ -153,15 +174,26 @@ struct RunningSandbox {
 
     /// One HTTPS request on a new connection with this client certificate (to the listener of `environment`).
     func request(
-        _ path: String, method: HTTPRequest.Method = .get, client: ClientFiles?, tlsVersion: TLSVersion? = nil,
-        headers: HTTPFields = [:], body: String? = nil, bytes: [UInt8]? = nil, environment: String? = nil
+        _ path: String,
+        method: HTTPRequest.Method = .get,
+        client: ClientFiles?,
+        tlsVersion: TLSVersion? = nil,
+        headers: HTTPFields = [:],
+        body: String? = nil,
+        bytes: [UInt8]? = nil,
+        environment: String? = nil
     ) async throws -> TestClient.Response {
         let listener = environment.flatMap { name in info.environments.first { $0.name == name } }
         let configuration = try TLSClients.configuration(
-            client: client, tlsVersion: tlsVersion, trust: listener.map { URL(fileURLWithPath: $0.caCertificateFile) })
+            client: client,
+            tlsVersion: tlsVersion,
+            trust: listener.map { URL(fileURLWithPath: $0.caCertificateFile) }
+        )
         let testClient = TestClient(
-            host: "127.0.0.1", port: listener.map { Int($0.tls.split(separator: ":").last!)! } ?? tlsPort,
-            configuration: .init(tlsConfiguration: configuration, timeout: .seconds(10), serverName: "localhost"))
+            host: "127.0.0.1",
+            port: listener.map { Int($0.tls.split(separator: ":").last!)! } ?? tlsPort,
+            configuration: .init(tlsConfiguration: configuration, timeout: .seconds(10), serverName: "localhost")
+        )
         testClient.connect()
         defer { Task { try? await testClient.shutdown() } }
         let payload = bytes.map { ByteBuffer(bytes: $0) } ?? body.map { ByteBuffer(string: $0) }
@@ -169,20 +201,36 @@ struct RunningSandbox {
     }
 
     /// A plain-HTTP admin call.
-    func admin(_ path: String, method: HTTPRequest.Method = .get, body: String? = nil, headers: HTTPFields = [:]) async throws -> TestClient.Response {
+    func admin(
+        _ path: String,
+        method: HTTPRequest.Method = .get,
+        body: String? = nil,
+        headers: HTTPFields = [:]
+    ) async throws -> TestClient.Response {
         let testClient = TestClient(host: "127.0.0.1", port: adminPort)
         testClient.connect()
         defer { Task { try? await testClient.shutdown() } }
         var headers = headers
         if body != nil { headers[.contentType] = "application/json" }
         // With a Host header, as curl and browsers send it (the admin listener compares it with Origin).
-        return try await testClient.execute(.init(path, method: method, authority: "127.0.0.1:\(adminPort)", headers: headers,
-                                                  body: body.map { ByteBuffer(string: $0) }))
+        return try await testClient.execute(
+            .init(
+                path,
+                method: method,
+                authority: "127.0.0.1:\(adminPort)",
+                headers: headers,
+                body: body.map { ByteBuffer(string: $0) }
+            )
+        )
     }
 }
 
 enum TLSClients {
-    static func configuration(client: ClientFiles?, tlsVersion: TLSVersion?, trust: URL? = nil) throws -> TLSConfiguration {
+    static func configuration(
+        client: ClientFiles?,
+        tlsVersion: TLSVersion?,
+        trust: URL? = nil
+    ) throws -> TLSConfiguration {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.trustRoots = .file((trust ?? SharedPKI.pki.caBundleURL).path)
         if let client {
@@ -232,7 +280,12 @@ enum RawTLS {
         #expect(heads.last?.lowercased().contains("connection: close") == true)
     }
 
-    static func exchange(port: Int, client: ClientFiles, send text: String, timeout: Duration = .seconds(3)) async throws -> Exchange {
+    static func exchange(
+        port: Int,
+        client: ClientFiles,
+        send text: String,
+        timeout: Duration = .seconds(3)
+    ) async throws -> Exchange {
         let context = try NIOSSLContext(configuration: try TLSClients.configuration(client: client, tlsVersion: nil))
         let group = MultiThreadedEventLoopGroup.singleton
         let closed = group.next().makePromise(of: Void.self)
@@ -240,7 +293,9 @@ enum RawTLS {
         let channel = try await ClientBootstrap(group: group)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: "localhost"))
+                    try channel.pipeline.syncOperations.addHandler(
+                        try NIOSSLClientHandler(context: context, serverHostname: "localhost")
+                    )
                     try channel.pipeline.syncOperations.addHandler(collector)
                 }
             }
@@ -249,7 +304,10 @@ enum RawTLS {
         var serverClosed = false
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if collector.isClosed.withLockedValue({ $0 }) { serverClosed = true; break }
+            if collector.isClosed.withLockedValue({ $0 }) {
+                serverClosed = true
+                break
+            }
             try await Task.sleep(for: .milliseconds(20))
         }
         let received = try await channel.eventLoop.submit { String(buffer: collector.bytes) }.get()
@@ -266,7 +324,6 @@ extension TestClient.Response {
     }
 }
 
-
 /// Runs shell commands and the built `esante-sandbox` executable.
 enum Shell {
     struct Output {
@@ -278,7 +335,9 @@ enum Shell {
     /// The executable next to the test bundle (`swift build` puts both in the same folder).
     static let executable: URL = {
         var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: folder.appendingPathComponent("esante-sandbox").path), folder.path != "/" {
+        while !FileManager.default.fileExists(atPath: folder.appendingPathComponent("esante-sandbox").path),
+            folder.path != "/"
+        {
             folder.deleteLastPathComponent()
         }
         return folder.appendingPathComponent("esante-sandbox")
@@ -308,8 +367,11 @@ enum Shell {
         async let stderr = offPool { err.fileHandleForReading.readDataToEndOfFile() }
         let stdout = try await offPool { out.fileHandleForReading.readDataToEndOfFile() }
         try await waitForExit(process)
-        return Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                      stderr: String(decoding: try await stderr, as: UTF8.self))
+        return Output(
+            status: process.terminationStatus,
+            stdout: String(decoding: stdout, as: UTF8.self),
+            stderr: String(decoding: try await stderr, as: UTF8.self)
+        )
     }
 
     /// Waits for a child started elsewhere to end, without holding a cooperative thread.
@@ -339,22 +401,40 @@ enum RORConsumer {
     static func start() async throws -> (RunningSandbox, ClientFiles) {
         let running = try await RunningSandbox.start(seeds: SharedPKI.repositorySeeds)
         let files = try #require(running.info.clientCertificates["ror-consumer"])
-        return (running, ClientFiles(folder: files.certificate.deletingLastPathComponent(), issued: try SharedPKI.issued(files)))
+        return (
+            running,
+            ClientFiles(folder: files.certificate.deletingLastPathComponent(), issued: try SharedPKI.issued(files))
+        )
     }
 
-    static func token(_ running: RunningSandbox, client: ClientFiles?, form: String) async throws -> TestClient.Response {
-        try await running.request(tokenPath, method: .post, client: client,
-                                  headers: [.contentType: "application/x-www-form-urlencoded"], body: form)
+    static func token(_ running: RunningSandbox, client: ClientFiles?, form: String) async throws -> TestClient.Response
+    {
+        try await running.request(
+            tokenPath,
+            method: .post,
+            client: client,
+            headers: [.contentType: "application/x-www-form-urlencoded"],
+            body: form
+        )
     }
 
     static func accessToken(_ running: RunningSandbox, client: ClientFiles) async throws -> String {
-        let response = try await token(running, client: client, form: "grant_type=client_credentials&client_id=esante-sandbox-consumer")
+        let response = try await token(
+            running,
+            client: client,
+            form: "grant_type=client_credentials&client_id=esante-sandbox-consumer"
+        )
         #expect(response.status == .ok, "\(response.text)")
         return try #require(try response.json()["access_token"] as? String)
     }
 
     /// A consumer call with token and headers.
-    static func get(_ running: RunningSandbox, _ path: String, client: ClientFiles, token: String) async throws -> TestClient.Response {
+    static func get(
+        _ running: RunningSandbox,
+        _ path: String,
+        client: ClientFiles,
+        token: String
+    ) async throws -> TestClient.Response {
         var headers = rorHeaders
         headers[.authorization] = "Bearer \(token)"
         return try await running.request(path, client: client, headers: headers)
@@ -363,30 +443,50 @@ enum RORConsumer {
 
 /// A ROR capacity feeder's calls: FHIRPath Patch bodies as bed-management software sends them.
 enum CapacityFeed {
-    static let capacity = "https://interop.esante.gouv.fr/ig/fhir/ror/StructureDefinition/ror-location-supported-capacity"
+    static let capacity =
+        "https://interop.esante.gouv.fr/ig/fhir/ror/StructureDefinition/ror-location-supported-capacity"
     static let path = "/ws-synchro-dispo-lits-fhir/Location?identifier="
     /// loc-00001-1 of the seeds, establishment eg-00001 (FINESS 759000001, in the demo feeder's list): beds (01).
     static let place = "1759000001/LIT000011"
 
-    static func nos(_ tre: String) -> String { "https://mos.esante.gouv.fr/NOS/\(tre)/FHIR/\(tre.replacingOccurrences(of: "_", with: "-"))" }
+    static func nos(_ tre: String) -> String {
+        "https://mos.esante.gouv.fr/NOS/\(tre)/FHIR/\(tre.replacingOccurrences(of: "_", with: "-"))"
+    }
 
-    static func indicator(status: String, temporality: String = "01", gender: String? = "03", type: String = "01", count: Int,
-                          leaving: String? = nil) -> [String: Any] {
+    static func indicator(
+        status: String,
+        temporality: String = "01",
+        gender: String? = "03",
+        type: String = "01",
+        count: Int,
+        leaving: String? = nil
+    ) -> [String: Any] {
         var parts: [(String, String, String)] = [
-            ("capacityStatus", nos("TRE_R330-TypeStatutCapacite"), status), ("capacityType", nos("TRE_R329-NatureCapacite"), type),
+            ("capacityStatus", nos("TRE_R330-TypeStatutCapacite"), status),
+            ("capacityType", nos("TRE_R329-NatureCapacite"), type),
             ("temporalityCapacity", nos("TRE_R331-TemporaliteCapacite"), temporality),
-            ("capacitySourceType", nos("TRE_R335-TypeSourceCapacite"), "02"), ("temporaryAssignement", nos("TRE_R337-AffectationTemporaire"), "01"),
+            ("capacitySourceType", nos("TRE_R335-TypeSourceCapacite"), "02"),
+            ("temporaryAssignement", nos("TRE_R337-AffectationTemporaire"), "01"),
         ]
         if let gender { parts.append(("genderCapacityAvailable", nos("TRE_R332-GenreCapacite"), gender)) }
-        var extensions: [[String: Any]] = parts.map { ["url": $0.0, "valueCodeableConcept": ["coding": [["system": $0.1, "code": $0.2]]]] }
-        extensions += [["url": "nbCapacity", "valueInteger": count], ["url": "capacityUpdateDate", "valueDateTime": "2026-11-22T10:00:00+01:00"]]
+        var extensions: [[String: Any]] = parts.map {
+            ["url": $0.0, "valueCodeableConcept": ["coding": [["system": $0.1, "code": $0.2]]]]
+        }
+        extensions += [
+            ["url": "nbCapacity", "valueInteger": count],
+            ["url": "capacityUpdateDate", "valueDateTime": "2026-11-22T10:00:00+01:00"],
+        ]
         return ["url": capacity, "extension": extensions.filter { $0["url"] as? String != leaving }]
     }
 
     /// The scenario 2bis/3 selector: the indicator with these qualifiers.
     static func selector(status: String, temporality: String = "01", gender: String? = "03") -> String {
-        func sub(_ url: String, _ code: String) -> String { "extension.where(url='\(url)' and valueCodeableConcept.coding.code='\(code)')" }
-        var criteria = [sub("capacityStatus", status), sub("temporalityCapacity", temporality), sub("temporaryAssignement", "01")]
+        func sub(_ url: String, _ code: String) -> String {
+            "extension.where(url='\(url)' and valueCodeableConcept.coding.code='\(code)')"
+        }
+        var criteria = [
+            sub("capacityStatus", status), sub("temporalityCapacity", temporality), sub("temporaryAssignement", "01"),
+        ]
         if let gender { criteria.append(sub("genderCapacityAvailable", gender)) }
         return "Location.extension.where(url='\(capacity)').where(\(criteria.joined(separator: " and ")))"
     }
@@ -394,39 +494,84 @@ enum CapacityFeed {
     static func body(_ type: String, path: String, value: [String: Any]? = nil) -> String {
         var parts: [[String: Any]] = [["name": "type", "valueCode": type], ["name": "path", "valueString": path]]
         if let value { parts.append(["name": "value", "valueExtension": value]) }
-        let parameters: [String: Any] = ["resourceType": "Parameters", "parameter": [["name": "operation", "part": parts]]]
+        let parameters: [String: Any] = [
+            "resourceType": "Parameters", "parameter": [["name": "operation", "part": parts]],
+        ]
         return String(decoding: try! JSONSerialization.data(withJSONObject: parameters), as: UTF8.self)
     }
 
     /// A sandbox on the repository seeds, the demo feeder's files and a feeder token.
-    static func start(configure: @escaping (inout SandboxConfiguration) -> Void = { _ in }) async throws -> (RunningSandbox, ClientFiles, String) {
+    static func start(
+        configure: @escaping (inout SandboxConfiguration) -> Void = { _ in }
+    ) async throws -> (RunningSandbox, ClientFiles, String) {
         let running = try await RunningSandbox.start(seeds: SharedPKI.repositorySeeds, configure: configure)
         let files = try #require(running.info.clientCertificates["ror-feeder"])
-        let feeder = ClientFiles(folder: files.certificate.deletingLastPathComponent(), issued: try SharedPKI.issued(files))
-        let token = try await RORConsumer.token(running, client: feeder, form: "grant_type=client_credentials&client_id=esante-sandbox-feeder")
+        let feeder = ClientFiles(
+            folder: files.certificate.deletingLastPathComponent(),
+            issued: try SharedPKI.issued(files)
+        )
+        let token = try await RORConsumer.token(
+            running,
+            client: feeder,
+            form: "grant_type=client_credentials&client_id=esante-sandbox-feeder"
+        )
         return (running, feeder, try #require(try token.json()["access_token"] as? String))
     }
 
-    static func patch(_ running: RunningSandbox, _ identifier: String = place, body: String, client: ClientFiles, token: String?,
-                      contentType: String = "application/fhir+json", bytes: [UInt8]? = nil) async throws -> TestClient.Response {
+    static func patch(
+        _ running: RunningSandbox,
+        _ identifier: String = place,
+        body: String,
+        client: ClientFiles,
+        token: String?,
+        contentType: String = "application/fhir+json",
+        bytes: [UInt8]? = nil
+    ) async throws -> TestClient.Response {
         var headers: HTTPFields = [.contentType: contentType]
         if let token { headers[.authorization] = "Bearer \(token)" }
-        let query = identifier.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~/"))) ?? identifier
-        return try await running.request(path + query, method: .patch, client: client, headers: headers, body: body, bytes: bytes)
+        let query =
+            identifier.addingPercentEncoding(
+                withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~/"))
+            ) ?? identifier
+        return try await running.request(
+            path + query,
+            method: .patch,
+            client: client,
+            headers: headers,
+            body: body,
+            bytes: bytes
+        )
     }
 
     /// Available beds (status 02, current, undifferentiated) of loc-00001-1 as a consumer reads them.
-    static func available(_ running: RunningSandbox, status: String = "02", temporality: String = "01", gender: String? = "03") async throws -> [Int] {
+    static func available(
+        _ running: RunningSandbox,
+        status: String = "02",
+        temporality: String = "01",
+        gender: String? = "03"
+    ) async throws -> [Int] {
         let (consumerRunning, consumer) = (running, try #require(running.info.clientCertificates["ror-consumer"]))
-        let files = ClientFiles(folder: consumer.certificate.deletingLastPathComponent(), issued: try SharedPKI.issued(consumer))
+        let files = ClientFiles(
+            folder: consumer.certificate.deletingLastPathComponent(),
+            issued: try SharedPKI.issued(consumer)
+        )
         let token = try await RORConsumer.accessToken(consumerRunning, client: files)
-        let location = try await RORConsumer.get(running, "/ws-diffusion-fhir/Location/loc-00001-1", client: files, token: token).json()
-        return (location["extension"] as? [[String: Any]] ?? []).filter { $0["url"] as? String == capacity }.compactMap { indicator in
+        let location = try await RORConsumer.get(
+            running,
+            "/ws-diffusion-fhir/Location/loc-00001-1",
+            client: files,
+            token: token
+        ).json()
+        return (location["extension"] as? [[String: Any]] ?? []).filter { $0["url"] as? String == capacity }.compactMap
+        { indicator in
             let parts = indicator["extension"] as? [[String: Any]] ?? []
             func code(_ url: String) -> String? {
-                ((parts.first { $0["url"] as? String == url }?["valueCodeableConcept"] as? [String: Any])?["coding"] as? [[String: Any]])?.first?["code"] as? String
+                ((parts.first { $0["url"] as? String == url }?["valueCodeableConcept"] as? [String: Any])?["coding"]
+                    as? [[String: Any]])?.first?["code"] as? String
             }
-            guard code("capacityStatus") == status, code("temporalityCapacity") == temporality, code("genderCapacityAvailable") == gender else { return nil }
+            guard code("capacityStatus") == status, code("temporalityCapacity") == temporality,
+                code("genderCapacityAvailable") == gender
+            else { return nil }
             return parts.first { $0["url"] as? String == "nbCapacity" }?["valueInteger"] as? Int
         }
     }

@@ -16,7 +16,12 @@ struct StoreTests {
         let before = fileSize()
         try await store.writer.write { db in
             try db.execute(sql: "CREATE TABLE checkpoint_probe (payload BLOB)")
-            for _ in 0..<64 { try db.execute(sql: "INSERT INTO checkpoint_probe VALUES (?)", arguments: [Data(repeating: 7, count: 32 * 1024)]) }
+            for _ in 0..<64 {
+                try db.execute(
+                    sql: "INSERT INTO checkpoint_probe VALUES (?)",
+                    arguments: [Data(repeating: 7, count: 32 * 1024)]
+                )
+            }
         }
         var size = fileSize()
         for _ in 0..<50 where size < before + 2_000_000 {
@@ -24,7 +29,10 @@ struct StoreTests {
             size = fileSize()
         }
         #expect(size >= before + 2_000_000, "database file \(before) → \(size) bytes")
-        #expect(try await store.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM checkpoint_probe") } == 64)
+        #expect(
+            try await store.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM checkpoint_probe") }
+                == 64
+        )
     }
 
     /// A write in place commits, or rolls back whole when it throws (nothing of it stays, the next write proceeds),
@@ -33,7 +41,9 @@ struct StoreTests {
         struct Refused: Error {}
         try await Self.withFileStore { store, _ in
             try await store.writer.write { db in try db.execute(sql: "CREATE TABLE probe (n INTEGER)") }
-            func count() async throws -> Int { try await store.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM probe") ?? -1 } }
+            func count() async throws -> Int {
+                try await store.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM probe") ?? -1 }
+            }
             #expect(throws: Refused.self) {
                 try store.writeInPlace { db in
                     try db.execute(sql: "INSERT INTO probe VALUES (1)")
@@ -48,9 +58,17 @@ struct StoreTests {
                 }
             }
             #expect(try await count() == 0)
-            #expect(try store.writeInPlace { db in try db.execute(sql: "INSERT INTO probe VALUES (4)"); return 4 } == 4)
+            #expect(
+                try store.writeInPlace { db in
+                    try db.execute(sql: "INSERT INTO probe VALUES (4)")
+                    return 4
+                } == 4
+            )
             #expect(try await count() == 1)
-            #expect(try await store.writer.writeWithoutTransaction { db in db.isInsideTransaction } == false, "no transaction left open")
+            #expect(
+                try await store.writer.writeWithoutTransaction { db in db.isInsideTransaction } == false,
+                "no transaction left open"
+            )
         }
     }
 

@@ -45,9 +45,14 @@ struct TestPKITests {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let (pki, _) = try SandboxPKI.loadOrCreate(directory: directory, algorithm: .p256)
-        let issued = try pki.issueClient(subject: try SubjectDN(parsing: Self.dn).distinguishedName(), algorithm: .rsa2048)
+        let issued = try pki.issueClient(
+            subject: try SubjectDN(parsing: Self.dn).distinguishedName(),
+            algorithm: .rsa2048
+        )
         #expect(String(describing: issued.certificate.subject) == Self.dn)
-        #expect(pki.issuingCA.certificate.publicKey.isValidSignature(issued.certificate.signature, for: issued.certificate))
+        #expect(
+            pki.issuingCA.certificate.publicKey.isValidSignature(issued.certificate.signature, for: issued.certificate)
+        )
         #expect(try Self.trustStore(pki).verify(chain: [issued.certificate]) == .trusted)
         try pki.write(issued, to: directory.appendingPathComponent("client"))
         let bundle = try String(contentsOf: directory.appendingPathComponent("client/bundle.pem"), encoding: .utf8)
@@ -66,7 +71,11 @@ struct TestPKITests {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let (pki, _) = try SandboxPKI.loadOrCreate(directory: directory, algorithm: .p256)
-        let issued = try pki.issueClient(subject: try SubjectDN(parsing: Self.dn).distinguishedName(), algorithm: .p256, negative: kind)
+        let issued = try pki.issueClient(
+            subject: try SubjectDN(parsing: Self.dn).distinguishedName(),
+            algorithm: .p256,
+            negative: kind
+        )
         #expect(String(describing: issued.certificate.subject) == Self.dn)
         #expect(try Self.trustStore(pki).verify(chain: [issued.certificate]) == .refused(failure))
     }
@@ -75,7 +84,11 @@ struct TestPKITests {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let (pki, _) = try SandboxPKI.loadOrCreate(directory: directory, algorithm: .p256)
-        let issued = try pki.issueClient(subject: try SubjectDN(parsing: Self.dn).distinguishedName(), algorithm: .p256, negative: .mismatchedKey)
+        let issued = try pki.issueClient(
+            subject: try SubjectDN(parsing: Self.dn).distinguishedName(),
+            algorithm: .p256,
+            negative: .mismatchedKey
+        )
         #expect(issued.privateKey.publicKey != issued.certificate.publicKey)
     }
 
@@ -90,11 +103,17 @@ struct TestPKITests {
         #expect(rootOnly.verify(chain: [leaf.certificate, pki.issuingCA.certificate]) == .trusted)
         // A CA with the same name but another key signs nothing we trust.
         let impostor = try CertificateMinter.authority(
-            subject: pki.issuingCA.certificate.subject, algorithm: .p256, issuer: nil,
-            validity: DateInterval(start: Date().addingTimeInterval(-60), duration: 86400))
+            subject: pki.issuingCA.certificate.subject,
+            algorithm: .p256,
+            issuer: nil,
+            validity: DateInterval(start: Date().addingTimeInterval(-60), duration: 86400)
+        )
         let forged = try CertificateMinter.client(
-            subject: try SubjectDN(parsing: Self.dn).distinguishedName(), algorithm: .p256, issuer: impostor,
-            validity: DateInterval(start: Date().addingTimeInterval(-60), duration: 86400))
+            subject: try SubjectDN(parsing: Self.dn).distinguishedName(),
+            algorithm: .p256,
+            issuer: impostor,
+            validity: DateInterval(start: Date().addingTimeInterval(-60), duration: 86400)
+        )
         #expect(try Self.trustStore(pki).verify(chain: [forged.certificate]) == .refused(.badSignature))
         #expect(TrustStore(certificates: [pki.root.certificate]).verify(chain: []) == .refused(.noCertificate))
     }
@@ -104,7 +123,7 @@ struct TestPKITests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let (pki, _) = try SandboxPKI.loadOrCreate(directory: directory, algorithm: .p256)
         #expect(try pki.revoke(serial: "0A:BC:01") == "0abc01")
-        #expect(try pki.revoke(serial: "0x00ABC01") == "0abc01") // sign padding and case do not matter
+        #expect(try pki.revoke(serial: "0x00ABC01") == "0abc01")  // sign padding and case do not matter
         #expect(try pki.revokedSerials() == ["0abc01"])
         #expect(throws: PKIError.self) { try pki.revoke(serial: "not-hex") }
         try pki.clearRevocations()
@@ -118,15 +137,21 @@ struct TestPKITests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let (pki, _) = try SandboxPKI.loadOrCreate(directory: directory, algorithm: .p256)
         for algorithm in [KeyAlgorithm.p256, .rsa2048] {
-            let issued = try pki.issueClient(subject: try SubjectDN(parsing: Self.dn).distinguishedName(), algorithm: algorithm)
+            let issued = try pki.issueClient(
+                subject: try SubjectDN(parsing: Self.dn).distinguishedName(),
+                algorithm: algorithm
+            )
             let out = directory.appendingPathComponent("c-\(algorithm.rawValue)")
             try pki.write(issued, to: out)
-            let script = "openssl x509 -in '\(out.path)/cert.pem' -pubkey -noout | openssl pkey -pubin -outform DER | openssl dgst -sha256 -r"
+            let script =
+                "openssl x509 -in '\(out.path)/cert.pem' -pubkey -noout | openssl pkey -pubin -outform DER | openssl dgst -sha256 -r"
             let output = try Self.shell(script)
             let expected = String(output.prefix(64))
             #expect(try SPKIDigest(publicKey: issued.certificate.publicKey).hex == expected)
             // And openssl prints the same RFC 2253 DN (UTF-8 kept).
-            let subject = try Self.shell("openssl x509 -in '\(out.path)/cert.pem' -noout -subject -nameopt RFC2253,-esc_msb")
+            let subject = try Self.shell(
+                "openssl x509 -in '\(out.path)/cert.pem' -noout -subject -nameopt RFC2253,-esc_msb"
+            )
             #expect(subject.trimmingCharacters(in: .whitespacesAndNewlines) == "subject=\(Self.dn)")
             let verify = try Self.shell("openssl verify -CAfile '\(pki.caBundleURL.path)' '\(out.path)/cert.pem'")
             #expect(verify.contains(": OK"))

@@ -19,8 +19,16 @@ extension SandboxMigrations {
             t.column("updated_at", .datetime).notNull()
             t.check(sql: "subject_dn_key IS NOT NULL OR public_key_sha256 IS NOT NULL")
         }
-        try db.create(index: "whitelist_by_dn", on: "whitelist_entry", columns: ["environment", "service", "subject_dn_key"])
-        try db.create(index: "whitelist_by_key", on: "whitelist_entry", columns: ["environment", "service", "public_key_sha256"])
+        try db.create(
+            index: "whitelist_by_dn",
+            on: "whitelist_entry",
+            columns: ["environment", "service", "subject_dn_key"]
+        )
+        try db.create(
+            index: "whitelist_by_key",
+            on: "whitelist_entry",
+            columns: ["environment", "service", "public_key_sha256"]
+        )
 
         // A counter bumped by triggers, so a running server sees whitelist edits made by the CLI (another process).
         try db.create(table: "store_revision") { t in
@@ -29,10 +37,12 @@ extension SandboxMigrations {
         }
         try db.execute(sql: "INSERT INTO store_revision(name, value) VALUES ('whitelist', 0)")
         for event in ["INSERT", "UPDATE", "DELETE"] {
-            try db.execute(sql: """
-                CREATE TRIGGER whitelist_revision_\(event.lowercased()) AFTER \(event) ON whitelist_entry
-                BEGIN UPDATE store_revision SET value = value + 1 WHERE name = 'whitelist'; END
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TRIGGER whitelist_revision_\(event.lowercased()) AFTER \(event) ON whitelist_entry
+                    BEGIN UPDATE store_revision SET value = value + 1 WHERE name = 'whitelist'; END
+                    """
+            )
         }
 
         try db.create(table: "journal") { t in

@@ -38,9 +38,13 @@ extension SandboxMigrations {
     /// `v13-journal-body-references`.
     static func v13JournalBodyReferences(_ db: Database) throws {
         // Which rows refer to a shared body, found by index: collecting the bodies no row refers to scanned the
-        // whole journal twice (2 × ~65 ms at 100 000 rows, every 10 000 rows pruned: the writers waited behind it).
-        try db.execute(sql: "CREATE INDEX journal_request_body ON journal (request_body_id) WHERE request_body_id IS NOT NULL")
-        try db.execute(sql: "CREATE INDEX journal_response_body ON journal (response_body_id) WHERE response_body_id IS NOT NULL")
+        // whole journal twice while the writers waited behind it (`docs/performance.md`).
+        try db.execute(
+            sql: "CREATE INDEX journal_request_body ON journal (request_body_id) WHERE request_body_id IS NOT NULL"
+        )
+        try db.execute(
+            sql: "CREATE INDEX journal_response_body ON journal (response_body_id) WHERE response_body_id IS NOT NULL"
+        )
         try db.execute(sql: "CREATE INDEX journal_body_tail ON journal_body (tail_id) WHERE tail_id IS NOT NULL")
     }
 }
