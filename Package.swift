@@ -40,6 +40,7 @@ let package = Package(
             name: "SandboxServer",
             dependencies: [
                 "Access", "Store", "TestPKI", "FHIRCore", "SOAPCore", "HTTPCommon", "RORFHIR", "RORCSD", "INSi",
+                "MonEspaceSante",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -100,6 +101,7 @@ let package = Package(
             name: "FHIRCore",
             dependencies: [
                 "Store",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
@@ -123,6 +125,18 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]
         ),
+        // Mon espace santé: pairing (OAuth2 authorization code, tokens bound to the certificate) and health measures.
+        .target(
+            name: "MonEspaceSante",
+            dependencies: [
+                "FHIRCore", "Access", "Store", "HTTPCommon", "SOAPCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         // The INSi teleservice (Assurance Maladie): INS search by traits and by Vitale card, test base, WSDL.
         .target(
             name: "INSi",
@@ -133,7 +147,7 @@ let package = Package(
             ]
         ),
         // HTTP details shared by the services and the server: form decoding, HTTP dates.
-        .target(name: "HTTPCommon"),
+        .target(name: "HTTPCommon", dependencies: [.product(name: "Hummingbird", package: "hummingbird")]),
         // SOAP 1.2 shared by the SOAP services: hardened XML parsing (no DTD, bounded), envelope, Fault.
         .target(name: "SOAPCore", dependencies: [.product(name: "Hummingbird", package: "hummingbird")]),
         .testTarget(

@@ -87,7 +87,7 @@ public final class RORFHIRService: Sendable {
         // there is not documented); everything else goes through the consumer checks.
         router.get(RouterPath(Self.basePath + "/metadata")) { request, _ in
             try self.negotiate(request)
-            return Self.fhir(.ok, RORCapabilityStatement.json(registry: self.repository.registry))
+            return FHIRResponse.json(.ok, RORCapabilityStatement.json(registry: self.repository.registry))
         }
         let group = router.group(RouterPath(Self.basePath)).add(
             middleware: ConsumerAuthorization<Context>(tokens: tokens)
@@ -104,7 +104,7 @@ public final class RORFHIRService: Sendable {
                     expression: ["OperationDefinition"]
                 )
             }
-            return Self.fhir(
+            return FHIRResponse.json(
                 .ok,
                 try JSONSerialization.data(withJSONObject: definition, options: [.sortedKeys, .withoutEscapingSlashes])
             )
@@ -195,7 +195,7 @@ public final class RORFHIRService: Sendable {
         }
         let query = items.map { "\(FormEncoding.encode($0.0))=\(FormEncoding.encode($0.1))" }.joined(separator: "&")
         let bundle = try await executor.search(search, baseURL: baseURL(request), query: query)
-        return Self.fhir(.ok, bundle)
+        return FHIRResponse.json(.ok, bundle)
     }
 
     func page(_ request: Request) async throws -> Response {
@@ -228,7 +228,7 @@ public final class RORFHIRService: Sendable {
                 expression: ["_getpages"]
             )
         }
-        return Self.fhir(.ok, bundle)
+        return FHIRResponse.json(.ok, bundle)
     }
 
     /// The base URL clients used (host header), so links work through port mappings.
@@ -336,14 +336,6 @@ public final class RORFHIRService: Sendable {
         }
     }
 
-    static func fhir(_ status: HTTPResponse.Status, _ data: Data) -> Response {
-        Response(
-            status: status,
-            headers: [.contentType: OperationOutcome.contentType],
-            body: .init(byteBuffer: ByteBuffer(bytes: data))
-        )
-    }
-
     /// Query items in order, percent-decoded (`+` is a space in forms).
     static func queryItems(_ request: Request) -> [(String, String)] {
         FormEncoding.items(request.uri.query ?? "")
@@ -352,47 +344,6 @@ public final class RORFHIRService: Sendable {
     /// `Last-Modified` from a stored `meta.lastUpdated` (`2026-11-22T03:05:23.303+00:00`).
     static func httpDate(_ instant: String) -> String {
         HTTPDate.string(iso: instant) ?? instant
-    }
-}
-
-/// An error that leaves as a FHIR OperationOutcome with this status, issue code and expression.
-public struct FHIRError: HTTPResponseError, Sendable {
-    public var status: HTTPResponse.Status
-    public var code: String
-    public var message: String
-    public var expression: [String]?
-    /// Extra response headers (e.g. `WWW-Authenticate` on a 401).
-    public var headers: HTTPFields = [:]
-    /// Several issues (profile validation): one per problem, in place of the single one above.
-    public var issues: [OperationOutcome.Issue]?
-
-    public init(_ status: HTTPResponse.Status, code: String, _ message: String, expression: [String]?) {
-        self.status = status
-        self.code = code
-        self.message = message
-        self.expression = expression
-    }
-
-    /// 422 with one issue per profile problem.
-    public init(profileIssues: [ProfileValidator.Issue], resourceType: String) {
-        self.init(
-            .unprocessableContent,
-            code: profileIssues.first?.code ?? "invalid",
-            "\(resourceType) does not conform to its ROR profile (\(profileIssues.count) problem(s))",
-            expression: profileIssues.first.map { [$0.expression] }
-        )
-        issues = profileIssues.map {
-            OperationOutcome.Issue(code: $0.code, diagnostics: $0.diagnostics, expression: [$0.expression])
-        }
-    }
-
-    public func response(from request: Request, context: some RequestContext) throws -> Response {
-        let outcome =
-            issues.map(OperationOutcome.init(issue:))
-            ?? OperationOutcome(code: code, diagnostics: message, expression: expression)
-        var response = RORFHIRService.fhir(status, outcome.jsonData())
-        for field in headers { response.headers.append(field) }
-        return response
     }
 }
 

@@ -53,7 +53,7 @@ extension RORFHIRService {
                         OperationOutcome.Issue(code: $0.code, diagnostics: $0.diagnostics, expression: [$0.expression])
                     }
                 )
-            return Self.fhir(.ok, outcome.jsonData())
+            return FHIRResponse.json(.ok, outcome.jsonData())
         }
         group.post(":type") { request, context in
             let type = try self.writableType(context)
@@ -243,7 +243,7 @@ extension RORFHIRService {
         if prefer.contains("return=minimal") {
             response = Response(status: status)
         } else if prefer.contains("return=OperationOutcome") {
-            response = Self.fhir(
+            response = FHIRResponse.json(
                 status,
                 OperationOutcome(
                     severity: "information",
@@ -252,7 +252,7 @@ extension RORFHIRService {
                 ).jsonData()
             )
         } else {
-            response = Self.fhir(status, stored.json)
+            response = FHIRResponse.json(status, stored.json)
         }
         response.headers[.eTag] = "W/\"\(stored.version)\""
         response.headers[.lastModified] = Self.httpDate(stored.lastUpdated)

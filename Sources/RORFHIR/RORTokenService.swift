@@ -33,24 +33,6 @@ public struct RORAccessToken: JWTPayload, Sendable {
     }
 }
 
-/// Why a token request or a token is refused, in OAuth2 / RFC 6750 terms.
-public struct OAuthError: HTTPResponseError, Sendable {
-    public var status: HTTPResponse.Status
-    /// `invalid_request`, `invalid_client`, `unauthorized_client`, `invalid_grant`, `unsupported_grant_type`.
-    public var error: String
-    public var description: String
-
-    public func response(from request: Request, context: some RequestContext) throws -> Response {
-        let body = try JSONSerialization.data(
-            withJSONObject: ["error": error, "error_description": description],
-            options: [.sortedKeys]
-        )
-        var headers: HTTPFields = [.contentType: "application/json", .cacheControl: "no-store"]
-        if status == .unauthorized { headers[.wwwAuthenticate] = "Basic realm=\"ror\"" }
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
-    }
-}
-
 /// `POST /auth/realms/ror/protocol/openid-connect/token` (client credentials grant), as the real Keycloak realm
 /// `ror` answers it, and the verification of the resulting tokens on FHIR calls.
 ///

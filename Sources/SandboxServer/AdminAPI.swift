@@ -2,6 +2,7 @@ import Access
 import Foundation
 import HTTPTypes
 import Hummingbird
+import MonEspaceSante
 import NIOCore
 
 public struct AdminRequestContext: RequestContext {
@@ -211,7 +212,8 @@ struct AdminTokenMiddleware: RouterMiddleware {
         }
         let header = request.headers[HTTPField.Name("X-Admin-Token")!]
         let path = request.uri.path
-        if path == "/console/login" { return try await next(request, context) }
+        // The login form, and Mon espace santé's pairing page: a patient's browser, not the administrator.
+        if path == "/console/login" || path == MESService.authorizePath { return try await next(request, context) }
         guard bearer == token || header == token || Self.cookie(request) == token else {
             if path == "/console" || path.hasPrefix("/console/") || path == "/" {
                 // A browser: the login form (the token then travels as a same-site cookie).

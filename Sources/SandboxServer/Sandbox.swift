@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdCore
 import INSi
 import Logging
+import MonEspaceSante
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
@@ -66,6 +67,8 @@ public final class Sandbox: Sendable {
     public let csd: RORCSDService
     /// INSi teleservice (`/lps`).
     public let insi: INSiService
+    /// Mon espace santé (`/mes`): pairing and health measures.
+    public let mes: MESService
     /// The sandbox clock (compressible for demos) and the onboarding flow that runs on it.
     public let clock: SandboxClock
     public let onboarding: Onboarding
@@ -170,6 +173,16 @@ public final class Sandbox: Sendable {
         )
         self.csd = RORCSDService(repository: ror.repository)
         self.insi = INSiService(store: store, mode: configuration.insiMode, nirOID: configuration.insiNIROID)
+        do {
+            self.mes = try MESService(
+                store: store,
+                whitelist: whitelist,
+                keyFile: pki.directory.appendingPathComponent("mes-signing-key.pem"),
+                rules: MESMeasureRules.load(from: configuration.resolvedSeedsDirectory)
+            )
+        } catch {
+            throw SandboxError.seeds("mes: \(error)")
+        }
         try seedWhitelist()
         // Service data is seeded on first start only: what clients wrote survives restarts (reset re-seeds).
         do {
@@ -181,6 +194,20 @@ public final class Sandbox: Sendable {
             try insi.directory.loadSeeds(from: configuration.resolvedSeedsDirectory, replace: false)
         } catch {
             throw SandboxError.seeds("insi: \(error)")
+        }
+        // After the ROR's: its first load and its reset own the FHIR tables, where the measures live too.
+        try loadMESSeeds(replace: false)
+    }
+
+    /// `Seeds/mes/`: services (whose certificates are demo clients), patients, pairings and their measures.
+    func loadMESSeeds(replace: Bool) throws {
+        let clients = seeds.demoClients
+        do {
+            try mes.loadSeeds(from: configuration.resolvedSeedsDirectory, replace: replace) { name in
+                clients.first { $0.name == name }?.subjectDN
+            }
+        } catch {
+            throw SandboxError.seeds("mes: \(error)")
         }
     }
 
@@ -240,6 +267,7 @@ public final class Sandbox: Sendable {
             }
         }
         try seedWhitelist()
+        try loadMESSeeds(replace: true)
     }
 
     // MARK: Running
@@ -379,7 +407,8 @@ public final class Sandbox: Sendable {
         }
         lines.append(
             "Services: ROR FHIR \(info.tls)/ws-diffusion-fhir · capacity feed \(info.tls)/ws-synchro-dispo-lits-fhir/Location · "
-                + "ROR CSD \(info.tls)/ROR/CSD?wsdl · INSi \(info.tls)/lps?wsdl"
+                + "ROR CSD \(info.tls)/ROR/CSD?wsdl · INSi \(info.tls)/lps?wsdl · Mon espace santé \(info.tls)/mes/fhir "
+                + "(pairing page \(info.admin)\(MESService.authorizePath))"
         )
         lines.append("Demo client certificates: " + demoClients.keys.sorted().joined(separator: ", "))
         return lines.joined(separator: "\n")
@@ -428,7 +457,7 @@ public final class Sandbox: Sendable {
     func makeTLSApplication(_ listener: EnvironmentListener) throws -> some Service {
         let sslContext = try makeTLSContext(listener)
         let router = Router(context: SandboxRequestContext.self)
-        SandboxRoutes.add(to: router, whitelist: whitelist, ror: ror, csd: csd, insi: insi)
+        SandboxRoutes.add(to: router, whitelist: whitelist, ror: ror, csd: csd, insi: insi, mes: mes)
         let responder = AccessResponder(
             inner: router.buildResponder(),
             environment: listener.name,
@@ -518,7 +547,8 @@ public final class Sandbox: Sendable {
                 journal: journal,
                 repository: ror.repository,
                 ror: RORInspection(repository: ror.repository)
-            )
+            ),
+            mes: ConsoleMES(layout: layout, mes: mes)
         )
         let admin = router.group("admin")
         AdminAPI.add(
@@ -532,6 +562,8 @@ public final class Sandbox: Sendable {
         AdminOnboarding.add(to: admin, onboarding: onboarding)
         AdminFaults.add(to: admin, faults: faults, audit: audit)
         AdminCertificates.add(to: admin, workshop: workshop)
+        AdminMES.add(to: admin, mes: mes, tlsBase: { [self] in await waitUntilReady().tls })
+        mes.addBrowserRoutes(to: router)
         AdminAPI.addOpenAPI(to: admin)
         return router
     }

@@ -1,6 +1,7 @@
 import Access
 import Hummingbird
 import INSi
+import MonEspaceSante
 import RORCSD
 import RORFHIR
 
@@ -12,7 +13,8 @@ enum SandboxRoutes {
         whitelist: Whitelist,
         ror: RORFHIRService,
         csd: RORCSDService,
-        insi: INSiService
+        insi: INSiService,
+        mes: MESService
     ) {
         router.get(RouterPath(WhoAmI.path)) { _, context in
             WhoAmI.response(identity: context.identity, environment: context.environment, whitelist: whitelist)
@@ -20,6 +22,7 @@ enum SandboxRoutes {
         ror.addRoutes(to: router)
         csd.addRoutes(to: router)
         insi.addRoutes(to: router)
+        mes.addRoutes(to: router)
     }
 
     /// Requests answered on the connection's event loop when all they need is in memory (``ImmediateAnswers``);

@@ -25,7 +25,7 @@ struct AdminAndLifecycleTests {
             let clients = ready?["clientCertificates"] as? [String: [String: String]]
             #expect(
                 Set(clients?.keys.map { $0 } ?? []) == [
-                    "ror-consumer", "ror-feeder", "csd-consumer", "insi-lps", "not-whitelisted",
+                    "ror-consumer", "ror-feeder", "csd-consumer", "insi-lps", "mes-service", "not-whitelisted",
                 ]
             )
 
@@ -138,7 +138,7 @@ struct AdminAndLifecycleTests {
         let running = try await RunningSandbox.start(seeds: SharedPKI.repositorySeeds, privatePKI: true)
         try await running.whileRunning {
             let seeded = try running.sandbox.whitelist.entries().count
-            #expect(seeded == 6)
+            #expect(seeded == 7, "the whitelist seeds and the Mon espace santé demo service")
             try running.whitelist("insi", dn: Self.dn)
             _ = try? await running.request("/_sandbox/whoami", client: nil)  // refused handshake: a journal row
             // Service data changed by a client (here: a ROR resource removed) comes back with the reset.

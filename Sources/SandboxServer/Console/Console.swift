@@ -12,13 +12,15 @@ enum Console {
         to router: Router<AdminRequestContext>,
         dashboard: ConsoleDashboard,
         access: ConsoleAccess,
-        data: ConsoleData
+        data: ConsoleData,
+        mes: ConsoleMES
     ) {
         let console = router.group("console")
         router.get("/") { _, _ in HTML.redirect("/console") }
         console.get { _, _ in try await dashboard.page() }
         access.add(to: console)
         data.add(to: console)
+        mes.add(to: console)
     }
 }
 
@@ -89,6 +91,7 @@ struct ConsoleDashboard: Sendable {
             ("ROR capacités (alimentation)", SandboxService.Path.rorCapacityFeed + "/Location"),
             ("Jeton ROR (Keycloak)", RORTokenService.path), ("ROR CSD MEV2.4", SandboxService.Path.rorCSD + "?wsdl"),
             ("INSi", SandboxService.Path.insi + "?wsdl"),
+            ("Mon espace santé (mesures)", SandboxService.Path.mes + "/fhir"),
         ].map { ["\(HTML.escape($0.0))", "<code>\(HTML.escape(info.tls + $0.1))</code>"] }
         var content = "<div class=\"cards\">\(cards.joined())</div>"
         content += "<h2>Écoutes</h2>" + HTML.table(["Environnement", "URL", "CA à faire confiance"], listeners)

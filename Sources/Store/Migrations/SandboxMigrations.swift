@@ -18,6 +18,7 @@ enum SandboxMigrations {
         ("v11-journal-stored-versions", v11JournalStoredVersions),
         ("v12-fhir-history-deltas", v12FhirHistoryDeltas),
         ("v13-journal-body-references", v13JournalBodyReferences),
+        ("v14-mes", v14Mes),
     ]
 
     static var migrator: DatabaseMigrator {
