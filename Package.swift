@@ -215,6 +215,15 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
+        .testTarget(
+            name: "MonEspaceSanteTests",
+            dependencies: [
+                "SandboxTestSupport", "MonEspaceSante", "SandboxServer", "HTTPCommon", "FHIRCore",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
         .testTarget(name: "SOAPCoreTests", dependencies: ["SOAPCore"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", .product(name: "GRDB", package: "GRDB.swift")]),
     ]

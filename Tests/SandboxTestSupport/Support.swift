@@ -211,7 +211,7 @@ struct RunningSandbox {
         testClient.connect()
         defer { Task { try? await testClient.shutdown() } }
         var headers = headers
-        if body != nil { headers[.contentType] = "application/json" }
+        if body != nil, headers[.contentType] == nil { headers[.contentType] = "application/json" }
         // With a Host header, as curl and browsers send it (the admin listener compares it with Origin).
         return try await testClient.execute(
             .init(
