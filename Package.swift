@@ -29,7 +29,7 @@ let package = Package(
         .executableTarget(
             name: "esante-sandbox",
             dependencies: [
-                "SandboxServer", "Access", "Store", "TestPKI", "RORFHIR", "INSi", "GuidedDemo",
+                "SandboxServer", "Access", "Store", "TestPKI", "RORFHIR", "INSi", "GuidedDemo", "MonEspaceSante",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Logging", package: "swift-log"),
@@ -147,7 +147,12 @@ let package = Package(
             ]
         ),
         // HTTP details shared by the services and the server: form decoding, HTTP dates.
-        .target(name: "HTTPCommon", dependencies: [.product(name: "Hummingbird", package: "hummingbird")]),
+        .target(
+            name: "HTTPCommon",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "JWTKit", package: "jwt-kit"),
+            ]
+        ),
         // SOAP 1.2 shared by the SOAP services: hardened XML parsing (no DTD, bounded), envelope, Fault.
         .target(name: "SOAPCore", dependencies: [.product(name: "Hummingbird", package: "hummingbird")]),
         .testTarget(
@@ -218,7 +223,8 @@ let package = Package(
         .testTarget(
             name: "MonEspaceSanteTests",
             dependencies: [
-                "SandboxTestSupport", "MonEspaceSante", "SandboxServer", "HTTPCommon", "FHIRCore",
+                "SandboxTestSupport", "MonEspaceSante", "SandboxServer", "HTTPCommon", "FHIRCore", "Store",
+                "esante-sandbox",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "GRDB", package: "GRDB.swift"),

@@ -92,13 +92,7 @@ public final class MESTokens: Sendable {
     private let keyAdded = NIOLockedValueBox(false)
 
     public init(keyFile: URL, directory: MESDirectory) throws {
-        if let pem = try? String(contentsOf: keyFile, encoding: .utf8) {
-            signingKey = try ES256PrivateKey(pem: pem)
-        } else {
-            signingKey = ES256PrivateKey()
-            try Data(signingKey.pemRepresentation.utf8).write(to: keyFile, options: .atomic)
-            try? FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyFile.path)
-        }
+        signingKey = try SigningKeyFile.loadOrCreate(keyFile)
         self.directory = directory
     }
 

@@ -52,13 +52,7 @@ public final class RORTokenService: Sendable {
     let whitelist: Whitelist
 
     public init(keyFile: URL, whitelist: Whitelist) throws {
-        if let pem = try? String(contentsOf: keyFile, encoding: .utf8) {
-            signingKey = try ES256PrivateKey(pem: pem)
-        } else {
-            signingKey = ES256PrivateKey()
-            try Data(signingKey.pemRepresentation.utf8).write(to: keyFile, options: .atomic)
-            try? FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyFile.path)
-        }
+        signingKey = try SigningKeyFile.loadOrCreate(keyFile)
         self.whitelist = whitelist
     }
 

@@ -14,7 +14,7 @@ struct EsanteSandbox: AsyncParsableCommand {
         abstract: "An offline stand-in for the French national e-health services (ROR, INSi, DMP, Mon espace santé).",
         subcommands: [
             Serve.self, Certs.self, WhitelistCommand.self, JournalCommand.self, INSiCommand.self,
-            OnboardingCommand.self, DemoCommand.self, Seed.self,
+            OnboardingCommand.self, DemoCommand.self, Seed.self, MESCommand.self,
         ],
         defaultSubcommand: Serve.self
     )

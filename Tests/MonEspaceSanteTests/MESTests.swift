@@ -4,6 +4,7 @@ import HTTPTypes
 import HummingbirdTesting
 import JWTKit
 import NIOCore
+import Store
 import Testing
 
 @testable import MonEspaceSante
@@ -810,6 +811,61 @@ struct MESTests {
             // Still serving.
             #expect(try await Self.push(context, Self.weight(idPe: idPe), token: access).status == .ok)
         }
+    }
+
+    /// The README's curl walk-through, run as printed against this sandbox.
+    @Test(.enabled(if: Reference.hasCurlAndPython, "needs curl and python3"))
+    func readmeWalkthroughRunsAsPrinted() async throws {
+        let readme = try String(
+            contentsOf: SharedPKI.repositorySeeds.deletingLastPathComponent().appendingPathComponent("README.md"),
+            encoding: .utf8
+        )
+        let block = try #require(
+            readme.components(separatedBy: "<!-- mes-walkthrough -->\n```sh\n").dropFirst().first?.components(
+                separatedBy: "\n```"
+            ).first
+        )
+        let context = try await Self.start()
+        try await context.running.whileRunning {
+            let script = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "mes-walkthrough-\(UUID().uuidString).sh"
+            )
+            try Data(block.utf8).write(to: script)
+            let pki = context.running.sandbox.pki.directory.path
+            let run = try await Shell.run(
+                "A='\(context.running.info.admin)' T='\(context.running.info.tls)' P='\(pki)' bash -e '\(script.path)'"
+            )
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(run.stdout.contains(#""type":"transaction-response""#), "\(run.stdout)")
+            #expect(run.stdout.contains(#""total":1"#), "\(run.stdout)")
+            #expect(run.stdout.contains("70.4"))
+        }
+    }
+
+    @Test func commandLineRegistersAService() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mes-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        _ = try SandboxStore.open(path: folder.appendingPathComponent("sandbox.sqlite").path)
+        let arguments = [
+            "mes", "service", "add", "--data-dir", folder.path, "--name", "Appli CLI", "--subject-dn",
+            "CN=APPLI_CLI,O=EDITEUR,C=FR",
+            "--redirect-uri", "https://cli.example/cb", "--pairing-oid", "1.2.250.1.999.46.1", "--client-id", "cli-app",
+        ]
+        let added = try await Shell.sandbox(arguments)
+        #expect(added.status == 0, "\(added.stderr)")
+        #expect(added.stdout.contains("registered cli-app"))
+        let again = try await Shell.sandbox(arguments)
+        #expect(again.status == 2)
+        #expect(again.stderr.contains("clientId: 'cli-app' is already registered"))
+        let noDN = try await Shell.sandbox([
+            "mes", "service", "add", "--data-dir", folder.path, "--name", "x", "--pairing-oid", "1.2.3",
+        ])
+        #expect(noDN.status == 2)
+        #expect(noDN.stderr.contains("--subject-dn or --certificate"))
+        let whitelist = try await Shell.sandbox(["whitelist", "list", "--data-dir", folder.path, "--service", "mes"])
+        #expect(whitelist.stdout.contains("CN=APPLI_CLI,O=EDITEUR,C=FR"))
+        let listed = try await Shell.sandbox(["mes", "service", "list", "--data-dir", folder.path])
+        #expect(listed.stdout.contains("cli-app\t1.2.250.1.999.46.1"))
     }
 
     // MARK: Admin, seeds, console

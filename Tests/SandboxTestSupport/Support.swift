@@ -73,17 +73,22 @@ enum Reference {
 
     static func exists(_ url: URL) -> Bool { FileManager.default.fileExists(atPath: url.path) }
 
-    /// Whether `xmllint` is on the PATH (`.ci/run` installs it).
-    static let xmllint: Bool = {
+    /// Whether `curl` and `python3` are on the PATH (the README's walk-throughs use both).
+    static let hasCurlAndPython: Bool = onPath("curl") && onPath("python3")
+
+    static func onPath(_ tool: String) -> Bool {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", "command -v xmllint"]
+        process.arguments = ["-c", "command -v \(tool)"]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         guard (try? process.run()) != nil else { return false }
         process.waitUntilExit()
         return process.terminationStatus == 0
-    }()
+    }
+
+    /// Whether `xmllint` is on the PATH (`.ci/run` installs it).
+    static let xmllint = onPath("xmllint")
 }
 
 struct ClientFiles {
