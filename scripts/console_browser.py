@@ -121,9 +121,59 @@ try:
     driver.get(admin + "/console/capacity")
     shot("07-capacity")
 
+    say("Mon espace santé: pair a patient by clicking, push a weight, see it on the chart")
+    files = ready["clientCertificates"]["mes-service"]
+    service_cert = files["bundle"].replace("file://", "", 1)
+    callback = admin + "/console/mes/callback"
+    registered = requests.post(admin + "/admin/mes/services", json={
+        "name": "Appli du navigateur", "subjectDN": "CN=APPLI_BALANCE_SANDBOX,OU=0002 449999999,O=EDITEUR SANDBOX MESURES,ST=Loire-Atlantique (44),C=FR",
+        "redirectURIs": [callback], "pairingOID": "1.2.250.1.999.77.%d" % int(time.time()), "clientId": "navigateur", "clientSecret": "s3cret"})
+    if registered.status_code != 201:
+        fail("service registration: %d %s" % (registered.status_code, registered.text[:200]))
+    driver.get(admin + "/console/mes")
+    if "275126322074974@patient.mssante.fr" not in driver.page_source:
+        fail("no MSSanté address on the Mon espace santé page")
+    shot("09-mes")
+    driver.find_element(By.XPATH, "//tr[.//code[text()='navigateur']]//a[contains(@class,'pair')]").click()
+    wait_for(lambda: "Appli du navigateur" in driver.page_source, "the pairing page")
+    driver.find_element(By.CSS_SELECTOR, "input[name='ins'][value='110086322083060']").click()
+    shot("10-mes-consent")
+    driver.find_element(By.ID, "allow").click()
+    wait_for(lambda: driver.find_elements(By.ID, "code"), "the code back at the service's redirect URI")
+    code = driver.find_element(By.ID, "code").text
+    shot("11-mes-callback")
+    mtls = requests.Session()
+    mtls.trust_env = False
+    mtls.cert = service_cert
+    mtls.verify = ca
+    tokens = mtls.post(tls + "/mes/oauth/token", data={"grant_type": "authorization_code", "code": code, "redirect_uri": callback,
+                                                       "client_id": "navigateur", "client_secret": "s3cret"})
+    if tokens.status_code != 200:
+        fail("code exchange: %d %s" % (tokens.status_code, tokens.text[:200]))
+    access = tokens.json()["access_token"]
+    payload = tokens.json()["id_token"].split(".")[1]
+    idpe = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["idpe"]
+    oid = registered.json()["pairingOID"]
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [{"request": {"method": "POST", "url": "Observation"}, "resource": {
+        "resourceType": "Observation", "status": "final", "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+        "subject": {"identifier": {"system": "urn:oid:" + oid, "value": idpe}}, "effectiveDateTime": "2026-12-01T08:00:00+01:00",
+        "valueQuantity": {"value": 63.7, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}}}]}
+    pushed = mtls.post(tls + "/mes/fhir", json=bundle, headers={"Authorization": "Bearer " + access, "Content-Type": "application/fhir+json"})
+    if pushed.status_code != 200:
+        fail("measure push: %d %s" % (pushed.status_code, pushed.text[:300]))
+    driver.get(admin + "/console/mes/patients/110086322083060")
+    points = driver.find_elements(By.CSS_SELECTOR, "svg#chart-29463-7 circle.point")
+    if len(points) != 1 or "63.7" not in driver.page_source:
+        fail("the pushed weight is not on the chart (%d points)" % len(points))
+    shot("12-mes-chart")
+    driver.get(admin + "/console/mes/patients/275126322074974")
+    if len(driver.find_elements(By.CSS_SELECTOR, "svg#chart-29463-7 circle.point")) < 10:
+        fail("the seeded weights are not plotted")
+    shot("13-mes-seeded-chart")
+
     say("narrow window (420×800): no horizontal page overflow")
     driver.set_window_size(420, 800)
-    for page in ("/console", "/console/onboarding", "/console/journal"):
+    for page in ("/console", "/console/onboarding", "/console/journal", "/console/mes", "/console/mes/patients/275126322074974"):
         driver.get(admin + page)
         overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
         if overflow > 1:
