@@ -267,27 +267,14 @@ struct SearchSQL {
             }
             return "(\(sql))"
         case .date:
-            let (prefix, text) = try SearchValue.prefixed(value, parameter: parameter)
-            guard let (low, high) = FHIRDate.range(of: text) else {
-                throw SearchError("Invalid date '\(text)'", parameter: parameter)
-            }
-            // R4 §3.1.1.4.2 on ranges: the value covers [low, high], the indexed element [<L>, <H>].
-            let (template, bounds): (String, [Double]) =
-                switch prefix {
-                case .eq, .ap: ("(<L> >= ? AND <H> <= ?)", [low, high])
-                case .ne: ("NOT (<L> >= ? AND <H> <= ?)", [low, high])
-                case .gt: ("<H> > ?", [high])
-                case .lt: ("<L> < ?", [low])
-                case .ge: ("<H> >= ?", [low])
-                case .le: ("<L> <= ?", [high])
-                case .sa: ("<L> > ?", [high])
-                case .eb: ("<H> < ?", [low])
-                }
-            arguments += bounds
-            return template.replacingOccurrences(of: "<L>", with: "\(a).low").replacingOccurrences(
-                of: "<H>",
-                with: "\(a).high"
+            let (sql, bounds) = try FHIRDate.searchCondition(
+                value,
+                parameter: parameter,
+                low: "\(a).low",
+                high: "\(a).high"
             )
+            arguments += bounds
+            return sql
         case .reference:
             var type = modifier
             var id = value
@@ -331,4 +318,35 @@ struct SearchSQL {
     }
 
     static func likePrefix(_ text: String) -> String { likeEscape(text) + "%" }
+}
+
+extension FHIRDate {
+    /// The SQL condition of a date search value (`ge2024-01-01`, `2024-03`…) on an element whose range of instants
+    /// is in the columns `low` and `high`, and its arguments (R4 §3.1.1.4.2: the value covers [low, high]).
+    public static func searchCondition(
+        _ value: String,
+        parameter: String,
+        low lowColumn: String,
+        high highColumn: String
+    ) throws -> (sql: String, arguments: [Double]) {
+        let (prefix, text) = try SearchValue.prefixed(value, parameter: parameter)
+        guard let (low, high) = FHIRDate.range(of: text) else {
+            throw SearchError("Invalid date '\(text)'", parameter: parameter)
+        }
+        let (template, bounds): (String, [Double]) =
+            switch prefix {
+            case .eq, .ap: ("(<L> >= ? AND <H> <= ?)", [low, high])
+            case .ne: ("NOT (<L> >= ? AND <H> <= ?)", [low, high])
+            case .gt: ("<H> > ?", [high])
+            case .lt: ("<L> < ?", [low])
+            case .ge: ("<H> >= ?", [low])
+            case .le: ("<L> <= ?", [high])
+            case .sa: ("<L> > ?", [high])
+            case .eb: ("<H> < ?", [low])
+            }
+        return (
+            template.replacingOccurrences(of: "<L>", with: lowColumn).replacingOccurrences(of: "<H>", with: highColumn),
+            bounds
+        )
+    }
 }

@@ -111,6 +111,30 @@ extension MESService {
         )
     }
 
+    /// What a page answers when the request cannot be served: an error page, or the service's redirect URI.
+    struct Refusal: Error {
+        var response: Response
+    }
+
+    func validated(_ items: [(String, String)]) -> Result<AuthorizationRequest, Refusal> {
+        do {
+            return .success(try parseAuthorization(items))
+        } catch let error as RedirectError {
+            return .failure(Refusal(response: Self.seeOther(error.location)))
+        } catch {
+            let message = (error as? PageError)?.message ?? "\(error)"
+            return .failure(
+                Refusal(
+                    response: Self.page(
+                        "Demande d'appariement refusée",
+                        "<p class=\"error\">\(XMLText.escape(message))</p>",
+                        status: .badRequest
+                    )
+                )
+            )
+        }
+    }
+
     static func redirect(_ uri: String, _ parameters: [(String, String)], state: String?) -> String {
         var components = URLComponents(string: uri)!
         var query = components.queryItems ?? []
@@ -132,18 +156,9 @@ extension MESService {
         status: HTTPResponse.Status = .ok
     ) -> Response {
         let request: AuthorizationRequest
-        do {
-            request = try parseAuthorization(items)
-        } catch let error as PageError {
-            return Self.page(
-                "Demande d'appariement refusée",
-                "<p class=\"error\">\(XMLText.escape(error.message))</p>",
-                status: .badRequest
-            )
-        } catch let error as RedirectError {
-            return Self.seeOther(error.location)
-        } catch {
-            return Self.page("Erreur", "<p class=\"error\">\(XMLText.escape("\(error)"))</p>", status: .badRequest)
+        switch validated(items) {
+        case .success(let valid): request = valid
+        case .failure(let refusal): return refusal.response
         }
         let patients = (try? directory.patients()) ?? []
         let hidden = request.fields.map {
@@ -176,18 +191,9 @@ extension MESService {
 
     func decide(_ items: [(String, String)]) -> Response {
         let request: AuthorizationRequest
-        do {
-            request = try parseAuthorization(items.filter { $0.0 != "ins" && $0.0 != "decision" })
-        } catch let error as PageError {
-            return Self.page(
-                "Demande d'appariement refusée",
-                "<p class=\"error\">\(XMLText.escape(error.message))</p>",
-                status: .badRequest
-            )
-        } catch let error as RedirectError {
-            return Self.seeOther(error.location)
-        } catch {
-            return Self.page("Erreur", "<p class=\"error\">\(XMLText.escape("\(error)"))</p>", status: .badRequest)
+        switch validated(items.filter { $0.0 != "ins" && $0.0 != "decision" }) {
+        case .success(let valid): request = valid
+        case .failure(let refusal): return refusal.response
         }
         let decision = items.first { $0.0 == "decision" }?.1
         let query = items.filter { $0.0 != "ins" && $0.0 != "decision" }

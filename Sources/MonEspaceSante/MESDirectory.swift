@@ -302,7 +302,7 @@ public final class MESDirectory: Sendable {
 
     public func pairing(id: Int64) throws -> MESPairing? {
         try store.writer.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM mes_pairing WHERE id = ?", arguments: [id]).map(Self.pairing)
+            try Self.pairing(id: id, in: db)
         }
     }
 
@@ -315,10 +315,10 @@ public final class MESDirectory: Sendable {
                 sql: "UPDATE mes_pairing SET consent = ?, updated_at = ? WHERE id = ?",
                 arguments: [consent, Self.now(), pairingID]
             )
-            guard db.changesCount == 1,
-                let row = try Row.fetchOne(db, sql: "SELECT * FROM mes_pairing WHERE id = ?", arguments: [pairingID])
-            else { throw MESError(.notFound, "no pairing \(pairingID)") }
-            return Self.pairing(row)
+            guard db.changesCount == 1, let pairing = try Self.pairing(id: pairingID, in: db) else {
+                throw MESError(.notFound, "no pairing \(pairingID)")
+            }
+            return pairing
         }
     }
 
@@ -330,12 +330,17 @@ public final class MESDirectory: Sendable {
                 sql: "UPDATE mes_pairing SET state = 'revoked', updated_at = ? WHERE id = ?",
                 arguments: [Self.now(), pairingID]
             )
-            guard db.changesCount == 1,
-                let row = try Row.fetchOne(db, sql: "SELECT * FROM mes_pairing WHERE id = ?", arguments: [pairingID])
-            else { throw MESError(.notFound, "no pairing \(pairingID)") }
+            guard db.changesCount == 1, let pairing = try Self.pairing(id: pairingID, in: db) else {
+                throw MESError(.notFound, "no pairing \(pairingID)")
+            }
             try db.execute(sql: "UPDATE mes_token SET revoked = 1 WHERE pairing_id = ?", arguments: [pairingID])
-            return Self.pairing(row)
+            return pairing
         }
+    }
+
+    /// The pairing `id` inside a transaction.
+    static func pairing(id: Int64, in db: Database) throws -> MESPairing? {
+        try Row.fetchOne(db, sql: "SELECT * FROM mes_pairing WHERE id = ?", arguments: [id]).map(pairing)
     }
 
     static func pairing(_ row: Row) -> MESPairing {

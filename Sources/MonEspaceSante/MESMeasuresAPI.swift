@@ -202,6 +202,7 @@ extension MESService {
             resource["meta"] = .object(meta)
             if let deviceID { resource["device"] = .object(JSONObject(["reference": .string("Device/\(deviceID)")])) }
             let stored = try repository.save(resource, in: db)
+            try MESMeasureIndex.record(resource, id: stored.id, in: db)
             results.insert((stored, true), at: 0)
             return results
         }
@@ -224,6 +225,17 @@ extension MESService {
         return FHIRResponse.json(.ok, try FHIRJSON.data(response))
     }
 
+    /// A pairing's measures, oldest first, at most `limit` (the newest ones): what the console plots.
+    public func measures(
+        of pairing: MESPairing,
+        service: MESServiceRecord,
+        limit: Int = 2000
+    ) async throws -> [StoredResource] {
+        let query = MESMeasureIndex.Query(subject: "urn:oid:\(service.pairingOID)|\(pairing.idPe)")
+        let (_, ids) = try await repository.store.writer.read { db in try query.run(limit: limit, offset: 0, in: db) }
+        return try await repository.resources(type: "Observation", ids: ids.reversed())
+    }
+
     func visibleDevice(_ id: String, service: MESServiceRecord) async throws -> Bool {
         guard let stored = try await repository.read(type: "Device", id: id) else { return false }
         return try Self.object(stored.json)["meta"]?["source"]?.string == "urn:oid:" + service.pairingOID
@@ -235,11 +247,11 @@ extension MESService {
     /// [&_offset=…][&_include=Observation:device]`: the pairing's patient's measures, newest first by default.
     func search(_ request: Request, identity: ClientIdentity?) async throws -> Response {
         let (pairing, service) = try await caller(request, identity: identity)
-        var items: [(String, String)] = []
+        var query = MESMeasureIndex.Query(subject: "urn:oid:\(service.pairingOID)|\(pairing.idPe)")
+        var links: [(String, String)] = []
         var count = Self.maximumCount
         var offset = 0
         var includeDevices = false
-        var sorted = false
         var subjectGiven = false
         for (name, value) in FormEncoding.items(request.uri.query ?? "") {
             switch name {
@@ -254,10 +266,31 @@ extension MESService {
                     )
                 }
                 try Self.checkSubject(system: parts[0], value: parts[1], pairing: pairing, service: service)
-                items.append(("subject-identifier", "urn:oid:\(service.pairingOID)|\(pairing.idPe)"))
                 subjectGiven = true
-            case "code", "date":
-                items.append((name, value))
+            case "code":
+                query.codes.append(
+                    value.split(separator: ",").map { token in
+                        let parts = token.split(separator: "|", maxSplits: 1, omittingEmptySubsequences: false).map(
+                            String.init
+                        )
+                        return parts.count == 2 ? (parts[0].isEmpty ? nil : parts[0], parts[1]) : (nil, parts[0])
+                    }
+                )
+                links.append((name, value))
+            case "date":
+                do {
+                    query.dates.append(
+                        try FHIRDate.searchCondition(
+                            value,
+                            parameter: "date",
+                            low: "effective_low",
+                            high: "effective_high"
+                        )
+                    )
+                } catch let error as SearchError {
+                    throw FHIRError(.badRequest, code: "invalid", error.message, expression: ["date"])
+                }
+                links.append((name, value))
             case "_count":
                 guard let number = Int(value), (1...Self.maximumCount).contains(number) else {
                     throw FHIRError(
@@ -287,8 +320,7 @@ extension MESService {
                         expression: ["_sort"]
                     )
                 }
-                items.append(("_sort", value))
-                sorted = true
+                query.newestFirst = value == "-date"
             case "_include":
                 guard value == "Observation:device" else {
                     throw FHIRError(
@@ -316,15 +348,10 @@ extension MESService {
                 expression: ["subject.identifier"]
             )
         }
-        if !sorted { items.append(("_sort", "-date")) }
-        let search: SearchRequest
-        do {
-            search = try SearchRequest(type: "Observation", items: items, registry: Self.registry)
-        } catch let error as SearchError {
-            throw FHIRError(.badRequest, code: "invalid", error.message, expression: [error.parameter])
+        let (search, limit, skip) = (query, count, offset)
+        let (total, page) = try await repository.store.writer.read { db in
+            try search.run(limit: limit, offset: skip, in: db)
         }
-        let ids = try await repository.searchIDs(search)
-        let page = offset < ids.count ? Array(ids[offset..<min(ids.count, offset + count)]) : []
         let observations = try await repository.resources(type: "Observation", ids: page)
         var devices: [StoredResource] = []
         if includeDevices {
@@ -340,20 +367,19 @@ extension MESService {
             devices = try await repository.resources(type: "Device", ids: deviceIDs)
         }
         let base = "https://\(request.head.authority ?? "localhost")\(Self.basePath)/fhir"
-        var query = items.filter { $0.0 != "subject-identifier" && $0.0 != "_sort" }.map { ($0.0, $0.1) }
-        query.insert(("subject.identifier", "urn:oid:\(service.pairingOID)|\(pairing.idPe)"), at: 0)
-        query.append(("_sort", sorted ? items.first { $0.0 == "_sort" }!.1 : "-date"))
-        if includeDevices { query.append(("_include", "Observation:device")) }
+        links.insert(("subject.identifier", "urn:oid:\(service.pairingOID)|\(pairing.idPe)"), at: 0)
+        links.append(("_sort", query.newestFirst ? "-date" : "date"))
+        if includeDevices { links.append(("_include", "Observation:device")) }
         func link(_ relation: String, _ at: Int) -> String {
-            let text = (query + [("_count", String(count)), ("_offset", String(at))])
+            let text = (links + [("_count", String(count)), ("_offset", String(at))])
                 .map { "\(FormEncoding.encode($0.0))=\(FormEncoding.encode($0.1))" }.joined(separator: "&")
             return #"{"relation":"\#(relation)","url":"\#(base)/Observation?\#(text)"}"#
         }
-        var links = [link("self", offset)]
-        if offset + count < ids.count { links.append(link("next", offset + count)) }
-        if offset > 0 { links.append(link("previous", max(0, offset - count))) }
-        var body = Data(#"{"resourceType":"Bundle","type":"searchset","total":\#(ids.count),"link":["#.utf8)
-        body.append(Data(links.joined(separator: ",").utf8))
+        var relations = [link("self", offset)]
+        if offset + count < total { relations.append(link("next", offset + count)) }
+        if offset > 0 { relations.append(link("previous", max(0, offset - count))) }
+        var body = Data(#"{"resourceType":"Bundle","type":"searchset","total":\#(total),"link":["#.utf8)
+        body.append(Data(relations.joined(separator: ",").utf8))
         body.append(Data(#"],"entry":["#.utf8))
         for (index, (stored, mode)) in (observations.map { ($0, "match") } + devices.map { ($0, "include") })
             .enumerated()
@@ -365,5 +391,72 @@ extension MESService {
         }
         body.append(Data("]}".utf8))
         return FHIRResponse.json(.ok, body)
+    }
+}
+
+/// A row per measure (`mes_measure`): its patient, code and effective instant, so that the searches of a pairing are
+/// one index range, newest first. Written in the transaction that stores the Observation.
+enum MESMeasureIndex {
+    static func record(_ observation: JSONObject, id: String, in db: Database) throws {
+        let identifier = observation["subject"]?["identifier"]
+        let coding = observation["code"]?["coding"]?.array?.first
+        guard let system = identifier?["system"]?.string, let value = identifier?["value"]?.string,
+            let code = coding?["code"]?.string, let effective = observation["effectiveDateTime"]?.string,
+            let (low, high) = FHIRDate.range(of: effective)
+        else { throw ResourceError("a measure needs a subject identifier, a code and an effective date") }
+        try db.execute(
+            sql: """
+                INSERT INTO mes_measure (observation_id, subject, code_system, code, effective_low, effective_high)
+                VALUES (?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [id, "\(system)|\(value)", coding?["system"]?.string, code, low, high]
+        )
+    }
+
+    struct Query {
+        var subject: String
+        /// Each repetition of `code` (AND), each a list of alternatives (OR): `(system, code)`.
+        var codes: [[(String?, String)]] = []
+        /// Each repetition of `date`, as conditions on `effective_low`/`effective_high`.
+        var dates: [(sql: String, arguments: [Double])] = []
+        var newestFirst = true
+
+        /// The number of matches and the page of Observation ids.
+        func run(limit: Int, offset: Int, in db: Database) throws -> (Int, [String]) {
+            var conditions = ["subject = ?"]
+            var arguments: [(any DatabaseValueConvertible)?] = [subject]
+            for alternatives in codes {
+                conditions.append(
+                    "("
+                        + alternatives.map { $0.0 == nil ? "code = ?" : "(code = ? AND code_system = ?)" }.joined(
+                            separator: " OR "
+                        ) + ")"
+                )
+                for (system, code) in alternatives {
+                    arguments.append(code)
+                    if let system { arguments.append(system) }
+                }
+            }
+            for date in dates {
+                conditions.append(date.sql)
+                arguments += date.arguments.map { $0 }
+            }
+            let filter = conditions.joined(separator: " AND ")
+            let total =
+                try Int.fetchOne(
+                    db,
+                    sql: "SELECT COUNT(*) FROM mes_measure WHERE \(filter)",
+                    arguments: StatementArguments(arguments)
+                ) ?? 0
+            let ids = try String.fetchAll(
+                db,
+                sql: """
+                    SELECT observation_id FROM mes_measure WHERE \(filter)
+                    ORDER BY effective_low \(newestFirst ? "DESC" : "ASC"), observation_id LIMIT ? OFFSET ?
+                    """,
+                arguments: StatementArguments(arguments + [limit, offset])
+            )
+            return (total, ids)
+        }
     }
 }

@@ -66,7 +66,9 @@ extension MESService {
         let store = directory.store
         if replace {
             try store.writer.write { db in
-                for table in ["mes_token", "mes_authorization_code", "mes_pairing", "mes_patient", "mes_service"] {
+                for table in [
+                    "mes_measure", "mes_token", "mes_authorization_code", "mes_pairing", "mes_patient", "mes_service",
+                ] {
                     try db.execute(sql: "DELETE FROM \(table)")
                 }
                 try db.execute(sql: "DELETE FROM fhir_index WHERE type IN ('Observation', 'Device')")
@@ -130,7 +132,8 @@ extension MESService {
                             pairing: pairing,
                             service: service
                         )
-                        try repository.save(observation, in: db)
+                        let stored = try repository.save(observation, in: db)
+                        try MESMeasureIndex.record(observation, id: stored.id, in: db)
                         count += 1
                     }
                 }

@@ -307,11 +307,7 @@ public final class MESService: Sendable {
                 guard computed == challenge else { return .refused("code_verifier does not match the code_challenge") }
             }
             guard
-                let pairing = try Row.fetchOne(
-                    db,
-                    sql: "SELECT * FROM mes_pairing WHERE id = ?",
-                    arguments: [row["pairing_id"] as Int64]
-                ).map(MESDirectory.pairing),
+                let pairing = try MESDirectory.pairing(id: row["pairing_id"], in: db),
                 pairing.state == .active, pairing.consent
             else { return .refused("the pairing is no longer active with the patient's consent") }
             return .grant(Grant(pairing: pairing, scope: row["scope"], nonce: row["nonce"]))

@@ -241,11 +241,7 @@ public final class MESTokens: Sendable {
                         sql: "SELECT * FROM mes_service WHERE client_id = ?",
                         arguments: [payload.clientId]
                     ).map(MESDirectory.service),
-                    let pairing = try Row.fetchOne(
-                        db,
-                        sql: "SELECT * FROM mes_pairing WHERE id = ?",
-                        arguments: [row["pairing_id"] as Int64]
-                    ).map(MESDirectory.pairing)
+                    let pairing = try MESDirectory.pairing(id: row["pairing_id"], in: db)
                 else { return nil }
                 return (row, service, pairing)
             }
@@ -308,11 +304,7 @@ public final class MESTokens: Sendable {
                 ),
                 row["client_id"] as String == clientId, !(row["revoked"] as Bool),
                 (row["expires_at"] as Double) > Date().timeIntervalSince1970,
-                let pairing = try Row.fetchOne(
-                    db,
-                    sql: "SELECT * FROM mes_pairing WHERE id = ?",
-                    arguments: [row["pairing_id"] as Int64]
-                ).map(MESDirectory.pairing),
+                let pairing = try MESDirectory.pairing(id: row["pairing_id"], in: db),
                 pairing.state == .active, pairing.consent
             else { return nil }
             try db.execute(sql: "UPDATE mes_token SET revoked = 1 WHERE id = ?", arguments: [id])

@@ -120,13 +120,7 @@ struct ConsoleMES: Sendable {
         var series: [String: [Point]] = [:]
         for pairing in try mes.directory.pairings(ins: ins) {
             guard let service = services[pairing.clientId] else { continue }
-            let search = try SearchRequest(
-                type: "Observation",
-                items: [("subject-identifier", "urn:oid:\(service.pairingOID)|\(pairing.idPe)"), ("_sort", "date")],
-                registry: MESService.registry
-            )
-            let ids = try await mes.repository.searchIDs(search)
-            for stored in try await mes.repository.resources(type: "Observation", ids: ids) {
+            for stored in try await mes.measures(of: pairing, service: service) {
                 guard case .object(let object) = try JSON(parsing: stored.json),
                     let code = object["code"]?["coding"]?.array?.first?["code"]?.string,
                     let date = object["effectiveDateTime"]?.string.flatMap(Self.date)
