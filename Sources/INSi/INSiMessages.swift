@@ -9,7 +9,7 @@ import SOAPCore
 /// detail (`code`, `severite`, the request's `messageID`), reason in French. Codes the public material shows are
 /// used as such (`siram_100`/`desir_550`, `DESIR_560`, `insi_101`); the others are the sandbox's, prefixed `sbx_`
 /// (the CNAM's full list is not public).
-struct INSiFault: Error {
+struct INSiFault: Error, SOAPServiceFault {
     var fault: SOAPFault
     var status: HTTPResponse.Status
 
@@ -46,6 +46,19 @@ struct INSiFault: Error {
     }
 
     /// A refusal of the envelope itself (malformed XML, DTD, limits, SOAP 1.1).
+    static func tooLarge(limit: Int) -> INSiFault {
+        INSiFault(.sender, "sbx_taille", "Message refusé : plus de \(limit) octets", status: .contentTooLarge)
+    }
+
+    static func unsupportedMediaType(_ contentType: String?) -> INSiFault {
+        INSiFault(
+            .sender,
+            "sbx_content_type",
+            "Content-Type '\(contentType ?? "")' : le service attend du SOAP 1.2 (application/soap+xml; action=\"…\")",
+            status: .unsupportedMediaType
+        )
+    }
+
     init(envelope: SOAPFault) {
         self.init(
             envelope.code,
@@ -78,42 +91,38 @@ struct INSiRequest {
     }
 
     /// The operation, from the body element, checked against `wsa:Action` and the Content-Type's `action`.
-    func operation(httpAction: String?) throws(INSiFault) -> INSiOperation {
-        let body = envelope.body
-        guard let operation = INSiOperation.allCases.first(where: { $0.selects(body) }) else {
+    func operation(_ soap: SOAPRequest) throws(INSiFault) -> INSiOperation {
+        switch SOAPEndpoint.dispatch(soap, among: INSiOperation.allCases, requireAddressing: true) {
+        case .success(let operation): return operation
+        case .failure(.unknownElement(let body)):
             throw INSiFault(
                 .sender,
                 "sbx_operation",
                 "Élément {\(body.namespace)}\(body.name) inconnu : le service attend RECSANSVITALE (\(INSiNamespace.traitsRequest)) ou RECVITALE (\(INSiNamespace.vitaleRequest))",
                 messageID: messageID
             )
-        }
-        guard let action = envelope.headerBlock("Action", namespace: INSiNamespace.addressing)?.text, !action.isEmpty
-        else {
+        case .failure(.missingAction(let expected)):
             throw INSiFault(
                 .sender,
                 "sbx_action",
-                "En-tête wsa:Action absent (attendu : \(operation.action))",
+                "En-tête wsa:Action absent (attendu : \(expected))",
                 messageID: messageID
             )
-        }
-        guard action == operation.action else {
+        case .failure(.wrongAction(_, let action, let expected)):
             throw INSiFault(
                 .sender,
                 "sbx_action",
-                "wsa:Action '\(action)' ne correspond pas au corps \(body.name) (attendu : \(operation.action))",
+                "wsa:Action '\(action)' ne correspond pas au corps \(envelope.body.name) (attendu : \(expected))",
                 messageID: messageID
             )
-        }
-        if let httpAction, httpAction != action {
+        case .failure(.conflictingActions(let http, let addressing)):
             throw INSiFault(
                 .sender,
                 "sbx_action",
-                "L'action du Content-Type '\(httpAction)' diffère de wsa:Action '\(action)'",
+                "L'action du Content-Type '\(http)' diffère de wsa:Action '\(addressing)'",
                 messageID: messageID
             )
         }
-        return operation
     }
 
     var assertions: [SOAPElement] {

@@ -43,21 +43,12 @@ public final class INSiService: Sendable {
             try INSiWSDL.response(request, baseURL: Self.baseURL(request))
         }
         router.post(RouterPath(Self.path)) { request, context in
-            var request = request
-            let limit = self.parser.maximumBytes
-            guard let body = try? await request.collectBody(upTo: limit) else {
-                return INSiFault(
-                    .sender,
-                    "sbx_taille",
-                    "Message refusé : plus de \(limit) octets",
-                    status: .contentTooLarge
-                ).response
+            do throws(INSiFault) {
+                let soap = try await SOAPEndpoint.read(request, parser: self.parser, faults: INSiFault.self)
+                return SOAPEndpoint.answer(try self.handle(soap, identity: context.identity))
+            } catch {
+                return error.response
             }
-            return self.answer(
-                body: Data(buffer: body),
-                contentType: request.headers[.contentType],
-                identity: context.identity
-            )
         }
     }
 
@@ -67,38 +58,12 @@ public final class INSiService: Sendable {
 
     // MARK: Handling
 
-    /// The SOAP answer to one request: a `RESULTAT` (HTTP 200) or a fault (HTTP 500, as the real service).
-    func answer(body: Data, contentType: String?, identity: ClientIdentity?) -> Response {
-        do {
-            let xml = try handle(body: body, contentType: contentType, identity: identity)
-            return Response(
-                status: .ok,
-                headers: [.contentType: SOAPFault.contentType],
-                body: .init(byteBuffer: ByteBuffer(string: xml))
-            )
-        } catch {
-            return error.response
-        }
-    }
-
-    func handle(body: Data, contentType: String?, identity: ClientIdentity?) throws(INSiFault) -> String {
-        guard let contentType, contentType.lowercased().hasPrefix("application/soap+xml") else {
-            throw INSiFault(
-                .sender,
-                "sbx_content_type",
-                "Content-Type '\(contentType ?? "")' : le service attend du SOAP 1.2 (application/soap+xml; action=\"…\")",
-                status: .unsupportedMediaType
-            )
-        }
-        let envelope: SOAPEnvelope
-        do {
-            envelope = try SOAPEnvelope(data: body, parser: parser)
-        } catch {
-            throw INSiFault(envelope: error)
-        }
+    /// The answer to one request: a `RESULTAT` envelope (HTTP 200), or the fault (HTTP 500, as the real service).
+    func handle(_ soap: SOAPRequest, identity: ClientIdentity?) throws(INSiFault) -> String {
+        let envelope = soap.envelope
         let messageID = envelope.headerBlock("MessageID", namespace: INSiNamespace.addressing)?.text
         var request = INSiRequest(envelope: envelope, messageID: messageID)
-        let operation = try request.operation(httpAction: SOAPEnvelope.action(contentType: contentType))
+        let operation = try request.operation(soap)
         try request.checkCaller(identity: identity)
         try request.checkContexts()
         let idam = request.idam
@@ -169,7 +134,7 @@ public enum INSiNamespace {
 }
 
 /// The operations and their SOAP actions: the two of WSDL 1.5.0, and the verification the sandbox assumes.
-public enum INSiOperation: String, Sendable, CaseIterable {
+public enum INSiOperation: String, Sendable, CaseIterable, SOAPOperation {
     case traits = "rechercherInsAvecTraitsIdentite"
     case vitale = "rechercherInsAvecCarteVitale"
     /// "Vérification unitaire": no public WSDL. Assumed shape (from public client notes): body `RequeteUnitaire/
@@ -183,7 +148,7 @@ public enum INSiOperation: String, Sendable, CaseIterable {
     public var action: String { "urn:ServiceIdentiteCertifiee:1.0.0:\(rawValue)" }
 
     /// The body element that selects the operation (the verification's namespace is not public: any is accepted).
-    func selects(_ body: SOAPElement) -> Bool {
+    public func selects(_ body: SOAPElement) -> Bool {
         switch self {
         case .traits: body.namespace == INSiNamespace.traitsRequest && body.name == "RECSANSVITALE"
         case .vitale: body.namespace == INSiNamespace.vitaleRequest && body.name == "RECVITALE"

@@ -17,7 +17,7 @@ public final class RORCSDService: Sendable {
     public static let lectureURN = "urn:asip:ror:lecture:offreSoinEtablissement:2017"
 
     /// The two operations and their soapActions.
-    public enum Operation: String, Sendable, CaseIterable {
+    public enum Operation: String, Sendable, CaseIterable, SOAPOperation {
         case lecture = "careServicesRequest_Request"
         case notification = "TR-Notif-ListeEtablissementsMajApresDate_Demande"
 
@@ -25,6 +25,14 @@ public final class RORCSDService: Sendable {
             switch self {
             case .lecture: "urn:asip:ror:2015:stored-function:ror-search"
             case .notification: "urn:asip:ror:2015:stored-function:ror-update"
+            }
+        }
+
+        public func selects(_ body: SOAPElement) -> Bool {
+            switch self {
+            case .lecture: body.namespace == RORCSDService.csd && body.name == "careServicesRequest"
+            case .notification:
+                body.namespace == RORCSDService.ror && body.name == "TR-Notif-ListeEtablissementsMajApresDate_Demande"
             }
         }
     }
@@ -41,67 +49,44 @@ public final class RORCSDService: Sendable {
             try RORCSDWSDL.response(request, baseURL: "https://\(request.head.authority ?? "localhost")\(Self.path)")
         }
         router.post(RouterPath(Self.path)) { request, _ in
-            var request = request
-            let limit = self.parser.maximumBytes
-            guard let body = try? await request.collectBody(upTo: limit) else {
-                return CSDFault(413, "Message refusé : plus de \(limit) octets", status: .contentTooLarge).response
-            }
             do {
+                let soap = try await SOAPEndpoint.read(request, parser: self.parser, faults: CSDFault.self)
                 let xml =
                     "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soap:Envelope xmlns:soap=\"\(SOAPFault.envelopeNamespace)\"><soap:Body>"
-                    + (try await self.handle(body: Data(buffer: body), contentType: request.headers[.contentType]))
-                    + "</soap:Body></soap:Envelope>"
-                return Response(
-                    status: .ok,
-                    headers: [.contentType: SOAPFault.contentType],
-                    body: .init(byteBuffer: ByteBuffer(string: xml))
-                )
+                    + (try await self.handle(soap)) + "</soap:Body></soap:Envelope>"
+                return SOAPEndpoint.answer(xml)
             } catch let fault as CSDFault {
                 return fault.response
             }
         }
     }
 
-    func handle(body: Data, contentType: String?) async throws -> String {
-        guard let contentType, contentType.lowercased().hasPrefix("application/soap+xml") else {
-            throw CSDFault(
-                415,
-                "Content-Type '\(contentType ?? "")' : le service attend du SOAP 1.2 (application/soap+xml; action=\"…\")",
-                status: .unsupportedMediaType
-            )
-        }
-        let envelope: SOAPEnvelope
-        do {
-            envelope = try SOAPEnvelope(data: body, parser: parser)
-        } catch {
-            throw CSDFault(envelope: error)
-        }
-        let payload = envelope.body
+    func handle(_ soap: SOAPRequest) async throws -> String {
+        let payload = soap.envelope.body
+        // WS-Addressing is optional (PLATINES sends none); an action given must be this operation's (ITI-73's generic
+        // action names the same lecture).
         let operation: Operation
-        switch (payload.namespace, payload.name) {
-        case (Self.csd, "careServicesRequest"): operation = .lecture
-        case (Self.ror, "TR-Notif-ListeEtablissementsMajApresDate_Demande"): operation = .notification
-        default:
+        switch SOAPEndpoint.dispatch(
+            soap,
+            among: Operation.allCases,
+            requireAddressing: false,
+            aliases: { $0 == .lecture ? ["urn:ihe:iti:csd:2013:GetCareServicesRequest"] : [] }
+        )
+        {
+        case .success(let chosen): operation = chosen
+        case .failure(.unknownElement(let body)):
             throw CSDFault(
                 400,
-                "Élément {\(payload.namespace)}\(payload.name) inconnu : le service attend csd:careServicesRequest ou ror:TR-Notif-ListeEtablissementsMajApresDate_Demande"
+                "Élément {\(body.namespace)}\(body.name) inconnu : le service attend csd:careServicesRequest ou ror:TR-Notif-ListeEtablissementsMajApresDate_Demande"
             )
-        }
-        // WS-Addressing is optional (PLATINES sends none); when an action is given it must be this operation's.
-        for (origin, action) in [
-            ("Content-Type", SOAPEnvelope.action(contentType: contentType)),
-            ("wsa:Action", envelope.headerBlock("Action", namespace: "http://www.w3.org/2005/08/addressing")?.text),
-        ] {
-            // ITI-73's generic action names the same lecture.
-            if let action, action != operation.action,
-                !(operation == .lecture && action == "urn:ihe:iti:csd:2013:GetCareServicesRequest")
-            {
-                throw CSDFault(
-                    400,
-                    "soapAction '\(action)' (\(origin)) ne correspond pas à \(payload.name) : attendu \(operation.action)",
-                    subcode: "WrongSoapAction"
-                )
-            }
+        case .failure(.wrongAction(let origin, let action, let expected)):
+            throw CSDFault(
+                400,
+                "soapAction '\(action)' (\(origin)) ne correspond pas à \(payload.name) : attendu \(expected)",
+                subcode: "WrongSoapAction"
+            )
+        case .failure(.missingAction), .failure(.conflictingActions):
+            throw CSDFault(400, "soapAction incohérente", subcode: "WrongSoapAction")
         }
         do {
             switch operation {
@@ -320,7 +305,7 @@ public final class RORCSDService: Sendable {
 
 /// A CSD error: SOAP 1.2 Fault whose detail is the WSDL's `ror:erreur` (`@code` integer, `@message`), HTTP 500
 /// as SOAP stacks send faults.
-struct CSDFault: Error {
+struct CSDFault: Error, SOAPServiceFault {
     var fault: SOAPFault
     var status: HTTPResponse.Status
 
@@ -341,6 +326,18 @@ struct CSDFault: Error {
             language: "fr"
         )
         self.status = status
+    }
+
+    static func tooLarge(limit: Int) -> CSDFault {
+        CSDFault(413, "Message refusé : plus de \(limit) octets", status: .contentTooLarge)
+    }
+
+    static func unsupportedMediaType(_ contentType: String?) -> CSDFault {
+        CSDFault(
+            415,
+            "Content-Type '\(contentType ?? "")' : le service attend du SOAP 1.2 (application/soap+xml; action=\"…\")",
+            status: .unsupportedMediaType
+        )
     }
 
     init(envelope: SOAPFault) {
