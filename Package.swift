@@ -40,7 +40,7 @@ let package = Package(
             name: "SandboxServer",
             dependencies: [
                 "Access", "Store", "TestPKI", "FHIRCore", "SOAPCore", "HTTPCommon", "RORFHIR", "RORCSD", "INSi",
-                "MonEspaceSante",
+                "MonEspaceSante", "DMP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -137,6 +137,15 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
+        // The DMP's web services for DMP-compatible software: the patients service (TD0.2, TD1.1, TD1.2) behind the VIHF.
+        .target(
+            name: "DMP",
+            dependencies: [
+                "SOAPCore", "Access", "Store",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
         // The INSi teleservice (Assurance Maladie): INS search by traits and by Vitale card, test base, WSDL.
         .target(
             name: "INSi",
@@ -228,6 +237,13 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .testTarget(
+            name: "DMPTests",
+            dependencies: [
+                "SandboxTestSupport", "DMP", "SOAPCore", "SandboxServer",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
         .testTarget(name: "SOAPCoreTests", dependencies: ["SOAPCore"]),

@@ -1,4 +1,5 @@
 import Access
+import DMP
 import FHIRCore
 import Foundation
 import Hummingbird
@@ -69,6 +70,8 @@ public final class Sandbox: Sendable {
     public let insi: INSiService
     /// Mon espace santé (`/mes`): pairing and health measures.
     public let mes: MESService
+    /// The DMP's web services (`/si-dmp-server`).
+    public let dmp: DMPService
     /// The sandbox clock (compressible for demos) and the onboarding flow that runs on it.
     public let clock: SandboxClock
     public let onboarding: Onboarding
@@ -173,6 +176,7 @@ public final class Sandbox: Sendable {
         )
         self.csd = RORCSDService(repository: ror.repository)
         self.insi = INSiService(store: store, mode: configuration.insiMode, nirOID: configuration.insiNIROID)
+        self.dmp = DMPService(records: DMPRecords(store: store))
         do {
             self.mes = try MESService(
                 store: store,
@@ -197,6 +201,11 @@ public final class Sandbox: Sendable {
         }
         // After the ROR's: its first load and its reset own the FHIR tables, where the measures live too.
         try loadMESSeeds(replace: false)
+        do {
+            try dmp.records.loadSeeds(from: configuration.resolvedSeedsDirectory, replace: false)
+        } catch {
+            throw SandboxError.seeds("dmp: \(error)")
+        }
     }
 
     /// `Seeds/mes/`: services (whose certificates are demo clients), patients, pairings and their measures.
@@ -268,6 +277,7 @@ public final class Sandbox: Sendable {
         }
         try seedWhitelist()
         try loadMESSeeds(replace: true)
+        try dmp.records.loadSeeds(from: configuration.resolvedSeedsDirectory, replace: true)
     }
 
     // MARK: Running
@@ -408,7 +418,7 @@ public final class Sandbox: Sendable {
         lines.append(
             "Services: ROR FHIR \(info.tls)/ws-diffusion-fhir · capacity feed \(info.tls)/ws-synchro-dispo-lits-fhir/Location · "
                 + "ROR CSD \(info.tls)/ROR/CSD?wsdl · INSi \(info.tls)/lps?wsdl · Mon espace santé \(info.tls)/mes/fhir "
-                + "(pairing page \(info.admin)\(MESService.authorizePath))"
+                + "(pairing page \(info.admin)\(MESService.authorizePath)) · DMP \(info.tls)\(DMPService.patientsPath)"
         )
         lines.append("Demo client certificates: " + demoClients.keys.sorted().joined(separator: ", "))
         return lines.joined(separator: "\n")
@@ -457,7 +467,7 @@ public final class Sandbox: Sendable {
     func makeTLSApplication(_ listener: EnvironmentListener) throws -> some Service {
         let sslContext = try makeTLSContext(listener)
         let router = Router(context: SandboxRequestContext.self)
-        SandboxRoutes.add(to: router, whitelist: whitelist, ror: ror, csd: csd, insi: insi, mes: mes)
+        SandboxRoutes.add(to: router, whitelist: whitelist, ror: ror, csd: csd, insi: insi, mes: mes, dmp: dmp)
         let responder = AccessResponder(
             inner: router.buildResponder(),
             environment: listener.name,
@@ -563,6 +573,7 @@ public final class Sandbox: Sendable {
         AdminFaults.add(to: admin, faults: faults, audit: audit)
         AdminCertificates.add(to: admin, workshop: workshop)
         AdminMES.add(to: admin, mes: mes, tlsBase: { [self] in await waitUntilReady().tls })
+        AdminDMP.add(to: admin, records: dmp.records)
         mes.addBrowserRoutes(to: router)
         AdminAPI.addOpenAPI(to: admin)
         return router

@@ -1,4 +1,5 @@
 import Access
+import DMP
 import Hummingbird
 import INSi
 import MonEspaceSante
@@ -14,7 +15,8 @@ enum SandboxRoutes {
         ror: RORFHIRService,
         csd: RORCSDService,
         insi: INSiService,
-        mes: MESService
+        mes: MESService,
+        dmp: DMPService
     ) {
         router.get(RouterPath(WhoAmI.path)) { _, context in
             WhoAmI.response(identity: context.identity, environment: context.environment, whitelist: whitelist)
@@ -23,6 +25,7 @@ enum SandboxRoutes {
         csd.addRoutes(to: router)
         insi.addRoutes(to: router)
         mes.addRoutes(to: router)
+        dmp.addRoutes(to: router)
     }
 
     /// Requests answered on the connection's event loop when all they need is in memory (``ImmediateAnswers``);

@@ -19,6 +19,7 @@ enum SandboxMigrations {
         ("v12-fhir-history-deltas", v12FhirHistoryDeltas),
         ("v13-journal-body-references", v13JournalBodyReferences),
         ("v14-mes", v14Mes),
+        ("v15-dmp", v15Dmp),
     ]
 
     static var migrator: DatabaseMigrator {
