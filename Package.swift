@@ -143,6 +143,7 @@ let package = Package(
             dependencies: [
                 "SOAPCore", "Access", "Store",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

@@ -136,6 +136,9 @@ public final class DMPRecords: Sendable {
         }
         return try store.writer.write { db in
             if replace {
+                for table in ["dmp_association", "dmp_document", "dmp_submission_set"] {
+                    try db.execute(sql: "DELETE FROM \(table)")
+                }
                 try db.execute(sql: "DELETE FROM dmp_authorization")
                 try db.execute(sql: "DELETE FROM dmp_record")
             } else if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM dmp_record)") ?? false {

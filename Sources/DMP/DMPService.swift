@@ -12,10 +12,14 @@ public final class DMPService: Sendable {
     public static let patientsPath = basePath + "/patients"
 
     public let records: DMPRecords
+    public let documentStore: DMPDocuments
     let parser = HardenedXMLParser(maximumBytes: 1 << 20, maximumDepth: 48, maximumElements: 5_000)
+    /// Submissions carry documents in base64 (MTOM/XOP is to come): up to 16 MiB.
+    let documentParser = HardenedXMLParser(maximumBytes: 16 << 20, maximumDepth: 64, maximumElements: 50_000)
 
-    public init(records: DMPRecords) {
+    public init(records: DMPRecords, documents: DMPDocuments) {
         self.records = records
+        self.documentStore = documents
     }
 
     /// HL7 v3 patient topic operations ("PRPA"), selected by their message element.
@@ -41,18 +45,22 @@ public final class DMPService: Sendable {
                 return error.response
             }
         }
+        addDocumentRoutes(to: router)
     }
 
-    /// The answer envelope of a patients-service request.
-    func patients(_ soap: SOAPRequest) throws(DMPFault) -> String {
-        let operation: PatientOperation
-        switch SOAPEndpoint.dispatch(soap, among: PatientOperation.allCases, requireAddressing: true) {
-        case .success(let chosen): operation = chosen
+    /// The operation the body selects among `operations`, or the Fault.
+    static func dispatch<Operation: SOAPOperation>(
+        _ soap: SOAPRequest,
+        among operations: [Operation]
+    ) throws(DMPFault) -> Operation
+    where Operation: RawRepresentable, Operation.RawValue == String {
+        switch SOAPEndpoint.dispatch(soap, among: operations, requireAddressing: true) {
+        case .success(let chosen): return chosen
         case .failure(.unknownElement(let body)):
             throw DMPFault(
                 .sender,
                 "UnknownMessage",
-                "{\(body.namespace)}\(body.name) is not a message of the patients service (PRPA_IN201307UV02, PRPA_IN201311UV02, PRPA_IN201314UV02)"
+                "{\(body.namespace)}\(body.name) is not a message of this service (\(operations.map(\.rawValue).joined(separator: ", ")))"
             )
         case .failure(.missingAction(let expected)):
             throw DMPFault(
@@ -73,14 +81,23 @@ public final class DMPService: Sendable {
                 "the Content-Type action '\(http)' differs from wsa:Action '\(addressing)'"
             )
         }
-        let message = soap.envelope.body
-        let patient = try HL7v3.patient(in: message, operation: operation)
-        let vihf: VIHF
+    }
+
+    /// The VIHF of a request, checked (for `patient` when the request is about one), or the Fault naming the attribute.
+    func checkVIHF(_ soap: SOAPRequest, patient: (ins: String, oid: String)?) throws(DMPFault) -> VIHF {
         do {
-            vihf = try VIHF.check(soap.envelope, patient: patient)
+            return try VIHF.check(soap.envelope, patient: patient)
         } catch {
             throw DMPFault(.sender, "VIHF", "VIHF \(error.attribute): \(error.reason)", detail: error.attribute)
         }
+    }
+
+    /// The answer envelope of a patients-service request.
+    func patients(_ soap: SOAPRequest) throws(DMPFault) -> String {
+        let operation = try Self.dispatch(soap, among: PatientOperation.allCases)
+        let message = soap.envelope.body
+        let patient = try HL7v3.patient(in: message, operation: operation)
+        let vihf = try checkVIHF(soap, patient: patient)
         let reply = HL7v3.Reply(request: message, relatesTo: soap.addressing("MessageID"))
         do {
             switch operation {

@@ -248,3 +248,19 @@ public struct SOAPEnvelope: Sendable {
         return nil
     }
 }
+
+extension SOAPElement {
+    /// The element written back as XML, each element with its namespace as the default one (prefixes are not kept,
+    /// nor attributes' namespaces: enough for ebRIM, whose attributes have none).
+    public var xml: String {
+        var text = "<\(name)"
+        if !namespace.isEmpty { text += " xmlns=\"\(XMLText.escape(namespace))\"" }
+        for (key, value) in attributes.sorted(by: { $0.key < $1.key }) {
+            text += " \(key)=\"\(XMLText.escape(value))\""
+        }
+        if children.isEmpty && rawText.isEmpty { return text + "/>" }
+        text += ">"
+        text += children.isEmpty ? XMLText.escape(rawText) : children.map(\.xml).joined()
+        return text + "</\(name)>"
+    }
+}

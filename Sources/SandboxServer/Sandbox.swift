@@ -176,7 +176,7 @@ public final class Sandbox: Sendable {
         )
         self.csd = RORCSDService(repository: ror.repository)
         self.insi = INSiService(store: store, mode: configuration.insiMode, nirOID: configuration.insiNIROID)
-        self.dmp = DMPService(records: DMPRecords(store: store))
+        self.dmp = DMPService(records: DMPRecords(store: store), documents: DMPDocuments(store: store))
         do {
             self.mes = try MESService(
                 store: store,

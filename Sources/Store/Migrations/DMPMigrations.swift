@@ -21,5 +21,39 @@ extension SandboxMigrations {
             t.column("updated_at", .text).notNull()
             t.primaryKey(["ins", "structure_id"])
         }
+        // XDS.b: submission sets, document entries (the ebRIM metadata kept as received, status updated), documents.
+        try db.create(table: "dmp_submission_set") { t in
+            t.primaryKey("entry_uuid", .text)
+            t.column("unique_id", .text).notNull().unique()
+            t.column("ins", .text).notNull()
+            t.column("submitted_at", .text).notNull()
+            t.column("metadata", .text).notNull()
+        }
+        try db.create(table: "dmp_document") { t in
+            t.primaryKey("entry_uuid", .text)
+            t.column("unique_id", .text).notNull().unique()
+            t.column("ins", .text).notNull()
+            t.column("submission_set_uuid", .text).notNull()
+            // Approved, Deprecated (replaced), Archived, Deleted (urn:oasis:…:StatusType: and urn:asip:ci-sis:2010:StatusType:).
+            t.column("status", .text).notNull()
+            t.column("mime_type", .text).notNull()
+            t.column("class_code", .text)
+            t.column("type_code", .text)
+            t.column("format_code", .text)
+            t.column("creation_time", .text)
+            t.column("hash", .text).notNull()
+            t.column("size", .integer).notNull()
+            t.column("replaces", .text)
+            t.column("metadata", .text).notNull()
+            t.column("content", .blob).notNull()
+            t.column("stored_at", .text).notNull()
+        }
+        try db.create(index: "dmp_document_patient", on: "dmp_document", columns: ["ins", "status"])
+        try db.create(table: "dmp_association") { t in
+            t.primaryKey("entry_uuid", .text)
+            t.column("type", .text).notNull()
+            t.column("source", .text).notNull()
+            t.column("target", .text).notNull()
+        }
     }
 }

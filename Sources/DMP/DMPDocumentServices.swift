@@ -1,0 +1,198 @@
+import Foundation
+import Hummingbird
+import SOAPCore
+
+/// The document services: `/repository` (TD2.1 ITI-41 Provide and Register Document Set-b, TD3.2 ITI-43 Retrieve
+/// Document Set) and `/registry` (TD3.1 ITI-18 Registry Stored Query, FindDocuments). XDS errors are answered as a
+/// `RegistryResponse` with a `RegistryErrorList` (HTTP 200, as XDS does); SOAP-level errors as Faults.
+extension DMPService {
+    public static let repositoryPath = basePath + "/repository"
+    public static let registryPath = basePath + "/registry"
+
+    public enum DocumentOperation: String, SOAPOperation, CaseIterable {
+        case provideAndRegister = "ProvideAndRegisterDocumentSet-b"
+        case retrieve = "RetrieveDocumentSet"
+        case storedQuery = "RegistryStoredQuery"
+
+        public var action: String { "urn:ihe:iti:2007:\(rawValue)" }
+
+        var element: (namespace: String, name: String) {
+            switch self {
+            case .provideAndRegister: (XDS.xdsb, "ProvideAndRegisterDocumentSetRequest")
+            case .retrieve: (XDS.xdsb, "RetrieveDocumentSetRequest")
+            case .storedQuery: (XDS.query, "AdhocQueryRequest")
+            }
+        }
+
+        public func selects(_ body: SOAPElement) -> Bool {
+            body.namespace == element.namespace && body.name == element.name
+        }
+    }
+
+    func addDocumentRoutes<Context: RequestContext>(to router: Router<Context>) {
+        for (path, operations) in [
+            (Self.repositoryPath, [DocumentOperation.provideAndRegister, .retrieve]),
+            (Self.registryPath, [.storedQuery]),
+        ] {
+            router.post(RouterPath(path)) { request, _ in
+                do throws(DMPFault) {
+                    let soap = try await SOAPEndpoint.read(request, parser: self.documentParser, faults: DMPFault.self)
+                    return SOAPEndpoint.answer(try self.documents(soap, among: operations))
+                } catch {
+                    return error.response
+                }
+            }
+        }
+    }
+
+    func documents(_ soap: SOAPRequest, among operations: [DocumentOperation]) throws(DMPFault) -> String {
+        let operation = try Self.dispatch(soap, among: operations)
+        let body = soap.envelope.body
+        let relatesTo = soap.addressing("MessageID")
+        do {
+            switch operation {
+            case .provideAndRegister:
+                let set = body.descendants.first { $0.name == "RegistryPackage" }
+                let patientId =
+                    set.flatMap { XDS.externalIdentifier($0, scheme: XDS.Scheme.submissionSetPatientId) } ?? ""
+                guard let patient = XDS.patient(patientId) else {
+                    return Self.envelope(
+                        action: operation.action + "Response",
+                        relatesTo: relatesTo,
+                        XDS.registryResponse(errors: [
+                            XDS.Error(
+                                code: "XDSRegistryMetadataError",
+                                context: "the submission set's patientId '\(patientId)' is not <INS>^^^&<OID>&ISO"
+                            )
+                        ])
+                    )
+                }
+                _ = try checkVIHF(soap, patient: patient)
+                let errors = try documentStore.provideAndRegister(body, patient: patient)
+                return Self.envelope(
+                    action: operation.action + "Response",
+                    relatesTo: relatesTo,
+                    XDS.registryResponse(errors: errors)
+                )
+            case .storedQuery:
+                let query = body.child("AdhocQuery", namespace: XDS.rim)
+                guard query?.attributes["id"] == XDS.findDocuments else {
+                    return Self.envelope(
+                        action: "urn:ihe:iti:2007:RegistryStoredQueryResponse",
+                        relatesTo: relatesTo,
+                        "<query:AdhocQueryResponse xmlns:query=\"\(XDS.query)\" status=\"\(XDS.failure)\">"
+                            + XDS.errorList([
+                                XDS.Error(
+                                    code: "XDSUnknownStoredQuery",
+                                    context:
+                                        "stored query \(query?.attributes["id"] ?? "(none)") is not offered (FindDocuments \(XDS.findDocuments))"
+                                )
+                            ])
+                            + "</query:AdhocQueryResponse>"
+                    )
+                }
+                let patientId = (query.flatMap { XDS.slot($0, "$XDSDocumentEntryPatientId").first } ?? "")
+                    .trimmingCharacters(in: CharacterSet(charactersIn: "'"))
+                guard let patient = XDS.patient(patientId) else {
+                    return Self.envelope(
+                        action: "urn:ihe:iti:2007:RegistryStoredQueryResponse",
+                        relatesTo: relatesTo,
+                        "<query:AdhocQueryResponse xmlns:query=\"\(XDS.query)\" status=\"\(XDS.failure)\">"
+                            + XDS.errorList([
+                                XDS.Error(
+                                    code: "XDSStoredQueryParamNumber",
+                                    context: "$XDSDocumentEntryPatientId is required as '<INS>^^^&<OID>&ISO'"
+                                )
+                            ])
+                            + "</query:AdhocQueryResponse>"
+                    )
+                }
+                _ = try checkVIHF(soap, patient: patient)
+                let statuses = (query.flatMap { XDS.slot($0, "$XDSDocumentEntryStatus") } ?? []).flatMap { value in
+                    value.trimmingCharacters(in: CharacterSet(charactersIn: "()")).split(separator: ",")
+                        .map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "' ")) }
+                }
+                let found = try documentStore.findDocuments(
+                    ins: patient.ins,
+                    statuses: statuses.isEmpty ? [XDS.approved] : statuses
+                )
+                let objectRefs =
+                    body.child("ResponseOption", namespace: XDS.query)?.attributes["returnType"] == "ObjectRef"
+                let list = found.map {
+                    objectRefs ? "<rim:ObjectRef xmlns:rim=\"\(XDS.rim)\" id=\"\($0.entryUUID)\"/>" : $0.metadata
+                }.joined()
+                return Self.envelope(
+                    action: "urn:ihe:iti:2007:RegistryStoredQueryResponse",
+                    relatesTo: relatesTo,
+                    "<query:AdhocQueryResponse xmlns:query=\"\(XDS.query)\" status=\"\(XDS.success)\">"
+                        + "<rim:RegistryObjectList xmlns:rim=\"\(XDS.rim)\">\(list)</rim:RegistryObjectList></query:AdhocQueryResponse>"
+                )
+            case .retrieve:
+                let vihf = try checkVIHF(soap, patient: nil)
+                guard
+                    let patient = vihf.attributes[VIHF.Attribute.resourceID].flatMap({
+                        XDS.patient($0.replacingOccurrences(of: "^NH", with: ""))
+                    })
+                else {
+                    throw DMPFault(
+                        .sender,
+                        "VIHF",
+                        "VIHF resource-id: the patient (<INS>^^^&<OID>&ISO^NH) is required to retrieve",
+                        detail: VIHF.Attribute.resourceID
+                    )
+                }
+                var responses = ""
+                var errors: [XDS.Error] = []
+                for request in body.children where request.name == "DocumentRequest" {
+                    let uniqueId = request.child("DocumentUniqueId")?.text ?? ""
+                    let repository = request.child("RepositoryUniqueId")?.text ?? ""
+                    guard repository == XDS.repositoryUniqueId else {
+                        errors.append(
+                            XDS.Error(
+                                code: "XDSUnknownRepositoryId",
+                                context: "repository \(repository) is not this one (\(XDS.repositoryUniqueId))",
+                                location: uniqueId
+                            )
+                        )
+                        continue
+                    }
+                    guard let (content, mimeType) = try documentStore.retrieve(uniqueId: uniqueId, ins: patient.ins)
+                    else {
+                        errors.append(
+                            XDS.Error(
+                                code: "XDSDocumentUniqueIdError",
+                                context: "no document \(uniqueId) for this patient",
+                                location: uniqueId
+                            )
+                        )
+                        continue
+                    }
+                    responses +=
+                        "<xdsb:DocumentResponse><xdsb:RepositoryUniqueId>\(repository)</xdsb:RepositoryUniqueId>"
+                        + "<xdsb:DocumentUniqueId>\(XMLText.escape(uniqueId))</xdsb:DocumentUniqueId><xdsb:mimeType>\(XMLText.escape(mimeType))</xdsb:mimeType>"
+                        + "<xdsb:Document>\(content.base64EncodedString())</xdsb:Document></xdsb:DocumentResponse>"
+                }
+                return Self.envelope(
+                    action: operation.action + "Response",
+                    relatesTo: relatesTo,
+                    "<xdsb:RetrieveDocumentSetResponse xmlns:xdsb=\"\(XDS.xdsb)\">\(XDS.registryResponse(errors: errors))\(responses)</xdsb:RetrieveDocumentSetResponse>"
+                )
+            }
+        } catch let fault as DMPFault {
+            throw fault
+        } catch {
+            throw DMPFault(.receiver, "Storage", "the sandbox could not read or write its database: \(error)")
+        }
+    }
+
+    /// A SOAP 1.2 answer with WS-Addressing.
+    static func envelope(action: String, relatesTo: String?, _ body: String) -> String {
+        """
+        <?xml version="1.0" encoding="UTF-8"?><soap:Envelope xmlns:soap="\(SOAPFault.envelopeNamespace)" \
+        xmlns:wsa="\(SOAPEndpoint.addressingNamespace)"><soap:Header><wsa:Action>\(action)</wsa:Action>\
+        <wsa:MessageID>urn:uuid:\(UUID().uuidString.lowercased())</wsa:MessageID>\
+        \(relatesTo.map { "<wsa:RelatesTo>\(XMLText.escape($0))</wsa:RelatesTo>" } ?? "")</soap:Header>\
+        <soap:Body>\(body)</soap:Body></soap:Envelope>
+        """
+    }
+}

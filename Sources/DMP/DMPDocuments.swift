@@ -1,0 +1,375 @@
+import Foundation
+import GRDB
+import SOAPCore
+import Store
+
+/// The DMP's document store (XDS.b registry and repository in one): submissions (ITI-41), stored queries (ITI-18),
+/// retrieval (ITI-43).
+public final class DMPDocuments: Sendable {
+    let store: SandboxStore
+
+    public init(store: SandboxStore) { self.store = store }
+
+    /// A document entry as stored.
+    public struct Entry: Codable, Sendable, Equatable {
+        public var entryUUID: String
+        public var uniqueId: String
+        public var ins: String
+        public var status: String
+        public var mimeType: String
+        public var classCode: String?
+        public var typeCode: String?
+        public var formatCode: String?
+        public var creationTime: String?
+        public var hash: String
+        public var size: Int
+        public var replaces: String?
+    }
+
+    /// ITI-41: checks a `ProvideAndRegisterDocumentSetRequest` and stores it whole, or returns the XDS errors and
+    /// stores nothing. `patient`: the VIHF's patient, which every patient id of the submission must be.
+    func provideAndRegister(_ request: SOAPElement, patient: (ins: String, oid: String)) throws -> [XDS.Error] {
+        guard let submit = request.children.first(where: { $0.name == "SubmitObjectsRequest" }),
+            let list = submit.child("RegistryObjectList")
+        else {
+            return [
+                XDS.Error(
+                    code: "XDSRegistryMetadataError",
+                    context: "the request has no SubmitObjectsRequest/RegistryObjectList"
+                )
+            ]
+        }
+        let contents = Dictionary(
+            request.children.filter { $0.name == "Document" }.map { ($0.attributes["id"] ?? "", $0.text) },
+            uniquingKeysWith: { first, _ in first }
+        )
+        let packages = list.children.filter { $0.name == "RegistryPackage" }
+        let documents = list.children.filter { $0.name == "ExtrinsicObject" }
+        let associations = list.children.filter { $0.name == "Association" }
+        let expectedPatient = "\(patient.ins)^^^&\(patient.oid)&ISO"
+        var errors: [XDS.Error] = []
+        guard packages.count == 1, let set = packages.first else {
+            return [
+                XDS.Error(
+                    code: "XDSRegistryMetadataError",
+                    context: "a submission holds exactly one submission set (RegistryPackage), not \(packages.count)"
+                )
+            ]
+        }
+        let setUUID = set.attributes["id"] ?? ""
+        guard let setUniqueId = XDS.externalIdentifier(set, scheme: XDS.Scheme.submissionSetUniqueId) else {
+            return [
+                XDS.Error(
+                    code: "XDSRegistryMetadataError",
+                    context: "the submission set has no uniqueId",
+                    location: setUUID
+                )
+            ]
+        }
+        let setPatient = XDS.externalIdentifier(set, scheme: XDS.Scheme.submissionSetPatientId) ?? ""
+        if setPatient != expectedPatient {
+            errors.append(
+                XDS.Error(
+                    code: "XDSPatientIdDoesNotMatch",
+                    context: "submission set patientId '\(setPatient)' is not the VIHF's patient \(expectedPatient)",
+                    location: setUUID
+                )
+            )
+        }
+        if documents.isEmpty {
+            errors.append(
+                XDS.Error(
+                    code: "XDSRegistryMetadataError",
+                    context: "the submission holds no document entry (ExtrinsicObject)"
+                )
+            )
+        }
+        struct Parsed {
+            var element: SOAPElement
+            var entryUUID: String
+            var uniqueId: String
+            var content: Data
+            var hash: String
+        }
+        var parsed: [Parsed] = []
+        for document in documents {
+            let id = document.attributes["id"] ?? ""
+            guard let uniqueId = XDS.externalIdentifier(document, scheme: XDS.Scheme.documentUniqueId),
+                !uniqueId.isEmpty
+            else {
+                errors.append(
+                    XDS.Error(
+                        code: "XDSRegistryMetadataError",
+                        context: "document entry without uniqueId",
+                        location: id
+                    )
+                )
+                continue
+            }
+            let documentPatient = XDS.externalIdentifier(document, scheme: XDS.Scheme.documentPatientId) ?? ""
+            if documentPatient != expectedPatient {
+                errors.append(
+                    XDS.Error(
+                        code: "XDSPatientIdDoesNotMatch",
+                        context: "document patientId '\(documentPatient)' is not the VIHF's patient \(expectedPatient)",
+                        location: id
+                    )
+                )
+            }
+            for (scheme, label) in [
+                (XDS.Scheme.classCode, "classCode"), (XDS.Scheme.typeCode, "typeCode"),
+                (XDS.Scheme.formatCode, "formatCode"),
+            ]
+            where XDS.classification(document, scheme: scheme) == nil {
+                errors.append(
+                    XDS.Error(
+                        code: "XDSRegistryMetadataError",
+                        context: "document entry without \(label)",
+                        location: id
+                    )
+                )
+            }
+            if (document.attributes["mimeType"] ?? "").isEmpty {
+                errors.append(
+                    XDS.Error(
+                        code: "XDSRegistryMetadataError",
+                        context: "document entry without mimeType",
+                        location: id
+                    )
+                )
+            }
+            guard let base64 = contents[id] else {
+                errors.append(
+                    XDS.Error(
+                        code: "XDSMissingDocument",
+                        context: "no Document with id '\(id)' for this entry",
+                        location: id
+                    )
+                )
+                continue
+            }
+            guard let content = Data(base64Encoded: base64.filter { !$0.isWhitespace }) else {
+                errors.append(
+                    XDS.Error(
+                        code: "XDSRepositoryMetadataError",
+                        context: "the Document '\(id)' is not base64",
+                        location: id
+                    )
+                )
+                continue
+            }
+            let hash = XDS.sha1(content)
+            if let given = XDS.slot(document, "hash").first, given.lowercased() != hash {
+                errors.append(
+                    XDS.Error(
+                        code: "XDSRepositoryMetadataError",
+                        context: "hash \(given) is not the document's SHA-1 \(hash)",
+                        location: id
+                    )
+                )
+            }
+            if let given = XDS.slot(document, "size").first, Int(given) != content.count {
+                errors.append(
+                    XDS.Error(
+                        code: "XDSRepositoryMetadataError",
+                        context: "size \(given) is not the document's \(content.count) bytes",
+                        location: id
+                    )
+                )
+            }
+            if let cdaPatient = CDA.patient(in: content), cdaPatient.ins != patient.ins {
+                errors.append(
+                    XDS.Error(
+                        code: "XDSPatientIdDoesNotMatch",
+                        context:
+                            "the CDA's recordTarget INS \(cdaPatient.ins) is not the submission's patient \(patient.ins)",
+                        location: id
+                    )
+                )
+            }
+            parsed.append(Parsed(element: document, entryUUID: id, uniqueId: uniqueId, content: content, hash: hash))
+        }
+        let uniqueIds = parsed.map(\.uniqueId) + [setUniqueId]
+        if Set(uniqueIds).count != uniqueIds.count {
+            errors.append(
+                XDS.Error(
+                    code: "XDSDuplicateUniqueIdInRegistry",
+                    context: "a uniqueId is given twice in the submission"
+                )
+            )
+        }
+        let replacements = associations.filter { $0.attributes["associationType"] == XDS.replace }
+        return try store.writer.write { db -> [XDS.Error] in
+            var errors = errors
+            for uniqueId in uniqueIds
+            where try Bool.fetchOne(
+                db,
+                sql:
+                    "SELECT EXISTS (SELECT 1 FROM dmp_document WHERE unique_id = ?) OR EXISTS (SELECT 1 FROM dmp_submission_set WHERE unique_id = ?)",
+                arguments: [uniqueId, uniqueId]
+            ) ?? false {
+                errors.append(
+                    XDS.Error(
+                        code: "XDSDuplicateUniqueIdInRegistry",
+                        context: "uniqueId \(uniqueId) is already registered"
+                    )
+                )
+            }
+            guard let record = try DMPRecords.record(ins: patient.ins, in: db), record.status == .open else {
+                errors.append(
+                    XDS.Error(code: "XDSUnknownPatientId", context: "patient \(expectedPatient) has no open DMP")
+                )
+                return errors
+            }
+            for replacement in replacements {
+                let target = replacement.attributes["targetObject"] ?? ""
+                let status = try String.fetchOne(
+                    db,
+                    sql: "SELECT status FROM dmp_document WHERE entry_uuid = ? AND ins = ?",
+                    arguments: [target, patient.ins]
+                )
+                if status != XDS.approved {
+                    errors.append(
+                        XDS.Error(
+                            code: "XDSRegistryMetadataError",
+                            context: "RPLC target \(target) is not an approved document of this patient",
+                            location: replacement.attributes["id"] ?? ""
+                        )
+                    )
+                }
+            }
+            guard errors.isEmpty else { return errors }
+            let now = ISO8601DateFormatter().string(from: Date())
+            // Symbolic ids (`Document01`) become UUIDs, as a registry assigns them.
+            var uuids: [String: String] = [:]
+            func uuid(_ id: String) -> String {
+                if id.hasPrefix("urn:uuid:") { return id }
+                if let assigned = uuids[id] { return assigned }
+                let assigned = "urn:uuid:" + UUID().uuidString.lowercased()
+                uuids[id] = assigned
+                return assigned
+            }
+            var setElement = set
+            setElement.attributes["id"] = uuid(setUUID)
+            setElement.attributes["status"] = XDS.approved
+            try db.execute(
+                sql:
+                    "INSERT INTO dmp_submission_set (entry_uuid, unique_id, ins, submitted_at, metadata) VALUES (?, ?, ?, ?, ?)",
+                arguments: [uuid(setUUID), setUniqueId, patient.ins, now, setElement.xml]
+            )
+            for document in parsed {
+                var element = document.element
+                let entryUUID = uuid(document.entryUUID)
+                element.attributes["id"] = entryUUID
+                let replaced = replacements.first { $0.attributes["sourceObject"] == document.entryUUID }?.attributes[
+                    "targetObject"
+                ]
+                try db.execute(
+                    sql: """
+                        INSERT INTO dmp_document (entry_uuid, unique_id, ins, submission_set_uuid, status, mime_type, class_code,
+                            type_code, format_code, creation_time, hash, size, replaces, metadata, content, stored_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        entryUUID, document.uniqueId, patient.ins, uuid(setUUID), XDS.approved,
+                        element.attributes["mimeType"] ?? "",
+                        XDS.classification(element, scheme: XDS.Scheme.classCode),
+                        XDS.classification(element, scheme: XDS.Scheme.typeCode),
+                        XDS.classification(element, scheme: XDS.Scheme.formatCode),
+                        XDS.slot(element, "creationTime").first,
+                        document.hash, document.content.count, replaced, element.xml, document.content, now,
+                    ]
+                )
+                if let replaced {
+                    try db.execute(
+                        sql: "UPDATE dmp_document SET status = ? WHERE entry_uuid = ?",
+                        arguments: [XDS.deprecated, replaced]
+                    )
+                }
+            }
+            for association in associations {
+                try db.execute(
+                    sql: "INSERT INTO dmp_association (entry_uuid, type, source, target) VALUES (?, ?, ?, ?)",
+                    arguments: [
+                        uuid(association.attributes["id"] ?? UUID().uuidString),
+                        association.attributes["associationType"] ?? "",
+                        uuid(association.attributes["sourceObject"] ?? ""),
+                        uuid(association.attributes["targetObject"] ?? ""),
+                    ]
+                )
+            }
+            return []
+        }
+    }
+
+    /// ITI-18 FindDocuments: the patient's entries with one of `statuses`, newest first, as stored metadata (status
+    /// brought up to date).
+    func findDocuments(ins: String, statuses: [String]) throws -> [(entryUUID: String, metadata: String)] {
+        try store.writer.read { db in
+            let marks = statuses.map { _ in "?" }.joined(separator: ",")
+            return try Row.fetchAll(
+                db,
+                sql:
+                    "SELECT entry_uuid, status, metadata FROM dmp_document WHERE ins = ? AND status IN (\(marks)) ORDER BY rowid DESC",
+                arguments: StatementArguments([ins] + statuses)
+            ).map { row in
+                var metadata: String = row["metadata"]
+                if var element = try? HardenedXMLParser(maximumBytes: 1 << 20).parse(Data(metadata.utf8)) {
+                    element.attributes["status"] = row["status"]
+                    metadata = element.xml
+                }
+                return (row["entry_uuid"], metadata)
+            }
+        }
+    }
+
+    /// ITI-43: the stored bytes and media type of a document, when it is the patient's.
+    func retrieve(uniqueId: String, ins: String) throws -> (Data, String)? {
+        try store.writer.read { db in
+            try Row.fetchOne(
+                db,
+                sql:
+                    "SELECT content, mime_type FROM dmp_document WHERE unique_id = ? AND ins = ? AND status != 'urn:asip:ci-sis:2010:StatusType:Deleted'",
+                arguments: [uniqueId, ins]
+            ).map { ($0["content"], $0["mime_type"]) }
+        }
+    }
+
+    public func entries(ins: String) throws -> [Entry] {
+        try store.writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM dmp_document WHERE ins = ? ORDER BY rowid", arguments: [ins]).map {
+                Entry(
+                    entryUUID: $0["entry_uuid"],
+                    uniqueId: $0["unique_id"],
+                    ins: $0["ins"],
+                    status: $0["status"],
+                    mimeType: $0["mime_type"],
+                    classCode: $0["class_code"],
+                    typeCode: $0["type_code"],
+                    formatCode: $0["format_code"],
+                    creationTime: $0["creation_time"],
+                    hash: $0["hash"],
+                    size: $0["size"],
+                    replaces: $0["replaces"]
+                )
+            }
+        }
+    }
+}
+
+/// The patient of an HL7 CDA R2 document: `recordTarget/patientRole/id` with an INS OID (nil for other documents).
+enum CDA {
+    static func patient(in data: Data) -> (ins: String, oid: String)? {
+        guard
+            let root = try? HardenedXMLParser(maximumBytes: 32 << 20, maximumDepth: 128, maximumElements: 500_000)
+                .parse(data),
+            root.name == "ClinicalDocument", let role = root.child("recordTarget")?.child("patientRole")
+        else { return nil }
+        return role.children("id").compactMap { id -> (String, String)? in
+            guard let oid = id.attributes["root"], DMPRecords.insOIDs.contains(oid),
+                let ins = id.attributes["extension"]
+            else { return nil }
+            return (ins, oid)
+        }.first
+    }
+}

@@ -1,0 +1,416 @@
+import DMP
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import SOAPCore
+import Testing
+
+@testable import SandboxServer
+@testable import SandboxTestSupport
+
+/// The DMP's document services over mutual TLS: ITI-41 submission (plain SOAP, base64), ITI-18 FindDocuments,
+/// ITI-43 retrieval byte for byte, RPLC replacement, and the XDS errors in a RegistryErrorList.
+@Suite("DMP document services")
+struct DMPDocumentTests {
+    typealias P = DMPPatientsTests
+    static let patientId = "\(P.zoe)^^^&\(P.testOID)&ISO"
+
+    static func cda(ins: String = P.zoe, text: String = "Compte rendu") -> Data {
+        Data(
+            """
+            <?xml version="1.0" encoding="UTF-8"?><ClinicalDocument xmlns="urn:hl7-org:v3"><recordTarget><patientRole>\
+            <id root="\(P.testOID)" extension="\(ins)"/></patientRole></recordTarget><title>\(text)</title></ClinicalDocument>
+            """.utf8
+        )
+    }
+
+    static func classification(_ scheme: String, _ object: String, code: String) -> String {
+        """
+        <rim:Classification classificationScheme="\(scheme)" classifiedObject="\(object)" nodeRepresentation="\(code)" id="urn:uuid:\(UUID().uuidString.lowercased())">\
+        <rim:Slot name="codingScheme"><rim:ValueList><rim:Value>1.2.250.1.213.1.1.4.1</rim:Value></rim:ValueList></rim:Slot></rim:Classification>
+        """
+    }
+
+    /// An ITI-41 request: one submission set, one document entry (`Document01`), optionally replacing `replaces`.
+    static func submission(
+        content: Data,
+        uniqueId: String = "1.2.250.1.999.1.\(Int.random(in: 1...999_999_999))",
+        patient: String = patientId,
+        hash: String? = nil,
+        withDocument: Bool = true,
+        classCode: Bool = true,
+        replaces: String? = nil
+    ) -> String {
+        let sha1 = hash ?? content.sha1Hex
+        let rplc =
+            replaces.map {
+                "<rim:Association associationType=\"urn:ihe:iti:2007:AssociationType:RPLC\" sourceObject=\"Document01\" targetObject=\"\($0)\" id=\"Replace01\"/>"
+            } ?? ""
+        return """
+            <xdsb:ProvideAndRegisterDocumentSetRequest xmlns:xdsb="urn:ihe:iti:xds-b:2007">\
+            <lcm:SubmitObjectsRequest xmlns:lcm="urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0">\
+            <rim:RegistryObjectList xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0">\
+            <rim:ExtrinsicObject id="Document01" mimeType="text/xml" objectType="urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1">\
+            <rim:Slot name="creationTime"><rim:ValueList><rim:Value>20261207100000</rim:Value></rim:ValueList></rim:Slot>\
+            <rim:Slot name="hash"><rim:ValueList><rim:Value>\(sha1)</rim:Value></rim:ValueList></rim:Slot>\
+            <rim:Slot name="size"><rim:ValueList><rim:Value>\(content.count)</rim:Value></rim:ValueList></rim:Slot>\
+            <rim:Name><rim:LocalizedString value="Compte rendu"/></rim:Name>\
+            \(classCode ? classification("urn:uuid:41a5887f-8865-4c09-adf7-e362475b143a", "Document01", code: "10") : "")\
+            \(classification("urn:uuid:a09d5840-386c-46f2-b5ad-9c3699a4309d", "Document01", code: "urn:ihe:pcc:xds-ms:2007"))\
+            \(classification("urn:uuid:f0306f51-975f-434e-a61c-c59651d33983", "Document01", code: "11490-0"))\
+            <rim:ExternalIdentifier identificationScheme="urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427" value="\(XMLText.escape(patient))" id="ei1" registryObject="Document01"><rim:Name><rim:LocalizedString value="XDSDocumentEntry.patientId"/></rim:Name></rim:ExternalIdentifier>\
+            <rim:ExternalIdentifier identificationScheme="urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab" value="\(uniqueId)" id="ei2" registryObject="Document01"><rim:Name><rim:LocalizedString value="XDSDocumentEntry.uniqueId"/></rim:Name></rim:ExternalIdentifier>\
+            </rim:ExtrinsicObject>\
+            <rim:RegistryPackage id="SubmissionSet01">\
+            <rim:Slot name="submissionTime"><rim:ValueList><rim:Value>20261207100000</rim:Value></rim:ValueList></rim:Slot>\
+            <rim:ExternalIdentifier identificationScheme="urn:uuid:96fdda7c-d067-4183-912e-bf5ee74998a8" value="\(uniqueId).9" id="ei3" registryObject="SubmissionSet01"/>\
+            <rim:ExternalIdentifier identificationScheme="urn:uuid:6b5aea1a-874d-4603-a4bc-96a0a7b38446" value="\(XMLText.escape(patient))" id="ei4" registryObject="SubmissionSet01"/>\
+            </rim:RegistryPackage>\
+            <rim:Classification classifiedObject="SubmissionSet01" classificationNode="urn:uuid:a54d6aa5-d40d-43f9-88c5-b4633d873bdd" id="cl1"/>\
+            <rim:Association associationType="urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember" sourceObject="SubmissionSet01" targetObject="Document01" id="as1">\
+            <rim:Slot name="SubmissionSetStatus"><rim:ValueList><rim:Value>Original</rim:Value></rim:ValueList></rim:Slot></rim:Association>\(rplc)\
+            </rim:RegistryObjectList></lcm:SubmitObjectsRequest>\
+            \(withDocument ? "<xdsb:Document id=\"Document01\">\(content.base64EncodedString())</xdsb:Document>" : "")\
+            </xdsb:ProvideAndRegisterDocumentSetRequest>
+            """
+    }
+
+    static func findDocuments(
+        _ patient: String = patientId,
+        returnType: String = "LeafClass",
+        status: String = "('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')"
+    ) -> String {
+        """
+        <query:AdhocQueryRequest xmlns:query="urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0" xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0">\
+        <query:ResponseOption returnComposedObjects="true" returnType="\(returnType)"/>\
+        <rim:AdhocQuery id="urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d">\
+        <rim:Slot name="$XDSDocumentEntryPatientId"><rim:ValueList><rim:Value>'\(XMLText.escape(patient))'</rim:Value></rim:ValueList></rim:Slot>\
+        <rim:Slot name="$XDSDocumentEntryStatus"><rim:ValueList><rim:Value>\(status)</rim:Value></rim:ValueList></rim:Slot>\
+        </rim:AdhocQuery></query:AdhocQueryRequest>
+        """
+    }
+
+    static func retrieve(_ uniqueId: String, repository: String = "1.2.250.1.213.4.1.1.1.2") -> String {
+        """
+        <xdsb:RetrieveDocumentSetRequest xmlns:xdsb="urn:ihe:iti:xds-b:2007"><xdsb:DocumentRequest>\
+        <xdsb:RepositoryUniqueId>\(repository)</xdsb:RepositoryUniqueId><xdsb:DocumentUniqueId>\(uniqueId)</xdsb:DocumentUniqueId>\
+        </xdsb:DocumentRequest></xdsb:RetrieveDocumentSetRequest>
+        """
+    }
+
+    static func call(
+        _ running: RunningSandbox,
+        path: String,
+        action: String,
+        _ body: String,
+        client: ClientFiles,
+        ins: String = P.zoe
+    ) async throws -> (TestClient.Response, SOAPElement) {
+        let xml = P.envelope("", body: body, security: P.vihf(ins: ins), action: action)
+        let response = try await running.request(
+            path,
+            method: .post,
+            client: client,
+            headers: [.contentType: "application/soap+xml; charset=utf-8"],
+            body: xml
+        )
+        return (response, try HardenedXMLParser(maximumBytes: 32 << 20).parse(Data(response.text.utf8)))
+    }
+
+    static func submit(
+        _ running: RunningSandbox,
+        _ body: String,
+        client: ClientFiles
+    ) async throws -> (TestClient.Response, SOAPElement) {
+        try await call(
+            running,
+            path: DMPService.repositoryPath,
+            action: "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b",
+            body,
+            client: client
+        )
+    }
+
+    static func errorCodes(_ root: SOAPElement) -> [String] {
+        root.descendants.filter { $0.name == "RegistryError" }.compactMap { $0.attributes["errorCode"] }
+    }
+
+    @Test func submitFindRetrieveAndReplace() async throws {
+        let (running, client) = try await P.start()
+        try await running.whileRunning {
+            let content = Self.cda()
+            let uniqueId = "1.2.250.1.999.1.1001"
+            let (stored, answer) = try await Self.submit(
+                running,
+                Self.submission(content: content, uniqueId: uniqueId),
+                client: client
+            )
+            #expect(stored.status == .ok, "\(stored.text)")
+            #expect(
+                P.first(answer, "RegistryResponse")?.attributes["status"]
+                    == "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success",
+                "\(stored.text)"
+            )
+            #expect(P.first(answer, "Action")?.text == "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-bResponse")
+
+            // ITI-18: found, with its metadata and a registry-assigned UUID; ObjectRef form too.
+            let (_, found) = try await Self.call(
+                running,
+                path: DMPService.registryPath,
+                action: "urn:ihe:iti:2007:RegistryStoredQuery",
+                Self.findDocuments(),
+                client: client
+            )
+            let entries = found.descendants.filter { $0.name == "ExtrinsicObject" }
+            #expect(entries.count == 1)
+            let entryUUID = try #require(entries.first?.attributes["id"])
+            #expect(entryUUID.hasPrefix("urn:uuid:"))
+            #expect(entries.first?.attributes["status"] == "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved")
+            #expect(entries.first?.descendants.contains { $0.attributes["value"] == uniqueId } == true)
+            let (_, refs) = try await Self.call(
+                running,
+                path: DMPService.registryPath,
+                action: "urn:ihe:iti:2007:RegistryStoredQuery",
+                Self.findDocuments(returnType: "ObjectRef"),
+                client: client
+            )
+            #expect(refs.descendants.filter { $0.name == "ObjectRef" }.map { $0.attributes["id"] } == [entryUUID])
+
+            // ITI-43: the same bytes.
+            let (_, retrieved) = try await Self.call(
+                running,
+                path: DMPService.repositoryPath,
+                action: "urn:ihe:iti:2007:RetrieveDocumentSet",
+                Self.retrieve(uniqueId),
+                client: client
+            )
+            let base64 = try #require(P.first(retrieved, "Document")?.text)
+            #expect(Data(base64Encoded: base64) == content)
+            #expect(P.first(retrieved, "mimeType")?.text == "text/xml")
+
+            // RPLC: the new version approved, the old one deprecated (found with the Deprecated status only).
+            let replacement = Self.cda(text: "Compte rendu corrigé")
+            let (_, replaced) = try await Self.submit(
+                running,
+                Self.submission(content: replacement, uniqueId: "1.2.250.1.999.1.1002", replaces: entryUUID),
+                client: client
+            )
+            #expect(Self.errorCodes(replaced).isEmpty, "\(replaced)")
+            let (_, approved) = try await Self.call(
+                running,
+                path: DMPService.registryPath,
+                action: "urn:ihe:iti:2007:RegistryStoredQuery",
+                Self.findDocuments(),
+                client: client
+            )
+            #expect(approved.descendants.filter { $0.name == "ExtrinsicObject" }.count == 1)
+            #expect(approved.descendants.contains { $0.attributes["value"] == "1.2.250.1.999.1.1002" })
+            let (_, deprecated) = try await Self.call(
+                running,
+                path: DMPService.registryPath,
+                action: "urn:ihe:iti:2007:RegistryStoredQuery",
+                Self.findDocuments(status: "('urn:oasis:names:tc:ebxml-regrep:StatusType:Deprecated')"),
+                client: client
+            )
+            #expect(
+                deprecated.descendants.filter { $0.name == "ExtrinsicObject" }.map { $0.attributes["id"] } == [
+                    entryUUID
+                ]
+            )
+            let entriesStored = try running.sandbox.dmp.documentStore.entries(ins: P.zoe)
+            #expect(
+                entriesStored.map(\.status).sorted() == [
+                    "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved",
+                    "urn:oasis:names:tc:ebxml-regrep:StatusType:Deprecated",
+                ]
+            )
+            #expect(entriesStored.last?.replaces == entryUUID)
+        }
+    }
+
+    @Test func submissionErrorsAreNamedAndNothingIsStored() async throws {
+        let (running, client) = try await P.start()
+        try await running.whileRunning {
+            let content = Self.cda()
+            let cases: [(String, String)] = [
+                (Self.submission(content: content, withDocument: false), "XDSMissingDocument"),
+                (
+                    Self.submission(content: content, hash: String(repeating: "0", count: 40)),
+                    "XDSRepositoryMetadataError"
+                ),
+                (Self.submission(content: content, classCode: false), "XDSRegistryMetadataError"),
+                (Self.submission(content: Self.cda(ins: P.nessi)), "XDSPatientIdDoesNotMatch"),
+                (
+                    Self.submission(content: content, replaces: "urn:uuid:00000000-0000-4000-8000-000000000000"),
+                    "XDSRegistryMetadataError"
+                ),
+            ]
+            for (body, code) in cases {
+                let (response, answer) = try await Self.submit(running, body, client: client)
+                #expect(response.status == .ok, "\(code)")
+                #expect(
+                    P.first(answer, "RegistryResponse")?.attributes["status"]
+                        == "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Failure"
+                )
+                #expect(Self.errorCodes(answer).contains(code), "\(code): \(response.text)")
+            }
+            // A uniqueId already registered.
+            let body = Self.submission(content: content, uniqueId: "1.2.250.1.999.1.2001")
+            #expect(Self.errorCodes(try await Self.submit(running, body, client: client).1).isEmpty)
+            #expect(
+                Self.errorCodes(try await Self.submit(running, body, client: client).1) == [
+                    "XDSDuplicateUniqueIdInRegistry", "XDSDuplicateUniqueIdInRegistry",
+                ]
+            )
+            // A patient without an open DMP (CATARINA's is closed).
+            let closedPatient = "\(P.catarina)^^^&\(P.testOID)&ISO"
+            let closedXML = P.envelope(
+                "",
+                body: Self.submission(content: Self.cda(ins: P.catarina), patient: closedPatient),
+                security: P.vihf(ins: P.catarina),
+                action: "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b"
+            )
+            let closed = try await running.request(
+                DMPService.repositoryPath,
+                method: .post,
+                client: client,
+                headers: [.contentType: "application/soap+xml"],
+                body: closedXML
+            )
+            #expect(closed.text.contains("XDSUnknownPatientId"))
+            // The VIHF's patient differs from the submission's: a Fault naming resource-id.
+            let otherXML = P.envelope(
+                "",
+                body: Self.submission(content: content),
+                security: P.vihf(ins: P.gatien),
+                action: "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b"
+            )
+            let other = try await running.request(
+                DMPService.repositoryPath,
+                method: .post,
+                client: client,
+                headers: [.contentType: "application/soap+xml"],
+                body: otherXML
+            )
+            #expect(other.status == .badRequest)
+            #expect(other.text.contains("resource-id"))
+            #expect(
+                try running.sandbox.dmp.documentStore.entries(ins: P.zoe).count == 1,
+                "only the good submission is stored"
+            )
+            // Retrieval of an unknown document, another repository; an unknown stored query.
+            let (_, missing) = try await Self.call(
+                running,
+                path: DMPService.repositoryPath,
+                action: "urn:ihe:iti:2007:RetrieveDocumentSet",
+                Self.retrieve("1.2.3.4"),
+                client: client
+            )
+            #expect(Self.errorCodes(missing) == ["XDSDocumentUniqueIdError"])
+            let (_, repository) = try await Self.call(
+                running,
+                path: DMPService.repositoryPath,
+                action: "urn:ihe:iti:2007:RetrieveDocumentSet",
+                Self.retrieve("1.2.250.1.999.1.2001", repository: "9.9"),
+                client: client
+            )
+            #expect(Self.errorCodes(repository) == ["XDSUnknownRepositoryId"])
+            let unknownQuery = Self.findDocuments().replacingOccurrences(
+                of: "14d4debf-8f97-4251-9a74-a90016b0af0d",
+                with: "00000000-0000-0000-0000-000000000000"
+            )
+            let (_, query) = try await Self.call(
+                running,
+                path: DMPService.registryPath,
+                action: "urn:ihe:iti:2007:RegistryStoredQuery",
+                unknownQuery,
+                client: client
+            )
+            #expect(Self.errorCodes(query) == ["XDSUnknownStoredQuery"])
+            // The retrieve of another patient's document (VIHF of GATIEN): not found.
+            let foreignXML = P.envelope(
+                "",
+                body: Self.retrieve("1.2.250.1.999.1.2001"),
+                security: P.vihf(ins: P.gatien),
+                action: "urn:ihe:iti:2007:RetrieveDocumentSet"
+            )
+            let foreign = try await running.request(
+                DMPService.repositoryPath,
+                method: .post,
+                client: client,
+                headers: [.contentType: "application/soap+xml"],
+                body: foreignXML
+            )
+            #expect(foreign.text.contains("XDSDocumentUniqueIdError"))
+        }
+    }
+
+    /// The answers validate against the OASIS ebRS 3.0 and IHE XDS.b schemas, where a copy of them is on the machine.
+    @Test(
+        .enabled(
+            if: Reference.exists(Reference.file("dmp/xds/ebRS/rs.xsd")) && Reference.xmllint,
+            "needs the ebRS/XDS.b schemas and xmllint"
+        )
+    )
+    func answersValidateAgainstTheXDSSchemas() async throws {
+        let (running, client) = try await P.start()
+        try await running.whileRunning {
+            let content = Self.cda()
+            let (_, stored) = try await Self.submit(
+                running,
+                Self.submission(content: content, uniqueId: "1.2.250.1.999.1.3001"),
+                client: client
+            )
+            let (_, failed) = try await Self.submit(
+                running,
+                Self.submission(content: content, withDocument: false),
+                client: client
+            )
+            let (_, found) = try await Self.call(
+                running,
+                path: DMPService.registryPath,
+                action: "urn:ihe:iti:2007:RegistryStoredQuery",
+                Self.findDocuments(),
+                client: client
+            )
+            let (_, retrieved) = try await Self.call(
+                running,
+                path: DMPService.repositoryPath,
+                action: "urn:ihe:iti:2007:RetrieveDocumentSet",
+                Self.retrieve("1.2.250.1.999.1.3001"),
+                client: client
+            )
+            let checks: [(SOAPElement, String, String)] = [
+                (stored, "RegistryResponse", "dmp/xds/ebRS/rs.xsd"),
+                (failed, "RegistryResponse", "dmp/xds/ebRS/rs.xsd"),
+                (found, "AdhocQueryResponse", "dmp/xds/ebRS/query.xsd"),
+                (retrieved, "RetrieveDocumentSetResponse", "dmp/xds/IHE/XDS.b_DocumentRepository.xsd"),
+            ]
+            for (root, element, schema) in checks {
+                let answer = try #require(P.first(root, element))
+                let file = FileManager.default.temporaryDirectory.appendingPathComponent("dmp-\(UUID().uuidString).xml")
+                try Data(answer.xml.utf8).write(to: file)
+                let run = try await Shell.run(
+                    "xmllint --nonet --noout --schema '\(Reference.file(schema).path)' '\(file.path)'"
+                )
+                #expect(run.status == 0, "\(element): \(run.stderr)")
+            }
+        }
+    }
+}
+
+extension Data {
+    var sha1Hex: String {
+        let process = Process()
+        let input = Pipe()
+        let output = Pipe()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/sha1sum")
+        process.standardInput = input
+        process.standardOutput = output
+        try? process.run()
+        input.fileHandleForWriting.write(self)
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+        return String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).prefix(40).description
+    }
+}
