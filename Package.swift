@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
+        // MTOM/XOP (multipart/related) for the DMP's XDS.b messages.
+        .package(url: "https://github.com/vapor/multipart-kit.git", from: "4.7.1"),
         // Already built for HummingbirdTesting; the guided demo is an HTTPS client with client certificates.
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
@@ -164,7 +166,14 @@ let package = Package(
             ]
         ),
         // SOAP 1.2 shared by the SOAP services: hardened XML parsing (no DTD, bounded), envelope, Fault.
-        .target(name: "SOAPCore", dependencies: [.product(name: "Hummingbird", package: "hummingbird")]),
+        .target(
+            name: "SOAPCore",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "MultipartKit", package: "multipart-kit"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "AccessTests",
             dependencies: ["Access", "TestPKI", "Store", .product(name: "SwiftASN1", package: "swift-asn1")]

@@ -37,7 +37,7 @@ extension DMPService {
             router.post(RouterPath(path)) { request, _ in
                 do throws(DMPFault) {
                     let soap = try await SOAPEndpoint.read(request, parser: self.documentParser, faults: DMPFault.self)
-                    return SOAPEndpoint.answer(try self.documents(soap, among: operations))
+                    return try self.documents(soap, among: operations)
                 } catch {
                     return error.response
                 }
@@ -45,7 +45,21 @@ extension DMPService {
         }
     }
 
-    func documents(_ soap: SOAPRequest, among operations: [DocumentOperation]) throws(DMPFault) -> String {
+    /// The answer: a SOAP 1.2 envelope, or for a retrieval that came as MTOM, an MTOM answer with the documents as
+    /// binary parts.
+    func documents(_ soap: SOAPRequest, among operations: [DocumentOperation]) throws(DMPFault) -> Response {
+        var attachments: [(id: String, mimeType: String, data: Data)] = []
+        let envelope = try documentEnvelope(soap, among: operations, attachments: &attachments)
+        guard soap.isMTOM, !attachments.isEmpty else { return SOAPEndpoint.answer(envelope) }
+        return MTOM.response(envelope: envelope, attachments: attachments)
+    }
+
+    /// The answer's envelope; `attachments`: the documents a retrieval over MTOM sends as parts.
+    func documentEnvelope(
+        _ soap: SOAPRequest,
+        among operations: [DocumentOperation],
+        attachments: inout [(id: String, mimeType: String, data: Data)]
+    ) throws(DMPFault) -> String {
         let operation = try Self.dispatch(soap, among: operations)
         let body = soap.envelope.body
         let relatesTo = soap.addressing("MessageID")
@@ -167,10 +181,18 @@ extension DMPService {
                         )
                         continue
                     }
+                    let document: String
+                    if soap.isMTOM {
+                        let id = "document-\(attachments.count + 1)@esante-sandbox"
+                        attachments.append((id, mimeType, content))
+                        document = "<xop:Include xmlns:xop=\"\(MTOM.xopNamespace)\" href=\"cid:\(id)\"/>"
+                    } else {
+                        document = content.base64EncodedString()
+                    }
                     responses +=
                         "<xdsb:DocumentResponse><xdsb:RepositoryUniqueId>\(repository)</xdsb:RepositoryUniqueId>"
                         + "<xdsb:DocumentUniqueId>\(XMLText.escape(uniqueId))</xdsb:DocumentUniqueId><xdsb:mimeType>\(XMLText.escape(mimeType))</xdsb:mimeType>"
-                        + "<xdsb:Document>\(content.base64EncodedString())</xdsb:Document></xdsb:DocumentResponse>"
+                        + "<xdsb:Document>\(document)</xdsb:Document></xdsb:DocumentResponse>"
                 }
                 return Self.envelope(
                     action: operation.action + "Response",

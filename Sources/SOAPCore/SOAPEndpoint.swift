@@ -20,6 +20,8 @@ public struct SOAPRequest: Sendable {
     public var contentType: String
     /// The `action` parameter of the Content-Type (SOAP 1.2's HTTP binding), if any.
     public var httpAction: String?
+    /// Whether it came as MTOM/XOP (`multipart/related`): an answer carrying documents should too.
+    public var isMTOM = false
 
     public init(envelope: SOAPEnvelope, contentType: String, httpAction: String?) {
         self.envelope = envelope
@@ -53,9 +55,24 @@ public enum SOAPEndpoint {
         var request = request
         let limit = parser.maximumBytes
         guard let body = try? await request.collectBody(upTo: limit) else { throw Fault.tooLarge(limit: limit) }
-        guard let contentType = request.headers[.contentType],
-            contentType.lowercased().hasPrefix("application/soap+xml")
-        else { throw Fault.unsupportedMediaType(request.headers[.contentType]) }
+        guard let contentType = request.headers[.contentType] else { throw Fault.unsupportedMediaType(nil) }
+        if contentType.lowercased().hasPrefix("multipart/related") {
+            // MTOM/XOP: the envelope is the root part; documents are parts it references.
+            do throws(SOAPFault) {
+                let (root, rootType, attachments) = try MTOM.split(body, contentType: contentType)
+                var envelope = try SOAPEnvelope(data: root, parser: parser)
+                envelope.body = try MTOM.resolve(envelope.body, attachments: attachments)
+                let action = MTOM.parameters(contentType)["action"] ?? MTOM.parameters(rootType)["action"]
+                var soap = SOAPRequest(envelope: envelope, contentType: contentType, httpAction: action)
+                soap.isMTOM = true
+                return soap
+            } catch {
+                throw Fault(envelope: error)
+            }
+        }
+        guard contentType.lowercased().hasPrefix("application/soap+xml") else {
+            throw Fault.unsupportedMediaType(contentType)
+        }
         let envelope: SOAPEnvelope
         do {
             envelope = try SOAPEnvelope(data: Data(buffer: body), parser: parser)

@@ -345,6 +345,121 @@ struct DMPDocumentTests {
         }
     }
 
+    /// A multipart/related MTOM message: the envelope as root part, `document` as a binary part referenced by
+    /// `xop:Include`.
+    static func mtom(
+        envelope: String,
+        document: Data?,
+        boundary: String = "MIMEBoundary_test",
+        rootType: String = "application/xop+xml; charset=UTF-8; type=\"application/soap+xml\""
+    ) -> (body: [UInt8], contentType: String) {
+        var body = Data()
+        func line(_ text: String) { body.append(Data((text + "\r\n").utf8)) }
+        line("--\(boundary)")
+        line("Content-Type: \(rootType)")
+        line("Content-Transfer-Encoding: binary")
+        line("Content-ID: <root@client>")
+        line("")
+        line(envelope)
+        if let document {
+            line("--\(boundary)")
+            line("Content-Type: text/xml")
+            line("Content-Transfer-Encoding: binary")
+            line("Content-ID: <doc1@client>")
+            line("")
+            body.append(document)
+            line("")
+        }
+        line("--\(boundary)--")
+        return (
+            Array(body),
+            "multipart/related; type=\"application/xop+xml\"; boundary=\"\(boundary)\"; start=\"<root@client>\"; start-info=\"application/soap+xml\""
+        )
+    }
+
+    @Test func mtomSubmissionAndRetrievalByteForByte() async throws {
+        let (running, client) = try await P.start()
+        try await running.whileRunning {
+            // Bytes a base64 round trip through XML text would not keep if mishandled: every byte value, CR LF pairs.
+            var content = Self.cda()
+            content.append(Data((0...255).map { UInt8($0) }))
+            content.append(Data("\r\n--MIMEBoundary_tes\r\n".utf8))
+            let uniqueId = "1.2.250.1.999.1.4001"
+            let inline = Self.submission(content: content, uniqueId: uniqueId)
+            let withInclude = inline.replacingOccurrences(
+                of: "<xdsb:Document id=\"Document01\">\(content.base64EncodedString())</xdsb:Document>",
+                with:
+                    "<xdsb:Document id=\"Document01\"><xop:Include xmlns:xop=\"http://www.w3.org/2004/08/xop/include\" href=\"cid:doc1@client\"/></xdsb:Document>"
+            )
+            #expect(withInclude != inline)
+            let envelope = P.envelope(
+                "",
+                body: withInclude,
+                security: P.vihf(ins: P.zoe),
+                action: "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b"
+            )
+            let (bytes, contentType) = Self.mtom(envelope: envelope, document: content)
+            let stored = try await running.request(
+                DMPService.repositoryPath,
+                method: .post,
+                client: client,
+                headers: [.contentType: contentType],
+                bytes: bytes
+            )
+            #expect(stored.status == .ok, "\(stored.text)")
+            #expect(stored.text.contains("ResponseStatusType:Success"), "\(stored.text)")
+
+            // ITI-43 over MTOM: a multipart answer whose document part is the bytes pushed.
+            let retrieveEnvelope = P.envelope(
+                "",
+                body: Self.retrieve(uniqueId),
+                security: P.vihf(ins: P.zoe),
+                action: "urn:ihe:iti:2007:RetrieveDocumentSet"
+            )
+            let (retrieveBytes, retrieveType) = Self.mtom(envelope: retrieveEnvelope, document: nil)
+            let retrieved = try await running.request(
+                DMPService.repositoryPath,
+                method: .post,
+                client: client,
+                headers: [.contentType: retrieveType],
+                bytes: retrieveBytes
+            )
+            #expect(retrieved.status == .ok)
+            let answerType = try #require(retrieved.headers[.contentType])
+            #expect(answerType.hasPrefix("multipart/related"))
+            let boundary = try #require(
+                answerType.components(separatedBy: "boundary=\"").last?.components(separatedBy: "\"").first
+            )
+            let raw = Data(buffer: try #require(retrieved.body))
+            let parts = raw.split(boundary: "--" + boundary)
+            #expect(parts.count == 2, "root and document parts")
+            let root = String(decoding: parts[0], as: UTF8.self)
+            #expect(root.contains("xop:Include") && root.contains("ResponseStatusType:Success"))
+            let documentPart = parts[1]
+            let headerEnd = try #require(documentPart.range(of: Data("\r\n\r\n".utf8)))
+            let document = documentPart[headerEnd.upperBound...]
+            #expect(Data(document) == content, "the bytes pushed, byte for byte")
+
+            // Malformed MTOM: a reference to no part, a wrong boundary, a root part of another type. Nothing stored.
+            let before = try running.sandbox.dmp.documentStore.entries(ins: P.zoe).count
+            let missing = Self.mtom(envelope: envelope.replacingOccurrences(of: "4001", with: "4002"), document: nil)
+            let wrongBoundary = Self.mtom(envelope: envelope, document: content, boundary: "other")
+            let wrongRoot = Self.mtom(envelope: envelope, document: content, rootType: "text/plain")
+            for (body, type) in [missing, (wrongBoundary.body, contentType), wrongRoot] {
+                let answer = try await running.request(
+                    DMPService.repositoryPath,
+                    method: .post,
+                    client: client,
+                    headers: [.contentType: type],
+                    bytes: body
+                )
+                #expect(answer.status == .badRequest, "\(answer.text)")
+                #expect(answer.text.contains("MalformedMTOM"), "\(answer.text)")
+            }
+            #expect(try running.sandbox.dmp.documentStore.entries(ins: P.zoe).count == before)
+        }
+    }
+
     /// The answers validate against the OASIS ebRS 3.0 and IHE XDS.b schemas, where a copy of them is on the machine.
     @Test(
         .enabled(
@@ -412,5 +527,26 @@ extension Data {
         try? input.fileHandleForWriting.close()
         process.waitUntilExit()
         return String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).prefix(40).description
+    }
+}
+
+extension Data {
+    /// The parts between `boundary` delimiters (the preamble and the closing delimiter's epilogue left out).
+    func split(boundary: String) -> [Data] {
+        let delimiter = Data(boundary.utf8)
+        var parts: [Data] = []
+        var start = startIndex
+        var ranges: [Range<Index>] = []
+        while let found = self[start...].range(of: delimiter) {
+            ranges.append(found)
+            start = found.upperBound
+        }
+        for (open, close) in zip(ranges, ranges.dropFirst()) {
+            var part = self[open.upperBound..<close.lowerBound]
+            if part.prefix(2) == Data("\r\n".utf8) { part = part.dropFirst(2) }
+            if part.suffix(2) == Data("\r\n".utf8) { part = part.dropLast(2) }
+            parts.append(Data(part))
+        }
+        return parts
     }
 }
