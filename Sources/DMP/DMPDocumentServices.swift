@@ -13,14 +13,17 @@ extension DMPService {
         case provideAndRegister = "ProvideAndRegisterDocumentSet-b"
         case retrieve = "RetrieveDocumentSet"
         case storedQuery = "RegistryStoredQuery"
+        /// ITI-57 (TD3.3): masking, visibility, archiving, deletion.
+        case update = "UpdateDocumentSet"
 
-        public var action: String { "urn:ihe:iti:2007:\(rawValue)" }
+        public var action: String { self == .update ? "urn:ihe:iti:2010:\(rawValue)" : "urn:ihe:iti:2007:\(rawValue)" }
 
         var element: (namespace: String, name: String) {
             switch self {
             case .provideAndRegister: (XDS.xdsb, "ProvideAndRegisterDocumentSetRequest")
             case .retrieve: (XDS.xdsb, "RetrieveDocumentSetRequest")
             case .storedQuery: (XDS.query, "AdhocQueryRequest")
+            case .update: (XDS.lcm, "SubmitObjectsRequest")
             }
         }
 
@@ -32,7 +35,7 @@ extension DMPService {
     func addDocumentRoutes<Context: RequestContext>(to router: Router<Context>) {
         for (path, operations) in [
             (Self.repositoryPath, [DocumentOperation.provideAndRegister, .retrieve]),
-            (Self.registryPath, [.storedQuery]),
+            (Self.registryPath, [.storedQuery, .update]),
         ] {
             router.post(RouterPath(path)) { request, _ in
                 do throws(DMPFault) {
@@ -81,8 +84,31 @@ extension DMPService {
                         ])
                     )
                 }
+                let vihf = try checkVIHF(soap, patient: patient)
+                let errors = try documentStore.provideAndRegister(body, patient: patient, structure: vihf.structure)
+                return Self.envelope(
+                    action: operation.action + "Response",
+                    relatesTo: relatesTo,
+                    XDS.registryResponse(errors: errors)
+                )
+            case .update:
+                let set = body.descendants.first { $0.name == "RegistryPackage" }
+                let patientId =
+                    set.flatMap { XDS.externalIdentifier($0, scheme: XDS.Scheme.submissionSetPatientId) } ?? ""
+                guard let patient = XDS.patient(patientId) else {
+                    return Self.envelope(
+                        action: operation.action + "Response",
+                        relatesTo: relatesTo,
+                        XDS.registryResponse(errors: [
+                            XDS.Error(
+                                code: "XDSRegistryMetadataError",
+                                context: "the submission set's patientId '\(patientId)' is not <INS>^^^&<OID>&ISO"
+                            )
+                        ])
+                    )
+                }
                 _ = try checkVIHF(soap, patient: patient)
-                let errors = try documentStore.provideAndRegister(body, patient: patient)
+                let errors = try documentStore.update(body, patient: patient)
                 return Self.envelope(
                     action: operation.action + "Response",
                     relatesTo: relatesTo,
@@ -121,14 +147,15 @@ extension DMPService {
                             + "</query:AdhocQueryResponse>"
                     )
                 }
-                _ = try checkVIHF(soap, patient: patient)
+                let vihf = try checkVIHF(soap, patient: patient)
                 let statuses = (query.flatMap { XDS.slot($0, "$XDSDocumentEntryStatus") } ?? []).flatMap { value in
                     value.trimmingCharacters(in: CharacterSet(charactersIn: "()")).split(separator: ",")
                         .map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "' ")) }
                 }
                 let found = try documentStore.findDocuments(
                     ins: patient.ins,
-                    statuses: statuses.isEmpty ? [XDS.approved] : statuses
+                    statuses: statuses.isEmpty ? [XDS.approved] : statuses,
+                    structure: vihf.structure
                 )
                 let objectRefs =
                     body.child("ResponseOption", namespace: XDS.query)?.attributes["returnType"] == "ObjectRef"

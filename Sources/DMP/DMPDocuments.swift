@@ -28,7 +28,11 @@ public final class DMPDocuments: Sendable {
 
     /// ITI-41: checks a `ProvideAndRegisterDocumentSetRequest` and stores it whole, or returns the XDS errors and
     /// stores nothing. `patient`: the VIHF's patient, which every patient id of the submission must be.
-    func provideAndRegister(_ request: SOAPElement, patient: (ins: String, oid: String)) throws -> [XDS.Error] {
+    func provideAndRegister(
+        _ request: SOAPElement,
+        patient: (ins: String, oid: String),
+        structure: String
+    ) throws -> [XDS.Error] {
         guard let submit = request.children.first(where: { $0.name == "SubmitObjectsRequest" }),
             let list = submit.child("RegistryObjectList")
         else {
@@ -267,8 +271,9 @@ public final class DMPDocuments: Sendable {
                 try db.execute(
                     sql: """
                         INSERT INTO dmp_document (entry_uuid, unique_id, ins, submission_set_uuid, status, mime_type, class_code,
-                            type_code, format_code, creation_time, hash, size, replaces, metadata, content, stored_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            type_code, format_code, creation_time, hash, size, replaces, metadata, content, stored_at,
+                            confidentiality, author_structure)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
                         entryUUID, document.uniqueId, patient.ins, uuid(setUUID), XDS.approved,
@@ -278,6 +283,7 @@ public final class DMPDocuments: Sendable {
                         XDS.classification(element, scheme: XDS.Scheme.formatCode),
                         XDS.slot(element, "creationTime").first,
                         document.hash, document.content.count, replaced, element.xml, document.content, now,
+                        XDS.confidentiality(element).joined(separator: ","), structure,
                     ]
                 )
                 if let replaced {
@@ -304,14 +310,21 @@ public final class DMPDocuments: Sendable {
 
     /// ITI-18 FindDocuments: the patient's entries with one of `statuses`, newest first, as stored metadata (status
     /// brought up to date).
-    func findDocuments(ins: String, statuses: [String]) throws -> [(entryUUID: String, metadata: String)] {
+    /// Entries masked to professionals (`MASQUE_PS`) are left out, but for the structure that submitted them.
+    func findDocuments(
+        ins: String,
+        statuses: [String],
+        structure: String
+    ) throws -> [(entryUUID: String, metadata: String)] {
         try store.writer.read { db in
             let marks = statuses.map { _ in "?" }.joined(separator: ",")
             return try Row.fetchAll(
                 db,
-                sql:
-                    "SELECT entry_uuid, status, metadata FROM dmp_document WHERE ins = ? AND status IN (\(marks)) ORDER BY rowid DESC",
-                arguments: StatementArguments([ins] + statuses)
+                sql: """
+                    SELECT entry_uuid, status, metadata FROM dmp_document WHERE ins = ? AND status IN (\(marks))
+                    AND (instr(confidentiality, 'MASQUE_PS') = 0 OR author_structure = ?) ORDER BY rowid DESC
+                    """,
+                arguments: StatementArguments([ins] + statuses + [structure])
             ).map { row in
                 var metadata: String = row["metadata"]
                 if var element = try? HardenedXMLParser(maximumBytes: 1 << 20).parse(Data(metadata.utf8)) {
@@ -320,6 +333,128 @@ public final class DMPDocuments: Sendable {
                 }
                 return (row["entry_uuid"], metadata)
             }
+        }
+    }
+
+    /// ITI-57 Update Document Set: availability changes (`UpdateAvailabilityStatus` associations: `OriginalStatus`
+    /// must be the current one, `NewStatus` Approved, Deprecated, Archived or Deleted) and metadata updates of an
+    /// entry (an `ExtrinsicObject` whose `lid` is a stored entry: its confidentiality codes — masking — taken). All or
+    /// nothing; the XDS errors otherwise.
+    func update(_ request: SOAPElement, patient: (ins: String, oid: String)) throws -> [XDS.Error] {
+        guard let list = request.child("RegistryObjectList") else {
+            return [XDS.Error(code: "XDSRegistryMetadataError", context: "the request has no RegistryObjectList")]
+        }
+        let changes = list.children.filter {
+            $0.name == "Association" && $0.attributes["associationType"] == XDS.updateAvailabilityStatus
+        }
+        let updates = list.children.filter { $0.name == "ExtrinsicObject" && $0.attributes["lid"] != nil }
+        guard !changes.isEmpty || !updates.isEmpty else {
+            return [
+                XDS.Error(
+                    code: "XDSMetadataUpdateError",
+                    context:
+                        "no availability change (UpdateAvailabilityStatus) nor entry update (ExtrinsicObject with lid)"
+                )
+            ]
+        }
+        return try store.writer.write { db -> [XDS.Error] in
+            var errors: [XDS.Error] = []
+            var statusChanges: [(String, String)] = []
+            for change in changes {
+                let target = change.attributes["targetObject"] ?? ""
+                let original = XDS.slot(change, "OriginalStatus").first ?? ""
+                let new = XDS.slot(change, "NewStatus").first ?? ""
+                guard
+                    let current = try String.fetchOne(
+                        db,
+                        sql: "SELECT status FROM dmp_document WHERE entry_uuid = ? AND ins = ?",
+                        arguments: [target, patient.ins]
+                    )
+                else {
+                    errors.append(
+                        XDS.Error(
+                            code: "XDSMetadataUpdateError",
+                            context: "\(target) is not a document entry of this patient",
+                            location: target
+                        )
+                    )
+                    continue
+                }
+                guard original == current else {
+                    errors.append(
+                        XDS.Error(
+                            code: "XDSMetadataUpdateError",
+                            context: "OriginalStatus \(original) is not the entry's status \(current)",
+                            location: target
+                        )
+                    )
+                    continue
+                }
+                guard XDS.statuses.contains(new) else {
+                    errors.append(
+                        XDS.Error(
+                            code: "XDSMetadataUpdateError",
+                            context:
+                                "NewStatus '\(new)' is not one of \(XDS.statuses.sorted().joined(separator: ", "))",
+                            location: target
+                        )
+                    )
+                    continue
+                }
+                statusChanges.append((target, new))
+            }
+            var metadataChanges: [(String, SOAPElement, [String])] = []
+            for update in updates {
+                let lid = update.attributes["lid"] ?? ""
+                guard
+                    let row = try Row.fetchOne(
+                        db,
+                        sql: "SELECT metadata FROM dmp_document WHERE entry_uuid = ? AND ins = ?",
+                        arguments: [lid, patient.ins]
+                    ),
+                    var stored = try? HardenedXMLParser(maximumBytes: 1 << 20).parse(
+                        Data((row["metadata"] as String).utf8)
+                    )
+                else {
+                    errors.append(
+                        XDS.Error(
+                            code: "XDSMetadataUpdateError",
+                            context: "lid \(lid) is not a document entry of this patient",
+                            location: lid
+                        )
+                    )
+                    continue
+                }
+                let codes = XDS.confidentiality(update)
+                stored.children.removeAll {
+                    $0.name == "Classification"
+                        && $0.attributes["classificationScheme"] == XDS.Scheme.confidentialityCode
+                }
+                let insertAt =
+                    stored.children.firstIndex { $0.name == "ExternalIdentifier" } ?? stored.children.endIndex
+                stored.children.insert(
+                    contentsOf: update.children.filter {
+                        $0.name == "Classification"
+                            && $0.attributes["classificationScheme"] == XDS.Scheme.confidentialityCode
+                    },
+                    at: insertAt
+                )
+                metadataChanges.append((lid, stored, codes))
+            }
+            guard errors.isEmpty else { return errors }
+            for (target, status) in statusChanges {
+                try db.execute(
+                    sql: "UPDATE dmp_document SET status = ? WHERE entry_uuid = ?",
+                    arguments: [status, target]
+                )
+            }
+            for (lid, metadata, codes) in metadataChanges {
+                try db.execute(
+                    sql: "UPDATE dmp_document SET metadata = ?, confidentiality = ? WHERE entry_uuid = ?",
+                    arguments: [metadata.xml, codes.joined(separator: ","), lid]
+                )
+            }
+            return []
         }
     }
 

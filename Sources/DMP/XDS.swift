@@ -28,6 +28,24 @@ enum XDS {
         static let classCode = "urn:uuid:41a5887f-8865-4c09-adf7-e362475b143a"
         static let typeCode = "urn:uuid:f0306f51-975f-434e-a61c-c59651d33983"
         static let formatCode = "urn:uuid:a09d5840-386c-46f2-b5ad-9c3699a4309d"
+        static let confidentialityCode = "urn:uuid:f4f85eac-e6cb-4883-b524-f2705394840f"
+    }
+
+    static let archived = "urn:asip:ci-sis:2010:StatusType:Archived"
+    static let deleted = "urn:asip:ci-sis:2010:StatusType:Deleted"
+    /// The statuses an ITI-57 availability change may set.
+    static let statuses: Set<String> = [approved, deprecated, archived, deleted]
+    static let updateAvailabilityStatus = "urn:ihe:iti:2010:AssociationType:UpdateAvailabilityStatus"
+    /// Confidentiality codes of the DMP: masked to professionals, invisible to the patient (and to legal guardians).
+    static let maskedToProfessionals = "MASQUE_PS"
+    static let invisibleToPatient = "INVISIBLE_PATIENT"
+
+    /// Every confidentiality code of an entry.
+    static func confidentiality(_ object: SOAPElement) -> [String] {
+        object.children.filter {
+            $0.name == "Classification" && $0.attributes["classificationScheme"] == Scheme.confidentialityCode
+        }
+        .compactMap { $0.attributes["nodeRepresentation"] }
     }
 
     static let stableDocumentType = "urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1"

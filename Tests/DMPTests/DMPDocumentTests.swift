@@ -1,10 +1,10 @@
-import DMP
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import SOAPCore
 import Testing
 
+@testable import DMP
 @testable import SandboxServer
 @testable import SandboxTestSupport
 
@@ -342,6 +342,189 @@ struct DMPDocumentTests {
                 body: foreignXML
             )
             #expect(foreign.text.contains("XDSDocumentUniqueIdError"))
+        }
+    }
+
+    /// An ITI-57 request: a submission set, then either an availability change of `target` or a metadata update of
+    /// it with `confidentiality` codes.
+    static func update(
+        target: String,
+        from original: String? = nil,
+        to new: String? = nil,
+        confidentiality: [String]? = nil
+    ) -> String {
+        let change =
+            new.map { new in
+                """
+                <rim:Association associationType="urn:ihe:iti:2010:AssociationType:UpdateAvailabilityStatus" sourceObject="SubmissionSet01" targetObject="\(target)" id="upd1">\
+                <rim:Slot name="OriginalStatus"><rim:ValueList><rim:Value>\(original ?? "")</rim:Value></rim:ValueList></rim:Slot>\
+                <rim:Slot name="NewStatus"><rim:ValueList><rim:Value>\(new)</rim:Value></rim:ValueList></rim:Slot></rim:Association>
+                """
+            } ?? ""
+        let metadata =
+            confidentiality.map { codes in
+                "<rim:ExtrinsicObject id=\"urn:uuid:\(UUID().uuidString.lowercased())\" lid=\"\(target)\" mimeType=\"text/xml\" objectType=\"urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1\">"
+                    + codes.map { classification("urn:uuid:f4f85eac-e6cb-4883-b524-f2705394840f", target, code: $0) }
+                    .joined() + "</rim:ExtrinsicObject>"
+            } ?? ""
+        return """
+            <lcm:SubmitObjectsRequest xmlns:lcm="urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0">\
+            <rim:RegistryObjectList xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0">\
+            <rim:RegistryPackage id="SubmissionSet01">\
+            <rim:ExternalIdentifier identificationScheme="urn:uuid:96fdda7c-d067-4183-912e-bf5ee74998a8" value="1.2.250.1.999.2.\(Int.random(in: 1...999_999))" id="e1" registryObject="SubmissionSet01"/>\
+            <rim:ExternalIdentifier identificationScheme="urn:uuid:6b5aea1a-874d-4603-a4bc-96a0a7b38446" value="\(XMLText.escape(patientId))" id="e2" registryObject="SubmissionSet01"/>\
+            </rim:RegistryPackage>\(metadata)\(change)</rim:RegistryObjectList></lcm:SubmitObjectsRequest>
+            """
+    }
+
+    static func find(
+        _ running: RunningSandbox,
+        client: ClientFiles,
+        status: String = "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved",
+        structure: String = P.structure
+    ) async throws -> [String] {
+        let xml = P.envelope(
+            "",
+            body: findDocuments(status: "('\(status)')"),
+            security: P.vihf(ins: P.zoe, structure: structure),
+            action: "urn:ihe:iti:2007:RegistryStoredQuery"
+        )
+        let response = try await running.request(
+            DMPService.registryPath,
+            method: .post,
+            client: client,
+            headers: [.contentType: "application/soap+xml"],
+            body: xml
+        )
+        return try HardenedXMLParser(maximumBytes: 32 << 20).parse(Data(response.text.utf8)).descendants.filter {
+            $0.name == "ExtrinsicObject"
+        }.compactMap { $0.attributes["id"] }
+    }
+
+    static func updating(_ running: RunningSandbox, _ body: String, client: ClientFiles) async throws -> SOAPElement {
+        try await call(
+            running,
+            path: DMPService.registryPath,
+            action: "urn:ihe:iti:2010:UpdateDocumentSet",
+            body,
+            client: client
+        ).1
+    }
+
+    @Test func updatesMaskArchiveAndDeleteAsFindDocumentsSees() async throws {
+        let (running, client) = try await P.start()
+        try await running.whileRunning {
+            #expect(
+                Self.errorCodes(
+                    try await Self.submit(
+                        running,
+                        Self.submission(content: Self.cda(), uniqueId: "1.2.250.1.999.1.5001"),
+                        client: client
+                    ).1
+                ).isEmpty
+            )
+            let entry = try #require(try await Self.find(running, client: client).first)
+            // Masked to professionals: the author still sees it, another structure no longer does.
+            #expect(
+                Self.errorCodes(
+                    try await Self.updating(
+                        running,
+                        Self.update(target: entry, confidentiality: ["MASQUE_PS"]),
+                        client: client
+                    )
+                ).isEmpty
+            )
+            #expect(try await Self.find(running, client: client) == [entry])
+            #expect(try await Self.find(running, client: client, structure: "9999999999").isEmpty)
+            let masked = try HardenedXMLParser().parse(
+                Data(
+                    try #require(
+                        try running.sandbox.dmp.documentStore.findDocuments(
+                            ins: P.zoe,
+                            statuses: ["urn:oasis:names:tc:ebxml-regrep:StatusType:Approved"],
+                            structure: P.structure
+                        ).first?.metadata
+                    ).utf8
+                )
+            )
+            #expect(
+                masked.children.contains { $0.attributes["nodeRepresentation"] == "MASQUE_PS" },
+                "the metadata FindDocuments returns carries the code"
+            )
+            #expect(
+                Self.errorCodes(
+                    try await Self.updating(running, Self.update(target: entry, confidentiality: []), client: client)
+                ).isEmpty
+            )
+            #expect(try await Self.find(running, client: client, structure: "9999999999") == [entry], "unmasked")
+            // Archived: no longer Approved; Deleted: not retrievable.
+            let approved = "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved"
+            let archived = "urn:asip:ci-sis:2010:StatusType:Archived"
+            #expect(
+                Self.errorCodes(
+                    try await Self.updating(
+                        running,
+                        Self.update(target: entry, from: approved, to: archived),
+                        client: client
+                    )
+                ).isEmpty
+            )
+            #expect(try await Self.find(running, client: client).isEmpty)
+            #expect(try await Self.find(running, client: client, status: archived) == [entry])
+            // A change from a status the entry no longer has, to an unknown status, of an unknown entry: refused whole.
+            #expect(
+                Self.errorCodes(
+                    try await Self.updating(
+                        running,
+                        Self.update(target: entry, from: approved, to: archived),
+                        client: client
+                    )
+                ) == ["XDSMetadataUpdateError"]
+            )
+            #expect(
+                Self.errorCodes(
+                    try await Self.updating(
+                        running,
+                        Self.update(target: entry, from: archived, to: "Gone"),
+                        client: client
+                    )
+                ) == ["XDSMetadataUpdateError"]
+            )
+            #expect(
+                Self.errorCodes(
+                    try await Self.updating(
+                        running,
+                        Self.update(
+                            target: "urn:uuid:00000000-0000-4000-8000-000000000000",
+                            from: approved,
+                            to: archived
+                        ),
+                        client: client
+                    )
+                ) == ["XDSMetadataUpdateError"]
+            )
+            #expect(
+                try await Self.find(running, client: client, status: archived) == [entry],
+                "unchanged by the refusals"
+            )
+            let deleted = "urn:asip:ci-sis:2010:StatusType:Deleted"
+            #expect(
+                Self.errorCodes(
+                    try await Self.updating(
+                        running,
+                        Self.update(target: entry, from: archived, to: deleted),
+                        client: client
+                    )
+                ).isEmpty
+            )
+            let (_, gone) = try await Self.call(
+                running,
+                path: DMPService.repositoryPath,
+                action: "urn:ihe:iti:2007:RetrieveDocumentSet",
+                Self.retrieve("1.2.250.1.999.1.5001"),
+                client: client
+            )
+            #expect(Self.errorCodes(gone) == ["XDSDocumentUniqueIdError"])
         }
     }
 

@@ -44,6 +44,10 @@ extension SandboxMigrations {
             t.column("hash", .text).notNull()
             t.column("size", .integer).notNull()
             t.column("replaces", .text)
+            // Confidentiality codes of the entry (MASQUE_PS masks it to other professionals, INVISIBLE_PATIENT hides it
+            // from the patient), comma-separated, and the structure that submitted it (the VIHF's).
+            t.column("confidentiality", .text).notNull().defaults(to: "")
+            t.column("author_structure", .text).notNull().defaults(to: "")
             t.column("metadata", .text).notNull()
             t.column("content", .blob).notNull()
             t.column("stored_at", .text).notNull()
