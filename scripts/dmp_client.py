@@ -2,30 +2,39 @@
 """A DMP client written apart from the sandbox (plain `requests` and the standard library's MIME and XML tools):
 TD0.2 existence test, then ITI-41 Provide and Register over MTOM/XOP with a CDA document, ITI-18 FindDocuments, and
 ITI-43 Retrieve over MTOM, checking the document comes back byte for byte. Usage: dmp_client.py TLS_URL CA CERT KEY"""
-import email.parser, email.policy, hashlib, sys, uuid, xml.etree.ElementTree as ET
+import base64, email.parser, email.policy, hashlib, sys, uuid, xml.etree.ElementTree as ET
 from datetime import datetime, timedelta, timezone
 
 import requests
 
-tls, ca, cert, key = sys.argv[1:5]
 INS, OID, STRUCTURE = "275126322074974", "1.2.250.1.213.1.4.10", "1690099990"
 PATIENT = "%s^^^&%s&ISO" % (INS, OID)
+tls = None
 NS = {"soap": "http://www.w3.org/2003/05/soap-envelope", "rs": "urn:oasis:names:tc:ebxml-regrep:xsd:rs:3.0",
       "rim": "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0", "xdsb": "urn:ihe:iti:xds-b:2007", "hl7": "urn:hl7-org:v3"}
 session = requests.Session()
 session.trust_env = False
-session.verify, session.cert = ca, (cert, key)
+
+
+def connect(url, ca, cert, key):
+    """A new session (a process forked after calls must not share its parent's pooled connections)."""
+    global tls, session
+    tls = url
+    session = requests.Session()
+    session.trust_env = False
+    session.verify, session.cert = ca, (cert, key)
 
 
 def esc(text):
     return text.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
 
 
-def vihf():
+def vihf(patient=None):
+    patient = patient or PATIENT
     attributes = {"VIHF_Version": "3.0", "Secteur_Activite": "SA07^1.2.250.1.71.4.2.4", "Ressource_URN": "urn:dmp",
                   "urn:oasis:names:tc:xspa:1.0:subject:subject-id": "DOCTEUR CLIENT", "Identifiant_Structure": STRUCTURE,
                   "LPS_ID": "PY-CLIENT", "LPS_Nom": "dmp_client.py", "LPS_Version": "1", "LPS_ID_HOMOLOGATION_DMP": "PY-1",
-                  "urn:oasis:names:tc:xacml:2.0:resource:resource-id": PATIENT + "^NH", "Authentification_Mode": "INDIRECTE"}
+                  "urn:oasis:names:tc:xacml:2.0:resource:resource-id": patient + "^NH", "Authentification_Mode": "INDIRECTE"}
     values = "".join('<saml2:Attribute Name="%s"><saml2:AttributeValue>%s</saml2:AttributeValue></saml2:Attribute>' % (n, esc(v))
                      for n, v in attributes.items())
     expiry = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -39,10 +48,10 @@ def vihf():
             '</saml2:AttributeStatement></saml2:Assertion></wsse:Security>') % (uuid.uuid4(), expiry, values)
 
 
-def envelope(action, body):
+def envelope(action, body, patient=None):
     return ('<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope" xmlns:wsa="http://www.w3.org/2005/08/addressing">'
             '<soap:Header><wsa:Action soap:mustUnderstand="true">%s</wsa:Action><wsa:MessageID>urn:uuid:%s</wsa:MessageID>%s</soap:Header>'
-            '<soap:Body>%s</soap:Body></soap:Envelope>') % (action, uuid.uuid4(), vihf(), body)
+            '<soap:Body>%s</soap:Body></soap:Envelope>') % (action, uuid.uuid4(), vihf(patient), body)
 
 
 def mtom(envelope_text, attachments):
@@ -60,8 +69,8 @@ def mtom(envelope_text, attachments):
     return b"".join(chunks), content_type
 
 
-def soap(path, action, body, mtom_attachments=None):
-    text = envelope(action, body)
+def soap(path, action, body, mtom_attachments=None, patient=None):
+    text = envelope(action, body, patient)
     if mtom_attachments is None:
         response = session.post(tls + path, data=text.encode(), headers={"Content-Type": 'application/soap+xml; charset=utf-8; action="%s"' % action})
     else:
@@ -75,69 +84,87 @@ def fail(text):
     sys.exit(1)
 
 
-# TD0.2: the patient's DMP exists.
-existence = ('<PRPA_IN201307UV02 xmlns="urn:hl7-org:v3" ITSVersion="XML_1.0"><id root="1.2.3" extension="py-1"/><sender><device><id root="1.2.3"/></device></sender>'
-             '<controlActProcess classCode="CACT" moodCode="EVN"><reasonCode code="TEST_EXST" codeSystem="1.2.250.1.213.1.1.4.11"/>'
-             '<queryByParameter><queryId root="1.2.3" extension="q"/><parameterList><patientIdentifier><value root="%s" extension="%s"/>'
-             '</patientIdentifier></parameterList></queryByParameter></controlActProcess></PRPA_IN201307UV02>') % (OID, INS)
-answer = soap("/si-dmp-server/v2/services/patients", "urn:hl7-org:v3:PRPA_IN201307UV02", existence)
-code = ET.fromstring(answer.content).find(".//hl7:queryResponseCode", NS)
-if answer.status_code != 200 or code is None or code.get("code") != "OK":
-    fail("TD0.2: %d %s" % (answer.status_code, answer.text[:300]))
-print("1. TD0.2 existence test: OK, the DMP exists")
-
-# ITI-41 over MTOM.
-document = ('<?xml version="1.0" encoding="UTF-8"?><ClinicalDocument xmlns="urn:hl7-org:v3"><recordTarget><patientRole>'
-            '<id root="%s" extension="%s"/></patientRole></recordTarget><title>Compte rendu du client Python</title></ClinicalDocument>' % (OID, INS)).encode() + bytes(range(256))
-unique = "1.2.250.1.999.7.%d" % uuid.uuid4().int
 def classification(scheme, code):
     return ('<rim:Classification classificationScheme="%s" classifiedObject="Doc1" nodeRepresentation="%s" id="urn:uuid:%s">'
             '<rim:Slot name="codingScheme"><rim:ValueList><rim:Value>1.2.250.1.213.1.1.4.1</rim:Value></rim:ValueList></rim:Slot></rim:Classification>') % (scheme, code, uuid.uuid4())
-submission = (
-    '<xdsb:ProvideAndRegisterDocumentSetRequest xmlns:xdsb="urn:ihe:iti:xds-b:2007"><lcm:SubmitObjectsRequest xmlns:lcm="urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0">'
-    '<rim:RegistryObjectList xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0">'
-    '<rim:ExtrinsicObject id="Doc1" mimeType="text/xml" objectType="urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1">'
-    '<rim:Slot name="hash"><rim:ValueList><rim:Value>%s</rim:Value></rim:ValueList></rim:Slot>'
-    '<rim:Slot name="size"><rim:ValueList><rim:Value>%d</rim:Value></rim:ValueList></rim:Slot>%s%s%s'
-    '<rim:ExternalIdentifier identificationScheme="urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427" value="%s" id="e1" registryObject="Doc1"/>'
-    '<rim:ExternalIdentifier identificationScheme="urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab" value="%s" id="e2" registryObject="Doc1"/></rim:ExtrinsicObject>'
-    '<rim:RegistryPackage id="Set1"><rim:ExternalIdentifier identificationScheme="urn:uuid:96fdda7c-d067-4183-912e-bf5ee74998a8" value="%s.1" id="e3" registryObject="Set1"/>'
-    '<rim:ExternalIdentifier identificationScheme="urn:uuid:6b5aea1a-874d-4603-a4bc-96a0a7b38446" value="%s" id="e4" registryObject="Set1"/></rim:RegistryPackage>'
-    '<rim:Association associationType="urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember" sourceObject="Set1" targetObject="Doc1" id="a1"/>'
-    '</rim:RegistryObjectList></lcm:SubmitObjectsRequest>'
-    '<xdsb:Document id="Doc1"><xop:Include xmlns:xop="http://www.w3.org/2004/08/xop/include" href="cid:doc1@client"/></xdsb:Document>'
-    '</xdsb:ProvideAndRegisterDocumentSetRequest>') % (
-    hashlib.sha1(document).hexdigest(), len(document), classification("urn:uuid:41a5887f-8865-4c09-adf7-e362475b143a", "10"),
-    classification("urn:uuid:f0306f51-975f-434e-a61c-c59651d33983", "11490-0"), classification("urn:uuid:a09d5840-386c-46f2-b5ad-9c3699a4309d", "urn:ihe:pcc:xds-ms:2007"),
-    esc(PATIENT), unique, unique, esc(PATIENT))
-answer = soap("/si-dmp-server/v2/services/repository", "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b", submission, [("doc1@client", document)])
-status = ET.fromstring(answer.content).find(".//rs:RegistryResponse", NS)
-if answer.status_code != 200 or status is None or not status.get("status", "").endswith("Success"):
-    fail("ITI-41: %d %s" % (answer.status_code, answer.text[-700:]))
-print("2. ITI-41 over MTOM: Success (%d bytes)" % len(document))
 
-# ITI-18 FindDocuments.
-query = ('<query:AdhocQueryRequest xmlns:query="urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0" xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0">'
-         '<query:ResponseOption returnType="LeafClass"/><rim:AdhocQuery id="urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d">'
-         '<rim:Slot name="$XDSDocumentEntryPatientId"><rim:ValueList><rim:Value>\'%s\'</rim:Value></rim:ValueList></rim:Slot>'
-         '</rim:AdhocQuery></query:AdhocQueryRequest>') % esc(PATIENT)
-answer = soap("/si-dmp-server/v2/services/registry", "urn:ihe:iti:2007:RegistryStoredQuery", query)
-found = [e.get("value") for e in ET.fromstring(answer.content).iter("{%s}ExternalIdentifier" % NS["rim"])]
-if unique not in found:
-    fail("ITI-18 did not find %s: %s" % (unique, answer.text[:500]))
-print("3. ITI-18 FindDocuments: found %s" % unique)
 
-# ITI-43 over MTOM: the same bytes.
-retrieve = ('<xdsb:RetrieveDocumentSetRequest xmlns:xdsb="urn:ihe:iti:xds-b:2007"><xdsb:DocumentRequest>'
-            '<xdsb:RepositoryUniqueId>1.2.250.1.213.4.1.1.1.2</xdsb:RepositoryUniqueId><xdsb:DocumentUniqueId>%s</xdsb:DocumentUniqueId>'
-            '</xdsb:DocumentRequest></xdsb:RetrieveDocumentSetRequest>') % unique
-answer = soap("/si-dmp-server/v2/services/repository", "urn:ihe:iti:2007:RetrieveDocumentSet", retrieve, [])
-if answer.status_code != 200 or not answer.headers.get("Content-Type", "").startswith("multipart/related"):
-    fail("ITI-43: %d %s %s" % (answer.status_code, answer.headers.get("Content-Type"), answer.text[:300]))
-message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-    b"Content-Type: " + answer.headers["Content-Type"].encode() + b"\r\n\r\n" + answer.content)
-parts = [part for part in message.iter_parts()]
-if len(parts) != 2 or parts[1].get_payload(decode=True) != document:
-    fail("ITI-43: the document part is not the bytes pushed")
-print("4. ITI-43 over MTOM: the %d bytes pushed, byte for byte" % len(document))
-print("DMP client check passed")
+def submission(document, unique, patient=None, inline=False):
+    """An ITI-41 request for one document: referenced by xop:Include (MTOM), or inline in base64."""
+    patient = patient or PATIENT
+    content = base64.b64encode(document).decode() if inline else '<xop:Include xmlns:xop="http://www.w3.org/2004/08/xop/include" href="cid:doc1@client"/>'
+    return (
+        '<xdsb:ProvideAndRegisterDocumentSetRequest xmlns:xdsb="urn:ihe:iti:xds-b:2007"><lcm:SubmitObjectsRequest xmlns:lcm="urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0">'
+        '<rim:RegistryObjectList xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0">'
+        '<rim:ExtrinsicObject id="Doc1" mimeType="text/xml" objectType="urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1">'
+        '<rim:Slot name="hash"><rim:ValueList><rim:Value>%s</rim:Value></rim:ValueList></rim:Slot>'
+        '<rim:Slot name="size"><rim:ValueList><rim:Value>%d</rim:Value></rim:ValueList></rim:Slot>%s%s%s'
+        '<rim:ExternalIdentifier identificationScheme="urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427" value="%s" id="e1" registryObject="Doc1"/>'
+        '<rim:ExternalIdentifier identificationScheme="urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab" value="%s" id="e2" registryObject="Doc1"/></rim:ExtrinsicObject>'
+        '<rim:RegistryPackage id="Set1"><rim:ExternalIdentifier identificationScheme="urn:uuid:96fdda7c-d067-4183-912e-bf5ee74998a8" value="%s.1" id="e3" registryObject="Set1"/>'
+        '<rim:ExternalIdentifier identificationScheme="urn:uuid:6b5aea1a-874d-4603-a4bc-96a0a7b38446" value="%s" id="e4" registryObject="Set1"/></rim:RegistryPackage>'
+        '<rim:Association associationType="urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember" sourceObject="Set1" targetObject="Doc1" id="a1"/>'
+        '</rim:RegistryObjectList></lcm:SubmitObjectsRequest><xdsb:Document id="Doc1">%s</xdsb:Document>'
+        '</xdsb:ProvideAndRegisterDocumentSetRequest>') % (
+        hashlib.sha1(document).hexdigest(), len(document), classification("urn:uuid:41a5887f-8865-4c09-adf7-e362475b143a", "10"),
+        classification("urn:uuid:f0306f51-975f-434e-a61c-c59651d33983", "11490-0"),
+        classification("urn:uuid:a09d5840-386c-46f2-b5ad-9c3699a4309d", "urn:ihe:pcc:xds-ms:2007"), esc(patient), unique, unique, esc(patient), content)
+
+
+def find_documents(patient=None):
+    return ('<query:AdhocQueryRequest xmlns:query="urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0" xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0">'
+            '<query:ResponseOption returnType="LeafClass"/><rim:AdhocQuery id="urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d">'
+            '<rim:Slot name="$XDSDocumentEntryPatientId"><rim:ValueList><rim:Value>\'%s\'</rim:Value></rim:ValueList></rim:Slot>'
+            '</rim:AdhocQuery></query:AdhocQueryRequest>') % esc(patient or PATIENT)
+
+
+def main():
+    connect(*sys.argv[1:5])
+    # TD0.2: the patient's DMP exists.
+    existence = ('<PRPA_IN201307UV02 xmlns="urn:hl7-org:v3" ITSVersion="XML_1.0"><id root="1.2.3" extension="py-1"/><sender><device><id root="1.2.3"/></device></sender>'
+                 '<controlActProcess classCode="CACT" moodCode="EVN"><reasonCode code="TEST_EXST" codeSystem="1.2.250.1.213.1.1.4.11"/>'
+                 '<queryByParameter><queryId root="1.2.3" extension="q"/><parameterList><patientIdentifier><value root="%s" extension="%s"/>'
+                 '</patientIdentifier></parameterList></queryByParameter></controlActProcess></PRPA_IN201307UV02>') % (OID, INS)
+    answer = soap("/si-dmp-server/v2/services/patients", "urn:hl7-org:v3:PRPA_IN201307UV02", existence)
+    code = ET.fromstring(answer.content).find(".//hl7:queryResponseCode", NS)
+    if answer.status_code != 200 or code is None or code.get("code") != "OK":
+        fail("TD0.2: %d %s" % (answer.status_code, answer.text[:300]))
+    print("1. TD0.2 existence test: OK, the DMP exists")
+
+    # ITI-41 over MTOM.
+    document = ('<?xml version="1.0" encoding="UTF-8"?><ClinicalDocument xmlns="urn:hl7-org:v3"><recordTarget><patientRole>'
+                '<id root="%s" extension="%s"/></patientRole></recordTarget><title>Compte rendu du client Python</title></ClinicalDocument>' % (OID, INS)).encode() + bytes(range(256))
+    unique = "1.2.250.1.999.7.%d" % uuid.uuid4().int
+    submission_xml = submission(document, unique)
+    answer = soap("/si-dmp-server/v2/services/repository", "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b", submission_xml, [("doc1@client", document)])
+    status = ET.fromstring(answer.content).find(".//rs:RegistryResponse", NS)
+    if answer.status_code != 200 or status is None or not status.get("status", "").endswith("Success"):
+        fail("ITI-41: %d %s" % (answer.status_code, answer.text[-700:]))
+    print("2. ITI-41 over MTOM: Success (%d bytes)" % len(document))
+
+    # ITI-18 FindDocuments.
+    query = find_documents()
+    answer = soap("/si-dmp-server/v2/services/registry", "urn:ihe:iti:2007:RegistryStoredQuery", query)
+    found = [e.get("value") for e in ET.fromstring(answer.content).iter("{%s}ExternalIdentifier" % NS["rim"])]
+    if unique not in found:
+        fail("ITI-18 did not find %s: %s" % (unique, answer.text[:500]))
+    print("3. ITI-18 FindDocuments: found %s" % unique)
+
+    # ITI-43 over MTOM: the same bytes.
+    retrieve = ('<xdsb:RetrieveDocumentSetRequest xmlns:xdsb="urn:ihe:iti:xds-b:2007"><xdsb:DocumentRequest>'
+                '<xdsb:RepositoryUniqueId>1.2.250.1.213.4.1.1.1.2</xdsb:RepositoryUniqueId><xdsb:DocumentUniqueId>%s</xdsb:DocumentUniqueId>'
+                '</xdsb:DocumentRequest></xdsb:RetrieveDocumentSetRequest>') % unique
+    answer = soap("/si-dmp-server/v2/services/repository", "urn:ihe:iti:2007:RetrieveDocumentSet", retrieve, [])
+    if answer.status_code != 200 or not answer.headers.get("Content-Type", "").startswith("multipart/related"):
+        fail("ITI-43: %d %s %s" % (answer.status_code, answer.headers.get("Content-Type"), answer.text[:300]))
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + answer.headers["Content-Type"].encode() + b"\r\n\r\n" + answer.content)
+    parts = [part for part in message.iter_parts()]
+    if len(parts) != 2 or parts[1].get_payload(decode=True) != document:
+        fail("ITI-43: the document part is not the bytes pushed")
+    print("4. ITI-43 over MTOM: the %d bytes pushed, byte for byte" % len(document))
+    print("DMP client check passed")
+
+
+if __name__ == "__main__":
+    main()

@@ -44,7 +44,7 @@ public final class DMPDocuments: Sendable {
             ]
         }
         let contents = Dictionary(
-            request.children.filter { $0.name == "Document" }.map { ($0.attributes["id"] ?? "", $0.text) },
+            request.children.filter { $0.name == "Document" }.map { ($0.attributes["id"] ?? "", $0.rawText) },
             uniquingKeysWith: { first, _ in first }
         )
         let packages = list.children.filter { $0.name == "RegistryPackage" }
@@ -152,7 +152,8 @@ public final class DMPDocuments: Sendable {
                 )
                 continue
             }
-            guard let content = Data(base64Encoded: base64.filter { !$0.isWhitespace }) else {
+            // Whitespace dropped byte by byte: filtering the String by Character took ~100 ms for a 1 MB document.
+            guard let content = Data(base64Encoded: Data(base64.utf8.filter { $0 > 0x20 })) else {
                 errors.append(
                     XDS.Error(
                         code: "XDSRepositoryMetadataError",
