@@ -68,7 +68,8 @@ extension DMPService {
         let relatesTo = soap.addressing("MessageID")
         do {
             switch operation {
-            case .provideAndRegister:
+            case .provideAndRegister, .update:
+                // Both carry a submission set naming the patient.
                 let set = body.descendants.first { $0.name == "RegistryPackage" }
                 let patientId =
                     set.flatMap { XDS.externalIdentifier($0, scheme: XDS.Scheme.submissionSetPatientId) } ?? ""
@@ -85,30 +86,10 @@ extension DMPService {
                     )
                 }
                 let vihf = try checkVIHF(soap, patient: patient)
-                let errors = try documentStore.provideAndRegister(body, patient: patient, structure: vihf.structure)
-                return Self.envelope(
-                    action: operation.action + "Response",
-                    relatesTo: relatesTo,
-                    XDS.registryResponse(errors: errors)
-                )
-            case .update:
-                let set = body.descendants.first { $0.name == "RegistryPackage" }
-                let patientId =
-                    set.flatMap { XDS.externalIdentifier($0, scheme: XDS.Scheme.submissionSetPatientId) } ?? ""
-                guard let patient = XDS.patient(patientId) else {
-                    return Self.envelope(
-                        action: operation.action + "Response",
-                        relatesTo: relatesTo,
-                        XDS.registryResponse(errors: [
-                            XDS.Error(
-                                code: "XDSRegistryMetadataError",
-                                context: "the submission set's patientId '\(patientId)' is not <INS>^^^&<OID>&ISO"
-                            )
-                        ])
-                    )
-                }
-                _ = try checkVIHF(soap, patient: patient)
-                let errors = try documentStore.update(body, patient: patient)
+                let errors =
+                    operation == .update
+                    ? try documentStore.update(body, patient: patient)
+                    : try documentStore.provideAndRegister(body, patient: patient, structure: vihf.structure)
                 return Self.envelope(
                     action: operation.action + "Response",
                     relatesTo: relatesTo,
