@@ -143,7 +143,7 @@ let package = Package(
         .target(
             name: "DMP",
             dependencies: [
-                "SOAPCore", "Access", "Store",
+                "SOAPCore", "Access", "Store", "FHIRCore", "HTTPCommon",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),

@@ -471,6 +471,17 @@ public final class DMPDocuments: Sendable {
         }
     }
 
+    /// ITI-68: a document's bytes and media type by its entry UUID (deleted ones excepted).
+    func content(entryUUID: String) throws -> (Data, String)? {
+        try store.writer.read { db in
+            try Row.fetchOne(
+                db,
+                sql: "SELECT content, mime_type FROM dmp_document WHERE entry_uuid = ? AND status != ?",
+                arguments: [entryUUID, XDS.deleted]
+            ).map { ($0["content"], $0["mime_type"]) }
+        }
+    }
+
     public func entries(ins: String) throws -> [Entry] {
         try store.writer.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM dmp_document WHERE ins = ? ORDER BY rowid", arguments: [ins]).map {

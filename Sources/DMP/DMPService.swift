@@ -36,7 +36,7 @@ public final class DMPService: Sendable {
         public func selects(_ body: SOAPElement) -> Bool { body.namespace == HL7v3.namespace && body.name == rawValue }
     }
 
-    public func addRoutes<Context: RequestContext>(to router: Router<Context>) {
+    public func addRoutes<Context: RequestContext & CallerContext>(to router: Router<Context>) {
         router.post(RouterPath(Self.patientsPath)) { request, _ in
             do throws(DMPFault) {
                 let soap = try await SOAPEndpoint.read(request, parser: self.parser, faults: DMPFault.self)
@@ -46,6 +46,7 @@ public final class DMPService: Sendable {
             }
         }
         addDocumentRoutes(to: router)
+        addFHIRRoutes(to: router)
     }
 
     /// The operation the body selects among `operations`, or the Fault.

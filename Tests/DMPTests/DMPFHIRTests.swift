@@ -1,0 +1,208 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import SOAPCore
+import Testing
+
+@testable import DMP
+@testable import SandboxServer
+@testable import SandboxTestSupport
+
+/// The DMP's FHIR face (PDSm4DMP) over the same store as the SOAP services: a document pushed through SOAP is found
+/// and retrieved through FHIR, and the other way round.
+@Suite("DMP FHIR (PDSm4DMP)")
+struct DMPFHIRTests {
+    typealias P = DMPPatientsTests
+    typealias D = DMPDocumentTests
+    static let base = DMPService.fhirPath
+
+    static func get(_ running: RunningSandbox, _ path: String, client: ClientFiles) async throws -> TestClient.Response
+    {
+        try await running.request(base + "/" + path, client: client)
+    }
+
+    static func iti65(content: Data, uniqueId: String, hash: String? = nil, withList: Bool = true) -> String {
+        var entries: [[String: Any]] = []
+        if withList {
+            entries.append([
+                "fullUrl": "urn:uuid:aaaaaaaa-0000-0000-0000-000000000001",
+                "resource": [
+                    "resourceType": "List", "status": "current", "mode": "working",
+                    "identifier": [["value": "urn:oid:\(uniqueId).9"]],
+                ],
+                "request": ["method": "POST", "url": "List"],
+            ])
+        }
+        entries.append([
+            "fullUrl": "urn:uuid:aaaaaaaa-0000-0000-0000-000000000002",
+            "resource": [
+                "resourceType": "DocumentReference", "status": "current",
+                "masterIdentifier": ["system": "urn:ietf:rfc:3986", "value": "urn:oid:\(uniqueId)"],
+                "type": ["coding": [["system": "http://loinc.org", "code": "11488-4"]]],
+                "category": [["coding": [["code": "11"]]]],
+                "subject": ["reference": "Patient?identifier=urn:oid:\(P.testOID)|\(P.zoe)"],
+                "content": [
+                    [
+                        "attachment": [
+                            "contentType": "text/xml", "url": "urn:uuid:aaaaaaaa-0000-0000-0000-000000000003",
+                            "size": content.count,
+                            "hash": hash ?? Data(DMPService.bytes(hex: content.sha1Hex)).base64EncodedString(),
+                        ],
+                        "format": ["code": "urn:ihe:iti:xds:2017:mimeTypeSufficient"],
+                    ]
+                ],
+            ],
+            "request": ["method": "POST", "url": "DocumentReference"],
+        ])
+        entries.append([
+            "fullUrl": "urn:uuid:aaaaaaaa-0000-0000-0000-000000000003",
+            "resource": ["resourceType": "Binary", "contentType": "text/xml", "data": content.base64EncodedString()],
+            "request": ["method": "POST", "url": "Binary"],
+        ])
+        let bundle: [String: Any] = ["resourceType": "Bundle", "type": "transaction", "entry": entries]
+        return String(decoding: try! JSONSerialization.data(withJSONObject: bundle), as: UTF8.self)
+    }
+
+    @Test func soapToFHIRAndBack() async throws {
+        let (running, client) = try await P.start()
+        try await running.whileRunning {
+            // Pushed by SOAP (ITI-41), found by FHIR (ITI-67), read by FHIR (ITI-68).
+            let soapContent = D.cda(text: "Par SOAP")
+            #expect(
+                D.errorCodes(
+                    try await D.submit(
+                        running,
+                        D.submission(content: soapContent, uniqueId: "1.2.250.1.999.3.1"),
+                        client: client
+                    ).1
+                ).isEmpty
+            )
+            let search = try await Self.get(
+                running,
+                "DocumentReference?patient.identifier=urn:oid:\(P.testOID)%7C\(P.zoe)",
+                client: client
+            )
+            #expect(search.status == .ok, "\(search.text)")
+            let entries = try #require(try search.json()["entry"] as? [[String: Any]])
+            let reference = try #require(entries.first?["resource"] as? [String: Any])
+            #expect(
+                (reference["masterIdentifier"] as? [String: Any])?["value"] as? String == "urn:oid:1.2.250.1.999.3.1"
+            )
+            #expect(reference["status"] as? String == "current")
+            let url = try #require(
+                (((reference["content"] as? [[String: Any]])?.first)?["attachment"] as? [String: Any])?["url"]
+                    as? String
+            )
+            let binary = try await running.request(url, client: client)
+            #expect(binary.status == .ok)
+            #expect(Data(buffer: try #require(binary.body)) == soapContent)
+
+            // Pushed by FHIR (ITI-65), found by SOAP (ITI-18), retrieved by SOAP (ITI-43).
+            let fhirContent = D.cda(text: "Par FHIR")
+            let pushed = try await running.request(
+                Self.base,
+                method: .post,
+                client: client,
+                headers: [.contentType: "application/fhir+json"],
+                body: Self.iti65(content: fhirContent, uniqueId: "1.2.250.1.999.3.2")
+            )
+            #expect(pushed.status == .ok, "\(pushed.text)")
+            let (_, found) = try await D.call(
+                running,
+                path: DMPService.registryPath,
+                action: "urn:ihe:iti:2007:RegistryStoredQuery",
+                D.findDocuments(),
+                client: client
+            )
+            #expect(found.descendants.contains { $0.attributes["value"] == "1.2.250.1.999.3.2" })
+            let (_, retrieved) = try await D.call(
+                running,
+                path: DMPService.repositoryPath,
+                action: "urn:ihe:iti:2007:RetrieveDocumentSet",
+                D.retrieve("1.2.250.1.999.3.2"),
+                client: client
+            )
+            #expect(Data(base64Encoded: try #require(P.first(retrieved, "Document")?.text)) == fhirContent)
+            // A replaced document shows as superseded through FHIR.
+            let first = try #require(try running.sandbox.dmp.documentStore.entries(ins: P.zoe).first?.entryUUID)
+            #expect(
+                D.errorCodes(
+                    try await D.submit(
+                        running,
+                        D.submission(content: D.cda(text: "v2"), uniqueId: "1.2.250.1.999.3.3", replaces: first),
+                        client: client
+                    ).1
+                ).isEmpty
+            )
+            let superseded = try await Self.get(
+                running,
+                "DocumentReference?patient.identifier=urn:oid:\(P.testOID)%7C\(P.zoe)&status=superseded",
+                client: client
+            )
+            #expect((try superseded.json()["entry"] as? [[String: Any]])?.count == 1)
+        }
+    }
+
+    @Test func patientExistenceAndRefusals() async throws {
+        let (running, client) = try await P.start()
+        try await running.whileRunning {
+            func total(_ path: String) async throws -> Int? {
+                try await Self.get(running, path, client: client).json()["total"] as? Int
+            }
+            #expect(try await total("Patient?identifier=urn:oid:\(P.testOID)%7C\(P.zoe)") == 1)
+            #expect(try await total("Patient?identifier=urn:oid:\(P.testOID)%7C\(P.nessi)") == 0)
+            let closed = try await Self.get(
+                running,
+                "Patient?identifier=urn:oid:\(P.testOID)%7C\(P.catarina)",
+                client: client
+            )
+            #expect(
+                (((try closed.json()["entry"] as? [[String: Any]])?.first)?["resource"] as? [String: Any])?["active"]
+                    as? Bool == false
+            )
+            for (path, expression) in [
+                ("Patient", "identifier"), ("Patient?identifier=urn:oid:1.2.3%7C\(P.zoe)", "identifier"),
+                ("DocumentReference", "patient.identifier"),
+                ("DocumentReference?patient.identifier=urn:oid:\(P.testOID)%7C\(P.zoe)&status=deleted", "status"),
+                ("DocumentReference?patient=x", "patient"),
+            ] {
+                let answer = try await Self.get(running, path, client: client)
+                #expect(answer.status == .badRequest, "\(path)")
+                #expect(
+                    ((try answer.json()["issue"] as? [[String: Any]])?.first?["expression"] as? [String]) == [
+                        expression
+                    ],
+                    "\(path)"
+                )
+            }
+            #expect(
+                try await Self.get(running, "Binary/00000000-0000-4000-8000-000000000000", client: client).status
+                    == .notFound
+            )
+            // ITI-65 refusals: no List; a hash that is not the document's (the XDS check, as an issue).
+            let content = D.cda()
+            let noList = try await running.request(
+                Self.base,
+                method: .post,
+                client: client,
+                headers: [.contentType: "application/fhir+json"],
+                body: Self.iti65(content: content, uniqueId: "1.2.250.1.999.3.9", withList: false)
+            )
+            #expect(noList.status == .unprocessableContent)
+            let badHash = try await running.request(
+                Self.base,
+                method: .post,
+                client: client,
+                headers: [.contentType: "application/fhir+json"],
+                body: Self.iti65(
+                    content: content,
+                    uniqueId: "1.2.250.1.999.3.8",
+                    hash: Data(repeating: 1, count: 20).base64EncodedString()
+                )
+            )
+            #expect(badHash.status == .unprocessableContent)
+            #expect(badHash.text.contains("XDSRepositoryMetadataError"))
+            #expect(try running.sandbox.dmp.documentStore.entries(ins: P.zoe).isEmpty, "nothing stored")
+        }
+    }
+}
