@@ -24,6 +24,8 @@ public final class DMPDocuments: Sendable {
         public var hash: String
         public var size: Int
         public var replaces: String?
+        /// Confidentiality codes (`MASQUE_PS`, `INVISIBLE_PATIENT`).
+        public var confidentiality: String
     }
 
     /// ITI-41: checks a `ProvideAndRegisterDocumentSetRequest` and stores it whole, or returns the XDS errors and
@@ -472,7 +474,7 @@ public final class DMPDocuments: Sendable {
     }
 
     /// ITI-68: a document's bytes and media type by its entry UUID (deleted ones excepted).
-    func content(entryUUID: String) throws -> (Data, String)? {
+    public func content(entryUUID: String) throws -> (Data, String)? {
         try store.writer.read { db in
             try Row.fetchOne(
                 db,
@@ -497,7 +499,8 @@ public final class DMPDocuments: Sendable {
                     creationTime: $0["creation_time"],
                     hash: $0["hash"],
                     size: $0["size"],
-                    replaces: $0["replaces"]
+                    replaces: $0["replaces"],
+                    confidentiality: $0["confidentiality"]
                 )
             }
         }
@@ -518,5 +521,32 @@ enum CDA {
             else { return nil }
             return (ins, oid)
         }.first
+    }
+}
+
+extension DMPService {
+    /// The header fields of a CDA a person looks for first: title, date, patient, author, custodian.
+    public static func cdaHeader(_ data: Data) -> [(String, String)]? {
+        guard
+            let root = try? HardenedXMLParser(maximumBytes: 32 << 20, maximumDepth: 128, maximumElements: 500_000)
+                .parse(data),
+            root.name == "ClinicalDocument"
+        else { return nil }
+        var fields: [(String, String)] = []
+        if let title = root.child("title")?.text, !title.isEmpty { fields.append(("Titre", title)) }
+        if let time = root.child("effectiveTime")?.attributes["value"] { fields.append(("Date", time)) }
+        if let id = root.child("recordTarget")?.child("patientRole")?.children("id").first {
+            fields.append(("Patient", "\(id.attributes["extension"] ?? "") (\(id.attributes["root"] ?? ""))"))
+        }
+        if let name = root.child("recordTarget")?.child("patientRole")?.child("patient")?.child("name") {
+            fields.append(("Nom", name.descendants.map(\.text).filter { !$0.isEmpty }.joined(separator: " ")))
+        }
+        if let author = root.child("author")?.descendants.first(where: { $0.name == "assignedPerson" })?.child("name") {
+            fields.append(("Auteur", author.descendants.map(\.text).filter { !$0.isEmpty }.joined(separator: " ")))
+        }
+        if let custodian = root.child("custodian")?.descendants.first(where: { $0.name == "name" })?.text {
+            fields.append(("Gardien", custodian))
+        }
+        return fields
     }
 }

@@ -558,7 +558,8 @@ public final class Sandbox: Sendable {
                 repository: ror.repository,
                 ror: RORInspection(repository: ror.repository)
             ),
-            mes: ConsoleMES(layout: layout, mes: mes)
+            mes: ConsoleMES(layout: layout, mes: mes),
+            dmp: ConsoleDMP(layout: layout, dmp: dmp)
         )
         let admin = router.group("admin")
         AdminAPI.add(

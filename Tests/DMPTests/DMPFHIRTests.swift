@@ -143,6 +143,33 @@ struct DMPFHIRTests {
         }
     }
 
+    @Test func consolePagesShowRecordsDocumentsAndTheCDA() async throws {
+        let (running, client) = try await P.start()
+        try await running.whileRunning {
+            #expect(
+                D.errorCodes(
+                    try await D.submit(
+                        running,
+                        D.submission(content: D.cda(text: "Compte rendu console"), uniqueId: "1.2.250.1.999.4.1"),
+                        client: client
+                    ).1
+                ).isEmpty
+            )
+            let list = try await running.admin("/console/dmp")
+            #expect(list.status == .ok)
+            #expect(list.text.contains(P.zoe) && list.text.contains(P.catarina))
+            let patient = try await running.admin("/console/dmp/\(P.zoe)")
+            #expect(patient.text.contains("1.2.250.1.999.4.1"))
+            let entry = try #require(try running.sandbox.dmp.documentStore.entries(ins: P.zoe).first?.entryUUID)
+            let document = try await running.admin("/console/dmp/documents/\(DMPService.fhirID(entry))")
+            #expect(document.text.contains("id=\"cda-header\""))
+            #expect(document.text.contains("Compte rendu console"))
+            let raw = try await running.admin("/console/dmp/documents/\(DMPService.fhirID(entry))/raw")
+            #expect(Data(buffer: try #require(raw.body)) == D.cda(text: "Compte rendu console"))
+            #expect(try await running.admin("/console/dmp/000").status == .notFound)
+        }
+    }
+
     @Test func patientExistenceAndRefusals() async throws {
         let (running, client) = try await P.start()
         try await running.whileRunning {

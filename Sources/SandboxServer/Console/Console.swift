@@ -13,7 +13,8 @@ enum Console {
         dashboard: ConsoleDashboard,
         access: ConsoleAccess,
         data: ConsoleData,
-        mes: ConsoleMES
+        mes: ConsoleMES,
+        dmp: ConsoleDMP
     ) {
         let console = router.group("console")
         router.get("/") { _, _ in HTML.redirect("/console") }
@@ -21,6 +22,7 @@ enum Console {
         access.add(to: console)
         data.add(to: console)
         mes.add(to: console)
+        dmp.add(to: console)
     }
 }
 

@@ -20,7 +20,8 @@ enum HTML {
         ("/console", "Tableau de bord"), ("/console/onboarding", "Demandes d'intégration"),
         ("/console/whitelist", "Listes blanches"),
         ("/console/journal", "Journal"), ("/console/capacity", "Capacités"), ("/console/data", "Données ROR"),
-        ("/console/mes", "Mon espace santé"), ("/console/certificates", "Certificats"), ("/console/faults", "Pannes"),
+        ("/console/mes", "Mon espace santé"), ("/console/dmp", "DMP"), ("/console/certificates", "Certificats"),
+        ("/console/faults", "Pannes"),
     ]
 
     /// The whole page: navigation, the clock, the content.
