@@ -96,58 +96,10 @@ extension DMPService {
                     XDS.registryResponse(errors: errors)
                 )
             case .storedQuery:
-                let query = body.child("AdhocQuery", namespace: XDS.rim)
-                guard query?.attributes["id"] == XDS.findDocuments else {
-                    return Self.envelope(
-                        action: "urn:ihe:iti:2007:RegistryStoredQueryResponse",
-                        relatesTo: relatesTo,
-                        "<query:AdhocQueryResponse xmlns:query=\"\(XDS.query)\" status=\"\(XDS.failure)\">"
-                            + XDS.errorList([
-                                XDS.Error(
-                                    code: "XDSUnknownStoredQuery",
-                                    context:
-                                        "stored query \(query?.attributes["id"] ?? "(none)") is not offered (FindDocuments \(XDS.findDocuments))"
-                                )
-                            ])
-                            + "</query:AdhocQueryResponse>"
-                    )
-                }
-                let patientId = (query.flatMap { XDS.slot($0, "$XDSDocumentEntryPatientId").first } ?? "")
-                    .trimmingCharacters(in: CharacterSet(charactersIn: "'"))
-                guard let patient = XDS.patient(patientId) else {
-                    return Self.envelope(
-                        action: "urn:ihe:iti:2007:RegistryStoredQueryResponse",
-                        relatesTo: relatesTo,
-                        "<query:AdhocQueryResponse xmlns:query=\"\(XDS.query)\" status=\"\(XDS.failure)\">"
-                            + XDS.errorList([
-                                XDS.Error(
-                                    code: "XDSStoredQueryParamNumber",
-                                    context: "$XDSDocumentEntryPatientId is required as '<INS>^^^&<OID>&ISO'"
-                                )
-                            ])
-                            + "</query:AdhocQueryResponse>"
-                    )
-                }
-                let vihf = try checkVIHF(soap, patient: patient)
-                let statuses = (query.flatMap { XDS.slot($0, "$XDSDocumentEntryStatus") } ?? []).flatMap { value in
-                    value.trimmingCharacters(in: CharacterSet(charactersIn: "()")).split(separator: ",")
-                        .map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "' ")) }
-                }
-                let found = try documentStore.findDocuments(
-                    ins: patient.ins,
-                    statuses: statuses.isEmpty ? [XDS.approved] : statuses,
-                    structure: vihf.structure
-                )
-                let objectRefs =
-                    body.child("ResponseOption", namespace: XDS.query)?.attributes["returnType"] == "ObjectRef"
-                let list = found.map {
-                    objectRefs ? "<rim:ObjectRef xmlns:rim=\"\(XDS.rim)\" id=\"\($0.entryUUID)\"/>" : $0.metadata
-                }.joined()
                 return Self.envelope(
                     action: "urn:ihe:iti:2007:RegistryStoredQueryResponse",
                     relatesTo: relatesTo,
-                    "<query:AdhocQueryResponse xmlns:query=\"\(XDS.query)\" status=\"\(XDS.success)\">"
-                        + "<rim:RegistryObjectList xmlns:rim=\"\(XDS.rim)\">\(list)</rim:RegistryObjectList></query:AdhocQueryResponse>"
+                    try storedQuery(soap)
                 )
             case .retrieve:
                 let vihf = try checkVIHF(soap, patient: nil)

@@ -461,6 +461,59 @@ public final class DMPDocuments: Sendable {
         }
     }
 
+    /// GetDocuments: the patient's entries by entry UUID or uniqueId (masked ones only for their author).
+    func documents(
+        ins: String,
+        uuids: [String],
+        uniqueIds: [String],
+        structure: String
+    ) throws -> [(id: String, xml: String)] {
+        try findDocuments(ins: ins, statuses: Array(XDS.statuses), structure: structure)
+            .filter { found in
+                if !uuids.isEmpty { return uuids.contains(found.entryUUID) }
+                guard let element = try? HardenedXMLParser(maximumBytes: 1 << 20).parse(Data(found.metadata.utf8))
+                else { return false }
+                return uniqueIds.contains(XDS.externalIdentifier(element, scheme: XDS.Scheme.documentUniqueId) ?? "")
+            }
+            .map { ($0.entryUUID, $0.metadata) }
+    }
+
+    /// FindSubmissionSets: the patient's submission sets, newest first.
+    func submissionSets(ins: String) throws -> [(id: String, xml: String)] {
+        try store.writer.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT entry_uuid, metadata FROM dmp_submission_set WHERE ins = ? ORDER BY rowid DESC",
+                arguments: [ins]
+            )
+            .map { ($0["entry_uuid"], $0["metadata"]) }
+        }
+    }
+
+    /// GetAssociations: the associations from or to the given objects, when they are the patient's.
+    func associations(ins: String, of uuids: [String]) throws -> [(id: String, xml: String)] {
+        guard !uuids.isEmpty else { return [] }
+        return try store.writer.read { db in
+            let marks = uuids.map { _ in "?" }.joined(separator: ",")
+            return try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT a.* FROM dmp_association a WHERE (a.source IN (\(marks)) OR a.target IN (\(marks)))
+                    AND (EXISTS (SELECT 1 FROM dmp_document d WHERE d.ins = ? AND d.entry_uuid IN (a.source, a.target))
+                         OR EXISTS (SELECT 1 FROM dmp_submission_set s WHERE s.ins = ? AND s.entry_uuid IN (a.source, a.target)))
+                    ORDER BY a.rowid
+                    """,
+                arguments: StatementArguments(uuids + uuids + [ins, ins])
+            ).map { row in
+                let id: String = row["entry_uuid"]
+                let xml =
+                    "<Association xmlns=\"\(XDS.rim)\" id=\"\(XMLText.escape(id))\" associationType=\"\(XMLText.escape(row["type"]))\" "
+                    + "sourceObject=\"\(XMLText.escape(row["source"]))\" targetObject=\"\(XMLText.escape(row["target"]))\"/>"
+                return (id, xml)
+            }
+        }
+    }
+
     /// ITI-43: the stored bytes and media type of a document, when it is the patient's.
     func retrieve(uniqueId: String, ins: String) throws -> (Data, String)? {
         try store.writer.read { db in

@@ -51,7 +51,6 @@ enum XDS {
     static let stableDocumentType = "urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1"
     static let hasMember = "urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember"
     static let replace = "urn:ihe:iti:2007:AssociationType:RPLC"
-    static let findDocuments = "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"
 
     /// The sandbox's repository (`repositoryUniqueId` of every stored document).
     static let repositoryUniqueId = "1.2.250.1.213.4.1.1.1.2"

@@ -345,6 +345,91 @@ struct DMPDocumentTests {
         }
     }
 
+    static func adhoc(_ id: String, _ slots: [(String, String)]) -> String {
+        let values = slots.map {
+            "<rim:Slot name=\"\($0.0)\"><rim:ValueList><rim:Value>\(XMLText.escape($0.1))</rim:Value></rim:ValueList></rim:Slot>"
+        }.joined()
+        return """
+            <query:AdhocQueryRequest xmlns:query="urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0" xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0">\
+            <query:ResponseOption returnType="LeafClass"/><rim:AdhocQuery id="\(id)">\(values)</rim:AdhocQuery></query:AdhocQueryRequest>
+            """
+    }
+
+    @Test func theOtherStoredQueries() async throws {
+        let (running, client) = try await P.start()
+        try await running.whileRunning {
+            #expect(
+                Self.errorCodes(
+                    try await Self.submit(
+                        running,
+                        Self.submission(content: Self.cda(), uniqueId: "1.2.250.1.999.1.6001"),
+                        client: client
+                    ).1
+                ).isEmpty
+            )
+            let entry = try #require(try running.sandbox.dmp.documentStore.entries(ins: P.zoe).first?.entryUUID)
+            func query(_ id: String, _ slots: [(String, String)]) async throws -> SOAPElement {
+                try await Self.call(
+                    running,
+                    path: DMPService.registryPath,
+                    action: "urn:ihe:iti:2007:RegistryStoredQuery",
+                    Self.adhoc(id, slots),
+                    client: client
+                ).1
+            }
+            func names(_ root: SOAPElement) -> [String] {
+                (P.first(root, "RegistryObjectList")?.children ?? []).map(\.name)
+            }
+            let sets = try await query(
+                "urn:uuid:f26abbcb-ac74-4422-8a30-edb644bbc1a9",
+                [("$XDSSubmissionSetPatientId", "'\(Self.patientId)'")]
+            )
+            #expect(names(sets) == ["RegistryPackage"])
+            let byUnique = try await query(
+                "urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4",
+                [("$XDSDocumentEntryUniqueId", "('1.2.250.1.999.1.6001')")]
+            )
+            #expect(names(byUnique) == ["ExtrinsicObject"])
+            #expect(P.first(byUnique, "ExtrinsicObject")?.attributes["id"] == entry)
+            let byUUID = try await query(
+                "urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4",
+                [("$XDSDocumentEntryEntryUUID", "('\(entry)')")]
+            )
+            #expect(names(byUUID) == ["ExtrinsicObject"])
+            let associations = try await query(
+                "urn:uuid:a7ae438b-4bc2-4642-93e9-be891f7bb155",
+                [("$uuid", "('\(entry)')")]
+            )
+            #expect(names(associations) == ["Association"])
+            #expect(P.first(associations, "Association")?.attributes["targetObject"] == entry)
+            let both = try await query(
+                "urn:uuid:bab9529a-4a10-40b3-a01f-f68a615d247a",
+                [("$XDSDocumentEntryEntryUUID", "('\(entry)')")]
+            )
+            #expect(names(both) == ["ExtrinsicObject", "Association"])
+            // Missing parameters; another patient's document (the VIHF's patient decides) is not returned.
+            let none = try await query("urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4", [])
+            #expect(Self.errorCodes(none) == ["XDSStoredQueryParamNumber"])
+            let foreignXML = P.envelope(
+                "",
+                body: Self.adhoc(
+                    "urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4",
+                    [("$XDSDocumentEntryEntryUUID", "('\(entry)')")]
+                ),
+                security: P.vihf(ins: P.gatien),
+                action: "urn:ihe:iti:2007:RegistryStoredQuery"
+            )
+            let foreign = try await running.request(
+                DMPService.registryPath,
+                method: .post,
+                client: client,
+                headers: [.contentType: "application/soap+xml"],
+                body: foreignXML
+            )
+            #expect(!foreign.text.contains("ExtrinsicObject"))
+        }
+    }
+
     /// An ITI-57 request: a submission set, then either an availability change of `target` or a metadata update of
     /// it with `confidentiality` codes.
     static func update(
