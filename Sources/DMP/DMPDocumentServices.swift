@@ -102,19 +102,7 @@ extension DMPService {
                     try storedQuery(soap)
                 )
             case .retrieve:
-                let vihf = try checkVIHF(soap, patient: nil)
-                guard
-                    let patient = vihf.attributes[VIHF.Attribute.resourceID].flatMap({
-                        XDS.patient($0.replacingOccurrences(of: "^NH", with: ""))
-                    })
-                else {
-                    throw DMPFault(
-                        .sender,
-                        "VIHF",
-                        "VIHF resource-id: the patient (<INS>^^^&<OID>&ISO^NH) is required to retrieve",
-                        detail: VIHF.Attribute.resourceID
-                    )
-                }
+                let patient = try checkVIHFNamingPatient(soap).patient
                 var responses = ""
                 var errors: [XDS.Error] = []
                 for request in body.children where request.name == "DocumentRequest" {

@@ -46,6 +46,7 @@ public final class DMPService: Sendable {
             }
         }
         addDocumentRoutes(to: router)
+        addHabilitationRoutes(to: router)
         addFHIRRoutes(to: router)
     }
 
@@ -91,6 +92,27 @@ public final class DMPService: Sendable {
         } catch {
             throw DMPFault(.sender, "VIHF", "VIHF \(error.attribute): \(error.reason)", detail: error.attribute)
         }
+    }
+
+    /// The VIHF checked, and the patient its `resource-id` names: the request has no patient of its own to compare
+    /// with (a retrieve, a query by document, an authorisation), so the VIHF's patient is the one served.
+    func checkVIHFNamingPatient(
+        _ soap: SOAPRequest
+    ) throws(DMPFault) -> (vihf: VIHF, patient: (ins: String, oid: String)) {
+        let vihf = try checkVIHF(soap, patient: nil)
+        guard
+            let patient = vihf.attributes[VIHF.Attribute.resourceID].flatMap({
+                XDS.patient($0.replacingOccurrences(of: "^NH", with: ""))
+            })
+        else {
+            throw DMPFault(
+                .sender,
+                "VIHF",
+                "VIHF resource-id: the patient (<INS>^^^&<OID>&ISO^NH) is required",
+                detail: VIHF.Attribute.resourceID
+            )
+        }
+        return (vihf, patient)
     }
 
     /// The answer envelope of a patients-service request.

@@ -52,20 +52,7 @@ extension DMPService {
             patient = found
             vihf = try checkVIHF(soap, patient: patient)
         case .getDocuments, .getAssociations, .getDocumentsAndAssociations:
-            vihf = try checkVIHF(soap, patient: nil)
-            guard
-                let found = vihf.attributes[VIHF.Attribute.resourceID].flatMap({
-                    XDS.patient($0.replacingOccurrences(of: "^NH", with: ""))
-                })
-            else {
-                throw DMPFault(
-                    .sender,
-                    "VIHF",
-                    "VIHF resource-id: the patient (<INS>^^^&<OID>&ISO^NH) is required",
-                    detail: VIHF.Attribute.resourceID
-                )
-            }
-            patient = found
+            (vihf, patient) = try checkVIHFNamingPatient(soap)
         }
         var objects: [(id: String, xml: String)] = []
         do {

@@ -123,10 +123,11 @@ struct DMPPatientsTests {
         _ running: RunningSandbox,
         _ xml: String,
         client: ClientFiles,
-        contentType: String = "application/soap+xml; charset=utf-8"
+        contentType: String = "application/soap+xml; charset=utf-8",
+        path: String = DMPService.patientsPath
     ) async throws -> (TestClient.Response, SOAPElement) {
         let response = try await running.request(
-            DMPService.patientsPath,
+            path,
             method: .post,
             client: client,
             headers: [.contentType: contentType],
@@ -197,6 +198,54 @@ struct DMPPatientsTests {
             // The answers validate as XML the parser reads back; the exchange is journaled under dmp.
             let rows = try await running.journalRows { $0.service == "dmp" && $0.status == 200 }
             #expect(rows.count >= 1)
+        }
+    }
+
+    @Test func setAuthorizationAddsAndRemovesTheStructure() async throws {
+        let (running, client) = try await Self.start()
+        try await running.whileRunning {
+            func set(
+                _ action: String,
+                ins: String,
+                attributes: [String: String?] = [:]
+            ) async throws -> (TestClient.Response, SOAPElement) {
+                let body =
+                    "<setAuthorization xmlns=\"urn:si-dmp-habilitations\"><action>\(action)</action></setAuthorization>"
+                let xml = Self.envelope(
+                    "",
+                    body: body,
+                    security: Self.vihf(ins: ins, attributes: attributes),
+                    action: "urn:si-dmp-habilitations:HabilitationsEndPoint:setAuthorization"
+                )
+                return try await Self.post(running, xml, client: client, path: DMPService.habilitationsPath)
+            }
+            // GATIEN's DMP: no structure authorised; AJOUT authorises the caller, TD0.2 then says so; SUPPRESSION removes it.
+            let (added, addedRoot) = try await set("AJOUT", ins: Self.gatien)
+            #expect(added.status == .ok, "\(added.text)")
+            #expect(Self.first(addedRoot, "status")?.text == "OK")
+            #expect(try running.sandbox.dmp.records.record(ins: Self.gatien)?.authorisedStructures == [Self.structure])
+            let (_, existence) = try await Self.call(
+                running,
+                "PRPA_IN201307UV02",
+                Self.existence(Self.gatien),
+                ins: Self.gatien,
+                client: client
+            )
+            #expect(Self.first(existence, "assignedEntity")?.child("code")?.attributes["code"] == "AUTORISATION_VALIDE")
+            #expect(Self.first(try await set("SUPPRESSION", ins: Self.gatien).1, "status")?.text == "OK")
+            #expect(try running.sandbox.dmp.records.record(ins: Self.gatien)?.authorisedStructures == [])
+            #expect(Self.first(try await set("AJOUT", ins: Self.nessi).1, "status")?.text == "DMPNotFound")
+            #expect(Self.first(try await set("AJOUT", ins: Self.catarina).1, "status")?.text == "DMPClosed")
+            let (invalid, _) = try await set("PEUT-ETRE", ins: Self.gatien)
+            #expect(invalid.status == .badRequest)
+            #expect(invalid.text.contains("InvalidMessage"))
+            let (noPatient, _) = try await set(
+                "AJOUT",
+                ins: Self.gatien,
+                attributes: ["urn:oasis:names:tc:xacml:2.0:resource:resource-id": nil]
+            )
+            #expect(noPatient.status == .badRequest)
+            #expect(noPatient.text.contains("resource-id"))
         }
     }
 
