@@ -171,9 +171,38 @@ try:
         fail("the seeded weights are not plotted")
     shot("13-mes-seeded-chart")
 
+    say("DMP: a CDA pushed by ITI-41 (MTOM) appears in the patient's documents, its header and XML shown")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import dmp_client
+    lps = ready["clientCertificates"]["insi-lps"]
+    dmp_client.connect(tls, ca, lps["certificate"].replace("file://", "", 1), lps["key"].replace("file://", "", 1))
+    document = ('<?xml version="1.0" encoding="UTF-8"?><ClinicalDocument xmlns="urn:hl7-org:v3"><title>Compte rendu du navigateur</title>'
+                '<effectiveTime value="20261207100000"/><recordTarget><patientRole><id root="%s" extension="%s"/></patientRole>'
+                '</recordTarget></ClinicalDocument>' % (dmp_client.OID, dmp_client.INS)).encode()
+    unique = "1.2.250.1.999.8.%d" % int(time.time())
+    answer = dmp_client.soap("/si-dmp-server/v2/services/repository", "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b",
+                             dmp_client.submission(document, unique), [("doc1@client", document)])
+    if answer.status_code != 200 or "ResponseStatusType:Success" not in answer.text:
+        fail("ITI-41: %d %s" % (answer.status_code, answer.text[-500:]))
+    driver.get(admin + "/console/dmp")
+    if len(driver.find_elements(By.CSS_SELECTOR, "tbody#dmp-records tr")) < 3:
+        fail("the seeded DMPs are not listed")
+    shot("14-dmp")
+    driver.find_element(By.XPATH, "//tbody[@id='dmp-records']//a[code[text()='%s']]" % dmp_client.INS).click()
+    wait_for(lambda: driver.find_elements(By.XPATH, "//tbody[@id='dmp-documents']//code[text()='%s']" % unique), "the pushed document's row")
+    shot("15-dmp-documents")
+    driver.find_element(By.XPATH, "//tbody[@id='dmp-documents']//a[code[text()='%s']]" % unique).click()
+    wait_for(lambda: driver.find_elements(By.ID, "dmp-document"), "the document page")
+    if "Compte rendu du navigateur" not in driver.find_element(By.ID, "cda-header").text:
+        fail("the CDA title is not among the header fields")
+    if "<title>Compte rendu du navigateur</title>" not in driver.find_element(By.ID, "dmp-document").text:
+        fail("the document's XML is not shown")
+    shot("16-dmp-document")
+
     say("narrow window (420×800): no horizontal page overflow")
     driver.set_window_size(420, 800)
-    for page in ("/console", "/console/onboarding", "/console/journal", "/console/mes", "/console/mes/patients/275126322074974"):
+    for page in ("/console", "/console/onboarding", "/console/journal", "/console/mes", "/console/mes/patients/275126322074974",
+                 "/console/dmp", "/console/dmp/275126322074974"):
         driver.get(admin + page)
         overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
         if overflow > 1:
