@@ -24,8 +24,16 @@ public final class DMPDocuments: Sendable {
         public var hash: String
         public var size: Int
         public var replaces: String?
-        /// Confidentiality codes (`MASQUE_PS`, `INVISIBLE_PATIENT`).
+        /// Confidentiality codes (`MASQUE_PS`, `INVISIBLE_PATIENT`), comma-separated.
         public var confidentiality: String
+        /// The structure that submitted the entry: the only professionals who still see it once masked.
+        public var authorStructure: String
+
+        /// Whether professionals of `structure` see the entry (`MASQUE_PS`: only its author's structure does).
+        public func isVisible(to structure: String) -> Bool {
+            !confidentiality.split(separator: ",").contains(Substring(XDS.maskedToProfessionals))
+                || authorStructure == structure
+        }
     }
 
     /// ITI-41: checks a `ProvideAndRegisterDocumentSetRequest` and stores it whole, or returns the XDS errors and
@@ -553,7 +561,8 @@ public final class DMPDocuments: Sendable {
                     hash: $0["hash"],
                     size: $0["size"],
                     replaces: $0["replaces"],
-                    confidentiality: $0["confidentiality"]
+                    confidentiality: $0["confidentiality"],
+                    authorStructure: $0["author_structure"]
                 )
             }
         }

@@ -17,7 +17,9 @@ extension DMPService {
     func addFHIRRoutes<Context: RequestContext & CallerContext>(to router: Router<Context>) {
         let fhir = router.group(RouterPath(Self.fhirPath))
         fhir.get("Patient") { request, _ in try self.patientSearch(request) }
-        fhir.get("DocumentReference") { request, _ in try self.documentSearch(request) }
+        fhir.get("DocumentReference") { request, context in
+            try self.documentSearch(request, structure: context.identity?.subject.value(of: "OU") ?? "fhir")
+        }
         fhir.get("Binary/:id") { _, context in try self.binary(context.parameters.get("id") ?? "") }
         fhir.post { request, context in
             try await self.transaction(request, structure: context.identity?.subject.value(of: "OU") ?? "fhir")
@@ -79,7 +81,9 @@ extension DMPService {
 
     /// ITI-67: the patient's document entries as DocumentReferences (`status` current = Approved, superseded =
     /// Deprecated; archived and deleted are not FHIR statuses and are left out).
-    func documentSearch(_ request: Request) throws -> Response {
+    /// `structure`: the caller's (its certificate's OU, as for ITI-65): documents masked to professionals
+    /// (`MASQUE_PS`) are left out but for the structure that submitted them, as ITI-18 does.
+    func documentSearch(_ request: Request, structure: String) throws -> Response {
         let query = try Self.query(request, allowed: ["patient.identifier", "status"])
         guard let token = query["patient.identifier"] else {
             throw FHIRError(
@@ -96,7 +100,9 @@ extension DMPService {
             throw FHIRError(.badRequest, code: "invalid", "status may be current or superseded", expression: ["status"])
         }
         let wanted = Set(statuses.compactMap { mapping[$0] })
-        let entries = try documentStore.entries(ins: ins).filter { wanted.contains($0.status) }.reversed().map {
+        let entries = try documentStore.entries(ins: ins).filter {
+            wanted.contains($0.status) && $0.isVisible(to: structure)
+        }.reversed().map {
             entry -> [String: Any] in
             var reference: [String: Any] = [
                 "resourceType": "DocumentReference", "id": Self.fhirID(entry.entryUUID),
@@ -117,6 +123,8 @@ extension DMPService {
             ]
             if let type = entry.typeCode { reference["type"] = ["coding": [["code": type]]] }
             if let category = entry.classCode { reference["category"] = [["coding": [["code": category]]]] }
+            let labels = entry.confidentiality.split(separator: ",").map { ["coding": [["code": String($0)]]] }
+            if !labels.isEmpty { reference["securityLabel"] = labels }
             if let replaced = entry.replaces {
                 reference["relatesTo"] = [
                     ["code": "replaces", "target": ["reference": "DocumentReference/\(Self.fhirID(replaced))"]]

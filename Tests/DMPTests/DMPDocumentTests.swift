@@ -104,9 +104,10 @@ struct DMPDocumentTests {
         action: String,
         _ body: String,
         client: ClientFiles,
-        ins: String = P.zoe
+        ins: String = P.zoe,
+        structure: String = P.structure
     ) async throws -> (TestClient.Response, SOAPElement) {
-        let xml = P.envelope("", body: body, security: P.vihf(ins: ins), action: action)
+        let xml = P.envelope("", body: body, security: P.vihf(ins: ins, structure: structure), action: action)
         let response = try await running.request(
             path,
             method: .post,
@@ -120,14 +121,16 @@ struct DMPDocumentTests {
     static func submit(
         _ running: RunningSandbox,
         _ body: String,
-        client: ClientFiles
+        client: ClientFiles,
+        structure: String = P.structure
     ) async throws -> (TestClient.Response, SOAPElement) {
         try await call(
             running,
             path: DMPService.repositoryPath,
             action: "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b",
             body,
-            client: client
+            client: client,
+            structure: structure
         )
     }
 
@@ -486,13 +489,19 @@ struct DMPDocumentTests {
         }.compactMap { $0.attributes["id"] }
     }
 
-    static func updating(_ running: RunningSandbox, _ body: String, client: ClientFiles) async throws -> SOAPElement {
+    static func updating(
+        _ running: RunningSandbox,
+        _ body: String,
+        client: ClientFiles,
+        structure: String = P.structure
+    ) async throws -> SOAPElement {
         try await call(
             running,
             path: DMPService.registryPath,
             action: "urn:ihe:iti:2010:UpdateDocumentSet",
             body,
-            client: client
+            client: client,
+            structure: structure
         ).1
     }
 

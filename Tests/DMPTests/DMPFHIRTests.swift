@@ -143,6 +143,48 @@ struct DMPFHIRTests {
         }
     }
 
+    /// ITI-67 masks as ITI-18 does: a document masked to professionals (`MASQUE_PS`) is found only by the structure
+    /// that submitted it (for FHIR, the certificate's OU), and carries its confidentiality codes as `securityLabel`.
+    @Test func documentSearchHonoursMasking() async throws {
+        let (running, client) = try await P.start()
+        try await running.whileRunning {
+            func search() async throws -> [[String: Any]] {
+                let answer = try await Self.get(
+                    running,
+                    "DocumentReference?patient.identifier=urn:oid:\(P.testOID)%7C\(P.zoe)",
+                    client: client
+                )
+                #expect(answer.status == .ok, "\(answer.text)")
+                return (try answer.json()["entry"] as? [[String: Any]] ?? []).compactMap {
+                    $0["resource"] as? [String: Any]
+                }
+            }
+            // One document by the caller's own structure (1690099990, the certificate's OU), one by another; both masked.
+            for (uniqueId, structure) in [("1.2.250.1.999.4.1", P.structure), ("1.2.250.1.999.4.2", "9999999999")] {
+                let body = D.submission(content: D.cda(text: uniqueId), uniqueId: uniqueId)
+                #expect(D.errorCodes(try await D.submit(running, body, client: client, structure: structure).1).isEmpty)
+            }
+            #expect(try await search().count == 2, "unmasked, both are found")
+            let entries = try running.sandbox.dmp.documentStore.entries(ins: P.zoe).map(\.entryUUID)
+            for (entry, structure) in zip(entries, [P.structure, "9999999999"]) {
+                let update = D.update(target: entry, confidentiality: ["MASQUE_PS"])
+                #expect(
+                    D.errorCodes(try await D.updating(running, update, client: client, structure: structure)).isEmpty
+                )
+            }
+            let found = try await search()
+            #expect(found.count == 1, "the other structure's masked document is left out")
+            let reference = try #require(found.first)
+            #expect(
+                (reference["masterIdentifier"] as? [String: Any])?["value"] as? String == "urn:oid:1.2.250.1.999.4.1"
+            )
+            let labels = (reference["securityLabel"] as? [[String: Any]])?.compactMap {
+                (($0["coding"] as? [[String: Any]])?.first)?["code"] as? String
+            }
+            #expect(labels == ["MASQUE_PS"])
+        }
+    }
+
     @Test func consolePagesShowRecordsDocumentsAndTheCDA() async throws {
         let (running, client) = try await P.start()
         try await running.whileRunning {
