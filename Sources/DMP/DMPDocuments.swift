@@ -547,25 +547,38 @@ public final class DMPDocuments: Sendable {
 
     public func entries(ins: String) throws -> [Entry] {
         try store.writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM dmp_document WHERE ins = ? ORDER BY rowid", arguments: [ins]).map {
-                Entry(
-                    entryUUID: $0["entry_uuid"],
-                    uniqueId: $0["unique_id"],
-                    ins: $0["ins"],
-                    status: $0["status"],
-                    mimeType: $0["mime_type"],
-                    classCode: $0["class_code"],
-                    typeCode: $0["type_code"],
-                    formatCode: $0["format_code"],
-                    creationTime: $0["creation_time"],
-                    hash: $0["hash"],
-                    size: $0["size"],
-                    replaces: $0["replaces"],
-                    confidentiality: $0["confidentiality"],
-                    authorStructure: $0["author_structure"]
-                )
-            }
+            try Row.fetchAll(db, sql: "SELECT * FROM dmp_document WHERE ins = ? ORDER BY rowid", arguments: [ins])
+                .map(Entry.init(row:))
         }
+    }
+
+    /// The entry of a document by its uniqueId, whatever its patient or status.
+    public func entry(uniqueId: String) throws -> Entry? {
+        try store.writer.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM dmp_document WHERE unique_id = ?", arguments: [uniqueId])
+                .map(Entry.init(row:))
+        }
+    }
+}
+
+extension DMPDocuments.Entry {
+    init(row: Row) {
+        self.init(
+            entryUUID: row["entry_uuid"],
+            uniqueId: row["unique_id"],
+            ins: row["ins"],
+            status: row["status"],
+            mimeType: row["mime_type"],
+            classCode: row["class_code"],
+            typeCode: row["type_code"],
+            formatCode: row["format_code"],
+            creationTime: row["creation_time"],
+            hash: row["hash"],
+            size: row["size"],
+            replaces: row["replaces"],
+            confidentiality: row["confidentiality"],
+            authorStructure: row["author_structure"]
+        )
     }
 }
 

@@ -20,6 +20,9 @@ extension DMPService {
         fhir.get("DocumentReference") { request, context in
             try self.documentSearch(request, structure: context.identity?.subject.value(of: "OU") ?? "fhir")
         }
+        fhir.patch("DocumentReference") { request, context in
+            try await self.patchDocument(request, structure: context.identity?.subject.value(of: "OU") ?? "fhir")
+        }
         fhir.get("Binary/:id") { _, context in try self.binary(context.parameters.get("id") ?? "") }
         fhir.post { request, context in
             try await self.transaction(request, structure: context.identity?.subject.value(of: "OU") ?? "fhir")
@@ -102,40 +105,77 @@ extension DMPService {
         let wanted = Set(statuses.compactMap { mapping[$0] })
         let entries = try documentStore.entries(ins: ins).filter {
             wanted.contains($0.status) && $0.isVisible(to: structure)
-        }.reversed().map {
-            entry -> [String: Any] in
-            var reference: [String: Any] = [
-                "resourceType": "DocumentReference", "id": Self.fhirID(entry.entryUUID),
-                "masterIdentifier": ["system": "urn:ietf:rfc:3986", "value": "urn:oid:\(entry.uniqueId)"],
-                "identifier": [["system": "urn:ietf:rfc:3986", "value": entry.entryUUID]],
-                "status": entry.status == XDS.approved ? "current" : "superseded",
-                "subject": ["identifier": ["system": "urn:oid:\(oid)", "value": ins]],
-                "content": [
-                    [
-                        "attachment": [
-                            "contentType": entry.mimeType, "size": entry.size,
-                            "hash": Data(Self.bytes(hex: entry.hash)).base64EncodedString(),
-                            "url": "\(Self.fhirPath)/Binary/\(Self.fhirID(entry.entryUUID))",
-                        ],
-                        "format": ["code": entry.formatCode ?? ""],
-                    ]
-                ],
-            ]
-            if let type = entry.typeCode { reference["type"] = ["coding": [["code": type]]] }
-            if let category = entry.classCode { reference["category"] = [["coding": [["code": category]]]] }
-            let labels = entry.confidentiality.split(separator: ",").map { ["coding": [["code": String($0)]]] }
-            if !labels.isEmpty { reference["securityLabel"] = labels }
-            if let replaced = entry.replaces {
-                reference["relatesTo"] = [
-                    ["code": "replaces", "target": ["reference": "DocumentReference/\(Self.fhirID(replaced))"]]
-                ]
-            }
-            return [
-                "fullUrl": "DocumentReference/\(Self.fhirID(entry.entryUUID))", "resource": reference,
-                "search": ["mode": "match"],
+        }.reversed().map { entry -> [String: Any] in
+            [
+                "fullUrl": "DocumentReference/\(Self.fhirID(entry.entryUUID))",
+                "resource": Self.documentReference(entry, oid: oid), "search": ["mode": "match"],
             ]
         }
         return try Self.searchset(Array(entries))
+    }
+
+    /// XDS errors as one 422 OperationOutcome, an issue each (`expression`: the object the error is about).
+    static func refusal(_ errors: [XDS.Error], _ text: String) -> FHIRError {
+        var refusal = FHIRError(
+            .unprocessableContent,
+            code: "processing",
+            "\(text) (\(errors.count) problem(s))",
+            expression: nil
+        )
+        refusal.issues = errors.map {
+            OperationOutcome.Issue(
+                code: "processing",
+                diagnostics: "\($0.code): \($0.context)",
+                expression: $0.location.isEmpty ? nil : [$0.location]
+            )
+        }
+        return refusal
+    }
+
+    /// The PDSm4DMP extension that says a document is archived.
+    static let isArchivedExtension =
+        "https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/pdsm-ext-is-archived"
+
+    /// An entry as a DocumentReference: `id` the entryUUID, `masterIdentifier` the uniqueId, the status (an
+    /// archived entry is `current` with the isArchived extension, a deleted one `entered-in-error`, as the draft's
+    /// TD3.3c–d pages say), the codes, the confidentiality codes as `securityLabel`, a replacement as `relatesTo`.
+    static func documentReference(_ entry: DMPDocuments.Entry, oid: String) -> [String: Any] {
+        let status =
+            switch entry.status {
+            case XDS.deprecated: "superseded"
+            case XDS.deleted: "entered-in-error"
+            default: "current"
+            }
+        var reference: [String: Any] = [
+            "resourceType": "DocumentReference", "id": fhirID(entry.entryUUID),
+            "masterIdentifier": ["system": "urn:ietf:rfc:3986", "value": "urn:oid:\(entry.uniqueId)"],
+            "identifier": [["system": "urn:ietf:rfc:3986", "value": entry.entryUUID]],
+            "status": status,
+            "subject": ["identifier": ["system": "urn:oid:\(oid)", "value": entry.ins]],
+            "content": [
+                [
+                    "attachment": [
+                        "contentType": entry.mimeType, "size": entry.size,
+                        "hash": Data(bytes(hex: entry.hash)).base64EncodedString(),
+                        "url": "\(fhirPath)/Binary/\(fhirID(entry.entryUUID))",
+                    ],
+                    "format": ["code": entry.formatCode ?? ""],
+                ]
+            ],
+        ]
+        if entry.status == XDS.archived {
+            reference["extension"] = [["url": isArchivedExtension, "valueBoolean": true]]
+        }
+        if let type = entry.typeCode { reference["type"] = ["coding": [["code": type]]] }
+        if let category = entry.classCode { reference["category"] = [["coding": [["code": category]]]] }
+        let labels = entry.confidentiality.split(separator: ",").map { ["coding": [["code": String($0)]]] }
+        if !labels.isEmpty { reference["securityLabel"] = labels }
+        if let replaced = entry.replaces {
+            reference["relatesTo"] = [
+                ["code": "replaces", "target": ["reference": "DocumentReference/\(fhirID(replaced))"]]
+            ]
+        }
+        return reference
     }
 
     /// ITI-68: the document's bytes.
@@ -218,40 +258,6 @@ extension DMPService {
         }
         let patient = try Self.insToken(String(subject[range.upperBound...]), parameter: "DocumentReference.subject")
         let patientId = "\(patient.ins)^^^&\(patient.oid)&ISO"
-        func external(_ scheme: String, _ value: String, _ object: String) -> SOAPElement {
-            SOAPElement(
-                namespace: XDS.rim,
-                name: "ExternalIdentifier",
-                attributes: [
-                    "identificationScheme": scheme, "value": value, "id": "urn:uuid:\(UUID().uuidString.lowercased())",
-                    "registryObject": object,
-                ]
-            )
-        }
-        func classification(_ scheme: String, _ code: String, _ object: String) -> SOAPElement {
-            SOAPElement(
-                namespace: XDS.rim,
-                name: "Classification",
-                attributes: [
-                    "classificationScheme": scheme, "classifiedObject": object, "nodeRepresentation": code,
-                    "id": "urn:uuid:\(UUID().uuidString.lowercased())",
-                ]
-            )
-        }
-        func slot(_ name: String, _ value: String) -> SOAPElement {
-            SOAPElement(
-                namespace: XDS.rim,
-                name: "Slot",
-                attributes: ["name": name],
-                children: [
-                    SOAPElement(
-                        namespace: XDS.rim,
-                        name: "ValueList",
-                        children: [SOAPElement(namespace: XDS.rim, name: "Value", rawText: value)]
-                    )
-                ]
-            )
-        }
         var objects: [SOAPElement] = []
         var documents: [SOAPElement] = []
         let setID = "SubmissionSet01"
@@ -268,30 +274,30 @@ extension DMPService {
                 )
             }
             var children: [SOAPElement] = []
-            if let size = attachment?["size"]?.number { children.append(slot("size", String(Int(size)))) }
+            if let size = attachment?["size"]?.number { children.append(XDS.slot("size", String(Int(size)))) }
             if let hash = attachment?["hash"]?.string, let raw = Data(base64Encoded: hash) {
-                children.append(slot("hash", raw.map { String(format: "%02x", $0) }.joined()))
+                children.append(XDS.slot("hash", raw.map { String(format: "%02x", $0) }.joined()))
             }
             if let code = reference["category"]?.array?.first?["coding"]?.array?.first?["code"]?.string {
-                children.append(classification(XDS.Scheme.classCode, code, id))
+                children.append(XDS.classification(XDS.Scheme.classCode, code, id))
             }
             if let code = reference["content"]?.array?.first?["format"]?["code"]?.string {
-                children.append(classification(XDS.Scheme.formatCode, code, id))
+                children.append(XDS.classification(XDS.Scheme.formatCode, code, id))
             }
             if let code = reference["type"]?["coding"]?.array?.first?["code"]?.string {
-                children.append(classification(XDS.Scheme.typeCode, code, id))
+                children.append(XDS.classification(XDS.Scheme.typeCode, code, id))
             }
             for label in reference["securityLabel"]?.array ?? [] {
                 if let code = label["coding"]?.array?.first?["code"]?.string,
                     code == XDS.maskedToProfessionals || code == XDS.invisibleToPatient
                 {
-                    children.append(classification(XDS.Scheme.confidentialityCode, code, id))
+                    children.append(XDS.classification(XDS.Scheme.confidentialityCode, code, id))
                 }
             }
             let master = reference["masterIdentifier"]?["value"]?.string ?? ""
-            children.append(external(XDS.Scheme.documentPatientId, patientId, id))
+            children.append(XDS.external(XDS.Scheme.documentPatientId, patientId, id))
             children.append(
-                external(
+                XDS.external(
                     XDS.Scheme.documentUniqueId,
                     master.hasPrefix("urn:oid:") ? String(master.dropFirst(8)) : master,
                     id
@@ -347,8 +353,8 @@ extension DMPService {
                 name: "RegistryPackage",
                 attributes: ["id": setID],
                 children: [
-                    external(XDS.Scheme.submissionSetUniqueId, setUnique, setID),
-                    external(XDS.Scheme.submissionSetPatientId, patientId, setID),
+                    XDS.external(XDS.Scheme.submissionSetUniqueId, setUnique, setID),
+                    XDS.external(XDS.Scheme.submissionSetPatientId, patientId, setID),
                 ]
             ),
             at: 0
@@ -365,22 +371,7 @@ extension DMPService {
             ] + documents
         )
         let errors = try documentStore.provideAndRegister(submission, patient: patient, structure: structure)
-        guard errors.isEmpty else {
-            var refusal = FHIRError(
-                .unprocessableContent,
-                code: "processing",
-                "The submission was refused (\(errors.count) problem(s))",
-                expression: nil
-            )
-            refusal.issues = errors.map {
-                OperationOutcome.Issue(
-                    code: "processing",
-                    diagnostics: "\($0.code): \($0.context)",
-                    expression: $0.location.isEmpty ? nil : [$0.location]
-                )
-            }
-            throw refusal
-        }
+        guard errors.isEmpty else { throw Self.refusal(errors, "The submission was refused") }
         return FHIRResponse.json(
             .ok,
             try FHIRJSON.data([

@@ -105,4 +105,40 @@ enum XDS {
     static func sha1(_ data: Data) -> String {
         Insecure.SHA1.hash(data: data).map { String(format: "%02x", $0) }.joined()
     }
+
+    // ebRIM elements for the submissions the FHIR face builds (ITI-65 → ITI-41, PATCH → ITI-57).
+    static func external(_ scheme: String, _ value: String, _ object: String) -> SOAPElement {
+        SOAPElement(
+            namespace: XDS.rim,
+            name: "ExternalIdentifier",
+            attributes: [
+                "identificationScheme": scheme, "value": value, "id": "urn:uuid:\(UUID().uuidString.lowercased())",
+                "registryObject": object,
+            ]
+        )
+    }
+    static func classification(_ scheme: String, _ code: String, _ object: String) -> SOAPElement {
+        SOAPElement(
+            namespace: XDS.rim,
+            name: "Classification",
+            attributes: [
+                "classificationScheme": scheme, "classifiedObject": object, "nodeRepresentation": code,
+                "id": "urn:uuid:\(UUID().uuidString.lowercased())",
+            ]
+        )
+    }
+    static func slot(_ name: String, _ value: String) -> SOAPElement {
+        SOAPElement(
+            namespace: XDS.rim,
+            name: "Slot",
+            attributes: ["name": name],
+            children: [
+                SOAPElement(
+                    namespace: XDS.rim,
+                    name: "ValueList",
+                    children: [SOAPElement(namespace: XDS.rim, name: "Value", rawText: value)]
+                )
+            ]
+        )
+    }
 }

@@ -62,15 +62,7 @@ public enum FHIRBody {
 
     public static func json(_ request: Request, maximumBody: Int, what: String) async throws -> JSONObject {
         try mediaType(request, what: what)
-        var request = request
-        guard let buffer = try? await request.collectBody(upTo: maximumBody) else {
-            throw FHIRError(
-                .contentTooLarge,
-                code: "too-costly",
-                "The body is over \(maximumBody) bytes",
-                expression: nil
-            )
-        }
+        let buffer = try await collect(request, maximumBody: maximumBody)
         return try object(buffer)
     }
 
@@ -80,23 +72,66 @@ public enum FHIRBody {
         return try object(body)
     }
 
-    private static func mediaType(_ request: Request, what: String) throws {
+    /// A JSON Patch body (RFC 6902, `application/json-patch+json`): its operations, each a JSON object.
+    public static func jsonPatch(_ request: Request, maximumBody: Int) async throws -> [JSONObject] {
+        let patchType = "application/json-patch+json"
+        try mediaType(request, what: "a JSON Patch", accepted: [patchType], named: patchType)
+        let buffer = try await collect(request, maximumBody: maximumBody)
+        guard case .array(let operations) = try value(buffer), let objects = Optional(operations.compactMap(\.object)),
+            objects.count == operations.count, !objects.isEmpty
+        else {
+            throw FHIRError(
+                .badRequest,
+                code: "structure",
+                "A JSON Patch is a non-empty array of operation objects",
+                expression: nil
+            )
+        }
+        return objects
+    }
+
+    private static func collect(_ request: Request, maximumBody: Int) async throws -> ByteBuffer {
+        var request = request
+        guard let buffer = try? await request.collectBody(upTo: maximumBody) else {
+            throw FHIRError(
+                .contentTooLarge,
+                code: "too-costly",
+                "The body is over \(maximumBody) bytes",
+                expression: nil
+            )
+        }
+        return buffer
+    }
+
+    private static func mediaType(
+        _ request: Request,
+        what: String,
+        accepted: Set<String> = ["application/fhir+json", "application/json"],
+        named: String = "application/fhir+json"
+    ) throws {
         // The type before any parameter, spaces around it and case aside (Foundation's trimming was 1 % of a
         // capacity PATCH).
         let type = (request.headers[.contentType] ?? "").utf8.prefix { $0 != UInt8(ascii: ";") }
             .drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }.reversed()
         let mediaType = String(decoding: type, as: UTF8.self).lowercased()
-        guard mediaType == "application/fhir+json" || mediaType == "application/json" else {
+        guard accepted.contains(mediaType) else {
             throw FHIRError(
                 .unsupportedMediaType,
                 code: "not-supported",
-                "Content-Type '\(request.headers[.contentType] ?? "")': \(what) as application/fhir+json",
+                "Content-Type '\(request.headers[.contentType] ?? "")': \(what) as \(named)",
                 expression: nil
             )
         }
     }
 
     private static func object(_ buffer: ByteBuffer) throws -> JSONObject {
+        guard case .object(let object) = try value(buffer) else {
+            throw FHIRError(.badRequest, code: "structure", "The body is not a JSON object", expression: nil)
+        }
+        return object
+    }
+
+    private static func value(_ buffer: ByteBuffer) throws -> JSON {
         let value: JSON
         do {
             value = try buffer.withUnsafeReadableBytes { raw throws(JSON.ParseError) in
@@ -122,9 +157,6 @@ public enum FHIRBody {
                 )
             }
         }
-        guard case .object(let object) = value else {
-            throw FHIRError(.badRequest, code: "structure", "The body is not a JSON object", expression: nil)
-        }
-        return object
+        return value
     }
 }

@@ -185,6 +185,93 @@ struct DMPFHIRTests {
         }
     }
 
+    /// TD3.3a–d through FHIR: JSON Patch on securityLabel, the isArchived extension and status, by the document's
+    /// uniqueId; each change seen by ITI-18 too (the same ITI-57 update underneath); every refusal in its own form.
+    @Test func patchMasksArchivesAndDeletes() async throws {
+        let (running, client) = try await P.start()
+        try await running.whileRunning {
+            func patch(
+                _ uniqueId: String,
+                _ operations: String,
+                contentType: String = "application/json-patch+json"
+            ) async throws -> TestClient.Response {
+                try await running.request(
+                    Self.base + "/DocumentReference?identifier=urn:ietf:rfc:3986%7Curn:oid:" + uniqueId,
+                    method: .patch,
+                    client: client,
+                    headers: [.contentType: contentType],
+                    body: operations
+                )
+            }
+            func label(_ code: String, at path: String = "/securityLabel/0") -> String {
+                #"[{"op":"replace","path":"\#(path)","value":{"coding":[{"code":"\#(code)"}]}}]"#
+            }
+            let archivedPath = "/extension[url:'\(DMPService.isArchivedExtension)']/valueBoolean"
+            let own = "1.2.250.1.999.5.1"
+            let pushed = try await running.request(
+                Self.base,
+                method: .post,
+                client: client,
+                headers: [.contentType: "application/fhir+json"],
+                body: Self.iti65(content: D.cda(text: "à masquer"), uniqueId: own)
+            )
+            #expect(pushed.status == .ok, "\(pushed.text)")
+            let entry = try #require(try running.sandbox.dmp.documentStore.entry(uniqueId: own)).entryUUID
+
+            // Masked to professionals: another structure's ITI-18 no longer finds it; N unmasks.
+            let masked = try await patch(own, label("MASQUE_PS"))
+            #expect(masked.status == .ok, "\(masked.text)")
+            let labels = (try masked.json()["securityLabel"] as? [[String: Any]])?.compactMap {
+                (($0["coding"] as? [[String: Any]])?.first)?["code"] as? String
+            }
+            #expect(labels == ["MASQUE_PS"])
+            #expect(try await D.find(running, client: client, structure: "9999999999").isEmpty)
+            #expect(try await D.find(running, client: client) == [entry])
+            let unmasked = try await patch(own, label("N"))
+            #expect(unmasked.status == .ok)
+            #expect(try unmasked.json()["securityLabel"] == nil)
+            #expect(try await D.find(running, client: client, structure: "9999999999") == [entry])
+
+            // Archived: out of the current documents, back when the extension is false.
+            let archived = try await patch(own, #"[{"op":"replace","path":"\#(archivedPath)","value":true}]"#)
+            #expect(archived.status == .ok, "\(archived.text)")
+            #expect((try archived.json()["extension"] as? [[String: Any]])?.first?["valueBoolean"] as? Bool == true)
+            #expect(try await D.find(running, client: client).isEmpty)
+            #expect(
+                try await patch(own, #"[{"op":"replace","path":"\#(archivedPath)","value":false}]"#).status == .ok
+            )
+            #expect(try await D.find(running, client: client) == [entry])
+
+            // Refusals: media type, body, path, code, unknown document.
+            #expect(
+                try await patch(own, label("MASQUE_PS"), contentType: "application/fhir+json").status
+                    == .unsupportedMediaType
+            )
+            #expect(try await patch(own, #"{"op":"replace"}"#).status == .badRequest)
+            let badPath = try await patch(own, #"[{"op":"replace","path":"/type","value":{}}]"#)
+            #expect(badPath.status == .unprocessableContent)
+            #expect(badPath.text.contains("\"/type\""), "the expression names the path")
+            #expect(try await patch(own, label("SECRET")).status == .unprocessableContent)
+            #expect(try await patch(own, label("MASQUE_PS", at: "/securityLabel/5")).status == .unprocessableContent)
+            #expect(try await patch("1.2.250.1.999.5.404", label("MASQUE_PS")).status == .notFound)
+            #expect(try running.sandbox.dmp.documentStore.entry(uniqueId: own)?.confidentiality == "", "nothing stored")
+
+            // Deletion: only by the submitting structure; then neither found, nor readable, nor patchable.
+            let theirs = "1.2.250.1.999.5.2"
+            let body = D.submission(content: D.cda(text: "d'une autre structure"), uniqueId: theirs)
+            #expect(D.errorCodes(try await D.submit(running, body, client: client, structure: "9999999999").1).isEmpty)
+            let delete = #"[{"op":"replace","path":"/status","value":"entered-in-error"}]"#
+            #expect(try await patch(theirs, delete).status == .forbidden)
+            let deleted = try await patch(own, delete)
+            #expect(deleted.status == .ok, "\(deleted.text)")
+            #expect(try deleted.json()["status"] as? String == "entered-in-error")
+            #expect(
+                try await Self.get(running, "Binary/\(DMPService.fhirID(entry))", client: client).status == .notFound
+            )
+            #expect(try await patch(own, label("MASQUE_PS")).status == .notFound)
+        }
+    }
+
     @Test func consolePagesShowRecordsDocumentsAndTheCDA() async throws {
         let (running, client) = try await P.start()
         try await running.whileRunning {
