@@ -88,7 +88,7 @@ extension DMPService {
                 let vihf = try checkVIHF(soap, patient: patient)
                 let errors =
                     operation == .update
-                    ? try documentStore.update(body, patient: patient)
+                    ? try documentStore.update(body, patient: patient, structure: vihf.structure)
                     : try documentStore.provideAndRegister(body, patient: patient, structure: vihf.structure)
                 return Self.envelope(
                     action: operation.action + "Response",

@@ -350,8 +350,13 @@ public final class DMPDocuments: Sendable {
     /// ITI-57 Update Document Set: availability changes (`UpdateAvailabilityStatus` associations: `OriginalStatus`
     /// must be the current one, `NewStatus` Approved, Deprecated, Archived or Deleted) and metadata updates of an
     /// entry (an `ExtrinsicObject` whose `lid` is a stored entry: its confidentiality codes — masking — taken). All or
-    /// nothing; the XDS errors otherwise.
-    func update(_ request: SOAPElement, patient: (ins: String, oid: String)) throws -> [XDS.Error] {
+    /// nothing; the XDS errors otherwise. Only the structure that submitted a document may delete it (`structure`: the
+    /// caller's), as the DMP checks.
+    func update(
+        _ request: SOAPElement,
+        patient: (ins: String, oid: String),
+        structure: String
+    ) throws -> [XDS.Error] {
         guard let list = request.child("RegistryObjectList") else {
             return [XDS.Error(code: "XDSRegistryMetadataError", context: "the request has no RegistryObjectList")]
         }
@@ -376,9 +381,9 @@ public final class DMPDocuments: Sendable {
                 let original = XDS.slot(change, "OriginalStatus").first ?? ""
                 let new = XDS.slot(change, "NewStatus").first ?? ""
                 guard
-                    let current = try String.fetchOne(
+                    let row = try Row.fetchOne(
                         db,
-                        sql: "SELECT status FROM dmp_document WHERE entry_uuid = ? AND ins = ?",
+                        sql: "SELECT status, author_structure FROM dmp_document WHERE entry_uuid = ? AND ins = ?",
                         arguments: [target, patient.ins]
                     )
                 else {
@@ -391,6 +396,7 @@ public final class DMPDocuments: Sendable {
                     )
                     continue
                 }
+                let current: String = row["status"]
                 guard original == current else {
                     errors.append(
                         XDS.Error(
@@ -407,6 +413,16 @@ public final class DMPDocuments: Sendable {
                             code: "XDSMetadataUpdateError",
                             context:
                                 "NewStatus '\(new)' is not one of \(XDS.statuses.sorted().joined(separator: ", "))",
+                            location: target
+                        )
+                    )
+                    continue
+                }
+                guard new != XDS.deleted || row["author_structure"] == structure else {
+                    errors.append(
+                        XDS.Error(
+                            code: "XDSMetadataUpdateError",
+                            context: "only the structure that submitted \(target) may delete it",
                             location: target
                         )
                     )

@@ -115,7 +115,7 @@ extension DMPService {
                 name: "SubmitObjectsRequest",
                 children: [SOAPElement(namespace: XDS.rim, name: "RegistryObjectList", children: objects)]
             )
-            let errors = try documentStore.update(update, patient: (entry.ins, oid))
+            let errors = try documentStore.update(update, patient: (entry.ins, oid), structure: structure)
             guard errors.isEmpty else { throw Self.refusal(errors, "The update was refused") }
         }
         let updated = try documentStore.entry(uniqueId: uniqueId) ?? entry

@@ -602,6 +602,15 @@ struct DMPDocumentTests {
                 "unchanged by the refusals"
             )
             let deleted = "urn:asip:ci-sis:2010:StatusType:Deleted"
+            // Only the structure that submitted the document deletes it.
+            let foreign = try await Self.updating(
+                running,
+                Self.update(target: entry, from: archived, to: deleted),
+                client: client,
+                structure: "9999999999"
+            )
+            #expect(Self.errorCodes(foreign) == ["XDSMetadataUpdateError"])
+            #expect(try await Self.find(running, client: client, status: archived) == [entry], "still archived")
             #expect(
                 Self.errorCodes(
                     try await Self.updating(
