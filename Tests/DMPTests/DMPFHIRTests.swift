@@ -272,6 +272,38 @@ struct DMPFHIRTests {
         }
     }
 
+    /// The README's DMP FHIR walk-through, run as printed against this sandbox.
+    @Test(.enabled(if: Reference.hasCurlAndPython, "needs curl and python3"))
+    func readmeWalkthroughRunsAsPrinted() async throws {
+        let readme = try String(
+            contentsOf: SharedPKI.repositorySeeds.deletingLastPathComponent().appendingPathComponent("README.md"),
+            encoding: .utf8
+        )
+        let block = try #require(
+            readme.components(separatedBy: "<!-- dmp-walkthrough -->\n```sh\n").dropFirst().first?.components(
+                separatedBy: "\n```"
+            ).first
+        )
+        let (running, _) = try await P.start()
+        try await running.whileRunning {
+            let script = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "dmp-walkthrough-\(UUID().uuidString).sh"
+            )
+            try Data(block.utf8).write(to: script)
+            let pki = running.sandbox.pki.directory.path
+            let run = try await Shell.run("T='\(running.info.tls)' P='\(pki)' bash -e '\(script.path)'")
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(run.stdout.contains(#""value":"275126322074974""#), "\(run.stdout)")
+            #expect(run.stdout.contains(#""type":"transaction-response""#), "\(run.stdout)")
+            #expect(run.stdout.contains("MASQUE_PS"), "\(run.stdout)")
+            #expect(run.stdout.contains("<title>Compte rendu curl</title>"), "\(run.stdout)")
+            #expect(
+                try running.sandbox.dmp.documentStore.entry(uniqueId: "1.2.250.1.999.9.1")?.confidentiality
+                    == "MASQUE_PS"
+            )
+        }
+    }
+
     @Test func consolePagesShowRecordsDocumentsAndTheCDA() async throws {
         let (running, client) = try await P.start()
         try await running.whileRunning {
