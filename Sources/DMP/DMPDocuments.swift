@@ -319,24 +319,44 @@ public final class DMPDocuments: Sendable {
         }
     }
 
+    /// FindDocuments' optional parameters: codes (`code` of `code^^scheme`) and the creation time range (HL7 DTM,
+    /// `from` inclusive, `to` exclusive, compared at the parameter's precision, as ITI-18 says).
+    struct DocumentFilter: Sendable {
+        var classCodes: [String] = []
+        var typeCodes: [String] = []
+        var formatCodes: [String] = []
+        var createdFrom: String?
+        var createdBefore: String?
+    }
+
     /// ITI-18 FindDocuments: the patient's entries with one of `statuses`, newest first, as stored metadata (status
     /// brought up to date).
     /// Entries masked to professionals (`MASQUE_PS`) are left out, but for the structure that submitted them.
     func findDocuments(
         ins: String,
         statuses: [String],
-        structure: String
+        structure: String,
+        filter: DocumentFilter = DocumentFilter()
     ) throws -> [(entryUUID: String, metadata: String)] {
         try store.writer.read { db in
-            let marks = statuses.map { _ in "?" }.joined(separator: ",")
-            return try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT entry_uuid, status, metadata FROM dmp_document WHERE ins = ? AND status IN (\(marks))
-                    AND (instr(confidentiality, 'MASQUE_PS') = 0 OR author_structure = ?) ORDER BY rowid DESC
-                    """,
-                arguments: StatementArguments([ins] + statuses + [structure])
-            ).map { row in
+            var sql: SQL = """
+                SELECT entry_uuid, status, metadata FROM dmp_document WHERE ins = \(ins) AND status IN \(statuses)
+                AND (instr(confidentiality, 'MASQUE_PS') = 0 OR author_structure = \(structure))
+                """
+            for (column, codes) in [
+                ("class_code", filter.classCodes), ("type_code", filter.typeCodes),
+                ("format_code", filter.formatCodes),
+            ] where !codes.isEmpty {
+                sql += " AND \(sql: column) IN \(codes)"
+            }
+            if let from = filter.createdFrom {
+                sql += " AND substr(creation_time, 1, \(from.count)) >= \(from)"
+            }
+            if let before = filter.createdBefore {
+                sql += " AND substr(creation_time, 1, \(before.count)) < \(before)"
+            }
+            sql += " ORDER BY rowid DESC"
+            return try SQLRequest<Row>(literal: sql).fetchAll(db).map { row in
                 var metadata: String = row["metadata"]
                 if var element = try? HardenedXMLParser(maximumBytes: 1 << 20).parse(Data(metadata.utf8)) {
                     element.attributes["status"] = row["status"]

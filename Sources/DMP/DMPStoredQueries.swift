@@ -59,10 +59,21 @@ extension DMPService {
             switch kind {
             case .findDocuments:
                 let statuses = Self.values(query, "$XDSDocumentEntryStatus")
+                func codes(_ name: String) -> [String] {
+                    Self.values(query, name).map { String($0.prefix { $0 != "^" }) }
+                }
+                let filter = DMPDocuments.DocumentFilter(
+                    classCodes: codes("$XDSDocumentEntryClassCode"),
+                    typeCodes: codes("$XDSDocumentEntryTypeCode"),
+                    formatCodes: codes("$XDSDocumentEntryFormatCode"),
+                    createdFrom: Self.values(query, "$XDSDocumentEntryCreationTimeFrom").first,
+                    createdBefore: Self.values(query, "$XDSDocumentEntryCreationTimeTo").first
+                )
                 objects = try documentStore.findDocuments(
                     ins: patient.ins,
                     statuses: statuses.isEmpty ? [XDS.approved] : statuses,
-                    structure: vihf.structure
+                    structure: vihf.structure,
+                    filter: filter
                 )
                 .map { ($0.entryUUID, $0.metadata) }
             case .findSubmissionSets:

@@ -272,6 +272,53 @@ struct DMPFHIRTests {
         }
     }
 
+    /// FindDocuments' optional parameters: class, type and format codes (`code^^scheme`), creation time from
+    /// (inclusive) and to (exclusive) at the parameter's precision; an entry without a creation time is left out of
+    /// a time-filtered search.
+    @Test func findDocumentsByCodesAndCreationTime() async throws {
+        let (running, client) = try await P.start()
+        try await running.whileRunning {
+            // By SOAP: class 10, type 11490-0, format urn:ihe:pcc:xds-ms:2007, created 20261207100000.
+            let body = D.submission(content: D.cda(text: "soap"), uniqueId: "1.2.250.1.999.6.1")
+            #expect(D.errorCodes(try await D.submit(running, body, client: client).1).isEmpty)
+            // By FHIR: category 11, type 11488-4, no creation time.
+            let pushed = try await running.request(
+                Self.base,
+                method: .post,
+                client: client,
+                headers: [.contentType: "application/fhir+json"],
+                body: Self.iti65(content: D.cda(text: "fhir"), uniqueId: "1.2.250.1.999.6.2")
+            )
+            #expect(pushed.status == .ok, "\(pushed.text)")
+            func found(_ slots: [String: String]) async throws -> Set<String> {
+                let (_, root) = try await D.call(
+                    running,
+                    path: DMPService.registryPath,
+                    action: "urn:ihe:iti:2007:RegistryStoredQuery",
+                    D.findDocuments(slots: slots),
+                    client: client
+                )
+                return Set(
+                    root.descendants.filter {
+                        $0.name == "ExternalIdentifier"
+                            && $0.attributes["identificationScheme"] == "urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab"
+                    }.compactMap { $0.attributes["value"] }
+                )
+            }
+            let soap: Set = ["1.2.250.1.999.6.1"]
+            let fhir: Set = ["1.2.250.1.999.6.2"]
+            #expect(try await found([:]) == soap.union(fhir))
+            #expect(try await found(["$XDSDocumentEntryClassCode": "('10^^1.2.250.1.213.1.1.4.1')"]) == soap)
+            #expect(try await found(["$XDSDocumentEntryClassCode": "('10^^a','11^^b')"]) == soap.union(fhir))
+            #expect(try await found(["$XDSDocumentEntryTypeCode": "('11488-4^^2.16.840.1.113883.6.1')"]) == fhir)
+            #expect(try await found(["$XDSDocumentEntryFormatCode": "('urn:ihe:pcc:xds-ms:2007^^1.3.6')"]) == soap)
+            #expect(try await found(["$XDSDocumentEntryCreationTimeFrom": "20261207"]) == soap)
+            #expect(try await found(["$XDSDocumentEntryCreationTimeFrom": "20261208"]).isEmpty)
+            #expect(try await found(["$XDSDocumentEntryCreationTimeTo": "20261207"]).isEmpty, "to is exclusive")
+            #expect(try await found(["$XDSDocumentEntryCreationTimeTo": "202612071001"]) == soap)
+        }
+    }
+
     /// The README's DMP FHIR walk-through, run as printed against this sandbox.
     @Test(.enabled(if: Reference.hasCurlAndPython, "needs curl and python3"))
     func readmeWalkthroughRunsAsPrinted() async throws {
