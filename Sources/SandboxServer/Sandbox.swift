@@ -202,7 +202,7 @@ public final class Sandbox: Sendable {
         // After the ROR's: its first load and its reset own the FHIR tables, where the measures live too.
         try loadMESSeeds(replace: false)
         do {
-            try dmp.records.loadSeeds(from: configuration.resolvedSeedsDirectory, replace: false)
+            try dmp.loadSeeds(from: configuration.resolvedSeedsDirectory, replace: false)
         } catch {
             throw SandboxError.seeds("dmp: \(error)")
         }
@@ -277,7 +277,7 @@ public final class Sandbox: Sendable {
         }
         try seedWhitelist()
         try loadMESSeeds(replace: true)
-        try dmp.records.loadSeeds(from: configuration.resolvedSeedsDirectory, replace: true)
+        try dmp.loadSeeds(from: configuration.resolvedSeedsDirectory, replace: true)
     }
 
     // MARK: Running

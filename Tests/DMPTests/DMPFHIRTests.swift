@@ -21,6 +21,21 @@ struct DMPFHIRTests {
         try await running.request(base + "/" + path, client: client)
     }
 
+    /// ITI-67: the patient's current DocumentReferences, as `client` sees them.
+    static func documentReferences(
+        _ running: RunningSandbox,
+        ins: String,
+        client: ClientFiles
+    ) async throws -> [[String: Any]] {
+        let answer = try await get(
+            running,
+            "DocumentReference?patient.identifier=urn:oid:\(P.testOID)%7C\(ins)",
+            client: client
+        )
+        #expect(answer.status == .ok, "\(answer.text)")
+        return (try answer.json()["entry"] as? [[String: Any]] ?? []).compactMap { $0["resource"] as? [String: Any] }
+    }
+
     static func iti65(content: Data, uniqueId: String, hash: String? = nil, withList: Bool = true) -> String {
         var entries: [[String: Any]] = []
         if withList {
@@ -149,15 +164,7 @@ struct DMPFHIRTests {
         let (running, client) = try await P.start()
         try await running.whileRunning {
             func search() async throws -> [[String: Any]] {
-                let answer = try await Self.get(
-                    running,
-                    "DocumentReference?patient.identifier=urn:oid:\(P.testOID)%7C\(P.zoe)",
-                    client: client
-                )
-                #expect(answer.status == .ok, "\(answer.text)")
-                return (try answer.json()["entry"] as? [[String: Any]] ?? []).compactMap {
-                    $0["resource"] as? [String: Any]
-                }
+                try await Self.documentReferences(running, ins: P.zoe, client: client)
             }
             // One document by the caller's own structure (1690099990, the certificate's OU), one by another; both masked.
             for (uniqueId, structure) in [("1.2.250.1.999.4.1", P.structure), ("1.2.250.1.999.4.2", "9999999999")] {
@@ -316,6 +323,40 @@ struct DMPFHIRTests {
             #expect(try await found(["$XDSDocumentEntryCreationTimeFrom": "20261208"]).isEmpty)
             #expect(try await found(["$XDSDocumentEntryCreationTimeTo": "20261207"]).isEmpty, "to is exclusive")
             #expect(try await found(["$XDSDocumentEntryCreationTimeTo": "202612071001"]) == soap)
+        }
+    }
+
+    /// The seeded documents (`Seeds/dmp/documents/`): GATIEN's two CDAs are there at start, by SOAP and FHIR alike,
+    /// with their header fields; a reset empties what clients pushed and brings them back.
+    @Test func seededDocumentsAreThereAndComeBackAfterReset() async throws {
+        let (running, client) = try await P.start()
+        try await running.whileRunning {
+            func uniqueIds(_ ins: String) async throws -> [String] {
+                try await Self.documentReferences(running, ins: ins, client: client).compactMap {
+                    ($0["masterIdentifier"] as? [String: Any])?["value"] as? String
+                }
+            }
+            let seeded = ["urn:oid:1.2.250.1.999.100.1", "urn:oid:1.2.250.1.999.100.2"]  // newest (last file) first
+            let atStart = try await uniqueIds(P.gatien)
+            #expect(atStart == seeded, "\(atStart)")
+            let entry = try #require(try running.sandbox.dmp.documentStore.entry(uniqueId: "1.2.250.1.999.100.1"))
+            #expect(entry.authorStructure == DMPService.seedStructure && entry.classCode == "11")
+            let (content, _) = try #require(try running.sandbox.dmp.documentStore.content(entryUUID: entry.entryUUID))
+            let header = try #require(DMPService.cdaHeader(content))
+            #expect(header.contains { $0.0 == "Titre" && $0.1 == "Compte rendu de consultation de cardiologie" })
+            let pushed = try await running.request(
+                Self.base,
+                method: .post,
+                client: client,
+                headers: [.contentType: "application/fhir+json"],
+                body: Self.iti65(content: D.cda(text: "avant reset"), uniqueId: "1.2.250.1.999.6.9")
+            )
+            #expect(pushed.status == .ok)
+            #expect(try await uniqueIds(P.zoe).count == 1)
+            #expect(try await running.admin("/admin/reset", method: .post).status == .ok)
+            #expect(try await uniqueIds(P.zoe).isEmpty)
+            let afterReset = try await uniqueIds(P.gatien)
+            #expect(afterReset == seeded, "\(afterReset)")
         }
     }
 
