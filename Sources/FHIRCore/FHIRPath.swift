@@ -59,7 +59,10 @@ public indirect enum FHIRPath: Sendable, Hashable, CustomStringConvertible {
     }
 
     enum Token: Equatable {
-        case identifier(String), string(String), number(Int), symbol(String)
+        case identifier(String)
+        case string(String)
+        case number(Int)
+        case symbol(String)
         var text: String {
             switch self {
             case .identifier(let value), .symbol(let value): value

@@ -193,7 +193,8 @@ public final class RORTokenService: Sendable {
         identity: ClientIdentity?,
         issuer: String
     ) async throws -> String {
-        let now = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))  // NumericDate in whole seconds
+        // NumericDate in whole seconds.
+        let now = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
         let payload = RORAccessToken(
             iss: IssuerClaim(value: issuer),
             sub: SubjectClaim(value: clientId),

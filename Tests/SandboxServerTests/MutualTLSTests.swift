@@ -125,7 +125,8 @@ struct MutualTLSTests {
             let body = #"{"service": "ror-csd", "publicKeySHA256": "\#(spki.hex)"}"#
             #expect(try await running.admin("/admin/whitelist", method: .post, body: body).status == .created)
             let csd = try await running.request("/ROR/CSD", method: .post, client: client, body: "<x/>")
-            #expect(csd.status == .unsupportedMediaType)  // accepted by key: the CSD service answers (a fault: not SOAP 1.2)
+            // Accepted by key: the CSD service answers (a fault: not SOAP 1.2).
+            #expect(csd.status == .unsupportedMediaType)
             #expect(csd.text.contains("<env:Fault>") && csd.text.contains("ror:erreur"))
             // Same DN, other key: refused.
             let sameDN = try SharedPKI.client("CN=SOMETHING ELSE ENTIRELY,O=X,C=FR")

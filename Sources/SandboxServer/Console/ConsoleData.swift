@@ -376,7 +376,11 @@ enum Pretty {
 /// A line diff (longest common subsequence) rendered as HTML: removed lines struck, added lines highlighted, and
 /// unchanged lines kept only near a change.
 enum LineDiff {
-    enum Line: Equatable { case same(String), added(String), removed(String) }
+    enum Line: Equatable {
+        case same(String)
+        case added(String)
+        case removed(String)
+    }
 
     static func lines(old: [String], new: [String]) -> [Line] {
         // Trim the common head and tail so the table covers only the changed middle.
