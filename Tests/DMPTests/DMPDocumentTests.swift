@@ -79,19 +79,13 @@ struct DMPDocumentTests {
         _ patient: String = patientId,
         returnType: String = "LeafClass",
         status: String = "('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')",
-        slots: [String: String] = [:]
+        slots: [(String, String)] = []
     ) -> String {
-        let more = slots.sorted { $0.key < $1.key }.map {
-            "<rim:Slot name=\"\($0.key)\"><rim:ValueList><rim:Value>\(XMLText.escape($0.value))</rim:Value></rim:ValueList></rim:Slot>"
-        }.joined()
-        return """
-            <query:AdhocQueryRequest xmlns:query="urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0" xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0">\
-            <query:ResponseOption returnComposedObjects="true" returnType="\(returnType)"/>\
-            <rim:AdhocQuery id="urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d">\
-            <rim:Slot name="$XDSDocumentEntryPatientId"><rim:ValueList><rim:Value>'\(XMLText.escape(patient))'</rim:Value></rim:ValueList></rim:Slot>\
-            <rim:Slot name="$XDSDocumentEntryStatus"><rim:ValueList><rim:Value>\(status)</rim:Value></rim:ValueList></rim:Slot>\
-            \(more)</rim:AdhocQuery></query:AdhocQueryRequest>
-            """
+        adhoc(
+            "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d",
+            [("$XDSDocumentEntryPatientId", "'\(patient)'"), ("$XDSDocumentEntryStatus", status)] + slots,
+            returnType: returnType
+        )
     }
 
     static func retrieve(_ uniqueId: String, repository: String = "1.2.250.1.213.4.1.1.1.2") -> String {
@@ -352,13 +346,13 @@ struct DMPDocumentTests {
         }
     }
 
-    static func adhoc(_ id: String, _ slots: [(String, String)]) -> String {
+    static func adhoc(_ id: String, _ slots: [(String, String)], returnType: String = "LeafClass") -> String {
         let values = slots.map {
             "<rim:Slot name=\"\($0.0)\"><rim:ValueList><rim:Value>\(XMLText.escape($0.1))</rim:Value></rim:ValueList></rim:Slot>"
         }.joined()
         return """
             <query:AdhocQueryRequest xmlns:query="urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0" xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0">\
-            <query:ResponseOption returnType="LeafClass"/><rim:AdhocQuery id="\(id)">\(values)</rim:AdhocQuery></query:AdhocQueryRequest>
+            <query:ResponseOption returnComposedObjects="true" returnType="\(returnType)"/><rim:AdhocQuery id="\(id)">\(values)</rim:AdhocQuery></query:AdhocQueryRequest>
             """
     }
 

@@ -297,7 +297,7 @@ struct DMPFHIRTests {
                 body: Self.iti65(content: D.cda(text: "fhir"), uniqueId: "1.2.250.1.999.6.2")
             )
             #expect(pushed.status == .ok, "\(pushed.text)")
-            func found(_ slots: [String: String]) async throws -> Set<String> {
+            func found(_ slots: [(String, String)]) async throws -> Set<String> {
                 let (_, root) = try await D.call(
                     running,
                     path: DMPService.registryPath,
@@ -314,15 +314,15 @@ struct DMPFHIRTests {
             }
             let soap: Set = ["1.2.250.1.999.6.1"]
             let fhir: Set = ["1.2.250.1.999.6.2"]
-            #expect(try await found([:]) == soap.union(fhir))
-            #expect(try await found(["$XDSDocumentEntryClassCode": "('10^^1.2.250.1.213.1.1.4.1')"]) == soap)
-            #expect(try await found(["$XDSDocumentEntryClassCode": "('10^^a','11^^b')"]) == soap.union(fhir))
-            #expect(try await found(["$XDSDocumentEntryTypeCode": "('11488-4^^2.16.840.1.113883.6.1')"]) == fhir)
-            #expect(try await found(["$XDSDocumentEntryFormatCode": "('urn:ihe:pcc:xds-ms:2007^^1.3.6')"]) == soap)
-            #expect(try await found(["$XDSDocumentEntryCreationTimeFrom": "20261207"]) == soap)
-            #expect(try await found(["$XDSDocumentEntryCreationTimeFrom": "20261208"]).isEmpty)
-            #expect(try await found(["$XDSDocumentEntryCreationTimeTo": "20261207"]).isEmpty, "to is exclusive")
-            #expect(try await found(["$XDSDocumentEntryCreationTimeTo": "202612071001"]) == soap)
+            #expect(try await found([]) == soap.union(fhir))
+            #expect(try await found([("$XDSDocumentEntryClassCode", "('10^^1.2.250.1.213.1.1.4.1')")]) == soap)
+            #expect(try await found([("$XDSDocumentEntryClassCode", "('10^^a','11^^b')")]) == soap.union(fhir))
+            #expect(try await found([("$XDSDocumentEntryTypeCode", "('11488-4^^2.16.840.1.113883.6.1')")]) == fhir)
+            #expect(try await found([("$XDSDocumentEntryFormatCode", "('urn:ihe:pcc:xds-ms:2007^^1.3.6')")]) == soap)
+            #expect(try await found([("$XDSDocumentEntryCreationTimeFrom", "20261207")]) == soap)
+            #expect(try await found([("$XDSDocumentEntryCreationTimeFrom", "20261208")]).isEmpty)
+            #expect(try await found([("$XDSDocumentEntryCreationTimeTo", "20261207")]).isEmpty, "to is exclusive")
+            #expect(try await found([("$XDSDocumentEntryCreationTimeTo", "202612071001")]) == soap)
         }
     }
 
