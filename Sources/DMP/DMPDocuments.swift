@@ -31,8 +31,12 @@ public final class DMPDocuments: Sendable {
 
         /// Whether professionals of `structure` see the entry (`MASQUE_PS`: only its author's structure does).
         public func isVisible(to structure: String) -> Bool {
-            !confidentiality.split(separator: ",").contains(Substring(XDS.maskedToProfessionals))
-                || authorStructure == structure
+            !confidentialityCodes.contains(XDS.maskedToProfessionals) || authorStructure == structure
+        }
+
+        /// The confidentiality codes one by one.
+        public var confidentialityCodes: [String] {
+            confidentiality.split(separator: ",").map(String.init)
         }
     }
 

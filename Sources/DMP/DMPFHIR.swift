@@ -18,15 +18,20 @@ extension DMPService {
         let fhir = router.group(RouterPath(Self.fhirPath))
         fhir.get("Patient") { request, _ in try self.patientSearch(request) }
         fhir.get("DocumentReference") { request, context in
-            try self.documentSearch(request, structure: context.identity?.subject.value(of: "OU") ?? "fhir")
+            try self.documentSearch(request, structure: Self.structure(of: context))
         }
         fhir.patch("DocumentReference") { request, context in
-            try await self.patchDocument(request, structure: context.identity?.subject.value(of: "OU") ?? "fhir")
+            try await self.patchDocument(request, structure: Self.structure(of: context))
         }
         fhir.get("Binary/:id") { _, context in try self.binary(context.parameters.get("id") ?? "") }
         fhir.post { request, context in
-            try await self.transaction(request, structure: context.identity?.subject.value(of: "OU") ?? "fhir")
+            try await self.transaction(request, structure: Self.structure(of: context))
         }
+    }
+
+    /// No VIHF on the FHIR side: the caller's structure is its certificate's OU.
+    static func structure(of context: some CallerContext) -> String {
+        context.identity?.subject.value(of: "OU") ?? "fhir"
     }
 
     /// `urn:oid:<OID>|<INS>` (or `<OID>|<INS>`) as (INS, OID).
@@ -168,7 +173,7 @@ extension DMPService {
         }
         if let type = entry.typeCode { reference["type"] = ["coding": [["code": type]]] }
         if let category = entry.classCode { reference["category"] = [["coding": [["code": category]]]] }
-        let labels = entry.confidentiality.split(separator: ",").map { ["coding": [["code": String($0)]]] }
+        let labels = entry.confidentialityCodes.map { ["coding": [["code": $0]]] }
         if !labels.isEmpty { reference["securityLabel"] = labels }
         if let replaced = entry.replaces {
             reference["relatesTo"] = [

@@ -29,7 +29,7 @@ extension DMPService {
             throw FHIRError(.notFound, code: "not-found", "No document \(uniqueId)", expression: ["identifier"])
         }
         let operations = try await FHIRBody.jsonPatch(request, maximumBody: 64 << 10)
-        var labels = entry.confidentiality.split(separator: ",").map(String.init)
+        var labels = entry.confidentialityCodes
         var status = entry.status
         for (index, operation) in operations.enumerated() {
             let op = operation["op"]?.string ?? ""
