@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import SOAPCore
+import Store
 import Testing
 
 @testable import DMP
@@ -357,6 +358,28 @@ struct DMPFHIRTests {
             #expect(try await uniqueIds(P.zoe).isEmpty)
             let afterReset = try await uniqueIds(P.gatien)
             #expect(afterReset == seeded, "\(afterReset)")
+        }
+    }
+
+    /// A seeded submission the ITI-41 checks refuse stops the load with the file and the XDS error named.
+    @Test func aRefusedSeedNamesItsFile() throws {
+        let seeds = FileManager.default.temporaryDirectory.appendingPathComponent("dmp-seeds-\(UUID().uuidString)")
+        let documents = seeds.appendingPathComponent("dmp/documents")
+        try FileManager.default.createDirectory(at: documents, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: seeds) }
+        try FileManager.default.copyItem(
+            at: SharedPKI.repositorySeeds.appendingPathComponent("dmp/records.json"),
+            to: seeds.appendingPathComponent("dmp/records.json")
+        )
+        // A document of GATIEN whose hash slot is not its content's.
+        let bad = D.submission(content: D.cda(text: "faux"), patient: "\(P.gatien)^^^&\(P.testOID)&ISO", hash: "00")
+        try Data(bad.utf8).write(to: documents.appendingPathComponent("bad-hash.xml"))
+        let store = try SandboxStore.inMemory()
+        let dmp = DMPService(records: DMPRecords(store: store), documents: DMPDocuments(store: store))
+        #expect {
+            try dmp.loadSeeds(from: seeds, replace: false)
+        } throws: { error in
+            "\(error)".contains("bad-hash.xml") && "\(error)".contains("XDSRepositoryMetadataError")
         }
     }
 
