@@ -146,6 +146,7 @@ let package = Package(
                 "SOAPCore", "Access", "Store", "FHIRCore", "HTTPCommon",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
@@ -254,6 +255,9 @@ let package = Package(
             dependencies: [
                 "SandboxTestSupport", "DMP", "SOAPCore", "SandboxServer",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
         .testTarget(name: "SOAPCoreTests", dependencies: ["SOAPCore"]),

@@ -10,6 +10,7 @@ import requests
 INS, OID, STRUCTURE = "275126322074974", "1.2.250.1.213.1.4.10", "1690099990"
 PATIENT = "%s^^^&%s&ISO" % (INS, OID)
 tls = None
+CERTIFICATE = None
 NS = {"soap": "http://www.w3.org/2003/05/soap-envelope", "rs": "urn:oasis:names:tc:ebxml-regrep:xsd:rs:3.0",
       "rim": "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0", "xdsb": "urn:ihe:iti:xds-b:2007", "hl7": "urn:hl7-org:v3"}
 session = requests.Session()
@@ -18,8 +19,8 @@ session.trust_env = False
 
 def connect(url, ca, cert, key):
     """A new session (a process forked after calls must not share its parent's pooled connections)."""
-    global tls, session
-    tls = url
+    global tls, session, CERTIFICATE
+    tls, CERTIFICATE = url, cert
     session = requests.Session()
     session.trust_env = False
     session.verify, session.cert = ca, (cert, key)
@@ -84,31 +85,62 @@ def fail(text):
     sys.exit(1)
 
 
-def classification(scheme, code):
-    return ('<rim:Classification classificationScheme="%s" classifiedObject="Doc1" nodeRepresentation="%s" id="urn:uuid:%s">'
-            '<rim:Slot name="codingScheme"><rim:ValueList><rim:Value>1.2.250.1.213.1.1.4.1</rim:Value></rim:ValueList></rim:Slot></rim:Classification>') % (scheme, code, uuid.uuid4())
+def classification(entry, scheme, code):
+    return ('<rim:Classification classificationScheme="%s" classifiedObject="%s" nodeRepresentation="%s" id="urn:uuid:%s">'
+            '<rim:Slot name="codingScheme"><rim:ValueList><rim:Value>1.2.250.1.213.1.1.4.1</rim:Value></rim:ValueList></rim:Slot></rim:Classification>') % (scheme, entry, code, uuid.uuid4())
+
+
+def entry(id, document, unique, patient, class_code, type_code, format_code):
+    """A document entry (ExtrinsicObject) with its hash, size, codes, patient and uniqueId."""
+    codes = "".join(classification(id, scheme, code) for scheme, code in (
+        ("urn:uuid:41a5887f-8865-4c09-adf7-e362475b143a", class_code), ("urn:uuid:f0306f51-975f-434e-a61c-c59651d33983", type_code),
+        ("urn:uuid:a09d5840-386c-46f2-b5ad-9c3699a4309d", format_code)))
+    return ('<rim:ExtrinsicObject id="%s" mimeType="text/xml" objectType="urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1">'
+            '<rim:Slot name="hash"><rim:ValueList><rim:Value>%s</rim:Value></rim:ValueList></rim:Slot>'
+            '<rim:Slot name="size"><rim:ValueList><rim:Value>%d</rim:Value></rim:ValueList></rim:Slot>%s'
+            '<rim:ExternalIdentifier identificationScheme="urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427" value="%s" id="%s-p" registryObject="%s"/>'
+            '<rim:ExternalIdentifier identificationScheme="urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab" value="%s" id="%s-u" registryObject="%s"/>'
+            '</rim:ExtrinsicObject><rim:Association associationType="urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember" '
+            'sourceObject="Set1" targetObject="%s" id="%s-a"/>') % (
+        id, hashlib.sha1(document).hexdigest(), len(document), codes, esc(patient), id, id, unique, id, id, id, id)
+
+
+def signature(document, unique):
+    """The submission set's XAdES signature as IHE DSG shapes it (a detached ds:Signature whose Manifest lists the
+    document by uniqueId and SHA-256). The sandbox checks its structure and digests, not the SignatureValue, so this
+    client leaves the value a placeholder and puts its TLS certificate in KeyInfo."""
+    certificate = "".join(line for line in open(CERTIFICATE).read().splitlines() if "-----" not in line)
+    digest = base64.b64encode(hashlib.sha256(document).digest()).decode()
+    return ('<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#" Id="sig"><ds:SignedInfo>'
+            '<ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>'
+            '<ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/>'
+            '<ds:Reference URI="#manifest" Type="http://www.w3.org/2000/09/xmldsig#Manifest"><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/>'
+            '<ds:DigestValue>AAAA</ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue>AAAA</ds:SignatureValue>'
+            '<ds:KeyInfo><ds:X509Data><ds:X509Certificate>%s</ds:X509Certificate></ds:X509Data></ds:KeyInfo>'
+            '<ds:Object><xades:QualifyingProperties xmlns:xades="http://uri.etsi.org/01903/v1.3.2#" Target="#sig"><xades:SignedProperties>'
+            '<xades:SignedSignatureProperties><xades:SigningTime>%s</xades:SigningTime><xades:SigningCertificate/></xades:SignedSignatureProperties>'
+            '</xades:SignedProperties></xades:QualifyingProperties></ds:Object><ds:Object><ds:Manifest Id="manifest">'
+            '<ds:Reference URI="urn:oid:%s"><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue>%s</ds:DigestValue>'
+            '</ds:Reference></ds:Manifest></ds:Object></ds:Signature>') % (
+        certificate, datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), unique, digest)
 
 
 def submission(document, unique, patient=None, inline=False):
-    """An ITI-41 request for one document: referenced by xop:Include (MTOM), or inline in base64."""
+    """An ITI-41 request for one document, referenced by xop:Include (MTOM) or inline in base64, and the submission
+    set's signature document (inline)."""
     patient = patient or PATIENT
     content = base64.b64encode(document).decode() if inline else '<xop:Include xmlns:xop="http://www.w3.org/2004/08/xop/include" href="cid:doc1@client"/>'
+    signed = signature(document, unique).encode()
     return (
         '<xdsb:ProvideAndRegisterDocumentSetRequest xmlns:xdsb="urn:ihe:iti:xds-b:2007"><lcm:SubmitObjectsRequest xmlns:lcm="urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0">'
-        '<rim:RegistryObjectList xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0">'
-        '<rim:ExtrinsicObject id="Doc1" mimeType="text/xml" objectType="urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1">'
-        '<rim:Slot name="hash"><rim:ValueList><rim:Value>%s</rim:Value></rim:ValueList></rim:Slot>'
-        '<rim:Slot name="size"><rim:ValueList><rim:Value>%d</rim:Value></rim:ValueList></rim:Slot>%s%s%s'
-        '<rim:ExternalIdentifier identificationScheme="urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427" value="%s" id="e1" registryObject="Doc1"/>'
-        '<rim:ExternalIdentifier identificationScheme="urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab" value="%s" id="e2" registryObject="Doc1"/></rim:ExtrinsicObject>'
+        '<rim:RegistryObjectList xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0">%s%s'
         '<rim:RegistryPackage id="Set1"><rim:ExternalIdentifier identificationScheme="urn:uuid:96fdda7c-d067-4183-912e-bf5ee74998a8" value="%s.1" id="e3" registryObject="Set1"/>'
         '<rim:ExternalIdentifier identificationScheme="urn:uuid:6b5aea1a-874d-4603-a4bc-96a0a7b38446" value="%s" id="e4" registryObject="Set1"/></rim:RegistryPackage>'
-        '<rim:Association associationType="urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember" sourceObject="Set1" targetObject="Doc1" id="a1"/>'
-        '</rim:RegistryObjectList></lcm:SubmitObjectsRequest><xdsb:Document id="Doc1">%s</xdsb:Document>'
+        '</rim:RegistryObjectList></lcm:SubmitObjectsRequest><xdsb:Document id="Doc1">%s</xdsb:Document><xdsb:Document id="Sig1">%s</xdsb:Document>'
         '</xdsb:ProvideAndRegisterDocumentSetRequest>') % (
-        hashlib.sha1(document).hexdigest(), len(document), classification("urn:uuid:41a5887f-8865-4c09-adf7-e362475b143a", "10"),
-        classification("urn:uuid:f0306f51-975f-434e-a61c-c59651d33983", "11490-0"),
-        classification("urn:uuid:a09d5840-386c-46f2-b5ad-9c3699a4309d", "urn:ihe:pcc:xds-ms:2007"), esc(patient), unique, unique, esc(patient), content)
+        entry("Doc1", document, unique, patient, "10", "11490-0", "urn:ihe:pcc:xds-ms:2007"),
+        entry("Sig1", signed, unique + ".2", patient, "urn:oid:1.3.6.1.4.1.19376.1.2.1.1.1", "E1762", "urn:ihe:iti:dsg:detached:2014"),
+        unique, esc(patient), content, base64.b64encode(signed).decode())
 
 
 def find_documents(patient=None):

@@ -89,7 +89,12 @@ extension DMPService {
                 let errors =
                     operation == .update
                     ? try documentStore.update(body, patient: patient, structure: vihf.structure)
-                    : try documentStore.provideAndRegister(body, patient: patient, structure: vihf.structure)
+                    : try documentStore.provideAndRegister(
+                        body,
+                        patient: patient,
+                        structure: vihf.structure,
+                        requiresSignature: true
+                    )
                 return Self.envelope(
                     action: operation.action + "Response",
                     relatesTo: relatesTo,

@@ -42,10 +42,12 @@ public final class DMPDocuments: Sendable {
 
     /// ITI-41: checks a `ProvideAndRegisterDocumentSetRequest` and stores it whole, or returns the XDS errors and
     /// stores nothing. `patient`: the VIHF's patient, which every patient id of the submission must be.
+    /// `requiresSignature`: the submission set must carry its XAdES signature (SOAP does; the FHIR face has none).
     func provideAndRegister(
         _ request: SOAPElement,
         patient: (ins: String, oid: String),
-        structure: String
+        structure: String,
+        requiresSignature: Bool
     ) throws -> [XDS.Error] {
         guard let submit = request.children.first(where: { $0.name == "SubmitObjectsRequest" }),
             let list = submit.child("RegistryObjectList")
@@ -94,7 +96,10 @@ public final class DMPDocuments: Sendable {
                 )
             )
         }
-        if documents.isEmpty {
+        let isSignature = { (entry: SOAPElement) in
+            XDS.classification(entry, scheme: XDS.Scheme.formatCode) == SubmissionSignature.formatCode
+        }
+        if documents.allSatisfy(isSignature) {
             errors.append(
                 XDS.Error(
                     code: "XDSRegistryMetadataError",
@@ -208,7 +213,43 @@ public final class DMPDocuments: Sendable {
             }
             parsed.append(Parsed(element: document, entryUUID: id, uniqueId: uniqueId, content: content, hash: hash))
         }
-        let uniqueIds = parsed.map(\.uniqueId) + [setUniqueId]
+        let signatures = parsed.filter { isSignature($0.element) }
+        parsed.removeAll { isSignature($0.element) }
+        var signature: (entry: Parsed, checked: SubmissionSignature)?
+        if signatures.count > 1 {
+            errors.append(
+                XDS.Error(
+                    code: "XDSRegistryMetadataError",
+                    context: "the submission holds \(signatures.count) signature documents; a submission set has one"
+                )
+            )
+        } else if let entry = signatures.first {
+            do {
+                let checked = try SubmissionSignature.check(
+                    entry.content,
+                    signing: parsed.map { ($0.uniqueId, $0.content) }
+                )
+                signature = (entry, checked)
+            } catch {
+                errors.append(
+                    XDS.Error(
+                        code: "XDSRegistryMetadataError",
+                        context: "XAdES signature of the submission set: \(error.reason)",
+                        location: entry.entryUUID
+                    )
+                )
+            }
+        } else if requiresSignature, !documents.isEmpty {
+            errors.append(
+                XDS.Error(
+                    code: "XDSRegistryMetadataError",
+                    context:
+                        "the submission set is not signed: no document entry with formatCode \(SubmissionSignature.formatCode) (its XAdES signature)",
+                    location: setUUID
+                )
+            )
+        }
+        let uniqueIds = (parsed + signatures).map(\.uniqueId) + [setUniqueId]
         if Set(uniqueIds).count != uniqueIds.count {
             errors.append(
                 XDS.Error(
@@ -224,8 +265,8 @@ public final class DMPDocuments: Sendable {
             where try Bool.fetchOne(
                 db,
                 sql:
-                    "SELECT EXISTS (SELECT 1 FROM dmp_document WHERE unique_id = ?) OR EXISTS (SELECT 1 FROM dmp_submission_set WHERE unique_id = ?)",
-                arguments: [uniqueId, uniqueId]
+                    "SELECT EXISTS (SELECT 1 FROM dmp_document WHERE unique_id = ?1) OR EXISTS (SELECT 1 FROM dmp_submission_set WHERE unique_id = ?1) OR EXISTS (SELECT 1 FROM dmp_submission_signature WHERE unique_id = ?1)",
+                arguments: [uniqueId]
             ) ?? false {
                 errors.append(
                     XDS.Error(
@@ -307,6 +348,21 @@ public final class DMPDocuments: Sendable {
                         arguments: [XDS.deprecated, replaced]
                     )
                 }
+            }
+            if let (entry, checked) = signature {
+                var element = entry.element
+                element.attributes["id"] = uuid(entry.entryUUID)
+                try db.execute(
+                    sql: """
+                        INSERT INTO dmp_submission_signature (submission_set_uuid, entry_uuid, unique_id, signer, signing_time,
+                            metadata, content)
+                        VALUES (?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        uuid(setUUID), uuid(entry.entryUUID), entry.uniqueId, checked.signer, checked.signingTime,
+                        element.xml, entry.content,
+                    ]
+                )
             }
             for association in associations {
                 try db.execute(
@@ -593,6 +649,22 @@ public final class DMPDocuments: Sendable {
     }
 
     /// The entry of a document by its uniqueId, whatever its patient or status.
+    /// The XAdES signature of the submission set that brought an entry (`entryUUID`): nil when that set came
+    /// unsigned (through FHIR, or from the seeds).
+    public func signature(ofEntry entryUUID: String) throws -> (uniqueId: String, signer: String, signingTime: String)?
+    {
+        try store.writer.read { db in
+            try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT s.unique_id, s.signer, s.signing_time FROM dmp_submission_signature s
+                    JOIN dmp_document d ON d.submission_set_uuid = s.submission_set_uuid WHERE d.entry_uuid = ?
+                    """,
+                arguments: [entryUUID]
+            ).map { ($0["unique_id"], $0["signer"], $0["signing_time"]) }
+        }
+    }
+
     public func entry(uniqueId: String) throws -> Entry? {
         try store.writer.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM dmp_document WHERE unique_id = ?", arguments: [uniqueId])

@@ -375,7 +375,12 @@ extension DMPService {
                 )
             ] + documents
         )
-        let errors = try documentStore.provideAndRegister(submission, patient: patient, structure: structure)
+        let errors = try documentStore.provideAndRegister(
+            submission,
+            patient: patient,
+            structure: structure,
+            requiresSignature: false
+        )
         guard errors.isEmpty else { throw Self.refusal(errors, "The submission was refused") }
         return FHIRResponse.json(
             .ok,

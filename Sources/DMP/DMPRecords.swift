@@ -136,7 +136,7 @@ public final class DMPRecords: Sendable {
         }
         return try store.writer.write { db in
             if replace {
-                for table in ["dmp_association", "dmp_document", "dmp_submission_set"] {
+                for table in ["dmp_association", "dmp_document", "dmp_submission_signature", "dmp_submission_set"] {
                     try db.execute(sql: "DELETE FROM \(table)")
                 }
                 try db.execute(sql: "DELETE FROM dmp_authorization")

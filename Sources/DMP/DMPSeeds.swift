@@ -25,7 +25,8 @@ extension DMPService {
             let errors = try documentStore.provideAndRegister(
                 submission,
                 patient: patient,
-                structure: Self.seedStructure
+                structure: Self.seedStructure,
+                requiresSignature: false
             )
             guard errors.isEmpty else {
                 throw SeedError(

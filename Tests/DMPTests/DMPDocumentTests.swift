@@ -1,8 +1,11 @@
+import Crypto
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import SOAPCore
+import SwiftASN1
 import Testing
+import X509
 
 @testable import DMP
 @testable import SandboxServer
@@ -31,7 +34,9 @@ struct DMPDocumentTests {
         """
     }
 
-    /// An ITI-41 request: one submission set, one document entry (`Document01`), optionally replacing `replaces`.
+    /// An ITI-41 request: one submission set, one document entry (`Document01`), optionally replacing `replaces`,
+    /// and unless `signed` is false the submission set's XAdES signature (`Signature01`, made by `signature`,
+    /// changed by `editSignature` for the refusals).
     static func submission(
         content: Data,
         uniqueId: String = "1.2.250.1.999.1.\(Int.random(in: 1...999_999_999))",
@@ -39,39 +44,138 @@ struct DMPDocumentTests {
         hash: String? = nil,
         withDocument: Bool = true,
         classCode: Bool = true,
-        replaces: String? = nil
+        replaces: String? = nil,
+        signed: Bool = true,
+        editSignature: (String) -> String = { $0 }
     ) -> String {
-        let sha1 = hash ?? content.sha1Hex
         let rplc =
             replaces.map {
                 "<rim:Association associationType=\"urn:ihe:iti:2007:AssociationType:RPLC\" sourceObject=\"Document01\" targetObject=\"\($0)\" id=\"Replace01\"/>"
             } ?? ""
+        let document = entry(
+            "Document01",
+            content: content,
+            uniqueId: uniqueId,
+            patient: patient,
+            hash: hash,
+            codes: [("urn:uuid:a09d5840-386c-46f2-b5ad-9c3699a4309d", "urn:ihe:pcc:xds-ms:2007")]
+                + [("urn:uuid:f0306f51-975f-434e-a61c-c59651d33983", "11490-0")]
+                + (classCode ? [("urn:uuid:41a5887f-8865-4c09-adf7-e362475b143a", "10")] : [])
+        )
+        let signatureContent = Data(editSignature(signature(of: [(uniqueId, content)])).utf8)
+        let signature =
+            signed
+            ? entry(
+                "Signature01",
+                content: signatureContent,
+                uniqueId: uniqueId + ".8",
+                patient: patient,
+                codes: [
+                    ("urn:uuid:a09d5840-386c-46f2-b5ad-9c3699a4309d", "urn:ihe:iti:dsg:detached:2014"),
+                    ("urn:uuid:f0306f51-975f-434e-a61c-c59651d33983", "E1762"),
+                    ("urn:uuid:41a5887f-8865-4c09-adf7-e362475b143a", "urn:oid:1.3.6.1.4.1.19376.1.2.1.1.1"),
+                ]
+            ) + hasMember("Signature01") : ""
+        let documents =
+            (withDocument ? "<xdsb:Document id=\"Document01\">\(content.base64EncodedString())</xdsb:Document>" : "")
+            + (signed
+                ? "<xdsb:Document id=\"Signature01\">\(signatureContent.base64EncodedString())</xdsb:Document>" : "")
         return """
             <xdsb:ProvideAndRegisterDocumentSetRequest xmlns:xdsb="urn:ihe:iti:xds-b:2007">\
             <lcm:SubmitObjectsRequest xmlns:lcm="urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0">\
             <rim:RegistryObjectList xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0">\
-            <rim:ExtrinsicObject id="Document01" mimeType="text/xml" objectType="urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1">\
-            <rim:Slot name="creationTime"><rim:ValueList><rim:Value>20261207100000</rim:Value></rim:ValueList></rim:Slot>\
-            <rim:Slot name="hash"><rim:ValueList><rim:Value>\(sha1)</rim:Value></rim:ValueList></rim:Slot>\
-            <rim:Slot name="size"><rim:ValueList><rim:Value>\(content.count)</rim:Value></rim:ValueList></rim:Slot>\
-            <rim:Name><rim:LocalizedString value="Compte rendu"/></rim:Name>\
-            \(classCode ? classification("urn:uuid:41a5887f-8865-4c09-adf7-e362475b143a", "Document01", code: "10") : "")\
-            \(classification("urn:uuid:a09d5840-386c-46f2-b5ad-9c3699a4309d", "Document01", code: "urn:ihe:pcc:xds-ms:2007"))\
-            \(classification("urn:uuid:f0306f51-975f-434e-a61c-c59651d33983", "Document01", code: "11490-0"))\
-            <rim:ExternalIdentifier identificationScheme="urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427" value="\(XMLText.escape(patient))" id="ei1" registryObject="Document01"><rim:Name><rim:LocalizedString value="XDSDocumentEntry.patientId"/></rim:Name></rim:ExternalIdentifier>\
-            <rim:ExternalIdentifier identificationScheme="urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab" value="\(uniqueId)" id="ei2" registryObject="Document01"><rim:Name><rim:LocalizedString value="XDSDocumentEntry.uniqueId"/></rim:Name></rim:ExternalIdentifier>\
-            </rim:ExtrinsicObject>\
+            \(document)\
             <rim:RegistryPackage id="SubmissionSet01">\
             <rim:Slot name="submissionTime"><rim:ValueList><rim:Value>20261207100000</rim:Value></rim:ValueList></rim:Slot>\
             <rim:ExternalIdentifier identificationScheme="urn:uuid:96fdda7c-d067-4183-912e-bf5ee74998a8" value="\(uniqueId).9" id="ei3" registryObject="SubmissionSet01"/>\
             <rim:ExternalIdentifier identificationScheme="urn:uuid:6b5aea1a-874d-4603-a4bc-96a0a7b38446" value="\(XMLText.escape(patient))" id="ei4" registryObject="SubmissionSet01"/>\
             </rim:RegistryPackage>\
             <rim:Classification classifiedObject="SubmissionSet01" classificationNode="urn:uuid:a54d6aa5-d40d-43f9-88c5-b4633d873bdd" id="cl1"/>\
-            <rim:Association associationType="urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember" sourceObject="SubmissionSet01" targetObject="Document01" id="as1">\
-            <rim:Slot name="SubmissionSetStatus"><rim:ValueList><rim:Value>Original</rim:Value></rim:ValueList></rim:Slot></rim:Association>\(rplc)\
+            \(hasMember("Document01"))\(signature)\(rplc)\
             </rim:RegistryObjectList></lcm:SubmitObjectsRequest>\
-            \(withDocument ? "<xdsb:Document id=\"Document01\">\(content.base64EncodedString())</xdsb:Document>" : "")\
+            \(documents)\
             </xdsb:ProvideAndRegisterDocumentSetRequest>
+            """
+    }
+
+    /// A document entry (ExtrinsicObject) with its slots, codes, patient and uniqueId.
+    static func entry(
+        _ id: String,
+        content: Data,
+        uniqueId: String,
+        patient: String,
+        hash: String? = nil,
+        codes: [(scheme: String, code: String)]
+    ) -> String {
+        """
+        <rim:ExtrinsicObject id="\(id)" mimeType="text/xml" objectType="urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1">\
+        <rim:Slot name="creationTime"><rim:ValueList><rim:Value>20261207100000</rim:Value></rim:ValueList></rim:Slot>\
+        <rim:Slot name="hash"><rim:ValueList><rim:Value>\(hash ?? content.sha1Hex)</rim:Value></rim:ValueList></rim:Slot>\
+        <rim:Slot name="size"><rim:ValueList><rim:Value>\(content.count)</rim:Value></rim:ValueList></rim:Slot>\
+        <rim:Name><rim:LocalizedString value="Compte rendu"/></rim:Name>\
+        \(codes.map { classification($0.scheme, id, code: $0.code) }.joined())\
+        <rim:ExternalIdentifier identificationScheme="urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427" value="\(XMLText.escape(patient))" id="\(id)-patient" registryObject="\(id)"><rim:Name><rim:LocalizedString value="XDSDocumentEntry.patientId"/></rim:Name></rim:ExternalIdentifier>\
+        <rim:ExternalIdentifier identificationScheme="urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab" value="\(uniqueId)" id="\(id)-uniqueId" registryObject="\(id)"><rim:Name><rim:LocalizedString value="XDSDocumentEntry.uniqueId"/></rim:Name></rim:ExternalIdentifier>\
+        </rim:ExtrinsicObject>
+        """
+    }
+
+    static func hasMember(_ id: String) -> String {
+        """
+        <rim:Association associationType="urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember" sourceObject="SubmissionSet01" targetObject="\(id)" id="HasMember-\(id)">\
+        <rim:Slot name="SubmissionSetStatus"><rim:ValueList><rim:Value>Original</rim:Value></rim:ValueList></rim:Slot></rim:Association>
+        """
+    }
+
+    /// The signer's certificate (self-signed: the sandbox reads it but does not verify its chain).
+    static let signer: String = {
+        let key = P256.Signing.PrivateKey()
+        let name = try! DistinguishedName {
+            CountryName("FR")
+            OrganizationName("CENTRE SANDBOX")
+            OrganizationalUnitName(P.structure)
+            CommonName("SIGNATURE DU LOT")
+        }
+        let certificate = try! Certificate(
+            version: .v3,
+            serialNumber: .init(),
+            publicKey: .init(key.publicKey),
+            notValidBefore: Date().addingTimeInterval(-3600),
+            notValidAfter: Date().addingTimeInterval(86_400),
+            issuer: name,
+            subject: name,
+            signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: .init(),
+            issuerPrivateKey: .init(key)
+        )
+        var serializer = DER.Serializer()
+        try! serializer.serialize(certificate)
+        return Data(serializer.serializedBytes).base64EncodedString()
+    }()
+
+    /// A detached XAdES signature as IHE DSG shapes it: SignedInfo signs the manifest and the signed properties,
+    /// the manifest lists each document by `urn:oid:` uniqueId with its SHA-256.
+    static func signature(of documents: [(uniqueId: String, content: Data)]) -> String {
+        let ds = "http://www.w3.org/2000/09/xmldsig#"
+        let references = documents.map {
+            """
+            <ds:Reference URI="urn:oid:\($0.uniqueId)"><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/>\
+            <ds:DigestValue>\(Data(SHA256.hash(data: $0.content)).base64EncodedString())</ds:DigestValue></ds:Reference>
+            """
+        }
+        return """
+            <ds:Signature xmlns:ds="\(ds)" Id="signature-1"><ds:SignedInfo>\
+            <ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>\
+            <ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"/>\
+            <ds:Reference URI="#manifest-1" Type="http://www.w3.org/2000/09/xmldsig#Manifest">\
+            <ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue>AAAA</ds:DigestValue></ds:Reference>\
+            </ds:SignedInfo><ds:SignatureValue>c2lnbmF0dXJl</ds:SignatureValue>\
+            <ds:KeyInfo><ds:X509Data><ds:X509Certificate>\(signer)</ds:X509Certificate></ds:X509Data></ds:KeyInfo>\
+            <ds:Object><xades:QualifyingProperties xmlns:xades="http://uri.etsi.org/01903/v1.3.2#" Target="#signature-1">\
+            <xades:SignedProperties Id="signed-properties-1"><xades:SignedSignatureProperties>\
+            <xades:SigningTime>2026-12-07T10:00:00Z</xades:SigningTime><xades:SigningCertificate/>\
+            </xades:SignedSignatureProperties></xades:SignedProperties></xades:QualifyingProperties></ds:Object>\
+            <ds:Object><ds:Manifest Id="manifest-1">\(references.joined())</ds:Manifest></ds:Object></ds:Signature>
             """
     }
 
@@ -134,6 +238,98 @@ struct DMPDocumentTests {
 
     static func errorCodes(_ root: SOAPElement) -> [String] {
         root.descendants.filter { $0.name == "RegistryError" }.compactMap { $0.attributes["errorCode"] }
+    }
+
+    /// The XAdES signature of the submission set: required over SOAP, checked (structure, certificate, manifest
+    /// digests) and kept apart from the patient's documents; each refusal names what is wrong and stores nothing.
+    @Test func submissionSetSignature() async throws {
+        let (running, client) = try await P.start()
+        try await running.whileRunning {
+            let documents = running.sandbox.dmp.documentStore
+            let content = Self.cda()
+            let uniqueId = "1.2.250.1.999.1.3001"
+            let (_, answer) = try await Self.submit(
+                running,
+                Self.submission(content: content, uniqueId: uniqueId),
+                client: client
+            )
+            #expect(Self.errorCodes(answer).isEmpty, "\(answer)")
+            let entry = try #require(try documents.entry(uniqueId: uniqueId))
+            let signature = try #require(try documents.signature(ofEntry: entry.entryUUID))
+            #expect(signature.uniqueId == uniqueId + ".8")
+            #expect(signature.signer.contains("CN=SIGNATURE DU LOT"))
+            #expect(signature.signingTime == "2026-12-07T10:00:00Z")
+            // The signature is not one of the patient's documents.
+            #expect(try documents.entry(uniqueId: uniqueId + ".8") == nil)
+            let (_, found) = try await Self.call(
+                running,
+                path: DMPService.registryPath,
+                action: "urn:ihe:iti:2007:RegistryStoredQuery",
+                Self.findDocuments(),
+                client: client
+            )
+            #expect(found.descendants.filter { $0.name == "ExtrinsicObject" }.count == 1)
+
+            let digest = Data(SHA256.hash(data: content)).base64EncodedString()
+            let refusals: [(String, Bool, (String) -> String)] = [
+                ("the submission set is not signed", false, { $0 }),
+                ("the DigestValue for", true, { $0.replacingOccurrences(of: digest, with: "AAAA") }),
+                (
+                    "xades:SigningTime is missing", true,
+                    {
+                        $0.replacingOccurrences(
+                            of: "<xades:SigningTime>2026-12-07T10:00:00Z</xades:SigningTime>",
+                            with: ""
+                        )
+                    }
+                ),
+                (
+                    "the signature is not XAdES", true,
+                    {
+                        $0.replacingOccurrences(of: "http://uri.etsi.org/01903/v1.3.2#", with: "urn:example:xades")
+                    }
+                ),
+                (
+                    "not a DER X.509 certificate", true,
+                    { $0.replacingOccurrences(of: Self.signer, with: "bm90IGEgY2VydA==") }
+                ),
+                (
+                    "has no ds:Reference URI=\"urn:oid:", true,
+                    { $0.replacingOccurrences(of: "urn:oid:", with: "urn:oid:9.") }
+                ),
+                (
+                    "the manifest is not signed", true,
+                    {
+                        $0.replacingOccurrences(of: "URI=\"#manifest-1\"", with: "URI=\"#elsewhere\"")
+                    }
+                ),
+                (
+                    "no SigningCertificate", true,
+                    { $0.replacingOccurrences(of: "<xades:SigningCertificate/>", with: "") }
+                ),
+                (
+                    "ds:SignatureValue is empty", true,
+                    {
+                        $0.replacingOccurrences(of: "c2lnbmF0dXJl", with: "")
+                    }
+                ),
+                ("not ds:Signature", true, { _ in "<Signature xmlns=\"urn:example\"/>" }),
+                ("not XML that can be read", true, { "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>" + $0 }),
+            ]
+            for (index, (reason, signed, edit)) in refusals.enumerated() {
+                let refusedId = "1.2.250.1.999.1.31\(index)"
+                let (response, refused) = try await Self.submit(
+                    running,
+                    Self.submission(content: content, uniqueId: refusedId, signed: signed, editSignature: edit),
+                    client: client
+                )
+                #expect(response.status == .ok)
+                #expect(Self.errorCodes(refused) == ["XDSRegistryMetadataError"], "\(reason): \(response.text)")
+                let context = refused.descendants.first { $0.name == "RegistryError" }?.attributes["codeContext"] ?? ""
+                #expect(context.contains(reason), "\(reason): \(context)")
+                #expect(try documents.entry(uniqueId: refusedId) == nil, "\(reason)")
+            }
+        }
     }
 
     @Test func submitFindRetrieveAndReplace() async throws {
@@ -255,13 +451,12 @@ struct DMPDocumentTests {
                 )
                 #expect(Self.errorCodes(answer).contains(code), "\(code): \(response.text)")
             }
-            // A uniqueId already registered.
+            // uniqueIds already registered: the document's, the submission set's and its signature's.
             let body = Self.submission(content: content, uniqueId: "1.2.250.1.999.1.2001")
             #expect(Self.errorCodes(try await Self.submit(running, body, client: client).1).isEmpty)
             #expect(
-                Self.errorCodes(try await Self.submit(running, body, client: client).1) == [
-                    "XDSDuplicateUniqueIdInRegistry", "XDSDuplicateUniqueIdInRegistry",
-                ]
+                Self.errorCodes(try await Self.submit(running, body, client: client).1)
+                    == Array(repeating: "XDSDuplicateUniqueIdInRegistry", count: 3)
             )
             // A patient without an open DMP (CATARINA's is closed).
             let closedPatient = "\(P.catarina)^^^&\(P.testOID)&ISO"

@@ -96,6 +96,13 @@ struct ConsoleDMP: Sendable {
         }
         var body =
             "<p>\(HTML.escape(mimeType)), \(content.count) octets · <a href=\"/console/dmp/documents/\(HTML.url(id))/raw\">brut</a></p>"
+        if let signature = try dmp.documentStore.signature(ofEntry: "urn:uuid:" + id) {
+            body +=
+                "<p id=\"dmp-signature\">Lot de soumission signé (XAdES) par \(HTML.escape(signature.signer)) le \(HTML.escape(signature.signingTime)) · signature \(HTML.escape(signature.uniqueId))</p>"
+        } else {
+            body +=
+                "<p id=\"dmp-signature\">Lot de soumission sans signature (reçu par FHIR ou chargé des jeux de données).</p>"
+        }
         if mimeType == "application/pdf" {
             body +=
                 "<embed id=\"dmp-pdf\" src=\"/console/dmp/documents/\(HTML.url(id))/raw\" type=\"application/pdf\" width=\"100%\" height=\"600\">"

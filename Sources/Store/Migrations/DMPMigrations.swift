@@ -60,4 +60,19 @@ extension SandboxMigrations {
             t.column("target", .text).notNull()
         }
     }
+
+    /// `v16-dmp-signatures`: the XAdES signature of each submission set received over SOAP (the DSG detached
+    /// signature document), kept apart from the patient's documents with its signer and signing time.
+    static func v16DmpSignatures(_ db: Database) throws {
+        try db.create(table: "dmp_submission_signature") { t in
+            t.primaryKey("submission_set_uuid", .text).references("dmp_submission_set", onDelete: .cascade)
+            t.column("entry_uuid", .text).notNull()
+            t.column("unique_id", .text).notNull().unique()
+            // The signing certificate's subject (RFC 4514) and the XAdES SigningTime, as signed.
+            t.column("signer", .text).notNull()
+            t.column("signing_time", .text).notNull()
+            t.column("metadata", .text).notNull()
+            t.column("content", .blob).notNull()
+        }
+    }
 }
