@@ -14,9 +14,17 @@ struct HardenedXMLParserTests {
         "<!DOCTYPE r><r/>",
         "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><r>&x;</r>",
         "<r><!ENTITY a \"b\"></r>",
+        // After false starts (the search resumes past each `<!`), and as the very last bytes.
+        "<r><!-- <! <!D <!DOCTYP --><![CDATA[<!DOCTYPE]]></r>",
+        "<r/><!DOCTYPE",
     ])
     func documentTypeDeclarationsAreRefusedBeforeParsing(_ text: String) {
         #expect(throws: XMLRejection.documentTypeDeclaration) { try HardenedXMLParser().parse(Data(text.utf8)) }
+    }
+
+    @Test func nearMissesAreNotDeclarations() throws {
+        let root = try HardenedXMLParser().parse(Data("<r><!-- <! <!DOCTYP <!ENTIT --><a>&lt;!DOCTYPE</a></r>".utf8))
+        #expect(root.child("a")?.text == "<!DOCTYPE")
     }
 
     @Test func boundsAreEnforced() {
