@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/vapor/multipart-kit.git", from: "4.7.1"),
         // Already built for HummingbirdTesting; the guided demo is an HTTPS client with client certificates.
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        // The recette report's ZIP of traces, one folder per test code.
+        .package(url: "https://github.com/weichsel/ZIPFoundation.git", from: "0.9.20"),
     ],
     targets: [
         // The executable only parses the command line and wires the modules below.
@@ -32,6 +34,7 @@ let package = Package(
             name: "esante-sandbox",
             dependencies: [
                 "SandboxServer", "Access", "Store", "TestPKI", "RORFHIR", "INSi", "GuidedDemo", "MonEspaceSante",
+                "Recette",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Logging", package: "swift-log"),
@@ -42,7 +45,7 @@ let package = Package(
             name: "SandboxServer",
             dependencies: [
                 "Access", "Store", "TestPKI", "FHIRCore", "SOAPCore", "HTTPCommon", "RORFHIR", "RORCSD", "INSi",
-                "MonEspaceSante", "DMP",
+                "MonEspaceSante", "DMP", "Recette",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -148,6 +151,17 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        // The recette: scenario packs judged against a client's journaled calls, answers injected for that client
+        // only, and the acceptance reports (JUnit, JSON, HTML, ZIP of traces).
+        .target(
+            name: "Recette",
+            dependencies: [
+                "Access", "Store", "FHIRCore", "SOAPCore", "HTTPCommon",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             ]
         ),
         // The INSi teleservice (Assurance Maladie): INS search by traits and by Vitale card, test base, WSDL.
@@ -261,6 +275,14 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SOAPCoreTests", dependencies: ["SOAPCore"]),
+        .testTarget(
+            name: "RecetteTests",
+            dependencies: [
+                "SandboxTestSupport", "Recette", "SandboxServer", "SOAPCore", "Access",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+            ]
+        ),
         .testTarget(name: "StoreTests", dependencies: ["Store", .product(name: "GRDB", package: "GRDB.swift")]),
     ]
 )

@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import NIOConcurrencyHelpers
 import NIOCore
+import Recette
 
 /// The front of the mutual-TLS listener, wrapped around the router: decides access **on the path prefix, before
 /// any route exists behind it** (a caller that is not whitelisted gets 403, not 404), turns every error into the
@@ -18,6 +19,8 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
     /// Bytes of each body kept in the journal.
     let journalBodyLimit: Int
     let faults: FaultInjector
+    /// Answers an open recette run gives its client instead of the service's.
+    let recette: RecetteInjector
 
     func respond(to request: Request, context: Context) async throws -> Response {
         let started = ContinuousClock.now
@@ -59,6 +62,23 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
                 entry.durationMs = Self.milliseconds(ContinuousClock.now - started)
                 journal.record(entry)
                 return Response(status: .serviceUnavailable)
+            } else if decision.allowed,
+                let injected = recette.answer(
+                    identity: context.identity,
+                    service: service?.rawValue,
+                    method: request.method.rawValue,
+                    path: path,
+                    query: request.uri.query,
+                    headers: Dictionary(
+                        Self.pairs(request.headers).map { ($0.0.lowercased(), $0.1) },
+                        uniquingKeysWith: { "\($0), \($1)" }
+                    ),
+                    body: Data(requestBytes)
+                )
+            {
+                // The run's own answer (a 412, a 503 with Retry-After, an INSi CR 01…), journaled with its reason.
+                decision = AccessDecision(allowed: true, reason: injected.reason, message: "", entry: decision.entry)
+                response = Self.injectedResponse(injected.answer)
             } else if decision.allowed {
                 context.access = decision
                 do {
@@ -120,7 +140,9 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
         let started = ContinuousClock.now
         var context = context
         context.environment = environment
-        guard faults.isQuiet, let service = SandboxService.owning(path: request.uri.path) else { return nil }
+        guard faults.isQuiet, recette.isQuiet, let service = SandboxService.owning(path: request.uri.path) else {
+            return nil
+        }
         let decision = decide(service: service, identity: context.identity)
         guard decision.allowed else { return nil }
         context.access = decision
@@ -254,6 +276,24 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
         (entry.responseBody, entry.responseBodyTruncated) = body
         entry.durationMs = milliseconds(ContinuousClock.now - started)
         journal.record(entry)
+    }
+
+    /// An answer a recette pack gives: its status, headers and body (the content type guessed from the body when
+    /// the pack does not name it).
+    static func injectedResponse(_ answer: RecettePack.Injection) -> Response {
+        let body = answer.body ?? ""
+        var headers = HTTPFields()
+        let guessed =
+            body.hasPrefix("{") ? "application/fhir+json" : body.hasPrefix("<") ? "application/soap+xml" : "text/plain"
+        headers[.contentType] = answer.contentType ?? guessed
+        for (name, value) in (answer.headers ?? [:]).sorted(by: { $0.key < $1.key }) {
+            if let field = HTTPField.Name(name) { headers[field] = value }
+        }
+        return Response(
+            status: HTTPResponse.Status(code: answer.status),
+            headers: headers,
+            body: ResponseBody(byteBuffer: ByteBuffer(string: body))
+        )
     }
 
     /// Header fields as the journal encodes them.

@@ -12,6 +12,7 @@ import NIOCore
 import NIOSSL
 import RORCSD
 import RORFHIR
+import Recette
 import ServiceLifecycle
 import Store
 import TestPKI
@@ -77,6 +78,11 @@ public final class Sandbox: Sendable {
     public let onboarding: Onboarding
     /// Injected faults (latency, 503s, maintenance, dropped connections), in memory.
     public let faults: FaultInjector
+    /// The recette: scenario packs (`Seeds/recette`), runs judged from the journal, and the answers they inject.
+    public let recette: RecetteRuns
+    public let recetteInjector: RecetteInjector
+    /// Named in reports and `--version`.
+    public static let version = "0.9.0"
     let logger: Logger
     private let ready = NIOLockedValueBox<
         (tls: [String: Int], admin: Int?, waiters: [CheckedContinuation<ReadyInfo, Never>], info: ReadyInfo?)
@@ -154,6 +160,13 @@ public final class Sandbox: Sendable {
             journal: journal
         )
         self.faults = FaultInjector(clock: clock)
+        do {
+            let packs = try RecettePacks.load(from: configuration.resolvedSeedsDirectory)
+            self.recette = RecetteRuns(store: store, journal: journal, packs: packs)
+        } catch {
+            throw SandboxError.seeds("recette: \(error)")
+        }
+        self.recetteInjector = RecetteInjector()
         let indicators: RORCapacityIndicators
         let validator: ProfileValidator
         do {
@@ -264,6 +277,8 @@ public final class Sandbox: Sendable {
         faults.removeAll()
         ror.snapshots.removeAll()
         ror.export.removeAll()
+        // Open recette runs keep the calls they have: a client's suite may reset the sandbox in its set-up.
+        try recette.keepCallsOfOpenRuns()
         try journal.removeAll()
         if all {
             try onboarding.removeAll()
@@ -294,6 +309,7 @@ public final class Sandbox: Sendable {
                     clock: clock,
                     onboarding: onboarding,
                     listeners: listeners,
+                    refreshRecette: { [recette, recetteInjector] in try recetteInjector.refresh(from: recette) },
                     logger: logger
                 )
             )
@@ -474,7 +490,8 @@ public final class Sandbox: Sendable {
             whitelist: whitelist,
             journal: journal,
             journalBodyLimit: configuration.journalBodyLimit,
-            faults: faults
+            faults: faults,
+            recette: recetteInjector
         )
         let trustStore = listener.trustStore
         let rejectMode = configuration.rejectMode
@@ -575,6 +592,7 @@ public final class Sandbox: Sendable {
         AdminCertificates.add(to: admin, workshop: workshop)
         AdminMES.add(to: admin, mes: mes, tlsBase: { [self] in await waitUntilReady().tls })
         AdminDMP.add(to: admin, records: dmp.records)
+        AdminRecette.add(to: admin, runs: recette, injector: recetteInjector, sandboxVersion: Self.version)
         mes.addBrowserRoutes(to: router)
         AdminAPI.addOpenAPI(to: admin)
         return router
@@ -617,6 +635,8 @@ struct BackgroundTasks: Service {
     let clock: SandboxClock
     let onboarding: Onboarding
     let listeners: [EnvironmentListener]
+    /// Takes the answers of the recette runs open now (a run started by the CLI is seen within a second).
+    let refreshRecette: @Sendable () throws -> Void
     let logger: Logger
 
     func run() async throws {
@@ -626,6 +646,7 @@ struct BackgroundTasks: Service {
                 group.addTask { await watchRevocations() }
                 group.addTask { await promoteOnboarding() }
                 group.addTask { await trimMemoryWhenIdle() }
+                group.addTask { await refreshRecetteRuns() }
             }
         }
         journal.flush()
@@ -642,6 +663,13 @@ struct BackgroundTasks: Service {
                 logger.error("onboarding: \(error)")
             }
             try? await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    private func refreshRecetteRuns() async {
+        while !Task.isCancelled {
+            do { try refreshRecette() } catch { logger.error("recette: \(error)") }
+            try? await Task.sleep(for: .seconds(1))
         }
     }
 

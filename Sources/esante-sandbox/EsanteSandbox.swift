@@ -14,10 +14,29 @@ struct EsanteSandbox: AsyncParsableCommand {
         abstract: "An offline stand-in for the French national e-health services (ROR, INSi, DMP, Mon espace santé).",
         subcommands: [
             Serve.self, Certs.self, WhitelistCommand.self, JournalCommand.self, INSiCommand.self,
-            OnboardingCommand.self, DemoCommand.self, Seed.self, MESCommand.self,
+            OnboardingCommand.self, DemoCommand.self, Seed.self, MESCommand.self, RecetteCommand.self,
         ],
         defaultSubcommand: Serve.self
     )
+
+    /// As ArgumentParser's, except that a command line `recette` cannot parse exits 3 (its "bad usage" status)
+    /// rather than 64.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            if CommandLine.arguments.dropFirst().first == "recette", exitCode(for: error).rawValue == 64 {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(RecetteCommand.usageExit)
+            }
+            exit(withError: error)
+        }
+    }
 }
 
 /// A user error: printed as `error: …` on standard error, exit status 2.
