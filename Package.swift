@@ -204,7 +204,7 @@ let package = Package(
         .target(
             name: "SandboxTestSupport",
             dependencies: [
-                "SandboxServer", "Access", "Store", "TestPKI",
+                "SandboxServer", "Access", "Store", "TestPKI", "INSi", "SOAPCore",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

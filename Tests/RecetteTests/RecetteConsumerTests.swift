@@ -41,7 +41,9 @@ struct ConsumerClient {
             pages += 1
             let links = try response.json()["link"] as? [[String: Any]] ?? []
             next = (links.first { $0["relation"] as? String == "next" }?["url"] as? String).flatMap { url in
-                URLComponents(string: url).map { $0.percentEncodedPath + ($0.percentEncodedQuery.map { "?\($0)" } ?? "") }
+                URLComponents(string: url).map {
+                    $0.percentEncodedPath + ($0.percentEncodedQuery.map { "?\($0)" } ?? "")
+                }
             }
         }
         return pages
