@@ -204,7 +204,7 @@ let package = Package(
         .target(
             name: "SandboxTestSupport",
             dependencies: [
-                "SandboxServer", "Access", "Store", "TestPKI", "INSi", "SOAPCore",
+                "SandboxServer", "Access", "Store", "TestPKI", "INSi", "SOAPCore", "RORCSD",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -278,7 +278,8 @@ let package = Package(
         .testTarget(
             name: "RecetteTests",
             dependencies: [
-                "SandboxTestSupport", "Recette", "SandboxServer", "SOAPCore", "Access",
+                "SandboxTestSupport", "Recette", "SandboxServer", "SOAPCore", "Access", "INSi", "MonEspaceSante",
+                "HTTPCommon",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             ]

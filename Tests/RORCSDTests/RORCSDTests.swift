@@ -26,47 +26,6 @@ struct RORCSDTests {
         return (running, client)
     }
 
-    static func envelope(_ body: String) -> String {
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soap:Envelope xmlns:soap=\"http://www.w3.org/2003/05/soap-envelope\" xmlns:csd=\"urn:ihe:iti:csd:2013\" xmlns:ror=\"urn:asip:ror:2015\"><soap:Header/><soap:Body>\(body)</soap:Body></soap:Envelope>"
-    }
-
-    static func lecture(_ demand: String, urn: String = RORCSDService.lectureURN) -> String {
-        envelope(
-            "<csd:careServicesRequest><csd:function urn=\"\(urn)\" encapsulated=\"true\">\(demand)</csd:function></csd:careServicesRequest>"
-        )
-    }
-
-    static func establishment(_ code: String, extra: String = "") -> String {
-        lecture(
-            "<csd:TR_Lecture-OffresSanteEtablissement><csd:etablissementDemandeLecture><csd:id_etablissement code=\"\(code)\" assigningAuthorityName=\"1.2.250.1.71.1.2.14\"/>\(extra)</csd:etablissementDemandeLecture></csd:TR_Lecture-OffresSanteEtablissement>"
-        )
-    }
-
-    static func notification(_ params: String) -> String {
-        envelope(
-            "<ror:TR-Notif-ListeEtablissementsMajApresDate_Demande><csd:params>\(params)</csd:params></ror:TR-Notif-ListeEtablissementsMajApresDate_Demande>"
-        )
-    }
-
-    static func post(
-        _ running: RunningSandbox,
-        _ body: String,
-        client: ClientFiles,
-        operation: RORCSDService.Operation? = .lecture,
-        contentType: String? = nil
-    ) async throws -> (TestClient.Response, SOAPElement) {
-        let type =
-            contentType ?? "application/soap+xml; charset=UTF-8" + (operation.map { "; action=\"\($0.action)\"" } ?? "")
-        let response = try await running.request(
-            "/ROR/CSD",
-            method: .post,
-            client: client,
-            headers: [.contentType: type],
-            body: body
-        )
-        return (response, try HardenedXMLParser().parse(Data(response.text.utf8)))
-    }
-
     /// Offers (HealthcareService ids) the seeds hold under an EG, directly or through its internal organisations.
     static func seededUnits(of establishment: String) throws -> [(id: String, field: String)] {
         let data = try Data(contentsOf: SharedPKI.repositorySeeds.appendingPathComponent("ror/dataset.json"))
@@ -100,26 +59,29 @@ struct RORCSDTests {
     func answersValidateAgainstTheANSSchema() async throws {
         let (running, client) = try await Self.start()
         try await running.whileRunning {
-            let internalOrganisation = Self.lecture(
+            let internalOrganisation = CSDCalls.lecture(
                 "<csd:TR_Lecture-OffreSanteOrganisationInterne><csd:organisationID code=\"759000001-OI1\" assigningAuthorityName=\"1.2.250.1.71.1.2.14\"/></csd:TR_Lecture-OffreSanteOrganisationInterne>"
             )
             let lectures = [
-                Self.establishment("1759000001", extra: "<csd:dateRef>2026-01-01T00:00:00</csd:dateRef>"),
-                Self.establishment(
+                CSDCalls.establishment("1759000001", extra: "<csd:dateRef>2026-01-01T00:00:00</csd:dateRef>"),
+                CSDCalls.establishment(
                     "759000001",
                     extra: "<csd:typeActivity code=\"04\" codingScheme=\"1.2.250.1.213.3.3.17\"/>"
                 ),
-                Self.establishment("1759000001", extra: "<csd:restrictedOrganisation>1</csd:restrictedOrganisation>"),
+                CSDCalls.establishment(
+                    "1759000001",
+                    extra: "<csd:restrictedOrganisation>1</csd:restrictedOrganisation>"
+                ),
                 internalOrganisation,
             ]
             for body in lectures {
-                let (response, _) = try await Self.post(running, body, client: client)
+                let (response, _) = try await CSDCalls.post(running, body, client: client)
                 #expect(response.status == .ok, "\(response.text)")
                 try await Self.validate(response, element: "csd:careServicesResponse")
             }
-            let (notification, _) = try await Self.post(
+            let (notification, _) = try await CSDCalls.post(
                 running,
-                Self.notification("<csd:dateRef>2020-01-01T00:00:00Z</csd:dateRef>"),
+                CSDCalls.notification("<csd:dateRef>2020-01-01T00:00:00Z</csd:dateRef>"),
                 client: client,
                 operation: .notification
             )
@@ -160,9 +122,9 @@ struct RORCSDTests {
         try await running.whileRunning {
             let expected = try Self.seededUnits(of: "eg-00001")
             for code in ["1759000001", "759000001"] {  // idNat_Struct (1 + FINESS) or FINESS
-                let (response, root) = try await Self.post(
+                let (response, root) = try await CSDCalls.post(
                     running,
-                    Self.establishment(code, extra: "<csd:dateRef>2026-01-01T00:00:00</csd:dateRef>"),
+                    CSDCalls.establishment(code, extra: "<csd:dateRef>2026-01-01T00:00:00</csd:dateRef>"),
                     client: client
                 )
                 #expect(response.status == .ok, "\(response.text)")
@@ -199,7 +161,11 @@ struct RORCSDTests {
                 )
             }
             // An EJ's id: every EG of it.
-            let (_, byLegalEntity) = try await Self.post(running, Self.establishment("1759000000"), client: client)
+            let (_, byLegalEntity) = try await CSDCalls.post(
+                running,
+                CSDCalls.establishment("1759000000"),
+                client: client
+            )
             #expect(
                 byLegalEntity.path("Body", "careServicesResponse", "result", "queryResult", "organizationDirectory")?
                     .children.count == 2
@@ -212,9 +178,9 @@ struct RORCSDTests {
         try await running.whileRunning {
             let expected = try Self.seededUnits(of: "eg-00001")
             let field = try #require(expected.first?.field)
-            let (filtered, root) = try await Self.post(
+            let (filtered, root) = try await CSDCalls.post(
                 running,
-                Self.establishment(
+                CSDCalls.establishment(
                     "1759000001",
                     extra: "<csd:typeActivity code=\"\(field)\" codingScheme=\"1.2.250.1.213.3.3.17\"/>"
                 ),
@@ -225,9 +191,9 @@ struct RORCSDTests {
             )
             #expect(facilities.map { $0.attributes["entityID"]! } == expected.filter { $0.field == field }.map(\.id))
             // No unit in that field: the EJ/EG tree, zero facilities (RG_ALIM_018/019).
-            let (_, none) = try await Self.post(
+            let (_, none) = try await CSDCalls.post(
                 running,
-                Self.establishment(
+                CSDCalls.establishment(
                     "1759000001",
                     extra: "<csd:typeActivity code=\"99\" codingScheme=\"1.2.250.1.213.3.3.17\"/>"
                 ),
@@ -239,18 +205,21 @@ struct RORCSDTests {
                     .count == 2
             )
             // The seeds declare no supported public (supportedPatient): filtering on one leaves no unit.
-            let (_, patients) = try await Self.post(
+            let (_, patients) = try await CSDCalls.post(
                 running,
-                Self.establishment(
+                CSDCalls.establishment(
                     "1759000001",
                     extra: "<csd:supportedPatient code=\"01\" codingScheme=\"1.2.250.1.213.3.3.29\"/>"
                 ),
                 client: client
             )
             #expect(patients.path("Body", "careServicesResponse", "result", "facilityNumber")?.text == "0")
-            let (restricted, restrictedRoot) = try await Self.post(
+            let (restricted, restrictedRoot) = try await CSDCalls.post(
                 running,
-                Self.establishment("1759000001", extra: "<csd:restrictedOrganisation>1</csd:restrictedOrganisation>"),
+                CSDCalls.establishment(
+                    "1759000001",
+                    extra: "<csd:restrictedOrganisation>1</csd:restrictedOrganisation>"
+                ),
                 client: client
             )
             let restrictedFacilities = try #require(
@@ -266,11 +235,11 @@ struct RORCSDTests {
         let (running, client) = try await Self.start()
         try await running.whileRunning {
             let internalRequest = { (code: String) in
-                Self.lecture(
+                CSDCalls.lecture(
                     "<csd:TR_Lecture-OffreSanteOrganisationInterne><csd:organisationID code=\"\(code)\" assigningAuthorityName=\"1.2.250.1.71.1.2.14\"/></csd:TR_Lecture-OffreSanteOrganisationInterne>"
                 )
             }
-            let (pole, poleRoot) = try await Self.post(running, internalRequest("759000001-OI1"), client: client)
+            let (pole, poleRoot) = try await CSDCalls.post(running, internalRequest("759000001-OI1"), client: client)
             #expect(pole.status == .ok, "\(pole.text)")
             let poleFacilities = try #require(
                 poleRoot.path("Body", "careServicesResponse", "result", "queryResult", "facilityDirectory")?.children
@@ -282,9 +251,9 @@ struct RORCSDTests {
                 }
             )
             let unitIdentifier = try #require(poleFacilities.first?.child("otherID")?.attributes["code"])
-            let (_, unitRoot) = try await Self.post(running, internalRequest(unitIdentifier), client: client)
+            let (_, unitRoot) = try await CSDCalls.post(running, internalRequest(unitIdentifier), client: client)
             #expect(unitRoot.path("Body", "careServicesResponse", "result", "facilityNumber")?.text == "1")
-            let (unknown, unknownRoot) = try await Self.post(running, internalRequest("NOPE-42"), client: client)
+            let (unknown, unknownRoot) = try await CSDCalls.post(running, internalRequest("NOPE-42"), client: client)
             #expect(unknown.status == .internalServerError)
             #expect(unknownRoot.path("Body", "Fault", "Detail", "erreur")?.attributes["code"] == "404")
         }
@@ -293,9 +262,9 @@ struct RORCSDTests {
     @Test func notificationListsEstablishmentsUpdatedAfterADate() async throws {
         let (running, client) = try await Self.start()
         try await running.whileRunning {
-            let (all, allRoot) = try await Self.post(
+            let (all, allRoot) = try await CSDCalls.post(
                 running,
-                Self.notification("<csd:dateRef>2020-01-01T00:00:00Z</csd:dateRef>"),
+                CSDCalls.notification("<csd:dateRef>2020-01-01T00:00:00Z</csd:dateRef>"),
                 client: client,
                 operation: .notification
             )
@@ -304,9 +273,9 @@ struct RORCSDTests {
             #expect(answer.child("result")?.text == "12")
             #expect(answer.children("etablissementReponseNotif").count == 12)
             // Filtered on an activity field: only the establishments with units in it, each listing its fields.
-            let (_, msRoot) = try await Self.post(
+            let (_, msRoot) = try await CSDCalls.post(
                 running,
-                Self.notification(
+                CSDCalls.notification(
                     "<csd:dateRef>2020-01-01T00:00:00Z</csd:dateRef><csd:typeActivity code=\"04\" codingScheme=\"1.2.250.1.213.3.3.17\"/>"
                 ),
                 client: client,
@@ -321,9 +290,9 @@ struct RORCSDTests {
                 }
             )
             let future = ISO8601DateFormatter().string(from: Date().addingTimeInterval(3600))
-            let (_, noneRoot) = try await Self.post(
+            let (_, noneRoot) = try await CSDCalls.post(
                 running,
-                Self.notification("<csd:dateRef>\(future)</csd:dateRef>"),
+                CSDCalls.notification("<csd:dateRef>\(future)</csd:dateRef>"),
                 client: client,
                 operation: .notification
             )
@@ -355,16 +324,16 @@ struct RORCSDTests {
             try await repository.store.writer.write { db in
                 _ = try repository.save(try JSONSerialization.jsonObject(with: updated) as! [String: Any], in: db)
             }
-            let (_, changedRoot) = try await Self.post(
+            let (_, changedRoot) = try await CSDCalls.post(
                 running,
-                Self.notification("<csd:dateRef>\(since)</csd:dateRef>"),
+                CSDCalls.notification("<csd:dateRef>\(since)</csd:dateRef>"),
                 client: client,
                 operation: .notification
             )
             let changed = try #require(changedRoot.path("Body", "TR-Notif-ListeEtablissementMajApresDate_Reponse"))
             #expect(changed.child("result")?.text == "1")
             #expect(changed.path("etablissementReponseNotif", "id_etablissement")?.attributes["code"] == "1139000005")
-            let (_, lecture) = try await Self.post(running, Self.establishment("1139000005"), client: client)
+            let (_, lecture) = try await CSDCalls.post(running, CSDCalls.establishment("1139000005"), client: client)
             let totals = lecture.descendants.filter { $0.name == "beds" || $0.name == "space" }.compactMap {
                 $0.attributes["total"]
             }
@@ -384,14 +353,14 @@ struct RORCSDTests {
     static let faultCases = [
         FaultCase(
             label: "unknown establishment",
-            body: establishment("1000000000"),
+            body: CSDCalls.establishment("1000000000"),
             operation: .lecture,
             code: "404",
             reason: "Établissement inconnu"
         ),
         FaultCase(
             label: "unknown function",
-            body: lecture(
+            body: CSDCalls.lecture(
                 "<csd:TR_Lecture-OffresSanteEtablissement/>",
                 urn: "urn:ihe:iti:csd:2014:stored-function:facility-search"
             ),
@@ -401,7 +370,7 @@ struct RORCSDTests {
         ),
         FaultCase(
             label: "ad-hoc expression",
-            body: envelope(
+            body: CSDCalls.envelope(
                 "<csd:careServicesRequest><csd:expression encapsulated=\"true\" content-type=\"text/xml\">//csd:facility</csd:expression></csd:careServicesRequest>"
             ),
             operation: .lecture,
@@ -410,7 +379,7 @@ struct RORCSDTests {
         ),
         FaultCase(
             label: "no id_etablissement",
-            body: lecture(
+            body: CSDCalls.lecture(
                 "<csd:TR_Lecture-OffresSanteEtablissement><csd:etablissementDemandeLecture/></csd:TR_Lecture-OffresSanteEtablissement>"
             ),
             operation: .lecture,
@@ -419,63 +388,66 @@ struct RORCSDTests {
         ),
         FaultCase(
             label: "bad dateRef",
-            body: establishment("1759000001", extra: "<csd:dateRef>hier</csd:dateRef>"),
+            body: CSDCalls.establishment("1759000001", extra: "<csd:dateRef>hier</csd:dateRef>"),
             operation: .lecture,
             code: "400",
             reason: "dateRef"
         ),
         FaultCase(
             label: "bad restrictedOrganisation",
-            body: establishment("1759000001", extra: "<csd:restrictedOrganisation>oui</csd:restrictedOrganisation>"),
+            body: CSDCalls.establishment(
+                "1759000001",
+                extra: "<csd:restrictedOrganisation>oui</csd:restrictedOrganisation>"
+            ),
             operation: .lecture,
             code: "400",
             reason: "restrictedOrganisation"
         ),
         FaultCase(
             label: "typeActivity without code",
-            body: establishment("1759000001", extra: "<csd:typeActivity codingScheme=\"x\"/>"),
+            body: CSDCalls.establishment("1759000001", extra: "<csd:typeActivity codingScheme=\"x\"/>"),
             operation: .lecture,
             code: "400",
             reason: "typeActivity"
         ),
         FaultCase(
             label: "notification without dateRef",
-            body: notification(""),
+            body: CSDCalls.notification(""),
             operation: .notification,
             code: "400",
             reason: "dateRef"
         ),
         FaultCase(
             label: "notification without params",
-            body: envelope("<ror:TR-Notif-ListeEtablissementsMajApresDate_Demande/>"),
+            body: CSDCalls.envelope("<ror:TR-Notif-ListeEtablissementsMajApresDate_Demande/>"),
             operation: .notification,
             code: "400",
             reason: "params"
         ),
         FaultCase(
             label: "no function",
-            body: envelope("<csd:careServicesRequest/>"),
+            body: CSDCalls.envelope("<csd:careServicesRequest/>"),
             operation: .lecture,
             code: "400",
             reason: "function"
         ),
         FaultCase(
             label: "function without a reading",
-            body: lecture("<csd:autre/>"),
+            body: CSDCalls.lecture("<csd:autre/>"),
             operation: .lecture,
             code: "400",
             reason: "TR_Lecture"
         ),
         FaultCase(
             label: "no etablissementDemandeLecture",
-            body: lecture("<csd:TR_Lecture-OffresSanteEtablissement/>"),
+            body: CSDCalls.lecture("<csd:TR_Lecture-OffresSanteEtablissement/>"),
             operation: .lecture,
             code: "400",
             reason: "etablissementDemandeLecture"
         ),
         FaultCase(
             label: "no organisationID code",
-            body: lecture(
+            body: CSDCalls.lecture(
                 "<csd:TR_Lecture-OffreSanteOrganisationInterne><csd:organisationID/></csd:TR_Lecture-OffreSanteOrganisationInterne>"
             ),
             operation: .lecture,
@@ -484,7 +456,7 @@ struct RORCSDTests {
         ),
         FaultCase(
             label: "organisationID with a list",
-            body: lecture(
+            body: CSDCalls.lecture(
                 "<csd:TR_Lecture-OffreSanteOrganisationInterne><csd:organisationID code=\"a,b\"/></csd:TR_Lecture-OffreSanteOrganisationInterne>"
             ),
             operation: .lecture,
@@ -493,14 +465,14 @@ struct RORCSDTests {
         ),
         FaultCase(
             label: "soapAction of the other operation",
-            body: establishment("1759000001"),
+            body: CSDCalls.establishment("1759000001"),
             operation: .notification,
             code: "400",
             reason: "soapAction"
         ),
         FaultCase(
             label: "unknown body element",
-            body: envelope("<csd:getModificationsRequest/>"),
+            body: CSDCalls.envelope("<csd:getModificationsRequest/>"),
             operation: nil,
             code: "400",
             reason: "inconnu"
@@ -508,28 +480,29 @@ struct RORCSDTests {
         FaultCase(
             label: "XXE",
             body: "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>"
-                + envelope("<x>&e;</x>"),
+                + CSDCalls.envelope("<x>&e;</x>"),
             operation: nil,
             code: "400",
             reason: "Document Type Declaration"
         ),
         FaultCase(
             label: "billion laughs",
-            body: "<!DOCTYPE l [<!ENTITY a \"aaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;\">]>" + envelope("<x>&b;</x>"),
+            body: "<!DOCTYPE l [<!ENTITY a \"aaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;\">]>"
+                + CSDCalls.envelope("<x>&b;</x>"),
             operation: nil,
             code: "400",
             reason: "Document Type Declaration"
         ),
         FaultCase(
             label: "malformed",
-            body: envelope("<csd:careServicesRequest>"),
+            body: CSDCalls.envelope("<csd:careServicesRequest>"),
             operation: nil,
             code: "400",
             reason: "malformed"
         ),
         FaultCase(
             label: "too deep",
-            body: envelope(String(repeating: "<d>", count: 100) + String(repeating: "</d>", count: 100)),
+            body: CSDCalls.envelope(String(repeating: "<d>", count: 100) + String(repeating: "</d>", count: 100)),
             operation: nil,
             code: "400",
             reason: "deeper"
@@ -547,7 +520,12 @@ struct RORCSDTests {
     func errorsAreSOAPFaultsWithRORErreur(_ test: FaultCase) async throws {
         let (running, client) = try await Self.start()
         try await running.whileRunning {
-            let (response, root) = try await Self.post(running, test.body, client: client, operation: test.operation)
+            let (response, root) = try await CSDCalls.post(
+                running,
+                test.body,
+                client: client,
+                operation: test.operation
+            )
             #expect(response.status == .internalServerError, "\(response.text)")
             let fault = try #require(root.path("Body", "Fault"), "\(response.text)")
             let erreur = try #require(fault.path("Detail", "erreur"))
@@ -559,16 +537,18 @@ struct RORCSDTests {
             )
             #expect(!response.text.contains("root:x:0"))
             // The server keeps serving.
-            #expect(try await Self.post(running, Self.establishment("1759000001"), client: client).0.status == .ok)
+            #expect(
+                try await CSDCalls.post(running, CSDCalls.establishment("1759000001"), client: client).0.status == .ok
+            )
         }
     }
 
     @Test func mediaTypeSizeAndWSDL() async throws {
         let (running, client) = try await Self.start()
         try await running.whileRunning {
-            let (text, _) = try await Self.post(
+            let (text, _) = try await CSDCalls.post(
                 running,
-                Self.establishment("1759000001"),
+                CSDCalls.establishment("1759000001"),
                 client: client,
                 contentType: "text/xml"
             )
@@ -582,9 +562,9 @@ struct RORCSDTests {
             )
             #expect(huge.status == .contentTooLarge && huge.text.contains("erreur"))
             // Without any action (PLATINES sends no WS-Addressing): accepted.
-            let (plain, _) = try await Self.post(
+            let (plain, _) = try await CSDCalls.post(
                 running,
-                Self.establishment("1759000001"),
+                CSDCalls.establishment("1759000001"),
                 client: client,
                 operation: nil
             )
@@ -621,9 +601,15 @@ struct RORCSDTests {
             let folder = SharedPKI.directory.appendingPathComponent("clients/\(UUID().uuidString)")
             try SharedPKI.pki.write(renewed, to: folder)
             let sameKey = ClientFiles(folder: folder, issued: renewed)
-            #expect(try await Self.post(running, Self.establishment("1759000001"), client: sameKey).0.status == .ok)
+            #expect(
+                try await CSDCalls.post(running, CSDCalls.establishment("1759000001"), client: sameKey).0.status == .ok
+            )
             let otherKey = try SharedPKI.client(Self.dn)
-            let (refused, root) = try await Self.post(running, Self.establishment("1759000001"), client: otherKey)
+            let (refused, root) = try await CSDCalls.post(
+                running,
+                CSDCalls.establishment("1759000001"),
+                client: otherKey
+            )
             #expect(refused.status == .forbidden)
             #expect(root.path("Body", "Fault") != nil)
             #expect(refused.text.contains(try SPKIDigest(publicKey: otherKey.issued.certificate.publicKey).hex))
