@@ -152,6 +152,15 @@ def find_documents(patient=None):
 
 def main():
     connect(*sys.argv[1:5])
+    # --skip-existence: a deliberately wrong client that feeds the DMP without TD0.2 (the recette's DMP pack must say so).
+    if "--skip-existence" in sys.argv[5:]:
+        print("1. TD0.2 skipped (--skip-existence)")
+    else:
+        existence_test()
+    push_find_retrieve()
+
+
+def existence_test():
     # TD0.2: the patient's DMP exists.
     existence = ('<PRPA_IN201307UV02 xmlns="urn:hl7-org:v3" ITSVersion="XML_1.0"><id root="1.2.3" extension="py-1"/><sender><device><id root="1.2.3"/></device></sender>'
                  '<controlActProcess classCode="CACT" moodCode="EVN"><reasonCode code="TEST_EXST" codeSystem="1.2.250.1.213.1.1.4.11"/>'
@@ -163,6 +172,8 @@ def main():
         fail("TD0.2: %d %s" % (answer.status_code, answer.text[:300]))
     print("1. TD0.2 existence test: OK, the DMP exists")
 
+
+def push_find_retrieve():
     # ITI-41 over MTOM.
     document = ('<?xml version="1.0" encoding="UTF-8"?><ClinicalDocument xmlns="urn:hl7-org:v3"><recordTarget><patientRole>'
                 '<id root="%s" extension="%s"/></patientRole></recordTarget><title>Compte rendu du client Python</title></ClinicalDocument>' % (OID, INS)).encode() + bytes(range(256))

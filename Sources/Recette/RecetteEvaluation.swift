@@ -217,12 +217,12 @@ public struct RecetteEvaluation {
                     )
                 }
             }
-            return (result(.pass, "All \(matching.count) such calls comply."), matching.first)
+            return (result(.pass, "All \(matching.count) such calls comply.", matching), matching.first)
         case .observed:
             guard let hit = matching.first else {
                 return (result(closed ? .skipped : .waiting, "Not seen."), nil)
             }
-            return (result(.pass, "Seen: \(hit.summary)."), hit)
+            return (result(.pass, "Seen: \(hit.summary).", [hit]), hit)
         case .required:
             guard let hit = matching.first else {
                 if let anchor, let within = step.withinSeconds, !closed,
@@ -266,7 +266,11 @@ public struct RecetteEvaluation {
                 }
             }
             return (
-                result(.pass, "Seen: \(hit.summary)\(matching.count > 1 ? " (and \(matching.count - 1) more)" : "")."),
+                result(
+                    .pass,
+                    "Seen: \(hit.summary)\(matching.count > 1 ? " (and \(matching.count - 1) more)" : "").",
+                    matching
+                ),
                 hit
             )
         }

@@ -254,7 +254,7 @@ public struct RecetteReport: Sendable {
                 "<tr id=\"call-\(call.id)\"><td>\(call.id)</td><td>\(Self.iso(call.time))</td><td><code>\(h(call.method)) \(h(call.path))\(h(call.query.map { "?\($0)" } ?? ""))</code>\(call.reason?.hasPrefix("recette-injection") == true ? " <i>(réponse injectée)</i>" : "")</td><td>\(call.status)</td></tr>"
             if cited.contains(call.id) {
                 body +=
-                    "<tr class=\"trace\"><td></td><td colspan=\"3\"><details><summary>Trace</summary><pre>\(h(Self.trace(call, request: true)))</pre><pre>\(h(Self.trace(call, request: false)))</pre></details></td></tr>"
+                    "<tr class=\"trace\"><td></td><td colspan=\"3\"><details><summary>Trace</summary><pre>\(h(Self.traceText(call, request: true)))</pre><pre>\(h(Self.traceText(call, request: false)))</pre></details></td></tr>"
             }
         }
         body += "</table>"
@@ -296,8 +296,8 @@ public struct RecetteReport: Sendable {
                 try add("\(folder)/verdict.txt", Data("\(step.status.rawValue)\n\(step.message)\n".utf8))
                 for id in step.evidence {
                     guard let call = byID[id] else { continue }
-                    try add("\(folder)/\(id)-request.http", Data(Self.trace(call, request: true).utf8))
-                    try add("\(folder)/\(id)-response.http", Data(Self.trace(call, request: false).utf8))
+                    try add("\(folder)/\(id)-request.http", Self.trace(call, request: true))
+                    try add("\(folder)/\(id)-response.http", Self.trace(call, request: false))
                 }
             }
         }
@@ -305,17 +305,22 @@ public struct RecetteReport: Sendable {
         return data
     }
 
-    /// A call as HTTP text: start line, headers, blank line, body (binary bodies as their size).
-    static func trace(_ call: RecordedCall, request: Bool) -> String {
+    /// A call as HTTP: start line, headers, blank line, then the body's bytes as the journal kept them.
+    static func trace(_ call: RecordedCall, request: Bool) -> Data {
         let headers = (request ? call.requestHeaders : call.responseHeaders).sorted { $0.key < $1.key }
-            .map { "\($0.key): \($0.value)" }.joined(separator: "\n")
+            .map { "\($0.key): \($0.value)\r\n" }.joined()
         let start =
             request
             ? "\(call.method) \(call.path)\(call.query.map { "?\($0)" } ?? "") HTTP/1.1"
             : "HTTP/1.1 \(call.status)\(call.reason.map { "   (journal: \($0))" } ?? "")"
-        let body = (request ? call.requestBody : call.responseBody) ?? Data()
-        let text = String(data: body, encoding: .utf8) ?? "(\(body.count) bytes of binary content)"
-        return "\(start)\n\(headers)\n\n\(text)\n"
+        return Data("\(start)\r\n\(headers)\r\n".utf8) + ((request ? call.requestBody : call.responseBody) ?? Data())
+    }
+
+    /// The trace as text for the page: invalid UTF-8 replaced, long bodies cut.
+    static func traceText(_ call: RecordedCall, request: Bool) -> String {
+        let bytes = trace(call, request: request)
+        let text = String(decoding: bytes.prefix(20_000), as: UTF8.self)
+        return bytes.count > 20_000 ? text + "\n… (\(bytes.count) bytes in all)" : text
     }
 
     static func safe(_ text: String) -> String {
