@@ -10,6 +10,7 @@ import requests
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 ready = json.load(open(sys.argv[1]))
@@ -199,10 +200,39 @@ try:
         fail("the document's XML is not shown")
     shot("16-dmp-document")
 
+    say("recette: a DMP run started from the form, the client's calls judged live, the HTML report")
+    driver.get(admin + "/console/recette")
+    Select(driver.find_element(By.NAME, "pack")).select_by_value("dmp")
+    driver.find_element(By.NAME, "client").send_keys("pas un DN")
+    driver.find_element(By.CSS_SELECTOR, "#recette-start button").click()
+    wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#recette-start em.error"), "the refusal next to the client field")
+    client = driver.find_element(By.NAME, "client")
+    client.clear()
+    client.send_keys("CN=INSI-AUTO,OU=1690099990,O=CENTRE DE SANTE SANDBOX,ST=Rhône (69),C=FR")
+    driver.find_element(By.NAME, "productName").send_keys("Logiciel du navigateur")
+    driver.find_element(By.CSS_SELECTOR, "#recette-start button").click()
+    wait_for(lambda: "/console/recette/" in driver.current_url, "the run page")
+    run_url = driver.current_url
+    dmp_client.existence_test()
+    dmp_client.push_find_retrieve()
+    time.sleep(3.5)  # the run page reloads itself every 3 s
+    driver.get(run_url)
+    wait_for(lambda: "passed" in driver.find_element(By.TAG_NAME, "main").text, "the run passed")
+    if not driver.find_elements(By.CSS_SELECTOR, "svg#recette-summary rect"):
+        fail("the run page has no summary plot")
+    shot("17-recette-run")
+    driver.find_element(By.ID, "recette-report-html").click()
+    wait_for(lambda: driver.find_elements(By.ID, "recette-notice"), "the HTML report")
+    if "Logiciel du navigateur" not in driver.find_element(By.TAG_NAME, "body").text:
+        fail("the report does not name the product")
+    if "pas une homologation" not in driver.find_element(By.ID, "recette-notice").text:
+        fail("the report does not say it is a rehearsal")
+    shot("18-recette-report")
+
     say("narrow window (420×800): no horizontal page overflow")
     driver.set_window_size(420, 800)
     for page in ("/console", "/console/onboarding", "/console/journal", "/console/mes", "/console/mes/patients/275126322074974",
-                 "/console/dmp", "/console/dmp/275126322074974"):
+                 "/console/dmp", "/console/dmp/275126322074974", "/console/recette"):
         driver.get(admin + page)
         overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
         if overflow > 1:

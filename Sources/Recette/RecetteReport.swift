@@ -194,7 +194,7 @@ public struct RecetteReport: Sendable {
     ]
 
     /// A stacked bar of the steps by status, drawn as SVG in the page.
-    func summaryBar() -> String {
+    public func summaryBar() -> String {
         let total = max(1, result.steps.count)
         var x0 = 0.0
         var rects = ""

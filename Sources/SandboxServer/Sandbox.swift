@@ -576,7 +576,13 @@ public final class Sandbox: Sendable {
                 ror: RORInspection(repository: ror.repository)
             ),
             mes: ConsoleMES(layout: layout, mes: mes),
-            dmp: ConsoleDMP(layout: layout, dmp: dmp)
+            dmp: ConsoleDMP(layout: layout, dmp: dmp),
+            recette: ConsoleRecette(
+                layout: layout,
+                runs: recette,
+                injector: recetteInjector,
+                demoClients: seeds.demoClients.map { ($0.name, $0.subjectDN) }
+            )
         )
         let admin = router.group("admin")
         AdminAPI.add(

@@ -108,4 +108,41 @@ struct RecettePackTests {
             #expect(junit.text.contains("<skipped message=\"waiting"))
         }
     }
+
+    /// The console: the form refuses a bad client next to its field, starts a run (303 to its page, which reloads
+    /// itself while open), and closes it.
+    @Test func consoleStartsShowsAndClosesARun() async throws {
+        let running = try await RunningSandbox.start(seeds: SharedPKI.repositorySeeds)
+        try await running.whileRunning {
+            let form: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
+            let page = try await running.admin("/console/recette")
+            #expect(page.text.contains("id=\"recette-start\""))
+            #expect(page.text.contains("CN=INSI-AUTO"))  // the demo clients are offered
+            let refused = try await running.admin(
+                "/console/recette",
+                method: .post,
+                body: "pack=dmp&client=pas+un+DN",
+                headers: form
+            )
+            #expect(refused.status == .badRequest)
+            #expect(refused.text.contains("class=\"error\"") && refused.text.contains("is neither a subject DN"))
+            let started = try await running.admin(
+                "/console/recette",
+                method: .post,
+                body: "pack=insi&client=CN%3DX&productName=Mon+LPS",
+                headers: form
+            )
+            #expect(started.status == .seeOther)
+            let location = try #require(started.headers[.location])
+            let open = try await running.admin(location)
+            #expect(open.text.contains("http-equiv=\"refresh\""))
+            #expect(open.text.contains("SBX-INSI-BOUCLE"))
+            #expect(open.text.contains("<svg id=\"recette-summary\""))
+            #expect(try await running.admin(location + "/close", method: .post).status == .seeOther)
+            let closed = try await running.admin(location)
+            #expect(!closed.text.contains("http-equiv=\"refresh\""))
+            #expect(closed.text.contains(">incomplete<"))
+            #expect(try await running.admin("/console/recette/99").status == .notFound)
+        }
+    }
 }

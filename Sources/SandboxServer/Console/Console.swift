@@ -14,7 +14,8 @@ enum Console {
         access: ConsoleAccess,
         data: ConsoleData,
         mes: ConsoleMES,
-        dmp: ConsoleDMP
+        dmp: ConsoleDMP,
+        recette: ConsoleRecette
     ) {
         let console = router.group("console")
         router.get("/") { _, _ in HTML.redirect("/console") }
@@ -23,6 +24,7 @@ enum Console {
         data.add(to: console)
         mes.add(to: console)
         dmp.add(to: console)
+        recette.add(to: console)
     }
 }
 
@@ -38,8 +40,14 @@ struct ConsoleLayout: Sendable {
             "Horloge du bac à sable : \(formatter.string(from: view.now).replacingOccurrences(of: "T", with: " ")) — \(view.speed > 1 ? view.label : "temps réel")"
     }
 
-    func page(_ title: String, active: String, _ content: String, status: HTTPResponse.Status = .ok) -> Response {
-        HTML.page(title, active: active, clock: clockLabel(), content, status: status)
+    func page(
+        _ title: String,
+        active: String,
+        _ content: String,
+        status: HTTPResponse.Status = .ok,
+        refreshSeconds: Int? = nil
+    ) -> Response {
+        HTML.page(title, active: active, clock: clockLabel(), content, status: status, refreshSeconds: refreshSeconds)
     }
 }
 

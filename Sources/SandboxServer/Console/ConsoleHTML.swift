@@ -20,8 +20,8 @@ enum HTML {
         ("/console", "Tableau de bord"), ("/console/onboarding", "Demandes d'intégration"),
         ("/console/whitelist", "Listes blanches"),
         ("/console/journal", "Journal"), ("/console/capacity", "Capacités"), ("/console/data", "Données ROR"),
-        ("/console/mes", "Mon espace santé"), ("/console/dmp", "DMP"), ("/console/certificates", "Certificats"),
-        ("/console/faults", "Pannes"),
+        ("/console/mes", "Mon espace santé"), ("/console/dmp", "DMP"), ("/console/recette", "Recette"),
+        ("/console/certificates", "Certificats"), ("/console/faults", "Pannes"),
     ]
 
     /// The whole page: navigation, the clock, the content.
@@ -30,7 +30,8 @@ enum HTML {
         active: String,
         clock: String? = nil,
         _ content: String,
-        status: HTTPResponse.Status = .ok
+        status: HTTPResponse.Status = .ok,
+        refreshSeconds: Int? = nil
     ) -> Response {
         let navigation = sections.map { section in
             "<a href=\"\(section.path)\"\(section.path == active ? " class=\"active\" aria-current=\"page\"" : "")>\(escape(section.title))</a>"
@@ -38,7 +39,8 @@ enum HTML {
         let body = """
             <!doctype html>
             <html lang="fr"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-            <title>\(escape(title)) · esante-sandbox</title><style>\(css)</style></head>
+            <title>\(escape(title)) · esante-sandbox</title><style>\(css)</style>\
+            \(refreshSeconds.map { "<meta http-equiv=\"refresh\" content=\"\($0)\">" } ?? "")</head>
             <body><header><div class="brand">esante-sandbox <span>console</span></div><nav>\(navigation)</nav>\
             \(clock.map { "<div class=\"clock\" id=\"clock\">\(escape($0))</div>" } ?? "")</header>
             <main><h1>\(escape(title))</h1>
