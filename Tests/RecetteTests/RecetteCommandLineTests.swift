@@ -90,6 +90,29 @@ struct RecetteCommandLineTests {
         #expect(html.contains("pas une homologation"))
     }
 
+    /// The README's recette example, run as printed (from the repository, as its relative paths expect).
+    @Test(.enabled(if: hasPythonRequests, "python3 with requests"))
+    func readmeExampleRunsAsPrinted() async throws {
+        let readme = try String(contentsOf: Self.repository.appendingPathComponent("README.md"), encoding: .utf8)
+        let block = try #require(
+            readme.components(separatedBy: "<!-- recette-example -->\n```sh\n").dropFirst().first?.components(
+                separatedBy: "\n```"
+            ).first
+        )
+        let (running, folder) = try await Self.start()
+        try await running.whileRunning {
+            let script = folder.appendingPathComponent("recette-example.sh")
+            try Data(block.utf8).write(to: script)
+            let variables =
+                "S='\(Shell.executable.path)' T='\(running.info.tls)' D='\(folder.path)' P='\(running.sandbox.pki.directory.path)'"
+            let run = try await Shell.run("cd '\(Self.repository.path)' && \(variables) bash -e '\(script.path)'")
+            #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)")
+            #expect(run.stdout.contains("— passed"), "\(run.stdout)")
+            let written = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasPrefix("recette-") }
+            #expect(Set(written.map { ($0 as NSString).pathExtension }).isSuperset(of: ["xml", "html", "zip"]), "\(written)")
+        }
+    }
+
     @Test(.enabled(if: hasPythonRequests, "python3 with requests"))
     func aClientFeedingWithoutTheExistenceTestFails() async throws {
         let (output, _, _) = try await Self.runDMPClient(skipExistence: true)
