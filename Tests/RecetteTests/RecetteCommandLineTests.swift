@@ -108,8 +108,13 @@ struct RecetteCommandLineTests {
             let run = try await Shell.run("cd '\(Self.repository.path)' && \(variables) bash -e '\(script.path)'")
             #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)")
             #expect(run.stdout.contains("— passed"), "\(run.stdout)")
-            let written = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasPrefix("recette-") }
-            #expect(Set(written.map { ($0 as NSString).pathExtension }).isSuperset(of: ["xml", "html", "zip"]), "\(written)")
+            let written = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter {
+                $0.hasPrefix("recette-")
+            }
+            #expect(
+                Set(written.map { ($0 as NSString).pathExtension }).isSuperset(of: ["xml", "html", "zip"]),
+                "\(written)"
+            )
         }
     }
 
