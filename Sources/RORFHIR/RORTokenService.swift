@@ -38,30 +38,44 @@ public struct RORAccessToken: JWTPayload, Sendable {
 ///
 /// Profiles 1–5 authenticate with the TLS client certificate (RFC 8705 `tls_client_auth`): the presented DN must be
 /// the one whitelisted with that client id. Profile 0 (public data) authenticates with `client_secret`. Tokens are
-/// ES256-signed by a sandbox key kept in the PKI folder (`token-signing-key.pem`), so they survive restarts.
+/// signed (RS256 as Keycloak by default, or ES256) by each environment's realm keys (``RealmKeys``), kept in its PKI
+/// folder so they survive restarts. The realm's metadata (discovery, JWKS, introspection, revocation) is in
+/// `RORRealmMetadata.swift`.
 public final class RORTokenService: Sendable {
     public static let path = SandboxService.Path.rorRealm + "/protocol/openid-connect/token"
     public static let lifetime: TimeInterval = 300
 
-    private let collection = JWTKeyCollection()
-    private let signingKey: ES256PrivateKey
-    private let keyAdded = NIOLockedValueBox(false)
-    /// Tokens whose signature was already verified (a client reuses its token for 300 s): the ES256 verification
-    /// dominated a keep-alive `GET Location/{id}`. Expiry and certificate binding are still checked on every call.
-    private let verified = NIOLockedValueBox<[String: RORAccessToken]>([:])
+    /// Each environment's keys: a listener signs and accepts only its own realm's tokens.
+    let keys: [String: RealmKeys]
+    /// Tokens whose signature was already verified, by environment and token (a client reuses its token for 300 s):
+    /// the signature verification dominated a keep-alive `GET Location/{id}`. Expiry, revocation and certificate
+    /// binding are still checked on every call.
+    private let verified = NIOLockedValueBox<[String: [String: RORAccessToken]]>([:])
+    let revocations: RORTokenRevocations
     let whitelist: Whitelist
 
-    public init(keyFile: URL, whitelist: Whitelist) throws {
-        signingKey = try SigningKeyFile.loadOrCreate(keyFile)
+    public init(keys: [String: RealmKeys], whitelist: Whitelist, revocations: RORTokenRevocations) {
+        self.keys = keys
         self.whitelist = whitelist
+        self.revocations = revocations
     }
 
-    private func keys() async -> JWTKeyCollection {
-        if !keyAdded.withLockedValue({ $0 }) {
-            await collection.add(ecdsa: signingKey, kid: "esante-sandbox")
-            keyAdded.withLockedValue { $0 = true }
+    /// The environments with a realm, in a stable order.
+    public var environments: [String] { keys.keys.sorted() }
+
+    /// An environment's realm keys (rotation by the admin API).
+    public func keys(environment: String) -> RealmKeys? { keys[environment] }
+
+    /// The realm keys of the environment a request reached.
+    func realmKeys(_ environment: String) throws -> RealmKeys {
+        guard let keys = keys[environment] ?? (keys.count == 1 ? keys.values.first : nil) else {
+            throw OAuthError(
+                status: .badRequest,
+                error: "invalid_request",
+                description: "No realm for '\(environment)'"
+            )
         }
-        return collection
+        return keys
     }
 
     // MARK: Token endpoint
@@ -84,9 +98,15 @@ public final class RORTokenService: Sendable {
                 authorization: request.headers[.authorization],
                 identity: context.identity,
                 environment: context.environment,
-                issuer: "https://\(request.head.authority ?? "localhost")/auth/realms/ror"
+                issuer: Self.issuer(request)
             )
         }
+        addMetadataRoutes(to: router)
+    }
+
+    /// The realm's issuer as the client reached it (`https://<host:port>/auth/realms/ror`): tokens' `iss`, discovery.
+    static func issuer(_ request: Request) -> String {
+        "https://\(request.head.authority ?? "localhost")\(SandboxService.Path.rorRealm)"
     }
 
     func token(
@@ -110,6 +130,40 @@ public final class RORTokenService: Sendable {
                 description: "Unsupported grant_type '\(grant)' (use client_credentials)"
             )
         }
+        let (clientId, profile) = try authenticateClient(
+            form: form,
+            authorization: authorization,
+            identity: identity,
+            environment: environment
+        )
+        let token = try await sign(
+            clientId: clientId,
+            profile: profile,
+            lifetime: Self.lifetime,
+            identity: identity,
+            issuer: issuer,
+            environment: environment
+        )
+        let body: [String: Any] = [
+            "access_token": token, "expires_in": Int(Self.lifetime), "refresh_expires_in": 0, "token_type": "Bearer",
+            "not-before-policy": 0, "scope": "profile email",
+        ]
+        let data = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])
+        return Response(
+            status: .ok,
+            headers: [.contentType: "application/json", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data))
+        )
+    }
+
+    /// The calling client, authenticated as the token endpoint does: its certificate (`tls_client_auth`, profiles
+    /// 1–5) or its secret (profile 0, form or HTTP Basic). Throws the OAuth2 error.
+    func authenticateClient(
+        form: [String: String],
+        authorization: String?,
+        identity: ClientIdentity?,
+        environment: String
+    ) throws -> (clientId: String, profile: Int) {
         var clientId = form["client_id"]
         var secret = form["client_secret"]
         if let authorization, Self.hasScheme("basic ", authorization),
@@ -166,23 +220,7 @@ public final class RORTokenService: Sendable {
                 )
             }
         }
-        let token = try await sign(
-            clientId: clientId,
-            profile: profile,
-            lifetime: Self.lifetime,
-            identity: identity,
-            issuer: issuer
-        )
-        let body: [String: Any] = [
-            "access_token": token, "expires_in": Int(Self.lifetime), "refresh_expires_in": 0, "token_type": "Bearer",
-            "not-before-policy": 0, "scope": "profile email",
-        ]
-        let data = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])
-        return Response(
-            status: .ok,
-            headers: [.contentType: "application/json", .cacheControl: "no-store"],
-            body: .init(byteBuffer: ByteBuffer(bytes: data))
-        )
+        return (clientId, profile)
     }
 
     /// A signed access token for `clientId`, bound to `identity`'s certificate when given.
@@ -191,7 +229,8 @@ public final class RORTokenService: Sendable {
         profile: Int,
         lifetime: TimeInterval,
         identity: ClientIdentity?,
-        issuer: String
+        issuer: String,
+        environment: String
     ) async throws -> String {
         // NumericDate in whole seconds.
         let now = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
@@ -208,7 +247,8 @@ public final class RORTokenService: Sendable {
             scope: "profile email",
             cnf: identity.map { .init(thumbprint: $0.certificateThumbprint) }
         )
-        return try await keys().sign(payload, kid: "esante-sandbox")
+        let keys = try realmKeys(environment)
+        return try await keys.collection().sign(payload, kid: JWKIdentifier(string: keys.currentKid))
     }
 
     /// `Bearer `/`Basic ` in any case, without lower-casing the whole (long) header value.
@@ -234,23 +274,26 @@ public final class RORTokenService: Sendable {
     ) async throws -> (RORAccessToken, WhitelistEntry) {
         let token = try Self.bearerToken(authorization)
         let payload: RORAccessToken
-        if let cached = try alreadyVerified(token) {
+        if let cached = try alreadyVerified(token, environment: environment) {
             payload = cached
         } else {
             do {
-                payload = try await keys().verify(token, as: RORAccessToken.self)
+                payload = try await realmKeys(environment).collection().verify(token, as: RORAccessToken.self)
             } catch let error as JWTError where error.errorType == .claimVerificationFailure {
                 throw Self.invalidToken("The access token has expired")
             } catch {
                 throw Self.invalidToken("The access token is not valid (signature or format)")
             }
             let fresh = payload
-            verified.withLockedValue { cache in
+            verified.withLockedValue { caches in
+                var cache = caches.removeValue(forKey: environment) ?? [:]
                 if cache.count >= 4096 { cache = cache.filter { $0.value.exp.value > Date() } }
                 if cache.count >= 4096 { cache.removeAll() }
                 cache[token] = fresh
+                caches[environment] = cache
             }
         }
+        if revocations.isRevoked(payload.jti.value) { throw Self.invalidToken("The access token was revoked") }
         return (payload, try bound(payload, identity: identity, environment: environment))
     }
 
@@ -261,7 +304,10 @@ public final class RORTokenService: Sendable {
         identity: ClientIdentity?,
         environment: String
     ) throws -> (RORAccessToken, WhitelistEntry)? {
-        guard let payload = try alreadyVerified(Self.bearerToken(authorization)) else { return nil }
+        guard let payload = try alreadyVerified(Self.bearerToken(authorization), environment: environment) else {
+            return nil
+        }
+        if revocations.isRevoked(payload.jti.value) { throw Self.invalidToken("The access token was revoked") }
         return (payload, try bound(payload, identity: identity, environment: environment))
     }
 
@@ -276,8 +322,8 @@ public final class RORTokenService: Sendable {
     }
 
     /// The claims of a token verified before, if still valid.
-    private func alreadyVerified(_ token: String) throws -> RORAccessToken? {
-        guard let cached = verified.withLockedValue({ $0[token] }) else { return nil }
+    private func alreadyVerified(_ token: String, environment: String) throws -> RORAccessToken? {
+        guard let cached = verified.withLockedValue({ $0[environment]?[token] }) else { return nil }
         guard cached.exp.value > Date() else { throw Self.invalidToken("The access token has expired") }
         return cached
     }

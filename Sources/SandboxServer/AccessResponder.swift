@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import NIOConcurrencyHelpers
 import NIOCore
+import RORFHIR
 import Recette
 
 /// The front of the mutual-TLS listener, wrapped around the router: decides access **on the path prefix, before
@@ -32,7 +33,11 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
 
         var requestBytes: [UInt8] = []
         var response: Response
-        var decision = decide(service: service, identity: context.identity)
+        // The realm's discovery, JWKS and summary are public in Keycloak: any verified certificate may read them.
+        var decision = decide(
+            service: RORTokenService.publicMetadataPaths.contains(path) ? nil : service,
+            identity: context.identity
+        )
         let fault = faults.effect(path: path, service: service)
         if let delay = fault.delay { try? await Task.sleep(for: delay) }
         do {

@@ -179,9 +179,22 @@ public final class Sandbox: Sendable {
         }
         self.ror = RORFHIRService(
             store: store,
-            tokens: try RORTokenService(
-                keyFile: pki.directory.appendingPathComponent("token-signing-key.pem"),
-                whitelist: whitelist
+            tokens: RORTokenService(
+                keys: Dictionary(
+                    try listeners.map { listener in
+                        (
+                            listener.name,
+                            try RealmKeys(
+                                folder: listener.pki.directory,
+                                algorithm: configuration.tokenAlgorithm,
+                                tokenLifetime: RORTokenService.lifetime
+                            )
+                        )
+                    },
+                    uniquingKeysWith: { first, _ in first }
+                ),
+                whitelist: whitelist,
+                revocations: try RORTokenRevocations(store: store)
             ),
             indicators: indicators,
             validator: validator,
@@ -599,6 +612,7 @@ public final class Sandbox: Sendable {
         AdminMES.add(to: admin, mes: mes, tlsBase: { [self] in await waitUntilReady().tls })
         AdminDMP.add(to: admin, records: dmp.records)
         AdminRecette.add(to: admin, runs: recette, injector: recetteInjector, sandboxVersion: Self.version)
+        AdminRealmKeys.add(to: admin, tokens: ror.tokens)
         mes.addBrowserRoutes(to: router)
         AdminAPI.addOpenAPI(to: admin)
         return router

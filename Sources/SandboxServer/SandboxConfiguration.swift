@@ -1,6 +1,7 @@
 import Access
 import Foundation
 import INSi
+import RORFHIR
 import TestPKI
 
 /// Everything `serve` can be told; the defaults are the README's first command.
@@ -13,6 +14,8 @@ public struct SandboxConfiguration: Sendable {
     public var pkiDirectory: URL?
     /// Key algorithm of certificates minted at first start.
     public var keyAlgorithm: KeyAlgorithm = .rsa2048
+    /// How the ROR realm signs its access tokens: RS256, Keycloak's default, or ES256.
+    public var tokenAlgorithm: RealmKeys.Algorithm = .rs256
     /// Seed datasets; nil = `./Seeds` when it exists.
     public var seedsDirectory: URL?
     public var host = "127.0.0.1"

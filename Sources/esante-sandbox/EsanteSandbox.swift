@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import INSi
 import Logging
+import RORFHIR
 import SandboxServer
 import Store
 import TestPKI
@@ -92,5 +93,6 @@ struct DataOptions: ParsableArguments {
 }
 
 extension KeyAlgorithm: ExpressibleByArgument {}
+extension RealmKeys.Algorithm: ExpressibleByArgument {}
 extension RejectMode: ExpressibleByArgument {}
 extension INSiMode: ExpressibleByArgument {}

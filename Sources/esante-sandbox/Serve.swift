@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import INSi
 import Logging
+import RORFHIR
 import SandboxServer
 import TestPKI
 
@@ -61,6 +62,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Key algorithm of the certificates minted at first start: rsa (RSA-2048, as IGC-Santé) or p256.")
     var keyType: KeyAlgorithm = .rsa2048
 
+    @Option(help: "How the ROR realm signs access tokens: RS256 (Keycloak's default) or ES256.")
+    var tokenAlg: RealmKeys.Algorithm = .rs256
+
     @Option(help: "Largest FHIR write body in bytes (413 above).")
     var maxBody = 10 << 20
 
@@ -117,6 +121,7 @@ struct Serve: AsyncParsableCommand {
             configuration.journalMaxRows = journalMaxRows
             configuration.journalBodyLimit = journalBodyLimit
             configuration.keyAlgorithm = keyType
+            configuration.tokenAlgorithm = tokenAlg
             configuration.maxBody = maxBody
             configuration.insiMode = insiMode
             configuration.insiNIROID = insiNirOid

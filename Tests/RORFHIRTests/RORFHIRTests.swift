@@ -149,7 +149,8 @@ struct RORFHIRTests {
                 profile: 1,
                 lifetime: -3600,
                 identity: nil,
-                issuer: "https://localhost/auth/realms/ror"
+                issuer: "https://localhost/auth/realms/ror",
+                environment: "bac-a-sable"
             )
             let response = try await RORConsumer.get(
                 running,

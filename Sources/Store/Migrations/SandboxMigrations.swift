@@ -2,8 +2,8 @@ import GRDB
 
 /// The database's schema history: one function per migration, grouped by the module that owns the tables
 /// (`AccessMigrations.swift`, `FHIRMigrations.swift`, `INSiMigrations.swift`, `JournalMigrations.swift`,
-/// `MESMigrations.swift`, `DMPMigrations.swift`, `RecetteMigrations.swift`), applied in this order. A migration, once
-/// released, is never edited: a change is a new one at the end.
+/// `MESMigrations.swift`, `DMPMigrations.swift`, `RecetteMigrations.swift`, `RORMigrations.swift`), applied in this
+/// order. A migration, once released, is never edited: a change is a new one at the end.
 enum SandboxMigrations {
     static let all: [(name: String, migrate: @Sendable (Database) throws -> Void)] = [
         ("v1-access", v1Access),
@@ -23,6 +23,7 @@ enum SandboxMigrations {
         ("v15-dmp", v15Dmp),
         ("v16-dmp-signatures", v16DmpSignatures),
         ("v17-recette", v17Recette),
+        ("v18-ror-revoked-tokens", v18RorRevokedTokens),
     ]
 
     static var migrator: DatabaseMigrator {
