@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import HTTPCommon
 import JWTKit
 import NIOConcurrencyHelpers
 import _CryptoExtras
@@ -137,20 +138,14 @@ public final class RealmKeys: Sendable {
         (key.retiredAt ?? now).addingTimeInterval(tokenLifetime) >= now
     }
 
-    /// The key in a PEM file, created (race-free: linked into place only if no file is there yet) when absent.
+    /// The key in a PEM file, created when absent (race-free: `SigningKeyFile`).
     static func loadOrCreate(_ url: URL, _ algorithm: Algorithm) throws -> String {
-        if let pem = try? String(contentsOf: url, encoding: .utf8) { return pem }
-        let pem: String
-        switch algorithm {
-        case .rs256: pem = try _RSA.Signing.PrivateKey(keySize: .bits2048).pemRepresentation
-        case .es256: pem = ES256PrivateKey().pemRepresentation
+        try SigningKeyFile.loadOrCreatePEM(url) {
+            switch algorithm {
+            case .rs256: try _RSA.Signing.PrivateKey(keySize: .bits2048).pemRepresentation
+            case .es256: ES256PrivateKey().pemRepresentation
+            }
         }
-        let staging = url.path + ".new-\(UUID().uuidString)"
-        try Data(pem.utf8).write(to: URL(fileURLWithPath: staging))
-        chmod(staging, 0o600)
-        _ = link(staging, url.path)  // fails when another process linked its key first: that one is used
-        unlink(staging)
-        return try String(contentsOf: url, encoding: .utf8)
     }
 
     static func load(_ pem: String, _ algorithm: Algorithm) throws -> Key {
