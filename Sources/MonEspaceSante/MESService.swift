@@ -6,6 +6,7 @@ import GRDB
 import HTTPCommon
 import HTTPTypes
 import Hummingbird
+import NIOConcurrencyHelpers
 import Store
 
 /// Mon espace santé as a referenced service meets it (facts and assumptions: `docs/services/mon-espace-sante.md`):
@@ -28,6 +29,9 @@ public final class MESService: Sendable {
     public let tokens: MESTokens
     public let rules: MESMeasureRules
     public let repository: ResourceRepository
+    /// The admin listener's base URL (`http://host:port`), where the patient's pairing page is: set once it listens,
+    /// so that discovery names an absolute authorization endpoint.
+    public let pairingPageBase = NIOLockedValueBox<String?>(nil)
 
     public static let registry = SearchParameterRegistry([
         "Observation": [
@@ -74,7 +78,7 @@ public final class MESService: Sendable {
             return Self.json([
                 "issuer": base, "token_endpoint": base + "/oauth/token", "revocation_endpoint": base + "/oauth/revoke",
                 "jwks_uri": base + "/oauth/jwks",
-                "authorization_endpoint": "(admin listener) " + Self.authorizePath,
+                "authorization_endpoint": (self.pairingPageBase.withLockedValue { $0 } ?? "") + Self.authorizePath,
                 "response_types_supported": ["code"], "grant_types_supported": ["authorization_code", "refresh_token"],
                 "code_challenge_methods_supported": ["S256", "plain"],
                 "id_token_signing_alg_values_supported": ["ES256"],

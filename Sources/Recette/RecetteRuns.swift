@@ -245,6 +245,52 @@ public final class RecetteRuns: Sendable {
         }
     }
 
+    /// Asks the server (another process) to write the journal rows it still holds, then waits until it says so, at
+    /// most `timeout` (no server running: its rows were written when it stopped). Returns whether it answered.
+    @discardableResult
+    public func waitForServerJournal(_ id: Int64, timeout: Duration = .seconds(5)) async throws -> Bool {
+        let requested = Date().timeIntervalSince1970
+        try await store.writer.write { db in
+            try db.execute(
+                sql: "UPDATE recette_run SET journal_flush_requested_at = ? WHERE id = ?",
+                arguments: [requested, id]
+            )
+        }
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let flushed = try await store.writer.read { db in
+                try Double.fetchOne(db, sql: "SELECT journal_flushed_at FROM recette_run WHERE id = ?", arguments: [id])
+            }
+            if let flushed, flushed >= requested { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
+
+    /// The server's side: when a run asks for the journal (``waitForServerJournal(_:timeout:)``), `flush` writes the
+    /// queued rows and the request is acknowledged. One small read when nobody asks.
+    public func answerJournalRequests(flush: () -> Void) throws {
+        let pending = try store.writer.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT id, journal_flush_requested_at AS requested FROM recette_run
+                    WHERE journal_flush_requested_at > COALESCE(journal_flushed_at, 0)
+                    """
+            )
+        }
+        guard !pending.isEmpty else { return }
+        flush()
+        try store.writer.write { db in
+            for row in pending {
+                try db.execute(
+                    sql: "UPDATE recette_run SET journal_flushed_at = ? WHERE id = ?",
+                    arguments: [row["requested"] as Double, row["id"] as Int64]
+                )
+            }
+        }
+    }
+
     /// Removes every run (a full reset).
     public func removeAll() throws {
         try store.writer.write { db in try db.execute(sql: "DELETE FROM recette_run") }

@@ -323,6 +323,9 @@ public final class Sandbox: Sendable {
                     onboarding: onboarding,
                     listeners: listeners,
                     refreshRecette: { [recette, recetteInjector] in try recetteInjector.refresh(from: recette) },
+                    answerRecetteJournalRequests: { [recette, journal] in
+                        try recette.answerJournalRequests(flush: journal.flush)
+                    },
                     logger: logger
                 )
             )
@@ -370,6 +373,7 @@ public final class Sandbox: Sendable {
             return (info, state.waiters)
         }
         guard let info else { return }
+        mes.pairingPageBase.withLockedValue { $0 = info.admin }
         if let file = configuration.readyFile {
             do {
                 let data = try SandboxJSON.encoder.encode(info)
@@ -657,6 +661,8 @@ struct BackgroundTasks: Service {
     let listeners: [EnvironmentListener]
     /// Takes the answers of the recette runs open now (a run started by the CLI is seen within a second).
     let refreshRecette: @Sendable () throws -> Void
+    /// Writes the journal when a CLI closing a run asks for it (checked every 100 ms).
+    let answerRecetteJournalRequests: @Sendable () throws -> Void
     let logger: Logger
 
     func run() async throws {
@@ -687,9 +693,16 @@ struct BackgroundTasks: Service {
     }
 
     private func refreshRecetteRuns() async {
+        var tick = 0
         while !Task.isCancelled {
-            do { try refreshRecette() } catch { logger.error("recette: \(error)") }
-            try? await Task.sleep(for: .seconds(1))
+            do {
+                try answerRecetteJournalRequests()
+                if tick % 10 == 0 { try refreshRecette() }
+            } catch {
+                logger.error("recette: \(error)")
+            }
+            tick += 1
+            try? await Task.sleep(for: .milliseconds(100))
         }
     }
 

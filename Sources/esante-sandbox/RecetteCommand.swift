@@ -59,8 +59,21 @@ struct RecetteCommand: AsyncParsableCommand {
         if code != 0 { throw ExitCode(code) }
     }
 
-    static func judged(_ runs: RecetteRuns, _ id: Int64, close: Bool) throws -> (RecetteRun, RunResult, [RecordedCall])
-    {
+    /// The run judged now, or closed; closing first has the server write the journal rows it still holds.
+    static func judged(
+        _ runs: RecetteRuns,
+        _ id: Int64,
+        close: Bool
+    ) async throws -> (
+        RecetteRun, RunResult, [RecordedCall]
+    ) {
+        if close, try runs.run(id)?.closedAt == nil {
+            if try await !runs.waitForServerJournal(id) {
+                FileHandle.standardError.write(
+                    Data("no running server answered within 5 s: judging the journal as it is\n".utf8)
+                )
+            }
+        }
         guard let judged = try close ? runs.close(id) : runs.status(id) else {
             throw UsageFailure("no recette run \(id)")
         }
@@ -141,7 +154,7 @@ struct RecetteCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await RecetteCommand.guarded {
-                let (run, result, calls) = try RecetteCommand.judged(
+                let (run, result, calls) = try await RecetteCommand.judged(
                     try RecetteCommand.runs(data),
                     self.run,
                     close: false
@@ -164,7 +177,11 @@ struct RecetteCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await RecetteCommand.guarded {
-                let (run, result, _) = try RecetteCommand.judged(try RecetteCommand.runs(data), self.run, close: true)
+                let (run, result, _) = try await RecetteCommand.judged(
+                    try RecetteCommand.runs(data),
+                    self.run,
+                    close: true
+                )
                 RecetteCommand.printSummary(run, result)
                 return result.verdict.exitCode
             }
@@ -185,7 +202,7 @@ struct RecetteCommand: AsyncParsableCommand {
                     throw UsageFailure("--format must be json, junit, html or zip, not '\(format)'")
                 }
                 if format == .zip, output == nil { throw UsageFailure("--format zip needs --output FILE") }
-                let (run, result, calls) = try RecetteCommand.judged(
+                let (run, result, calls) = try await RecetteCommand.judged(
                     try RecetteCommand.runs(data),
                     self.run,
                     close: close
@@ -245,9 +262,7 @@ struct RecetteCommand: AsyncParsableCommand {
                     throw UsageFailure("cannot run \(executable): \(error)")
                 }
                 process.waitUntilExit()
-                // The server writes its journal every 50 ms.
-                try await Task.sleep(for: .milliseconds(300))
-                let (closed, result, calls) = try RecetteCommand.judged(runs, run.id, close: true)
+                let (closed, result, calls) = try await RecetteCommand.judged(runs, run.id, close: true)
                 let report = RecetteReport(run: closed, result: result, calls: calls, sandboxVersion: Sandbox.version)
                 for format in formats {
                     let file = URL(fileURLWithPath: outputDir)

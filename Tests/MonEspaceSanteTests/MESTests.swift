@@ -300,6 +300,34 @@ struct MESTests {
         }
     }
 
+    /// Discovery names absolute endpoints (the pairing page on the admin listener) and the JWKS verifies the tokens
+    /// with an independent key collection.
+    @Test func discoveryNamesTheEndpointsAndTheJWKSVerifiesTokens() async throws {
+        let context = try await Self.start()
+        try await context.running.whileRunning {
+            let discovery = try await context.running.request(
+                MESService.basePath + "/.well-known/openid-configuration",
+                client: context.service
+            ).json()
+            let issuer = try #require(discovery["issuer"] as? String)
+            #expect(
+                discovery["authorization_endpoint"] as? String == context.running.info.admin + MESService.authorizePath
+            )
+            #expect(discovery["token_endpoint"] as? String == issuer + "/oauth/token")
+            let tokens = try await Self.pair(context, ins: Self.nessi)
+            let jwksURI = try #require(discovery["jwks_uri"] as? String)
+            let jwks = try await context.running.request(
+                try #require(URLComponents(string: jwksURI)?.path),
+                client: context.service
+            )
+            let keys = try await JWTKeyCollection().add(jwksJSON: jwks.text)
+            let access = try await keys.verify(try #require(tokens["access_token"] as? String), as: MESAccessToken.self)
+            #expect(access.iss.value == issuer)
+            let id = try await keys.verify(try #require(tokens["id_token"] as? String), as: MESIDToken.self)
+            #expect(id.idpe == access.idpe)
+        }
+    }
+
     @Test func pkceRefreshRotationAndRevocation() async throws {
         let context = try await Self.start()
         try await context.running.whileRunning {

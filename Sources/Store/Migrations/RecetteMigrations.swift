@@ -24,6 +24,10 @@ extension SandboxMigrations {
             // At closing: the judgement and the calls it rests on (JSON), kept whatever the journal prunes later.
             t.column("result", .blob)
             t.column("calls", .blob)
+            // A CLI in another process asks the server to write its queued journal rows before a run is judged
+            // (unix times): the server answers by setting `journal_flushed_at` once they are written.
+            t.column("journal_flush_requested_at", .double)
+            t.column("journal_flushed_at", .double)
         }
     }
 }
