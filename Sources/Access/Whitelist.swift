@@ -154,7 +154,12 @@ public struct WhitelistRequest: Sendable, Codable {
 /// A whitelist request that cannot become an entry; `description` is the message shown to the user.
 public struct WhitelistError: Error, Sendable, CustomStringConvertible {
     public var description: String
-    init(_ description: String) { self.description = description }
+    /// The entry a new one would have replaced (a conflict, answered 409).
+    public var existing: WhitelistEntry?
+    init(_ description: String, existing: WhitelistEntry? = nil) {
+        self.description = description
+        self.existing = existing
+    }
 }
 
 /// The whitelists of every environment and service, cached in memory for the request path and kept in SQLite.
@@ -333,8 +338,39 @@ public final class Whitelist: Sendable {
     /// Stores an entry; an entry with the same environment, service and credential is updated instead
     /// (role, establishments, label), so adding twice is harmless.
     @discardableResult
+    /// Adds an entry, or changes the one with the same credential (seeds, onboarding, `--replace`).
     public func add(_ entry: WhitelistEntry) throws -> WhitelistEntry {
         try edit { db in try Self.upsert(entry, in: db) }
+    }
+
+    /// Adds a new entry; one with the same service, environment and credential is a conflict naming it (the ROR
+    /// gives a consumer and a feeder one certificate each, so a DN holds one entry per service).
+    public func create(_ entry: WhitelistEntry) throws -> WhitelistEntry {
+        try edit { db in
+            if let existing = try Self.sameCredential(as: entry, in: db) {
+                throw WhitelistError(
+                    "\(entry.subjectDN ?? entry.publicKeySHA256?.hex ?? "this credential") is already whitelisted for \(entry.service.rawValue) in \(entry.environment) as entry \(existing.id ?? 0) (role \(existing.role.rawValue)\(existing.clientId.map { ", client id \($0)" } ?? "")): change it with PUT /admin/whitelist/\(existing.id ?? 0) or remove it first",
+                    existing: existing
+                )
+            }
+            var entry = entry
+            try entry.insert(db)
+            return entry
+        }
+    }
+
+    /// Changes entry `id` to `entry`, which must name the same service, environment and credential; nil when there
+    /// is no such entry.
+    public func update(id: Int64, to entry: WhitelistEntry) throws -> WhitelistEntry? {
+        try edit { db in
+            guard let existing = try WhitelistEntry.fetchOne(db, key: id) else { return nil }
+            guard let same = try Self.sameCredential(as: entry, in: db), same.id == existing.id else {
+                throw WhitelistError(
+                    "entry \(id) is \(existing.subjectDN ?? existing.publicKeySHA256?.hex ?? "") for \(existing.service.rawValue) in \(existing.environment): its service, environment and DN or key cannot change (remove it and add another)"
+                )
+            }
+            return try Self.upsert(entry, in: db)
+        }
     }
 
     /// Runs whitelist edits in one transaction (with the caller's own writes), then refreshes the cache.

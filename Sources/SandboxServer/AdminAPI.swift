@@ -54,8 +54,32 @@ enum AdminAPI {
             case .value(let value): whitelistRequest = value
             }
             do {
-                let entry = try whitelist.add(try Whitelist.entry(from: whitelistRequest, origin: "admin"))
+                let entry = try whitelist.create(try Whitelist.entry(from: whitelistRequest, origin: "admin"))
                 return SandboxJSON.response(WhitelistEntry.View(entry), status: .created)
+            } catch let error as WhitelistError {
+                return SandboxJSON.error(error.existing == nil ? .badRequest : .conflict, error.description)
+            }
+        }
+
+        admin.put("whitelist/:id") { request, context in
+            guard let id = context.parameters.get("id", as: Int64.self) else {
+                return SandboxJSON.error(.badRequest, "the entry id must be an integer")
+            }
+            let whitelistRequest: WhitelistRequest
+            switch await decodeBody(request, as: WhitelistRequest.self, "whitelist entry") {
+            case .refusal(let response): return response
+            case .value(let value): whitelistRequest = value
+            }
+            do {
+                guard
+                    let entry = try whitelist.update(
+                        id: id,
+                        to: try Whitelist.entry(from: whitelistRequest, origin: "admin")
+                    )
+                else {
+                    return SandboxJSON.error(.notFound, "no whitelist entry \(id)")
+                }
+                return SandboxJSON.response(WhitelistEntry.View(entry))
             } catch let error as WhitelistError {
                 return SandboxJSON.error(.badRequest, error.description)
             }

@@ -26,6 +26,8 @@ struct WhitelistCommand: AsyncParsableCommand {
         @Option(help: "Free label.") var label: String?
         @Option(help: "Environment.") var environment = SandboxEnvironment.sandbox
         @Flag(help: "Print the entry as JSON.") var json = false
+        @Flag(help: "Change the entry that already whitelists this DN or key for the service, instead of refusing.")
+        var replace = false
 
         func run() async throws {
             try await reportingErrors {
@@ -42,7 +44,7 @@ struct WhitelistCommand: AsyncParsableCommand {
                 )
                 let entry = try Whitelist.entry(from: request, origin: "cli")
                 let whitelist = try Whitelist(store: try data.openStore())
-                let saved = try whitelist.add(entry)
+                let saved = try replace ? whitelist.add(entry) : whitelist.create(entry)
                 if json {
                     print(try WhitelistCommand.render([saved]))
                 } else {

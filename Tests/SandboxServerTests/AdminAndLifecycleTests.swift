@@ -93,6 +93,42 @@ struct AdminAndLifecycleTests {
             let id = try #require(try created.json()["id"] as? Int)
             #expect(try created.json()["establishments"] as? [String] == ["750099992"])
 
+            // The same DN again for the service: 409 naming the entry, which keeps what it had.
+            let again = try await running.admin(
+                "/admin/whitelist",
+                method: .post,
+                body: #"{"service": "ror-fhir", "subjectDN": "\#(Self.dn)", "role": "consume"}"#
+            )
+            #expect(again.status == .conflict)
+            #expect(
+                (try again.json()["error"] as? String)?.contains("as entry \(id) (role feed)") == true,
+                "\(again.text)"
+            )
+            #expect(try running.sandbox.whitelist.entries().first?.establishments == ["750099992"])
+            // PUT changes it; another DN or an unknown id is refused.
+            let changed = try await running.admin(
+                "/admin/whitelist/\(id)",
+                method: .put,
+                body:
+                    #"{"service": "ror-fhir", "subjectDN": "\#(Self.dn)", "role": "feed", "establishments": ["750099993"]}"#
+            )
+            #expect(changed.status == .ok, "\(changed.text)")
+            #expect(try changed.json()["establishments"] as? [String] == ["750099993"])
+            #expect(try changed.json()["id"] as? Int == id)
+            let otherDN = try await running.admin(
+                "/admin/whitelist/\(id)",
+                method: .put,
+                body: #"{"service": "ror-fhir", "subjectDN": "CN=AUTRE,C=FR"}"#
+            )
+            #expect(otherDN.status == .badRequest)
+            #expect(otherDN.text.contains("cannot change"))
+            let unknown = try await running.admin(
+                "/admin/whitelist/999999",
+                method: .put,
+                body: #"{"service": "ror-fhir", "subjectDN": "CN=AUTRE,C=FR"}"#
+            )
+            #expect(unknown.status == .notFound)
+
             let list = try await running.admin("/admin/whitelist")
             let entries = try JSONSerialization.jsonObject(with: Data(list.text.utf8)) as? [[String: Any]]
             #expect(entries?.count == 1)

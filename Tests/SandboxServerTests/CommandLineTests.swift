@@ -323,6 +323,12 @@ struct CommandLineTests {
         ])
         #expect(add.status == 0, "\(add.stderr)")
         #expect(add.stdout.contains("DN \(Self.dn)"))
+        // Again: refused naming the entry, unless --replace.
+        let again = ["whitelist", "add", "--data-dir", dir.path, "--service", "ror-fhir", "--subject-dn", Self.dn]
+        let refused = try await Shell.sandbox(again + ["--role", "feed"])
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("is already whitelisted for ror-fhir"), "\(refused.stderr)")
+        #expect(try await Shell.sandbox(again + ["--role", "feed", "--replace"]).status == 0)
         let bad = try await Shell.sandbox([
             "whitelist", "add", "--data-dir", dir.path, "--service", "ror-fhir", "--subject-dn", "CN",
         ])
