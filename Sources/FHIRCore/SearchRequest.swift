@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 
 /// The search parameters a server supports, per resource type.
 public struct SearchParameterRegistry: Sendable {
@@ -41,6 +42,23 @@ public struct SearchError: Error, Sendable, CustomStringConvertible {
     public init(_ message: String, parameter: String) {
         self.message = message
         self.parameter = parameter
+    }
+}
+
+extension SearchError {
+    /// A database error a query's shape caused (SQLite's expression tree, term or variable limits), as a search error
+    /// naming the parameter with the most values: a 400, not a 500. Nil for any other error.
+    public static func queryShape(_ error: any Error, items: [(String, String)]) -> SearchError? {
+        guard let database = error as? DatabaseError,
+            ["too large", "too many", "stack overflow", "too complex", "too deep"].contains(where: {
+                (database.message ?? "").lowercased().contains($0)
+            })
+        else { return nil }
+        let heaviest = items.max { $0.1.count < $1.1.count }?.0 ?? ""
+        return SearchError(
+            "The search is too large for the sandbox's database (\(database.message ?? "")): use fewer terms",
+            parameter: heaviest
+        )
     }
 }
 
@@ -94,6 +112,13 @@ public struct SearchRequest: Sendable {
 
     public static let defaultCount = 200
     public static let maximumCount = 1000
+    /// Bounds on a query's shape, each refused with a 400 naming the parameter: past them SQLite's expression tree
+    /// (at most 1 000 deep) overflowed and the error escaped as a 500.
+    public static let maximumParameters = 200
+    public static let maximumRepetitions = 100
+    public static let maximumValues = 100
+    public static let maximumFilterTerms = 100
+    public static let maximumFilterDepth = 16
 
     /// Parameters that shape the result rather than filter it.
     static let resultParameters: Set<String> = [
@@ -109,6 +134,7 @@ public struct SearchRequest: Sendable {
     ) throws {
         self.type = type
         self.count = Self.defaultCount
+        try Self.checkShape(items)
         for (rawName, value) in items {
             do {
                 try apply(rawName, value, registry: registry)
@@ -166,6 +192,57 @@ public struct SearchRequest: Sendable {
             conditions.append(try FilterExpression.parse(value, type: type, registry: registry))
         default:
             conditions.append(try Self.condition(type: type, name: rawName, value: value, registry: registry))
+        }
+    }
+
+    /// Refuses a query too large to run: too many parameters, one repeated or with too many values, a `_filter` with
+    /// too many terms or too deep.
+    static func checkShape(_ items: [(String, String)]) throws {
+        var repetitions: [String: Int] = [:]
+        for (name, value) in items {
+            repetitions[name, default: 0] += 1
+            if repetitions[name]! > maximumRepetitions {
+                throw SearchError(
+                    "Parameter '\(name)' is repeated more than \(maximumRepetitions) times",
+                    parameter: name
+                )
+            }
+            if name == "_filter" {
+                var depth = 0
+                var deepest = 0
+                var terms = 1
+                var quoted = false
+                var word = ""
+                for character in value {
+                    if character == "\"" { quoted.toggle() }
+                    guard !quoted else { continue }
+                    if character == "(" { depth += 1 }
+                    if character == ")" { depth -= 1 }
+                    deepest = max(deepest, depth)
+                    if character.isLetter {
+                        word.append(character)
+                    } else {
+                        if word.lowercased() == "and" || word.lowercased() == "or" { terms += 1 }
+                        word = ""
+                    }
+                }
+                if terms > maximumFilterTerms || deepest > maximumFilterDepth {
+                    throw SearchError(
+                        "_filter is too large: at most \(maximumFilterTerms) terms and \(maximumFilterDepth) levels of parentheses (got \(terms) terms, \(deepest) levels)",
+                        parameter: name
+                    )
+                }
+            } else if !resultParameters.contains(name),
+                value.utf8.reduce(1, { $1 == UInt8(ascii: ",") ? $0 + 1 : $0 }) > maximumValues
+            {
+                throw SearchError("Parameter '\(name)' has more than \(maximumValues) values", parameter: name)
+            }
+        }
+        if items.count > maximumParameters {
+            throw SearchError(
+                "Too many search parameters: at most \(maximumParameters) (got \(items.count))",
+                parameter: items[maximumParameters].0
+            )
         }
     }
 

@@ -194,7 +194,13 @@ public final class RORFHIRService: Sendable {
             )
         }
         let query = items.map { "\(FormEncoding.encode($0.0))=\(FormEncoding.encode($0.1))" }.joined(separator: "&")
-        let bundle = try await executor.search(search, baseURL: baseURL(request), query: query)
+        let bundle: Data
+        do {
+            bundle = try await executor.search(search, baseURL: baseURL(request), query: query)
+        } catch {
+            guard let shape = SearchError.queryShape(error, items: items) else { throw error }
+            throw FHIRError(.badRequest, code: "too-costly", shape.message, expression: [shape.parameter])
+        }
         return FHIRResponse.json(.ok, bundle)
     }
 

@@ -425,6 +425,26 @@ struct SearchEngineTests {
     }
 }
 
+@Suite("Search query shapes")
+struct SearchQueryShapeTests {
+    /// A database error a query's shape causes is a search error naming the heaviest parameter; others are not.
+    @Test func sqliteShapeErrorsBecomeSearchErrors() {
+        let items = [("name", "a"), ("_filter", String(repeating: "name eq \"x\" or ", count: 50))]
+        let tooLarge = DatabaseError(
+            resultCode: .SQLITE_ERROR,
+            message: "Expression tree is too large (maximum depth 1000)"
+        )
+        let shape = SearchError.queryShape(tooLarge, items: items)
+        #expect(shape?.parameter == "_filter")
+        #expect(shape?.message.contains("Expression tree is too large") == true)
+        #expect(
+            SearchError.queryShape(DatabaseError(resultCode: .SQLITE_BUSY, message: "database is locked"), items: items)
+                == nil
+        )
+        #expect(SearchError.queryShape(CocoaError(.fileNoSuchFile), items: items) == nil)
+    }
+}
+
 @Suite("Search index extraction")
 struct SearchIndexTests {
     /// Parsed JSON (not Swift literals): on Linux `0` and `1` are NSNumbers that also cast to Bool.

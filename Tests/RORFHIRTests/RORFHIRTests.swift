@@ -140,6 +140,55 @@ struct RORFHIRTests {
         }
     }
 
+    /// Query shapes past the limits are 400 naming the parameter (2 000 repeated names and 3 000 `_filter` terms
+    /// reached SQLite's expression depth and escaped as 500); shapes at the limits are answered.
+    @Test func oversizedQueryShapesAre400NamingTheParameter() async throws {
+        let (running, client) = try await RORConsumer.start()
+        try await running.whileRunning {
+            let token = try await RORConsumer.accessToken(running, client: client)
+            let repeated = (0..<2000).map { "name=x\($0)" }.joined(separator: "&")
+            let terms = (0..<3000).map { "name eq \"x\($0)\"" }.joined(separator: " or ")
+            let deep = String(repeating: "(", count: 40) + "name eq \"x\"" + String(repeating: ")", count: 40)
+            let values = (0..<500).map { "x\($0)" }.joined(separator: ",")
+            let many = (0..<300).map { "p\($0)=1" }.joined(separator: "&")
+            for (query, parameter, message) in [
+                (repeated, "name", "repeated more than 100 times"),
+                ("_filter=" + FormEncoding.encode(terms), "_filter", "_filter is too large"),
+                ("_filter=" + FormEncoding.encode(deep), "_filter", "40 levels"),
+                ("name=" + values, "name", "more than 100 values"),
+                (many, "p200", "Too many search parameters"),
+            ] {
+                // As a form body (POST _search): a 3 000-term query string is past any URL limit.
+                var headers = RORConsumer.rorHeaders
+                headers[.authorization] = "Bearer \(token)"
+                headers[.contentType] = "application/x-www-form-urlencoded"
+                let response = try await running.request(
+                    "/ws-diffusion-fhir/HealthcareService/_search",
+                    method: .post,
+                    client: client,
+                    headers: headers,
+                    body: query
+                )
+                #expect(response.status == .badRequest, "\(parameter): \(response.text.prefix(300))")
+                let issue = try #require((try response.json()["issue"] as? [[String: Any]])?.first)
+                #expect(issue["expression"] as? [String] == [parameter])
+                #expect((issue["diagnostics"] as? String)?.contains(message) == true, "\(issue)")
+            }
+            // At the limits: answered.
+            let atLimit = (0..<100).map { "name=x\($0)" }.joined(separator: "&")
+            let filter100 = (0..<100).map { "name eq \"x\($0)\"" }.joined(separator: " or ")
+            for query in [atLimit, "_filter=" + FormEncoding.encode(filter100)] {
+                let response = try await RORConsumer.get(
+                    running,
+                    "/ws-diffusion-fhir/HealthcareService?" + query,
+                    client: client,
+                    token: token
+                )
+                #expect(response.status == .ok, "\(response.text.prefix(300))")
+            }
+        }
+    }
+
     @Test func expiredTokenIsRefused() async throws {
         let (running, consumer) = try await RORConsumer.start()
         try await running.whileRunning {
