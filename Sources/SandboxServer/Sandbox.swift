@@ -484,7 +484,7 @@ public final class Sandbox: Sendable {
             certificateChain: chain.map { .certificate($0) },
             privateKey: .privateKey(key)
         )
-        tls.minimumTLSVersion = .tlsv12
+        configuration.tlsProfile.apply(to: &tls)
         // tls: a bad or missing client certificate ends the handshake; http: let it through to answer 403.
         tls.certificateVerification = configuration.rejectMode == .tls ? .noHostnameVerification : .optionalVerification
         // Advertise the trusted CAs so clients holding several certificates pick the right one.

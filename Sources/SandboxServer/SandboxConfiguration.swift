@@ -14,6 +14,8 @@ public struct SandboxConfiguration: Sendable {
     public var pkiDirectory: URL?
     /// Key algorithm of certificates minted at first start.
     public var keyAlgorithm: KeyAlgorithm = .rsa2048
+    /// Protocol versions and cipher suites of the mutual-TLS listeners.
+    public var tlsProfile: TLSProfile = .intermediate
     /// How the ROR realm signs its access tokens: RS256, Keycloak's default, or ES256.
     public var tokenAlgorithm: RealmKeys.Algorithm = .rs256
     /// Seed datasets; nil = `./Seeds` when it exists.

@@ -94,5 +94,6 @@ struct DataOptions: ParsableArguments {
 
 extension KeyAlgorithm: ExpressibleByArgument {}
 extension RealmKeys.Algorithm: ExpressibleByArgument {}
+extension TLSProfile: ExpressibleByArgument {}
 extension RejectMode: ExpressibleByArgument {}
 extension INSiMode: ExpressibleByArgument {}

@@ -62,6 +62,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Key algorithm of the certificates minted at first start: rsa (RSA-2048, as IGC-Santé) or p256.")
     var keyType: KeyAlgorithm = .rsa2048
 
+    @Option(
+        help:
+            "TLS versions and suites of the mutual-TLS listeners: intermediate (Mozilla's: TLS 1.3, TLS 1.2 ECDHE + AEAD), modern (TLS 1.3 only) or legacy (TLS 1.2 with static RSA and CBC too)."
+    )
+    var tlsProfile: TLSProfile = .intermediate
+
     @Option(help: "How the ROR realm signs access tokens: RS256 (Keycloak's default) or ES256.")
     var tokenAlg: RealmKeys.Algorithm = .rs256
 
@@ -122,6 +128,7 @@ struct Serve: AsyncParsableCommand {
             configuration.journalBodyLimit = journalBodyLimit
             configuration.keyAlgorithm = keyType
             configuration.tokenAlgorithm = tokenAlg
+            configuration.tlsProfile = tlsProfile
             configuration.maxBody = maxBody
             configuration.insiMode = insiMode
             configuration.insiNIROID = insiNirOid

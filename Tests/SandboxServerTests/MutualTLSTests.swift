@@ -136,6 +136,28 @@ struct MutualTLSTests {
         }
     }
 
+    /// The TLS profiles: `intermediate` (default) refuses TLS 1.2 CBC suites, `modern` TLS 1.2 altogether, `legacy`
+    /// takes both; TLS 1.3 always works.
+    @Test(arguments: TLSProfile.allCases)
+    func tlsProfiles(profile: TLSProfile) async throws {
+        let running = try await RunningSandbox.start { $0.tlsProfile = profile }
+        try await running.whileRunning {
+            let client = try SharedPKI.client("CN=CLIENT_TLS,O=EDITEUR SANDBOX,C=FR")
+            func answered(_ version: TLSVersion, _ suite: NIOTLSCipher?) async -> Bool {
+                let response = try? await running.request(
+                    "/_sandbox/whoami",
+                    client: client,
+                    tlsVersion: version,
+                    cipherSuites: suite.map { [$0] }
+                )
+                return response?.status == .ok
+            }
+            #expect(await answered(.tlsv13, nil))
+            #expect(await answered(.tlsv12, .TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256) == (profile != .modern))
+            #expect(await answered(.tlsv12, .TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA) == (profile == .legacy))
+        }
+    }
+
     @Test(arguments: [TLSVersion.tlsv12, .tlsv13])
     func tlsVersions(version: TLSVersion) async throws {
         let running = try await RunningSandbox.start()

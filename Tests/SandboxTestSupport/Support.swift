@@ -186,13 +186,15 @@ struct RunningSandbox {
         headers: HTTPFields = [:],
         body: String? = nil,
         bytes: [UInt8]? = nil,
-        environment: String? = nil
+        environment: String? = nil,
+        cipherSuites: [NIOTLSCipher]? = nil
     ) async throws -> TestClient.Response {
         let listener = environment.flatMap { name in info.environments.first { $0.name == name } }
         let configuration = try TLSClients.configuration(
             client: client,
             tlsVersion: tlsVersion,
-            trust: listener.map { URL(fileURLWithPath: $0.caCertificateFile) }
+            trust: listener.map { URL(fileURLWithPath: $0.caCertificateFile) },
+            cipherSuites: cipherSuites
         )
         let testClient = TestClient(
             host: "127.0.0.1",
@@ -234,7 +236,8 @@ enum TLSClients {
     static func configuration(
         client: ClientFiles?,
         tlsVersion: TLSVersion?,
-        trust: URL? = nil
+        trust: URL? = nil,
+        cipherSuites: [NIOTLSCipher]? = nil
     ) throws -> TLSConfiguration {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.trustRoots = .file((trust ?? SharedPKI.pki.caBundleURL).path)
@@ -246,6 +249,7 @@ enum TLSClients {
             tls.minimumTLSVersion = tlsVersion
             tls.maximumTLSVersion = tlsVersion
         }
+        if let cipherSuites { tls.cipherSuiteValues = cipherSuites }
         return tls
     }
 }
