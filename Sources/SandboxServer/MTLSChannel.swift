@@ -80,6 +80,8 @@ struct MTLSChannel<Base: ServerChildChannel>: ServerChildChannel {
     let sslContext: NIOSSLContext
     let trustStore: TrustStore
     let rejectMode: RejectMode
+    /// The longest a connection may take to deliver a request (``RequestDeadline``).
+    let requestTimeout: TimeAmount
     let onRefusal: @Sendable (HandshakeRefusal) -> Void
     /// Requests answered on the event loop when they can (``ImmediateAnswers``); none: all go to Hummingbird.
     var immediate: (answers: [ImmediateAnswer], respond: ImmediateResponder)?
@@ -115,6 +117,10 @@ struct MTLSChannel<Base: ServerChildChannel>: ServerChildChannel {
             base.setup(channel: channel, logger: logger).flatMapThrowing { value in
                 // HTTP/1.0 semantics sit between NIO's HTTP/1 decoder and Hummingbird's HTTP-types codec.
                 let codec = try channel.pipeline.syncOperations.handler(type: HTTP1ToHTTPServerCodec.self)
+                try channel.pipeline.syncOperations.addHandler(
+                    RequestDeadline(limit: requestTimeout),
+                    position: .before(codec)
+                )
                 try channel.pipeline.syncOperations.addHandler(HTTP10ConnectionHandler(), position: .before(codec))
                 if let immediate {
                     try channel.pipeline.syncOperations.addHandler(
@@ -274,5 +280,55 @@ final class HTTP10ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             part = .head(head)
         }
         context.write(wrapOutboundOut(part), promise: promise)
+    }
+}
+
+/// Closes a connection that does not deliver a whole request in time: from the moment it may send one (open, or
+/// the previous response sent) to the request's end. A client trickling its headers or body byte by byte, or never
+/// finishing them, then holds a connection (and its memory) for at most `limit`, and an idle keep-alive connection
+/// is closed after it too, as web servers do.
+final class RequestDeadline: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let limit: TimeAmount
+    private var timer: Scheduled<Void>?
+    /// Requests read whose response has not ended yet.
+    private var answering = 0
+
+    init(limit: TimeAmount) { self.limit = limit }
+
+    func handlerAdded(context: ChannelHandlerContext) { arm(context) }
+
+    func handlerRemoved(context: ChannelHandlerContext) { timer?.cancel() }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .end = unwrapInboundIn(data) {
+            answering += 1
+            timer?.cancel()
+            timer = nil
+        }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) {
+            answering = max(0, answering - 1)
+            if answering == 0 { arm(context) }
+        }
+        context.write(data, promise: promise)
+    }
+
+    private func arm(_ context: ChannelHandlerContext) {
+        timer?.cancel()
+        let channel = context.channel
+        timer = context.eventLoop.scheduleTask(in: limit) { channel.close(promise: nil) }
     }
 }

@@ -512,6 +512,7 @@ public final class Sandbox: Sendable {
         )
         let trustStore = listener.trustStore
         let rejectMode = configuration.rejectMode
+        let requestTimeout = TimeAmount.milliseconds(Int64(configuration.requestTimeout * 1000))
         let journal = self.journal
         let environment = listener.name
         let immediate = SandboxRoutes.immediateAnswers(ror: ror)
@@ -522,6 +523,7 @@ public final class Sandbox: Sendable {
                 sslContext: sslContext,
                 trustStore: trustStore,
                 rejectMode: rejectMode,
+                requestTimeout: requestTimeout,
                 onRefusal: { refusal in
                     journal.record(
                         JournalEntry(

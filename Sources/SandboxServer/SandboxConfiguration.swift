@@ -14,6 +14,9 @@ public struct SandboxConfiguration: Sendable {
     public var pkiDirectory: URL?
     /// Key algorithm of certificates minted at first start.
     public var keyAlgorithm: KeyAlgorithm = .rsa2048
+    /// Seconds a connection may take to deliver a whole request (from opening, or the previous response) before it
+    /// is closed: slow or stalled clients hold no connection longer.
+    public var requestTimeout: Double = 30
     /// Protocol versions and cipher suites of the mutual-TLS listeners.
     public var tlsProfile: TLSProfile = .intermediate
     /// How the ROR realm signs its access tokens: RS256, Keycloak's default, or ES256.

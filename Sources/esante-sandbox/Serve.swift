@@ -68,6 +68,12 @@ struct Serve: AsyncParsableCommand {
     )
     var tlsProfile: TLSProfile = .intermediate
 
+    @Option(
+        help:
+            "Seconds a connection may take to deliver a whole request (from opening, or the previous response); a slower one is closed."
+    )
+    var requestTimeout: Double = 30
+
     @Option(help: "How the ROR realm signs access tokens: RS256 (Keycloak's default) or ES256.")
     var tokenAlg: RealmKeys.Algorithm = .rs256
 
@@ -129,6 +135,8 @@ struct Serve: AsyncParsableCommand {
             configuration.keyAlgorithm = keyType
             configuration.tokenAlgorithm = tokenAlg
             configuration.tlsProfile = tlsProfile
+            guard requestTimeout > 0 else { throw UsageFailure("--request-timeout must be positive") }
+            configuration.requestTimeout = requestTimeout
             configuration.maxBody = maxBody
             configuration.insiMode = insiMode
             configuration.insiNIROID = insiNirOid

@@ -136,6 +136,33 @@ struct MutualTLSTests {
         }
     }
 
+    /// A client that never finishes its headers, or sends less body than announced, is cut off after the request
+    /// timeout; others are answered meanwhile.
+    @Test func stalledRequestsAreCutOffOthersAnswered() async throws {
+        let running = try await RunningSandbox.start { $0.requestTimeout = 1 }
+        try await running.whileRunning {
+            let client = try SharedPKI.client("CN=CLIENT_LENT,O=EDITEUR SANDBOX,C=FR")
+            for partial in [
+                "GET /_sandbox/whoami HTTP/1.1\r\nHost: localhost\r\n",
+                "POST /_sandbox/whoami HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nabc",
+            ] {
+                let started = ContinuousClock.now
+                async let stalled = RawTLS.exchange(
+                    port: running.tlsPort,
+                    client: client,
+                    send: partial,
+                    timeout: .seconds(5)
+                )
+                #expect(try await running.request("/_sandbox/whoami", client: client).status == .ok)
+                let exchange = try await stalled
+                let waited = ContinuousClock.now - started
+                #expect(exchange.serverClosed, "\(partial)")
+                #expect(exchange.received.isEmpty, "\(exchange.received)")
+                #expect(waited >= .milliseconds(900) && waited < .seconds(4), "\(waited)")
+            }
+        }
+    }
+
     /// The TLS profiles: `intermediate` (default) refuses TLS 1.2 CBC suites, `modern` TLS 1.2 altogether, `legacy`
     /// takes both; TLS 1.3 always works.
     @Test(arguments: TLSProfile.allCases)
