@@ -263,9 +263,11 @@ struct FHIRTemporalText {
 /// FHIR date/dateTime/instant values as the range of instants they cover, at their precision.
 public enum FHIRDate {
     /// `2024`, `2024-03`, `2024-03-05`, `2024-03-05T10:00`, `…:00`, `…:00.123` (up to 9 digits), with `Z` or `±hh:mm`
-    /// (default UTC). Returns nil for anything else, impossible days included (`2023-02-30`).
+    /// (default UTC). Returns nil for anything else, impossible days (`2023-02-30`) and zones (`+99:99`) included.
     public static func range(of text: String) -> (low: Double, high: Double)? {
-        guard let parts = FHIRTemporalText(text), (parts.fraction?.count ?? 1) <= 9 else { return nil }
+        guard let parts = FHIRTemporalText(text), (parts.fraction?.count ?? 1) <= 9, parts.zoneIsValid else {
+            return nil
+        }
         let (year, month, day) = (parts.year, parts.month, parts.day)
         let offset = parts.zone.map { $0.sign * ($0.hours * 3600 + $0.minutes * 60) } ?? 0
         let fraction = parts.fraction.map { Double("0." + $0) ?? 0 }

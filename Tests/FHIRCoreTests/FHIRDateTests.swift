@@ -34,6 +34,10 @@ struct FHIRDateTests {
         ("2024-03-05T10:00:00+1:00", nil, nil),
         ("x2024", nil, nil),
         ("2024-03-05T10:00:61Z", nil, nil),
+        // Zones FHIR does not allow (up to ±14:00).
+        ("2024-03-05T10:00:00+99:99", nil, nil),
+        ("2024-03-05T10:00:00+14:30", nil, nil),
+        ("2024-03-05T10:00:00-10:60", nil, nil),
     ]
 
     @Test func rangesMatchTheirPrecisionAndZone() {
