@@ -36,6 +36,7 @@ let package = Package(
                 "SandboxServer", "Access", "Store", "TestPKI", "RORFHIR", "INSi", "GuidedDemo", "MonEspaceSante",
                 "Recette",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Logging", package: "swift-log"),
             ]

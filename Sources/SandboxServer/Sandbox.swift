@@ -2,6 +2,7 @@ import Access
 import DMP
 import FHIRCore
 import Foundation
+import GRDB
 import Hummingbird
 import HummingbirdCore
 import INSi
@@ -103,7 +104,11 @@ public final class Sandbox: Sendable {
             try FileManager.default.createDirectory(at: configuration.dataDirectory, withIntermediateDirectories: true)
             let path = configuration.dataDirectory.appendingPathComponent("sandbox.sqlite").path
             try Self.installPrebuiltDataset(at: path, seeds: configuration.resolvedSeedsDirectory, logger: logger)
-            self.store = try SandboxStore.open(path: path)
+            do {
+                self.store = try SandboxStore.open(path: path)
+            } catch let error as DatabaseError {
+                throw SandboxError.database(path: path, error)
+            }
         }
         var pkis: [SandboxPKI] = []
         for name in configuration.resolvedEnvironments {

@@ -1,5 +1,6 @@
 import Access
 import Foundation
+import GRDB
 import INSi
 import RORFHIR
 import TestPKI
@@ -122,6 +123,28 @@ public struct SandboxConfiguration: Sendable {
 public enum SandboxError: Error, CustomStringConvertible {
     case configuration(String)
     case seeds(String)
+
+    /// The data folder's database cannot be opened for writing: said in words, with what to do.
+    public static func database(path: String, _ error: DatabaseError) -> SandboxError {
+        switch error.resultCode {
+        case .SQLITE_BUSY, .SQLITE_LOCKED:
+            return .configuration(
+                "the database \(path) is locked by another process (another 'serve' on this data folder?): stop it or use another --data-dir"
+            )
+        case .SQLITE_READONLY, .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_AUTH:
+            return .configuration(
+                "the database \(path) cannot be opened for writing (\(error.message ?? "read-only")): check the data folder's permissions or use another --data-dir"
+            )
+        case .SQLITE_FULL:
+            return .configuration("the disk holding \(path) is full: free some space or use another --data-dir")
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB:
+            return .configuration(
+                "\(path) is not a usable sandbox database (\(error.message ?? "corrupt")): move it away to start afresh"
+            )
+        default:
+            return .configuration("the database \(path) could not be opened: \(error)")
+        }
+    }
 
     public var description: String {
         switch self {

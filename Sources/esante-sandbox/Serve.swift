@@ -1,6 +1,7 @@
 import Access
 import ArgumentParser
 import Foundation
+import GRDB
 import INSi
 import Logging
 import RORFHIR
@@ -154,7 +155,16 @@ struct Serve: AsyncParsableCommand {
             }
             var logger = Logger(label: "esante-sandbox")
             logger.logLevel = level
-            let sandbox = try Sandbox(configuration: configuration, logger: logger)
+            let sandbox: Sandbox
+            do {
+                sandbox = try Sandbox(configuration: configuration, logger: logger)
+            } catch let error as DatabaseError {
+                // A database that opened but cannot be written (locked, read-only, full) fails in the first write.
+                throw SandboxError.database(
+                    path: configuration.dataDirectory.appendingPathComponent("sandbox.sqlite").path,
+                    error
+                )
+            }
             do {
                 try await sandbox.run()
             } catch {

@@ -313,6 +313,30 @@ struct CommandLineTests {
         )
     }
 
+    /// A data folder whose database is not one, or is locked by another process, stops `serve` with a sentence saying
+    /// what to do and exit status 2 (it printed SQLite's raw error and exited 1).
+    @Test func unusableDatabaseAtStartIsSaidInWords() async throws {
+        let corrupt = try Self.folder()
+        try Data("pas une base SQLite, pas une base SQLite".utf8).write(
+            to: corrupt.appendingPathComponent("sandbox.sqlite")
+        )
+        let refused = try await Shell.sandbox(["serve", "--data-dir", corrupt.path, "--port", "0", "--admin-port", "0"])
+        #expect(refused.status == 2, "\(refused.stderr)")
+        #expect(refused.stderr.contains("is not a usable sandbox database"), "\(refused.stderr)")
+
+        let locked = try Self.folder()
+        let path = locked.appendingPathComponent("sandbox.sqlite").path
+        _ = try SandboxStore.open(path: path)
+        var holding = Configuration()
+        holding.allowsUnsafeTransactions = true  // the lock is held across accesses on purpose
+        let holder = try DatabaseQueue(path: path, configuration: holding)
+        try await holder.writeWithoutTransaction { db in try db.execute(sql: "BEGIN EXCLUSIVE") }
+        let busy = try await Shell.sandbox(["serve", "--data-dir", locked.path, "--port", "0", "--admin-port", "0"])
+        #expect(busy.status == 2, "\(busy.stderr)")
+        #expect(busy.stderr.contains("is locked by another process"), "\(busy.stderr)")
+        try await holder.writeWithoutTransaction { db in try db.execute(sql: "ROLLBACK") }
+    }
+
     /// The CLI edits the same database a server uses; a malformed DN is refused before anything is stored.
     @Test func whitelistCommandsRoundTrip() async throws {
         let dir = try Self.folder()
