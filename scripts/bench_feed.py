@@ -182,7 +182,15 @@ def apply_delta(delta, new):
 def check(args):
     """Every acknowledged version is in the store (current or kept, rebuilt from its delta) with the bytes the client got."""
     acked = json.load(open(args.acked))
-    db = sqlite3.connect(args.db)
+    missing = missing_versions(args.db, acked)
+    print("  %d PATCHes answered 200 before the kill; after restart %d present with the bytes answered, %d missing or different" % (
+        len(acked), len(acked) - len(missing), len(missing)))
+    sys.exit(1 if missing else 0)
+
+
+def missing_versions(db_path, acked):
+    """The acknowledged (Location id, version, SHA-256 of the answer) not in the store with those bytes."""
+    db = sqlite3.connect(db_path)
     current = {(i, v): (u, bytes(j)) for i, v, u, j in db.execute("SELECT id, version, last_updated, json FROM fhir_resource WHERE type = 'Location'")}
     kept = {(i, v): (u, bytes(j), b) for i, v, u, j, b in db.execute("SELECT id, version, last_updated, json, base_updated FROM fhir_history WHERE type = 'Location'")}
     rebuilt = {}
@@ -207,9 +215,8 @@ def check(args):
             ok = False
         if not ok:
             missing.append((location, number))
-    print("  %d PATCHes answered 200 before the kill; after restart %d present with the bytes answered, %d missing or different" % (
-        len(acked), len(acked) - len(missing), len(missing)))
-    sys.exit(1 if missing else 0)
+    db.close()
+    return missing
 
 
 if __name__ == "__main__":
