@@ -329,6 +329,7 @@ struct CommandLineTests {
         _ = try SandboxStore.open(path: path)
         var holding = Configuration()
         holding.allowsUnsafeTransactions = true  // the lock is held across accesses on purpose
+        holding.busyMode = .timeout(10)  // the store just opened may still be checkpointing
         let holder = try DatabaseQueue(path: path, configuration: holding)
         try await holder.writeWithoutTransaction { db in try db.execute(sql: "BEGIN EXCLUSIVE") }
         let busy = try await Shell.sandbox(["serve", "--data-dir", locked.path, "--port", "0", "--admin-port", "0"])
