@@ -1,3 +1,4 @@
+import Access
 import Crypto
 import Foundation
 import HTTPCommon
@@ -153,8 +154,8 @@ public final class RealmKeys: Sendable {
         case .rs256:
             let key = try JWTKit.Insecure.RSA.PrivateKey(pem: pem)
             let (modulus, exponent) = try key.publicKey.getKeyPrimitives()
-            let n = modulus.base64URLEncodedString()
-            let e = exponent.base64URLEncodedString()
+            let n = Base64URL.encode(Array(modulus))
+            let e = Base64URL.encode(Array(exponent))
             // RFC 7638: the required members in lexicographic order, no spaces.
             let kid = thumbprint("{\"e\":\"\(e)\",\"kty\":\"RSA\",\"n\":\"\(n)\"}")
             return Key(
@@ -180,19 +181,11 @@ public final class RealmKeys: Sendable {
     }
 
     static func thumbprint(_ canonicalJWK: String) -> String {
-        Data(SHA256.hash(data: Data(canonicalJWK.utf8))).base64URLEncodedString()
+        Base64URL.encode(Array(SHA256.hash(data: Data(canonicalJWK.utf8))))
     }
 }
 
 public struct RealmKeyError: Error, CustomStringConvertible {
     public var description: String
     init(_ description: String) { self.description = description }
-}
-
-extension Data {
-    /// base64url without padding (RFC 7515 §2).
-    func base64URLEncodedString() -> String {
-        base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-    }
 }

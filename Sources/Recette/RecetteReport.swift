@@ -216,7 +216,7 @@ public struct RecetteReport: Sendable {
 
     public func html() -> String {
         var body = ""
-        body += "<p class=\"notice\" id=\"recette-notice\">\(h(Self.notice))</p>"
+        body += "<p class=\"notice\" id=\"recette-notice\">\(x(Self.notice))</p>"
         body += "<table class=\"facts\">"
         for (label, value) in [
             ("Produit", [run.productName ?? "(non renseigné)", run.productVersion ?? ""].joined(separator: " ")),
@@ -229,20 +229,20 @@ public struct RecetteReport: Sendable {
             ("Verdict", result.verdict.rawValue), ("esante-sandbox", sandboxVersion),
             ("Généré le", Self.iso(generatedAt)),
         ] {
-            body += "<tr><th>\(h(label))</th><td>\(h(value))</td></tr>"
+            body += "<tr><th>\(x(label))</th><td>\(x(value))</td></tr>"
         }
         body += "</table>"
         body += summaryBar()
         for scenario in result.scenarios {
             body +=
-                "<section class=\"scenario\" id=\"scenario-\(h(scenario.id))\"><h2>\(h(scenario.id)) — \(h(scenario.title))</h2>"
-            if let reference = scenario.reference { body += "<p class=\"ref\">\(h(reference))</p>" }
+                "<section class=\"scenario\" id=\"scenario-\(x(scenario.id))\"><h2>\(x(scenario.id)) — \(x(scenario.title))</h2>"
+            if let reference = scenario.reference { body += "<p class=\"ref\">\(x(reference))</p>" }
             body +=
                 "<table class=\"steps\"><tr><th>Étape</th><th>Règle</th><th>Statut</th><th>Constat</th><th>Preuves</th></tr>"
             for step in scenario.steps {
                 let evidence = step.evidence.map { "<a href=\"#call-\($0)\">#\($0)</a>" }.joined(separator: " ")
                 body +=
-                    "<tr class=\"step \(step.status.rawValue)\"><td><b>\(h(step.id))</b> \(h(step.title))</td><td>\(h(step.rule))</td><td><span class=\"badge\" style=\"background:\(Self.colors[step.status]!)\">\(step.status.rawValue)</span></td><td>\(h(step.message))\(step.advice.map { "<br><i>\(h($0))</i>" } ?? "")</td><td>\(evidence)</td></tr>"
+                    "<tr class=\"step \(step.status.rawValue)\"><td><b>\(x(step.id))</b> \(x(step.title))</td><td>\(x(step.rule))</td><td><span class=\"badge\" style=\"background:\(Self.colors[step.status]!)\">\(step.status.rawValue)</span></td><td>\(x(step.message))\(step.advice.map { "<br><i>\(x($0))</i>" } ?? "")</td><td>\(evidence)</td></tr>"
             }
             body += "</table></section>"
         }
@@ -251,19 +251,19 @@ public struct RecetteReport: Sendable {
         let cited = Set(result.steps.flatMap(\.evidence))
         for call in calls {
             body +=
-                "<tr id=\"call-\(call.id)\"><td>\(call.id)</td><td>\(Self.iso(call.time))</td><td><code>\(h(call.method)) \(h(call.path))\(h(call.query.map { "?\($0)" } ?? ""))</code>\(call.reason?.hasPrefix("recette-injection") == true ? " <i>(réponse injectée)</i>" : "")</td><td>\(call.status)</td></tr>"
+                "<tr id=\"call-\(call.id)\"><td>\(call.id)</td><td>\(Self.iso(call.time))</td><td><code>\(x(call.method)) \(x(call.path))\(x(call.query.map { "?\($0)" } ?? ""))</code>\(call.reason?.hasPrefix("recette-injection") == true ? " <i>(réponse injectée)</i>" : "")</td><td>\(call.status)</td></tr>"
             if cited.contains(call.id) {
                 body +=
-                    "<tr class=\"trace\"><td></td><td colspan=\"3\"><details><summary>Trace</summary><pre>\(h(Self.traceText(call, request: true)))</pre><pre>\(h(Self.traceText(call, request: false)))</pre></details></td></tr>"
+                    "<tr class=\"trace\"><td></td><td colspan=\"3\"><details><summary>Trace</summary><pre>\(x(Self.traceText(call, request: true)))</pre><pre>\(x(Self.traceText(call, request: false)))</pre></details></td></tr>"
             }
         }
         body += "</table>"
         return """
-            <!DOCTYPE html><html lang="fr"><head><meta charset="utf-8"><title>Recette \(h(run.pack.id)) — campagne \(run.id)</title>\
+            <!DOCTYPE html><html lang="fr"><head><meta charset="utf-8"><title>Recette \(x(run.pack.id)) — campagne \(run.id)</title>\
             <style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}\
             th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}.notice{background:#fff3e0;border:1px solid #ef6c00;padding:8px}\
             .badge{color:#fff;padding:2px 6px;border-radius:4px;font-size:90%}pre{white-space:pre-wrap;max-height:20em;overflow:auto;background:#f6f6f6;padding:6px}\
-            .ref{color:#555}</style></head><body><h1>Rapport de recette — \(h(run.pack.title))</h1>\(body)</body></html>
+            .ref{color:#555}</style></head><body><h1>Rapport de recette — \(x(run.pack.title))</h1>\(body)</body></html>
             """
     }
 
@@ -330,6 +330,4 @@ public struct RecetteReport: Sendable {
     static func iso(_ date: Date) -> String { ISO8601DateFormatter().string(from: date) }
 
     private func x(_ text: String) -> String { XMLText.escape(text) }
-
-    private func h(_ text: String) -> String { XMLText.escape(text) }
 }

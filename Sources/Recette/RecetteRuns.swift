@@ -143,6 +143,17 @@ public final class RecetteRuns: Sendable {
         }
     }
 
+    /// The runs open at `now` (what injects answers), read without decoding the others' packs.
+    public func openRuns(at now: Date = Date()) throws -> [RecetteRun] {
+        try store.writer.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM recette_run WHERE closed_at IS NULL AND ends_at > ? ORDER BY id DESC",
+                arguments: [now]
+            ).map(Self.run)
+        }
+    }
+
     public func run(_ id: Int64) throws -> RecetteRun? {
         try store.writer.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM recette_run WHERE id = ?", arguments: [id]).map(Self.run)
@@ -336,7 +347,7 @@ public final class RecetteInjector: Sendable {
 
     /// Takes the injections of the runs open at `now`.
     public func refresh(from runs: RecetteRuns, now: Date = Date()) throws {
-        let active = try runs.runs().filter { $0.isOpen(at: now) }.flatMap { run in
+        let active = try runs.openRuns(at: now).flatMap { run in
             run.pack.scenarios.flatMap(\.steps).compactMap { step -> Active? in
                 step.inject.map {
                     Active(
