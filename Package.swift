@@ -25,16 +25,27 @@ let package = Package(
         .package(url: "https://github.com/vapor/multipart-kit.git", from: "4.7.1"),
         // Already built for HummingbirdTesting; the guided demo is an HTTPS client with client certificates.
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        // GET /metrics on the admin listener: swift-metrics instruments, exposed in the Prometheus text format.
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         // The recette report's ZIP of traces, one folder per test code.
         .package(url: "https://github.com/weichsel/ZIPFoundation.git", from: "0.9.20"),
     ],
     targets: [
+        // Seeds/ built into the binary (raw string literals written by the EmbedSeeds plugin at build time).
+        .target(
+            name: "SandboxSeeds",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            plugins: ["EmbedSeeds"]
+        ),
+        .executableTarget(name: "seed-embedder"),
+        .plugin(name: "EmbedSeeds", capability: .buildTool(), dependencies: ["seed-embedder"]),
         // The executable only parses the command line and wires the modules below.
         .executableTarget(
             name: "esante-sandbox",
             dependencies: [
                 "SandboxServer", "Access", "Store", "TestPKI", "RORFHIR", "INSi", "GuidedDemo", "MonEspaceSante",
-                "Recette",
+                "Recette", "SandboxSeeds",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -46,7 +57,7 @@ let package = Package(
             name: "SandboxServer",
             dependencies: [
                 "Access", "Store", "TestPKI", "FHIRCore", "SOAPCore", "HTTPCommon", "RORFHIR", "RORCSD", "INSi",
-                "MonEspaceSante", "DMP", "Recette",
+                "MonEspaceSante", "DMP", "Recette", "SandboxSeeds",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -59,6 +70,8 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             resources: [.embedInCode("Resources/admin-openapi.json")]
         ),
@@ -116,7 +129,7 @@ let package = Package(
         .target(
             name: "RORFHIR",
             dependencies: [
-                "FHIRCore", "Access", "Store", "HTTPCommon",
+                "FHIRCore", "Access", "Store", "HTTPCommon", "TestPKI",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "JWTKit", package: "jwt-kit"),
@@ -219,8 +232,7 @@ let package = Package(
             name: "SandboxServerTests",
             dependencies: [
                 "SandboxTestSupport", "SandboxServer", "Access", "Store", "TestPKI", "esante-sandbox", "RORFHIR",
-                "FHIRCore",
-                "INSi", "HTTPCommon",
+                "FHIRCore", "INSi", "HTTPCommon", "SandboxSeeds",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "X509", package: "swift-certificates"),

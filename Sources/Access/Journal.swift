@@ -319,18 +319,33 @@ public final class Journal: Sendable {
     static let splitBodySize = 64 * 1024
     static let headSize = 4096
 
-    public init(store: SandboxStore, maxRows: Int = 100_000, logger: Logger = Logger(label: "journal")) {
+    /// Told of every row as it is recorded (the server's metrics count calls there).
+    private let observer: (@Sendable (JournalEntry) -> Void)?
+
+    public init(
+        store: SandboxStore,
+        maxRows: Int = 100_000,
+        logger: Logger = Logger(label: "journal"),
+        observer: (@Sendable (JournalEntry) -> Void)? = nil
+    ) {
         self.store = store
         self.maxRows = max(1, maxRows)
         self.logger = logger
+        self.observer = observer
     }
 
     /// Queues a row; never blocks on SQLite.
     public func record(_ entry: JournalEntry) {
+        observer?(entry)
         pending.withLockedValue {
             $0.entries.append(entry)
             $0.recorded &+= 1
         }
+    }
+
+    /// Rows stored now (queued ones not yet written are not counted).
+    public func rowCount() throws -> Int {
+        try store.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM journal") ?? 0 }
     }
 
     /// Rows recorded since the start (a sign of activity: the sandbox is idle while it does not move).

@@ -29,25 +29,15 @@ public struct GuidedDemo {
         public var availableBeds: Int
         public var consumerClient: String
 
-        /// The story of a seeds folder, or the built-in one (the same as the repository's seeds).
-        public static func load(seeds: URL?) throws -> Story {
-            if let file = seeds?.appendingPathComponent("demo/story.json"),
-                FileManager.default.fileExists(atPath: file.path)
-            {
-                return try JSONDecoder().decode(Story.self, from: Data(contentsOf: file))
+        /// The story of a seeds folder (`demo/story.json`): it names a place of that folder's ROR dataset.
+        public static func load(seeds: URL) throws -> Story {
+            let file = seeds.appendingPathComponent("demo/story.json")
+            guard let data = FileManager.default.contents(atPath: file.path) else {
+                throw Failure(description: "\(file.path): no demo story in this seeds folder")
             }
-            return Story(
-                publisher: .init(
-                    subjectDN:
-                        "CN=DEMO-EDITEUR-LITS,OU=0002 759000001,O=EDITEUR DEMO GESTION DES LITS,ST=Paris (75),C=FR",
-                    contact: "integration@editeur-lits.example",
-                    kind: "saas"
-                ),
-                establishment: "759000001",
-                location: .init(id: "loc-00001-1", identifier: "1759000001/LIT000011"),
-                availableBeds: 4,
-                consumerClient: "ror-consumer"
-            )
+            do { return try JSONDecoder().decode(Story.self, from: data) } catch {
+                throw Failure(description: "\(file.path): \(error)")
+            }
         }
     }
 

@@ -4,6 +4,7 @@ import Foundation
 import HTTPCommon
 import JWTKit
 import NIOConcurrencyHelpers
+import TestPKI
 import _CryptoExtras
 
 #if canImport(Glibc)
@@ -143,7 +144,7 @@ public final class RealmKeys: Sendable {
     static func loadOrCreate(_ url: URL, _ algorithm: Algorithm) throws -> String {
         try SigningKeyFile.loadOrCreatePEM(url) {
             switch algorithm {
-            case .rs256: try _RSA.Signing.PrivateKey(keySize: .bits2048).pemRepresentation
+            case .rs256: try RSAKeyPool.key().pemRepresentation
             case .es256: ES256PrivateKey().pemRepresentation
             }
         }

@@ -33,6 +33,8 @@ public struct ReadyInfo: Codable, Sendable {
     public var pid: Int32
     /// Every environment's listener (`--environments`), first one first.
     public var environments: [ReadyEnvironment]
+    /// The seeds in use: a folder, or `built in (N files, digest)`.
+    public var seeds: String?
 }
 
 /// One environment's listener in the ready file.
@@ -63,6 +65,9 @@ public final class Sandbox: Sendable {
     public let whitelist: Whitelist
     public let journal: Journal
     public let seeds: Seeds
+    /// The folder the seeds are read from (at start and on reset) and how the banner names it.
+    public let seedsFolder: URL
+    let seedsLabel: String
     public let demoClients: [String: DemoClientFiles]
     /// ROR FHIR MEV3 (`/ws-diffusion-fhir`).
     public let ror: RORFHIRService
@@ -82,6 +87,8 @@ public final class Sandbox: Sendable {
     /// The recette: scenario packs (`Seeds/recette`), runs judged from the journal, and the answers they inject.
     public let recette: RecetteRuns
     public let recetteInjector: RecetteInjector
+    /// Calls counted as they are journaled, served as `GET /metrics` on the admin listener.
+    let metrics: SandboxMetrics
     /// Named in reports and `--version`.
     public static let version = "0.9.0"
     let logger: Logger
@@ -98,18 +105,22 @@ public final class Sandbox: Sendable {
         try configuration.validate()
         self.configuration = configuration
         self.logger = logger
+        let (seedsFolder, seedsLabel) = try configuration.resolveSeeds()
+        self.seedsFolder = seedsFolder
+        self.seedsLabel = seedsLabel
         if configuration.inMemory {
             self.store = try SandboxStore.inMemory()
         } else {
             try FileManager.default.createDirectory(at: configuration.dataDirectory, withIntermediateDirectories: true)
             let path = configuration.dataDirectory.appendingPathComponent("sandbox.sqlite").path
-            try Self.installPrebuiltDataset(at: path, seeds: configuration.resolvedSeedsDirectory, logger: logger)
+            try Self.installPrebuiltDataset(at: path, seeds: seedsFolder, logger: logger)
             do {
                 self.store = try SandboxStore.open(path: path)
             } catch let error as DatabaseError {
                 throw SandboxError.database(path: path, error)
             }
         }
+        if let pool = configuration.keyPool { RSAKeyPool.install(pool) }
         var pkis: [SandboxPKI] = []
         for name in configuration.resolvedEnvironments {
             let (pki, created) = try SandboxPKI.loadOrCreate(
@@ -151,10 +162,17 @@ public final class Sandbox: Sendable {
         self.listeners = listeners
         let pki = pkis[0]
 
-        self.seeds = try Seeds.load(from: configuration.resolvedSeedsDirectory)
+        self.seeds = try Seeds.load(from: seedsFolder)
         self.demoClients = try seeds.ensureDemoClients(in: pki, algorithm: configuration.keyAlgorithm)
         self.whitelist = try Whitelist(store: store)
-        self.journal = Journal(store: store, maxRows: configuration.journalMaxRows, logger: logger)
+        let metrics = SandboxMetrics()
+        self.metrics = metrics
+        self.journal = Journal(
+            store: store,
+            maxRows: configuration.journalMaxRows,
+            logger: logger,
+            observer: { metrics.observe($0) }
+        )
         self.clock = try SandboxClock(store: store, speed: configuration.clockSpeed)
         self.onboarding = try Onboarding(
             store: store,
@@ -166,7 +184,7 @@ public final class Sandbox: Sendable {
         )
         self.faults = FaultInjector(clock: clock)
         do {
-            let packs = try RecettePacks.load(from: configuration.resolvedSeedsDirectory)
+            let packs = try RecettePacks.load(from: seedsFolder)
             self.recette = RecetteRuns(store: store, journal: journal, packs: packs)
         } catch {
             throw SandboxError.seeds("recette: \(error)")
@@ -175,9 +193,9 @@ public final class Sandbox: Sendable {
         let indicators: RORCapacityIndicators
         let validator: ProfileValidator
         do {
-            indicators = try RORCapacityIndicators.load(from: configuration.resolvedSeedsDirectory)
+            indicators = try RORCapacityIndicators.load(from: seedsFolder)
             validator = try ProfileValidator.load(
-                from: configuration.resolvedSeedsDirectory?.appendingPathComponent("terminology")
+                from: seedsFolder.appendingPathComponent("terminology")
             )
         } catch {
             throw SandboxError.seeds("terminology: \(error)")
@@ -213,7 +231,7 @@ public final class Sandbox: Sendable {
                 store: store,
                 whitelist: whitelist,
                 keyFile: pki.directory.appendingPathComponent("mes-signing-key.pem"),
-                rules: MESMeasureRules.load(from: configuration.resolvedSeedsDirectory)
+                rules: MESMeasureRules.load(from: seedsFolder)
             )
         } catch {
             throw SandboxError.seeds("mes: \(error)")
@@ -221,19 +239,19 @@ public final class Sandbox: Sendable {
         try seedWhitelist()
         // Service data is seeded on first start only: what clients wrote survives restarts (reset re-seeds).
         do {
-            try ror.loadSeeds(from: configuration.resolvedSeedsDirectory, replace: false)
+            try ror.loadSeeds(from: seedsFolder, replace: false)
         } catch {
             throw SandboxError.seeds("ror: \(error)")
         }
         do {
-            try insi.directory.loadSeeds(from: configuration.resolvedSeedsDirectory, replace: false)
+            try insi.directory.loadSeeds(from: seedsFolder, replace: false)
         } catch {
             throw SandboxError.seeds("insi: \(error)")
         }
         // After the ROR's: its first load and its reset own the FHIR tables, where the measures live too.
         try loadMESSeeds(replace: false)
         do {
-            try dmp.loadSeeds(from: configuration.resolvedSeedsDirectory, replace: false)
+            try dmp.loadSeeds(from: seedsFolder, replace: false)
         } catch {
             throw SandboxError.seeds("dmp: \(error)")
         }
@@ -243,7 +261,7 @@ public final class Sandbox: Sendable {
     func loadMESSeeds(replace: Bool) throws {
         let clients = seeds.demoClients
         do {
-            try mes.loadSeeds(from: configuration.resolvedSeedsDirectory, replace: replace) { name in
+            try mes.loadSeeds(from: seedsFolder, replace: replace) { name in
                 clients.first { $0.name == name }?.subjectDN
             }
         } catch {
@@ -290,8 +308,8 @@ public final class Sandbox: Sendable {
     /// `POST /admin/reset`: service data back to the seeds and the journal emptied; with `all`, the whitelist and
     /// the CRL too (the PKI files themselves are kept: clients hold copies of them).
     public func reset(all: Bool) throws {
-        try ror.loadSeeds(from: configuration.resolvedSeedsDirectory, replace: true)
-        try insi.directory.loadSeeds(from: configuration.resolvedSeedsDirectory, replace: true)
+        try ror.loadSeeds(from: seedsFolder, replace: true)
+        try insi.directory.loadSeeds(from: seedsFolder, replace: true)
         faults.removeAll()
         ror.snapshots.removeAll()
         ror.export.removeAll()
@@ -310,7 +328,7 @@ public final class Sandbox: Sendable {
         }
         try seedWhitelist()
         try loadMESSeeds(replace: true)
-        try dmp.loadSeeds(from: configuration.resolvedSeedsDirectory, replace: true)
+        try dmp.loadSeeds(from: seedsFolder, replace: true)
         // The journal rows queued while it was emptied (every request kept its bodies until then), written, then the
         // memory malloc kept for them given back: under load each reset left RSS 60–130 MiB higher (soak, 2026-12-07).
         journal.flush()
@@ -416,7 +434,8 @@ public final class Sandbox: Sendable {
             caCertificateFile: pki.caBundleURL.path,
             clientCertificates: demoClients,
             pid: ProcessInfo.processInfo.processIdentifier,
-            environments: environments
+            environments: environments,
+            seeds: seedsLabel
         )
     }
 
@@ -442,6 +461,7 @@ public final class Sandbox: Sendable {
             "  admin API  : \(info.admin)/admin/health   (OpenAPI: \(info.admin)/admin/openapi.json)",
             "  console    : \(info.admin)/console   (onboarding: ANS delay \(onboarding.delay), clock \(clock.view.label))",
             "  CA bundle  : \(info.caCertificateFile)",
+            "  seeds      : \(seedsLabel)",
         ]
         if let consumer = demoClients["ror-consumer"] ?? demoClients.values.first {
             lines.append("Try it:")
@@ -630,6 +650,13 @@ public final class Sandbox: Sendable {
         AdminRealmKeys.add(to: admin, tokens: ror.tokens)
         mes.addBrowserRoutes(to: router)
         AdminAPI.addOpenAPI(to: admin)
+        metrics.addRoute(
+            to: router,
+            journal: journal,
+            whitelist: whitelist,
+            onboarding: onboarding,
+            environments: configuration.resolvedEnvironments
+        )
         return router
     }
 

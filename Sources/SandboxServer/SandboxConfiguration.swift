@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import INSi
 import RORFHIR
+import SandboxSeeds
 import TestPKI
 
 /// Everything `serve` can be told; the defaults are the README's first command.
@@ -15,6 +16,9 @@ public struct SandboxConfiguration: Sendable {
     public var pkiDirectory: URL?
     /// Key algorithm of certificates minted at first start.
     public var keyAlgorithm: KeyAlgorithm = .rsa2048
+    /// RSA keys kept minted ahead in the per-user cache (`RSAKeyPool`), so a new data folder starts without
+    /// generating any; 0 = no pool (every key generated when needed).
+    public var keyPoolDepth = 0
     /// Seconds a connection may take to deliver a whole request (from opening, or the previous response) before it
     /// is closed: slow or stalled clients hold no connection longer.
     public var requestTimeout: Double = 30
@@ -22,8 +26,10 @@ public struct SandboxConfiguration: Sendable {
     public var tlsProfile: TLSProfile = .intermediate
     /// How the ROR realm signs its access tokens: RS256, Keycloak's default, or ES256.
     public var tokenAlgorithm: RealmKeys.Algorithm = .rs256
-    /// Seed datasets; nil = `./Seeds` when it exists.
+    /// Seed datasets; nil = the ones built into the binary (`EmbeddedSeeds`), whatever the working folder.
     public var seedsDirectory: URL?
+    /// The per-user cache (embedded seeds written out, pre-minted keys); nil = `SandboxCache.directory()`.
+    public var cacheDirectory: URL?
     public var host = "127.0.0.1"
     /// mTLS port; 0 picks a free one.
     public var port = 8443
@@ -65,10 +71,26 @@ public struct SandboxConfiguration: Sendable {
 
     var resolvedPKIDirectory: URL { pkiDirectory ?? dataDirectory.appendingPathComponent("pki") }
 
-    var resolvedSeedsDirectory: URL? {
-        if let seedsDirectory { return seedsDirectory }
-        let local = URL(fileURLWithPath: "Seeds")
-        return FileManager.default.fileExists(atPath: local.path) ? local : nil
+    var resolvedCacheDirectory: URL { cacheDirectory ?? SandboxCache.directory() }
+
+    /// The RSA key pool new PKIs take from (nil when `keyPoolDepth` is 0).
+    public var keyPool: RSAKeyPool? {
+        keyPoolDepth > 0
+            ? RSAKeyPool(
+                directory: resolvedCacheDirectory.appendingPathComponent("key-pool/rsa2048"),
+                depth: keyPoolDepth
+            ) : nil
+    }
+
+    /// The seeds folder to read and how the banner names it.
+    func resolveSeeds() throws -> (folder: URL, label: String) {
+        if let seedsDirectory { return (seedsDirectory, seedsDirectory.path) }
+        do {
+            let folder = try EmbeddedSeeds.materialized(in: resolvedCacheDirectory)
+            return (folder, "built in (\(EmbeddedSeeds.paths.count) files, \(EmbeddedSeeds.digest.prefix(12)))")
+        } catch {
+            throw SandboxError.seeds("could not write the built-in seeds to \(resolvedCacheDirectory.path): \(error)")
+        }
     }
 
     var resolvedAdminHost: String { adminHost ?? host }

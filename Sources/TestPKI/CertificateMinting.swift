@@ -11,7 +11,7 @@ public enum KeyAlgorithm: String, Sendable, CaseIterable, Codable {
 
     func generate() throws -> Certificate.PrivateKey {
         switch self {
-        case .rsa2048: return Certificate.PrivateKey(try _RSA.Signing.PrivateKey(keySize: .bits2048))
+        case .rsa2048: return Certificate.PrivateKey(try RSAKeyPool.key())
         case .p256: return Certificate.PrivateKey(P256.Signing.PrivateKey())
         }
     }

@@ -254,11 +254,13 @@ public struct SandboxPKI: Sendable {
 
 public enum PKIError: Error, CustomStringConvertible, Sendable {
     case unreadable(String, String)
+    case unwritable(String, String)
     case badSerial(String)
 
     public var description: String {
         switch self {
         case .unreadable(let path, let why): "cannot read \(path): \(why)"
+        case .unwritable(let path, let why): "cannot write \(path): \(why)"
         case .badSerial(let serial): "'\(serial)' is not a serial number (expected hex, e.g. 5a:3f:01 or 5a3f01)"
         }
     }

@@ -1,6 +1,7 @@
 import Access
 import ArgumentParser
 import Foundation
+import SandboxSeeds
 import TestPKI
 import X509
 
@@ -8,8 +9,75 @@ struct Certs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "certs",
         abstract: "The local test PKI: mint CAs and certificates (including the negative ones), revoke, inspect.",
-        subcommands: [Init.self, Issue.self, Revoke.self, Show.self]
+        subcommands: [Init.self, Issue.self, Revoke.self, Show.self, FillKeyPool.self]
     )
+
+    struct FillKeyPool: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "fill-key-pool",
+            abstract: "Mint RSA-2048 keys into the per-user key pool until it holds --depth.",
+            discussion: """
+                New data folders take their RSA keys from this pool (each key once) instead of generating them: \
+                `serve` runs this command in the background after it is ready. The pool is \
+                <cache>/key-pool/rsa2048, the cache being $ESANTE_SANDBOX_CACHE, $XDG_CACHE_HOME/esante-sandbox or \
+                ~/.cache/esante-sandbox. Only one filler runs at a time; another exits at once.
+                """
+        )
+        @Option(help: "Keys the pool should hold.") var depth = 12
+        @Flag(help: "Run at the lowest CPU priority and print nothing (how serve starts it).") var background = false
+
+        func run() async throws {
+            try await reportingErrors {
+                guard depth > 0, depth <= 1000 else { throw UsageFailure("--depth must be between 1 and 1000") }
+                if background {
+                    #if os(Linux)
+                    _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
+                    #else
+                    _ = setpriority(PRIO_PROCESS, 0, 19)
+                    #endif
+                }
+                let pool = RSAKeyPool(
+                    directory: SandboxCache.directory().appendingPathComponent("key-pool/rsa2048"),
+                    depth: depth
+                )
+                let before = pool.count
+                let filled = try pool.refill()
+                if !background {
+                    print(
+                        filled
+                            ? "key pool \(pool.directory.path): \(pool.count) keys (\(pool.count - before) minted)"
+                            : "key pool \(pool.directory.path): another process is filling it (\(pool.count) keys now)"
+                    )
+                }
+            }
+        }
+
+        /// Starts `certs fill-key-pool --background` as a process of its own group, which outlives the server.
+        static func spawn(depth: Int, cache: URL) {
+            let executable =
+                (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+                ?? CommandLine.arguments[0]
+            let arguments = [executable, "certs", "fill-key-pool", "--depth", "\(depth)", "--background"]
+            var attributes = posix_spawnattr_t()
+            posix_spawnattr_init(&attributes)
+            defer { posix_spawnattr_destroy(&attributes) }
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+            posix_spawnattr_setpgroup(&attributes, 0)
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            for descriptor: Int32 in [0, 1, 2] {
+                posix_spawn_file_actions_addopen(&actions, descriptor, "/dev/null", O_RDWR, 0)
+            }
+            var environment = ProcessInfo.processInfo.environment
+            environment["ESANTE_SANDBOX_CACHE"] = cache.path
+            let argv = arguments.map { strdup($0) } + [nil]
+            let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+            defer { (argv + envp).forEach { free($0) } }
+            var child = pid_t()
+            _ = posix_spawn(&child, executable, &actions, &attributes, argv, envp)
+        }
+    }
 
     struct Init: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -23,7 +23,7 @@ struct DemoCommand: AsyncParsableCommand {
     )
     var readyFile: String?
 
-    @Option(help: "Seeds folder (the story is demo/story.json; default ./Seeds when present).")
+    @Option(help: "Seeds folder (the story is demo/story.json; default: the seeds built into the binary).")
     var seeds: String?
 
     @Flag(help: "Wait for Enter between steps (for a live audience).")
@@ -36,9 +36,11 @@ struct DemoCommand: AsyncParsableCommand {
     var keyType: KeyAlgorithm = .p256
 
     func run() async throws {
-        let seedsURL =
-            seeds.map { URL(fileURLWithPath: $0) }
-            ?? (FileManager.default.fileExists(atPath: "Seeds") ? URL(fileURLWithPath: "Seeds") : nil)
+        let seedsURL: URL
+        do { seedsURL = try SeedsFolder.resolve(seeds) } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
         let say: @Sendable (String) -> Void = { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }
         var started: Sandbox?
         var runTask: Task<Void, any Error>?

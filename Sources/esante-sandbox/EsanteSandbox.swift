@@ -4,6 +4,7 @@ import Foundation
 import INSi
 import Logging
 import RORFHIR
+import SandboxSeeds
 import SandboxServer
 import Store
 import TestPKI
@@ -62,6 +63,24 @@ extension AsyncParsableCommand {
         } catch let error as any UserFacingError {
             FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
             throw ExitCode(2)
+        }
+    }
+}
+
+/// The seeds a command reads: `--seeds DIR`, or those built into the binary (written once to the user's cache).
+enum SeedsFolder {
+    static func resolve(_ option: String?) throws -> URL {
+        if let option {
+            let folder = URL(fileURLWithPath: option)
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isFolder), isFolder.boolValue else {
+                throw UsageFailure("--seeds \(option): no such folder")
+            }
+            return folder
+        }
+        let cache = SandboxCache.directory()
+        do { return try EmbeddedSeeds.materialized(in: cache) } catch {
+            throw UsageFailure("could not write the built-in seeds to \(cache.path): \(error)")
         }
     }
 }

@@ -22,10 +22,11 @@ struct RecetteCommand: AsyncParsableCommand {
     static let usageExit: Int32 = 3
 
     struct SeedsOption: ParsableArguments {
-        @Option(help: "Seeds folder holding recette/*.json (default: ./Seeds).") var seeds: String?
+        @Option(help: "Seeds folder holding recette/*.json (default: the seeds built into the binary).")
+        var seeds: String?
 
         func packs() throws -> RecettePacks {
-            let folder = seeds.map { URL(fileURLWithPath: $0) } ?? URL(fileURLWithPath: "Seeds")
+            let folder = try SeedsFolder.resolve(seeds)
             guard FileManager.default.fileExists(atPath: folder.appendingPathComponent("recette").path) else {
                 throw UsageFailure("no scenario packs in \(folder.path)/recette: pass --seeds")
             }

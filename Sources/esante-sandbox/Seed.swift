@@ -1,12 +1,44 @@
 import ArgumentParser
 import Foundation
 import RORFHIR
+import SandboxSeeds
 
 struct Seed: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Seed datasets.",
-        subcommands: [Generate.self, Prebuild.self]
+        subcommands: [Export.self, Generate.self, Prebuild.self]
     )
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write the seeds built into the binary to a folder, to edit them and serve with --seeds.",
+            discussion: """
+                Writes every built-in seed file (ROR dataset, INSi test base, DMP and Mon espace santé records, \
+                terminology and profile rules, demo clients, default whitelist, demo story, recette packs) under OUT. \
+                Refuses to replace an existing file unless --force.
+                """
+        )
+
+        @Option(help: "Output seeds folder.") var out: String
+        @Flag(help: "Replace files that already exist.") var force = false
+
+        func run() async throws {
+            try await reportingErrors {
+                let folder = URL(fileURLWithPath: out)
+                let conflicts: [String]
+                do { conflicts = try EmbeddedSeeds.export(to: folder, overwrite: force) } catch {
+                    throw UsageFailure("could not write to \(folder.path): \(error)")
+                }
+                guard conflicts.isEmpty else {
+                    throw UsageFailure(
+                        "\(folder.path) already holds \(conflicts.count) of the seed files (\(conflicts.prefix(3).joined(separator: ", "))…): pass --force to replace them"
+                    )
+                }
+                print("wrote \(EmbeddedSeeds.paths.count) seed files to \(folder.path)")
+                print("serve them with: esante-sandbox serve --seeds \(folder.path)")
+            }
+        }
+    }
 
     struct Generate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -14,7 +46,8 @@ struct Seed: AsyncParsableCommand {
             discussion: """
                 Writes OUT/ror/dataset.json (≤ 100 establishments) or dataset-NNNN.json parts, then OUT/ror/dataset.sqlite, \
                 the same data stored and indexed, which a new data folder starts from (see `seed prebuild`). \
-                Then: esante-sandbox serve --seeds OUT. Seeds/pki, access, insi and terminology are copied when present.
+                Then: esante-sandbox serve --seeds OUT. The built-in seeds' other folders (pki, access, insi, \
+                terminology, demo, dmp, mes, recette) are written beside it unless OUT already has them.
                 """
         )
 
@@ -44,8 +77,9 @@ struct Seed: AsyncParsableCommand {
                     if tty { FileHandle.standardOutput.write(Data("\r\(done)/\(establishments) establishments".utf8)) }
                 }
                 if tty { print("") }
-                for part in ["pki", "access", "insi", "terminology"] {
-                    let source = URL(fileURLWithPath: "Seeds").appendingPathComponent(part)
+                let builtIn = try SeedsFolder.resolve(nil)
+                for part in ["pki", "access", "insi", "terminology", "demo", "dmp", "mes", "recette"] {
+                    let source = builtIn.appendingPathComponent(part)
                     let target = outURL.appendingPathComponent(part)
                     if FileManager.default.fileExists(atPath: source.path),
                         source.standardizedFileURL != target.standardizedFileURL,
@@ -72,7 +106,8 @@ struct Seed: AsyncParsableCommand {
                 """
         )
 
-        @Option(help: "Seeds folder (holding ror/*.json).") var seeds = "Seeds"
+        @Option(help: "Seeds folder (holding ror/*.json), e.g. one written by `seed generate` or `seed export`.")
+        var seeds: String
 
         func run() async throws {
             try await reportingErrors { try Self.prebuild(RORSeedDataset(seeds: URL(fileURLWithPath: seeds))) }

@@ -18,7 +18,7 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Keep the database in memory (nothing but the PKI is written).")
     var inMemory = false
 
-    @Option(help: "Seed datasets folder (default: ./Seeds when present).")
+    @Option(help: "Seed datasets folder (default: the seeds built into the binary; see `seed export`).")
     var seeds: String?
 
     @Option(help: "Address of the mutual-TLS listener.")
@@ -62,6 +62,12 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Key algorithm of the certificates minted at first start: rsa (RSA-2048, as IGC-Santé) or p256.")
     var keyType: KeyAlgorithm = .rsa2048
+
+    @Option(
+        help:
+            "RSA keys kept minted ahead in the per-user cache, so a new data folder starts without generating any (each key is used once; 0: none)."
+    )
+    var keyPoolDepth = 12
 
     @Option(
         help:
@@ -134,6 +140,10 @@ struct Serve: AsyncParsableCommand {
             configuration.journalMaxRows = journalMaxRows
             configuration.journalBodyLimit = journalBodyLimit
             configuration.keyAlgorithm = keyType
+            guard keyPoolDepth >= 0, keyPoolDepth <= 1000 else {
+                throw UsageFailure("--key-pool-depth must be between 0 and 1000")
+            }
+            configuration.keyPoolDepth = keyPoolDepth
             configuration.tokenAlgorithm = tokenAlg
             configuration.tlsProfile = tlsProfile
             guard requestTimeout > 0 else { throw UsageFailure("--request-timeout must be positive") }
@@ -164,6 +174,19 @@ struct Serve: AsyncParsableCommand {
                     path: configuration.dataDirectory.appendingPathComponent("sandbox.sqlite").path,
                     error
                 )
+            }
+            if let pool = configuration.keyPool {
+                // What this start took from the pool is minted again for the next new data folder, by a process
+                // that outlives this one (a suite may stop the server a second after it is ready).
+                Task {
+                    _ = await sandbox.waitUntilReady()
+                    if pool.count < pool.depth {
+                        Certs.FillKeyPool.spawn(
+                            depth: pool.depth,
+                            cache: pool.directory.deletingLastPathComponent().deletingLastPathComponent()
+                        )
+                    }
+                }
             }
             do {
                 try await sandbox.run()

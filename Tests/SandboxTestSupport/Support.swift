@@ -335,14 +335,18 @@ extension TestClient.Response {
 
 /// Runs shell commands and the built `esante-sandbox` executable.
 enum Shell {
+    static let cache = FileManager.default.temporaryDirectory.appendingPathComponent("esante-sandbox-tests-cache")
+
     struct Output {
         var status: Int32
         var stdout: String
         var stderr: String
     }
 
-    /// The executable next to the test bundle (`swift build` puts both in the same folder).
+    /// The executable next to the test bundle (`swift build` puts both in the same folder). Its children get a
+    /// cache of the tests' own (built-in seeds written out, RSA key pool), not the user's.
     static let executable: URL = {
+        setenv("ESANTE_SANDBOX_CACHE", cache.path, 1)
         var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         while !FileManager.default.fileExists(atPath: folder.appendingPathComponent("esante-sandbox").path),
             folder.path != "/"
