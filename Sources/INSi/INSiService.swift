@@ -62,7 +62,7 @@ public final class INSiService: Sendable {
     func handle(_ soap: SOAPRequest, identity: ClientIdentity?) throws(INSiFault) -> String {
         let envelope = soap.envelope
         let messageID = envelope.headerBlock("MessageID", namespace: INSiNamespace.addressing)?.text
-        var request = INSiRequest(envelope: envelope, messageID: messageID)
+        let request = INSiRequest(envelope: envelope, messageID: messageID)
         let operation = try request.operation(soap)
         try request.checkCaller(identity: identity)
         try request.checkContexts()

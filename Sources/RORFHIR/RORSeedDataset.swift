@@ -37,7 +37,13 @@ public struct RORSeedDataset: Sendable {
     /// The search index's secondary B-trees are dropped during the insert and rebuilt after: each is then sorted
     /// once instead of taking one random insert per row (7 per row). Parsing and indexing run on every core; the
     /// writes stay on this connection. Every seed is version 1.
-    static func load(_ files: [URL], into repository: ResourceRepository, db: Database) throws -> Int {
+    /// `progress` receives the files stored so far and their number (then the index rebuild, the last step).
+    static func load(
+        _ files: [URL],
+        into repository: ResourceRepository,
+        db: Database,
+        progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }
+    ) throws -> Int {
         guard !files.isEmpty else { return 0 }
         repository.resourcesChanged(in: db)
         let indexes = try Row.fetchAll(
@@ -90,6 +96,7 @@ public struct RORSeedDataset: Sendable {
                 }
             }
             count += resources.count
+            progress(files.firstIndex(of: file).map { $0 + 1 } ?? files.count, files.count)
         }
         for index in indexes { try db.execute(sql: index.sql) }
         // Statistics for the query planner (index choice on fhir_index).
@@ -115,7 +122,10 @@ public struct RORSeedDataset: Sendable {
 
     /// Builds `dataset.sqlite` from the JSON files (replacing an older one) and returns the number of resources.
     @discardableResult
-    public func prebuild(registry: SearchParameterRegistry) throws -> Int {
+    public func prebuild(
+        registry: SearchParameterRegistry,
+        progress: (_ filesDone: Int, _ files: Int) -> Void = { _, _ in }
+    ) throws -> Int {
         let files = try jsonFiles()
         guard !files.isEmpty else { throw ResourceError("\(folder.path): no JSON seed file to prebuild") }
         let description = try expectedDescription(registry: registry)
@@ -123,7 +133,7 @@ public struct RORSeedDataset: Sendable {
         try SandboxStore.build(at: prebuiltFile.path) { store in
             let repository = ResourceRepository(store: store, registry: registry)
             try store.writer.write { db in
-                count = try Self.load(files, into: repository, db: db)
+                count = try Self.load(files, into: repository, db: db, progress: progress)
                 try db.execute(sql: "CREATE TABLE seed_dataset (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
                 for (key, value) in description {
                     try db.execute(sql: "INSERT INTO seed_dataset (key, value) VALUES (?, ?)", arguments: [key, value])

@@ -87,14 +87,22 @@ enum SeedsFolder {
 
 /// Options naming the data folder, shared by every command that reads it.
 struct DataOptions: ParsableArguments {
-    @Option(help: "Data folder (SQLite database, generated PKI).")
-    var dataDir: String = ".esante-sandbox"
+    static let defaultDataDir = ".esante-sandbox"
 
-    @Option(help: "Test PKI folder (default: <data-dir>/pki).")
+    @Option(help: "Data folder (SQLite database, generated PKI; default: .esante-sandbox, or ESANTE_SANDBOX_DATA_DIR).")
+    var dataDir: String?
+
+    @Option(help: "Test PKI folder (default: <data-dir>/pki, or ESANTE_SANDBOX_PKI_DIR).")
     var pkiDir: String?
 
-    var dataDirectory: URL { URL(fileURLWithPath: dataDir) }
-    var pkiDirectory: URL { pkiDir.map { URL(fileURLWithPath: $0) } ?? dataDirectory.appendingPathComponent("pki") }
+    /// The flag, else the environment variable `serve` reads too (a container sets it once for every command).
+    var dataDirectory: URL {
+        URL(fileURLWithPath: dataDir ?? ServeSettings.environmentValue("data-dir") ?? Self.defaultDataDir)
+    }
+    var pkiDirectory: URL {
+        (pkiDir ?? ServeSettings.environmentValue("pki-dir")).map { URL(fileURLWithPath: $0) }
+            ?? dataDirectory.appendingPathComponent("pki")
+    }
 
     /// The PKI folder of an environment (`--environments`): `pki` for bac-a-sable, `pki-NAME` otherwise.
     func pkiDirectory(_ environment: String) -> URL {

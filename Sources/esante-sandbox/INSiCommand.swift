@@ -37,6 +37,7 @@ struct INSiCommand: AsyncParsableCommand {
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Print the identities as JSON.")
             @OptionGroup var data: DataOptions
+            @Flag(help: "JSON, this listing's only output (accepted as on every listing).") var json = false
             func run() async throws { try await reportingErrors { try printJSON(try directory(data).identities()) } }
         }
 
@@ -93,6 +94,7 @@ struct INSiCommand: AsyncParsableCommand {
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Print the cards as JSON.")
             @OptionGroup var data: DataOptions
+            @Flag(help: "JSON, this listing's only output (accepted as on every listing).") var json = false
             func run() async throws { try await reportingErrors { try printJSON(try directory(data).cards()) } }
         }
 
@@ -140,6 +142,7 @@ struct INSiCommand: AsyncParsableCommand {
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Print the numbers as JSON.")
             @OptionGroup var data: DataOptions
+            @Flag(help: "JSON, this listing's only output (accepted as on every listing).") var json = false
             func run() async throws { try await reportingErrors { try printJSON(try directory(data).authorisedLPS()) } }
         }
 

@@ -77,12 +77,13 @@ struct MESCommand: AsyncParsableCommand {
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "List the registered services.")
             @OptionGroup var data: DataOptions
+            @Flag(help: "A JSON array (as GET /admin/mes/services) instead of lines.") var json = false
 
             func run() async throws {
                 try await reportingErrors {
-                    let store = try data.openStore()
-                    for service in try MESDirectory(store: store, whitelist: try Whitelist(store: store)).services() {
-                        print("\(service.clientId)\t\(service.pairingOID)\t\(service.name)\t\(service.subjectDN)")
+                    let services = try MESCommand.directory(data).services()
+                    try MESCommand.list(services, json: json) {
+                        "\($0.clientId)\t\($0.pairingOID)\t\($0.name)\t\($0.subjectDN)"
                     }
                 }
             }
@@ -94,15 +95,13 @@ struct MESCommand: AsyncParsableCommand {
             abstract: "List the pairings (consent, tokens issued, last call)."
         )
         @OptionGroup var data: DataOptions
+        @Flag(help: "A JSON array (as GET /admin/mes/pairings) instead of lines.") var json = false
 
         func run() async throws {
             try await reportingErrors {
-                let store = try data.openStore()
-                for pairing in try MESDirectory(store: store, whitelist: try Whitelist(store: store)).pairings() {
-                    print(
-                        "#\(pairing.id)\t\(pairing.clientId)\t\(pairing.patientINS)\tidPe \(pairing.idPe)\t\(pairing.state.rawValue)\t"
-                            + "consent \(pairing.consent ? "given" : "withdrawn")\ttokens \(pairing.tokensIssued)"
-                    )
+                try MESCommand.list(try MESCommand.directory(data).pairings(), json: json) { pairing in
+                    "#\(pairing.id)\t\(pairing.clientId)\t\(pairing.patientINS)\tidPe \(pairing.idPe)\t\(pairing.state.rawValue)\t"
+                        + "consent \(pairing.consent ? "given" : "withdrawn")\ttokens \(pairing.tokensIssued)"
                 }
             }
         }
@@ -111,14 +110,28 @@ struct MESCommand: AsyncParsableCommand {
     struct Patients: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the patients and their MSSanté addresses.")
         @OptionGroup var data: DataOptions
+        @Flag(help: "A JSON array instead of lines.") var json = false
 
         func run() async throws {
             try await reportingErrors {
-                let store = try data.openStore()
-                for patient in try MESDirectory(store: store, whitelist: try Whitelist(store: store)).patients() {
-                    print("\(patient.ins)\t\(patient.birthName) \(patient.firstNames)\t\(patient.messagingAddress)")
+                try MESCommand.list(try MESCommand.directory(data).patients(), json: json) {
+                    "\($0.ins)\t\($0.birthName) \($0.firstNames)\t\($0.messagingAddress)"
                 }
             }
+        }
+    }
+
+    static func directory(_ data: DataOptions) throws -> MESDirectory {
+        let store = try data.openStore()
+        return MESDirectory(store: store, whitelist: try Whitelist(store: store))
+    }
+
+    /// A listing as lines, or with `--json` as one JSON array, the admin API's encoding.
+    static func list<T: Encodable>(_ items: [T], json: Bool, line: (T) -> String) throws {
+        if json {
+            print(String(decoding: try SandboxJSON.encoder.encode(items), as: UTF8.self))
+        } else {
+            for item in items { print(line(item)) }
         }
     }
 }

@@ -70,13 +70,11 @@ struct Seed: AsyncParsableCommand {
                 let folder = outURL.appendingPathComponent("ror")
                 try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
                 let started = Date()
-                let tty = isatty(STDOUT_FILENO) != 0
+                let progress = ProgressReport("generating", total: establishments, unit: "establishments")
                 let written = try RORDatasetGenerator.write(establishments: establishments, seed: seed, to: folder) {
-                    [establishments] done in
-                    // Progress on a TTY only (unbuffered write: no flush needed).
-                    if tty { FileHandle.standardOutput.write(Data("\r\(done)/\(establishments) establishments".utf8)) }
+                    progress.update($0)
                 }
-                if tty { print("") }
+                progress.finish()
                 let builtIn = try SeedsFolder.resolve(nil)
                 for part in ["pki", "access", "insi", "terminology", "demo", "dmp", "mes", "recette"] {
                     let source = builtIn.appendingPathComponent(part)
@@ -116,7 +114,18 @@ struct Seed: AsyncParsableCommand {
         static func prebuild(_ dataset: RORSeedDataset) throws {
             let started = Date()
             let count: Int
-            do { count = try dataset.prebuild(registry: RORSearchParameters.registry) } catch {
+            var progress: ProgressReport?
+            do {
+                count = try dataset.prebuild(registry: RORSearchParameters.registry) { done, files in
+                    if progress == nil { progress = ProgressReport("storing", total: files, unit: "seed files") }
+                    progress?.update(done)
+                    if done == files {
+                        progress?.finish()
+                        print("indexing…")
+                    }
+                }
+            } catch {
+                progress?.finish()
                 throw UsageFailure("\(error)")
             }
             let size =

@@ -894,6 +894,15 @@ struct MESTests {
         #expect(whitelist.stdout.contains("CN=APPLI_CLI,O=EDITEUR,C=FR"))
         let listed = try await Shell.sandbox(["mes", "service", "list", "--data-dir", folder.path])
         #expect(listed.stdout.contains("cli-app\t1.2.250.1.999.46.1"))
+        for listing in [["service", "list"], ["pairings"], ["patients"]] {
+            let json = try await Shell.sandbox(["mes"] + listing + ["--data-dir", folder.path, "--json"])
+            #expect(json.status == 0, "\(json.stderr)")
+            let array = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]]
+            #expect(array != nil, "\(listing): \(json.stdout)")
+            if listing == ["service", "list"] {
+                #expect(array?.contains { $0["clientId"] as? String == "cli-app" } == true)
+            }
+        }
     }
 
     // MARK: Admin, seeds, console

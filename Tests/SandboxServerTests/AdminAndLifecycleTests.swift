@@ -218,7 +218,7 @@ struct AdminAndLifecycleTests {
                     + route.path.description.split(separator: "/").map { part in
                         part.hasPrefix(":") ? "{\(part.dropFirst())}" : String(part)
                     }.joined(separator: "/")
-                guard path.hasPrefix("/admin/") else { continue }
+                guard path.hasPrefix("/admin/") || path == "/metrics" else { continue }
                 registered[path, default: []].insert(route.method.rawValue.lowercased())
             }
             #expect(registered.count > 20, "the admin router's routes were read")

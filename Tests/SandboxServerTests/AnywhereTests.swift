@@ -10,12 +10,6 @@ import X509
 /// The binary carries its seeds and starts a new data folder from pre-minted keys, whatever folder it runs from.
 @Suite("Anywhere")
 struct AnywhereTests {
-    static func emptyFolder() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("anywhere-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }
-
     /// Runs the built binary with `folder` as its working directory and a cache of its own.
     static func run(in folder: URL, cache: URL, _ arguments: [String]) async throws -> Shell.Output {
         let quoted = ([Shell.executable.path] + arguments).map { "'\($0)'" }.joined(separator: " ")
@@ -23,14 +17,14 @@ struct AnywhereTests {
     }
 
     @Test func theDemoPassesFromAnEmptyFolder() async throws {
-        let folder = try Self.emptyFolder()
+        let folder = try CommandLineTests.folder()
         let output = try await Self.run(in: folder, cache: folder.appendingPathComponent("cache"), ["demo"])
         #expect(output.status == 0, "\(output.stdout)\n\(output.stderr)")
         #expect(output.stdout.contains("Done: every step behaved as announced."))
     }
 
     @Test func serveFromAnEmptyFolderHasTheDemoClientsAndSaysWhichSeeds() async throws {
-        let folder = try Self.emptyFolder()
+        let folder = try CommandLineTests.folder()
         let cache = folder.appendingPathComponent("cache")
         let ready = folder.appendingPathComponent("ready.json")
         let process = try Self.serve(
@@ -78,7 +72,7 @@ struct AnywhereTests {
     }
 
     @Test func seedExportWritesTheRepositorySeedsAndRefusesToOverwrite() async throws {
-        let folder = try Self.emptyFolder()
+        let folder = try CommandLineTests.folder()
         let out = folder.appendingPathComponent("my-seeds")
         let first = try await Shell.sandbox(["seed", "export", "--out", out.path])
         #expect(first.status == 0, "\(first.stderr)")
@@ -103,7 +97,7 @@ struct AnywhereTests {
     }
 
     @Test func theEmbeddedSeedsAreWrittenOnceToTheCacheUnderTheirDigest() throws {
-        let cache = try Self.emptyFolder()
+        let cache = try CommandLineTests.folder()
         let folder = try EmbeddedSeeds.materialized(in: cache)
         #expect(folder.lastPathComponent == String(EmbeddedSeeds.digest.prefix(16)))
         #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("ror/dataset.json").path))
@@ -123,7 +117,7 @@ struct AnywhereTests {
     }
 
     @Test func aNewDataFolderTakesItsRSAKeysFromThePoolEachOnlyOnce() async throws {
-        let folder = try Self.emptyFolder()
+        let folder = try CommandLineTests.folder()
         let cache = folder.appendingPathComponent("cache")
         let pool = RSAKeyPool(directory: cache.appendingPathComponent("key-pool/rsa2048"), depth: 12)
         #expect(try pool.refill())
@@ -174,7 +168,7 @@ struct AnywhereTests {
     }
 
     @Test func twoProcessesTakingFromOnePoolNeverGetTheSameKey() async throws {
-        let folder = try Self.emptyFolder()
+        let folder = try CommandLineTests.folder()
         let pool = RSAKeyPool(directory: folder, depth: 6)
         #expect(try pool.refill())
         let taken = await withTaskGroup(of: [String].self) { group in

@@ -303,6 +303,12 @@ struct CommandLineTests {
             try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("p/ror").path).sorted()
                 == ["dataset-0001.json", "dataset-0002.json"]
         )
+        // Not a terminal: plain progress lines, every 10 %, instead of a bar redrawn in place.
+        #expect(parts.stdout.contains("generating: 100% (260/260 establishments)\n"), "\(parts.stdout)")
+        #expect(!parts.stdout.contains("\r"))
+        let stored = try await Shell.sandbox(["seed", "prebuild", "--seeds", dir.appendingPathComponent("p").path])
+        #expect(stored.status == 0, "\(stored.stderr)")
+        #expect(stored.stdout.contains("storing: 50% (1/2 seed files)\nstoring: 100% (2/2 seed files)\nindexing…\n"))
         _ = try await Shell.sandbox([
             "seed", "generate", "--establishments", "3", "--no-prebuild", "--out", dir.appendingPathComponent("p").path,
         ])
