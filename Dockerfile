@@ -14,13 +14,13 @@ COPY Tests ./Tests
 # Read at build time only: the EmbedSeeds plugin builds them into the binary.
 COPY Seeds ./Seeds
 RUN swift build -c release --static-swift-stdlib --product esante-sandbox \
- && cp "$(swift build -c release --show-bin-path)/esante-sandbox" /usr/local/bin/esante-sandbox
+ && strip -o /usr/local/bin/esante-sandbox "$(swift build -c release --show-bin-path)/esante-sandbox"
 
 # What the binary needs beyond itself (scripts/binary-check checks the list): glibc, libstdc++, libgcc_s, zlib,
-# SQLite; curl only for the HEALTHCHECK.
+# SQLite, libxml2 (FoundationXML; it brings ICU and lzma); curl only for the HEALTHCHECK.
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libsqlite3-0 libstdc++6 zlib1g tzdata curl \
+ && apt-get install -y --no-install-recommends libsqlite3-0 libstdc++6 zlib1g libxml2 tzdata curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin sandbox \
  && mkdir -p /data && chown sandbox:sandbox /data

@@ -74,8 +74,19 @@ struct Certs: AsyncParsableCommand {
             let argv = arguments.map { strdup($0) } + [nil]
             let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
             defer { (argv + envp).forEach { free($0) } }
+            // The child must not inherit the listening sockets (NIO's are not close-on-exec): it would keep the port
+            // bound after the server stops, and the next server on that port would never be reached.
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? [] {
+                if let descriptor = Int32(name), descriptor > 2 { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
+            }
             var child = pid_t()
-            _ = posix_spawn(&child, executable, &actions, &attributes, argv, envp)
+            guard posix_spawn(&child, executable, &actions, &attributes, argv, envp) == 0 else { return }
+            // Reaped when it ends, so a long-running server leaves no zombie behind.
+            let filler = child
+            Thread {
+                var status: Int32 = 0
+                _ = waitpid(filler, &status, 0)
+            }.start()
         }
     }
 
