@@ -100,7 +100,8 @@ struct CertificateWorkshop: Sendable {
                 negative: negative
             )
             if negative == .revoked { listener.trustStore.setRevokedSerials(try listener.pki.revokedSerials()) }
-            let certificate = try issued.certificatePEM
+            // With the intermediate a chain-shape negative certificate must be presented with.
+            let certificate = try issued.chainPEM
             let key = try issued.privateKeyPEM
             return Minted(
                 environment: environment,

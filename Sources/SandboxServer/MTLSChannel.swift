@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypesHTTP1
@@ -94,18 +95,29 @@ struct MTLSChannel<Base: ServerChildChannel>: ServerChildChannel {
             let rejectMode = self.rejectMode
             // Small responses must not wait for delayed ACKs (Nagle): 40 ms per exchange otherwise.
             try channel.syncOptions?.setOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
+            let eventLoop = channel.eventLoop
             let tls = NIOSSLServerHandler(context: sslContext) { presented, result in
                 let encoded = presented.compactMap { try? $0.toDERBytes() }
                 let chain = encoded.compactMap { try? Certificate(derEncoded: $0) }
                 state.chain = chain
                 state.leafDER = encoded.first
-                let verdict: ChainVerdict =
-                    chain.count == presented.count ? trustStore.verify(chain: chain) : .refused(.unparsable)
-                state.verdict = verdict
-                if case .refused = verdict, rejectMode == .tls {
-                    result.succeed(.failed)
-                } else {
-                    result.succeed(.certificateVerified)
+                let finish = { (verdict: ChainVerdict) in
+                    state.verdict = verdict
+                    if case .refused = verdict, rejectMode == .tls {
+                        result.succeed(.failed)
+                    } else {
+                        result.succeed(.certificateVerified)
+                    }
+                }
+                guard chain.count == presented.count else { return finish(.refused(.unparsable)) }
+                // swift-certificates' Verifier is async, but nothing in it waits: it runs to its end right here, and
+                // the handshake goes on in this same read. (Completing the promise later lost a request: a TLS 1.3
+                // client's first request, arriving with its Finished while the verification was pending, was never
+                // read.) Should a verification ever suspend, it finishes on this event loop.
+                let verdict = InlineVerification(eventLoop: eventLoop).run { await trustStore.verify(chain: chain) }
+                switch verdict {
+                case .done(let verdict): finish(verdict)
+                case .pending(let future): future.whenSuccess(finish)
                 }
             }
             try channel.pipeline.syncOperations.addHandler(tls)
@@ -200,6 +212,10 @@ final class PeerCertificateCapture: ChannelInboundHandler, RemovableChannelHandl
             let reason: String
             if case .refused(let failure) = state.verdict {
                 reason = failure.rawValue
+            } else if "\(error)".contains("KEY_USAGE_BIT_INCORRECT") {
+                // BoringSSL refuses a client certificate that may not sign before the sandbox sees the chain, in
+                // both reject modes: the reason is the sandbox's all the same.
+                reason = ChainFailure.wrongKeyUsage.rawValue
             } else if state.chain.isEmpty, "\(error)".contains("CERTIFICATE") {
                 reason = ChainFailure.noCertificate.rawValue
             } else {
@@ -330,5 +346,45 @@ final class RequestDeadline: ChannelDuplexHandler, RemovableChannelHandler {
         timer?.cancel()
         let channel = context.channel
         timer = context.eventLoop.scheduleTask(in: limit) { channel.close(promise: nil) }
+    }
+}
+
+/// Runs an async computation that does not suspend to its end on the calling thread (an event loop), through a task
+/// executor that runs each job as it is enqueued; one that does suspend completes a future on the event loop.
+struct InlineVerification {
+    enum Outcome {
+        case done(ChainVerdict)
+        case pending(EventLoopFuture<ChainVerdict>)
+    }
+
+    let eventLoop: any EventLoop
+
+    func run(_ body: @escaping @Sendable () async -> ChainVerdict) -> Outcome {
+        let promise = eventLoop.makePromise(of: ChainVerdict.self)
+        let result = NIOLockedValueBox<ChainVerdict?>(nil)
+        Task(executorPreference: InlineTaskExecutor(eventLoop: eventLoop)) {
+            let verdict = await body()
+            result.withLockedValue { $0 = verdict }
+            promise.succeed(verdict)
+        }
+        if let verdict = result.withLockedValue({ $0 }) { return .done(verdict) }
+        return .pending(promise.futureResult)
+    }
+}
+
+/// Runs a job at once when it is enqueued on the event loop's thread (the first, from `Task` creation), on the event
+/// loop otherwise (a job resumed from elsewhere).
+final class InlineTaskExecutor: TaskExecutor {
+    let eventLoop: any EventLoop
+
+    init(eventLoop: any EventLoop) { self.eventLoop = eventLoop }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        if eventLoop.inEventLoop {
+            job.runSynchronously(on: asUnownedTaskExecutor())
+        } else {
+            eventLoop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+        }
     }
 }

@@ -21,14 +21,21 @@ public enum KeyAlgorithm: String, Sendable, CaseIterable, Codable {
 public struct IssuedCertificate: Sendable {
     public var certificate: Certificate
     public var privateKey: Certificate.PrivateKey
+    /// CA certificates the holder presents after its own (an intermediate the sandbox does not know).
+    public var chain: [Certificate] = []
 
-    public init(certificate: Certificate, privateKey: Certificate.PrivateKey) {
+    public init(certificate: Certificate, privateKey: Certificate.PrivateKey, chain: [Certificate] = []) {
         self.certificate = certificate
         self.privateKey = privateKey
+        self.chain = chain
     }
 
     /// PEM with a final newline (swift-certificates' PEM has none, and `cat cert key` would then break).
     public var certificatePEM: String { get throws { try certificate.serializeAsPEM().pemString + "\n" } }
+    /// The certificate then its `chain`: what `curl --cert` and TLS clients present.
+    public var chainPEM: String {
+        get throws { try ([certificate] + chain).map { try $0.serializeAsPEM().pemString + "\n" }.joined() }
+    }
     public var privateKeyPEM: String { get throws { try privateKey.serializeAsPEM().pemString + "\n" } }
 
     /// Lower-case hex serial, the form `certs revoke` takes and the journal stores.
@@ -45,6 +52,16 @@ public enum NegativeKind: String, Sendable, CaseIterable, Codable {
     case revoked
     /// `key.pem` does not belong to `cert.pem`: the client's own TLS stack refuses to use the pair.
     case mismatchedKey = "mismatched-key"
+    /// Issued by a certificate that is not a CA (basic constraints `cA: false`), presented in `cert.pem`.
+    case intermediateNotCA = "intermediate-not-ca"
+    /// Issued by a sub-CA of the issuing CA, whose path length (0, as IGC-Santé's) allows none.
+    case pathLengthExceeded = "path-length-exceeded"
+    /// Carries a critical extension no verifier knows (an OID of RFC 5612's documentation arc).
+    case unknownCriticalExtension = "unknown-critical-extension"
+    /// Names `client.outside.sandbox.invalid` while its CA may only issue under `permitted.sandbox.invalid`.
+    case nameConstraints = "name-constraints"
+    /// Its key usage is keyEncipherment only: it may not sign, and TLS client authentication signs.
+    case wrongKeyUsage = "wrong-key-usage"
 }
 
 /// Builders for each certificate shape; pure functions of their inputs (no files).
@@ -54,7 +71,8 @@ public enum CertificateMinter {
         subject: DistinguishedName,
         algorithm: KeyAlgorithm,
         issuer: IssuedCertificate?,
-        validity: DateInterval
+        validity: DateInterval,
+        nameConstraints: NameConstraints? = nil
     ) throws -> IssuedCertificate {
         let key = try algorithm.generate()
         let signer = issuer?.privateKey ?? key
@@ -75,6 +93,7 @@ public enum CertificateMinter {
                         keyIdentifier: try issuer.certificate.extensions.subjectKeyIdentifier?.keyIdentifier
                     )
                 }
+                if let nameConstraints { Critical(nameConstraints) }
             },
             issuerPrivateKey: signer
         )
@@ -123,6 +142,9 @@ public enum CertificateMinter {
         issuer: IssuedCertificate?,
         validity: DateInterval,
         extendedKeyUsage: [ExtendedKeyUsage.Usage] = [.clientAuth],
+        keyUsage: KeyUsage = KeyUsage(digitalSignature: true, keyEncipherment: true),
+        dnsNames: [String] = [],
+        extraExtensions: [Certificate.Extension] = [],
         key existingKey: Certificate.PrivateKey? = nil
     ) throws -> IssuedCertificate {
         let key = try existingKey ?? algorithm.generate()
@@ -136,7 +158,7 @@ public enum CertificateMinter {
             subject: subject,
             extensions: try Certificate.Extensions {
                 Critical(BasicConstraints.notCertificateAuthority)
-                Critical(KeyUsage(digitalSignature: true, keyEncipherment: true))
+                Critical(keyUsage)
                 try ExtendedKeyUsage(extendedKeyUsage)
                 SubjectKeyIdentifier(hash: key.publicKey)
                 if let issuer {
@@ -144,6 +166,8 @@ public enum CertificateMinter {
                         keyIdentifier: try issuer.certificate.extensions.subjectKeyIdentifier?.keyIdentifier
                     )
                 }
+                if !dnsNames.isEmpty { SubjectAlternativeNames(dnsNames.map { .dnsName($0) }) }
+                for extraExtension in extraExtensions { extraExtension }
             },
             issuerPrivateKey: issuer?.privateKey ?? key
         )

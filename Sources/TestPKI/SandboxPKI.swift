@@ -167,6 +167,9 @@ public struct SandboxPKI: Sendable {
         var validity = DateInterval(start: now.addingTimeInterval(-3600), duration: validityDays * day)
         var issuer: IssuedCertificate? = issuingCA
         var usages: [ExtendedKeyUsage.Usage] = [.clientAuth]
+        var keyUsage = KeyUsage(digitalSignature: true, keyEncipherment: true)
+        var dnsNames: [String] = []
+        var extraExtensions: [Certificate.Extension] = []
         switch negative {
         case .expired:
             validity = DateInterval(start: now.addingTimeInterval(-400 * day), end: now.addingTimeInterval(-day))
@@ -175,6 +178,14 @@ public struct SandboxPKI: Sendable {
         case .untrustedCA: issuer = try untrustedRoot(algorithm: algorithm)
         case .serverEKU: usages = [.serverAuth]
         case .revoked, .mismatchedKey, nil: break
+        case .intermediateNotCA, .pathLengthExceeded, .nameConstraints:
+            issuer = try negativeIssuer(negative!, algorithm: algorithm)
+            if negative == .nameConstraints { dnsNames = ["client.outside.sandbox.invalid"] }
+        case .unknownCriticalExtension:
+            // Under IANA's enterprise number reserved for documentation (RFC 5612): no verifier knows it.
+            let oid: ASN1ObjectIdentifier = [1, 3, 6, 1, 4, 1, 32473, 1, 1]
+            extraExtensions = [Certificate.Extension(oid: oid, critical: true, value: [0x05, 0x00])]
+        case .wrongKeyUsage: keyUsage = KeyUsage(keyEncipherment: true)
         }
         var issued = try CertificateMinter.client(
             subject: subject,
@@ -182,11 +193,52 @@ public struct SandboxPKI: Sendable {
             issuer: issuer,
             validity: validity,
             extendedKeyUsage: usages,
+            keyUsage: keyUsage,
+            dnsNames: dnsNames,
+            extraExtensions: extraExtensions,
             key: key
         )
+        if let issuer, issuer.certificate != issuingCA.certificate, negative != .untrustedCA {
+            issued.chain = [issuer.certificate]
+        }
         if negative == .revoked { try revoke(serial: issued.serialHex) }
         if negative == .mismatchedKey { issued.privateKey = try algorithm.generate() }
         return issued
+    }
+
+    /// The issuer a negative certificate of a chain-shape kind hangs from; minted once and kept in the PKI folder,
+    /// presented by the client after its own certificate.
+    func negativeIssuer(_ kind: NegativeKind, algorithm: KeyAlgorithm) throws -> IssuedCertificate {
+        var created = false
+        let validity = DateInterval(start: Date().addingTimeInterval(-3600), duration: 10 * 365 * 86400)
+        return try Self.loadOrMint(directory, "negative-\(kind.rawValue)-issuer", created: &created) {
+            switch kind {
+            case .intermediateNotCA:
+                // An ordinary leaf of the root, even allowed to sign certificates: only `cA: false` is wrong.
+                try CertificateMinter.client(
+                    subject: Self.caName("SANDBOX NEGATIVE NOT A CA"),
+                    algorithm: algorithm,
+                    issuer: root,
+                    validity: validity,
+                    keyUsage: KeyUsage(digitalSignature: true, keyCertSign: true)
+                )
+            case .pathLengthExceeded:
+                try CertificateMinter.authority(
+                    subject: Self.caName("SANDBOX NEGATIVE SOUS-AC (PATH LENGTH)"),
+                    algorithm: algorithm,
+                    issuer: issuingCA,
+                    validity: validity
+                )
+            default:
+                try CertificateMinter.authority(
+                    subject: Self.caName("SANDBOX NEGATIVE AC CONTRAINTE (NAME CONSTRAINTS)"),
+                    algorithm: algorithm,
+                    issuer: root,
+                    validity: validity,
+                    nameConstraints: NameConstraints(permittedDNSDomains: ["permitted.sandbox.invalid"])
+                )
+            }
+        }
     }
 
     /// The "other root" negative certificates chain to; created once and kept (never trusted by the sandbox).
@@ -202,9 +254,10 @@ public struct SandboxPKI: Sendable {
         }
     }
 
-    /// Writes `cert.pem`, `key.pem` and `bundle.pem` (cert + key, for `curl --cert` / `ab -E`) into `directory`.
+    /// Writes `cert.pem` (the certificate, then any intermediate it must present), `key.pem` and `bundle.pem`
+    /// (cert + key, for `curl --cert` / `ab -E`) into `directory`.
     public func write(_ issued: IssuedCertificate, to directory: URL) throws {
-        let cert = try issued.certificatePEM
+        let cert = try issued.chainPEM
         let key = try issued.privateKeyPEM
         try Self.write(cert, to: directory.appendingPathComponent("cert.pem"))
         try Self.write(key, to: directory.appendingPathComponent("key.pem"), privateKey: true)

@@ -146,6 +146,15 @@ struct Certs: AsyncParsableCommand {
         @Flag(help: "Listed on the sandbox CRL at once.") var revoked = false
         @Flag(help: "key.pem does not match cert.pem (the client's own TLS stack refuses the pair).")
         var mismatchedKey = false
+        @Flag(help: "Issued by a certificate that is not a CA (cert.pem carries it after the leaf).")
+        var intermediateNotCa = false
+        @Flag(help: "Issued by a sub-CA the issuing CA's path length (0) does not allow (cert.pem carries it).")
+        var pathLengthExceeded = false
+        @Flag(help: "Carries a critical extension no verifier knows.") var unknownCriticalExtension = false
+        @Flag(help: "Names a DNS name outside its CA's name constraints (cert.pem carries the CA).")
+        var nameConstraints = false
+        @Flag(help: "Key usage keyEncipherment only: it may not sign, as TLS client authentication does.")
+        var wrongKeyUsage = false
         @Option(
             help:
                 "Re-use this PEM private key (a renewal: same public key, so a CSD key whitelist entry still matches)."
@@ -157,7 +166,9 @@ struct Certs: AsyncParsableCommand {
                 let kinds: [(Bool, NegativeKind)] = [
                     (expired, .expired), (notYetValid, .notYetValid), (selfSigned, .selfSigned),
                     (untrustedCA, .untrustedCA), (serverEKU, .serverEKU), (revoked, .revoked),
-                    (mismatchedKey, .mismatchedKey),
+                    (mismatchedKey, .mismatchedKey), (intermediateNotCa, .intermediateNotCA),
+                    (pathLengthExceeded, .pathLengthExceeded), (unknownCriticalExtension, .unknownCriticalExtension),
+                    (nameConstraints, .nameConstraints), (wrongKeyUsage, .wrongKeyUsage),
                 ]
                 let chosen = kinds.filter(\.0).map(\.1)
                 guard chosen.count <= 1 else {

@@ -34,14 +34,12 @@ struct MetricsTests {
             .value
     }
 
+    /// Empty seeds (no ROR dataset to load beside the other suites), the client whitelisted here.
     @Test func callsDecisionsLatenciesAndSizesAreExposed() async throws {
-        let running = try await RunningSandbox.start(seeds: SharedPKI.repositorySeeds)
+        let running = try await RunningSandbox.start()
         try await running.whileRunning {
-            let consumer = try ClientFiles(
-                folder: #require(running.info.clientCertificates["ror-consumer"]).certificate
-                    .deletingLastPathComponent(),
-                issued: SharedPKI.issued(#require(running.info.clientCertificates["ror-consumer"]))
-            )
+            let consumer = try SharedPKI.client("CN=METRICS-CONSUMER,O=SOMEWHERE,C=FR")
+            try running.whitelist("ror-fhir", dn: "CN=METRICS-CONSUMER,O=SOMEWHERE,C=FR")
             let outsider = try SharedPKI.client("CN=METRICS-OUTSIDER,O=NOWHERE,C=FR")
             for _ in 0..<3 {
                 #expect(try await running.request("/ws-diffusion-fhir/metadata", client: consumer).status == .ok)
@@ -102,12 +100,9 @@ struct MetricsTests {
     }
 
     @Test func aCapacityPatchIsCountedByStatus() async throws {
-        let running = try await RunningSandbox.start(seeds: SharedPKI.repositorySeeds)
+        let running = try await RunningSandbox.start()
         try await running.whileRunning {
-            let feeder = try ClientFiles(
-                folder: #require(running.info.clientCertificates["ror-feeder"]).certificate.deletingLastPathComponent(),
-                issued: SharedPKI.issued(#require(running.info.clientCertificates["ror-feeder"]))
-            )
+            let feeder = try SharedPKI.client("CN=METRICS-FEEDER,O=SOMEWHERE,C=FR")
             let patched = try await running.request(
                 "/ws-synchro-dispo-lits-fhir/Location/no-such-place",
                 method: .patch,

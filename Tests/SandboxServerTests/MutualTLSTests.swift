@@ -211,6 +211,10 @@ struct MutualTLSTests {
             (.some(.untrustedCA), "unknown-ca"),
             (.some(.serverEKU), "wrong-eku"),
             (.some(.revoked), "revoked"),
+            (.some(.intermediateNotCA), "not-a-ca"),
+            (.some(.pathLengthExceeded), "path-length-exceeded"),
+            (.some(.unknownCriticalExtension), "unknown-critical-extension"),
+            (.some(.nameConstraints), "name-constraints"),
             (nil, "no-client-certificate"),
         ],
         [RejectMode.tls, .http]
@@ -249,6 +253,28 @@ struct MutualTLSTests {
                 #expect(rows.first?.decision == .refused)
                 #expect(rows.first?.status == 403)
             }
+        }
+    }
+
+    /// A certificate that may not sign: swift-nio-ssl's client will not even use it, so OpenSSL's (curl) presents it;
+    /// the server's TLS library refuses it before the chain is verified, in both reject modes, and the journal
+    /// names the sandbox's reason.
+    @Test(arguments: [RejectMode.tls, .http])
+    func aCertificateThatMayNotSignIsRefusedAtTheHandshake(mode: RejectMode) async throws {
+        let client = try SharedPKI.client(Self.dn, negative: .wrongKeyUsage)
+        let running = try await RunningSandbox.start(rejectMode: mode)
+        try await running.whileRunning {
+            try running.whitelist("ror-fhir", dn: Self.dn)
+            let curl = try await Shell.run(
+                "curl -s -o /dev/null -w '%{http_code}' --cacert '\(SharedPKI.pki.caBundleURL.path)' "
+                    + "--cert '\(client.certificate.path)' --key '\(client.key.path)' "
+                    + "https://127.0.0.1:\(running.tlsPort)/_sandbox/whoami"
+            )
+            #expect(curl.status != 0)
+            #expect(curl.stdout == "000")
+            let rows = try await running.journalRows { $0.method == "TLS" }
+            #expect(rows.first?.reason == "wrong-key-usage")
+            #expect(rows.first?.decision == .refused)
         }
     }
 

@@ -196,10 +196,12 @@ struct RunningSandbox {
             trust: listener.map { URL(fileURLWithPath: $0.caCertificateFile) },
             cipherSuites: cipherSuites
         )
+        // Generous: `swift test` starts every suite's sandboxes at once on two cores, and a request can wait its
+        // turn for seconds (a ROR CSD test's first call took 8.5 s); no test measures time through this timeout.
         let testClient = TestClient(
             host: "127.0.0.1",
             port: listener.map { Int($0.tls.split(separator: ":").last!)! } ?? tlsPort,
-            configuration: .init(tlsConfiguration: configuration, timeout: .seconds(10), serverName: "localhost")
+            configuration: .init(tlsConfiguration: configuration, timeout: .seconds(60), serverName: "localhost")
         )
         testClient.connect()
         defer { Task { try? await testClient.shutdown() } }

@@ -41,7 +41,7 @@ struct TestPKITests {
         #expect(again.server.certificate == pki.server.certificate)
     }
 
-    @Test func rsaClientCertificateHasTheExactDNAndVerifies() throws {
+    @Test func rsaClientCertificateHasTheExactDNAndVerifies() async throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let (pki, _) = try SandboxPKI.loadOrCreate(directory: directory, algorithm: .p256)
@@ -53,7 +53,7 @@ struct TestPKITests {
         #expect(
             pki.issuingCA.certificate.publicKey.isValidSignature(issued.certificate.signature, for: issued.certificate)
         )
-        #expect(try Self.trustStore(pki).verify(chain: [issued.certificate]) == .trusted)
+        #expect(try await Self.trustStore(pki).verify(chain: [issued.certificate]) == .trusted)
         try pki.write(issued, to: directory.appendingPathComponent("client"))
         let bundle = try String(contentsOf: directory.appendingPathComponent("client/bundle.pem"), encoding: .utf8)
         #expect(bundle.contains("-----END CERTIFICATE-----\n-----BEGIN"))
@@ -66,8 +66,13 @@ struct TestPKITests {
         (.untrustedCA, .unknownIssuer),
         (.serverEKU, .wrongExtendedKeyUsage),
         (.revoked, .revoked),
+        (.intermediateNotCA, .notACA),
+        (.pathLengthExceeded, .pathLengthExceeded),
+        (.unknownCriticalExtension, .unknownCriticalExtension),
+        (.nameConstraints, .nameConstraints),
+        (.wrongKeyUsage, .wrongKeyUsage),
     ])
-    func negativeCertificatesAreRefusedForTheirReason(kind: NegativeKind, failure: ChainFailure) throws {
+    func negativeCertificatesAreRefusedForTheirReason(kind: NegativeKind, failure: ChainFailure) async throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let (pki, _) = try SandboxPKI.loadOrCreate(directory: directory, algorithm: .p256)
@@ -77,7 +82,10 @@ struct TestPKITests {
             negative: kind
         )
         #expect(String(describing: issued.certificate.subject) == Self.dn)
-        #expect(try Self.trustStore(pki).verify(chain: [issued.certificate]) == .refused(failure))
+        // As a client presents it: the certificate, then the intermediate it was issued by.
+        #expect(
+            try await Self.trustStore(pki).verify(chain: [issued.certificate] + issued.chain) == .refused(failure)
+        )
     }
 
     @Test func mismatchedKeyDoesNotBelongToTheCertificate() throws {
@@ -92,15 +100,15 @@ struct TestPKITests {
         #expect(issued.privateKey.publicKey != issued.certificate.publicKey)
     }
 
-    @Test func chainSentByTheClientIsUsedAndAForgedIssuerIsRefused() throws {
+    @Test func chainSentByTheClientIsUsedAndAForgedIssuerIsRefused() async throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let (pki, _) = try SandboxPKI.loadOrCreate(directory: directory, algorithm: .p256)
         let leaf = try pki.issueClient(subject: try SubjectDN(parsing: Self.dn).distinguishedName(), algorithm: .p256)
         // Trusting the root only: the client must send the issuing CA.
         let rootOnly = TrustStore(certificates: [pki.root.certificate])
-        #expect(rootOnly.verify(chain: [leaf.certificate]) == .refused(.unknownIssuer))
-        #expect(rootOnly.verify(chain: [leaf.certificate, pki.issuingCA.certificate]) == .trusted)
+        #expect(await rootOnly.verify(chain: [leaf.certificate]) == .refused(.unknownIssuer))
+        #expect(await rootOnly.verify(chain: [leaf.certificate, pki.issuingCA.certificate]) == .trusted)
         // A CA with the same name but another key signs nothing we trust.
         let impostor = try CertificateMinter.authority(
             subject: pki.issuingCA.certificate.subject,
@@ -114,8 +122,8 @@ struct TestPKITests {
             issuer: impostor,
             validity: DateInterval(start: Date().addingTimeInterval(-60), duration: 86400)
         )
-        #expect(try Self.trustStore(pki).verify(chain: [forged.certificate]) == .refused(.badSignature))
-        #expect(TrustStore(certificates: [pki.root.certificate]).verify(chain: []) == .refused(.noCertificate))
+        #expect(try await Self.trustStore(pki).verify(chain: [forged.certificate]) == .refused(.badSignature))
+        #expect(await TrustStore(certificates: [pki.root.certificate]).verify(chain: []) == .refused(.noCertificate))
     }
 
     @Test func revocationListRoundTripsAndRejectsGarbage() throws {
