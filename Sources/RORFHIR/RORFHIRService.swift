@@ -55,7 +55,11 @@ public final class RORFHIRService: Sendable {
     /// Loads `Seeds/ror/*.json` (``RORSeedDataset``) when the store holds no ROR resource yet, or, with `replace`
     /// (reset), in place of what is stored. Returns the number of resources stored.
     @discardableResult
-    public func loadSeeds(from seeds: URL?, replace: Bool) throws -> Int {
+    public func loadSeeds(
+        from seeds: URL?,
+        replace: Bool,
+        progress: (_ filesDone: Int, _ files: Int) -> Void = { _, _ in }
+    ) throws -> Int {
         let files = try seeds.map { try RORSeedDataset(seeds: $0).jsonFiles() } ?? []
         let count = try repository.store.writer.write { db -> Int in
             // EXISTS, not COUNT(*): this runs at every start, on tables of hundreds of thousands of rows.
@@ -67,7 +71,8 @@ public final class RORFHIRService: Sendable {
                 try db.execute(sql: "DELETE FROM fhir_resource")
                 try db.execute(sql: "DELETE FROM fhir_history")
             }
-            return try RORSeedDataset.load(files, into: repository, db: db)
+            progress(0, files.count)
+            return try RORSeedDataset.load(files, into: repository, db: db, progress: progress)
         }
         // Fold the load's large WAL into the database now rather than at the next start.
         if count > 0, repository.store.path != nil {

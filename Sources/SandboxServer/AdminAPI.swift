@@ -35,7 +35,8 @@ enum AdminAPI {
         health: @escaping @Sendable () async -> Health,
         whitelist: Whitelist,
         journal: Journal,
-        reset: @escaping @Sendable (_ all: Bool) throws -> Void
+        reset: @escaping @Sendable (_ all: Bool) throws -> Void,
+        resetProgress: @escaping @Sendable () -> Sandbox.ResetProgress
     ) {
         admin.get("health") { _, _ in SandboxJSON.response(await health()) }
 
@@ -128,6 +129,7 @@ enum AdminAPI {
             try reset(scope == "all")
             return SandboxJSON.response(["reset": scope])
         }
+        admin.get("reset") { _, _ in SandboxJSON.response(resetProgress()) }
 
     }
 

@@ -305,10 +305,33 @@ public final class Sandbox: Sendable {
         }
     }
 
+    /// Where a reset stands (`GET /admin/reset`): reloading a national ROR dataset takes minutes.
+    public struct ResetProgress: Codable, Sendable {
+        public var running = false
+        /// ROR seed files stored so far, of `files`.
+        public var filesDone = 0
+        public var files = 0
+        public var startedAt: Date?
+        public var finishedAt: Date?
+    }
+    let resetProgress = NIOLockedValueBox(ResetProgress())
+
     /// `POST /admin/reset`: service data back to the seeds and the journal emptied; with `all`, the whitelist and
     /// the CRL too (the PKI files themselves are kept: clients hold copies of them).
     public func reset(all: Bool) throws {
-        try ror.loadSeeds(from: seedsFolder, replace: true)
+        resetProgress.withLockedValue { $0 = ResetProgress(running: true, startedAt: Date()) }
+        defer {
+            resetProgress.withLockedValue {
+                $0.running = false
+                $0.finishedAt = Date()
+            }
+        }
+        try ror.loadSeeds(from: seedsFolder, replace: true) { done, files in
+            resetProgress.withLockedValue {
+                $0.filesDone = done
+                $0.files = files
+            }
+        }
         try insi.directory.loadSeeds(from: seedsFolder, replace: true)
         faults.removeAll()
         ror.snapshots.removeAll()
@@ -638,7 +661,8 @@ public final class Sandbox: Sendable {
             health: { [self] in await health() },
             whitelist: whitelist,
             journal: journal,
-            reset: { [self] all in try reset(all: all) }
+            reset: { [self] all in try reset(all: all) },
+            resetProgress: { [self] in resetProgress.withLockedValue { $0 } }
         )
         AdminINSi.add(to: admin, directory: insi.directory)
         AdminOnboarding.add(to: admin, onboarding: onboarding)

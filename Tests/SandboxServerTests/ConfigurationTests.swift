@@ -116,3 +116,38 @@ struct ConfigurationTests {
         #expect(list.stdout.contains("ror-fhir"))
     }
 }
+
+/// `esante-sandbox reset` against a running sandbox's admin API, and `GET /admin/reset`.
+@Suite("Reset command")
+struct ResetCommandTests {
+    @Test func resetPutsTheSeedsBackAndShowsTheROR() async throws {
+        let running = try await RunningSandbox.start(seeds: SharedPKI.repositorySeeds) { $0.adminToken = "s3cret" }
+        try await running.whileRunning {
+            let admin = "http://127.0.0.1:\(running.adminPort)"
+            let output = try await Shell.sandbox(["reset", "--admin", admin, "--admin-token", "s3cret"])
+            #expect(output.status == 0, "\(output.stderr)")
+            // Not a terminal: the final line of the progress, then the result.
+            #expect(output.stdout.contains("resetting: 100% (1/1 ROR seed files)\n"), "\(output.stdout)")
+            #expect(output.stdout.hasSuffix("reset done (scope data)\n"))
+            let state = try await running.admin("/admin/reset", headers: [.authorization: "Bearer s3cret"]).json()
+            #expect(state["running"] as? Bool == false)
+            #expect(state["files"] as? Int == 1)
+            #expect(state["filesDone"] as? Int == 1)
+            #expect(state["finishedAt"] != nil)
+
+            let refused = try await Shell.sandbox(["reset", "--admin", admin])
+            #expect(refused.status == 2)
+            #expect(refused.stderr.contains("/admin/reset answered 401"), "\(refused.stderr)")
+        }
+    }
+
+    @Test(arguments: [
+        (["reset", "--admin", "ftp://127.0.0.1:1"], "not an http:// URL"),
+        (["reset", "--admin", "http://127.0.0.1:1"], "could not reach the sandbox's admin API"),
+    ])
+    func aSandboxThatCannotBeReachedIsSaid(arguments: [String], message: String) async throws {
+        let output = try await Shell.sandbox(arguments)
+        #expect(output.status == 2)
+        #expect(output.stderr.contains(message), "\(output.stderr)")
+    }
+}
