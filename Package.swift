@@ -1,5 +1,15 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
+
+/// `scripts/fuzz` builds with ESANTE_SANDBOX_FUZZ=1: the parsers' modules get libFuzzer's coverage and
+/// AddressSanitizer, and `sandbox-fuzz` becomes libFuzzer targets (flags per target, so the build plugin's host tool
+/// stays an ordinary program).
+let fuzzing = ProcessInfo.processInfo.environment["ESANTE_SANDBOX_FUZZ"] == "1"
+let fuzzed: [SwiftSetting] = fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"]), .define("FUZZING")] : []
+/// libFuzzer without its `main` (the script finds it beside the toolchain's clang): `sandbox-fuzz`'s own main picks the
+/// target, then hands over to `LLVMFuzzerRunDriver`.
+let fuzzerLibrary = ProcessInfo.processInfo.environment["ESANTE_SANDBOX_FUZZ_LIB"] ?? ""
 
 // Versions are the ones in the local package mirror (see README "Building offline").
 let package = Package(
@@ -41,6 +51,15 @@ let package = Package(
             plugins: ["EmbedSeeds"]
         ),
         .executableTarget(name: "seed-embedder"),
+        // The parsers fed arbitrary bytes: libFuzzer targets built by scripts/fuzz (-sanitize=fuzzer,address
+        // -D FUZZING), a replayer of saved inputs otherwise.
+        .executableTarget(
+            name: "sandbox-fuzz",
+            dependencies: ["Access", "FHIRCore", "HTTPCommon", "RORFHIR", "SOAPCore"],
+            swiftSettings: fuzzed,
+            linkerSettings: fuzzing
+                ? [.unsafeFlags(["-sanitize=address", "-use-ld=lld", "-Xlinker", fuzzerLibrary])] : []
+        ),
         .plugin(name: "EmbedSeeds", capability: .buildTool(), dependencies: ["seed-embedder"]),
         // The executable only parses the command line and wires the modules below.
         .executableTarget(
@@ -104,7 +123,8 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: fuzzed
         ),
         // One SQLite file (WAL) or memory; schema as migrations.
         .target(
@@ -129,7 +149,8 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            ]
+            ],
+            swiftSettings: fuzzed
         ),
         // The national ROR's FHIR "MEV3" API: search parameters, routes, CapabilityStatement, dataset.
         .target(
@@ -140,7 +161,8 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            ]
+            ],
+            swiftSettings: fuzzed
         ),
         // The ROR's legacy SOAP interface "CSD MEV2.4" over the ROR FHIR store: TR_Lecture, TR-Notif, WSDL.
         .target(
@@ -198,7 +220,8 @@ let package = Package(
             name: "HTTPCommon",
             dependencies: [
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "JWTKit", package: "jwt-kit"),
-            ]
+            ],
+            swiftSettings: fuzzed
         ),
         // SOAP 1.2 shared by the SOAP services: hardened XML parsing (no DTD, bounded), envelope, Fault.
         .target(
@@ -207,7 +230,8 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "MultipartKit", package: "multipart-kit"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-            ]
+            ],
+            swiftSettings: fuzzed
         ),
         .testTarget(
             name: "AccessTests",
@@ -238,7 +262,7 @@ let package = Package(
             name: "SandboxServerTests",
             dependencies: [
                 "SandboxTestSupport", "SandboxServer", "Access", "Store", "TestPKI", "esante-sandbox", "RORFHIR",
-                "FHIRCore", "INSi", "HTTPCommon", "SandboxSeeds",
+                "FHIRCore", "INSi", "HTTPCommon", "SandboxSeeds", "sandbox-fuzz",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "X509", package: "swift-certificates"),

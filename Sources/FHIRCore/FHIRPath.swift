@@ -52,8 +52,17 @@ public indirect enum FHIRPath: Sendable, Hashable, CustomStringConvertible {
 
     private static let parsedExpressions = NIOLockedValueBox<[String: FHIRPath]>([:])
 
+    /// Bounds on client-sent paths (FHIRPath Patch, `$validate` rules): the parser and the evaluator recurse, and
+    /// 200 000 nested parentheses found by the fuzzer overflowed the stack (`scripts/fuzz`, 2026-12-07).
+    static let maximumTokens = 2048
+    static let maximumNesting = 64
+
     public init(parsing text: String) throws(FHIRPathError) {
-        var parser = Parser(tokens: try Self.tokenize(text), text: text)
+        let tokens = try Self.tokenize(text)
+        guard tokens.count <= Self.maximumTokens else {
+            throw FHIRPathError(text, "the expression is longer than \(Self.maximumTokens) tokens")
+        }
+        var parser = Parser(tokens: tokens, text: text)
         self = try parser.expression()
         if let extra = parser.peek { throw FHIRPathError(text, "unexpected '\(extra.text)' after the expression") }
     }
@@ -145,6 +154,7 @@ public indirect enum FHIRPath: Sendable, Hashable, CustomStringConvertible {
         var tokens: [Token]
         let text: String
         var position = 0
+        var nesting = 0
 
         var peek: Token? { position < tokens.count ? tokens[position] : nil }
 
@@ -158,6 +168,11 @@ public indirect enum FHIRPath: Sendable, Hashable, CustomStringConvertible {
         }
 
         mutating func expression() throws(FHIRPathError) -> FHIRPath {
+            nesting += 1
+            defer { nesting -= 1 }
+            guard nesting <= FHIRPath.maximumNesting else {
+                throw FHIRPathError(text, "the expression nests deeper than \(FHIRPath.maximumNesting) levels")
+            }
             var left = try conjunction()
             while peek == .identifier("or") {
                 position += 1

@@ -110,6 +110,18 @@ public struct HardenedXMLParser: Sendable {
         {
             throw .malformed(line: 1, column: 1, message: "UTF-16 messages are not accepted; send UTF-8")
         }
+        if Self.afterDeclaration(data).contains(bytes: "<?") {
+            // SOAP 1.2 (Part 1, 5) forbids processing instructions; FoundationXML also dereferences a null pointer on
+            // one without data (`<?m?>`, found by libFuzzer), which stopped the server.
+            throw .malformed(line: 1, column: 1, message: "processing instructions are not allowed in a SOAP message")
+        }
+        if let offset = Self.firstInvalidUTF8(in: data) {
+            throw .malformed(
+                line: data.prefix(offset).count(where: { $0 == 0x0A }) + 1,
+                column: offset - (data.prefix(offset).lastIndex(of: 0x0A).map { $0 - data.startIndex + 1 } ?? 0) + 1,
+                message: "byte \(offset) is not UTF-8 (the message declares no single-byte encoding)"
+            )
+        }
         let builder = TreeBuilder(maximumDepth: maximumDepth, maximumElements: maximumElements)
         let parser = XMLParser(data: data)
         parser.shouldProcessNamespaces = true
@@ -123,6 +135,57 @@ public struct HardenedXMLParser: Sendable {
             throw .malformed(line: parser.lineNumber, column: parser.columnNumber, message: message)
         }
         return root
+    }
+}
+
+extension HardenedXMLParser {
+    /// The offset of the first byte that is not UTF-8, unless the XML declaration names a single-byte encoding
+    /// (ISO-8859-x, Latin-n, Windows-125x, whose every byte is a character). FoundationXML traps on an element name
+    /// that is not UTF-8 — five bytes, `<` 0xC9 `xmr`, found by libFuzzer, stopped the whole server — so such a
+    /// message is refused before it reaches the parser.
+    static func firstInvalidUTF8(in data: Data) -> Int? {
+        if String(validating: data, as: UTF8.self) != nil { return nil }
+        if let encoding = declaredEncoding(data)?.lowercased(),
+            encoding.hasPrefix("iso-8859") || encoding.hasPrefix("iso8859") || encoding.hasPrefix("latin")
+                || encoding.hasPrefix("windows-125") || encoding.hasPrefix("cp125")
+        {
+            return nil
+        }
+        var parser = Unicode.UTF8.ForwardParser()
+        var bytes = data.makeIterator()
+        var offset = 0
+        while true {
+            switch parser.parseScalar(from: &bytes) {
+            case .valid(let scalar): offset += scalar.count
+            case .error: return offset
+            case .emptyInput: return nil
+            }
+        }
+    }
+
+    /// The bytes after a leading XML declaration (and UTF-8 byte order mark), the whole message without one.
+    static func afterDeclaration(_ data: Data) -> Data {
+        var rest = data.starts(with: [0xEF, 0xBB, 0xBF]) ? data.dropFirst(3) : data[...]
+        // `<?xml` then a space, and a version (`<?xml?>` crashed FoundationXML too): otherwise a processing instruction.
+        if rest.starts(with: Array("<?xml".utf8)), rest.count > 5,
+            [0x20, 0x09, 0x0A, 0x0D].contains(rest[rest.startIndex + 5]),
+            let end = rest.firstRange(of: Array("?>".utf8)),
+            rest[..<end.lowerBound].firstRange(of: Array("version".utf8)) != nil
+        {
+            rest = rest[end.upperBound...]
+        }
+        return Data(rest)
+    }
+
+    /// `encoding="…"` of a leading `<?xml …?>` declaration.
+    static func declaredEncoding(_ data: Data) -> String? {
+        let head = String(decoding: data.prefix(200), as: UTF8.self)
+        guard head.hasPrefix("<?xml"), let end = head.range(of: "?>") else { return nil }
+        let declaration = head[..<end.lowerBound]
+        guard let key = declaration.range(of: "encoding") else { return nil }
+        let rest = declaration[key.upperBound...].drop { $0 == " " || $0 == "=" }
+        guard let quote = rest.first, quote == "\"" || quote == "'" else { return nil }
+        return String(rest.dropFirst().prefix { $0 != quote })
     }
 }
 

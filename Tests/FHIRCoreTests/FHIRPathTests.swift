@@ -83,6 +83,23 @@ struct FHIRPathTests {
         #expect(try Self.count(path) == expected, "\(path)")
     }
 
+    /// Client paths are bounded: 200 000 nested parentheses overflowed the parser's stack (found by libFuzzer).
+    @Test func deeplyNestedOrOverlongPathsAreRefusedNotCrashed() throws {
+        let nested = { (depth: Int) in
+            String(repeating: "(", count: depth) + "name" + String(repeating: ")", count: depth)
+        }
+        #expect(try FHIRPath(parsing: nested(60)) == FHIRPath(parsing: "name"))
+        #expect(throws: FHIRPathError.self) { try FHIRPath(parsing: nested(200_000)) }
+        do {
+            _ = try FHIRPath(parsing: nested(65))
+            Issue.record("65 levels were accepted")
+        } catch {
+            #expect(error.description.contains("nests deeper than 64 levels"), "\(error)")
+        }
+        let long = Array(repeating: "name", count: 1100).joined(separator: ".")
+        #expect(throws: FHIRPathError.self) { try FHIRPath(parsing: long) }
+    }
+
     @Test func booleansAndLocations() throws {
         let items = try FHIRPath(
             parsing: "Location.extension.where(url='\(Self.capacity)').extension.where(url='nbCapacity').value"

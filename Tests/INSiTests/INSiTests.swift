@@ -164,6 +164,26 @@ struct INSiTests {
         ),
     ]
 
+    /// Five bytes that are not UTF-8 once stopped the whole server (FoundationXML traps on such an element name):
+    /// now a SOAP Fault, and the server answers the next call.
+    @Test func aBodyThatIsNotUTF8IsAFaultNotACrash() async throws {
+        let (running, client) = try await Self.start()
+        try await running.whileRunning {
+            let answer = try await running.request(
+                "/lps",
+                method: .post,
+                client: client,
+                headers: [.contentType: "application/soap+xml; charset=utf-8"],
+                bytes: [0x3C, 0xC9, 0x78, 0x6D, 0x72]
+            )
+            // INSi answers its faults with HTTP 500, as the CNAM's service does (see the README).
+            #expect(answer.status.code == 500, "\(answer.status)")
+            #expect(answer.text.contains("Fault"), "\(answer.text)")
+            #expect(answer.text.contains("not UTF-8"), "\(answer.text)")
+            #expect(try await running.admin("/admin/health").status == .ok)
+        }
+    }
+
     @Test func traitsSearchAnswersEachReturnCode() async throws {
         let (running, client) = try await Self.start()
         try await running.whileRunning {

@@ -22,6 +22,42 @@ struct HardenedXMLParserTests {
         #expect(throws: XMLRejection.documentTypeDeclaration) { try HardenedXMLParser().parse(Data(text.utf8)) }
     }
 
+    /// FoundationXML traps on an element name that is not UTF-8 (found by libFuzzer: five bytes stopped the server);
+    /// such bytes are refused first, naming where they are, unless a single-byte encoding is declared.
+    @Test func bytesThatAreNotUTF8AreRefusedBeforeTheParser() throws {
+        do {
+            _ = try HardenedXMLParser().parse(Data([0x3C, 0xC9, 0x78, 0x6D, 0x72]))
+            Issue.record("accepted")
+        } catch {
+            guard case .malformed(let line, let column, let message) = error else {
+                Issue.record("\(error)")
+                return
+            }
+            #expect(line == 1 && column == 2)
+            #expect(message.contains("byte 1 is not UTF-8"))
+        }
+        let declared = Data("<?xml version=\"1.0\" encoding=\"UTF08\"?>\n<r>\n<\u{C9}".utf8) + Data([0xC9, 0x3E])
+        #expect(throws: XMLRejection.self) { try HardenedXMLParser().parse(declared) }
+        // ISO-8859-1 declared: every byte is a character.
+        let latin = Data("<?xml version='1.0' encoding='iso-8859-1'?><r>".utf8) + Data([0xC9]) + Data("</r>".utf8)
+        #expect(try HardenedXMLParser().parse(latin).text == "É")
+    }
+
+    /// SOAP 1.2 forbids processing instructions; FoundationXML crashed on one without data (found by libFuzzer).
+    @Test(arguments: [
+        "<?m?>", "<?xml?><r/>", "<?xmlx version='1.0'?><r/>", "<?xml version=\"1.0\"?><r><?pi data?></r>",
+        "\u{FEFF}<?xml version='1.0'?><?x?><r/>",
+    ])
+    func processingInstructionsAreRefused(_ text: String) {
+        #expect(
+            throws: XMLRejection.malformed(
+                line: 1,
+                column: 1,
+                message: "processing instructions are not allowed in a SOAP message"
+            )
+        ) { try HardenedXMLParser().parse(Data(text.utf8)) }
+    }
+
     @Test func nearMissesAreNotDeclarations() throws {
         let root = try HardenedXMLParser().parse(Data("<r><!-- <! <!DOCTYP <!ENTIT --><a>&lt;!DOCTYPE</a></r>".utf8))
         #expect(root.child("a")?.text == "<!DOCTYPE")
