@@ -700,9 +700,17 @@ extension DMPDocuments.Entry {
 
 /// The patient of an HL7 CDA R2 document: `recordTarget/patientRole/id` with an INS OID (nil for other documents).
 enum CDA {
+    /// CDA documents are large and may carry a stylesheet processing instruction.
+    static let parser = HardenedXMLParser(
+        maximumBytes: 32 << 20,
+        maximumDepth: 128,
+        maximumElements: 500_000,
+        allowsProcessingInstructions: true
+    )
+
     static func patient(in data: Data) -> (ins: String, oid: String)? {
         guard
-            let root = try? HardenedXMLParser(maximumBytes: 32 << 20, maximumDepth: 128, maximumElements: 500_000)
+            let root = try? CDA.parser
                 .parse(data),
             root.name == "ClinicalDocument", let role = root.child("recordTarget")?.child("patientRole")
         else { return nil }
@@ -719,7 +727,7 @@ extension DMPService {
     /// The header fields of a CDA a person looks for first: title, date, patient, author, custodian.
     public static func cdaHeader(_ data: Data) -> [(String, String)]? {
         guard
-            let root = try? HardenedXMLParser(maximumBytes: 32 << 20, maximumDepth: 128, maximumElements: 500_000)
+            let root = try? CDA.parser
                 .parse(data),
             root.name == "ClinicalDocument"
         else { return nil }

@@ -89,11 +89,20 @@ public struct HardenedXMLParser: Sendable {
     public var maximumBytes: Int
     public var maximumDepth: Int
     public var maximumElements: Int
+    /// SOAP 1.2 forbids processing instructions; a CDA document may carry `<?xml-stylesheet …?>`. Either way a PI
+    /// without data is refused (FoundationXML crashes on one).
+    public var allowsProcessingInstructions: Bool
 
-    public init(maximumBytes: Int = 1 << 20, maximumDepth: Int = 64, maximumElements: Int = 10_000) {
+    public init(
+        maximumBytes: Int = 1 << 20,
+        maximumDepth: Int = 64,
+        maximumElements: Int = 10_000,
+        allowsProcessingInstructions: Bool = false
+    ) {
         self.maximumBytes = maximumBytes
         self.maximumDepth = maximumDepth
         self.maximumElements = maximumElements
+        self.allowsProcessingInstructions = allowsProcessingInstructions
     }
 
     public func parse(_ data: Data) throws(XMLRejection) -> SOAPElement {
@@ -110,10 +119,14 @@ public struct HardenedXMLParser: Sendable {
         {
             throw .malformed(line: 1, column: 1, message: "UTF-16 messages are not accepted; send UTF-8")
         }
-        if Self.afterDeclaration(data).contains(bytes: "<?") {
+        let body = Self.afterDeclaration(data)
+        if !allowsProcessingInstructions, body.contains(bytes: "<?") {
             // SOAP 1.2 (Part 1, 5) forbids processing instructions; FoundationXML also dereferences a null pointer on
             // one without data (`<?m?>`, found by libFuzzer), which stopped the server.
             throw .malformed(line: 1, column: 1, message: "processing instructions are not allowed in a SOAP message")
+        }
+        if allowsProcessingInstructions, Self.hasProcessingInstructionWithoutData(body) {
+            throw .malformed(line: 1, column: 1, message: "a processing instruction without data")
         }
         if let offset = Self.firstInvalidUTF8(in: data) {
             throw .malformed(
@@ -161,6 +174,18 @@ extension HardenedXMLParser {
             case .emptyInput: return nil
             }
         }
+    }
+
+    /// Whether some `<?target?>` has no data after its target (what FoundationXML crashes on).
+    static func hasProcessingInstructionWithoutData(_ data: Data) -> Bool {
+        var rest = data[...]
+        while let start = rest.firstRange(of: Array("<?".utf8)) {
+            let afterTarget = rest[start.upperBound...].drop { ![0x20, 0x09, 0x0A, 0x0D, 0x3F].contains($0) }
+            let data = afterTarget.drop { [0x20, 0x09, 0x0A, 0x0D].contains($0) }
+            if data.first == 0x3F || data.isEmpty { return true }
+            rest = rest[start.upperBound...]
+        }
+        return false
     }
 
     /// The bytes after a leading XML declaration (and UTF-8 byte order mark), the whole message without one.

@@ -58,6 +58,15 @@ struct HardenedXMLParserTests {
         ) { try HardenedXMLParser().parse(Data(text.utf8)) }
     }
 
+    /// A CDA document may carry a stylesheet PI (allowed when asked); a PI without data is refused all the same.
+    @Test func documentsMayAllowProcessingInstructionsWithData() throws {
+        let parser = HardenedXMLParser(allowsProcessingInstructions: true)
+        let cda = "<?xml version=\"1.0\"?><?xml-stylesheet type=\"text/xsl\" href=\"CDA.xsl\"?><ClinicalDocument/>"
+        #expect(try parser.parse(Data(cda.utf8)).name == "ClinicalDocument")
+        #expect(throws: XMLRejection.self) { try parser.parse(Data("<?m?><r/>".utf8)) }
+        #expect(throws: XMLRejection.self) { try parser.parse(Data("<r><?m   ?></r>".utf8)) }
+    }
+
     @Test func nearMissesAreNotDeclarations() throws {
         let root = try HardenedXMLParser().parse(Data("<r><!-- <! <!DOCTYP <!ENTIT --><a>&lt;!DOCTYPE</a></r>".utf8))
         #expect(root.child("a")?.text == "<!DOCTYPE")
