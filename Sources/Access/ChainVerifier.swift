@@ -134,13 +134,16 @@ public final class TrustStore: Sendable {
         }
         let pool = presented + intermediates
         var current = leaf
-        // The presented path as far as it goes, to name the issuer the chain stops at.
-        while let next = pool.first(where: {
-            $0.subject == current.issuer && $0 != current
-                && $0.publicKey.isValidSignature(current.signature, for: current)
-        }), next != leaf {
+        // The presented path as far as it goes, to name the issuer the chain stops at; bounded, since two presented
+        // certificates may sign each other.
+        for _ in 0..<8 {
+            guard
+                let next = pool.first(where: {
+                    $0.subject == current.issuer && $0 != current
+                        && $0.publicKey.isValidSignature(current.signature, for: current)
+                }), next != leaf
+            else { break }
             current = next
-            if pool.count > 16 { break }
         }
         if otherEnvironmentCAs.contains(where: {
             $0.subject == current.issuer && $0.publicKey.isValidSignature(current.signature, for: current)

@@ -189,7 +189,7 @@ extension HardenedXMLParser {
     }
 
     /// The bytes after a leading XML declaration (and UTF-8 byte order mark), the whole message without one.
-    static func afterDeclaration(_ data: Data) -> Data {
+    static func afterDeclaration(_ data: Data) -> Data.SubSequence {
         var rest = data.starts(with: [0xEF, 0xBB, 0xBF]) ? data.dropFirst(3) : data[...]
         // `<?xml` then a space, and a version (`<?xml?>` crashed FoundationXML too): otherwise a processing instruction.
         if rest.starts(with: Array("<?xml".utf8)), rest.count > 5,
@@ -199,7 +199,8 @@ extension HardenedXMLParser {
         {
             rest = rest[end.upperBound...]
         }
-        return Data(rest)
+        // A slice of the same storage: copying a 1 MB ITI-41 to look past its first line is not worth it.
+        return rest
     }
 
     /// `encoding="…"` of a leading `<?xml …?>` declaration.

@@ -123,13 +123,7 @@ struct AnywhereTests {
         // RSA generation off Swift's cooperative pool, which the other suites' sandboxes share.
         #expect(try await Shell.offPool { try pool.refill() })
         #expect(pool.count == 12)
-        let pooled = try Set(
-            FileManager.default.contentsOfDirectory(atPath: pool.directory.path).filter { $0.hasSuffix(".pem") }.map {
-                try Certificate.PrivateKey(
-                    pemEncoded: String(contentsOf: pool.directory.appendingPathComponent($0), encoding: .utf8)
-                ).publicKey.subjectPublicKeyInfoBytes
-            }
-        )
+        let pooled = try Set(Self.pooledKeys(pool).map(Self.publicKey))
         let ready = folder.appendingPathComponent("ready.json")
         let data = folder.appendingPathComponent("data")
         let process = try Self.serve(
@@ -153,14 +147,15 @@ struct AnywhereTests {
         #expect(Set(used).count == used.count)
         #expect(Set(used).isSubset(of: pooled))
         // What was taken is gone from the pool (the filler `serve` started mints new ones, never the same).
-        let remaining = try FileManager.default.contentsOfDirectory(atPath: pool.directory.path).filter {
-            $0.hasSuffix(".pem")
-        }.compactMap {
-            try? Certificate.PrivateKey(
-                pemEncoded: String(contentsOf: pool.directory.appendingPathComponent($0), encoding: .utf8)
-            ).publicKey.subjectPublicKeyInfoBytes
-        }
+        // A key file the filler is still writing is not yet `.pem`; one taken meanwhile is skipped.
+        let remaining = try Self.pooledKeys(pool).compactMap { try? Self.publicKey($0) }
         #expect(Set(remaining).isDisjoint(with: used))
+    }
+
+    static func pooledKeys(_ pool: RSAKeyPool) throws -> [URL] {
+        try FileManager.default.contentsOfDirectory(atPath: pool.directory.path).filter { $0.hasSuffix(".pem") }.map {
+            pool.directory.appendingPathComponent($0)
+        }
     }
 
     static func publicKey(_ file: URL) throws -> ArraySlice<UInt8> {
