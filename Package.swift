@@ -250,6 +250,7 @@ let package = Package(
             dependencies: [
                 "SandboxServer", "Access", "Store", "TestPKI", "INSi", "SOAPCore", "RORCSD",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -311,6 +312,7 @@ let package = Package(
             name: "DMPTests",
             dependencies: [
                 "SandboxTestSupport", "DMP", "SOAPCore", "SandboxServer",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),

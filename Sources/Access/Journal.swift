@@ -310,6 +310,9 @@ public final class Journal: Sendable {
     private let logger: Logger
     /// Touched under `flushLock` only; emptied whenever an id may have gone (collection, failed flush, removal).
     private let bodies = NIOLockedValueBox(SharedBodies())
+    /// Rows not written since the disk became full (touched under `flushLock` only): said once when it fills, and
+    /// counted when space returns, rather than an error line every batch.
+    private let rowsLostToFullDisk = NIOLockedValueBox(0)
     /// Bodies this long or longer are shared (`journal_body`); shorter ones stay in the row.
     static let sharedBodySize = 1024
     /// Bodies this long or longer are kept as a head of ``headSize`` bytes and a tail shared by every body that ends
@@ -392,9 +395,29 @@ public final class Journal: Sendable {
                     }
                     written += rows.count
                 }
+                let lost = rowsLostToFullDisk.withLockedValue { lost in
+                    defer { lost = 0 }
+                    return lost
+                }
+                if lost > 0 {
+                    logger.warning("journal: space is back; \(lost) rows were not written while the disk was full")
+                }
             } catch {
                 bodies.withLockedValue { $0 = SharedBodies() }
-                logger.error("journal: could not write \(batch.count - written) of \(batch.count) rows: \(error)")
+                let unwritten = batch.count - written
+                if StorageSpace.isExhausted(error) {
+                    let first = rowsLostToFullDisk.withLockedValue { lost in
+                        defer { lost += unwritten }
+                        return lost == 0
+                    }
+                    if first {
+                        logger.error(
+                            "journal: the disk is full; calls are answered but not journaled until space returns"
+                        )
+                    }
+                } else {
+                    logger.error("journal: could not write \(unwritten) of \(batch.count) rows: \(error)")
+                }
             }
         }
     }

@@ -34,6 +34,11 @@ public enum SandboxService: String, Sendable, Hashable, Codable, CaseIterable {
         }
     }
 
+    /// The form on one of this service's paths: the DMP's FHIR API (PDSm4DMP) answers in FHIR, its SOAP ones in SOAP.
+    public func errorForm(path: String) -> ErrorForm {
+        self == .dmp && path.hasPrefix(Path.dmpFHIR) ? .fhirOperationOutcome : errorForm
+    }
+
     /// The real services' path prefixes, defined here only: the access layer routes on them and each service module
     /// mounts its routes under them.
     public enum Path {
@@ -47,6 +52,8 @@ public enum SandboxService: String, Sendable, Hashable, Codable, CaseIterable {
         /// INSi ("LPS" services of the Assurance Maladie).
         public static let insi = "/lps"
         public static let dmp = "/si-dmp-server"
+        /// The DMP's FHIR API (PDSm4DMP).
+        public static let dmpFHIR = dmp + "/fhir"
         public static let mes = "/mes"
     }
 

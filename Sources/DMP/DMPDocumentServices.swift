@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import SOAPCore
+import Store
 
 /// The document services: `/repository` (TD2.1 ITI-41 Provide and Register Document Set-b, TD3.2 ITI-43 Retrieve
 /// Document Set) and `/registry` (TD3.1 ITI-18 Registry Stored Query, FindDocuments). XDS errors are answered as a
@@ -155,8 +156,20 @@ extension DMPService {
             }
         } catch let fault as DMPFault {
             throw fault
+        } catch  where StorageSpace.isExhausted(error) && operation != .retrieve && operation != .storedQuery {
+            // XDS answers a submission it cannot keep with its own error, in the RegistryResponse (ITI TF-3 4.2.4.1).
+            return Self.envelope(
+                action: operation.action + "Response",
+                relatesTo: relatesTo,
+                XDS.registryResponse(errors: [
+                    XDS.Error(
+                        code: operation == .update ? "XDSRegistryOutOfResources" : "XDSRepositoryOutOfResources",
+                        context: StorageSpace.message
+                    )
+                ])
+            )
         } catch {
-            throw DMPFault(.receiver, "Storage", "the sandbox could not read or write its database: \(error)")
+            throw DMPFault.storage(error)
         }
     }
 

@@ -12,7 +12,7 @@ import SOAPCore
 /// pushed one way is found and retrieved the other: an ITI-65 submission is turned into the ebRIM submission the
 /// SOAP service checks and stores, and stored entries are read back as DocumentReferences.
 extension DMPService {
-    public static let fhirPath = SandboxService.Path.dmp + "/fhir"
+    public static let fhirPath = SandboxService.Path.dmpFHIR
 
     func addFHIRRoutes<Context: RequestContext & CallerContext>(to router: Router<Context>) {
         let fhir = router.group(RouterPath(Self.fhirPath))

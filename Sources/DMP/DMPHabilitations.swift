@@ -58,7 +58,7 @@ extension DMPService {
                 status = "DMPNotFound"
             }
         } catch {
-            throw DMPFault(.receiver, "Storage", "the sandbox could not read or write its database: \(error)")
+            throw DMPFault.storage(error)
         }
         return Self.envelope(
             action: HabilitationOperation.setAuthorization.action + "Response",

@@ -2,6 +2,7 @@ import Access
 import Foundation
 import Hummingbird
 import SOAPCore
+import Store
 
 /// The DMP's SOAP 1.2 web services for DMP-compatible software ("DMPi"), under `/si-dmp-server/v2/services/…`
 /// (facts and assumptions: `docs/services/dmp.md`). This part: the patients service (`/patients`) — TD0.2 existence
@@ -170,7 +171,7 @@ public final class DMPService: Sendable {
         } catch let fault as DMPFault {
             throw fault
         } catch {
-            throw DMPFault(.receiver, "Storage", "the sandbox could not read or write its database: \(error)")
+            throw DMPFault.storage(error)
         }
     }
 }
@@ -181,6 +182,8 @@ struct DMPFault: Error, SOAPServiceFault {
     static let namespace = "urn:esante-sandbox:dmp"
     var fault: SOAPFault
     var status: HTTPResponse.Status
+    /// Seconds, on a refusal the client may send again later.
+    var retryAfter: Int?
 
     init(
         _ code: SOAPFault.Code,
@@ -194,6 +197,16 @@ struct DMPFault: Error, SOAPServiceFault {
         }
         fault = SOAPFault(code: code, subcode: "sandbox:\(subcode)", reason: reason, detailXML: detailXML)
         self.status = status ?? (code == .receiver ? .internalServerError : .badRequest)
+    }
+
+    /// The database failed under a request: a full disk is a temporary refusal (503, Retry-After), anything else ours.
+    static func storage(_ error: any Error) -> DMPFault {
+        guard StorageSpace.isExhausted(error) else {
+            return DMPFault(.receiver, "Storage", "the sandbox could not read or write its database: \(error)")
+        }
+        var fault = DMPFault(.receiver, "InsufficientStorage", StorageSpace.message, status: .serviceUnavailable)
+        fault.retryAfter = StorageSpace.retryAfterSeconds
+        return fault
     }
 
     static func tooLarge(limit: Int) -> DMPFault {
@@ -214,5 +227,5 @@ struct DMPFault: Error, SOAPServiceFault {
         status = .badRequest
     }
 
-    var response: Response { fault.response(status: status) }
+    var response: Response { fault.response(status: status, retryAfter: retryAfter) }
 }

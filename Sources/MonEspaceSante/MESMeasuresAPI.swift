@@ -152,7 +152,7 @@ extension MESService {
         let source = "urn:oid:" + service.pairingOID
         let repository = self.repository
         let (newDevice, newDeviceIdentifier) = (device, deviceIdentifier)
-        let written = try await repository.store.writer.write { db -> [(StoredResource, Bool)] in
+        let written = try await repository.store.write { db -> [(StoredResource, Bool)] in
             var results: [(StoredResource, Bool)] = []
             var deviceID: String?
             if let device = newDevice, let deviceIdentifier = newDeviceIdentifier {

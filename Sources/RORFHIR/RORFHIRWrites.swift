@@ -221,7 +221,7 @@ extension RORFHIRService {
         guard issues.isEmpty else { throw FHIRError(profileIssues: issues, resourceType: type) }
         let repository = self.repository
         let id = resource["id"]?.string ?? ""
-        return try await repository.store.writer.write { db in
+        return try await repository.store.write { db in
             let current = try repository.current(type: type, id: id, in: db)
             if let expectedVersion, current?.version != expectedVersion {
                 throw FHIRError(

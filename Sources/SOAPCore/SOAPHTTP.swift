@@ -4,12 +4,11 @@ import NIOCore
 /// SOAP over HTTP, shared by the SOAP services: how a fault and a service description travel.
 extension SOAPFault {
     /// The fault as an HTTP response (`application/soap+xml`).
-    public func response(status: HTTPResponse.Status) -> Response {
-        Response(
-            status: status,
-            headers: [.contentType: Self.contentType],
-            body: .init(byteBuffer: ByteBuffer(string: xml))
-        )
+    /// `retryAfter`: seconds, for a refusal the client may send again later (503).
+    public func response(status: HTTPResponse.Status, retryAfter: Int? = nil) -> Response {
+        var headers: HTTPFields = [.contentType: Self.contentType]
+        if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: xml)))
     }
 }
 

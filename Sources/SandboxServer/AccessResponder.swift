@@ -30,6 +30,7 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
         context.environment = environment
         let path = request.uri.path
         let service = SandboxService.owning(path: path)
+        let form = service?.errorForm(path: path)
 
         var requestBytes: [UInt8] = []
         var response: Response
@@ -47,12 +48,12 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
                 // Injected fault: the service's own 503 (before access, as a real outage or maintenance would be).
                 decision = AccessDecision(allowed: false, reason: reason, message: message, entry: nil)
                 response = ServiceErrors.response(
-                    service: service,
+                    form: form,
                     status: .serviceUnavailable,
                     message: message,
-                    subcode: "ServiceUnavailable"
+                    subcode: "ServiceUnavailable",
+                    retryAfter: retryAfter
                 )
-                response.headers[.retryAfter] = String(retryAfter)
             } else if fault.outcome == .drop {
                 // Injected fault: the connection closes with no answer at all.
                 context.channel.close(promise: nil)
@@ -91,7 +92,7 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
                     if response.status == .notFound, response.headers[.contentType] == nil {
                         // The router's bare 404 (no route): answer in the service's own form.
                         response = ServiceErrors.response(
-                            service: service,
+                            form: form,
                             status: .notFound,
                             message:
                                 "No \(service?.rawValue ?? "sandbox") operation answers \(request.method.rawValue) \(path) in this sandbox version.",
@@ -102,9 +103,9 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
                     // A service's own error type already knows its protocol form (e.g. FHIRError → OperationOutcome).
                     response =
                         (try? error.response(from: request, context: context))
-                        ?? ServiceErrors.response(for: error, service: service)
+                        ?? ServiceErrors.response(for: error, form: form)
                 } catch {
-                    response = ServiceErrors.response(for: error, service: service)
+                    response = ServiceErrors.response(for: error, form: form)
                 }
             } else if path == WhoAmI.path, context.identity != nil {
                 // whoami explains a refused chain instead of hiding it behind a bare 403.
@@ -115,11 +116,11 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
                     status: .forbidden
                 )
             } else {
-                response = ServiceErrors.refusal(service: service, decision: decision)
+                response = ServiceErrors.refusal(form: form, decision: decision)
             }
         } catch {
             // Body over the upload limit (413) or the client went away while sending it.
-            response = ServiceErrors.response(for: error, service: service)
+            response = ServiceErrors.response(for: error, form: form)
         }
         return await journaled(
             response,

@@ -1,9 +1,11 @@
 import Access
 import Foundation
+import HTTPCommon
 import HTTPTypes
 import Hummingbird
 import MonEspaceSante
 import NIOCore
+import Store
 
 public struct AdminRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
@@ -44,7 +46,7 @@ enum AdminAPI {
             do {
                 return SandboxJSON.response(try whitelist.entries().map(WhitelistEntry.View.init))
             } catch {
-                return SandboxJSON.error(.internalServerError, "could not read the whitelist: \(error)")
+                return SandboxJSON.unexpected(error, doing: "could not read the whitelist")
             }
         }
 
@@ -192,6 +194,33 @@ enum AdminAPI {
             "field '\(context.codingPath.map(\.stringValue).joined(separator: "."))': \(context.debugDescription)"
         case .dataCorrupted(let context): "invalid JSON (\(context.debugDescription))"
         default: "\(error)"
+        }
+    }
+}
+
+/// The admin listener's answer to an error no route turned into one: a full disk is 507 Insufficient Storage with a
+/// Retry-After, anything else a 500 that says what failed — as `{"error"}` JSON on the API, as a console page in a
+/// browser — never the empty 500 the router would send.
+struct AdminErrorMiddleware: RouterMiddleware {
+    typealias Context = AdminRequestContext
+    let layout: ConsoleLayout
+
+    func handle(
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as any HTTPResponseError {
+            throw error
+        } catch {
+            let answer = SandboxJSON.unexpected(error)
+            guard !request.uri.path.hasPrefix("/admin") else { return answer }
+            let message = StorageSpace.isExhausted(error) ? StorageSpace.message : "internal error: \(error)"
+            var page = layout.page("Erreur", active: "", HTML.notice(message, error: true), status: answer.status)
+            page.headers[.retryAfter] = answer.headers[.retryAfter]
+            return page
         }
     }
 }

@@ -187,7 +187,7 @@ enum AdminOnboarding {
                 }
             return SandboxJSON.error(status, error.description)
         default:
-            return SandboxJSON.error(.internalServerError, "onboarding: \(error)")
+            return SandboxJSON.unexpected(error, doing: "onboarding")
         }
     }
 }

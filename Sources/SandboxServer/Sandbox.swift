@@ -613,8 +613,9 @@ public final class Sandbox: Sendable {
     /// The admin listener's router: the admin API and the console, each part given the services it uses.
     func makeAdminRouter() -> Router<AdminRequestContext> {
         let router = Router(context: AdminRequestContext.self)
-        AdminAPI.addGuards(to: router, adminToken: configuration.adminToken)
         let layout = ConsoleLayout(clock: clock)
+        router.add(middleware: AdminErrorMiddleware(layout: layout))
+        AdminAPI.addGuards(to: router, adminToken: configuration.adminToken)
         let audit = FaultAudit(journal: journal, environment: configuration.environment)
         let workshop = CertificateWorkshop(
             listeners: listeners,

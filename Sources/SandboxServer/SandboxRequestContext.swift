@@ -1,7 +1,9 @@
 import Access
 import Foundation
+import HTTPCommon
 import Hummingbird
 import NIOCore
+import Store
 
 /// Request context of the mutual-TLS listener: the caller's identity is read from the connection (captured once
 /// per TLS connection by ``MTLSChannel``), never re-parsed per request.
@@ -72,6 +74,15 @@ public enum SandboxJSON {
             headers: [.contentType: contentType],
             body: .init(byteBuffer: ByteBuffer(bytes: data))
         )
+    }
+
+    /// An error the API has no answer of its own for: a full disk is 507 with a Retry-After (nothing was stored, the
+    /// call may be sent again), anything else a 500 naming what failed.
+    public static func unexpected(_ error: any Error, doing task: String = "internal error") -> Response {
+        guard StorageSpace.isExhausted(error) else { return Self.error(.internalServerError, "\(task): \(error)") }
+        var response = Self.error(.insufficientStorage, StorageSpace.message)
+        response.headers[.retryAfter] = String(StorageSpace.retryAfterSeconds)
+        return response
     }
 
     /// `{"error": message}` with the given status: the admin API's error form.

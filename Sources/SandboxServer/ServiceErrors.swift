@@ -1,9 +1,11 @@
 import Access
 import FHIRCore
 import Foundation
+import HTTPCommon
 import Hummingbird
 import NIOCore
 import SOAPCore
+import Store
 
 /// Errors in each service's own protocol form: FHIR `OperationOutcome` on FHIR paths, SOAP 1.2 `Fault` on SOAP
 /// paths, `{"error": …}` JSON elsewhere (sandbox and admin paths).
@@ -20,19 +22,33 @@ enum ServiceErrors {
         case 409: "conflict"
         case 412: "conflict"
         case 413: "too-costly"
+        case 507: "no-store"
         case 400..<500: "invalid"
         default: "exception"
         }
     }
 
     static func response(
-        service: SandboxService?,
+        form: SandboxService.ErrorForm?,
         status: HTTPResponse.Status,
         message: String,
         subcode: String,
-        expression: [String]? = nil
+        expression: [String]? = nil,
+        retryAfter: Int? = nil
     ) -> Response {
-        switch service?.errorForm {
+        var response = body(form, status: status, message: message, subcode: subcode, expression: expression)
+        if let retryAfter { response.headers[.retryAfter] = String(retryAfter) }
+        return response
+    }
+
+    private static func body(
+        _ form: SandboxService.ErrorForm?,
+        status: HTTPResponse.Status,
+        message: String,
+        subcode: String,
+        expression: [String]?
+    ) -> Response {
+        switch form {
         case .fhirOperationOutcome:
             let outcome = OperationOutcome(
                 code: fhirIssueCode(for: status),
@@ -60,8 +76,8 @@ enum ServiceErrors {
     }
 
     /// The refusal of a caller by the access layer.
-    static func refusal(service: SandboxService?, decision: AccessDecision) -> Response {
-        response(service: service, status: .forbidden, message: decision.message, subcode: subcodeName(decision.reason))
+    static func refusal(form: SandboxService.ErrorForm?, decision: AccessDecision) -> Response {
+        response(form: form, status: .forbidden, message: decision.message, subcode: subcodeName(decision.reason))
     }
 
     /// `not-whitelisted` → `NotWhitelisted`: fault subcodes are QName-like.
@@ -69,11 +85,24 @@ enum ServiceErrors {
         reason.split(separator: "-").map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
     }
 
+    /// A write refused for a full disk: 507 Insufficient Storage (RFC 4918) where the answer is FHIR or JSON; a
+    /// Receiver fault with 503 on SOAP services, the status SOAP stacks read as "try again later". Both say when.
+    static func storageFull(form: SandboxService.ErrorForm?) -> Response {
+        response(
+            form: form,
+            status: form == .soapFault ? .serviceUnavailable : .insufficientStorage,
+            message: StorageSpace.message,
+            subcode: "InsufficientStorage",
+            retryAfter: StorageSpace.retryAfterSeconds
+        )
+    }
+
     /// Any error escaping a handler, turned into the service's form (never a bare 500 page).
-    static func response(for error: any Error, service: SandboxService?) -> Response {
+    static func response(for error: any Error, form: SandboxService.ErrorForm?) -> Response {
+        if StorageSpace.isExhausted(error) { return storageFull(form: form) }
         if let httpError = error as? HTTPError {
             return response(
-                service: service,
+                form: form,
                 status: httpError.status,
                 message: httpError.body ?? httpError.status.reasonPhrase,
                 subcode: "HTTP\(httpError.status.code)"
@@ -81,14 +110,14 @@ enum ServiceErrors {
         }
         if let responseError = error as? any HTTPResponseError {
             return response(
-                service: service,
+                form: form,
                 status: responseError.status,
                 message: "\(error)",
                 subcode: "HTTP\(responseError.status.code)"
             )
         }
         return response(
-            service: service,
+            form: form,
             status: .internalServerError,
             message: "internal error: \(error)",
             subcode: "InternalError"

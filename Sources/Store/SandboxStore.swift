@@ -122,16 +122,32 @@ public final class SandboxStore: Sendable {
     /// `BEGIN` and `COMMIT` are cached statements: GRDB's `write` parses and prepares both again for every
     /// transaction, which was a twentieth of a capacity PATCH's time inside the writer.
     public func writeInPlace<T>(_ updates: (Database) throws -> T) throws -> T {
-        try writer.writeWithoutTransaction { db in
-            try db.cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION").execute()
-            do {
-                let result = try updates(db)
-                try db.cachedStatement(sql: "COMMIT TRANSACTION").execute()
-                return result
-            } catch {
-                if db.isInsideTransaction { try? db.rollback() }
-                throw error
+        try writer.writeWithoutTransaction { db in try Self.transaction(db, updates) }
+    }
+
+    /// An immediate write transaction handed to the writer's thread (GRDB's `write`), ended as ``writeInPlace(_:)``
+    /// ends its own: for writes whose transaction observers (the FHIR read cache) must hear of every rollback.
+    public func write<T: Sendable>(_ updates: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await writer.writeWithoutTransaction { db in try Self.transaction(db, updates) }
+    }
+
+    private static func transaction<T>(_ db: Database, _ updates: (Database) throws -> T) throws -> T {
+        try db.cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION").execute()
+        do {
+            let result = try updates(db)
+            try db.cachedStatement(sql: "COMMIT TRANSACTION").execute()
+            return result
+        } catch {
+            if db.isInsideTransaction {
+                try? db.rollback()
+            } else {
+                // SQLite rolled the transaction back itself (a COMMIT refused for a full disk), and GRDB tells no
+                // transaction observer of such a rollback: the read cache would keep what it wrote and serve a version
+                // never stored. An empty transaction rolled back tells them.
+                try? db.execute(sql: "BEGIN DEFERRED TRANSACTION")
+                try? db.execute(sql: "ROLLBACK TRANSACTION")
             }
+            throw error
         }
     }
 

@@ -18,16 +18,7 @@ struct RORCapacityFeedTests {
         let (running, feeder, token) = try await CapacityFeed.start()
         try await running.whileRunning {
             // Scenario 2bis: replace the current undifferentiated availability.
-            let replaced = try await CapacityFeed.patch(
-                running,
-                body: CapacityFeed.body(
-                    "replace",
-                    path: CapacityFeed.selector(status: "02"),
-                    value: CapacityFeed.indicator(status: "02", count: 7)
-                ),
-                client: feeder,
-                token: token
-            )
+            let replaced = try await CapacityFeed.replaceAvailable(running, count: 7, client: feeder, token: token)
             #expect(replaced.status == .ok, "\(replaced.text)")
             #expect(replaced.headers[.eTag] == "W/\"2\"")
             #expect(replaced.headers[.lastModified] != nil)
@@ -411,16 +402,7 @@ struct RORCapacityFeedTests {
             )
             // Still serving.
             #expect(
-                try await CapacityFeed.patch(
-                    running,
-                    body: CapacityFeed.body(
-                        "replace",
-                        path: CapacityFeed.selector(status: "02"),
-                        value: CapacityFeed.indicator(status: "02", count: 2)
-                    ),
-                    client: feeder,
-                    token: token
-                ).status == .ok
+                try await CapacityFeed.replaceAvailable(running, count: 2, client: feeder, token: token).status == .ok
             )
         }
     }
@@ -432,13 +414,9 @@ struct RORCapacityFeedTests {
             let statuses = try await withThrowingTaskGroup(of: (HTTPResponse.Status, String?).self) { group in
                 for count in 1...8 {
                     group.addTask {
-                        let response = try await CapacityFeed.patch(
+                        let response = try await CapacityFeed.replaceAvailable(
                             running,
-                            body: CapacityFeed.body(
-                                "replace",
-                                path: CapacityFeed.selector(status: "02"),
-                                value: CapacityFeed.indicator(status: "02", count: count)
-                            ),
+                            count: count,
                             client: feeder,
                             token: token
                         )

@@ -190,16 +190,7 @@ struct ConsoleTests {
     @Test func capacityBoardAndDataPageFollowAPatch() async throws {
         let (running, feeder, token) = try await CapacityFeed.start()
         try await running.whileRunning {
-            let patched = try await CapacityFeed.patch(
-                running,
-                body: CapacityFeed.body(
-                    "replace",
-                    path: CapacityFeed.selector(status: "02"),
-                    value: CapacityFeed.indicator(status: "02", count: 17)
-                ),
-                client: feeder,
-                token: token
-            )
+            let patched = try await CapacityFeed.replaceAvailable(running, count: 17, client: feeder, token: token)
             #expect(patched.status == .ok)
             let board = try await running.admin("/console/capacity/board?finess=759000001")
             #expect(board.text.contains("Disponibles indifférencié <b>17</b>"), "\(board.text.prefix(400))")

@@ -1,5 +1,6 @@
 import Access
 import Foundation
+import GRDB
 import HTTPTypes
 import HummingbirdTesting
 import Logging
@@ -165,6 +166,28 @@ struct RunningSandbox {
                 origin: "test"
             )
         )
+    }
+
+    /// The database as a full disk leaves it (`true`): SQLite's page limit set to the pages it has, so a write that
+    /// needs one more fails with `SQLITE_FULL`, the error a full disk gives; `false` gives the room back.
+    func databaseFull(_ full: Bool) async throws {
+        try await sandbox.store.writer.writeWithoutTransaction { db in
+            let pages = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
+            try db.execute(sql: "PRAGMA max_page_count = \(full ? pages : 1_073_741_823)")
+        }
+    }
+
+    /// Sends `write` until the first answer that is not `accepted` (writes still fit in pages SQLite holds free),
+    /// at most 300 times: that answer, and the number accepted before it.
+    func untilRefused(
+        accepted: HTTPResponse.Status,
+        _ write: (Int) async throws -> TestClient.Response
+    ) async throws -> (TestClient.Response?, Int) {
+        for attempt in 0..<300 {
+            let response = try await write(attempt)
+            if response.status != accepted { return (response, attempt) }
+        }
+        return (nil, 300)
     }
 
     /// Journal rows matching `predicate`, waiting up to 3 s for them (rows are written after the response).
@@ -555,6 +578,25 @@ enum CapacityFeed {
             headers: headers,
             body: body,
             bytes: bytes
+        )
+    }
+
+    /// Scenario 2bis: the available beds (status 02, current, undifferentiated) of loc-00001-1 replaced by `count`.
+    static func replaceAvailable(
+        _ running: RunningSandbox,
+        count: Int,
+        client: ClientFiles,
+        token: String
+    ) async throws -> TestClient.Response {
+        try await patch(
+            running,
+            body: body(
+                "replace",
+                path: selector(status: "02"),
+                value: indicator(status: "02", count: count)
+            ),
+            client: client,
+            token: token
         )
     }
 
