@@ -2,7 +2,7 @@
 """Writes Tests/Corpus/hostile-requests.jsonl: requests a careless or hostile client sends, one JSON object a line —
 {"id", "service", "client", "method", "path", "headers", "body", "form"} — where `client` names the demo certificate
 (and, for ror-consumer/ror-feeder, a token to add), and `form` the error form the answer must have: operation-outcome,
-oauth, soap-fault, admin-json. Every one must be refused (4xx; a SOAP service may answer its Fault with 500 as the
+oauth, soap-fault, admin-json, console-page (an HTML page of the console). Every one must be refused (4xx; a SOAP service may answer its Fault with 500 as the
 real one does) in that form, and leave the data as it was. Regenerate after adding cases: python3 scripts/hostile_corpus.py"""
 import json, os, urllib.parse
 
@@ -136,6 +136,42 @@ for path in ["/admin/journal?limit=0", "/admin/journal?limit=abc", "/admin/journ
     add("admin", "admin", "GET", path, "admin-json")
 for path in ["/admin/whitelist/abc", "/admin/whitelist/999999", "/admin/faults/999999", "/admin/insi/identities/nope"]:
     add("admin", "admin", "DELETE", path, "admin-json")
+
+# The console's forms (a browser's POSTs on the admin listener): bad fields, unknown ids and actions, odd bodies.
+form_headers = {"Content-Type": "application/x-www-form-urlencoded"}
+good = "kind=saas&direction=consume&service=ror-fhir&contact=a%40b.test"
+for body in ["", "kind=nope", good.replace("saas", "nope"), good.replace("consume", "both"), good.replace("ror-fhir", "nope"),
+             good + "&subjectDN=FOO%3Dbar", good + "&subjectDN=CN%3Dx%2CBAD", good.replace("a%40b.test", ""),
+             good + "&subjectDN=" + "A" * 5000, good + "&environment=lune&subjectDN=CN%3Dx%2CC%3DFR",
+             good + "&certificatePEM=-----BEGIN%20CERTIFICATE-----%0Anope%0A-----END%20CERTIFICATE-----",
+             good + "&establishmentCertificates=nope", good + "&establishmentCertificates=FINESS%20750000001%0Anope",
+             good + "&establishments=abc%2C%2C%2C", "kind=%ZZ&contact=%", "&" * 5000, "kind=x&" * 3000, "%00=%00",
+             "kind=%C3%28", '{"kind": "saas"}', "<xml/>"]:
+    add("console", "console", "POST", "/console/onboarding", "console-page", form_headers, body)
+for path in ["/console/onboarding/999999/approve", "/console/onboarding/abc/approve", "/console/onboarding/1/explode",
+             "/console/onboarding/-1/reject", "/console/onboarding/99999999999999999999/approve",
+             "/console/whitelist/abc/delete", "/console/whitelist/999999/delete", "/console/whitelist/-5/delete",
+             "/console/faults/999999/delete", "/console/faults/abc/delete", "/console/recette/999999/close",
+             "/console/recette/abc/close", "/console/mes/pairings/999999/consent", "/console/mes/pairings/abc/consent",
+             "/console/nope", "/console/onboarding/1/approve/extra"]:
+    add("console", "console", "POST", path, "console-page", form_headers, "actor=x&reason=y")
+for body in ["speed=0", "speed=-1", "speed=abc", "speed=1e300", "speed=NaN", "speed=", "offset=abc", "at=yesterday"]:
+    add("console", "console", "POST", "/console/clock", "console-page", form_headers, body)
+for body in ["subjectDN=FOO%3Dx", "subjectDN=", "negative=nope&subjectDN=CN%3Dx%2CC%3DFR", "subjectDN=CN%3Dx&environment=lune",
+             "subjectDN=CN%3Dx&keyType=dsa", "subjectDN=CN%3Dx&negative=%00", "subjectDN=" + "CN%3Dx%2C" * 2000]:
+    add("console", "console", "POST", "/console/certificates", "console-page", form_headers, body)
+for body in ["", "service=nope", "service=ror-fhir&errorRate=2", "service=ror-fhir&errorRate=abc", "service=ror-fhir&kind=nope",
+             "service=ror-fhir&delayMs=-5", "service=ror-fhir&retryAfter=abc", "path=%2F..%2F..&service=nope"]:
+    add("console", "console", "POST", "/console/faults", "console-page", form_headers, body)
+for body in ["", "pack=nope&client=CN%3Dx", "pack=dmp&client=", "pack=dmp&client=FOO%3Dbar", "pack=dmp&client=CN%3Dx&minutes=abc",
+             "pack=dmp&client=CN%3Dx&minutes=-1", "pack=dmp&client=CN%3Dx&minutes=1e9", "pack=%2E%2E%2Fetc&client=CN%3Dx"]:
+    add("console", "console", "POST", "/console/recette", "console-page", form_headers, body)
+add("console", "console", "GET", "/console/journal/rows?after=abc", "admin-json")  # the journal page's JSON poll
+for path in ["/console/journal/abc", "/console/journal/999999999",
+             "/console/recette/abc", "/console/recette/999999", "/console/mes/patients/nope", "/console/dmp/nope",
+             "/console/dmp/documents/nope", "/console/dmp/documents/nope/raw", "/console/data/Location/nope",
+             "/console/data/Nope/x", "/console/data/Location/..%2F..%2Fetc", "/console/nope"]:
+    add("console", "console", "GET", path, "console-page")
 
 out = os.path.join(os.path.dirname(__file__), "..", "Tests", "Corpus", "hostile-requests.jsonl")
 with open(out, "w") as file:

@@ -14,8 +14,9 @@ pki = folder + "/pki"
 ca = pki + "/ca-bundle.pem"
 ROR_HEADERS = {"Ror-Profil-Utilisateur-Code": "CU22", "Ror-Profil-Utilisateur-System": "1.2.250.1.213.1.6.1.66",
                "Ror-Role-Metier-Code": "AUTOMATE", "Ror-Role-Metier-System": "1.2.250.1.213.1.1.4.6"}
-TABLES = ["fhir_resource", "whitelist_entry", "dmp_record", "dmp_document", "insi_identity", "insi_card", "insi_lps",
-          "mes_service", "mes_pairing", "onboarding_request", "recette_run", "ror_revoked_token"]
+TABLES = ["fhir_resource", "whitelist_entry", "dmp_record", "dmp_document", "dmp_authorization", "insi_identity", "insi_card",
+          "insi_lps", "mes_service", "mes_pairing", "onboarding_request", "onboarding_event", "recette_run", "ror_revoked_token",
+          "sandbox_clock"]
 
 
 def digest():
@@ -25,6 +26,8 @@ def digest():
         for row in db.execute("SELECT * FROM %s ORDER BY 1, 2" % table):
             h.update(repr(row).encode())
     db.close()
+    # Fault rules live in memory: read through the admin API.
+    h.update(requests.get(admin + "/admin/faults", timeout=10).content)
     return h.hexdigest()
 
 
@@ -62,6 +65,8 @@ def form_of(response):
         return "other JSON"
     if "soap+xml" in kind and "Fault" in text:
         return "soap-fault"
+    if "text/html" in kind and "<html" in text and "esante-sandbox" in text:
+        return "console-page"
     return "other (%s)" % kind
 
 
@@ -76,9 +81,10 @@ for case in cases:
         headers["Authorization"] = "Bearer " + tokens[client]
         if client == "ror-consumer":
             headers.update(ROR_HEADERS)
-    base = admin if client == "admin" else tls
-    http = plain if client == "admin" else sessions[client]
-    if client == "admin":
+    on_admin = client in ("admin", "console")
+    base = admin if on_admin else tls
+    http = plain if on_admin else sessions[client]
+    if on_admin:
         headers.setdefault("Origin", admin)
     body = case["body"].encode("utf-8", "surrogatepass") if case["body"] is not None else None
     try:

@@ -13,6 +13,7 @@ import bench_feed  # noqa: E402
 
 binary, folder, out, minutes = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 MAX_ROWS = 20000
+RESET_SECONDS = float(os.environ.get("RESET_SECONDS", "300"))
 os.makedirs(out, exist_ok=True)
 ready = folder + "/ready.json"
 server = subprocess.Popen([binary, "serve", "--data-dir", folder, "--port", "0", "--admin-port", "0", "--key-type", "p256",
@@ -86,9 +87,10 @@ def stranger():
         time.sleep(0.05)
 
 
-def rss(pid):
+def rss(pid, field="VmRSS"):
+    """MiB of a /proc status field: VmRSS, or its parts RssAnon (heap), RssFile (mapped files), RssShmem."""
     for line in open("/proc/%d/status" % pid):
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024.0
     return 0.0
 
@@ -101,7 +103,7 @@ plain = requests.Session()
 plain.trust_env = False
 while time.time() - started < minutes * 60:
     time.sleep(10)
-    if time.time() - last_reset >= 300:
+    if time.time() - last_reset >= RESET_SECONDS:
         plain.post(admin + "/admin/reset", headers={"Origin": admin})
         last_reset = time.time()
     with lock:
@@ -112,13 +114,14 @@ while time.time() - started < minutes * 60:
     rows = db.execute("SELECT COUNT(*) FROM journal").fetchone()[0]
     db.close()
     window.sort()
-    sample = {"t": round(time.time() - started), "rss": round(rss(server.pid), 1), "requests": len(window),
+    sample = {"t": round(time.time() - started), "rss": round(rss(server.pid), 1), "anon": round(rss(server.pid, "RssAnon"), 1),
+              "file": round(rss(server.pid, "RssFile"), 1), "shmem": round(rss(server.pid, "RssShmem"), 1), "requests": len(window),
               "p50": round(window[len(window) // 2], 2) if window else None,
               "p99": round(window[int(len(window) * 0.99)], 2) if window else None, "unexpected": len(errors),
               "journal": rows, "total": total}
     samples.append(sample)
-    print("t=%4ds rss %6.1f MiB  %5d req  p50 %6s ms  p99 %6s ms  unexpected %d  journal %d" % (
-        sample["t"], sample["rss"], sample["requests"], sample["p50"], sample["p99"], sample["unexpected"], rows), flush=True)
+    print("t=%4ds rss %6.1f MiB (anon %6.1f, file %5.1f, shmem %5.1f)  %5d req  p50 %6s ms  p99 %6s ms  unexpected %d  journal %d" % (
+        sample["t"], sample["rss"], sample["anon"], sample["file"], sample["shmem"], sample["requests"], sample["p50"], sample["p99"], sample["unexpected"], rows), flush=True)
 stop.set()
 for thread in threads:
     thread.join()

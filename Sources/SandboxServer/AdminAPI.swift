@@ -198,30 +198,36 @@ enum AdminAPI {
     }
 }
 
-/// The admin listener's answer to an error no route turned into one: a full disk is 507 Insufficient Storage with a
-/// Retry-After, anything else a 500 that says what failed — as `{"error"}` JSON on the API, as a console page in a
-/// browser — never the empty 500 the router would send.
-struct AdminErrorMiddleware: RouterMiddleware {
-    typealias Context = AdminRequestContext
+/// The admin listener's last word on what its routes leave unanswered: a path no route serves (404), a body over a
+/// route's limit (413), a full disk (507 with a Retry-After), any other error (500 saying what failed) — as
+/// `{"error"}` JSON on `/admin`, as a console page elsewhere (a browser) — never the empty answers Hummingbird's
+/// router sends. Wraps the router's responder: router middleware does not see requests no route matched.
+struct AdminResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context == AdminRequestContext {
+    let inner: Inner
     let layout: ConsoleLayout
 
-    func handle(
-        _ request: Request,
-        context: Context,
-        next: (Request, Context) async throws -> Response
-    ) async throws -> Response {
+    func respond(to request: Request, context: AdminRequestContext) async throws -> Response {
+        let response: Response
         do {
-            return try await next(request, context)
-        } catch let error as any HTTPResponseError {
-            throw error
+            response = try await inner.respond(to: request, context: context)
         } catch {
-            let answer = SandboxJSON.unexpected(error)
-            guard !request.uri.path.hasPrefix("/admin") else { return answer }
-            let message = StorageSpace.isExhausted(error) ? StorageSpace.message : "internal error: \(error)"
-            var page = layout.page("Erreur", active: "", HTML.notice(message, error: true), status: answer.status)
-            page.headers[.retryAfter] = answer.headers[.retryAfter]
-            return page
+            return SandboxJSON.unexpected(error) { answer(request, status: $0, $1) }
         }
+        // The router's own answers (no route, a body over a route's limit, an HTTPError without a body) have no body.
+        guard response.status.code >= 400, response.headers[.contentType] == nil else { return response }
+        let message =
+            switch response.status {
+            case .notFound: "No admin or console page answers \(request.method.rawValue) \(request.uri.path)."
+            case .contentTooLarge: "The request's body is over the size this page accepts."
+            default: response.status.reasonPhrase
+            }
+        return answer(request, status: response.status, message)
+    }
+
+    private func answer(_ request: Request, status: HTTPResponse.Status, _ message: String) -> Response {
+        request.uri.path.hasPrefix("/admin")
+            ? SandboxJSON.error(status, message)
+            : layout.page(status.reasonPhrase, active: "", HTML.notice(message, error: true), status: status)
     }
 }
 

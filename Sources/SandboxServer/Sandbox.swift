@@ -613,9 +613,8 @@ public final class Sandbox: Sendable {
     /// The admin listener's router: the admin API and the console, each part given the services it uses.
     func makeAdminRouter() -> Router<AdminRequestContext> {
         let router = Router(context: AdminRequestContext.self)
-        let layout = ConsoleLayout(clock: clock)
-        router.add(middleware: AdminErrorMiddleware(layout: layout))
         AdminAPI.addGuards(to: router, adminToken: configuration.adminToken)
+        let layout = ConsoleLayout(clock: clock)
         let audit = FaultAudit(journal: journal, environment: configuration.environment)
         let workshop = CertificateWorkshop(
             listeners: listeners,
@@ -704,7 +703,7 @@ public final class Sandbox: Sendable {
 
     func makeAdminApplication() -> some Service {
         Application(
-            router: makeAdminRouter(),
+            responder: AdminResponder(inner: makeAdminRouter().buildResponder(), layout: ConsoleLayout(clock: clock)),
             configuration: .init(
                 address: .hostname(configuration.resolvedAdminHost, port: configuration.adminPort),
                 serverName: nil

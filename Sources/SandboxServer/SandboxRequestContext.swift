@@ -79,8 +79,17 @@ public enum SandboxJSON {
     /// An error the API has no answer of its own for: a full disk is 507 with a Retry-After (nothing was stored, the
     /// call may be sent again), anything else a 500 naming what failed.
     public static func unexpected(_ error: any Error, doing task: String = "internal error") -> Response {
-        guard StorageSpace.isExhausted(error) else { return Self.error(.internalServerError, "\(task): \(error)") }
-        var response = Self.error(.insufficientStorage, StorageSpace.message)
+        unexpected(error, doing: task, as: Self.error)
+    }
+
+    /// The same answer in another form (`form` makes the response from a status and a message).
+    static func unexpected(
+        _ error: any Error,
+        doing task: String = "internal error",
+        as form: (HTTPResponse.Status, String) -> Response
+    ) -> Response {
+        guard StorageSpace.isExhausted(error) else { return form(.internalServerError, "\(task): \(error)") }
+        var response = form(.insufficientStorage, StorageSpace.message)
         response.headers[.retryAfter] = String(StorageSpace.retryAfterSeconds)
         return response
     }

@@ -384,4 +384,37 @@ struct ConsoleTests {
             #expect(try running.sandbox.onboarding.request(id).state == .submitted)
         }
     }
+
+    /// What no route answers, or a route refuses before its handler, is said in the listener's forms: a console
+    /// page in a browser, `{"error"}` on the API — never the router's empty answer. A bad value is refused, not
+    /// replaced, and an unknown run or document is a 404, not a redirect or a 200.
+    @Test func theAdminListenerAnswersEveryRefusalInItsForms() async throws {
+        let running = try await RunningSandbox.start()
+        try await running.whileRunning {
+            let page = try await running.admin("/console/nope")
+            #expect(page.status == .notFound)
+            #expect(page.headers[.contentType]?.hasPrefix("text/html") == true)
+            #expect(page.text.contains("No admin or console page answers GET /console/nope."))
+            let api = try await running.admin("/admin/nope", method: .delete)
+            #expect(api.status == .notFound)
+            #expect((try api.json()["error"] as? String)?.contains("DELETE /admin/nope") == true)
+            let big = try await Self.post(
+                running,
+                "/console/onboarding",
+                [("contact", String(repeating: "a", count: 1 << 20))]
+            )
+            #expect(big.status == .contentTooLarge)
+            #expect(big.text.contains("over the size this page accepts"))
+            let minutes = try await Self.post(
+                running,
+                "/console/recette",
+                [("pack", "dmp"), ("client", "CN=X,C=FR"), ("minutes", "abc")]
+            )
+            #expect(minutes.status == .badRequest)
+            #expect(minutes.text.contains("minutes: &apos;abc&apos; is not a number"))
+            #expect(try running.sandbox.recette.runs().isEmpty)
+            #expect(try await Self.post(running, "/console/recette/999/close", []).status == .notFound)
+            #expect(try await running.admin("/console/dmp/documents/nope/raw").status == .notFound)
+        }
+    }
 }

@@ -13,12 +13,10 @@ struct ConsoleDMP: Sendable {
         console.get("dmp/:ins") { _, context in try patientPage(ins: context.parameters.get("ins") ?? "") }
         console.get("dmp/documents/:id") { _, context in try documentPage(id: context.parameters.get("id") ?? "") }
         console.get("dmp/documents/:id/raw") { _, context in
-            guard
-                let (content, mimeType) = try dmp.documentStore.content(
-                    entryUUID: "urn:uuid:" + (context.parameters.get("id") ?? "")
-                )
-            else {
-                return HTML.fragment("document introuvable", headers: [:])
+            let id = context.parameters.get("id") ?? ""
+            // No such document: the document page's 404 says so.
+            guard let (content, mimeType) = try dmp.documentStore.content(entryUUID: "urn:uuid:" + id) else {
+                return try documentPage(id: id)
             }
             return Response(
                 status: .ok,

@@ -16,10 +16,14 @@ struct ConsoleRecette: Sendable {
         console.post("recette") { request, _ in
             let form = try await FormData.read(request)
             do {
+                let minutesText = form["minutes"].flatMap { $0.isEmpty ? nil : $0 } ?? "60"
+                guard let minutes = Double(minutesText) else {
+                    throw RecetteError("minutes: '\(minutesText)' is not a number of minutes")
+                }
                 let run = try runs.start(
                     pack: form["pack"] ?? "",
                     client: form["client"] ?? "",
-                    minutes: Double(form["minutes"] ?? "60") ?? 60,
+                    minutes: minutes,
                     productName: form["productName"],
                     productVersion: form["productVersion"]
                 )
@@ -32,7 +36,8 @@ struct ConsoleRecette: Sendable {
         console.get("recette/:id") { _, context in try runPage(context.parameters.get("id", as: Int64.self) ?? 0) }
         console.post("recette/:id/close") { _, context in
             let id = context.parameters.get("id", as: Int64.self) ?? 0
-            _ = try runs.close(id)
+            // No such run: its page says so (404), rather than a redirect as if it had been closed.
+            guard try runs.close(id) != nil else { return try runPage(id) }
             try injector.refresh(from: runs)
             return HTML.redirect("/console/recette/\(id)")
         }
