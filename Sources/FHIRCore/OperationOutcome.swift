@@ -22,6 +22,15 @@ public struct OperationOutcome: Codable, Sendable, Hashable {
     public var resourceType = "OperationOutcome"
     public var issue: [Issue]
 
+    /// `$validate`'s answer: one issue per problem, or one `informational` issue saying there is none.
+    public init(validation problems: [ProfileValidator.Issue], noIssue: String) {
+        self.init(
+            issue: problems.isEmpty
+                ? [Issue(severity: "information", code: "informational", diagnostics: noIssue)]
+                : problems.map { Issue(code: $0.code, diagnostics: $0.diagnostics, expression: [$0.expression]) }
+        )
+    }
+
     public init(issue: [Issue]) {
         self.issue = issue
     }

@@ -39,6 +39,8 @@ public struct ProfileValidator: Sendable {
         didSet { compiled = profiles.mapValues { $0.rules.map(CompiledRule.init) } }
     }
     public var codeLists: [String: Set<String>]
+    /// The FHIR base structure, checked before the profile's rules (nil: not checked).
+    public var structure: StructureValidator?
     /// The rules with their paths parsed once (parsing them for every write was a tenth of a capacity PATCH).
     private var compiled: [String: [CompiledRule]]
 
@@ -58,14 +60,20 @@ public struct ProfileValidator: Sendable {
         }
     }
 
-    public init(profiles: [Profile] = [], codeLists: [String: [String]] = [:]) {
+    public init(
+        profiles: [Profile] = [],
+        codeLists: [String: [String]] = [:],
+        structure: StructureValidator? = nil
+    ) {
         let byType = Dictionary(profiles.map { ($0.resourceType, $0) }, uniquingKeysWith: { first, _ in first })
         self.profiles = byType
         self.codeLists = codeLists.mapValues(Set.init)
+        self.structure = structure
         self.compiled = byType.mapValues { $0.rules.map(CompiledRule.init) }
     }
 
-    /// `profiles.json` (`{"profiles": [...]}`) and `code-lists.json` (`{"lists": {name: [codes]}}`) of a folder.
+    /// `ror-profiles.json` (`{"profiles": [...]}`), `code-lists.json` (`{"lists": {name: [codes]}}`) and the FHIR
+    /// base structure `fhir-r4-structure.json` of a folder.
     public static func load(from folder: URL?) throws -> ProfileValidator {
         guard let folder else { return ProfileValidator() }
         struct ProfilesFile: Codable { var profiles: [Profile] }
@@ -84,7 +92,11 @@ public struct ProfileValidator: Sendable {
         } catch {
             throw ResourceError("\(folder.path): \(error)")
         }
-        return ProfileValidator(profiles: profiles, codeLists: lists)
+        let structureURL = folder.appendingPathComponent(Self.structureFile)
+        let structure =
+            FileManager.default.fileExists(atPath: structureURL.path)
+            ? try StructureValidator.load(from: structureURL) : nil
+        return ProfileValidator(profiles: profiles, codeLists: lists, structure: structure)
     }
 
     /// Every problem of `resource` against its type's profile (none when no profile is known for the type).
@@ -100,12 +112,18 @@ public struct ProfileValidator: Sendable {
         guard let type = resource["resourceType"]?.string else {
             return [Issue(code: "structure", diagnostics: "resourceType is missing", expression: "resourceType")]
         }
-        guard var rules = compiled[type] else { return [] }
-        if let changed { rules = rules.filter { $0.steps.first.map { changed.contains($0.name) } ?? true } }
         var issues: [Issue] = []
-        check(rules, on: .object(resource), expression: type, into: &issues, fresh: changedElements)
+        if var rules = compiled[type] {
+            if let changed { rules = rules.filter { $0.steps.first.map { changed.contains($0.name) } ?? true } }
+            check(rules, on: .object(resource), expression: type, into: &issues, fresh: changedElements)
+        }
+        // The base structure's issues after the profile's: a mistake both see is named first in the profile's words.
+        issues += structure?.validate(resource, only: changed, changedElements: changedElements) ?? []
         return issues
     }
+
+    /// The generated FHIR base structure's file name in the terminology folder.
+    public static let structureFile = "fhir-r4-structure.json"
 
     /// The same on a `JSONSerialization` tree.
     public func validate(

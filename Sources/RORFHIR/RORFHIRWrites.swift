@@ -40,19 +40,11 @@ extension RORFHIRService {
                     expression: ["resourceType"]
                 )
             }
-            let issues = self.profileIssues(candidate, keepingLastUpdated: true)
-            let outcome =
-                issues.isEmpty
-                ? OperationOutcome(
-                    severity: "information",
-                    code: "informational",
-                    diagnostics: "No issue: the \(type) conforms to its ROR profile"
-                )
-                : OperationOutcome(
-                    issue: issues.map {
-                        OperationOutcome.Issue(code: $0.code, diagnostics: $0.diagnostics, expression: [$0.expression])
-                    }
-                )
+            let issues = self.profileIssues(candidate, asSent: true)
+            let outcome = OperationOutcome(
+                validation: issues,
+                noIssue: "No issue: the \(type) conforms to its ROR profile"
+            )
             return FHIRResponse.json(.ok, outcome.jsonData())
         }
         group.post(":type") { request, context in
@@ -202,14 +194,13 @@ extension RORFHIRService {
         return version
     }
 
-    /// The resource's problems against its ROR profile with the `meta.lastUpdated` the server sets on a write
-    /// (`keepingLastUpdated`: `$validate` checks the one sent, when there is one).
-    func profileIssues(_ resource: JSONObject, keepingLastUpdated: Bool = false) -> [ProfileValidator.Issue] {
+    /// The resource's problems against the FHIR structure and its ROR profile, with the `meta.lastUpdated` the
+    /// server sets on a write (`asSent`: `$validate` checks the resource as sent, and says when it has none).
+    func profileIssues(_ resource: JSONObject, asSent: Bool = false) -> [ProfileValidator.Issue] {
+        guard !asSent else { return validator.validate(resource) }
         var stamped = resource
         var meta = stamped["meta"]?.object ?? JSONObject()
-        if !keepingLastUpdated || meta["lastUpdated"] == nil {
-            meta["lastUpdated"] = .string(FHIRInstant.string(Date()))
-        }
+        meta["lastUpdated"] = .string(FHIRInstant.string(Date()))
         stamped["meta"] = .object(meta)
         return validator.validate(stamped)
     }

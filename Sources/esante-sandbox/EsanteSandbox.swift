@@ -17,7 +17,7 @@ struct EsanteSandbox: AsyncParsableCommand {
         subcommands: [
             Serve.self, Certs.self, WhitelistCommand.self, JournalCommand.self, INSiCommand.self,
             OnboardingCommand.self, DemoCommand.self, Seed.self, MESCommand.self, RecetteCommand.self,
-            ResetCommand.self,
+            ResetCommand.self, ValidateCommand.self,
         ],
         defaultSubcommand: Serve.self
     )

@@ -462,14 +462,18 @@ struct RORWritesTests {
     @Test func validateOperation() async throws {
         let (running, feeder, token) = try await CapacityFeed.start()
         try await running.whileRunning {
-            let valid = try await Self.send(
-                running,
-                .post,
-                "Practitioner/$validate",
-                body: Self.seed("Practitioner", "pr-00001-1"),
-                client: feeder,
-                token: token
-            )
+            // $validate checks the resource as sent: the seed has no meta.lastUpdated (a write stamps it).
+            var practitioner = try Self.seed("Practitioner", "pr-00001-1")
+            func validate(_ body: Any) async throws -> TestClient.Response {
+                try await Self.send(running, .post, "Practitioner/$validate", body: body, client: feeder, token: token)
+            }
+            let unstamped = try await validate(practitioner)
+            let unstampedIssues = try #require(try unstamped.json()["issue"] as? [[String: Any]])
+            #expect(unstampedIssues.contains { ($0["expression"] as? [String]) == ["Practitioner.meta.lastUpdated"] })
+            var meta = practitioner["meta"] as? [String: Any] ?? [:]
+            meta["lastUpdated"] = "2026-12-07T10:00:00.000+01:00"
+            practitioner["meta"] = meta
+            let valid = try await validate(practitioner)
             #expect(valid.status == .ok)
             #expect(((try valid.json()["issue"] as? [[String: Any]])?.first?["severity"] as? String) == "information")
             var broken = try Self.seed("Practitioner", "pr-00001-1")
@@ -477,14 +481,7 @@ struct RORWritesTests {
             let wrapped: [String: Any] = [
                 "resourceType": "Parameters", "parameter": [["name": "resource", "resource": broken]],
             ]
-            let invalid = try await Self.send(
-                running,
-                .post,
-                "Practitioner/$validate",
-                body: wrapped,
-                client: feeder,
-                token: token
-            )
+            let invalid = try await validate(wrapped)
             let issues = try #require(try invalid.json()["issue"] as? [[String: Any]])
             #expect(
                 issues.contains {
