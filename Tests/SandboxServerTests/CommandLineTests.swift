@@ -470,4 +470,30 @@ struct CommandLineTests {
         #expect(journal.status == 0)
         #expect(journal.stdout.contains("\"reason\":\"no-client-certificate\""), "\(journal.stdout)")
     }
+
+    /// `validate`: a conforming file (a Device: no ROR profile, the structure only) exits 0, a file with issues 1 with its OperationOutcome, an unreadable file and
+    /// a bad --repeat 2 with a message; --repeat prints the time per validation.
+    @Test func validateChecksFilesOffline() async throws {
+        let dir = try Self.folder()
+        let good = dir.appendingPathComponent("good.json")
+        try Data(
+            #"{"resourceType": "Device", "id": "d1", "status": "active", "meta": {"lastUpdated": "2026-12-07T10:00:00Z"}}"#
+                .utf8
+        ).write(to: good)
+        let bad = dir.appendingPathComponent("bad.json")
+        try Data(#"{"resourceType": "Organization", "id": "o 1", "nom": "EJ"}"#.utf8).write(to: bad)
+        let checked = try await Shell.sandbox(["validate", bad.path, "--repeat", "3"])
+        #expect(checked.status == 1, "\(checked.stderr)")
+        #expect(checked.stdout.contains("Unrecognized property 'nom'"), "\(checked.stdout)")
+        #expect(checked.stdout.contains("\"Organization.id\""))
+        #expect(checked.stdout.contains("µs per validation"))
+        let missing = try await Shell.sandbox(["validate", dir.appendingPathComponent("none.json").path])
+        #expect(missing.status == 2)
+        #expect(missing.stderr.contains("none.json"))
+        let zero = try await Shell.sandbox(["validate", bad.path, "--repeat", "0"])
+        #expect(zero.status == 2 && zero.stderr.contains("--repeat must be at least 1"))
+        let ok = try await Shell.sandbox(["validate", good.path])
+        #expect(ok.status == 0, "\(ok.stdout)")
+        #expect(ok.stdout.contains("No issue"))
+    }
 }
