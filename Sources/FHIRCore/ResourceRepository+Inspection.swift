@@ -44,3 +44,44 @@ extension ResourceRepository {
         }
     }
 }
+
+/// How the store answers one search: its SQL, SQLite's plan, and what running it took (`esante-sandbox explain`).
+public struct SearchExplanation: Sendable {
+    public var sql: String
+    public var arguments: [String]
+    /// `EXPLAIN QUERY PLAN`'s lines, indented by depth.
+    public var plan: [String]
+    public var matches: Int
+    /// The query run once on a reader, uncached (ms).
+    public var milliseconds: Double
+}
+
+extension ResourceRepository {
+    /// The search's id query as the API runs it (uncached), explained and timed.
+    public func explain(_ request: SearchRequest) async throws -> SearchExplanation {
+        let query = try IDQuery(request)
+        return try await store.writer.read { db in
+            var depth: [Int: Int] = [:]
+            let plan = try Row.fetchAll(
+                db,
+                sql: "EXPLAIN QUERY PLAN " + query.sql,
+                arguments: StatementArguments(query.values)
+            )
+            .map { row -> String in
+                let level = (depth[row["parent"] as Int] ?? -1) + 1
+                depth[row["id"] as Int] = level
+                return String(repeating: "  ", count: level) + (row["detail"] as String)
+            }
+            let started = ContinuousClock.now
+            let ids = try query.run(db, cached: false)
+            let elapsed = ContinuousClock.now - started
+            return SearchExplanation(
+                sql: query.sql,
+                arguments: query.values.map(\.description),
+                plan: plan,
+                matches: ids.count,
+                milliseconds: Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+            )
+        }
+    }
+}

@@ -1,6 +1,8 @@
 import Access
+import FHIRCore
 import Foundation
 import GRDB
+import RORFHIR
 import Store
 import Testing
 import X509
@@ -495,5 +497,35 @@ struct CommandLineTests {
         let ok = try await Shell.sandbox(["validate", good.path])
         #expect(ok.status == 0, "\(ok.stdout)")
         #expect(ok.stdout.contains("No issue"))
+    }
+
+    /// `explain`: a search's matches, time and SQLite plan on a data folder's database; a bad search or a folder
+    /// without a database is a message and exit 2.
+    @Test func explainShowsTheMatchesAndThePlan() async throws {
+        let dir = try Self.folder()
+        let store = try SandboxStore.open(path: dir.appendingPathComponent("sandbox.sqlite").path)
+        let repository = ResourceRepository(store: store, registry: RORSearchParameters.registry)
+        try await store.write { db in
+            for id in ["loc-a", "loc-b"] {
+                _ = try repository.save(
+                    ["resourceType": "Location", "id": id, "identifier": [["system": "urn:x", "value": id]]],
+                    in: db
+                )
+            }
+        }
+        let explained = try await Shell.sandbox([
+            "explain", "--data-dir", dir.path, "--sql", "Location?identifier=loc-a", "Location?_count=5",
+        ])
+        #expect(explained.status == 0, "\(explained.stderr)")
+        #expect(explained.stdout.contains("1 matches in"), "\(explained.stdout)")
+        #expect(explained.stdout.contains("2 matches in"))
+        #expect(explained.stdout.contains("plan: SEARCH"))
+        #expect(explained.stdout.contains("SQL: SELECT r.id FROM fhir_resource r"))
+        let bad = try await Shell.sandbox(["explain", "--data-dir", dir.path, "Location?nom=x"])
+        #expect(bad.status == 2 && bad.stderr.contains("Location?nom=x"), "\(bad.stderr)")
+        let none = try await Shell.sandbox([
+            "explain", "--data-dir", dir.appendingPathComponent("none").path, "Location",
+        ])
+        #expect(none.status == 2 && none.stderr.contains("no sandbox database"))
     }
 }
