@@ -341,13 +341,16 @@ public final class ResourceRepository: Sendable {
         )
         .execute(arguments: [resource.version, resource.lastUpdated, resource.json, resource.type, resource.id])
         let created = db.changesCount == 0
-        // A new resource may change any lookup: all its parameters count as re-indexed.
-        readCache.writing(
-            resource,
-            key: resource.type + "/" + resource.id,
-            parameters: created ? nil : prepared.parameters,
-            in: db
-        )
+        // The parameters whose rows this write changed, for the read cache (a new resource: all of them).
+        var changed: Set<String> = []
+        defer {
+            readCache.writing(
+                resource,
+                key: resource.type + "/" + resource.id,
+                parameters: created ? nil : changed,
+                in: db
+            )
+        }
         if created {
             try db.cachedStatement(
                 sql:
@@ -368,6 +371,8 @@ public final class ResourceRepository: Sendable {
             for row in difference.added {
                 if let count = removed[row], count > 0 { removed[row] = count - 1 } else { added.append(row) }
             }
+            for row in added { changed.insert(row.param) }
+            for (row, count) in removed where count > 0 { changed.insert(row.param) }
             // A row gone and a row new of the same parameter (a count, `_lastUpdated`): the stored row takes the new
             // values in place, so only the indexes on the columns that differ change (a delete and an insert touched
             // the table and four indexes each).
@@ -420,11 +425,13 @@ public final class ResourceRepository: Sendable {
                     wanted[current] = count - 1
                 } else {
                     stale.append(row[0])
+                    changed.insert(current.param)
                 }
             }
         }
         let delete = try db.cachedStatement(sql: "DELETE FROM fhir_index WHERE rowid = ?")
         for rowid in stale { try delete.execute(arguments: [rowid]) }
+        for (row, count) in wanted where count > 0 { changed.insert(row.param) }
         try insertRows(wanted.flatMap { row, count in Array(repeating: row, count: count) }, of: resource, in: db)
     }
 
@@ -534,7 +541,7 @@ public final class ResourceRepository: Sendable {
         if let ids = readCache.search(query.key) { return ids }
         let generation = readCache.generation
         let ids = try await store.writer.read { db in try query.run(db, cached: false) }
-        readCache.putSearch(query.key, ids, ifGeneration: generation)
+        readCache.putSearch(query.key, ids, dependencies: request.dependencies, ifGeneration: generation)
         return ids
     }
 
@@ -779,8 +786,9 @@ public final class SearchSnapshots: Sendable {
     }
 }
 
-/// The repository's read cache. After every committed transaction that changed `fhir_resource`, the searches are
-/// forgotten and the resources written take their new version (every resource when the change was a raw one,
+/// The repository's read cache. After every committed transaction that changed `fhir_resource`, the searches it can
+/// have changed are forgotten (those reading a parameter it re-indexed, or any resource of a type in which it created
+/// one; ``SearchRequest/dependencies``) and the resources written take their new version (every resource when the change was a raw one,
 /// ``ResourceRepository/resourcesChanged(in:)``): a feeder's PATCHes no longer empty the cache consumers read from.
 /// A read puts its result only if no such commit happened since it began (so a read that raced a write never caches
 /// the old version: either its generation changed, or the commit's update comes after the put). It observes the
@@ -792,9 +800,12 @@ final class ReadCache: TransactionObserver, @unchecked Sendable {
         var entries: [String: StoredResource] = [:]
         /// JSON bytes of `entries`.
         var bytes = 0
-        var searches: [String: [String]] = [:]
+        var searches: [String: (ids: [String], dependencies: [String: Set<String>])] = [:]
         /// Ids in `searches`.
         var searchIDs = 0
+        /// The latest commits' re-indexed parameters by type, newest last, with their generation: a search that
+        /// ran across commits is kept only if none of them touched what it read.
+        var commits: [(generation: Int, reindexed: [String: Set<String>?])] = []
         /// Lookups by one of ``ReadCache/lookupParameters``, and the commits that changed one of those parameters' rows.
         var lookups: [String: [String]] = [:]
         var lookupGeneration = 0
@@ -836,16 +847,44 @@ final class ReadCache: TransactionObserver, @unchecked Sendable {
         }
     }
 
-    func search(_ key: String) -> [String]? { state.withLockedValue { $0.searches[key] } }
+    func search(_ key: String) -> [String]? { state.withLockedValue { $0.searches[key]?.ids } }
 
-    func putSearch(_ key: String, _ ids: [String], ifGeneration generation: Int) {
+    /// Keeps a search's ids, unless a commit since `generation` (when the search began) touched what it read.
+    func putSearch(
+        _ key: String,
+        _ ids: [String],
+        dependencies: [String: Set<String>],
+        ifGeneration generation: Int
+    ) {
         state.withLockedValue { state in
-            guard state.generation == generation, ids.count <= Self.searchCapacity else { return }
+            guard ids.count <= Self.searchCapacity else { return }
+            if state.generation != generation {
+                // The commits since then must all be in the log, and none may touch the search.
+                let since = state.commits.filter { $0.generation > generation }
+                guard since.count == state.generation - generation,
+                    !since.contains(where: { Self.affects($0.reindexed, dependencies) })
+                else { return }
+            }
             if state.searchIDs + ids.count > Self.searchCapacity || state.searches.count >= Self.searchCount {
                 state.searches.removeAll()
                 state.searchIDs = 0
             }
-            state.searchIDs += ids.count - (state.searches.updateValue(ids, forKey: key)?.count ?? 0)
+            state.searchIDs +=
+                ids.count - (state.searches.updateValue((ids, dependencies), forKey: key)?.ids.count ?? 0)
+        }
+    }
+
+    /// Commits remembered for searches that ran across them.
+    static let commitLog = 64
+
+    /// Whether a commit that re-indexed `reindexed` (by type; nil: every parameter, a creation) can change a search
+    /// reading `dependencies`. `*` in a search's parameters: any write of that type (`_lastUpdated`, read from the
+    /// resource row every write stamps).
+    static func affects(_ reindexed: [String: Set<String>?], _ dependencies: [String: Set<String>]) -> Bool {
+        reindexed.contains { type, parameters in
+            guard let read = dependencies[type] else { return false }
+            guard let parameters else { return true }
+            return read.contains("*") || !parameters.isDisjoint(with: read)
         }
     }
 
@@ -891,7 +930,7 @@ final class ReadCache: TransactionObserver, @unchecked Sendable {
 
     func databaseDidCommit(_ db: Database) {
         guard rawChange || !written.isEmpty else { return }
-        let (raw, resources) = (rawChange, written)
+        let (raw, resources, reindexed) = (rawChange, written, self.reindexed)
         let lookupsChanged =
             raw || reindexed.values.contains { $0.map { !$0.isDisjoint(with: Self.lookupParameters) } ?? true }
         reset()
@@ -902,8 +941,12 @@ final class ReadCache: TransactionObserver, @unchecked Sendable {
             if raw {
                 state = State()
             } else {
-                state.searches.removeAll()
-                state.searchIDs = 0
+                for (key, search) in state.searches where Self.affects(reindexed, search.dependencies) {
+                    state.searches[key] = nil
+                    state.searchIDs -= search.ids.count
+                }
+                state.commits.append((generation, reindexed))
+                if state.commits.count > Self.commitLog { state.commits.removeFirst() }
                 for (key, resource) in resources {
                     state.bytes -= state.entries.removeValue(forKey: key)?.json.count ?? 0
                     if state.bytes + resource.json.count <= Self.byteCapacity {

@@ -474,3 +474,39 @@ enum SearchValue {
         }
     }
 }
+
+extension SearchRequest {
+    /// What the search's ids depend on, by resource type: the parameters whose index rows its conditions and sort
+    /// read (`*`: any write of the type, for `_lastUpdated`, read from the row every write stamps). Every type listed
+    /// also depends on which of its resources exist (a creation re-indexes all parameters). A write of a type it
+    /// does not list, or of parameters it does not read, cannot change its ids (the read cache keeps it).
+    public var dependencies: [String: Set<String>] {
+        var read: [String: Set<String>] = [type: []]
+        func note(_ parameter: String, of type: String) {
+            read[type, default: []].insert(parameter == "_lastUpdated" ? "*" : parameter)
+        }
+        func add(_ condition: SearchCondition, on type: String) {
+            switch condition {
+            case .parameter(let definition, _, _, _), .missing(let definition, _):
+                note(definition.code, of: type)
+            case .ids:
+                break  // which resources exist: every type listed depends on it
+            case .chain(let reference, let target, let inner, let above):
+                note(reference.code, of: type)
+                read[target, default: []].formUnion([])
+                if let above { note(above.code, of: target) }
+                add(inner, on: target)
+            case .has(let source, let reference, let inner):
+                note(reference.code, of: source)
+                add(inner, on: source)
+            case .any(let terms), .all(let terms):
+                for term in terms { add(term, on: type) }
+            case .not(let term):
+                add(term, on: type)
+            }
+        }
+        for condition in conditions { add(condition, on: type) }
+        for (parameter, _) in sort { note(parameter, of: type) }
+        return read
+    }
+}

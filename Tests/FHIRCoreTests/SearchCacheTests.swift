@@ -1,0 +1,72 @@
+import FHIRCore
+import Foundation
+import GRDB
+import Store
+import Testing
+
+/// The search cache under writes: a write forgets only the cached searches it can change — those reading a
+/// parameter whose rows it changed, or any resource of a type in which it created one. Seen from outside by rows
+/// removed behind the cache's back (that the partial rewrite below does not extract again): a search kept still
+/// answers as before, a search forgotten reads the table again.
+@Suite("Search cache under writes")
+struct SearchCacheTests {
+    typealias S = SearchEngineTests
+
+    @Test func aWriteForgetsOnlyTheSearchesItCanChange() async throws {
+        let store = try SandboxStore.inMemory()
+        let repository = ResourceRepository(store: store, registry: S.registry)
+        var l1 = S.location("l1", system: "sys", value: "L1", name: "Nord", nb: 5, date: "2024-03-05", org: "o1")
+        let l2 = S.location("l2", system: "sys", value: "L2", name: "Sud", nb: 0, date: "2024-03-05", org: "o1")
+        let h1 = S.service("h1", specialty: "356", locations: ["l1"], ageLow: 18)
+        let seeded = [l1, l2, h1].map { JSONObject(any: $0)! }
+        try await store.write { db in
+            for resource in seeded { _ = try repository.save(resource, in: db) }
+        }
+        func ids(_ type: String, _ items: [(String, String)]) async throws -> [String] {
+            try await repository.searchIDs(try SearchRequest(type: type, items: items, registry: S.registry))
+        }
+        let byIdentifier = [("identifier", "sys|L1")]
+        let byName = [("name", "Nord")]
+        let byChain = [("location.name", "Nord")]
+        #expect(try await ids("Location", byIdentifier) == ["l1"])
+        #expect(try await ids("Location", byName) == ["l1"])
+        #expect(try await ids("HealthcareService", byChain) == ["h1"])
+        #expect(try await ids("HealthcareService", [("specialty", "356")]) == ["h1"])
+        // Behind the cache's back: l1's identifier row and h1's specialty row are gone.
+        try await store.writer.write { db in
+            try db.execute(sql: "DELETE FROM fhir_index WHERE type = 'Location' AND id = 'l1' AND param = 'identifier'")
+            try db.execute(
+                sql: "DELETE FROM fhir_index WHERE type = 'HealthcareService' AND id = 'h1' AND param = 'specialty'"
+            )
+        }
+        // l1 renamed as a PATCH writes: only the parameters reading `name` are extracted again, the others' rows kept.
+        l1["name"] = "Ouest"
+        let renamed = try repository.prepare(JSONObject(any: l1)!, version: 2, partial: .init(elements: ["name"]))
+        try await store.write { db in try repository.write(renamed, in: db) }
+        #expect(try await ids("Location", byIdentifier) == ["l1"], "kept: the rename did not touch identifiers")
+        #expect(try await ids("Location", byName) == [], "forgotten: the name changed")
+        #expect(try await ids("HealthcareService", byChain) == [], "forgotten: the chain reads Location names")
+        #expect(
+            try await ids("HealthcareService", [("specialty", "356")]) == ["h1"],
+            "kept: a Location write cannot change a HealthcareService's own parameter"
+        )
+        // A new Location: every search reading Locations is forgotten (a creation re-indexes all its parameters).
+        let l3 = JSONObject(
+            any: S.location("l3", system: "sys", value: "L3", name: "Est", nb: 1, date: "2024-03-05", org: "o1")
+        )!
+        try await store.write { db in _ = try repository.save(l3, in: db) }
+        #expect(try await ids("Location", byIdentifier) == [], "forgotten: the table is read again")
+        #expect(try await ids("HealthcareService", [("specialty", "356")]) == ["h1"])
+    }
+
+    @Test func dependenciesFollowConditionsChainsAndSort() throws {
+        let request = try SearchRequest(
+            type: "HealthcareService",
+            items: [("specialty", "356"), ("location.name", "Nord"), ("_sort", "-_lastUpdated")],
+            registry: S.registry
+        )
+        #expect(request.dependencies == ["HealthcareService": ["specialty", "location", "*"], "Location": ["name"]])
+        let plain = try SearchRequest(type: "Location", items: [("_count", "5")], registry: S.registry)
+        #expect(plain.dependencies == ["Location": []])
+    }
+}
