@@ -134,6 +134,27 @@ struct StructureValidatorTests {
             diagnostics: "The value is not a valid code (' active')"
         ),
         Case(
+            label: "id over 64 characters",
+            change: { $0["id"] = String(repeating: "a", count: 65) },
+            code: "value",
+            expression: "Location.id",
+            diagnostics: "The value is not a valid id"
+        ),
+        Case(
+            label: "code with two spaces in a row",
+            change: { $0["status"] = "in  active" },
+            code: "value",
+            expression: "Location.status",
+            diagnostics: "The value is not a valid code ('in  active')"
+        ),
+        Case(
+            label: "string with a control character",
+            change: { $0["name"] = "Unit\u{01}é" },
+            code: "value",
+            expression: "Location.name",
+            diagnostics: "The value is not a valid string"
+        ),
+        Case(
             label: "uri with whitespace",
             change: { $0["identifier"] = [["system": "urn:oid:1.2 3", "value": "x"]] },
             code: "value",
