@@ -538,10 +538,26 @@ public final class ResourceRepository: Sendable {
     /// Ids matching a search, in result order.
     public func searchIDs(_ request: SearchRequest) async throws -> [String] {
         let query = try IDQuery(request)
-        if let ids = readCache.search(query.key) { return ids }
+        if let cached = readCache.search(query.key) {
+            guard !cached.pending.isEmpty, let chains = cached.chains else { return cached.ids }
+            // Written since: only the resources those writes can have moved in or out of the result are checked
+            // again (a capacity PATCH: the offers at that place), not the whole match set.
+            let ids = try await store.writer.read { db in
+                try query.update(cached.ids, pending: cached.pending, type: request.type, chains: chains, db)
+            }
+            readCache.resolvePending(query.key, ids, version: cached.pendingVersion)
+            return ids
+        }
         let generation = readCache.generation
         let ids = try await store.writer.read { db in try query.run(db, cached: false) }
-        readCache.putSearch(query.key, ids, dependencies: request.dependencies, ifGeneration: generation)
+        readCache.putSearch(
+            query.key,
+            ids,
+            dependencies: request.dependencies,
+            type: request.type,
+            chains: request.maintainedChains,
+            ifGeneration: generation
+        )
         return ids
     }
 
@@ -604,6 +620,67 @@ public final class ResourceRepository: Sendable {
         func run(_ db: Database, cached: Bool) throws -> [String] {
             let statement = cached ? try db.cachedStatement(sql: sql) : try db.makeStatement(sql: sql)
             return try String.fetchAll(statement, arguments: StatementArguments(values))
+        }
+
+        /// `ids` (sorted by id, as the query sorts) brought up to date after writes of `pending` (by type): the
+        /// resources of the searched type written, and those whose chained reference points at a written target,
+        /// are checked again by the query restricted to them; the others keep their place.
+        func update(
+            _ ids: [String],
+            pending: [String: Set<String>],
+            type: String,
+            chains: [String: Set<String>],
+            _ db: Database
+        ) throws -> [String] {
+            var candidates = pending[type] ?? []
+            for (target, written) in pending {
+                guard let references = chains[target] else { continue }
+                let referring = try String.fetchAll(
+                    db,
+                    sql: Self.referringSQL,
+                    arguments: [target, Self.jsonArray(written), type, Self.jsonArray(references)]
+                )
+                candidates.formUnion(referring)
+            }
+            guard !candidates.isEmpty, let whereClause = sql.range(of: "WHERE ") else { return ids }
+            let restricted = sql.replacingCharacters(
+                in: whereClause,
+                with: "WHERE r.id IN (SELECT value FROM json_each(?)) AND "
+            )
+            let matched = try String.fetchAll(
+                db,
+                sql: restricted,
+                arguments: StatementArguments([Self.jsonArray(candidates)] + values)
+            )
+            // The kept ids and the matched ones, merged in id order (SQLite's BINARY order: ids are ASCII).
+            var merged: [String] = []
+            merged.reserveCapacity(ids.count + matched.count)
+            var kept = ids.lazy.filter { !candidates.contains($0) }.makeIterator()
+            var next = kept.next()
+            for id in matched {
+                while let current = next, current.utf8.lexicographicallyPrecedes(id.utf8) {
+                    merged.append(current)
+                    next = kept.next()
+                }
+                merged.append(id)
+            }
+            while let current = next {
+                merged.append(current)
+                next = kept.next()
+            }
+            return merged
+        }
+
+        /// The resources of a type whose reference parameter (one of a JSON list) points at one of the written targets.
+        static let referringSQL =
+            "SELECT DISTINCT id FROM fhir_index INDEXED BY fhir_index_ref WHERE ref_id IS NOT NULL AND ref_type = ? "
+            + "AND ref_id IN (SELECT value FROM json_each(?)) AND type = ? AND param IN (SELECT value FROM json_each(?))"
+
+        static func jsonArray(_ values: some Collection<String>) -> String {
+            String(
+                decoding: (try? JSONSerialization.data(withJSONObject: Array(values))) ?? Data("[]".utf8),
+                as: UTF8.self
+            )
         }
     }
 
@@ -800,7 +877,7 @@ final class ReadCache: TransactionObserver, @unchecked Sendable {
         var entries: [String: StoredResource] = [:]
         /// JSON bytes of `entries`.
         var bytes = 0
-        var searches: [String: (ids: [String], dependencies: [String: Set<String>])] = [:]
+        var searches: [String: CachedSearch] = [:]
         /// Ids in `searches`.
         var searchIDs = 0
         /// The latest commits' re-indexed parameters by type, newest last, with their generation: a search that
@@ -810,6 +887,22 @@ final class ReadCache: TransactionObserver, @unchecked Sendable {
         var lookups: [String: [String]] = [:]
         var lookupGeneration = 0
     }
+
+    /// A search's ids, what they depend on, and — for a search that can be brought up to date (``SearchRequest/
+    /// maintainedChains``) — the resources written since, by type, whose membership is to be checked again.
+    struct CachedSearch {
+        var ids: [String]
+        var dependencies: [String: Set<String>]
+        var type: String
+        /// Chains one level deep: target type → the reference parameters leading to it (nil: not maintained).
+        var chains: [String: Set<String>]?
+        var pending: [String: Set<String>] = [:]
+        /// Bumped with every pending addition: an update computed from older pending ids is not kept.
+        var pendingVersion = 0
+    }
+
+    /// Written resources a search may have pending before it is forgotten instead (its next read checks each).
+    static let pendingCapacity = 1_000
 
     private let state = NIOLockedValueBox(State())
     /// The connection this cache observes (the repository's writer). Registered once, at its first write: adding an
@@ -847,13 +940,26 @@ final class ReadCache: TransactionObserver, @unchecked Sendable {
         }
     }
 
-    func search(_ key: String) -> [String]? { state.withLockedValue { $0.searches[key]?.ids } }
+    func search(_ key: String) -> CachedSearch? { state.withLockedValue { $0.searches[key] } }
+
+    /// Stores the ids an update computed from a search's pending writes, if no write was added to them since.
+    func resolvePending(_ key: String, _ ids: [String], version: Int) {
+        state.withLockedValue { state in
+            guard var search = state.searches[key], search.pendingVersion == version else { return }
+            state.searchIDs += ids.count - search.ids.count
+            search.ids = ids
+            search.pending = [:]
+            state.searches[key] = search
+        }
+    }
 
     /// Keeps a search's ids, unless a commit since `generation` (when the search began) touched what it read.
     func putSearch(
         _ key: String,
         _ ids: [String],
         dependencies: [String: Set<String>],
+        type: String,
+        chains: [String: Set<String>]?,
         ifGeneration generation: Int
     ) {
         state.withLockedValue { state in
@@ -869,8 +975,8 @@ final class ReadCache: TransactionObserver, @unchecked Sendable {
                 state.searches.removeAll()
                 state.searchIDs = 0
             }
-            state.searchIDs +=
-                ids.count - (state.searches.updateValue((ids, dependencies), forKey: key)?.ids.count ?? 0)
+            let search = CachedSearch(ids: ids, dependencies: dependencies, type: type, chains: chains)
+            state.searchIDs += ids.count - (state.searches.updateValue(search, forKey: key)?.ids.count ?? 0)
         }
     }
 
@@ -941,7 +1047,24 @@ final class ReadCache: TransactionObserver, @unchecked Sendable {
             if raw {
                 state = State()
             } else {
-                for (key, search) in state.searches where Self.affects(reindexed, search.dependencies) {
+                for (key, var search) in state.searches where Self.affects(reindexed, search.dependencies) {
+                    // Kept with the written resources to check again when each written type is its own or a
+                    // chain's target; forgotten otherwise.
+                    if let chains = search.chains,
+                        reindexed.keys.allSatisfy({
+                            $0 == search.type || chains[$0] != nil || search.dependencies[$0] == nil
+                        })
+                    {
+                        for resource in resources.values
+                        where resource.type == search.type || chains[resource.type] != nil {
+                            search.pending[resource.type, default: []].insert(resource.id)
+                        }
+                        search.pendingVersion += 1
+                        if search.pending.values.reduce(0, { $0 + $1.count }) <= Self.pendingCapacity {
+                            state.searches[key] = search
+                            continue
+                        }
+                    }
                     state.searches[key] = nil
                     state.searchIDs -= search.ids.count
                 }

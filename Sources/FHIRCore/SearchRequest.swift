@@ -510,3 +510,35 @@ extension SearchRequest {
         return read
     }
 }
+
+extension SearchRequest {
+    /// For a search whose ids can be brought up to date by checking again only the resources a write can have moved
+    /// in or out (conditions on the type's own parameters and chains one level deep, sorted by id): by chain target
+    /// type, the reference parameters leading to it. Nil for other shapes (`_has`, chains of chains, `:above`, a
+    /// sort), which a write that meets them makes the cache forget.
+    public var maintainedChains: [String: Set<String>]? {
+        guard sort.isEmpty else { return nil }
+        var chains: [String: Set<String>] = [:]
+        func own(_ condition: SearchCondition) -> Bool {
+            switch condition {
+            case .parameter, .missing, .ids: true
+            case .any(let terms), .all(let terms): terms.allSatisfy(own)
+            case .not(let term): own(term)
+            case .chain, .has: false
+            }
+        }
+        func maintained(_ condition: SearchCondition) -> Bool {
+            switch condition {
+            case .parameter, .missing, .ids: return true
+            case .chain(let reference, let target, let inner, nil):
+                guard own(inner) else { return false }
+                chains[target, default: []].insert(reference.code)
+                return true
+            case .chain, .has: return false
+            case .any(let terms), .all(let terms): return terms.allSatisfy(maintained)
+            case .not(let term): return maintained(term)
+            }
+        }
+        return conditions.allSatisfy(maintained) ? chains : nil
+    }
+}

@@ -50,12 +50,13 @@ struct SearchCacheTests {
             try await ids("HealthcareService", [("specialty", "356")]) == ["h1"],
             "kept: a Location write cannot change a HealthcareService's own parameter"
         )
-        // A new Location: every search reading Locations is forgotten (a creation re-indexes all its parameters).
+        // A new Location: searches reading Locations check it, and only it (a creation re-indexes all its parameters).
         let l3 = JSONObject(
             any: S.location("l3", system: "sys", value: "L3", name: "Est", nb: 1, date: "2024-03-05", org: "o1")
         )!
         try await store.write { db in _ = try repository.save(l3, in: db) }
-        #expect(try await ids("Location", byIdentifier) == [], "forgotten: the table is read again")
+        #expect(try await ids("Location", byIdentifier) == ["l1"], "brought up to date: l3 checked, l1 not re-read")
+        #expect(try await ids("Location", [("identifier", "sys|L3")]) == ["l3"])
         #expect(try await ids("HealthcareService", [("specialty", "356")]) == ["h1"])
     }
 
@@ -68,5 +69,55 @@ struct SearchCacheTests {
         #expect(request.dependencies == ["HealthcareService": ["specialty", "location", "*"], "Location": ["name"]])
         let plain = try SearchRequest(type: "Location", items: [("_count", "5")], registry: S.registry)
         #expect(plain.dependencies == ["Location": []])
+    }
+
+    /// A search with a chain is brought up to date after a write of the chain's target by checking again only the
+    /// resources referring to it: seen by a row removed behind the cache's back from another one, which a full
+    /// query would drop and the update keeps; the result stays in id order.
+    @Test func aChainedSearchIsUpdatedFromTheWritesNotRecomputed() async throws {
+        let store = try SandboxStore.inMemory()
+        let repository = ResourceRepository(store: store, registry: S.registry)
+        var l1 = S.location("l1", system: "sys", value: "L1", name: "Nord", nb: 5, date: "2024-03-05", org: "o1")
+        let seeded = [
+            l1, S.location("l2", system: "sys", value: "L2", name: "Nord", nb: 0, date: "2024-03-05", org: "o1"),
+            S.service("h1", specialty: "356", locations: ["l1"], ageLow: 18),
+            S.service("h2", specialty: "356", locations: ["l2"], ageLow: 18),
+        ].map { JSONObject(any: $0)! }
+        try await store.write { db in
+            for resource in seeded { _ = try repository.save(resource, in: db) }
+        }
+        let request = try SearchRequest(
+            type: "HealthcareService",
+            items: [("location.name", "Nord"), ("specialty", "356")],
+            registry: S.registry
+        )
+        #expect(request.maintainedChains == ["Location": ["location"]])
+        #expect(try await repository.searchIDs(request) == ["h1", "h2"])
+        try await store.writer.write { db in
+            try db.execute(
+                sql: "DELETE FROM fhir_index WHERE type = 'HealthcareService' AND id = 'h2' AND param = 'location'"
+            )
+        }
+        func rename(_ name: String, version: Int) async throws {
+            l1["name"] = name
+            let prepared = try repository.prepare(
+                JSONObject(any: l1)!,
+                version: version,
+                partial: .init(elements: ["name"])
+            )
+            try await store.write { db in try repository.write(prepared, in: db) }
+        }
+        try await rename("Ouest", version: 2)
+        #expect(try await repository.searchIDs(request) == ["h2"], "h1 checked again and dropped; h2 kept, not re-read")
+        try await rename("Nord", version: 3)
+        #expect(try await repository.searchIDs(request) == ["h1", "h2"], "h1 back, in id order")
+        // A sorted search is not maintained: the write makes the cache forget it.
+        let sorted = try SearchRequest(
+            type: "HealthcareService",
+            items: [("location.name", "Nord"), ("_sort", "-_id")],
+            registry: S.registry
+        )
+        #expect(sorted.maintainedChains == nil)
+        #expect(try await repository.searchIDs(sorted) == ["h1"], "read afresh: h2 has no location row any more")
     }
 }
