@@ -22,6 +22,12 @@ public struct OperationOutcome: Codable, Sendable, Hashable {
     public var resourceType = "OperationOutcome"
     public var issue: [Issue]
 
+    /// What `$validate` checks: the resource, or the `resource` part of a `Parameters`.
+    public static func validationCandidate(_ body: JSONObject) -> JSONObject {
+        guard body["resourceType"]?.string == "Parameters" else { return body }
+        return body["parameter"]?.array?.first { $0["name"]?.string == "resource" }?["resource"]?.object ?? body
+    }
+
     /// `$validate`'s answer: one issue per problem, or one `informational` issue saying there is none.
     public init(validation problems: [ProfileValidator.Issue], noIssue: String) {
         self.init(

@@ -88,8 +88,6 @@ public struct StructureValidator: Sendable {
                 types[name] = definition
             }
             return StructureValidator(types: types, primitives: primitives)
-        } catch let error as ResourceError {
-            throw ResourceError("\(file.path): \(error)")
         } catch {
             throw ResourceError("\(file.path): \(error)")
         }
@@ -105,7 +103,6 @@ public struct StructureValidator: Sendable {
         only: Set<String>? = nil,
         changedElements: [String: Set<Int>] = [:]
     ) -> [ProfileValidator.Issue] {
-        var issues: [ProfileValidator.Issue] = []
         guard let type = resource["resourceType"]?.string, let definition = types[type], definition.isResource
         else {
             return []
@@ -126,8 +123,7 @@ public struct StructureValidator: Sendable {
                 )
             }
         }
-        issues = walk.issues
-        return issues
+        return walk.issues
     }
 
     /// One pass over a resource: the issues found, and what the local references need.
@@ -308,11 +304,8 @@ public struct StructureValidator: Sendable {
                 return
             }
             let what =
-                switch type {
-                case "date", "dateTime", "instant", "time": "Not a valid date/time"
-                case "integer", "positiveInt", "unsignedInt", "decimal": "The value is not a valid \(type)"
-                default: "The value is not a valid \(type)"
-                }
+                ["date", "dateTime", "instant", "time"].contains(type)
+                ? "Not a valid date/time" : "The value is not a valid \(type)"
             issue("value", "\(what) ('\(text)')", at: path)
         }
 

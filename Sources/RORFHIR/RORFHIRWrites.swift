@@ -27,11 +27,7 @@ extension RORFHIRService {
                 maximumBody: self.maximumBody,
                 what: "$validate takes the resource"
             )
-            let candidate =
-                (resource["resourceType"]?.string == "Parameters")
-                ? (resource["parameter"]?.array?.first { $0["name"]?.string == "resource" }?["resource"]?.object)
-                    ?? resource
-                : resource
+            let candidate = OperationOutcome.validationCandidate(resource)
             guard candidate["resourceType"]?.string == type else {
                 throw FHIRError(
                     .badRequest,

@@ -37,10 +37,7 @@ struct ValidateCommand: AsyncParsableCommand {
                     else {
                         throw UsageFailure("\(file): not a JSON object")
                     }
-                    resource =
-                        object["resourceType"]?.string == "Parameters"
-                        ? object["parameter"]?.array?.first { $0["name"]?.string == "resource" }?["resource"]?.object
-                            ?? object : object
+                    resource = OperationOutcome.validationCandidate(object)
                 } catch let error as UsageFailure {
                     throw error
                 } catch {
