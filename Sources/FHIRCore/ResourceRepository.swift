@@ -513,6 +513,48 @@ public final class ResourceRepository: Sendable {
         readCache.changing(in: db)
     }
 
+    /// Brings the resource tables back to those of `prebuilt`, a database made by `SandboxStore.build` with these
+    /// migrations and search parameters, rewriting only the resources that differ from it (another version, deleted,
+    /// created since): a reset after a day of feeds costs what the feeds changed, not a reload of the dataset, and
+    /// leaves every resource as a new data folder has it. The prebuilt file is only read. Returns the resources
+    /// rewritten.
+    public func restore(fromPrebuilt prebuilt: String) throws -> Int {
+        try store.writer.writeWithoutTransaction { db in
+            // ATTACH cannot run inside a transaction.
+            try db.execute(sql: "ATTACH DATABASE ? AS prebuilt", arguments: [prebuilt])
+            defer { try? db.execute(sql: "DETACH DATABASE prebuilt") }
+            var restored = 0
+            try db.inTransaction(.immediate) {
+                resourcesChanged(in: db)
+                try db.execute(
+                    sql: """
+                        CREATE TEMP TABLE restored (type TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (type, id))
+                            WITHOUT ROWID;
+                        INSERT INTO restored
+                            SELECT m.type, m.id FROM main.fhir_resource m
+                            LEFT JOIN prebuilt.fhir_resource p ON p.type = m.type AND p.id = m.id
+                            WHERE p.id IS NULL OR p.version IS NOT m.version OR p.last_updated IS NOT m.last_updated
+                                OR p.deleted IS NOT m.deleted
+                            UNION
+                            SELECT p.type, p.id FROM prebuilt.fhir_resource p
+                            WHERE NOT EXISTS (SELECT 1 FROM main.fhir_resource m WHERE m.type = p.type AND m.id = p.id);
+                        DELETE FROM main.fhir_index WHERE (type, id) IN restored;
+                        DELETE FROM main.fhir_resource WHERE (type, id) IN restored;
+                        INSERT INTO main.fhir_resource
+                            SELECT * FROM prebuilt.fhir_resource WHERE (type, id) IN restored;
+                        INSERT INTO main.fhir_index SELECT * FROM prebuilt.fhir_index WHERE (type, id) IN restored;
+                        DELETE FROM main.fhir_history;
+                        INSERT INTO main.fhir_history SELECT * FROM prebuilt.fhir_history;
+                        """
+                )
+                restored = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM restored") ?? 0
+                try db.execute(sql: "DROP TABLE restored")
+                return .commit
+            }
+            return restored
+        }
+    }
+
     // MARK: Reading
 
     /// The resource if the read cache holds it (no database access).

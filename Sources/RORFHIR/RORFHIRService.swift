@@ -61,6 +61,16 @@ public final class RORFHIRService: Sendable {
         progress: (_ filesDone: Int, _ files: Int) -> Void = { _, _ in }
     ) throws -> Int {
         let files = try seeds.map { try RORSeedDataset(seeds: $0).jsonFiles() } ?? []
+        // A reset over a prebuilt database that still stands for the JSON rewrites only what changed since.
+        if replace, let seeds, repository.store.path != nil {
+            let dataset = RORSeedDataset(seeds: seeds)
+            if try dataset.prebuiltMismatch(registry: repository.registry) == nil {
+                progress(0, files.count)
+                let restored = try repository.restore(fromPrebuilt: dataset.prebuiltFile.path)
+                progress(files.count, files.count)
+                return restored
+            }
+        }
         let count = try repository.store.writer.write { db -> Int in
             // EXISTS, not COUNT(*): this runs at every start, on tables of hundreds of thousands of rows.
             if !replace, try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM fhir_resource)") == true { return 0 }

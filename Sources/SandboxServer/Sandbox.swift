@@ -113,7 +113,12 @@ public final class Sandbox: Sendable {
         } else {
             try FileManager.default.createDirectory(at: configuration.dataDirectory, withIntermediateDirectories: true)
             let path = configuration.dataDirectory.appendingPathComponent("sandbox.sqlite").path
-            try Self.installPrebuiltDataset(at: path, seeds: seedsFolder, logger: logger)
+            try Self.installPrebuiltDataset(
+                at: path,
+                seeds: seedsFolder,
+                mode: configuration.prebuiltMode,
+                logger: logger
+            )
             do {
                 self.store = try SandboxStore.open(path: path)
             } catch let error as DatabaseError {
@@ -269,9 +274,14 @@ public final class Sandbox: Sendable {
         }
     }
 
-    /// A new data folder starts as a copy of the seeds' prebuilt ROR database when it still stands for the JSON
-    /// beside it (``RORSeedDataset``): a national dataset is then ready in seconds instead of minutes.
-    static func installPrebuiltDataset(at path: String, seeds: URL?, logger: Logger) throws {
+    /// A new data folder starts from the seeds' prebuilt ROR database when it still stands for the JSON beside it
+    /// (``RORSeedDataset``), as a page overlay over it (at once) or a copy (seconds): not minutes of loading JSON.
+    static func installPrebuiltDataset(
+        at path: String,
+        seeds: URL?,
+        mode: SandboxStore.InstallMode,
+        logger: Logger
+    ) throws {
         guard let seeds, !FileManager.default.fileExists(atPath: path) else { return }
         let dataset = RORSeedDataset(seeds: seeds)
         guard FileManager.default.fileExists(atPath: dataset.prebuiltFile.path) else { return }
@@ -282,15 +292,15 @@ public final class Sandbox: Sendable {
             return
         }
         // A journal left by a database deleted by hand must not be replayed over the copy.
-        for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        for suffix in ["-wal", "-shm", "-pages"] { try? FileManager.default.removeItem(atPath: path + suffix) }
         let started = Date()
         do {
-            try SandboxStore.install(prebuilt: dataset.prebuiltFile.path, at: path)
+            try SandboxStore.install(prebuilt: dataset.prebuiltFile.path, at: path, mode: mode)
         } catch {
             throw SandboxError.seeds("ror: \(error)")
         }
         logger.info(
-            "installed the prebuilt ROR dataset \(dataset.prebuiltFile.path) in \(String(format: "%.2f", Date().timeIntervalSince(started))) s"
+            "installed the prebuilt ROR dataset \(dataset.prebuiltFile.path) (\(mode.rawValue)) in \(String(format: "%.2f", Date().timeIntervalSince(started))) s"
         )
     }
 

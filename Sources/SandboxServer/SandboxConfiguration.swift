@@ -4,6 +4,7 @@ import GRDB
 import INSi
 import RORFHIR
 import SandboxSeeds
+import Store
 import TestPKI
 
 /// Everything `serve` can be told; the defaults are the README's first command.
@@ -22,6 +23,9 @@ public struct SandboxConfiguration: Sendable {
     /// Seconds a connection may take to deliver a whole request (from opening, or the previous response) before it
     /// is closed: slow or stalled clients hold no connection longer.
     public var requestTimeout: Double = 30
+    /// How a new data folder takes the seeds' prebuilt ROR database (`seed prebuild`): over it as a page overlay
+    /// (instant, the prebuilt file shared and never written) or as a copy (a standalone SQLite file).
+    public var prebuiltMode: SandboxStore.InstallMode = .overlay
     /// Protocol versions and cipher suites of the mutual-TLS listeners.
     public var tlsProfile: TLSProfile = .intermediate
     /// How the ROR realm signs its access tokens: RS256, Keycloak's default, or ES256.

@@ -16,7 +16,10 @@ public final class SandboxStore: Sendable {
     ///
     /// `synchronous = NORMAL` in WAL mode: a commit is in the OS before the response is sent, so `kill -9` loses
     /// nothing acknowledged; only a power cut could lose the last commits (acceptable for a sandbox).
+    ///
+    /// A database made by ``install(prebuilt:at:mode:)`` as a page overlay (``PageOverlay``) is opened over its base.
     public static func open(path: String) throws -> SandboxStore {
+        if PageOverlay.isOverlay(database: path) { try PageOverlay.attach(database: path) }
         var configuration = Configuration()
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
@@ -57,11 +60,25 @@ public final class SandboxStore: Sendable {
     /// installed (its schema or index rows may differ).
     public static var schemaIdentifiers: [String] { migrator.migrations }
 
-    /// Installs a prebuilt database (``build(at:_:)``) as the database file `path`, which must not exist yet, by an
-    /// in-kernel copy (`copy_file_range`: no round trip through this process) where the system offers one. Staged
-    /// then linked: a copy interrupted half-way leaves no database behind, an existing one is never replaced.
-    public static func install(prebuilt: String, at path: String) throws {
+    /// How a new data folder takes a prebuilt database.
+    public enum InstallMode: String, CaseIterable, Sendable {
+        /// Over the prebuilt file, left read-only, keeping only the pages the folder writes (``PageOverlay``):
+        /// instant whatever the dataset's size, but the database is readable through esante-sandbox only.
+        case overlay
+        /// A whole copy: a standalone SQLite file, for the `sqlite3` shell and other tools.
+        case copy
+    }
+
+    /// Installs a prebuilt database (``build(at:_:)``) as the database file `path`, which must not exist yet: as a
+    /// page overlay, or a copy made in the kernel (`copy_file_range`: no round trip through this process) where the
+    /// system offers one. A copy is staged then linked: one interrupted half-way leaves no database behind, an
+    /// existing one is never replaced.
+    public static func install(prebuilt: String, at path: String, mode: InstallMode = .copy) throws {
         guard FileManager.default.isReadableFile(atPath: prebuilt) else { throw StoreError("cannot read \(prebuilt)") }
+        if mode == .overlay {
+            try PageOverlay.create(database: path, base: prebuilt)
+            return
+        }
         let staging = path + ".installing-\(UUID().uuidString)"
         defer { unlink(staging) }
         if try !copyInKernel(from: prebuilt, to: staging) {

@@ -123,5 +123,6 @@ struct DataOptions: ParsableArguments {
 extension KeyAlgorithm: ExpressibleByArgument {}
 extension RealmKeys.Algorithm: ExpressibleByArgument {}
 extension TLSProfile: ExpressibleByArgument {}
+extension SandboxStore.InstallMode: ExpressibleByArgument {}
 extension RejectMode: ExpressibleByArgument {}
 extension INSiMode: ExpressibleByArgument {}

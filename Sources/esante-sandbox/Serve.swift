@@ -6,6 +6,7 @@ import INSi
 import Logging
 import RORFHIR
 import SandboxServer
+import Store
 import TestPKI
 
 struct Serve: AsyncParsableCommand {
@@ -82,6 +83,12 @@ struct Serve: AsyncParsableCommand {
             "RSA keys kept minted ahead in the per-user cache, so a new data folder starts without generating any (each key is used once; 0: none; default: 12)."
     )
     var keyPoolDepth: Int?
+
+    @Option(
+        help:
+            "How a new data folder takes the seeds' prebuilt ROR database: overlay (default; instant, over the prebuilt file left read-only, keeping the folder's own pages apart) or copy (a standalone SQLite file for the sqlite3 shell)."
+    )
+    var prebuilt: SandboxStore.InstallMode?
 
     @Option(
         help:
@@ -177,6 +184,11 @@ struct Serve: AsyncParsableCommand {
                 default: configuration.tokenAlgorithm
             )
             configuration.tlsProfile = try settings.value("tls-profile", tlsProfile, default: configuration.tlsProfile)
+            configuration.prebuiltMode = try settings.value(
+                "prebuilt",
+                prebuilt,
+                default: configuration.prebuiltMode
+            )
             configuration.requestTimeout = try settings.value(
                 "request-timeout",
                 requestTimeout,

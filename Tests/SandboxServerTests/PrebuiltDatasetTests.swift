@@ -19,8 +19,9 @@ import Testing
     }
 
     /// A sandbox on a new data folder (not started).
-    static func sandbox(seeds: URL) throws -> Sandbox {
+    static func sandbox(seeds: URL, mode: SandboxStore.InstallMode = .overlay) throws -> Sandbox {
         var configuration = SandboxConfiguration()
+        configuration.prebuiltMode = mode
         configuration.dataDirectory = SharedPKI.directory.appendingPathComponent("data-\(UUID().uuidString)")
         configuration.pkiDirectory = SharedPKI.pki.directory
         configuration.keyAlgorithm = .p256
@@ -139,5 +140,79 @@ import Testing
             try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.contains("installing") }
                 .isEmpty
         )
+    }
+
+    /// Where two listings first differ, 40 characters before and 60 after.
+    static func firstDifference(_ left: [String], _ right: [String]) -> String {
+        guard let (a, b) = zip(left, right).first(where: { $0 != $1 }) else { return "" }
+        let same = zip(a, b).prefix { $0 == $1 }.count
+        return "\(a.dropFirst(same - 40).prefix(100))\n\(b.dropFirst(same - 40).prefix(100))"
+    }
+
+    /// Every resource as stored, in order: what two data folders are compared by.
+    static func resources(_ sandbox: Sandbox) throws -> [String] {
+        try sandbox.store.writer.read {
+            try String.fetchAll(
+                $0,
+                sql: "SELECT type || '/' || id || ' ' || CAST(json AS TEXT) FROM fhir_resource ORDER BY type, id"
+            )
+        }
+    }
+
+    /// Data folders are page overlays over the prebuilt file by default: each keeps its own writes, the prebuilt file
+    /// is never written, and a reset brings a folder back to the seeds exactly. `--prebuilt copy` makes a copy.
+    @Test func dataFoldersOverOnePrebuiltDatabaseKeepTheirWritesApart() throws {
+        let (seeds, dataset, written) = try Self.generated(establishments: 2)
+        try dataset.prebuild(registry: RORSearchParameters.registry)
+        let prebuilt = try Data(contentsOf: dataset.prebuiltFile)
+        let first = try Self.sandbox(seeds: seeds)
+        let second = try Self.sandbox(seeds: seeds)
+        let firstPath = first.configuration.dataDirectory.appendingPathComponent("sandbox.sqlite").path
+        #expect(PageOverlay.isOverlay(database: firstPath))
+        let seeded = try Self.resources(first)
+        #expect(seeded.count == written)
+
+        try first.store.writer.write { db in
+            try db.execute(sql: "DELETE FROM fhir_index WHERE type = 'Organization'")
+            try db.execute(sql: "DELETE FROM fhir_resource WHERE type = 'Organization'")
+            // A resource changed and one created, as writes leave them (index rows included).
+            try db.execute(
+                sql: """
+                    UPDATE fhir_resource SET version = version + 1, last_updated = '2030-01-01T00:00:00.000Z',
+                        json = CAST('{"resourceType":"Location"}' AS BLOB) WHERE type = 'Location'
+                    """
+            )
+            try db.execute(
+                sql: """
+                    INSERT INTO fhir_resource (type, id, version, last_updated, json)
+                        VALUES ('Location', 'created', 1, '2030-01-01T00:00:00.000Z', CAST('{}' AS BLOB));
+                    INSERT INTO fhir_index (type, id, param, code) VALUES ('Location', 'created', 'status', 'active');
+                    """
+            )
+        }
+        try first.store.writer.writeWithoutTransaction { try $0.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        #expect(try Self.count(first, where: "type = 'Organization'") == 0)
+        #expect(try Self.resources(second) == seeded)
+        #expect(try Data(contentsOf: dataset.prebuiltFile) == prebuilt, "the prebuilt file was written")
+
+        try first.reset(all: false)
+        #expect(
+            try first.store.writer.read {
+                try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM fhir_index WHERE id = 'created'")
+            } == 0
+        )
+        let indexRows = "SELECT COUNT(*) || ' ' || total(number) FROM fhir_index"
+        #expect(
+            try first.store.writer.read { try String.fetchOne($0, sql: indexRows) }
+                == second.store.writer.read { try String.fetchOne($0, sql: indexRows) }
+        )
+        let reset = try Self.resources(first)
+        #expect(reset == seeded, "\(Self.firstDifference(reset, seeded))")
+        #expect(try Data(contentsOf: dataset.prebuiltFile) == prebuilt)
+
+        let copied = try Self.sandbox(seeds: seeds, mode: .copy)
+        let copiedPath = copied.configuration.dataDirectory.appendingPathComponent("sandbox.sqlite").path
+        #expect(!PageOverlay.isOverlay(database: copiedPath))
+        #expect(try Self.resources(copied) == seeded)
     }
 }
