@@ -32,6 +32,16 @@ public final class SandboxStore: Sendable {
         return store
     }
 
+    /// Opens the database file for reading only (page overlays included), not migrated: for inspecting a data
+    /// folder, a running server's too (SQLite's WAL lets a reader in beside the writer).
+    public static func openForReading(path: String) throws -> DatabaseQueue {
+        if PageOverlay.isOverlay(database: path) { try PageOverlay.attach(database: path) }
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.busyMode = .timeout(5)
+        return try DatabaseQueue(path: path, configuration: configuration)
+    }
+
     /// Builds a database file at `path` in one go (a prebuilt seed dataset): migrated like the live one, written
     /// with no rollback journal and no sync (a failed build is removed, never half-used), then renamed into place.
     public static func build(at path: String, _ body: (SandboxStore) throws -> Void) throws {

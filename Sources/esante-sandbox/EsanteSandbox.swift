@@ -17,7 +17,7 @@ struct EsanteSandbox: AsyncParsableCommand {
         subcommands: [
             Serve.self, Certs.self, WhitelistCommand.self, JournalCommand.self, INSiCommand.self,
             OnboardingCommand.self, DemoCommand.self, Seed.self, MESCommand.self, RecetteCommand.self,
-            ResetCommand.self, ValidateCommand.self, ExplainCommand.self,
+            ResetCommand.self, ValidateCommand.self, ExplainCommand.self, SQLCommand.self,
         ],
         defaultSubcommand: Serve.self
     )

@@ -528,4 +528,45 @@ struct CommandLineTests {
         ])
         #expect(none.status == 2 && none.stderr.contains("no sandbox database"))
     }
+
+    /// `sql` reads a data folder made over a prebuilt dataset (which the sqlite3 shell cannot open), refuses writes,
+    /// names a bad statement, and writes a standalone copy with VACUUM INTO.
+    @Test func sqlReadsAnOverlayDataFolder() async throws {
+        let (_, dataset, written) = try PrebuiltDatasetTests.generated(establishments: 1)
+        try dataset.prebuild(registry: RORSearchParameters.registry)
+        let dir = try Self.folder()
+        let path = dir.appendingPathComponent("sandbox.sqlite").path
+        try SandboxStore.install(prebuilt: dataset.prebuiltFile.path, at: path, mode: .overlay)
+        let store = try SandboxStore.open(path: path)
+        try await store.write { db in
+            try db.execute(sql: "DELETE FROM fhir_resource WHERE type = 'Organization'")
+        }
+        let remaining = try await store.writer.read {
+            try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM fhir_resource")
+        }
+        #expect(remaining ?? 0 < written)
+
+        let counted = try await Shell.sandbox([
+            "sql", "--data-dir", dir.path, "SELECT COUNT(*) AS resources FROM fhir_resource",
+            "SELECT type, json FROM fhir_resource WHERE type = 'Location' LIMIT 1",
+        ])
+        #expect(counted.status == 0, "\(counted.stderr)")
+        let lines = counted.stdout.split(separator: "\n")
+        #expect(lines.prefix(2) == ["resources", "\(remaining ?? -1)"], "\(counted.stdout)")
+        #expect(lines.count == 4 && lines[3].hasPrefix("Location\t{"), "\(counted.stdout)")
+
+        let write = try await Shell.sandbox(["sql", "--data-dir", dir.path, "DELETE FROM fhir_resource"])
+        #expect(write.status == 2 && write.stderr.contains("readonly"), "\(write.stderr)")
+        let bad = try await Shell.sandbox(["sql", "--data-dir", dir.path, "SELECT anything FROM nowhere"])
+        #expect(bad.status == 2 && bad.stderr.contains("no such table: nowhere"), "\(bad.stderr)")
+        let none = try await Shell.sandbox(["sql", "--data-dir", dir.appendingPathComponent("none").path, "SELECT 1"])
+        #expect(none.status == 2 && none.stderr.contains("no sandbox database"))
+
+        let copy = dir.appendingPathComponent("copy.sqlite").path
+        let vacuum = try await Shell.sandbox(["sql", "--data-dir", dir.path, "VACUUM INTO '\(copy)'"])
+        #expect(vacuum.status == 0, "\(vacuum.stderr)")
+        let standalone = try DatabaseQueue(path: copy)
+        #expect(try await standalone.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM fhir_resource") } == remaining)
+        #expect(try await standalone.read { try String.fetchOne($0, sql: "PRAGMA integrity_check") } == "ok")
+    }
 }
