@@ -2,7 +2,10 @@
 """Rounds of scripts/durability-check: mixed writes from several clients — capacity PATCHes (feeder), whitelist
 entries and onboarding requests (admin API) — then the server killed with -9 at a random moment; after each restart
 every write the server acknowledged must be there (a PATCH with the bytes answered) and SQLite's integrity check ok.
-Usage: durability.py BINARY DATA_DIR ROUNDS"""
+With SEEDS (a seeds folder holding a prebuilt ROR database, `seed generate`), the data folder is a page overlay over
+it (`serve --prebuilt overlay`), read back through `esante-sandbox sql` (VACUUM INTO a copy), and the prebuilt file
+must come out of the rounds unchanged.
+Usage: durability.py BINARY DATA_DIR ROUNDS [SEEDS]"""
 import json, os, random, signal, sqlite3, subprocess, sys, threading, time
 
 import requests
@@ -11,6 +14,26 @@ sys.path.insert(0, os.path.dirname(__file__))
 import bench_feed  # noqa: E402
 
 binary, folder, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+seeds = sys.argv[4] if len(sys.argv) > 4 else None
+prebuilt = seeds and os.path.join(seeds, "ror", "dataset.sqlite")
+prebuilt_digest = prebuilt and __import__("hashlib").sha256(open(prebuilt, "rb").read()).hexdigest()
+
+
+def readable_copy():
+    """The database as a file Python's sqlite3 opens, and SQLite's integrity check of it as stored."""
+    if not seeds:
+        db = sqlite3.connect(folder + "/sandbox.sqlite")
+        integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
+        db.close()
+        return folder + "/sandbox.sqlite", integrity
+    copy = folder + "/copy.sqlite"
+    if os.path.exists(copy):
+        os.remove(copy)
+    checked = subprocess.run([binary, "sql", "--data-dir", folder, "PRAGMA integrity_check", "VACUUM INTO '%s'" % copy],
+                             capture_output=True, text=True)
+    if checked.returncode != 0:
+        sys.exit("esante-sandbox sql failed: %s" % checked.stderr)
+    return copy, checked.stdout.split("\n")[1]
 
 
 def start():
@@ -18,7 +41,7 @@ def start():
     if os.path.exists(ready):
         os.remove(ready)
     process = subprocess.Popen([binary, "serve", "--data-dir", folder, "--port", "0", "--admin-port", "0", "--key-type", "p256",
-                                "--ready-file", ready], stdout=subprocess.DEVNULL, stderr=open(folder + "/err.log", "a"))
+                                "--ready-file", ready] + (["--seeds", seeds, "--prebuilt", "overlay"] if seeds else []), stdout=subprocess.DEVNULL, stderr=open(folder + "/err.log", "a"))
     for _ in range(600):
         if os.path.exists(ready) and os.path.getsize(ready) > 0:
             return process, json.load(open(ready))
@@ -93,12 +116,12 @@ for round_number in range(1, rounds + 1):
         thread.join()
     with lock:
         snapshot = {key: list(value) for key, value in acked.items()}
-    db = sqlite3.connect(folder + "/sandbox.sqlite")
-    integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
+    path, integrity = readable_copy()
+    db = sqlite3.connect(path)
     whitelist = {row[0]: row[1] for row in db.execute("SELECT id, subject_dn FROM whitelist_entry")}
     onboarding = {row[0] for row in db.execute("SELECT id FROM onboarding_request")}
     db.close()
-    missing = bench_feed.missing_versions(folder + "/sandbox.sqlite", snapshot["patch"])
+    missing = bench_feed.missing_versions(path, snapshot["patch"])
     missing_whitelist = [i for i, dn in snapshot["whitelist"] if whitelist.get(i) != dn]
     missing_onboarding = [i for i in snapshot["onboarding"] if i not in onboarding]
     round_lost = len(missing) + len(missing_whitelist) + len(missing_onboarding)
@@ -113,5 +136,7 @@ process, info = start()
 health = requests.get(info["admin"] + "/admin/health", timeout=5).status_code
 process.terminate()
 process.wait()
-print("durability check passed: %d kill -9 rounds, %d PATCHes, %d whitelist entries, %d onboarding requests acknowledged, "
+if prebuilt and __import__("hashlib").sha256(open(prebuilt, "rb").read()).hexdigest() != prebuilt_digest:
+    sys.exit("durability check FAILED: the prebuilt database %s was written" % prebuilt)
+print("durability check passed%s:" % (" (a page overlay over a prebuilt database, left unchanged)" if seeds else "") + " %d kill -9 rounds, %d PATCHes, %d whitelist entries, %d onboarding requests acknowledged, "
       "none lost, integrity ok, restart answers health %d" % (rounds, totals["patch"], totals["whitelist"], totals["onboarding"], health))

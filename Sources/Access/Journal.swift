@@ -63,6 +63,12 @@ public struct JournalEntry: Sendable, Codable, FetchableRecord, MutablePersistab
         case responseBodyTruncated = "response_body_truncated"
     }
 
+    /// The row without its bodies, marked truncated (what the journal keeps of a call while its writer is behind).
+    mutating func dropBodies() {
+        if requestBody != nil { (requestBody, requestBodyTruncated) = (nil, true) }
+        if responseBody != nil { (responseBody, responseBodyTruncated) = (nil, true) }
+    }
+
     public mutating func didInsert(_ inserted: InsertionSuccess) {
         id = inserted.rowID
     }
@@ -224,6 +230,7 @@ public struct JournalEntry: Sendable, Codable, FetchableRecord, MutablePersistab
 struct SharedBodies {
     var ids: [Data: Int64] = [:]
     var pruned = 0
+    var prunedBytes = 0
     /// Whole bodies, and apart the tails of long bodies (rows with no tail of their own): a whole body may be a head
     /// with a tail, which a tail must not point to.
     var bodies = RecentBodies(capacity: 32)
@@ -275,6 +282,52 @@ public struct StoredVersion: Sendable, Hashable {
     }
 }
 
+/// The body bytes each journal row stored, oldest first, and their sum: what the body budget prunes by.
+struct JournalLedger {
+    var loaded = false
+    private var rows: [(id: Int64, bytes: Int)] = []
+    private var start = 0
+    private(set) var bytes = 0
+
+    mutating func append(id: Int64, bytes stored: Int) {
+        rows.append((id, stored))
+        bytes += stored
+    }
+
+    /// Forgets the rows up to `id`; returns the last id forgotten (or `id`) and their bytes.
+    mutating func drop(through id: Int64) -> (id: Int64, bytes: Int) {
+        var dropped = 0
+        while start < rows.count, rows[start].id <= id {
+            dropped += rows[start].bytes
+            start += 1
+        }
+        compact()
+        bytes -= dropped
+        return (id, dropped)
+    }
+
+    /// Forgets the oldest rows until at most `budget` bytes remain; returns the last id forgotten and their bytes.
+    mutating func drop(keeping budget: Int) -> (id: Int64, bytes: Int) {
+        var last: Int64 = 0
+        var dropped = 0
+        while start < rows.count, bytes - dropped > budget {
+            dropped += rows[start].bytes
+            last = rows[start].id
+            start += 1
+        }
+        compact()
+        bytes -= dropped
+        return (last, dropped)
+    }
+
+    private mutating func compact() {
+        if start > 4096, start * 2 > rows.count {
+            rows.removeFirst(start)
+            start = 0
+        }
+    }
+}
+
 /// Where a row's body is: in the row (short bodies), or shared in `journal_body`.
 struct JournalBodyReference {
     var inline: Data?
@@ -298,14 +351,23 @@ public struct JournalFilter: Sendable {
 }
 
 /// The call journal: rows are queued in memory and written in batches by a background task, so journaling costs
-/// the request path a lock and an append rather than a SQLite transaction. Bounded to `maxRows` (oldest pruned).
+/// the request path a lock and an append rather than a SQLite transaction. Bounded to `maxRows` and to about
+/// `maxBodyBytes` of stored bodies (oldest rows pruned first): a national consumer's search pages (~200 kB each, all
+/// different while a feed writes) filled 25 GB in five minutes under rows alone.
 ///
 /// A batch is written at most `flushInterval` after its first row; a `kill -9` can lose that window of journal
 /// rows (never service data, which is written before the response).
 public final class Journal: Sendable {
     private let store: SandboxStore
     public let maxRows: Int
-    private let pending = NIOLockedValueBox<(entries: [JournalEntry], recorded: Int)>(([], 0))
+    /// Bytes of bodies kept, about (a shared body is counted with the row that first stored it).
+    public let maxBodyBytes: Int
+    /// Body bytes queued and not yet written above which a row is queued without its bodies (marked truncated):
+    /// a writer falling behind must not take the server's memory with it.
+    static let maxQueuedBodyBytes = 64 << 20
+    private let pending = NIOLockedValueBox<(entries: [JournalEntry], recorded: Int, bodyBytes: Int)>(([], 0, 0))
+    /// The body bytes each row stored (touched under `flushLock` only), oldest first.
+    private let ledger = NIOLockedValueBox(JournalLedger())
     private let flushLock = NIOLock()
     private let logger: Logger
     /// Touched under `flushLock` only; emptied whenever an id may have gone (collection, failed flush, removal).
@@ -328,11 +390,13 @@ public final class Journal: Sendable {
     public init(
         store: SandboxStore,
         maxRows: Int = 100_000,
+        maxBodyBytes: Int = 512 << 20,
         logger: Logger = Logger(label: "journal"),
         observer: (@Sendable (JournalEntry) -> Void)? = nil
     ) {
         self.store = store
         self.maxRows = max(1, maxRows)
+        self.maxBodyBytes = max(1, maxBodyBytes)
         self.logger = logger
         self.observer = observer
     }
@@ -340,7 +404,14 @@ public final class Journal: Sendable {
     /// Queues a row; never blocks on SQLite.
     public func record(_ entry: JournalEntry) {
         observer?(entry)
+        var entry = entry
+        let bytes = (entry.requestBody?.count ?? 0) + (entry.responseBody?.count ?? 0)
         pending.withLockedValue {
+            if $0.bodyBytes + bytes > Self.maxQueuedBodyBytes {
+                entry.dropBodies()
+            } else {
+                $0.bodyBytes += bytes
+            }
             $0.entries.append(entry)
             $0.recorded &+= 1
         }
@@ -363,7 +434,10 @@ public final class Journal: Sendable {
     public func flush() {
         flushLock.withLock {
             let batch = pending.withLockedValue { queue -> [JournalEntry] in
-                defer { queue.entries.removeAll(keepingCapacity: true) }
+                defer {
+                    queue.entries.removeAll(keepingCapacity: true)
+                    queue.bodyBytes = 0
+                }
                 return queue.entries
             }
             guard !batch.isEmpty else { return }
@@ -376,22 +450,31 @@ public final class Journal: Sendable {
                     let rows = rest.prefix(Self.rowsPerTransaction)
                     rest = rest.dropFirst(rows.count)
                     try store.writer.write { db in
+                        try loadLedgerOnce(db)
                         // One prepared statement for the batch: several times cheaper than Codable record inserts.
                         let insert = try db.cachedStatement(sql: Self.insertSQL)
                         for entry in rows {
-                            let request = try share(entry.requestBody, in: db)
-                            let response = try share(entry.responseBody, in: db)
+                            var stored = 0
+                            let request = try share(entry.requestBody, stored: &stored, in: db)
+                            let response = try share(entry.responseBody, stored: &stored, in: db)
                             try insert.execute(
                                 arguments: entry.insertArguments(requestBody: request, responseBody: response)
                             )
+                            ledger.withLockedValue { $0.append(id: db.lastInsertedRowID, bytes: stored) }
                         }
                         guard rest.isEmpty else { return }
-                        // ids are monotonic (AUTOINCREMENT), so "older than the newest maxRows" is a range delete.
-                        try db.execute(
-                            sql: "DELETE FROM journal WHERE id <= (SELECT MAX(id) FROM journal) - ?",
-                            arguments: [maxRows]
-                        )
-                        try collectBodies(pruned: db.changesCount, in: db)
+                        // ids are monotonic (AUTOINCREMENT), so "older than the newest maxRows" is a range delete,
+                        // and so is "the oldest rows holding more than the body budget" (to 90 % of it, not at
+                        // every batch).
+                        let newest = db.lastInsertedRowID
+                        let cutoff = ledger.withLockedValue { ledger -> (id: Int64, bytes: Int) in
+                            let rows = ledger.drop(through: newest - Int64(maxRows))
+                            guard ledger.bytes > maxBodyBytes else { return rows }
+                            let bytes = ledger.drop(keeping: maxBodyBytes / 10 * 9)
+                            return (max(rows.id, bytes.id), rows.bytes + bytes.bytes)
+                        }
+                        try db.execute(sql: "DELETE FROM journal WHERE id <= ?", arguments: [cutoff.id])
+                        try collectBodies(pruned: db.changesCount, bytes: cutoff.bytes, in: db)
                     }
                     written += rows.count
                 }
@@ -404,6 +487,8 @@ public final class Journal: Sendable {
                 }
             } catch {
                 bodies.withLockedValue { $0 = SharedBodies() }
+                // Rows of a rolled-back transaction are in the ledger: read it again from what was stored.
+                ledger.withLockedValue { $0.loaded = false }
                 let unwritten = batch.count - written
                 if StorageSpace.isExhausted(error) {
                     let first = rowsLostToFullDisk.withLockedValue { lost in
@@ -422,16 +507,22 @@ public final class Journal: Sendable {
         }
     }
 
-    /// A body as a row stores it: inline when short, else the id of its one `journal_body` copy.
-    private func share(_ body: Data?, in db: Database) throws -> JournalBodyReference {
-        guard let body, body.count >= Self.sharedBodySize else { return JournalBodyReference(inline: body, id: nil) }
+    /// A body as a row stores it: inline when short, else the id of its one `journal_body` copy; adds the bytes it
+    /// stored to `stored`.
+    private func share(_ body: Data?, stored: inout Int, in db: Database) throws -> JournalBodyReference {
+        guard let body, body.count >= Self.sharedBodySize else {
+            stored += body?.count ?? 0
+            return JournalBodyReference(inline: body, id: nil)
+        }
         // The same bodies come back call after call (a consumer rereading a Location): comparing bytes with the
         // last ones stored costs less than hashing them again.
         if let id = bodies.withLockedValue({ $0.bodies.id(of: body) }) {
             return JournalBodyReference(inline: nil, id: id)
         }
         guard body.count >= Self.splitBodySize else {
-            guard let id = try store(body, hash: Data(SHA256.hash(data: body)), tail: nil, in: db) else {
+            guard let id = try store(body, hash: Data(SHA256.hash(data: body)), tail: nil, stored: &stored, in: db)
+            else {
+                stored += body.count
                 return JournalBodyReference(inline: body, id: nil)
             }
             bodies.withLockedValue { $0.bodies.remember(body, id) }
@@ -443,9 +534,11 @@ public final class Journal: Sendable {
         let head = body.prefix(Self.headSize)
         let tail = body.dropFirst(Self.headSize)
         var tailID = bodies.withLockedValue { $0.tails.id(of: tail) }
-        if tailID == nil, let stored = try store(Data(tail), hash: Data(SHA256.hash(data: tail)), tail: nil, in: db) {
-            tailID = stored
-            bodies.withLockedValue { $0.tails.remember(tail, stored) }
+        if tailID == nil,
+            let id = try store(Data(tail), hash: Data(SHA256.hash(data: tail)), tail: nil, stored: &stored, in: db)
+        {
+            tailID = id
+            bodies.withLockedValue { $0.tails.remember(tail, id) }
         }
         // A head's key is one byte longer than a body's hash: the two can never be taken for each other.
         guard let tailID,
@@ -453,23 +546,50 @@ public final class Journal: Sendable {
                 Data(head),
                 hash: Data([1]) + Data(SHA256.hash(data: head + Data("\u{0}\(tailID)".utf8))),
                 tail: tailID,
+                stored: &stored,
                 in: db
             )
         else {
+            stored += body.count
             return JournalBodyReference(inline: body, id: nil)
         }
         bodies.withLockedValue { $0.bodies.remember(body, id) }
         return JournalBodyReference(inline: nil, id: id)
     }
 
+    /// The rows already stored when this journal first writes, each with the bytes of its bodies (a shared body
+    /// counted with every row referring to it, and a head with its tail: more than stored, so pruning errs towards
+    /// the bound).
+    private func loadLedgerOnce(_ db: Database) throws {
+        guard !ledger.withLockedValue({ $0.loaded }) else { return }
+        let rows = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT j.id,
+                    COALESCE(length(j.request_body), 0) + COALESCE(length(j.response_body), 0)
+                    + COALESCE((SELECT length(b.body) + COALESCE((SELECT length(t.body) FROM journal_body t
+                        WHERE t.id = b.tail_id), 0) FROM journal_body b WHERE b.id = j.request_body_id), 0)
+                    + COALESCE((SELECT length(b.body) + COALESCE((SELECT length(t.body) FROM journal_body t
+                        WHERE t.id = b.tail_id), 0) FROM journal_body b WHERE b.id = j.response_body_id), 0)
+                FROM journal j ORDER BY j.id
+                """
+        )
+        ledger.withLockedValue { ledger in
+            ledger = JournalLedger()
+            ledger.loaded = true
+            for row in rows { ledger.append(id: row[0], bytes: row[1]) }
+        }
+    }
+
     /// The `journal_body` row of these bytes (and tail), stored if new; nil if it cannot be found after (no row then
     /// refers to it: the body stays in the journal row).
-    private func store(_ bytes: Data, hash: Data, tail: Int64?, in db: Database) throws -> Int64? {
+    private func store(_ bytes: Data, hash: Data, tail: Int64?, stored: inout Int, in db: Database) throws -> Int64? {
         if let known = bodies.withLockedValue({ $0.ids[hash] }) { return known }
         try db.cachedStatement(
             sql: "INSERT INTO journal_body (hash, body, tail_id) VALUES (?, ?, ?) ON CONFLICT (hash) DO NOTHING"
         )
         .execute(arguments: [hash, bytes, tail])
+        if db.changesCount > 0 { stored += bytes.count }
         guard
             let id = try Int64.fetchOne(
                 db.cachedStatement(sql: "SELECT id FROM journal_body WHERE hash = ?"),
@@ -493,12 +613,14 @@ public final class Journal: Sendable {
           AND NOT EXISTS (SELECT 1 FROM journal_body t WHERE t.tail_id = b.id)
         """
 
-    /// Removes the shared bodies no row refers to any more, once a tenth of `maxRows` rows were pruned since the
-    /// last time (three index lookups per shared body: migration v13).
-    private func collectBodies(pruned: Int, in db: Database) throws {
+    /// Removes the shared bodies no row refers to any more, once a tenth of `maxRows` rows or of `maxBodyBytes` were
+    /// pruned since the last time (three index lookups per shared body: migration v13).
+    private func collectBodies(pruned: Int, bytes: Int, in db: Database) throws {
         let due = bodies.withLockedValue { state -> Bool in
             state.pruned += pruned
-            return state.pruned > 0 && state.pruned >= max(1, maxRows / 10)
+            state.prunedBytes += bytes
+            return state.pruned > 0
+                && (state.pruned >= max(1, maxRows / 10) || state.prunedBytes >= max(1, maxBodyBytes / 10))
         }
         guard due else { return }
         // Twice: the bodies no row refers to, then the tails their heads were the last to refer to.
@@ -613,6 +735,10 @@ public final class Journal: Sendable {
                 try db.execute(sql: "DELETE FROM journal_body")
             }
             bodies.withLockedValue { $0 = SharedBodies() }
+            ledger.withLockedValue {
+                $0 = JournalLedger()
+                $0.loaded = true
+            }
         }
     }
 }

@@ -175,6 +175,7 @@ public final class Sandbox: Sendable {
         self.journal = Journal(
             store: store,
             maxRows: configuration.journalMaxRows,
+            maxBodyBytes: configuration.journalMaxBytes,
             logger: logger,
             observer: { metrics.observe($0) }
         )

@@ -56,6 +56,8 @@ public struct SandboxConfiguration: Sendable {
         didSet { if let first = environments?.first { environment = first } }
     }
     public var journalMaxRows = 100_000
+    /// About this many bytes of request and response bodies kept in the journal (oldest rows pruned beyond).
+    public var journalMaxBytes = 512 << 20
     /// Bytes of each request/response body kept in the journal.
     public var journalBodyLimit = 1024 * 1024
     /// Print the start-up banner (URLs and curl line) to standard output.
@@ -116,6 +118,9 @@ public struct SandboxConfiguration: Sendable {
             throw SandboxError.configuration("--server-cert and --server-key go together")
         }
         if journalMaxRows < 1 { throw SandboxError.configuration("--journal-max-rows must be at least 1") }
+        if journalMaxBytes < 1 << 20 {
+            throw SandboxError.configuration("--journal-max-bytes must be at least 1048576 (1 MiB)")
+        }
         if maxBody < 1024 { throw SandboxError.configuration("--max-body must be at least 1024 bytes") }
         if let environments {
             guard !environments.isEmpty else {

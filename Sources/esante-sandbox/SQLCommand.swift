@@ -26,7 +26,9 @@ struct SQLCommand: AsyncParsableCommand {
         try await reportingErrors {
             let path = data.dataDirectory.appendingPathComponent("sandbox.sqlite").path
             guard FileManager.default.fileExists(atPath: path) else {
-                throw UsageFailure("no sandbox database at \(path): run 'esante-sandbox serve' once, or pass --data-dir")
+                throw UsageFailure(
+                    "no sandbox database at \(path): run 'esante-sandbox serve' once, or pass --data-dir"
+                )
             }
             let database: DatabaseQueue
             do { database = try SandboxStore.openForReading(path: path) } catch {

@@ -70,6 +70,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Keep at most this many journal rows, oldest pruned (default: 100000).")
     var journalMaxRows: Int?
 
+    @Option(
+        help:
+            "About how many bytes of request and response bodies the journal keeps in all; older rows are pruned beyond (default: 536870912, 512 MiB)."
+    )
+    var journalMaxBytes: Int?
+
     @Option(help: "Bytes of each request and response body kept in the journal (default: 1048576).")
     var journalBodyLimit: Int?
 
@@ -166,6 +172,11 @@ struct Serve: AsyncParsableCommand {
                 "journal-max-rows",
                 journalMaxRows,
                 default: configuration.journalMaxRows
+            )
+            configuration.journalMaxBytes = try settings.value(
+                "journal-max-bytes",
+                journalMaxBytes,
+                default: configuration.journalMaxBytes
             )
             configuration.journalBodyLimit = try settings.value(
                 "journal-body-limit",

@@ -566,7 +566,9 @@ struct CommandLineTests {
         let vacuum = try await Shell.sandbox(["sql", "--data-dir", dir.path, "VACUUM INTO '\(copy)'"])
         #expect(vacuum.status == 0, "\(vacuum.stderr)")
         let standalone = try DatabaseQueue(path: copy)
-        #expect(try await standalone.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM fhir_resource") } == remaining)
+        #expect(
+            try await standalone.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM fhir_resource") } == remaining
+        )
         #expect(try await standalone.read { try String.fetchOne($0, sql: "PRAGMA integrity_check") } == "ok")
     }
 }
