@@ -329,6 +329,7 @@ let package = Package(
                 "SandboxTestSupport", "Recette", "SandboxServer", "SOAPCore", "Access", "INSi", "MonEspaceSante",
                 "HTTPCommon",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             ]
         ),

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import NIOCore
 import HummingbirdTesting
 import Testing
 
@@ -31,6 +32,8 @@ struct FeederClient {
     var token: String?
     /// What the feeder reported to its user: status per update.
     var outcomes: [Int] = []
+    /// Its connection, kept from call to call: an immediate retry is then immediate, whatever the machine's load.
+    var connection: TestClient?
 
     mutating func accessToken() async throws -> String {
         if let token, !faults.contains(.tokenPerCall) { return token }
@@ -49,12 +52,9 @@ struct FeederClient {
         if faults.contains(.rorHeaders) {
             for field in RORConsumer.rorHeaders { headers[field.name] = field.value }
         }
-        return try await running.request(
-            CapacityFeed.path + CapacityFeed.place,
-            method: .patch,
-            client: client,
-            headers: headers,
-            body: body
+        if connection == nil { connection = try running.connection(client: client) }
+        return try await connection!.execute(
+            .init(CapacityFeed.path + CapacityFeed.place, method: .patch, headers: headers, body: ByteBuffer(string: body))
         )
     }
 
@@ -127,6 +127,7 @@ struct RecetteFeederTests {
                 faults: faults
             )
             try await feeder.day()
+            try await feeder.connection?.shutdown()
             return (try await RunDriver.close(running, run), feeder)
         }
     }

@@ -212,6 +212,26 @@ struct RunningSandbox {
         environment: String? = nil,
         cipherSuites: [NIOTLSCipher]? = nil
     ) async throws -> TestClient.Response {
+        let testClient = try connection(
+            client: client,
+            tlsVersion: tlsVersion,
+            environment: environment,
+            cipherSuites: cipherSuites
+        )
+        defer { Task { try? await testClient.shutdown() } }
+        let payload = bytes.map { ByteBuffer(bytes: $0) } ?? body.map { ByteBuffer(string: $0) }
+        return try await testClient.execute(.init(path, method: method, headers: headers, body: payload))
+    }
+
+    /// An HTTPS connection with this client certificate, kept for several requests as a real client keeps one (the
+    /// caller shuts it down): what a test of a client's timing uses, a new handshake per call taking seconds when
+    /// every suite runs at once.
+    func connection(
+        client: ClientFiles?,
+        tlsVersion: TLSVersion? = nil,
+        environment: String? = nil,
+        cipherSuites: [NIOTLSCipher]? = nil
+    ) throws -> TestClient {
         let listener = environment.flatMap { name in info.environments.first { $0.name == name } }
         let configuration = try TLSClients.configuration(
             client: client,
@@ -227,9 +247,7 @@ struct RunningSandbox {
             configuration: .init(tlsConfiguration: configuration, timeout: .seconds(60), serverName: "localhost")
         )
         testClient.connect()
-        defer { Task { try? await testClient.shutdown() } }
-        let payload = bytes.map { ByteBuffer(bytes: $0) } ?? body.map { ByteBuffer(string: $0) }
-        return try await testClient.execute(.init(path, method: method, headers: headers, body: payload))
+        return testClient
     }
 
     /// A plain-HTTP admin call.
