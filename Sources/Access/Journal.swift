@@ -225,12 +225,9 @@ public struct JournalEntry: Sendable, Codable, FetchableRecord, MutablePersistab
     }
 }
 
-/// Shared bodies already stored (hash → `journal_body.id`), the last few by their bytes, and rows pruned since
-/// their last collection.
+/// Shared bodies already stored (hash → `journal_body.id`) and the last few by their bytes.
 struct SharedBodies {
     var ids: [Data: Int64] = [:]
-    var pruned = 0
-    var prunedBytes = 0
     /// Whole bodies, and apart the tails of long bodies (rows with no tail of their own): a whole body may be a head
     /// with a tail, which a tail must not point to.
     var bodies = RecentBodies(capacity: 32)
@@ -294,8 +291,8 @@ struct JournalLedger {
         bytes += stored
     }
 
-    /// Forgets the rows up to `id`; returns the last id forgotten (or `id`) and their bytes.
-    mutating func drop(through id: Int64) -> (id: Int64, bytes: Int) {
+    /// Forgets the rows up to `id`; returns `id`.
+    mutating func drop(through id: Int64) -> Int64 {
         var dropped = 0
         while start < rows.count, rows[start].id <= id {
             dropped += rows[start].bytes
@@ -303,11 +300,11 @@ struct JournalLedger {
         }
         compact()
         bytes -= dropped
-        return (id, dropped)
+        return id
     }
 
-    /// Forgets the oldest rows until at most `budget` bytes remain; returns the last id forgotten and their bytes.
-    mutating func drop(keeping budget: Int) -> (id: Int64, bytes: Int) {
+    /// Forgets the oldest rows until at most `budget` bytes remain; returns the last id forgotten.
+    mutating func drop(keeping budget: Int) -> Int64 {
         var last: Int64 = 0
         var dropped = 0
         while start < rows.count, bytes - dropped > budget {
@@ -317,7 +314,7 @@ struct JournalLedger {
         }
         compact()
         bytes -= dropped
-        return (last, dropped)
+        return last
     }
 
     private mutating func compact() {
@@ -464,17 +461,15 @@ public final class Journal: Sendable {
                         }
                         guard rest.isEmpty else { return }
                         // ids are monotonic (AUTOINCREMENT), so "older than the newest maxRows" is a range delete,
-                        // and so is "the oldest rows holding more than the body budget" (to 90 % of it, not at
-                        // every batch).
+                        // and so is "the oldest rows holding more than the body budget" (to 99 % of it: small
+                        // prunes, no pause of the feed's writes behind a large one).
                         let newest = db.lastInsertedRowID
-                        let cutoff = ledger.withLockedValue { ledger -> (id: Int64, bytes: Int) in
+                        let cutoff = ledger.withLockedValue { ledger -> Int64 in
                             let rows = ledger.drop(through: newest - Int64(maxRows))
                             guard ledger.bytes > maxBodyBytes else { return rows }
-                            let bytes = ledger.drop(keeping: maxBodyBytes / 10 * 9)
-                            return (max(rows.id, bytes.id), rows.bytes + bytes.bytes)
+                            return max(rows, ledger.drop(keeping: maxBodyBytes / 100 * 99))
                         }
-                        try db.execute(sql: "DELETE FROM journal WHERE id <= ?", arguments: [cutoff.id])
-                        try collectBodies(pruned: db.changesCount, bytes: cutoff.bytes, in: db)
+                        try prune(through: cutoff, in: db)
                     }
                     written += rows.count
                 }
@@ -605,29 +600,50 @@ public final class Journal: Sendable {
         return id
     }
 
-    /// The shared bodies no row (nor head) refers to, removed.
+    /// The shared bodies the pruned rows (or heads) referred to that nothing refers to any more, removed; answers
+    /// their tails, candidates in turn.
     static let collectSQL = """
         DELETE FROM journal_body AS b
-        WHERE NOT EXISTS (SELECT 1 FROM journal WHERE request_body_id = b.id)
+        WHERE b.id IN (SELECT id FROM temp.journal_pruned_body)
+          AND NOT EXISTS (SELECT 1 FROM journal WHERE request_body_id = b.id)
           AND NOT EXISTS (SELECT 1 FROM journal WHERE response_body_id = b.id)
           AND NOT EXISTS (SELECT 1 FROM journal_body t WHERE t.tail_id = b.id)
+        RETURNING tail_id
         """
 
-    /// Removes the shared bodies no row refers to any more, once a tenth of `maxRows` rows or of `maxBodyBytes` were
-    /// pruned since the last time (three index lookups per shared body: migration v13).
-    private func collectBodies(pruned: Int, bytes: Int, in db: Database) throws {
-        let due = bodies.withLockedValue { state -> Bool in
-            state.pruned += pruned
-            state.prunedBytes += bytes
-            return state.pruned > 0
-                && (state.pruned >= max(1, maxRows / 10) || state.prunedBytes >= max(1, maxBodyBytes / 10))
-        }
-        guard due else { return }
-        // Twice: the bodies no row refers to, then the tails their heads were the last to refer to.
+    /// The connection's list of candidate bodies for ``collectSQL``.
+    static func prepareCollection(_ db: Database) throws {
+        try db.execute(sql: "CREATE TEMP TABLE IF NOT EXISTS journal_pruned_body (id INTEGER PRIMARY KEY)")
+    }
+
+    /// Prunes the rows up to `id` and the shared bodies only they referred to: the work is the pruned rows' (index
+    /// lookups per candidate body: migration v13), not a scan of every body kept. The bodies went in the same
+    /// transaction as their rows, so the database never holds more than the budget for long.
+    private func prune(through id: Int64, in db: Database) throws {
+        try Self.prepareCollection(db)
+        try db.execute(
+            sql: """
+                INSERT OR IGNORE INTO temp.journal_pruned_body
+                    SELECT request_body_id FROM journal WHERE id <= ?1 AND request_body_id IS NOT NULL
+                    UNION ALL SELECT response_body_id FROM journal WHERE id <= ?1 AND response_body_id IS NOT NULL
+                """,
+            arguments: [id]
+        )
+        try db.execute(sql: "DELETE FROM journal WHERE id <= ?", arguments: [id])
+        guard db.changesCount > 0 else { return }
+        // The heads, then the tails their heads were the last to refer to.
+        var collected = false
         for _ in 0..<2 {
-            try db.execute(sql: Self.collectSQL)
+            let tails = try Int64?.fetchAll(db, sql: Self.collectSQL).compactMap { $0 }
+            collected = collected || db.changesCount > 0
+            try db.execute(sql: "DELETE FROM temp.journal_pruned_body")
+            guard !tails.isEmpty else { break }
+            for tail in tails {
+                try db.execute(sql: "INSERT OR IGNORE INTO temp.journal_pruned_body VALUES (?)", arguments: [tail])
+            }
         }
-        bodies.withLockedValue { $0 = SharedBodies() }
+        try db.execute(sql: "DELETE FROM temp.journal_pruned_body")
+        if collected { bodies.withLockedValue { $0 = SharedBodies() } }
     }
 
     /// Background writer loop: flushes every `interval` until cancelled, then once more.

@@ -1,7 +1,7 @@
 import Foundation
 import HTTPTypes
-import NIOCore
 import HummingbirdTesting
+import NIOCore
 import Testing
 
 @testable import Recette
@@ -54,7 +54,12 @@ struct FeederClient {
         }
         if connection == nil { connection = try running.connection(client: client) }
         return try await connection!.execute(
-            .init(CapacityFeed.path + CapacityFeed.place, method: .patch, headers: headers, body: ByteBuffer(string: body))
+            .init(
+                CapacityFeed.path + CapacityFeed.place,
+                method: .patch,
+                headers: headers,
+                body: ByteBuffer(string: body)
+            )
         )
     }
 
