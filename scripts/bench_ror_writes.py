@@ -59,10 +59,12 @@ def consumer(args, stop, times, errors, offset):
 def feeder(args, stop, patches):
     """PATCHes at args.rate per second, paced (not as fast as it can): a busy region's steady feed."""
     conn = connection(args, "ror-feeder")
-    bearer = "Bearer " + token(conn, "esante-sandbox-feeder")
+    bearer, renewed = "Bearer " + token(conn, "esante-sandbox-feeder"), time.time()
     places = list(bench_feed.NATURES)
     n, started = 0, time.perf_counter()
     while not stop.is_set():
+        if time.time() - renewed > 240:  # tokens live 300 s
+            bearer, renewed = "Bearer " + token(conn, "esante-sandbox-feeder"), time.time()
         place = places[n % len(places)]
         sent = time.perf_counter()
         conn.request("PATCH", "/ws-synchro-dispo-lits-fhir/Location?identifier=" + place,
@@ -125,6 +127,7 @@ def main():
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--pid", type=int)
     parser.add_argument("--soak-minutes", type=float, default=0)
+    parser.add_argument("--data-dir", help="the server's data folder: its database's size is sampled too")
     args = parser.parse_args()
 
     for writes in (False, True):
@@ -143,7 +146,14 @@ def main():
                                          if line.startswith("VmRSS")][0]) / 1024)
             metrics = urllib.request.urlopen(args.admin + "/metrics").read().decode()
             rows = next((line.split()[-1] for line in metrics.splitlines() if line.startswith("esante_sandbox_journal_rows")), "?")
-            print("  t=%4.0f s  RSS %s  journal rows %s  PATCHes %d" % (time.time() - started, rss, rows, len(patches)), flush=True)
+            disk = "-"
+            if args.data_dir:
+                # Space taken (a page overlay's file is sparse): the database and its write-ahead log.
+                disk = "%.0f MB" % (sum(os.stat(os.path.join(args.data_dir, name)).st_blocks * 512
+                                        for name in ("sandbox.sqlite", "sandbox.sqlite-wal")
+                                        if os.path.exists(os.path.join(args.data_dir, name))) / 1e6)
+            print("  t=%4.0f s  RSS %s  journal rows %s  database on disk %s  PATCHes %d" % (
+                time.time() - started, rss, rows, disk, len(patches)), flush=True)
 
         seconds = int(args.soak_minutes * 60)
         times, errors, patches = phase(args, True, seconds, sample)
