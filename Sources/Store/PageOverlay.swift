@@ -89,7 +89,10 @@ public enum PageOverlay {
             }
             let unixFile = PageOverlayFile.unixFile(file)
             let code = PageOverlay.unixVFS.pointee.xOpen(PageOverlay.unixVFS, name, unixFile, flags, outFlags)
-            guard code == SQLITE_OK else { return code }
+            guard code == SQLITE_OK else {
+                file.pointee.pMethods = nil  // SQLite calls no method of a file that failed to open
+                return code
+            }
             UnsafeMutableRawPointer(file).advanced(by: 8).storeBytes(
                 of: Unmanaged.passRetained(map).toOpaque(),
                 as: UnsafeMutableRawPointer.self

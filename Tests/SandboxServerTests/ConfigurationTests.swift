@@ -64,6 +64,7 @@ struct ConfigurationTests {
                 "environment ESANTE_SANDBOX_PORT: 'abc' is not a valid value for --port"
             ),
             (["ESANTE_SANDBOX_REJECT_MODE": "htp"], nil, "'htp' is not a valid value for --reject-mode"),
+            (["ESANTE_SANDBOX_PREBUILT": "copies"], nil, "'copies' is not a valid value for --prebuilt"),
             ([:], #"{"rejectMode": "htp"}"#, "'htp' is not a valid value for --reject-mode"),
             ([:], #"{"port": [1, 2]}"#, "port must be an integer"),
             ([:], "port = 1", "not a JSON object of settings"),
@@ -87,6 +88,17 @@ struct ConfigurationTests {
         let output = try await Self.sandbox(environment, arguments)
         #expect(output.status == 2)
         #expect(output.stderr.contains(message), "\(output.stderr)")
+    }
+
+    /// A journal body budget below 1 MiB would prune every row at once: refused at start, naming the flag.
+    @Test func aJournalBodyBudgetBelowOneMebibyteIsRefused() async throws {
+        let dir = try CommandLineTests.folder()
+        let output = try await Self.sandbox(
+            [:],
+            ["serve", "--data-dir", dir.path, "--port", "0", "--admin-port", "0", "--journal-max-bytes", "1000"]
+        )
+        #expect(output.status != 0)
+        #expect(output.stderr.contains("--journal-max-bytes must be at least 1048576"), "\(output.stderr)")
     }
 
     @Test func serveTakesItsSettingsFromTheEnvironment() async throws {
