@@ -44,8 +44,10 @@ public enum PageOverlay {
         }
     }
 
-    /// Makes the overlay database at `path` openable by SQLite in this process (idempotent): checks its base.
-    public static func attach(database path: String) throws {
+    /// Makes the database at `path`, when it is an overlay, openable by SQLite in this process (idempotent): checks
+    /// its base. A plain database file is left to SQLite.
+    public static func attachIfOverlay(database path: String) throws {
+        guard isOverlay(database: path) else { return }
         registerVFS
         let key = canonical(path)
         try registry.withLock { files in
@@ -72,7 +74,7 @@ public enum PageOverlay {
     nonisolated(unsafe) static var unixVFS: UnsafeMutablePointer<sqlite3_vfs>!
 
     /// Bytes before the `unix` file inside an overlay file's structure: SQLite's `sqlite3_file` header and the map.
-    static let headerSize = 16
+    static let headerSize = MemoryLayout<sqlite3_file>.stride + MemoryLayout<UnsafeMutableRawPointer>.stride
 
     private static let registerVFS: Void = {
         unixVFS = sqlite3_vfs_find(nil)
@@ -93,7 +95,7 @@ public enum PageOverlay {
                 file.pointee.pMethods = nil  // SQLite calls no method of a file that failed to open
                 return code
             }
-            UnsafeMutableRawPointer(file).advanced(by: 8).storeBytes(
+            PageOverlayFile.mapSlot(file).storeBytes(
                 of: Unmanaged.passRetained(map).toOpaque(),
                 as: UnsafeMutableRawPointer.self
             )
@@ -263,9 +265,17 @@ enum PageOverlayFile {
         UnsafeMutableRawPointer(file).advanced(by: PageOverlay.headerSize).assumingMemoryBound(to: sqlite3_file.self)
     }
 
+    /// Where the retained map's pointer lies: right after SQLite's `sqlite3_file` header.
+    static func mapSlot(_ file: UnsafeMutablePointer<sqlite3_file>) -> UnsafeMutableRawPointer {
+        UnsafeMutableRawPointer(file).advanced(by: MemoryLayout<sqlite3_file>.stride)
+    }
+
+    static func mapReference(_ file: UnsafeMutablePointer<sqlite3_file>?) -> Unmanaged<PageOverlayMap> {
+        Unmanaged<PageOverlayMap>.fromOpaque(mapSlot(file!).load(as: UnsafeMutableRawPointer.self))
+    }
+
     static func map(_ file: UnsafeMutablePointer<sqlite3_file>?) -> PageOverlayMap {
-        let pointer = UnsafeMutableRawPointer(file!).advanced(by: 8).load(as: UnsafeMutableRawPointer.self)
-        return Unmanaged<PageOverlayMap>.fromOpaque(pointer).takeUnretainedValue()
+        mapReference(file).takeUnretainedValue()
     }
 
     /// The `unix` file's methods, called on the `unix` file.
@@ -276,6 +286,14 @@ enum PageOverlayFile {
     ) {
         let inner = unixFile(file!)
         return (inner, inner.pointee.pMethods.pointee)
+    }
+
+    /// The map and the `unix` file with its methods: what the page I/O methods work with.
+    static func parts(
+        _ file: UnsafeMutablePointer<sqlite3_file>?
+    ) -> (map: PageOverlayMap, inner: UnsafeMutablePointer<sqlite3_file>, methods: sqlite3_io_methods) {
+        let (inner, methods) = unix(file)
+        return (map(file), inner, methods)
     }
 
     /// Calls `body` for each page `count` bytes at `offset` touch: the page, the offset in it, the bytes in it, and
@@ -306,8 +324,7 @@ enum PageOverlayFile {
         _ count: Int,
         _ offset: Int64
     ) -> Int32 {
-        let map = map(file)
-        let (inner, methods) = unix(file)
+        let (map, inner, methods) = parts(file)
         let size = map.size
         let available = Int(max(0, min(Int64(count), size - offset)))
         let code = forEachPage(offset, available, pageSize: map.pageSize) { page, within, length, done in
@@ -346,8 +363,7 @@ enum PageOverlayFile {
         _ count: Int,
         _ offset: Int64
     ) -> Int32 {
-        let map = map(file)
-        let (inner, methods) = unix(file)
+        let (map, inner, methods) = parts(file)
         let pageSize = map.pageSize
         let code = forEachPage(offset, count, pageSize: pageSize) { page, within, length, done in
             let target = Int64(page + 1) * Int64(pageSize)
@@ -379,8 +395,7 @@ enum PageOverlayFile {
         methods.pointee.xClose = { file in
             let (inner, unixMethods) = PageOverlayFile.unix(file)
             let code = unixMethods.xClose(inner)
-            let pointer = UnsafeMutableRawPointer(file!).advanced(by: 8).load(as: UnsafeMutableRawPointer.self)
-            Unmanaged<PageOverlayMap>.fromOpaque(pointer).release()
+            PageOverlayFile.mapReference(file).release()
             return code
         }
         methods.pointee.xRead = { file, buffer, count, offset in
@@ -390,8 +405,7 @@ enum PageOverlayFile {
             PageOverlayFile.write(file, buffer!, Int(count), offset)
         }
         methods.pointee.xTruncate = { file, size in
-            let map = PageOverlayFile.map(file)
-            let (inner, unixMethods) = PageOverlayFile.unix(file)
+            let (map, inner, unixMethods) = PageOverlayFile.parts(file)
             let pageSize = Int64(map.pageSize)
             let code = unixMethods.xTruncate(inner, size + pageSize)
             guard code == SQLITE_OK else { return code }

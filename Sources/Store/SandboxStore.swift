@@ -19,7 +19,7 @@ public final class SandboxStore: Sendable {
     ///
     /// A database made by ``install(prebuilt:at:mode:)`` as a page overlay (``PageOverlay``) is opened over its base.
     public static func open(path: String) throws -> SandboxStore {
-        if PageOverlay.isOverlay(database: path) { try PageOverlay.attach(database: path) }
+        try PageOverlay.attachIfOverlay(database: path)
         var configuration = Configuration()
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
@@ -35,7 +35,7 @@ public final class SandboxStore: Sendable {
     /// Opens the database file for reading only (page overlays included), not migrated: for inspecting a data
     /// folder, a running server's too (SQLite's WAL lets a reader in beside the writer).
     public static func openForReading(path: String) throws -> DatabaseQueue {
-        if PageOverlay.isOverlay(database: path) { try PageOverlay.attach(database: path) }
+        try PageOverlay.attachIfOverlay(database: path)
         var configuration = Configuration()
         configuration.readonly = true
         configuration.busyMode = .timeout(5)

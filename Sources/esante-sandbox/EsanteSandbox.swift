@@ -112,11 +112,16 @@ struct DataOptions: ParsableArguments {
 
     /// Opens the database of a data folder (which may be in use by a running server: SQLite WAL allows it).
     func openStore() throws -> SandboxStore {
+        try SandboxStore.open(path: try databasePath())
+    }
+
+    /// The data folder's database file, which must exist.
+    func databasePath() throws -> String {
         let path = dataDirectory.appendingPathComponent("sandbox.sqlite").path
         guard FileManager.default.fileExists(atPath: path) else {
             throw UsageFailure("no sandbox database at \(path): run 'esante-sandbox serve' once, or pass --data-dir")
         }
-        return try SandboxStore.open(path: path)
+        return path
     }
 }
 

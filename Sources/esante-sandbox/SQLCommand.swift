@@ -24,12 +24,7 @@ struct SQLCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let path = data.dataDirectory.appendingPathComponent("sandbox.sqlite").path
-            guard FileManager.default.fileExists(atPath: path) else {
-                throw UsageFailure(
-                    "no sandbox database at \(path): run 'esante-sandbox serve' once, or pass --data-dir"
-                )
-            }
+            let path = try data.databasePath()
             let database: DatabaseQueue
             do { database = try SandboxStore.openForReading(path: path) } catch {
                 throw UsageFailure("\(path): \(error)")
