@@ -46,6 +46,8 @@ public struct JournalEntry: Sendable, Codable, FetchableRecord, MutablePersistab
     public var responseBodyTruncated: Bool
     /// The response body named rather than copied: a version the store keeps (read back as `responseBody`).
     public var responseVersion: StoredVersion? = nil
+    /// The response body kept as the versions and bytes it is made of (read back as `responseBody`).
+    public var responsePage: JournalPage? = nil
 
     enum CodingKeys: String, CodingKey {
         case id, time, environment, service, method, path, query, status, decision, reason
@@ -107,7 +109,11 @@ public struct JournalEntry: Sendable, Codable, FetchableRecord, MutablePersistab
     }
 
     /// Values for ``Journal/insertSQL``, in its column order; a body kept in `journal_body` is given by its id.
-    func insertArguments(requestBody: JournalBodyReference, responseBody: JournalBodyReference) -> StatementArguments {
+    func insertArguments(
+        requestBody: JournalBodyReference,
+        responseBody: JournalBodyReference,
+        responsePage: Data?
+    ) -> StatementArguments {
         [
             Self.storedTime(time), environment, service, method, path, query, status, decision.rawValue, reason,
             subjectDN, issuerDN,
@@ -115,6 +121,7 @@ public struct JournalEntry: Sendable, Codable, FetchableRecord, MutablePersistab
             requestBodyTruncated,
             responseHeaders, responseBody.inline, responseBodyTruncated, requestBody.id, responseBody.id,
             responseVersion?.type, responseVersion?.id, responseVersion?.version, responseVersion?.lastUpdated,
+            responsePage,
         ]
     }
 
@@ -424,8 +431,33 @@ public final class Journal: Sendable {
         pending.withLockedValue { $0.recorded }
     }
 
-    /// Rows written per transaction by ``flush()``.
+    /// Rows written per transaction by ``flush()``, and body bytes after which a transaction takes no more rows.
     static let rowsPerTransaction = 8
+    static let bytesPerTransaction = 256 * 1024
+
+    /// The first rows of `rest` one transaction writes: up to ``rowsPerTransaction``, ending with the row that
+    /// brings their bodies to ``bytesPerTransaction`` (a search page of a megabyte is a transaction alone).
+    static func transactionRows(_ rest: ArraySlice<JournalEntry>) -> ArraySlice<JournalEntry> {
+        var bytes = 0
+        var end = rest.startIndex
+        while end < rest.endIndex, end - rest.startIndex < rowsPerTransaction, bytes < bytesPerTransaction {
+            bytes += (rest[end].requestBody?.count ?? 0) + (rest[end].responseBody?.count ?? 0)
+            end += 1
+        }
+        return rest[rest.startIndex..<end]
+    }
+
+    /// The SHA-256 that ``share(_:digest:stored:in:)`` would work out for a body (of the whole body, or of the tail
+    /// of a long one), or nil when it needs none: short, or one of the last bodies stored.
+    private func digest(_ body: Data?) -> Data? {
+        guard let body, body.count >= Self.sharedBodySize,
+            bodies.withLockedValue({ $0.bodies.id(of: body) }) == nil
+        else { return nil }
+        guard body.count >= Self.splitBodySize else { return Data(SHA256.hash(data: body)) }
+        let tail = body.dropFirst(Self.headSize)
+        guard bodies.withLockedValue({ $0.tails.id(of: tail) }) == nil else { return nil }
+        return Data(SHA256.hash(data: tail))
+    }
 
     /// Writes queued rows now, then prunes beyond `maxRows`. Safe to call from several places.
     public func flush() {
@@ -440,22 +472,31 @@ public final class Journal: Sendable {
             guard !batch.isEmpty else { return }
             var written = 0
             do {
-                // A few rows per transaction: the services' writes (a capacity PATCH commits on its connection's
-                // event loop) wait for one short transaction, not for the whole batch (~10 ms at 2 000 PATCH/s).
+                // Few rows and few bytes per transaction, their digests worked out before the writer is taken: the
+                // services' writes (a capacity PATCH commits on its connection's event loop, stalling the loop's other
+                // connections meanwhile) wait for one short transaction, not for a batch of search pages (eight
+                // national pages held the writer ~15 ms; figures in `docs/performance.md`).
                 var rest = batch[...]
                 while !rest.isEmpty {
-                    let rows = rest.prefix(Self.rowsPerTransaction)
+                    let rows = Self.transactionRows(rest)
                     rest = rest.dropFirst(rows.count)
+                    let digests = rows.map { (digest($0.requestBody), digest($0.responseBody)) }
                     try store.writer.write { db in
                         try loadLedgerOnce(db)
                         // One prepared statement for the batch: several times cheaper than Codable record inserts.
                         let insert = try db.cachedStatement(sql: Self.insertSQL)
-                        for entry in rows {
+                        for (entry, digest) in zip(rows, digests) {
                             var stored = 0
-                            let request = try share(entry.requestBody, stored: &stored, in: db)
-                            let response = try share(entry.responseBody, stored: &stored, in: db)
+                            let request = try share(entry.requestBody, digest: digest.0, stored: &stored, in: db)
+                            let response = try share(entry.responseBody, digest: digest.1, stored: &stored, in: db)
+                            let page = entry.responsePage?.encoded()
+                            stored += page?.count ?? 0
                             try insert.execute(
-                                arguments: entry.insertArguments(requestBody: request, responseBody: response)
+                                arguments: entry.insertArguments(
+                                    requestBody: request,
+                                    responseBody: response,
+                                    responsePage: page
+                                )
                             )
                             ledger.withLockedValue { $0.append(id: db.lastInsertedRowID, bytes: stored) }
                         }
@@ -504,7 +545,9 @@ public final class Journal: Sendable {
 
     /// A body as a row stores it: inline when short, else the id of its one `journal_body` copy; adds the bytes it
     /// stored to `stored`.
-    private func share(_ body: Data?, stored: inout Int, in db: Database) throws -> JournalBodyReference {
+    /// `digest`: its SHA-256 (or its tail's) when already worked out (``digest(_:)``).
+    private func share(_ body: Data?, digest: Data?, stored: inout Int, in db: Database) throws -> JournalBodyReference
+    {
         guard let body, body.count >= Self.sharedBodySize else {
             stored += body?.count ?? 0
             return JournalBodyReference(inline: body, id: nil)
@@ -515,7 +558,14 @@ public final class Journal: Sendable {
             return JournalBodyReference(inline: nil, id: id)
         }
         guard body.count >= Self.splitBodySize else {
-            guard let id = try store(body, hash: Data(SHA256.hash(data: body)), tail: nil, stored: &stored, in: db)
+            guard
+                let id = try store(
+                    body,
+                    hash: digest ?? Data(SHA256.hash(data: body)),
+                    tail: nil,
+                    stored: &stored,
+                    in: db
+                )
             else {
                 stored += body.count
                 return JournalBodyReference(inline: body, id: nil)
@@ -530,7 +580,13 @@ public final class Journal: Sendable {
         let tail = body.dropFirst(Self.headSize)
         var tailID = bodies.withLockedValue { $0.tails.id(of: tail) }
         if tailID == nil,
-            let id = try store(Data(tail), hash: Data(SHA256.hash(data: tail)), tail: nil, stored: &stored, in: db)
+            let id = try store(
+                Data(tail),
+                hash: digest ?? Data(SHA256.hash(data: tail)),
+                tail: nil,
+                stored: &stored,
+                in: db
+            )
         {
             tailID = id
             bodies.withLockedValue { $0.tails.remember(tail, id) }
@@ -562,6 +618,7 @@ public final class Journal: Sendable {
             sql: """
                 SELECT j.id,
                     COALESCE(length(j.request_body), 0) + COALESCE(length(j.response_body), 0)
+                    + COALESCE(length(j.response_page), 0)
                     + COALESCE((SELECT length(b.body) + COALESCE((SELECT length(t.body) FROM journal_body t
                         WHERE t.id = b.tail_id), 0) FROM journal_body b WHERE b.id = j.request_body_id), 0)
                     + COALESCE((SELECT length(b.body) + COALESCE((SELECT length(t.body) FROM journal_body t
@@ -659,8 +716,9 @@ public final class Journal: Sendable {
         INSERT INTO journal (time, environment, service, method, path, query, status, decision, reason, subject_dn,
         issuer_dn, serial_number, spki_sha256, duration_ms, remote_address, request_headers, request_body,
         request_body_truncated, response_headers, response_body, response_body_truncated, request_body_id, response_body_id,
-        response_resource_type, response_resource_id, response_resource_version, response_resource_updated)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        response_resource_type, response_resource_id, response_resource_version, response_resource_updated,
+        response_page)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """
 
     /// A shared body by its id: its bytes, then its tail's (SQLite's `||` keeps blob bytes as they are; the cast gives
@@ -678,7 +736,7 @@ public final class Journal: Sendable {
         j.request_body_truncated, j.response_headers,
         COALESCE(j.response_body, (\(sharedBody("j.response_body_id")))) AS response_body,
         j.response_body_truncated, j.response_resource_type, j.response_resource_id, j.response_resource_version,
-        j.response_resource_updated
+        j.response_resource_updated, j.response_page
         FROM journal j
         """
 
@@ -698,6 +756,10 @@ public final class Journal: Sendable {
                     version: version,
                     lastUpdated: row["response_resource_updated"]
                 )
+            } else if entry.responseBody == nil, let encoded: Data = row["response_page"],
+                let page = JournalPage(encoded: encoded)
+            {
+                entry.responseBody = try page.rebuild(&versions)
             }
             return entry
         }

@@ -19,9 +19,36 @@ public struct SearchExecutor: Sendable {
         self.visibility = visibility
     }
 
+    /// A page's bytes and what they are made of: the resources answered as stored, and the bytes between them (a
+    /// journal keeps the page as that recipe rather than the megabyte).
+    public struct Page: Sendable {
+        public enum Part: Sendable {
+            case bytes(Data)
+            /// Answered byte for byte as stored (not trimmed by the visibility filter, not subsetted).
+            case resource(StoredResource)
+        }
+
+        public private(set) var body = Data()
+        public private(set) var parts: [Part] = []
+
+        mutating func append(_ bytes: Data) {
+            body += bytes
+            if case .bytes(let last) = parts.last {
+                parts[parts.count - 1] = .bytes(last + bytes)
+            } else {
+                parts.append(.bytes(bytes))
+            }
+        }
+
+        mutating func append(_ resource: StoredResource) {
+            body += resource.json
+            parts.append(.resource(resource))
+        }
+    }
+
     /// First page of a new search. `baseURL` is the service base (`https://host/ws-diffusion-fhir`), `query` the
     /// request's query string (for the `self` link).
-    public func search(_ request: SearchRequest, baseURL: String, query: String) async throws -> Data {
+    public func search(_ request: SearchRequest, baseURL: String, query: String) async throws -> Page {
         let ids = try await repository.searchIDs(request)
         let summary = SearchSnapshots.SearchRequestSummary(
             includes: request.includes,
@@ -41,7 +68,7 @@ public struct SearchExecutor: Sendable {
     }
 
     /// A later page of a stored search; nil when the snapshot expired or never existed.
-    public func page(key: String, offset: Int, count: Int, baseURL: String) async throws -> Data? {
+    public func page(key: String, offset: Int, count: Int, baseURL: String) async throws -> Page? {
         guard let snapshot = snapshots.snapshot(key) else { return nil }
         let selfLink = Self.pageLink(baseURL: baseURL, key: key, offset: offset, count: count)
         return try await page(snapshot, key: key, offset: offset, count: count, baseURL: baseURL, selfLink: selfLink)
@@ -58,7 +85,7 @@ public struct SearchExecutor: Sendable {
         count: Int,
         baseURL: String,
         selfLink: String
-    ) async throws -> Data {
+    ) async throws -> Page {
         let pageIDs = Array(snapshot.ids.dropFirst(offset).prefix(count))
         var links = [("self", selfLink)]
         if let key {
@@ -74,13 +101,22 @@ public struct SearchExecutor: Sendable {
                 )
             }
         }
-        let matches = try await visibility(repository.resources(type: snapshot.type, ids: pageIDs))
+        var trimmed = Set<String>()
+        let matches = try await visible(repository.resources(type: snapshot.type, ids: pageIDs), trimmed: &trimmed)
         var seen = Set(matches.map { "\($0.type)/\($0.id)" })
         var included: [StoredResource] = []
-        try await addIncludes(snapshot.request, matches: matches, seen: &seen, into: &included)
+        try await addIncludes(snapshot.request, matches: matches, seen: &seen, trimmed: &trimmed, into: &included)
         var entries = matches.map { (baseURL, $0, "match", snapshot.request.elements) }
         entries += included.map { (baseURL, $0, "include", nil as [String]?) }
-        var entryData = entries.map { Self.entry(baseURL: $0.0, resource: $0.1, mode: $0.2, elements: $0.3) }
+        var entryData = entries.map {
+            Self.entry(
+                baseURL: $0.0,
+                resource: $0.1,
+                mode: $0.2,
+                elements: $0.3,
+                verbatim: !trimmed.contains("\($0.1.type)/\($0.1.id)")
+            )
+        }
         if !snapshot.request.ignored.isEmpty {
             let outcome = OperationOutcome(
                 severity: "warning",
@@ -90,7 +126,12 @@ public struct SearchExecutor: Sendable {
                 expression: snapshot.request.ignored
             )
             entryData.append(
-                Data("{\"resource\":".utf8) + outcome.jsonData() + Data(",\"search\":{\"mode\":\"outcome\"}}".utf8)
+                [
+                    .bytes(
+                        Data("{\"resource\":".utf8) + outcome.jsonData()
+                            + Data(",\"search\":{\"mode\":\"outcome\"}}".utf8)
+                    )
+                ]
             )
         }
         return Self.bundle(
@@ -105,6 +146,7 @@ public struct SearchExecutor: Sendable {
         _ request: SearchSnapshots.SearchRequestSummary,
         matches: [StoredResource],
         seen: inout Set<String>,
+        trimmed: inout Set<String>,
         into included: inout [StoredResource]
     ) async throws {
         var frontier = matches
@@ -129,7 +171,8 @@ public struct SearchExecutor: Sendable {
                     )
                     for (targetType, ids) in Dictionary(grouping: references, by: \.0) {
                         let fresh = ids.map(\.1).filter { !seen.contains("\(targetType)/\($0)") }
-                        for resource in try await visibility(repository.resources(type: targetType, ids: fresh)) {
+                        let read = try await repository.resources(type: targetType, ids: fresh)
+                        for resource in try await visible(read, trimmed: &trimmed) {
                             if seen.insert("\(resource.type)/\(resource.id)").inserted { found.append(resource) }
                         }
                     }
@@ -146,7 +189,8 @@ public struct SearchExecutor: Sendable {
                             ids: resources.map(\.id)
                         )
                         let fresh = ids.filter { !seen.contains("\(source)/\($0)") }
-                        for resource in try await visibility(repository.resources(type: source, ids: fresh)) {
+                        let read = try await repository.resources(type: source, ids: fresh)
+                        for resource in try await visible(read, trimmed: &trimmed) {
                             if seen.insert("\(resource.type)/\(resource.id)").inserted { found.append(resource) }
                         }
                     }
@@ -160,39 +204,66 @@ public struct SearchExecutor: Sendable {
         }
     }
 
-    // MARK: JSON assembly (resource bytes are spliced in, never re-encoded)
-
-    static func entry(baseURL: String, resource: StoredResource, mode: String, elements: [String]?) -> Data {
-        var json = resource.json
-        if let elements { json = Self.subset(json, elements: elements) }
-        var data = Data("{\"fullUrl\":".utf8)
-        data += Self.quoted("\(baseURL)/\(resource.type)/\(resource.id)")
-        data += Data(",\"resource\":".utf8)
-        data += json
-        data += Data(",\"search\":{\"mode\":\"\(mode)\"}}".utf8)
-        return data
+    /// Resources through the visibility filter; those it changed (an access profile's trimming) are added to
+    /// `trimmed`, by `type/id`: their bytes are not the stored version's.
+    private func visible(_ read: [StoredResource], trimmed: inout Set<String>) async throws -> [StoredResource] {
+        let shown = try await visibility(read)
+        let stored = Dictionary(read.map { ("\($0.type)/\($0.id)", $0.json) }, uniquingKeysWith: { first, _ in first })
+        for resource in shown where stored["\(resource.type)/\(resource.id)"] != resource.json {
+            trimmed.insert("\(resource.type)/\(resource.id)")
+        }
+        return shown
     }
 
-    public static func bundle(total: Int?, links: [(String, String)], entries: [Data]) -> Data {
-        var data = Data("{\"resourceType\":\"Bundle\",\"id\":\"\(UUID().uuidString.lowercased())\",".utf8)
-        data += Data("\"meta\":{\"lastUpdated\":\"\(FHIRInstant.string(Date()))\"},\"type\":\"searchset\",".utf8)
-        if let total { data += Data("\"total\":\(total),".utf8) }
-        data += Data("\"link\":[".utf8)
-        for (index, link) in links.enumerated() {
-            if index > 0 { data += Data(",".utf8) }
-            data += Data("{\"relation\":\"\(link.0)\",\"url\":".utf8) + quoted(link.1) + Data("}".utf8)
-        }
-        data += Data("]".utf8)
-        if !entries.isEmpty {
-            data += Data(",\"entry\":[".utf8)
-            for (index, entry) in entries.enumerated() {
-                if index > 0 { data += Data(",".utf8) }
-                data += entry
+    // MARK: JSON assembly (resource bytes are spliced in, never re-encoded)
+
+    /// An entry's parts: the resource as stored when `verbatim` and not subsetted by `_elements`, else its bytes.
+    static func entry(
+        baseURL: String,
+        resource: StoredResource,
+        mode: String,
+        elements: [String]?,
+        verbatim: Bool
+    ) -> [Page.Part] {
+        let head =
+            Data("{\"fullUrl\":".utf8) + Self.quoted("\(baseURL)/\(resource.type)/\(resource.id)")
+            + Data(",\"resource\":".utf8)
+        let json: Page.Part =
+            if let elements {
+                .bytes(Self.subset(resource.json, elements: elements))
+            } else {
+                verbatim ? .resource(resource) : .bytes(resource.json)
             }
-            data += Data("]".utf8)
+        return [.bytes(head), json, .bytes(Data(",\"search\":{\"mode\":\"\(mode)\"}}".utf8))]
+    }
+
+    public static func bundle(total: Int?, links: [(String, String)], entries: [[Page.Part]]) -> Page {
+        var page = Page()
+        var head = Data("{\"resourceType\":\"Bundle\",\"id\":\"\(UUID().uuidString.lowercased())\",".utf8)
+        head += Data("\"meta\":{\"lastUpdated\":\"\(FHIRInstant.string(Date()))\"},\"type\":\"searchset\",".utf8)
+        if let total { head += Data("\"total\":\(total),".utf8) }
+        head += Data("\"link\":[".utf8)
+        for (index, link) in links.enumerated() {
+            if index > 0 { head += Data(",".utf8) }
+            head += Data("{\"relation\":\"\(link.0)\",\"url\":".utf8) + quoted(link.1) + Data("}".utf8)
         }
-        data += Data("}".utf8)
-        return data
+        head += Data("]".utf8)
+        page.append(head)
+        if !entries.isEmpty {
+            page.append(Data(",\"entry\":[".utf8))
+            for (index, entry) in entries.enumerated() {
+                if index > 0 { page.append(Data(",".utf8)) }
+                for part in entry {
+                    switch part {
+                    case .bytes(let bytes): page.append(bytes)
+                    case .resource(let resource): page.append(resource)
+                    }
+                }
+            }
+            page.append(Data("]".utf8))
+        }
+        page.append(Data("}".utf8))
+        return page
     }
 
     static func quoted(_ text: String) -> Data {

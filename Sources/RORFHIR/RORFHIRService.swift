@@ -209,14 +209,14 @@ public final class RORFHIRService: Sendable {
             )
         }
         let query = items.map { "\(FormEncoding.encode($0.0))=\(FormEncoding.encode($0.1))" }.joined(separator: "&")
-        let bundle: Data
+        let page: SearchExecutor.Page
         do {
-            bundle = try await executor.search(search, baseURL: baseURL(request), query: query)
+            page = try await executor.search(search, baseURL: baseURL(request), query: query)
         } catch {
             guard let shape = SearchError.queryShape(error, items: items) else { throw error }
             throw FHIRError(.badRequest, code: "too-costly", shape.message, expression: [shape.parameter])
         }
-        return FHIRResponse.json(.ok, bundle)
+        return Self.answer(page)
     }
 
     func page(_ request: Request) async throws -> Response {
@@ -240,7 +240,7 @@ public final class RORFHIRService: Sendable {
                 expression: ["_getpagesoffset"]
             )
         }
-        guard let bundle = try await executor.page(key: key, offset: offset, count: count, baseURL: baseURL(request))
+        guard let page = try await executor.page(key: key, offset: offset, count: count, baseURL: baseURL(request))
         else {
             throw FHIRError(
                 .gone,
@@ -249,7 +249,32 @@ public final class RORFHIRService: Sendable {
                 expression: ["_getpages"]
             )
         }
-        return FHIRResponse.json(.ok, bundle)
+        return Self.answer(page)
+    }
+
+    /// A searchset page answered, the journal told what it is made of (it keeps the resources' versions, not a copy).
+    static func answer(_ page: SearchExecutor.Page) -> Response {
+        JournalNotes.answering(
+            page.body,
+            madeAs: JournalPage(
+                parts: page.parts.map { part in
+                    switch part {
+                    case .bytes(let bytes): .bytes(bytes)
+                    case .resource(let resource):
+                        .version(
+                            StoredVersion(
+                                type: resource.type,
+                                id: resource.id,
+                                version: resource.version,
+                                lastUpdated: resource.lastUpdated
+                            )
+                        )
+                    }
+                },
+                length: page.body.count
+            )
+        )
+        return FHIRResponse.json(.ok, page.body)
     }
 
     /// The base URL clients used (host header), so links work through port mappings.

@@ -34,6 +34,7 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
 
         var requestBytes: [UInt8] = []
         var response: Response
+        let notes = JournalNotes()
         // The realm's discovery, JWKS and summary are public in Keycloak: any verified certificate may read them.
         var decision = decide(
             service: RORTokenService.publicMetadataPaths.contains(path) ? nil : service,
@@ -88,7 +89,9 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
             } else if decision.allowed {
                 context.access = decision
                 do {
-                    response = try await inner.respond(to: request, context: context)
+                    response = try await JournalNotes.$current.withValue(notes) {
+                        try await inner.respond(to: request, context: context)
+                    }
                     if response.status == .notFound, response.headers[.contentType] == nil {
                         // The router's bare 404 (no route): answer in the service's own form.
                         response = ServiceErrors.response(
@@ -129,6 +132,7 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
             service: service,
             decision: decision,
             context: context,
+            notes: notes,
             started: started
         )
     }
@@ -191,7 +195,7 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
         return AccessDecision(allowed: true, reason: "chain-verified", message: "chain verified", entry: nil)
     }
 
-    /// Bodies up to this length are gathered before they are written (see ``journaled(_:request:requestBytes:service:decision:context:started:)``).
+    /// Bodies up to this length are gathered before they are written (see ``journaled(_:request:requestBytes:service:decision:context:notes:started:)``).
     static var gatheredBodyLimit: Int { 16 << 20 }
 
     /// Journals the exchange with its response body (up to the limit).
@@ -207,6 +211,7 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
         service: SandboxService?,
         decision: AccessDecision,
         context: Context,
+        notes: JournalNotes,
         started: ContinuousClock.Instant
     ) async -> Response {
         var response = response
@@ -224,6 +229,13 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
         if let length = original.contentLength, length <= Self.gatheredBodyLimit {
             let (body, bytes) = await GatheredBody.gather(original)
             response.body = body
+            if var page = notes.page(of: bytes.readableBytesView) {
+                // Made of stored versions (a search page): kept as them, up to the same limit.
+                page.length = min(page.length, journalBodyLimit)
+                entry.responsePage = page
+                Self.record(entry, body: (nil, bytes.readableBytes > journalBodyLimit), started: started, in: journal)
+                return response
+            }
             Self.record(
                 entry,
                 body: JournalEntry.clip(bytes.readableBytesView, limit: journalBodyLimit),

@@ -1,8 +1,9 @@
-import FHIRCore
 import Foundation
 import GRDB
 import Store
 import Testing
+
+@testable import FHIRCore
 
 /// The search cache under writes: a write forgets only the cached searches it can change — those reading a
 /// parameter whose rows it changed, or any resource of a type in which it created one. Seen from outside by rows
@@ -119,5 +120,73 @@ struct SearchCacheTests {
         )
         #expect(sorted.maintainedChains == nil)
         #expect(try await repository.searchIDs(sorted) == ["h1"], "read afresh: h2 has no location row any more")
+    }
+
+    /// The update's merge of a search's kept ids with its re-checked candidates equals the sorted recomputation,
+    /// whatever the candidates' places (first, last, absent, present, matched or not), over many drawn cases.
+    @Test func theMergeOfCheckedCandidatesEqualsARecomputation() {
+        var generator = SystemRandomNumberGenerator()
+        let universe = (0..<60).map { "r-\(String($0, radix: 7))" } + ["A", "Z", "a", "z", "r-", "r-0-1"]
+        for _ in 0..<2_000 {
+            let ids = universe.filter { _ in Bool.random(using: &generator) }.sorted {
+                $0.utf8.lexicographicallyPrecedes($1.utf8)
+            }
+            let candidates = Set(universe.filter { _ in Int.random(in: 0..<8, using: &generator) == 0 })
+            let matched = candidates.filter { _ in Bool.random(using: &generator) }
+            let expected = Set(ids).subtracting(candidates).union(matched).sorted {
+                $0.utf8.lexicographicallyPrecedes($1.utf8)
+            }
+            #expect(ResourceRepository.IDQuery.merge(ids, candidates: candidates, matched: matched) == expected)
+        }
+    }
+
+    /// A `_lastUpdated` range is kept under writes and each write re-checked alone: a Location written into the
+    /// range joins it in id order, one written out of it leaves (as a fresh query over the table says).
+    @Test func aLastUpdatedRangeFollowsTheWrites() async throws {
+        let store = try SandboxStore.inMemory()
+        let repository = ResourceRepository(store: store, registry: S.registry)
+        let seeded = (1...5).map {
+            JSONObject(
+                any: S.location(
+                    "l\($0)",
+                    system: "sys",
+                    value: "L\($0)",
+                    name: "N",
+                    nb: 1,
+                    date: "2024-03-05",
+                    org: "o1"
+                )
+            )!
+        }
+        try await store.write { db in
+            for resource in seeded { _ = try repository.save(resource, in: db) }
+        }
+        let request = try SearchRequest(
+            type: "Location",
+            items: [("_lastUpdated", "ge2000-01-01")],
+            registry: S.registry
+        )
+        #expect(request.maintainedChains == [:])
+        #expect(try await repository.searchIDs(request) == ["l1", "l2", "l3", "l4", "l5"])
+        // l3 moved out of the range behind the cache (its row's dates), then written again as a PATCH writes.
+        try await store.writer.write { db in
+            try db.execute(sql: "UPDATE fhir_index SET low = 0, high = 0 WHERE id = 'l3' AND param = '_lastUpdated'")
+        }
+        let renamed = try repository.prepare(seeded[1], version: 2, partial: .init(elements: ["name"]))
+        try await store.write { db in try repository.write(renamed, in: db) }
+        #expect(try await repository.searchIDs(request) == ["l1", "l2", "l3", "l4", "l5"], "l2 re-checked, l3 not")
+        // l4 written with a date before the range leaves it; l3 written now comes back (its row is rewritten).
+        let l4 = try repository.prepare(
+            seeded[3],
+            version: 2,
+            lastUpdated: Date(timeIntervalSince1970: 900_000_000),
+            partial: .init(elements: ["name"])
+        )
+        let l3 = try repository.prepare(seeded[2], version: 2, partial: .init(elements: ["name"]))
+        try await store.write { db in
+            try repository.write(l4, in: db)
+            try repository.write(l3, in: db)
+        }
+        #expect(try await repository.searchIDs(request) == ["l1", "l2", "l3", "l5"])
     }
 }

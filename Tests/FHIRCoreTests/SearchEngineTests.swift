@@ -114,7 +114,7 @@ struct SearchEngineTests {
             return (parts[0], parts.count > 1 ? parts[1] : "")
         }
         let request = try SearchRequest(type: type, items: items, registry: registry)
-        let data = try await executor.search(request, baseURL: "https://x/base", query: query)
+        let data = try await executor.search(request, baseURL: "https://x/base", query: query).body
         return try parse(data)
     }
 
@@ -241,7 +241,7 @@ struct SearchEngineTests {
         }
         let components = URLComponents(string: next)!
         let key = components.queryItems!.first { $0.name == "_getpages" }!.value!
-        let data = try #require(try await executor.page(key: key, offset: 2, count: 2, baseURL: "https://x/base"))
+        let data = try #require(try await executor.page(key: key, offset: 2, count: 2, baseURL: "https://x/base")).body
         let second = try Self.parse(data)
         #expect(second.matches == ["l3"])
         #expect(second.links["next"] == nil)
@@ -336,7 +336,7 @@ struct SearchEngineTests {
             items: [("_id", "l1"), ("_elements", "name")],
             registry: SearchEngineTests.registry
         )
-        let data = try await executor.search(request, baseURL: "https://x", query: "")
+        let data = try await executor.search(request, baseURL: "https://x", query: "").body
         let bundle = try JSONSerialization.jsonObject(with: data) as! [String: Any]
         let resource = ((bundle["entry"] as! [[String: Any]])[0]["resource"]) as! [String: Any]
         #expect(Set(resource.keys) == ["resourceType", "id", "meta", "name"])

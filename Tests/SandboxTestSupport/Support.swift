@@ -370,6 +370,8 @@ enum RawTLS {
 
 extension TestClient.Response {
     var text: String { body.map { String(buffer: $0) } ?? "" }
+    /// The body's bytes as received.
+    var data: Data { body.map { Data($0.readableBytesView) } ?? Data() }
 
     func json() throws -> [String: Any] {
         try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] ?? [:]

@@ -47,4 +47,11 @@ extension SandboxMigrations {
         )
         try db.execute(sql: "CREATE INDEX journal_body_tail ON journal_body (tail_id) WHERE tail_id IS NOT NULL")
     }
+
+    /// `v19-journal-response-pages`.
+    static func v19JournalResponsePages(_ db: Database) throws {
+        // A response body made of stored versions and the bytes between them (a search page) is kept as that recipe
+        // (`JournalPage`), not copied: a national page is a megabyte, and under a live feed no two are alike.
+        try db.alter(table: "journal") { t in t.add(column: "response_page", .blob) }
+    }
 }

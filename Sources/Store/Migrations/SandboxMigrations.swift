@@ -24,6 +24,7 @@ enum SandboxMigrations {
         ("v16-dmp-signatures", v16DmpSignatures),
         ("v17-recette", v17Recette),
         ("v18-ror-revoked-tokens", v18RorRevokedTokens),
+        ("v19-journal-response-pages", v19JournalResponsePages),
     ]
 
     static var migrator: DatabaseMigrator {
