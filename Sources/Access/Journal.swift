@@ -68,7 +68,20 @@ public struct JournalEntry: Sendable, Codable, FetchableRecord, MutablePersistab
     /// The row without its bodies, marked truncated (what the journal keeps of a call while its writer is behind).
     mutating func dropBodies() {
         if requestBody != nil { (requestBody, requestBodyTruncated) = (nil, true) }
-        if responseBody != nil { (responseBody, responseBodyTruncated) = (nil, true) }
+        if responseBody != nil || responsePage != nil {
+            (responseBody, responsePage, responseBodyTruncated) = (nil, nil, true)
+        }
+    }
+
+    /// Bytes of bodies this row holds in memory until it is written (a page's recipe counted as its parts).
+    var queuedBodyBytes: Int {
+        (requestBody?.count ?? 0) + (responseBody?.count ?? 0)
+            + (responsePage?.parts.reduce(0) {
+                switch $1 {
+                case .bytes(let bytes): $0 + bytes.count
+                case .version: $0 + 64
+                }
+            } ?? 0)
     }
 
     public mutating func didInsert(_ inserted: InsertionSuccess) {
@@ -409,7 +422,7 @@ public final class Journal: Sendable {
     public func record(_ entry: JournalEntry) {
         observer?(entry)
         var entry = entry
-        let bytes = (entry.requestBody?.count ?? 0) + (entry.responseBody?.count ?? 0)
+        let bytes = entry.queuedBodyBytes
         pending.withLockedValue {
             if $0.bodyBytes + bytes > Self.maxQueuedBodyBytes {
                 entry.dropBodies()
