@@ -498,10 +498,15 @@ public final class Journal: Sendable {
                         try loadLedgerOnce(db)
                         // One prepared statement for the batch: several times cheaper than Codable record inserts.
                         let insert = try db.cachedStatement(sql: Self.insertSQL)
-                        for (entry, digest) in zip(rows, digests) {
+                        for (entry, (requestDigest, responseDigest)) in zip(rows, digests) {
                             var stored = 0
-                            let request = try share(entry.requestBody, digest: digest.0, stored: &stored, in: db)
-                            let response = try share(entry.responseBody, digest: digest.1, stored: &stored, in: db)
+                            let request = try share(entry.requestBody, digest: requestDigest, stored: &stored, in: db)
+                            let response = try share(
+                                entry.responseBody,
+                                digest: responseDigest,
+                                stored: &stored,
+                                in: db
+                            )
                             let page = entry.responsePage?.encoded()
                             stored += page?.count ?? 0
                             try insert.execute(
