@@ -674,6 +674,7 @@ public final class ResourceRepository: Sendable {
             pending: [String: Set<String>],
             type: String,
             chains: [String: Set<String>],
+            candidateLimit: Int = Self.candidateLimit,
             _ db: Database
         ) throws -> [String] {
             var candidates = pending[type] ?? []
@@ -688,7 +689,7 @@ public final class ResourceRepository: Sendable {
             }
             guard !candidates.isEmpty else { return ids }
             // Past this many, the whole query costs less than checking each (and stays within SQLite's variables).
-            guard candidates.count <= Self.candidateLimit else { return try run(db, cached: false) }
+            guard candidates.count <= candidateLimit else { return try run(db, cached: false) }
             // The candidates drive and every condition is checked per candidate through the index on resource ids:
             // the search's own first condition as a list would be built in full again (40 000 ids for a
             // `_lastUpdated` range, ~8 ms) for the handful of resources a write touched.

@@ -189,4 +189,38 @@ struct SearchCacheTests {
         }
         #expect(try await repository.searchIDs(request) == ["l1", "l2", "l3", "l5"])
     }
+
+    /// Past the candidate limit the whole query runs instead of the re-check: the same ids either way.
+    @Test func manyCandidatesRunTheWholeQuery() async throws {
+        let store = try SandboxStore.inMemory()
+        let repository = ResourceRepository(store: store, registry: S.registry)
+        let seeded = (1...6).map {
+            JSONObject(
+                any: S.location(
+                    "l\($0)",
+                    system: "sys",
+                    value: "L\($0)",
+                    name: $0 % 2 == 0 ? "Nord" : "Sud",
+                    nb: 1,
+                    date: "2024-03-05",
+                    org: "o1"
+                )
+            )!
+        }
+        try await store.write { db in
+            for resource in seeded { _ = try repository.save(resource, in: db) }
+        }
+        let query = try ResourceRepository.IDQuery(
+            SearchRequest(type: "Location", items: [("name", "Nord")], registry: S.registry)
+        )
+        // A stale cached result (l1 wrongly in, l4 missing) and three candidates: l1, l4 and l5.
+        let stale = ["l1", "l2", "l6"]
+        let pending = ["Location": Set(["l1", "l4", "l5"])]
+        for limit in [1, 3] {
+            let ids = try await store.writer.read { db in
+                try query.update(stale, pending: pending, type: "Location", chains: [:], candidateLimit: limit, db)
+            }
+            #expect(ids == ["l2", "l4", "l6"], "limit \(limit)")
+        }
+    }
 }
