@@ -140,18 +140,22 @@ struct SearchCacheTests {
         }
     }
 
-    /// A `_lastUpdated` range is kept under writes and each write re-checked alone: a Location written into the
-    /// range joins it in id order, one written out of it leaves (as a fresh query over the table says).
-    @Test func aLastUpdatedRangeFollowsTheWrites() async throws {
+    /// Locations l1…l`count`, named by `name`, saved in a new in-memory store.
+    static func places(
+        _ count: Int,
+        name: (Int) -> String
+    ) async throws -> (
+        SandboxStore, ResourceRepository, [JSONObject]
+    ) {
         let store = try SandboxStore.inMemory()
         let repository = ResourceRepository(store: store, registry: S.registry)
-        let seeded = (1...5).map {
+        let seeded = (1...count).map {
             JSONObject(
                 any: S.location(
                     "l\($0)",
                     system: "sys",
                     value: "L\($0)",
-                    name: "N",
+                    name: name($0),
                     nb: 1,
                     date: "2024-03-05",
                     org: "o1"
@@ -161,6 +165,13 @@ struct SearchCacheTests {
         try await store.write { db in
             for resource in seeded { _ = try repository.save(resource, in: db) }
         }
+        return (store, repository, seeded)
+    }
+
+    /// A `_lastUpdated` range is kept under writes and each write re-checked alone: a Location written into the
+    /// range joins it in id order, one written out of it leaves (as a fresh query over the table says).
+    @Test func aLastUpdatedRangeFollowsTheWrites() async throws {
+        let (store, repository, seeded) = try await Self.places(5) { _ in "N" }
         let request = try SearchRequest(
             type: "Location",
             items: [("_lastUpdated", "ge2000-01-01")],
@@ -192,24 +203,7 @@ struct SearchCacheTests {
 
     /// Past the candidate limit the whole query runs instead of the re-check: the same ids either way.
     @Test func manyCandidatesRunTheWholeQuery() async throws {
-        let store = try SandboxStore.inMemory()
-        let repository = ResourceRepository(store: store, registry: S.registry)
-        let seeded = (1...6).map {
-            JSONObject(
-                any: S.location(
-                    "l\($0)",
-                    system: "sys",
-                    value: "L\($0)",
-                    name: $0 % 2 == 0 ? "Nord" : "Sud",
-                    nb: 1,
-                    date: "2024-03-05",
-                    org: "o1"
-                )
-            )!
-        }
-        try await store.write { db in
-            for resource in seeded { _ = try repository.save(resource, in: db) }
-        }
+        let (store, repository, _) = try await Self.places(6) { $0 % 2 == 0 ? "Nord" : "Sud" }
         let query = try ResourceRepository.IDQuery(
             SearchRequest(type: "Location", items: [("name", "Nord")], registry: S.registry)
         )
