@@ -73,7 +73,8 @@ public struct JournalEntry: Sendable, Codable, FetchableRecord, MutablePersistab
         }
     }
 
-    /// Bytes of bodies this row holds in memory until it is written (a page's recipe counted as its parts).
+    /// Bytes of bodies this row holds until it is written (a page's recipe counted as its parts): what the queue's
+    /// and a transaction's bounds count.
     var queuedBodyBytes: Int {
         (requestBody?.count ?? 0) + (responseBody?.count ?? 0)
             + (responsePage?.parts.reduce(0) {
@@ -454,7 +455,7 @@ public final class Journal: Sendable {
         var bytes = 0
         var end = rest.startIndex
         while end < rest.endIndex, end - rest.startIndex < rowsPerTransaction, bytes < bytesPerTransaction {
-            bytes += (rest[end].requestBody?.count ?? 0) + (rest[end].responseBody?.count ?? 0)
+            bytes += rest[end].queuedBodyBytes
             end += 1
         }
         return rest[rest.startIndex..<end]

@@ -170,15 +170,7 @@ public struct RORCapacityFeed: Sendable {
                 )
             else { return nil }
             let (head, json) = Self.answer(stored, previous: base.version)
-            return (
-                head, json,
-                StoredVersion(
-                    type: stored.type,
-                    id: stored.id,
-                    version: stored.version,
-                    lastUpdated: stored.lastUpdated
-                )
-            )
+            return (head, json, StoredVersion(stored))
         } catch {
             return nil
         }

@@ -260,15 +260,7 @@ public final class RORFHIRService: Sendable {
                 parts: page.parts.map { part in
                     switch part {
                     case .bytes(let bytes): .bytes(bytes)
-                    case .resource(let resource):
-                        .version(
-                            StoredVersion(
-                                type: resource.type,
-                                id: resource.id,
-                                version: resource.version,
-                                lastUpdated: resource.lastUpdated
-                            )
-                        )
+                    case .resource(let resource): .version(StoredVersion(resource))
                     }
                 },
                 length: page.body.count
@@ -455,5 +447,12 @@ enum RORConsumerHeaders {
     /// The caller's access profile: the whitelist entry's, else the token's.
     static func profile(_ token: RORAccessToken, _ entry: WhitelistEntry) -> Int? {
         entry.accessProfile ?? token.profil
+    }
+}
+
+extension StoredVersion {
+    /// The version the journal names for a stored resource answered as it is stored.
+    init(_ resource: StoredResource) {
+        self.init(type: resource.type, id: resource.id, version: resource.version, lastUpdated: resource.lastUpdated)
     }
 }

@@ -229,19 +229,16 @@ struct AccessResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context 
         if let length = original.contentLength, length <= Self.gatheredBodyLimit {
             let (body, bytes) = await GatheredBody.gather(original)
             response.body = body
+            let kept: (Data?, Bool)
             if var page = notes.page(of: bytes.readableBytesView) {
                 // Made of stored versions (a search page): kept as them, up to the same limit.
                 page.length = min(page.length, journalBodyLimit)
                 entry.responsePage = page
-                Self.record(entry, body: (nil, bytes.readableBytes > journalBodyLimit), started: started, in: journal)
-                return response
+                kept = (nil, bytes.readableBytes > journalBodyLimit)
+            } else {
+                kept = JournalEntry.clip(bytes.readableBytesView, limit: journalBodyLimit)
             }
-            Self.record(
-                entry,
-                body: JournalEntry.clip(bytes.readableBytesView, limit: journalBodyLimit),
-                started: started,
-                in: journal
-            )
+            Self.record(entry, body: kept, started: started, in: journal)
             return response
         }
         let captured = CapturedBody(limit: journalBodyLimit)
